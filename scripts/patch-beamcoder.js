@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+'use strict';
+/*
+ * Applies cuemux's patch to beamcoder 0.7.1's native source and rebuilds it (runs at `npm ci` as postinstall).
+ *
+ * Why a patch and not a JavaScript work-around (see FIELD-NOTES):
+ *  - packet.cc getPacketData wraps the whole AVBufferRef instead of [packet->data, packet->data + size): wrong
+ *    bytes for MKV (payload 4 bytes in) and MPEG-TS (buffer longer than the packet). Fixed at the root.
+ *  - demux.cc gains readBatch(): many av_read_frame calls in one thread-pool job (native/beamcoder/cuemux_batch.cc).
+ *  - DEBUG printf()s go to stderr so that stdout stays clean for `cuemux index dump`/--json.
+ * Idempotent: a marker records the patch's hash; a matching marker plus a built addon means nothing to do.
+ */
+const fs = require('node:fs');
+const path = require('node:path');
+const crypto = require('node:crypto');
+const { spawnSync } = require('node:child_process');
+
+const root = path.resolve(__dirname, '..');
+const bc = path.join(root, 'node_modules', 'beamcoder');
+const addonSrc = path.join(root, 'native', 'beamcoder', 'cuemux_batch.cc');
+const marker = path.join(bc, '.cuemux-patch');
+const built = path.join(bc, 'build', 'Release', 'beamcoder.node');
+
+function log(msg) { process.stderr.write(`[cuemux patch-beamcoder] ${msg}\n`); }
+function die(msg) { log(`ERROR: ${msg}`); process.exit(1); }
+
+if (!fs.existsSync(path.join(bc, 'package.json'))) die(`beamcoder is not installed at ${bc}: run npm ci first.`);
+const version = JSON.parse(fs.readFileSync(path.join(bc, 'package.json'), 'utf8')).version;
+if (version !== '0.7.1') die(`this patch is written for beamcoder 0.7.1, found ${version}.`);
+
+const addon = fs.readFileSync(addonSrc, 'utf8');
+const patchHash = crypto.createHash('sha256').update(fs.readFileSync(__filename)).update(addon).digest('hex');
+if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === patchHash && fs.existsSync(built)) {
+  log('beamcoder already patched and built.');
+  process.exit(0);
+}
+
+/** Replace exactly one occurrence of `from` (or find `to` already there). */
+function edit(file, from, to) {
+  const p = path.join(bc, file);
+  // beamcoder's sources have CRLF line ends: compare and write with LF.
+  const text = fs.readFileSync(p, 'utf8').replace(/\r\n/g, '\n');
+  if (text.includes(to)) return;
+  const at = text.indexOf(from);
+  if (at < 0 || text.indexOf(from, at + 1) >= 0) die(`${file}: expected exactly one "${from.slice(0, 60)}".`);
+  fs.writeFileSync(p, text.replace(from, to));
+}
+
+fs.writeFileSync(path.join(bc, 'src', 'cuemux_batch.cc'), addon);
+edit('binding.gyp', '"src/codec.cc", "src/hwcontext.cc" ]', '"src/codec.cc", "src/hwcontext.cc", "src/cuemux_batch.cc" ]');
+edit('src/packet.cc',
+  `    hintRef = av_buffer_ref(p->packet->buf);
+    status = napi_create_external_buffer(env, hintRef->size, hintRef->data,`,
+  `    hintRef = av_buffer_ref(p->packet->buf);
+    // cuemux: exactly this packet's bytes, not the whole underlying buffer.
+    status = napi_create_external_buffer(env, p->packet->size, p->packet->data,`);
+edit('src/demux.cc', '#include "demux.h"\n', '#include "demux.h"\nnapi_value cuemuxReadBatch(napi_env env, napi_callback_info info);\n');
+edit('src/demux.cc',
+  `  c->status = napi_set_named_property(env, result, "forceClose", prop);
+  REJECT_STATUS;
+`,
+  `  c->status = napi_set_named_property(env, result, "forceClose", prop);
+  REJECT_STATUS;
+
+  c->status = napi_create_function(env, "readBatch", NAPI_AUTO_LENGTH, cuemuxReadBatch,
+    nullptr, &prop);
+  REJECT_STATUS;
+  c->status = napi_set_named_property(env, result, "readBatch", prop);
+  REJECT_STATUS;
+`);
+for (const f of fs.readdirSync(path.join(bc, 'src')).filter((n) => n.endsWith('.cc'))) {
+  const p = path.join(bc, 'src', f);
+  const text = fs.readFileSync(p, 'utf8');
+  const fixed = text.replace(/(^|[^f])printf\("DEBUG/g, '$1fprintf(stderr, "DEBUG');
+  if (fixed !== text) fs.writeFileSync(p, fixed);
+}
+
+const candidates = [
+  process.env.npm_config_node_gyp,
+  path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+].filter(Boolean);
+const nodeGyp = candidates.find((c) => fs.existsSync(c));
+if (!nodeGyp) die(`node-gyp not found (looked in ${candidates.join(', ')}).`);
+log('rebuilding beamcoder with the cuemux patch (about a minute)...');
+const jobs = String(Math.max(1, require('node:os').availableParallelism?.() ?? 2));
+// Build against Node's own headers: nothing may be downloaded at install time.
+const prefix = path.resolve(path.dirname(process.execPath), '..');
+const nodedir = process.env.npm_config_nodedir
+  || (fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? prefix : undefined);
+const gypArgs = [nodeGyp, 'rebuild', '-j', jobs, ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
+const r = spawnSync(process.execPath, gypArgs, { cwd: bc, stdio: ['ignore', 'inherit', 'inherit'] });
+if (r.status !== 0) die('node-gyp rebuild failed: are the FFmpeg -dev packages installed? (scripts/setup.sh installs them)');
+fs.writeFileSync(marker, patchHash);
+log('done.');

@@ -1,0 +1,375 @@
+/**
+ * `cuemux index build|check|info|dump`: the technician's tools around the index store.
+ */
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CuemuxError, fromSystemError, isCuemuxError } from '../common/errors';
+import { ticksToSeconds } from '../common/rational';
+import { openDemuxer } from '../ffmpeg/beamcoder-adapter';
+import { checkIndex, openIndex, type IndexState } from '../index-store/open-index';
+import { defaultCacheDir, isIndexArtifact } from '../index-store/index-location';
+import type { MediaIndex } from '../index-store/media-index';
+import { ExitCode, combineExitCodes, exitCodeFor, type ExitCodeValue } from './exit-codes';
+import { ProgressBar } from './progress';
+import type { CliIo } from './cli-io';
+
+/** Usage text of `cuemux index`. */
+export const INDEX_USAGE = `Usage: cuemux index <command> [options]
+
+Commands:
+  build <paths...>   Index media files; folders are searched recursively and media is recognised by probing.
+      --jobs N           files indexed at once (default: ${Math.min(4, os.availableParallelism())})
+      --force            rebuild even when a fresh index exists
+      --cache-dir DIR    index folder for media in read-only folders (default $CUEMUX_CACHE_DIR or ${defaultCacheDir()})
+      --lock-timeout S   seconds to wait for another process building the same index (default 300)
+      --json             print one JSON report on stdout instead of lines
+  check <paths...>   Exit 0 when every media file has a fresh index; else the worst of 3 stale, 4 missing, 5 corrupt.
+      --cache-dir DIR, --json
+  info <media>       Streams, packet and keyframe counts, duration, longest GOP, index path and size.
+      --cache-dir DIR, --json
+  dump <media>       One line per packet in file order: stream, pts, dts, duration, pos, size, key
+      --stream N         only stream N
+      --format F         jsonl (default) or csv
+      --cache-dir DIR
+
+Exit codes: 0 ok, 1 failures of different kinds, 2 usage, 3 stale, 4 missing, 5 corrupt, 6 not media,
+            7 truncated/damaged media (readable part indexed), 8 path not found, 9 permission denied, 10 lock timeout.
+`;
+
+interface Input {
+  file: string;
+  /** Found by walking a folder (then non-media files are skipped, not failures). */
+  fromDir: boolean;
+}
+
+interface Failure {
+  path: string;
+  error: unknown;
+}
+
+/** Expand files and folders (recursively, sorted, hidden entries and index files skipped). */
+async function collect(paths: string[]): Promise<{ inputs: Input[]; failures: Failure[] }> {
+  const inputs: Input[] = [];
+  const failures: Failure[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await fsp.readdir(dir, { withFileTypes: true });
+    } catch (e) {
+      failures.push({ path: dir, error: fromSystemError(e, dir, 'read folder') });
+      return;
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const d of entries) {
+      if (d.name.startsWith('.')) continue;
+      const p = path.join(dir, d.name);
+      if (d.isDirectory()) await walk(p);
+      else if (d.isFile() && !isIndexArtifact(p)) inputs.push({ file: p, fromDir: true });
+    }
+  };
+  for (const raw of paths) {
+    const p = path.resolve(raw);
+    try {
+      const st = await fsp.stat(p);
+      if (st.isDirectory()) await walk(p);
+      else inputs.push({ file: p, fromDir: false });
+    } catch (e) {
+      failures.push({ path: p, error: fromSystemError(e, p, 'open') });
+    }
+  }
+  return { inputs, failures };
+}
+
+function errorJson(e: unknown): { code: string; message: string } {
+  return isCuemuxError(e) ? { code: e.code, message: e.message } : { code: 'INTERNAL', message: String(e) };
+}
+
+function usage(message: string): CuemuxError {
+  return new CuemuxError('INVALID_ARGUMENT', `${message}\n\n${INDEX_USAGE}`);
+}
+
+function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>): ReturnType<typeof parseArgs> {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw usage((e as Error).message);
+  }
+}
+
+/** Run `cuemux index <args>`; returns the exit code. */
+export async function runIndexCommand(io: CliIo, args: string[]): Promise<ExitCodeValue> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case 'build': return build(io, rest);
+    case 'check': return check(io, rest);
+    case 'info': return info(io, rest);
+    case 'dump': return dump(io, rest);
+    case undefined: case '-h': case '--help': case 'help':
+      io.out(INDEX_USAGE);
+      return sub === undefined ? ExitCode.USAGE : ExitCode.OK;
+    default:
+      throw usage(`unknown index command "${sub}"`);
+  }
+}
+
+function positiveInt(v: unknown, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw usage(`${name} needs a whole number >= 1, got "${String(v)}"`);
+  return n;
+}
+
+type FileResult = {
+  media: string;
+  status: 'built' | 'fresh' | 'waited' | 'partial' | 'skipped' | 'failed';
+  index?: string;
+  packets?: number;
+  indexBytes?: number;
+  seconds?: number;
+  partial?: { bytePos: number; mediaBytes: number; message: string };
+  error?: { code: string; message: string };
+  exitCode: ExitCodeValue;
+};
+
+async function build(io: CliIo, args: string[]): Promise<ExitCodeValue> {
+  const { values, positionals } = parse(args, {
+    jobs: { type: 'string' }, force: { type: 'boolean' }, 'cache-dir': { type: 'string' },
+    'lock-timeout': { type: 'string' }, json: { type: 'boolean' },
+  });
+  if (positionals.length === 0) throw usage('index build needs at least one file or folder');
+  const jobs = positiveInt(values.jobs, '--jobs') ?? Math.min(4, os.availableParallelism());
+  const lockTimeout = positiveInt(values['lock-timeout'], '--lock-timeout') ?? 300;
+  const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
+  const json = values.json === true;
+  const { inputs, failures } = await collect(positionals);
+  const results: FileResult[] = failures.map((f) => ({ media: f.path, status: 'failed', error: errorJson(f.error), exitCode: exitCodeFor(f.error) }));
+  const sizes = await Promise.all(inputs.map((i) => fsp.stat(i.file).then((s) => s.size, () => 0)));
+  const bar = new ProgressBar(io.stderr);
+  const live = new Map<string, { packets: number; bytes: number }>();
+  const state = { filesDone: 0, filesTotal: inputs.length, packetsDone: 0, bytesDone: 0, bytesTotal: sizes.reduce((a, b) => a + b, 0) };
+  const redraw = (current: string, force = false): void => {
+    let packets = state.packetsDone;
+    let bytes = state.bytesDone;
+    for (const v of live.values()) {
+      packets += v.packets;
+      bytes += v.bytes;
+    }
+    bar.update({ filesDone: state.filesDone, filesTotal: state.filesTotal, packets, bytesDone: bytes, bytesTotal: state.bytesTotal, current: path.basename(current) }, force);
+  };
+  const report = (r: FileResult): void => {
+    results.push(r);
+    if (json) return;
+    bar.clear();
+    const rel = r.media;
+    switch (r.status) {
+      case 'built': io.out(`built    ${rel}  ${r.packets} packets in ${r.seconds?.toFixed(2)} s -> ${r.index}\n`); break;
+      case 'waited': io.out(`waited   ${rel}  another process built it -> ${r.index}\n`); break;
+      case 'fresh': io.out(`fresh    ${rel}  index up to date -> ${r.index}\n`); break;
+      case 'partial': io.out(`PARTIAL  ${rel}  ${r.packets} packets; ${r.error?.message}\n`); break;
+      case 'skipped': io.out(`skipped  ${rel}  not media\n`); break;
+      case 'failed': io.out(`FAILED   ${rel}  ${r.error?.message}\n`); break;
+    }
+  };
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < inputs.length) {
+      const k = next++;
+      const { file, fromDir } = inputs[k];
+      const started = process.hrtime.bigint();
+      let packets = 0;
+      live.set(file, { packets: 0, bytes: 0 });
+      try {
+        const idx = await openIndex(file, {
+          cacheDir, force: values.force === true, lockTimeoutMs: lockTimeout * 1000,
+          onProgress: (p) => { live.set(file, { packets: p.packets, bytes: p.bytePos }); redraw(file); },
+          onWait: (o) => {
+            if (!json) { bar.clear(); io.err(`waiting  ${file}  being indexed by process ${o?.pid ?? '?'}\n`); }
+          },
+        });
+        const r: FileResult = {
+          media: file, status: idx.origin === 'built' ? 'built' : idx.origin === 'waited' ? 'waited' : 'fresh',
+          index: idx.indexPath, packets: idx.packetCount, indexBytes: idx.byteLength,
+          seconds: Number(process.hrtime.bigint() - started) / 1e9, exitCode: ExitCode.OK,
+        };
+        if (idx.partial) {
+          r.status = 'partial';
+          r.partial = { bytePos: idx.partial.bytePos, mediaBytes: sizes[k], message: idx.partial.message };
+          const pct = sizes[k] > 0 ? ((100 * idx.partial.bytePos) / sizes[k]).toFixed(1) : '?';
+          r.error = {
+            code: 'MEDIA_DAMAGED',
+            message: `truncated or damaged: FFmpeg stopped at byte ${idx.partial.bytePos} of ${sizes[k]} (${pct}%): ${idx.partial.message}; the readable part is indexed`,
+          };
+          r.exitCode = ExitCode.DAMAGED;
+        }
+        packets = idx.packetCount;
+        report(r);
+      } catch (e) {
+        if (fromDir && isCuemuxError(e, 'NOT_MEDIA')) report({ media: file, status: 'skipped', exitCode: ExitCode.OK });
+        else report({ media: file, status: 'failed', error: errorJson(e), exitCode: exitCodeFor(e) });
+      } finally {
+        live.delete(file);
+        state.filesDone++;
+        state.bytesDone += sizes[k];
+        state.packetsDone += packets;
+        redraw(file, true);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, Math.max(1, inputs.length)) }, worker));
+  bar.clear();
+  const bad = results.filter((r) => r.exitCode !== ExitCode.OK);
+  const exit = combineExitCodes(bad.map((r) => r.exitCode));
+  if (json) {
+    io.out(`${JSON.stringify({ ok: exit === ExitCode.OK, exitCode: exit, files: results }, null, 1)}\n`);
+    return exit;
+  }
+  const count = (s: FileResult['status']): number => results.filter((r) => r.status === s).length;
+  io.out(`\n${count('built')} built, ${count('fresh') + count('waited')} already fresh, ${count('partial')} partial, ` +
+    `${count('skipped')} skipped (not media), ${count('failed')} failed\n`);
+  if (bad.length > 0) {
+    io.out('Problems:\n');
+    for (const r of bad) io.out(`  ${r.media}: ${r.error?.message ?? r.status}\n`);
+  }
+  return exit;
+}
+
+const STATE_EXIT: Record<IndexState, ExitCodeValue> = { fresh: ExitCode.OK, stale: ExitCode.STALE, missing: ExitCode.MISSING, corrupt: ExitCode.CORRUPT };
+
+async function isMedia(file: string): Promise<boolean> {
+  try {
+    await (await openDemuxer(file)).close();
+    return true;
+  } catch (e) {
+    if (isCuemuxError(e, 'NOT_MEDIA')) return false;
+    throw e;
+  }
+}
+
+async function check(io: CliIo, args: string[]): Promise<ExitCodeValue> {
+  const { values, positionals } = parse(args, { 'cache-dir': { type: 'string' }, json: { type: 'boolean' } });
+  if (positionals.length === 0) throw usage('index check needs at least one file or folder');
+  const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
+  const { inputs, failures } = await collect(positionals);
+  const rows: Array<{ media: string; state: IndexState | 'error'; index?: string; reason?: string | null; exitCode: ExitCodeValue }> =
+    failures.map((f) => ({ media: f.path, state: 'error', reason: errorJson(f.error).message, exitCode: exitCodeFor(f.error) }));
+  for (const { file, fromDir } of inputs) {
+    try {
+      const c = await checkIndex(file, { cacheDir });
+      // A file found in a folder with no index at all may simply not be media: probe before calling it missing.
+      if (c.state === 'missing' && fromDir && !(await isMedia(file))) continue;
+      rows.push({ media: c.media, state: c.state, index: c.indexPath, reason: c.reason, exitCode: STATE_EXIT[c.state] });
+    } catch (e) {
+      rows.push({ media: file, state: 'error', reason: errorJson(e).message, exitCode: exitCodeFor(e) });
+    }
+  }
+  const exit = rows.reduce<ExitCodeValue>((w, r) => (r.exitCode > w ? r.exitCode : w), ExitCode.OK);
+  if (values.json === true) {
+    io.out(`${JSON.stringify({ ok: exit === ExitCode.OK, exitCode: exit, files: rows }, null, 1)}\n`);
+  } else {
+    for (const r of rows) io.out(`${r.state.padEnd(8)} ${r.media}${r.reason ? `  (${r.reason})` : ''}\n`);
+  }
+  return exit;
+}
+
+async function singleMedia(args: string[], command: string): Promise<string> {
+  if (args.length !== 1) throw usage(`index ${command} takes exactly one media file`);
+  const p = path.resolve(args[0]);
+  const st = await fsp.stat(p).catch((e: unknown) => { throw fromSystemError(e, p, command); });
+  if (st.isDirectory()) throw new CuemuxError('INVALID_ARGUMENT', `${p}: is a directory; index ${command} takes one media file`, { path: p });
+  return p;
+}
+
+/** Facts `info` reports, computed from the index alone. */
+export function describeIndex(idx: MediaIndex): Record<string, unknown> {
+  const first = new Map<number, number>();
+  const end = new Map<number, number>();
+  for (const e of idx.entries()) {
+    const t = e.pts ?? e.dts;
+    if (t === null) continue;
+    if (!first.has(e.stream) || t < (first.get(e.stream) ?? 0)) first.set(e.stream, t);
+    const stop = t + (e.duration ?? 0);
+    if (!end.has(e.stream) || stop > (end.get(e.stream) ?? 0)) end.set(e.stream, stop);
+  }
+  let duration = 0;
+  const streams = idx.streams.map((s) => {
+    const f = first.get(s.index);
+    const d = f === undefined ? 0 : ticksToSeconds((end.get(s.index) ?? f) - f, s.timeBase);
+    duration = Math.max(duration, d);
+    const gopSeconds = s.codecType === 'video' && s.frameRate ? (s.longestGop * s.frameRate.den) / s.frameRate.num : null;
+    return {
+      index: s.index, type: s.codecType, codec: s.codecName, timeBase: `${s.timeBase.num}/${s.timeBase.den}`,
+      ...(s.codecType === 'video' ? { frameRate: s.frameRate ? `${s.frameRate.num}/${s.frameRate.den}` : null, frames: s.frameCount } : {}),
+      ...(s.codecType === 'audio' ? { sampleRate: s.sampleRate, channels: s.channels } : {}),
+      packets: s.packetCount, keyframes: s.keyframeCount, longestGopPackets: s.longestGop, longestGopSeconds: gopSeconds,
+      startPts: f ?? null, durationSeconds: d,
+    };
+  });
+  return {
+    media: idx.mediaPath, format: idx.formatName, durationSeconds: duration, packets: idx.packetCount,
+    keyframes: idx.streams.reduce((a, s) => a + s.keyframeCount, 0),
+    longestGopPackets: Math.max(0, ...idx.streams.filter((s) => s.codecType === 'video').map((s) => s.longestGop)),
+    index: { path: idx.indexPath, bytes: idx.byteLength, bytesPerPacket: idx.byteLength / Math.max(1, idx.packetCount), built: new Date(idx.createdMs).toISOString(), origin: idx.origin },
+    partial: idx.partial, streams,
+  };
+}
+
+async function info(io: CliIo, args: string[]): Promise<ExitCodeValue> {
+  const { values, positionals } = parse(args, { 'cache-dir': { type: 'string' }, json: { type: 'boolean' } });
+  const media = await singleMedia(positionals, 'info');
+  const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
+  const idx = await openIndex(media, { cacheDir, onWait: () => io.err(`waiting for another process to finish indexing ${media}\n`) });
+  const d = describeIndex(idx);
+  if (values.json === true) {
+    io.out(`${JSON.stringify(d, null, 1)}\n`);
+    return idx.partial ? ExitCode.DAMAGED : ExitCode.OK;
+  }
+  const ix = d.index as { path: string; bytes: number; bytesPerPacket: number; built: string };
+  const lines = [
+    `media      ${idx.mediaPath}`,
+    `format     ${idx.formatName}`,
+    `duration   ${(d.durationSeconds as number).toFixed(3)} s`,
+    `packets    ${idx.packetCount} (${d.keyframes as number} keyframes)`,
+    `longest GOP ${d.longestGopPackets as number} packets`,
+    `index      ${ix.path} (${ix.bytes} bytes, ${ix.bytesPerPacket.toFixed(1)} bytes/packet, built ${ix.built})`,
+  ];
+  for (const s of d.streams as Array<Record<string, unknown>>) {
+    const extra = s.type === 'video' ? `${String(s.frameRate)} fps, longest GOP ${String(s.longestGopPackets)} packets` +
+      (s.longestGopSeconds !== null ? ` (${(s.longestGopSeconds as number).toFixed(3)} s)` : '')
+      : s.type === 'audio' ? `${String(s.sampleRate)} Hz, ${String(s.channels)} ch` : '';
+    lines.push(`stream ${String(s.index)}   ${String(s.type)} ${String(s.codec)}, time base ${String(s.timeBase)}, ${String(s.packets)} packets, ` +
+      `${String(s.keyframes)} keyframes, ${(s.durationSeconds as number).toFixed(3)} s${extra ? `, ${extra}` : ''}`);
+  }
+  if (idx.partial) lines.push(`PARTIAL    FFmpeg stopped at byte ${idx.partial.bytePos}: ${idx.partial.message}`);
+  io.out(`${lines.join('\n')}\n`);
+  return idx.partial ? ExitCode.DAMAGED : ExitCode.OK;
+}
+
+async function dump(io: CliIo, args: string[]): Promise<ExitCodeValue> {
+  const { values, positionals } = parse(args, { stream: { type: 'string' }, format: { type: 'string' }, 'cache-dir': { type: 'string' } });
+  const media = await singleMedia(positionals, 'dump');
+  const format = (values.format as string | undefined) ?? 'jsonl';
+  if (format !== 'jsonl' && format !== 'csv') throw usage(`--format must be jsonl or csv, got "${format}"`);
+  let stream: number | undefined;
+  if (values.stream !== undefined) {
+    stream = Number(values.stream);
+    if (!Number.isInteger(stream) || stream < 0) throw usage(`--stream needs a stream index, got "${String(values.stream)}"`);
+  }
+  const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
+  const idx = await openIndex(media, { cacheDir });
+  if (stream !== undefined) idx.stream(stream);
+  const n = (v: number | null): string => (v === null ? (format === 'csv' ? '' : 'null') : String(v));
+  let chunk = format === 'csv' ? 'stream,pts,dts,duration,pos,size,key\n' : '';
+  for (const e of idx.entries(0, idx.packetCount, stream)) {
+    chunk += format === 'csv'
+      ? `${e.stream},${n(e.pts)},${n(e.dts)},${n(e.duration)},${n(e.pos)},${e.size},${e.key}\n`
+      : `{"stream":${e.stream},"pts":${n(e.pts)},"dts":${n(e.dts)},"duration":${n(e.duration)},"pos":${n(e.pos)},"size":${e.size},"key":${e.key}}\n`;
+    if (chunk.length > 1 << 16) {
+      await io.write(chunk);
+      chunk = '';
+    }
+  }
+  await io.write(chunk);
+  return ExitCode.OK;
+}

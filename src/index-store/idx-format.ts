@@ -1,0 +1,520 @@
+/**
+ * The `.idx` file format, version 1: encoder and decoder. The normative description is docs/idx-format.md; this
+ * file and that one change together.
+ *
+ * Layout (little-endian, sections 8-byte aligned so tables can be viewed in place without copying):
+ *   fixed header (96 bytes) | meta (identity, strings, stream table) | block table (u32 x blocks+1) |
+ *   per stream: seek table pts (i64 x n), seek table entry numbers (u32 x n), frame pts (i64 x f) |
+ *   entry blocks (varint-coded packets) | CRC-32 of everything before (u32)
+ */
+import { crc32 } from 'node:zlib';
+import { CuemuxError } from '../common/errors';
+import type { Rational } from '../common/rational';
+import { META_STRIDE, Meta, NO_VALUE, PacketFlag, type CodecType, type PacketColumns, type StreamParams } from '../ffmpeg/types';
+import { ByteReader, ByteWriter } from './byte-io';
+
+/** The 8 magic bytes every index starts with. */
+export const MAGIC = Buffer.from('CUEMUXIX', 'latin1');
+/** The format version this code writes and reads. */
+export const FORMAT_VERSION = 1;
+/** Entries per block: the unit of random access and of predictor reset. */
+export const BLOCK_ENTRIES = 256;
+/** In a sparse seek table, one anchor every this many packets of the stream. */
+export const SPARSE_STRIDE = 16;
+const HEADER_BYTES = 96;
+const FLAG_PARTIAL = 0x1;
+const CODEC_TYPES: CodecType[] = ['unknown', 'video', 'audio', 'subtitle', 'data', 'attachment'];
+
+/** Identity of the media file an index was built from (staleness check, see fingerprint.ts). */
+export interface SourceIdentity {
+  /** File size in bytes. */
+  size: number;
+  /** Modification time in nanoseconds since the Unix epoch. */
+  mtimeNs: bigint;
+  /** Device id. */
+  dev: number;
+  /** Inode number. */
+  ino: number;
+  /** Bytes per sampled block (64 KiB). */
+  sampleBlockBytes: number;
+  /** Evenly spaced blocks sampled between the head and tail MiB. */
+  sampleCount: number;
+  /** SHA-256 over size, first MiB, sampled blocks, last MiB (32 bytes). */
+  sampleHash: Buffer;
+}
+
+/** How a stream's seek table is stored. */
+export type SeekKind = 'none' | 'keys' | 'sparse';
+
+/** Per-stream facts stored in an index. */
+export interface IndexedStream {
+  /** Stream index in the container. */
+  index: number;
+  /** Media type. */
+  codecType: CodecType;
+  /** FFmpeg codec name. */
+  codecName: string;
+  /** Seconds per tick. */
+  timeBase: Rational;
+  /** Stream start in ticks, null when unknown. */
+  startPts: number | null;
+  /** Stream duration in ticks as the container declares it, null when unknown. */
+  durationPts: number | null;
+  /** Average frame rate for video, null otherwise/unknown. */
+  frameRate: Rational | null;
+  /** Audio sample rate in Hz (0 for non-audio). */
+  sampleRate: number;
+  /** Audio channels (0 for non-audio). */
+  channels: number;
+  /** Packets of this stream in the index. */
+  packetCount: number;
+  /** Packets flagged as keyframes. */
+  keyframeCount: number;
+  /** Longest run of packets from one keyframe to the next (the largest GOP), in packets. */
+  longestGop: number;
+  /** `keys`: every keyframe listed; `sparse`: every packet is a keyframe with non-decreasing pts, so only every
+   * SPARSE_STRIDE-th is listed; `none`: no timestamped keyframes. */
+  seekKind: SeekKind;
+  /** Seek table rows. */
+  seekCount: number;
+  /** Seek table pts (ticks), ascending. */
+  seekPts: Int32Array;
+  /** Seek table entry numbers, parallel to seekPts. */
+  seekEntries: Uint32Array;
+  /** Presentation-order frame pts (ticks) for video streams, ascending; empty otherwise. */
+  framePts: Int32Array;
+  /** Number of frames in framePts. */
+  frameCount: number;
+}
+
+/** Where reading stopped on a truncated or damaged file. */
+export interface PartialInfo {
+  /** Byte offset reached in the media when FFmpeg reported the error. */
+  bytePos: number;
+  /** FFmpeg's error message. */
+  message: string;
+}
+
+/** An index file, parsed and verified. Entry blocks stay encoded until used (see media-index.ts). */
+export interface ParsedIndex {
+  /** Format version. */
+  version: number;
+  /** libavformat version (major<<16 | minor<<8 | micro) that produced the entries. */
+  lavfVersion: number;
+  /** When the index was built (ms since the Unix epoch). */
+  createdMs: number;
+  /** Total bytes of the index file. */
+  byteLength: number;
+  /** The media's identity at build time. */
+  identity: SourceIdentity;
+  /** Absolute media path at build time (informational: an index may be found beside a moved file). */
+  sourcePath: string;
+  /** FFmpeg demuxer name. */
+  formatName: string;
+  /** Set when FFmpeg stopped before the end of the file. */
+  partial: PartialInfo | null;
+  /** Streams in index order. */
+  streams: IndexedStream[];
+  /** Total packets (entries). */
+  packetCount: number;
+  /** Entries per block. */
+  blockEntries: number;
+  /** Block start offsets into `entryBytes`, blockCount + 1 values (the last is the total). */
+  blockOffsets: Uint32Array;
+  /** The encoded entry blocks. */
+  entryBytes: Buffer;
+  /** CRC-32 stored in the trailer. */
+  checksum: number;
+}
+
+const LIMIT = 2 ** 52;
+
+function codecTypeCode(t: CodecType): number {
+  return Math.max(0, CODEC_TYPES.indexOf(t));
+}
+
+/** Accumulates packets (in file order) and produces the bytes of an index. */
+export class IndexEncoder {
+  readonly #streams: StreamParams[];
+  readonly #entries = new ByteWriter(1 << 20);
+  readonly #blockOffsets: number[] = [];
+  #count = 0;
+  // Predictors, reset at every block start so any block decodes on its own.
+  #prevEnd = 0;
+  readonly #lastDts: number[];
+  readonly #lastDur: number[];
+  readonly #st: Array<{
+    packets: number; keys: number; allKeys: boolean; monotonic: boolean; lastPts: number; sinceKey: number; longestGop: number;
+    keyPts: number[]; keyEntry: number[]; frames: number[];
+  }>;
+
+  constructor(streams: StreamParams[]) {
+    this.#streams = streams;
+    this.#lastDts = streams.map(() => 0);
+    this.#lastDur = streams.map(() => 0);
+    this.#st = streams.map(() => ({
+      packets: 0, keys: 0, allKeys: true, monotonic: true, lastPts: -Infinity, sinceKey: 0, longestGop: 0,
+      keyPts: [], keyEntry: [], frames: [],
+    }));
+  }
+
+  /** Packets added so far. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Append every packet of `cols` (metadata only is needed). */
+  add(cols: PacketColumns): void {
+    const m = cols.meta;
+    for (let i = 0; i < cols.count; i++) {
+      const o = i * META_STRIDE;
+      this.#addOne(m[o + Meta.STREAM], m[o + Meta.PTS], m[o + Meta.DTS], m[o + Meta.DURATION], m[o + Meta.POS],
+        m[o + Meta.SIZE], m[o + Meta.FLAGS]);
+    }
+  }
+
+  #addOne(stream: number, pts: number, dts: number, dur: number, pos: number, size: number, flags: number): void {
+    const w = this.#entries;
+    const n = this.#count;
+    if (n % BLOCK_ENTRIES === 0) {
+      this.#blockOffsets.push(w.length);
+      this.#prevEnd = 0;
+      this.#lastDts.fill(0);
+      this.#lastDur.fill(0);
+    }
+    const hasPts = pts !== NO_VALUE;
+    const hasDts = dts !== NO_VALUE;
+    const hasPos = pos >= 0;
+    const f = flags & (PacketFlag.KEY | PacketFlag.CORRUPT | PacketFlag.DISCARD);
+    const sCode = stream < 3 ? stream : 3;
+    w.u8(f | (hasPts ? 0 : 0x08) | (hasDts ? 0 : 0x10) | (hasPos ? 0 : 0x20) | (sCode << 6));
+    if (sCode === 3) w.uvar(stream);
+    const check = (v: number): number => {
+      if (Math.abs(v) >= LIMIT) {
+        throw new CuemuxError('INTERNAL', `packet ${n}: value ${v} out of the index's range (2^52)`, { operation: 'index build' });
+      }
+      return v;
+    };
+    if (hasPos) {
+      w.svar(check(pos - this.#prevEnd));
+      this.#prevEnd = pos + size;
+    }
+    w.uvar(size);
+    const predicted = this.#lastDts[stream] + this.#lastDur[stream];
+    if (hasDts) {
+      w.svar(check(dts - predicted));
+      this.#lastDts[stream] = dts;
+    }
+    if (hasPts) w.svar(check(pts - (hasDts ? dts : predicted)));
+    w.svar(check(dur - this.#lastDur[stream]));
+    this.#lastDur[stream] = dur;
+
+    const s = this.#st[stream];
+    const key = (f & PacketFlag.KEY) !== 0;
+    const t = hasPts ? pts : hasDts ? dts : null;
+    s.packets++;
+    if (key) {
+      s.keys++;
+      s.longestGop = Math.max(s.longestGop, s.sinceKey);
+      s.sinceKey = 1;
+      if (t !== null) {
+        s.keyPts.push(t);
+        s.keyEntry.push(n);
+      }
+    } else {
+      s.allKeys = false;
+      s.sinceKey++;
+    }
+    if (t !== null) {
+      if (t < s.lastPts) s.monotonic = false;
+      s.lastPts = t;
+    }
+    if (this.#streams[stream]?.codecType === 'video' && t !== null && (f & PacketFlag.DISCARD) === 0) s.frames.push(t);
+    this.#count++;
+  }
+
+  /** Produce the complete index file (header, tables, entries, checksum). */
+  finish(identity: SourceIdentity, sourcePath: string, formatName: string, lavfVersion: number,
+    partial: PartialInfo | null): Buffer {
+    const streams = this.#streams;
+    const w = new ByteWriter(HEADER_BYTES + 4096 + streams.length * 256);
+    w.bytes(MAGIC);
+    w.u16(FORMAT_VERSION);
+    w.u16(partial ? FLAG_PARTIAL : 0);
+    w.u32(lavfVersion);
+    for (let i = 0; i < HEADER_BYTES - 16; i++) w.u8(0);
+    const H = { fileLength: 16, streamCount: 24, blockEntries: 28, packetCount: 32, blockCount: 40, metaLength: 44,
+      blocksOffset: 48, entriesOffset: 56, entriesLength: 64, created: 72 };
+    w.patchU32(H.streamCount, streams.length);
+    w.patchU32(H.blockEntries, BLOCK_ENTRIES);
+    w.patchU64(H.packetCount, this.#count);
+    w.patchU32(H.blockCount, this.#blockOffsets.length);
+    w.patchU64(H.created, Date.now());
+
+    // Meta section.
+    const metaStart = w.length;
+    w.i64(identity.size);
+    w.i64n(identity.mtimeNs);
+    w.i64(identity.dev);
+    w.i64(identity.ino);
+    w.u32(identity.sampleBlockBytes);
+    w.u32(identity.sampleCount);
+    w.bytes(identity.sampleHash);
+    w.str(sourcePath);
+    w.str(formatName);
+    w.i64(partial ? partial.bytePos : -1);
+    w.str(partial ? partial.message : '');
+    const tableFixups: Array<{ seekAt: number; frameAt: number }> = [];
+    const plans = streams.map((p, i) => {
+      const s = this.#st[i];
+      const longestGop = Math.max(s.longestGop, s.sinceKey);
+      let kind: SeekKind = s.keyPts.length === 0 ? 'none' : 'keys';
+      let pts = s.keyPts;
+      let entries = s.keyEntry;
+      if (kind === 'keys' && s.allKeys && s.monotonic && s.keyPts.length > SPARSE_STRIDE) {
+        kind = 'sparse';
+        pts = pts.filter((_, k) => k % SPARSE_STRIDE === 0);
+        entries = entries.filter((_, k) => k % SPARSE_STRIDE === 0);
+      } else if (kind === 'keys') {
+        // Sort by pts (stable on entry number): open-GOP or odd muxing can list keyframes out of pts order.
+        const order = pts.map((_, k) => k).sort((a, b) => pts[a] - pts[b] || entries[a] - entries[b]);
+        pts = order.map((k) => s.keyPts[k]);
+        entries = order.map((k) => s.keyEntry[k]);
+      }
+      const frames = Float64Array.from(s.frames).sort();
+      return { p, s, kind, pts, entries, frames, longestGop };
+    });
+    for (const { p, s, kind, pts, frames, longestGop } of plans) {
+      w.u32(p.index);
+      w.u8(codecTypeCode(p.codecType));
+      w.str(p.codecName);
+      w.i32(p.timeBase.num);
+      w.i32(p.timeBase.den);
+      w.i64(p.startPts ?? NO_VALUE);
+      w.i64(p.durationPts ?? NO_VALUE);
+      w.i32(p.frameRate?.num ?? 0);
+      w.i32(p.frameRate?.den ?? 0);
+      w.u32(p.sampleRate);
+      w.u32(p.channels);
+      w.i64(s.packets);
+      w.i64(s.keys);
+      w.u32(longestGop);
+      w.u8(kind === 'none' ? 0 : kind === 'keys' ? 1 : 2);
+      w.u32(kind === 'sparse' ? SPARSE_STRIDE : 1);
+      w.i64(pts.length);
+      const seekAt = w.length;
+      w.i64(0);
+      w.i64(frames.length);
+      const frameAt = w.length;
+      w.i64(0);
+      tableFixups.push({ seekAt, frameAt });
+    }
+    w.patchU32(H.metaLength, w.length - metaStart);
+    w.align(8);
+
+    // Block table.
+    const blocksOffset = w.length;
+    for (const off of this.#blockOffsets) w.u32(off);
+    w.u32(this.#entries.length);
+    w.align(8);
+
+    // Seek and frame tables.
+    plans.forEach(({ pts, entries, frames }, i) => {
+      w.patchU64(tableFixups[i].seekAt, w.length);
+      for (const v of pts) w.i64(v);
+      for (const e of entries) w.u32(e);
+      w.align(8);
+      w.patchU64(tableFixups[i].frameAt, w.length);
+      for (const v of frames) w.i64(v);
+    });
+    w.align(8);
+
+    const entriesOffset = w.length;
+    w.bytes(this.#entries.view());
+    w.patchU64(H.blocksOffset, blocksOffset);
+    w.patchU64(H.entriesOffset, entriesOffset);
+    w.patchU64(H.entriesLength, this.#entries.length);
+    w.patchU64(H.fileLength, w.length + 4);
+    const body = w.view();
+    w.u32(crc32(body));
+    return Buffer.from(w.view());
+  }
+}
+
+function corrupt(file: string, what: string): CuemuxError {
+  return new CuemuxError('INDEX_CORRUPT', `${file}: index is corrupt (${what})`, { path: file, operation: 'index load' });
+}
+
+/**
+ * Parse and verify index bytes. `buf` must start at an 8-byte aligned address (use Buffer.allocUnsafeSlow) so the
+ * tables can be viewed in place. Throws INDEX_CORRUPT for any checksum, magic, length or structure failure.
+ */
+export function parseIndex(buf: Buffer, file: string): ParsedIndex {
+  if (buf.length < HEADER_BYTES + 4) throw corrupt(file, `${buf.length} bytes, shorter than a header`);
+  if (!buf.subarray(0, 8).equals(MAGIC)) throw corrupt(file, 'bad magic: not a cuemux index');
+  const fileLength = Number(buf.readBigUInt64LE(16));
+  if (fileLength !== buf.length) throw corrupt(file, `truncated or extended: header says ${fileLength} bytes, file has ${buf.length}`);
+  const stored = buf.readUInt32LE(buf.length - 4);
+  const actual = crc32(buf.subarray(0, buf.length - 4));
+  if (stored !== actual) throw corrupt(file, `checksum mismatch (stored ${stored.toString(16)}, computed ${actual.toString(16)})`);
+  const version = buf.readUInt16LE(8);
+  if (version !== FORMAT_VERSION) {
+    throw new CuemuxError('INDEX_STALE', `${file}: index format version ${version}, this cuemux reads ${FORMAT_VERSION}`,
+      { path: file, operation: 'index load' });
+  }
+  try {
+    return parseVerified(buf, file, version);
+  } catch (e) {
+    if (e instanceof CuemuxError) throw e;
+    throw corrupt(file, (e as Error).message);
+  }
+}
+
+function parseVerified(buf: Buffer, file: string, version: number): ParsedIndex {
+  if (buf.byteOffset % 8 !== 0) throw new CuemuxError('INTERNAL', 'index buffer is not 8-byte aligned', { path: file });
+  const flags = buf.readUInt16LE(10);
+  const lavfVersion = buf.readUInt32LE(12);
+  const streamCount = buf.readUInt32LE(24);
+  const blockEntries = buf.readUInt32LE(28);
+  const packetCount = Number(buf.readBigUInt64LE(32));
+  const blockCount = buf.readUInt32LE(40);
+  const metaLength = buf.readUInt32LE(44);
+  const blocksOffset = Number(buf.readBigUInt64LE(48));
+  const entriesOffset = Number(buf.readBigUInt64LE(56));
+  const entriesLength = Number(buf.readBigUInt64LE(64));
+  const createdMs = Number(buf.readBigUInt64LE(72));
+  if (blockEntries === 0 || blockCount !== Math.ceil(packetCount / blockEntries)) throw corrupt(file, 'block count');
+  if (entriesOffset + entriesLength !== buf.length - 4) throw corrupt(file, 'entries extent');
+  const r = new ByteReader(buf, HEADER_BYTES, HEADER_BYTES + metaLength);
+  const identity: SourceIdentity = {
+    size: r.i64(), mtimeNs: r.i64n(), dev: r.i64(), ino: r.i64(), sampleBlockBytes: r.u32(), sampleCount: r.u32(),
+    sampleHash: Buffer.from(r.bytes(32)),
+  };
+  const sourcePath = r.str();
+  const formatName = r.str();
+  const stopPos = r.i64();
+  const stopMessage = r.str();
+  const partial = (flags & FLAG_PARTIAL) !== 0 ? { bytePos: stopPos, message: stopMessage } : null;
+  const view64 = (offset: number, n: number): Int32Array => {
+    if (offset % 8 !== 0 || offset + n * 8 > entriesOffset) throw new RangeError('table extent');
+    return new Int32Array(buf.buffer, buf.byteOffset + offset, n * 2);
+  };
+  const streams: IndexedStream[] = [];
+  for (let i = 0; i < streamCount; i++) {
+    const index = r.u32();
+    const codecType = CODEC_TYPES[r.u8()] ?? 'unknown';
+    const codecName = r.str();
+    const timeBase = { num: r.i32(), den: r.i32() };
+    const startPts = r.i64();
+    const durationPts = r.i64();
+    const fr = { num: r.i32(), den: r.i32() };
+    const sampleRate = r.u32();
+    const channels = r.u32();
+    const packets = r.i64();
+    const keys = r.i64();
+    const longestGop = r.u32();
+    const kindCode = r.u8();
+    r.u32(); // stride: SPARSE_STRIDE in v1
+    const seekCount = r.i64();
+    const seekOffset = r.i64();
+    const frameCount = r.i64();
+    const frameOffset = r.i64();
+    if (timeBase.num <= 0 || timeBase.den <= 0) throw new RangeError(`stream ${i} time base`);
+    const seekEntriesOffset = seekOffset + seekCount * 8;
+    if (seekEntriesOffset + seekCount * 4 > entriesOffset) throw new RangeError('seek table extent');
+    streams.push({
+      index, codecType, codecName, timeBase,
+      startPts: startPts === NO_VALUE ? null : startPts,
+      durationPts: durationPts === NO_VALUE ? null : durationPts,
+      frameRate: fr.num > 0 && fr.den > 0 ? fr : null,
+      sampleRate, channels, packetCount: packets, keyframeCount: keys, longestGop,
+      seekKind: kindCode === 0 ? 'none' : kindCode === 1 ? 'keys' : 'sparse',
+      seekCount,
+      seekPts: view64(seekOffset, seekCount),
+      seekEntries: new Uint32Array(buf.buffer, buf.byteOffset + seekEntriesOffset, seekCount),
+      framePts: view64(frameOffset, frameCount),
+      frameCount,
+    });
+  }
+  if (blocksOffset % 4 !== 0 || blocksOffset + (blockCount + 1) * 4 > entriesOffset) throw new RangeError('block table extent');
+  const blockOffsets = new Uint32Array(buf.buffer, buf.byteOffset + blocksOffset, blockCount + 1);
+  if (blockOffsets[blockCount] !== entriesLength) throw new RangeError('block table end');
+  return {
+    version, lavfVersion, createdMs, byteLength: buf.length, identity, sourcePath, formatName, partial, streams,
+    packetCount, blockEntries, blockOffsets,
+    entryBytes: buf.subarray(entriesOffset, entriesOffset + entriesLength),
+    checksum: buf.readUInt32LE(buf.length - 4),
+  };
+}
+
+/** Decoded columns of one block: stride {@link ENTRY_STRIDE} doubles per entry, field offsets {@link EntryField}. */
+export const ENTRY_STRIDE = 7;
+/** Field offsets in a decoded block row. pts/dts use NO_VALUE, pos -1 where FFmpeg had none. */
+export const EntryField = { STREAM: 0, PTS: 1, DTS: 2, DURATION: 3, POS: 4, SIZE: 5, FLAGS: 6 } as const;
+
+/** Decode block `b` of `idx` into rows (see {@link EntryField}). Throws RangeError on malformed bytes. */
+export function decodeBlock(idx: ParsedIndex, b: number): Float64Array {
+  const first = b * idx.blockEntries;
+  const n = Math.min(idx.blockEntries, idx.packetCount - first);
+  const out = new Float64Array(n * ENTRY_STRIDE);
+  const bytes = idx.entryBytes;
+  let p = idx.blockOffsets[b];
+  const end = idx.blockOffsets[b + 1];
+  const lastDts = new Float64Array(idx.streams.length);
+  const lastDur = new Float64Array(idx.streams.length);
+  let prevEnd = 0;
+  const uvar = (): number => {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      if (p >= end) throw new RangeError(`block ${b} overruns`);
+      const c = bytes[p++];
+      v += (c & 127) * mul;
+      if (c < 128) return v;
+      mul *= 128;
+    }
+  };
+  const svar = (): number => {
+    const z = uvar();
+    return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+  };
+  for (let i = 0; i < n; i++) {
+    if (p >= end) throw new RangeError(`block ${b} overruns`);
+    const h = bytes[p++];
+    let stream = h >> 6;
+    if (stream === 3) stream = uvar();
+    if (stream >= idx.streams.length) throw new RangeError(`entry ${first + i}: stream ${stream}`);
+    let pos = -1;
+    if ((h & 0x20) === 0) {
+      pos = prevEnd + svar();
+    }
+    const size = uvar();
+    if (pos >= 0) prevEnd = pos + size;
+    const predicted = lastDts[stream] + lastDur[stream];
+    let dts = NO_VALUE;
+    if ((h & 0x10) === 0) {
+      dts = predicted + svar();
+      lastDts[stream] = dts;
+    }
+    let pts = NO_VALUE;
+    if ((h & 0x08) === 0) pts = (dts !== NO_VALUE ? dts : predicted) + svar();
+    const dur = lastDur[stream] + svar();
+    lastDur[stream] = dur;
+    const o = i * ENTRY_STRIDE;
+    out[o] = stream;
+    out[o + 1] = pts;
+    out[o + 2] = dts;
+    out[o + 3] = dur;
+    out[o + 4] = pos;
+    out[o + 5] = size;
+    out[o + 6] = h & 0x07;
+  }
+  if (p !== end) throw new RangeError(`block ${b} has ${end - p} trailing bytes`);
+  return out;
+}
+
+/** True when `t` fits the exactness limit of stored values. */
+export function inRange(t: number): boolean {
+  return Math.abs(t) < LIMIT && Number.isInteger(t);
+}
+

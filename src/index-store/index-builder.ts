@@ -1,0 +1,90 @@
+/**
+ * Builds the index of one media file: one pass of FFmpeg's demuxer (the same av_read_frame ffprobe uses), reading
+ * packet metadata only, thousands of packets per native call. Payloads are never copied to JavaScript.
+ */
+import { CuemuxError } from '../common/errors';
+import { getLogger } from '../common/logger';
+import { openDemuxer, libavformatVersion } from '../ffmpeg/beamcoder-adapter';
+import { META_STRIDE, Meta } from '../ffmpeg/types';
+import { fingerprint, staleReason } from './fingerprint';
+import { IndexEncoder, type PartialInfo } from './idx-format';
+
+const log = getLogger('index-builder');
+
+/** Progress of one build. */
+export interface BuildProgress {
+  /** Media file. */
+  media: string;
+  /** Packets indexed so far. */
+  packets: number;
+  /** Byte position reached in the media (end of the last packet). */
+  bytePos: number;
+  /** Media size in bytes. */
+  totalBytes: number;
+}
+
+/** Options for {@link buildIndexBytes}. */
+export interface BuildOptions {
+  /** Called every few thousand packets. */
+  onProgress?: (p: BuildProgress) => void;
+  /** Stop the build (rejects with CLOSED). */
+  signal?: AbortSignal;
+}
+
+/** The result of a build: the bytes to publish and what was found. */
+export interface BuiltIndex {
+  /** The complete index file. */
+  bytes: Buffer;
+  /** Packets indexed. */
+  packets: number;
+  /** Set when FFmpeg stopped before the end of the file. */
+  partial: PartialInfo | null;
+}
+
+/** Packets per native read: large enough to amortise the thread-pool hop, small enough for smooth progress. */
+const BATCH = 8192;
+
+/** Index `media` (absolute path) and return the bytes of its `.idx`. */
+export async function buildIndexBytes(media: string, options: BuildOptions = {}): Promise<BuiltIndex> {
+  const before = await fingerprint(media);
+  const demuxer = await openDemuxer(media);
+  let partial: PartialInfo | null = null;
+  const encoder = new IndexEncoder(demuxer.info.streams);
+  try {
+    let bytePos = 0;
+    for (;;) {
+      if (options.signal?.aborted) throw new CuemuxError('CLOSED', `${media}: index build aborted`, { path: media, operation: 'index build' });
+      const cols = await demuxer.readColumns({ maxPackets: BATCH });
+      encoder.add(cols);
+      if (cols.count > 0) {
+        const o = (cols.count - 1) * META_STRIDE;
+        const pos = cols.meta[o + Meta.POS];
+        if (pos >= 0) bytePos = pos + cols.meta[o + Meta.SIZE];
+      }
+      options.onProgress?.({ media, packets: encoder.count, bytePos, totalBytes: before.size });
+      if (cols.stopped) {
+        partial = { bytePos: cols.stopped.bytePos >= 0 ? cols.stopped.bytePos : bytePos, message: cols.stopped.message };
+        break;
+      }
+      if (cols.eof || cols.count === 0) break;
+    }
+  } finally {
+    await demuxer.close();
+  }
+  if (encoder.count === 0) {
+    throw new CuemuxError('MEDIA_DAMAGED',
+      `${media}: FFmpeg opened the file but read no packet${partial ? ` (stopped at byte ${partial.bytePos}: ${partial.message})` : ''}`,
+      { path: media, operation: 'index build', details: { partial } });
+  }
+  const after = await fingerprint(media);
+  const changed = staleReason(before, after) ?? (before.mtimeNs !== after.mtimeNs ? 'modification time changed' : null);
+  if (changed) {
+    throw new CuemuxError('INDEX_STALE', `${media}: the file changed while it was being indexed (${changed}); run the build again`,
+      { path: media, operation: 'index build' });
+  }
+  const v = libavformatVersion();
+  const bytes = encoder.finish(before, media, demuxer.info.formatName, (v.major << 16) | (v.minor << 8) | v.micro, partial);
+  if (partial) log.warn('media is truncated or damaged: indexed what FFmpeg could read', { media, stoppedAt: partial.bytePos, reason: partial.message });
+  return { bytes, packets: encoder.count, partial };
+}
+

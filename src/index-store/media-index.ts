@@ -1,0 +1,317 @@
+/**
+ * A loaded, verified index with its lookups. Tables are viewed in place (no copy at open); entry blocks are decoded
+ * on demand with a small cache, so opening a 500k-packet index costs a read and a checksum, not a decode.
+ */
+import { CuemuxError } from '../common/errors';
+import { secondsToTicks, ticksToSeconds, type Rational } from '../common/rational';
+import { NO_VALUE, PacketFlag } from '../ffmpeg/types';
+import { i64At } from './byte-io';
+import { ENTRY_STRIDE, EntryField, decodeBlock, type IndexedStream, type ParsedIndex, type PartialInfo, type SourceIdentity } from './idx-format';
+
+/** One packet as the demuxer reported it. Times in the stream's time-base ticks. */
+export interface IndexEntry {
+  /** Entry number: the packet's position in file order, from 0. */
+  index: number;
+  /** Stream index. */
+  stream: number;
+  /** Presentation timestamp in ticks, null where FFmpeg has none. */
+  pts: number | null;
+  /** Decoding timestamp in ticks, null where FFmpeg has none. */
+  dts: number | null;
+  /** Duration in ticks, null where FFmpeg has none (FFmpeg's 0). */
+  duration: number | null;
+  /** Byte offset of the packet in the file, null where FFmpeg has none. */
+  pos: number | null;
+  /** Payload size in bytes. */
+  size: number;
+  /** Keyframe. */
+  key: boolean;
+  /** Flagged corrupt by the demuxer. */
+  corrupt: boolean;
+  /** Flagged for discard after decoding (e.g. priming samples). */
+  discard: boolean;
+}
+
+/** A keyframe found by a time lookup. */
+export interface KeyframeRef {
+  /** Entry number of the keyframe's packet. */
+  entry: number;
+  /** Its presentation time in ticks (dts where it has no pts). */
+  pts: number;
+}
+
+/** How an index came to be returned by openIndex. */
+export type IndexOrigin = 'loaded' | 'built' | 'waited';
+
+/** Cached decoded blocks (each ~14 KiB); enough for several concurrent readers. */
+const BLOCK_CACHE = 32;
+
+/** The index of one media file. */
+export class MediaIndex {
+  /** Absolute path of the media file. */
+  readonly mediaPath: string;
+  /** Path of the `.idx` file this was loaded from. */
+  readonly indexPath: string;
+  /** How this index was obtained. */
+  readonly origin: IndexOrigin;
+  readonly #idx: ParsedIndex;
+  readonly #cache = new Map<number, Float64Array>();
+
+  constructor(idx: ParsedIndex, mediaPath: string, indexPath: string, origin: IndexOrigin) {
+    this.#idx = idx;
+    this.mediaPath = mediaPath;
+    this.indexPath = indexPath;
+    this.origin = origin;
+  }
+
+  /** Streams in index order. */
+  get streams(): readonly IndexedStream[] {
+    return this.#idx.streams;
+  }
+
+  /** Total packets. */
+  get packetCount(): number {
+    return this.#idx.packetCount;
+  }
+
+  /** Bytes of the index file. */
+  get byteLength(): number {
+    return this.#idx.byteLength;
+  }
+
+  /** The media identity the index was built from. */
+  get identity(): SourceIdentity {
+    return this.#idx.identity;
+  }
+
+  /** FFmpeg demuxer name. */
+  get formatName(): string {
+    return this.#idx.formatName;
+  }
+
+  /** Set when FFmpeg stopped before the end (truncated/damaged media): where and why. */
+  get partial(): PartialInfo | null {
+    return this.#idx.partial;
+  }
+
+  /** libavformat version that produced the entries (major<<16 | minor<<8 | micro). */
+  get lavfVersion(): number {
+    return this.#idx.lavfVersion;
+  }
+
+  /** When the index was built (ms since the Unix epoch). */
+  get createdMs(): number {
+    return this.#idx.createdMs;
+  }
+
+  /** The stored CRC-32 (identifies the exact index content). */
+  get checksum(): number {
+    return this.#idx.checksum;
+  }
+
+  /** Stream `s`, or NO_SUCH_STREAM. */
+  stream(s: number): IndexedStream {
+    const st = this.#idx.streams[s];
+    if (st === undefined) {
+      throw new CuemuxError('NO_SUCH_STREAM', `${this.mediaPath}: no stream ${s} (it has ${this.#idx.streams.length})`,
+        { path: this.mediaPath, operation: 'index lookup' });
+    }
+    return st;
+  }
+
+  #block(b: number): Float64Array {
+    let rows = this.#cache.get(b);
+    if (rows !== undefined) {
+      // Refresh LRU position.
+      this.#cache.delete(b);
+      this.#cache.set(b, rows);
+      return rows;
+    }
+    try {
+      rows = decodeBlock(this.#idx, b);
+    } catch (e) {
+      // The checksum passed, so this is a writer bug rather than disk damage; report it as corrupt all the same.
+      throw new CuemuxError('INDEX_CORRUPT', `${this.indexPath}: entry block ${b} is malformed: ${(e as Error).message}`,
+        { path: this.indexPath, operation: 'index lookup' });
+    }
+    this.#cache.set(b, rows);
+    if (this.#cache.size > BLOCK_CACHE) this.#cache.delete(this.#cache.keys().next().value as number);
+    return rows;
+  }
+
+  #row(rows: Float64Array, i: number, index: number): IndexEntry {
+    const o = i * ENTRY_STRIDE;
+    const flags = rows[o + EntryField.FLAGS];
+    const pts = rows[o + EntryField.PTS];
+    const dts = rows[o + EntryField.DTS];
+    const dur = rows[o + EntryField.DURATION];
+    const pos = rows[o + EntryField.POS];
+    return {
+      index,
+      stream: rows[o + EntryField.STREAM],
+      pts: pts === NO_VALUE ? null : pts,
+      dts: dts === NO_VALUE ? null : dts,
+      duration: dur === 0 ? null : dur,
+      pos: pos < 0 ? null : pos,
+      size: rows[o + EntryField.SIZE],
+      key: (flags & PacketFlag.KEY) !== 0,
+      corrupt: (flags & PacketFlag.CORRUPT) !== 0,
+      discard: (flags & PacketFlag.DISCARD) !== 0,
+    };
+  }
+
+  /** Entry number `n` (0 <= n < packetCount). */
+  entry(n: number): IndexEntry {
+    if (!Number.isInteger(n) || n < 0 || n >= this.#idx.packetCount) {
+      throw new CuemuxError('INVALID_ARGUMENT', `${this.mediaPath}: no entry ${n} (index has ${this.#idx.packetCount})`,
+        { path: this.mediaPath, operation: 'index lookup' });
+    }
+    const B = this.#idx.blockEntries;
+    return this.#row(this.#block(Math.floor(n / B)), n % B, n);
+  }
+
+  /** Entries `from` (inclusive) to `to` (exclusive) in file order, optionally of one stream only. */
+  *entries(from = 0, to = this.#idx.packetCount, stream?: number): Generator<IndexEntry> {
+    const B = this.#idx.blockEntries;
+    const end = Math.min(to, this.#idx.packetCount);
+    for (let n = Math.max(0, from); n < end;) {
+      const b = Math.floor(n / B);
+      const rows = this.#block(b);
+      const stop = Math.min(end, (b + 1) * B);
+      for (; n < stop; n++) {
+        const i = n - b * B;
+        if (stream !== undefined && rows[i * ENTRY_STRIDE] !== stream) continue;
+        yield this.#row(rows, i, n);
+      }
+    }
+  }
+
+  /** Seconds → ticks of stream `s`, exactly, rounding down. */
+  toTicks(s: number, seconds: number): number {
+    return secondsToTicks(seconds, this.stream(s).timeBase, 'floor');
+  }
+
+  /** Ticks of stream `s` → seconds. */
+  toSeconds(s: number, ticks: number): number {
+    return ticksToSeconds(ticks, this.stream(s).timeBase);
+  }
+
+  /** Time base of stream `s`. */
+  timeBase(s: number): Rational {
+    return this.stream(s).timeBase;
+  }
+
+  /**
+   * The keyframe of stream `s` with the largest pts at or before `ticks`, or null when the stream's first keyframe
+   * is later. O(log n) over the seek table; for sparse tables (all-keyframe streams such as audio) one block is
+   * decoded to refine among at most SPARSE_STRIDE packets.
+   */
+  keyframeAtOrBefore(s: number, ticks: number): KeyframeRef | null {
+    const st = this.stream(s);
+    const n = st.seekCount;
+    const pts = st.seekPts;
+    let lo = 0;
+    let hi = n - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (i64At(pts, mid) <= ticks) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    if (found < 0) return null;
+    const anchor = { entry: st.seekEntries[found], pts: i64At(pts, found) };
+    if (st.seekKind !== 'sparse') return anchor;
+    // Refine: walk this stream's packets after the anchor until one is later than `ticks`.
+    const limit = found + 1 < n ? st.seekEntries[found + 1] : this.#idx.packetCount;
+    let best = anchor;
+    for (const e of this.entries(anchor.entry + 1, limit, s)) {
+      const t = e.pts ?? e.dts;
+      if (t === null) continue;
+      if (t > ticks) break;
+      best = { entry: e.index, pts: t };
+    }
+    return best;
+  }
+
+  /** {@link keyframeAtOrBefore} with the time in seconds (converted exactly to the stream's ticks). */
+  keyframeAtOrBeforeSeconds(s: number, seconds: number): KeyframeRef | null {
+    return this.keyframeAtOrBefore(s, this.toTicks(s, seconds));
+  }
+
+  /**
+   * Packets of `streams` (all when empty) needed to present [t0, t1) seconds, in file order: each stream starts at
+   * its keyframe at or before t0 (its first packet when t0 precedes every keyframe) and ends before its first packet
+   * whose dts (pts when no dts) is at or after t1. Omit t1 for "to the end".
+   */
+  *packetsInRange(streams: readonly number[], t0: number, t1?: number): Generator<IndexEntry> {
+    const wanted = streams.length > 0 ? streams : this.#idx.streams.map((s) => s.index);
+    const startAt = new Map<number, number>();
+    const endTick = new Map<number, number>();
+    for (const s of wanted) {
+      const st = this.stream(s);
+      if (st.packetCount === 0) continue;
+      const k = this.keyframeAtOrBefore(s, this.toTicks(s, t0));
+      startAt.set(s, k?.entry ?? 0);
+      if (t1 !== undefined) endTick.set(s, secondsToTicks(t1, st.timeBase, 'ceil'));
+    }
+    if (startAt.size === 0) return;
+    const open = new Set(startAt.keys());
+    const first = Math.min(...startAt.values());
+    for (const e of this.entries(first)) {
+      if (!open.has(e.stream) || e.index < (startAt.get(e.stream) ?? 0)) continue;
+      const end = endTick.get(e.stream);
+      const t = e.dts ?? e.pts;
+      if (end !== undefined && t !== null && t >= end) {
+        open.delete(e.stream);
+        if (open.size === 0) return;
+        continue;
+      }
+      yield e;
+    }
+  }
+
+  /** Presentation-order frame count of video stream `s` (0 for other streams). */
+  frameCount(s: number): number {
+    return this.stream(s).frameCount;
+  }
+
+  /** The pts (ticks) of frame number `n` (0-based, presentation order) of video stream `s`. */
+  frameToPts(s: number, n: number): number {
+    const st = this.stream(s);
+    if (!Number.isInteger(n) || n < 0 || n >= st.frameCount) {
+      throw new CuemuxError('INVALID_ARGUMENT', `${this.mediaPath}: stream ${s} has no frame ${n} (it has ${st.frameCount})`,
+        { path: this.mediaPath, operation: 'index lookup' });
+    }
+    return i64At(st.framePts, n);
+  }
+
+  /**
+   * The frame number of video stream `s` shown at `ticks`: the last frame whose pts is at or before it, or -1
+   * when `ticks` precedes the first frame.
+   */
+  ptsToFrame(s: number, ticks: number): number {
+    const st = this.stream(s);
+    let lo = 0;
+    let hi = st.frameCount - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (i64At(st.framePts, mid) <= ticks) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+
+  /** Drop decoded blocks (the index itself stays usable). */
+  clearCache(): void {
+    this.#cache.clear();
+  }
+}

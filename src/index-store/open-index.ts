@@ -1,0 +1,171 @@
+/**
+ * `openIndex(media)`: load the media's index when it is fresh, otherwise build it, exactly once across processes.
+ * `checkIndex(media)`: say whether a fresh index exists, without building.
+ */
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CuemuxError, fromSystemError, isCuemuxError } from '../common/errors';
+import { getLogger } from '../common/logger';
+import { libavformatVersion } from '../ffmpeg/beamcoder-adapter';
+import { acquireBuildLock, ownerAlive, type LockOwner } from './build-lock';
+import { fingerprint, staleReason } from './fingerprint';
+import type { ParsedIndex, SourceIdentity } from './idx-format';
+import { buildIndexBytes, type BuildProgress } from './index-builder';
+import { publishIndexFile, readIndexFile, removeDeadTemps } from './index-file';
+import { defaultCacheDir, dirWritable, indexLocations } from './index-location';
+import { MediaIndex } from './media-index';
+
+const log = getLogger('index-store');
+
+/** Options for {@link openIndex} and {@link checkIndex}. */
+export interface OpenIndexOptions {
+  /** Where indexes of media in read-only folders go (default {@link defaultCacheDir}: $CUEMUX_CACHE_DIR or XDG cache). */
+  cacheDir?: string;
+  /** Build when there is no fresh index (default true). With false, INDEX_MISSING / INDEX_STALE / INDEX_CORRUPT. */
+  build?: boolean;
+  /** Rebuild even when a fresh index exists (default false). */
+  force?: boolean;
+  /** How long to wait for another process's build, in ms (default 300000). */
+  lockTimeoutMs?: number;
+  /** Build progress. */
+  onProgress?: (p: BuildProgress) => void;
+  /** Called when another process is building this index and we wait for it. */
+  onWait?: (owner: LockOwner | null) => void;
+  /** Abort a wait or a build. */
+  signal?: AbortSignal;
+}
+
+/** Freshness of an index, as `cuemux index check` reports it. */
+export type IndexState = 'fresh' | 'stale' | 'missing' | 'corrupt';
+
+/** Result of {@link checkIndex}. */
+export interface IndexCheck {
+  /** Absolute media path. */
+  media: string;
+  /** The verdict. */
+  state: IndexState;
+  /** The index file examined (the fresh one, else the first found, else where it would be built). */
+  indexPath: string;
+  /** Why it is not fresh (null when fresh). */
+  reason: string | null;
+}
+
+type Found =
+  | { state: 'fresh'; file: string; parsed: ParsedIndex }
+  | { state: 'stale' | 'corrupt'; file: string; reason: string }
+  | { state: 'missing'; file: null; reason: string };
+
+function lavfCode(): number {
+  const v = libavformatVersion();
+  return (v.major << 16) | (v.minor << 8) | v.micro;
+}
+
+async function statMedia(abs: string): Promise<void> {
+  const st = await fsp.stat(abs).catch((e: unknown) => { throw fromSystemError(e, abs, 'open media'); });
+  if (st.isDirectory()) throw new CuemuxError('INVALID_ARGUMENT', `${abs}: is a directory, a media file is needed`, { path: abs, operation: 'open media' });
+  if (!st.isFile()) throw new CuemuxError('NOT_MEDIA', `${abs}: not a regular file`, { path: abs, operation: 'open media' });
+}
+
+/** Look for a fresh index in both locations; report the most useful reason when there is none. */
+function findFresh(candidates: string[], identity: SourceIdentity): Found {
+  let worst: Found = { state: 'missing', file: null, reason: 'no index has been built' };
+  for (const file of candidates) {
+    let parsed: ParsedIndex;
+    try {
+      parsed = readIndexFile(file);
+    } catch (e) {
+      if (isCuemuxError(e, 'NOT_FOUND')) continue;
+      if (isCuemuxError(e, 'INDEX_CORRUPT', 'INDEX_STALE', 'PERMISSION_DENIED')) {
+        const state = isCuemuxError(e, 'INDEX_STALE') ? 'stale' : 'corrupt';
+        if (worst.state === 'missing' || state === 'corrupt') worst = { state, file, reason: e.message };
+        continue;
+      }
+      throw e;
+    }
+    const why = parsed.lavfVersion !== lavfCode()
+      ? `built with libavformat ${parsed.lavfVersion >>> 16}.${(parsed.lavfVersion >>> 8) & 0xff}, this is ${lavfCode() >>> 16}.${(lavfCode() >>> 8) & 0xff}`
+      : staleReason(parsed.identity, identity);
+    if (why === null) return { state: 'fresh', file, parsed };
+    if (worst.state === 'missing') worst = { state: 'stale', file, reason: why };
+  }
+  return worst;
+}
+
+/** Say whether `media` has a fresh index, without building one. Errors only for the media itself (NOT_FOUND...). */
+export async function checkIndex(media: string, options: Pick<OpenIndexOptions, 'cacheDir'> = {}): Promise<IndexCheck> {
+  const abs = path.resolve(media);
+  await statMedia(abs);
+  const locs = indexLocations(abs, options.cacheDir ?? defaultCacheDir());
+  const found = findFresh([locs.beside, locs.cache], await fingerprint(abs));
+  return {
+    media: abs,
+    state: found.state,
+    indexPath: found.file ?? locs.beside,
+    reason: found.state === 'fresh' ? null : found.reason,
+  };
+}
+
+const inflight = new Map<string, Promise<MediaIndex>>();
+
+/**
+ * Load the index of `media`, building it first when it is missing, stale or corrupt (unless `build: false`).
+ * Concurrent calls in this process share one promise; across processes one builds and the others wait
+ * (bounded by `lockTimeoutMs`) and then load its result.
+ */
+export function openIndex(media: string, options: OpenIndexOptions = {}): Promise<MediaIndex> {
+  const abs = path.resolve(media);
+  if (options.force) return openUncached(abs, options);
+  const pending = inflight.get(abs);
+  if (pending) return pending;
+  const p = openUncached(abs, options).finally(() => inflight.delete(abs));
+  inflight.set(abs, p);
+  return p;
+}
+
+async function openUncached(abs: string, options: OpenIndexOptions): Promise<MediaIndex> {
+  await statMedia(abs);
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
+  const locs = indexLocations(abs, cacheDir);
+  const candidates = [locs.beside, locs.cache];
+  const identity = await fingerprint(abs);
+  if (!options.force) {
+    const found = findFresh(candidates, identity);
+    if (found.state === 'fresh') return new MediaIndex(found.parsed, abs, found.file, 'loaded');
+    if (options.build === false) {
+      const code = found.state === 'missing' ? 'INDEX_MISSING' : found.state === 'stale' ? 'INDEX_STALE' : 'INDEX_CORRUPT';
+      throw new CuemuxError(code, `${abs}: ${found.reason}; run \`cuemux index build ${abs}\``, { path: abs, operation: 'index open' });
+    }
+    if (found.state !== 'missing') log.info(`rebuilding index: ${found.reason}`, { media: abs, index: found.file });
+  }
+
+  let target = locs.beside;
+  if (!(await dirWritable(path.dirname(abs)))) {
+    target = locs.cache;
+    await fsp.mkdir(cacheDir, { recursive: true }).catch((e: unknown) => { throw fromSystemError(e, cacheDir, 'create cache directory'); });
+  }
+  const lock = await acquireBuildLock(`${target}.lock`, {
+    timeoutMs: options.lockTimeoutMs, onWait: options.onWait, signal: options.signal, subject: abs,
+  });
+  try {
+    if (lock.waited || !options.force) {
+      // Someone may have finished a build while we waited for (or raced to) the lock.
+      const found = findFresh(candidates, await fingerprint(abs));
+      if (found.state === 'fresh' && !(options.force && !lock.waited)) {
+        return new MediaIndex(found.parsed, abs, found.file, lock.waited ? 'waited' : 'loaded');
+      }
+    }
+    await removeDeadTemps(target, (pid) => ownerAlive({ pid, host: os.hostname(), startTicks: 0, since: '' }));
+    const started = process.hrtime.bigint();
+    const built = await buildIndexBytes(abs, { onProgress: options.onProgress, signal: options.signal });
+    await publishIndexFile(target, built.bytes);
+    const parsed = readIndexFile(target);
+    log.info('index built', {
+      media: abs, index: target, packets: built.packets, bytes: built.bytes.length,
+      ms: Number(process.hrtime.bigint() - started) / 1e6,
+    });
+    return new MediaIndex(parsed, abs, target, 'built');
+  } finally {
+    await lock.release();
+  }
+}
