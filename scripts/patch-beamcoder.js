@@ -8,6 +8,8 @@
  *    bytes for MKV (payload 4 bytes in) and MPEG-TS (buffer longer than the packet). Fixed at the root.
  *  - demux.cc gains readBatch(): many av_read_frame calls in one thread-pool job (native/beamcoder/cuemux_batch.cc).
  *  - DEBUG printf()s go to stderr so that stdout stays clean for `cuemux index dump`/--json.
+ *  - Two memory-safety bugs behind crashes on failed opens: rejectStatus() read the carrier after freeing it, and
+ *    every async entry point raced the worker thread on c->status (see below).
  * Idempotent: a marker records the patch's hash; a matching marker plus a built addon means nothing to do.
  */
 const fs = require('node:fs');
@@ -68,10 +70,36 @@ edit('src/demux.cc',
   c->status = napi_set_named_property(env, result, "readBatch", prop);
   REJECT_STATUS;
 `);
+// rejectStatus() deletes the carrier (tidyCarrier) and then returns c->status from freed memory: when that reads
+// as 0 the caller continues as if successful (seen: a failed open crashing in fromAVFormatContext ~30% of runs).
+edit('src/beamcoder_util.cc',
+  `int32_t rejectStatus(napi_env env, carrier* c, char* file, int32_t line) {
+  if (c->status != BEAMCODER_SUCCESS) {`,
+  `int32_t rejectStatus(napi_env env, carrier* c, char* file, int32_t line) {
+  const int32_t result = c->status; // cuemux: read before tidyCarrier() frees c
+  if (c->status != BEAMCODER_SUCCESS) {`);
+edit('src/beamcoder_util.cc',
+  `    delete[] extMsg;
+    tidyCarrier(env, c);
+  }
+  return c->status;
+}`,
+  `    free(extMsg); // cuemux: allocated with malloc
+    tidyCarrier(env, c);
+  }
+  return result;
+}`);
 for (const f of fs.readdirSync(path.join(bc, 'src')).filter((n) => n.endsWith('.cc'))) {
   const p = path.join(bc, 'src', f);
   const text = fs.readFileSync(p, 'utf8');
-  const fixed = text.replace(/(^|[^f])printf\("DEBUG/g, '$1fprintf(stderr, "DEBUG');
+  const fixed = text.replace(/(^|[^f])printf\("DEBUG/g, '$1fprintf(stderr, "DEBUG')
+    // `c->status = napi_queue_async_work(...)` runs on the JS thread after the work is queued: when the worker has
+    // already failed and set c->status, the assignment overwrites the error with napi_ok, and the completion then
+    // uses a context that does not exist (seen: failed opens crashing in fromAVFormatContext ~20% of runs).
+    // Once queued, the carrier belongs to the worker: only a failed queue may be rejected here.
+    .replace(/c->status = napi_queue_async_work\(env, c->_request\);\s*REJECT_RETURN;/g,
+      '{ napi_status queued = napi_queue_async_work(env, c->_request); // cuemux: no race on c->status\n' +
+      '    if (queued != napi_ok) { c->status = queued; REJECT_RETURN; } }');
   if (fixed !== text) fs.writeFileSync(p, fixed);
 }
 

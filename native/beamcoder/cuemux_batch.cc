@@ -17,9 +17,29 @@
 #include <string>
 #include <vector>
 #include <cstring>
+#include <cstdarg>
 #include "demux.h"
 
 static const int META_DOUBLES = 8;
+
+// FFmpeg reports some damage only through av_log and then returns a plain EOF (MKV "File ended prematurely",
+// MP4 "partial file"). While readBatch runs, error-level lines logged on its thread are captured here, so the
+// caller learns that and where reading stopped. thread_local: other demuxers on other pool threads don't mix in.
+static thread_local std::string* tlCapture = nullptr;
+static bool callbackInstalled = false;
+
+static void captureLog(void* avcl, int level, const char* fmt, va_list vl) {
+  if (tlCapture != nullptr && level <= AV_LOG_ERROR && tlCapture->size() < 2048) {
+    char line[512];
+    int prefix = 1;
+    va_list copy;
+    va_copy(copy, vl);
+    av_log_format_line(avcl, level, fmt, copy, line, sizeof(line), &prefix);
+    va_end(copy);
+    *tlCapture = line; // keep the last line: the one that explains why reading ended
+  }
+  av_log_default_callback(avcl, level, fmt, vl);
+}
 static const double TWO53 = 9007199254740992.0;
 
 struct cuemuxBatch {
@@ -51,6 +71,8 @@ static void batchExecute(napi_env env, void* raw) {
     c->error = "format context has been closed";
     return;
   }
+  std::string logged;
+  tlCapture = &logged;
   AVPacket* pkt = av_packet_alloc();
   c->meta.reserve((size_t) c->maxPackets * META_DOUBLES);
   int64_t bytes = 0;
@@ -88,6 +110,13 @@ static void batchExecute(napi_env env, void* raw) {
     av_packet_unref(pkt);
   }
   av_packet_free(&pkt);
+  tlCapture = nullptr;
+  if (c->eof && c->error.empty() && !logged.empty()) {
+    while (!logged.empty() && (logged.back() == '\n' || logged.back() == ' ')) logged.pop_back();
+    c->errorCode = AVERROR_EOF;
+    c->error = logged;
+    c->stopPos = fmtCtx->pb ? (double) avio_tell(fmtCtx->pb) : -1;
+  }
 }
 
 static void batchComplete(napi_env env, napi_status asyncStatus, void* raw) {
@@ -132,6 +161,10 @@ static void batchComplete(napi_env env, napi_status asyncStatus, void* raw) {
 napi_value cuemuxReadBatch(napi_env env, napi_callback_info info) {
   napi_value promise, formatJS, formatRefExt, resourceName;
   napi_value args[3];
+  if (!callbackInstalled) { // main thread only: no race
+    av_log_set_callback(captureLog);
+    callbackInstalled = true;
+  }
   size_t argc = 3;
   cuemuxBatch* c = new cuemuxBatch;
   napi_status s = napi_create_promise(env, &c->deferred, &promise);

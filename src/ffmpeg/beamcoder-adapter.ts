@@ -64,7 +64,9 @@ function nativeError(e: unknown, file: string, operation: string, fallback: Erro
   else if (/Permission denied|Operation not permitted/i.test(reason)) code = 'PERMISSION_DENIED';
   else if (/Is a directory/i.test(reason)) code = 'INVALID_ARGUMENT';
   else if (/Invalid data found|End of file/i.test(reason) && operation === 'open') code = 'NOT_MEDIA';
-  const what = code === 'NOT_MEDIA' ? 'not a media file FFmpeg can read' : `${operation} failed`;
+  // FFmpeg cannot say "truncated" for an MP4/MOV whose moov (at the end) is missing: hint at it by name.
+  const hint = code === 'NOT_MEDIA' && /\.(mp4|m4a|m4v|mov|3gp)$/i.test(file) ? '; an MP4/MOV cut short before its index (moov) looks like this' : '';
+  const what = code === 'NOT_MEDIA' ? `not a media file FFmpeg can read${hint}` : `${operation} failed`;
   return new CuemuxError(code, `${file}: ${what} (FFmpeg: ${reason})`, { path: file, operation, cause: e });
 }
 

@@ -63,7 +63,8 @@ export async function buildIndexBytes(media: string, options: BuildOptions = {})
       }
       options.onProgress?.({ media, packets: encoder.count, bytePos, totalBytes: before.size });
       if (cols.stopped) {
-        partial = { bytePos: cols.stopped.bytePos >= 0 ? cols.stopped.bytePos : bytePos, message: cols.stopped.message };
+        // Report the end of the last packet read: what a technician can check against the file size.
+        partial = { bytePos, message: cols.stopped.message };
         break;
       }
       if (cols.eof || cols.count === 0) break;
