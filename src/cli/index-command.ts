@@ -117,7 +117,7 @@ export async function runIndexCommand(io: CliIo, args: string[]): Promise<ExitCo
 function positiveInt(v: unknown, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw usage(`${name} needs a whole number >= 1, got "${String(v)}"`);
+  if (!Number.isInteger(n) || n < 1) throw usage(`${name} needs a whole number >= 1, got "${typeof v === 'string' ? v : JSON.stringify(v)}"`);
   return n;
 }
 

@@ -18,7 +18,7 @@ import {
 } from './types';
 
 type Native = any;
-let native: Native | undefined;
+let native: Native = undefined;
 
 function load(): Native {
   if (native !== undefined) return native;

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Make this checkout ready to run and test, from a fresh Debian 12 + Node 20 machine. Idempotent: each step
+# checks first and says what it does. Used by `npm start` (scripts/start.sh) and `npm test` (scripts/test.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[cuemux setup] %s\n' "$*" >&2; }
+
+# 1. Node.js 20.19+ (engines in package.json; mocha 11 and node:zlib crc32 need it).
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+  || { say "Node.js >= 20.19 is needed, found $(node --version)"; exit 1; }
+
+# 2. Debian packages: FFmpeg CLI (test reference), FFmpeg -dev libraries (beamcoder builds against them),
+#    ffmsindex (benchmark peer), liblo-tools (a real OSC peer for tests).
+PKGS=(ffmpeg pkg-config libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev libavutil-dev
+      libpostproc-dev libswresample-dev libswscale-dev ffmsindex liblo-tools)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  say "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# 3. npm dependencies (beamcoder compiles against FFmpeg, then scripts/patch-beamcoder.js patches and rebuilds it).
+stamp=node_modules/.cuemux-installed
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ scripts/patch-beamcoder.js -nt "$stamp" ] \
+   || [ native/beamcoder/cuemux_batch.cc -nt "$stamp" ]; then
+  say "npm ci (compiles the FFmpeg binding: about a minute)"
+  npm ci --no-audit --no-fund >&2
+  touch "$stamp"
+fi
+
+# 4. Generated gRPC code and the TypeScript build.
+say "generating code from proto/ and compiling"
+npm run --silent build >&2

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# README's first command: set up, make a demo clip a newcomer can use at once, index it, and start the server on
+# embedded defaults. Extra arguments go to `cuemux serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+demo=.cache/demo-media
+if [ ! -f "$demo/demo-1080p25.mp4" ]; then
+  mkdir -p "$demo"
+  echo "[cuemux start] generating a 10 s demo clip (H.264 1080p25 + AAC stereo) in $demo" >&2
+  ffmpeg -v error -nostdin -y -f lavfi -i "testsrc2=size=1920x1080:rate=25" -f lavfi -i "sine=f=440:sample_rate=48000" \
+    -t 10 -ac 2 -c:v libx264 -preset veryfast -g 25 -pix_fmt yuv420p -c:a aac "$demo/.demo.tmp.mp4"
+  mv "$demo/.demo.tmp.mp4" "$demo/demo-1080p25.mp4"
+fi
+node bin/cuemux.js index build "$demo"
+exec node bin/cuemux.js serve --media-root "$demo" "$@"
