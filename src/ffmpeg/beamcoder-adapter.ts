@@ -232,6 +232,11 @@ export function packetAt(cols: PacketColumns, i: number): Packet {
 }
 
 /**
+ * Demuxers that accept plain text: FFmpeg's `tty` reads any *.txt/*.nfo/... as ANSI art, which no show plays.
+ */
+const NOT_SHOW_MEDIA = new Set(['tty']);
+
+/**
  * Open `file` with FFmpeg (demuxer + stream info probing, as ffprobe does).
  * Errors: NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT (a directory), NOT_MEDIA (empty, text, unknown format,
  * or no streams).
@@ -252,6 +257,12 @@ export async function openDemuxer(file: string): Promise<Demuxer> {
   } catch (e) {
     throw nativeError(e, abs, 'open', 'NOT_MEDIA');
   }
+  const formatName = String(fmt.iformat?.name ?? '');
+  if (NOT_SHOW_MEDIA.has(formatName)) {
+    fmt.forceClose();
+    throw new CuemuxError('NOT_MEDIA', `${abs}: a text file, not media (FFmpeg would only read it as "${formatName}" ANSI art)`,
+      { path: abs, operation: 'open' });
+  }
   const streams = (fmt.streams as any[]).map(streamParams);
   if (streams.length === 0) {
     fmt.forceClose();
@@ -260,7 +271,7 @@ export async function openDemuxer(file: string): Promise<Demuxer> {
   const us = (v: unknown): number | null => (typeof v === 'number' && v !== NO_VALUE ? v / 1e6 : null);
   return new BeamcoderDemuxer(fmt, {
     path: abs,
-    formatName: String(fmt.iformat?.name ?? ''),
+    formatName,
     durationSeconds: us(fmt.duration),
     startSeconds: us(fmt.start_time),
     bitRate: Number(fmt.bit_rate ?? 0),
