@@ -1,0 +1,123 @@
+/**
+ * Exactly one builder per media file across processes; the others wait and load its result. A builder killed with
+ * SIGKILL leaves no index visible and the next build takes over its lock.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ensureMedia, makeMedia } from './support/media';
+import { runCli, startCli } from './support/cli';
+import { copyInto, scratchDir } from './support/tmp';
+import { openIndex } from '../src/index-store/open-index';
+import { readIndexFile } from '../src/index-store/index-file';
+import { isCuemuxError } from '../src/common/errors';
+
+/** A 60 s low-resolution A/V clip (~4,300 packets). */
+function minuteClip(): Promise<string> {
+  return makeMedia('av-60s-160x120.mp4', ['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-f', 'lavfi', '-i', 'sine=f=440:sample_rate=48000',
+    '-t', '60', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k']);
+}
+
+/** The minute clip looped to 30 minutes by stream copy (~130k packets): a build long enough to be killed. */
+async function longClip(): Promise<string> {
+  const base = await minuteClip();
+  return makeMedia('av-30min-160x120.mp4', ['-stream_loop', '29', '-i', base, '-c', 'copy']);
+}
+
+async function leftovers(dir: string): Promise<string[]> {
+  return (await fsp.readdir(dir)).filter((n) => /\.(lock|takeover)$|\.tmp-/.test(n));
+}
+
+describe('index build concurrency', function () {
+  this.timeout(120_000);
+
+  it('4 processes building the same index at once: one build, all load the same index', async function () {
+    const dir = await scratchDir('conc');
+    const media = await copyInto(await minuteClip(), dir, 'clip.mp4');
+    const env = { CUEMUX_CACHE_DIR: await scratchDir('conc-cache') };
+    const runs = await Promise.all([0, 1, 2, 3].map(() => runCli(['index', 'build', '--json', media], { env })));
+    const reports = runs.map((r) => {
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      return (JSON.parse(r.stdout) as { files: Array<{ status: string; index: string; packets: number }> }).files[0];
+    });
+    assert.equal(reports.filter((r) => r.status === 'built').length, 1, JSON.stringify(reports));
+    for (const r of reports) {
+      assert.ok(['built', 'waited', 'fresh'].includes(r.status));
+      assert.equal(r.index, `${media}.idx`);
+      assert.equal(r.packets, reports[0].packets);
+    }
+    readIndexFile(`${media}.idx`);
+    assert.deepEqual(await leftovers(dir), []);
+  });
+
+  it('concurrent opens in one process share one build', async function () {
+    const dir = await scratchDir('conc-in');
+    const media = await copyInto(await ensureMedia('mp4-h264-aac'), dir, 'a.mp4');
+    const all = await Promise.all([0, 1, 2, 3].map(() => openIndex(media, { cacheDir: dir })));
+    assert.equal(all[0].origin, 'built');
+    for (const idx of all) assert.equal(idx, all[0]);
+  });
+
+  it('a lock left by a dead process is taken over', async function () {
+    const dir = await scratchDir('dead');
+    const media = await copyInto(await ensureMedia('wav'), dir, 'a.wav');
+    const dead = spawnSync('true').pid as number;
+    await fsp.writeFile(`${media}.idx.lock`, JSON.stringify({ pid: dead, host: os.hostname(), startTicks: 0, since: new Date(0).toISOString() }));
+    await fsp.writeFile(`${media}.idx.tmp-${dead}-deadbeef`, 'half an index');
+    const idx = await openIndex(media, { cacheDir: dir, lockTimeoutMs: 5_000 });
+    assert.equal(idx.origin, 'built');
+    assert.deepEqual(await leftovers(dir), []);
+  });
+
+  it('a lock held by a live process makes others wait, bounded, with an error naming the owner', async function () {
+    const dir = await scratchDir('live');
+    const media = await copyInto(await ensureMedia('wav'), dir, 'a.wav');
+    const holder = spawn('sleep', ['30']);
+    try {
+      await fsp.writeFile(`${media}.idx.lock`, JSON.stringify({ pid: holder.pid, host: os.hostname(), startTicks: 0, since: new Date().toISOString() }));
+      let waited = false;
+      await assert.rejects(openIndex(media, { cacheDir: dir, lockTimeoutMs: 300, onWait: () => { waited = true; } }), (e: unknown) => {
+        assert.ok(isCuemuxError(e, 'LOCK_TIMEOUT'));
+        assert.match(e.message, new RegExp(`a\\.wav: another index build \\(process ${holder.pid} on `));
+        return true;
+      });
+      assert.ok(waited);
+      const cli = await runCli(['index', 'build', '--lock-timeout', '1', media], { env: { CUEMUX_CACHE_DIR: dir } });
+      assert.equal(cli.code, 10, cli.stdout);
+      assert.match(cli.stdout, /process \d+ .*still holds a\.wav\.idx\.lock/);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    // Owner gone: the next build proceeds.
+    await sleep(50);
+    assert.equal((await openIndex(media, { cacheDir: dir, lockTimeoutMs: 5_000 })).origin, 'built');
+  });
+
+  it('a builder killed with SIGKILL leaves no partial index; the next build succeeds', async function () {
+    this.timeout(300_000);
+    const dir = await scratchDir('kill');
+    const media = await copyInto(await longClip(), dir, 'long.mp4');
+    const env = { CUEMUX_CACHE_DIR: dir };
+    const child = startCli(['index', 'build', media], { env });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_c, s) => resolve(s)));
+    // Kill once the build holds its lock (it has started reading the media).
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if (await fsp.access(`${media}.idx.lock`).then(() => true, () => false)) break;
+      await sleep(2);
+    }
+    await sleep(100);
+    child.kill('SIGKILL');
+    assert.equal(await exited, 'SIGKILL');
+    await assert.rejects(fsp.access(`${media}.idx`), 'no index published by the killed builder');
+    const again = await runCli(['index', 'build', '--json', media], { env });
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.equal((JSON.parse(again.stdout) as { files: Array<{ status: string }> }).files[0].status, 'built');
+    assert.ok(readIndexFile(`${media}.idx`).packetCount > 100_000);
+    assert.deepEqual(await leftovers(dir), []);
+    assert.equal(path.basename(media), 'long.mp4');
+  });
+});
