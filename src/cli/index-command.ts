@@ -42,23 +42,19 @@ interface Input {
   file: string;
   /** Found by walking a folder (then non-media files are skipped, not failures). */
   fromDir: boolean;
+  /** Set when the path itself could not be used (missing, unreadable folder). */
+  error?: unknown;
 }
 
-interface Failure {
-  path: string;
-  error: unknown;
-}
-
-/** Expand files and folders (recursively, sorted, hidden entries and index files skipped). */
-async function collect(paths: string[]): Promise<{ inputs: Input[]; failures: Failure[] }> {
+/** Expand files and folders (recursively, sorted, hidden entries and index files skipped), in argument order. */
+async function collect(paths: string[]): Promise<Input[]> {
   const inputs: Input[] = [];
-  const failures: Failure[] = [];
   const walk = async (dir: string): Promise<void> => {
     let entries;
     try {
       entries = await fsp.readdir(dir, { withFileTypes: true });
     } catch (e) {
-      failures.push({ path: dir, error: fromSystemError(e, dir, 'read folder') });
+      inputs.push({ file: dir, fromDir: false, error: fromSystemError(e, dir, 'read folder') });
       return;
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -76,10 +72,15 @@ async function collect(paths: string[]): Promise<{ inputs: Input[]; failures: Fa
       if (st.isDirectory()) await walk(p);
       else inputs.push({ file: p, fromDir: false });
     } catch (e) {
-      failures.push({ path: p, error: fromSystemError(e, p, 'open') });
+      inputs.push({ file: p, fromDir: false, error: fromSystemError(e, p, 'open') });
     }
   }
-  return { inputs, failures };
+  return inputs;
+}
+
+/** The message without a leading "<file>: " (lines already show the file). */
+function detail(file: string, message: string): string {
+  return message.startsWith(`${file}: `) ? message.slice(file.length + 2) : message;
 }
 
 function errorJson(e: unknown): { code: string; message: string } {
@@ -143,9 +144,9 @@ async function build(io: CliIo, args: string[]): Promise<ExitCodeValue> {
   const lockTimeout = positiveInt(values['lock-timeout'], '--lock-timeout') ?? 300;
   const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
   const json = values.json === true;
-  const { inputs, failures } = await collect(positionals);
-  const results: FileResult[] = failures.map((f) => ({ media: f.path, status: 'failed', error: errorJson(f.error), exitCode: exitCodeFor(f.error) }));
-  const sizes = await Promise.all(inputs.map((i) => fsp.stat(i.file).then((s) => s.size, () => 0)));
+  const inputs = await collect(positionals);
+  const results: Array<FileResult | undefined> = inputs.map(() => undefined);
+  const sizes = await Promise.all(inputs.map((i) => (i.error ? 0 : fsp.stat(i.file).then((s) => s.size, () => 0))));
   const bar = new ProgressBar(io.stderr);
   const live = new Map<string, { packets: number; bytes: number }>();
   const state = { filesDone: 0, filesTotal: inputs.length, packetsDone: 0, bytesDone: 0, bytesTotal: sizes.reduce((a, b) => a + b, 0) };
@@ -158,25 +159,29 @@ async function build(io: CliIo, args: string[]): Promise<ExitCodeValue> {
     }
     bar.update({ filesDone: state.filesDone, filesTotal: state.filesTotal, packets, bytesDone: bytes, bytesTotal: state.bytesTotal, current: path.basename(current) }, force);
   };
-  const report = (r: FileResult): void => {
-    results.push(r);
+  const report = (k: number, r: FileResult): void => {
+    results[k] = r;
     if (json) return;
     bar.clear();
-    const rel = r.media;
+    const why = detail(r.media, r.error?.message ?? '');
     switch (r.status) {
-      case 'built': io.out(`built    ${rel}  ${r.packets} packets in ${r.seconds?.toFixed(2)} s -> ${r.index}\n`); break;
-      case 'waited': io.out(`waited   ${rel}  another process built it -> ${r.index}\n`); break;
-      case 'fresh': io.out(`fresh    ${rel}  index up to date -> ${r.index}\n`); break;
-      case 'partial': io.out(`PARTIAL  ${rel}  ${r.packets} packets; ${r.error?.message}\n`); break;
-      case 'skipped': io.out(`skipped  ${rel}  not media\n`); break;
-      case 'failed': io.out(`FAILED   ${rel}  ${r.error?.message}\n`); break;
+      case 'built': io.out(`built    ${r.media}  ${r.packets} packets in ${r.seconds?.toFixed(2)} s -> ${r.index}\n`); break;
+      case 'waited': io.out(`waited   ${r.media}  another process built it -> ${r.index}\n`); break;
+      case 'fresh': io.out(`fresh    ${r.media}  index up to date -> ${r.index}\n`); break;
+      case 'partial': io.out(`PARTIAL  ${r.media}  ${r.packets} packets; ${why}\n`); break;
+      case 'skipped': io.out(`skipped  ${r.media}  not media\n`); break;
+      case 'failed': io.out(`FAILED   ${r.media}  ${why}\n`); break;
     }
   };
+  inputs.forEach((i, k) => {
+    if (i.error !== undefined) report(k, { media: i.file, status: 'failed', error: errorJson(i.error), exitCode: exitCodeFor(i.error) });
+  });
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < inputs.length) {
       const k = next++;
-      const { file, fromDir } = inputs[k];
+      const { file, fromDir, error } = inputs[k];
+      if (error !== undefined) continue;
       const started = process.hrtime.bigint();
       let packets = 0;
       live.set(file, { packets: 0, bytes: 0 });
@@ -204,10 +209,10 @@ async function build(io: CliIo, args: string[]): Promise<ExitCodeValue> {
           r.exitCode = ExitCode.DAMAGED;
         }
         packets = idx.packetCount;
-        report(r);
+        report(k, r);
       } catch (e) {
-        if (fromDir && isCuemuxError(e, 'NOT_MEDIA')) report({ media: file, status: 'skipped', exitCode: ExitCode.OK });
-        else report({ media: file, status: 'failed', error: errorJson(e), exitCode: exitCodeFor(e) });
+        if (fromDir && isCuemuxError(e, 'NOT_MEDIA')) report(k, { media: file, status: 'skipped', exitCode: ExitCode.OK });
+        else report(k, { media: file, status: 'failed', error: errorJson(e), exitCode: exitCodeFor(e) });
       } finally {
         live.delete(file);
         state.filesDone++;
@@ -219,18 +224,19 @@ async function build(io: CliIo, args: string[]): Promise<ExitCodeValue> {
   };
   await Promise.all(Array.from({ length: Math.min(jobs, Math.max(1, inputs.length)) }, worker));
   bar.clear();
-  const bad = results.filter((r) => r.exitCode !== ExitCode.OK);
+  const done = results.filter((r): r is FileResult => r !== undefined);
+  const bad = done.filter((r) => r.exitCode !== ExitCode.OK);
   const exit = combineExitCodes(bad.map((r) => r.exitCode));
   if (json) {
-    io.out(`${JSON.stringify({ ok: exit === ExitCode.OK, exitCode: exit, files: results }, null, 1)}\n`);
+    io.out(`${JSON.stringify({ ok: exit === ExitCode.OK, exitCode: exit, files: done }, null, 1)}\n`);
     return exit;
   }
-  const count = (s: FileResult['status']): number => results.filter((r) => r.status === s).length;
+  const count = (s: FileResult['status']): number => done.filter((r) => r.status === s).length;
   io.out(`\n${count('built')} built, ${count('fresh') + count('waited')} already fresh, ${count('partial')} partial, ` +
     `${count('skipped')} skipped (not media), ${count('failed')} failed\n`);
   if (bad.length > 0) {
     io.out('Problems:\n');
-    for (const r of bad) io.out(`  ${r.media}: ${r.error?.message ?? r.status}\n`);
+    for (const r of bad) io.out(`  ${r.media}: ${detail(r.media, r.error?.message ?? r.status)}\n`);
   }
   return exit;
 }
@@ -251,10 +257,12 @@ async function check(io: CliIo, args: string[]): Promise<ExitCodeValue> {
   const { values, positionals } = parse(args, { 'cache-dir': { type: 'string' }, json: { type: 'boolean' } });
   if (positionals.length === 0) throw usage('index check needs at least one file or folder');
   const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
-  const { inputs, failures } = await collect(positionals);
-  const rows: Array<{ media: string; state: IndexState | 'error'; index?: string; reason?: string | null; exitCode: ExitCodeValue }> =
-    failures.map((f) => ({ media: f.path, state: 'error', reason: errorJson(f.error).message, exitCode: exitCodeFor(f.error) }));
-  for (const { file, fromDir } of inputs) {
+  const rows: Array<{ media: string; state: IndexState | 'error'; index?: string; reason?: string | null; exitCode: ExitCodeValue }> = [];
+  for (const { file, fromDir, error } of await collect(positionals)) {
+    if (error !== undefined) {
+      rows.push({ media: file, state: 'error', reason: errorJson(error).message, exitCode: exitCodeFor(error) });
+      continue;
+    }
     try {
       const c = await checkIndex(file, { cacheDir });
       // A file found in a folder with no index at all may simply not be media: probe before calling it missing.
@@ -268,7 +276,7 @@ async function check(io: CliIo, args: string[]): Promise<ExitCodeValue> {
   if (values.json === true) {
     io.out(`${JSON.stringify({ ok: exit === ExitCode.OK, exitCode: exit, files: rows }, null, 1)}\n`);
   } else {
-    for (const r of rows) io.out(`${r.state.padEnd(8)} ${r.media}${r.reason ? `  (${r.reason})` : ''}\n`);
+    for (const r of rows) io.out(`${r.state.padEnd(8)} ${r.media}${r.reason ? `  (${detail(r.media, r.reason)})` : ''}\n`);
   }
   return exit;
 }
