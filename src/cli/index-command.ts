@@ -146,7 +146,7 @@ async function build(io: CliIo, args: string[]): Promise<ExitCodeValue> {
   const json = values.json === true;
   const inputs = await collect(positionals);
   const results: Array<FileResult | undefined> = inputs.map(() => undefined);
-  const sizes = await Promise.all(inputs.map((i) => (i.error ? 0 : fsp.stat(i.file).then((s) => s.size, () => 0))));
+  const sizes = await Promise.all(inputs.map(async (i) => (i.error ? 0 : (await fsp.stat(i.file).catch(() => ({ size: 0 }))).size)));
   const bar = new ProgressBar(io.stderr);
   const live = new Map<string, { packets: number; bytes: number }>();
   const state = { filesDone: 0, filesTotal: inputs.length, packetsDone: 0, bytesDone: 0, bytesTotal: sizes.reduce((a, b) => a + b, 0) };
