@@ -64,7 +64,7 @@ describe('index build concurrency', function () {
   it('a lock left by a dead process is taken over', async function () {
     const dir = await scratchDir('dead');
     const media = await copyInto(await ensureMedia('wav'), dir, 'a.wav');
-    const dead = spawnSync('true').pid as number;
+    const dead = spawnSync('true').pid;
     await fsp.writeFile(`${media}.idx.lock`, JSON.stringify({ pid: dead, host: os.hostname(), startTicks: 0, since: new Date(0).toISOString() }));
     await fsp.writeFile(`${media}.idx.tmp-${dead}-deadbeef`, 'half an index');
     const idx = await openIndex(media, { cacheDir: dir, lockTimeoutMs: 5_000 });
