@@ -17,8 +17,9 @@ import { ByteReader, ByteWriter } from './byte-io';
 export const MAGIC = Buffer.from('CUEMUXIX', 'latin1');
 /** The format version this code writes and reads. */
 export const FORMAT_VERSION = 1;
-/** Entries per block: the unit of random access and of predictor reset. */
-export const BLOCK_ENTRIES = 256;
+/** Entries per block: the unit of random access and of predictor reset. Small, so a random lookup decodes little
+ * (64 costs ~0.3 byte per packet in resets and block table over 256). */
+export const BLOCK_ENTRIES = 64;
 /** In a sparse seek table, one anchor every this many packets of the stream. */
 export const SPARSE_STRIDE = 16;
 const HEADER_BYTES = 96;
@@ -452,53 +453,99 @@ export const ENTRY_STRIDE = 7;
 /** Field offsets in a decoded block row. pts/dts use NO_VALUE, pos -1 where FFmpeg had none. */
 export const EntryField = { STREAM: 0, PTS: 1, DTS: 2, DURATION: 3, POS: 4, SIZE: 5, FLAGS: 6 } as const;
 
-/** Decode block `b` of `idx` into rows (see {@link EntryField}). Throws RangeError on malformed bytes. */
-export function decodeBlock(idx: ParsedIndex, b: number): Float64Array {
+/** A cursor over entry bytes with LEB128 readers; a class with fixed fields keeps the decode loop monomorphic. */
+class VarintCursor {
+  constructor(public bytes: Uint8Array, public p: number, public readonly end: number) {}
+
+  /** Unsigned varint. Up to 4 bytes (28 bits) with 32-bit integer ops, longer values with float arithmetic. */
+  u(): number {
+    const bytes = this.bytes;
+    let p = this.p;
+    if (p + 4 < this.end) {
+      let c = bytes[p++];
+      let v = c & 127;
+      if (c >= 128) {
+        c = bytes[p++]; v |= (c & 127) << 7;
+        if (c >= 128) {
+          c = bytes[p++]; v |= (c & 127) << 14;
+          if (c >= 128) {
+            c = bytes[p++]; v |= (c & 127) << 21;
+            if (c >= 128) {
+              this.p = p;
+              return v + this.#slow(2 ** 28);
+            }
+          }
+        }
+      }
+      this.p = p;
+      return v;
+    }
+    return this.#slow(1);
+  }
+
+  #slow(scale: number): number {
+    let v = 0;
+    let mul = scale;
+    let c = 0;
+    do {
+      if (this.p >= this.end) throw new RangeError('varint overruns its block');
+      c = this.bytes[this.p++];
+      v += (c & 127) * mul;
+      mul *= 128;
+    } while (c >= 128);
+    return v;
+  }
+
+  /** Zigzag signed varint. */
+  s(): number {
+    const z = this.u();
+    return z < 0x80000000 ? (z >>> 1) ^ -(z & 1) : z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+  }
+}
+
+// Predictor scratch shared by all decodes (decoding is synchronous): allocating typed arrays costs ~0.5 us each.
+let scratchDts = new Float64Array(8);
+let scratchDur = new Float64Array(8);
+
+/**
+ * Decode block `b` of `idx` into rows (see {@link EntryField}), into `into` when given (it must hold
+ * blockEntries * ENTRY_STRIDE values; callers recycle evicted blocks). Throws RangeError on malformed bytes.
+ */
+export function decodeBlock(idx: ParsedIndex, b: number, into?: Float64Array): Float64Array {
   const first = b * idx.blockEntries;
   const n = Math.min(idx.blockEntries, idx.packetCount - first);
-  const out = new Float64Array(n * ENTRY_STRIDE);
-  const bytes = idx.entryBytes;
-  let p = idx.blockOffsets[b];
+  const out = into !== undefined && into.length >= n * ENTRY_STRIDE ? into : new Float64Array(idx.blockEntries * ENTRY_STRIDE);
   const end = idx.blockOffsets[b + 1];
-  const lastDts = new Float64Array(idx.streams.length);
-  const lastDur = new Float64Array(idx.streams.length);
+  const streams = idx.streams.length;
+  if (scratchDts.length < streams) {
+    scratchDts = new Float64Array(streams);
+    scratchDur = new Float64Array(streams);
+  }
+  const lastDts = scratchDts;
+  const lastDur = scratchDur;
+  lastDts.fill(0, 0, streams);
+  lastDur.fill(0, 0, streams);
+  const r = new VarintCursor(idx.entryBytes, idx.blockOffsets[b], end);
   let prevEnd = 0;
-  const uvar = (): number => {
-    let v = 0;
-    let mul = 1;
-    for (;;) {
-      if (p >= end) throw new RangeError(`block ${b} overruns`);
-      const c = bytes[p++];
-      v += (c & 127) * mul;
-      if (c < 128) return v;
-      mul *= 128;
-    }
-  };
-  const svar = (): number => {
-    const z = uvar();
-    return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
-  };
   for (let i = 0; i < n; i++) {
-    if (p >= end) throw new RangeError(`block ${b} overruns`);
-    const h = bytes[p++];
+    if (r.p >= end) throw new RangeError(`block ${b} overruns`);
+    const h = r.bytes[r.p++];
     let stream = h >> 6;
-    if (stream === 3) stream = uvar();
-    if (stream >= idx.streams.length) throw new RangeError(`entry ${first + i}: stream ${stream}`);
+    if (stream === 3) stream = r.u();
+    if (stream >= streams) throw new RangeError(`entry ${first + i}: stream ${stream}`);
     let pos = -1;
-    if ((h & 0x20) === 0) {
-      pos = prevEnd + svar();
-    }
-    const size = uvar();
+    if ((h & 0x20) === 0) pos = prevEnd + r.s();
+    const size = r.u();
     if (pos >= 0) prevEnd = pos + size;
     const predicted = lastDts[stream] + lastDur[stream];
     let dts = NO_VALUE;
     if ((h & 0x10) === 0) {
-      dts = predicted + svar();
+      dts = predicted + r.s();
       lastDts[stream] = dts;
     }
     let pts = NO_VALUE;
-    if ((h & 0x08) === 0) pts = (dts !== NO_VALUE ? dts : predicted) + svar();
-    const dur = lastDur[stream] + svar();
+    if ((h & 0x08) === 0) pts = (dts !== NO_VALUE ? dts : predicted) + r.s();
+    const dur = lastDur[stream] + r.s();
     lastDur[stream] = dur;
     const o = i * ENTRY_STRIDE;
     out[o] = stream;
@@ -509,7 +556,7 @@ export function decodeBlock(idx: ParsedIndex, b: number): Float64Array {
     out[o + 5] = size;
     out[o + 6] = h & 0x07;
   }
-  if (p !== end) throw new RangeError(`block ${b} has ${end - p} trailing bytes`);
+  if (r.p !== end) throw new RangeError(`block ${b} has ${end - r.p} trailing bytes`);
   return out;
 }
 

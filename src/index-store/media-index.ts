@@ -127,15 +127,21 @@ export class MediaIndex {
       this.#cache.set(b, rows);
       return rows;
     }
+    // Recycle the least recently used block's rows once the cache is full.
+    let recycled: Float64Array | undefined;
+    if (this.#cache.size >= BLOCK_CACHE) {
+      const oldest = this.#cache.keys().next().value as number;
+      recycled = this.#cache.get(oldest);
+      this.#cache.delete(oldest);
+    }
     try {
-      rows = decodeBlock(this.#idx, b);
+      rows = decodeBlock(this.#idx, b, recycled);
     } catch (e) {
       // The checksum passed, so this is a writer bug rather than disk damage; report it as corrupt all the same.
       throw new CuemuxError('INDEX_CORRUPT', `${this.indexPath}: entry block ${b} is malformed: ${(e as Error).message}`,
         { path: this.indexPath, operation: 'index lookup' });
     }
     this.#cache.set(b, rows);
-    if (this.#cache.size > BLOCK_CACHE) this.#cache.delete(this.#cache.keys().next().value as number);
     return rows;
   }
 
@@ -225,14 +231,23 @@ export class MediaIndex {
     if (found < 0) return null;
     const anchor = { entry: st.seekEntries[found], pts: i64At(pts, found) };
     if (st.seekKind !== 'sparse') return anchor;
-    // Refine: walk this stream's packets after the anchor until one is later than `ticks`.
+    // Refine: walk this stream's packets after the anchor (at most SPARSE_STRIDE - 1) over decoded rows.
     const limit = found + 1 < n ? st.seekEntries[found + 1] : this.#idx.packetCount;
+    const B = this.#idx.blockEntries;
     let best = anchor;
-    for (const e of this.entries(anchor.entry + 1, limit, s)) {
-      const t = e.pts ?? e.dts;
-      if (t === null) continue;
-      if (t > ticks) break;
-      best = { entry: e.index, pts: t };
+    for (let e = anchor.entry + 1; e < limit;) {
+      const b = Math.floor(e / B);
+      const rows = this.#block(b);
+      const stop = Math.min(limit, (b + 1) * B);
+      for (; e < stop; e++) {
+        const o = (e - b * B) * ENTRY_STRIDE;
+        if (rows[o + EntryField.STREAM] !== s) continue;
+        const pt = rows[o + EntryField.PTS];
+        const t = pt !== NO_VALUE ? pt : rows[o + EntryField.DTS];
+        if (t === NO_VALUE) continue;
+        if (t > ticks) return best;
+        best = { entry: e, pts: t };
+      }
     }
     return best;
   }
