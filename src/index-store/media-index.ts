@@ -43,6 +43,23 @@ export interface KeyframeRef {
 /** How an index came to be returned by openIndex. */
 export type IndexOrigin = 'loaded' | 'built' | 'waited';
 
+/** Index of the last of `n` ascending int64 values (int32 pairs) that is <= `ticks`, or -1: O(log n). */
+function lastAtOrBefore(words: Int32Array, n: number, ticks: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (i64At(words, mid) <= ticks) {
+      found = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return found;
+}
+
 /** Cached decoded blocks (each ~14 KiB); enough for several concurrent readers. */
 const BLOCK_CACHE = 32;
 
@@ -216,18 +233,7 @@ export class MediaIndex {
     const st = this.stream(s);
     const n = st.seekCount;
     const pts = st.seekPts;
-    let lo = 0;
-    let hi = n - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (i64At(pts, mid) <= ticks) {
-        found = mid;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
+    const found = lastAtOrBefore(pts, n, ticks);
     if (found < 0) return null;
     const anchor = { entry: st.seekEntries[found], pts: i64At(pts, found) };
     if (st.seekKind !== 'sparse') return anchor;
@@ -310,19 +316,7 @@ export class MediaIndex {
    */
   ptsToFrame(s: number, ticks: number): number {
     const st = this.stream(s);
-    let lo = 0;
-    let hi = st.frameCount - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (i64At(st.framePts, mid) <= ticks) {
-        found = mid;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    return found;
+    return lastAtOrBefore(st.framePts, st.frameCount, ticks);
   }
 
   /** Drop decoded blocks (the index itself stays usable). */
