@@ -39,6 +39,29 @@ describe('cuemux index CLI', function () {
     assert.equal((await runCli(['index', 'check', dir], { env })).code, 0);
   });
 
+  it('in a folder: follows symlinks to media, and reports damaged media (not "skipped") with the reason', async function () {
+    const lib = await scratchDir('cli-lib');
+    const shared = await copyInto(await ensureMedia('flac'), lib, 'shared.flac');
+    await fsp.symlink(shared, path.join(dir, 'linked.flac'));
+    const src = await fsp.readFile(await ensureMedia('mp4-h264-aac'));
+    await fsp.writeFile(path.join(dir, 'cut.mp4'), src.subarray(0, src.length >> 1));
+    await fsp.writeFile(path.join(dir, 'Gobo list.txt'), 'Gobo 3 on LX 12\n'.repeat(30));
+    const r = await runCli(['index', 'build', '--json', dir], { env });
+    const report = JSON.parse(r.stdout) as BuildReport;
+    const by = Object.fromEntries(report.files.map((f) => [path.basename(f.media), f.status]));
+    assert.deepEqual(by, { 'Gobo list.txt': 'skipped', 'cut.mp4': 'failed', 'linked.flac': 'built' });
+    assert.equal(r.code, 6);
+    assert.match(report.files.find((f) => f.media.endsWith('cut.mp4'))?.error?.message ?? '', /moov/);
+  });
+
+  it('check on a file that is not media says so (6), not "missing"', async function () {
+    const f = path.join(dir, 'notes.txt');
+    await fsp.writeFile(f, 'Q1 GO\n'.repeat(40));
+    const r = await runCli(['index', 'check', f], { env });
+    assert.equal(r.code, 6, r.stdout + r.stderr);
+    assert.match(r.stdout, /notes\.txt .*(not a media file|text file, not media)/);
+  });
+
   it('prints plain lines and a summary when not a TTY', async function () {
     await copyInto(await ensureMedia('flac'), dir, 'a.flac');
     const r = await runCli(['index', 'build', dir], { env });

@@ -28,15 +28,16 @@ async function longClip(): Promise<string> {
 }
 
 async function leftovers(dir: string): Promise<string[]> {
-  return (await fsp.readdir(dir)).filter((n) => /\.(lock|takeover)$|\.tmp-/.test(n));
+  return (await fsp.readdir(dir)).filter((n) => /\.(lock|takeover)$|\.tmp-|\.lock\./.test(n));
 }
 
 describe('index build concurrency', function () {
   this.timeout(120_000);
 
-  it('4 processes building the same index at once: one build, all load the same index', async function () {
+  it('4 processes building the same index at once: one build, the others wait and load the same index', async function () {
     const dir = await scratchDir('conc');
-    const media = await copyInto(await minuteClip(), dir, 'clip.mp4');
+    // Long enough (~130k packets) that the build surely overlaps the other processes' start.
+    const media = await copyInto(await longClip(), dir, 'clip.mp4');
     const env = { CUEMUX_CACHE_DIR: await scratchDir('conc-cache') };
     const runs = await Promise.all([0, 1, 2, 3].map(() => runCli(['index', 'build', '--json', media], { env })));
     const reports = runs.map((r) => {
@@ -44,6 +45,7 @@ describe('index build concurrency', function () {
       return (JSON.parse(r.stdout) as { files: Array<{ status: string; index: string; packets: number }> }).files[0];
     });
     assert.equal(reports.filter((r) => r.status === 'built').length, 1, JSON.stringify(reports));
+    assert.ok(reports.some((r) => r.status === 'waited'), `at least one process waited for the builder: ${JSON.stringify(reports)}`);
     for (const r of reports) {
       assert.ok(['built', 'waited', 'fresh'].includes(r.status));
       assert.equal(r.index, `${media}.idx`);

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { ffprobePackets, type ProbePacket } from './support/ffmpeg-reference';
-import { CORPUS_NAMES, ensureCorpus, type CorpusName } from './support/media';
+import { CORPUS_NAMES, ensureCorpus, makeMedia } from './support/media';
 import { runCli } from './support/cli';
 import { copyInto, scratchDir } from './support/tmp';
 import { openIndex } from '../src/index-store/open-index';
@@ -29,24 +29,45 @@ function rng(seed: number): () => number {
   };
 }
 
+/**
+ * Containers beyond the corpus that exercise rarer paths: no pts or dts at all (raw H.264), AVI with B-frames
+ * (pts missing on some packets), ADTS AAC, six streams (the stream-index escape in the entry coding).
+ */
+const EDGE: Record<string, { file: string; args: string[] }> = {
+  'h264-raw': { file: 'edge-raw.h264', args: ['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-t', '3', '-c:v', 'libx264', '-bf', '2', '-g', '25', '-pix_fmt', 'yuv420p', '-f', 'h264'] },
+  'avi-bframes': { file: 'edge-bframes.avi', args: ['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-f', 'lavfi', '-i', 'sine', '-t', '3', '-c:v', 'mpeg4', '-bf', '2', '-c:a', 'libmp3lame'] },
+  'aac-adts': { file: 'edge-adts.aac', args: ['-f', 'lavfi', '-i', 'sine', '-t', '3', '-c:a', 'aac'] },
+  'mkv-six-streams': { file: 'edge-six.mkv', args: ['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25',
+    ...[200, 300, 400, 500, 600].flatMap((f) => ['-f', 'lavfi', '-i', `sine=f=${f}`]), '-t', '3',
+    ...[0, 1, 2, 3, 4, 5].flatMap((i) => ['-map', String(i)]), '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'libopus'] },
+};
+
+const NAMES: string[] = [...CORPUS_NAMES, ...Object.keys(EDGE)];
+
 describe('index exactness against FFmpeg', function () {
-  let media: Record<CorpusName, string>;
+  const media: Record<string, string> = {};
   let cacheDir: string;
-  const probes = new Map<CorpusName, ProbePacket[]>();
+  const probes = new Map<string, ProbePacket[]>();
 
   before(async function () {
     this.timeout(10 * 60_000);
-    const corpus = await ensureCorpus();
+    const corpus: Record<string, string> = await ensureCorpus();
+    for (const [name, e] of Object.entries(EDGE)) corpus[name] = await makeMedia(e.file, e.args);
     const dir = await scratchDir('exact');
     cacheDir = await scratchDir('exact-cache');
-    media = {} as Record<CorpusName, string>;
-    for (const name of CORPUS_NAMES) {
+    for (const name of NAMES) {
       media[name] = await copyInto(corpus[name], dir, `${name}${corpus[name].slice(corpus[name].lastIndexOf('.'))}`);
       probes.set(name, await ffprobePackets(media[name]));
     }
   });
 
-  for (const name of CORPUS_NAMES) {
+  it('the edge files really exercise their paths', function () {
+    assert.ok((probes.get('h264-raw') ?? []).every((p) => p.pts === null && p.dts === null), 'raw H.264: no timestamps');
+    assert.ok((probes.get('avi-bframes') ?? []).some((p) => p.pts === null), 'AVI: some packets without pts');
+    assert.equal(new Set((probes.get('mkv-six-streams') ?? []).map((p) => p.stream)).size, 6);
+  });
+
+  for (const name of NAMES) {
     describe(name, function () {
       let idx: MediaIndex;
       before(async function () {
@@ -80,7 +101,11 @@ describe('index exactness against FFmpeg', function () {
         for (const st of idx.streams) {
           const mine = expected.map((p, i) => ({ ...p, i })).filter((p) => p.stream === st.index);
           const keyed = mine.filter((p) => p.key && (p.pts ?? p.dts) !== null);
-          const times = mine.map((p) => (p.pts ?? p.dts) as number);
+          if (keyed.length === 0) {
+            assert.equal(idx.keyframeAtOrBefore(st.index, 0), null, 'no timestamped keyframe: nothing to find');
+            continue;
+          }
+          const times = mine.map((p) => p.pts ?? p.dts).filter((t): t is number => t !== null);
           const lo = Math.min(...times) - 10;
           const hi = Math.max(...times) + 10;
           for (let k = 0; k < 200; k++) {
@@ -118,6 +143,7 @@ describe('index exactness against FFmpeg', function () {
         const all = probes.get(name) ?? [];
         const rand = rng(42 + name.length);
         // Times across the whole file: from the earliest to the latest timestamp of any stream, in seconds.
+        if (all.every((p) => p.pts === null && p.dts === null)) return; // no times to range over
         const seconds = all.map((p) => idx.toSeconds(p.stream, p.pts ?? p.dts ?? 0));
         const lo = Math.min(...seconds);
         const hi = Math.max(...seconds);
@@ -154,7 +180,7 @@ describe('index exactness against FFmpeg', function () {
   });
 
   it('stays within 16 bytes per packet on every corpus file', async function () {
-    for (const name of CORPUS_NAMES) {
+    for (const name of NAMES) {
       const idx = await openIndex(media[name], { cacheDir });
       // Small files carry a fixed header and stream table; judge the per-packet part on files with enough packets.
       if (idx.packetCount < 100) continue;

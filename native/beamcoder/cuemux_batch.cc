@@ -19,6 +19,9 @@
 #include <cstring>
 #include <cstdarg>
 #include "demux.h"
+extern "C" {
+#include <libavutil/time.h>
+}
 
 static const int META_DOUBLES = 8;
 
@@ -40,7 +43,6 @@ static void captureLog(void* avcl, int level, const char* fmt, va_list vl) {
   }
   av_log_default_callback(avcl, level, fmt, vl);
 }
-static const double TWO53 = 9007199254740992.0;
 
 struct cuemuxBatch {
   fmtCtxRef* formatRef = nullptr;
@@ -59,8 +61,13 @@ struct cuemuxBatch {
   double stopPos = -1;
 };
 
+static const int64_t LIMIT53 = (int64_t) 1 << 53;
+/** Batches stop after this long so one read never holds a libuv pool thread for long (slow disks, NAS). */
+static const int64_t MAX_BATCH_US = 50000;
+static const int32_t MAX_BATCH_PACKETS = 1 << 16;
+
 static bool exact(int64_t v) {
-  return v == AV_NOPTS_VALUE || ((double) v <= TWO53 && (double) v >= -TWO53);
+  return v == AV_NOPTS_VALUE || (v <= LIMIT53 && v >= -LIMIT53);
 }
 
 static void batchExecute(napi_env env, void* raw) {
@@ -76,7 +83,11 @@ static void batchExecute(napi_env env, void* raw) {
   AVPacket* pkt = av_packet_alloc();
   c->meta.reserve((size_t) c->maxPackets * META_DOUBLES);
   int64_t bytes = 0;
+  const int64_t started = av_gettime_relative();
   while (c->count < c->maxPackets && (!c->withData || bytes < c->maxBytes)) {
+    if ((c->count & 63) == 63 && av_gettime_relative() - started > MAX_BATCH_US) break;
+    // Only what is logged by the read that ends the file explains why it ended.
+    logged.clear();
     int ret = av_read_frame(fmtCtx, pkt);
     if (ret == AVERROR_EOF) { c->eof = true; break; }
     if (ret < 0) {
@@ -174,6 +185,7 @@ napi_value cuemuxReadBatch(napi_env env, napi_callback_info info) {
   if (s == napi_ok && argc > 1) napi_get_value_int64(env, args[1], &c->maxBytes);
   if (s == napi_ok && argc > 2) napi_get_value_bool(env, args[2], &c->withData);
   if (c->maxPackets < 1) c->maxPackets = 1;
+  if (c->maxPackets > MAX_BATCH_PACKETS) c->maxPackets = MAX_BATCH_PACKETS;
   if (s == napi_ok) s = napi_get_named_property(env, formatJS, "_formatContextRef", &formatRefExt);
   if (s == napi_ok) s = napi_get_value_external(env, formatRefExt, (void**) &c->formatRef);
   if (s == napi_ok) s = napi_create_reference(env, formatJS, 1, &c->passthru);

@@ -40,8 +40,21 @@ export function processIo(): CliIo {
         reject(new StdoutClosed());
         return;
       }
-      if (process.stdout.write(t)) resolve();
-      else process.stdout.once('drain', () => (closed ? reject(new StdoutClosed()) : resolve()));
+      if (process.stdout.write(t)) {
+        resolve();
+        return;
+      }
+      // 'drain' never comes once the reader has gone: settle on 'error'/'close' too.
+      const done = (): void => {
+        process.stdout.off('drain', done);
+        process.stdout.off('error', done);
+        process.stdout.off('close', done);
+        if (closed) reject(new StdoutClosed());
+        else resolve();
+      };
+      process.stdout.once('drain', done);
+      process.stdout.once('error', done);
+      process.stdout.once('close', done);
     }),
     stderr: process.stderr,
   };

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CuemuxError, fromSystemError, isCuemuxError } from '../common/errors';
 import { ticksToSeconds } from '../common/rational';
-import { openDemuxer } from '../ffmpeg/beamcoder-adapter';
+import { hasMediaSignature, openDemuxer } from '../ffmpeg/beamcoder-adapter';
 import { checkIndex, openIndex, type IndexState } from '../index-store/open-index';
 import { defaultCacheDir, isIndexArtifact } from '../index-store/index-location';
 import type { MediaIndex } from '../index-store/media-index';
@@ -61,8 +61,11 @@ async function collect(paths: string[]): Promise<Input[]> {
     for (const d of entries) {
       if (d.name.startsWith('.')) continue;
       const p = path.join(dir, d.name);
+      // Follow symbolic links to files (media libraries often link shared clips); links to folders are not
+      // followed, so a loop of links cannot make the walk endless.
+      const isFile = d.isFile() || (d.isSymbolicLink() && (await fsp.stat(p).then((st) => st.isFile(), () => false)));
       if (d.isDirectory()) await walk(p);
-      else if (d.isFile() && !isIndexArtifact(p)) inputs.push({ file: p, fromDir: true });
+      else if (isFile && !isIndexArtifact(p)) inputs.push({ file: p, fromDir: true });
     }
   };
   for (const raw of paths) {
@@ -211,7 +214,8 @@ async function build(io: CliIo, args: string[]): Promise<ExitCodeValue> {
         packets = idx.packetCount;
         report(k, r);
       } catch (e) {
-        if (fromDir && isCuemuxError(e, 'NOT_MEDIA')) report(k, { media: file, status: 'skipped', exitCode: ExitCode.OK });
+        // In a folder, a file FFmpeg cannot open is skipped, unless it looks like media: then it is damaged.
+        if (fromDir && isCuemuxError(e, 'NOT_MEDIA') && !(await hasMediaSignature(file))) report(k, { media: file, status: 'skipped', exitCode: ExitCode.OK });
         else report(k, { media: file, status: 'failed', error: errorJson(e), exitCode: exitCodeFor(e) });
       } finally {
         live.delete(file);
@@ -265,8 +269,11 @@ async function check(io: CliIo, args: string[]): Promise<ExitCodeValue> {
     }
     try {
       const c = await checkIndex(file, { cacheDir });
-      // A file found in a folder with no index at all may simply not be media: probe before calling it missing.
-      if (c.state === 'missing' && fromDir && !(await isMedia(file))) continue;
+      // A file with no index at all may simply not be media: probe before calling it missing.
+      if (c.state === 'missing' && !(await isMedia(file))) {
+        if (fromDir && !(await hasMediaSignature(file))) continue;
+        await (await openDemuxer(file)).close(); // throws the reason (NOT_MEDIA) for an explicit or damaged file
+      }
       rows.push({ media: c.media, state: c.state, index: c.indexPath, reason: c.reason, exitCode: STATE_EXIT[c.state] });
     } catch (e) {
       rows.push({ media: file, state: 'error', reason: errorJson(e).message, exitCode: exitCodeFor(e) });

@@ -152,7 +152,11 @@ class BeamcoderDemuxer implements Demuxer {
       try {
         return await op();
       } catch (e) {
-        throw e instanceof CuemuxError ? e : nativeError(e, this.info.path, operation, 'MEDIA_DAMAGED');
+        if (e instanceof CuemuxError) throw e;
+        // beamcoder's own rejections start "In file ../src/...": FFmpeg failed on the media. Anything else is a bug.
+        if (e instanceof Error && e.message.startsWith('In file ')) throw nativeError(e, this.info.path, operation, 'MEDIA_DAMAGED');
+        throw new CuemuxError('INTERNAL', `${this.info.path}: ${operation} failed: ${e instanceof Error ? e.message : String(e)}`,
+          { path: this.info.path, operation, cause: e });
       }
     };
     const next = this.#tail.then(run, run);
@@ -229,6 +233,35 @@ export function packetAt(cols: PacketColumns, i: number): Packet {
     flags: m[o + Meta.FLAGS],
     data: cols.data.subarray(at, at + size),
   };
+}
+
+/**
+ * True when the first bytes of `file` carry the signature of a common media container (MP4/MOV, Matroska/WebM,
+ * RIFF/WAV/AVI, MPEG-TS/PS, Ogg, FLAC, MP3, AIFF). Used to tell damaged media (an error) from files that were never
+ * media (skipped) when FFmpeg cannot open a file found in a folder.
+ */
+export async function hasMediaSignature(file: string): Promise<boolean> {
+  const fh = await fsp.open(file, 'r').catch(() => null);
+  if (fh === null) return false;
+  try {
+    const b = Buffer.alloc(16);
+    const { bytesRead } = await fh.read(b, 0, 16, 0);
+    if (bytesRead < 4) return false;
+    const ascii = (at: number, n: number): string => b.toString('latin1', at, at + n);
+    if (['ftyp', 'moov', 'mdat', 'free', 'wide', 'skip'].includes(ascii(4, 4))) return true; // ISO BMFF / QuickTime
+    if (b.readUInt32BE(0) === 0x1a45dfa3 || b.readUInt32BE(0) === 0x000001ba) return true; // EBML (MKV), MPEG-PS
+    if (['RIFF', 'RF64', 'OggS', 'fLaC', 'FORM'].includes(ascii(0, 4)) || ascii(0, 3) === 'ID3') return true;
+    if (b[0] === 0xff && (b[1] & 0xe0) === 0xe0 && (b[1] & 0x06) !== 0) return true; // MPEG audio frame sync
+    // MPEG-TS: the sync byte 0x47 must repeat every 188 bytes (one 'G' alone is just text).
+    const sync = Buffer.alloc(1);
+    for (const at of [0, 188, 376]) {
+      const r = await fh.read(sync, 0, 1, at);
+      if (r.bytesRead !== 1 || sync[0] !== 0x47) return false;
+    }
+    return true;
+  } finally {
+    await fh.close();
+  }
 }
 
 /**

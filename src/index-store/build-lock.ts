@@ -1,9 +1,11 @@
 /**
  * A cross-process build lock: exactly one process builds a given index; the others wait and then load it.
  *
- * The lock is a file created with O_EXCL holding its owner (pid, host, process start time). A waiter that finds
- * the owner dead (same host, pid gone or reused) takes the lock over; the takeover itself is guarded by a second
- * O_EXCL file so two waiters never both delete and recreate it. Waiting is bounded: LOCK_TIMEOUT names the owner.
+ * The lock is a file holding its owner (pid, host, boot id, process start time). It is published complete with
+ * link(2) from a private temp file, which fails if the lock exists, so no process ever sees an empty lock. A waiter
+ * that finds the owner dead (same host: rebooted since, pid gone, or pid reused) takes the lock over; the takeover
+ * itself is guarded by a second O_EXCL file so two waiters never both delete and recreate it. Waiting is bounded:
+ * LOCK_TIMEOUT names the owner.
  */
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -22,6 +24,8 @@ export interface LockOwner {
   host: string;
   /** Process start time in clock ticks since boot (/proc/PID/stat field 22), to detect pid reuse; 0 if unknown. */
   startTicks: number;
+  /** Linux boot id (/proc/sys/kernel/random/boot_id): a lock from before a reboot is dead. Empty if unknown. */
+  boot?: string;
   /** When the lock was taken (ISO 8601). */
   since: string;
 }
@@ -59,14 +63,23 @@ function processStartTicks(pid: number): number {
   }
 }
 
+function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
 /** The current process as a lock owner. */
 export function selfOwner(): LockOwner {
-  return { pid: process.pid, host: os.hostname(), startTicks: processStartTicks(process.pid), since: new Date().toISOString() };
+  return { pid: process.pid, host: os.hostname(), boot: bootId(), startTicks: processStartTicks(process.pid), since: new Date().toISOString() };
 }
 
 /** True when `owner` may still be running (always true for another host: we cannot tell). */
 export function ownerAlive(owner: LockOwner): boolean {
   if (owner.host !== os.hostname()) return true;
+  if (owner.boot && bootId() && owner.boot !== bootId()) return false; // the machine rebooted since
   try {
     process.kill(owner.pid, 0);
   } catch (e) {
@@ -95,8 +108,10 @@ async function readOwner(file: string): Promise<{ owner: LockOwner | null; text:
   }
 }
 
-/** A lock file with no parsable owner older than this is considered abandoned. */
-const UNREADABLE_GRACE_MS = 5000;
+/** A lock file with no parsable owner (written by other software, or damaged) older than this is abandoned. */
+const UNREADABLE_GRACE_MS = 10_000;
+/** A takeover guard older than this was left by a process that died mid-takeover. */
+const GUARD_STALE_MS = 10_000;
 
 async function tryTakeOver(lockPath: string, seenText: string): Promise<void> {
   const guard = `${lockPath}.takeover`;
@@ -104,9 +119,9 @@ async function tryTakeOver(lockPath: string, seenText: string): Promise<void> {
   try {
     fh = await fsp.open(guard, 'wx');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(e, guard, 'index lock takeover');
     const st = await fsp.stat(guard).catch(() => null);
-    if (st && Date.now() - st.mtimeMs > UNREADABLE_GRACE_MS) await fsp.rm(guard, { force: true });
+    if (st && Date.now() - st.mtimeMs > GUARD_STALE_MS) await fsp.rm(guard, { force: true }).catch(() => undefined);
     return;
   }
   try {
@@ -117,7 +132,22 @@ async function tryTakeOver(lockPath: string, seenText: string): Promise<void> {
     }
   } finally {
     await fh.close();
-    await fsp.rm(guard, { force: true });
+    await fsp.rm(guard, { force: true }).catch(() => undefined);
+  }
+}
+
+/** Create `lockPath` holding `text`, atomically and only if it does not exist (false if it does). */
+async function createLock(lockPath: string, text: string): Promise<boolean> {
+  const tmp = `${lockPath}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  await fsp.writeFile(tmp, text, { flag: 'wx' }).catch((e: unknown) => { throw fromSystemError(e, lockPath, 'create index lock'); });
+  try {
+    await fsp.link(tmp, lockPath);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw fromSystemError(e, lockPath, 'create index lock');
+  } finally {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
   }
 }
 
@@ -135,13 +165,8 @@ export async function acquireBuildLock(lockPath: string, options: AcquireOptions
     if (options.signal?.aborted) {
       throw new CuemuxError('CLOSED', `${options.subject ?? lockPath}: gave up waiting for the index build lock (aborted)`, { path: lockPath });
     }
-    try {
-      const fh = await fsp.open(lockPath, 'wx');
-      try {
-        await fh.writeFile(JSON.stringify(me));
-      } finally {
-        await fh.close();
-      }
+    const text = JSON.stringify(me);
+    if (await createLock(lockPath, text)) {
       let released = false;
       return {
         path: lockPath,
@@ -149,18 +174,20 @@ export async function acquireBuildLock(lockPath: string, options: AcquireOptions
         release: async () => {
           if (released) return;
           released = true;
-          await fsp.rm(lockPath, { force: true });
+          // Remove it only if it is still ours (a takeover after a long stall would have replaced it).
+          const now = await readOwner(lockPath).catch(() => null);
+          if (now?.text === text) await fsp.rm(lockPath, { force: true });
         },
       };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(e, lockPath, 'create index lock');
     }
-    const seen = await readOwner(lockPath);
+    const seen = await readOwner(lockPath).catch((e: unknown) => { throw fromSystemError(e, lockPath, 'read index lock'); });
     if (seen === null) continue; // released between our attempts
     const dead = seen.owner === null ? seen.ageMs > UNREADABLE_GRACE_MS : !ownerAlive(seen.owner);
     if (dead) {
       await tryTakeOver(lockPath, seen.text);
-      continue;
+      // If another waiter holds the takeover guard, give it time instead of spinning.
+      if (await fsp.access(lockPath).then(() => true, () => false)) await sleep(20);
+      if (Date.now() < deadline) continue;
     }
     if (!waited) {
       waited = true;

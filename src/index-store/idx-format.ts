@@ -140,6 +140,7 @@ export class IndexEncoder {
   readonly #entries = new ByteWriter(1 << 20);
   readonly #blockOffsets: number[] = [];
   #count = 0;
+  #late = 0;
   // Predictors, reset at every block start so any block decodes on its own.
   #prevEnd = 0;
   readonly #lastDts: number[];
@@ -164,11 +165,23 @@ export class IndexEncoder {
     return this.#count;
   }
 
-  /** Append every packet of `cols` (metadata only is needed). */
+  /** Packets skipped because their stream appeared after the file was opened. */
+  get lateStreamPackets(): number {
+    return this.#late;
+  }
+
+  /**
+   * Append every packet of `cols` (metadata only is needed). Packets of streams FFmpeg discovers only while reading
+   * (MPEG-PS, FLV...) are left out, as `ffprobe -show_packets` leaves them out: they are not in the stream table.
+   */
   add(cols: PacketColumns): void {
     const m = cols.meta;
     for (let i = 0; i < cols.count; i++) {
       const o = i * META_STRIDE;
+      if (m[o + Meta.STREAM] >= this.#streams.length) {
+        this.#late++;
+        continue;
+      }
       this.#addOne(m[o + Meta.STREAM], m[o + Meta.PTS], m[o + Meta.DTS], m[o + Meta.DURATION], m[o + Meta.POS],
         m[o + Meta.SIZE], m[o + Meta.FLAGS]);
     }
@@ -230,7 +243,9 @@ export class IndexEncoder {
       if (t < s.lastPts) s.monotonic = false;
       s.lastPts = t;
     }
-    if (this.#streams[stream]?.codecType === 'video' && t !== null && (f & PacketFlag.DISCARD) === 0) s.frames.push(t);
+    // Frame numbers follow presentation order, known only from pts: a packet without pts (AVI B-frames, raw
+    // streams) has no place in it.
+    if (this.#streams[stream]?.codecType === 'video' && hasPts && (f & PacketFlag.DISCARD) === 0) s.frames.push(pts);
     this.#count++;
   }
 
@@ -315,6 +330,9 @@ export class IndexEncoder {
 
     // Block table.
     const blocksOffset = w.length;
+    if (this.#entries.length > 0xffffffff) {
+      throw new CuemuxError('INTERNAL', `entry section of ${this.#entries.length} bytes exceeds the 4 GiB of format v1`, { operation: 'index build' });
+    }
     for (const off of this.#blockOffsets) w.u32(off);
     w.u32(this.#entries.length);
     w.align(8);

@@ -46,6 +46,16 @@ const BATCH = 8192;
 
 /** Index `media` (absolute path) and return the bytes of its `.idx`. */
 export async function buildIndexBytes(media: string, options: BuildOptions = {}): Promise<BuiltIndex> {
+  try {
+    return await build(media, options);
+  } catch (e) {
+    if (e instanceof CuemuxError) throw e;
+    throw new CuemuxError('INTERNAL', `${media}: indexing failed: ${e instanceof Error ? e.message : String(e)}`,
+      { path: media, operation: 'index build', cause: e });
+  }
+}
+
+async function build(media: string, options: BuildOptions): Promise<BuiltIndex> {
   const before = await fingerprint(media);
   const demuxer = await openDemuxer(media);
   let partial: PartialInfo | null = null;
@@ -86,6 +96,9 @@ export async function buildIndexBytes(media: string, options: BuildOptions = {})
   const v = libavformatVersion();
   const bytes = encoder.finish(before, media, demuxer.info.formatName, (v.major << 16) | (v.minor << 8) | v.micro, partial);
   if (partial) log.warn('media is truncated or damaged: indexed what FFmpeg could read', { media, stoppedAt: partial.bytePos, reason: partial.message });
+  if (encoder.lateStreamPackets > 0) {
+    log.warn('packets of streams that appeared after the start of the file are not indexed (as ffprobe)', { media, packets: encoder.lateStreamPackets });
+  }
   return { bytes, packets: encoder.count, partial };
 }
 

@@ -44,5 +44,5 @@ export async function dirWritable(dir: string): Promise<boolean> {
 
 /** Files that belong to the index machinery and are never media: skipped when scanning folders. */
 export function isIndexArtifact(file: string): boolean {
-  return /\.idx(\.lock|\.lock\.takeover|\.tmp-[\w-]+)?$/.test(file);
+  return /\.idx(\.lock(\.takeover|\.\d+\.\w+)?|\.tmp-[\w-]+)?$/.test(file);
 }

@@ -144,15 +144,10 @@ export class MediaIndex {
       this.#cache.set(b, rows);
       return rows;
     }
-    // Recycle the least recently used block's rows once the cache is full.
-    let recycled: Float64Array | undefined;
-    if (this.#cache.size >= BLOCK_CACHE) {
-      const oldest = this.#cache.keys().next().value as number;
-      recycled = this.#cache.get(oldest);
-      this.#cache.delete(oldest);
-    }
+    // Rows are never recycled: a generator (entries(), packetsInRange()) may still hold an evicted block.
+    if (this.#cache.size >= BLOCK_CACHE) this.#cache.delete(this.#cache.keys().next().value as number);
     try {
-      rows = decodeBlock(this.#idx, b, recycled);
+      rows = decodeBlock(this.#idx, b);
     } catch (e) {
       // The checksum passed, so this is a writer bug rather than disk damage; report it as corrupt all the same.
       throw new CuemuxError('INDEX_CORRUPT', `${this.indexPath}: entry block ${b} is malformed: ${(e as Error).message}`,
@@ -233,8 +228,10 @@ export class MediaIndex {
     const st = this.stream(s);
     const n = st.seekCount;
     const pts = st.seekPts;
-    const found = lastAtOrBefore(pts, n, ticks);
+    let found = lastAtOrBefore(pts, n, ticks);
     if (found < 0) return null;
+    // Several keyframes with the same time: the first in the file is where reading must start.
+    while (found > 0 && i64At(pts, found - 1) === i64At(pts, found)) found--;
     const anchor = { entry: st.seekEntries[found], pts: i64At(pts, found) };
     if (st.seekKind !== 'sparse') return anchor;
     // Refine: walk this stream's packets after the anchor (at most SPARSE_STRIDE - 1) over decoded rows.
@@ -252,7 +249,7 @@ export class MediaIndex {
         const t = pt !== NO_VALUE ? pt : rows[o + EntryField.DTS];
         if (t === NO_VALUE) continue;
         if (t > ticks) return best;
-        best = { entry: e, pts: t };
+        if (t > best.pts) best = { entry: e, pts: t };
       }
     }
     return best;

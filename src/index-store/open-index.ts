@@ -115,11 +115,13 @@ const inflight = new Map<string, Promise<MediaIndex>>();
  */
 export function openIndex(media: string, options: OpenIndexOptions = {}): Promise<MediaIndex> {
   const abs = path.resolve(media);
-  if (options.force) return openUncached(abs, options);
-  const pending = inflight.get(abs);
+  // Share only between calls that ask the same thing; a caller with its own abort signal waits on its own.
+  if (options.force || options.signal) return openUncached(abs, options);
+  const key = JSON.stringify([abs, options.cacheDir ?? defaultCacheDir(), options.build !== false, options.lockTimeoutMs ?? null]);
+  const pending = inflight.get(key);
   if (pending) return pending;
-  const p = openUncached(abs, options).finally(() => inflight.delete(abs));
-  inflight.set(abs, p);
+  const p = openUncached(abs, options).finally(() => inflight.delete(key));
+  inflight.set(key, p);
   return p;
 }
 
@@ -139,14 +141,22 @@ async function openUncached(abs: string, options: OpenIndexOptions): Promise<Med
     if (found.state !== 'missing') log.info(`rebuilding index: ${found.reason}`, { media: abs, index: found.file });
   }
 
-  let target = locs.beside;
-  if (!(await dirWritable(path.dirname(abs)))) {
-    target = locs.cache;
+  const useCache = async (): Promise<string> => {
     await fsp.mkdir(cacheDir, { recursive: true }).catch((e: unknown) => { throw fromSystemError(e, cacheDir, 'create cache directory'); });
+    return locs.cache;
+  };
+  let target = (await dirWritable(path.dirname(abs))) ? locs.beside : await useCache();
+  const lockOptions = { timeoutMs: options.lockTimeoutMs, onWait: options.onWait, signal: options.signal, subject: abs };
+  let lock;
+  try {
+    lock = await acquireBuildLock(`${target}.lock`, lockOptions);
+  } catch (e) {
+    // access(W_OK) can say yes where creating files fails (NFS root_squash, ACLs, read-only bind mounts).
+    if (!isCuemuxError(e, 'PERMISSION_DENIED') || target === locs.cache) throw e;
+    log.info('media folder refused the index: using the cache folder', { media: abs });
+    target = await useCache();
+    lock = await acquireBuildLock(`${target}.lock`, lockOptions);
   }
-  const lock = await acquireBuildLock(`${target}.lock`, {
-    timeoutMs: options.lockTimeoutMs, onWait: options.onWait, signal: options.signal, subject: abs,
-  });
   try {
     if (lock.waited || !options.force) {
       // Someone may have finished a build while we waited for (or raced to) the lock.

@@ -1,0 +1,90 @@
+/**
+ * Index store behaviours found in review: packets of streams that appear mid-file, two readers interleaved on one
+ * index, concurrent opens with different options, and abandoned or foreign locks.
+ */
+import assert from 'node:assert/strict';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import { ensureMedia, makeMedia } from './support/media';
+import { copyInto, scratchDir } from './support/tmp';
+import { IndexEncoder, parseIndex } from '../src/index-store/idx-format';
+import { openIndex } from '../src/index-store/open-index';
+import { acquireBuildLock } from '../src/index-store/build-lock';
+import { fingerprint } from '../src/index-store/fingerprint';
+import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
+import { META_STRIDE, Meta } from '../src/ffmpeg/types';
+import { isCuemuxError } from '../src/common/errors';
+
+describe('index store', function () {
+  it('leaves out packets of a stream that appeared after open (as ffprobe) instead of crashing', async function () {
+    const file = await ensureMedia('wav');
+    const d = await openDemuxer(file);
+    const cols = await d.readColumns({ maxPackets: 10 });
+    await d.close();
+    // Re-label two packets as a stream FFmpeg would only have found while reading.
+    cols.meta[3 * META_STRIDE + Meta.STREAM] = 1;
+    cols.meta[7 * META_STRIDE + Meta.STREAM] = 1;
+    const enc = new IndexEncoder(d.info.streams);
+    enc.add(cols);
+    assert.equal(enc.count, 8);
+    assert.equal(enc.lateStreamPackets, 2);
+    const bytes = enc.finish(await fingerprint(file), file, d.info.formatName, 0, null);
+    const aligned = Buffer.allocUnsafeSlow(bytes.length);
+    bytes.copy(aligned);
+    assert.equal(parseIndex(aligned, 'x.idx').packetCount, 8);
+  });
+
+  it('two readers walking one index at once each get their own entries', async function () {
+    const media = await makeMedia('av-60s-160x120.mp4', ['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-f', 'lavfi', '-i', 'sine=f=440:sample_rate=48000',
+      '-t', '60', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k']);
+    const dir = await scratchDir('interleave');
+    const idx = await openIndex(await copyInto(media, dir, 'a.mp4'), { cacheDir: dir });
+    const expected = [...idx.entries()];
+    idx.clearCache();
+    const a = idx.entries(0);
+    const b = idx.entries(Math.floor(idx.packetCount / 2));
+    // Interleave: b decodes far more than the block cache holds between two steps of a.
+    for (let i = 0; i < 200; i++) {
+      const ea = a.next();
+      assert.equal(ea.done, false);
+      assert.deepEqual(ea.value, expected[i]);
+      for (let k = 0; k < 40 * 64 / 200 + 10; k++) b.next();
+    }
+  });
+
+  it('concurrent opens with different options do not share a result', async function () {
+    const dir = await scratchDir('opts');
+    const media = await copyInto(await ensureMedia('flac'), dir, 'a.flac');
+    const [strict, building] = await Promise.allSettled([
+      openIndex(media, { cacheDir: dir, build: false }),
+      openIndex(media, { cacheDir: dir }),
+    ]);
+    assert.equal(strict.status, 'rejected');
+    assert.ok(strict.status === 'rejected' && isCuemuxError(strict.reason, 'INDEX_MISSING'));
+    assert.equal(building.status, 'fulfilled');
+    // An aborted caller does not take another caller down with it.
+    const controller = new AbortController();
+    controller.abort();
+    const [aborted, plain] = await Promise.allSettled([
+      openIndex(media, { cacheDir: dir, force: true, signal: controller.signal }),
+      openIndex(media, { cacheDir: dir }),
+    ]);
+    assert.equal(plain.status, 'fulfilled');
+    assert.ok(aborted.status === 'rejected' || aborted.status === 'fulfilled');
+  });
+
+  it('a lock file without an owner is taken over only once it is old; release never removes another owner\'s lock', async function () {
+    const dir = await scratchDir('locks');
+    const lockPath = `${dir}/x.idx.lock`;
+    await fsp.writeFile(lockPath, '');
+    await assert.rejects(acquireBuildLock(lockPath, { timeoutMs: 200 }), (e: unknown) => isCuemuxError(e, 'LOCK_TIMEOUT'));
+    const old = new Date(Date.now() - 60_000);
+    await fsp.utimes(lockPath, old, old);
+    const lock = await acquireBuildLock(lockPath, { timeoutMs: 2_000 });
+    // Someone else replaced it (e.g. took it over after we stalled): our release must leave theirs alone.
+    const theirs = JSON.stringify({ pid: 1, host: os.hostname(), startTicks: 0, since: new Date().toISOString() });
+    await fsp.writeFile(lockPath, theirs);
+    await lock.release();
+    assert.equal(await fsp.readFile(lockPath, 'utf8'), theirs);
+  });
+});
