@@ -10,12 +10,14 @@ import { processIo, StdoutClosed, type CliIo } from './cli-io';
 import { ExitCode, exitCodeFor, type ExitCodeValue } from './exit-codes';
 import { INDEX_USAGE, runIndexCommand } from './index-command';
 import { runServeCommand } from './serve-command';
+import { runStatusCommand } from './status-command';
 
 const USAGE = `Usage: cuemux [--log-level error|warn|info|debug] [--log-format text|json] [--log-file FILE] <command>
 
 Commands:
   index build|check|info|dump   Build and inspect the shared frame index (cuemux index --help)
-  serve                         Run the media server
+  serve                         Run the media server (cuemux serve --help)
+  status [--socket P|--target HOST:PORT] [--json]   What a running server is doing
   version                       Print versions
 
 ${INDEX_USAGE}`;
@@ -54,7 +56,8 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<Exi
     }
     switch (command) {
       case 'index': return await runIndexCommand(io, rest);
-      case 'serve': return runServeCommand(io, rest);
+      case 'serve': return await runServeCommand(io, rest);
+      case 'status': return await runStatusCommand(io, rest);
       case 'help': case undefined:
         io.out(USAGE);
         return command === undefined && values.help !== true ? ExitCode.USAGE : ExitCode.OK;

@@ -1,45 +1,115 @@
 /**
- * `cuemux serve`: the media server (gRPC over a Unix socket, optional TCP). The server itself is the next
- * milestone; until it lands this command prints what it will do with the given options and exits.
+ * `cuemux serve`: run the media server until SIGTERM/SIGINT (drain, then close; a second signal forces the exit).
+ * An entry point: configures logging from the server config.
  */
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CuemuxError } from '../common/errors';
-import { defaultCacheDir } from '../index-store/index-location';
+import { configureLogging } from '../common/log-setup';
+import { getLogger } from '../common/logger';
+import { MediaServer } from '../server/media-server';
+import { ENV_NAMES, loadConfig, type ServerConfig } from '../server/server-config';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { CliIo } from './cli-io';
 
-/** The runtime directory for the default socket: $XDG_RUNTIME_DIR/cuemux, else the OS temp folder. */
-export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_RUNTIME_DIR && path.isAbsolute(env.XDG_RUNTIME_DIR) ? env.XDG_RUNTIME_DIR : os.tmpdir();
-  return path.join(base, 'cuemux', 'cuemux.sock');
+const log = getLogger('serve');
+
+/** Usage text of `cuemux serve`. */
+export const SERVE_USAGE = `Usage: cuemux serve [options]
+
+  --socket PATH          Unix socket (default $XDG_RUNTIME_DIR/cuemux/cuemux.sock or /tmp/cuemux/cuemux.sock; "none" for no socket)
+  --listen HOST:PORT     also listen on TCP (default: no TCP; a bare PORT means 127.0.0.1:PORT)
+  --media-root DIR       serve files under DIR (repeatable; default ./media)
+  --cache-dir DIR        index cache for media in read-only folders
+  --config FILE          JSON file with any of the settings below (relative paths are relative to the file)
+  --max-clients N        concurrent ReadPackets/GetIndex streams (default 64)
+  --max-open-media N     media files open at once (default 256)
+  --max-batch-bytes N    largest batch a client may ask for (default 8388608)
+  --batch-bytes N        batch size when the client does not ask (default 1048576)
+  --idle-close-ms N      close a media file N ms after its last user (default 30000)
+  --shutdown-grace-ms N  on SIGTERM, let streams finish this long (default 5000)
+  --log-level L, --log-format text|json, --log-file FILE   (default info, text on a terminal, stderr)
+
+Environment: ${Object.values(ENV_NAMES).join(', ')}, CUEMUX_CONFIG.
+Precedence: flags > environment > config file > defaults.
+`;
+
+const FLAG_TO_KEY: Record<string, keyof ServerConfig> = {
+  socket: 'socket', listen: 'listen', 'media-root': 'mediaRoots', 'cache-dir': 'cacheDir', 'max-clients': 'maxClients',
+  'max-open-media': 'maxOpenMedia', 'max-batch-bytes': 'maxBatchBytes', 'batch-bytes': 'defaultBatchBytes',
+  'idle-close-ms': 'idleCloseMs', 'shutdown-grace-ms': 'shutdownGraceMs', 'log-level': 'logLevel', 'log-format': 'logFormat',
+  'log-file': 'logFile',
+};
+
+function version(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('../../../package.json') as { version: string }).version;
 }
 
-/** Run `cuemux serve <args>`. */
-export function runServeCommand(io: CliIo, args: string[]): ExitCodeValue {
+/** Parse `cuemux serve` arguments into a config. */
+export function serveConfig(args: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig | 'help' {
   let parsed;
   try {
     parsed = parseArgs({
       args, allowPositionals: false, strict: true,
       options: {
-        socket: { type: 'string' }, listen: { type: 'string' }, 'media-root': { type: 'string', multiple: true },
-        'cache-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        ...Object.fromEntries(Object.keys(FLAG_TO_KEY).map((k) => [k, { type: 'string' as const, multiple: k === 'media-root' }])),
+        config: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     });
   } catch (e) {
-    throw new CuemuxError('INVALID_ARGUMENT', (e as Error).message);
+    throw new CuemuxError('INVALID_ARGUMENT', `${(e as Error).message}\n\n${SERVE_USAGE}`);
   }
-  const v = parsed.values;
-  const socket = v.socket ?? defaultSocketPath();
-  const roots = (v['media-root'] ?? [path.join(process.cwd(), 'media')]).map((r) => path.resolve(r));
-  io.out([
-    'cuemux serve — the gRPC media server is not built yet (next milestone). With these settings it will:',
-    `  listen on the Unix socket unix://${socket} (mode 0660)${v.listen ? ` and on TCP ${v.listen}` : ' (no TCP port unless --listen HOST:PORT)'}`,
-    `  serve media under ${roots.join(', ')}`,
-    `  keep indexes beside the media, or in ${v['cache-dir'] ?? defaultCacheDir()} for read-only folders`,
-    'Today you can already index media for the show:  cuemux index build <folder>',
-    '',
-  ].join('\n'));
-  return ExitCode.OK;
+  if (parsed.values.help === true) return 'help';
+  const flags: Record<string, unknown> = {};
+  for (const [flag, key] of Object.entries(FLAG_TO_KEY)) {
+    const v = (parsed.values as Record<string, unknown>)[flag];
+    if (v !== undefined) flags[key] = v;
+  }
+  if (typeof flags.listen === 'string' && /^\d+$/.test(flags.listen)) flags.listen = `127.0.0.1:${flags.listen}`;
+  return loadConfig(flags, parsed.values.config, env);
+}
+
+/** Run `cuemux serve <args>` until a signal stops it. */
+export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCodeValue> {
+  const config = serveConfig(args);
+  if (config === 'help') {
+    io.out(SERVE_USAGE);
+    return ExitCode.OK;
+  }
+  const closeLogs = configureLogging({ level: config.logLevel, format: config.logFormat, file: config.logFile });
+  try {
+    const server = await MediaServer.start(config, version());
+    const a = server.addresses;
+    io.out([
+      `cuemux ${version()} serving media under ${config.mediaRoots.join(', ')}`,
+      ...(a.socket ? [`  Unix socket: unix://${a.socket}`] : []),
+      ...(a.tcp ? [`  TCP:         ${a.tcp}`] : []),
+      'Connect:',
+      ...(a.socket ? [`  cuemux status --socket ${a.socket}`, `  grpcurl -plaintext -unix ${a.socket} list`] : []),
+      ...(a.tcp ? [`  grpcurl -plaintext ${a.tcp} list`] : []),
+      '  players: proto/cuemux/v1/media_server.proto (service cuemux.v1.MediaServer)',
+      'Stop with Ctrl-C (SIGINT) or SIGTERM.',
+      '',
+    ].join('\n'));
+    await new Promise<void>((resolve) => {
+      let signals = 0;
+      const onSignal = (sig: NodeJS.Signals): void => {
+        signals++;
+        if (signals > 1) {
+          log.warn(`second ${sig}: exiting now`);
+          process.exit(ExitCode.FAILURE);
+        }
+        log.info(`${sig}: draining and closing`);
+        server.close().then(resolve, (e: unknown) => {
+          log.error('close failed', { error: String(e) });
+          resolve();
+        });
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
+    return ExitCode.OK;
+  } finally {
+    await closeLogs();
+  }
 }

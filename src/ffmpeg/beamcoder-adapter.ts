@@ -85,6 +85,15 @@ function codecType(t: unknown): CodecType {
   }
 }
 
+/** beamcoder reports codec_tag as a FourCC string ('avc1') or a number: FFmpeg's MKTAG value (little-endian). */
+function fourcc(tag: unknown): number {
+  if (typeof tag === 'number' && Number.isFinite(tag)) return tag >>> 0;
+  if (typeof tag !== 'string' || tag.length === 0 || tag.length > 4) return 0;
+  let v = 0;
+  for (let i = 0; i < tag.length; i++) v |= (tag.charCodeAt(i) & 0xff) << (8 * i);
+  return v >>> 0;
+}
+
 function streamParams(s: any): StreamParams {
   const cp = s.codecpar;
   const tb = rational(s.time_base) ?? { num: 1, den: 1 };
@@ -95,7 +104,7 @@ function streamParams(s: any): StreamParams {
     codecType: type,
     codecName: String(cp.name ?? 'none'),
     codecId: Number(cp.codec_id ?? 0),
-    codecTag: Number(cp.codec_tag ?? 0),
+    codecTag: fourcc(cp.codec_tag),
     timeBase: tb,
     startPts: nullable(s.start_time),
     durationPts: nullable(s.duration),

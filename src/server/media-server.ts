@@ -1,0 +1,141 @@
+/**
+ * The media server: cuemux.v1.MediaServer plus grpc.health.v1 and server reflection, on a Unix socket (default) and
+ * optionally TCP. close() is idempotent and cascades: health NOT_SERVING, new calls refused, running streams get a
+ * grace period, then everything is cancelled, media closed and the socket file removed.
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { CuemuxError } from '../common/errors';
+import { getLogger } from '../common/logger';
+import { MediaServerService, type ServerStatus } from '../generated/cuemux/v1/media_server';
+import { MediaRegistry } from './media-registry';
+import { MediaRoots } from './media-roots';
+import { MediaService } from './media-service';
+import type { ServerConfig } from './server-config';
+import { prepareSocketPath } from './socket-file';
+
+const log = getLogger('media-server');
+
+/** The .proto files, shipped with the package, for reflection. */
+const PROTO_DIR = path.resolve(__dirname, '..', '..', '..', 'proto');
+const SERVICE_NAME = 'cuemux.v1.MediaServer';
+
+/** Where the server listens. */
+export interface ServerAddresses {
+  /** Unix socket path, or null. */
+  socket: string | null;
+  /** TCP `host:port` actually bound (the real port when 0 was asked), or null. */
+  tcp: string | null;
+}
+
+function bind(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+/** A running cuemux media server. */
+export class MediaServer {
+  /** Where it listens. */
+  readonly addresses: ServerAddresses;
+  readonly #server: grpc.Server;
+  readonly #service: MediaService;
+  readonly #registry: MediaRegistry;
+  readonly #health: HealthImplementation;
+  readonly #config: ServerConfig;
+  #closing: Promise<void> | null = null;
+
+  private constructor(server: grpc.Server, service: MediaService, registry: MediaRegistry, health: HealthImplementation,
+    config: ServerConfig, addresses: ServerAddresses) {
+    this.#server = server;
+    this.#service = service;
+    this.#registry = registry;
+    this.#health = health;
+    this.#config = config;
+    this.addresses = addresses;
+  }
+
+  /** Start serving with `config`. Errors name what could not be done (socket in use, port taken, bad root...). */
+  static async start(config: ServerConfig, version: string): Promise<MediaServer> {
+    const roots = await MediaRoots.create(config.mediaRoots);
+    const registry = new MediaRegistry(roots, { cacheDir: config.cacheDir, maxOpenMedia: config.maxOpenMedia, idleCloseMs: config.idleCloseMs });
+    const service = new MediaService(registry, {
+      maxClients: config.maxClients, maxBatchBytes: config.maxBatchBytes, defaultBatchBytes: config.defaultBatchBytes, version,
+    });
+    const server = new grpc.Server({
+      'grpc.max_send_message_length': -1,
+      'grpc.max_receive_message_length': 1 << 20,
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    server.addService(MediaServerService, service.implementation);
+    const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
+    health.addToServer(server);
+    const definition = protoLoader.loadSync(path.join(PROTO_DIR, 'cuemux', 'v1', 'media_server.proto'), { includeDirs: [PROTO_DIR] });
+    new ReflectionService(definition).addToServer(server);
+
+    const addresses: ServerAddresses = { socket: null, tcp: null };
+    try {
+      if (config.socket !== null) {
+        await prepareSocketPath(config.socket);
+        await bind(server, `unix://${config.socket}`);
+        await fsp.chmod(config.socket, 0o660);
+        addresses.socket = config.socket;
+      }
+      if (config.listen !== null) {
+        const at = config.listen.lastIndexOf(':');
+        const host = config.listen.slice(0, at);
+        const port = await bind(server, config.listen).catch((e: unknown) => {
+          throw new CuemuxError('RESOURCE_EXHAUSTED', `cannot listen on ${config.listen}: ${(e as Error).message}`);
+        });
+        addresses.tcp = `${host}:${port}`;
+      }
+    } catch (e) {
+      server.forceShutdown();
+      if (addresses.socket) await fsp.rm(addresses.socket, { force: true });
+      await registry.close();
+      throw e;
+    }
+    log.info('serving', { socket: addresses.socket, tcp: addresses.tcp, mediaRoots: roots.list, cacheDir: config.cacheDir });
+    return new MediaServer(server, service, registry, health, config, addresses);
+  }
+
+  /** The status GetStatus reports. */
+  status(): ServerStatus {
+    return this.#service.status();
+  }
+
+  /**
+   * Stop: refuse new calls (UNAVAILABLE), let running streams finish for `graceMs` (default from config), then cancel
+   * them; close media; remove the socket file. Idempotent: every call returns the same promise.
+   */
+  close(graceMs = this.#config.shutdownGraceMs): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#health.setStatus('', 'NOT_SERVING');
+      this.#health.setStatus(SERVICE_NAME, 'NOT_SERVING');
+      this.#service.beginShutdown();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          log.warn('shutdown grace period over: cancelling running streams', { streams: this.#service.activeCalls });
+          this.#service.cancelAll();
+          this.#server.forceShutdown();
+          resolve();
+        }, graceMs);
+        timer.unref();
+        this.#server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await this.#registry.close();
+      if (this.addresses.socket) await fsp.rm(this.addresses.socket, { force: true });
+      log.info('stopped');
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * The cuemux.v1.MediaServer handlers. Every failure goes through toServiceError (one mapping), every streaming call
+ * is registered (limits, status) and unregistered however it ends, and a failing call never affects another.
+ */
+import { status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { CuemuxError } from '../common/errors';
+import { getLogger } from '../common/logger';
+import { ffmpegVersion } from '../ffmpeg/beamcoder-adapter';
+import type {
+  CloseMediaRequest, CloseMediaResponse, GetIndexRequest, GetStatusRequest, IndexEntryBatch, MediaInfo, MediaServerServer,
+  OpenMediaRequest, PacketBatch, PingRequest, PingResponse, ReadPacketsRequest, ServerStatus,
+} from '../generated/cuemux/v1/media_server';
+import type { MediaRegistry } from './media-registry';
+import { checkRequest, pumpPackets, writeWithBackpressure, type ClientRecord } from './packet-stream';
+import { toServiceError } from './status-mapping';
+
+const log = getLogger('media-service');
+
+/** Settings the handlers need. */
+export interface ServiceOptions {
+  /** Most concurrent streaming calls. */
+  maxClients: number;
+  /** Largest batch a client may ask for (bytes). */
+  maxBatchBytes: number;
+  /** Batch size when the client does not ask (bytes). */
+  defaultBatchBytes: number;
+  /** The cuemux version reported by GetStatus. */
+  version: string;
+}
+
+/** Index entries per GetIndex batch. */
+const INDEX_BATCH = 4096;
+
+/** The service state: clients, limits; `implementation` is what grpc-js serves. */
+export class MediaService {
+  readonly #registry: MediaRegistry;
+  readonly #options: ServiceOptions;
+  readonly #clients = new Set<ClientRecord>();
+  readonly #calls = new Set<ServerWritableStream<unknown, unknown>>();
+  readonly #started = process.hrtime.bigint();
+  #closing = false;
+
+  constructor(registry: MediaRegistry, options: ServiceOptions) {
+    this.#registry = registry;
+    this.#options = options;
+  }
+
+  /** Streaming calls in progress. */
+  get activeCalls(): number {
+    return this.#calls.size;
+  }
+
+  /** Refuse new work (UNAVAILABLE) from now on. */
+  beginShutdown(): void {
+    this.#closing = true;
+  }
+
+  /** Cancel every streaming call still running (forced shutdown). */
+  cancelAll(): void {
+    for (const call of this.#calls) call.destroy(new Error('server shutting down'));
+  }
+
+  #checkOpen(): void {
+    if (this.#closing) throw new CuemuxError('CLOSED', 'cuemux is shutting down; try again when it is back');
+  }
+
+  #unary<Req, Res>(name: string, f: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res> | Res) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      Promise.resolve()
+        .then(() => {
+          this.#checkOpen();
+          return f(call.request, call);
+        })
+        .then((res) => callback(null, res), (e: unknown) => {
+          log.debug(`${name} failed`, { peer: call.getPeer(), error: String(e) });
+          callback(toServiceError(e), null);
+        });
+    };
+  }
+
+  /** Run a streaming handler with registration, limits and error mapping. */
+  #streaming<Req, Res>(name: string, f: (call: ServerWritableStream<Req, Res>) => Promise<void>) {
+    return (call: ServerWritableStream<Req, Res>): void => {
+      const generic = call as unknown as ServerWritableStream<unknown, unknown>;
+      const run = async (): Promise<void> => {
+        this.#checkOpen();
+        if (this.#calls.size >= this.#options.maxClients) {
+          throw new CuemuxError('RESOURCE_EXHAUSTED', `${this.#options.maxClients} streams are already running (max-clients); try again later`);
+        }
+        this.#calls.add(generic);
+        try {
+          await f(call);
+        } finally {
+          this.#calls.delete(generic);
+        }
+      };
+      run().then(() => {
+        if (!call.cancelled && !call.destroyed) call.end();
+      }, (e: unknown) => {
+        if (call.cancelled || call.destroyed) return;
+        log.info(`${name} ended with an error`, { peer: call.getPeer(), error: e instanceof Error ? e.message : String(e) });
+        call.emit('error', toServiceError(e));
+      });
+    };
+  }
+
+  /** The grpc-js implementation of cuemux.v1.MediaServer. */
+  get implementation(): MediaServerServer {
+    return {
+      openMedia: this.#unary<OpenMediaRequest, MediaInfo>('OpenMedia', async (req) => (await this.#registry.open(req.path)).mediaInfo),
+      closeMedia: this.#unary<CloseMediaRequest, CloseMediaResponse>('CloseMedia', (req) => {
+        this.#registry.release(this.#registry.get(req.mediaId));
+        return {};
+      }),
+      readPackets: this.#streaming<ReadPacketsRequest, PacketBatch>('ReadPackets', async (call) => {
+        const req = call.request;
+        const media = this.#registry.get(req.mediaId);
+        const streams = checkRequest(media, req);
+        const batch = req.maxBatchBytes ?? this.#options.defaultBatchBytes;
+        if (batch > this.#options.maxBatchBytes) {
+          throw new CuemuxError('RESOURCE_EXHAUSTED', `max_batch_bytes ${batch} is above this server's limit of ${this.#options.maxBatchBytes} bytes`);
+        }
+        if (batch < 1) throw new CuemuxError('INVALID_ARGUMENT', `max_batch_bytes must be at least 1, got ${batch}`);
+        const client: ClientRecord = {
+          peer: call.getPeer(), mediaId: media.id, streams: req.streams, positionSeconds: req.startSeconds,
+          bytesQueued: 0, bytesSent: 0, packetsSent: 0,
+        };
+        this.#registry.beginCall(media);
+        this.#clients.add(client);
+        try {
+          await pumpPackets(call, media, streams, batch, client);
+        } finally {
+          this.#clients.delete(client);
+          this.#registry.endCall(media);
+        }
+      }),
+      getIndex: this.#streaming<GetIndexRequest, IndexEntryBatch>('GetIndex', async (call) => {
+        const media = this.#registry.get(call.request.mediaId);
+        const s = call.request.streamIndex;
+        if (s !== undefined) media.index.stream(s);
+        this.#registry.beginCall(media);
+        try {
+          let entries: IndexEntryBatch['entries'] = [];
+          for (const e of media.index.entries(0, media.index.packetCount, s)) {
+            entries.push({
+              streamIndex: e.stream, pts: e.pts === null ? undefined : BigInt(e.pts), dts: e.dts === null ? undefined : BigInt(e.dts),
+              duration: BigInt(e.duration ?? 0), pos: e.pos === null ? undefined : BigInt(e.pos), size: e.size, key: e.key,
+              corrupt: e.corrupt, discard: e.discard,
+            });
+            if (entries.length === INDEX_BATCH) {
+              if (!(await writeWithBackpressure(call, { entries }, () => undefined))) return;
+              entries = [];
+            }
+          }
+          if (entries.length > 0) await writeWithBackpressure(call, { entries }, () => undefined);
+        } finally {
+          this.#registry.endCall(media);
+        }
+      }),
+      getStatus: this.#unary<GetStatusRequest, ServerStatus>('GetStatus', () => this.status()),
+      watchClock: (call: ServerWritableStream<unknown, unknown>) => {
+        call.emit('error', { code: status.UNIMPLEMENTED, details: 'the show clock arrives with the OSC milestone (issue 4)' });
+      },
+      ping: this.#unary<PingRequest, PingResponse>('Ping', (req) => {
+        const now = BigInt(Date.now()) * 1_000_000n;
+        return { clientSendUnixNs: req.clientSendUnixNs, serverReceiveUnixNs: now, serverSendUnixNs: BigInt(Date.now()) * 1_000_000n };
+      }),
+    };
+  }
+
+  /** The "Active, Buffer, Clients" view: open media, clients, uptime, versions. */
+  status(): ServerStatus {
+    const clientsOf = new Map<string, number>();
+    for (const c of this.#clients) clientsOf.set(c.mediaId, (clientsOf.get(c.mediaId) ?? 0) + 1);
+    return {
+      uptimeSeconds: Number(process.hrtime.bigint() - this.#started) / 1e9,
+      version: this.#options.version,
+      ffmpegVersion: ffmpegVersion(),
+      media: this.#registry.list().map((m) => ({
+        path: m.path, mediaId: m.id, clients: clientsOf.get(m.id) ?? 0, bytesReadFromFile: BigInt(m.bytesRead),
+        packetCount: BigInt(m.index.packetCount), openCount: m.openCount, openedUnixNs: m.openedUnixNs,
+      })),
+      clients: [...this.#clients].map((c) => ({
+        peer: c.peer, mediaId: c.mediaId, streams: c.streams, positionSeconds: c.positionSeconds,
+        bytesQueued: BigInt(Math.max(0, c.bytesQueued)), bytesSent: BigInt(c.bytesSent), packetsSent: BigInt(c.packetsSent),
+      })),
+    };
+  }
+}

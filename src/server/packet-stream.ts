@@ -1,0 +1,127 @@
+/**
+ * The ReadPackets pump: plans the packets from the index, fetches their bytes (one batch ahead), and writes bounded
+ * batches honouring backpressure. A cancelled call never emits 'drain' (FIELD-NOTES), so waiting also ends on
+ * 'cancelled'/'close'; a slow client only ever waits on its own call.
+ */
+import type { ServerWritableStream } from '@grpc/grpc-js';
+import { CuemuxError } from '../common/errors';
+import type { IndexEntry } from '../index-store/media-index';
+import type { Packet, PacketBatch, ReadPacketsRequest } from '../generated/cuemux/v1/media_server';
+import type { OpenMedia } from './open-media';
+
+/** What GetStatus reports about one streaming call. */
+export interface ClientRecord {
+  /** The peer address. */
+  peer: string;
+  /** Media id. */
+  mediaId: string;
+  /** Requested streams (empty = all). */
+  streams: number[];
+  /** Presentation time of the last packet sent, in seconds. */
+  positionSeconds: number;
+  /** Bytes handed to gRPC but not yet flushed to the transport. */
+  bytesQueued: number;
+  /** Bytes of packet data sent. */
+  bytesSent: number;
+  /** Packets sent. */
+  packetsSent: number;
+}
+
+/** Fixed per-packet overhead (fields + framing) counted against the batch size, in bytes. */
+const PACKET_OVERHEAD = 48;
+
+/** Write `msg`, resolving true once more may be written, false if the call was cancelled or closed. */
+export function writeWithBackpressure<T>(call: ServerWritableStream<unknown, T>, msg: T, onFlushed: () => void): Promise<boolean> {
+  if (call.cancelled || call.destroyed) return Promise.resolve(false);
+  if (call.write(msg, onFlushed)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ok: boolean): void => {
+      call.off('drain', onDrain);
+      call.off('cancelled', onStop);
+      call.off('close', onStop);
+      call.off('error', onStop);
+      resolve(ok);
+    };
+    const onDrain = (): void => done(true);
+    const onStop = (): void => done(false);
+    call.once('drain', onDrain);
+    call.once('cancelled', onStop);
+    call.once('close', onStop);
+    call.once('error', onStop);
+  });
+}
+
+/** Validate a ReadPackets request against the media; returns the stream list (all when empty). */
+export function checkRequest(media: OpenMedia, req: ReadPacketsRequest): number[] {
+  const n = media.index.streams.length;
+  for (const s of req.streams) {
+    if (!Number.isInteger(s) || s < 0 || s >= n) {
+      throw new CuemuxError('NO_SUCH_STREAM', `${media.path}: no stream ${s} (it has ${n}: 0..${n - 1})`, { path: media.path });
+    }
+  }
+  if (!Number.isFinite(req.startSeconds)) throw new CuemuxError('INVALID_ARGUMENT', `start_seconds must be a number, got ${req.startSeconds}`);
+  if (req.endSeconds !== undefined && !(req.endSeconds > req.startSeconds)) {
+    throw new CuemuxError('INVALID_ARGUMENT', `end_seconds (${req.endSeconds}) must be after start_seconds (${req.startSeconds})`);
+  }
+  return req.streams.length > 0 ? [...new Set(req.streams)] : media.index.streams.map((s) => s.index);
+}
+
+function toPacket(e: IndexEntry, data: Buffer): Packet {
+  return {
+    streamIndex: e.stream,
+    pts: e.pts === null ? undefined : BigInt(e.pts),
+    dts: e.dts === null ? undefined : BigInt(e.dts),
+    duration: BigInt(e.duration ?? 0),
+    pos: e.pos === null ? undefined : BigInt(e.pos),
+    key: e.key,
+    data,
+    flags: (e.key ? 1 : 0) | (e.corrupt ? 2 : 0) | (e.discard ? 4 : 0),
+  };
+}
+
+/** Run one ReadPackets call to completion (or cancellation). Throws domain errors for the caller to map. */
+export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest, PacketBatch>, media: OpenMedia, streams: number[],
+  batchBytes: number, client: ClientRecord): Promise<void> {
+  const req = call.request;
+  const plan = media.index.packetsInRange(streams, req.startSeconds, req.endSeconds);
+  const reader = media.reader();
+  const nextChunk = (): IndexEntry[] => {
+    const chunk: IndexEntry[] = [];
+    let bytes = 0;
+    while (bytes < batchBytes) {
+      const r = plan.next();
+      if (r.done) break;
+      chunk.push(r.value);
+      bytes += r.value.size + PACKET_OVERHEAD;
+    }
+    return chunk;
+  };
+  try {
+    let chunk = nextChunk();
+    let fetching: Promise<Buffer[]> | null = chunk.length > 0 ? reader.read(chunk) : null;
+    while (fetching !== null) {
+      const data = await fetching;
+      const current = chunk;
+      // Fetch the next batch while this one is written.
+      chunk = nextChunk();
+      fetching = chunk.length > 0 ? reader.read(chunk) : null;
+      fetching?.catch(() => undefined); // surfaced when awaited
+      const packets = current.map((e, i) => toPacket(e, data[i]));
+      const bytes = data.reduce((a, b) => a + b.length, 0);
+      client.bytesQueued += bytes;
+      const ok = await writeWithBackpressure(call, { packets }, () => { client.bytesQueued -= bytes; });
+      if (!ok) return;
+      client.bytesSent += bytes;
+      client.packetsSent += packets.length;
+      const last = current[current.length - 1];
+      const t = last.pts ?? last.dts;
+      if (t !== null) client.positionSeconds = media.index.toSeconds(last.stream, t);
+    }
+    if (media.index.partial) {
+      throw new CuemuxError('MEDIA_DAMAGED', `${media.path}: damaged or truncated: FFmpeg stopped at byte ${media.index.partial.bytePos} (${media.index.partial.message}); every packet before it was sent`,
+        { path: media.path, operation: 'read' });
+    }
+  } finally {
+    await reader.close();
+  }
+}

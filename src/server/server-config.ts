@@ -1,0 +1,155 @@
+/**
+ * Server settings: embedded defaults, then a JSON config file, then CUEMUX_* environment variables, then flags.
+ * Every setting is documented in README.md ("cuemux serve").
+ */
+import { readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CuemuxError } from '../common/errors';
+import type { LogLevel } from '../common/logger';
+import { defaultCacheDir } from '../index-store/index-location';
+
+/** Everything `cuemux serve` can be told. */
+export interface ServerConfig {
+  /** Unix socket path; null for none. Default `$XDG_RUNTIME_DIR/cuemux/cuemux.sock` (else the OS temp folder). */
+  socket: string | null;
+  /** TCP `HOST:PORT` (port 0 = any free port); null (default) for no TCP. */
+  listen: string | null;
+  /** Folders whose files may be served. Default `./media`. */
+  mediaRoots: string[];
+  /** Index cache folder for media in read-only folders. */
+  cacheDir: string;
+  /** Concurrent ReadPackets/GetIndex streams (default 64). */
+  maxClients: number;
+  /** Media files open at once (default 256). */
+  maxOpenMedia: number;
+  /** Largest batch a client may ask for, in bytes (default 8 MiB). */
+  maxBatchBytes: number;
+  /** Batch size when the client does not ask, in bytes (default 1 MiB). */
+  defaultBatchBytes: number;
+  /** Close a media file this long after its last user went away, in ms (default 30000). */
+  idleCloseMs: number;
+  /** How long to let streams finish on SIGTERM before cancelling them, in ms (default 5000). */
+  shutdownGraceMs: number;
+  /** Log level (default info). */
+  logLevel: LogLevel;
+  /** Log format: text on a TTY, json otherwise (default). */
+  logFormat: 'text' | 'json' | undefined;
+  /** Log file (default stderr). */
+  logFile: string | undefined;
+}
+
+/** The default Unix socket: $XDG_RUNTIME_DIR/cuemux/cuemux.sock, else <tmp>/cuemux/cuemux.sock. */
+export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_RUNTIME_DIR && path.isAbsolute(env.XDG_RUNTIME_DIR) ? env.XDG_RUNTIME_DIR : os.tmpdir();
+  return path.join(base, 'cuemux', 'cuemux.sock');
+}
+
+/** The embedded defaults. */
+export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  return {
+    socket: defaultSocketPath(env),
+    listen: null,
+    mediaRoots: [path.resolve('media')],
+    cacheDir: defaultCacheDir(env),
+    maxClients: 64,
+    maxOpenMedia: 256,
+    maxBatchBytes: 8 << 20,
+    defaultBatchBytes: 1 << 20,
+    idleCloseMs: 30_000,
+    shutdownGraceMs: 5_000,
+    logLevel: 'info',
+    logFormat: undefined,
+    logFile: undefined,
+  };
+}
+
+type Partialish = { [K in keyof ServerConfig]?: unknown };
+
+const NUMERIC: Array<keyof ServerConfig> = ['maxClients', 'maxOpenMedia', 'maxBatchBytes', 'defaultBatchBytes', 'idleCloseMs', 'shutdownGraceMs'];
+
+/** Environment variable for each setting. */
+export const ENV_NAMES: Record<keyof ServerConfig, string> = {
+  socket: 'CUEMUX_SOCKET', listen: 'CUEMUX_LISTEN', mediaRoots: 'CUEMUX_MEDIA_ROOTS', cacheDir: 'CUEMUX_CACHE_DIR',
+  maxClients: 'CUEMUX_MAX_CLIENTS', maxOpenMedia: 'CUEMUX_MAX_OPEN_MEDIA', maxBatchBytes: 'CUEMUX_MAX_BATCH_BYTES',
+  defaultBatchBytes: 'CUEMUX_BATCH_BYTES', idleCloseMs: 'CUEMUX_IDLE_CLOSE_MS', shutdownGraceMs: 'CUEMUX_SHUTDOWN_GRACE_MS',
+  logLevel: 'CUEMUX_LOG_LEVEL', logFormat: 'CUEMUX_LOG_FORMAT', logFile: 'CUEMUX_LOG_FILE',
+};
+
+function fromEnv(env: NodeJS.ProcessEnv): Partialish {
+  const out: Partialish = {};
+  for (const [key, name] of Object.entries(ENV_NAMES) as Array<[keyof ServerConfig, string]>) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    out[key] = key === 'mediaRoots' ? v.split(path.delimiter).filter(Boolean) : v;
+  }
+  return out;
+}
+
+/** Validate and merge layers (later wins) into a config; `where` names each layer in error messages. */
+export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; values: Partialish }>): ServerConfig {
+  const out: ServerConfig = { ...base };
+  for (const { where, values } of layers) {
+    for (const [key, raw] of Object.entries(values) as Array<[keyof ServerConfig, unknown]>) {
+      if (raw === undefined) continue;
+      if (!(key in base)) throw new CuemuxError('INVALID_ARGUMENT', `${where}: unknown setting "${key}"`);
+      const bad = (what: string): CuemuxError => new CuemuxError('INVALID_ARGUMENT', `${where}: ${key} ${what}, got ${JSON.stringify(raw)}`);
+      if (NUMERIC.includes(key)) {
+        const n = Number(raw);
+        if (!Number.isInteger(n) || n < (key === 'shutdownGraceMs' || key === 'idleCloseMs' ? 0 : 1)) throw bad('must be a whole number');
+        (out as unknown as Record<string, unknown>)[key] = n;
+      } else if (key === 'mediaRoots') {
+        const list = Array.isArray(raw) ? raw : [raw];
+        if (list.length === 0 || !list.every((r) => typeof r === 'string' && r !== '')) throw bad('must be a list of folders');
+        out.mediaRoots = (list as string[]).map((r) => path.resolve(r));
+      } else if (key === 'socket' || key === 'listen') {
+        if (raw !== null && typeof raw !== 'string') throw bad('must be a string or null');
+        const v = raw === '' || raw === 'none' ? null : raw;
+        out[key] = key === 'socket' && v !== null ? path.resolve(v) : v;
+      } else if (key === 'logLevel') {
+        if (typeof raw !== 'string' || !['error', 'warn', 'info', 'debug'].includes(raw)) throw bad('must be error, warn, info or debug');
+        out.logLevel = raw as LogLevel;
+      } else if (key === 'logFormat') {
+        if (raw !== 'text' && raw !== 'json') throw bad('must be text or json');
+        out.logFormat = raw;
+      } else {
+        if (typeof raw !== 'string') throw bad('must be a string');
+        (out as unknown as Record<string, unknown>)[key] = key === 'cacheDir' ? path.resolve(raw) : raw;
+      }
+    }
+  }
+  if (out.listen !== null && !/^(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}$/.test(out.listen)) {
+    throw new CuemuxError('INVALID_ARGUMENT', `listen must be HOST:PORT (e.g. 127.0.0.1:50051), got "${out.listen}"`);
+  }
+  if (out.socket === null && out.listen === null) throw new CuemuxError('INVALID_ARGUMENT', 'nothing to listen on: give a --socket or --listen');
+  if (out.defaultBatchBytes > out.maxBatchBytes) out.defaultBatchBytes = out.maxBatchBytes;
+  return out;
+}
+
+/** Load the config from a JSON file (if given), the environment and flag values. */
+export function loadConfig(flags: Partialish, configFile: string | undefined, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const layers: Array<{ where: string; values: Partialish }> = [];
+  const file = configFile ?? env.CUEMUX_CONFIG;
+  if (file) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new CuemuxError('INVALID_ARGUMENT', `${file}: cannot read config: ${(e as Error).message}`, { path: file });
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new CuemuxError('INVALID_ARGUMENT', `${file}: a config file holds one JSON object`, { path: file });
+    }
+    // Relative folders in a config file are relative to the file.
+    const values = parsed as Partialish;
+    const dir = path.dirname(path.resolve(file));
+    const rel = (v: unknown): unknown => (typeof v === 'string' && v !== '' && v !== 'none' ? path.resolve(dir, v) : v);
+    if (Array.isArray(values.mediaRoots)) values.mediaRoots = values.mediaRoots.map(rel);
+    else if (values.mediaRoots !== undefined) values.mediaRoots = rel(values.mediaRoots);
+    for (const k of ['socket', 'cacheDir', 'logFile'] as const) if (values[k] !== undefined) values[k] = rel(values[k]);
+    layers.push({ where: file, values });
+  }
+  layers.push({ where: 'environment', values: fromEnv(env) });
+  layers.push({ where: 'command line', values: flags });
+  return mergeConfig(defaultConfig(env), layers);
+}
