@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation } from 'grpc-health-check';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { CuemuxError } from '../common/errors';
@@ -76,7 +76,9 @@ export class MediaServer {
     server.addService(MediaServerService, service.implementation);
     const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
     health.addToServer(server);
-    const definition = protoLoader.loadSync(path.join(PROTO_DIR, 'cuemux', 'v1', 'media_server.proto'), { includeDirs: [PROTO_DIR] });
+    // Reflection describes every service served, health included, so grpcurl/grpc_cli need no .proto files.
+    const definition = protoLoader.loadSync([path.join(PROTO_DIR, 'cuemux', 'v1', 'media_server.proto'), healthProtoPath],
+      { includeDirs: [PROTO_DIR, path.dirname(healthProtoPath)] });
     new ReflectionService(definition).addToServer(server);
 
     const addresses: ServerAddresses = { socket: null, tcp: null };

@@ -1,0 +1,70 @@
+/**
+ * Real cuemux servers for tests: in-process (MediaServer on a temp Unix socket and TCP port 0) and as a child process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { MediaServer } from '../../src/server/media-server';
+import { defaultConfig, type ServerConfig } from '../../src/server/server-config';
+import { MediaClient } from '../../src/clients/media-client';
+import { CUEMUX_BIN } from './cli';
+import { scratchDir } from './tmp';
+
+/** A started in-process server and where to reach it. */
+export interface TestServer {
+  server: MediaServer;
+  /** The media root. */
+  root: string;
+  /** Unix socket path. */
+  socket: string;
+  /** TCP host:port. */
+  tcp: string;
+  /** A new client on the socket (or TCP with `tcp: true`); closed by stop(). */
+  client(tcp?: boolean): MediaClient;
+  /** Close clients and the server. */
+  stop(): Promise<void>;
+}
+
+/** Start a server whose media root is a new scratch folder (fill it before opening media). */
+export async function startServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
+  const root = overrides.mediaRoots?.[0] ?? await scratchDir('srv-root');
+  const run = await scratchDir('srv-run');
+  const config: ServerConfig = {
+    ...defaultConfig({}),
+    socket: path.join(run, 'cuemux.sock'),
+    listen: '127.0.0.1:0',
+    mediaRoots: [root],
+    cacheDir: path.join(run, 'cache'),
+    idleCloseMs: 60_000,
+    shutdownGraceMs: 1_000,
+    ...overrides,
+  };
+  const server = await MediaServer.start(config, 'test');
+  const clients: MediaClient[] = [];
+  return {
+    server, root, socket: server.addresses.socket as string, tcp: server.addresses.tcp as string,
+    client(tcp = false) {
+      const c = new MediaClient(tcp ? (server.addresses.tcp as string) : (server.addresses.socket as string));
+      clients.push(c);
+      return c;
+    },
+    async stop() {
+      for (const c of clients) c.close();
+      await server.close(200);
+    },
+  };
+}
+
+/** A `cuemux serve` child process, resolved once it prints its socket. */
+export function spawnServer(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; stdout: () => string; stderr: () => string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CUEMUX_BIN, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (out.includes('Stop with')) resolve({ child, stdout: () => out, stderr: () => err });
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
+    child.on('exit', (code) => reject(new Error(`cuemux serve exited with ${String(code)} before it was ready: ${err}`)));
+  });
+}
