@@ -25,7 +25,7 @@ export const ExitCode = {
   NOT_FOUND: 8,
   /** Permission denied. */
   PERMISSION: 9,
-  /** Another process held the index build lock for longer than --lock-timeout. */
+  /** Busy: another process held the index build lock past --lock-timeout, or holds the server's socket or port. */
   BUSY: 10,
 } as const;
 
@@ -43,7 +43,7 @@ const BY_ERROR: Record<ErrorCode, ExitCodeValue> = {
   INDEX_STALE: ExitCode.STALE,
   INDEX_CORRUPT: ExitCode.CORRUPT,
   LOCK_TIMEOUT: ExitCode.BUSY,
-  RESOURCE_EXHAUSTED: ExitCode.FAILURE,
+  RESOURCE_EXHAUSTED: ExitCode.BUSY,
   CLOSED: ExitCode.FAILURE,
   INTERNAL: ExitCode.FAILURE,
 };

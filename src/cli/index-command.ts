@@ -35,7 +35,7 @@ Commands:
       --cache-dir DIR
 
 Exit codes: 0 ok, 1 failures of different kinds, 2 usage, 3 stale, 4 missing, 5 corrupt, 6 not media,
-            7 truncated/damaged media (readable part indexed), 8 path not found, 9 permission denied, 10 lock timeout.
+            7 truncated/damaged media (readable part indexed), 8 path not found, 9 permission denied, 10 busy (lock timeout).
 `;
 
 interface Input {
