@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { makeMedia } from '../test/support/media';
+import { aac600, hd1080, hd1080Mkv, twoHours } from './bench-media';
 import { openIndex } from '../src/index-store/open-index';
 import { readIndexFile } from '../src/index-store/index-file';
 import { MediaIndex } from '../src/index-store/media-index';
@@ -83,16 +83,10 @@ async function benchBuild(file: string, scratch: string, perPacket: boolean): Pr
 async function main(): Promise<void> {
   const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), 'cuemux-bench-'));
   process.stderr.write('bench:index: preparing media (cached after the first run)...\n');
-  const hd = await makeMedia('bench-1080p25-h264-aac-120s.mp4', ['-f', 'lavfi', '-i', 'testsrc2=size=1920x1080:rate=25',
-    '-f', 'lavfi', '-i', 'sine=f=440:sample_rate=48000', '-t', '120', '-ac', '2', '-c:v', 'libx264', '-preset', 'ultrafast', '-bf', '2',
-    '-g', '50', '-b:v', '12M', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '192k']);
-  const aac = await makeMedia('bench-aac-600s.m4a', ['-f', 'lavfi', '-i', 'sine=f=440:sample_rate=48000', '-t', '600', '-ac', '2',
-    '-c:a', 'aac', '-b:a', '128k']);
-  const mkv = await makeMedia('bench-1080p25-h264-aac-120s.mkv', ['-i', hd, '-c', 'copy']);
-  const small = await makeMedia('bench-180p25-h264-aac-120s.mp4', ['-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=25',
-    '-f', 'lavfi', '-i', 'sine=f=440:sample_rate=48000', '-t', '120', '-ac', '2', '-c:v', 'libx264', '-preset', 'ultrafast', '-bf', '2',
-    '-g', '50', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k']);
-  const twoHours = await makeMedia('bench-2h-av.mp4', ['-stream_loop', '59', '-i', small, '-c', 'copy']);
+  const hd = await hd1080();
+  const aac = await aac600();
+  const mkv = await hd1080Mkv();
+  const twoHoursFile = await twoHours();
 
   const files: FileFigures[] = [];
   for (const [f, perPacket] of [[hd, true], [aac, true], [mkv, false]] as const) {
@@ -120,15 +114,15 @@ async function main(): Promise<void> {
   // Open and lookups on the 2-hour A/V index.
   process.stderr.write('bench:index: 2-hour index open and lookups...\n');
   const cacheDir = path.join(scratch, 'cache');
-  const built = await openIndex(twoHours, { cacheDir, force: true });
+  const built = await openIndex(twoHoursFile, { cacheDir, force: true });
   const openMs = await medianOf(21, () => {
     const t = process.hrtime.bigint();
     const parsed = readIndexFile(built.indexPath);
-    void new MediaIndex(parsed, twoHours, built.indexPath, 'loaded');
+    void new MediaIndex(parsed, twoHoursFile, built.indexPath, 'loaded');
     return Number(process.hrtime.bigint() - t) / 1e6;
   });
-  const openCheckedMs = await medianOf(11, () => timeAsync(() => openIndex(twoHours, { cacheDir, build: false })));
-  const idx = await openIndex(twoHours, { cacheDir, build: false });
+  const openCheckedMs = await medianOf(11, () => timeAsync(() => openIndex(twoHoursFile, { cacheDir, build: false })));
+  const idx = await openIndex(twoHoursFile, { cacheDir, build: false });
   const video = idx.streams.find((s) => s.codecType === 'video');
   const audio = idx.streams.find((s) => s.codecType === 'audio');
   if (!video || !audio) throw new Error('2-hour file lacks a stream');
@@ -155,7 +149,7 @@ async function main(): Promise<void> {
     return Number(process.hrtime.bigint() - t) / n;
   })();
   const ffmsTwoHour = path.join(scratch, 'two-hours.ffindex');
-  const ffmsTwoHourBuildMs = timeCommand('ffmsindex', ['-f', '-t', '-1', twoHours, ffmsTwoHour]);
+  const ffmsTwoHourBuildMs = timeCommand('ffmsindex', ['-f', '-t', '-1', twoHoursFile, ffmsTwoHour]);
   const ffmsTwoHourBytes = (await fsp.stat(ffmsTwoHour)).size;
 
   const out = {
@@ -164,7 +158,7 @@ async function main(): Promise<void> {
     build: files,
     batch,
     twoHour: {
-      file: path.basename(twoHours), packets: idx.packetCount, indexBytes: idx.byteLength, bytesPerPacket: idx.byteLength / idx.packetCount,
+      file: path.basename(twoHoursFile), packets: idx.packetCount, indexBytes: idx.byteLength, bytesPerPacket: idx.byteLength / idx.packetCount,
       openMs, openWithFreshnessCheckMs: openCheckedMs, videoKeyframeLookupNs: videoLookupNs, audioKeyframeLookupNs: audioLookupNs,
       ptsToFrameNs: frameLookupNs, ffmsindexBuildMs: ffmsTwoHourBuildMs, ffmsindexIndexBytes: ffmsTwoHourBytes,
     },

@@ -1,0 +1,66 @@
+/**
+ * A benchmark client process for bench:serve (one per simulated player). Prints one JSON line.
+ *   read <target> <path> [streams]        read every packet from the start; packets, bytes, ms
+ *   latency <target> <path> <n> <batch>   n ReadPackets at random times on an open file: ms to the first batch
+ *   cold <target> <batch> <paths...>      OpenMedia + ReadPackets on files not yet open: ms to the first batch
+ */
+import { MediaClient } from '../src/clients/media-client';
+
+function ms(since: bigint): number {
+  return Number(process.hrtime.bigint() - since) / 1e6;
+}
+
+async function firstBatch(c: MediaClient, mediaId: string, t: number, batch: number): Promise<void> {
+  for await (const b of c.readPackets({ mediaId, startSeconds: t, maxBatchBytes: batch })) {
+    if (b.packets.length > 0) return;
+  }
+}
+
+async function main(): Promise<void> {
+  const [mode, target, ...rest] = process.argv.slice(2);
+  const c = new MediaClient(target);
+  // Warm the connection so the figures are per request, not per connect.
+  await c.getStatus();
+  if (mode === 'read') {
+    const [file, streams] = rest;
+    const info = await c.openMedia(file);
+    const t = process.hrtime.bigint();
+    let packets = 0;
+    let bytes = 0;
+    const wanted = streams ? streams.split(',').map(Number) : [];
+    for await (const b of c.readPackets({ mediaId: info.mediaId, startSeconds: -1e9, streams: wanted })) {
+      packets += b.packets.length;
+      for (const p of b.packets) bytes += p.data.length;
+    }
+    process.stdout.write(`${JSON.stringify({ packets, bytes, ms: ms(t) })}\n`);
+  } else if (mode === 'latency') {
+    const [file, n, batch] = rest;
+    const info = await c.openMedia(file);
+    const out: number[] = [];
+    for (let i = 0; i < Number(n); i++) {
+      const at = ((i * 7919) % 1000) / 1000 * info.durationSeconds * 0.95;
+      const t = process.hrtime.bigint();
+      await firstBatch(c, info.mediaId, at, Number(batch));
+      out.push(ms(t));
+    }
+    process.stdout.write(`${JSON.stringify({ ms: out })}\n`);
+  } else if (mode === 'cold') {
+    const [batch, ...files] = rest;
+    const out: number[] = [];
+    for (const [i, file] of files.entries()) {
+      const t = process.hrtime.bigint();
+      const info = await c.openMedia(file);
+      await firstBatch(c, info.mediaId, ((i * 37) % 100) / 100 * info.durationSeconds * 0.9, Number(batch));
+      out.push(ms(t));
+    }
+    process.stdout.write(`${JSON.stringify({ ms: out })}\n`);
+  } else {
+    throw new Error(`unknown mode ${mode}`);
+  }
+  c.close();
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench client: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

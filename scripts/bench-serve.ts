@@ -1,0 +1,168 @@
+/**
+ * `npm run bench:serve` — the media server against an in-process beamcoder demux of the same file, in one run:
+ * packets/s and MB/s for 1, 2 and 8 concurrent client processes over UDS and TCP; time to the first packet at random
+ * positions for an open file and for files not yet open (index on disk); bytes the server read from the file for an
+ * audio+video pair (/proc/PID/io rchar) against the file size; server RSS with 8 clients on a large file.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { promises as fsp, readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
+import { hd1080, hd1080Mkv, small120 } from './bench-media';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const CLI = path.join(ROOT, 'bin', 'cuemux.js');
+const CLIENT = path.join(ROOT, 'dist', 'scripts', 'bench-serve-client.js');
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+function procIo(pid: number): number {
+  const m = /rchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+  return Number(m?.[1] ?? 0);
+}
+
+function rssMB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
+function runClient(args: string[]): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [CLIENT, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as Record<string, unknown>) : reject(new Error(`client ${args.join(' ')} exited ${String(code)}`))));
+  });
+}
+
+async function startServer(root: string, socket: string): Promise<{ child: ChildProcess; tcp: string }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root, '--log-level', 'warn'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  const tcp = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /TCP: +(\S+)/.exec(out);
+      if (m && out.includes('Stop with')) resolve(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`server exited ${String(code)}`)));
+  });
+  return { child, tcp };
+}
+
+async function inProcess(file: string): Promise<{ perPacket: { ms: number; packets: number; bytes: number }; batched: { ms: number; packets: number; bytes: number } }> {
+  const perPacket = { ms: 0, packets: 0, bytes: 0 };
+  let d = await openDemuxer(file);
+  let t = process.hrtime.bigint();
+  for (let p = await d.readPacket(); p !== null; p = await d.readPacket()) {
+    perPacket.packets++;
+    perPacket.bytes += p.data.length;
+  }
+  perPacket.ms = Number(process.hrtime.bigint() - t) / 1e6;
+  await d.close();
+  const batched = { ms: 0, packets: 0, bytes: 0 };
+  d = await openDemuxer(file);
+  t = process.hrtime.bigint();
+  for (;;) {
+    const c = await d.readColumns({ maxPackets: 4096, withData: true });
+    batched.packets += c.count;
+    batched.bytes += c.data?.length ?? 0;
+    if (c.eof || c.count === 0) break;
+  }
+  batched.ms = Number(process.hrtime.bigint() - t) / 1e6;
+  await d.close();
+  return { perPacket, batched };
+}
+
+async function main(): Promise<void> {
+  process.stderr.write('bench:serve: preparing media (cached after the first run)...\n');
+  const hd = await hd1080();
+  const mkv = await hd1080Mkv();
+  const small = await small120();
+  const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), 'cuemux-bench-serve-'));
+  const root = path.join(scratch, 'media');
+  await fsp.mkdir(root);
+  await fsp.copyFile(hd, path.join(root, 'hd.mp4'));
+  await fsp.link(path.join(root, 'hd.mp4'), path.join(root, 'pair.mp4'));
+  await fsp.copyFile(mkv, path.join(root, 'hd.mkv'));
+  const cold = Array.from({ length: 40 }, (_, i) => `cold-${String(i).padStart(2, '0')}.mp4`);
+  await fsp.copyFile(small, path.join(root, cold[0]));
+  for (const f of cold.slice(1)) await fsp.link(path.join(root, cold[0]), path.join(root, f));
+  // Before the show: every index built and on disk.
+  const b = spawnSync(process.execPath, [CLI, 'index', 'build', root], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (b.status !== 0) throw new Error('index build failed');
+  const size = (await fsp.stat(hd)).size;
+
+  process.stderr.write('bench:serve: in-process demux...\n');
+  await inProcess(hd); // warm the page cache
+  const peer = await inProcess(hd);
+  const peerMkv = await inProcess(mkv);
+
+  const socket = path.join(scratch, 'cuemux.sock');
+  const { child, tcp } = await startServer(root, socket);
+  const pid = child.pid as number;
+  let peakRss = 0;
+  const sampler = setInterval(() => { peakRss = Math.max(peakRss, rssMB(pid)); }, 20);
+  try {
+    const runs: Array<{ transport: string; file: string; clients: number; packetsPerSec: number; mbPerSec: number; peakRssMB: number }> = [];
+    for (const [file, label] of [['hd.mp4', 'MP4'], ['hd.mkv', 'MKV']] as const) {
+      for (const [transport, target] of [['UDS', socket], ['TCP', tcp]] as const) {
+        for (const n of file === 'hd.mkv' ? [1, 8] : [1, 2, 8]) {
+          process.stderr.write(`bench:serve: ${n} client(s) over ${transport} on ${label}...\n`);
+          peakRss = rssMB(pid);
+          const t = process.hrtime.bigint();
+          const results = await Promise.all(Array.from({ length: n }, () => runClient(['read', target, file])));
+          const wall = Number(process.hrtime.bigint() - t) / 1e9;
+          const packets = results.reduce((a, r) => a + (r.packets as number), 0);
+          const bytes = results.reduce((a, r) => a + (r.bytes as number), 0);
+          runs.push({ transport, file: label, clients: n, packetsPerSec: packets / wall, mbPerSec: bytes / 1e6 / wall, peakRssMB: peakRss });
+        }
+      }
+    }
+    process.stderr.write('bench:serve: audio+video pair bytes read...\n');
+    const before = procIo(pid);
+    await Promise.all([runClient(['read', socket, 'pair.mp4', '0']), runClient(['read', socket, 'pair.mp4', '1'])]);
+    const pairBytes = procIo(pid) - before;
+
+    process.stderr.write('bench:serve: first-packet latency...\n');
+    const open = (await runClient(['latency', socket, 'hd.mp4', '300', String(64 << 10)])).ms as number[];
+    const coldMs = (await runClient(['cold', socket, String(64 << 10), ...cold])).ms as number[];
+
+    const peerMBs = peer.perPacket.bytes / 1e6 / (peer.perPacket.ms / 1e3);
+    const batchedMBs = peer.batched.bytes / 1e6 / (peer.batched.ms / 1e3);
+    const mkvPeerMBs = peerMkv.perPacket.bytes / 1e6 / (peerMkv.perPacket.ms / 1e3);
+    const f1 = (x: number): string => x.toFixed(1);
+    const f2 = (x: number): string => x.toFixed(2);
+    const lines = [
+      '',
+      `File: 1080p25 H.264 + AAC, 120 s, ${f1(size / 1e6)} MB, ${peer.perPacket.packets} packets (MP4; MKV remux of the same streams)`,
+      `In-process beamcoder demux, one read() per packet: MP4 ${f1(peerMBs)} MB/s, ${f1(peer.perPacket.packets / (peer.perPacket.ms / 1e3))} packets/s; ` +
+        `MKV ${f1(mkvPeerMBs)} MB/s`,
+      `In-process batched readBatch (cuemux's native path): ${f1(batchedMBs)} MB/s`,
+      '',
+      'clients  transport  file  packets/s   MB/s     x demux   peak server RSS MB  (budget 64 + 8/client)',
+      ...runs.map((r) => `${String(r.clients).padStart(7)}  ${r.transport.padEnd(9)}  ${r.file.padEnd(4)}  ${f1(r.packetsPerSec).padStart(9)}  ${f1(r.mbPerSec).padStart(7)}  ` +
+        `${f2(r.mbPerSec / (r.file === 'MKV' ? mkvPeerMBs : peerMBs)).padStart(8)}   ${f1(r.peakRssMB).padStart(8)}            ${64 + 8 * r.clients}`),
+      '',
+      `Audio + video clients on one file: server read ${f1(pairBytes / 1e6)} MB for a ${f1(size / 1e6)} MB file = ${f2(pairBytes / size)}x (target <= 1.05)`,
+      `First packet, open file (${open.length} random positions, 64 KiB batches): p50 ${f2(pct(open, 50))} ms, p99 ${f2(pct(open, 99))} ms (target p99 <= 5)`,
+      `First packet, file not yet open, index on disk (${coldMs.length} files): p50 ${f2(pct(coldMs, 50))} ms, p99 ${f2(pct(coldMs, 99))} ms (target p99 <= 40)`,
+      '',
+    ];
+    process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ size, peer, peerMkv, runs, pairBytes, openMs: { p50: pct(open, 50), p99: pct(open, 99) }, coldMs: { p50: pct(coldMs, 50), p99: pct(coldMs, 99) } })}\n`);
+  } finally {
+    clearInterval(sampler);
+    child.kill('SIGTERM');
+    await new Promise((r) => child.on('exit', r));
+    await fsp.rm(scratch, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench:serve failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exit(1);
+});
