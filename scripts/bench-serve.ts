@@ -108,6 +108,8 @@ async function main(): Promise<void> {
   let peakRss = 0;
   const sampler = setInterval(() => { peakRss = Math.max(peakRss, rssMB(pid)); }, 20);
   try {
+    // Warm-up (JIT, connections, page cache of the served copies) before anything is measured.
+    await Promise.all([runClient(['read', socket, 'hd.mp4']), runClient(['read', tcp, 'hd.mkv'])]);
     const runs: Array<{ transport: string; file: string; clients: number; packetsPerSec: number; mbPerSec: number; peakRssMB: number }> = [];
     for (const [file, label] of [['hd.mp4', 'MP4'], ['hd.mkv', 'MKV']] as const) {
       for (const [transport, target] of [['UDS', socket], ['TCP', tcp]] as const) {

@@ -96,6 +96,20 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
     }
     return chunk;
   };
+  const queueLimit = 2 * batchBytes;
+  let flushed: (() => void) | null = null;
+  const untilFlushed = (): Promise<boolean> => new Promise((resolve) => {
+    const stop = (): void => done(false);
+    const done = (ok: boolean): void => {
+      flushed = null;
+      call.off('cancelled', stop);
+      call.off('close', stop);
+      resolve(ok);
+    };
+    flushed = () => done(true);
+    call.once('cancelled', stop);
+    call.once('close', stop);
+  });
   try {
     let chunk = nextChunk();
     let fetching: Promise<Buffer[]> | null = chunk.length > 0 ? reader.read(chunk) : null;
@@ -109,8 +123,14 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
       const packets = current.map((e, i) => toPacket(e, data[i]));
       const bytes = data.reduce((a, b) => a + b.length, 0);
       client.bytesQueued += bytes;
-      const ok = await writeWithBackpressure(call, { packets }, () => { client.bytesQueued -= bytes; });
+      const ok = await writeWithBackpressure(call, { packets }, () => {
+        client.bytesQueued -= bytes;
+        if (client.bytesQueued <= queueLimit) flushed?.();
+      });
       if (!ok) return;
+      // grpc-js only pushes back after 16 queued messages, i.e. 16 batches: bound the bytes in flight instead, so a
+      // stalled client costs the server ~2 batches of memory, not 16.
+      if (client.bytesQueued > queueLimit && !(await untilFlushed())) return;
       client.bytesSent += bytes;
       client.packetsSent += packets.length;
       const last = current[current.length - 1];
