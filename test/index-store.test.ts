@@ -34,6 +34,19 @@ describe('index store', function () {
     assert.equal(parseIndex(aligned, 'x.idx').packetCount, 8);
   });
 
+  it('stores FFmpeg\'s codec parameters and whether packets can be read straight from the file', async function () {
+    const dir = await scratchDir('params');
+    for (const [name, direct] of [['mp4-h264-aac', true], ['mov-prores-pcm', true], ['wav', true], ['mkv-vp9-opus', false], ['ts-h264-mp2', false]] as const) {
+      const file = await ensureMedia(name);
+      const idx = await openIndex(await copyInto(file, dir, `${name}${file.slice(file.lastIndexOf('.'))}`), { cacheDir: dir });
+      const d = await openDemuxer(idx.mediaPath);
+      await d.close();
+      assert.ok(idx.params, name);
+      assert.equal(idx.params.directReadable, direct, name);
+      assert.deepEqual(idx.params.container, d.info, name);
+    }
+  });
+
   it('two readers walking one index at once each get their own entries', async function () {
     const media = await makeMedia('av-60s-160x120.mp4', ['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-f', 'lavfi', '-i', 'sine=f=440:sample_rate=48000',
       '-t', '60', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k']);

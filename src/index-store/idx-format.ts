@@ -10,7 +10,7 @@
 import { crc32 } from 'node:zlib';
 import { CuemuxError } from '../common/errors';
 import type { Rational } from '../common/rational';
-import { META_STRIDE, Meta, NO_VALUE, PacketFlag, type CodecType, type PacketColumns, type StreamParams } from '../ffmpeg/types';
+import { META_STRIDE, Meta, NO_VALUE, PacketFlag, type CodecType, type ContainerInfo, type PacketColumns, type StreamParams } from '../ffmpeg/types';
 import { ByteReader, ByteWriter } from './byte-io';
 
 /** The 8 magic bytes every index starts with. */
@@ -96,6 +96,18 @@ export interface PartialInfo {
   message: string;
 }
 
+/**
+ * Everything FFmpeg said about the container at build time, so a server can describe the media (and a player create
+ * its decoders) without opening it with FFmpeg again; plus whether reading packets straight from the file at
+ * [pos, pos + size) was verified to give FFmpeg's bytes.
+ */
+export interface SourceParams {
+  /** The container as FFmpeg opened it (path as at build time). */
+  container: ContainerInfo;
+  /** Packet bytes equal the file's bytes at [pos, pos + size) (checked on the first packets at build time). */
+  directReadable: boolean;
+}
+
 /** An index file, parsed and verified. Entry blocks stay encoded until used (see media-index.ts). */
 export interface ParsedIndex {
   /** Format version. */
@@ -126,6 +138,8 @@ export interface ParsedIndex {
   entryBytes: Buffer;
   /** CRC-32 stored in the trailer. */
   checksum: number;
+  /** Codec parameters, when the index carries them (files written before they were added do not). */
+  params: SourceParams | null;
 }
 
 const LIMIT = 2 ** 52;
@@ -251,7 +265,7 @@ export class IndexEncoder {
 
   /** Produce the complete index file (header, tables, entries, checksum). */
   finish(identity: SourceIdentity, sourcePath: string, formatName: string, lavfVersion: number,
-    partial: PartialInfo | null): Buffer {
+    partial: PartialInfo | null, params: SourceParams | null = null): Buffer {
     const streams = this.#streams;
     const w = new ByteWriter(HEADER_BYTES + 4096 + streams.length * 256);
     w.bytes(MAGIC);
@@ -325,6 +339,7 @@ export class IndexEncoder {
       w.i64(0);
       tableFixups.push({ seekAt, frameAt });
     }
+    if (params !== null) writeParams(w, params);
     w.patchU32(H.metaLength, w.length - metaStart);
     w.align(8);
 
@@ -358,6 +373,84 @@ export class IndexEncoder {
     w.u32(crc32(body));
     return Buffer.from(w.view());
   }
+}
+
+const PARAMS_MAGIC = 0x50524d31; // "PRM1"
+
+function f64(w: ByteWriter, v: number | null): void {
+  const b = Buffer.alloc(8);
+  b.writeDoubleLE(v ?? Number.NaN);
+  w.bytes(b);
+}
+
+/** Write the codec-parameters block (see docs/idx-format.md). */
+function writeParams(w: ByteWriter, p: SourceParams): void {
+  const c = p.container;
+  w.u32(PARAMS_MAGIC);
+  w.u8(p.directReadable ? 1 : 0);
+  f64(w, c.durationSeconds);
+  f64(w, c.startSeconds);
+  w.i64(c.bitRate);
+  for (const s of c.streams) {
+    w.i32(s.codecId);
+    w.u32(s.codecTag);
+    w.i32(s.width);
+    w.i32(s.height);
+    w.str(s.format);
+    w.i64(s.bitRate);
+    w.u32(s.extradata.length);
+    w.bytes(s.extradata);
+    w.u8(s.profile === null ? 0 : typeof s.profile === 'number' ? 1 : 2);
+    if (typeof s.profile === 'number') w.i32(s.profile);
+    else if (typeof s.profile === 'string') w.str(s.profile);
+    w.i32(s.level);
+    w.i32(s.sampleAspectRatio.num);
+    w.i32(s.sampleAspectRatio.den);
+    for (const t of [s.fieldOrder, s.color.range, s.color.primaries, s.color.transfer, s.color.space, s.channelLayout]) w.str(t);
+    w.i32(s.frameSize);
+    w.i32(s.blockAlign);
+    w.i32(s.bitsPerCodedSample);
+    w.i32(s.initialPadding);
+    w.i64(s.declaredFrames);
+  }
+}
+
+function readF64(r: ByteReader): number | null {
+  const v = r.bytes(8).readDoubleLE(0);
+  return Number.isNaN(v) ? null : v;
+}
+
+/** Read the codec-parameters block; the stream table gives what it shares (index, type, name, time base...). */
+function readParams(r: ByteReader, streamCount: number): SourceParams {
+  if (r.u32() !== PARAMS_MAGIC) throw new RangeError('unknown block in the meta section');
+  const directReadable = r.u8() === 1;
+  const durationSeconds = readF64(r);
+  const startSeconds = readF64(r);
+  const bitRate = r.i64();
+  const partials: Array<Omit<StreamParams, 'index' | 'codecType' | 'codecName' | 'timeBase' | 'startPts' | 'durationPts' | 'frameRate' | 'sampleRate' | 'channels'>> = [];
+  for (let i = 0; i < streamCount; i++) {
+    const codecId = r.i32();
+    const codecTag = r.u32();
+    const width = r.i32();
+    const height = r.i32();
+    const format = r.str();
+    const sBitRate = r.i64();
+    const extradata = Buffer.from(r.bytes(r.u32()));
+    const kind = r.u8();
+    const profile = kind === 0 ? null : kind === 1 ? r.i32() : r.str();
+    const level = r.i32();
+    const sampleAspectRatio = { num: r.i32(), den: r.i32() };
+    const [fieldOrder, range, primaries, transfer, space, channelLayout] = [r.str(), r.str(), r.str(), r.str(), r.str(), r.str()];
+    partials.push({
+      codecId, codecTag, width, height, format, bitRate: sBitRate, extradata, profile, level, sampleAspectRatio, fieldOrder,
+      color: { range, primaries, transfer, space }, channelLayout, frameSize: r.i32(), blockAlign: r.i32(), bitsPerCodedSample: r.i32(),
+      initialPadding: r.i32(), declaredFrames: r.i64(),
+    });
+  }
+  return {
+    directReadable,
+    container: { path: '', formatName: '', durationSeconds, startSeconds, bitRate, streams: partials as StreamParams[] },
+  };
 }
 
 function corrupt(file: string, what: string): CuemuxError {
@@ -455,6 +548,19 @@ function parseVerified(buf: Buffer, file: string, version: number): ParsedIndex 
       frameCount,
     });
   }
+  // Optional trailing block of the meta section: codec parameters (absent in files written before it existed).
+  const params = r.pos < HEADER_BYTES + metaLength ? readParams(r, streams.length) : null;
+  if (params !== null) {
+    params.container.path = sourcePath;
+    params.container.formatName = formatName;
+    params.container.streams = params.container.streams.map((p, i) => {
+      const st = streams[i];
+      return {
+        ...p, index: st.index, codecType: st.codecType, codecName: st.codecName, timeBase: st.timeBase, startPts: st.startPts,
+        durationPts: st.durationPts, frameRate: st.frameRate, sampleRate: st.sampleRate, channels: st.channels,
+      };
+    });
+  }
   if (blocksOffset % 4 !== 0 || blocksOffset + (blockCount + 1) * 4 > entriesOffset) throw new RangeError('block table extent');
   const blockOffsets = new Uint32Array(buf.buffer, buf.byteOffset + blocksOffset, blockCount + 1);
   if (blockOffsets[blockCount] !== entriesLength) throw new RangeError('block table end');
@@ -463,6 +569,7 @@ function parseVerified(buf: Buffer, file: string, version: number): ParsedIndex 
     packetCount, blockEntries, blockOffsets,
     entryBytes: buf.subarray(entriesOffset, entriesOffset + entriesLength),
     checksum: buf.readUInt32LE(buf.length - 4),
+    params,
   };
 }
 

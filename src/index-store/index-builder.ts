@@ -4,7 +4,8 @@
  */
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
-import { openDemuxer, libavformatVersion } from '../ffmpeg/beamcoder-adapter';
+import { promises as fsp } from 'node:fs';
+import { openDemuxer, libavformatVersion, packetAt } from '../ffmpeg/beamcoder-adapter';
 import { META_STRIDE, Meta } from '../ffmpeg/types';
 import { fingerprint, staleReason } from './fingerprint';
 import { IndexEncoder, type PartialInfo } from './idx-format';
@@ -39,6 +40,34 @@ export interface BuiltIndex {
   packets: number;
   /** Set when FFmpeg stopped before the end of the file. */
   partial: PartialInfo | null;
+}
+
+/** Packets compared between FFmpeg and a plain read of the file before direct reads are trusted. */
+const VERIFY_PACKETS = 64;
+
+/**
+ * Whether FFmpeg's packet bytes are the file's bytes at [pos, pos + size) for this file, judged on its first
+ * VERIFY_PACKETS packets (true for MP4/MOV, WAV, FLAC, MP3; false for MKV, MPEG-TS...). A server then reads packets
+ * straight from the file, and every client reads only the bytes of its own streams.
+ */
+export async function verifyDirectReads(media: string): Promise<boolean> {
+  const d = await openDemuxer(media);
+  const fh = await fsp.open(media, 'r');
+  try {
+    const cols = await d.readColumns({ maxPackets: VERIFY_PACKETS, withData: true });
+    if (cols.count === 0) return false;
+    for (let i = 0; i < cols.count; i++) {
+      const p = packetAt(cols, i);
+      if (p.pos === null) return false;
+      const b = Buffer.allocUnsafe(p.size);
+      const { bytesRead } = await fh.read(b, 0, p.size, p.pos);
+      if (bytesRead !== p.size || !b.equals(p.data)) return false;
+    }
+    return true;
+  } finally {
+    await fh.close();
+    await d.close();
+  }
 }
 
 /** Packets per native read: large enough to amortise the thread-pool hop, small enough for smooth progress. */
@@ -94,7 +123,8 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
       { path: media, operation: 'index build' });
   }
   const v = libavformatVersion();
-  const bytes = encoder.finish(before, media, demuxer.info.formatName, (v.major << 16) | (v.minor << 8) | v.micro, partial);
+  const params = { container: demuxer.info, directReadable: await verifyDirectReads(media) };
+  const bytes = encoder.finish(before, media, demuxer.info.formatName, (v.major << 16) | (v.minor << 8) | v.micro, partial, params);
   if (partial) log.warn('media is truncated or damaged: indexed what FFmpeg could read', { media, stoppedAt: partial.bytePos, reason: partial.message });
   if (encoder.lateStreamPackets > 0) {
     log.warn('packets of streams that appeared after the start of the file are not indexed (as ffprobe)', { media, packets: encoder.lateStreamPackets });

@@ -6,7 +6,7 @@ import { CuemuxError } from '../common/errors';
 import { secondsToTicks, ticksToSeconds, type Rational } from '../common/rational';
 import { NO_VALUE, PacketFlag } from '../ffmpeg/types';
 import { i64At } from './byte-io';
-import { ENTRY_STRIDE, EntryField, decodeBlock, type IndexedStream, type ParsedIndex, type PartialInfo, type SourceIdentity } from './idx-format';
+import { ENTRY_STRIDE, EntryField, decodeBlock, type IndexedStream, type ParsedIndex, type PartialInfo, type SourceIdentity, type SourceParams } from './idx-format';
 
 /** One packet as the demuxer reported it. Times in the stream's time-base ticks. */
 export interface IndexEntry {
@@ -119,6 +119,11 @@ export class MediaIndex {
   /** When the index was built (ms since the Unix epoch). */
   get createdMs(): number {
     return this.#idx.createdMs;
+  }
+
+  /** Codec parameters and the direct-read verdict recorded at build time (null in indexes written without them). */
+  get params(): SourceParams | null {
+    return this.#idx.params;
   }
 
   /** The stored CRC-32 (identifies the exact index content). */

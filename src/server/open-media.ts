@@ -107,6 +107,12 @@ export class OpenMedia {
 
   /** Open `path` (real path) with its `index`: read stream parameters, decide direct vs demux reading. */
   static async open(path: string, index: MediaIndex): Promise<OpenMedia> {
+    const params = index.params;
+    if (params !== null) {
+      // Everything is in the index: no FFmpeg open at all (the cold-open cost is a fingerprint and an index read).
+      const file = await fsp.open(path, 'r');
+      return new OpenMedia(path, index, { ...params.container, path }, file, params.directReadable ? 'direct' : 'demux', 0);
+    }
     const demuxer = await openDemuxer(path);
     let file: fspTypes.FileHandle | undefined;
     try {

@@ -45,9 +45,10 @@ export const protobufFileName = "cuemux/v1/media_server.proto";
  *
  * Errors are reported as gRPC status codes with a message naming the file and the problem:
  * NOT_FOUND (no such file, or unknown media_id), PERMISSION_DENIED (the path is outside the served media roots or
- * unreadable), INVALID_ARGUMENT (malformed request, not a media file, no such stream), RESOURCE_EXHAUSTED (a
- * configured limit was reached), DATA_LOSS (the file is damaged or truncated and reading stopped early),
- * UNAVAILABLE (the server is shutting down), INTERNAL (a bug).
+ * unreadable), INVALID_ARGUMENT (malformed request, e.g. a directory or a negative time), FAILED_PRECONDITION (the
+ * file is not media FFmpeg can read, or it has no such stream), RESOURCE_EXHAUSTED (a configured limit was reached),
+ * DATA_LOSS (the file is damaged or truncated and reading stopped early), UNAVAILABLE (the server is shutting down,
+ * or another process is still indexing the file), INTERNAL (a bug).
  */
 
 /** Request of OpenMedia. */
