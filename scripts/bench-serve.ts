@@ -40,8 +40,10 @@ function runClient(args: string[]): Promise<Record<string, unknown>> {
 }
 
 async function startServer(root: string, socket: string): Promise<{ child: ChildProcess; tcp: string }> {
+  // The allocator settings scripts/start.sh gives the server (large buffers returned to the OS at once).
+  const env = { ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '65536' };
   const child = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root, '--log-level', 'warn'],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
+    { stdio: ['ignore', 'pipe', 'inherit'], env });
   const tcp = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => {
@@ -146,6 +148,7 @@ async function main(): Promise<void> {
         `MKV ${f1(mkvPeerMBs)} MB/s`,
       `In-process batched readBatch (cuemux's native path): ${f1(batchedMBs)} MB/s`,
       '',
+      'Server: cuemux serve as started by npm start (glibc MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=65536); clients: one process each',
       'clients  transport  file  packets/s   MB/s     x demux   peak server RSS MB  (budget 64 + 8/client)',
       ...runs.map((r) => `${String(r.clients).padStart(7)}  ${r.transport.padEnd(9)}  ${r.file.padEnd(4)}  ${f1(r.packetsPerSec).padStart(9)}  ${f1(r.mbPerSec).padStart(7)}  ` +
         `${f2(r.mbPerSec / (r.file === 'MKV' ? mkvPeerMBs : peerMBs)).padStart(8)}   ${f1(r.peakRssMB).padStart(8)}            ${64 + 8 * r.clients}`),

@@ -118,5 +118,12 @@ const nodedir = process.env.npm_config_nodedir
 const gypArgs = [nodeGyp, 'rebuild', '-j', jobs, ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
 const r = spawnSync(process.execPath, gypArgs, { cwd: bc, stdio: ['ignore', 'inherit', 'inherit'] });
 if (r.status !== 0) die('node-gyp rebuild failed: are the FFmpeg -dev packages installed? (scripts/setup.sh installs them)');
+// Record FFmpeg's versions next to the addon: cuemux checks index freshness against libavformat's version without
+// loading FFmpeg (its ~200 shared libraries cost ~40 MB of RSS and ~70 ms in every process that maps them).
+const probe = spawnSync(process.execPath, ['-e',
+  `const b = require(${JSON.stringify(built)}); process.stdout.write(JSON.stringify({ versions: b.versions(), info: b.avVersionInfo() }))`],
+  { encoding: 'utf8' });
+if (probe.status !== 0) die(`the rebuilt addon does not load: ${probe.stderr}`);
+fs.writeFileSync(path.join(bc, 'build', 'Release', 'cuemux-ffmpeg-versions.json'), probe.stdout);
 fs.writeFileSync(marker, patchHash);
 log('done.');

@@ -14,4 +14,7 @@ if [ ! -f "$demo/demo-1080p25.mp4" ]; then
   mv "$demo/.demo.tmp.mp4" "$demo/demo-1080p25.mp4"
 fi
 node bin/cuemux.js index build "$demo"
+# Packet batches are large short-lived buffers: have glibc give them back to the OS at once (mmap above 64 KiB) and
+# keep few arenas, or the server's RSS grows far beyond what it holds (measured by npm run bench:serve).
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-65536}" MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-65536}"
 exec node bin/cuemux.js serve --media-root "$demo" "$@"

@@ -7,7 +7,7 @@
  * into the working directory. The addon is patched at install (scripts/patch-beamcoder.js) so packet bytes are
  * exact for every container and so many packets can be read in one native call (`readBatch`).
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { CuemuxError, fromSystemError, type ErrorCode } from '../common/errors';
 import type { Rational } from '../common/rational';
@@ -41,17 +41,43 @@ function load(): Native {
   }
   const level = process.env.CUEMUX_FFMPEG_LOG ?? 'quiet';
   native.logging(level);
+  const rec = recordedVersions();
+  if (rec !== null && Number(native.versions().avformat) !== rec.versions.avformat) {
+    // FFmpeg was upgraded under a built addon: trust the library actually loaded from now on.
+    recorded = null;
+  }
   return native;
+}
+
+interface RecordedVersions {
+  versions: Record<string, number>;
+  info: string;
+}
+let recorded: RecordedVersions | null | undefined;
+
+/**
+ * FFmpeg's versions as recorded next to the addon when it was built (scripts/patch-beamcoder.js), so that asking for
+ * them does not map FFmpeg's libraries into the process; null when the record is missing.
+ */
+function recordedVersions(): RecordedVersions | null {
+  if (recorded !== undefined) return recorded;
+  try {
+    const file = path.join(path.dirname(require.resolve('beamcoder/package.json')), 'build', 'Release', 'cuemux-ffmpeg-versions.json');
+    recorded = JSON.parse(readFileSync(file, 'utf8')) as RecordedVersions;
+  } catch {
+    recorded = null;
+  }
+  return recorded;
 }
 
 /** FFmpeg's version string, e.g. `5.1.9-0+deb12u1`. */
 export function ffmpegVersion(): string {
-  return String(load().avVersionInfo());
+  return recordedVersions()?.info ?? String(load().avVersionInfo());
 }
 
 /** libavformat's version as major.minor.micro, e.g. `59.27.100` (recorded in every index). */
 export function libavformatVersion(): { major: number; minor: number; micro: number } {
-  const v = Number(load().versions().avformat);
+  const v = Number(recordedVersions()?.versions.avformat ?? load().versions().avformat);
   return { major: v >>> 16, minor: (v >>> 8) & 0xff, micro: v & 0xff };
 }
 
