@@ -6,7 +6,7 @@ import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { promises as fsp } from 'node:fs';
 import { openDemuxer, libavformatVersion, packetAt } from '../ffmpeg/beamcoder-adapter';
-import { META_STRIDE, Meta } from '../ffmpeg/types';
+import { META_STRIDE, Meta, type PacketColumns } from '../ffmpeg/types';
 import { fingerprint, staleReason } from './fingerprint';
 import { IndexEncoder, type PartialInfo } from './idx-format';
 
@@ -46,16 +46,14 @@ export interface BuiltIndex {
 const VERIFY_PACKETS = 64;
 
 /**
- * Whether FFmpeg's packet bytes are the file's bytes at [pos, pos + size) for this file, judged on its first
- * VERIFY_PACKETS packets (true for MP4/MOV, WAV, FLAC, MP3; false for MKV, MPEG-TS...). A server then reads packets
+ * Whether FFmpeg's packet bytes are the file's bytes at [pos, pos + size) for this file, judged on its first packets
+ * (`cols`, read with data; true for MP4/MOV, WAV, FLAC, MP3; false for MKV, MPEG-TS...). A server then reads packets
  * straight from the file, and every client reads only the bytes of its own streams.
  */
-export async function verifyDirectReads(media: string): Promise<boolean> {
-  const d = await openDemuxer(media);
+async function directReadable(media: string, cols: PacketColumns): Promise<boolean> {
+  if (cols.count === 0) return false;
   const fh = await fsp.open(media, 'r');
   try {
-    const cols = await d.readColumns({ maxPackets: VERIFY_PACKETS, withData: true });
-    if (cols.count === 0) return false;
     for (let i = 0; i < cols.count; i++) {
       const p = packetAt(cols, i);
       if (p.pos === null) return false;
@@ -66,7 +64,6 @@ export async function verifyDirectReads(media: string): Promise<boolean> {
     return true;
   } finally {
     await fh.close();
-    await d.close();
   }
 }
 
@@ -88,12 +85,16 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
   const before = await fingerprint(media);
   const demuxer = await openDemuxer(media);
   let partial: PartialInfo | null = null;
+  let direct: boolean | null = null;
   const encoder = new IndexEncoder(demuxer.info.streams);
   try {
     let bytePos = 0;
     for (;;) {
       if (options.signal?.aborted) throw new CuemuxError('CLOSED', `${media}: index build aborted`, { path: media, operation: 'index build' });
-      const cols = await demuxer.readColumns({ maxPackets: BATCH });
+      // The first packets are read with their bytes, to check direct reads on the same pass (no second open).
+      const first = encoder.count === 0 && direct === null;
+      const cols = await demuxer.readColumns(first ? { maxPackets: VERIFY_PACKETS, withData: true } : { maxPackets: BATCH });
+      if (first) direct = await directReadable(media, cols);
       encoder.add(cols);
       if (cols.count > 0) {
         const o = (cols.count - 1) * META_STRIDE;
@@ -123,7 +124,7 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
       { path: media, operation: 'index build' });
   }
   const v = libavformatVersion();
-  const params = { container: demuxer.info, directReadable: await verifyDirectReads(media) };
+  const params = { container: demuxer.info, directReadable: direct ?? false };
   const bytes = encoder.finish(before, media, demuxer.info.formatName, (v.major << 16) | (v.minor << 8) | v.micro, partial, params);
   if (partial) log.warn('media is truncated or damaged: indexed what FFmpeg could read', { media, stoppedAt: partial.bytePos, reason: partial.message });
   if (encoder.lateStreamPackets > 0) {
