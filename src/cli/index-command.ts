@@ -9,34 +9,12 @@ import { CuemuxError, fromSystemError, isCuemuxError } from '../common/errors';
 import { ticksToSeconds } from '../common/rational';
 import { hasMediaSignature, openDemuxer } from '../ffmpeg/beamcoder-adapter';
 import { checkIndex, openIndex, type IndexState } from '../index-store/open-index';
-import { defaultCacheDir, isIndexArtifact } from '../index-store/index-location';
+import { isIndexArtifact } from '../index-store/index-location';
 import type { MediaIndex } from '../index-store/media-index';
 import { ExitCode, combineExitCodes, exitCodeFor, type ExitCodeValue } from './exit-codes';
 import { ProgressBar } from './progress';
 import type { CliIo } from './cli-io';
-
-/** Usage text of `cuemux index`. */
-export const INDEX_USAGE = `Usage: cuemux index <command> [options]
-
-Commands:
-  build <paths...>   Index media files; folders are searched recursively and media is recognised by probing.
-      --jobs N           files indexed at once (default: ${Math.min(4, os.availableParallelism())})
-      --force            rebuild even when a fresh index exists
-      --cache-dir DIR    index folder for media in read-only folders (default $CUEMUX_CACHE_DIR or ${defaultCacheDir()})
-      --lock-timeout S   seconds to wait for another process building the same index (default 300)
-      --json             print one JSON report on stdout instead of lines
-  check <paths...>   Exit 0 when every media file has a fresh index; else the worst of 3 stale, 4 missing, 5 corrupt.
-      --cache-dir DIR, --json
-  info <media>       Streams, packet and keyframe counts, duration, longest GOP, index path and size.
-      --cache-dir DIR, --json
-  dump <media>       One line per packet in file order: stream, pts, dts, duration, pos, size, key
-      --stream N         only stream N
-      --format F         jsonl (default) or csv
-      --cache-dir DIR
-
-Exit codes: 0 ok, 1 failures of different kinds, 2 usage, 3 stale, 4 missing, 5 corrupt, 6 not media,
-            7 truncated/damaged media (readable part indexed), 8 path not found, 9 permission denied, 10 busy (lock timeout).
-`;
+import { INDEX_USAGE } from './index-usage';
 
 interface Input {
   file: string;

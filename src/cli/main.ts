@@ -8,9 +8,7 @@ import { configureLogging } from '../common/log-setup';
 import type { LogLevel } from '../common/logger';
 import { processIo, StdoutClosed, type CliIo } from './cli-io';
 import { ExitCode, exitCodeFor, type ExitCodeValue } from './exit-codes';
-import { INDEX_USAGE, runIndexCommand } from './index-command';
-import { runServeCommand } from './serve-command';
-import { runStatusCommand } from './status-command';
+import { INDEX_USAGE } from './index-usage';
 
 const USAGE = `Usage: cuemux [--log-level error|warn|info|debug] [--log-format text|json] [--log-file FILE] <command>
 
@@ -55,9 +53,12 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<Exi
       return ExitCode.OK;
     }
     switch (command) {
-      case 'index': return await runIndexCommand(io, rest);
-      case 'serve': return await runServeCommand(io, rest);
-      case 'status': return await runStatusCommand(io, rest);
+      // Commands load their modules on use: `cuemux index` must not pay for gRPC, nor `cuemux status` for FFmpeg.
+      /* eslint-disable @typescript-eslint/no-require-imports */
+      case 'index': return await (require('./index-command') as typeof import('./index-command')).runIndexCommand(io, rest);
+      case 'serve': return await (require('./serve-command') as typeof import('./serve-command')).runServeCommand(io, rest);
+      case 'status': return await (require('./status-command') as typeof import('./status-command')).runStatusCommand(io, rest);
+      /* eslint-enable @typescript-eslint/no-require-imports */
       case 'help': case undefined:
         io.out(USAGE);
         return command === undefined && values.help !== true ? ExitCode.USAGE : ExitCode.OK;
