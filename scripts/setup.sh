@@ -29,8 +29,13 @@ fi
 stamp=node_modules/.cuemux-installed
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ scripts/patch-beamcoder.js -nt "$stamp" ] \
    || [ native/beamcoder/cuemux_batch.cc -nt "$stamp" ]; then
-  say "npm ci (compiles the FFmpeg binding: about a minute)"
-  npm ci --no-audit --no-fund >&2
+  mkdir -p .cache
+  say "npm ci (compiles and patches the FFmpeg binding: a minute or two; log in .cache/npm-ci.log)"
+  if ! npm ci --no-audit --no-fund > .cache/npm-ci.log 2>&1; then
+    tail -n 40 .cache/npm-ci.log >&2
+    say "npm ci failed: the whole log is in .cache/npm-ci.log"
+    exit 1
+  fi
   touch "$stamp"
 fi
 
