@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import { openDemuxer, libavformatVersion, packetAt } from '../ffmpeg/beamcoder-adapter';
 import { META_STRIDE, Meta, type PacketColumns } from '../ffmpeg/types';
 import { fingerprint, staleReason } from './fingerprint';
-import { IndexEncoder, type PartialInfo } from './idx-format';
+import { IndexEncoder, type PartialInfo, type SourceIdentity } from './idx-format';
 
 const log = getLogger('index-builder');
 
@@ -30,6 +30,8 @@ export interface BuildOptions {
   onProgress?: (p: BuildProgress) => void;
   /** Stop the build (rejects with CLOSED). */
   signal?: AbortSignal;
+  /** The media's fingerprint if the caller has just taken it (saves reading it again). */
+  identity?: SourceIdentity;
 }
 
 /** The result of a build: the bytes to publish and what was found. */
@@ -82,7 +84,7 @@ export async function buildIndexBytes(media: string, options: BuildOptions = {})
 }
 
 async function build(media: string, options: BuildOptions): Promise<BuiltIndex> {
-  const before = await fingerprint(media);
+  const before = options.identity ?? await fingerprint(media);
   const demuxer = await openDemuxer(media);
   let partial: PartialInfo | null = null;
   let direct: boolean | null = null;

@@ -160,14 +160,14 @@ async function openUncached(abs: string, options: OpenIndexOptions): Promise<Med
   try {
     if (lock.waited || !options.force) {
       // Someone may have finished a build while we waited for (or raced to) the lock.
-      const found = findFresh(candidates, await fingerprint(abs));
+      const found = findFresh(candidates, lock.waited ? await fingerprint(abs) : identity);
       if (found.state === 'fresh' && !(options.force && !lock.waited)) {
         return new MediaIndex(found.parsed, abs, found.file, lock.waited ? 'waited' : 'loaded');
       }
     }
     await removeDeadTemps(target, (pid) => ownerAlive({ pid, host: os.hostname(), startTicks: 0, since: '' }));
     const started = process.hrtime.bigint();
-    const built = await buildIndexBytes(abs, { onProgress: options.onProgress, signal: options.signal });
+    const built = await buildIndexBytes(abs, { onProgress: options.onProgress, signal: options.signal, identity: lock.waited ? undefined : identity });
     await publishIndexFile(target, built.bytes);
     const parsed = readIndexFile(target);
     log.info('index built', {
