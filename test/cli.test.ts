@@ -188,3 +188,21 @@ describe('cuemux index CLI', function () {
     });
   });
 });
+
+describe('cuemux index build on a terminal', function () {
+  it('draws a progress bar (files, packets, MB/s, ETA) on a TTY and erases it before each result line', async function () {
+    const { spawnSync } = await import('node:child_process');
+    const which = spawnSync('which', ['script']);
+    assert.equal(which.status, 0, 'util-linux script(1) provides the pseudo-terminal');
+    const dir = await scratchDir('tty');
+    await copyInto(await ensureMedia('mp4-h264-aac'), dir, 'a.mp4');
+    await copyInto(await ensureMedia('flac'), dir, 'b.flac');
+    const cacheDir = await scratchDir('tty-cache');
+    const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(path.resolve(__dirname, '..', '..', 'bin', 'cuemux.js'))} index build --jobs 1 ${JSON.stringify(dir)}`;
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env: { ...process.env, CUEMUX_CACHE_DIR: cacheDir, COLUMNS: '120' } });
+    assert.equal(r.status, 0, r.stdout);
+    assert.match(r.stdout, /\r\x1b\[2K\[[=> ]{24}\] \d\/2 files {2}[\d,]+ packets {2}[\d.]+ MB\/s {2}ETA [\d:-]+/);
+    assert.match(r.stdout, /\x1b\[2Kbuilt {4}.*a\.mp4/);
+    assert.match(r.stdout, /2 built, 0 already fresh/);
+  });
+});
