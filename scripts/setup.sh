@@ -11,9 +11,10 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
   || { say "Node.js >= 20.19 is needed, found $(node --version)"; exit 1; }
 
 # 2. Debian packages: FFmpeg CLI (test reference), FFmpeg -dev libraries (beamcoder builds against them),
-#    ffmsindex (benchmark peer), liblo-tools (a real OSC peer for tests).
+#    ffmsindex (benchmark peer), liblo-tools (a real OSC peer for tests), python3-grpcio/python3-protobuf (an
+#    independent gRPC client in tests).
 PKGS=(ffmpeg pkg-config libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev libavutil-dev
-      libpostproc-dev libswresample-dev libswscale-dev ffmsindex liblo-tools)
+      libpostproc-dev libswresample-dev libswscale-dev ffmsindex liblo-tools python3-grpcio python3-protobuf)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
