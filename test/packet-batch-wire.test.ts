@@ -15,6 +15,16 @@ describe('hand-written PacketBatch wire codec', function () {
     assert.deepEqual(encodePacketBatch(batch), Buffer.from(PacketBatch.encode(batch).finish()));
   });
 
+  it('handles negative int32 as proto3 does, and rejects lengths that run past the message', function () {
+    const neg: PacketBatch = { packets: [{ streamIndex: -1, pts: undefined, dts: undefined, duration: 0n, pos: undefined, key: false, data: Buffer.from('x'), flags: 0 }] };
+    const bytes = encodePacketBatch(neg);
+    assert.deepEqual(bytes, Buffer.from(PacketBatch.encode(neg).finish()));
+    assert.equal(decodePacketBatch(bytes).packets[0].streamIndex, -1);
+    const lying = Buffer.from([0x0a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10, 0x08, 0x01]);
+    assert.throws(() => decodePacketBatch(lying), RangeError);
+    assert.throws(() => decodePacketBatch(Buffer.from([0x0a, 0x03, 0x3a, 0x7f, 0x00])), RangeError);
+  });
+
   it('decodes what ts-proto encodes, absent fields absent and payloads as views', function () {
     const bytes = Buffer.from(PacketBatch.encode(batch).finish());
     const decoded = decodePacketBatch(bytes);

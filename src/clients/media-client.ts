@@ -3,6 +3,7 @@
  * failures are {@link MediaClientError}s carrying the gRPC code and the method.
  */
 import * as grpc from '@grpc/grpc-js';
+import { resolve as pathResolve } from 'node:path';
 import { decodePacketBatch } from '../common/packet-batch-wire';
 import {
   CloseMediaRequest, GetIndexRequest, GetStatusRequest, MediaServerClient, MediaServerService, OpenMediaRequest, ReadPacketsRequest,
@@ -47,7 +48,9 @@ const FastMediaServerClient = grpc.makeGenericClientConstructor(
 
 /** Where to connect: `unix:///abs/path.sock`, `/abs/path.sock`, or `host:port`. */
 export function targetOf(address: string): string {
-  return address.startsWith('/') ? `unix://${address}` : address;
+  if (/^(unix|dns|ipv4|ipv6):/.test(address) || /^[\w.-]+:\d+$/.test(address) || /^\[[0-9a-fA-F:]+\]:\d+$/.test(address)) return address;
+  // Anything else is a socket path, relative paths included.
+  return `unix://${pathResolve(address)}`;
 }
 
 /** Options for {@link MediaClient}. */

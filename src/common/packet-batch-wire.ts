@@ -48,7 +48,7 @@ function writeI64(buf: Buffer, at: number, v: bigint): number {
 
 function bodySize(p: Packet): number {
   let n = 0;
-  if (p.streamIndex !== 0) n += 1 + uvarSize(p.streamIndex);
+  if (p.streamIndex !== 0) n += 1 + (p.streamIndex < 0 ? 10 : uvarSize(p.streamIndex));
   if (p.pts !== undefined) n += 1 + i64Size(p.pts);
   if (p.dts !== undefined) n += 1 + i64Size(p.dts);
   if (p.duration !== 0n) n += 1 + i64Size(p.duration);
@@ -69,7 +69,7 @@ export function encodePacketBatch(batch: PacketBatch): Buffer {
   batch.packets.forEach((p, i) => {
     buf[at++] = 0x0a;
     at = writeUvar(buf, at, sizes[i]);
-    if (p.streamIndex !== 0) { buf[at++] = 0x08; at = writeUvar(buf, at, p.streamIndex); }
+    if (p.streamIndex !== 0) { buf[at++] = 0x08; at = writeI64(buf, at, BigInt(p.streamIndex)); } // int32: negative = 10 bytes
     if (p.pts !== undefined) { buf[at++] = 0x10; at = writeI64(buf, at, p.pts); }
     if (p.dts !== undefined) { buf[at++] = 0x18; at = writeI64(buf, at, p.dts); }
     if (p.duration !== 0n) { buf[at++] = 0x20; at = writeI64(buf, at, p.duration); }
@@ -119,6 +119,7 @@ class Cursor {
     else if (wire === 2) this.at += this.uvar();
     else if (wire === 5) this.at += 4;
     else throw new RangeError(`unsupported wire type ${wire} in PacketBatch`);
+    if (this.at > this.end) throw new RangeError('field runs past the end of its message');
   }
 }
 
@@ -134,12 +135,13 @@ export function decodePacketBatch(buf: Buffer): PacketBatch {
     }
     const len = r.uvar();
     const end = r.at + len;
+    if (end > r.end) throw new RangeError('packet runs past the end of the batch');
     const m = new Cursor(buf, r.at, end);
     const p: Packet = { streamIndex: 0, pts: undefined, dts: undefined, duration: 0n, pos: undefined, key: false, data: Buffer.alloc(0), flags: 0 };
     while (m.at < end) {
       const t = m.uvar();
       switch (t) {
-        case 0x08: p.streamIndex = m.uvar() | 0; break;
+        case 0x08: p.streamIndex = Number(BigInt.asIntN(32, m.i64())); break;
         case 0x10: p.pts = m.i64(); break;
         case 0x18: p.dts = m.i64(); break;
         case 0x20: p.duration = m.i64(); break;
@@ -147,6 +149,7 @@ export function decodePacketBatch(buf: Buffer): PacketBatch {
         case 0x30: p.key = m.uvar() !== 0; break;
         case 0x3a: {
           const n = m.uvar();
+          if (m.at + n > end) throw new RangeError('packet data runs past its message');
           p.data = buf.subarray(m.at, m.at + n);
           m.at += n;
           break;

@@ -155,6 +155,7 @@ export class IndexEncoder {
   readonly #blockOffsets: number[] = [];
   #count = 0;
   #late = 0;
+  #noPos = 0;
   // Predictors, reset at every block start so any block decodes on its own.
   #prevEnd = 0;
   readonly #lastDts: number[];
@@ -177,6 +178,11 @@ export class IndexEncoder {
   /** Packets added so far. */
   get count(): number {
     return this.#count;
+  }
+
+  /** Packets without a byte position (they cannot be read straight from the file). */
+  get packetsWithoutPos(): number {
+    return this.#noPos;
   }
 
   /** Packets skipped because their stream appeared after the file was opened. */
@@ -223,6 +229,7 @@ export class IndexEncoder {
       }
       return v;
     };
+    if (!hasPos) this.#noPos++;
     if (hasPos) {
       w.svar(check(pos - this.#prevEnd));
       this.#prevEnd = pos + size;

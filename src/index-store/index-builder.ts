@@ -44,6 +44,9 @@ export interface BuiltIndex {
   partial: PartialInfo | null;
 }
 
+/** Demuxers whose packets are the file's bytes at [pos, pos + size), unmodified (still verified per file). */
+export const DIRECT_FORMATS: ReadonlySet<string> = new Set(['mov,mp4,m4a,3gp,3g2,mj2', 'wav', 'flac', 'mp3', 'aiff', 'w64']);
+
 /** Packets compared between FFmpeg and a plain read of the file before direct reads are trusted. */
 const VERIFY_PACKETS = 64;
 
@@ -126,7 +129,12 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
       { path: media, operation: 'index build' });
   }
   const v = libavformatVersion();
-  const params = { container: demuxer.info, directReadable: direct ?? false };
+  // Direct reads need all three: a container known to store packets unmodified and contiguously, the first packets
+  // verified byte for byte, and a position for every packet.
+  const params = {
+    container: demuxer.info,
+    directReadable: DIRECT_FORMATS.has(demuxer.info.formatName) && direct === true && encoder.packetsWithoutPos === 0,
+  };
   const bytes = encoder.finish(before, media, demuxer.info.formatName, (v.major << 16) | (v.minor << 8) | v.micro, partial, params);
   if (partial) log.warn('media is truncated or damaged: indexed what FFmpeg could read', { media, stoppedAt: partial.bytePos, reason: partial.message });
   if (encoder.lateStreamPackets > 0) {

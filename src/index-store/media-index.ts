@@ -297,6 +297,23 @@ export class MediaIndex {
     }
   }
 
+  /** The dts (pts when none) of the last packet of stream `s` in the index, or null when it has none with a time. */
+  lastTime(s: number): number | null {
+    this.stream(s);
+    const B = this.#idx.blockEntries;
+    for (let b = Math.ceil(this.#idx.packetCount / B) - 1; b >= 0; b--) {
+      const rows = this.#block(b);
+      for (let i = Math.min(B, this.#idx.packetCount - b * B) - 1; i >= 0; i--) {
+        const o = i * ENTRY_STRIDE;
+        if (rows[o + EntryField.STREAM] !== s) continue;
+        const dts = rows[o + EntryField.DTS];
+        const t = dts !== NO_VALUE ? dts : rows[o + EntryField.PTS];
+        if (t !== NO_VALUE) return t;
+      }
+    }
+    return null;
+  }
+
   /** Presentation-order frame count of video stream `s` (0 for other streams). */
   frameCount(s: number): number {
     return this.stream(s).frameCount;

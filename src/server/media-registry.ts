@@ -38,6 +38,7 @@ export class MediaRegistry {
   async open(requested: string): Promise<OpenMedia> {
     if (this.#closed) throw new CuemuxError('CLOSED', 'server is shutting down');
     const real = await this.#roots.resolve(requested);
+    if (this.#closed) throw new CuemuxError('CLOSED', 'server is shutting down');
     const id = mediaIdFor(real);
     let media = this.#byId.get(id);
     if (media === undefined) {
@@ -50,6 +51,11 @@ export class MediaRegistry {
         pending = (async () => {
           const index = await openIndex(real, { cacheDir: this.#options.cacheDir });
           const m = await OpenMedia.open(real, index);
+          if (this.#closed) {
+            // close() ran while this open was in flight: do not leave the file open behind it.
+            await m.close();
+            throw new CuemuxError('CLOSED', 'server is shutting down');
+          }
           this.#byId.set(id, m);
           log.info('media opened', { media: real, id, mode: m.mode, packets: index.packetCount, index: index.indexPath, origin: index.origin });
           return m;
@@ -111,9 +117,15 @@ export class MediaRegistry {
     this.#idleTimers.set(media.id, timer);
   }
 
-  /** Close every media (idempotent). */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  #closing: Promise<void> | null = null;
+
+  /** Close every media (idempotent: every call returns the same promise). */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     for (const t of this.#idleTimers.values()) clearTimeout(t);
     this.#idleTimers.clear();

@@ -9,7 +9,8 @@ import { CuemuxError, fromSystemError } from '../common/errors';
 
 function inside(root: string, p: string): boolean {
   const rel = path.relative(root, p);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  // '..intro.mp3' is inside; only '..' itself or '../...' leaves the root.
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
 /** The media roots, resolved once (realpath) so symlinked roots compare correctly. */
@@ -67,7 +68,7 @@ export class MediaRoots {
         throw new CuemuxError('PERMISSION_DENIED', `${requested}: a symbolic link to ${real}, outside the served media roots`,
           { path: requested, operation: 'open media' });
       }
-      const st = await fsp.stat(real);
+      const st = await fsp.stat(real).catch((e: unknown) => { throw fromSystemError(e, requested, 'open media'); });
       if (st.isDirectory()) throw new CuemuxError('INVALID_ARGUMENT', `${requested}: is a directory, a media file is needed`, { path: requested });
       return real;
     }

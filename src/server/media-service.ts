@@ -116,11 +116,11 @@ export class MediaService {
         const req = call.request;
         const media = this.#registry.get(req.mediaId);
         const streams = checkRequest(media, req);
-        const batch = req.maxBatchBytes ?? this.#options.defaultBatchBytes;
+        // Absent or 0: the server's default (proto3 cannot tell them apart for clients without optional support).
+        const batch = req.maxBatchBytes === undefined || req.maxBatchBytes === 0 ? this.#options.defaultBatchBytes : req.maxBatchBytes;
         if (batch > this.#options.maxBatchBytes) {
           throw new CuemuxError('RESOURCE_EXHAUSTED', `max_batch_bytes ${batch} is above this server's limit of ${this.#options.maxBatchBytes} bytes`);
         }
-        if (batch < 1) throw new CuemuxError('INVALID_ARGUMENT', `max_batch_bytes must be at least 1, got ${batch}`);
         const client: ClientRecord = {
           peer: call.getPeer(), mediaId: media.id, streams: req.streams, positionSeconds: req.startSeconds,
           bytesQueued: 0, bytesSent: 0, packetsSent: 0,

@@ -10,13 +10,12 @@ import { ticksToSeconds } from '../common/rational';
 import { openDemuxer, packetAt } from '../ffmpeg/beamcoder-adapter';
 import type { ContainerInfo, StreamParams } from '../ffmpeg/types';
 import type { MediaIndex } from '../index-store/media-index';
+import { DIRECT_FORMATS } from '../index-store/index-builder';
 import type { MediaInfo, StreamInfo } from '../generated/cuemux/v1/media_server';
 import { DemuxReader, DirectReader, type PacketReader } from './packet-reader';
 
 const log = getLogger('open-media');
 
-/** Demuxers whose packets are the file's bytes at [pos, pos + size), unmodified (still verified per file). */
-const DIRECT_FORMATS = new Set(['mov,mp4,m4a,3gp,3g2,mj2', 'wav', 'flac', 'mp3', 'aiff', 'w64']);
 /** Packets compared between the demuxer and pread before direct reads are trusted for a file. */
 const VERIFY_PACKETS = 64;
 

@@ -93,15 +93,24 @@ function sameEntry(e: IndexEntry, p: { stream: number; pts: number | null; dts: 
   return e.stream === p.stream && e.pts === p.pts && e.dts === p.dts && e.size === p.size;
 }
 
-/** Demuxer-based reader: positions a private demuxer on the first entry, then reads in lockstep with the index. */
+/** Packets scanned forward for the next wanted one before the demuxer is repositioned. */
+const SCAN_LIMIT = 4096;
+/** Entries this close to the start are reached by reading from the start rather than by seeking. */
+const NO_SEEK_BELOW = 256;
+
+/**
+ * Demuxer-based reader: finds each wanted packet by its signature (stream, pts, dts, size) in what a private demuxer
+ * returns. It never counts packets, because after a seek FFmpeg may drop packets of other streams (MPEG-TS drops
+ * PES packets that began before the seek point) and may return packets of streams the index leaves out.
+ */
 export class DemuxReader implements PacketReader {
   readonly #index: MediaIndex;
   readonly #counter: ReadCounter;
   #demuxer: Demuxer | null = null;
-  /** Entry number of the next packet the demuxer will return. */
-  #next = -1;
   #cols: PacketColumns | null = null;
   #at = 0;
+  #closed = false;
+  #busy: Promise<unknown> = Promise.resolve();
 
   constructor(index: MediaIndex, counter: ReadCounter) {
     this.#index = index;
@@ -109,7 +118,8 @@ export class DemuxReader implements PacketReader {
   }
 
   async #nextPacket(): Promise<{ stream: number; pts: number | null; dts: number | null; size: number; data: Buffer } | null> {
-    const d = this.#demuxer as Demuxer;
+    const d = this.#demuxer;
+    if (d === null) return null;
     if (this.#cols === null || this.#at >= this.#cols.count) {
       const cols = await d.readColumns({ maxPackets: 256, maxBytes: 4 << 20, withData: true });
       if (cols.count === 0) return null;
@@ -120,58 +130,71 @@ export class DemuxReader implements PacketReader {
     return packetAt(this.#cols, this.#at++);
   }
 
-  /** Open the demuxer and position it so the next packet read is entry `target`. */
-  async #position(target: IndexEntry): Promise<void> {
-    const path = this.#index.mediaPath;
-    this.#demuxer ??= await openDemuxer(path);
-    this.#cols = null;
-    const t = target.dts ?? target.pts;
-    const attempts: Array<number | null> = t === null ? [null] : [t, null];
-    for (const ts of attempts) {
-      // Seek to the target's time (FFmpeg lands on a keyframe at or before it), else rewind to the start.
-      await this.#demuxer.seek(target.stream, ts ?? Number.MIN_SAFE_INTEGER);
-      this.#cols = null;
-      for (;;) {
-        const p = await this.#nextPacket();
-        if (p === null) break;
-        if (sameEntry(target, p)) {
-          this.#at--; // hand this packet out again as the first one
-          this.#next = target.index;
-          return;
-        }
-        const pt = p.dts ?? p.pts;
-        if (p.stream === target.stream && pt !== null && t !== null && pt > t) break; // overshot: rewind
-      }
+  /** Scan forward at most `limit` packets for `e`; its bytes, or null. */
+  async #scanTo(e: IndexEntry, limit: number): Promise<Buffer | null> {
+    const streams = this.#index.streams.length;
+    for (let i = 0; i < limit; i++) {
+      if (this.#closed) return null;
+      const p = await this.#nextPacket();
+      if (p === null) return null;
+      if (p.stream >= streams) continue; // a stream FFmpeg found mid-file: not in the index
+      // A view into the native read's own buffer (a fresh one per readColumns): no copy needed.
+      if (sameEntry(e, p)) return p.data;
     }
-    throw new CuemuxError('MEDIA_DAMAGED', `${path}: cannot find packet ${target.index} (stream ${target.stream}) by demuxing; has the file changed?`,
-      { path, operation: 'read' });
+    return null;
   }
 
-  async read(entries: IndexEntry[]): Promise<Buffer[]> {
+  /** A fresh demuxer placed at or before `e`: from the start for early entries, else seeking to its time. */
+  async #reposition(e: IndexEntry): Promise<void> {
+    await this.#demuxer?.close();
+    this.#demuxer = null;
+    this.#cols = null;
+    if (this.#closed) return;
+    this.#demuxer = await openDemuxer(this.#index.mediaPath);
+    const t = e.dts ?? e.pts;
+    if (e.index < NO_SEEK_BELOW || t === null) return;
+    try {
+      await this.#demuxer.seek(e.stream, t);
+    } catch {
+      // Not seekable (raw streams): read from the start instead.
+      await this.#demuxer.close();
+      this.#demuxer = await openDemuxer(this.#index.mediaPath);
+    }
+  }
+
+  async #read(entries: IndexEntry[]): Promise<Buffer[]> {
     const out: Buffer[] = [];
     for (const e of entries) {
-      if (this.#demuxer === null || e.index < this.#next || e.index - this.#next > 4096) await this.#position(e);
-      for (;;) {
-        const p = await this.#nextPacket();
-        if (p === null) {
-          throw new CuemuxError('MEDIA_DAMAGED', `${this.#index.mediaPath}: ended before packet ${e.index}; has the file changed?`,
-            { path: this.#index.mediaPath, operation: 'read' });
+      let data = this.#demuxer !== null ? await this.#scanTo(e, SCAN_LIMIT) : null;
+      if (data === null && !this.#closed) {
+        await this.#reposition(e);
+        data = await this.#scanTo(e, e.index < NO_SEEK_BELOW ? e.index + SCAN_LIMIT : SCAN_LIMIT);
+        if (data === null && !this.#closed && e.index >= NO_SEEK_BELOW) {
+          // The seek landed after the packet (or dropped it): read from the start, as ffprobe does.
+          await this.#reposition({ ...e, index: 0 });
+          data = await this.#scanTo(e, e.index + SCAN_LIMIT);
         }
-        const n = this.#next++;
-        if (n < e.index) continue;
-        if (!sameEntry(e, p)) {
-          throw new CuemuxError('MEDIA_DAMAGED', `${this.#index.mediaPath}: packet ${e.index} differs from its index entry; has the file changed?`,
-            { path: this.#index.mediaPath, operation: 'read' });
-        }
-        // A view into the native read's own buffer (a fresh one per readColumns): no copy needed.
-        out.push(p.data);
-        break;
       }
+      if (this.#closed) throw new CuemuxError('CLOSED', `${this.#index.mediaPath}: reader closed`, { path: this.#index.mediaPath });
+      if (data === null) {
+        throw new CuemuxError('MEDIA_DAMAGED', `${this.#index.mediaPath}: packet ${e.index} (stream ${e.stream}) is not where the index says; has the file changed?`,
+          { path: this.#index.mediaPath, operation: 'read' });
+      }
+      out.push(data);
     }
     return out;
   }
 
+  read(entries: IndexEntry[]): Promise<Buffer[]> {
+    const p = this.#busy.then(() => this.#read(entries));
+    this.#busy = p.catch(() => undefined);
+    return p;
+  }
+
   async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#busy; // never close the demuxer under a read in progress
     const d = this.#demuxer;
     this.#demuxer = null;
     await d?.close();

@@ -85,17 +85,33 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
   const req = call.request;
   const plan = media.index.packetsInRange(streams, req.startSeconds, req.endSeconds);
   const reader = media.reader();
+  let held: IndexEntry | null = null;
+  let planEnded = false;
+  /** The next batch: packets up to `batchBytes` in all, or a single larger packet alone. */
   const nextChunk = (): IndexEntry[] => {
     const chunk: IndexEntry[] = [];
     let bytes = 0;
-    while (bytes < batchBytes) {
-      const r = plan.next();
-      if (r.done) break;
-      chunk.push(r.value);
-      bytes += r.value.size + PACKET_OVERHEAD;
+    for (;;) {
+      let e = held;
+      held = null;
+      if (e === null) {
+        const r = plan.next();
+        if (r.done) {
+          planEnded = true;
+          break;
+        }
+        e = r.value;
+      }
+      if (chunk.length > 0 && bytes + e.size + PACKET_OVERHEAD > batchBytes) {
+        held = e; // starts the next batch
+        break;
+      }
+      chunk.push(e);
+      bytes += e.size + PACKET_OVERHEAD;
     }
     return chunk;
   };
+  const stopped = (): boolean => call.cancelled || call.destroyed;
   const queueLimit = 2 * batchBytes;
   let flushed: (() => void) | null = null;
   const untilFlushed = (): Promise<boolean> => new Promise((resolve) => {
@@ -110,11 +126,15 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
     call.once('cancelled', stop);
     call.once('close', stop);
   });
+  let chunk: IndexEntry[] = [];
+  let fetching: Promise<Buffer[]> | null = null;
   try {
-    let chunk = nextChunk();
-    let fetching: Promise<Buffer[]> | null = chunk.length > 0 ? reader.read(chunk) : null;
+    chunk = nextChunk();
+    fetching = chunk.length > 0 ? reader.read(chunk) : null;
     while (fetching !== null) {
       const data = await fetching;
+      fetching = null;
+      if (stopped()) return;
       const current = chunk;
       // Fetch the next batch while this one is written.
       chunk = nextChunk();
@@ -137,11 +157,23 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
       const t = last.pts ?? last.dts;
       if (t !== null) client.positionSeconds = media.index.toSeconds(last.stream, t);
     }
-    if (media.index.partial) {
+    // Damage matters only if this range ran into it: the plan ended with the index, not at end_seconds.
+    if (media.index.partial && planEnded && reachesEnd(media, streams, req.endSeconds)) {
       throw new CuemuxError('MEDIA_DAMAGED', `${media.path}: damaged or truncated: FFmpeg stopped at byte ${media.index.partial.bytePos} (${media.index.partial.message}); every packet before it was sent`,
         { path: media.path, operation: 'read' });
     }
   } finally {
+    // A prefetch may still be running (cancel during a write): let it settle before closing its reader.
+    await fetching?.catch(() => undefined);
     await reader.close();
   }
+}
+
+/** True when reading to `endSeconds` would pass the last indexed packet of some requested stream. */
+function reachesEnd(media: OpenMedia, streams: number[], endSeconds: number | undefined): boolean {
+  if (endSeconds === undefined) return true;
+  return streams.some((s) => {
+    const last = media.index.lastTime(s);
+    return last === null || media.index.toTicks(s, endSeconds) > last;
+  });
 }

@@ -18,7 +18,8 @@ function accepts(socketPath: string): Promise<boolean> {
       resolve(ok);
     };
     s.once('connect', () => done(true));
-    s.once('error', () => done(false));
+    // Only "connection refused" proves nobody listens; EACCES and the like say nothing about liveness.
+    s.once('error', (e: NodeJS.ErrnoException) => done(e.code !== 'ECONNREFUSED'));
     s.setTimeout(1000, () => done(true)); // a busy live server, not a dead one
   });
 }
