@@ -276,7 +276,7 @@ export interface ReadPacketsRequest {
   mediaId: string;
   /**
    * Stream indexes (StreamInfo.index) to read; empty = all streams. Duplicates are ignored; an index the media
-   * does not have fails the call with INVALID_ARGUMENT.
+   * does not have fails the call with FAILED_PRECONDITION.
    */
   streams: number[];
   /**
@@ -293,8 +293,9 @@ export interface ReadPacketsRequest {
     | number
     | undefined;
   /**
-   * Upper bound in bytes of the packet data in one PacketBatch; absent or 0 = 1048576 (1 MiB); values above
-   * 4194304 (4 MiB) are treated as 4194304. A batch always holds whole packets: a packet larger than the bound is
+   * Upper bound in bytes of the packet data in one PacketBatch; absent or 0 = the server's default (1048576, 1 MiB,
+   * unless configured); values above the server's limit (8388608, 8 MiB, unless configured) fail the call with
+   * RESOURCE_EXHAUSTED. A batch always holds whole packets: a packet larger than the bound is
    * sent alone in its own batch, so clients must accept messages at least as large as the largest packet
    * (e.g. set grpc.max_receive_message_length to -1; large intra-only video frames can exceed gRPC's default
    * 4 MiB).
@@ -343,7 +344,7 @@ export interface GetIndexRequest {
   mediaId: string;
   /**
    * Only entries of this stream (StreamInfo.index); absent = all streams, interleaved in file order. An index the
-   * media does not have fails the call with INVALID_ARGUMENT.
+   * media does not have fails the call with FAILED_PRECONDITION.
    */
   streamIndex?: number | undefined;
 }
