@@ -192,6 +192,19 @@ describe('media server', function () {
     await c.closeMedia(info.mediaId);
   });
 
+  it('a client closed mid-stream cancels its calls; an already aborted signal rejects at once', async function () {
+    const c = srv.client();
+    const info = await c.openMedia('minute.mp4');
+    const stream = c.readPackets({ mediaId: info.mediaId, startSeconds: -1e9, maxBatchBytes: 4096 });
+    assert.equal((await stream.next()).done, false);
+    c.close();
+    await assert.rejects((async () => { for (let r = await stream.next(); !r.done; r = await stream.next()) { /* drain */ } })(),
+      (e: unknown) => e instanceof MediaClientError && e.code === grpc.status.CANCELLED);
+    const d = srv.client();
+    const aborted = AbortSignal.abort();
+    await expectCode(d.getStatus({ signal: aborted }), grpc.status.CANCELLED, /aborted/);
+  });
+
   it('a slow client does not hold up another: the other finishes while the slow one is stalled, and its buffer is bounded', async function () {
     // Far larger than the client's 8 MB flow-control window, so the server must hold the slow stream back.
     await copyInto(await makeMedia('av-30min-160x120.mp4', ['-stream_loop', '29', '-i', await minuteClip(), '-c', 'copy']), srv.root, 'long.mp4');

@@ -62,6 +62,8 @@ export interface MediaClientOptions {
 /** A connection to a cuemux server. */
 export class MediaClient {
   readonly #stub: MediaServerClient;
+  /** Calls in progress, cancelled by close(). */
+  readonly #live = new Set<{ cancel(): void }>();
 
   constructor(address: string, options: MediaClientOptions = {}) {
     this.#stub = new FastMediaServerClient(targetOf(address), grpc.credentials.createInsecure(), {
@@ -77,15 +79,27 @@ export class MediaClient {
   #unary<Res>(method: string, start: (o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => grpc.ClientUnaryCall,
     options: CallOptions): Promise<Res> {
     return new Promise((resolve, reject) => {
-      const c = start({ deadline: Date.now() + (options.timeout ?? 30_000) },
-        (e, r) => (e ? reject(new MediaClientError(method, e)) : resolve(r)));
-      options.signal?.addEventListener('abort', () => c.cancel(), { once: true });
+      if (options.signal?.aborted) {
+        reject(new MediaClientError(method, Object.assign(new Error('aborted'), { code: grpc.status.CANCELLED, details: 'aborted by the caller', metadata: new grpc.Metadata() })));
+        return;
+      }
+      const abort = (): void => c.cancel();
+      const c = start({ deadline: Date.now() + (options.timeout ?? 30_000) }, (e, r) => {
+        this.#live.delete(c);
+        options.signal?.removeEventListener('abort', abort);
+        if (e) reject(new MediaClientError(method, e));
+        else resolve(r);
+      });
+      this.#live.add(c);
+      options.signal?.addEventListener('abort', abort, { once: true });
     });
   }
 
   async *#stream<T>(method: string, start: (o: grpc.CallOptions) => grpc.ClientReadableStream<T>, options: CallOptions): AsyncGenerator<T> {
     const call = start(options.timeout !== undefined ? { deadline: Date.now() + options.timeout } : {});
+    this.#live.add(call);
     const abort = (): void => call.cancel();
+    if (options.signal?.aborted) call.cancel();
     options.signal?.addEventListener('abort', abort, { once: true });
     try {
       for await (const msg of call as AsyncIterable<T>) yield msg;
@@ -93,6 +107,7 @@ export class MediaClient {
       throw new MediaClientError(method, e as grpc.ServiceError);
     } finally {
       options.signal?.removeEventListener('abort', abort);
+      this.#live.delete(call);
       call.cancel(); // no-op after the end; frees the stream when the consumer stopped early
     }
   }
@@ -128,8 +143,10 @@ export class MediaClient {
     return this.#unary<ServerStatus>('GetStatus', (o, cb) => this.#stub.getStatus(req, new grpc.Metadata(), o, cb), options);
   }
 
-  /** Close the connection. */
+  /** Cancel every call in progress (they reject with CANCELLED) and close the connection. Idempotent. */
   close(): void {
+    for (const c of this.#live) c.cancel();
+    this.#live.clear();
     this.#stub.close();
   }
 }
