@@ -22,6 +22,7 @@ describe('cuemux serve (child process)', function () {
   beforeEach(async function () {
     root = await scratchDir('serve-root');
     run = await scratchDir('serve-run');
+    await fsp.chmod(run, 0o700);
     await copyInto(await ensureMedia('mp4-h264-aac'), root, 'clip.mp4');
   });
 
@@ -59,9 +60,35 @@ describe('cuemux serve (child process)', function () {
     c.close();
     const third = await runCli(['serve', '--socket', socket, '--media-root', root]);
     assert.equal(third.code, 10, third.stderr);
-    assert.match(third.stderr, new RegExp(`${socket.replace(/[/.]/g, '\\$&')}: another server is listening on this socket`));
+    assert.match(third.stderr, new RegExp(`${socket.replace(/[/.]/g, '\\$&')}: another cuemux server is running or starting on this socket`));
     second.child.kill('SIGTERM');
     await once(second.child, 'exit');
+  });
+
+  it('two servers starting at once on one socket: exactly one serves, the other says the socket is taken', async function () {
+    const socket = path.join(run, 'cuemux.sock');
+    const [a, b] = await Promise.allSettled([spawnServer(['--socket', socket, '--media-root', root]), spawnServer(['--socket', socket, '--media-root', root])]);
+    type Started = Awaited<ReturnType<typeof spawnServer>>;
+    const ok = [a, b].filter((r): r is PromiseFulfilledResult<Started> => r.status === 'fulfilled');
+    const failed = [a, b].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.equal(ok.length, 1, `one server: ${failed.map((f) => String(f.reason)).join('; ')}`);
+    assert.match(String(failed[0].reason), /another (cuemux )?server is (running or starting|listening) on this socket/);
+    const c = new MediaClient(socket);
+    assert.equal((await c.openMedia('clip.mp4')).streams.length, 2);
+    c.close();
+    const winner = ok[0].value.child;
+    winner.kill('SIGTERM');
+    await once(winner, 'exit');
+    await assert.rejects(fsp.access(`${socket}.lock`), 'the socket lock is released on exit');
+  });
+
+  it('refuses a socket folder that anyone may write to', async function () {
+    const open = path.join(run, 'open');
+    await fsp.mkdir(open);
+    await fsp.chmod(open, 0o777);
+    const r = await runCli(['serve', '--socket', path.join(open, 's.sock'), '--media-root', root]);
+    assert.equal(r.code, 9, r.stderr);
+    assert.match(r.stderr, /open: the socket folder must be owned by this user and not writable by everyone/);
   });
 
   it('layers settings: flags over environment over config file over defaults, with clear errors', async function () {

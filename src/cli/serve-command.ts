@@ -16,7 +16,7 @@ const log = getLogger('serve');
 /** Usage text of `cuemux serve`. */
 export const SERVE_USAGE = `Usage: cuemux serve [options]
 
-  --socket PATH          Unix socket (default $XDG_RUNTIME_DIR/cuemux/cuemux.sock or /tmp/cuemux/cuemux.sock; "none" for no socket)
+  --socket PATH          Unix socket (default $XDG_RUNTIME_DIR/cuemux/cuemux.sock or /tmp/cuemux-UID/cuemux.sock; "none" for no socket)
   --listen HOST:PORT     also listen on TCP (default: no TCP; a bare PORT means 127.0.0.1:PORT)
   --media-root DIR       serve files under DIR (repeatable; default ./media)
   --cache-dir DIR        index cache for media in read-only folders

@@ -9,7 +9,8 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, isCuemuxError } from '../common/errors';
+import { acquireBuildLock, type BuildLock } from '../index-store/build-lock';
 import { getLogger } from '../common/logger';
 import { MediaServerService, type ServerStatus } from '../generated/cuemux/v1/media_server';
 import { encodePacketBatch } from '../common/packet-batch-wire';
@@ -50,8 +51,11 @@ export class MediaServer {
   readonly #config: ServerConfig;
   #closing: Promise<void> | null = null;
 
+  readonly #socketLock: BuildLock | null;
+
   private constructor(server: grpc.Server, service: MediaService, registry: MediaRegistry, health: HealthImplementation,
-    config: ServerConfig, addresses: ServerAddresses) {
+    config: ServerConfig, addresses: ServerAddresses, socketLock: BuildLock | null) {
+    this.#socketLock = socketLock;
     this.#server = server;
     this.#service = service;
     this.#registry = registry;
@@ -85,12 +89,22 @@ export class MediaServer {
     new ReflectionService(definition).addToServer(server);
 
     const addresses: ServerAddresses = { socket: null, tcp: null };
+    let socketLock: BuildLock | null = null;
     try {
-      if (config.socket !== null) {
-        await prepareSocketPath(config.socket);
-        await bind(server, `unix://${config.socket}`);
-        await fsp.chmod(config.socket, 0o660);
-        addresses.socket = config.socket;
+      const socket = config.socket;
+      if (socket !== null) {
+        // Held for the server's life: two servers starting at once on one socket cannot both judge it stale and
+        // replace each other's (a lock whose owner died is taken over, as for index builds).
+        await fsp.mkdir(path.dirname(socket), { recursive: true, mode: 0o700 });
+        socketLock = await acquireBuildLock(`${socket}.lock`, { timeoutMs: 2_000, subject: socket }).catch((e: unknown) => {
+          throw isCuemuxError(e, 'LOCK_TIMEOUT')
+            ? new CuemuxError('RESOURCE_EXHAUSTED', `${socket}: another cuemux server is running or starting on this socket; stop it or choose another --socket`, { path: socket })
+            : e;
+        });
+        await prepareSocketPath(socket);
+        await bind(server, `unix://${socket}`);
+        addresses.socket = socket;
+        await fsp.chmod(socket, 0o660);
       }
       if (config.listen !== null) {
         const at = config.listen.lastIndexOf(':');
@@ -103,11 +117,12 @@ export class MediaServer {
     } catch (e) {
       server.forceShutdown();
       if (addresses.socket) await fsp.rm(addresses.socket, { force: true });
+      await socketLock?.release();
       await registry.close();
       throw e;
     }
     log.info('serving', { socket: addresses.socket, tcp: addresses.tcp, mediaRoots: roots.list, cacheDir: config.cacheDir });
-    return new MediaServer(server, service, registry, health, config, addresses);
+    return new MediaServer(server, service, registry, health, config, addresses, socketLock);
   }
 
   /** The status GetStatus reports. */
@@ -139,6 +154,7 @@ export class MediaServer {
       });
       await this.#registry.close();
       if (this.addresses.socket) await fsp.rm(this.addresses.socket, { force: true });
+      await this.#socketLock?.release();
       log.info('stopped');
     })();
     return this.#closing;

@@ -39,10 +39,13 @@ export interface ServerConfig {
   logFile: string | undefined;
 }
 
-/** The default Unix socket: $XDG_RUNTIME_DIR/cuemux/cuemux.sock, else <tmp>/cuemux/cuemux.sock. */
+/**
+ * The default Unix socket: $XDG_RUNTIME_DIR/cuemux/cuemux.sock, else <tmp>/cuemux-<uid>/cuemux.sock (a folder per
+ * user, so nobody else's folder in /tmp can hold our socket).
+ */
 export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_RUNTIME_DIR && path.isAbsolute(env.XDG_RUNTIME_DIR) ? env.XDG_RUNTIME_DIR : os.tmpdir();
-  return path.join(base, 'cuemux', 'cuemux.sock');
+  if (env.XDG_RUNTIME_DIR && path.isAbsolute(env.XDG_RUNTIME_DIR)) return path.join(env.XDG_RUNTIME_DIR, 'cuemux', 'cuemux.sock');
+  return path.join(os.tmpdir(), `cuemux-${process.getuid?.() ?? 'user'}`, 'cuemux.sock');
 }
 
 /** The embedded defaults. */

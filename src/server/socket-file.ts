@@ -26,9 +26,19 @@ function accepts(socketPath: string): Promise<boolean> {
 
 /** Make `socketPath` bindable: create its folder; remove a stale socket; refuse when a live server owns it. */
 export async function prepareSocketPath(socketPath: string): Promise<void> {
-  await fsp.mkdir(path.dirname(socketPath), { recursive: true, mode: 0o770 }).catch((e: unknown) => {
-    throw fromSystemError(e, path.dirname(socketPath), 'create socket folder');
+  const dir = path.dirname(socketPath);
+  await fsp.mkdir(dir, { recursive: true, mode: 0o770 }).catch((e: unknown) => {
+    throw fromSystemError(e, dir, 'create socket folder');
   });
+  // Whoever controls the folder controls the socket: it must be ours (or root's), and not writable by everyone
+  // unless sticky (like /tmp, where others cannot remove or replace our files).
+  const d = await fsp.lstat(dir);
+  const uid = process.getuid?.() ?? 0;
+  const worldWritable = (d.mode & 0o002) !== 0 && (d.mode & 0o1000) === 0;
+  if (!d.isDirectory() || (d.uid !== uid && d.uid !== 0 && (d.mode & 0o1000) === 0) || worldWritable) {
+    throw new CuemuxError('PERMISSION_DENIED', `${dir}: the socket folder must be owned by this user and not writable by everyone (it is ${d.isDirectory() ? `owned by uid ${d.uid}, mode ${(d.mode & 0o7777).toString(8)}` : 'not a folder'})`,
+      { path: dir });
+  }
   const st = await fsp.lstat(socketPath).catch(() => null);
   if (st === null) return;
   if (!st.isSocket()) {

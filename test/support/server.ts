@@ -2,6 +2,7 @@
  * Real cuemux servers for tests: in-process (MediaServer on a temp Unix socket and TCP port 0) and as a child process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { MediaServer } from '../../src/server/media-server';
 import { defaultConfig, type ServerConfig } from '../../src/server/server-config';
@@ -28,6 +29,7 @@ export interface TestServer {
 export async function startServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
   const root = overrides.mediaRoots?.[0] ?? await scratchDir('srv-root');
   const run = await scratchDir('srv-run');
+  await fsp.chmod(run, 0o700); // a socket folder others can write to is refused
   const config: ServerConfig = {
     ...defaultConfig({}),
     socket: path.join(run, 'cuemux.sock'),
