@@ -7,6 +7,7 @@ import { isCuemuxError } from '../common/errors';
 import { configureLogging } from '../common/log-setup';
 import type { LogLevel } from '../common/logger';
 import { processIo, StdoutClosed, type CliIo } from './cli-io';
+import { cuemuxVersion } from '../common/version';
 import { ExitCode, exitCodeFor, type ExitCodeValue } from './exit-codes';
 import { INDEX_USAGE } from './index-usage';
 
@@ -20,11 +21,6 @@ Commands:
 
 ${INDEX_USAGE}`;
 
-function version(): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const pkg = require('../../../package.json') as { version: string };
-  return pkg.version;
-}
 
 /** Run the CLI with `argv` (without node and script); resolves to the exit code. */
 export async function main(argv: string[], io: CliIo = processIo()): Promise<ExitCodeValue> {
@@ -49,7 +45,7 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<Exi
     const format = values['log-format'] as 'text' | 'json' | undefined;
     closeLogs = configureLogging({ level, format, file: values['log-file'] });
     if (values.version === true || command === 'version') {
-      io.out(`cuemux ${version()} (node ${process.versions.node})\n`);
+      io.out(`cuemux ${cuemuxVersion()} (node ${process.versions.node})\n`);
       return ExitCode.OK;
     }
     switch (command) {

@@ -10,6 +10,7 @@ import { MediaServer } from '../server/media-server';
 import { ENV_NAMES, loadConfig, type ServerConfig } from '../server/server-config';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { CliIo } from './cli-io';
+import { cuemuxVersion } from '../common/version';
 
 const log = getLogger('serve');
 
@@ -40,10 +41,6 @@ const FLAG_TO_KEY: Record<string, keyof ServerConfig> = {
   'log-file': 'logFile',
 };
 
-function version(): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require('../../../package.json') as { version: string }).version;
-}
 
 /** Parse `cuemux serve` arguments into a config. */
 export function serveConfig(args: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig | 'help' {
@@ -78,10 +75,10 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
   }
   const closeLogs = configureLogging({ level: config.logLevel, format: config.logFormat, file: config.logFile });
   try {
-    const server = await MediaServer.start(config, version());
+    const server = await MediaServer.start(config, cuemuxVersion());
     const a = server.addresses;
     io.out([
-      `cuemux ${version()} serving media under ${config.mediaRoots.join(', ')}`,
+      `cuemux ${cuemuxVersion()} serving media under ${config.mediaRoots.join(', ')}`,
       ...(a.socket ? [`  Unix socket: unix://${a.socket}`] : []),
       ...(a.tcp ? [`  TCP:         ${a.tcp}`] : []),
       'Connect:',

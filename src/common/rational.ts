@@ -61,7 +61,3 @@ export function rescaleTicks(ticks: number, from: Rational, to: Rational): numbe
   return Number(floorDiv(BigInt(ticks) * BigInt(from.num) * BigInt(to.den), BigInt(from.den) * BigInt(to.num)));
 }
 
-/** `num/den` as a string, e.g. `1/90000`. */
-export function formatRational(r: Rational): string {
-  return `${r.num}/${r.den}`;
-}

@@ -691,9 +691,3 @@ export function decodeBlock(idx: ParsedIndex, b: number, into?: Float64Array): F
   if (r.p !== end) throw new RangeError(`block ${b} has ${end - r.p} trailing bytes`);
   return out;
 }
-
-/** True when `t` fits the exactness limit of stored values. */
-export function inRange(t: number): boolean {
-  return Math.abs(t) < LIMIT && Number.isInteger(t);
-}
-

@@ -45,7 +45,7 @@ export interface BuiltIndex {
 }
 
 /** Demuxers whose packets are the file's bytes at [pos, pos + size), unmodified (still verified per file). */
-export const DIRECT_FORMATS: ReadonlySet<string> = new Set(['mov,mp4,m4a,3gp,3g2,mj2', 'wav', 'flac', 'mp3', 'aiff', 'w64']);
+const DIRECT_FORMATS: ReadonlySet<string> = new Set(['mov,mp4,m4a,3gp,3g2,mj2', 'wav', 'flac', 'mp3', 'aiff', 'w64']);
 
 /** Packets compared between FFmpeg and a plain read of the file before direct reads are trusted. */
 const VERIFY_PACKETS = 64;

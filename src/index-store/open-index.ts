@@ -83,7 +83,9 @@ function findFresh(candidates: string[], identity: SourceIdentity): Found {
       }
       throw e;
     }
-    const why = parsed.lavfVersion !== lavfCode()
+    const why = parsed.params === null
+      ? 'built by an earlier cuemux, without codec parameters'
+      : parsed.lavfVersion !== lavfCode()
       ? `built with libavformat ${parsed.lavfVersion >>> 16}.${(parsed.lavfVersion >>> 8) & 0xff}, this is ${lavfCode() >>> 16}.${(lavfCode() >>> 8) & 0xff}`
       : staleReason(parsed.identity, identity);
     if (why === null) return { state: 'fresh', file, parsed };

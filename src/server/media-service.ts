@@ -11,7 +11,7 @@ import type {
   OpenMediaRequest, PacketBatch, PingRequest, PingResponse, ReadPacketsRequest, ServerStatus,
 } from '../generated/cuemux/v1/media_server';
 import type { MediaRegistry } from './media-registry';
-import { checkRequest, pumpPackets, writeWithBackpressure, type ClientRecord } from './packet-stream';
+import { checkRequest, optionalInt64, pumpPackets, writeWithBackpressure, type ClientRecord } from './packet-stream';
 import { toServiceError } from './status-mapping';
 
 const log = getLogger('media-service');
@@ -143,8 +143,8 @@ export class MediaService {
           let entries: IndexEntryBatch['entries'] = [];
           for (const e of media.index.entries(0, media.index.packetCount, s)) {
             entries.push({
-              streamIndex: e.stream, pts: e.pts === null ? undefined : BigInt(e.pts), dts: e.dts === null ? undefined : BigInt(e.dts),
-              duration: BigInt(e.duration ?? 0), pos: e.pos === null ? undefined : BigInt(e.pos), size: e.size, key: e.key,
+              streamIndex: e.stream, pts: optionalInt64(e.pts), dts: optionalInt64(e.dts),
+              duration: BigInt(e.duration ?? 0), pos: optionalInt64(e.pos), size: e.size, key: e.key,
               corrupt: e.corrupt, discard: e.discard,
             });
             if (entries.length === INDEX_BATCH) {

@@ -5,19 +5,13 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp, type promises as fspTypes } from 'node:fs';
 import { CuemuxError } from '../common/errors';
-import { getLogger } from '../common/logger';
 import { ticksToSeconds } from '../common/rational';
-import { openDemuxer, packetAt } from '../ffmpeg/beamcoder-adapter';
 import type { ContainerInfo, StreamParams } from '../ffmpeg/types';
 import type { MediaIndex } from '../index-store/media-index';
-import { DIRECT_FORMATS } from '../index-store/index-builder';
 import type { MediaInfo, StreamInfo } from '../generated/cuemux/v1/media_server';
 import { DemuxReader, DirectReader, type PacketReader } from './packet-reader';
+import { optionalInt64 } from './packet-stream';
 
-const log = getLogger('open-media');
-
-/** Packets compared between the demuxer and pread before direct reads are trusted for a file. */
-const VERIFY_PACKETS = 64;
 
 /** A stable id for a media path: the same path always gets the same media_id. */
 export function mediaIdFor(realPath: string): string {
@@ -31,16 +25,12 @@ const FIELD_ORDER: Record<string, string> = {
   'bottom coded first, top displayed first': 'bt',
 };
 
-function big(v: number | null): bigint | undefined {
-  return v === null ? undefined : BigInt(v);
-}
-
 function streamInfo(p: StreamParams, index: MediaIndex): StreamInfo {
   const st = index.streams[p.index];
   return {
     index: p.index, codecType: p.codecType === 'attachment' || p.codecType === 'unknown' ? 'data' : p.codecType,
     codecName: p.codecName, timeBaseNum: p.timeBase.num, timeBaseDen: p.timeBase.den,
-    startPts: big(p.startPts), durationPts: big(p.durationPts), packetCount: BigInt(st?.packetCount ?? 0),
+    startPts: optionalInt64(p.startPts), durationPts: optionalInt64(p.durationPts), packetCount: BigInt(st?.packetCount ?? 0),
     frameRateNum: p.frameRate?.num ?? 0, frameRateDen: p.frameRate?.den ?? 0, sampleRate: p.sampleRate, channels: p.channels,
     channelLayout: p.channelLayout, width: p.width, height: p.height, format: p.format, bitRate: BigInt(p.bitRate),
     extradata: p.extradata, codecId: p.codecId, codecTag: p.codecTag,
@@ -89,14 +79,13 @@ export class OpenMedia {
   readonly #file: fspTypes.FileHandle;
   #closed = false;
 
-  private constructor(path: string, index: MediaIndex, info: ContainerInfo, file: fspTypes.FileHandle, mode: 'direct' | 'demux', verifyBytes: number) {
+  private constructor(path: string, index: MediaIndex, info: ContainerInfo, file: fspTypes.FileHandle, mode: 'direct' | 'demux') {
     this.id = mediaIdFor(path);
     this.path = path;
     this.index = index;
     this.info = info;
     this.#file = file;
     this.mode = mode;
-    this.bytesRead = verifyBytes;
     this.openedUnixNs = BigInt(Date.now()) * 1_000_000n;
     this.mediaInfo = {
       mediaId: this.id, path, durationSeconds: durationOf(info, index), streams: info.streams.map((s) => streamInfo(s, index)),
@@ -104,41 +93,16 @@ export class OpenMedia {
     };
   }
 
-  /** Open `path` (real path) with its `index`: read stream parameters, decide direct vs demux reading. */
+  /** Open `path` (real path) with its `index`, which carries the stream parameters and the direct-read verdict. */
   static async open(path: string, index: MediaIndex): Promise<OpenMedia> {
     const params = index.params;
-    if (params !== null) {
-      // Everything is in the index: no FFmpeg open at all (the cold-open cost is a fingerprint and an index read).
-      const file = await fsp.open(path, 'r');
-      return new OpenMedia(path, index, { ...params.container, path }, file, params.directReadable ? 'direct' : 'demux', 0);
+    if (params === null) {
+      // openIndex never returns such an index (it counts as stale); this guards the invariant.
+      throw new CuemuxError('INDEX_STALE', `${index.indexPath}: index has no codec parameters; rebuild it`, { path });
     }
-    const demuxer = await openDemuxer(path);
-    let file: fspTypes.FileHandle | undefined;
-    try {
-      file = await fsp.open(path, 'r');
-      let mode: 'direct' | 'demux' = 'demux';
-      let verifyBytes = 0;
-      if (DIRECT_FORMATS.has(demuxer.info.formatName)) {
-        const cols = await demuxer.readColumns({ maxPackets: VERIFY_PACKETS, withData: true });
-        let ok = cols.count > 0;
-        for (let i = 0; ok && i < cols.count; i++) {
-          const p = packetAt(cols, i);
-          if (p.pos === null) { ok = false; break; }
-          const b = Buffer.allocUnsafe(p.size);
-          await file.read(b, 0, p.size, p.pos);
-          verifyBytes += 2 * p.size;
-          ok = b.equals(p.data);
-        }
-        mode = ok ? 'direct' : 'demux';
-        if (!ok) log.warn('direct reads do not match the demuxer for this file: serving through the demuxer', { media: path });
-      }
-      return new OpenMedia(path, index, demuxer.info, file, mode, verifyBytes);
-    } catch (e) {
-      await file?.close();
-      throw e;
-    } finally {
-      await demuxer.close();
-    }
+    // No FFmpeg open at all: the cold-open cost is a fingerprint and an index read.
+    const file = await fsp.open(path, 'r');
+    return new OpenMedia(path, index, { ...params.container, path }, file, params.directReadable ? 'direct' : 'demux');
   }
 
   /** A reader for one stream of packets (direct ones share the file handle). */

@@ -12,14 +12,6 @@ import { openDemuxer, packetAt } from '../ffmpeg/beamcoder-adapter';
 import type { Demuxer, PacketColumns } from '../ffmpeg/types';
 import type { IndexEntry, MediaIndex } from '../index-store/media-index';
 
-/** A packet to send: its index entry and exactly its bytes. */
-export interface ServedPacket {
-  /** The index entry. */
-  entry: IndexEntry;
-  /** The packet's bytes. */
-  data: Buffer;
-}
-
 /** Reads the bytes of a sequence of index entries (ascending entry numbers). */
 export interface PacketReader {
   /** Bytes of `entries` (ascending, as planned), in the same order. */

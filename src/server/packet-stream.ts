@@ -66,13 +66,18 @@ export function checkRequest(media: OpenMedia, req: ReadPacketsRequest): number[
   return req.streams.length > 0 ? [...new Set(req.streams)] : media.index.streams.map((s) => s.index);
 }
 
+/** A nullable tick/byte value as a proto3 optional int64 (absent = FFmpeg's "no value"). */
+export function optionalInt64(v: number | null): bigint | undefined {
+  return v === null ? undefined : BigInt(v);
+}
+
 function toPacket(e: IndexEntry, data: Buffer): Packet {
   return {
     streamIndex: e.stream,
-    pts: e.pts === null ? undefined : BigInt(e.pts),
-    dts: e.dts === null ? undefined : BigInt(e.dts),
+    pts: optionalInt64(e.pts),
+    dts: optionalInt64(e.dts),
     duration: BigInt(e.duration ?? 0),
-    pos: e.pos === null ? undefined : BigInt(e.pos),
+    pos: optionalInt64(e.pos),
     key: e.key,
     data,
     flags: (e.key ? 1 : 0) | (e.corrupt ? 2 : 0) | (e.discard ? 4 : 0),
