@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { framemd5Copy } from './support/ffmpeg-reference';
+import { framemd5Copy, groupByStream } from './support/ffmpeg-reference';
 import { CORPUS_NAMES, ensureCorpus, ensureMedia, type CorpusName } from './support/media';
 import { scratchDir } from './support/tmp';
 import { REPO_ROOT } from './support/cli';
@@ -16,12 +16,6 @@ import { isCuemuxError, type ErrorCode } from '../src/common/errors';
 
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
-/** Packets grouped per stream, in order: ffmpeg's muxer interleaves framemd5 lines by dts, not in file order. */
-function perStream<T extends { stream: number }>(packets: readonly T[], pick: (p: T) => unknown): Map<number, unknown[]> {
-  const m = new Map<number, unknown[]>();
-  for (const p of packets) m.set(p.stream, [...(m.get(p.stream) ?? []), pick(p)]);
-  return m;
-}
 
 async function rejectsWith(p: Promise<unknown>, code: ErrorCode, mention: RegExp): Promise<void> {
   await assert.rejects(p, (e: unknown) => {
@@ -59,7 +53,7 @@ describe('FFmpeg adapter', function () {
       }
       const key = (p: { size: number; md5: string }): string => `${p.size}:${p.md5}`;
       assert.equal(got.length, reference.length);
-      assert.deepEqual(perStream(got, key), perStream(reference, key));
+      assert.deepEqual(groupByStream(got, key), groupByStream(reference, key));
     });
   }
 
@@ -70,7 +64,7 @@ describe('FFmpeg adapter', function () {
       const got: Array<{ stream: number; md5: string }> = [];
       for (let p = await d.readPacket(); p !== null; p = await d.readPacket()) got.push({ stream: p.stream, md5: md5(p.data) });
       await d.close();
-      assert.deepEqual(perStream(got, (p) => p.md5), perStream(reference, (p) => p.md5), name);
+      assert.deepEqual(groupByStream(got, (p) => p.md5), groupByStream(reference, (p) => p.md5), name);
     }
   });
 
@@ -82,7 +76,7 @@ describe('FFmpeg adapter', function () {
     const results = await Promise.all(reference.map(() => d.readPacket()));
     await d.close();
     const got = results.map((p) => ({ stream: p?.stream ?? -1, md5: p ? md5(p.data) : '' }));
-    assert.deepEqual(perStream(got, (p) => p.md5), perStream(reference, (p) => p.md5));
+    assert.deepEqual(groupByStream(got, (p) => p.md5), groupByStream(reference, (p) => p.md5));
   });
 
   it('seeks to the keyframe at or before a timestamp in the stream time base', async function () {

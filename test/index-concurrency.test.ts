@@ -8,24 +8,13 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ensureMedia, makeMedia } from './support/media';
+import { ensureMedia, longClip } from './support/media';
 import { runCli, startCli } from './support/cli';
 import { copyInto, scratchDir } from './support/tmp';
 import { openIndex } from '../src/index-store/open-index';
 import { readIndexFile } from '../src/index-store/index-file';
 import { isCuemuxError } from '../src/common/errors';
 
-/** A 60 s low-resolution A/V clip (~4,300 packets). */
-function minuteClip(): Promise<string> {
-  return makeMedia('av-60s-160x120.mp4', ['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-f', 'lavfi', '-i', 'sine=f=440:sample_rate=48000',
-    '-t', '60', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k']);
-}
-
-/** The minute clip looped to 30 minutes by stream copy (~130k packets): a build long enough to be killed. */
-async function longClip(): Promise<string> {
-  const base = await minuteClip();
-  return makeMedia('av-30min-160x120.mp4', ['-stream_loop', '29', '-i', base, '-c', 'copy']);
-}
 
 async function leftovers(dir: string): Promise<string[]> {
   return (await fsp.readdir(dir)).filter((n) => /\.(lock|takeover)$|\.tmp-|\.lock\./.test(n));

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
-import { ensureMedia, makeMedia } from './support/media';
+import { ensureMedia, minuteClip } from './support/media';
 import { copyInto, scratchDir } from './support/tmp';
 import { IndexEncoder, parseIndex } from '../src/index-store/idx-format';
 import { openIndex } from '../src/index-store/open-index';
@@ -48,8 +48,7 @@ describe('index store', function () {
   });
 
   it('two readers walking one index at once each get their own entries', async function () {
-    const media = await makeMedia('av-60s-160x120.mp4', ['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-f', 'lavfi', '-i', 'sine=f=440:sample_rate=48000',
-      '-t', '60', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k']);
+    const media = await minuteClip();
     const dir = await scratchDir('interleave');
     const idx = await openIndex(await copyInto(media, dir, 'a.mp4'), { cacheDir: dir });
     const expected = [...idx.entries()];

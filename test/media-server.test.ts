@@ -9,8 +9,8 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
-import { ffprobePackets, framemd5Copy } from './support/ffmpeg-reference';
-import { CORPUS_NAMES, ensureCorpus, ensureMedia, makeMedia, type CorpusName } from './support/media';
+import { ffprobePackets, framemd5Copy, groupByStream } from './support/ffmpeg-reference';
+import { CORPUS_NAMES, ensureCorpus, ensureMedia, longClip, minuteClip, type CorpusName } from './support/media';
 import { copyInto, scratchDir } from './support/tmp';
 import { startServer, type TestServer } from './support/server';
 import { MediaClientError, type MediaClient } from '../src/clients/media-client';
@@ -33,10 +33,6 @@ async function expectCode(p: Promise<unknown>, code: grpc.status, mention: RegEx
   });
 }
 
-function minuteClip(): Promise<string> {
-  return makeMedia('av-60s-160x120.mp4', ['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-f', 'lavfi', '-i', 'sine=f=440:sample_rate=48000',
-    '-t', '60', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k']);
-}
 
 describe('media server', function () {
   this.timeout(120_000);
@@ -61,12 +57,8 @@ describe('media server', function () {
       const packets = await collect(c, { mediaId: info.mediaId, startSeconds: -1e9 });
       const reference = await framemd5Copy(corpus[name]);
       assert.equal(packets.length, reference.length);
-      const per = (xs: Array<{ s: number; m: string }>): Map<number, string[]> => {
-        const m = new Map<number, string[]>();
-        for (const x of xs) m.set(x.s, [...(m.get(x.s) ?? []), x.m]);
-        return m;
-      };
-      assert.deepEqual(per(packets.map((p) => ({ s: p.streamIndex, m: md5(p.data) }))), per(reference.map((r) => ({ s: r.stream, m: r.md5 }))));
+      assert.deepEqual(groupByStream(packets.map((p) => ({ stream: p.streamIndex, md5: md5(p.data) })), (x) => x.md5),
+        groupByStream(reference, (r) => r.md5));
       const probe = await ffprobePackets(corpus[name]);
       assert.deepEqual(packets.map((p) => [p.streamIndex, p.pts === undefined ? null : Number(p.pts), p.pos === undefined ? null : Number(p.pos), p.key]),
         probe.map((p) => [p.stream, p.pts, p.pos, p.key]), 'file order and fields');
@@ -207,7 +199,7 @@ describe('media server', function () {
 
   it('a slow client does not hold up another: the other finishes while the slow one is stalled, and its buffer is bounded', async function () {
     // Far larger than the client's 8 MB flow-control window, so the server must hold the slow stream back.
-    await copyInto(await makeMedia('av-30min-160x120.mp4', ['-stream_loop', '29', '-i', await minuteClip(), '-c', 'copy']), srv.root, 'long.mp4');
+    await copyInto(await longClip(), srv.root, 'long.mp4');
     const slow = srv.client();
     const fast = srv.client();
     const info = await slow.openMedia('long.mp4');

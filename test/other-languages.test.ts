@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { framemd5Copy } from './support/ffmpeg-reference';
+import { framemd5Copy, groupByStream } from './support/ffmpeg-reference';
 import { ensureMedia } from './support/media';
 import { REPO_ROOT } from './support/cli';
 import { copyInto, scratchDir } from './support/tmp';
@@ -52,12 +52,7 @@ describe('other languages: a Python client from the .proto alone', function () {
       assert.ok(info.streams.length >= 2);
       const packets = lines.filter((l) => 'md5' in l) as Array<{ stream: number; md5: string }>;
       const reference = await framemd5Copy(file);
-      const per = (xs: Array<{ stream: number; md5: string }>): Record<number, string[]> => {
-        const m: Record<number, string[]> = {};
-        for (const x of xs) (m[x.stream] ??= []).push(x.md5);
-        return m;
-      };
-      assert.deepEqual(per(packets), per(reference));
+      assert.deepEqual(groupByStream(packets, (p) => p.md5), groupByStream(reference, (r) => r.md5));
       const err = lines[lines.length - 1] as { error: string; details: string };
       assert.equal(err.error, 'PERMISSION_DENIED');
       assert.match(err.details, /outside the served media roots/);

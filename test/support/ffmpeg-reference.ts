@@ -316,3 +316,17 @@ export async function framemd5Decode(file: string, opts: DecodeOptions = {}): Pr
   args.push('-fps_mode', 'passthrough', '-f', 'framemd5', '-');
   return parseFramemd5(await run('ffmpeg', args), chosen);
 }
+
+/**
+ * `pick(packet)` of each packet, grouped by stream in order. ffmpeg's muxer interleaves framemd5 lines by dts, not in
+ * file order, so packets are compared with it stream by stream.
+ */
+export function groupByStream<T extends { stream: number }, V>(packets: readonly T[], pick: (p: T) => V): Map<number, V[]> {
+  const m = new Map<number, V[]>();
+  for (const p of packets) {
+    const list = m.get(p.stream);
+    if (list) list.push(pick(p));
+    else m.set(p.stream, [pick(p)]);
+  }
+  return m;
+}

@@ -328,3 +328,14 @@ export async function ensureCorpus(): Promise<Record<CorpusName, string>> {
   await Promise.all([worker(), worker()]);
   return result as Record<CorpusName, string>;
 }
+
+/** 60 s of 160x120 H.264 + AAC in MP4 (~4,300 packets): long enough for real reads, cheap to make. */
+export function minuteClip(): Promise<string> {
+  return makeMedia('av-60s-160x120.mp4', ['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-f', 'lavfi', '-i', 'sine=f=440:sample_rate=48000',
+    '-t', '60', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k']);
+}
+
+/** The minute clip looped to 30 minutes by stream copy (~130k packets, ~40 MB). */
+export async function longClip(): Promise<string> {
+  return makeMedia('av-30min-160x120.mp4', ['-stream_loop', '29', '-i', await minuteClip(), '-c', 'copy']);
+}
