@@ -45,6 +45,7 @@ const BY_ERROR: Record<ErrorCode, ExitCodeValue> = {
   LOCK_TIMEOUT: ExitCode.BUSY,
   RESOURCE_EXHAUSTED: ExitCode.BUSY,
   CLOSED: ExitCode.FAILURE,
+  WRONG_STATE: ExitCode.FAILURE,
   INTERNAL: ExitCode.FAILURE,
 };
 

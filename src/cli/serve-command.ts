@@ -30,6 +30,17 @@ export const SERVE_USAGE = `Usage: cuemux serve [options]
   --shutdown-grace-ms N  on SIGTERM, let streams finish this long (default 5000)
   --log-level L, --log-format text|json, --log-file FILE   (default info, text on a terminal, stderr)
 
+Show control (OSC over UDP, see README "Show control"):
+  --osc-host HOST        address the OSC port binds to (default 127.0.0.1; 0.0.0.0 for show control on another machine)
+  --osc-port N           OSC UDP port (default 53100; "off" for no OSC)
+  --osc-reply-port N     send replies to this port on the sender's host (default: the sender's own port)
+  --cue-list FILE        load this cue list at start and apply its edits as they are saved
+  --timecode-rate R      show clock timecode rate: 23.976 24 25 29.97 29.97df 30 48 50 59.94 59.94df 60 (default 25)
+  --lead-seconds S       Follow: send packets this far ahead of the clock (default 0.5)
+  --prefetch-seconds S   read this much of a cue at its in-point when it is loaded (default 1)
+  --chase-jump-seconds S, --chase-loss-ms N, --chase-loss-policy hold|freerun, --chase-freerun-ms N
+                         external timecode chase (defaults 0.25, 250, hold, 2000)
+
 Environment: ${Object.values(ENV_NAMES).join(', ')}, CUEMUX_CONFIG.
 Precedence: flags > environment > config file > defaults.
 `;
@@ -38,7 +49,10 @@ const FLAG_TO_KEY: Record<string, keyof ServerConfig> = {
   socket: 'socket', listen: 'listen', 'media-root': 'mediaRoots', 'cache-dir': 'cacheDir', 'max-clients': 'maxClients',
   'max-open-media': 'maxOpenMedia', 'max-batch-bytes': 'maxBatchBytes', 'batch-bytes': 'defaultBatchBytes',
   'idle-close-ms': 'idleCloseMs', 'shutdown-grace-ms': 'shutdownGraceMs', 'log-level': 'logLevel', 'log-format': 'logFormat',
-  'log-file': 'logFile',
+  'log-file': 'logFile', 'osc-host': 'oscHost', 'osc-port': 'oscPort', 'osc-reply-port': 'oscReplyPort', 'cue-list': 'cueList',
+  'timecode-rate': 'timecodeRate', 'lead-seconds': 'leadSeconds', 'prefetch-seconds': 'prefetchSeconds',
+  'chase-jump-seconds': 'chaseJumpSeconds', 'chase-loss-ms': 'chaseLossMs', 'chase-loss-policy': 'chaseLossPolicy',
+  'chase-freerun-ms': 'chaseFreerunMs',
 };
 
 
@@ -81,6 +95,7 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
       `cuemux ${cuemuxVersion()} serving media under ${config.mediaRoots.join(', ')}`,
       ...(a.socket ? [`  Unix socket: unix://${a.socket}`] : []),
       ...(a.tcp ? [`  TCP:         ${a.tcp}`] : []),
+      ...(a.osc ? [`  OSC (UDP):   ${a.osc}   e.g. oscsend ${a.osc.replace(/:(\d+)$/, ' $1')} /cuemux/status`] : []),
       'Connect:',
       ...(a.socket ? [`  cuemux status --socket ${a.socket}`, `  grpcurl -plaintext -unix ${a.socket} list`] : []),
       ...(a.tcp ? [`  grpcurl -plaintext ${a.tcp} list`] : []),

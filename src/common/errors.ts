@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'RESOURCE_EXHAUSTED'
   /** The object was closed or the server is shutting down. */
   | 'CLOSED'
+  /** The object is not in a state that allows the action (e.g. pausing a cue that is not playing). */
+  | 'WRONG_STATE'
   /** A bug or an unexpected failure of the platform; the message carries the detail. */
   | 'INTERNAL';
 

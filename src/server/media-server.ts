@@ -17,6 +17,9 @@ import { encodePacketBatch } from '../common/packet-batch-wire';
 import { MediaRegistry } from './media-registry';
 import { MediaRoots } from './media-roots';
 import { MediaService } from './media-service';
+import { OscControl } from './osc-control';
+import { CueListFile } from '../show/cue-list-file';
+import { Show } from '../show/show';
 import type { ServerConfig } from './server-config';
 import { prepareSocketPath } from './socket-file';
 
@@ -32,6 +35,38 @@ export interface ServerAddresses {
   socket: string | null;
   /** TCP `host:port` actually bound (the real port when 0 was asked), or null. */
   tcp: string | null;
+  /** OSC show-control UDP `host:port` bound, or null. */
+  osc: string | null;
+}
+
+/** The show and its control surfaces, owned by the server. */
+class ShowHost {
+  readonly show: Show;
+  osc: OscControl | null = null;
+  #cueList: CueListFile | null = null;
+
+  constructor(show: Show) {
+    this.show = show;
+  }
+
+  /** Load (and watch) a cue list file; the previous file stops being watched once the new one is in effect. */
+  async loadCueList(file: string): Promise<{ path: string; cues: number }> {
+    const next = await CueListFile.load(file, this.show);
+    this.#cueList?.close();
+    this.#cueList = next;
+    return { path: next.path, cues: this.show.cueList.cues.length };
+  }
+
+  /** Cue list file state for status replies. */
+  statusExtra(): Record<string, unknown> {
+    return { cueListFile: this.#cueList ? { path: this.#cueList.path, reloads: this.#cueList.reloads, lastError: this.#cueList.lastError } : null };
+  }
+
+  async close(): Promise<void> {
+    await this.osc?.close();
+    this.#cueList?.close();
+    this.show.close();
+  }
 }
 
 function bind(server: grpc.Server, address: string): Promise<number> {
@@ -47,15 +82,17 @@ export class MediaServer {
   readonly #server: grpc.Server;
   readonly #service: MediaService;
   readonly #registry: MediaRegistry;
+  readonly #showHost: ShowHost;
   readonly #health: HealthImplementation;
   readonly #config: ServerConfig;
   #closing: Promise<void> | null = null;
 
   readonly #socketLock: BuildLock | null;
 
-  private constructor(server: grpc.Server, service: MediaService, registry: MediaRegistry, health: HealthImplementation,
+  private constructor(server: grpc.Server, service: MediaService, registry: MediaRegistry, showHost: ShowHost, health: HealthImplementation,
     config: ServerConfig, addresses: ServerAddresses, socketLock: BuildLock | null) {
     this.#socketLock = socketLock;
+    this.#showHost = showHost;
     this.#server = server;
     this.#service = service;
     this.#registry = registry;
@@ -68,8 +105,14 @@ export class MediaServer {
   static async start(config: ServerConfig, version: string): Promise<MediaServer> {
     const roots = await MediaRoots.create(config.mediaRoots);
     const registry = new MediaRegistry(roots, { cacheDir: config.cacheDir, maxOpenMedia: config.maxOpenMedia, idleCloseMs: config.idleCloseMs });
-    const service = new MediaService(registry, {
+    const show = new Show({ open: (p) => registry.open(p), release: (m) => registry.release(m) }, {
+      clock: { timecodeRate: config.timecodeRate }, prefetchSeconds: config.prefetchSeconds,
+      chase: { jumpSeconds: config.chaseJumpSeconds, lossTimeoutMs: config.chaseLossMs, lossPolicy: config.chaseLossPolicy, freerunMs: config.chaseFreerunMs },
+    });
+    const showHost = new ShowHost(show);
+    const service = new MediaService(registry, show, {
       maxClients: config.maxClients, maxBatchBytes: config.maxBatchBytes, defaultBatchBytes: config.defaultBatchBytes, version,
+      defaultLeadSeconds: config.leadSeconds,
     });
     const server = new grpc.Server({
       'grpc.max_send_message_length': -1,
@@ -88,7 +131,7 @@ export class MediaServer {
       { includeDirs: [PROTO_DIR, path.dirname(healthProtoPath)] });
     new ReflectionService(definition).addToServer(server);
 
-    const addresses: ServerAddresses = { socket: null, tcp: null };
+    const addresses: ServerAddresses = { socket: null, tcp: null, osc: null };
     let socketLock: BuildLock | null = null;
     try {
       const socket = config.socket;
@@ -114,15 +157,30 @@ export class MediaServer {
         });
         addresses.tcp = `${host}:${port}`;
       }
+      if (config.cueList !== undefined) await showHost.loadCueList(config.cueList);
+      if (config.oscPort !== null) {
+        showHost.osc = await OscControl.start(show, {
+          host: config.oscHost, port: config.oscPort, replyPort: config.oscReplyPort,
+          loadCueList: (file) => showHost.loadCueList(file), statusExtra: () => showHost.statusExtra(),
+        });
+        const a = showHost.osc.address;
+        addresses.osc = `${a.host}:${a.port}`;
+      }
     } catch (e) {
+      await showHost.close();
       server.forceShutdown();
       if (addresses.socket) await fsp.rm(addresses.socket, { force: true });
       await socketLock?.release();
       await registry.close();
       throw e;
     }
-    log.info('serving', { socket: addresses.socket, tcp: addresses.tcp, mediaRoots: roots.list, cacheDir: config.cacheDir });
-    return new MediaServer(server, service, registry, health, config, addresses, socketLock);
+    log.info('serving', { socket: addresses.socket, tcp: addresses.tcp, osc: addresses.osc, mediaRoots: roots.list, cacheDir: config.cacheDir });
+    return new MediaServer(server, service, registry, showHost, health, config, addresses, socketLock);
+  }
+
+  /** The show (clock, cues, cue list). */
+  get show(): Show {
+    return this.#showHost.show;
   }
 
   /** The status GetStatus reports. */
@@ -139,6 +197,8 @@ export class MediaServer {
       this.#health.setStatus('', 'NOT_SERVING');
       this.#health.setStatus(SERVICE_NAME, 'NOT_SERVING');
       this.#service.beginShutdown();
+      // Show control stops first: no cue may start while the server drains.
+      await this.#showHost.osc?.close();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           log.warn('shutdown grace period over: cancelling running streams', { streams: this.#service.activeCalls });
@@ -152,6 +212,7 @@ export class MediaServer {
           resolve();
         });
       });
+      await this.#showHost.close();
       await this.#registry.close();
       if (this.addresses.socket) await fsp.rm(this.addresses.socket, { force: true });
       await this.#socketLock?.release();

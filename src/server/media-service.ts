@@ -2,14 +2,18 @@
  * The cuemux.v1.MediaServer handlers. Every failure goes through toServiceError (one mapping), every streaming call
  * is registered (limits, status) and unregistered however it ends, and a failing call never affects another.
  */
-import { status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { ffmpegVersion } from '../ffmpeg/beamcoder-adapter';
 import type {
-  CloseMediaRequest, CloseMediaResponse, GetIndexRequest, GetStatusRequest, IndexEntryBatch, MediaInfo, MediaServerServer,
-  OpenMediaRequest, PacketBatch, PingRequest, PingResponse, ReadPacketsRequest, ServerStatus,
+  ClockState, CloseMediaRequest, CloseMediaResponse, FollowEvent, FollowRequest, GetIndexRequest, GetStatusRequest, IndexEntryBatch,
+  MediaInfo, MediaServerServer, OpenMediaRequest, PacketBatch, PingRequest, PingResponse, ReadPacketsRequest, ServerStatus, WatchClockRequest,
 } from '../generated/cuemux/v1/media_server';
+import { monoNs, monoToUnixNs, unixNs } from '../common/time-source';
+import type { Show } from '../show/show';
+import { watchClock } from './clock-watch';
+import { checkFollowRequest, FollowSession } from './follow-stream';
 import type { MediaRegistry } from './media-registry';
 import { checkRequest, optionalInt64, pumpPackets, writeWithBackpressure, type ClientRecord } from './packet-stream';
 import { toServiceError } from './status-mapping';
@@ -26,6 +30,8 @@ export interface ServiceOptions {
   defaultBatchBytes: number;
   /** The cuemux version reported by GetStatus. */
   version: string;
+  /** Follow lead window when a request sets none, in seconds. */
+  defaultLeadSeconds: number;
 }
 
 /** Index entries per GetIndex batch. */
@@ -34,14 +40,18 @@ const INDEX_BATCH = 4096;
 /** The service state: clients, limits; `implementation` is what grpc-js serves. */
 export class MediaService {
   readonly #registry: MediaRegistry;
+  readonly #show: Show;
   readonly #options: ServiceOptions;
   readonly #clients = new Set<ClientRecord>();
   readonly #calls = new Set<ServerWritableStream<unknown, unknown>>();
+  /** WatchClock and Follow calls: they run until the client leaves, so shutdown ends them itself. */
+  readonly #endless = new Set<ServerWritableStream<unknown, unknown>>();
   readonly #started = process.hrtime.bigint();
   #closing = false;
 
-  constructor(registry: MediaRegistry, options: ServiceOptions) {
+  constructor(registry: MediaRegistry, show: Show, options: ServiceOptions) {
     this.#registry = registry;
+    this.#show = show;
     this.#options = options;
   }
 
@@ -50,14 +60,23 @@ export class MediaService {
     return this.#calls.size;
   }
 
-  /** Refuse new work (UNAVAILABLE) from now on. */
+  /**
+   * Refuse new work (UNAVAILABLE) from now on, and end the calls that would otherwise never end (WatchClock, Follow)
+   * with UNAVAILABLE so players know to reconnect.
+   */
   beginShutdown(): void {
     this.#closing = true;
+    for (const call of this.#endless) this.#endWithUnavailable(call);
   }
 
-  /** Cancel every streaming call still running (forced shutdown). */
+  /** End every streaming call still running with UNAVAILABLE (forced shutdown). */
   cancelAll(): void {
-    for (const call of this.#calls) call.destroy(new Error('server shutting down'));
+    for (const call of this.#calls) this.#endWithUnavailable(call);
+  }
+
+  #endWithUnavailable(call: ServerWritableStream<unknown, unknown>): void {
+    if (call.cancelled || call.destroyed) return;
+    call.emit('error', toServiceError(new CuemuxError('CLOSED', 'cuemux is shutting down; reconnect when it is back')));
   }
 
   #checkOpen(): void {
@@ -158,14 +177,39 @@ export class MediaService {
         }
       }),
       getStatus: this.#unary<GetStatusRequest, ServerStatus>('GetStatus', () => this.status()),
-      watchClock: (call: ServerWritableStream<unknown, unknown>) => {
-        call.emit('error', { code: status.UNIMPLEMENTED, details: 'the show clock arrives with the OSC milestone (issue 4)' });
-      },
+      watchClock: this.#streaming<WatchClockRequest, ClockState>('WatchClock', async (call) => {
+        await this.#endlessCall(call, () => watchClock(call, this.#show.clock));
+      }),
+      follow: this.#streaming<FollowRequest, FollowEvent>('Follow', async (call) => {
+        const [lead, batch] = checkFollowRequest(call.request, {
+          defaultLeadSeconds: this.#options.defaultLeadSeconds, defaultBatchBytes: this.#options.defaultBatchBytes, maxBatchBytes: this.#options.maxBatchBytes,
+        });
+        const client: ClientRecord = {
+          peer: call.getPeer(), mediaId: '', streams: [], positionSeconds: 0, bytesQueued: 0, bytesSent: 0, packetsSent: 0, output: call.request.output,
+        };
+        this.#clients.add(client);
+        try {
+          await this.#endlessCall(call, () => new FollowSession(call, this.#show, this.#registry, client, lead, batch).run());
+        } finally {
+          this.#clients.delete(client);
+        }
+      }),
       ping: this.#unary<PingRequest, PingResponse>('Ping', (req) => {
-        const now = BigInt(Date.now()) * 1_000_000n;
-        return { clientSendUnixNs: req.clientSendUnixNs, serverReceiveUnixNs: now, serverSendUnixNs: BigInt(Date.now()) * 1_000_000n };
+        const received = unixNs();
+        const mono = monoNs();
+        return { clientSendUnixNs: req.clientSendUnixNs, serverReceiveUnixNs: received, serverSendUnixNs: monoToUnixNs(mono), serverSendMonotonicNs: mono };
       }),
     };
+  }
+
+  async #endlessCall<Req, Res>(call: ServerWritableStream<Req, Res>, run: () => Promise<void>): Promise<void> {
+    const generic = call as unknown as ServerWritableStream<unknown, unknown>;
+    this.#endless.add(generic);
+    try {
+      await run();
+    } finally {
+      this.#endless.delete(generic);
+    }
   }
 
   /** The "Active, Buffer, Clients" view: open media, clients, uptime, versions. */
@@ -182,7 +226,7 @@ export class MediaService {
       })),
       clients: [...this.#clients].map((c) => ({
         peer: c.peer, mediaId: c.mediaId, streams: c.streams, positionSeconds: c.positionSeconds,
-        bytesQueued: BigInt(Math.max(0, c.bytesQueued)), bytesSent: BigInt(c.bytesSent), packetsSent: BigInt(c.packetsSent),
+        bytesQueued: BigInt(Math.max(0, c.bytesQueued)), bytesSent: BigInt(c.bytesSent), packetsSent: BigInt(c.packetsSent), output: c.output ?? '',
       })),
     };
   }

@@ -25,6 +25,8 @@ export interface ClientRecord {
   bytesSent: number;
   /** Packets sent. */
   packetsSent: number;
+  /** The output of a Follow call; absent for ReadPackets. */
+  output?: string;
 }
 
 /** Fixed per-packet overhead (fields + framing) counted against the batch size, in bytes. */
@@ -71,7 +73,8 @@ export function optionalInt64(v: number | null): bigint | undefined {
   return v === null ? undefined : BigInt(v);
 }
 
-function toPacket(e: IndexEntry, data: Buffer): Packet {
+/** The API message of index entry `e` with its payload. */
+export function toPacket(e: IndexEntry, data: Buffer): Packet {
   return {
     streamIndex: e.stream,
     pts: optionalInt64(e.pts),

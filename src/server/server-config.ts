@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { CuemuxError } from '../common/errors';
 import type { LogLevel } from '../common/logger';
 import { defaultCacheDir } from '../index-store/index-location';
+import { parseTimecodeRate } from '../show/timecode';
 
 /** Everything `cuemux serve` can be told. */
 export interface ServerConfig {
@@ -37,6 +38,28 @@ export interface ServerConfig {
   logFormat: 'text' | 'json' | undefined;
   /** Log file (default stderr). */
   logFile: string | undefined;
+  /** Address the OSC (UDP) show-control port binds to (default 127.0.0.1: only this machine may drive the show). */
+  oscHost: string;
+  /** OSC UDP port (default 53100; 0 = any free port); null ("off") for no OSC. */
+  oscPort: number | null;
+  /** Send OSC replies to this port on the sender's host instead of the sender's own port (default null). */
+  oscReplyPort: number | null;
+  /** Timecode rate of the show clock (default "25"; e.g. "29.97df"). */
+  timecodeRate: string;
+  /** Follow lead window when a player sets none, in seconds (default 0.5). */
+  leadSeconds: number;
+  /** Packets read ahead at a cue's in-point when it is loaded, in seconds (default 1). */
+  prefetchSeconds: number;
+  /** Cue list file loaded at start and watched for edits (default none). */
+  cueList: string | undefined;
+  /** Chasing external timecode: a difference above this is a jump, in seconds (default 0.25). */
+  chaseJumpSeconds: number;
+  /** Chasing: no timecode for this long means it is lost, in ms (default 250). */
+  chaseLossMs: number;
+  /** Chasing: on loss, `hold` (stop where it is) or `freerun` (run on for chaseFreerunMs, then stop). Default hold. */
+  chaseLossPolicy: 'hold' | 'freerun';
+  /** Chasing: how long `freerun` runs on after a loss, in ms (default 2000). */
+  chaseFreerunMs: number;
 }
 
 /**
@@ -64,12 +87,30 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ServerConfi
     logLevel: 'info',
     logFormat: undefined,
     logFile: undefined,
+    oscHost: '127.0.0.1',
+    oscPort: DEFAULT_OSC_PORT,
+    oscReplyPort: null,
+    timecodeRate: '25',
+    leadSeconds: 0.5,
+    prefetchSeconds: 1,
+    cueList: undefined,
+    chaseJumpSeconds: 0.25,
+    chaseLossMs: 250,
+    chaseLossPolicy: 'hold',
+    chaseFreerunMs: 2000,
   };
 }
 
+/** The default OSC port: next to QLab's 53000, so show-control presets that talk to QLab need only a new port. */
+export const DEFAULT_OSC_PORT = 53100;
+
 type Partialish = { [K in keyof ServerConfig]?: unknown };
 
-const NUMERIC: Array<keyof ServerConfig> = ['maxClients', 'maxOpenMedia', 'maxBatchBytes', 'defaultBatchBytes', 'idleCloseMs', 'shutdownGraceMs'];
+const NUMERIC: Array<keyof ServerConfig> = ['maxClients', 'maxOpenMedia', 'maxBatchBytes', 'defaultBatchBytes', 'idleCloseMs', 'shutdownGraceMs',
+  'chaseLossMs', 'chaseFreerunMs'];
+/** Settings in seconds (positive numbers, fractions allowed). */
+const SECONDS: Array<keyof ServerConfig> = ['leadSeconds', 'prefetchSeconds', 'chaseJumpSeconds'];
+const PORTS: Array<keyof ServerConfig> = ['oscPort', 'oscReplyPort'];
 
 /** Environment variable for each setting. */
 export const ENV_NAMES: Record<keyof ServerConfig, string> = {
@@ -77,6 +118,10 @@ export const ENV_NAMES: Record<keyof ServerConfig, string> = {
   maxClients: 'CUEMUX_MAX_CLIENTS', maxOpenMedia: 'CUEMUX_MAX_OPEN_MEDIA', maxBatchBytes: 'CUEMUX_MAX_BATCH_BYTES',
   defaultBatchBytes: 'CUEMUX_BATCH_BYTES', idleCloseMs: 'CUEMUX_IDLE_CLOSE_MS', shutdownGraceMs: 'CUEMUX_SHUTDOWN_GRACE_MS',
   logLevel: 'CUEMUX_LOG_LEVEL', logFormat: 'CUEMUX_LOG_FORMAT', logFile: 'CUEMUX_LOG_FILE',
+  oscHost: 'CUEMUX_OSC_HOST', oscPort: 'CUEMUX_OSC_PORT', oscReplyPort: 'CUEMUX_OSC_REPLY_PORT', timecodeRate: 'CUEMUX_TIMECODE_RATE',
+  leadSeconds: 'CUEMUX_LEAD_SECONDS', prefetchSeconds: 'CUEMUX_PREFETCH_SECONDS', cueList: 'CUEMUX_CUE_LIST',
+  chaseJumpSeconds: 'CUEMUX_CHASE_JUMP_SECONDS', chaseLossMs: 'CUEMUX_CHASE_LOSS_MS', chaseLossPolicy: 'CUEMUX_CHASE_LOSS_POLICY',
+  chaseFreerunMs: 'CUEMUX_CHASE_FREERUN_MS',
 };
 
 function fromEnv(env: NodeJS.ProcessEnv): Partialish {
@@ -101,6 +146,26 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
         const n = Number(raw);
         if (!Number.isInteger(n) || n < (key === 'shutdownGraceMs' || key === 'idleCloseMs' ? 0 : 1)) throw bad('must be a whole number');
         (out as unknown as Record<string, unknown>)[key] = n;
+      } else if (SECONDS.includes(key)) {
+        const n = Number(raw);
+        const max = key === 'leadSeconds' ? 10 : 30;
+        if (raw === '' || !Number.isFinite(n) || n < 0 || n > max || (n === 0 && key !== 'prefetchSeconds')) throw bad(`must be a number of seconds above 0 and at most ${max}`);
+        (out as unknown as Record<string, unknown>)[key] = n;
+      } else if (PORTS.includes(key)) {
+        const n = Number(raw);
+        if (raw === null || raw === 'off' || raw === 'none') (out as unknown as Record<string, unknown>)[key] = null;
+        else if (raw === '' || !Number.isInteger(n) || n < 0 || n > 65535 || (n === 0 && key === 'oscReplyPort')) throw bad('must be a UDP port (0-65535) or "off"');
+        else (out as unknown as Record<string, unknown>)[key] = n;
+      } else if (key === 'timecodeRate') {
+        if (typeof raw !== 'string' && typeof raw !== 'number') throw bad('must be a timecode rate');
+        try {
+          out.timecodeRate = parseTimecodeRate(raw).name;
+        } catch (e) {
+          throw bad(`is not a timecode rate (${e instanceof Error ? e.message : String(e)})`);
+        }
+      } else if (key === 'chaseLossPolicy') {
+        if (raw !== 'hold' && raw !== 'freerun') throw bad('must be hold or freerun');
+        out.chaseLossPolicy = raw;
       } else if (key === 'mediaRoots') {
         const list = Array.isArray(raw) ? raw : [raw];
         if (list.length === 0 || !list.every((r) => typeof r === 'string' && r !== '')) throw bad('must be a list of folders');
@@ -117,7 +182,7 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
         out.logFormat = raw;
       } else {
         if (typeof raw !== 'string') throw bad('must be a string');
-        (out as unknown as Record<string, unknown>)[key] = key === 'cacheDir' ? path.resolve(raw) : raw;
+        (out as unknown as Record<string, unknown>)[key] = key === 'cacheDir' || key === 'cueList' ? path.resolve(raw) : raw;
       }
     }
   }
@@ -149,7 +214,7 @@ export function loadConfig(flags: Partialish, configFile: string | undefined, en
     const rel = (v: unknown): unknown => (typeof v === 'string' && v !== '' && v !== 'none' ? path.resolve(dir, v) : v);
     if (Array.isArray(values.mediaRoots)) values.mediaRoots = values.mediaRoots.map(rel);
     else if (values.mediaRoots !== undefined) values.mediaRoots = rel(values.mediaRoots);
-    for (const k of ['socket', 'cacheDir', 'logFile'] as const) if (values[k] !== undefined) values[k] = rel(values[k]);
+    for (const k of ['socket', 'cacheDir', 'logFile', 'cueList'] as const) if (values[k] !== undefined) values[k] = rel(values[k]);
     layers.push({ where: file, values });
   }
   layers.push({ where: 'environment', values: fromEnv(env) });

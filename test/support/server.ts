@@ -19,6 +19,8 @@ export interface TestServer {
   socket: string;
   /** TCP host:port. */
   tcp: string;
+  /** OSC UDP port (on 127.0.0.1), or 0 when OSC is off. */
+  oscPort: number;
   /** A new client on the socket (or TCP with `tcp: true`); closed by stop(). */
   client(tcp?: boolean): MediaClient;
   /** Close clients and the server. */
@@ -38,12 +40,14 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     cacheDir: path.join(run, 'cache'),
     idleCloseMs: 60_000,
     shutdownGraceMs: 1_000,
+    oscPort: 0, // tests run side by side: never the fixed default port
     ...overrides,
   };
   const server = await MediaServer.start(config, 'test');
   const clients: MediaClient[] = [];
   return {
     server, root, socket: server.addresses.socket as string, tcp: server.addresses.tcp as string,
+    oscPort: Number(server.addresses.osc?.split(':').pop() ?? 0),
     client(tcp = false) {
       const c = new MediaClient(tcp ? (server.addresses.tcp as string) : (server.addresses.socket as string));
       clients.push(c);
@@ -59,7 +63,9 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
 /** A `cuemux serve` child process, resolved once it prints its socket. */
 export function spawnServer(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; stdout: () => string; stderr: () => string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CUEMUX_BIN, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Tests run side by side: an ephemeral OSC port unless the test chooses one.
+    const osc = args.includes('--osc-port') ? [] : ['--osc-port', '0'];
+    const child = spawn(process.execPath, [CUEMUX_BIN, 'serve', ...osc, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {

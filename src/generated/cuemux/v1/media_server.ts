@@ -438,10 +438,14 @@ export interface ClientStatus {
   bytesSent: bigint;
   /** Packets sent to the client so far by this call. */
   packetsSent: bigint;
+  /** For a Follow call: the output followed (empty for ReadPackets). media_id is then the media of the cue fed last. */
+  output: string;
 }
 
-/** Request of WatchClock (no parameters). */
+/** Request of WatchClock. */
 export interface WatchClockRequest {
+  /** Interval of the heartbeat (the current state sent again while nothing changes), in seconds. Absent or 0 = 1 s. */
+  heartbeatSeconds?: number | undefined;
 }
 
 /**
@@ -453,27 +457,32 @@ export interface WatchClockRequest {
  */
 export interface ClockState {
   /**
-   * Number that grows by at least 1 on every change of the clock (state, rate, locate). A player that sees the same
-   * generation twice can ignore the second message.
+   * Number of the clock's current timeline: it grows on every discontinuity (play, stop, locate, a jump of the
+   * chased timecode, a loss of it). A rate change or a small correction while chasing re-anchors the clock without a
+   * new generation (the position stays continuous). Packets of Follow carry the generation they were planned for:
+   * a player drops those of an older generation.
    */
   generation: bigint;
   /**
-   * "stopped" (position frozen), "playing" (running at rate from the anchor), or "chasing" (following an external
-   * timecode source; the anchor and rate are updated as that source moves).
+   * "stopped" (position frozen), "playing" (running at rate from the anchor, internal master), or "chasing"
+   * (following an external timecode fed over OSC; anchor and rate are updated as that source moves).
    */
   state: string;
-  /** Playback rate: media seconds per real second (1.0 = normal speed); 0 when stopped. */
+  /**
+   * Playback rate: show seconds per real second (1.0 = normal speed). Kept while stopped (it applies on play), but
+   * the position does not move while stopped.
+   */
   rate: number;
   /** Show position in seconds at the anchor instant. */
   positionSeconds: number;
   /**
-   * The position at the anchor as SMPTE timecode "HH:MM:SS:FF" (";" before the frames for drop-frame); empty when
-   * the show has no timecode frame rate.
+   * The position at the anchor as SMPTE timecode "HH:MM:SS:FF" (";" before the frames for drop-frame) at
+   * timecode_rate.
    */
   timecode: string;
   /**
-   * The anchor instant in nanoseconds on the server's monotonic clock (arbitrary epoch; comparable only with other
-   * anchor_monotonic_ns values of the same server process).
+   * The anchor instant in nanoseconds on the server's monotonic clock (CLOCK_MONOTONIC on Linux, i.e. Node's
+   * process.hrtime.bigint(): comparable with any process's monotonic clock on the same machine).
    */
   anchorMonotonicNs: bigint;
   /**
@@ -481,6 +490,10 @@ export interface ClockState {
    * player's clock with the offset estimated by Ping.
    */
   anchorUnixNs: bigint;
+  /** The timecode frame rate: "23.976", "24", "25", "29.97", "29.97df", "30", "48", "50", "59.94", "59.94df", "60". */
+  timecodeRate: string;
+  /** "internal" (the server's own free-running master) or "external" (chasing timecode fed over OSC). */
+  source: string;
 }
 
 /** Request of Ping. */
@@ -503,6 +516,132 @@ export interface PingResponse {
   serverReceiveUnixNs: bigint;
   /** Server wall clock when the response was sent, in nanoseconds since the Unix epoch (UTC). */
   serverSendUnixNs: bigint;
+  /** Server monotonic clock (as ClockState.anchor_monotonic_ns) at the same instant as server_send_unix_ns. */
+  serverSendMonotonicNs: bigint;
+}
+
+/** Request of Follow. */
+export interface FollowRequest {
+  /** The output to follow: a name used in the cues' output assignment (e.g. "audio", "video", "stage-left"). */
+  output: string;
+  /**
+   * How far ahead of the clock packets are sent, in seconds of show time. Absent or 0 = the server's default
+   * (0.5 s); at most 10.
+   */
+  leadSeconds?:
+    | number
+    | undefined;
+  /**
+   * Upper bound of one FollowPackets message in bytes (a larger single packet is sent alone). Absent or 0 = the
+   * server's default batch size.
+   */
+  maxBatchBytes?: number | undefined;
+}
+
+/** One event of a Follow stream. */
+export interface FollowEvent {
+  event?:
+    | //
+    /** The show clock changed (also sent first, and as a heartbeat). */
+    { $case: "clock"; value: ClockState }
+    | //
+    /** A cue with streams on this output was loaded (armed). */
+    { $case: "loaded"; value: CueLoaded }
+    | //
+    /** A cue (segment) was placed on the show clock: see CueStarted. */
+    { $case: "started"; value: CueStarted }
+    | //
+    /** A cue stopped (stopped, paused, ended or unloaded while playing). */
+    { $case: "stopped"; value: CueStopped }
+    | //
+    /** A cue was unloaded: forget its decoders. */
+    { $case: "unloaded"; value: CueUnloaded }
+    | //
+    /** Packets of a started cue, in file (decode) order per cue. */
+    { $case: "packets"; value: FollowPackets }
+    | undefined;
+}
+
+/** A cue was loaded for this output: everything needed to create its decoders. */
+export interface CueLoaded {
+  /** The cue id (unique among loaded cues). */
+  cueId: string;
+  /** The cue's media, exactly as OpenMedia returns it (the player does not need to call OpenMedia). */
+  media?:
+    | MediaInfo
+    | undefined;
+  /** The streams of the media assigned to this output (StreamInfo.index values), in ascending order. */
+  streams: number[];
+  /** The cue's in-point in media seconds (see the file conventions: the media's own timeline). */
+  inSeconds: number;
+  /** The cue's out-point in media seconds; absent = the end of the media. */
+  outSeconds?:
+    | number
+    | undefined;
+  /** True when the cue loops from out-point back to in-point until stopped. */
+  loop: boolean;
+}
+
+/**
+ * A cue segment was placed on the show clock: media time m (seconds) of this cue is presented when the clock shows
+ *   clock_seconds + (m - media_seconds)
+ * for m from media_seconds up to end_media_seconds. A looping cue sends one CueStarted per pass (segment 0, 1, ...),
+ * each before the packets of that pass; a resume after pause starts a new segment. The mapping does not change when
+ * the clock is located: a locate only repositions the packets (new generation).
+ */
+export interface CueStarted {
+  /** The cue id. */
+  cueId: string;
+  /** Segment number within the cue, from 0; grows by 1 for each loop pass or resume. */
+  segment: number;
+  /** Show-clock position (seconds) at which media_seconds is presented. */
+  clockSeconds: number;
+  /** Media position (seconds, the media's own timeline) presented at clock_seconds. */
+  mediaSeconds: number;
+  /**
+   * Media position (seconds) where this segment ends (the out-point or the end of the media): nothing at or after
+   * it is presented in this segment.
+   */
+  endMediaSeconds: number;
+}
+
+/** A cue stopped on this output. */
+export interface CueStopped {
+  /** The cue id. */
+  cueId: string;
+  /**
+   * "stop" (stopped by show control, or restarted by a new GO), "pause" (paused; a CueStarted follows on resume),
+   * "ended" (its media or out-point was reached on the clock), "unload" (unloaded while playing).
+   */
+  reason: string;
+  /** Show-clock position (seconds) at which it stopped: nothing is presented from then on. */
+  clockSeconds: number;
+  /** Media position (seconds) reached at that instant. */
+  mediaSeconds: number;
+}
+
+/** A cue was unloaded: its decoders can be released. */
+export interface CueUnloaded {
+  /** The cue id. */
+  cueId: string;
+}
+
+/** Packets of one cue segment for this output. */
+export interface FollowPackets {
+  /** The cue id. */
+  cueId: string;
+  /** The segment (CueStarted.segment) these packets belong to. */
+  segment: number;
+  /**
+   * The clock generation (ClockState.generation) these packets were planned for. After a discontinuity the server
+   * starts again from the new position with the new generation; drop packets of an older one (and flush decoders).
+   */
+  generation: bigint;
+  /**
+   * Packets in file (decode) order, starting at each stream's keyframe at or before the segment's media position;
+   * packets before media_seconds are for the decoder only (do not present them).
+   */
+  packets: Packet[];
 }
 
 function createBaseOpenMediaRequest(): OpenMediaRequest {
@@ -3006,7 +3145,16 @@ export const OpenMediaStatus: MessageFns<OpenMediaStatus> = {
 };
 
 function createBaseClientStatus(): ClientStatus {
-  return { peer: "", mediaId: "", streams: [], positionSeconds: 0, bytesQueued: 0n, bytesSent: 0n, packetsSent: 0n };
+  return {
+    peer: "",
+    mediaId: "",
+    streams: [],
+    positionSeconds: 0,
+    bytesQueued: 0n,
+    bytesSent: 0n,
+    packetsSent: 0n,
+    output: "",
+  };
 }
 
 export const ClientStatus: MessageFns<ClientStatus> = {
@@ -3044,6 +3192,9 @@ export const ClientStatus: MessageFns<ClientStatus> = {
         throw new globalThis.Error("value provided for field message.packetsSent of type int64 too large");
       }
       writer.uint32(56).int64(message.packetsSent);
+    }
+    if (message.output !== "") {
+      writer.uint32(66).string(message.output);
     }
     return writer;
   },
@@ -3127,6 +3278,14 @@ export const ClientStatus: MessageFns<ClientStatus> = {
             message.packetsSent = reader.int64() as bigint;
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.output = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3168,6 +3327,7 @@ export const ClientStatus: MessageFns<ClientStatus> = {
         : isSet(object.packets_sent)
         ? BigInt(object.packets_sent)
         : 0n,
+      output: isSet(object.output) ? globalThis.String(object.output) : "",
     };
   },
 
@@ -3194,6 +3354,9 @@ export const ClientStatus: MessageFns<ClientStatus> = {
     if (message.packetsSent !== 0n) {
       obj.packetsSent = message.packetsSent.toString();
     }
+    if (message.output !== "") {
+      obj.output = message.output;
+    }
     return obj;
   },
 
@@ -3213,16 +3376,20 @@ export const ClientStatus: MessageFns<ClientStatus> = {
     message.packetsSent = (object.packetsSent !== undefined && object.packetsSent !== null)
       ? BigInt(object.packetsSent)
       : 0n;
+    message.output = object.output ?? "";
     return message;
   },
 };
 
 function createBaseWatchClockRequest(): WatchClockRequest {
-  return {};
+  return { heartbeatSeconds: undefined };
 }
 
 export const WatchClockRequest: MessageFns<WatchClockRequest> = {
-  encode(_: WatchClockRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: WatchClockRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.heartbeatSeconds !== undefined) {
+      writer.uint32(9).double(message.heartbeatSeconds);
+    }
     return writer;
   },
 
@@ -3239,6 +3406,14 @@ export const WatchClockRequest: MessageFns<WatchClockRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.heartbeatSeconds = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3251,20 +3426,30 @@ export const WatchClockRequest: MessageFns<WatchClockRequest> = {
     }
   },
 
-  fromJSON(_: any): WatchClockRequest {
-    return {};
+  fromJSON(object: any): WatchClockRequest {
+    return {
+      heartbeatSeconds: isSet(object.heartbeatSeconds)
+        ? globalThis.Number(object.heartbeatSeconds)
+        : isSet(object.heartbeat_seconds)
+        ? globalThis.Number(object.heartbeat_seconds)
+        : undefined,
+    };
   },
 
-  toJSON(_: WatchClockRequest): unknown {
+  toJSON(message: WatchClockRequest): unknown {
     const obj: any = {};
+    if (message.heartbeatSeconds !== undefined) {
+      obj.heartbeatSeconds = floatToJson(message.heartbeatSeconds);
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<WatchClockRequest>, I>>(base?: I): WatchClockRequest {
     return WatchClockRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<WatchClockRequest>, I>>(_: I): WatchClockRequest {
+  fromPartial<I extends Exact<DeepPartial<WatchClockRequest>, I>>(object: I): WatchClockRequest {
     const message = createBaseWatchClockRequest();
+    message.heartbeatSeconds = object.heartbeatSeconds ?? undefined;
     return message;
   },
 };
@@ -3278,6 +3463,8 @@ function createBaseClockState(): ClockState {
     timecode: "",
     anchorMonotonicNs: 0n,
     anchorUnixNs: 0n,
+    timecodeRate: "",
+    source: "",
   };
 }
 
@@ -3312,6 +3499,12 @@ export const ClockState: MessageFns<ClockState> = {
         throw new globalThis.Error("value provided for field message.anchorUnixNs of type int64 too large");
       }
       writer.uint32(56).int64(message.anchorUnixNs);
+    }
+    if (message.timecodeRate !== "") {
+      writer.uint32(66).string(message.timecodeRate);
+    }
+    if (message.source !== "") {
+      writer.uint32(74).string(message.source);
     }
     return writer;
   },
@@ -3385,6 +3578,22 @@ export const ClockState: MessageFns<ClockState> = {
             message.anchorUnixNs = reader.int64() as bigint;
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.timecodeRate = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3418,6 +3627,12 @@ export const ClockState: MessageFns<ClockState> = {
         : isSet(object.anchor_unix_ns)
         ? BigInt(object.anchor_unix_ns)
         : 0n,
+      timecodeRate: isSet(object.timecodeRate)
+        ? globalThis.String(object.timecodeRate)
+        : isSet(object.timecode_rate)
+        ? globalThis.String(object.timecode_rate)
+        : "",
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
     };
   },
 
@@ -3444,6 +3659,12 @@ export const ClockState: MessageFns<ClockState> = {
     if (message.anchorUnixNs !== 0n) {
       obj.anchorUnixNs = message.anchorUnixNs.toString();
     }
+    if (message.timecodeRate !== "") {
+      obj.timecodeRate = message.timecodeRate;
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
     return obj;
   },
 
@@ -3465,6 +3686,8 @@ export const ClockState: MessageFns<ClockState> = {
     message.anchorUnixNs = (object.anchorUnixNs !== undefined && object.anchorUnixNs !== null)
       ? BigInt(object.anchorUnixNs)
       : 0n;
+    message.timecodeRate = object.timecodeRate ?? "";
+    message.source = object.source ?? "";
     return message;
   },
 };
@@ -3548,7 +3771,7 @@ export const PingRequest: MessageFns<PingRequest> = {
 };
 
 function createBasePingResponse(): PingResponse {
-  return { clientSendUnixNs: 0n, serverReceiveUnixNs: 0n, serverSendUnixNs: 0n };
+  return { clientSendUnixNs: 0n, serverReceiveUnixNs: 0n, serverSendUnixNs: 0n, serverSendMonotonicNs: 0n };
 }
 
 export const PingResponse: MessageFns<PingResponse> = {
@@ -3570,6 +3793,12 @@ export const PingResponse: MessageFns<PingResponse> = {
         throw new globalThis.Error("value provided for field message.serverSendUnixNs of type int64 too large");
       }
       writer.uint32(24).int64(message.serverSendUnixNs);
+    }
+    if (message.serverSendMonotonicNs !== 0n) {
+      if (BigInt.asIntN(64, message.serverSendMonotonicNs) !== message.serverSendMonotonicNs) {
+        throw new globalThis.Error("value provided for field message.serverSendMonotonicNs of type int64 too large");
+      }
+      writer.uint32(32).int64(message.serverSendMonotonicNs);
     }
     return writer;
   },
@@ -3611,6 +3840,14 @@ export const PingResponse: MessageFns<PingResponse> = {
             message.serverSendUnixNs = reader.int64() as bigint;
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.serverSendMonotonicNs = reader.int64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3640,6 +3877,11 @@ export const PingResponse: MessageFns<PingResponse> = {
         : isSet(object.server_send_unix_ns)
         ? BigInt(object.server_send_unix_ns)
         : 0n,
+      serverSendMonotonicNs: isSet(object.serverSendMonotonicNs)
+        ? BigInt(object.serverSendMonotonicNs)
+        : isSet(object.server_send_monotonic_ns)
+        ? BigInt(object.server_send_monotonic_ns)
+        : 0n,
     };
   },
 
@@ -3653,6 +3895,9 @@ export const PingResponse: MessageFns<PingResponse> = {
     }
     if (message.serverSendUnixNs !== 0n) {
       obj.serverSendUnixNs = message.serverSendUnixNs.toString();
+    }
+    if (message.serverSendMonotonicNs !== 0n) {
+      obj.serverSendMonotonicNs = message.serverSendMonotonicNs.toString();
     }
     return obj;
   },
@@ -3671,6 +3916,958 @@ export const PingResponse: MessageFns<PingResponse> = {
     message.serverSendUnixNs = (object.serverSendUnixNs !== undefined && object.serverSendUnixNs !== null)
       ? BigInt(object.serverSendUnixNs)
       : 0n;
+    message.serverSendMonotonicNs =
+      (object.serverSendMonotonicNs !== undefined && object.serverSendMonotonicNs !== null)
+        ? BigInt(object.serverSendMonotonicNs)
+        : 0n;
+    return message;
+  },
+};
+
+function createBaseFollowRequest(): FollowRequest {
+  return { output: "", leadSeconds: undefined, maxBatchBytes: undefined };
+}
+
+export const FollowRequest: MessageFns<FollowRequest> = {
+  encode(message: FollowRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.output !== "") {
+      writer.uint32(10).string(message.output);
+    }
+    if (message.leadSeconds !== undefined) {
+      writer.uint32(17).double(message.leadSeconds);
+    }
+    if (message.maxBatchBytes !== undefined) {
+      writer.uint32(24).uint32(message.maxBatchBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FollowRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFollowRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.output = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.leadSeconds = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxBatchBytes = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FollowRequest {
+    return {
+      output: isSet(object.output) ? globalThis.String(object.output) : "",
+      leadSeconds: isSet(object.leadSeconds)
+        ? globalThis.Number(object.leadSeconds)
+        : isSet(object.lead_seconds)
+        ? globalThis.Number(object.lead_seconds)
+        : undefined,
+      maxBatchBytes: isSet(object.maxBatchBytes)
+        ? globalThis.Number(object.maxBatchBytes)
+        : isSet(object.max_batch_bytes)
+        ? globalThis.Number(object.max_batch_bytes)
+        : undefined,
+    };
+  },
+
+  toJSON(message: FollowRequest): unknown {
+    const obj: any = {};
+    if (message.output !== "") {
+      obj.output = message.output;
+    }
+    if (message.leadSeconds !== undefined) {
+      obj.leadSeconds = floatToJson(message.leadSeconds);
+    }
+    if (message.maxBatchBytes !== undefined) {
+      obj.maxBatchBytes = Math.round(message.maxBatchBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FollowRequest>, I>>(base?: I): FollowRequest {
+    return FollowRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FollowRequest>, I>>(object: I): FollowRequest {
+    const message = createBaseFollowRequest();
+    message.output = object.output ?? "";
+    message.leadSeconds = object.leadSeconds ?? undefined;
+    message.maxBatchBytes = object.maxBatchBytes ?? undefined;
+    return message;
+  },
+};
+
+function createBaseFollowEvent(): FollowEvent {
+  return { event: undefined };
+}
+
+export const FollowEvent: MessageFns<FollowEvent> = {
+  encode(message: FollowEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.event?.$case) {
+      case "clock":
+        ClockState.encode(message.event.value, writer.uint32(10).fork()).join();
+        break;
+      case "loaded":
+        CueLoaded.encode(message.event.value, writer.uint32(18).fork()).join();
+        break;
+      case "started":
+        CueStarted.encode(message.event.value, writer.uint32(26).fork()).join();
+        break;
+      case "stopped":
+        CueStopped.encode(message.event.value, writer.uint32(34).fork()).join();
+        break;
+      case "unloaded":
+        CueUnloaded.encode(message.event.value, writer.uint32(42).fork()).join();
+        break;
+      case "packets":
+        FollowPackets.encode(message.event.value, writer.uint32(50).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FollowEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFollowEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = { $case: "clock", value: ClockState.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = { $case: "loaded", value: CueLoaded.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.event = { $case: "started", value: CueStarted.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.event = { $case: "stopped", value: CueStopped.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.event = { $case: "unloaded", value: CueUnloaded.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.event = { $case: "packets", value: FollowPackets.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FollowEvent {
+    return {
+      event: isSet(object.clock)
+        ? { $case: "clock", value: ClockState.fromJSON(object.clock) }
+        : isSet(object.loaded)
+        ? { $case: "loaded", value: CueLoaded.fromJSON(object.loaded) }
+        : isSet(object.started)
+        ? { $case: "started", value: CueStarted.fromJSON(object.started) }
+        : isSet(object.stopped)
+        ? { $case: "stopped", value: CueStopped.fromJSON(object.stopped) }
+        : isSet(object.unloaded)
+        ? { $case: "unloaded", value: CueUnloaded.fromJSON(object.unloaded) }
+        : isSet(object.packets)
+        ? { $case: "packets", value: FollowPackets.fromJSON(object.packets) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: FollowEvent): unknown {
+    const obj: any = {};
+    if (message.event?.$case === "clock") {
+      obj.clock = ClockState.toJSON(message.event.value);
+    } else if (message.event?.$case === "loaded") {
+      obj.loaded = CueLoaded.toJSON(message.event.value);
+    } else if (message.event?.$case === "started") {
+      obj.started = CueStarted.toJSON(message.event.value);
+    } else if (message.event?.$case === "stopped") {
+      obj.stopped = CueStopped.toJSON(message.event.value);
+    } else if (message.event?.$case === "unloaded") {
+      obj.unloaded = CueUnloaded.toJSON(message.event.value);
+    } else if (message.event?.$case === "packets") {
+      obj.packets = FollowPackets.toJSON(message.event.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FollowEvent>, I>>(base?: I): FollowEvent {
+    return FollowEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FollowEvent>, I>>(object: I): FollowEvent {
+    const message = createBaseFollowEvent();
+    switch (object.event?.$case) {
+      case "clock": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "clock", value: ClockState.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "loaded": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "loaded", value: CueLoaded.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "started": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "started", value: CueStarted.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "stopped": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "stopped", value: CueStopped.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "unloaded": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "unloaded", value: CueUnloaded.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "packets": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "packets", value: FollowPackets.fromPartial(object.event.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseCueLoaded(): CueLoaded {
+  return { cueId: "", media: undefined, streams: [], inSeconds: 0, outSeconds: undefined, loop: false };
+}
+
+export const CueLoaded: MessageFns<CueLoaded> = {
+  encode(message: CueLoaded, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cueId !== "") {
+      writer.uint32(10).string(message.cueId);
+    }
+    if (message.media !== undefined) {
+      MediaInfo.encode(message.media, writer.uint32(18).fork()).join();
+    }
+    if (message.streams.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.streams) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.inSeconds !== 0) {
+      writer.uint32(33).double(message.inSeconds);
+    }
+    if (message.outSeconds !== undefined) {
+      writer.uint32(41).double(message.outSeconds);
+    }
+    if (message.loop !== false) {
+      writer.uint32(48).bool(message.loop);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CueLoaded {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCueLoaded();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cueId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.media = MediaInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.streams.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.streams.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.inSeconds = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.outSeconds = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.loop = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CueLoaded {
+    return {
+      cueId: isSet(object.cueId)
+        ? globalThis.String(object.cueId)
+        : isSet(object.cue_id)
+        ? globalThis.String(object.cue_id)
+        : "",
+      media: isSet(object.media) ? MediaInfo.fromJSON(object.media) : undefined,
+      streams: globalThis.Array.isArray(object?.streams) ? object.streams.map((e: any) => globalThis.Number(e)) : [],
+      inSeconds: isSet(object.inSeconds)
+        ? globalThis.Number(object.inSeconds)
+        : isSet(object.in_seconds)
+        ? globalThis.Number(object.in_seconds)
+        : 0,
+      outSeconds: isSet(object.outSeconds)
+        ? globalThis.Number(object.outSeconds)
+        : isSet(object.out_seconds)
+        ? globalThis.Number(object.out_seconds)
+        : undefined,
+      loop: isSet(object.loop) ? globalThis.Boolean(object.loop) : false,
+    };
+  },
+
+  toJSON(message: CueLoaded): unknown {
+    const obj: any = {};
+    if (message.cueId !== "") {
+      obj.cueId = message.cueId;
+    }
+    if (message.media !== undefined) {
+      obj.media = MediaInfo.toJSON(message.media);
+    }
+    if (message.streams?.length) {
+      obj.streams = message.streams.map((e) => Math.round(e));
+    }
+    if (message.inSeconds !== 0) {
+      obj.inSeconds = floatToJson(message.inSeconds);
+    }
+    if (message.outSeconds !== undefined) {
+      obj.outSeconds = floatToJson(message.outSeconds);
+    }
+    if (message.loop !== false) {
+      obj.loop = message.loop;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CueLoaded>, I>>(base?: I): CueLoaded {
+    return CueLoaded.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CueLoaded>, I>>(object: I): CueLoaded {
+    const message = createBaseCueLoaded();
+    message.cueId = object.cueId ?? "";
+    message.media = (object.media !== undefined && object.media !== null)
+      ? MediaInfo.fromPartial(object.media)
+      : undefined;
+    message.streams = object.streams?.map((e) => e) || [];
+    message.inSeconds = object.inSeconds ?? 0;
+    message.outSeconds = object.outSeconds ?? undefined;
+    message.loop = object.loop ?? false;
+    return message;
+  },
+};
+
+function createBaseCueStarted(): CueStarted {
+  return { cueId: "", segment: 0, clockSeconds: 0, mediaSeconds: 0, endMediaSeconds: 0 };
+}
+
+export const CueStarted: MessageFns<CueStarted> = {
+  encode(message: CueStarted, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cueId !== "") {
+      writer.uint32(10).string(message.cueId);
+    }
+    if (message.segment !== 0) {
+      writer.uint32(16).uint32(message.segment);
+    }
+    if (message.clockSeconds !== 0) {
+      writer.uint32(25).double(message.clockSeconds);
+    }
+    if (message.mediaSeconds !== 0) {
+      writer.uint32(33).double(message.mediaSeconds);
+    }
+    if (message.endMediaSeconds !== 0) {
+      writer.uint32(41).double(message.endMediaSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CueStarted {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCueStarted();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cueId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.segment = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.clockSeconds = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.mediaSeconds = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.endMediaSeconds = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CueStarted {
+    return {
+      cueId: isSet(object.cueId)
+        ? globalThis.String(object.cueId)
+        : isSet(object.cue_id)
+        ? globalThis.String(object.cue_id)
+        : "",
+      segment: isSet(object.segment) ? globalThis.Number(object.segment) : 0,
+      clockSeconds: isSet(object.clockSeconds)
+        ? globalThis.Number(object.clockSeconds)
+        : isSet(object.clock_seconds)
+        ? globalThis.Number(object.clock_seconds)
+        : 0,
+      mediaSeconds: isSet(object.mediaSeconds)
+        ? globalThis.Number(object.mediaSeconds)
+        : isSet(object.media_seconds)
+        ? globalThis.Number(object.media_seconds)
+        : 0,
+      endMediaSeconds: isSet(object.endMediaSeconds)
+        ? globalThis.Number(object.endMediaSeconds)
+        : isSet(object.end_media_seconds)
+        ? globalThis.Number(object.end_media_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: CueStarted): unknown {
+    const obj: any = {};
+    if (message.cueId !== "") {
+      obj.cueId = message.cueId;
+    }
+    if (message.segment !== 0) {
+      obj.segment = Math.round(message.segment);
+    }
+    if (message.clockSeconds !== 0) {
+      obj.clockSeconds = floatToJson(message.clockSeconds);
+    }
+    if (message.mediaSeconds !== 0) {
+      obj.mediaSeconds = floatToJson(message.mediaSeconds);
+    }
+    if (message.endMediaSeconds !== 0) {
+      obj.endMediaSeconds = floatToJson(message.endMediaSeconds);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CueStarted>, I>>(base?: I): CueStarted {
+    return CueStarted.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CueStarted>, I>>(object: I): CueStarted {
+    const message = createBaseCueStarted();
+    message.cueId = object.cueId ?? "";
+    message.segment = object.segment ?? 0;
+    message.clockSeconds = object.clockSeconds ?? 0;
+    message.mediaSeconds = object.mediaSeconds ?? 0;
+    message.endMediaSeconds = object.endMediaSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseCueStopped(): CueStopped {
+  return { cueId: "", reason: "", clockSeconds: 0, mediaSeconds: 0 };
+}
+
+export const CueStopped: MessageFns<CueStopped> = {
+  encode(message: CueStopped, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cueId !== "") {
+      writer.uint32(10).string(message.cueId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.clockSeconds !== 0) {
+      writer.uint32(25).double(message.clockSeconds);
+    }
+    if (message.mediaSeconds !== 0) {
+      writer.uint32(33).double(message.mediaSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CueStopped {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCueStopped();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cueId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.clockSeconds = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.mediaSeconds = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CueStopped {
+    return {
+      cueId: isSet(object.cueId)
+        ? globalThis.String(object.cueId)
+        : isSet(object.cue_id)
+        ? globalThis.String(object.cue_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      clockSeconds: isSet(object.clockSeconds)
+        ? globalThis.Number(object.clockSeconds)
+        : isSet(object.clock_seconds)
+        ? globalThis.Number(object.clock_seconds)
+        : 0,
+      mediaSeconds: isSet(object.mediaSeconds)
+        ? globalThis.Number(object.mediaSeconds)
+        : isSet(object.media_seconds)
+        ? globalThis.Number(object.media_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: CueStopped): unknown {
+    const obj: any = {};
+    if (message.cueId !== "") {
+      obj.cueId = message.cueId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.clockSeconds !== 0) {
+      obj.clockSeconds = floatToJson(message.clockSeconds);
+    }
+    if (message.mediaSeconds !== 0) {
+      obj.mediaSeconds = floatToJson(message.mediaSeconds);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CueStopped>, I>>(base?: I): CueStopped {
+    return CueStopped.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CueStopped>, I>>(object: I): CueStopped {
+    const message = createBaseCueStopped();
+    message.cueId = object.cueId ?? "";
+    message.reason = object.reason ?? "";
+    message.clockSeconds = object.clockSeconds ?? 0;
+    message.mediaSeconds = object.mediaSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseCueUnloaded(): CueUnloaded {
+  return { cueId: "" };
+}
+
+export const CueUnloaded: MessageFns<CueUnloaded> = {
+  encode(message: CueUnloaded, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cueId !== "") {
+      writer.uint32(10).string(message.cueId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CueUnloaded {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCueUnloaded();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cueId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CueUnloaded {
+    return {
+      cueId: isSet(object.cueId)
+        ? globalThis.String(object.cueId)
+        : isSet(object.cue_id)
+        ? globalThis.String(object.cue_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CueUnloaded): unknown {
+    const obj: any = {};
+    if (message.cueId !== "") {
+      obj.cueId = message.cueId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CueUnloaded>, I>>(base?: I): CueUnloaded {
+    return CueUnloaded.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CueUnloaded>, I>>(object: I): CueUnloaded {
+    const message = createBaseCueUnloaded();
+    message.cueId = object.cueId ?? "";
+    return message;
+  },
+};
+
+function createBaseFollowPackets(): FollowPackets {
+  return { cueId: "", segment: 0, generation: 0n, packets: [] };
+}
+
+export const FollowPackets: MessageFns<FollowPackets> = {
+  encode(message: FollowPackets, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cueId !== "") {
+      writer.uint32(10).string(message.cueId);
+    }
+    if (message.segment !== 0) {
+      writer.uint32(16).uint32(message.segment);
+    }
+    if (message.generation !== 0n) {
+      if (BigInt.asUintN(64, message.generation) !== message.generation) {
+        throw new globalThis.Error("value provided for field message.generation of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.generation);
+    }
+    for (const v of message.packets) {
+      Packet.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FollowPackets {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFollowPackets();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cueId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.segment = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.generation = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.packets.push(Packet.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FollowPackets {
+    return {
+      cueId: isSet(object.cueId)
+        ? globalThis.String(object.cueId)
+        : isSet(object.cue_id)
+        ? globalThis.String(object.cue_id)
+        : "",
+      segment: isSet(object.segment) ? globalThis.Number(object.segment) : 0,
+      generation: isSet(object.generation) ? BigInt(object.generation) : 0n,
+      packets: globalThis.Array.isArray(object?.packets) ? object.packets.map((e: any) => Packet.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: FollowPackets): unknown {
+    const obj: any = {};
+    if (message.cueId !== "") {
+      obj.cueId = message.cueId;
+    }
+    if (message.segment !== 0) {
+      obj.segment = Math.round(message.segment);
+    }
+    if (message.generation !== 0n) {
+      obj.generation = message.generation.toString();
+    }
+    if (message.packets?.length) {
+      obj.packets = message.packets.map((e) => Packet.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FollowPackets>, I>>(base?: I): FollowPackets {
+    return FollowPackets.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FollowPackets>, I>>(object: I): FollowPackets {
+    const message = createBaseFollowPackets();
+    message.cueId = object.cueId ?? "";
+    message.segment = object.segment ?? 0;
+    message.generation = (object.generation !== undefined && object.generation !== null)
+      ? BigInt(object.generation)
+      : 0n;
+    message.packets = object.packets?.map((e) => Packet.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3768,6 +4965,22 @@ export const MediaServerService = {
     responseSerialize: (value: PingResponse): Buffer => Buffer.from(PingResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): PingResponse => PingResponse.decode(value),
   },
+  /**
+   * Follows one player output (an audio output or a video layer, by name): the show clock, the cues that assign
+   * streams to this output (loaded / started / stopped / unloaded), and the packets of those streams, sent ahead of
+   * the clock within a lead window and repositioned on every clock discontinuity. The stream starts with the current
+   * clock state and one CueLoaded (plus CueStarted when playing) per cue already loaded for the output; it runs until
+   * the player cancels it or the server shuts down (UNAVAILABLE). A player that reconnects simply calls Follow again.
+   */
+  follow: {
+    path: "/cuemux.v1.MediaServer/Follow" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: FollowRequest): Buffer => Buffer.from(FollowRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FollowRequest => FollowRequest.decode(value),
+    responseSerialize: (value: FollowEvent): Buffer => Buffer.from(FollowEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FollowEvent => FollowEvent.decode(value),
+  },
 } as const;
 
 export interface MediaServerServer extends UntypedServiceImplementation {
@@ -3805,6 +5018,14 @@ export interface MediaServerServer extends UntypedServiceImplementation {
    * (NTP-style, see PingResponse).
    */
   ping: handleUnaryCall<PingRequest, PingResponse>;
+  /**
+   * Follows one player output (an audio output or a video layer, by name): the show clock, the cues that assign
+   * streams to this output (loaded / started / stopped / unloaded), and the packets of those streams, sent ahead of
+   * the clock within a lead window and repositioned on every clock discontinuity. The stream starts with the current
+   * clock state and one CueLoaded (plus CueStarted when playing) per cue already loaded for the output; it runs until
+   * the player cancels it or the server shuts down (UNAVAILABLE). A player that reconnects simply calls Follow again.
+   */
+  follow: handleServerStreamingCall<FollowRequest, FollowEvent>;
 }
 
 export interface MediaServerClient extends Client {
@@ -3910,6 +5131,19 @@ export interface MediaServerClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PingResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Follows one player output (an audio output or a video layer, by name): the show clock, the cues that assign
+   * streams to this output (loaded / started / stopped / unloaded), and the packets of those streams, sent ahead of
+   * the clock within a lead window and repositioned on every clock discontinuity. The stream starts with the current
+   * clock state and one CueLoaded (plus CueStarted when playing) per cue already loaded for the output; it runs until
+   * the player cancels it or the server shuts down (UNAVAILABLE). A player that reconnects simply calls Follow again.
+   */
+  follow(request: FollowRequest, options?: Partial<CallOptions>): ClientReadableStream<FollowEvent>;
+  follow(
+    request: FollowRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<FollowEvent>;
 }
 
 export const MediaServerClient = makeGenericClientConstructor(

@@ -1,0 +1,267 @@
+/**
+ * One Follow call: a player output's view of the show. It relays the clock and the cue events of cues that route
+ * streams to this output, and feeds each started cue's packets ahead of the clock within the lead window: a packet
+ * whose decode time maps to clock position c is sent once the clock reaches c − lead. A clock discontinuity restarts
+ * every feed from the new position under the new generation; a stop, pause or unload ends the cue's feed. Each feed
+ * waits only on this call's backpressure, so a slow player never delays another.
+ */
+import type { ServerWritableStream } from '@grpc/grpc-js';
+import { CuemuxError } from '../common/errors';
+import { getLogger } from '../common/logger';
+import type { IndexEntry } from '../index-store/media-index';
+import type { FollowEvent, FollowRequest, Packet } from '../generated/cuemux/v1/media_server';
+import type { CueRun, CueSegment, LoadedCue } from '../show/loaded-cue';
+import type { CueEvent, Show } from '../show/show';
+import type { MediaRegistry } from './media-registry';
+import { callEnded, clockStateMessage, heartbeatMs } from './clock-watch';
+import { toPacket, writeWithBackpressure, type ClientRecord } from './packet-stream';
+import type { PacketReader } from './packet-reader';
+import type { ClockSnapshot } from '../show/show-clock';
+
+const log = getLogger('follow');
+
+/** Follow settings of the server. */
+export interface FollowOptions {
+  /** Lead window when the request sets none, in seconds. */
+  defaultLeadSeconds: number;
+  /** Batch size when the request sets none, in bytes. */
+  defaultBatchBytes: number;
+  /** Largest batch a request may ask for, in bytes. */
+  maxBatchBytes: number;
+}
+
+/** Largest lead a player may ask for, in seconds (bounds the memory a Follow call can make the server hold). */
+const MAX_LEAD_SECONDS = 10;
+
+/** Fixed per-packet overhead counted against the batch size, in bytes (as ReadPackets). */
+const PACKET_OVERHEAD = 48;
+
+/** A packet to send: its entry and, when prefetched, its payload. */
+interface Planned {
+  e: IndexEntry;
+  data: Buffer | null;
+}
+
+/** Validate a Follow request; returns [lead seconds, batch bytes]. */
+export function checkFollowRequest(req: FollowRequest, o: FollowOptions): [number, number] {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(req.output)) {
+    throw new CuemuxError('INVALID_ARGUMENT', `output must be a name of 1-64 letters, digits, ".", "_" or "-", got ${JSON.stringify(req.output)}`);
+  }
+  const lead = req.leadSeconds === undefined || req.leadSeconds === 0 ? o.defaultLeadSeconds : req.leadSeconds;
+  if (!(lead > 0 && lead <= MAX_LEAD_SECONDS)) throw new CuemuxError('INVALID_ARGUMENT', `lead_seconds must be above 0 and at most ${MAX_LEAD_SECONDS}, got ${lead}`);
+  const batch = req.maxBatchBytes === undefined || req.maxBatchBytes === 0 ? o.defaultBatchBytes : req.maxBatchBytes;
+  if (batch > o.maxBatchBytes) throw new CuemuxError('RESOURCE_EXHAUSTED', `max_batch_bytes ${batch} is above this server's limit of ${o.maxBatchBytes} bytes`);
+  return [lead, batch];
+}
+
+/** Run one Follow call until the player goes away (or the server ends it). */
+export class FollowSession {
+  readonly #call: ServerWritableStream<FollowRequest, FollowEvent>;
+  readonly #show: Show;
+  readonly #registry: MediaRegistry;
+  readonly #client: ClientRecord;
+  readonly #output: string;
+  readonly #lead: number;
+  readonly #batchBytes: number;
+  /** Running feeds by cue id. */
+  readonly #feeds = new Map<string, AbortController>();
+  /** Highest segment announced (CueStarted) per cue, so a restarted feed does not repeat it. */
+  readonly #announced = new Map<string, number>();
+  #flushWaiter: (() => void) | null = null;
+
+  constructor(call: ServerWritableStream<FollowRequest, FollowEvent>, show: Show, registry: MediaRegistry, client: ClientRecord, lead: number, batchBytes: number) {
+    this.#call = call;
+    this.#show = show;
+    this.#registry = registry;
+    this.#client = client;
+    this.#output = call.request.output;
+    this.#lead = lead;
+    this.#batchBytes = batchBytes;
+  }
+
+  #stopped(): boolean {
+    return this.#call.cancelled || this.#call.destroyed;
+  }
+
+  /** Write a small event without waiting for backpressure (events are rare and tiny). */
+  #event(event: FollowEvent['event']): void {
+    if (!this.#stopped()) this.#call.write({ event });
+  }
+
+  /** Run until the call ends. */
+  async run(): Promise<void> {
+    const onClock = (s: ClockSnapshot, discontinuity: boolean): void => {
+      this.#event({ $case: 'clock', value: clockStateMessage(s) });
+      if (discontinuity) for (const cue of this.#show.cues) if (this.#feeds.has(cue.id)) this.#startFeed(cue);
+    };
+    const onCue = (ev: CueEvent): void => this.#onCue(ev);
+    this.#show.clock.on('change', onClock);
+    this.#show.on('cue', onCue);
+    const heartbeat = setInterval(() => this.#event({ $case: 'clock', value: clockStateMessage(this.#show.clock.snapshot) }), heartbeatMs(undefined));
+    heartbeat.unref();
+    try {
+      this.#event({ $case: 'clock', value: clockStateMessage(this.#show.clock.snapshot) });
+      for (const cue of this.#show.cues) {
+        if (!cue.outputs.has(this.#output)) continue;
+        this.#loaded(cue);
+        if (cue.state === 'playing') this.#startFeed(cue);
+      }
+      await callEnded(this.#call);
+    } finally {
+      clearInterval(heartbeat);
+      this.#show.clock.off('change', onClock);
+      this.#show.off('cue', onCue);
+      for (const f of this.#feeds.values()) f.abort();
+      this.#feeds.clear();
+      this.#flushWaiter?.();
+    }
+  }
+
+  #loaded(cue: LoadedCue): void {
+    const d = cue.def;
+    const start = cue.media.mediaInfo.startSeconds ?? 0;
+    this.#event({
+      $case: 'loaded', value: {
+        cueId: cue.id, media: cue.media.mediaInfo, streams: [...(cue.outputs.get(this.#output) ?? [])], inSeconds: cue.inMedia,
+        outSeconds: d.outSeconds === null ? undefined : start + d.outSeconds, loop: d.loop,
+      },
+    });
+  }
+
+  #onCue(ev: CueEvent): void {
+    const cue = ev.cue;
+    if (!cue.outputs.has(this.#output)) return;
+    switch (ev.type) {
+      case 'loaded':
+        this.#loaded(cue);
+        break;
+      case 'started':
+        this.#startFeed(cue);
+        break;
+      case 'stopped':
+        this.#stopFeed(cue.id);
+        this.#event({ $case: 'stopped', value: { cueId: cue.id, reason: ev.reason, clockSeconds: ev.clockSeconds, mediaSeconds: ev.mediaSeconds } });
+        break;
+      case 'unloaded':
+        this.#stopFeed(cue.id);
+        this.#announced.delete(cue.id);
+        this.#event({ $case: 'unloaded', value: { cueId: cue.id } });
+        break;
+    }
+  }
+
+  #stopFeed(id: string): void {
+    this.#feeds.get(id)?.abort();
+    this.#feeds.delete(id);
+  }
+
+  /** (Re)start the feed of a playing cue from the clock's current position under the current generation. */
+  #startFeed(cue: LoadedCue): void {
+    this.#stopFeed(cue.id);
+    const run = cue.run;
+    const streams = cue.outputs.get(this.#output);
+    if (run === null || cue.state !== 'playing' || streams === undefined) return;
+    const ctl = new AbortController();
+    this.#feeds.set(cue.id, ctl);
+    this.#feed(cue, run, streams, this.#show.clock.snapshot.generation, ctl.signal).catch((e: unknown) => {
+      if (ctl.signal.aborted || this.#stopped()) return;
+      // A damaged file ends this cue's feed only; the call and every other feed go on.
+      log.warn('feeding a cue failed', { cue: cue.id, output: this.#output, peer: this.#client.peer, error: e instanceof Error ? e.message : String(e) });
+    });
+  }
+
+  async #feed(cue: LoadedCue, run: CueRun, streams: readonly number[], generation: number, signal: AbortSignal): Promise<void> {
+    const clock = this.#show.clock;
+    const media = cue.media;
+    this.#registry.beginCall(media);
+    let reader: PacketReader | null = null;
+    this.#client.mediaId = media.id;
+    this.#client.streams = [...streams];
+    try {
+      for (let k = cue.segmentIndexAt(run, clock.position()); ; k++) {
+        const seg = cue.segment(run, k);
+        if (seg === null || signal.aborted) return;
+        if ((this.#announced.get(cue.id) ?? -1) < seg.segment) {
+          this.#announced.set(cue.id, seg.segment);
+          this.#event({ $case: 'started', value: { cueId: cue.id, ...seg } });
+        }
+        const from = Math.min(seg.endMediaSeconds, Math.max(seg.mediaSeconds, seg.mediaSeconds + (clock.position() - seg.clockSeconds)));
+        if (from >= seg.endMediaSeconds) continue;
+        const plan = this.#plan(cue, streams, from, seg.endMediaSeconds);
+        let next = plan.next();
+        const clockOf = (e: IndexEntry): number => {
+          const t = e.dts ?? e.pts;
+          return t === null ? -Infinity : seg.clockSeconds + (media.index.toSeconds(e.stream, t) - seg.mediaSeconds);
+        };
+        while (!next.done) {
+          const due = clockOf(next.value.e) - this.#lead;
+          if (clock.position() < due) await clock.whenAt(due, signal);
+          if (signal.aborted) return;
+          const horizon = clock.position() + this.#lead;
+          const chunk: Planned[] = [];
+          let bytes = 0;
+          while (!next.done && (chunk.length === 0 || (bytes + next.value.e.size + PACKET_OVERHEAD <= this.#batchBytes && clockOf(next.value.e) <= horizon))) {
+            chunk.push(next.value);
+            bytes += next.value.e.size + PACKET_OVERHEAD;
+            next = plan.next();
+          }
+          const missing = chunk.filter((p) => p.data === null).map((p) => p.e);
+          if (missing.length > 0) {
+            reader ??= media.reader();
+            const got = await reader.read(missing);
+            let i = 0;
+            for (const p of chunk) if (p.data === null) p.data = got[i++];
+          }
+          if (signal.aborted) return;
+          if (!(await this.#writePackets(cue.id, seg, generation, chunk))) return;
+          const last = chunk[chunk.length - 1].e;
+          const t = last.pts ?? last.dts;
+          if (t !== null) this.#client.positionSeconds = media.index.toSeconds(last.stream, t);
+        }
+      }
+    } finally {
+      await reader?.close();
+      this.#registry.endCall(media);
+    }
+  }
+
+  /** The packets of `streams` for media [from, end): from the prefetch when starting at the in-point, then the file. */
+  *#plan(cue: LoadedCue, streams: readonly number[], from: number, end: number): Generator<Planned> {
+    const pre = cue.prefetch;
+    const wanted = new Set(streams);
+    if (pre !== null && from === cue.inMedia) {
+      for (let i = 0; i < pre.entries.length; i++) {
+        if (wanted.has(pre.entries[i].stream)) yield { e: pre.entries[i], data: pre.data[i] };
+      }
+      for (const e of cue.media.index.packetsInRange(streams, from, end)) if (!pre.numbers.has(e.index)) yield { e, data: null };
+      return;
+    }
+    for (const e of cue.media.index.packetsInRange(streams, from, end)) yield { e, data: null };
+  }
+
+  /** Write one FollowPackets; false when the call ended. Bytes in flight stay under two batches. */
+  async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[]): Promise<boolean> {
+    const packets: Packet[] = chunk.map((p) => toPacket(p.e, p.data as Buffer));
+    const bytes = chunk.reduce((a, p) => a + p.e.size, 0);
+    const client = this.#client;
+    client.bytesQueued += bytes;
+    const ok = await writeWithBackpressure(this.#call, { event: { $case: 'packets', value: { cueId, segment: seg.segment, generation: BigInt(generation), packets } } }, () => {
+      client.bytesQueued -= bytes;
+      if (client.bytesQueued <= 2 * this.#batchBytes) this.#flushWaiter?.();
+    });
+    if (!ok) return false;
+    client.bytesSent += bytes;
+    client.packetsSent += packets.length;
+    while (client.bytesQueued > 2 * this.#batchBytes && !this.#stopped()) {
+      await new Promise<void>((resolve) => {
+        const prev = this.#flushWaiter;
+        this.#flushWaiter = () => {
+          this.#flushWaiter = prev;
+          prev?.();
+          resolve();
+        };
+      });
+    }
+    return !this.#stopped();
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * A cue loaded in the show: its open media, its resolved output assignment, the packets prefetched at its in-point
+ * (so GO sends them from memory), and — once started — its run: where its media sits on the show clock. The run is
+ * a mapping in clock positions, so a clock locate moves what is presented, never the mapping itself.
+ */
+import type { IndexEntry } from '../index-store/media-index';
+import type { OpenMedia } from '../server/open-media';
+import type { CueDefinition } from './cue-definition';
+
+/** What a loaded cue is doing. */
+export type CueState = 'armed' | 'playing' | 'paused';
+
+/** The media of a started cue placed on the clock. */
+export interface CueRun {
+  /** Clock position (s) at which `mediaSeconds` is presented. */
+  readonly clockSeconds: number;
+  /** Media position (s, media timeline) presented at `clockSeconds`. */
+  readonly mediaSeconds: number;
+  /** Number of this run's first segment (segments count on across runs: loop passes and resumes). */
+  readonly firstSegment: number;
+}
+
+/** One pass of a run: media [mediaSeconds, endMediaSeconds) presented from clock position clockSeconds. */
+export interface CueSegment {
+  /** Segment number within the cue. */
+  readonly segment: number;
+  /** Clock position (s) of mediaSeconds. */
+  readonly clockSeconds: number;
+  /** First media position (s) of the pass. */
+  readonly mediaSeconds: number;
+  /** Media position (s) where the pass ends. */
+  readonly endMediaSeconds: number;
+}
+
+/** Packets read at load time, from each stream's keyframe at or before the in-point (file order). */
+export interface Prefetched {
+  /** Index entries (all assigned streams). */
+  readonly entries: readonly IndexEntry[];
+  /** Their payloads, same order. */
+  readonly data: readonly Buffer[];
+  /** Entry numbers of `entries`, to skip them when reading on from the media. */
+  readonly numbers: ReadonlySet<number>;
+}
+
+/** A cue loaded in the show. */
+export class LoadedCue {
+  /** The definition it was loaded with (a cue list edit re-arms a cue that is not playing). */
+  readonly def: CueDefinition;
+  /** Its open media (one registry reference, released on unload). */
+  readonly media: OpenMedia;
+  /** Output name → stream indexes. */
+  readonly outputs: ReadonlyMap<string, readonly number[]>;
+  /** In-point on the media timeline (s): the media's start plus the cue's `in`. */
+  readonly inMedia: number;
+  /** End on the media timeline (s): the out-point, else the end of the media. */
+  readonly endMedia: number;
+  /** Prefetched packets at the in-point, or null. */
+  prefetch: Prefetched | null = null;
+  /** Armed, playing or paused. */
+  state: CueState = 'armed';
+  /** The current run while playing (the last one while paused), else null. */
+  run: CueRun | null = null;
+  /** Media position (s) at which it was paused. */
+  pausedMedia: number | null = null;
+  /** Next free segment number. */
+  nextSegment = 0;
+  /** Aborts the end-of-cue watch of the current run. */
+  endWatch: AbortController | null = null;
+
+  constructor(def: CueDefinition, media: OpenMedia, outputs: ReadonlyMap<string, readonly number[]>, inMedia: number, endMedia: number) {
+    this.def = def;
+    this.media = media;
+    this.outputs = outputs;
+    this.inMedia = inMedia;
+    this.endMedia = endMedia;
+  }
+
+  /** The cue id. */
+  get id(): string {
+    return this.def.id;
+  }
+
+  /** Union of the streams of every output, ascending. */
+  get allStreams(): number[] {
+    return [...new Set([...this.outputs.values()].flat())].sort((a, b) => a - b);
+  }
+
+  /** Place the cue on the clock: `mediaSeconds` at `clockSeconds`. */
+  start(clockSeconds: number, mediaSeconds: number): CueRun {
+    this.run = { clockSeconds, mediaSeconds, firstSegment: this.nextSegment };
+    this.nextSegment++;
+    this.state = 'playing';
+    this.pausedMedia = null;
+    return this.run;
+  }
+
+  /** Segment `k` (0 = the run's first) of `run`, or null past the end of a cue that does not loop. */
+  segment(run: CueRun, k: number): CueSegment | null {
+    if (k === 0) return { segment: run.firstSegment, clockSeconds: run.clockSeconds, mediaSeconds: run.mediaSeconds, endMediaSeconds: this.endMedia };
+    if (!this.def.loop) return null;
+    const firstPass = this.endMedia - run.mediaSeconds;
+    const length = this.endMedia - this.inMedia;
+    return {
+      segment: run.firstSegment + k, clockSeconds: run.clockSeconds + firstPass + (k - 1) * length,
+      mediaSeconds: this.inMedia, endMediaSeconds: this.endMedia,
+    };
+  }
+
+  /** The segment number (relative to the run, 0 = first) that covers clock position `clock`; 0 before the run. */
+  segmentIndexAt(run: CueRun, clock: number): number {
+    const firstEnd = run.clockSeconds + (this.endMedia - run.mediaSeconds);
+    if (clock < firstEnd || !this.def.loop) return 0;
+    return 1 + Math.floor((clock - firstEnd) / (this.endMedia - this.inMedia));
+  }
+
+  /** Clock position (s) where a run of a non-looping cue ends; null for a loop. */
+  endClock(run: CueRun): number | null {
+    return this.def.loop ? null : run.clockSeconds + (this.endMedia - run.mediaSeconds);
+  }
+
+  /** Media position (s) presented at clock position `clock` in `run`, clamped to the cue's span. */
+  mediaAt(run: CueRun, clock: number): number {
+    const seg = this.segment(run, this.segmentIndexAt(run, clock));
+    if (seg === null) return this.endMedia;
+    return Math.min(seg.endMediaSeconds, Math.max(seg.mediaSeconds, seg.mediaSeconds + (clock - seg.clockSeconds)));
+  }
+}

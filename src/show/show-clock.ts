@@ -1,0 +1,219 @@
+/**
+ * The show clock: one position every player presents. It is stopped, playing (free-running internal master) or
+ * chasing (following an external timecode, see TimecodeChaser). Its state is an anchor — a position at a monotonic
+ * instant plus a rate — so any process on the machine computes the current position exactly, and the state only
+ * changes on events (play, stop, locate, rate, a chase correction), never per tick.
+ */
+import { CuemuxError } from '../common/errors';
+import { monoNs, monoToUnixNs } from '../common/time-source';
+import { TypedEmitter } from '../common/typed-emitter';
+import { parseTimecodeRate, secondsToTimecode, type TimecodeRate } from './timecode';
+
+/** What the clock is doing. */
+export type ClockStateName = 'stopped' | 'playing' | 'chasing';
+
+/** Who drives the clock: the server itself, or a timecode fed from outside. */
+export type ClockSource = 'internal' | 'external';
+
+/** The clock at its anchor instant (the ClockState of the API). */
+export interface ClockSnapshot {
+  /** Timeline number: grows on every discontinuity (play, stop, locate, jump, loss). */
+  readonly generation: number;
+  /** Stopped, playing or chasing. */
+  readonly state: ClockStateName;
+  /** Show seconds per real second while running (kept while stopped, applied on play). */
+  readonly rate: number;
+  /** Show position at the anchor, in seconds. */
+  readonly positionSeconds: number;
+  /** The anchor on the monotonic clock, in ns (CLOCK_MONOTONIC). */
+  readonly anchorMonoNs: bigint;
+  /** The same anchor on the Unix wall clock, in ns since the epoch. */
+  readonly anchorUnixNs: bigint;
+  /** Timecode rate of the labels. */
+  readonly timecodeRate: TimecodeRate;
+  /** Internal master or external timecode. */
+  readonly source: ClockSource;
+}
+
+/** True when the position moves (playing or chasing with a non-zero rate). */
+export function isRunning(s: ClockSnapshot): boolean {
+  return s.state !== 'stopped' && s.rate !== 0;
+}
+
+/** The position in seconds of `s` at monotonic instant `atMonoNs`. */
+export function positionAt(s: ClockSnapshot, atMonoNs: bigint): number {
+  if (!isRunning(s)) return s.positionSeconds;
+  return s.positionSeconds + (s.rate * Number(atMonoNs - s.anchorMonoNs)) / 1e9;
+}
+
+/** The timecode label of the anchor position. */
+export function snapshotTimecode(s: ClockSnapshot): string {
+  return secondsToTimecode(s.positionSeconds, s.timecodeRate);
+}
+
+/**
+ * The monotonic instant (ns) at which `s` reaches `position` seconds, or null if it never will (stopped, or moving
+ * away from it). A position already reached gives the anchor or earlier.
+ */
+export function instantOf(s: ClockSnapshot, position: number): bigint | null {
+  if (!isRunning(s)) return null;
+  const dt = (position - s.positionSeconds) / s.rate;
+  if (s.rate < 0 && position > s.positionSeconds) return null;
+  if (s.rate > 0 && position < s.positionSeconds) return s.anchorMonoNs + BigInt(Math.floor(dt * 1e9));
+  return s.anchorMonoNs + BigInt(Math.ceil(dt * 1e9));
+}
+
+/** Clock events. */
+export interface ShowClockEvents extends Record<string, unknown[]> {
+  /** A new snapshot; `discontinuity` is true when the generation grew. */
+  change: [snapshot: ClockSnapshot, discontinuity: boolean];
+}
+
+/** Clock settings. */
+export interface ShowClockOptions {
+  /** Timecode rate of the labels, e.g. "25" or "29.97df". Default "25". */
+  timecodeRate?: string;
+}
+
+/** Highest accepted |rate| (show seconds per real second). */
+const MAX_RATE = 16;
+
+/** The show clock. */
+export class ShowClock extends TypedEmitter<ShowClockEvents> {
+  #s: ClockSnapshot;
+
+  constructor(options: ShowClockOptions = {}) {
+    super();
+    const mono = monoNs();
+    this.#s = {
+      generation: 1, state: 'stopped', rate: 1, positionSeconds: 0, anchorMonoNs: mono, anchorUnixNs: monoToUnixNs(mono),
+      timecodeRate: parseTimecodeRate(options.timecodeRate ?? '25'), source: 'internal',
+    };
+  }
+
+  /** The current state (anchor and rate). */
+  get snapshot(): ClockSnapshot {
+    return this.#s;
+  }
+
+  /** The position in seconds now, or at monotonic instant `at`. */
+  position(at: bigint = monoNs()): number {
+    return positionAt(this.#s, at);
+  }
+
+  /** Start the internal master at the current position (at monotonic instant `at`, default now). */
+  play(at: bigint = monoNs()): void {
+    if (this.#s.state === 'playing') return;
+    this.#set({ state: 'playing', source: 'internal', positionSeconds: this.position(at) }, at, true);
+  }
+
+  /** Stop (freeze the position reached at `at`, default now). */
+  stop(at: bigint = monoNs()): void {
+    if (this.#s.state === 'stopped' && this.#s.source === 'internal') return;
+    this.#set({ state: 'stopped', source: 'internal', positionSeconds: this.position(at) }, at, true);
+  }
+
+  /** Jump to `seconds`, keeping the state (a playing clock goes on playing from there). */
+  locate(seconds: number, at: bigint = monoNs()): void {
+    checkPosition(seconds);
+    const state = this.#s.state === 'chasing' ? 'playing' : this.#s.state;
+    this.#set({ state, source: 'internal', positionSeconds: seconds }, at, true);
+  }
+
+  /** Change the rate (show seconds per real second) without a discontinuity. */
+  setRate(rate: number, at: bigint = monoNs()): void {
+    if (!Number.isFinite(rate) || Math.abs(rate) > MAX_RATE) {
+      throw new CuemuxError('INVALID_ARGUMENT', `clock rate must be a number between -${MAX_RATE} and ${MAX_RATE}, got ${rate}`);
+    }
+    if (rate === this.#s.rate) return;
+    this.#set({ rate, positionSeconds: this.position(at) }, at, false);
+  }
+
+  /** Change the timecode rate of the labels (e.g. "29.97df"); the position is unchanged. */
+  setTimecodeRate(rate: string | number): void {
+    const timecodeRate = parseTimecodeRate(rate);
+    if (timecodeRate.name === this.#s.timecodeRate.name) return;
+    const at = monoNs();
+    this.#set({ timecodeRate, positionSeconds: this.position(at) }, at, false);
+  }
+
+  /**
+   * Follow an external source (TimecodeChaser only): anchor at `seconds` at instant `at`, moving at `rate`.
+   * `discontinuity` is true for a lock, a jump or a loss; false for a small correction (same timeline).
+   */
+  chase(seconds: number, rate: number, at: bigint, discontinuity: boolean): void {
+    checkPosition(seconds);
+    this.#set({ state: 'chasing', source: 'external', positionSeconds: seconds, rate }, at, discontinuity);
+  }
+
+  /** Stop after losing the external source (TimecodeChaser only): the source stays "external". */
+  chaseStop(at: bigint): void {
+    this.#set({ state: 'stopped', source: 'external', positionSeconds: this.position(at) }, at, true);
+  }
+
+  #set(change: Partial<ClockSnapshot>, at: bigint, discontinuity: boolean): void {
+    this.#s = {
+      ...this.#s, ...change, anchorMonoNs: at, anchorUnixNs: monoToUnixNs(at),
+      generation: this.#s.generation + (discontinuity ? 1 : 0),
+    };
+    this.safeEmit('change', this.#s, discontinuity);
+  }
+
+  /**
+   * Resolve once the clock position is at or past `position` seconds (at once if it already is, whether running or
+   * not); reject with `signal`'s reason when aborted. Re-planned on every clock change, so a locate or a stop
+   * moves the wake-up; timers are unref'd (the server's sockets keep the process alive).
+   */
+  whenAt(position: number, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | null = null;
+      const cleanup = (): void => {
+        if (timer) clearTimeout(timer);
+        this.off('change', plan);
+        signal.removeEventListener('abort', onAbort);
+      };
+      const onAbort = (): void => {
+        cleanup();
+        reject(signal.reason instanceof Error ? signal.reason : new CuemuxError('CLOSED', 'wait aborted'));
+      };
+      const plan = (): void => {
+        if (timer) clearTimeout(timer);
+        timer = null;
+        const s = this.#s;
+        const now = monoNs();
+        if (positionAt(s, now) >= position) {
+          cleanup();
+          resolve();
+          return;
+        }
+        const when = instantOf(s, position);
+        if (when === null) return; // stopped or running backwards: wait for a change
+        const ms = Math.max(0, Number(when - now) / 1e6);
+        // Node timers have 1 ms granularity and never fire early; re-check on wake in case of rounding.
+        timer = setTimeout(plan, Math.ceil(ms));
+        timer.unref();
+      };
+      if (signal.aborted) {
+        onAbort();
+        return;
+      }
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.on('change', plan);
+      plan();
+    });
+  }
+
+  /** Drop every listener (the clock itself holds no timers). Idempotent. */
+  close(): void {
+    this.removeAllListeners();
+  }
+}
+
+/** Largest accepted |position| in seconds (a week: a show clock never needs more, and it keeps ns exact). */
+const MAX_POSITION = 7 * 24 * 3600;
+
+function checkPosition(seconds: number): void {
+  if (!Number.isFinite(seconds) || Math.abs(seconds) > MAX_POSITION) {
+    throw new CuemuxError('INVALID_ARGUMENT', `clock position must be a number of seconds within ±${MAX_POSITION}, got ${seconds}`);
+  }
+}

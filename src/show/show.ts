@@ -1,0 +1,429 @@
+/**
+ * The show: one clock, the loaded cues and the cue list. It decides *what* plays *when* (load/arm, go, stop, pause,
+ * resume, unload, auto-follow, pre-arming the next cue); the Follow calls of the media server turn its events into
+ * packets for each player output. Every action is synchronous once its media is open, so the order of events is
+ * the order of actions.
+ */
+import { CuemuxError } from '../common/errors';
+import { getLogger } from '../common/logger';
+import { monoNs } from '../common/time-source';
+import { TypedEmitter } from '../common/typed-emitter';
+import type { OpenMedia } from '../server/open-media';
+import { resolveOutputs, sameCue, type CueDefinition } from './cue-definition';
+import { LoadedCue } from './loaded-cue';
+import { ShowClock, positionAt, snapshotTimecode, type ShowClockOptions } from './show-clock';
+import { TimecodeChaser, type ChaseOptions } from './timecode-chase';
+
+const log = getLogger('show');
+
+/** Where the show gets media (the server's registry): one reference per open, returned by release. */
+export interface MediaSource {
+  /** Open (or join) the media at `path` (relative to a media root). */
+  open(path: string): Promise<OpenMedia>;
+  /** Drop one reference taken by open. */
+  release(media: OpenMedia): void;
+}
+
+/** Why a cue stopped. */
+export type StopReason = 'stop' | 'pause' | 'ended' | 'unload';
+
+/** Cue events, in the order the actions happened. */
+export type CueEvent =
+  | { type: 'loaded'; cue: LoadedCue }
+  | { type: 'started'; cue: LoadedCue }
+  | { type: 'stopped'; cue: LoadedCue; reason: StopReason; clockSeconds: number; mediaSeconds: number }
+  | { type: 'unloaded'; cue: LoadedCue };
+
+/** The cue list in effect. */
+export interface CueList {
+  /** The file it came from ("" for none). */
+  readonly path: string;
+  /** Cues in order. */
+  readonly cues: readonly CueDefinition[];
+}
+
+/** Show events. */
+export interface ShowEvents extends Record<string, unknown[]> {
+  /** A cue changed state. */
+  cue: [event: CueEvent];
+  /** The cue list or its playhead changed. */
+  cuelist: [list: CueList, playhead: string | null];
+}
+
+/** Show settings. */
+export interface ShowOptions {
+  /** Clock settings. */
+  clock?: ShowClockOptions;
+  /** External timecode chase settings. */
+  chase?: ChaseOptions;
+  /** Seconds of packets read at load time from the in-point, so GO sends from memory. Default 1. */
+  prefetchSeconds?: number;
+  /** GO (without a timecode) on a stopped internal clock starts the clock. Default true. */
+  goStartsClock?: boolean;
+  /** Arm the next cue of the list while a cue plays, so GO on it is instant. Default true. */
+  armNext?: boolean;
+}
+
+/** When an action takes effect. */
+export interface ActionTime {
+  /** Monotonic instant (ns) the action refers to, e.g. an OSC bundle's timetag. Default now. */
+  at?: bigint;
+}
+
+/** A JSON-ready summary of the show for status replies. */
+export interface ShowStatus {
+  clock: { generation: number; state: string; source: string; rate: number; positionSeconds: number; timecode: string; timecodeRate: string; chaseLocked: boolean };
+  cues: Array<{ id: string; name: string; media: string; state: string; inSeconds: number; outSeconds: number | null; loop: boolean;
+    outputs: Record<string, number[]>; positionSeconds: number | null; clockSeconds: number | null }>;
+  cueList: { path: string; cues: string[]; playhead: string | null };
+}
+
+/** The show. */
+export class Show extends TypedEmitter<ShowEvents> {
+  /** The one show clock. */
+  readonly clock: ShowClock;
+  /** External timecode chase (fed by /cuemux/clock/timecode). */
+  readonly chaser: TimecodeChaser;
+  readonly #media: MediaSource;
+  readonly #prefetchSeconds: number;
+  readonly #goStartsClock: boolean;
+  readonly #armNext: boolean;
+  readonly #cues = new Map<string, LoadedCue>();
+  readonly #loading = new Map<string, Promise<LoadedCue>>();
+  #list: CueList = { path: '', cues: [] };
+  #playhead = 0;
+  #closed = false;
+
+  constructor(media: MediaSource, options: ShowOptions = {}) {
+    super();
+    this.#media = media;
+    this.clock = new ShowClock(options.clock);
+    this.chaser = new TimecodeChaser(this.clock, options.chase);
+    this.#prefetchSeconds = options.prefetchSeconds ?? 1;
+    this.#goStartsClock = options.goStartsClock ?? true;
+    this.#armNext = options.armNext ?? true;
+    if (!(this.#prefetchSeconds >= 0 && this.#prefetchSeconds <= 30)) {
+      throw new CuemuxError('INVALID_ARGUMENT', `prefetch must be 0-30 seconds, got ${this.#prefetchSeconds}`);
+    }
+    // Re-plan end-of-cue watches on every clock change (a locate past the end ends a cue at once).
+    this.clock.on('change', () => {
+      for (const c of this.#cues.values()) if (c.state === 'playing') this.#watchEnd(c);
+    });
+  }
+
+  /** Loaded cues. */
+  get cues(): LoadedCue[] {
+    return [...this.#cues.values()];
+  }
+
+  /** The loaded cue `id`, or undefined. */
+  cue(id: string): LoadedCue | undefined {
+    return this.#cues.get(id);
+  }
+
+  /** The cue list in effect. */
+  get cueList(): CueList {
+    return this.#list;
+  }
+
+  /** The id of the cue a GO without an id starts, or null. */
+  get playhead(): string | null {
+    return this.#list.cues[this.#playhead]?.id ?? null;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new CuemuxError('CLOSED', 'the show is closed (server shutting down)');
+  }
+
+  #definition(id: string): CueDefinition {
+    const def = this.#list.cues.find((c) => c.id === id);
+    if (def === undefined) {
+      const known = this.#list.cues.map((c) => c.id).join(', ') || 'none';
+      throw new CuemuxError('NOT_FOUND', `no cue "${id}" in the cue list${this.#list.path ? ` ${this.#list.path}` : ''} (cues: ${known}); load a cue list or give the media path`);
+    }
+    return def;
+  }
+
+  /**
+   * Load (arm) cue `id`: open its media and index, resolve its outputs, prefetch its in-point. With `def` the cue is
+   * defined ad hoc; without, it comes from the cue list. Loading a loaded cue with the same definition is a no-op;
+   * a different definition replaces it unless it is playing.
+   */
+  async load(id: string, def?: CueDefinition): Promise<LoadedCue> {
+    this.#checkOpen();
+    const d = def ?? this.#definition(id);
+    const existing = this.#cues.get(id);
+    if (existing !== undefined) {
+      if (sameCue(existing.def, d)) return existing;
+      if (existing.state !== 'armed') {
+        throw new CuemuxError('WRONG_STATE', `cue "${id}" is ${existing.state}; stop it before loading a new definition`);
+      }
+      this.unload(id);
+    }
+    let pending = this.#loading.get(id);
+    if (pending === undefined) {
+      pending = this.#arm(d).finally(() => this.#loading.delete(id));
+      this.#loading.set(id, pending);
+    }
+    return pending;
+  }
+
+  async #arm(def: CueDefinition): Promise<LoadedCue> {
+    const media = await this.#media.open(def.media);
+    let cue: LoadedCue;
+    try {
+      const outputs = resolveOutputs(def, media.mediaInfo.streams, media.path);
+      const start = media.mediaInfo.startSeconds ?? 0;
+      const end = start + media.mediaInfo.durationSeconds;
+      const inMedia = start + def.inSeconds;
+      const endMedia = def.outSeconds === null ? end : Math.min(end, start + def.outSeconds);
+      if (!(inMedia < endMedia)) {
+        throw new CuemuxError('INVALID_ARGUMENT', `cue "${def.id}": in-point ${def.inSeconds} s is at or past the end of ${media.path} (${media.mediaInfo.durationSeconds.toFixed(3)} s)`, { path: media.path });
+      }
+      cue = new LoadedCue(def, media, outputs, inMedia, endMedia);
+      cue.prefetch = await this.#prefetch(cue);
+    } catch (e) {
+      this.#media.release(media);
+      throw e;
+    }
+    if (this.#closed) {
+      this.#media.release(media);
+      throw new CuemuxError('CLOSED', 'the show is closed (server shutting down)');
+    }
+    this.#cues.set(def.id, cue);
+    log.info('cue loaded', { cue: def.id, media: media.path, in: def.inSeconds, out: def.outSeconds, prefetchedPackets: cue.prefetch?.entries.length ?? 0 });
+    this.safeEmit('cue', { type: 'loaded', cue });
+    return cue;
+  }
+
+  async #prefetch(cue: LoadedCue): Promise<LoadedCue['prefetch']> {
+    if (this.#prefetchSeconds === 0) return null;
+    const entries = [...cue.media.index.packetsInRange(cue.allStreams, cue.inMedia, Math.min(cue.endMedia, cue.inMedia + this.#prefetchSeconds))];
+    if (entries.length === 0) return null;
+    const reader = cue.media.reader();
+    try {
+      const data = await reader.read(entries);
+      return { entries, data, numbers: new Set(entries.map((e) => e.index)) };
+    } finally {
+      await reader.close();
+    }
+  }
+
+  /**
+   * GO: start cue `id` (the playhead cue when omitted), loading it first if needed. Its in-point is presented at
+   * clock position `clockSeconds` (default: the clock's position at `at`). On a stopped internal clock without an
+   * explicit position the clock starts (goStartsClock). GO on a playing cue restarts it.
+   */
+  async go(id?: string, options: ActionTime & { clockSeconds?: number } = {}): Promise<LoadedCue> {
+    this.#checkOpen();
+    const cueId = id ?? this.playhead;
+    if (cueId === null) throw new CuemuxError('NOT_FOUND', 'GO without a cue id, but no cue is standing by (load a cue list, or give the cue id)');
+    const cue = await this.load(cueId);
+    const at = options.at ?? monoNs();
+    if (cue.state !== 'armed') this.#stopCue(cue, 'stop', at);
+    const snapshot = this.clock.snapshot;
+    if (options.clockSeconds === undefined && snapshot.state === 'stopped' && snapshot.source === 'internal' && this.#goStartsClock) {
+      this.clock.play(at);
+    }
+    const clockSeconds = options.clockSeconds ?? this.clock.position(at);
+    this.#startCue(cue, clockSeconds, cue.inMedia);
+    this.#advancePlayhead(cueId);
+    return cue;
+  }
+
+  #startCue(cue: LoadedCue, clockSeconds: number, mediaSeconds: number): void {
+    cue.start(clockSeconds, mediaSeconds);
+    log.info('cue started', { cue: cue.id, clockSeconds, mediaSeconds });
+    this.safeEmit('cue', { type: 'started', cue });
+    this.#watchEnd(cue);
+  }
+
+  /** Stop cue `id` (every playing or paused cue when omitted). */
+  stop(id?: string, options: ActionTime = {}): LoadedCue[] {
+    this.#checkOpen();
+    const at = options.at ?? monoNs();
+    const targets = id === undefined ? this.cues.filter((c) => c.state !== 'armed') : [this.#loaded(id)];
+    for (const c of targets) if (c.state !== 'armed') this.#stopCue(c, 'stop', at);
+    return targets;
+  }
+
+  /** Pause cue `id` (every playing cue when omitted): its media position freezes while the clock goes on. */
+  pause(id?: string, options: ActionTime = {}): LoadedCue[] {
+    this.#checkOpen();
+    const at = options.at ?? monoNs();
+    const targets = id === undefined ? this.cues.filter((c) => c.state === 'playing') : [this.#loaded(id)];
+    for (const c of targets) {
+      if (c.state !== 'playing') throw new CuemuxError('WRONG_STATE', `cue "${c.id}" is ${c.state}, not playing`);
+      const run = c.run;
+      if (run === null) continue;
+      c.pausedMedia = c.mediaAt(run, this.clock.position(at));
+      this.#stopCue(c, 'pause', at);
+    }
+    return targets;
+  }
+
+  /** Resume cue `id` (every paused cue when omitted) from where it paused, at the clock's current position. */
+  resume(id?: string, options: ActionTime = {}): LoadedCue[] {
+    this.#checkOpen();
+    const at = options.at ?? monoNs();
+    const targets = id === undefined ? this.cues.filter((c) => c.state === 'paused') : [this.#loaded(id)];
+    for (const c of targets) {
+      if (c.state !== 'paused' || c.pausedMedia === null) throw new CuemuxError('WRONG_STATE', `cue "${c.id}" is ${c.state}, not paused`);
+      const snapshot = this.clock.snapshot;
+      if (snapshot.state === 'stopped' && snapshot.source === 'internal' && this.#goStartsClock) this.clock.play(at);
+      this.#startCue(c, this.clock.position(at), c.pausedMedia);
+    }
+    return targets;
+  }
+
+  /** Unload cue `id` (every loaded cue when omitted): stop it if needed and release its media. */
+  unload(id?: string, options: ActionTime = {}): string[] {
+    this.#checkOpen();
+    const targets = id === undefined ? this.cues : [this.#loaded(id)];
+    for (const c of targets) {
+      if (c.state !== 'armed') this.#stopCue(c, 'unload', options.at ?? monoNs());
+      this.#cues.delete(c.id);
+      c.prefetch = null;
+      this.safeEmit('cue', { type: 'unloaded', cue: c });
+      this.#media.release(c.media);
+      log.info('cue unloaded', { cue: c.id });
+    }
+    return targets.map((c) => c.id);
+  }
+
+  #loaded(id: string): LoadedCue {
+    const c = this.#cues.get(id);
+    if (c === undefined) throw new CuemuxError('NOT_FOUND', `cue "${id}" is not loaded`);
+    return c;
+  }
+
+  #stopCue(cue: LoadedCue, reason: StopReason, at: bigint): void {
+    const clockSeconds = this.clock.position(at);
+    const mediaSeconds = cue.run ? cue.mediaAt(cue.run, clockSeconds) : cue.inMedia;
+    cue.endWatch?.abort();
+    cue.endWatch = null;
+    cue.state = reason === 'pause' ? 'paused' : 'armed';
+    if (reason !== 'pause') cue.run = null;
+    log.info(`cue ${reason === 'ended' ? 'ended' : reason === 'pause' ? 'paused' : 'stopped'}`, { cue: cue.id, clockSeconds, mediaSeconds });
+    this.safeEmit('cue', { type: 'stopped', cue, reason, clockSeconds, mediaSeconds });
+  }
+
+  /** (Re)start the watch that ends a non-looping playing cue when the clock reaches its end. */
+  #watchEnd(cue: LoadedCue): void {
+    cue.endWatch?.abort();
+    cue.endWatch = null;
+    const run = cue.run;
+    const end = run ? cue.endClock(run) : null;
+    if (run === null || end === null) return;
+    const watch = new AbortController();
+    cue.endWatch = watch;
+    this.clock.whenAt(end, watch.signal).then(() => {
+      if (cue.run !== run || this.#closed) return;
+      // The end is exact on the clock even if this timer ran late: report and chain at `end`, not at "now".
+      const s = this.clock.snapshot;
+      const at = s.state === 'stopped' ? monoNs() : s.anchorMonoNs + BigInt(Math.round(((end - s.positionSeconds) / s.rate) * 1e9));
+      this.#stopCue(cue, 'ended', at);
+      this.#autoFollow(cue.id, end);
+    }, () => undefined);
+  }
+
+  /** Start the cue after `id` in the list if it auto-follows, at clock position `clockSeconds` (no gap). */
+  #autoFollow(id: string, clockSeconds: number): void {
+    const i = this.#list.cues.findIndex((c) => c.id === id);
+    const next = i >= 0 ? this.#list.cues[i + 1] : undefined;
+    if (next === undefined || !next.follow) return;
+    this.go(next.id, { clockSeconds }).catch((e: unknown) => {
+      log.error(`auto-follow cue "${next.id}" could not start`, { error: e instanceof Error ? e.message : String(e) });
+    });
+  }
+
+  /** After GO on `id`: the playhead moves to the next cue that does not auto-follow; arm what comes next. */
+  #advancePlayhead(id: string): void {
+    const i = this.#list.cues.findIndex((c) => c.id === id);
+    if (i < 0) return;
+    let next = i + 1;
+    while (next < this.#list.cues.length && this.#list.cues[next].follow) next++;
+    this.#playhead = next;
+    this.safeEmit('cuelist', this.#list, this.playhead);
+    if (!this.#armNext) return;
+    // Arm the auto-follow chain after this cue and the standby cue, so neither waits on a disk read.
+    for (const d of this.#list.cues.slice(i + 1, next + 1)) {
+      if (this.#cues.has(d.id)) continue;
+      this.load(d.id).catch((e: unknown) => log.warn(`could not pre-arm cue "${d.id}"`, { error: e instanceof Error ? e.message : String(e) }));
+    }
+  }
+
+  /** Move the playhead to cue `id` (the next GO without an id starts it). */
+  standBy(id: string): void {
+    const i = this.#list.cues.findIndex((c) => c.id === id);
+    if (i < 0) this.#definition(id);
+    this.#playhead = i;
+    this.safeEmit('cuelist', this.#list, this.playhead);
+  }
+
+  /**
+   * Replace the cue list. Playing and paused cues go on untouched with the definition they were started with; armed
+   * cues whose definition changed are re-armed, those removed are unloaded. The playhead stays on the same cue id
+   * when it still exists.
+   */
+  setCueList(list: CueList): void {
+    this.#checkOpen();
+    const standby = this.playhead;
+    const ids = new Set(list.cues.map((c) => c.id));
+    if (ids.size !== list.cues.length) throw new CuemuxError('INVALID_ARGUMENT', `${list.path || 'cue list'}: cue ids must be unique`);
+    const old = this.#list;
+    this.#list = list;
+    const wasListed = new Set(old.cues.map((c) => c.id));
+    for (const cue of this.cues) {
+      if (cue.state !== 'armed' || !wasListed.has(cue.id)) continue;
+      const def = list.cues.find((c) => c.id === cue.id);
+      if (def === undefined) {
+        this.unload(cue.id);
+      } else if (!sameCue(def, cue.def)) {
+        this.unload(cue.id);
+        this.load(cue.id).catch((e: unknown) => log.warn(`could not re-arm edited cue "${cue.id}"`, { error: e instanceof Error ? e.message : String(e) }));
+      }
+    }
+    const keep = standby === null ? -1 : list.cues.findIndex((c) => c.id === standby);
+    this.#playhead = keep >= 0 ? keep : Math.min(this.#playhead, list.cues.length);
+    log.info('cue list in effect', { path: list.path, cues: list.cues.length, playhead: this.playhead });
+    this.safeEmit('cuelist', this.#list, this.playhead);
+  }
+
+  /** A JSON-ready summary: clock, cues, cue list. */
+  status(): ShowStatus {
+    const s = this.clock.snapshot;
+    const now = monoNs();
+    const position = positionAt(s, now);
+    return {
+      clock: {
+        generation: s.generation, state: s.state, source: s.source, rate: s.rate, positionSeconds: position,
+        timecode: snapshotTimecode({ ...s, positionSeconds: position }), timecodeRate: s.timecodeRate.name, chaseLocked: this.chaser.locked,
+      },
+      cues: this.cues.map((c) => ({
+        id: c.id, name: c.def.name, media: c.media.path, state: c.state, inSeconds: c.def.inSeconds, outSeconds: c.def.outSeconds,
+        loop: c.def.loop, outputs: Object.fromEntries([...c.outputs].map(([k, v]) => [k, [...v]])),
+        positionSeconds: c.state === 'paused' ? c.pausedMedia : c.run ? c.mediaAt(c.run, position) : null,
+        clockSeconds: c.run?.clockSeconds ?? null,
+      })),
+      cueList: { path: this.#list.path, cues: this.#list.cues.map((c) => c.id), playhead: this.playhead },
+    };
+  }
+
+  #closing = false;
+
+  /** Unload every cue, stop the chase, drop listeners. Idempotent. */
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    for (const c of this.cues) {
+      c.endWatch?.abort();
+      this.#media.release(c.media);
+    }
+    this.#cues.clear();
+    this.#closed = true;
+    this.chaser.close();
+    this.clock.close();
+    this.removeAllListeners();
+  }
+}
