@@ -352,7 +352,7 @@ describe('OSC endpoint', function () {
       assert.equal(ep.scheduled, 1);
       const [{ req, at }] = await rec.requestsN(1);
       assert.ok(at >= target - 1, `ran ${target - at} ms early`);
-      assert.ok(at <= target + 30, `ran ${at - target} ms late`);
+      assert.ok(at <= target + 50, `ran ${at - target} ms late`); // wide: a loaded CI box; rounding would be >= 350 ms off
       // osc-js encodes the time through a float division (ms / 1000): up to ~0.1 µs off; decoding is exact.
       const error = (req.timetagUnixNs ?? 0n) - msToNs(target);
       assert.ok(error > -1000n && error < 1000n, `timetag off by ${error} ns`);

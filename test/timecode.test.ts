@@ -291,7 +291,6 @@ describe('timecode property tests', function () {
           check(n);
           walker.next();
         }
-        return;
       };
       walkFrom(0, [0, 0, 0, 0]);
       // 23:50:00 starts a minute divisible by 10, so it is exactly ten minutes' frames before the end of the day.

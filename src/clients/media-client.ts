@@ -5,9 +5,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { resolve as pathResolve } from 'node:path';
 import { decodePacketBatch } from '../common/packet-batch-wire';
+import { unixNs } from '../common/time-source';
 import {
-  CloseMediaRequest, GetIndexRequest, GetStatusRequest, MediaServerClient, MediaServerService, OpenMediaRequest, ReadPacketsRequest,
-  type IndexEntryBatch, type MediaInfo, type PacketBatch, type ServerStatus,
+  CloseMediaRequest, FollowRequest, GetIndexRequest, GetStatusRequest, MediaServerClient, MediaServerService, OpenMediaRequest, PingRequest,
+  ReadPacketsRequest, WatchClockRequest, type ClockState, type FollowEvent, type IndexEntryBatch, type MediaInfo, type PacketBatch,
+  type ServerStatus, type PingResponse,
 } from '../generated/cuemux/v1/media_server';
 
 /** Per-call options. */
@@ -141,6 +143,42 @@ export class MediaClient {
   getStatus(options: CallOptions = {}): Promise<ServerStatus> {
     const req = GetStatusRequest.create();
     return this.#unary<ServerStatus>('GetStatus', (o, cb) => this.#stub.getStatus(req, new grpc.Metadata(), o, cb), options);
+  }
+
+  /** The show clock: the current state at once, then every change, and heartbeats (default every 1 s). */
+  watchClock(req: { heartbeatSeconds?: number } = {}, options: CallOptions = {}): AsyncGenerator<ClockState> {
+    const r = WatchClockRequest.create(req);
+    return this.#stream('WatchClock', (o) => this.#stub.watchClock(r, o), options);
+  }
+
+  /** Follow one player output: clock, cue events and the packets of its streams, ahead of the clock. */
+  follow(req: { output: string; leadSeconds?: number; maxBatchBytes?: number }, options: CallOptions = {}): AsyncGenerator<FollowEvent> {
+    const r = FollowRequest.create(req);
+    return this.#stream('Follow', (o) => this.#stub.follow(r, o), options);
+  }
+
+  /**
+   * One NTP-style exchange: the round trip and the server-minus-local wall clock offset, both in ns. Take the sample
+   * with the smallest round trip of several (see {@link estimateClockOffset}).
+   */
+  async ping(options: CallOptions = {}): Promise<{ roundTripNs: bigint; offsetNs: bigint; serverMonotonicNs: bigint }> {
+    const c1 = unixNs();
+    const res = await this.#unary<PingResponse>('Ping', (o, cb) => this.#stub.ping(PingRequest.create({ clientSendUnixNs: c1 }), new grpc.Metadata(), o, cb), options);
+    const c2 = unixNs();
+    const s1 = res.serverReceiveUnixNs;
+    const s2 = res.serverSendUnixNs;
+    return { roundTripNs: (c2 - c1) - (s2 - s1), offsetNs: ((s1 - c1) + (s2 - c2)) / 2n, serverMonotonicNs: res.serverSendMonotonicNs };
+  }
+
+  /** Ping `samples` times (default 8) and keep the offset of the fastest round trip (the least queueing noise). */
+  async estimateClockOffset(samples = 8, options: CallOptions = {}): Promise<{ roundTripNs: bigint; offsetNs: bigint }> {
+    let best: { roundTripNs: bigint; offsetNs: bigint } | null = null;
+    for (let i = 0; i < samples; i++) {
+      const p = await this.ping(options);
+      if (best === null || p.roundTripNs < best.roundTripNs) best = p;
+    }
+    if (best === null) throw new RangeError('samples must be at least 1');
+    return best;
   }
 
   /** Cancel every call in progress (they reject with CANCELLED) and close the connection. Idempotent. */

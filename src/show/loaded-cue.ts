@@ -16,8 +16,8 @@ export interface CueRun {
   readonly clockSeconds: number;
   /** Media position (s, media timeline) presented at `clockSeconds`. */
   readonly mediaSeconds: number;
-  /** Number of this run's first segment (segments count on across runs: loop passes and resumes). */
-  readonly firstSegment: number;
+  /** Run number within the cue (from 0). */
+  readonly id: number;
 }
 
 /** One pass of a run: media [mediaSeconds, endMediaSeconds) presented from clock position clockSeconds. */
@@ -63,7 +63,11 @@ export class LoadedCue {
   /** Media position (s) at which it was paused. */
   pausedMedia: number | null = null;
   /** Next free segment number. */
-  nextSegment = 0;
+  #nextSegment = 0;
+  /** Runs started so far. */
+  #runs = 0;
+  /** Segment numbers of the current run's passes, allocated on first use so numbers never repeat across runs. */
+  readonly #numbers = new Map<number, number>();
   /** Aborts the end-of-cue watch of the current run. */
   endWatch: AbortController | null = null;
 
@@ -87,8 +91,8 @@ export class LoadedCue {
 
   /** Place the cue on the clock: `mediaSeconds` at `clockSeconds`. */
   start(clockSeconds: number, mediaSeconds: number): CueRun {
-    this.run = { clockSeconds, mediaSeconds, firstSegment: this.nextSegment };
-    this.nextSegment++;
+    this.run = { clockSeconds, mediaSeconds, id: this.#runs++ };
+    this.#numbers.clear();
     this.state = 'playing';
     this.pausedMedia = null;
     return this.run;
@@ -96,14 +100,23 @@ export class LoadedCue {
 
   /** Segment `k` (0 = the run's first) of `run`, or null past the end of a cue that does not loop. */
   segment(run: CueRun, k: number): CueSegment | null {
-    if (k === 0) return { segment: run.firstSegment, clockSeconds: run.clockSeconds, mediaSeconds: run.mediaSeconds, endMediaSeconds: this.endMedia };
-    if (!this.def.loop) return null;
+    if (k > 0 && !this.def.loop) return null;
+    const segment = this.#number(run, k);
+    if (k === 0) return { segment, clockSeconds: run.clockSeconds, mediaSeconds: run.mediaSeconds, endMediaSeconds: this.endMedia };
     const firstPass = this.endMedia - run.mediaSeconds;
     const length = this.endMedia - this.inMedia;
     return {
-      segment: run.firstSegment + k, clockSeconds: run.clockSeconds + firstPass + (k - 1) * length,
+      segment, clockSeconds: run.clockSeconds + firstPass + (k - 1) * length,
       mediaSeconds: this.inMedia, endMediaSeconds: this.endMedia,
     };
+  }
+
+  /** The cue-wide number of pass `k` of `run`: every Follow call asking gets the same, and no two passes share one. */
+  #number(run: CueRun, k: number): number {
+    if (run !== this.run) return -1; // a stale run (stopped meanwhile): its feed is being aborted
+    // Numbers grow with the pass: allocate every pass up to k (a locate may skip passes).
+    for (let i = this.#numbers.size; i <= k; i++) this.#numbers.set(i, this.#nextSegment++);
+    return this.#numbers.get(k) as number;
   }
 
   /** The segment number (relative to the run, 0 = first) that covers clock position `clock`; 0 before the run. */

@@ -218,7 +218,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.#checkOpen();
     const cueId = id ?? this.playhead;
     if (cueId === null) throw new CuemuxError('NOT_FOUND', 'GO without a cue id, but no cue is standing by (load a cue list, or give the cue id)');
-    const cue = await this.load(cueId);
+    const cue = this.#cues.get(cueId) ?? await this.load(cueId);
     const at = options.at ?? monoNs();
     if (cue.state !== 'armed') this.#stopCue(cue, 'stop', at);
     const snapshot = this.clock.snapshot;
