@@ -909,9 +909,10 @@ describe('TimecodeChaser', function () {
     assert.equal(clock.snapshot.positionSeconds, 150);
 
     // Just over the default jump threshold (0.25 s), ahead of the extrapolation.
-    chaser.feed(150.04 + 0.3, at(13));
+    const ahead = clock.position(at(13)) + 0.3;
+    chaser.feed(ahead, at(13));
     assert.equal(clock.snapshot.generation, 5);
-    assert.equal(clock.snapshot.positionSeconds, 150.34);
+    assert.equal(clock.snapshot.positionSeconds, ahead);
   });
 
   it('a still source (one position repeated) runs at rate 0 with no further generations', function () {
@@ -1046,7 +1047,8 @@ describe('TimecodeChaser loss', function () {
     assert.equal(stop.s.state, 'stopped');
     assert.equal(stop.s.source, 'external');
     assert.equal(chaser.locked, false);
-    assert.ok(elapsedMs(f, stop.s.anchorMonoNs) >= 58, `stopped ${elapsedMs(f, stop.s.anchorMonoNs)} ms after the sample`);
+    // Timers never fire early (a few ms of slack for libuv's cached loop time).
+    assert.ok(elapsedMs(f, stop.s.anchorMonoNs) >= 50, `stopped ${elapsedMs(f, stop.s.anchorMonoNs)} ms after the sample`);
     // Stopped where the chased timeline was at the stop instant.
     assert.equal(stop.s.positionSeconds, positionAt(lockSnap, stop.s.anchorMonoNs));
     assert.ok(logs.some((l) => l.level === 'warn' && l.name === 'timecode-chase' && l.message.includes('lost')));
@@ -1088,7 +1090,7 @@ describe('TimecodeChaser loss', function () {
 
     await waitFor(() => !chaser.locked, 'the loss');
     const lostSeen = monoNs();
-    assert.ok(elapsedMs(f, lostSeen) >= 58);
+    assert.ok(elapsedMs(f, lostSeen) >= 50);
     if (clock.snapshot.state === 'chasing') {
       // Normally we observe the free-run phase: still running on the last timeline, no change emitted.
       assert.equal(clock.snapshot.source, 'external');
@@ -1101,9 +1103,9 @@ describe('TimecodeChaser loss', function () {
     assert.equal(stop.discontinuity, true);
     assert.equal(stop.s.generation, lockSnap.generation + 1);
     assert.equal(stop.s.source, 'external');
-    assert.ok(elapsedMs(f, stop.s.anchorMonoNs) >= 60 + 120 - 3, `stopped ${elapsedMs(f, stop.s.anchorMonoNs)} ms after the last sample`);
+    assert.ok(elapsedMs(f, stop.s.anchorMonoNs) >= 60 + 120 - 10, `stopped ${elapsedMs(f, stop.s.anchorMonoNs)} ms after the last sample`);
     assert.equal(stop.s.positionSeconds, positionAt(lockSnap, stop.s.anchorMonoNs));
-    assert.ok(stop.s.positionSeconds >= 10.177);
+    assert.ok(stop.s.positionSeconds >= 10.17);
     await sleep(60);
     assert.equal(ev.length, 1);
   });
@@ -1141,7 +1143,7 @@ describe('TimecodeChaser loss', function () {
     assert.equal(stops.length, 1);
     // The first free-run would have stopped the clock < 150 ms after f2; only the second (loss 60 + free-run 150
     // after f2) may.
-    assert.ok(elapsedMs(f2, stops[0].s.anchorMonoNs) >= 60 + 150 - 3,
+    assert.ok(elapsedMs(f2, stops[0].s.anchorMonoNs) >= 60 + 150 - 10,
       `stopped ${elapsedMs(f2, stops[0].s.anchorMonoNs)} ms after the sample that should have cancelled the stop`);
     await sleep(60);
     assert.equal(ev.filter((e) => e.s.state === 'stopped').length, 1);
@@ -1153,11 +1155,11 @@ describe('TimecodeChaser loss', function () {
     chaser.feed(10);
     clock.locate(30);
     assert.equal(chaser.locked, false);
-    const after = clock.snapshot;
+    const located = clock.snapshot;
     const ev = record(clock);
     await sleep(150);
     assert.equal(ev.length, 0);
-    assert.equal(clock.snapshot, after);
+    assert.equal(clock.snapshot, located);
     assert.equal(clock.snapshot.state, 'playing');
     assert.equal(clock.snapshot.source, 'internal');
   });

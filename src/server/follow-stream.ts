@@ -36,6 +36,12 @@ const MAX_LEAD_SECONDS = 10;
 /** Fixed per-packet overhead counted against the batch size, in bytes (as ReadPackets). */
 const PACKET_OVERHEAD = 48;
 
+/**
+ * Bound of a feed's first batch, in bytes (at least one packet): GO → first packet is what a show feels, and a full
+ * 1 MiB batch costs milliseconds to serialise, send and parse before the player sees its keyframe.
+ */
+const FIRST_BATCH_BYTES = 64 << 10;
+
 /** A packet to send: its entry and, when prefetched, its payload. */
 interface Planned {
   e: IndexEntry;
@@ -178,7 +184,8 @@ export class FollowSession {
     this.#client.mediaId = media.id;
     this.#client.streams = [...streams];
     try {
-      for (let k = cue.segmentIndexAt(run, clock.position()); ; k++) {
+      const first = cue.segmentIndexAt(run, clock.position());
+      for (let k = first; ; k++) {
         const seg = cue.segment(run, k);
         if (seg === null || signal.aborted) return;
         if ((this.#announced.get(cue.id) ?? -1) < seg.segment) {
@@ -189,6 +196,7 @@ export class FollowSession {
         if (from >= seg.endMediaSeconds) continue;
         const plan = this.#plan(cue, streams, from, seg.endMediaSeconds);
         let next = plan.next();
+        let limit = k === first ? FIRST_BATCH_BYTES : this.#batchBytes;
         const clockOf = (e: IndexEntry): number => {
           const t = e.dts ?? e.pts;
           return t === null ? -Infinity : seg.clockSeconds + (media.index.toSeconds(e.stream, t) - seg.mediaSeconds);
@@ -200,7 +208,7 @@ export class FollowSession {
           const horizon = clock.position() + this.#lead;
           const chunk: Planned[] = [];
           let bytes = 0;
-          while (!next.done && (chunk.length === 0 || (bytes + next.value.e.size + PACKET_OVERHEAD <= this.#batchBytes && clockOf(next.value.e) <= horizon))) {
+          while (!next.done && (chunk.length === 0 || (bytes + next.value.e.size + PACKET_OVERHEAD <= limit && clockOf(next.value.e) <= horizon))) {
             chunk.push(next.value);
             bytes += next.value.e.size + PACKET_OVERHEAD;
             next = plan.next();
@@ -213,6 +221,7 @@ export class FollowSession {
             for (const p of chunk) if (p.data === null) p.data = got[i++];
           }
           if (signal.aborted) return;
+          limit = this.#batchBytes;
           if (!(await this.#writePackets(cue.id, seg, generation, chunk))) return;
           const last = chunk[chunk.length - 1].e;
           const t = last.pts ?? last.dts;

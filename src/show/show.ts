@@ -149,7 +149,7 @@ export class Show extends TypedEmitter<ShowEvents> {
    * defined ad hoc; without, it comes from the cue list. Loading a loaded cue with the same definition is a no-op;
    * a different definition replaces it unless it is playing.
    */
-  async load(id: string, def?: CueDefinition): Promise<LoadedCue> {
+  async load(id: string, def?: CueDefinition, options: { prefetch?: boolean } = {}): Promise<LoadedCue> {
     this.#checkOpen();
     const d = def ?? this.#definition(id);
     const existing = this.#cues.get(id);
@@ -162,13 +162,13 @@ export class Show extends TypedEmitter<ShowEvents> {
     }
     let pending = this.#loading.get(id);
     if (pending === undefined) {
-      pending = this.#arm(d).finally(() => this.#loading.delete(id));
+      pending = this.#arm(d, options.prefetch ?? true).finally(() => this.#loading.delete(id));
       this.#loading.set(id, pending);
     }
     return pending;
   }
 
-  async #arm(def: CueDefinition): Promise<LoadedCue> {
+  async #arm(def: CueDefinition, prefetch: boolean): Promise<LoadedCue> {
     const media = await this.#media.open(def.media);
     let cue: LoadedCue;
     try {
@@ -181,7 +181,7 @@ export class Show extends TypedEmitter<ShowEvents> {
         throw new CuemuxError('INVALID_ARGUMENT', `cue "${def.id}": in-point ${def.inSeconds} s is at or past the end of ${media.path} (${media.mediaInfo.durationSeconds.toFixed(3)} s)`, { path: media.path });
       }
       cue = new LoadedCue(def, media, outputs, inMedia, endMedia);
-      cue.prefetch = await this.#prefetch(cue);
+      if (prefetch) cue.prefetch = await this.#prefetch(cue);
     } catch (e) {
       this.#media.release(media);
       throw e;
@@ -218,7 +218,8 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.#checkOpen();
     const cueId = id ?? this.playhead;
     if (cueId === null) throw new CuemuxError('NOT_FOUND', 'GO without a cue id, but no cue is standing by (load a cue list, or give the cue id)');
-    const cue = this.#cues.get(cueId) ?? await this.load(cueId);
+    // An unarmed GO does not wait for a prefetch: the feeds read from the file as soon as it is open.
+    const cue = this.#cues.get(cueId) ?? await this.load(cueId, undefined, { prefetch: false });
     const at = options.at ?? monoNs();
     if (cue.state !== 'armed') this.#stopCue(cue, 'stop', at);
     const snapshot = this.clock.snapshot;

@@ -1,0 +1,247 @@
+/**
+ * `npm run bench:cue` — OSC GO → first packet of the cue at a Follow client (p50/p99), for an armed cue (loaded
+ * before GO: media open, index loaded, in-point prefetched) and an unarmed one (a cue list cue whose media is not
+ * open; its index is on disk). The server is a `cuemux serve` child process; OSC goes over real UDP and Follow over
+ * the Unix socket. The peer, measured in the same run on the same file and in-points, is what a player does today at
+ * GO: open the file with FFmpeg, seek to the in-point and read the first video packet (in-process beamcoder).
+ * Also measures the Ping offset estimate against the true offset (0: same machine) over UDS and TCP.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as dgram from 'node:dgram';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { MediaClient } from '../src/clients/media-client';
+import { monoNs } from '../src/common/time-source';
+import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
+import type { FollowEvent } from '../src/generated/cuemux/v1/media_server';
+import { encodeMessage } from '../src/server/osc-endpoint';
+import { hd1080 } from './bench-media';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const CLI = path.join(ROOT, 'bin', 'cuemux.js');
+const ROUNDS = 40;
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+/** A seeded PRNG so every run uses the same in-points. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (x * 1664525 + 1013904223) >>> 0;
+    return x / 2 ** 32;
+  };
+}
+
+async function startServer(root: string, socket: string, cueList: string): Promise<{ child: ChildProcess; oscPort: number; tcp: string }> {
+  const env = { ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536' };
+  const child = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root, '--osc-port', '0',
+    '--cue-list', cueList, '--idle-close-ms', '0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const osc = /OSC \(UDP\): +\S+:(\d+)/.exec(out);
+      const tcp = /TCP: +(\S+)/.exec(out);
+      if (osc && tcp && out.includes('Stop with')) resolve({ child, oscPort: Number(osc[1]), tcp: tcp[1] });
+    });
+    child.on('exit', (code) => reject(new Error(`server exited ${String(code)}`)));
+  });
+}
+
+/** OSC over UDP: send a message, await its /cuemux/reply/... JSON. */
+class Osc {
+  readonly #s = dgram.createSocket('udp4');
+  readonly #port: number;
+  #waiting = new Map<string, (json: Record<string, unknown>) => void>();
+
+  constructor(port: number) {
+    this.#port = port;
+    this.#s.on('message', (buf) => {
+      // Replies carry one JSON string; the address names the request.
+      const end = buf.indexOf(0);
+      const address = buf.subarray(0, end).toString();
+      const start = buf.indexOf('{');
+      const stop = buf.lastIndexOf('}');
+      const json = JSON.parse(buf.subarray(start, stop + 1).toString()) as Record<string, unknown>;
+      this.#waiting.get(address)?.(json);
+    });
+  }
+
+  async bind(): Promise<void> {
+    await new Promise<void>((r) => this.#s.bind(0, '127.0.0.1', r));
+  }
+
+  send(address: string, ...args: string[]): void {
+    this.#s.send(encodeMessage(address, args.map((value) => ({ type: 's' as const, value }))), this.#port, '127.0.0.1');
+  }
+
+  request(address: string, ...args: string[]): Promise<Record<string, unknown>> {
+    const reply = address.replace('/cuemux/', '/cuemux/reply/');
+    const p = new Promise<Record<string, unknown>>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no reply to ${address}`)), 30_000);
+      this.#waiting.set(reply, (json) => {
+        clearTimeout(t);
+        this.#waiting.delete(reply);
+        if (json.status !== 'ok') reject(new Error(`${address} ${args.join(' ')}: ${String(json.error)}`));
+        else resolve(json);
+      });
+    });
+    this.send(address, ...args);
+    return p;
+  }
+
+  close(): void {
+    this.#s.close();
+  }
+}
+
+/** The Follow stream, as a queue of "first packets of cue X" waiters. */
+class Follower {
+  readonly #ctl = new AbortController();
+  #want: { cue: string; resolve: (at: bigint) => void } | null = null;
+
+  constructor(client: MediaClient, output: string) {
+    void (async () => {
+      for await (const e of client.follow({ output }, { signal: this.#ctl.signal }) as AsyncIterable<FollowEvent>) {
+        if (e.event?.$case === 'packets' && this.#want?.cue === e.event.value.cueId) {
+          const w = this.#want;
+          this.#want = null;
+          w.resolve(monoNs());
+        }
+      }
+    })().catch(() => undefined);
+  }
+
+  firstPacketOf(cue: string): Promise<bigint> {
+    return new Promise((resolve) => {
+      this.#want = { cue, resolve };
+    });
+  }
+
+  stop(): void {
+    this.#ctl.abort();
+  }
+}
+
+async function peerFirstPacket(file: string, inSeconds: number): Promise<number> {
+  const t = monoNs();
+  const d = await openDemuxer(file);
+  try {
+    const v = d.info.streams.find((s) => s.codecType === 'video');
+    if (v === undefined) throw new Error('no video');
+    await d.seek(v.index, Math.floor((inSeconds * v.timeBase.den) / v.timeBase.num));
+    for (let p = await d.readPacket(); p !== null; p = await d.readPacket()) if (p.stream === v.index) break;
+  } finally {
+    await d.close();
+  }
+  return Number(monoNs() - t) / 1e6;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function main(): Promise<void> {
+  process.stderr.write('bench:cue: preparing media (cached after the first run)...\n');
+  const hd = await hd1080();
+  const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), 'cuemux-bench-cue-'));
+  const root = path.join(scratch, 'media');
+  await fsp.mkdir(root);
+  const files = Array.from({ length: ROUNDS }, (_, i) => `show-${String(i).padStart(2, '0')}.mp4`);
+  await fsp.copyFile(hd, path.join(root, files[0]));
+  for (const f of files.slice(1)) await fsp.link(path.join(root, files[0]), path.join(root, f));
+  const b = spawnSync(process.execPath, [CLI, 'index', 'build', root], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (b.status !== 0) throw new Error('index build failed');
+  const random = rng(20261121);
+  const ins = files.map(() => Math.round(random() * 110 * 100) / 100);
+  // Unarmed cues: one per file, so each GO finds its media closed (idle close 0 ms) with the index on disk.
+  const cueList = path.join(scratch, 'cues.json');
+  await fsp.writeFile(cueList, JSON.stringify({ version: 1, cues: files.map((f, i) => ({ id: `U${i}`, media: f, in: ins[i], outputs: { video: ['video'] } })) }));
+
+  process.stderr.write('bench:cue: peer (open + seek + first packet in-process)...\n');
+  const peer: number[] = [];
+  await peerFirstPacket(path.join(root, files[0]), 1); // warm FFmpeg and the page cache
+  for (let i = 0; i < ROUNDS; i++) peer.push(await peerFirstPacket(path.join(root, files[i]), ins[i]));
+
+  const socket = path.join(scratch, 'cuemux.sock');
+  const { child, oscPort, tcp } = await startServer(root, socket, cueList);
+  const client = new MediaClient(socket);
+  const osc = new Osc(oscPort);
+  await osc.bind();
+  const follower = new Follower(client, 'video');
+  try {
+    await osc.request('/cuemux/clock/play');
+    const measure = async (id: string): Promise<number> => {
+      const first = follower.firstPacketOf(id);
+      const t = monoNs();
+      osc.send('/cuemux/cue/go', id);
+      return Number((await first) - t) / 1e6;
+    };
+    // Warm-up (JIT, connection) on one cue of each kind, not counted.
+    await osc.request('/cuemux/cue/load', 'W', files[0], '5');
+    await measure('W');
+    await osc.request('/cuemux/cue/unload');
+    process.stderr.write('bench:cue: armed cues...\n');
+    const armed: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      await osc.request('/cuemux/cue/load', `A${i}`, files[i], String(ins[i]));
+      await sleep(20);
+      armed.push(await measure(`A${i}`));
+      await osc.request('/cuemux/cue/unload');
+      await sleep(20);
+    }
+    process.stderr.write('bench:cue: unarmed cues...\n');
+    const unarmed: number[] = [];
+    // From the last cue back: a GO arms the cue after it, which then is always one already measured.
+    for (let i = ROUNDS - 1; i >= 0; i--) {
+      unarmed.push(await measure(`U${i}`));
+      await sleep(50); // let the background arming of the next cue finish before unloading it
+      await osc.request('/cuemux/cue/unload');
+      await sleep(30); // idle close (0 ms) of the media
+    }
+    process.stderr.write('bench:cue: Ping offset estimates...\n');
+    const ping = async (target: string): Promise<{ rtt: number[]; err: number[] }> => {
+      const c = new MediaClient(target);
+      const rtt: number[] = [];
+      const err: number[] = [];
+      for (let i = 0; i < 200; i++) {
+        const e = await c.estimateClockOffset(8);
+        rtt.push(Number(e.roundTripNs) / 1e3);
+        err.push(Math.abs(Number(e.offsetNs)) / 1e3); // same machine: the true offset is 0
+      }
+      c.close();
+      return { rtt, err };
+    };
+    const uds = await ping(socket);
+    const tcpPing = await ping(tcp);
+
+    const f2 = (x: number): string => x.toFixed(2);
+    const lines = [
+      '',
+      `File: 1080p25 H.264 + AAC, 120 s (${ROUNDS} hard links, index on disk); ${ROUNDS} random in-points; server: cuemux serve (child process)`,
+      `Peer, a player opening the file itself at GO (beamcoder open + seek + first video packet): p50 ${f2(pct(peer, 50))} ms, p99 ${f2(pct(peer, 99))} ms`,
+      `OSC GO -> first packet at a Follow client, armed cue:   p50 ${f2(pct(armed, 50))} ms, p99 ${f2(pct(armed, 99))} ms, max ${f2(Math.max(...armed))} ms` +
+        `  (target p99 <= 5: ${pct(armed, 99) <= 5 ? 'PASS' : 'MISS'}; ${f2(pct(peer, 50) / pct(armed, 50))}x faster than the peer at p50)`,
+      `OSC GO -> first packet at a Follow client, unarmed cue: p50 ${f2(pct(unarmed, 50))} ms, p99 ${f2(pct(unarmed, 99))} ms, max ${f2(Math.max(...unarmed))} ms` +
+        `  (target p99 <= 40: ${pct(unarmed, 99) <= 40 ? 'PASS' : 'MISS'}; ${f2(pct(peer, 50) / pct(unarmed, 50))}x the peer at p50)`,
+      `Ping offset estimate (best of 8 pings, 200 estimates; true offset 0): UDS error p50 ${f2(pct(uds.err, 50))} us, p99 ${f2(pct(uds.err, 99))} us, ` +
+        `round trip p50 ${f2(pct(uds.rtt, 50))} us; TCP error p50 ${f2(pct(tcpPing.err, 50))} us, p99 ${f2(pct(tcpPing.err, 99))} us, round trip p50 ${f2(pct(tcpPing.rtt, 50))} us`,
+      '',
+    ];
+    process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ peer, armed, unarmed, pingUds: uds, pingTcp: tcpPing })}\n`);
+  } finally {
+    follower.stop();
+    client.close();
+    osc.close();
+    child.kill('SIGTERM');
+    await new Promise((r) => child.on('exit', r));
+    await fsp.rm(scratch, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench:cue failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exit(1);
+});
