@@ -14,7 +14,22 @@ if [ ! -f "$demo/demo-1080p25.mp4" ]; then
   mv "$demo/.demo.tmp.mp4" "$demo/demo-1080p25.mp4"
 fi
 node bin/cuemux.js index build "$demo"
+# A demo cue list, so show control works at once: oscsend 127.0.0.1 53100 /cuemux/cue/go
+cues=.cache/demo-cues.json
+if [ ! -f "$cues" ]; then
+  cat > "$cues" <<'JSON'
+{
+  "version": 1,
+  "name": "cuemux demo",
+  "timecodeRate": "25",
+  "cues": [
+    { "id": "1", "name": "demo clip", "media": "demo-1080p25.mp4" },
+    { "id": "2", "name": "demo clip from 5 s, looping", "media": "demo-1080p25.mp4", "in": "00:00:05:00", "loop": true }
+  ]
+}
+JSON
+fi
 # Packet batches are large short-lived buffers: have glibc give them back to the OS at once (mmap above 64 KiB) and
 # keep few arenas, or the server's RSS grows far beyond what it holds (measured by npm run bench:serve).
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-65536}" MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-65536}"
-exec node bin/cuemux.js serve --media-root "$demo" "$@"
+exec node bin/cuemux.js serve --media-root "$demo" --cue-list "$cues" "$@"

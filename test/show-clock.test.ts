@@ -145,28 +145,37 @@ function rng(seed: number): () => number {
 const logs: { level: LogLevel; name: string; message: string }[] = [];
 let previousSink: LogSink | null = null;
 
-before(function () {
-  previousSink = setLogSink((level, name, message) => { logs.push({ level, name, message }); });
-});
+/**
+ * Hooks for one describe block (kept out of the root suite so other test files are unaffected): capture the log,
+ * and close or abort everything the tests created.
+ */
+function useFixtures(): void {
+  before(function () {
+    previousSink = setLogSink((level, name, message) => { logs.push({ level, name, message }); });
+  });
 
-after(function () {
-  if (previousSink) setLogSink(previousSink);
-});
+  after(function () {
+    if (previousSink) setLogSink(previousSink);
+    previousSink = null;
+  });
 
-afterEach(function () {
-  for (const ac of aborts) ac.abort();
-  for (const c of chasers) c.close();
-  for (const c of clocks) c.close();
-  aborts = [];
-  chasers = [];
-  clocks = [];
-  logs.length = 0;
-});
+  afterEach(function () {
+    for (const ac of aborts) ac.abort();
+    for (const c of chasers) c.close();
+    for (const c of clocks) c.close();
+    aborts = [];
+    chasers = [];
+    clocks = [];
+    logs.length = 0;
+  });
+}
 
 // ------------------------------------------------------------------------------------------------------------------
 // time-source
 
 describe('time-source', function () {
+  useFixtures();
+
   it('maps monotonic to Unix time with one constant offset, both ways', function () {
     const offset = monoToUnixNs(0n);
     for (const x of [0n, 1n, 123_456_789n, monoNs(), monoNs() + 3600n * SEC, -5n * SEC]) {
@@ -199,6 +208,8 @@ describe('time-source', function () {
 // Pure snapshot functions
 
 describe('show clock snapshot functions', function () {
+  useFixtures();
+
   it('isRunning: only playing or chasing with a non-zero rate', function () {
     assert.equal(isRunning(snap({ state: 'stopped' })), false);
     assert.equal(isRunning(snap({ state: 'stopped', rate: 2 })), false);
@@ -272,6 +283,8 @@ describe('show clock snapshot functions', function () {
 // ShowClock
 
 describe('ShowClock', function () {
+  useFixtures();
+
   it('starts stopped at 0, generation 1, internal, rate 1, timecode rate 25', function () {
     const before = monoNs();
     const clock = newClock();
@@ -577,6 +590,8 @@ describe('ShowClock', function () {
 // ShowClock.whenAt
 
 describe('ShowClock.whenAt', function () {
+  useFixtures();
+
   it('resolves at once when a stopped clock is at or past the position', async function () {
     const clock = newClock();
     clock.locate(5);
@@ -758,6 +773,8 @@ describe('ShowClock.whenAt', function () {
 // TimecodeChaser, deterministic (explicit instants; the loss timer is set far away)
 
 describe('TimecodeChaser', function () {
+  useFixtures();
+
   const quiet: ChaseOptions = { lossTimeoutMs: 60_000 };
 
   it('locks on the first sample: chasing, external, new generation', function () {
@@ -1032,6 +1049,8 @@ describe('TimecodeChaser', function () {
 // TimecodeChaser loss handling (real timers, small values)
 
 describe('TimecodeChaser loss', function () {
+  useFixtures();
+
   it('hold: stops in place after lossTimeoutMs, source stays external, one new generation', async function () {
     const clock = newClock();
     const chaser = newChaser(clock, { lossTimeoutMs: 60, lossPolicy: 'hold' });

@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { minuteClip } from './support/media';
 import { bundleAt, encode, oscdump, oscsend, OscPeer, type Reply } from './support/osc';
-import { startServer, type TestServer } from './support/server';
+import { spawnServer, startServer, type TestServer } from './support/server';
+import { mergeConfig, defaultConfig } from '../src/server/server-config';
 import { copyInto, scratchDir } from './support/tmp';
 import { MediaClientError, type MediaClient } from '../src/clients/media-client';
 import { clockPositionAt } from '../src/clients/clock-position';
@@ -427,5 +428,55 @@ describe('show clock, cues and OSC control', function () {
     assert.ok(end instanceof MediaClientError, String(end));
     assert.equal(end.code, grpc.status.UNAVAILABLE);
     assert.equal(end.method, 'Follow');
+  });
+
+  it('/cuemux/updates pushes clock and cue changes to subscribers until they unsubscribe', async function () {
+    const sub = await OscPeer.open();
+    try {
+      assert.deepEqual(ok(await sub.request(srv.oscPort, '/cuemux/updates', [{ type: 'i', value: 1 }])), { subscribed: true });
+      ok(await osc('/cuemux/clock/locate', [{ type: 's', value: '00:00:20:00' }]));
+      const clockPush = JSON.parse(String((await sub.next((m) => m.address === '/cuemux/update/clock')).args[0])) as { data: { positionSeconds: number; timecode: string } };
+      assert.equal(clockPush.data.positionSeconds, 20);
+      assert.equal(clockPush.data.timecode, '00:00:20:00');
+      ok(await osc('/cuemux/cue/load', [{ type: 's', value: 'P' }, { type: 's', value: 'clip.mp4' }]));
+      const cuePush = JSON.parse(String((await sub.next((m) => m.address === '/cuemux/update/cue')).args[0])) as { data: { id: string; event: string } };
+      assert.deepEqual([cuePush.data.id, cuePush.data.event], ['P', 'loaded']);
+      assert.equal((ok(await osc('/cuemux/status')) as { updateSubscribers: number }).updateSubscribers, 1);
+      ok(await sub.request(srv.oscPort, '/cuemux/updates', [{ type: 's', value: '0' }]));
+      sub.clear();
+      ok(await osc('/cuemux/clock/locate', [{ type: 'i', value: 1 }]));
+      await assert.rejects(sub.next((m) => m.address.startsWith('/cuemux/update/'), 300), /no OSC message matched/);
+    } finally {
+      sub.close();
+    }
+  });
+
+  it('cuemux serve (child process) prints its OSC port and answers on it', async function () {
+    const run = await scratchDir('osc-run');
+    await fsp.chmod(run, 0o700);
+    const { child, stdout } = await spawnServer(['--socket', path.join(run, 's.sock'), '--media-root', srv.root, '--osc-port', '0']);
+    try {
+      const m = /OSC \(UDP\): +127\.0\.0\.1:(\d+)/.exec(stdout());
+      assert.ok(m, stdout());
+      assert.equal((await peer.request(Number(m[1]), '/cuemux/thump')).data, 'thump');
+      const st = ok(await peer.request(Number(m[1]), '/cuemux/status')) as { clock: { timecodeRate: string; state: string } };
+      assert.deepEqual(st.clock, { ...st.clock, timecodeRate: '25', state: 'stopped' });
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  });
+
+  it('show settings are validated with messages naming the setting and the value', function () {
+    const base = defaultConfig({});
+    const bad = (values: Record<string, unknown>, re: RegExp): void => {
+      assert.throws(() => mergeConfig(base, [{ where: 'test', values }]), (e: unknown) => e instanceof Error && re.test(e.message));
+    };
+    bad({ timecodeRate: '26' }, /timecodeRate is not a timecode rate.*"26"/);
+    bad({ oscPort: '70000' }, /oscPort must be a UDP port/);
+    bad({ leadSeconds: '0' }, /leadSeconds must be a number of seconds above 0/);
+    bad({ chaseLossPolicy: 'panic' }, /chaseLossPolicy must be hold or freerun/);
+    const c = mergeConfig(base, [{ where: 'test', values: { timecodeRate: '29.97DF', oscPort: 'off', leadSeconds: '0.25', cueList: 'x.json' } }]);
+    assert.deepEqual([c.timecodeRate, c.oscPort, c.leadSeconds, c.cueList], ['29.97df', null, 0.25, path.resolve('x.json')]);
   });
 });
