@@ -592,6 +592,16 @@ describe('ShowClock', function () {
 describe('ShowClock.whenAt', function () {
   useFixtures();
 
+  it('rejects a position that is not a finite number (INVALID_ARGUMENT) and leaves no listener behind', async function () {
+    const clock = newClock();
+    clock.play();
+    const before = clock.listenerCount('change');
+    for (const p of [NaN, Infinity, -Infinity]) await assert.rejects(clock.whenAt(p, new AbortController().signal), invalidArgument);
+    clock.stop();
+    await assert.rejects(clock.whenAt(NaN, new AbortController().signal), invalidArgument);
+    assert.equal(clock.listenerCount('change'), before);
+  });
+
   it('resolves at once when a stopped clock is at or past the position', async function () {
     const clock = newClock();
     clock.locate(5);
@@ -960,6 +970,37 @@ describe('TimecodeChaser', function () {
     assert.equal(clock.snapshot.generation, 4);
     assert.equal(clock.snapshot.rate, 1);
     assert.equal(clock.position(t0 + ms(7500)), 21.5);
+  });
+
+  it('a still source at frame rate freezes once (rate 0, same generation) and a restart runs at the source rate again', function () {
+    const clock = newClock();
+    const chaser = newChaser(clock, quiet);
+    const t0 = monoNs();
+    chaser.feed(10, t0);
+    const gen = clock.snapshot.generation;
+    const ev = record(clock);
+    for (let k = 1; k <= 200; k++) chaser.feed(10, t0 + BigInt(k) * ms(40));
+    assert.equal(ev.length, 1, 'one change when the source stops, none for the repeats');
+    assert.equal(ev[0].discontinuity, false);
+    assert.deepEqual([clock.snapshot.rate, clock.snapshot.generation], [0, gen]);
+    assert.equal(clock.position(t0 + 60n * SEC), 10);
+    // The source runs again at 25 fps: back to rate 1 at once, then only a few corrections.
+    const restart = t0 + 201n * ms(40);
+    for (let k = 1; k <= 500; k++) chaser.feed(10 + 0.04 * k, restart + BigInt(k) * ms(40));
+    assert.ok(Math.abs(clock.snapshot.rate - 1) < 1e-4, `rate ${clock.snapshot.rate}`);
+    assert.ok(ev.length <= 4, `${ev.length} changes`);
+    assert.equal(clock.snapshot.generation, gen);
+    assert.ok(Math.abs(clock.position(restart + 500n * ms(40)) - 30) < 0.005);
+  });
+
+  it('close() stops listening to the clock', function () {
+    const clock = newClock();
+    const before = clock.listenerCount('change');
+    const chaser = new TimecodeChaser(clock, quiet);
+    assert.equal(clock.listenerCount('change'), before + 1);
+    chaser.close();
+    chaser.close();
+    assert.equal(clock.listenerCount('change'), before);
   });
 
   it('explicit play/stop/locate unlock the chaser; the next sample re-locks', function () {

@@ -109,7 +109,10 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
         signals++;
         if (signals > 1) {
           log.warn(`second ${sig}: exiting now`);
-          process.exit(ExitCode.FAILURE);
+          // Flush the log (a file or a pipe) before exiting, but never let a stuck transport delay the exit.
+          setTimeout(() => process.exit(ExitCode.FAILURE), 500).unref();
+          closeLogs().finally(() => process.exit(ExitCode.FAILURE));
+          return;
         }
         log.info(`${sig}: draining and closing`);
         server.close().then(resolve, (e: unknown) => {

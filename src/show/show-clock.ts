@@ -75,6 +75,9 @@ export interface ShowClockOptions {
   timecodeRate?: string;
 }
 
+/** Longest single Node timer, in ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Highest accepted |rate| (show seconds per real second). */
 const MAX_RATE = 16;
 
@@ -190,11 +193,16 @@ export class ShowClock extends TypedEmitter<ShowClockEvents> {
         if (when === null) return; // stopped or running backwards: wait for a change
         const ms = Math.max(0, Number(when - now) / 1e6);
         // Node timers have 1 ms granularity and never fire early; re-check on wake in case of rounding.
-        timer = setTimeout(plan, Math.ceil(ms));
+        // Node caps timers at 2^31-1 ms (~24.8 days); a longer wait just wakes and re-plans.
+        timer = setTimeout(plan, Math.min(MAX_TIMER_MS, Math.ceil(ms)));
         timer.unref();
       };
       if (signal.aborted) {
         onAbort();
+        return;
+      }
+      if (!Number.isFinite(position)) {
+        reject(new CuemuxError('INVALID_ARGUMENT', `clock position to wait for must be a number of seconds, got ${position}`));
         return;
       }
       signal.addEventListener('abort', onAbort, { once: true });

@@ -8,7 +8,7 @@
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { monoNs } from '../common/time-source';
-import type { ShowClock } from './show-clock';
+import type { ClockSnapshot, ShowClock } from './show-clock';
 
 const log = getLogger('timecode-chase');
 
@@ -62,14 +62,16 @@ export class TimecodeChaser {
   #lossTimer: NodeJS.Timeout | null = null;
   #freerunTimer: NodeJS.Timeout | null = null;
   #locked = false;
+  readonly #onClock: (s: ClockSnapshot) => void;
 
   constructor(clock: ShowClock, options: ChaseOptions = {}) {
     this.#clock = clock;
     this.#o = chaseSettings(options);
     // An explicit play/stop/locate takes the clock back to the internal master: drop the lock.
-    clock.on('change', (s) => {
+    this.#onClock = (s) => {
       if (s.source === 'internal') this.#unlock();
-    });
+    };
+    clock.on('change', this.#onClock);
   }
 
   /** True while samples arrive and the clock follows them. */
@@ -92,10 +94,20 @@ export class TimecodeChaser {
       return;
     }
     const error = position - this.#clock.position(at);
+    const still = last !== undefined && position === last.position;
     if (Math.abs(error) > this.#o.jumpSeconds) {
-      // A still source repeats one position: run at rate 0 rather than "jumping" back on every sample.
-      const still = last !== undefined && position === last.position;
+      // A still source repeats one position: hold it at rate 0 rather than "jumping" back on every sample.
       this.#lock(position, at, still ? 0 : 1, still ? 'still' : 'jump');
+      return;
+    }
+    if (still) {
+      // The source stopped (a paused MTC/LTC reader repeats its frame): freeze once, without a discontinuity.
+      if (clock.rate !== 0) this.#restart(position, at, 0);
+      return;
+    }
+    if (clock.rate === 0) {
+      // Moving again after a still: assume normal speed until the window has measured the real rate.
+      this.#restart(position, at, 1);
       return;
     }
     this.#samples.push({ position, at });
@@ -103,6 +115,12 @@ export class TimecodeChaser {
     if (Math.abs(error) > this.#o.correctSeconds) {
       this.#clock.chase(position, this.#estimateRate(clock.rate), at, false);
     }
+  }
+
+  /** Re-anchor at `rate` on the same timeline (a start or stop of the source) and measure its rate afresh. */
+  #restart(position: number, at: bigint, rate: number): void {
+    this.#samples = [{ position, at }];
+    this.#clock.chase(position, rate, at, false);
   }
 
   #lock(position: number, at: bigint, rate: number, why: string): void {
@@ -133,8 +151,9 @@ export class TimecodeChaser {
     const den = n * stt - st * st;
     if (den <= 0) return current;
     const rate = (n * stp - st * sp) / den;
-    // Sample jitter over a short window can give nonsense: only trust rates near the current one.
-    return Number.isFinite(rate) && Math.abs(rate - current) < 0.1 ? rate : current;
+    // Sample jitter over a short window can give nonsense: only trust a plausible running speed (varispeed is a
+    // few percent; a start or stop of the source is handled by #restart, not by the estimate).
+    return Number.isFinite(rate) && rate > 0.5 && rate < 2 ? rate : current;
   }
 
   #armLoss(): void {
@@ -171,8 +190,9 @@ export class TimecodeChaser {
     this.#freerunTimer = null;
   }
 
-  /** Stop every timer (idempotent). */
+  /** Stop every timer and stop listening to the clock (idempotent). */
   close(): void {
     this.#unlock();
+    this.#clock.off('change', this.#onClock);
   }
 }
