@@ -5,9 +5,9 @@ import { PacketBatch } from '../src/generated/cuemux/v1/media_server';
 describe('hand-written PacketBatch wire codec', function () {
   const batch: PacketBatch = {
     packets: [
-      { streamIndex: 0, pts: -9223372036854775807n, dts: 0n, duration: 512n, pos: 48n, key: true, data: Buffer.from('abc'), flags: 1 },
-      { streamIndex: 1, pts: undefined, dts: -1024n, duration: 0n, pos: undefined, key: false, data: Buffer.alloc(0), flags: 4 },
-      { streamIndex: 7, pts: 2n ** 53n, dts: 2n ** 62n, duration: 1n, pos: 300_000_000_000n, key: false, data: Buffer.alloc(70_000, 7), flags: 0 },
+      { streamIndex: 0, pts: -9223372036854775807n, dts: 0n, duration: 512n, pos: 48n, key: true, data: Buffer.from('abc'), flags: 1, entry: 0n },
+      { streamIndex: 1, pts: undefined, dts: -1024n, duration: 0n, pos: undefined, key: false, data: Buffer.alloc(0), flags: 4, entry: 0n },
+      { streamIndex: 7, pts: 2n ** 53n, dts: 2n ** 62n, duration: 1n, pos: 300_000_000_000n, key: false, data: Buffer.alloc(70_000, 7), flags: 0, entry: 0n },
     ],
   };
 
@@ -16,7 +16,7 @@ describe('hand-written PacketBatch wire codec', function () {
   });
 
   it('handles negative int32 as proto3 does, and rejects lengths that run past the message', function () {
-    const neg: PacketBatch = { packets: [{ streamIndex: -1, pts: undefined, dts: undefined, duration: 0n, pos: undefined, key: false, data: Buffer.from('x'), flags: 0 }] };
+    const neg: PacketBatch = { packets: [{ streamIndex: -1, pts: undefined, dts: undefined, duration: 0n, pos: undefined, key: false, data: Buffer.from('x'), flags: 0, entry: 0n }] };
     const bytes = encodePacketBatch(neg);
     assert.deepEqual(bytes, Buffer.from(PacketBatch.encode(neg).finish()));
     assert.equal(decodePacketBatch(bytes).packets[0].streamIndex, -1);

@@ -40,6 +40,8 @@ Show control (OSC over UDP, see README "Show control"):
   --prefetch-seconds S   read this much of a cue at its in-point when it is loaded (default 1)
   --chase-jump-seconds S, --chase-loss-ms N, --chase-loss-policy hold|freerun, --chase-freerun-ms N
                          external timecode chase (defaults 0.25, 250, hold, 2000)
+  --state-file FILE      crash recovery: the show is saved here and resumed by a server started within 30 s of an
+                         unclean stop (default SOCKET.show.json; "none" to disable)
 
 Environment: ${Object.values(ENV_NAMES).join(', ')}, CUEMUX_CONFIG.
 Precedence: flags > environment > config file > defaults.
@@ -52,7 +54,7 @@ const FLAG_TO_KEY: Record<string, keyof ServerConfig> = {
   'log-file': 'logFile', 'osc-host': 'oscHost', 'osc-port': 'oscPort', 'osc-reply-port': 'oscReplyPort', 'cue-list': 'cueList',
   'timecode-rate': 'timecodeRate', 'lead-seconds': 'leadSeconds', 'prefetch-seconds': 'prefetchSeconds',
   'chase-jump-seconds': 'chaseJumpSeconds', 'chase-loss-ms': 'chaseLossMs', 'chase-loss-policy': 'chaseLossPolicy',
-  'chase-freerun-ms': 'chaseFreerunMs',
+  'chase-freerun-ms': 'chaseFreerunMs', 'state-file': 'stateFile',
 };
 
 
@@ -111,7 +113,7 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
           log.warn(`second ${sig}: exiting now`);
           // Flush the log (a file or a pipe) before exiting, but never let a stuck transport delay the exit.
           setTimeout(() => process.exit(ExitCode.FAILURE), 500).unref();
-          closeLogs().finally(() => process.exit(ExitCode.FAILURE));
+          void closeLogs().finally(() => process.exit(ExitCode.FAILURE));
           return;
         }
         log.info(`${sig}: draining and closing`);

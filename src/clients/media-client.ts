@@ -9,7 +9,7 @@ import { unixNs } from '../common/time-source';
 import {
   CloseMediaRequest, FollowRequest, GetIndexRequest, GetStatusRequest, MediaServerClient, MediaServerService, OpenMediaRequest, PingRequest,
   ReadPacketsRequest, WatchClockRequest, type ClockState, type FollowEvent, type IndexEntryBatch, type MediaInfo, type PacketBatch,
-  type ServerStatus, type PingResponse,
+  type ServerStatus, type PingResponse, type FollowResume,
 } from '../generated/cuemux/v1/media_server';
 
 /** Per-call options. */
@@ -151,8 +151,11 @@ export class MediaClient {
     return this.#stream('WatchClock', (o) => this.#stub.watchClock(r, o), options);
   }
 
-  /** Follow one player output: clock, cue events and the packets of its streams, ahead of the clock. */
-  follow(req: { output: string; leadSeconds?: number; maxBatchBytes?: number }, options: CallOptions = {}): AsyncGenerator<FollowEvent> {
+  /**
+   * Follow one player output: clock, cue events and the packets of its streams, ahead of the clock. One connection:
+   * see `resilientFollow` (src/clients/resilient-follow.ts) for a Follow that reconnects and resumes.
+   */
+  follow(req: { output: string; leadSeconds?: number; maxBatchBytes?: number; resume?: FollowResume[] }, options: CallOptions = {}): AsyncGenerator<FollowEvent> {
     const r = FollowRequest.create(req);
     return this.#stream('Follow', (o) => this.#stub.follow(r, o), options);
   }

@@ -137,7 +137,7 @@ export function decodePacketBatch(buf: Buffer): PacketBatch {
     const end = r.at + len;
     if (end > r.end) throw new RangeError('packet runs past the end of the batch');
     const m = new Cursor(buf, r.at, end);
-    const p: Packet = { streamIndex: 0, pts: undefined, dts: undefined, duration: 0n, pos: undefined, key: false, data: Buffer.alloc(0), flags: 0 };
+    const p: Packet = { streamIndex: 0, pts: undefined, dts: undefined, duration: 0n, pos: undefined, key: false, data: Buffer.alloc(0), flags: 0, entry: 0n };
     while (m.at < end) {
       const t = m.uvar();
       switch (t) {
@@ -155,6 +155,7 @@ export function decodePacketBatch(buf: Buffer): PacketBatch {
           break;
         }
         case 0x40: p.flags = m.uvar() >>> 0; break;
+        case 0x48: p.entry = BigInt.asUintN(64, m.i64()); break;
         default: m.skip(t & 7);
       }
     }

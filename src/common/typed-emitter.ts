@@ -43,13 +43,21 @@ export class TypedEmitter<E extends EventMap> {
     return this.#emitter.listenerCount(event);
   }
 
-  /** Call every listener of `event`; each listener's exception is logged and the others still run. */
+  /**
+   * Call every listener of `event`; each listener's exception (or rejected promise) is logged and the others still
+   * run. `once` listeners are removed as EventEmitter does.
+   */
   safeEmit<K extends keyof E & string>(event: K, ...args: E[K]): void {
-    for (const listener of this.#emitter.listeners(event) as Array<(...a: E[K]) => void>) {
+    const fail = (e: unknown): void => {
+      log.error(`a listener of "${event}" failed`, { error: e instanceof Error ? e.stack ?? e.message : String(e) });
+    };
+    // rawListeners keeps the once-wrappers, which remove themselves when called (listeners() would unwrap them).
+    for (const listener of this.#emitter.rawListeners(event) as Array<(...a: E[K]) => unknown>) {
       try {
-        listener(...args);
+        const r = listener.apply(this.#emitter, args);
+        if (r instanceof Promise) r.catch(fail);
       } catch (e) {
-        log.error(`a listener of "${event}" failed`, { error: e instanceof Error ? e.stack ?? e.message : String(e) });
+        fail(e);
       }
     }
   }

@@ -40,8 +40,8 @@ export function tempPathFor(target: string): string {
   return `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Atomically publish `bytes` as `target` (temp file + fsync + rename + directory fsync). */
-export async function publishIndexFile(target: string, bytes: Uint8Array): Promise<void> {
+/** Atomically publish `bytes` as `target` (temp file + fsync + rename + directory fsync); `operation` names it in errors. */
+export async function publishIndexFile(target: string, bytes: Uint8Array, operation = 'write index'): Promise<void> {
   const tmp = tempPathFor(target);
   let fh: fsp.FileHandle | undefined;
   try {
@@ -54,7 +54,7 @@ export async function publishIndexFile(target: string, bytes: Uint8Array): Promi
   } catch (e) {
     await fh?.close().catch(() => undefined);
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
-    throw fromSystemError(e, target, 'write index');
+    throw fromSystemError(e, target, operation);
   }
   const dir = await fsp.open(path.dirname(target), 'r').catch(() => undefined);
   if (dir) {

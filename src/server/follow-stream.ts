@@ -9,7 +9,7 @@ import type { ServerWritableStream } from '@grpc/grpc-js';
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import type { IndexEntry } from '../index-store/media-index';
-import type { FollowEvent, FollowRequest, Packet } from '../generated/cuemux/v1/media_server';
+import type { FollowEvent, FollowRequest, FollowResume, Packet } from '../generated/cuemux/v1/media_server';
 import type { CueRun, CueSegment, LoadedCue } from '../show/loaded-cue';
 import type { CueEvent, Show } from '../show/show';
 import type { MediaRegistry } from './media-registry';
@@ -42,6 +42,9 @@ const PACKET_OVERHEAD = 48;
  */
 const FIRST_BATCH_BYTES = 64 << 10;
 
+/** A feed starting this close after a cue's in-point starts at the in-point (from the prefetch), in seconds. */
+const PREFETCH_SLACK_SECONDS = 0.1;
+
 /** A packet to send: its entry and, when prefetched, its payload. */
 interface Planned {
   e: IndexEntry;
@@ -73,6 +76,8 @@ export class FollowSession {
   readonly #feeds = new Map<string, AbortController>();
   /** Highest segment announced (CueStarted) per cue, so a restarted feed does not repeat it. */
   readonly #announced = new Map<string, number>();
+  /** Where a reconnecting player goes on, per cue (used once, by the first feed of that cue that matches). */
+  readonly #resume = new Map<string, FollowResume>();
   #flushWaiter: (() => void) | null = null;
 
   constructor(call: ServerWritableStream<FollowRequest, FollowEvent>, show: Show, registry: MediaRegistry, client: ClientRecord, lead: number, batchBytes: number) {
@@ -83,6 +88,7 @@ export class FollowSession {
     this.#output = call.request.output;
     this.#lead = lead;
     this.#batchBytes = batchBytes;
+    for (const r of call.request.resume) this.#resume.set(r.cueId, r);
   }
 
   #stopped(): boolean {
@@ -125,11 +131,10 @@ export class FollowSession {
 
   #loaded(cue: LoadedCue): void {
     const d = cue.def;
-    const start = cue.media.mediaInfo.startSeconds ?? 0;
     this.#event({
       $case: 'loaded', value: {
         cueId: cue.id, media: cue.media.mediaInfo, streams: [...(cue.outputs.get(this.#output) ?? [])], inSeconds: cue.inMedia,
-        outSeconds: d.outSeconds === null ? undefined : start + d.outSeconds, loop: d.loop,
+        outSeconds: d.outSeconds === null ? undefined : cue.endMedia, loop: d.loop,
       },
     });
   }
@@ -192,9 +197,26 @@ export class FollowSession {
           this.#announced.set(cue.id, seg.segment);
           this.#event({ $case: 'started', value: { cueId: cue.id, ...seg } });
         }
-        const from = Math.min(seg.endMediaSeconds, Math.max(seg.mediaSeconds, seg.mediaSeconds + (clock.position() - seg.clockSeconds)));
+        let from = Math.min(seg.endMediaSeconds, Math.max(seg.mediaSeconds, seg.mediaSeconds + (clock.position() - seg.clockSeconds)));
+        // A player that reconnects names the next packet it needs: go on from there, however far the clock moved.
+        const resume = this.#resume.get(cue.id);
+        let skipBelow = 0;
+        if (resume !== undefined && resume.segment === seg.segment && resume.generation === BigInt(generation)) {
+          this.#resume.delete(cue.id);
+          const n = Number(resume.nextEntry);
+          if (n >= media.index.packetCount) continue;
+          const e = media.index.entry(n);
+          const t = e.dts ?? e.pts;
+          if (t !== null) {
+            from = Math.min(from, media.index.toSeconds(e.stream, t));
+            skipBelow = n;
+          }
+        }
         if (from >= seg.endMediaSeconds) continue;
-        const plan = this.#plan(cue, streams, from, seg.endMediaSeconds);
+        // A GO on a running clock reaches this a few µs after the cue's start: start at the in-point anyway, so the
+        // packets prefetched at load go out from memory (the few extra are decoder pre-roll for the player).
+        if (skipBelow === 0 && cue.prefetch !== null && seg.mediaSeconds === cue.inMedia && from - cue.inMedia < PREFETCH_SLACK_SECONDS) from = cue.inMedia;
+        const plan = this.#plan(cue, streams, from, seg.endMediaSeconds, skipBelow);
         let next = plan.next();
         let limit = k === first ? FIRST_BATCH_BYTES : this.#batchBytes;
         const clockOf = (e: IndexEntry): number => {
@@ -229,15 +251,22 @@ export class FollowSession {
         }
       }
     } finally {
-      await reader?.close();
-      this.#registry.endCall(media);
+      try {
+        await reader?.close();
+      } finally {
+        this.#registry.endCall(media);
+      }
     }
   }
 
   /** The packets of `streams` for media [from, end): from the prefetch when starting at the in-point, then the file. */
-  *#plan(cue: LoadedCue, streams: readonly number[], from: number, end: number): Generator<Planned> {
+  *#plan(cue: LoadedCue, streams: readonly number[], from: number, end: number, skipBelow: number): Generator<Planned> {
     const pre = cue.prefetch;
     const wanted = new Set(streams);
+    if (skipBelow > 0) {
+      for (const e of cue.media.index.packetsInRange(streams, from, end)) if (e.index >= skipBelow) yield { e, data: null };
+      return;
+    }
     if (pre !== null && from === cue.inMedia) {
       for (let i = 0; i < pre.entries.length; i++) {
         if (wanted.has(pre.entries[i].stream)) yield { e: pre.entries[i], data: pre.data[i] };
@@ -250,7 +279,7 @@ export class FollowSession {
 
   /** Write one FollowPackets; false when the call ended. Bytes in flight stay under two batches. */
   async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[]): Promise<boolean> {
-    const packets: Packet[] = chunk.map((p) => toPacket(p.e, p.data as Buffer));
+    const packets: Packet[] = chunk.map((p) => ({ ...toPacket(p.e, p.data as Buffer), entry: BigInt(p.e.index) }));
     const bytes = chunk.reduce((a, p) => a + p.e.size, 0);
     const client = this.#client;
     client.bytesQueued += bytes;

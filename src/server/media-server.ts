@@ -19,6 +19,7 @@ import { MediaRoots } from './media-roots';
 import { MediaService } from './media-service';
 import { OscControl } from './osc-control';
 import { CueListFile } from '../show/cue-list-file';
+import { ShowStateFile } from '../show/show-state';
 import { Show } from '../show/show';
 import type { ServerConfig } from './server-config';
 import { prepareSocketPath } from './socket-file';
@@ -43,6 +44,7 @@ export interface ServerAddresses {
 class ShowHost {
   readonly show: Show;
   osc: OscControl | null = null;
+  state: ShowStateFile | null = null;
   #cueList: CueListFile | null = null;
 
   constructor(show: Show) {
@@ -64,6 +66,8 @@ class ShowHost {
 
   async close(): Promise<void> {
     await this.osc?.close();
+    // The last state is saved (marked clean) while the cues are still there.
+    await this.state?.close();
     this.#cueList?.close();
     this.show.close();
   }
@@ -157,6 +161,9 @@ export class MediaServer {
         });
         addresses.tcp = `${host}:${port}`;
       }
+      const stateFile = config.stateFile === undefined ? (addresses.socket === null ? null : `${addresses.socket}.show.json`) : config.stateFile;
+      if (stateFile !== null) showHost.state = await ShowStateFile.open(stateFile, show, { loadCueList: (file) => showHost.loadCueList(file) });
+      // The configured cue list wins over the one a restored show was using.
       if (config.cueList !== undefined) await showHost.loadCueList(config.cueList);
       if (config.oscPort !== null) {
         showHost.osc = await OscControl.start(show, {

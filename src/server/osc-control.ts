@@ -35,6 +35,9 @@ export interface OscControlOptions {
 /** Most update subscribers at once (each costs a datagram per change). */
 const MAX_SUBSCRIBERS = 32;
 
+/** A subscriber that sent nothing (e.g. no /cuemux/thump) for this long is dropped, as QLab does, in ms. */
+const SUBSCRIPTION_TTL_MS = 61_000;
+
 /** A bundle time more than this late is not trusted (a sender with a wrong clock): the action runs "now". */
 const MAX_LATE_NS = 1_000_000_000n;
 
@@ -45,7 +48,7 @@ export class OscControl {
   readonly #endpoint: OscEndpoint;
   readonly #show: Show;
   readonly #options: OscControlOptions;
-  readonly #subscribers = new Map<string, OscPeer>();
+  readonly #subscribers = new Map<string, { peer: OscPeer; lastSeenMs: number }>();
   readonly #routes: Map<string, Handler>;
   readonly #onClock: (s: ClockSnapshot) => void;
   readonly #onCue: (ev: CueEvent) => void;
@@ -131,7 +134,7 @@ export class OscControl {
             } catch (e) {
               throw new CuemuxError('INVALID_ARGUMENT', `${where}: cue JSON is not valid: ${e instanceof Error ? e.message : String(e)}`);
             }
-            def = parseCueDefinition({ id, ...(raw as object) }, where, rate);
+            def = parseCueDefinition({ ...(raw as object), id }, where, rate);
           } else {
             def = parseCueDefinition({
               id, media: second, in: argTimeOrString(req, 2, 'in', { optional: true }), out: argTimeOrString(req, 3, 'out', { optional: true }),
@@ -166,10 +169,11 @@ export class OscControl {
         if (!on) {
           this.#subscribers.delete(key);
         } else if (!this.#subscribers.has(key)) {
+          this.#expireSubscribers();
           if (this.#subscribers.size >= MAX_SUBSCRIBERS) {
             throw new CuemuxError('RESOURCE_EXHAUSTED', `already ${MAX_SUBSCRIBERS} update subscribers; unsubscribe one with /cuemux/updates 0`);
           }
-          this.#subscribers.set(key, peer);
+          this.#subscribers.set(key, { peer, lastSeenMs: Date.now() });
         }
         return { subscribed: on };
       }],
@@ -192,7 +196,20 @@ export class OscControl {
     return at < now ? at : now;
   }
 
+  /** Drop subscribers silent for longer than the TTL (their ports may belong to someone else by now). */
+  #expireSubscribers(): void {
+    const limit = Date.now() - SUBSCRIPTION_TTL_MS;
+    for (const [key, s] of this.#subscribers) {
+      if (s.lastSeenMs >= limit) continue;
+      this.#subscribers.delete(key);
+      log.info('OSC update subscriber dropped: nothing heard from it for 61 s (send /cuemux/thump to stay subscribed)', { peer: key });
+    }
+  }
+
   async #handle(req: OscRequest): Promise<void> {
+    const seen = this.#replyPeer(req.from);
+    const sub = this.#subscribers.get(`${seen.address}:${seen.port}`);
+    if (sub !== undefined) sub.lastSeenMs = Date.now();
     const route = this.#routes.get(req.address);
     try {
       if (route === undefined) {
@@ -215,8 +232,9 @@ export class OscControl {
 
   #push(address: string, data: unknown): void {
     if (this.#subscribers.size === 0) return;
+    this.#expireSubscribers();
     const json = JSON.stringify({ address, status: 'ok', data });
-    for (const peer of this.#subscribers.values()) this.#send(peer, address, json);
+    for (const s of this.#subscribers.values()) this.#send(s.peer, address, json);
   }
 
   #send(to: OscPeer, address: string, json: string): void {

@@ -84,6 +84,7 @@ export function toPacket(e: IndexEntry, data: Buffer): Packet {
     key: e.key,
     data,
     flags: (e.key ? 1 : 0) | (e.corrupt ? 2 : 0) | (e.discard ? 4 : 0),
+    entry: 0n, // ReadPackets does not send it (see Packet.entry); Follow sets it
   };
 }
 

@@ -60,6 +60,11 @@ export interface ServerConfig {
   chaseLossPolicy: 'hold' | 'freerun';
   /** Chasing: how long `freerun` runs on after a loss, in ms (default 2000). */
   chaseFreerunMs: number;
+  /**
+   * Show state file for crash recovery; undefined (default) = `<socket>.show.json` beside the socket (none without a
+   * socket); null ("none") = no crash recovery.
+   */
+  stateFile: string | null | undefined;
 }
 
 /**
@@ -98,6 +103,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ServerConfi
     chaseLossMs: 250,
     chaseLossPolicy: 'hold',
     chaseFreerunMs: 2000,
+    stateFile: undefined,
   };
 }
 
@@ -121,7 +127,7 @@ export const ENV_NAMES: Record<keyof ServerConfig, string> = {
   oscHost: 'CUEMUX_OSC_HOST', oscPort: 'CUEMUX_OSC_PORT', oscReplyPort: 'CUEMUX_OSC_REPLY_PORT', timecodeRate: 'CUEMUX_TIMECODE_RATE',
   leadSeconds: 'CUEMUX_LEAD_SECONDS', prefetchSeconds: 'CUEMUX_PREFETCH_SECONDS', cueList: 'CUEMUX_CUE_LIST',
   chaseJumpSeconds: 'CUEMUX_CHASE_JUMP_SECONDS', chaseLossMs: 'CUEMUX_CHASE_LOSS_MS', chaseLossPolicy: 'CUEMUX_CHASE_LOSS_POLICY',
-  chaseFreerunMs: 'CUEMUX_CHASE_FREERUN_MS',
+  chaseFreerunMs: 'CUEMUX_CHASE_FREERUN_MS', stateFile: 'CUEMUX_STATE_FILE',
 };
 
 function fromEnv(env: NodeJS.ProcessEnv): Partialish {
@@ -170,6 +176,9 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
         const list = Array.isArray(raw) ? raw : [raw];
         if (list.length === 0 || !list.every((r) => typeof r === 'string' && r !== '')) throw bad('must be a list of folders');
         out.mediaRoots = (list as string[]).map((r) => path.resolve(r));
+      } else if (key === 'stateFile') {
+        if (raw !== null && typeof raw !== 'string') throw bad('must be a file path or "none"');
+        out.stateFile = raw === null || raw === 'none' ? null : raw === '' ? undefined : path.resolve(raw);
       } else if (key === 'socket' || key === 'listen') {
         if (raw !== null && typeof raw !== 'string') throw bad('must be a string or null');
         const v = raw === '' || raw === 'none' ? null : raw;
@@ -214,7 +223,7 @@ export function loadConfig(flags: Partialish, configFile: string | undefined, en
     const rel = (v: unknown): unknown => (typeof v === 'string' && v !== '' && v !== 'none' ? path.resolve(dir, v) : v);
     if (Array.isArray(values.mediaRoots)) values.mediaRoots = values.mediaRoots.map(rel);
     else if (values.mediaRoots !== undefined) values.mediaRoots = rel(values.mediaRoots);
-    for (const k of ['socket', 'cacheDir', 'logFile', 'cueList'] as const) if (values[k] !== undefined) values[k] = rel(values[k]);
+    for (const k of ['socket', 'cacheDir', 'logFile', 'cueList', 'stateFile'] as const) if (values[k] !== undefined) values[k] = rel(values[k]);
     layers.push({ where: file, values });
   }
   layers.push({ where: 'environment', values: fromEnv(env) });

@@ -24,12 +24,15 @@ export interface ParsedCueList extends CueList {
 
 function lineOf(text: string, message: string): string {
   // V8's JSON errors say "at position N": turn that into a line and column a technician can find in an editor.
+  // Its excerpts of the text ("...") are dropped: the path may come over the network (/cuemux/cuelist/load) and
+  // the reply must not quote a file that is not a cue list.
+  const plain = message.replace(/,? ?"[^"]*"(\.\.\.)?/g, '').replace(/\s+/g, ' ').trim();
   const m = /position (\d+)/.exec(message);
-  if (m === null) return message;
+  if (m === null) return plain;
   const before = text.slice(0, Number(m[1]));
   const line = before.split('\n').length;
   const column = Number(m[1]) - before.lastIndexOf('\n');
-  return `${message} (line ${line}, column ${column})`;
+  return `${plain} (line ${line}, column ${column})`;
 }
 
 /** Parse cue list JSON `text` read from `file`; `fallbackRate` resolves timecodes when the file sets no rate. */

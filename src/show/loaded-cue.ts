@@ -70,6 +70,8 @@ export class LoadedCue {
   readonly #numbers = new Map<number, number>();
   /** Aborts the end-of-cue watch of the current run. */
   endWatch: AbortController | null = null;
+  /** The auto-follow successor placed on the clock ahead of this cue's end, until this cue ends. */
+  chainedNext: string | null = null;
 
   constructor(def: CueDefinition, media: OpenMedia, outputs: ReadonlyMap<string, readonly number[]>, inMedia: number, endMedia: number) {
     this.def = def;
@@ -117,6 +119,22 @@ export class LoadedCue {
     // Numbers grow with the pass: allocate every pass up to k (a locate may skip passes).
     for (let i = this.#numbers.size; i <= k; i++) this.#numbers.set(i, this.#nextSegment++);
     return this.#numbers.get(k) as number;
+  }
+
+  /** Segment numbering, saved with the show state so a restarted server numbers passes as before. */
+  get numbering(): { runs: number; nextSegment: number; passes: number[] } {
+    return { runs: this.#runs, nextSegment: this.#nextSegment, passes: [...this.#numbers.values()] };
+  }
+
+  /** Restore a saved run and its numbering (a server restarted mid-show). */
+  restore(state: 'playing' | 'paused', run: CueRun, numbering: { runs: number; nextSegment: number; passes: number[] }, pausedMedia: number | null): void {
+    this.state = state;
+    this.run = run;
+    this.pausedMedia = pausedMedia;
+    this.#runs = numbering.runs;
+    this.#nextSegment = numbering.nextSegment;
+    this.#numbers.clear();
+    numbering.passes.forEach((n, k) => this.#numbers.set(k, n));
   }
 
   /** The segment number (relative to the run, 0 = first) that covers clock position `clock`; 0 before the run. */

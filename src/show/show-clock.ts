@@ -5,7 +5,7 @@
  * changes on events (play, stop, locate, rate, a chase correction), never per tick.
  */
 import { CuemuxError } from '../common/errors';
-import { monoNs, monoToUnixNs } from '../common/time-source';
+import { monoNs, monoToUnixNs, unixToMonoNs } from '../common/time-source';
 import { TypedEmitter } from '../common/typed-emitter';
 import { parseTimecodeRate, secondsToTimecode, type TimecodeRate } from './timecode';
 
@@ -125,8 +125,9 @@ export class ShowClock extends TypedEmitter<ShowClockEvents> {
 
   /** Change the rate (show seconds per real second) without a discontinuity. */
   setRate(rate: number, at: bigint = monoNs()): void {
-    if (!Number.isFinite(rate) || Math.abs(rate) > MAX_RATE) {
-      throw new CuemuxError('INVALID_ARGUMENT', `clock rate must be a number between -${MAX_RATE} and ${MAX_RATE}, got ${rate}`);
+    // Cues and Follow move forwards only: a clock running backwards would leave players with no packets to show.
+    if (!Number.isFinite(rate) || rate <= 0 || rate > MAX_RATE) {
+      throw new CuemuxError('INVALID_ARGUMENT', `clock rate must be a number above 0 and at most ${MAX_RATE} (stop the clock to hold it), got ${rate}`);
     }
     if (rate === this.#s.rate) return;
     this.#set({ rate, positionSeconds: this.position(at) }, at, false);
@@ -152,6 +153,21 @@ export class ShowClock extends TypedEmitter<ShowClockEvents> {
   /** Stop after losing the external source (TimecodeChaser only): the source stays "external". */
   chaseStop(at: bigint): void {
     this.#set({ state: 'stopped', source: 'external', positionSeconds: this.position(at) }, at, true);
+  }
+
+  /**
+   * Take over a clock saved by a server that stopped (crash recovery): same generation, same anchor on the wall
+   * clock, so players that reconnect find the timeline they were on.
+   */
+  restore(saved: { generation: number; state: ClockStateName; source: ClockSource; rate: number; positionSeconds: number; anchorUnixNs: bigint; timecodeRate: string }): void {
+    checkPosition(saved.positionSeconds);
+    if (!Number.isFinite(saved.rate) || Math.abs(saved.rate) > MAX_RATE) throw new CuemuxError('INVALID_ARGUMENT', `saved clock rate ${saved.rate} is not valid`);
+    if (!Number.isSafeInteger(saved.generation) || saved.generation < 1) throw new CuemuxError('INVALID_ARGUMENT', `saved clock generation ${saved.generation} is not valid`);
+    this.#s = {
+      generation: saved.generation, state: saved.state, source: saved.source, rate: saved.rate, positionSeconds: saved.positionSeconds,
+      anchorUnixNs: saved.anchorUnixNs, anchorMonoNs: unixToMonoNs(saved.anchorUnixNs), timecodeRate: parseTimecodeRate(saved.timecodeRate),
+    };
+    this.safeEmit('change', this.#s, false);
   }
 
   #set(change: Partial<ClockSnapshot>, at: bigint, discontinuity: boolean): void {

@@ -10,7 +10,7 @@ import { monoNs } from '../common/time-source';
 import { TypedEmitter } from '../common/typed-emitter';
 import type { OpenMedia } from '../server/open-media';
 import { resolveOutputs, sameCue, type CueDefinition } from './cue-definition';
-import { LoadedCue } from './loaded-cue';
+import { LoadedCue, type CueRun } from './loaded-cue';
 import { ShowClock, positionAt, snapshotTimecode, type ShowClockOptions } from './show-clock';
 import { TimecodeChaser, type ChaseOptions } from './timecode-chase';
 
@@ -62,6 +62,12 @@ export interface ShowOptions {
   goStartsClock?: boolean;
   /** Arm the next cue of the list while a cue plays, so GO on it is instant. Default true. */
   armNext?: boolean;
+  /**
+   * An auto-follow cue is placed on the clock this long before its predecessor ends, so players get its packets
+   * within their lead window and there is no gap, in seconds. Default 2 (at least 2; set it to the largest Follow
+   * lead in use).
+   */
+  followAheadSeconds?: number;
 }
 
 /** When an action takes effect. */
@@ -90,6 +96,15 @@ export class Show extends TypedEmitter<ShowEvents> {
   readonly #armNext: boolean;
   readonly #cues = new Map<string, LoadedCue>();
   readonly #loading = new Map<string, Promise<LoadedCue>>();
+  /** GOs waiting for their media to open; a STOP or UNLOAD of the cue meanwhile cancels them. */
+  readonly #pendingGo = new Map<string, symbol>();
+  readonly #cancelledGos = new Set<symbol>();
+  /** Loads in flight that an UNLOAD cancelled: the cue is released as soon as its media is open. */
+  readonly #cancelledLoads = new Set<string>();
+  /** Cues loaded with an ad-hoc definition (not from the cue list): cue list edits do not touch them. */
+  readonly #adHoc = new Set<string>();
+  /** How long before a cue's end its auto-follow successor is placed on the clock, in seconds (≥ any lead). */
+  readonly #followAheadSeconds: number;
   #list: CueList = { path: '', cues: [] };
   #playhead = 0;
   #closed = false;
@@ -102,6 +117,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.#prefetchSeconds = options.prefetchSeconds ?? 1;
     this.#goStartsClock = options.goStartsClock ?? true;
     this.#armNext = options.armNext ?? true;
+    this.#followAheadSeconds = Math.max(2, options.followAheadSeconds ?? 2);
     if (!(this.#prefetchSeconds >= 0 && this.#prefetchSeconds <= 30)) {
       throw new CuemuxError('INVALID_ARGUMENT', `prefetch must be 0-30 seconds, got ${this.#prefetchSeconds}`);
     }
@@ -162,10 +178,20 @@ export class Show extends TypedEmitter<ShowEvents> {
     }
     let pending = this.#loading.get(id);
     if (pending === undefined) {
+      this.#cancelledLoads.delete(id);
       pending = this.#arm(d, options.prefetch ?? true).finally(() => this.#loading.delete(id));
       this.#loading.set(id, pending);
+      if (def === undefined) this.#adHoc.delete(id);
+      else this.#adHoc.add(id);
     }
-    return pending;
+    const cue = await pending;
+    // A cue list edit saved while this cue was loading: arm the new definition instead.
+    const listed = this.#adHoc.has(id) ? undefined : this.#list.cues.find((c) => c.id === id);
+    if (listed !== undefined && !sameCue(listed, cue.def) && cue.state === 'armed' && this.#cues.get(id) === cue) {
+      this.unload(id);
+      return this.load(id, undefined, options);
+    }
+    return cue;
   }
 
   async #arm(def: CueDefinition, prefetch: boolean): Promise<LoadedCue> {
@@ -189,6 +215,10 @@ export class Show extends TypedEmitter<ShowEvents> {
     if (this.#closed) {
       this.#media.release(media);
       throw new CuemuxError('CLOSED', 'the show is closed (server shutting down)');
+    }
+    if (this.#cancelledLoads.delete(def.id)) {
+      this.#media.release(media);
+      throw new CuemuxError('WRONG_STATE', `cue "${def.id}" was unloaded while it was loading`);
     }
     this.#cues.set(def.id, cue);
     log.info('cue loaded', { cue: def.id, media: media.path, in: def.inSeconds, out: def.outSeconds, prefetchedPackets: cue.prefetch?.entries.length ?? 0 });
@@ -218,8 +248,27 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.#checkOpen();
     const cueId = id ?? this.playhead;
     if (cueId === null) throw new CuemuxError('NOT_FOUND', 'GO without a cue id, but no cue is standing by (load a cue list, or give the cue id)');
-    // An unarmed GO does not wait for a prefetch: the feeds read from the file as soon as it is open.
-    const cue = this.#cues.get(cueId) ?? await this.load(cueId, undefined, { prefetch: false });
+    let cue = this.#cues.get(cueId);
+    const listed = this.#adHoc.has(cueId) ? undefined : this.#list.cues.find((c) => c.id === cueId);
+    if (cue !== undefined && cue.state === 'armed' && listed !== undefined && !sameCue(listed, cue.def)) {
+      // Edited in the cue list while it played or was armed: this GO plays the definition now in the list.
+      this.unload(cueId);
+      cue = undefined;
+    }
+    if (cue === undefined) {
+      // An unarmed GO does not wait for a prefetch: the feeds read from the file as soon as it is open.
+      const token = Symbol(cueId);
+      this.#pendingGo.set(cueId, token);
+      try {
+        cue = await this.load(cueId, undefined, { prefetch: false });
+      } finally {
+        if (this.#pendingGo.get(cueId) === token) this.#pendingGo.delete(cueId);
+      }
+      if (this.#cancelledGos.delete(token)) {
+        log.info('GO cancelled by a STOP while its media opened', { cue: cueId });
+        throw new CuemuxError('WRONG_STATE', `GO of cue "${cueId}" was cancelled by a STOP while its media opened`);
+      }
+    }
     const at = options.at ?? monoNs();
     if (cue.state !== 'armed') this.#stopCue(cue, 'stop', at);
     const snapshot = this.clock.snapshot;
@@ -239,10 +288,29 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.#watchEnd(cue);
   }
 
+  /**
+   * Load cue `def` and put it back where a stopped server left it (crash recovery): playing on its saved run, or
+   * paused, with the saved segment numbering, so reconnecting players go on with the same segments.
+   */
+  async restoreCue(def: CueDefinition, state: 'armed' | 'playing' | 'paused', run: CueRun | null,
+    numbering: LoadedCue['numbering'], pausedMedia: number | null): Promise<LoadedCue> {
+    const cue = await this.load(def.id, def);
+    if (state === 'armed' || run === null) return cue;
+    cue.restore(state, run, numbering, pausedMedia);
+    if (state === 'playing') {
+      log.info('cue restored', { cue: cue.id, clockSeconds: run.clockSeconds, mediaSeconds: run.mediaSeconds });
+      this.safeEmit('cue', { type: 'started', cue });
+      this.#watchEnd(cue);
+    }
+    return cue;
+  }
+
   /** Stop cue `id` (every playing or paused cue when omitted). */
   stop(id?: string, options: ActionTime = {}): LoadedCue[] {
     this.#checkOpen();
     const at = options.at ?? monoNs();
+    // A STOP also cancels a GO still waiting for its media (the operator's STOP must win).
+    if (this.#cancelPendingGo(id) && id !== undefined && !this.#cues.has(id)) return [];
     const targets = id === undefined ? this.cues.filter((c) => c.state !== 'armed') : [this.#loaded(id)];
     for (const c of targets) if (c.state !== 'armed') this.#stopCue(c, 'stop', at);
     return targets;
@@ -280,6 +348,9 @@ export class Show extends TypedEmitter<ShowEvents> {
   /** Unload cue `id` (every loaded cue when omitted): stop it if needed and release its media. */
   unload(id?: string, options: ActionTime = {}): string[] {
     this.#checkOpen();
+    this.#cancelPendingGo(id);
+    for (const loading of this.#loading.keys()) if (id === undefined || loading === id) this.#cancelledLoads.add(loading);
+    if (id !== undefined && !this.#cues.has(id) && this.#loading.has(id)) return [id];
     const targets = id === undefined ? this.cues : [this.#loaded(id)];
     for (const c of targets) {
       if (c.state !== 'armed') this.#stopCue(c, 'unload', options.at ?? monoNs());
@@ -292,6 +363,18 @@ export class Show extends TypedEmitter<ShowEvents> {
     return targets.map((c) => c.id);
   }
 
+  /** Cancel the pending GO of `id` (all when undefined); true when one was cancelled. */
+  #cancelPendingGo(id: string | undefined): boolean {
+    let any = false;
+    for (const [cueId, token] of this.#pendingGo) {
+      if (id !== undefined && cueId !== id) continue;
+      this.#pendingGo.delete(cueId);
+      this.#cancelledGos.add(token);
+      any = true;
+    }
+    return any;
+  }
+
   #loaded(id: string): LoadedCue {
     const c = this.#cues.get(id);
     if (c === undefined) throw new CuemuxError('NOT_FOUND', `cue "${id}" is not loaded`);
@@ -300,6 +383,12 @@ export class Show extends TypedEmitter<ShowEvents> {
 
   #stopCue(cue: LoadedCue, reason: StopReason, at: bigint): void {
     const clockSeconds = this.clock.position(at);
+    const chained = cue.chainedNext === null ? undefined : this.#cues.get(cue.chainedNext);
+    cue.chainedNext = null;
+    if (reason !== 'ended' && chained?.state === 'playing' && chained.run !== null && chained.run.clockSeconds > clockSeconds) {
+      // Its successor was placed on the clock ahead of time but has not begun: it goes with it.
+      this.#stopCue(chained, 'stop', at);
+    }
     const mediaSeconds = cue.run ? cue.mediaAt(cue.run, clockSeconds) : cue.inMedia;
     cue.endWatch?.abort();
     cue.endWatch = null;
@@ -309,7 +398,11 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.safeEmit('cue', { type: 'stopped', cue, reason, clockSeconds, mediaSeconds });
   }
 
-  /** (Re)start the watch that ends a non-looping playing cue when the clock reaches its end. */
+  /**
+   * (Re)start the watches of a playing, non-looping cue: at its end it ends; `followAheadSeconds` before the end
+   * its auto-follow successor is placed on the clock at exactly that end, so players get the successor's packets
+   * within their lead window and the chain has no gap.
+   */
   #watchEnd(cue: LoadedCue): void {
     cue.endWatch?.abort();
     cue.endWatch = null;
@@ -318,24 +411,47 @@ export class Show extends TypedEmitter<ShowEvents> {
     if (run === null || end === null) return;
     const watch = new AbortController();
     cue.endWatch = watch;
+    const live = (): boolean => !watch.signal.aborted && cue.run === run && cue.state === 'playing' && !this.#closed;
+    const next = this.#autoFollower(cue.id);
+    const chain = (): void => {
+      // Once per run: clock changes re-plan these watches, but the successor is placed on the clock only once.
+      if (next === undefined || cue.chainedNext !== null) return;
+      cue.chainedNext = next.id;
+      this.go(next.id, { clockSeconds: end }).catch((e: unknown) => {
+        log.error(`auto-follow cue "${next.id}" could not start`, { error: e instanceof Error ? e.message : String(e) });
+      });
+    };
+    if (next !== undefined) {
+      this.clock.whenAt(end - this.#followAheadSeconds, watch.signal).then(() => {
+        if (live()) chain();
+      }, () => undefined);
+    }
     this.clock.whenAt(end, watch.signal).then(() => {
-      if (cue.run !== run || this.#closed) return;
-      // The end is exact on the clock even if this timer ran late: report and chain at `end`, not at "now".
-      const s = this.clock.snapshot;
-      const at = s.state === 'stopped' ? monoNs() : s.anchorMonoNs + BigInt(Math.round(((end - s.positionSeconds) / s.rate) * 1e9));
-      this.#stopCue(cue, 'ended', at);
-      this.#autoFollow(cue.id, end);
+      if (!live()) return;
+      try {
+        chain(); // if the clock jumped past the end before the ahead watch ran
+        // The end is exact on the clock even if this timer ran late: report it at `end`, not at "now".
+        this.#stopCue(cue, 'ended', this.#instantOf(end));
+      } catch (e) {
+        log.error(`ending cue "${cue.id}" failed`, { error: e instanceof Error ? e.stack ?? e.message : String(e) });
+      }
     }, () => undefined);
   }
 
-  /** Start the cue after `id` in the list if it auto-follows, at clock position `clockSeconds` (no gap). */
-  #autoFollow(id: string, clockSeconds: number): void {
+  /** The monotonic instant the clock reached (or reaches) `position`; now when it is not running forwards. */
+  #instantOf(position: number): bigint {
+    const s = this.clock.snapshot;
+    const now = monoNs();
+    if (s.state === 'stopped' || !(s.rate > 0)) return now;
+    const at = s.anchorMonoNs + BigInt(Math.round(((position - s.positionSeconds) / s.rate) * 1e9));
+    return at < now ? at : now;
+  }
+
+  /** The cue after `id` in the list when it auto-follows. */
+  #autoFollower(id: string): CueDefinition | undefined {
     const i = this.#list.cues.findIndex((c) => c.id === id);
     const next = i >= 0 ? this.#list.cues[i + 1] : undefined;
-    if (next === undefined || !next.follow) return;
-    this.go(next.id, { clockSeconds }).catch((e: unknown) => {
-      log.error(`auto-follow cue "${next.id}" could not start`, { error: e instanceof Error ? e.message : String(e) });
-    });
+    return next !== undefined && next.follow ? next : undefined;
   }
 
   /** After GO on `id`: the playhead moves to the next cue that does not auto-follow; arm what comes next. */

@@ -336,6 +336,11 @@ export interface Packet {
    * 0x10 disposable.
    */
   flags: number;
+  /**
+   * The packet's number in the media's packet index (file order, from 0). Set by Follow (a player resuming after a
+   * reconnect names the next one it needs, see FollowRequest.resume); 0 in ReadPackets.
+   */
+  entry: bigint;
 }
 
 /** Request of GetIndex. */
@@ -444,7 +449,10 @@ export interface ClientStatus {
 
 /** Request of WatchClock. */
 export interface WatchClockRequest {
-  /** Interval of the heartbeat (the current state sent again while nothing changes), in seconds. Absent or 0 = 1 s. */
+  /**
+   * Interval of the heartbeat (the current state sent again while nothing changes), in seconds. Absent or 0 = 1 s;
+   * bounded to 0.01..60.
+   */
   heartbeatSeconds?: number | undefined;
 }
 
@@ -470,7 +478,8 @@ export interface ClockState {
   state: string;
   /**
    * Playback rate: show seconds per real second (1.0 = normal speed). Kept while stopped (it applies on play), but
-   * the position does not move while stopped.
+   * the position does not move while stopped. Above 0 (at most 16) for the internal master; while chasing it is the
+   * measured speed of the external source, 0 when that source stands still.
    */
   rate: number;
   /** Show position in seconds at the anchor instant. */
@@ -503,7 +512,9 @@ export interface PingRequest {
 }
 
 /**
- * Response of Ping. With the player's receive time c2 (ns since the Unix epoch), c1 = client_send_unix_ns,
+ * Response of Ping. The server's "wall clock" is its monotonic clock plus an offset measured once at start (so it
+ * never steps; it does not follow an NTP step made after the server started). With the player's receive time c2
+ * (ns since the Unix epoch), c1 = client_send_unix_ns,
  * s1 = server_receive_unix_ns, s2 = server_send_unix_ns:
  *   round-trip delay = (c2 - c1) - (s2 - s1)
  *   server clock - player clock ~= ((s1 - c1) + (s2 - c2)) / 2
@@ -525,8 +536,8 @@ export interface FollowRequest {
   /** The output to follow: a name used in the cues' output assignment (e.g. "audio", "video", "stage-left"). */
   output: string;
   /**
-   * How far ahead of the clock packets are sent, in seconds of show time. Absent or 0 = the server's default
-   * (0.5 s); at most 10.
+   * How far ahead of the clock packets are sent, in seconds of show time (so at clock rate 2, 0.5 s of show time is
+   * 0.25 s of real time). Absent or 0 = the server's default (0.5 s); at most 10.
    */
   leadSeconds?:
     | number
@@ -535,7 +546,27 @@ export interface FollowRequest {
    * Upper bound of one FollowPackets message in bytes (a larger single packet is sent alone). Absent or 0 = the
    * server's default batch size.
    */
-  maxBatchBytes?: number | undefined;
+  maxBatchBytes?:
+    | number
+    | undefined;
+  /**
+   * Reconnecting after a lost connection or a server restart: for each cue being received, where to go on. A cue
+   * whose segment and generation still match is continued from next_entry (so no packet is missing or repeated);
+   * otherwise the server starts from the clock position as usual.
+   */
+  resume: FollowResume[];
+}
+
+/** Where a reconnecting player goes on with one cue (see FollowRequest.resume). */
+export interface FollowResume {
+  /** The cue id. */
+  cueId: string;
+  /** The segment being received (CueStarted.segment). */
+  segment: number;
+  /** The clock generation of the packets received (FollowPackets.generation). */
+  generation: bigint;
+  /** The index entry (Packet.entry) of the first packet not yet received: one past the last received. */
+  nextEntry: bigint;
 }
 
 /** One event of a Follow stream. */
@@ -574,7 +605,7 @@ export interface CueLoaded {
   streams: number[];
   /** The cue's in-point in media seconds (see the file conventions: the media's own timeline). */
   inSeconds: number;
-  /** The cue's out-point in media seconds; absent = the end of the media. */
+  /** The cue's out-point in media seconds (clamped to the end of the media); absent = the end of the media. */
   outSeconds?:
     | number
     | undefined;
@@ -585,9 +616,12 @@ export interface CueLoaded {
 /**
  * A cue segment was placed on the show clock: media time m (seconds) of this cue is presented when the clock shows
  *   clock_seconds + (m - media_seconds)
- * for m from media_seconds up to end_media_seconds. A looping cue sends one CueStarted per pass (segment 0, 1, ...),
- * each before the packets of that pass; a resume after pause starts a new segment. The mapping does not change when
- * the clock is located: a locate only repositions the packets (new generation).
+ * for m from media_seconds up to end_media_seconds. A looping cue has one segment per pass, a resume after pause
+ * starts a new one; CueStarted of a segment comes before its first packets. Segment numbers are unique within the
+ * cue and grow with time (a locate may skip some). Keep the mapping of every segment of the cue's current run: the
+ * mapping does not change when the clock is located (a locate only repositions the packets, under a new
+ * generation), so a locate back into an earlier pass sends packets of a segment announced before. A GO on the cue or
+ * a CueStopped ends the run.
  */
 export interface CueStarted {
   /** The cue id. */
@@ -638,8 +672,9 @@ export interface FollowPackets {
    */
   generation: bigint;
   /**
-   * Packets in file (decode) order, starting at each stream's keyframe at or before the segment's media position;
-   * packets before media_seconds are for the decoder only (do not present them).
+   * Packets in file (decode) order, starting at each stream's keyframe at or before the position to present;
+   * frames before CueStarted.media_seconds, and frames whose clock time has already passed (after a late start or a
+   * locate), are for the decoder only: decode them, do not present them.
    */
   packets: Packet[];
 }
@@ -2168,6 +2203,7 @@ function createBasePacket(): Packet {
     key: false,
     data: Buffer.alloc(0),
     flags: 0,
+    entry: 0n,
   };
 }
 
@@ -2208,6 +2244,12 @@ export const Packet: MessageFns<Packet> = {
     }
     if (message.flags !== 0) {
       writer.uint32(64).uint32(message.flags);
+    }
+    if (message.entry !== 0n) {
+      if (BigInt.asUintN(64, message.entry) !== message.entry) {
+        throw new globalThis.Error("value provided for field message.entry of type uint64 too large");
+      }
+      writer.uint32(72).uint64(message.entry);
     }
     return writer;
   },
@@ -2289,6 +2331,14 @@ export const Packet: MessageFns<Packet> = {
             message.flags = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.entry = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2315,6 +2365,7 @@ export const Packet: MessageFns<Packet> = {
       key: isSet(object.key) ? globalThis.Boolean(object.key) : false,
       data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
       flags: isSet(object.flags) ? globalThis.Number(object.flags) : 0,
+      entry: isSet(object.entry) ? BigInt(object.entry) : 0n,
     };
   },
 
@@ -2344,6 +2395,9 @@ export const Packet: MessageFns<Packet> = {
     if (message.flags !== 0) {
       obj.flags = Math.round(message.flags);
     }
+    if (message.entry !== 0n) {
+      obj.entry = message.entry.toString();
+    }
     return obj;
   },
 
@@ -2360,6 +2414,7 @@ export const Packet: MessageFns<Packet> = {
     message.key = object.key ?? false;
     message.data = object.data ?? Buffer.alloc(0);
     message.flags = object.flags ?? 0;
+    message.entry = (object.entry !== undefined && object.entry !== null) ? BigInt(object.entry) : 0n;
     return message;
   },
 };
@@ -3925,7 +3980,7 @@ export const PingResponse: MessageFns<PingResponse> = {
 };
 
 function createBaseFollowRequest(): FollowRequest {
-  return { output: "", leadSeconds: undefined, maxBatchBytes: undefined };
+  return { output: "", leadSeconds: undefined, maxBatchBytes: undefined, resume: [] };
 }
 
 export const FollowRequest: MessageFns<FollowRequest> = {
@@ -3938,6 +3993,9 @@ export const FollowRequest: MessageFns<FollowRequest> = {
     }
     if (message.maxBatchBytes !== undefined) {
       writer.uint32(24).uint32(message.maxBatchBytes);
+    }
+    for (const v of message.resume) {
+      FollowResume.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -3979,6 +4037,14 @@ export const FollowRequest: MessageFns<FollowRequest> = {
             message.maxBatchBytes = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.resume.push(FollowResume.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4004,6 +4070,7 @@ export const FollowRequest: MessageFns<FollowRequest> = {
         : isSet(object.max_batch_bytes)
         ? globalThis.Number(object.max_batch_bytes)
         : undefined,
+      resume: globalThis.Array.isArray(object?.resume) ? object.resume.map((e: any) => FollowResume.fromJSON(e)) : [],
     };
   },
 
@@ -4018,6 +4085,9 @@ export const FollowRequest: MessageFns<FollowRequest> = {
     if (message.maxBatchBytes !== undefined) {
       obj.maxBatchBytes = Math.round(message.maxBatchBytes);
     }
+    if (message.resume?.length) {
+      obj.resume = message.resume.map((e) => FollowResume.toJSON(e));
+    }
     return obj;
   },
 
@@ -4029,6 +4099,140 @@ export const FollowRequest: MessageFns<FollowRequest> = {
     message.output = object.output ?? "";
     message.leadSeconds = object.leadSeconds ?? undefined;
     message.maxBatchBytes = object.maxBatchBytes ?? undefined;
+    message.resume = object.resume?.map((e) => FollowResume.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFollowResume(): FollowResume {
+  return { cueId: "", segment: 0, generation: 0n, nextEntry: 0n };
+}
+
+export const FollowResume: MessageFns<FollowResume> = {
+  encode(message: FollowResume, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cueId !== "") {
+      writer.uint32(10).string(message.cueId);
+    }
+    if (message.segment !== 0) {
+      writer.uint32(16).uint32(message.segment);
+    }
+    if (message.generation !== 0n) {
+      if (BigInt.asUintN(64, message.generation) !== message.generation) {
+        throw new globalThis.Error("value provided for field message.generation of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.generation);
+    }
+    if (message.nextEntry !== 0n) {
+      if (BigInt.asUintN(64, message.nextEntry) !== message.nextEntry) {
+        throw new globalThis.Error("value provided for field message.nextEntry of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.nextEntry);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FollowResume {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFollowResume();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cueId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.segment = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.generation = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.nextEntry = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FollowResume {
+    return {
+      cueId: isSet(object.cueId)
+        ? globalThis.String(object.cueId)
+        : isSet(object.cue_id)
+        ? globalThis.String(object.cue_id)
+        : "",
+      segment: isSet(object.segment) ? globalThis.Number(object.segment) : 0,
+      generation: isSet(object.generation) ? BigInt(object.generation) : 0n,
+      nextEntry: isSet(object.nextEntry)
+        ? BigInt(object.nextEntry)
+        : isSet(object.next_entry)
+        ? BigInt(object.next_entry)
+        : 0n,
+    };
+  },
+
+  toJSON(message: FollowResume): unknown {
+    const obj: any = {};
+    if (message.cueId !== "") {
+      obj.cueId = message.cueId;
+    }
+    if (message.segment !== 0) {
+      obj.segment = Math.round(message.segment);
+    }
+    if (message.generation !== 0n) {
+      obj.generation = message.generation.toString();
+    }
+    if (message.nextEntry !== 0n) {
+      obj.nextEntry = message.nextEntry.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FollowResume>, I>>(base?: I): FollowResume {
+    return FollowResume.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FollowResume>, I>>(object: I): FollowResume {
+    const message = createBaseFollowResume();
+    message.cueId = object.cueId ?? "";
+    message.segment = object.segment ?? 0;
+    message.generation = (object.generation !== undefined && object.generation !== null)
+      ? BigInt(object.generation)
+      : 0n;
+    message.nextEntry = (object.nextEntry !== undefined && object.nextEntry !== null) ? BigInt(object.nextEntry) : 0n;
     return message;
   },
 };

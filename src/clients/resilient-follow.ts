@@ -1,0 +1,110 @@
+/**
+ * Follow that survives the server going away: when the stream ends with UNAVAILABLE (server stopping, restarting or
+ * unreachable) it reconnects with exponential backoff and asks the server to go on from the next packet it needs
+ * (FollowRequest.resume), so the player sees every packet of its cues exactly once. Events the server repeats on a
+ * new connection (CueLoaded, CueStarted of a segment already seen) are not passed on again.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { FollowEvent, FollowResume } from '../generated/cuemux/v1/media_server';
+import { MediaClientError, type CallOptions, type MediaClient } from './media-client';
+
+/** Options of {@link resilientFollow}. */
+export interface ResilientFollowOptions {
+  /** The output to follow. */
+  output: string;
+  /** Lead window in seconds (server default when absent). */
+  leadSeconds?: number;
+  /** First reconnect delay in ms, doubled up to `maxBackoffMs`. Default 50. */
+  initialBackoffMs?: number;
+  /** Longest reconnect delay in ms. Default 1000. */
+  maxBackoffMs?: number;
+  /** Called before each reconnect attempt with the error that ended the stream and the attempt number (from 1). */
+  onReconnect?: (error: MediaClientError, attempt: number) => void;
+}
+
+/** What is known of one cue, to resume and to drop repeats. */
+interface CueSeen {
+  mediaId: string;
+  lastSegment: number;
+  resume: FollowResume | null;
+}
+
+/** The status codes after which a new Follow may succeed. */
+const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.INTERNAL, grpc.status.UNKNOWN]);
+
+/**
+ * Follow `options.output` on `client` forever (until `callOptions.signal` aborts or a non-retryable error), across
+ * reconnects. Throws MediaClientError for errors a retry cannot fix (e.g. INVALID_ARGUMENT for a bad output name).
+ */
+export async function* resilientFollow(client: MediaClient, options: ResilientFollowOptions, callOptions: Pick<CallOptions, 'signal'> = {}): AsyncGenerator<FollowEvent> {
+  const seen = new Map<string, CueSeen>();
+  let attempt = 0;
+  const initial = options.initialBackoffMs ?? 50;
+  const max = options.maxBackoffMs ?? 1000;
+  for (;;) {
+    const resume = [...seen.values()].map((c) => c.resume).filter((r): r is FollowResume => r !== null);
+    try {
+      for await (const e of client.follow({ output: options.output, leadSeconds: options.leadSeconds, resume }, callOptions)) {
+        const out = filter(e, seen);
+        if (out !== null) {
+          attempt = 0;
+          yield out;
+        }
+      }
+      return; // the server ended the stream normally (it never does today): stop following
+    } catch (e) {
+      if (callOptions.signal?.aborted) return;
+      if (!(e instanceof MediaClientError) || !RETRYABLE.has(e.code)) throw e;
+      attempt++;
+      options.onReconnect?.(e, attempt);
+      const delay = Math.min(max, initial * 2 ** (attempt - 1));
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        callOptions.signal?.addEventListener('abort', () => {
+          clearTimeout(t);
+          resolve();
+        }, { once: true });
+      });
+      if (callOptions.signal?.aborted) return;
+    }
+  }
+}
+
+/** The event to pass on, or null for a repeat; updates what is known of the cues. */
+function filter(e: FollowEvent, seen: Map<string, CueSeen>): FollowEvent | null {
+  const ev = e.event;
+  switch (ev?.$case) {
+    case 'loaded': {
+      const known = seen.get(ev.value.cueId);
+      if (known !== undefined && known.mediaId === ev.value.media?.mediaId) return null;
+      seen.set(ev.value.cueId, { mediaId: ev.value.media?.mediaId ?? '', lastSegment: -1, resume: null });
+      return e;
+    }
+    case 'started': {
+      const c = seen.get(ev.value.cueId);
+      if (c === undefined) return e;
+      if (ev.value.segment <= c.lastSegment) return null;
+      c.lastSegment = ev.value.segment;
+      return e;
+    }
+    case 'packets': {
+      const c = seen.get(ev.value.cueId);
+      if (c === undefined) return e;
+      const r = c.resume;
+      const same = r !== null && r.segment === ev.value.segment && r.generation === ev.value.generation;
+      const fresh = same ? ev.value.packets.filter((p) => p.entry >= r.nextEntry) : ev.value.packets;
+      if (fresh.length === 0) return null;
+      const last = fresh[fresh.length - 1].entry;
+      c.resume = { cueId: ev.value.cueId, segment: ev.value.segment, generation: ev.value.generation, nextEntry: last + 1n };
+      return fresh.length === ev.value.packets.length ? e : { event: { $case: 'packets', value: { ...ev.value, packets: fresh } } };
+    }
+    case 'stopped':
+      if (seen.has(ev.value.cueId)) (seen.get(ev.value.cueId) as CueSeen).resume = null;
+      return e;
+    case 'unloaded':
+      seen.delete(ev.value.cueId);
+      return e;
+    default:
+      return e;
+  }
+}
