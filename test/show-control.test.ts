@@ -253,7 +253,7 @@ describe('show clock, cues and OSC control', function () {
     await fsp.writeFile(list, JSON.stringify({
       version: 1,
       cues: [
-        { id: 'A', media: 'clip.mp4', in: 0, out: 1, outputs: { main: ['video'] } },
+        { id: 'A', media: 'clip.mp4', in: 0, out: 10, outputs: { main: ['video'] } },
         { id: 'B', media: 'clip.mp4', in: 2, out: 3, follow: true, outputs: { main: ['video'] } },
         { id: 'C', media: 'clip.mp4', in: 1, out: 2, loop: true, outputs: { main: ['video', 'audio'] } },
       ],
@@ -268,8 +268,14 @@ describe('show clock, cues and OSC control', function () {
     const startedB = ev((await f.waitFor((e) => isCase('started')(e) && e.event.value.cueId === 'B')).value, 'started');
     const endedA = ev((await f.waitFor((e) => isCase('stopped')(e) && e.event.value.cueId === 'A')).value, 'stopped');
     assert.equal(endedA.reason, 'ended');
-    assert.equal(startedB.clockSeconds, go.clockSeconds + 1, 'B starts exactly where A ends');
-    assert.equal(endedA.clockSeconds, go.clockSeconds + 1);
+    assert.equal(startedB.clockSeconds, go.clockSeconds + 10, 'B starts exactly where A ends');
+    assert.equal(endedA.clockSeconds, go.clockSeconds + 10);
+    // No gap: B's first packets arrived within the lead window, before the clock reached B's start.
+    const firstB = f.items.find((x) => isCase('packets')(x.value) && ev(x.value, 'packets').cueId === 'B');
+    assert.ok(firstB);
+    const clocks = f.items.filter((x) => isCase('clock')(x.value) && x.arrivedMono <= firstB.arrivedMono).map((x) => ev(x.value, 'clock'));
+    const atArrival = clockPositionAt(clocks[clocks.length - 1], firstB.arrivedMono);
+    assert.ok(atArrival < startedB.clockSeconds, `B's first packet arrived at clock ${atArrival}, after its start ${startedB.clockSeconds}`);
     const endedB = ev((await f.waitFor((e) => isCase('stopped')(e) && e.event.value.cueId === 'B')).value, 'stopped');
     assert.equal(endedB.clockSeconds, startedB.clockSeconds + 1);
     // C loops: segment 1 starts one loop length after segment 0.
@@ -478,5 +484,32 @@ describe('show clock, cues and OSC control', function () {
     bad({ chaseLossPolicy: 'panic' }, /chaseLossPolicy must be hold or freerun/);
     const c = mergeConfig(base, [{ where: 'test', values: { timecodeRate: '29.97DF', oscPort: 'off', leadSeconds: '0.25', cueList: 'x.json' } }]);
     assert.deepEqual([c.timecodeRate, c.oscPort, c.leadSeconds, c.cueList], ['29.97df', null, 0.25, path.resolve('x.json')]);
+  });
+
+  it('a cue reaching its end on a clock that stands still (rate 0 from a still timecode source) ends cleanly', async function () {
+    const f = watch(follow(client, 'video'));
+    ok(await osc('/cuemux/cue/load', [{ type: 's', value: 'Z' }, { type: 's', value: 'clip.mp4' }, { type: 'i', value: 0 }, { type: 'i', value: 2 }]));
+    ok(await osc('/cuemux/cue/go', [{ type: 's', value: 'Z' }, { type: 'd', value: 5 }]));
+    ok(await osc('/cuemux/clock/timecode', [{ type: 'd', value: 5 }]));
+    ok(await osc('/cuemux/clock/timecode', [{ type: 'd', value: 5 }]));
+    assert.equal((ok(await osc('/cuemux/status')) as { clock: { rate: number } }).clock.rate, 0);
+    ok(await osc('/cuemux/clock/locate', [{ type: 'd', value: 9999 }]));
+    const ended = ev((await f.waitFor((e) => isCase('stopped')(e) && e.event.value.cueId === 'Z')).value, 'stopped');
+    assert.equal(ended.reason, 'ended');
+    assert.equal((await osc('/cuemux/thump')).data, 'thump', 'the server is alive');
+  });
+
+  it("an operator's STOP cancels a GO still opening its media", async function () {
+    const list = path.join(await scratchDir('cues'), 'show.json');
+    await fsp.writeFile(list, JSON.stringify({ version: 1, cues: [{ id: 'S', media: 'clip.mp4', in: 30 }] }));
+    ok(await osc('/cuemux/cuelist/load', [{ type: 's', value: list }]));
+    await peer.send(srv.oscPort, '/cuemux/cue/go', [{ type: 's', value: 'S' }]);
+    await peer.send(srv.oscPort, '/cuemux/cue/stop');
+    const go = await peer.reply('/cuemux/reply/cue/go');
+    ok(await peer.reply('/cuemux/reply/cue/stop'));
+    assert.equal(go.status, 'error');
+    assert.match(String(go.error), /cancelled by a STOP/);
+    const st = ok(await osc('/cuemux/status')) as { cues: Array<{ id: string; state: string }>; clock: { state: string } };
+    assert.deepEqual(st.cues.map((c) => [c.id, c.state]), [['S', 'armed']]);
   });
 });

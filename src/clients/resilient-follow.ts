@@ -16,7 +16,7 @@ export interface ResilientFollowOptions {
   leadSeconds?: number;
   /** First reconnect delay in ms, doubled up to `maxBackoffMs`. Default 50. */
   initialBackoffMs?: number;
-  /** Longest reconnect delay in ms. Default 1000. */
+  /** Longest reconnect delay in ms. Default 250 (a restarted server is back within a second; players must be too). */
   maxBackoffMs?: number;
   /** Called before each reconnect attempt with the error that ended the stream and the attempt number (from 1). */
   onReconnect?: (error: MediaClientError, attempt: number) => void;
@@ -40,7 +40,7 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
   const seen = new Map<string, CueSeen>();
   let attempt = 0;
   const initial = options.initialBackoffMs ?? 50;
-  const max = options.maxBackoffMs ?? 1000;
+  const max = options.maxBackoffMs ?? 250;
   for (;;) {
     const resume = [...seen.values()].map((c) => c.resume).filter((r): r is FollowResume => r !== null);
     try {
