@@ -39,6 +39,37 @@ function runClient(args: string[]): Promise<Record<string, unknown>> {
   });
 }
 
+/**
+ * Run `read` clients (one process each, argument lists in `each`) together: start them, wait until every one is
+ * connected with its media open, then start them all at once. The wall time runs from that start to the last one's
+ * end, so it measures streaming, not Node's process start-up (the in-process peer excludes its own start-up too).
+ */
+async function runReaders(each: string[][]): Promise<{ wallSec: number; results: Array<Record<string, unknown>> }> {
+  const children = each.map((args) => {
+    const c = spawn(process.execPath, [CLIENT, 'read', ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    let onReady: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => { onReady = resolve; });
+    const result = new Promise<Record<string, unknown>>((resolve, reject) => {
+      c.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (out.startsWith('{"ready":true}\n')) {
+          out = out.slice('{"ready":true}\n'.length);
+          onReady();
+        }
+      });
+      c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as Record<string, unknown>) : reject(new Error(`client read ${args.join(' ')} exited ${String(code)}`))));
+    });
+    result.catch(() => undefined);
+    return { c, ready, result };
+  });
+  await Promise.race([Promise.all(children.map((x) => x.ready)), Promise.all(children.map((x) => x.result))]);
+  const t = process.hrtime.bigint();
+  for (const x of children) x.c.stdin.end('go\n');
+  const results = await Promise.all(children.map((x) => x.result));
+  return { wallSec: Number(process.hrtime.bigint() - t) / 1e9, results };
+}
+
 async function startServer(root: string, socket: string): Promise<{ child: ChildProcess; tcp: string }> {
   // The allocator settings scripts/start.sh gives the server (large buffers returned to the OS at once).
   const env = { ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '65536' };
@@ -112,16 +143,14 @@ async function main(): Promise<void> {
   try {
     // Warm-up (JIT, connections, page cache of the served copies) before anything is measured.
     // MP4 only: serving MKV maps FFmpeg into the server, which the MP4 figures must not include.
-    await Promise.all([runClient(['read', socket, 'hd.mp4']), runClient(['read', tcp, 'hd.mp4'])]);
+    await runReaders([[socket, 'hd.mp4'], [tcp, 'hd.mp4']]);
     const runs: Array<{ transport: string; file: string; clients: number; packetsPerSec: number; mbPerSec: number; peakRssMB: number }> = [];
     for (const [file, label] of [['hd.mp4', 'MP4'], ['hd.mkv', 'MKV']] as const) {
       for (const [transport, target] of [['UDS', socket], ['TCP', tcp]] as const) {
         for (const n of file === 'hd.mkv' ? [1, 8] : [1, 2, 8]) {
           process.stderr.write(`bench:serve: ${n} client(s) over ${transport} on ${label}...\n`);
           peakRss = rssMB(pid);
-          const t = process.hrtime.bigint();
-          const results = await Promise.all(Array.from({ length: n }, () => runClient(['read', target, file])));
-          const wall = Number(process.hrtime.bigint() - t) / 1e9;
+          const { wallSec: wall, results } = await runReaders(Array.from({ length: n }, () => [target, file]));
           const packets = results.reduce((a, r) => a + (r.packets as number), 0);
           const bytes = results.reduce((a, r) => a + (r.bytes as number), 0);
           runs.push({ transport, file: label, clients: n, packetsPerSec: packets / wall, mbPerSec: bytes / 1e6 / wall, peakRssMB: peakRss });
@@ -130,7 +159,7 @@ async function main(): Promise<void> {
     }
     process.stderr.write('bench:serve: audio+video pair bytes read...\n');
     const before = procIo(pid);
-    await Promise.all([runClient(['read', socket, 'pair.mp4', '0']), runClient(['read', socket, 'pair.mp4', '1'])]);
+    await runReaders([[socket, 'pair.mp4', '0'], [socket, 'pair.mp4', '1']]);
     const pairBytes = procIo(pid) - before;
 
     process.stderr.write('bench:serve: first-packet latency...\n');
