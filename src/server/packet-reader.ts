@@ -16,6 +16,11 @@ import type { IndexEntry, MediaIndex } from '../index-store/media-index';
 export interface PacketReader {
   /** Bytes of `entries` (ascending, as planned), in the same order. */
   read(entries: IndexEntry[]): Promise<Buffer[]>;
+  /**
+   * Optional: read the bytes of `entries` straight into `target`, entry i at `at[i]` (what the server's pump uses
+   * to read packets into the message it sends, without a copy). Readers without it are used through `read`.
+   */
+  readInto?(entries: IndexEntry[], target: Buffer, at: readonly number[]): Promise<void>;
   /** Release what the reader holds (idempotent). */
   close(): Promise<void>;
 }
@@ -28,6 +33,8 @@ export interface ReadCounter {
 
 /** Largest gap (bytes) between two wanted packets that is read through rather than split into two reads. */
 const COALESCE_GAP = 0;
+/** Most payloads scattered by one readv (below every platform's IOV_MAX). */
+const MAX_IOVECS = 512;
 
 /** pread-based reader over a FileHandle shared by every client of the file. */
 export class DirectReader implements PacketReader {
@@ -74,6 +81,40 @@ export class DirectReader implements PacketReader {
       i = j;
     }
     return out;
+  }
+
+  async readInto(entries: IndexEntry[], target: Buffer, at: readonly number[]): Promise<void> {
+    let i = 0;
+    while (i < entries.length) {
+      // One readv for each run of packets that lie back to back in the file, each landing in its own slot.
+      const start = entries[i].pos;
+      if (start === null) throw new CuemuxError('INTERNAL', `${this.#path}: packet ${entries[i].index} has no position`, { path: this.#path });
+      let end = start + entries[i].size;
+      let j = i + 1;
+      while (j < entries.length && j - i < MAX_IOVECS) {
+        const p = entries[j].pos;
+        if (p !== end) break;
+        end = p + entries[j].size;
+        j++;
+      }
+      let views: Buffer[] = [];
+      for (let k = i; k < j; k++) if (entries[k].size > 0) views.push(target.subarray(at[k], at[k] + entries[k].size));
+      let got = 0;
+      while (got < end - start) {
+        const { bytesRead } = await this.#file.readv(views, start + got);
+        if (bytesRead === 0) {
+          throw new CuemuxError('MEDIA_DAMAGED', `${this.#path}: file ends at byte ${start + got}, packet ${entries[i].index} needs ${end}; was it truncated?`,
+            { path: this.#path, operation: 'read' });
+        }
+        got += bytesRead;
+        // A short read: go on with what is left of the views.
+        let skip = bytesRead;
+        while (skip > 0 && views.length > 0 && views[0].length <= skip) skip -= views.shift()!.length;
+        if (skip > 0) views = [views[0].subarray(skip), ...views.slice(1)];
+      }
+      this.#counter.add(end - start);
+      i = j;
+    }
   }
 
   async close(): Promise<void> {

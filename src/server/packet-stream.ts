@@ -6,7 +6,8 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { CuemuxError } from '../common/errors';
 import type { IndexEntry } from '../index-store/media-index';
-import type { Packet, PacketBatch, ReadPacketsRequest } from '../generated/cuemux/v1/media_server';
+import type { PacketBatch, ReadPacketsRequest } from '../generated/cuemux/v1/media_server';
+import { framedBatchSize, framedPacketBatch, layoutFramedBatch } from '../common/packet-batch-wire';
 import type { OpenMedia } from './open-media';
 
 /** What GetStatus reports about one streaming call. */
@@ -71,17 +72,49 @@ export function optionalInt64(v: number | null): bigint | undefined {
   return v === null ? undefined : BigInt(v);
 }
 
-function toPacket(e: IndexEntry, data: Buffer): Packet {
-  return {
-    streamIndex: e.stream,
-    pts: optionalInt64(e.pts),
-    dts: optionalInt64(e.dts),
-    duration: BigInt(e.duration ?? 0),
-    pos: optionalInt64(e.pos),
-    key: e.key,
-    data,
-    flags: (e.key ? 1 : 0) | (e.corrupt ? 2 : 0) | (e.discard ? 4 : 0),
-  };
+/** Message buffers per call: one being filled from the file while up to two are being written out. */
+const FRAMES_PER_CALL = 3;
+/** Room in a reused buffer beyond the batch size, for the fields of the packets (a batch's overhead counts 48 per packet, fields take up to ~70). */
+const FRAME_SLACK = 4096;
+
+/**
+ * The message buffers of one call, reused: a batch is read from the file into its buffer and handed to gRPC, and the
+ * buffer comes back when gRPC reports it written. Bounds the call's bytes in flight to FRAMES_PER_CALL batches (a
+ * stalled client costs the server that much, never more) and makes the hot path allocate nothing per batch.
+ */
+class FramePool {
+  readonly #free: Buffer[] = [];
+  #outstanding = 0;
+  #wake: (() => void) | null = null;
+
+  constructor(readonly capacity: number, readonly slots: number) {}
+
+  /** A buffer of at least `size` bytes, once fewer than `slots` are out; null when `stopped()` first. */
+  async acquire(size: number, stopped: () => boolean, onStop: (f: () => void) => () => void): Promise<Buffer | null> {
+    while (this.#outstanding >= this.slots) {
+      if (stopped()) return null;
+      const ok = await new Promise<boolean>((resolve) => {
+        const off = onStop(() => resolve(false));
+        this.#wake = () => {
+          off();
+          resolve(true);
+        };
+      });
+      this.#wake = null;
+      if (!ok) return null;
+    }
+    this.#outstanding++;
+    // A batch larger than the usual (one packet above the batch size) gets a buffer of its own, not kept.
+    if (size > this.capacity) return Buffer.allocUnsafeSlow(size);
+    return this.#free.pop() ?? Buffer.allocUnsafeSlow(this.capacity);
+  }
+
+  /** Give back a buffer from {@link acquire} (once gRPC is done with it). */
+  release(buf: Buffer): void {
+    this.#outstanding--;
+    if (buf.length === this.capacity) this.#free.push(buf);
+    this.#wake?.();
+  }
 }
 
 /** Run one ReadPackets call to completion (or cancellation). Throws domain errors for the caller to map. */
@@ -117,48 +150,45 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
     return chunk;
   };
   const stopped = (): boolean => call.cancelled || call.destroyed;
-  const queueLimit = 2 * batchBytes;
-  let flushed: (() => void) | null = null;
-  const untilFlushed = (): Promise<boolean> => new Promise((resolve) => {
-    const stop = (): void => done(false);
-    const done = (ok: boolean): void => {
-      flushed = null;
-      call.off('cancelled', stop);
-      call.off('close', stop);
-      resolve(ok);
+  const onStop = (f: () => void): (() => void) => {
+    call.once('cancelled', f);
+    call.once('close', f);
+    return () => {
+      call.off('cancelled', f);
+      call.off('close', f);
     };
-    flushed = () => done(true);
-    call.once('cancelled', stop);
-    call.once('close', stop);
-  });
-  let chunk: IndexEntry[] = [];
-  let fetching: Promise<Buffer[]> | null = null;
+  };
+  const pool = new FramePool(batchBytes + FRAME_SLACK, FRAMES_PER_CALL);
+  /** Reads (and copies, for readers without readInto) running into a pool buffer: settled before the reader closes. */
+  let filling: Promise<unknown> = Promise.resolve();
   try {
-    chunk = nextChunk();
-    fetching = chunk.length > 0 ? reader.read(chunk) : null;
-    while (fetching !== null) {
-      const data = await fetching;
-      fetching = null;
+    for (let chunk = nextChunk(); chunk.length > 0; chunk = nextChunk()) {
+      const size = framedBatchSize(chunk);
+      const buf = await pool.acquire(size, stopped, onStop);
+      if (buf === null || stopped()) return;
+      const frame = buf.subarray(0, size);
+      const at = layoutFramedBatch(frame, chunk);
+      const fill = reader.readInto !== undefined
+        ? reader.readInto(chunk, frame, at)
+        : reader.read(chunk).then((data) => {
+          for (let i = 0; i < chunk.length; i++) data[i].copy(frame, at[i]);
+        });
+      filling = fill.catch(() => undefined);
+      await fill;
       if (stopped()) return;
-      const current = chunk;
-      // Fetch the next batch while this one is written.
-      chunk = nextChunk();
-      fetching = chunk.length > 0 ? reader.read(chunk) : null;
-      fetching?.catch(() => undefined); // surfaced when awaited
-      const packets = current.map((e, i) => toPacket(e, data[i]));
-      const bytes = data.reduce((a, b) => a + b.length, 0);
+      let bytes = 0;
+      for (const e of chunk) bytes += e.size;
       client.bytesQueued += bytes;
-      const ok = await writeWithBackpressure(call, { packets }, () => {
+      // The buffer is reused only once gRPC has written it out: the write callback. While up to FRAMES_PER_CALL - 1
+      // batches are being written, the next one is read from the file.
+      const ok = await writeWithBackpressure(call, framedPacketBatch(frame), () => {
         client.bytesQueued -= bytes;
-        if (client.bytesQueued <= queueLimit) flushed?.();
+        pool.release(buf);
       });
       if (!ok) return;
-      // grpc-js only pushes back after 16 queued messages, i.e. 16 batches: bound the bytes in flight instead, so a
-      // stalled client costs the server ~2 batches of memory, not 16.
-      if (client.bytesQueued > queueLimit && !(await untilFlushed())) return;
       client.bytesSent += bytes;
-      client.packetsSent += packets.length;
-      const last = current[current.length - 1];
+      client.packetsSent += chunk.length;
+      const last = chunk[chunk.length - 1];
       const t = last.pts ?? last.dts;
       if (t !== null) client.positionSeconds = media.index.toSeconds(last.stream, t);
     }
@@ -168,8 +198,8 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
         { path: media.path, operation: 'read' });
     }
   } finally {
-    // A prefetch may still be running (cancel during a write): let it settle before closing its reader.
-    await fetching?.catch(() => undefined);
+    // A read may still be running (cancel during a read): let it settle before closing its reader.
+    await filling;
     await reader.close();
   }
 }
