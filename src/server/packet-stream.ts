@@ -76,6 +76,33 @@ export function optionalInt64(v: number | null): bigint | undefined {
 const FRAMES_PER_CALL = 3;
 /** Room in a reused buffer beyond the batch size, for the fields of the packets (a batch's overhead counts 48 per packet, fields take up to ~70). */
 const FRAME_SLACK = 4096;
+/** Bytes of idle message buffers the server keeps for the next calls (beyond this they are left to the GC). */
+const SPARE_FRAME_BYTES = 4 << 20;
+
+/**
+ * Message buffers no call is using, by size, shared by all calls: a new call (most ask for the default batch size)
+ * reuses them instead of allocating. Buffers a call leaves to the GC are freed only at its next full collection, so
+ * reusing them keeps the server's memory at what its calls need at once.
+ */
+const spareFrames = new Map<number, Buffer[]>();
+let spareBytes = 0;
+
+function takeSpare(capacity: number): Buffer {
+  const list = spareFrames.get(capacity);
+  const buf = list?.pop();
+  if (buf === undefined) return Buffer.allocUnsafeSlow(capacity);
+  spareBytes -= capacity;
+  if (list?.length === 0) spareFrames.delete(capacity);
+  return buf;
+}
+
+function giveSpare(buf: Buffer): void {
+  if (spareBytes + buf.length > SPARE_FRAME_BYTES) return;
+  spareBytes += buf.length;
+  const list = spareFrames.get(buf.length);
+  if (list === undefined) spareFrames.set(buf.length, [buf]);
+  else list.push(buf);
+}
 
 /**
  * The message buffers of one call, reused: a batch is read from the file into its buffer and handed to gRPC, and the
@@ -86,6 +113,7 @@ class FramePool {
   readonly #free: Buffer[] = [];
   #outstanding = 0;
   #wake: (() => void) | null = null;
+  #ended = false;
 
   constructor(readonly capacity: number, readonly slots: number) {}
 
@@ -106,14 +134,22 @@ class FramePool {
     this.#outstanding++;
     // A batch larger than the usual (one packet above the batch size) gets a buffer of its own, not kept.
     if (size > this.capacity) return Buffer.allocUnsafeSlow(size);
-    return this.#free.pop() ?? Buffer.allocUnsafeSlow(this.capacity);
+    return this.#free.pop() ?? takeSpare(this.capacity);
   }
 
   /** Give back a buffer from {@link acquire} (once gRPC is done with it). */
   release(buf: Buffer): void {
     this.#outstanding--;
-    if (buf.length === this.capacity) this.#free.push(buf);
+    if (buf.length !== this.capacity) return;
+    if (this.#ended) giveSpare(buf);
+    else this.#free.push(buf);
     this.#wake?.();
+  }
+
+  /** The call is over: its idle buffers go to the next calls (those still being written follow on release). */
+  end(): void {
+    this.#ended = true;
+    for (const b of this.#free.splice(0)) giveSpare(b);
   }
 }
 
@@ -200,6 +236,7 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
   } finally {
     // A read may still be running (cancel during a read): let it settle before closing its reader.
     await filling;
+    pool.end();
     await reader.close();
   }
 }
