@@ -30,6 +30,7 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
     process.stdin.pause();
     const t = process.hrtime.bigint();
+    const cpu0 = process.cpuUsage();
     let packets = 0;
     let bytes = 0;
     const wanted = streams ? streams.split(',').map(Number) : [];
@@ -37,7 +38,8 @@ async function main(): Promise<void> {
       packets += b.packets.length;
       for (const p of b.packets) bytes += p.data.length;
     }
-    process.stdout.write(`${JSON.stringify({ packets, bytes, ms: ms(t) })}\n`);
+    const cpu = process.cpuUsage(cpu0);
+    process.stdout.write(`${JSON.stringify({ packets, bytes, ms: ms(t), cpuMs: (cpu.user + cpu.system) / 1e3 })}\n`);
   } else if (mode === 'latency') {
     const [file, n, batch] = rest;
     const info = await c.openMedia(file);
