@@ -72,6 +72,8 @@ export function optionalInt64(v: number | null): bigint | undefined {
   return v === null ? undefined : BigInt(v);
 }
 
+/** Index entries scanned without a wanted packet before the pump yields to other work (about a millisecond). */
+const PLAN_STEP = 4096;
 /** Message buffers per call: one being filled from the file while up to two are being written out. */
 const FRAMES_PER_CALL = 3;
 /** Room in a reused buffer beyond the batch size, for the fields of the packets (a batch's overhead counts 48 per packet, fields take up to ~70). */
@@ -157,12 +159,17 @@ class FramePool {
 export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest, PacketBatch>, media: OpenMedia, streams: number[],
   batchBytes: number, client: ClientRecord): Promise<void> {
   const req = call.request;
-  const plan = media.index.packetsInRange(streams, req.startSeconds, req.endSeconds);
+  // Planned step by step: a null after PLAN_STEP index entries without a wanted packet (a sparse stream in a long
+  // file) lets other calls run, so one call never holds the event loop for a walk over the whole index.
+  const plan = media.index.packetsInRangeSteps(streams, req.startSeconds, req.endSeconds, PLAN_STEP);
   const reader = media.reader();
   let held: IndexEntry | null = null;
   let planEnded = false;
-  /** The next batch: packets up to `batchBytes` in all, or a single larger packet alone. */
-  const nextChunk = (): IndexEntry[] => {
+  /**
+   * The next batch: packets up to `batchBytes` in all, or a single larger packet alone; or, for a sparse stream, the
+   * packets found before a long stretch of the index without one (they are sent at once, not when the batch fills).
+   */
+  const nextChunk = async (): Promise<IndexEntry[]> => {
     const chunk: IndexEntry[] = [];
     let bytes = 0;
     for (;;) {
@@ -173,6 +180,12 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
         if (r.done) {
           planEnded = true;
           break;
+        }
+        if (r.value === null) {
+          if (chunk.length > 0) break;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (stopped()) break;
+          continue;
         }
         e = r.value;
       }
@@ -198,7 +211,7 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
   /** Reads (and copies, for readers without readInto) running into a pool buffer: settled before the reader closes. */
   let filling: Promise<unknown> = Promise.resolve();
   try {
-    for (let chunk = nextChunk(); chunk.length > 0; chunk = nextChunk()) {
+    for (let chunk = await nextChunk(); chunk.length > 0; chunk = await nextChunk()) {
       const size = framedBatchSize(chunk);
       const buf = await pool.acquire(size, stopped, onStop);
       if (buf === null || stopped()) return;
