@@ -1,6 +1,8 @@
 /**
  * A benchmark client process for bench:serve (one per simulated player). Prints one JSON line.
- *   read <target> <path> [streams]        read every packet from the start; packets, bytes, ms
+ *   read <target> <path> [streams]        read every packet from the start; packets, bytes, ms. After connecting and
+ *                                         opening the media it prints {"ready":true} and waits for a line on stdin, so
+ *                                         the parent times the reads of all its clients, not their process start-up
  *   latency <target> <path> <n> <batch>   n ReadPackets at random times on an open file: ms to the first batch
  *   cold <target> <batch> <paths...>      OpenMedia + ReadPackets on files not yet open: ms to the first batch
  */
@@ -24,7 +26,11 @@ async function main(): Promise<void> {
   if (mode === 'read') {
     const [file, streams] = rest;
     const info = await c.openMedia(file);
+    process.stdout.write('{"ready":true}\n');
+    await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
+    process.stdin.pause();
     const t = process.hrtime.bigint();
+    const cpu0 = process.cpuUsage();
     let packets = 0;
     let bytes = 0;
     const wanted = streams ? streams.split(',').map(Number) : [];
@@ -32,7 +38,8 @@ async function main(): Promise<void> {
       packets += b.packets.length;
       for (const p of b.packets) bytes += p.data.length;
     }
-    process.stdout.write(`${JSON.stringify({ packets, bytes, ms: ms(t) })}\n`);
+    const cpu = process.cpuUsage(cpu0);
+    process.stdout.write(`${JSON.stringify({ packets, bytes, ms: ms(t), cpuMs: (cpu.user + cpu.system) / 1e3 })}\n`);
   } else if (mode === 'latency') {
     const [file, n, batch] = rest;
     const info = await c.openMedia(file);

@@ -25,9 +25,11 @@ function procIo(pid: number): number {
   return Number(m?.[1] ?? 0);
 }
 
-function rssMB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) / 1024;
+/** Resident memory of `pid` in MB: all of it, and the anonymous part (heap, buffers; not mapped files such as the node binary and FFmpeg's libraries). */
+function rssMB(pid: number): { rss: number; anon: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
+  return { rss: kb('VmRSS'), anon: kb('RssAnon') };
 }
 
 function runClient(args: string[]): Promise<Record<string, unknown>> {
@@ -39,9 +41,44 @@ function runClient(args: string[]): Promise<Record<string, unknown>> {
   });
 }
 
+/**
+ * Run `read` clients (one process each, argument lists in `each`) together: start them, wait until every one is
+ * connected with its media open, then start them all at once. The wall time runs from that start to the last one's
+ * end, so it measures streaming, not Node's process start-up (the in-process peer excludes its own start-up too).
+ */
+async function runReaders(each: string[][]): Promise<{ wallSec: number; results: Array<Record<string, unknown>> }> {
+  const children = each.map((args) => {
+    const c = spawn(process.execPath, [CLIENT, 'read', ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    let onReady: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => { onReady = resolve; });
+    const result = new Promise<Record<string, unknown>>((resolve, reject) => {
+      c.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (out.startsWith('{"ready":true}\n')) {
+          out = out.slice('{"ready":true}\n'.length);
+          onReady();
+        }
+      });
+      c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as Record<string, unknown>) : reject(new Error(`client read ${args.join(' ')} exited ${String(code)}`))));
+    });
+    result.catch(() => undefined);
+    return { c, ready, result };
+  });
+  await Promise.race([Promise.all(children.map((x) => x.ready)), Promise.all(children.map((x) => x.result))]);
+  const t = process.hrtime.bigint();
+  for (const x of children) x.c.stdin.end('go\n');
+  const results = await Promise.all(children.map((x) => x.result));
+  return { wallSec: Number(process.hrtime.bigint() - t) / 1e9, results };
+}
+
 async function startServer(root: string, socket: string): Promise<{ child: ChildProcess; tcp: string }> {
-  // The allocator settings scripts/start.sh gives the server (large buffers returned to the OS at once).
-  const env = { ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '65536' };
+  // The allocator and V8 settings scripts/start.sh gives the server (large buffers returned to the OS at once, a
+  // small young generation).
+  const env = {
+    ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '65536',
+    NODE_OPTIONS: `--max-semi-space-size=1${process.env.NODE_OPTIONS ? ` ${process.env.NODE_OPTIONS}` : ''}`,
+  };
   const child = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root, '--log-level', 'warn'],
     { stdio: ['ignore', 'pipe', 'inherit'], env });
   const tcp = await new Promise<string>((resolve, reject) => {
@@ -107,30 +144,39 @@ async function main(): Promise<void> {
   const socket = path.join(scratch, 'cuemux.sock');
   const { child, tcp } = await startServer(root, socket);
   const pid = child.pid as number;
-  let peakRss = 0;
-  const sampler = setInterval(() => { peakRss = Math.max(peakRss, rssMB(pid)); }, 20);
+  let peakRss = { rss: 0, anon: 0 };
+  const sample = (): void => {
+    const m = rssMB(pid);
+    peakRss = { rss: Math.max(peakRss.rss, m.rss), anon: Math.max(peakRss.anon, m.anon) };
+  };
+  const sampler = setInterval(sample, 20);
+  const idleRss = rssMB(pid);
   try {
     // Warm-up (JIT, connections, page cache of the served copies) before anything is measured.
     // MP4 only: serving MKV maps FFmpeg into the server, which the MP4 figures must not include.
-    await Promise.all([runClient(['read', socket, 'hd.mp4']), runClient(['read', tcp, 'hd.mp4'])]);
-    const runs: Array<{ transport: string; file: string; clients: number; packetsPerSec: number; mbPerSec: number; peakRssMB: number }> = [];
+    await runReaders([[socket, 'hd.mp4'], [tcp, 'hd.mp4']]);
+    const runs: Array<{ transport: string; file: string; clients: number; packetsPerSec: number; mbPerSec: number; peerMBs: number; peakRssMB: number; peakAnonMB: number }> = [];
     for (const [file, label] of [['hd.mp4', 'MP4'], ['hd.mkv', 'MKV']] as const) {
       for (const [transport, target] of [['UDS', socket], ['TCP', tcp]] as const) {
         for (const n of file === 'hd.mkv' ? [1, 8] : [1, 2, 8]) {
           process.stderr.write(`bench:serve: ${n} client(s) over ${transport} on ${label}...\n`);
+          // The peer is measured again just before each row: on a shared machine its speed alone varies 2-4x
+          // from minute to minute, so each row is compared with a peer run under the same conditions.
+          const rowPeer = (await inProcess(file === 'hd.mkv' ? mkv : hd)).perPacket;
           peakRss = rssMB(pid);
-          const t = process.hrtime.bigint();
-          const results = await Promise.all(Array.from({ length: n }, () => runClient(['read', target, file])));
-          const wall = Number(process.hrtime.bigint() - t) / 1e9;
+          sample();
+          const { wallSec: wall, results } = await runReaders(Array.from({ length: n }, () => [target, file]));
           const packets = results.reduce((a, r) => a + (r.packets as number), 0);
           const bytes = results.reduce((a, r) => a + (r.bytes as number), 0);
-          runs.push({ transport, file: label, clients: n, packetsPerSec: packets / wall, mbPerSec: bytes / 1e6 / wall, peakRssMB: peakRss });
+          sample();
+          runs.push({ transport, file: label, clients: n, packetsPerSec: packets / wall, mbPerSec: bytes / 1e6 / wall,
+            peerMBs: rowPeer.bytes / 1e6 / (rowPeer.ms / 1e3), peakRssMB: peakRss.rss, peakAnonMB: peakRss.anon });
         }
       }
     }
     process.stderr.write('bench:serve: audio+video pair bytes read...\n');
     const before = procIo(pid);
-    await Promise.all([runClient(['read', socket, 'pair.mp4', '0']), runClient(['read', socket, 'pair.mp4', '1'])]);
+    await runReaders([[socket, 'pair.mp4', '0'], [socket, 'pair.mp4', '1']]);
     const pairBytes = procIo(pid) - before;
 
     process.stderr.write('bench:serve: first-packet latency...\n');
@@ -142,24 +188,45 @@ async function main(): Promise<void> {
     const mkvPeerMBs = peerMkv.perPacket.bytes / 1e6 / (peerMkv.perPacket.ms / 1e3);
     const f1 = (x: number): string => x.toFixed(1);
     const f2 = (x: number): string => x.toFixed(2);
+    const ratio = (r: (typeof runs)[number]): number => r.mbPerSec / r.peerMBs;
+    const budget = (clients: number): number => 64 + 8 * clients;
+    const targets: Array<{ ok: boolean; text: string }> = [];
+    const target = (ok: boolean, text: string): void => { targets.push({ ok, text }); };
+    for (const r of runs.filter((x) => x.clients === 1 || x.clients === 8)) {
+      const want = r.clients === 1 ? 1 : 4;
+      target(ratio(r) >= want, `${r.clients} client${r.clients > 1 ? 's' : ''}, ${r.file} over ${r.transport}: ${f2(ratio(r))}x the in-process demux run just before (target >= ${want}.0x)`);
+    }
+    target(pct(open, 99) <= 5, `first packet, open file: p99 ${f2(pct(open, 99))} ms (target <= 5 ms)`);
+    target(pct(coldMs, 99) <= 40, `first packet, file not yet open (index on disk): p99 ${f2(pct(coldMs, 99))} ms (target <= 40 ms)`);
+    target(pairBytes / size <= 1.05, `audio + video clients on one file: server read ${f2(pairBytes / size)}x the file size (target <= 1.05x)`);
+    for (const r of runs) {
+      target(r.peakRssMB <= budget(r.clients), `server RSS, ${r.clients} client${r.clients > 1 ? 's' : ''} on ${r.file} over ${r.transport}: ${f1(r.peakRssMB)} MB (target <= ${budget(r.clients)} MB)`);
+    }
     const lines = [
       '',
       `File: 1080p25 H.264 + AAC, 120 s, ${f1(size / 1e6)} MB, ${peer.perPacket.packets} packets (MP4; MKV remux of the same streams)`,
-      `In-process beamcoder demux, one read() per packet: MP4 ${f1(peerMBs)} MB/s, ${f1(peer.perPacket.packets / (peer.perPacket.ms / 1e3))} packets/s; ` +
+      `In-process beamcoder demux, one read() per packet, before the server starts: MP4 ${f1(peerMBs)} MB/s, ${f1(peer.perPacket.packets / (peer.perPacket.ms / 1e3))} packets/s; ` +
         `MKV ${f1(mkvPeerMBs)} MB/s`,
       `In-process batched readBatch (cuemux's native path): ${f1(batchedMBs)} MB/s`,
       '',
-      'Server: cuemux serve as started by npm start (glibc MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=65536); clients: one process each',
-      'clients  transport  file  packets/s   MB/s     x demux   peak server RSS MB  (budget 64 + 8/client)',
+      'Server: cuemux serve as started by npm start (glibc MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=65536; NODE_OPTIONS=--max-semi-space-size=1); clients: one process each,',
+      'timed from when all are connected with the media open. Server RSS before any client: ' +
+        `${f1(idleRss.rss)} MB (${f1(idleRss.anon)} MB anonymous, the rest mapped files: node, and FFmpeg's libraries once MKV is served).`,
+      'x demux: MB/s over the MB/s of an in-process demux (one read() per packet) of the same file run just before the row.',
+      'clients  transport  file  packets/s   MB/s   demux MB/s  x demux   peak server RSS MB (anonymous)  budget 64 + 8/client',
       ...runs.map((r) => `${String(r.clients).padStart(7)}  ${r.transport.padEnd(9)}  ${r.file.padEnd(4)}  ${f1(r.packetsPerSec).padStart(9)}  ${f1(r.mbPerSec).padStart(7)}  ` +
-        `${f2(r.mbPerSec / (r.file === 'MKV' ? mkvPeerMBs : peerMBs)).padStart(8)}   ${f1(r.peakRssMB).padStart(8)}            ${64 + 8 * r.clients}`),
+        `${f1(r.peerMBs).padStart(9)}  ${f2(ratio(r)).padStart(8)}   ${f1(r.peakRssMB).padStart(8)} (${f1(r.peakAnonMB).padStart(5)})            ${budget(r.clients)}`),
       '',
-      `Audio + video clients on one file: server read ${f1(pairBytes / 1e6)} MB for a ${f1(size / 1e6)} MB file = ${f2(pairBytes / size)}x (target <= 1.05)`,
-      `First packet, open file (${open.length} random positions, 64 KiB batches): p50 ${f2(pct(open, 50))} ms, p99 ${f2(pct(open, 99))} ms (target p99 <= 5)`,
-      `First packet, file not yet open, index on disk (${coldMs.length} files): p50 ${f2(pct(coldMs, 50))} ms, p99 ${f2(pct(coldMs, 99))} ms (target p99 <= 40)`,
+      `Audio + video clients on one file: server read ${f1(pairBytes / 1e6)} MB for a ${f1(size / 1e6)} MB file = ${f2(pairBytes / size)}x`,
+      `First packet, open file (${open.length} random positions, 64 KiB batches): p50 ${f2(pct(open, 50))} ms, p90 ${f2(pct(open, 90))} ms, p99 ${f2(pct(open, 99))} ms`,
+      `First packet, file not yet open, index on disk (${coldMs.length} files): p50 ${f2(pct(coldMs, 50))} ms, p90 ${f2(pct(coldMs, 90))} ms, p99 ${f2(pct(coldMs, 99))} ms`,
+      '',
+      'Targets (all measured in this run):',
+      ...targets.map((t) => `  ${t.ok ? 'PASS' : 'MISS'}  ${t.text}`),
+      `${targets.filter((t) => t.ok).length} of ${targets.length} targets met`,
       '',
     ];
-    process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ size, peer, peerMkv, runs, pairBytes, openMs: { p50: pct(open, 50), p99: pct(open, 99) }, coldMs: { p50: pct(coldMs, 50), p99: pct(coldMs, 99) } })}\n`);
+    process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ size, peer, peerMkv, runs, pairBytes, idleRss, openMs: { p50: pct(open, 50), p90: pct(open, 90), p99: pct(open, 99) }, coldMs: { p50: pct(coldMs, 50), p90: pct(coldMs, 90), p99: pct(coldMs, 99) }, targets })}\n`);
   } finally {
     clearInterval(sampler);
     child.kill('SIGTERM');

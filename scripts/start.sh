@@ -32,4 +32,7 @@ fi
 # Packet batches are large short-lived buffers: have glibc give them back to the OS at once (mmap above 64 KiB) and
 # keep few arenas, or the server's RSS grows far beyond what it holds (measured by npm run bench:serve).
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-65536}" MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-65536}"
+# The server allocates few JavaScript objects (packet batches live in reused buffers): a 1 MiB young generation
+# instead of V8's 16 MiB keeps its heap about 14 MB smaller, at no measured cost in throughput (npm run bench:serve).
+export NODE_OPTIONS="--max-semi-space-size=1${NODE_OPTIONS:+ $NODE_OPTIONS}"
 exec node bin/cuemux.js serve --media-root "$demo" --cue-list "$cues" "$@"

@@ -165,6 +165,27 @@ describe('index exactness against FFmpeg', function () {
           }
         }
       });
+
+      it('packetsInRangeSteps: the same packets, with a null after every N entries scanned without one', function () {
+        for (const st of idx.streams) {
+          const step = 3;
+          const steps = [...idx.packetsInRangeSteps([st.index], -1e9, undefined, step)];
+          const found = steps.filter((e) => e !== null);
+          assert.deepEqual(found, [...idx.packetsInRange([st.index], -1e9)]);
+          // Between two packets of the stream d entries apart, the scan paused floor(d / step) times.
+          let last: number | null = null;
+          let nulls = 0;
+          for (const e of steps) {
+            if (e === null) {
+              nulls++;
+              continue;
+            }
+            if (last !== null) assert.equal(nulls, Math.floor((e.index - last) / step), `stream ${st.index}, entries ${last}..${e.index}`);
+            last = e.index;
+            nulls = 0;
+          }
+        }
+      });
     });
   }
 

@@ -25,7 +25,7 @@ export const SERVE_USAGE = `Usage: cuemux serve [options]
   --max-clients N        concurrent ReadPackets/GetIndex streams (default 64)
   --max-open-media N     media files open at once (default 256)
   --max-batch-bytes N    largest batch a client may ask for (default 8388608)
-  --batch-bytes N        batch size when the client does not ask (default 1048576)
+  --batch-bytes N        batch size when the client does not ask (default 524288)
   --idle-close-ms N      close a media file N ms after its last user (default 30000)
   --shutdown-grace-ms N  on SIGTERM, let streams finish this long (default 5000)
   --log-level L, --log-format text|json, --log-file FILE   (default info, text on a terminal, stderr)

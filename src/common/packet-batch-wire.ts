@@ -2,6 +2,9 @@
  * PacketBatch on the wire, written and read by hand: the hot path of the server. ts-proto's encode plus grpc-js's
  * framing copy each payload about four times (FIELD-NOTES); here a batch is one allocation with one copy of each
  * payload, and the client reads payloads as views of the received message, with no copy at all.
+ * The server goes further: {@link layoutFramedBatch} writes a batch's fields straight from the index into a reusable
+ * buffer, leaving a hole for each payload, so the payloads can be read from the file into their final place (no copy
+ * in JavaScript at all); such a batch travels as a {@link framedPacketBatch}.
  * Wire format (proto/cuemux/v1/media_server.proto): PacketBatch { repeated Packet packets = 1; }
  * Packet { int32 stream_index = 1; optional int64 pts = 2; optional int64 dts = 3; int64 duration = 4;
  *          optional int64 pos = 5; bool key = 6; bytes data = 7; uint32 flags = 8; }
@@ -61,6 +64,8 @@ function bodySize(p: Packet): number {
 
 /** Serialize a PacketBatch (grpc-js responseSerialize for ReadPackets). */
 export function encodePacketBatch(batch: PacketBatch): Buffer {
+  const framed = framedBytes(batch);
+  if (framed !== null) return framed.subarray(GRPC_PREFIX);
   const sizes = batch.packets.map(bodySize);
   let total = 0;
   for (const s of sizes) total += 1 + uvarSize(s) + s;
@@ -163,4 +168,123 @@ export function decodePacketBatch(buf: Buffer): PacketBatch {
     r.at = end;
   }
   return { packets };
+}
+
+/** gRPC's length prefix in front of every message: a compression flag byte and a 4-byte big-endian length. */
+export const GRPC_PREFIX = 5;
+
+/** The fields of one packet that {@link layoutFramedBatch} encodes (an index entry has them all). */
+export interface WirePacketFields {
+  /** Stream index. */
+  stream: number;
+  /** Ticks, null = absent. */
+  pts: number | null;
+  /** Ticks, null = absent. */
+  dts: number | null;
+  /** Ticks, null = 0. */
+  duration: number | null;
+  /** Byte position, null = absent. */
+  pos: number | null;
+  /** Payload bytes. */
+  size: number;
+  /** Keyframe. */
+  key: boolean;
+  /** Corrupt flag (flags bit 1). */
+  corrupt: boolean;
+  /** Discard flag (flags bit 2). */
+  discard: boolean;
+}
+
+/** Bytes of a (JavaScript number) int64 varint. */
+function n64Size(v: number): number {
+  return v < 0 ? 10 : uvarSize(v);
+}
+
+function writeN64(buf: Buffer, at: number, v: number): number {
+  return v < 0 ? writeI64(buf, at, BigInt(v)) : writeUvar(buf, at, v);
+}
+
+function flagsOf(e: WirePacketFields): number {
+  return (e.key ? 1 : 0) | (e.corrupt ? 2 : 0) | (e.discard ? 4 : 0);
+}
+
+/** Bytes of a Packet's body except the payload (the data field's tag and length included). */
+function fieldsSize(e: WirePacketFields): number {
+  let n = 0;
+  if (e.stream !== 0) n += 1 + n64Size(e.stream);
+  if (e.pts !== null) n += 1 + n64Size(e.pts);
+  if (e.dts !== null) n += 1 + n64Size(e.dts);
+  if (e.duration !== null && e.duration !== 0) n += 1 + n64Size(e.duration);
+  if (e.pos !== null) n += 1 + n64Size(e.pos);
+  if (e.key) n += 2;
+  if (e.size > 0) n += 1 + uvarSize(e.size);
+  const flags = flagsOf(e);
+  if (flags !== 0) n += 1 + uvarSize(flags);
+  return n;
+}
+
+/** Bytes of the framed message (gRPC prefix included) that {@link layoutFramedBatch} writes for `entries`. */
+export function framedBatchSize(entries: readonly WirePacketFields[]): number {
+  let total = GRPC_PREFIX;
+  for (const e of entries) {
+    const body = fieldsSize(e) + e.size;
+    total += 1 + uvarSize(body) + body;
+  }
+  return total;
+}
+
+/**
+ * Write the gRPC prefix and every field of the PacketBatch for `entries` into `buf` (at least
+ * {@link framedBatchSize} bytes), leaving each payload's bytes unwritten: the caller fills `buf[at[i], at[i] +
+ * entries[i].size)`. Returns those offsets. The bytes are exactly what {@link encodePacketBatch} writes, prefixed.
+ */
+export function layoutFramedBatch(buf: Buffer, entries: readonly WirePacketFields[]): number[] {
+  const at: number[] = new Array<number>(entries.length);
+  let p = GRPC_PREFIX;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    const fields = fieldsSize(e);
+    buf[p++] = 0x0a;
+    p = writeUvar(buf, p, fields + e.size);
+    if (e.stream !== 0) { buf[p++] = 0x08; p = writeN64(buf, p, e.stream); }
+    if (e.pts !== null) { buf[p++] = 0x10; p = writeN64(buf, p, e.pts); }
+    if (e.dts !== null) { buf[p++] = 0x18; p = writeN64(buf, p, e.dts); }
+    if (e.duration !== null && e.duration !== 0) { buf[p++] = 0x20; p = writeN64(buf, p, e.duration); }
+    if (e.pos !== null) { buf[p++] = 0x28; p = writeN64(buf, p, e.pos); }
+    if (e.key) { buf[p++] = 0x30; buf[p++] = 1; }
+    if (e.size > 0) {
+      buf[p++] = 0x3a;
+      p = writeUvar(buf, p, e.size);
+    }
+    at[i] = p;
+    p += e.size;
+    const flags = flagsOf(e);
+    if (flags !== 0) { buf[p++] = 0x40; p = writeUvar(buf, p, flags); }
+  }
+  buf[0] = 0;
+  buf.writeUInt32BE(p - GRPC_PREFIX, 1);
+  return at;
+}
+
+const FRAMED = Symbol('cuemux.framedPacketBatch');
+
+/**
+ * A PacketBatch already encoded by {@link layoutFramedBatch}: `frame` holds the gRPC prefix and the message. It is
+ * sent as is (media-server installs a grpc-js hook that skips grpc-js's own copy), or, without that hook, through
+ * {@link encodePacketBatch}. `packets` decodes the bytes on demand (views of `frame`), for anything that looks.
+ */
+export function framedPacketBatch(frame: Buffer): PacketBatch {
+  let packets: PacketBatch['packets'] | null = null;
+  return {
+    [FRAMED]: frame,
+    get packets() {
+      packets ??= decodePacketBatch(frame.subarray(GRPC_PREFIX)).packets;
+      return packets;
+    },
+  } as PacketBatch;
+}
+
+/** The framed bytes (prefix included) of a batch made by {@link framedPacketBatch}, or null for any other. */
+export function framedBytes(batch: unknown): Buffer | null {
+  return typeof batch === 'object' && batch !== null && FRAMED in batch ? (batch as { [FRAMED]: Buffer })[FRAMED] : null;
 }

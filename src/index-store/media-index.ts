@@ -271,29 +271,60 @@ export class MediaIndex {
    * whose dts (pts when no dts) is at or after t1. Omit t1 for "to the end".
    */
   *packetsInRange(streams: readonly number[], t0: number, t1?: number): Generator<IndexEntry> {
+    for (const e of this.packetsInRangeSteps(streams, t0, t1)) if (e !== null) yield e;
+  }
+
+  /**
+   * {@link packetsInRange}, but after every `stepEntries` index entries scanned without finding a wanted packet it
+   * yields `null` (then goes on). A sparse stream (a few packets in a long file, or a stream that ends early) can
+   * leave most of a 500k-entry index between two of its packets: a caller on the event loop uses the nulls to let
+   * other work run, or to send what it has found so far.
+   */
+  *packetsInRangeSteps(streams: readonly number[], t0: number, t1?: number, stepEntries = 8192): Generator<IndexEntry | null> {
     const wanted = streams.length > 0 ? streams : this.#idx.streams.map((s) => s.index);
-    const startAt = new Map<number, number>();
-    const endTick = new Map<number, number>();
+    // Per stream (by index): first entry to send (-1 = not wanted or done) and the end tick (Infinity = to the end).
+    const n = this.#idx.streams.length;
+    const startAt = new Array<number>(n).fill(-1);
+    const endTick = new Array<number>(n).fill(Infinity);
+    let open = 0;
+    let first = Infinity;
     for (const s of wanted) {
       const st = this.stream(s);
-      if (st.packetCount === 0) continue;
+      if (st.packetCount === 0 || startAt[s] >= 0) continue;
       const k = this.keyframeAtOrBefore(s, this.toTicks(s, t0));
-      startAt.set(s, k?.entry ?? 0);
-      if (t1 !== undefined) endTick.set(s, secondsToTicks(t1, st.timeBase, 'ceil'));
+      startAt[s] = k?.entry ?? 0;
+      if (t1 !== undefined) endTick[s] = secondsToTicks(t1, st.timeBase, 'ceil');
+      open++;
+      first = Math.min(first, startAt[s]);
     }
-    if (startAt.size === 0) return;
-    const open = new Set(startAt.keys());
-    const first = Math.min(...startAt.values());
-    for (const e of this.entries(first)) {
-      if (!open.has(e.stream) || e.index < (startAt.get(e.stream) ?? 0)) continue;
-      const end = endTick.get(e.stream);
-      const t = e.dts ?? e.pts;
-      if (end !== undefined && t !== null && t >= end) {
-        open.delete(e.stream);
-        if (open.size === 0) return;
-        continue;
+    if (open === 0) return;
+    const B = this.#idx.blockEntries;
+    const count = this.#idx.packetCount;
+    let scanned = 0;
+    for (let e = first; e < count;) {
+      const b = Math.floor(e / B);
+      const rows = this.#block(b);
+      const stop = Math.min(count, (b + 1) * B);
+      for (; e < stop; e++) {
+        if (++scanned >= stepEntries) {
+          scanned = 0;
+          yield null;
+        }
+        const i = e - b * B;
+        const o = i * ENTRY_STRIDE;
+        const s = rows[o + EntryField.STREAM];
+        const start = s < n ? startAt[s] : -1;
+        if (start < 0 || e < start) continue;
+        const dts = rows[o + EntryField.DTS];
+        const t = dts !== NO_VALUE ? dts : rows[o + EntryField.PTS];
+        if (t !== NO_VALUE && t >= endTick[s]) {
+          startAt[s] = -1;
+          if (--open === 0) return;
+          continue;
+        }
+        scanned = 0;
+        yield this.#row(rows, i, e);
       }
-      yield e;
     }
   }
 

@@ -23,6 +23,7 @@ import { ShowStateFile } from '../show/show-state';
 import { Show } from '../show/show';
 import type { ServerConfig } from './server-config';
 import { prepareSocketPath } from './socket-file';
+import { installFramedSend } from './grpc-framed-send';
 
 const log = getLogger('media-server');
 
@@ -125,7 +126,9 @@ export class MediaServer {
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
     });
-    // ReadPackets responses use the hand-written serializer (one copy of each payload instead of ~4).
+    // ReadPackets responses use the hand-written serializer (one copy of each payload instead of ~4), and batches the
+    // pump has already framed go to HTTP/2 without grpc-js's extra copy.
+    installFramedSend();
     server.addService({ ...MediaServerService, readPackets: { ...MediaServerService.readPackets, responseSerialize: encodePacketBatch } },
       service.implementation);
     const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });

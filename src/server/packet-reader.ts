@@ -16,6 +16,11 @@ import type { IndexEntry, MediaIndex } from '../index-store/media-index';
 export interface PacketReader {
   /** Bytes of `entries` (ascending, as planned), in the same order. */
   read(entries: IndexEntry[]): Promise<Buffer[]>;
+  /**
+   * Optional: read the bytes of `entries` straight into `target`, entry i at `at[i]` (what the server's pump uses
+   * to read packets into the message it sends, without a copy). Readers without it are used through `read`.
+   */
+  readInto?(entries: IndexEntry[], target: Buffer, at: readonly number[]): Promise<void>;
   /** Release what the reader holds (idempotent). */
   close(): Promise<void>;
 }
@@ -28,6 +33,10 @@ export interface ReadCounter {
 
 /** Largest gap (bytes) between two wanted packets that is read through rather than split into two reads. */
 const COALESCE_GAP = 0;
+/** Most payloads scattered by one readv (below every platform's IOV_MAX). */
+const MAX_IOVECS = 512;
+/** Reads one readInto keeps in flight (libuv's thread pool has 4 threads, shared by every call). */
+const READS_IN_FLIGHT = 4;
 
 /** pread-based reader over a FileHandle shared by every client of the file. */
 export class DirectReader implements PacketReader {
@@ -74,6 +83,59 @@ export class DirectReader implements PacketReader {
       i = j;
     }
     return out;
+  }
+
+  async readInto(entries: IndexEntry[], target: Buffer, at: readonly number[]): Promise<void> {
+    // One readv for each run of packets that lie back to back in the file, each landing in its own slot.
+    const runs: Array<{ i: number; j: number; start: number; end: number }> = [];
+    for (let i = 0; i < entries.length;) {
+      const start = entries[i].pos;
+      if (start === null) throw new CuemuxError('INTERNAL', `${this.#path}: packet ${entries[i].index} has no position`, { path: this.#path });
+      let end = start + entries[i].size;
+      let j = i + 1;
+      while (j < entries.length && j - i < MAX_IOVECS) {
+        const p = entries[j].pos;
+        if (p !== end) break;
+        end = p + entries[j].size;
+        j++;
+      }
+      runs.push({ i, j, start, end });
+      i = j;
+    }
+    // Runs are read a few at a time: one stream of an interleaved file is many short runs (the audio between video
+    // chunks), and one thread-pool round trip after another would dominate a small batch's latency.
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < runs.length) {
+        const { i, j, start, end } = runs[next++];
+        try {
+          await this.#readRun(entries, i, j, start, end, target, at);
+        } catch (e) {
+          next = runs.length; // the others stop after their current read
+          throw e;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, runs.length) }, worker));
+  }
+
+  async #readRun(entries: IndexEntry[], i: number, j: number, start: number, end: number, target: Buffer, at: readonly number[]): Promise<void> {
+    let views: Buffer[] = [];
+    for (let k = i; k < j; k++) if (entries[k].size > 0) views.push(target.subarray(at[k], at[k] + entries[k].size));
+    let got = 0;
+    while (got < end - start) {
+      const { bytesRead } = await this.#file.readv(views, start + got);
+      if (bytesRead === 0) {
+        throw new CuemuxError('MEDIA_DAMAGED', `${this.#path}: file ends at byte ${start + got}, packet ${entries[i].index} needs ${end}; was it truncated?`,
+          { path: this.#path, operation: 'read' });
+      }
+      got += bytesRead;
+      // A short read: go on with what is left of the views.
+      let skip = bytesRead;
+      while (skip > 0 && views.length > 0 && views[0].length <= skip) skip -= views.shift()!.length;
+      if (skip > 0) views = [views[0].subarray(skip), ...views.slice(1)];
+    }
+    this.#counter.add(end - start);
   }
 
   async close(): Promise<void> {

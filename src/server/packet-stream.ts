@@ -7,6 +7,7 @@ import type { ServerWritableStream } from '@grpc/grpc-js';
 import { CuemuxError } from '../common/errors';
 import type { IndexEntry } from '../index-store/media-index';
 import type { Packet, PacketBatch, ReadPacketsRequest } from '../generated/cuemux/v1/media_server';
+import { framedBatchSize, framedPacketBatch, layoutFramedBatch } from '../common/packet-batch-wire';
 import type { OpenMedia } from './open-media';
 
 /** What GetStatus reports about one streaming call. */
@@ -88,16 +89,104 @@ export function toPacket(e: IndexEntry, data: Buffer): Packet {
   };
 }
 
+/** Index entries scanned without a wanted packet before the pump yields to other work (about a millisecond). */
+const PLAN_STEP = 4096;
+/** Message buffers per call: one being filled from the file while up to two are being written out. */
+const FRAMES_PER_CALL = 3;
+/** Room in a reused buffer beyond the batch size, for the fields of the packets (a batch's overhead counts 48 per packet, fields take up to ~70). */
+const FRAME_SLACK = 4096;
+/** Bytes of idle message buffers the server keeps for the next calls (beyond this they are left to the GC). */
+const SPARE_FRAME_BYTES = 4 << 20;
+
+/**
+ * Message buffers no call is using, by size, shared by all calls: a new call (most ask for the default batch size)
+ * reuses them instead of allocating. Buffers a call leaves to the GC are freed only at its next full collection, so
+ * reusing them keeps the server's memory at what its calls need at once.
+ */
+const spareFrames = new Map<number, Buffer[]>();
+let spareBytes = 0;
+
+function takeSpare(capacity: number): Buffer {
+  const list = spareFrames.get(capacity);
+  const buf = list?.pop();
+  if (buf === undefined) return Buffer.allocUnsafeSlow(capacity);
+  spareBytes -= capacity;
+  if (list?.length === 0) spareFrames.delete(capacity);
+  return buf;
+}
+
+function giveSpare(buf: Buffer): void {
+  if (spareBytes + buf.length > SPARE_FRAME_BYTES) return;
+  spareBytes += buf.length;
+  const list = spareFrames.get(buf.length);
+  if (list === undefined) spareFrames.set(buf.length, [buf]);
+  else list.push(buf);
+}
+
+/**
+ * The message buffers of one call, reused: a batch is read from the file into its buffer and handed to gRPC, and the
+ * buffer comes back when gRPC reports it written. Bounds the call's bytes in flight to FRAMES_PER_CALL batches (a
+ * stalled client costs the server that much, never more) and makes the hot path allocate nothing per batch.
+ */
+class FramePool {
+  readonly #free: Buffer[] = [];
+  #outstanding = 0;
+  #wake: (() => void) | null = null;
+  #ended = false;
+
+  constructor(readonly capacity: number, readonly slots: number) {}
+
+  /** A buffer of at least `size` bytes, once fewer than `slots` are out; null when `stopped()` first. */
+  async acquire(size: number, stopped: () => boolean, onStop: (f: () => void) => () => void): Promise<Buffer | null> {
+    while (this.#outstanding >= this.slots) {
+      if (stopped()) return null;
+      const ok = await new Promise<boolean>((resolve) => {
+        const off = onStop(() => resolve(false));
+        this.#wake = () => {
+          off();
+          resolve(true);
+        };
+      });
+      this.#wake = null;
+      if (!ok) return null;
+    }
+    this.#outstanding++;
+    // A batch larger than the usual (one packet above the batch size) gets a buffer of its own, not kept.
+    if (size > this.capacity) return Buffer.allocUnsafeSlow(size);
+    return this.#free.pop() ?? takeSpare(this.capacity);
+  }
+
+  /** Give back a buffer from {@link acquire} (once gRPC is done with it). */
+  release(buf: Buffer): void {
+    this.#outstanding--;
+    if (buf.length !== this.capacity) return;
+    if (this.#ended) giveSpare(buf);
+    else this.#free.push(buf);
+    this.#wake?.();
+  }
+
+  /** The call is over: its idle buffers go to the next calls (those still being written follow on release). */
+  end(): void {
+    this.#ended = true;
+    for (const b of this.#free.splice(0)) giveSpare(b);
+  }
+}
+
 /** Run one ReadPackets call to completion (or cancellation). Throws domain errors for the caller to map. */
 export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest, PacketBatch>, media: OpenMedia, streams: number[],
   batchBytes: number, client: ClientRecord): Promise<void> {
   const req = call.request;
-  const plan = media.index.packetsInRange(streams, req.startSeconds, req.endSeconds);
+  // Planned step by step: a null after PLAN_STEP index entries without a wanted packet (a sparse stream in a long
+  // file) lets other calls run, so one call never holds the event loop for a walk over the whole index.
+  const plan = media.index.packetsInRangeSteps(streams, req.startSeconds, req.endSeconds, PLAN_STEP);
   const reader = media.reader();
   let held: IndexEntry | null = null;
   let planEnded = false;
-  /** The next batch: packets up to `batchBytes` in all, or a single larger packet alone. */
-  const nextChunk = (): IndexEntry[] => {
+  /**
+   * The next batch: packets up to `batchBytes` in all, or a single larger packet alone; or, for a sparse stream, the
+   * packets found before a long stretch of the index without one (they are sent at once, not when the batch fills).
+   */
+  const nextChunk = async (): Promise<IndexEntry[]> => {
     const chunk: IndexEntry[] = [];
     let bytes = 0;
     for (;;) {
@@ -108,6 +197,12 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
         if (r.done) {
           planEnded = true;
           break;
+        }
+        if (r.value === null) {
+          if (chunk.length > 0) break;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (stopped()) break;
+          continue;
         }
         e = r.value;
       }
@@ -121,48 +216,45 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
     return chunk;
   };
   const stopped = (): boolean => call.cancelled || call.destroyed;
-  const queueLimit = 2 * batchBytes;
-  let flushed: (() => void) | null = null;
-  const untilFlushed = (): Promise<boolean> => new Promise((resolve) => {
-    const stop = (): void => done(false);
-    const done = (ok: boolean): void => {
-      flushed = null;
-      call.off('cancelled', stop);
-      call.off('close', stop);
-      resolve(ok);
+  const onStop = (f: () => void): (() => void) => {
+    call.once('cancelled', f);
+    call.once('close', f);
+    return () => {
+      call.off('cancelled', f);
+      call.off('close', f);
     };
-    flushed = () => done(true);
-    call.once('cancelled', stop);
-    call.once('close', stop);
-  });
-  let chunk: IndexEntry[] = [];
-  let fetching: Promise<Buffer[]> | null = null;
+  };
+  const pool = new FramePool(batchBytes + FRAME_SLACK, FRAMES_PER_CALL);
+  /** Reads (and copies, for readers without readInto) running into a pool buffer: settled before the reader closes. */
+  let filling: Promise<unknown> = Promise.resolve();
   try {
-    chunk = nextChunk();
-    fetching = chunk.length > 0 ? reader.read(chunk) : null;
-    while (fetching !== null) {
-      const data = await fetching;
-      fetching = null;
+    for (let chunk = await nextChunk(); chunk.length > 0; chunk = await nextChunk()) {
+      const size = framedBatchSize(chunk);
+      const buf = await pool.acquire(size, stopped, onStop);
+      if (buf === null || stopped()) return;
+      const frame = buf.subarray(0, size);
+      const at = layoutFramedBatch(frame, chunk);
+      const fill = reader.readInto !== undefined
+        ? reader.readInto(chunk, frame, at)
+        : reader.read(chunk).then((data) => {
+          for (let i = 0; i < chunk.length; i++) data[i].copy(frame, at[i]);
+        });
+      filling = fill.catch(() => undefined);
+      await fill;
       if (stopped()) return;
-      const current = chunk;
-      // Fetch the next batch while this one is written.
-      chunk = nextChunk();
-      fetching = chunk.length > 0 ? reader.read(chunk) : null;
-      fetching?.catch(() => undefined); // surfaced when awaited
-      const packets = current.map((e, i) => toPacket(e, data[i]));
-      const bytes = data.reduce((a, b) => a + b.length, 0);
+      let bytes = 0;
+      for (const e of chunk) bytes += e.size;
       client.bytesQueued += bytes;
-      const ok = await writeWithBackpressure(call, { packets }, () => {
+      // The buffer is reused only once gRPC has written it out: the write callback. While up to FRAMES_PER_CALL - 1
+      // batches are being written, the next one is read from the file.
+      const ok = await writeWithBackpressure(call, framedPacketBatch(frame), () => {
         client.bytesQueued -= bytes;
-        if (client.bytesQueued <= queueLimit) flushed?.();
+        pool.release(buf);
       });
       if (!ok) return;
-      // grpc-js only pushes back after 16 queued messages, i.e. 16 batches: bound the bytes in flight instead, so a
-      // stalled client costs the server ~2 batches of memory, not 16.
-      if (client.bytesQueued > queueLimit && !(await untilFlushed())) return;
       client.bytesSent += bytes;
-      client.packetsSent += packets.length;
-      const last = current[current.length - 1];
+      client.packetsSent += chunk.length;
+      const last = chunk[chunk.length - 1];
       const t = last.pts ?? last.dts;
       if (t !== null) client.positionSeconds = media.index.toSeconds(last.stream, t);
     }
@@ -172,8 +264,9 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
         { path: media.path, operation: 'read' });
     }
   } finally {
-    // A prefetch may still be running (cancel during a write): let it settle before closing its reader.
-    await fetching?.catch(() => undefined);
+    // A read may still be running (cancel during a read): let it settle before closing its reader.
+    await filling;
+    pool.end();
     await reader.close();
   }
 }

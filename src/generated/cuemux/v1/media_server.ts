@@ -293,7 +293,7 @@ export interface ReadPacketsRequest {
     | number
     | undefined;
   /**
-   * Upper bound in bytes of the packet data in one PacketBatch; absent or 0 = the server's default (1048576, 1 MiB,
+   * Upper bound in bytes of the packet data in one PacketBatch; absent or 0 = the server's default (524288, 512 KiB,
    * unless configured); values above the server's limit (8388608, 8 MiB, unless configured) fail the call with
    * RESOURCE_EXHAUSTED. A batch always holds whole packets: a packet larger than the bound is
    * sent alone in its own batch, so clients must accept messages at least as large as the largest packet
