@@ -12,9 +12,10 @@ import * as path from 'node:path';
 import { CuemuxError, fromSystemError, type ErrorCode } from '../common/errors';
 import type { Rational } from '../common/rational';
 import {
-  META_STRIDE, Meta, NO_VALUE,
-  type CodecType, type ContainerInfo, type Demuxer, type Packet, type PacketColumns, type ReadColumnsOptions,
-  type StreamParams,
+  META_STRIDE, Meta, NO_VALUE, PacketFlag,
+  type AudioFormat, type AudioResampler, type CodecType, type ContainerInfo, type DecodedAudioFrame, type DecodedFrame,
+  type DecodedVideoFrame, type Decoder, type DecoderConfig, type Demuxer, type EncodedPacket, type Packet,
+  type PacketColumns, type ReadColumnsOptions, type ResamplerOutput, type StreamParams,
 } from './types';
 
 type Native = any;
@@ -345,4 +346,665 @@ export async function openDemuxer(file: string): Promise<Demuxer> {
     bitRate: Number(fmt.bit_rate ?? 0),
     streams,
   });
+}
+
+// ------------------------------------------------------------------------------------------------------------------
+// Decoding and audio resampling (the reference players)
+//
+// beamcoder 0.7.1 facts this code works around (measured with FFmpeg 5.1, see also FIELD-NOTES):
+// - `packet.data = buf` wraps the JavaScript memory as the packet's AVBufferRef without FFmpeg's 64 bytes of zeroed
+//   input padding (decoders' bitstream readers over-read), and does not set `size`: data is copied into a padded
+//   buffer and size set explicitly.
+// - When FFmpeg drops the last reference to such a buffer, beamcoder deletes a napi reference from whatever thread
+//   does it; a frame-threaded decoder drops its copy on a thread-pool thread. Each decoder therefore keeps its last
+//   HOLD_PACKETS packet objects alive, so FFmpeg has always let go first and the final release happens on the main
+//   thread (garbage collection).
+// - decode() with a packet whose data is set but size is 0 makes avcodec_send_packet return EINVAL, which beamcoder
+//   takes for "decoder not open", reopens, and retries forever on a pool thread: empty packets are refused here.
+// - decode() never reports FFmpeg's errors: decodeComplete overwrites the worker's status with that of deleting the
+//   packet references before checking it (and avcodec_receive_frame errors are ignored anyway), so a packet FFmpeg
+//   rejects, or a decoder that failed to open, just yields no frames. flush() (no packets) does report them: a
+//   throwaway decoder with the same parameters is flushed at open to check that FFmpeg can open it.
+// - After a failed open the codec context has no codec: getters such as `name`, `long_name`, `priv_data`
+//   dereference it and would crash the process. They are never read here.
+// - A decoder has no close(): its AVCodecContext is freed when the JavaScript object is garbage-collected.
+// - A filter graph cannot be sent end-of-stream, so aresample's buffered tail would never come out. The graph is
+//   `atrim=end_pts=END,aresample=R`: input frames carry a running sample count as pts, and flush() sends a 1-sample
+//   frame at pts END, which atrim drops and answers with end-of-stream, exactly as ffmpeg closing the input does.
+// - Setting an unknown profile name prints to stdout (profiles are looked up first); an empty or unknown channel
+//   layout name throws.
+// ------------------------------------------------------------------------------------------------------------------
+
+/** Packet objects each decoder keeps alive after decoding them (see above); FFmpeg holds at most 16 (threads). */
+const HOLD_PACKETS = 64;
+/** AV_INPUT_BUFFER_PADDING_SIZE: zeroed bytes FFmpeg's decoders may read past the end of a packet. */
+const INPUT_PADDING = 64;
+/** atrim's end pts in the resampler graph; input pts count samples from 0 and never reach it. */
+const RESAMPLER_END_PTS = Number.MAX_SAFE_INTEGER;
+/** beamcoder exposes frame planes data[0..7] only (not extended_data). */
+const MAX_PLANES = 8;
+
+/** Runs operations strictly one after another (FFmpeg codec and filter contexts are not reentrant). */
+class SerialQueue {
+  #tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.#tail.then(op, op);
+    this.#tail = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Settles when every operation queued so far has settled. */
+  async idle(): Promise<void> {
+    await this.#tail;
+  }
+}
+
+function codecOpError(code: ErrorCode, name: string, message: string, operation: string, cause?: unknown): CuemuxError {
+  return new CuemuxError(code, `${name}: ${message}`, { operation, cause, details: { name } });
+}
+
+/** A rejection from beamcoder as a CuemuxError: FFmpeg's reason ("In file ... found error: <reason>") with `code`. */
+function nativeCodecError(e: unknown, name: string, operation: string, code: ErrorCode): CuemuxError {
+  if (e instanceof CuemuxError) return e;
+  const raw = e instanceof Error ? e.message : String(e);
+  if (!raw.startsWith('In file ')) {
+    return codecOpError('INTERNAL', name, `${operation} failed: ${raw}`, operation, e);
+  }
+  const reason = raw.replace(/^In file .*? found error: /, '');
+  return codecOpError(code, name, `${operation} failed (FFmpeg: ${reason})`, operation, e);
+}
+
+/** A timestamp/duration from the wire as an exact number; null stays null. */
+function ticks(v: number | bigint | null, what: string, name: string): number | null {
+  if (v === null) return null;
+  const n = typeof v === 'bigint' ? Number(v) : v;
+  if (!Number.isSafeInteger(n) || (typeof v === 'bigint' && BigInt(n) !== v)) {
+    throw codecOpError('INVALID_ARGUMENT', name, `packet ${what} must be a safe integer number of ticks, got ${String(v)}`, 'decode');
+  }
+  return n;
+}
+
+interface PixDesc {
+  log2_chroma_w: number;
+  log2_chroma_h: number;
+  flags: { PAL: boolean; BITSTREAM: boolean; HWACCEL: boolean };
+  comp: Array<{ plane: number; step: number }>;
+}
+let pixDescs: Record<string, PixDesc> | undefined;
+interface SampleDesc { packed: string; bytes_per_sample: number; is_planar: boolean }
+let sampleDescs: Record<string, SampleDesc> | undefined;
+
+function sampleDesc(format: string): SampleDesc | undefined {
+  sampleDescs ??= load().sample_fmts() as Record<string, SampleDesc>;
+  return Object.prototype.hasOwnProperty.call(sampleDescs, format) ? sampleDescs[format] : undefined;
+}
+
+/**
+ * Bytes per row and rows of each plane of a `width`x`height` picture with tightly packed rows: FFmpeg's
+ * av_image_fill_linesizes(align 1) and av_image_fill_plane_sizes, i.e. what av_image_copy_to_buffer (rawvideo) writes.
+ */
+function planeLayout(format: string, width: number, height: number): { planes: Array<{ rowBytes: number; rows: number }>; palette: boolean } | null {
+  pixDescs ??= load().pix_fmts() as Record<string, PixDesc>;
+  const d = Object.prototype.hasOwnProperty.call(pixDescs, format) ? pixDescs[format] : undefined;
+  if (d === undefined || d.flags.HWACCEL) return null;
+  const maxStep = [0, 0, 0, 0];
+  const maxComp = [0, 0, 0, 0];
+  d.comp.forEach((c, i) => {
+    if (c.step > maxStep[c.plane]) {
+      maxStep[c.plane] = c.step;
+      maxComp[c.plane] = i;
+    }
+  });
+  const count = Math.max(...d.comp.map((c) => c.plane)) + 1;
+  const planes: Array<{ rowBytes: number; rows: number }> = [];
+  for (let p = 0; p < count; p++) {
+    const sw = maxComp[p] === 1 || maxComp[p] === 2 ? d.log2_chroma_w : 0;
+    const sh = p === 1 || p === 2 ? d.log2_chroma_h : 0;
+    let rowBytes = maxStep[p] * -((-width) >> sw);
+    if (d.flags.BITSTREAM) rowBytes = (rowBytes + 7) >> 3;
+    planes.push({ rowBytes, rows: -((-height) >> sh) });
+  }
+  return { planes, palette: d.flags.PAL };
+}
+
+function videoFrame(f: any, name: string): DecodedVideoFrame {
+  const format = String(f.format);
+  const width = Number(f.width);
+  const height = Number(f.height);
+  const layout = planeLayout(format, width, height);
+  if (layout === null) throw codecOpError('INTERNAL', name, `decoded pixel format ${format} is not supported`, 'decode');
+  const data = f.data as Buffer[]; // a new view per access: read once
+  const linesize = f.linesize as number[];
+  const planes = layout.planes.map(({ rowBytes, rows }, p) => {
+    const src = data[p];
+    const stride = linesize[p];
+    if (src === undefined || stride < rowBytes || src.length < stride * (rows - 1) + rowBytes) {
+      throw codecOpError('INTERNAL', name, `decoded ${format} frame has an unexpected plane ${p} (linesize ${stride})`, 'decode');
+    }
+    if (stride === rowBytes) return Buffer.from(src.subarray(0, rowBytes * rows));
+    const out = Buffer.allocUnsafe(rowBytes * rows);
+    for (let y = 0; y < rows; y++) src.copy(out, y * rowBytes, y * stride, y * stride + rowBytes);
+    return out;
+  });
+  if (layout.palette) {
+    if (data[1] === undefined || data[1].length < 1024) throw codecOpError('INTERNAL', name, `decoded ${format} frame has no palette`, 'decode');
+    planes.push(Buffer.from(data[1].subarray(0, 1024)));
+  }
+  const sar = f.sample_aspect_ratio as [number, number] | undefined;
+  return {
+    kind: 'video',
+    pts: typeof f.pts === 'number' ? f.pts : null,
+    bestEffortPts: typeof f.best_effort_timestamp === 'number' ? f.best_effort_timestamp : null,
+    duration: Number(f.pkt_duration ?? 0),
+    width,
+    height,
+    format,
+    planes,
+    keyFrame: f.key_frame === true,
+    sampleAspectRatio: Array.isArray(sar) && sar[1] > 0 ? { num: sar[0], den: sar[1] } : { num: 0, den: 1 },
+  };
+}
+
+/** Interleave `channels` planes of `samples` samples of `bps` bytes into one buffer (L R L R ...). */
+function interleave(planes: Buffer[], channels: number, samples: number, bps: number): Buffer {
+  const out = Buffer.alloc(channels * samples * bps);
+  // Copy 1/2/4-byte units through integer views (never floats: NaN payloads must survive bit for bit).
+  const unit = bps === 8 ? 4 : bps;
+  const per = bps / unit; // units per sample
+  const aligned = (b: Buffer): boolean => b.byteOffset % unit === 0;
+  const view = (b: Buffer, len: number): Uint8Array | Uint16Array | Uint32Array =>
+    unit === 4 ? new Uint32Array(b.buffer, b.byteOffset, len) : unit === 2 ? new Uint16Array(b.buffer, b.byteOffset, len) : new Uint8Array(b.buffer, b.byteOffset, len);
+  if ((unit === 1 || unit === 2 || unit === 4) && aligned(out) && planes.every(aligned)) {
+    const dst = view(out, channels * samples * per);
+    for (let c = 0; c < channels; c++) {
+      const src = view(planes[c], samples * per);
+      for (let s = 0, o = c * per; s < samples * per; s += per, o += channels * per) {
+        for (let k = 0; k < per; k++) dst[o + k] = src[s + k];
+      }
+    }
+    return out;
+  }
+  for (let c = 0; c < channels; c++) {
+    for (let s = 0; s < samples; s++) planes[c].copy(out, (s * channels + c) * bps, s * bps, (s + 1) * bps);
+  }
+  return out;
+}
+
+function audioFrame(f: any, name: string): DecodedAudioFrame {
+  const format = String(f.format);
+  const desc = sampleDesc(format);
+  if (desc === undefined) throw codecOpError('INTERNAL', name, `decoded sample format ${format} is not supported`, 'decode');
+  const channels = Number(f.channels);
+  const samples = Number(f.nb_samples ?? 0);
+  const bytes = channels * samples * desc.bytes_per_sample;
+  const data = f.data as Buffer[]; // a new view per access: read once
+  let out: Buffer;
+  if (!desc.is_planar) {
+    if (bytes > 0 && (data[0] === undefined || data[0].length < bytes)) throw codecOpError('INTERNAL', name, `decoded ${format} frame is short`, 'decode');
+    out = bytes > 0 ? Buffer.from(data[0].subarray(0, bytes)) : Buffer.alloc(0);
+  } else {
+    if (channels > MAX_PLANES) {
+      throw codecOpError('INTERNAL', name, `${channels} planar channels: beamcoder exposes only ${MAX_PLANES} planes`, 'decode');
+    }
+    const per = samples * desc.bytes_per_sample;
+    if (data.length < channels || data.slice(0, channels).some((b) => b.length < per)) {
+      throw codecOpError('INTERNAL', name, `decoded ${format} frame has fewer planes than its ${channels} channels`, 'decode');
+    }
+    out = interleave(data, channels, samples, desc.bytes_per_sample);
+  }
+  return {
+    kind: 'audio',
+    pts: typeof f.pts === 'number' ? f.pts : null,
+    bestEffortPts: typeof f.best_effort_timestamp === 'number' ? f.best_effort_timestamp : null,
+    sampleRate: Number(f.sample_rate),
+    channels,
+    channelLayout: String(f.channel_layout),
+    format,
+    dataFormat: desc.packed,
+    samples,
+    data: out,
+  };
+}
+
+let decoderProfiles: Record<string, { profiles?: string[] | null }> | undefined;
+
+/** beamcoder codec parameters for `config`; throws INVALID_ARGUMENT for what FFmpeg does not know. */
+function codecParameters(config: DecoderConfig, name: string): any {
+  const bc = load();
+  const invalid = (what: string, cause?: unknown): CuemuxError => codecOpError('INVALID_ARGUMENT', name, what, 'open decoder', cause);
+  const cp = bc.codecParameters();
+  cp.name = config.codecName;
+  if (cp.codec_id === 0 && config.codecId !== undefined && config.codecId > 0) {
+    cp.codec_id = config.codecId;
+    // Setting the name again sets codec_type from FFmpeg's codec descriptor for that id.
+    if (String(cp.name) !== 'none') cp.name = String(cp.name);
+  }
+  if (cp.codec_id === 0) throw invalid(`unknown codec "${config.codecName}" (not a codec this FFmpeg ${ffmpegVersion()} knows)`);
+  const type = String(cp.codec_type);
+  if (type !== 'video' && type !== 'audio') throw invalid(`codec "${config.codecName}" is ${type}, not audio or video`);
+  if (config.extradata !== null && config.extradata.length > 0) cp.extradata = config.extradata;
+  if (!Number.isInteger(config.timeBase.num) || !Number.isInteger(config.timeBase.den) || config.timeBase.num <= 0 || config.timeBase.den <= 0) {
+    throw invalid(`time base must be a positive rational, got ${config.timeBase.num}/${config.timeBase.den}`);
+  }
+  const int = (v: number | undefined): number | undefined => (v !== undefined && Number.isInteger(v) ? v : undefined);
+  const set = (key: string, v: number | undefined): void => {
+    if (v !== undefined && v !== 0) cp[key] = v;
+  };
+  set('bit_rate', int(config.bitRate));
+  set('bits_per_coded_sample', int(config.bitsPerCodedSample));
+  set('codec_tag', int(config.codecTag));
+  if (typeof config.level === 'number' && Number.isInteger(config.level) && config.level !== -99) cp.level = config.level;
+  if (typeof config.profile === 'number' && Number.isInteger(config.profile) && config.profile !== -99) cp.profile = config.profile;
+  if (typeof config.profile === 'string') {
+    // A name FFmpeg does not list would be printed to stdout by beamcoder: only known names are passed.
+    decoderProfiles ??= bc.decoders() as Record<string, { profiles?: string[] | null }>;
+    const known = decoderProfiles[String(cp.name)]?.profiles;
+    if (Array.isArray(known) && known.includes(config.profile)) cp.profile = config.profile;
+  }
+  if (config.format !== '') cp.format = config.format; // after codec_type: the name is looked up by media type
+  if (type === 'video') {
+    set('width', int(config.width));
+    set('height', int(config.height));
+    const sar = config.sampleAspectRatio;
+    if (sar !== undefined && sar.num > 0 && sar.den > 0) cp.sample_aspect_ratio = [sar.num, sar.den];
+  } else {
+    set('sample_rate', int(config.sampleRate));
+    set('channels', int(config.channels));
+    if (config.channelLayout !== '') {
+      try {
+        cp.channel_layout = config.channelLayout;
+      } catch (e) {
+        throw invalid(`unknown channel layout "${config.channelLayout}"`, e);
+      }
+    }
+    set('block_align', int(config.blockAlign));
+    set('frame_size', int(config.frameSize));
+    set('initial_padding', int(config.initialPadding));
+  }
+  return cp;
+}
+
+class BeamcoderDecoder implements Decoder {
+  readonly name: string;
+  readonly codecType: 'video' | 'audio';
+  #dec: any;
+  #codec: string;
+  #queue = new SerialQueue();
+  #held: any[] = [];
+  #closed = false;
+  #flushed = false;
+
+  constructor(dec: any, codecType: 'video' | 'audio', codec: string, name: string) {
+    this.#dec = dec;
+    this.codecType = codecType;
+    this.#codec = codec;
+    this.name = name;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #run<T>(operation: string, op: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(codecOpError('CLOSED', this.name, `${operation} after close`, operation));
+    return this.#queue.run(async () => {
+      if (this.#closed) throw codecOpError('CLOSED', this.name, `closed before ${operation} ran`, operation);
+      return op();
+    });
+  }
+
+  #frames(r: any): DecodedFrame[] {
+    const frames = r.frames as any[];
+    return frames.map((f) => (this.codecType === 'video' ? videoFrame(f, this.name) : audioFrame(f, this.name)));
+  }
+
+  /** beamcoder's rejection of a decode/flush call as a CuemuxError. */
+  #failure(e: unknown, operation: string): CuemuxError {
+    const raw = e instanceof Error ? e.message : '';
+    if (/Problem opening decoder/.test(raw)) {
+      // The decoder is opened by the first packet (or flush): its parameters are only checked then.
+      return codecOpError('INVALID_ARGUMENT', this.name,
+        `cannot open the ${this.#codec} decoder with these stream parameters (FFmpeg: ${raw.replace(/^In file .*? found error: /, '')})`,
+        operation, e);
+    }
+    return nativeCodecError(e, this.name, operation, 'MEDIA_DAMAGED');
+  }
+
+  decode(packet: EncodedPacket): Promise<DecodedFrame[]> {
+    let pkt: any;
+    try {
+      pkt = this.#packet(packet);
+    } catch (e) {
+      return Promise.reject(e instanceof CuemuxError ? e : codecOpError('INTERNAL', this.name, `decode failed: ${String(e)}`, 'decode', e));
+    }
+    return this.#run('decode', async () => {
+      if (this.#flushed) throw codecOpError('WRONG_STATE', this.name, 'decode after flush (end of stream): open a new decoder', 'decode');
+      let r: any;
+      try {
+        r = await this.#dec.decode(pkt);
+      } catch (e) {
+        throw this.#failure(e, 'decode');
+      } finally {
+        this.#held.push(pkt);
+        if (this.#held.length > HOLD_PACKETS) this.#held.shift();
+      }
+      return this.#frames(r);
+    });
+  }
+
+  #packet(p: EncodedPacket): any {
+    if (!Buffer.isBuffer(p.data) || p.data.length === 0) {
+      throw codecOpError('INVALID_ARGUMENT', this.name, 'packet data must be a non-empty Buffer', 'decode');
+    }
+    const pts = ticks(p.pts, 'pts', this.name);
+    const dts = ticks(p.dts, 'dts', this.name);
+    const duration = ticks(p.duration, 'duration', this.name) ?? 0;
+    const flags = Number(p.flags);
+    const bc = load();
+    const pkt = bc.packet({ pts, dts, duration });
+    const data = Buffer.alloc(p.data.length + INPUT_PADDING); // zeroed padding
+    p.data.copy(data);
+    pkt.data = data;
+    pkt.size = p.data.length; // after data: setting data leaves size alone
+    pkt.flags = {
+      KEY: (flags & PacketFlag.KEY) !== 0,
+      CORRUPT: (flags & PacketFlag.CORRUPT) !== 0,
+      DISCARD: (flags & PacketFlag.DISCARD) !== 0,
+      TRUSTED: (flags & 0x8) !== 0,
+      DISPOSABLE: (flags & 0x10) !== 0,
+    };
+    if (p.skipSamples !== undefined) {
+      const { start, end } = p.skipSamples;
+      const u32 = (v: number): boolean => Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+      if (!u32(start) || !u32(end)) {
+        throw codecOpError('INVALID_ARGUMENT', this.name, `skipSamples must be non-negative sample counts, got ${start}/${end}`, 'decode');
+      }
+      // AV_PKT_DATA_SKIP_SAMPLES: u32le skip from start, u32le discard from end, u8 reasons.
+      const side = Buffer.alloc(10);
+      side.writeUInt32LE(start, 0);
+      side.writeUInt32LE(end, 4);
+      pkt.side_data = { skip_samples: side };
+    }
+    return pkt;
+  }
+
+  flush(): Promise<DecodedFrame[]> {
+    return this.#run('flush', async () => {
+      if (this.#flushed) return [];
+      this.#flushed = true;
+      let r: any;
+      try {
+        r = await this.#dec.flush();
+      } catch (e) {
+        throw this.#failure(e, 'flush');
+      }
+      return this.#frames(r);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    // Let the operation in progress finish: the codec context is in use on a pool thread.
+    await this.#queue.idle();
+    if (this.#closed) return;
+    this.#closed = true;
+    // beamcoder frees the AVCodecContext when the object is garbage-collected; there is no explicit close.
+    this.#dec = null;
+    this.#held = [];
+  }
+}
+
+/** The decoder parameters of a demuxed stream (what the server sends as `StreamInfo`). */
+export function decoderConfigFromParams(p: StreamParams): DecoderConfig {
+  return {
+    codecName: p.codecName,
+    codecId: p.codecId,
+    extradata: p.extradata.length > 0 ? p.extradata : null,
+    timeBase: p.timeBase,
+    width: p.width,
+    height: p.height,
+    format: p.format,
+    sampleRate: p.sampleRate,
+    channels: p.channels,
+    channelLayout: p.channelLayout,
+    bitsPerCodedSample: p.bitsPerCodedSample,
+    blockAlign: p.blockAlign,
+    frameSize: p.frameSize,
+    profile: p.profile,
+    level: p.level,
+    codecTag: p.codecTag,
+    sampleAspectRatio: p.sampleAspectRatio,
+    bitRate: p.bitRate,
+    initialPadding: p.initialPadding,
+  };
+}
+
+/** Options for {@link openDecoder}. */
+export interface DecoderOptions {
+  /**
+   * Decoding threads: 0 (default) lets FFmpeg choose (CPU count + 1, at most 16), as the ffmpeg tool does; 1 decodes
+   * on one thread with the lowest latency (no frame-thread delay). The output is identical either way.
+   */
+  threads?: number;
+}
+
+/**
+ * Open a decoder for one audio or video stream. `name` (e.g. `"/show/act1.mov stream 1"`) is put in every error.
+ * Errors: INVALID_ARGUMENT for an unknown codec, a subtitle/data codec, a bad time base or channel layout, or
+ * parameters FFmpeg cannot open the decoder with (e.g. PCM without sample rate and channels; FFmpeg's detailed
+ * reason goes to its log only, see CUEMUX_FFMPEG_LOG).
+ */
+export async function openDecoder(config: DecoderConfig, name: string, options: DecoderOptions = {}): Promise<Decoder> {
+  const bc = load();
+  let cp: any;
+  try {
+    cp = codecParameters(config, name);
+  } catch (e) {
+    if (e instanceof CuemuxError) throw e;
+    throw codecOpError('INVALID_ARGUMENT', name, `invalid decoder parameters: ${e instanceof Error ? e.message : String(e)}`, 'open decoder', e);
+  }
+  let dec: any;
+  try {
+    dec = bc.decoder({ params: cp });
+  } catch (e) {
+    throw codecOpError('INVALID_ARGUMENT', name, `no FFmpeg decoder for codec "${config.codecName}" (${e instanceof Error ? e.message : String(e)})`, 'open decoder', e);
+  }
+  const threads = options.threads ?? 0;
+  if (!Number.isInteger(threads) || threads < 0 || threads > 64) {
+    throw codecOpError('INVALID_ARGUMENT', name, `threads must be an integer 0..64, got ${threads}`, 'open decoder');
+  }
+  // beamcoder opens the codec on the first packet and decode() loses the error if that fails; flush() reports it.
+  // A throwaway decoder with the same parameters is opened (and drained, being empty) to check them now.
+  const probe = bc.decoder({ params: cp });
+  probe.thread_count = 1;
+  probe.pkt_timebase = [config.timeBase.num, config.timeBase.den];
+  try {
+    await probe.flush();
+  } catch (e) {
+    throw codecOpError('INVALID_ARGUMENT', name,
+      `cannot open the ${config.codecName} decoder with these stream parameters (FFmpeg: ${e instanceof Error ? e.message.replace(/^In file .*? found error: /, '') : String(e)})`,
+      'open decoder', e);
+  }
+  // Before the first packet opens the codec: FFmpeg reads these at avcodec_open2.
+  dec.thread_count = threads;
+  // The packets' time base: FFmpeg moves audio pts past skipped samples in it.
+  dec.pkt_timebase = [config.timeBase.num, config.timeBase.den];
+  return new BeamcoderDecoder(dec, String(cp.codec_type) as 'video' | 'audio', config.codecName, name);
+}
+
+/** FFmpeg's default layout name for `channels` channels (what a frame without a layout reports). */
+function defaultLayout(channels: number): string {
+  return String(load().frame({ channels }).channel_layout);
+}
+
+class BeamcoderResampler implements AudioResampler {
+  readonly name: string;
+  readonly input: Readonly<AudioFormat>;
+  readonly output: Readonly<Required<ResamplerOutput>>;
+  #filt: any;
+  #packed: string;
+  #queue = new SerialQueue();
+  #next = 0;
+  #closed = false;
+  #flushed = false;
+
+  constructor(filt: any, input: AudioFormat, packed: string, output: Required<ResamplerOutput>, name: string) {
+    this.#filt = filt;
+    this.input = input;
+    this.#packed = packed;
+    this.output = output;
+    this.name = name;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #run<T>(operation: string, op: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(codecOpError('CLOSED', this.name, `${operation} after close`, operation));
+    return this.#queue.run(async () => {
+      if (this.#closed) throw codecOpError('CLOSED', this.name, `closed before ${operation} ran`, operation);
+      return op();
+    });
+  }
+
+  /** An FFmpeg-owned frame holding `samples` interleaved samples (zeros when `data` is null) at pts `pts`. */
+  #frame(samples: number, data: Buffer | null, pts: number): any {
+    const f = load().frame({
+      nb_samples: samples,
+      format: this.#packed,
+      sample_rate: this.input.sampleRate,
+      channels: this.input.channels,
+      channel_layout: this.input.channelLayout,
+      pts,
+    }).alloc();
+    const dst = (f.data as Buffer[])[0];
+    if (data !== null) data.copy(dst);
+    else dst.fill(0);
+    return f;
+  }
+
+  async #filter(frame: any, operation: string): Promise<Float32Array> {
+    let r: any;
+    try {
+      r = await this.#filt.filter([frame]);
+    } catch (e) {
+      throw nativeCodecError(e, this.name, operation, 'INTERNAL');
+    }
+    const frames = (r[0]?.frames ?? []) as any[];
+    const chunks = frames.map((f) => {
+      const n = Number(f.nb_samples) * Number(f.channels) * 4;
+      return n > 0 ? (f.data as Buffer[])[0].subarray(0, n) : Buffer.alloc(0);
+    });
+    const total = chunks.reduce((s, c) => s + c.length, 0);
+    const out = new Float32Array(total / 4);
+    // Byte copy (not through float values, which could alter NaN payloads).
+    let at = 0;
+    const bytes = new Uint8Array(out.buffer);
+    for (const c of chunks) {
+      bytes.set(c, at);
+      at += c.length;
+    }
+    return out;
+  }
+
+  convert(frame: DecodedAudioFrame): Promise<Float32Array> {
+    const want = this.input;
+    const packed = sampleDesc(frame.format)?.packed ?? frame.dataFormat;
+    const layout = frame.channelLayout === '' ? defaultLayout(frame.channels) : frame.channelLayout;
+    if (frame.sampleRate !== want.sampleRate || frame.channels !== want.channels || packed !== this.#packed || layout !== want.channelLayout) {
+      return Promise.reject(codecOpError('INVALID_ARGUMENT', this.name,
+        `frame is ${frame.sampleRate} Hz ${frame.channels} ch ${layout} ${frame.format}, the resampler was opened for ` +
+        `${want.sampleRate} Hz ${want.channels} ch ${want.channelLayout} ${want.format}`, 'resample'));
+    }
+    const bytes = frame.samples * frame.channels * (sampleDesc(this.#packed)?.bytes_per_sample ?? 0);
+    if (frame.data.length < bytes) {
+      return Promise.reject(codecOpError('INVALID_ARGUMENT', this.name, `frame data holds ${frame.data.length} bytes, ${bytes} expected`, 'resample'));
+    }
+    return this.#run('resample', async () => {
+      if (this.#flushed) throw codecOpError('WRONG_STATE', this.name, 'convert after flush (end of stream): open a new resampler', 'resample');
+      if (frame.samples === 0) return new Float32Array(0);
+      const pts = this.#next;
+      this.#next += frame.samples;
+      return this.#filter(this.#frame(frame.samples, frame.data, pts), 'resample');
+    });
+  }
+
+  flush(): Promise<Float32Array> {
+    return this.#run('flush', async () => {
+      if (this.#flushed) return new Float32Array(0);
+      this.#flushed = true;
+      // atrim drops this frame (pts >= its end) and signals end of stream: aresample drains swresample.
+      return this.#filter(this.#frame(1, null, RESAMPLER_END_PTS), 'flush');
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#queue.idle();
+    if (this.#closed) return;
+    this.#closed = true;
+    // The filter graph is freed when the beamcoder object is garbage-collected.
+    this.#filt = null;
+  }
+}
+
+/**
+ * Open a resampler from decoded frames in `input` format to interleaved float32 at `output.sampleRate` (default
+ * 48000), channels as the input unless `output.channels`/`output.channelLayout` say otherwise (FFmpeg rematrixes).
+ * FFmpeg's swresample via the `aresample` filter with default options: the concatenated output of convert() and
+ * flush() equals `ffmpeg -i in -af aresample=<rate> -f f32le` byte for byte.
+ * Errors: INVALID_ARGUMENT for a bad rate, channel count, sample format or layout.
+ */
+export async function openAudioResampler(input: AudioFormat, output: ResamplerOutput, name: string): Promise<AudioResampler> {
+  const bc = load();
+  const invalid = (what: string, cause?: unknown): CuemuxError => codecOpError('INVALID_ARGUMENT', name, what, 'open resampler', cause);
+  const rate = (v: number, what: string): number => {
+    if (!Number.isInteger(v) || v <= 0 || v > 1_000_000) throw invalid(`${what} sample rate must be a positive integer (Hz), got ${v}`);
+    return v;
+  };
+  const inRate = rate(input.sampleRate, 'input');
+  const outRate = rate(output.sampleRate ?? 48000, 'output');
+  if ((output.format ?? 'flt') !== 'flt') throw invalid(`output format must be flt, got ${String(output.format)}`);
+  if (!Number.isInteger(input.channels) || input.channels <= 0 || input.channels > 64) {
+    throw invalid(`input channels must be 1..64, got ${input.channels}`);
+  }
+  const desc = sampleDesc(input.format);
+  if (desc === undefined) throw invalid(`unknown sample format "${input.format}"`);
+  const inLayout = input.channelLayout === '' ? defaultLayout(input.channels) : input.channelLayout;
+  let outLayout: string;
+  let outChannels: number;
+  if (output.channelLayout !== undefined && output.channelLayout !== '') {
+    outLayout = output.channelLayout;
+    outChannels = output.channels ?? 0;
+  } else if (output.channels !== undefined && output.channels !== input.channels) {
+    if (!Number.isInteger(output.channels) || output.channels <= 0 || output.channels > 64) {
+      throw invalid(`output channels must be 1..64, got ${output.channels}`);
+    }
+    outLayout = defaultLayout(output.channels);
+    outChannels = output.channels;
+  } else {
+    outLayout = inLayout;
+    outChannels = input.channels;
+  }
+  let filt: any;
+  try {
+    filt = await bc.filterer({
+      filterType: 'audio',
+      inputParams: [{ timeBase: [1, inRate], sampleRate: inRate, sampleFormat: desc.packed, channelLayout: inLayout }],
+      outputParams: [{ sampleRate: outRate, sampleFormat: 'flt', channelLayout: outLayout }],
+      filterSpec: `atrim=end_pts=${RESAMPLER_END_PTS},aresample=${outRate}`,
+    });
+  } catch (e) {
+    throw invalid(`FFmpeg cannot convert ${inRate} Hz ${input.channels} ch ${inLayout} ${input.format} to ${outRate} Hz ${outLayout} flt ` +
+      `(${e instanceof Error ? e.message.replace(/^In file .*? found error: /, '') : String(e)})`, e);
+  }
+  // The layout FFmpeg negotiated tells the output channel count when only a layout was given.
+  const sink = (filt.graph?.filters as any[] | undefined)?.find((f) => f?.filter?.name === 'abuffersink');
+  const negotiated = Number(sink?.inputs?.[0]?.channel_count ?? 0);
+  if (negotiated > 0) outChannels = negotiated;
+  if (outChannels <= 0) throw invalid(`cannot tell the channel count of layout "${outLayout}"`);
+  return new BeamcoderResampler(filt, { sampleRate: inRate, channels: input.channels, channelLayout: inLayout, format: input.format },
+    desc.packed, { sampleRate: outRate, format: 'flt', channels: outChannels, channelLayout: outLayout }, name);
 }
