@@ -177,21 +177,21 @@ export const GRPC_PREFIX = 5;
 export interface WirePacketFields {
   /** Stream index. */
   stream: number;
-  /** Ticks, null = absent. */
+  /** Presentation timestamp in ticks, null where FFmpeg has none (absent on the wire). */
   pts: number | null;
-  /** Ticks, null = absent. */
+  /** Decoding timestamp in ticks, null where FFmpeg has none (absent on the wire). */
   dts: number | null;
-  /** Ticks, null = 0. */
+  /** Duration in ticks, null where FFmpeg has none (FFmpeg's 0). */
   duration: number | null;
-  /** Byte position, null = absent. */
+  /** Byte offset of the packet in the file, null where FFmpeg has none (absent on the wire). */
   pos: number | null;
-  /** Payload bytes. */
+  /** Payload size in bytes. */
   size: number;
   /** Keyframe. */
   key: boolean;
-  /** Corrupt flag (flags bit 1). */
+  /** Flagged corrupt by the demuxer (flags bit 1). */
   corrupt: boolean;
-  /** Discard flag (flags bit 2). */
+  /** Flagged for discard after decoding, e.g. priming samples (flags bit 2). */
   discard: boolean;
 }
 

@@ -384,19 +384,41 @@ const RESAMPLER_END_PTS = Number.MAX_SAFE_INTEGER;
 /** beamcoder exposes frame planes data[0..7] only (not extended_data). */
 const MAX_PLANES = 8;
 
-/** Runs operations strictly one after another (FFmpeg codec and filter contexts are not reentrant). */
-class SerialQueue {
+/**
+ * One codec or filter object's lifetime: operations run strictly one after another (FFmpeg codec and filter contexts
+ * are not reentrant), fail with CLOSED after close(), and close() waits for the operation in progress (its context
+ * is in use on a pool thread).
+ */
+class CodecGuard {
   #tail: Promise<unknown> = Promise.resolve();
+  #closed = false;
 
-  run<T>(op: () => Promise<T>): Promise<T> {
-    const next = this.#tail.then(op, op);
+  constructor(readonly name: string) {}
+
+  /** True after close(). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Run `op` after every operation queued before it; `operation` names it in errors. */
+  run<T>(operation: string, op: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(codecOpError('CLOSED', this.name, `${operation} after close`, operation));
+    const guarded = async (): Promise<T> => {
+      if (this.#closed) throw codecOpError('CLOSED', this.name, `closed before ${operation} ran`, operation);
+      return op();
+    };
+    const next = this.#tail.then(guarded, guarded);
     this.#tail = next.catch(() => undefined);
     return next;
   }
 
-  /** Settles when every operation queued so far has settled. */
-  async idle(): Promise<void> {
+  /** Close once the operation in progress is done; `release` drops the native object (idempotent). */
+  async close(release: () => void): Promise<void> {
+    if (this.#closed) return;
     await this.#tail;
+    if (this.#closed) return;
+    this.#closed = true;
+    release();
   }
 }
 
@@ -630,9 +652,8 @@ class BeamcoderDecoder implements Decoder {
   readonly codecType: 'video' | 'audio';
   #dec: any;
   #codec: string;
-  #queue = new SerialQueue();
+  readonly #guard: CodecGuard;
   #held: any[] = [];
-  #closed = false;
   #flushed = false;
 
   constructor(dec: any, codecType: 'video' | 'audio', codec: string, name: string) {
@@ -640,18 +661,15 @@ class BeamcoderDecoder implements Decoder {
     this.codecType = codecType;
     this.#codec = codec;
     this.name = name;
+    this.#guard = new CodecGuard(name);
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#guard.closed;
   }
 
   #run<T>(operation: string, op: () => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(codecOpError('CLOSED', this.name, `${operation} after close`, operation));
-    return this.#queue.run(async () => {
-      if (this.#closed) throw codecOpError('CLOSED', this.name, `closed before ${operation} ran`, operation);
-      return op();
-    });
+    return this.#guard.run(operation, op);
   }
 
   #frames(r: any): DecodedFrame[] {
@@ -743,15 +761,12 @@ class BeamcoderDecoder implements Decoder {
     });
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    // Let the operation in progress finish: the codec context is in use on a pool thread.
-    await this.#queue.idle();
-    if (this.#closed) return;
-    this.#closed = true;
+  close(): Promise<void> {
     // beamcoder frees the AVCodecContext when the object is garbage-collected; there is no explicit close.
-    this.#dec = null;
-    this.#held = [];
+    return this.#guard.close(() => {
+      this.#dec = null;
+      this.#held = [];
+    });
   }
 }
 
@@ -844,9 +859,8 @@ class BeamcoderResampler implements AudioResampler {
   readonly output: Readonly<Required<ResamplerOutput>>;
   #filt: any;
   #packed: string;
-  #queue = new SerialQueue();
+  readonly #guard: CodecGuard;
   #next = 0;
-  #closed = false;
   #flushed = false;
 
   constructor(filt: any, input: AudioFormat, packed: string, output: Required<ResamplerOutput>, name: string) {
@@ -855,18 +869,15 @@ class BeamcoderResampler implements AudioResampler {
     this.#packed = packed;
     this.output = output;
     this.name = name;
+    this.#guard = new CodecGuard(name);
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#guard.closed;
   }
 
   #run<T>(operation: string, op: () => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(codecOpError('CLOSED', this.name, `${operation} after close`, operation));
-    return this.#queue.run(async () => {
-      if (this.#closed) throw codecOpError('CLOSED', this.name, `closed before ${operation} ran`, operation);
-      return op();
-    });
+    return this.#guard.run(operation, op);
   }
 
   /** An FFmpeg-owned frame holding `samples` interleaved samples (zeros when `data` is null) at pts `pts`. */
@@ -940,13 +951,11 @@ class BeamcoderResampler implements AudioResampler {
     });
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    await this.#queue.idle();
-    if (this.#closed) return;
-    this.#closed = true;
+  close(): Promise<void> {
     // The filter graph is freed when the beamcoder object is garbage-collected.
-    this.#filt = null;
+    return this.#guard.close(() => {
+      this.#filt = null;
+    });
   }
 }
 

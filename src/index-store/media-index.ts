@@ -2,6 +2,7 @@
  * A loaded, verified index with its lookups. Tables are viewed in place (no copy at open); entry blocks are decoded
  * on demand with a small cache, so opening a 500k-packet index costs a read and a checksum, not a decode.
  */
+import type { WirePacketFields } from '../common/packet-batch-wire';
 import { CuemuxError } from '../common/errors';
 import { secondsToTicks, ticksToSeconds, type Rational } from '../common/rational';
 import { NO_VALUE, PacketFlag } from '../ffmpeg/types';
@@ -9,27 +10,9 @@ import { i64At } from './byte-io';
 import { ENTRY_STRIDE, EntryField, decodeBlock, type IndexedStream, type ParsedIndex, type PartialInfo, type SourceIdentity, type SourceParams } from './idx-format';
 
 /** One packet as the demuxer reported it. Times in the stream's time-base ticks. */
-export interface IndexEntry {
+export interface IndexEntry extends WirePacketFields {
   /** Entry number: the packet's position in file order, from 0. */
   index: number;
-  /** Stream index. */
-  stream: number;
-  /** Presentation timestamp in ticks, null where FFmpeg has none. */
-  pts: number | null;
-  /** Decoding timestamp in ticks, null where FFmpeg has none. */
-  dts: number | null;
-  /** Duration in ticks, null where FFmpeg has none (FFmpeg's 0). */
-  duration: number | null;
-  /** Byte offset of the packet in the file, null where FFmpeg has none. */
-  pos: number | null;
-  /** Payload size in bytes. */
-  size: number;
-  /** Keyframe. */
-  key: boolean;
-  /** Flagged corrupt by the demuxer. */
-  corrupt: boolean;
-  /** Flagged for discard after decoding (e.g. priming samples). */
-  discard: boolean;
 }
 
 /** A keyframe found by a time lookup. */
