@@ -20,7 +20,10 @@ import { hd1080 } from './bench-media';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'bin', 'cuemux.js');
+/** Files (and unarmed cues): each unarmed GO needs a file that is not open. */
 const ROUNDS = 40;
+/** Armed GOs: more samples than files (a file is closed between its uses), so p99 is not just the maximum. */
+const ARMED_ROUNDS = 200;
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -185,8 +188,9 @@ async function main(): Promise<void> {
     await osc.request('/cuemux/cue/unload');
     process.stderr.write('bench:cue: armed cues...\n');
     const armed: number[] = [];
-    for (let i = 0; i < ROUNDS; i++) {
-      await osc.request('/cuemux/cue/load', `A${i}`, files[i], String(ins[i]));
+    for (let i = 0; i < ARMED_ROUNDS; i++) {
+      const f = i % ROUNDS;
+      await osc.request('/cuemux/cue/load', `A${i}`, files[f], String(ins[f]));
       await sleep(20);
       armed.push(await measure(`A${i}`));
       await osc.request('/cuemux/cue/unload');
@@ -220,7 +224,7 @@ async function main(): Promise<void> {
     const f2 = (x: number): string => x.toFixed(2);
     const lines = [
       '',
-      `File: 1080p25 H.264 + AAC, 120 s (${ROUNDS} hard links, index on disk); ${ROUNDS} random in-points; server: cuemux serve (child process)`,
+      `File: 1080p25 H.264 + AAC, 120 s (${ROUNDS} hard links, index on disk); ${ROUNDS} random in-points (${ARMED_ROUNDS} armed GOs, ${ROUNDS} unarmed); server: cuemux serve (child process)`,
       `Peer, a player opening the file itself at GO (beamcoder open + seek + first video packet): p50 ${f2(pct(peer, 50))} ms, p99 ${f2(pct(peer, 99))} ms`,
       `OSC GO -> first packet at a Follow client, armed cue:   p50 ${f2(pct(armed, 50))} ms, p99 ${f2(pct(armed, 99))} ms, max ${f2(Math.max(...armed))} ms` +
         `  (target p99 <= 5: ${pct(armed, 99) <= 5 ? 'PASS' : 'MISS'}; ${f2(pct(peer, 50) / pct(armed, 50))}x faster than the peer at p50)`,
