@@ -164,18 +164,18 @@ export class MediaClient {
    * One NTP-style exchange: the round trip and the server-minus-local wall clock offset, both in ns. Take the sample
    * with the smallest round trip of several (see {@link estimateClockOffset}).
    */
-  async ping(options: CallOptions = {}): Promise<{ roundTripNs: bigint; offsetNs: bigint; serverMonotonicNs: bigint }> {
+  async ping(options: CallOptions = {}): Promise<{ roundTripNs: bigint; offsetNs: bigint; serverMonotonicNs: bigint; serverUnixNs: bigint }> {
     const c1 = unixNs();
     const res = await this.#unary<PingResponse>('Ping', (o, cb) => this.#stub.ping(PingRequest.create({ clientSendUnixNs: c1 }), new grpc.Metadata(), o, cb), options);
     const c2 = unixNs();
     const s1 = res.serverReceiveUnixNs;
     const s2 = res.serverSendUnixNs;
-    return { roundTripNs: (c2 - c1) - (s2 - s1), offsetNs: ((s1 - c1) + (s2 - c2)) / 2n, serverMonotonicNs: res.serverSendMonotonicNs };
+    return { roundTripNs: (c2 - c1) - (s2 - s1), offsetNs: ((s1 - c1) + (s2 - c2)) / 2n, serverMonotonicNs: res.serverSendMonotonicNs, serverUnixNs: s2 };
   }
 
   /** Ping `samples` times (default 8) and keep the offset of the fastest round trip (the least queueing noise). */
-  async estimateClockOffset(samples = 8, options: CallOptions = {}): Promise<{ roundTripNs: bigint; offsetNs: bigint }> {
-    let best: { roundTripNs: bigint; offsetNs: bigint } | null = null;
+  async estimateClockOffset(samples = 8, options: CallOptions = {}): Promise<{ roundTripNs: bigint; offsetNs: bigint; serverMonotonicNs: bigint; serverUnixNs: bigint }> {
+    let best: Awaited<ReturnType<MediaClient['ping']>> | null = null;
     for (let i = 0; i < samples; i++) {
       const p = await this.ping(options);
       if (best === null || p.roundTripNs < best.roundTripNs) best = p;

@@ -10,17 +10,32 @@ export function monoNs(): bigint {
   return process.hrtime.bigint();
 }
 
-/** Unix ns minus monotonic ns, measured at a millisecond edge of Date.now() so it is accurate to a few µs. */
+/** Millisecond edges of Date.now() used to pair the clocks (each costs up to 1 ms of spinning, once per process). */
+const EDGES = 5;
+
+/**
+ * Unix ns minus monotonic ns, from millisecond edges of Date.now(): at an edge the wall clock is exactly a whole
+ * millisecond, and the monotonic reading just before the last Date.now() that still showed the previous millisecond
+ * bounds it. A preemption between the reads can only make that bound too high, so the smallest of several edges is
+ * kept. Measured: processes of one machine agree within a few µs (one edge alone was ~300 µs off in one process of
+ * six; Node's performance.timeOrigin was 1-2 ms off Date.now()).
+ */
 function measureOffset(): bigint {
-  const start = Date.now();
-  let ms = start;
-  let mono = process.hrtime.bigint();
-  // Spin (at most ~1 ms, once per process) until Date.now() ticks: that instant is a whole millisecond.
-  while (ms === start) {
-    mono = process.hrtime.bigint();
-    ms = Date.now();
+  let best: bigint | null = null;
+  for (let i = 0; i < EDGES; i++) {
+    const start = Date.now();
+    let ms = start;
+    let before = process.hrtime.bigint();
+    let mono = before;
+    while (ms === start) {
+      before = mono;
+      mono = process.hrtime.bigint();
+      ms = Date.now();
+    }
+    const bound = BigInt(ms) * 1_000_000n - before;
+    if (best === null || bound < best) best = bound;
   }
-  return BigInt(ms) * 1_000_000n - mono;
+  return best as bigint;
 }
 
 let offset: bigint | null = null;
