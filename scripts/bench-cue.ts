@@ -6,7 +6,7 @@
  * GO: open the file with FFmpeg, seek to the in-point and read the first video packet (in-process beamcoder).
  * Also measures the Ping offset estimate against the true offset (0: same machine) over UDS and TCP.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
@@ -17,18 +17,12 @@ import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
 import type { FollowEvent } from '../src/generated/cuemux/v1/media_server';
 import { encodeMessage } from '../src/server/osc-endpoint';
 import { hd1080 } from './bench-media';
+import { CLI, pct, runBench, startBenchServer } from './bench-server';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'bin', 'cuemux.js');
 /** Files (and unarmed cues): each unarmed GO needs a file that is not open. */
 const ROUNDS = 40;
 /** Armed GOs: more samples than files (a file is closed between its uses), so p99 is not just the maximum. */
 const ARMED_ROUNDS = 200;
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
 
 /** A seeded PRNG so every run uses the same in-points. */
 function rng(seed: number): () => number {
@@ -37,22 +31,6 @@ function rng(seed: number): () => number {
     x = (x * 1664525 + 1013904223) >>> 0;
     return x / 2 ** 32;
   };
-}
-
-async function startServer(root: string, socket: string, cueList: string): Promise<{ child: ChildProcess; oscPort: number; tcp: string }> {
-  const env = { ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536' };
-  const child = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root, '--osc-port', '0',
-    '--cue-list', cueList, '--idle-close-ms', '0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'], env });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const osc = /OSC \(UDP\): +\S+:(\d+)/.exec(out);
-      const tcp = /TCP: +(\S+)/.exec(out);
-      if (osc && tcp && out.includes('Stop with')) resolve({ child, oscPort: Number(osc[1]), tcp: tcp[1] });
-    });
-    child.on('exit', (code) => reject(new Error(`server exited ${String(code)}`)));
-  });
 }
 
 /** OSC over UDP: send a message, await its /cuemux/reply/... JSON. */
@@ -169,7 +147,10 @@ async function main(): Promise<void> {
   for (let i = 0; i < ROUNDS; i++) peer.push(await peerFirstPacket(path.join(root, files[i]), ins[i]));
 
   const socket = path.join(scratch, 'cuemux.sock');
-  const { child, oscPort, tcp } = await startServer(root, socket, cueList);
+  const server = await startBenchServer(['--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root, '--osc-port', '0',
+    '--cue-list', cueList, '--idle-close-ms', '0']);
+  const oscPort = server.oscPort as number;
+  const tcp = server.tcp as string;
   const client = new MediaClient(socket);
   const osc = new Osc(oscPort);
   await osc.bind();
@@ -242,13 +223,9 @@ async function main(): Promise<void> {
     follower.stop();
     client.close();
     osc.close();
-    child.kill('SIGTERM');
-    await new Promise((r) => child.on('exit', r));
+    await server.stop();
     await fsp.rm(scratch, { recursive: true, force: true });
   }
 }
 
-main().catch((e: unknown) => {
-  process.stderr.write(`bench:cue failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
-  process.exit(1);
-});
+runBench('bench:cue', main);

@@ -15,7 +15,7 @@ import { buildIndexBytes } from '../src/index-store/index-builder';
 import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const CLI = path.resolve(__dirname, '..', '..', 'bin', 'cuemux.js');
+import { CLI } from './bench-server';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

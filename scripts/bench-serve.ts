@@ -4,21 +4,15 @@
  * positions for an open file and for files not yet open (index on disk); bytes the server read from the file for an
  * audio+video pair (/proc/PID/io rchar) against the file size; server RSS with 8 clients on a large file.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
 import { hd1080, hd1080Mkv, small120 } from './bench-media';
+import { CLI, pct, runBench, startBenchServer } from './bench-server';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'bin', 'cuemux.js');
-const CLIENT = path.join(ROOT, 'dist', 'scripts', 'bench-serve-client.js');
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
+const CLIENT = path.join(__dirname, 'bench-serve-client.js');
 
 function procIo(pid: number): number {
   const m = /rchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
@@ -72,27 +66,6 @@ async function runReaders(each: string[][]): Promise<{ wallSec: number; results:
   return { wallSec: Number(process.hrtime.bigint() - t) / 1e9, results };
 }
 
-async function startServer(root: string, socket: string): Promise<{ child: ChildProcess; tcp: string }> {
-  // The allocator and V8 settings scripts/start.sh gives the server (large buffers returned to the OS at once, a
-  // small young generation).
-  const env = {
-    ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '65536',
-    NODE_OPTIONS: `--max-semi-space-size=1${process.env.NODE_OPTIONS ? ` ${process.env.NODE_OPTIONS}` : ''}`,
-  };
-  const child = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root, '--log-level', 'warn'],
-    { stdio: ['ignore', 'pipe', 'inherit'], env });
-  const tcp = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const m = /TCP: +(\S+)/.exec(out);
-      if (m && out.includes('Stop with')) resolve(m[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`server exited ${String(code)}`)));
-  });
-  return { child, tcp };
-}
-
 async function inProcess(file: string): Promise<{ perPacket: { ms: number; packets: number; bytes: number }; batched: { ms: number; packets: number; bytes: number } }> {
   const perPacket = { ms: 0, packets: 0, bytes: 0 };
   let d = await openDemuxer(file);
@@ -142,8 +115,9 @@ async function main(): Promise<void> {
   const peerMkv = await inProcess(mkv);
 
   const socket = path.join(scratch, 'cuemux.sock');
-  const { child, tcp } = await startServer(root, socket);
-  const pid = child.pid as number;
+  const server = await startBenchServer(['--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root]);
+  const tcp = server.tcp as string;
+  const pid = server.child.pid as number;
   let peakRss = { rss: 0, anon: 0 };
   const sample = (): void => {
     const m = rssMB(pid);
@@ -229,13 +203,9 @@ async function main(): Promise<void> {
     process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ size, peer, peerMkv, runs, pairBytes, idleRss, openMs: { p50: pct(open, 50), p90: pct(open, 90), p99: pct(open, 99) }, coldMs: { p50: pct(coldMs, 50), p90: pct(coldMs, 90), p99: pct(coldMs, 99) }, targets })}\n`);
   } finally {
     clearInterval(sampler);
-    child.kill('SIGTERM');
-    await new Promise((r) => child.on('exit', r));
+    await server.stop();
     await fsp.rm(scratch, { recursive: true, force: true });
   }
 }
 
-main().catch((e: unknown) => {
-  process.stderr.write(`bench:serve failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
-  process.exit(1);
-});
+runBench('bench:serve', main);

@@ -4,27 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { framemd5Copy, groupByStream } from './support/ffmpeg-reference';
 import { CORPUS_NAMES, ensureCorpus, ensureMedia, type CorpusName } from './support/media';
 import { scratchDir } from './support/tmp';
 import { REPO_ROOT } from './support/cli';
+import { md5, rejectsWith } from './support/check';
 import { openDemuxer, packetAt } from '../src/ffmpeg/beamcoder-adapter';
-import { isCuemuxError, type ErrorCode } from '../src/common/errors';
-
-const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
-
-
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode, mention: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(isCuemuxError(e), `a CuemuxError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, mention);
-    return true;
-  });
-}
 
 describe('FFmpeg adapter', function () {
   let corpus: Record<CorpusName, string>;

@@ -8,24 +8,13 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { ffprobeStreams, framemd5Decode, groupByStream, type FrameMd5 } from './support/ffmpeg-reference';
 import { CORPUS_NAMES, ensureCorpus, type CorpusName } from './support/media';
+import { md5, rejectsWith } from './support/check';
 import {
   decoderConfigFromParams, openAudioResampler, openDecoder, openDemuxer, type DecoderOptions,
 } from '../src/ffmpeg/beamcoder-adapter';
 import type {
   DecodedAudioFrame, DecodedFrame, Decoder, DecoderConfig, EncodedPacket, Packet, StreamParams,
 } from '../src/ffmpeg/types';
-import { isCuemuxError, type ErrorCode } from '../src/common/errors';
-
-const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
-
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode, mention: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(isCuemuxError(e), `a CuemuxError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, mention);
-    return true;
-  });
-}
 
 /** Run a tool and return its stdout as bytes. */
 function runBytes(bin: string, args: readonly string[]): Promise<Buffer> {

@@ -3,7 +3,6 @@
  * and one read per file, cancellation, isolation of a slow client, and a status code for every bad request.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -13,10 +12,9 @@ import { ffprobePackets, framemd5Copy, groupByStream } from './support/ffmpeg-re
 import { CORPUS_NAMES, ensureCorpus, ensureMedia, longClip, minuteClip, type CorpusName } from './support/media';
 import { copyInto, scratchDir } from './support/tmp';
 import { startServer, type TestServer } from './support/server';
+import { md5 } from './support/check';
 import { MediaClientError, type MediaClient } from '../src/clients/media-client';
 import type { Packet } from '../src/generated/cuemux/v1/media_server';
-
-const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
 async function collect(client: MediaClient, req: Parameters<MediaClient['readPackets']>[0]): Promise<Packet[]> {
   const out: Packet[] = [];
@@ -32,7 +30,6 @@ async function expectCode(p: Promise<unknown>, code: grpc.status, mention: RegEx
     return true;
   });
 }
-
 
 describe('media server', function () {
   this.timeout(120_000);

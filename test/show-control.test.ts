@@ -5,7 +5,7 @@
  * new generation, chasing external timecode with jumps and loss, and cue list edits while a cue plays.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as dgram from 'node:dgram';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -15,13 +15,11 @@ import { bundleAt, encode, oscdump, oscsend, OscPeer, type Reply } from './suppo
 import { spawnServer, startServer, type TestServer } from './support/server';
 import { mergeConfig, defaultConfig } from '../src/server/server-config';
 import { copyInto, scratchDir } from './support/tmp';
+import { md5 } from './support/check';
 import { MediaClientError, type MediaClient } from '../src/clients/media-client';
 import { clockPositionAt } from '../src/clients/clock-position';
 import { monoNs, monoToUnixNs, unixNs } from '../src/common/time-source';
 import type { ClockState, FollowEvent, Packet } from '../src/generated/cuemux/v1/media_server';
-
-const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 type Ev = NonNullable<FollowEvent['event']>;
 
@@ -460,12 +458,12 @@ describe('show clock, cues and OSC control', function () {
   it('cuemux serve (child process) prints its OSC port and answers on it', async function () {
     const run = await scratchDir('osc-run');
     await fsp.chmod(run, 0o700);
-    const { child, stdout } = await spawnServer(['--socket', path.join(run, 's.sock'), '--media-root', srv.root, '--osc-port', '0']);
+    const { child, stdout, oscPort } = await spawnServer(['--socket', path.join(run, 's.sock'), '--media-root', srv.root, '--osc-port', '0']);
     try {
-      const m = /OSC \(UDP\): +127\.0\.0\.1:(\d+)/.exec(stdout());
-      assert.ok(m, stdout());
-      assert.equal((await peer.request(Number(m[1]), '/cuemux/thump')).data, 'thump');
-      const st = ok(await peer.request(Number(m[1]), '/cuemux/status')) as { clock: { timecodeRate: string; state: string } };
+      assert.match(stdout(), /OSC \(UDP\): +127\.0\.0\.1:\d+/);
+      assert.ok(oscPort !== null);
+      assert.equal((await peer.request(oscPort, '/cuemux/thump')).data, 'thump');
+      const st = ok(await peer.request(oscPort, '/cuemux/status')) as { clock: { timecodeRate: string; state: string } };
       assert.deepEqual(st.clock, { ...st.clock, timecodeRate: '25', state: 'stopped' });
     } finally {
       child.kill('SIGTERM');

@@ -4,7 +4,7 @@
  * reconnects and goes on from the next packet it needs: every packet of the cue exactly once, in order.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -12,17 +12,34 @@ import { minuteClip } from './support/media';
 import { OscPeer } from './support/osc';
 import { spawnServer } from './support/server';
 import { copyInto, scratchDir } from './support/tmp';
+import { md5 } from './support/check';
 import { MediaClient } from '../src/clients/media-client';
 import { resilientFollow } from '../src/clients/resilient-follow';
 import { monoNs } from '../src/common/time-source';
 import type { FollowEvent, Packet } from '../src/generated/cuemux/v1/media_server';
 
-const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 describe('crash recovery', function () {
   this.timeout(120_000);
   const children: ChildProcess[] = [];
+
+  /** A media root with the minute clip, a private run folder, and a `cuemux serve` there with `extra` arguments. */
+  async function showServer(extra: string[] = []): Promise<{ socket: string; run: string; start: () => Promise<{ child: ChildProcess; oscPort: number }> }> {
+    const root = await scratchDir('rec-root');
+    await copyInto(await minuteClip(), root, 'clip.mp4');
+    const run = await scratchDir('rec-run');
+    await fsp.chmod(run, 0o700);
+    const socket = path.join(run, 'cuemux.sock');
+    const args = ['--socket', socket, '--media-root', root, '--osc-port', '0', ...extra];
+    return {
+      socket, run,
+      start: async () => {
+        const s = await spawnServer(args);
+        children.push(s.child);
+        assert.ok(s.oscPort !== null, s.stdout());
+        return { child: s.child, oscPort: s.oscPort };
+      },
+    };
+  }
 
   afterEach(async function () {
     for (const c of children.splice(0)) {
@@ -34,19 +51,7 @@ describe('crash recovery', function () {
   });
 
   it('a server killed mid-cue resumes the show; a resilient player gets every packet exactly once', async function () {
-    const root = await scratchDir('rec-root');
-    await copyInto(await minuteClip(), root, 'clip.mp4');
-    const run = await scratchDir('rec-run');
-    await fsp.chmod(run, 0o700);
-    const socket = path.join(run, 'cuemux.sock');
-    const args = ['--socket', socket, '--media-root', root, '--osc-port', '0', '--lead-seconds', '0.5'];
-    const start = async (): Promise<{ child: ChildProcess; oscPort: number }> => {
-      const s = await spawnServer(args);
-      children.push(s.child);
-      const m = /OSC \(UDP\): +\S+:(\d+)/.exec(s.stdout());
-      assert.ok(m, s.stdout());
-      return { child: s.child, oscPort: Number(m[1]) };
-    };
+    const { socket, start } = await showServer(['--lead-seconds', '0.5']);
     const first = await start();
     const peer = await OscPeer.open();
     const client = new MediaClient(socket);
@@ -104,27 +109,18 @@ describe('crash recovery', function () {
   });
 
   it('after a clean stop (SIGTERM) the next server keeps the cue list but does not resume playback', async function () {
-    const root = await scratchDir('rec-root');
-    await copyInto(await minuteClip(), root, 'clip.mp4');
-    const run = await scratchDir('rec-run');
-    await fsp.chmod(run, 0o700);
-    const socket = path.join(run, 'cuemux.sock');
+    const { run, start } = await showServer();
     const list = path.join(run, 'cues.json');
     await fsp.writeFile(list, JSON.stringify({ version: 1, cues: [{ id: '1', media: 'clip.mp4' }, { id: '2', media: 'clip.mp4', in: 10 }] }));
-    const args = ['--socket', socket, '--media-root', root, '--osc-port', '0'];
     const peer = await OscPeer.open();
     try {
-      let s = await spawnServer(args);
-      children.push(s.child);
-      let port = Number(/OSC \(UDP\): +\S+:(\d+)/.exec(s.stdout())?.[1]);
-      assert.equal((await peer.request(port, '/cuemux/cuelist/load', [{ type: 's', value: list }])).status, 'ok');
-      assert.equal((await peer.request(port, '/cuemux/cue/go')).status, 'ok');
+      const s = await start();
+      assert.equal((await peer.request(s.oscPort, '/cuemux/cuelist/load', [{ type: 's', value: list }])).status, 'ok');
+      assert.equal((await peer.request(s.oscPort, '/cuemux/cue/go')).status, 'ok');
       s.child.kill('SIGTERM');
       await new Promise((r) => s.child.once('exit', r));
-      s = await spawnServer(args);
-      children.push(s.child);
-      port = Number(/OSC \(UDP\): +\S+:(\d+)/.exec(s.stdout())?.[1]);
-      const st = (await peer.request(port, '/cuemux/status')).data as { cues: unknown[]; clock: { state: string }; cueList: { path: string; cues: string[]; playhead: string } };
+      const again = await start();
+      const st = (await peer.request(again.oscPort, '/cuemux/status')).data as { cues: unknown[]; clock: { state: string }; cueList: { path: string; cues: string[]; playhead: string } };
       assert.deepEqual(st.cueList, { path: list, cues: ['1', '2'], playhead: '2' });
       assert.deepEqual(st.cues, []);
       assert.equal(st.clock.state, 'stopped');

@@ -61,7 +61,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
 }
 
 /** A `cuemux serve` child process, resolved once it prints its socket. */
-export function spawnServer(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; stdout: () => string; stderr: () => string }> {
+export function spawnServer(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; stdout: () => string; stderr: () => string; oscPort: number | null }> {
   return new Promise((resolve, reject) => {
     // Tests run side by side: an ephemeral OSC port unless the test chooses one.
     const osc = args.includes('--osc-port') ? [] : ['--osc-port', '0'];
@@ -70,7 +70,9 @@ export function spawnServer(args: string[], env: Record<string, string> = {}): P
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       out += d;
-      if (out.includes('Stop with')) resolve({ child, stdout: () => out, stderr: () => err });
+      if (!out.includes('Stop with')) return;
+      const osc = /OSC \(UDP\): +\S+:(\d+)/.exec(out);
+      resolve({ child, stdout: () => out, stderr: () => err, oscPort: osc ? Number(osc[1]) : null });
     });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
     child.on('exit', (code) => reject(new Error(`cuemux serve exited with ${String(code)} before it was ready: ${err}`)));

@@ -1,0 +1,61 @@
+/**
+ * What the server benchmarks share: percentiles, and a `cuemux serve` child process started as `npm start` starts
+ * it (same allocator and V8 settings), resolved with the addresses it prints.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+
+/** `bin/cuemux.js` of this checkout. */
+export const CLI = path.resolve(__dirname, '..', '..', 'bin', 'cuemux.js');
+
+/** The p-th percentile (nearest rank) of `xs`. */
+export function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+/** A running `cuemux serve` and what it printed. */
+export interface BenchServer {
+  child: ChildProcess;
+  /** TCP `host:port` when it listens on TCP, else null. */
+  tcp: string | null;
+  /** OSC UDP port when OSC is on, else null. */
+  oscPort: number | null;
+  /** SIGTERM it and wait for its exit. */
+  stop(): Promise<void>;
+}
+
+/** Start `cuemux serve <args>` (with `--log-level warn`) and resolve once it is serving. */
+export function startBenchServer(args: string[]): Promise<BenchServer> {
+  // The allocator and V8 settings scripts/start.sh gives the server (large buffers returned to the OS at once, a
+  // small young generation).
+  const env = {
+    ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '65536',
+    NODE_OPTIONS: `--max-semi-space-size=1${process.env.NODE_OPTIONS ? ` ${process.env.NODE_OPTIONS}` : ''}`,
+  };
+  const child = spawn(process.execPath, [CLI, 'serve', ...args, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (!out.includes('Stop with')) return;
+      const osc = /OSC \(UDP\): +\S+:(\d+)/.exec(out);
+      resolve({
+        child, tcp: /TCP: +(\S+)/.exec(out)?.[1] ?? null, oscPort: osc ? Number(osc[1]) : null,
+        stop: async () => {
+          child.kill('SIGTERM');
+          if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
+        },
+      });
+    });
+    child.on('exit', (code) => reject(new Error(`cuemux serve exited ${String(code)} before it was ready`)));
+  });
+}
+
+/** Run a benchmark's main, printing its failure and exiting 1. */
+export function runBench(name: string, main: () => Promise<void>): void {
+  main().catch((e: unknown) => {
+    process.stderr.write(`${name} failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+    process.exit(1);
+  });
+}
