@@ -668,10 +668,6 @@ class BeamcoderDecoder implements Decoder {
     return this.#guard.closed;
   }
 
-  #run<T>(operation: string, op: () => Promise<T>): Promise<T> {
-    return this.#guard.run(operation, op);
-  }
-
   #frames(r: any): DecodedFrame[] {
     const frames = r.frames as any[];
     return frames.map((f) => (this.codecType === 'video' ? videoFrame(f, this.name) : audioFrame(f, this.name)));
@@ -696,7 +692,7 @@ class BeamcoderDecoder implements Decoder {
     } catch (e) {
       return Promise.reject(e instanceof CuemuxError ? e : codecOpError('INTERNAL', this.name, `decode failed: ${String(e)}`, 'decode', e));
     }
-    return this.#run('decode', async () => {
+    return this.#guard.run('decode', async () => {
       if (this.#flushed) throw codecOpError('WRONG_STATE', this.name, 'decode after flush (end of stream): open a new decoder', 'decode');
       let r: any;
       try {
@@ -748,7 +744,7 @@ class BeamcoderDecoder implements Decoder {
   }
 
   flush(): Promise<DecodedFrame[]> {
-    return this.#run('flush', async () => {
+    return this.#guard.run('flush', async () => {
       if (this.#flushed) return [];
       this.#flushed = true;
       let r: any;
@@ -876,10 +872,6 @@ class BeamcoderResampler implements AudioResampler {
     return this.#guard.closed;
   }
 
-  #run<T>(operation: string, op: () => Promise<T>): Promise<T> {
-    return this.#guard.run(operation, op);
-  }
-
   /** An FFmpeg-owned frame holding `samples` interleaved samples (zeros when `data` is null) at pts `pts`. */
   #frame(samples: number, data: Buffer | null, pts: number): any {
     const f = load().frame({
@@ -933,7 +925,7 @@ class BeamcoderResampler implements AudioResampler {
     if (frame.data.length < bytes) {
       return Promise.reject(codecOpError('INVALID_ARGUMENT', this.name, `frame data holds ${frame.data.length} bytes, ${bytes} expected`, 'resample'));
     }
-    return this.#run('resample', async () => {
+    return this.#guard.run('resample', async () => {
       if (this.#flushed) throw codecOpError('WRONG_STATE', this.name, 'convert after flush (end of stream): open a new resampler', 'resample');
       if (frame.samples === 0) return new Float32Array(0);
       const pts = this.#next;
@@ -943,7 +935,7 @@ class BeamcoderResampler implements AudioResampler {
   }
 
   flush(): Promise<Float32Array> {
-    return this.#run('flush', async () => {
+    return this.#guard.run('flush', async () => {
       if (this.#flushed) return new Float32Array(0);
       this.#flushed = true;
       // atrim drops this frame (pts >= its end) and signals end of stream: aresample drains swresample.

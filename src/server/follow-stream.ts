@@ -78,7 +78,8 @@ export class FollowSession {
   readonly #announced = new Map<string, number>();
   /** Where a reconnecting player goes on, per cue (used once, by the first feed of that cue that matches). */
   readonly #resume = new Map<string, FollowResume>();
-  #flushWaiter: (() => void) | null = null;
+  /** Feeds waiting for the bytes in flight to drop under two batches. */
+  readonly #flushWaiters = new Set<() => void>();
 
   constructor(call: ServerWritableStream<FollowRequest, FollowEvent>, show: Show, registry: MediaRegistry, client: ClientRecord, lead: number, batchBytes: number) {
     this.#call = call;
@@ -125,8 +126,13 @@ export class FollowSession {
       this.#show.off('cue', onCue);
       for (const f of this.#feeds.values()) f.abort();
       this.#feeds.clear();
-      this.#flushWaiter?.();
+      this.#wakeFlushWaiters();
     }
+  }
+
+  #wakeFlushWaiters(): void {
+    for (const wake of this.#flushWaiters) wake();
+    this.#flushWaiters.clear();
   }
 
   #loaded(cue: LoadedCue): void {
@@ -285,20 +291,13 @@ export class FollowSession {
     client.bytesQueued += bytes;
     const ok = await writeWithBackpressure(this.#call, { event: { $case: 'packets', value: { cueId, segment: seg.segment, generation: BigInt(generation), packets } } }, () => {
       client.bytesQueued -= bytes;
-      if (client.bytesQueued <= 2 * this.#batchBytes) this.#flushWaiter?.();
+      if (client.bytesQueued <= 2 * this.#batchBytes) this.#wakeFlushWaiters();
     });
     if (!ok) return false;
     client.bytesSent += bytes;
     client.packetsSent += packets.length;
     while (client.bytesQueued > 2 * this.#batchBytes && !this.#stopped()) {
-      await new Promise<void>((resolve) => {
-        const prev = this.#flushWaiter;
-        this.#flushWaiter = () => {
-          this.#flushWaiter = prev;
-          prev?.();
-          resolve();
-        };
-      });
+      await new Promise<void>((resolve) => this.#flushWaiters.add(resolve));
     }
     return !this.#stopped();
   }

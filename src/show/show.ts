@@ -186,12 +186,18 @@ export class Show extends TypedEmitter<ShowEvents> {
     }
     const cue = await pending;
     // A cue list edit saved while this cue was loading: arm the new definition instead.
-    const listed = this.#adHoc.has(id) ? undefined : this.#list.cues.find((c) => c.id === id);
-    if (listed !== undefined && !sameCue(listed, cue.def) && cue.state === 'armed' && this.#cues.get(id) === cue) {
+    if (cue.state === 'armed' && this.#cues.get(id) === cue && this.#stale(cue)) {
       this.unload(id);
       return this.load(id, undefined, options);
     }
     return cue;
+  }
+
+  /** True when `cue` came from the cue list and the list now defines it differently (an edit since it loaded). */
+  #stale(cue: LoadedCue): boolean {
+    if (this.#adHoc.has(cue.id)) return false;
+    const listed = this.#list.cues.find((c) => c.id === cue.id);
+    return listed !== undefined && !sameCue(listed, cue.def);
   }
 
   async #arm(def: CueDefinition, prefetch: boolean): Promise<LoadedCue> {
@@ -249,8 +255,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     const cueId = id ?? this.playhead;
     if (cueId === null) throw new CuemuxError('NOT_FOUND', 'GO without a cue id, but no cue is standing by (load a cue list, or give the cue id)');
     let cue = this.#cues.get(cueId);
-    const listed = this.#adHoc.has(cueId) ? undefined : this.#list.cues.find((c) => c.id === cueId);
-    if (cue !== undefined && cue.state === 'armed' && listed !== undefined && !sameCue(listed, cue.def)) {
+    if (cue !== undefined && cue.state === 'armed' && this.#stale(cue)) {
       // Edited in the cue list while it played or was armed: this GO plays the definition now in the list.
       this.unload(cueId);
       cue = undefined;
@@ -271,14 +276,17 @@ export class Show extends TypedEmitter<ShowEvents> {
     }
     const at = options.at ?? monoNs();
     if (cue.state !== 'armed') this.#stopCue(cue, 'stop', at);
-    const snapshot = this.clock.snapshot;
-    if (options.clockSeconds === undefined && snapshot.state === 'stopped' && snapshot.source === 'internal' && this.#goStartsClock) {
-      this.clock.play(at);
-    }
+    if (options.clockSeconds === undefined) this.#startStoppedClock(at);
     const clockSeconds = options.clockSeconds ?? this.clock.position(at);
     this.#startCue(cue, clockSeconds, cue.inMedia);
     this.#advancePlayhead(cueId);
     return cue;
+  }
+
+  /** A GO or resume on a stopped internal clock starts it (goStartsClock); a chased clock is left to its source. */
+  #startStoppedClock(at: bigint): void {
+    const s = this.clock.snapshot;
+    if (s.state === 'stopped' && s.source === 'internal' && this.#goStartsClock) this.clock.play(at);
   }
 
   #startCue(cue: LoadedCue, clockSeconds: number, mediaSeconds: number): void {
@@ -311,7 +319,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     const at = options.at ?? monoNs();
     // A STOP also cancels a GO still waiting for its media (the operator's STOP must win).
     if (this.#cancelPendingGo(id) && id !== undefined && !this.#cues.has(id)) return [];
-    const targets = id === undefined ? this.cues.filter((c) => c.state !== 'armed') : [this.#loaded(id)];
+    const targets = this.#targets(id, (c) => c.state !== 'armed');
     for (const c of targets) if (c.state !== 'armed') this.#stopCue(c, 'stop', at);
     return targets;
   }
@@ -320,7 +328,7 @@ export class Show extends TypedEmitter<ShowEvents> {
   pause(id?: string, options: ActionTime = {}): LoadedCue[] {
     this.#checkOpen();
     const at = options.at ?? monoNs();
-    const targets = id === undefined ? this.cues.filter((c) => c.state === 'playing') : [this.#loaded(id)];
+    const targets = this.#targets(id, (c) => c.state === 'playing');
     for (const c of targets) {
       if (c.state !== 'playing') throw new CuemuxError('WRONG_STATE', `cue "${c.id}" is ${c.state}, not playing`);
       const run = c.run;
@@ -335,11 +343,10 @@ export class Show extends TypedEmitter<ShowEvents> {
   resume(id?: string, options: ActionTime = {}): LoadedCue[] {
     this.#checkOpen();
     const at = options.at ?? monoNs();
-    const targets = id === undefined ? this.cues.filter((c) => c.state === 'paused') : [this.#loaded(id)];
+    const targets = this.#targets(id, (c) => c.state === 'paused');
     for (const c of targets) {
       if (c.state !== 'paused' || c.pausedMedia === null) throw new CuemuxError('WRONG_STATE', `cue "${c.id}" is ${c.state}, not paused`);
-      const snapshot = this.clock.snapshot;
-      if (snapshot.state === 'stopped' && snapshot.source === 'internal' && this.#goStartsClock) this.clock.play(at);
+      this.#startStoppedClock(at);
       this.#startCue(c, this.clock.position(at), c.pausedMedia);
     }
     return targets;
@@ -351,7 +358,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.#cancelPendingGo(id);
     for (const loading of this.#loading.keys()) if (id === undefined || loading === id) this.#cancelledLoads.add(loading);
     if (id !== undefined && !this.#cues.has(id) && this.#loading.has(id)) return [id];
-    const targets = id === undefined ? this.cues : [this.#loaded(id)];
+    const targets = this.#targets(id, () => true);
     for (const c of targets) {
       if (c.state !== 'armed') this.#stopCue(c, 'unload', options.at ?? monoNs());
       this.#cues.delete(c.id);
@@ -373,6 +380,11 @@ export class Show extends TypedEmitter<ShowEvents> {
       any = true;
     }
     return any;
+  }
+
+  /** The loaded cue `id`, or every loaded cue that `concerned` accepts when no id is given. */
+  #targets(id: string | undefined, concerned: (c: LoadedCue) => boolean): LoadedCue[] {
+    return id === undefined ? this.cues.filter(concerned) : [this.#loaded(id)];
   }
 
   #loaded(id: string): LoadedCue {
