@@ -40,14 +40,18 @@ export function tempPathFor(target: string): string {
   return `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Atomically publish `bytes` as `target` (temp file + fsync + rename + directory fsync); `operation` names it in errors. */
-export async function publishIndexFile(target: string, bytes: Uint8Array, operation = 'write index'): Promise<void> {
+/**
+ * Atomically publish `bytes` as `target` (temp file + fsync + rename + directory fsync); `operation` names it in
+ * errors. `durable: false` skips both fsyncs: the rename alone keeps readers from ever seeing half a file, which is
+ * all a file that only has to survive a process crash (not a power cut) needs.
+ */
+export async function publishIndexFile(target: string, bytes: Uint8Array, operation = 'write index', durable = true): Promise<void> {
   const tmp = tempPathFor(target);
   let fh: fsp.FileHandle | undefined;
   try {
     fh = await fsp.open(tmp, 'wx', 0o644);
     await fh.writeFile(bytes);
-    await fh.sync();
+    if (durable) await fh.sync();
     await fh.close();
     fh = undefined;
     await fsp.rename(tmp, target);
@@ -56,6 +60,7 @@ export async function publishIndexFile(target: string, bytes: Uint8Array, operat
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
     throw fromSystemError(e, target, operation);
   }
+  if (!durable) return;
   const dir = await fsp.open(path.dirname(target), 'r').catch(() => undefined);
   if (dir) {
     await dir.sync().catch(() => undefined); // some filesystems refuse directory fsync; the rename is still atomic

@@ -1,9 +1,10 @@
 /**
  * Crash recovery: the show (clock, loaded cues and where they play, the cue list file) is saved atomically on every
- * change and every few seconds while the server runs. A server that starts and finds a state saved moments ago by a
- * server that did not stop cleanly (killed, crashed) takes the show back exactly — same clock timeline and
- * generation, same cues on the same runs and segment numbers — so players that reconnect go on where they were. A
- * clean stop (SIGTERM) marks the state, and the next start keeps only the cue list.
+ * change and every few seconds while the server runs — by rename, without fsync: it has to survive a crash of the
+ * process, not of the machine. A server that starts and finds a state saved moments ago by a server that did not
+ * stop cleanly (killed, crashed) takes the show back exactly — same clock timeline and generation, same cues on the
+ * same runs and segment numbers — so players that reconnect go on where they were. A clean stop (SIGTERM) marks the
+ * state, and the next start keeps only the cue list.
  */
 import { promises as fsp } from 'node:fs';
 import { CuemuxError } from '../common/errors';
@@ -19,6 +20,9 @@ const log = getLogger('show-state');
 
 /** Saved state older than this is not resumed (a show that stopped minutes ago must not restart by itself). */
 export const DEFAULT_RESUME_WITHIN_MS = 30_000;
+
+/** Changes within this many ms are saved together. */
+const SAVE_COALESCE_MS = 50;
 
 /** How often the state is saved while nothing changes, so its age tells whether the server was alive. */
 const HEARTBEAT_MS = 2_000;
@@ -109,17 +113,17 @@ export class ShowStateFile {
 
   #schedule(): void {
     if (this.#closed || this.#timer !== null) return;
-    // Coalesce a burst of changes (a GO emits several) into one write.
+    // Coalesce a burst of changes (a GO emits several; a chased clock re-anchors often) into one write.
     this.#timer = setTimeout(() => {
       this.#timer = null;
       void this.#save(false); // #save never rejects: failures are logged
-    }, 10);
+    }, SAVE_COALESCE_MS);
     this.#timer.unref();
   }
 
   #save(clean: boolean): Promise<void> {
     const bytes = Buffer.from(JSON.stringify(snapshot(this.#show, clean)));
-    this.#writing = this.#writing.then(() => publishIndexFile(this.path, bytes, 'save show state')).catch((e: unknown) => {
+    this.#writing = this.#writing.then(() => publishIndexFile(this.path, bytes, 'save show state', false)).catch((e: unknown) => {
       log.warn('show state not saved (crash recovery will not resume this show)', { path: this.path, error: e instanceof Error ? e.message : String(e) });
     });
     return this.#writing;
