@@ -93,7 +93,8 @@ function filter(e: FollowEvent, seen: Map<string, CueSeen>): FollowEvent | null 
       const r = c.resume;
       const same = r !== null && r.segment === ev.value.segment && r.generation === ev.value.generation;
       const fresh = same ? ev.value.packets.filter((p) => p.entry >= r.nextEntry) : ev.value.packets;
-      if (fresh.length === 0) return null;
+      // An all-repeated batch still carries its segment's end (`last`): the player must drain its decoders.
+      if (fresh.length === 0) return ev.value.last ? { event: { $case: 'packets', value: { ...ev.value, packets: [] } } } : null;
       const last = fresh[fresh.length - 1].entry;
       c.resume = { cueId: ev.value.cueId, segment: ev.value.segment, generation: ev.value.generation, nextEntry: last + 1n };
       return fresh.length === ev.value.packets.length ? e : { event: { $case: 'packets', value: { ...ev.value, packets: fresh } } };

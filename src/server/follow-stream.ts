@@ -250,7 +250,7 @@ export class FollowSession {
           }
           if (signal.aborted) return;
           limit = this.#batchBytes;
-          if (!(await this.#writePackets(cue.id, seg, generation, chunk))) return;
+          if (!(await this.#writePackets(cue.id, seg, generation, chunk, next.done === true))) return;
           const last = chunk[chunk.length - 1].e;
           const t = last.pts ?? last.dts;
           if (t !== null) this.#client.positionSeconds = media.index.toSeconds(last.stream, t);
@@ -283,13 +283,13 @@ export class FollowSession {
     for (const e of cue.media.index.packetsInRange(streams, from, end)) yield { e, data: null };
   }
 
-  /** Write one FollowPackets; false when the call ended. Bytes in flight stay under two batches. */
-  async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[]): Promise<boolean> {
+  /** Write one FollowPackets (`last`: the segment's final batch); false when the call ended. Bytes in flight stay under two batches. */
+  async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[], last: boolean): Promise<boolean> {
     const packets: Packet[] = chunk.map((p) => ({ ...toPacket(p.e, p.data as Buffer), entry: BigInt(p.e.index) }));
     const bytes = chunk.reduce((a, p) => a + p.e.size, 0);
     const client = this.#client;
     client.bytesQueued += bytes;
-    const ok = await writeWithBackpressure(this.#call, { event: { $case: 'packets', value: { cueId, segment: seg.segment, generation: BigInt(generation), packets } } }, () => {
+    const ok = await writeWithBackpressure(this.#call, { event: { $case: 'packets', value: { cueId, segment: seg.segment, generation: BigInt(generation), packets, last } } }, () => {
       client.bytesQueued -= bytes;
       if (client.bytesQueued <= 2 * this.#batchBytes) this.#wakeFlushWaiters();
     });

@@ -677,6 +677,12 @@ export interface FollowPackets {
    * locate), are for the decoder only: decode them, do not present them.
    */
   packets: Packet[];
+  /**
+   * True on the last batch of this segment in this generation: no more packets follow for it. Drain the decoders
+   * now (libavcodec: avcodec_send_packet(ctx, NULL)) to get the segment's last frames, which a decoder with
+   * reordering or frame threads holds back, before their clock time comes.
+   */
+  last: boolean;
 }
 
 function createBaseOpenMediaRequest(): OpenMediaRequest {
@@ -4951,7 +4957,7 @@ export const CueUnloaded: MessageFns<CueUnloaded> = {
 };
 
 function createBaseFollowPackets(): FollowPackets {
-  return { cueId: "", segment: 0, generation: 0n, packets: [] };
+  return { cueId: "", segment: 0, generation: 0n, packets: [], last: false };
 }
 
 export const FollowPackets: MessageFns<FollowPackets> = {
@@ -4970,6 +4976,9 @@ export const FollowPackets: MessageFns<FollowPackets> = {
     }
     for (const v of message.packets) {
       Packet.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.last !== false) {
+      writer.uint32(40).bool(message.last);
     }
     return writer;
   },
@@ -5019,6 +5028,14 @@ export const FollowPackets: MessageFns<FollowPackets> = {
             message.packets.push(Packet.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.last = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5041,6 +5058,7 @@ export const FollowPackets: MessageFns<FollowPackets> = {
       segment: isSet(object.segment) ? globalThis.Number(object.segment) : 0,
       generation: isSet(object.generation) ? BigInt(object.generation) : 0n,
       packets: globalThis.Array.isArray(object?.packets) ? object.packets.map((e: any) => Packet.fromJSON(e)) : [],
+      last: isSet(object.last) ? globalThis.Boolean(object.last) : false,
     };
   },
 
@@ -5058,6 +5076,9 @@ export const FollowPackets: MessageFns<FollowPackets> = {
     if (message.packets?.length) {
       obj.packets = message.packets.map((e) => Packet.toJSON(e));
     }
+    if (message.last !== false) {
+      obj.last = message.last;
+    }
     return obj;
   },
 
@@ -5072,6 +5093,7 @@ export const FollowPackets: MessageFns<FollowPackets> = {
       ? BigInt(object.generation)
       : 0n;
     message.packets = object.packets?.map((e) => Packet.fromPartial(e)) || [];
+    message.last = object.last ?? false;
     return message;
   },
 };
