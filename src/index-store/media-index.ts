@@ -46,6 +46,16 @@ function lastAtOrBefore(words: Int32Array, n: number, ticks: number): number {
 /** Cached decoded blocks (each ~14 KiB); enough for several concurrent readers. */
 const BLOCK_CACHE = 32;
 
+/** Options of {@link MediaIndex.packetsInRange}. */
+export interface RangeOptions {
+  /**
+   * Start audio streams this many seconds earlier than t0 (default 0). Audio decoders started on an arbitrary
+   * packet get their first frame wrong (AAC's overlapped transform needs the previous frame; Opus asks for 80 ms of
+   * pre-roll): a player that must present the in-point exactly needs a few packets to decode and drop first.
+   */
+  audioPrerollSeconds?: number;
+}
+
 /** The index of one media file. */
 export class MediaIndex {
   /** Absolute path of the media file. */
@@ -253,8 +263,8 @@ export class MediaIndex {
    * its keyframe at or before t0 (its first packet when t0 precedes every keyframe) and ends before its first packet
    * whose dts (pts when no dts) is at or after t1. Omit t1 for "to the end".
    */
-  *packetsInRange(streams: readonly number[], t0: number, t1?: number): Generator<IndexEntry> {
-    for (const e of this.packetsInRangeSteps(streams, t0, t1)) if (e !== null) yield e;
+  *packetsInRange(streams: readonly number[], t0: number, t1?: number, options: RangeOptions = {}): Generator<IndexEntry> {
+    for (const e of this.packetsInRangeSteps(streams, t0, t1, 8192, options)) if (e !== null) yield e;
   }
 
   /**
@@ -263,7 +273,7 @@ export class MediaIndex {
    * leave most of a 500k-entry index between two of its packets: a caller on the event loop uses the nulls to let
    * other work run, or to send what it has found so far.
    */
-  *packetsInRangeSteps(streams: readonly number[], t0: number, t1?: number, stepEntries = 8192): Generator<IndexEntry | null> {
+  *packetsInRangeSteps(streams: readonly number[], t0: number, t1?: number, stepEntries = 8192, options: RangeOptions = {}): Generator<IndexEntry | null> {
     const wanted = streams.length > 0 ? streams : this.#idx.streams.map((s) => s.index);
     // Per stream (by index): first entry to send (-1 = not wanted or done) and the end tick (Infinity = to the end).
     const n = this.#idx.streams.length;
@@ -274,7 +284,8 @@ export class MediaIndex {
     for (const s of wanted) {
       const st = this.stream(s);
       if (st.packetCount === 0 || startAt[s] >= 0) continue;
-      const k = this.keyframeAtOrBefore(s, this.toTicks(s, t0));
+      const from = st.codecType === 'audio' && options.audioPrerollSeconds !== undefined ? t0 - options.audioPrerollSeconds : t0;
+      const k = this.keyframeAtOrBefore(s, this.toTicks(s, from));
       startAt[s] = k?.entry ?? 0;
       if (t1 !== undefined) endTick[s] = secondsToTicks(t1, st.timeBase, 'ceil');
       open++;

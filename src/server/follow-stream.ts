@@ -10,7 +10,7 @@ import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import type { IndexEntry } from '../index-store/media-index';
 import type { FollowEvent, FollowRequest, FollowResume, Packet } from '../generated/cuemux/v1/media_server';
-import type { CueRun, CueSegment, LoadedCue } from '../show/loaded-cue';
+import { AUDIO_PREROLL, type CueRun, type CueSegment, type LoadedCue } from '../show/loaded-cue';
 import type { CueEvent, Show } from '../show/show';
 import type { MediaRegistry } from './media-registry';
 import { callEnded, clockStateMessage, heartbeatMs } from './clock-watch';
@@ -270,17 +270,17 @@ export class FollowSession {
     const pre = cue.prefetch;
     const wanted = new Set(streams);
     if (skipBelow > 0) {
-      for (const e of cue.media.index.packetsInRange(streams, from, end)) if (e.index >= skipBelow) yield { e, data: null };
+      for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL)) if (e.index >= skipBelow) yield { e, data: null };
       return;
     }
     if (pre !== null && from === cue.inMedia) {
       for (let i = 0; i < pre.entries.length; i++) {
         if (wanted.has(pre.entries[i].stream)) yield { e: pre.entries[i], data: pre.data[i] };
       }
-      for (const e of cue.media.index.packetsInRange(streams, from, end)) if (!pre.numbers.has(e.index)) yield { e, data: null };
+      for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL)) if (!pre.numbers.has(e.index)) yield { e, data: null };
       return;
     }
-    for (const e of cue.media.index.packetsInRange(streams, from, end)) yield { e, data: null };
+    for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL)) yield { e, data: null };
   }
 
   /** Write one FollowPackets (`last`: the segment's final batch); false when the call ended. Bytes in flight stay under two batches. */

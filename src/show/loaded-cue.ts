@@ -7,6 +7,12 @@ import type { IndexEntry } from '../index-store/media-index';
 import type { OpenMedia } from '../server/open-media';
 import type { CueDefinition } from './cue-definition';
 
+/**
+ * Audio packets sent to players ahead of a cue's in-point (or of any feed start), in seconds: decoder pre-roll so
+ * the first presented audio frame decodes exactly as in a continuous decode (AAC needs one frame, Opus 80 ms).
+ */
+export const AUDIO_PREROLL = { audioPrerollSeconds: 0.1 } as const;
+
 /** What a loaded cue is doing. */
 export type CueState = 'armed' | 'playing' | 'paused';
 

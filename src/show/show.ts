@@ -10,7 +10,7 @@ import { monoNs } from '../common/time-source';
 import { TypedEmitter } from '../common/typed-emitter';
 import type { OpenMedia } from '../server/open-media';
 import { resolveOutputs, sameCue, type CueDefinition } from './cue-definition';
-import { LoadedCue, type CueRun } from './loaded-cue';
+import { AUDIO_PREROLL, LoadedCue, type CueRun } from './loaded-cue';
 import { ShowClock, positionAt, snapshotTimecode, type ShowClockOptions } from './show-clock';
 import { TimecodeChaser, type ChaseOptions } from './timecode-chase';
 
@@ -234,7 +234,7 @@ export class Show extends TypedEmitter<ShowEvents> {
 
   async #prefetch(cue: LoadedCue): Promise<LoadedCue['prefetch']> {
     if (this.#prefetchSeconds === 0) return null;
-    const entries = [...cue.media.index.packetsInRange(cue.allStreams, cue.inMedia, Math.min(cue.endMedia, cue.inMedia + this.#prefetchSeconds))];
+    const entries = [...cue.media.index.packetsInRange(cue.allStreams, cue.inMedia, Math.min(cue.endMedia, cue.inMedia + this.#prefetchSeconds), AUDIO_PREROLL)];
     if (entries.length === 0) return null;
     const reader = cue.media.reader();
     try {

@@ -672,7 +672,8 @@ export interface FollowPackets {
    */
   generation: bigint;
   /**
-   * Packets in file (decode) order, starting at each stream's keyframe at or before the position to present;
+   * Packets in file (decode) order, starting at each stream's keyframe at or before the position to present (audio
+   * streams 0.1 s before it: decoder pre-roll, so the first presented audio frame decodes exactly);
    * frames before CueStarted.media_seconds, and frames whose clock time has already passed (after a late start or a
    * locate), are for the decoder only: decode them, do not present them.
    */
