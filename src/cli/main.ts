@@ -17,6 +17,8 @@ Commands:
   index build|check|info|dump   Build and inspect the shared frame index (cuemux index --help)
   serve                         Run the media server (cuemux serve --help)
   status [--socket P|--target HOST:PORT] [--json]   What a running server is doing
+  play-audio --output NAME [--sink wav:F|raw:F|null]  Reference audio player (cuemux play-audio --help)
+  play-video --output NAME [--sink y4m:F|raw:F|hash:F|null]  Reference video composer (cuemux play-video --help)
   version                       Print versions
 
 ${INDEX_USAGE}`;
@@ -54,6 +56,8 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<Exi
       case 'index': return await (require('./index-command') as typeof import('./index-command')).runIndexCommand(io, rest);
       case 'serve': return await (require('./serve-command') as typeof import('./serve-command')).runServeCommand(io, rest);
       case 'status': return await (require('./status-command') as typeof import('./status-command')).runStatusCommand(io, rest);
+      case 'play-audio': return await (require('./play-command') as typeof import('./play-command')).runPlayCommand(io, 'audio', rest);
+      case 'play-video': return await (require('./play-command') as typeof import('./play-command')).runPlayCommand(io, 'video', rest);
       /* eslint-enable @typescript-eslint/no-require-imports */
       case 'help': case undefined:
         io.out(USAGE);

@@ -1,0 +1,259 @@
+/**
+ * The reference audio player (`cuemux play-audio`). It plays into an audio device model: a sample clock of
+ * `sampleRate` Hz on CLOCK_MONOTONIC (optionally off by `devicePpm`, as a real crystal is) that presents period k
+ * at instant t_k. Each period is rendered `writeAheadNs` before t_k from the decoded, converted audio of every cue on
+ * the output (mixed), so that the sample presented at each device instant is the one the show clock asks for then:
+ * - a cue starts on the exact sample where the clock reaches its segment (sample-accurate start);
+ * - while the device and the clock agree, samples are copied unchanged (bit-exact FFmpeg output);
+ * - small drift (device crystal, a chased clock's rate) is absorbed by slewing the read rate by at most `maxSlew`;
+ * - only a discontinuity (new generation, new segment) or an error beyond `relocateSeconds` relocates.
+ * The sync log records, per period and cue, the device instant, the clock time at which the presented sample is due
+ * (`pts_seconds`) and the clock position at that instant (`clock_seconds`).
+ */
+import { getLogger } from '../common/logger';
+import { clockPositionAt, clockRunning } from '../clients/clock-position';
+import type { ClockState } from '../generated/cuemux/v1/media_server';
+import type { AudioSink } from './audio-sinks';
+import { CueTimeline } from './cue-timeline';
+import type { OutputFollower, TimedAudio } from './output-follower';
+import type { SyncLog } from './sync-log';
+import { tickInstant, TickScheduler } from './tick-scheduler';
+
+const log = getLogger('play-audio');
+
+/** Options of {@link AudioPlayer}. */
+export interface AudioPlayerOptions {
+  /** Device sample rate, Hz (the follower must convert to it). */
+  sampleRate: number;
+  /** Device channels (the follower must convert to them). */
+  channels: number;
+  /** Samples per channel per period (e.g. 480 = 10 ms at 48 kHz). */
+  periodFrames: number;
+  /** Where periods go. */
+  sinks: AudioSink[];
+  /** One JSON line per period and playing cue, or null. */
+  syncLog: SyncLog | null;
+  /** Device crystal error in parts per million (default 0): >0 = the device runs slow against CLOCK_MONOTONIC. */
+  devicePpm?: number;
+  /** How long before its device instant a period is rendered, ns (default 20 ms: the device buffer). */
+  writeAheadNs?: bigint;
+  /** An error beyond this relocates instead of slewing, s (default 0.02). */
+  relocateSeconds?: number;
+  /** Largest read-rate deviation while slewing, as a fraction (default 0.005 = 0.5 %, inaudible for speech/music cues). */
+  maxSlew?: number;
+}
+
+/** Counters of an {@link AudioPlayer}. */
+export interface AudioPlayerStats {
+  /** Periods rendered. */
+  periods: number;
+  /** Periods in which at least one cue played. */
+  playing: number;
+  /** Samples (per channel) a cue needed that had not been decoded yet (played as silence). */
+  underrunSamples: number;
+  /** Relocations of a running voice (error beyond `relocateSeconds`). */
+  relocations: number;
+  /** Periods rendered with a slewed (non-unity) read rate. */
+  slewedPeriods: number;
+  /** Periods missed because the process was held up past the write-ahead (the device played silence). */
+  xruns: number;
+}
+
+/** One cue segment's audio, decoded and converted, as a contiguous sample stream. */
+interface Voice {
+  cueId: string;
+  segment: number;
+  generation: bigint;
+  /** Media time of voice sample 0, s. */
+  firstSeconds: number;
+  /** Interleaved samples from voice sample `bufStart` on. */
+  buf: Float32Array;
+  bufStart: number;
+  /** Voice samples (per channel) held in `buf`. */
+  bufLen: number;
+  /** Read position at the next period's first sample, in voice samples (fractional while slewing); null before the start. */
+  pos: number | null;
+}
+
+/** Plays an output's audio into sinks at the device's pace. */
+export class AudioPlayer {
+  readonly #o: Required<Omit<AudioPlayerOptions, 'syncLog'>> & { syncLog: SyncLog | null };
+  readonly #timeline = new CueTimeline();
+  readonly #voices = new Map<string, Voice>();
+  #clock: ClockState | null = null;
+  #ticker: TickScheduler | null = null;
+  #deviceStartNs = 0n;
+  #lastPeriod = -1;
+  readonly #stats: AudioPlayerStats = { periods: 0, playing: 0, underrunSamples: 0, relocations: 0, slewedPeriods: 0, xruns: 0 };
+
+  constructor(follower: OutputFollower, options: AudioPlayerOptions) {
+    this.#o = { devicePpm: 0, writeAheadNs: 20_000_000n, relocateSeconds: 0.02, maxSlew: 0.005, ...options };
+    if (!Number.isInteger(this.#o.devicePpm) || Math.abs(this.#o.devicePpm) > 10_000) throw new RangeError(`device ppm must be an integer within ±10000, got ${this.#o.devicePpm}`);
+    follower.on('clock', (s) => {
+      this.#clock = s;
+      for (const [k, v] of this.#voices) if (v.generation < s.generation) this.#voices.delete(k);
+    });
+    follower.on('started', (s) => this.#timeline.started(s));
+    follower.on('stopped', (s) => this.#timeline.stopped(s));
+    follower.on('unloaded', (id) => {
+      this.#timeline.unloaded(id);
+      for (const [k, v] of this.#voices) if (v.cueId === id) this.#voices.delete(k);
+    });
+    follower.on('audio', (a) => this.#add(a));
+  }
+
+  /** Counters so far. */
+  get stats(): Readonly<AudioPlayerStats> {
+    return { ...this.#stats };
+  }
+
+  /** Start the device: its first period is presented `writeAheadNs` from now. */
+  start(): void {
+    const o = this.#o;
+    this.#deviceStartNs = process.hrtime.bigint() + o.writeAheadNs;
+    // Periods per second of the device: sampleRate / (periodFrames · (1 + ppm·10⁻⁶)), as an exact rational.
+    const rate = { num: o.sampleRate * 1_000_000, den: o.periodFrames * (1_000_000 + o.devicePpm) };
+    this.#ticker = new TickScheduler({ startNs: this.#deviceStartNs - o.writeAheadNs, rate, spinNs: 0n, skipLateNs: o.writeAheadNs },
+      (n) => {
+        if (n !== this.#lastPeriod + 1 && this.#lastPeriod >= 0) this.#xrun(n - this.#lastPeriod - 1);
+        this.#lastPeriod = n;
+        this.#period(tickInstant(this.#deviceStartNs, rate, n));
+      });
+    this.#ticker.start();
+  }
+
+  /** Stop the device (sinks and log are the caller's to close). Idempotent. */
+  stop(): void {
+    this.#ticker?.stop();
+  }
+
+  /**
+   * Periods were missed (the process was held up longer than the write-ahead): the device played silence for them,
+   * as a real one does on an xrun. Every cue restarts on the sample the clock asks for at the next period.
+   */
+  #xrun(periods: number): void {
+    this.#stats.xruns += periods;
+    for (const v of this.#voices.values()) v.pos = null;
+    log.warn('audio periods missed: the player was held up past its write-ahead (xrun)', { periods, writeAheadMs: Number(this.#o.writeAheadNs) / 1e6 });
+  }
+
+  #add(a: TimedAudio): void {
+    if (this.#clock !== null && a.generation < this.#clock.generation) return;
+    const key = `${a.cueId}\0${a.segment}\0${a.generation}`;
+    const ch = this.#o.channels;
+    let v = this.#voices.get(key);
+    if (v === undefined) {
+      v = { cueId: a.cueId, segment: a.segment, generation: a.generation, firstSeconds: a.mediaSeconds, buf: new Float32Array(0), bufStart: 0, bufLen: 0, pos: null };
+      this.#voices.set(key, v);
+    }
+    const n = a.samples.length / ch;
+    // Voice sample index of the block's first sample: blocks of one voice are contiguous.
+    const blockStart = v.bufStart + v.bufLen;
+    // Keep what is still to be read, and one sample before it for interpolation. After an underrun the read
+    // position may be past what arrived: the late samples are skipped, sync comes first.
+    const keepFrom = Math.min(blockStart + n, Math.max(v.bufStart, v.pos === null ? v.bufStart : Math.floor(v.pos) - 1));
+    const oldKeep = Math.max(0, blockStart - keepFrom);
+    const newSkip = Math.max(0, keepFrom - blockStart);
+    const total = oldKeep + n - newSkip;
+    const next = total * ch > v.buf.length ? new Float32Array(Math.max(total * ch, v.buf.length * 2)) : v.buf;
+    if (oldKeep > 0) next.set(v.buf.subarray((keepFrom - v.bufStart) * ch, v.bufLen * ch), 0);
+    next.set(a.samples.subarray(newSkip * ch), oldKeep * ch);
+    v.buf = next;
+    v.bufStart = keepFrom;
+    v.bufLen = total;
+  }
+
+  /** Render the period the device presents at `atNs`. */
+  #period(atNs: bigint): void {
+    const o = this.#o;
+    const ch = o.channels;
+    const P = o.periodFrames;
+    const out = new Float32Array(P * ch);
+    const s = this.#clock;
+    const rate = s !== null && clockRunning(s) ? s.rate : 0;
+    const c0 = s === null ? 0 : clockPositionAt(s, atNs);
+    const sampleNs = (1e9 * (1 + o.devicePpm * 1e-6)) / o.sampleRate;
+    /** Clock seconds advanced per device sample. */
+    const adv = (rate * sampleNs) / 1e9;
+    let firstPts: number | null = null;
+    let played = false;
+    if (adv > 0) {
+      for (const [key, v] of this.#voices) {
+        const w = this.#timeline.window(v.cueId, v.segment);
+        if (w === undefined) continue;
+        if (c0 >= w.endClockSeconds) {
+          this.#voices.delete(key); // its span is over (ended, stopped or paused)
+          continue;
+        }
+        // The device samples nearest to the segment's start and end instants: the in-point sample lands on the
+        // first, so the start is exact to the sample (±half a sample in time).
+        const i0 = Math.max(0, Math.round((w.clockSeconds - c0) / adv));
+        const i1 = Math.min(P, Math.round((w.endClockSeconds - c0) / adv));
+        if (i0 >= i1) continue;
+        const sr = o.sampleRate;
+        // Voice position the clock asks for at this period's first sample, and the advance per sample.
+        const want0 = (w.mediaSeconds + (c0 - w.clockSeconds) - v.firstSeconds) * sr;
+        const perSample = adv * sr;
+        const wantAtI0 = want0 + i0 * perSample;
+        if (v.pos === null) {
+          v.pos = Math.round(wantAtI0); // the start lands on a whole sample: sample-accurate
+        } else if (Math.abs(v.pos - wantAtI0) > o.relocateSeconds * sr) {
+          this.#stats.relocations++;
+          log.info('relocating: the error exceeds the slew range', { cue: v.cueId, errorSeconds: (v.pos - wantAtI0) / sr });
+          v.pos = Math.round(wantAtI0);
+        }
+        const start = v.pos;
+        const target = want0 + P * perSample;
+        let step = (target - start) / (P - i0);
+        if (Number.isInteger(start) && Math.abs(perSample - 1) < 1e-9 && Math.abs(start + (P - i0) - target) <= 0.5) {
+          step = 1; // device and clock agree within half a sample: copy samples unchanged
+        } else {
+          step = Math.min(perSample * (1 + o.maxSlew), Math.max(perSample * (1 - o.maxSlew), step));
+          this.#stats.slewedPeriods++;
+        }
+        const missing = this.#render(v, out, i0, i1, start, step);
+        const pts = w.clockSeconds + (v.firstSeconds + start / sr - w.mediaSeconds);
+        firstPts ??= pts;
+        played = true;
+        o.syncLog?.record(atNs + BigInt(Math.round(i0 * sampleNs)), pts, c0 + i0 * adv, {
+          cue: v.cueId, segment: v.segment, media_seconds: v.firstSeconds + start / sr, samples: i1 - i0, underrun: missing, slew: step === 1 ? 0 : step / perSample - 1,
+        });
+        v.pos = start + (P - i0) * step;
+        if (i1 < P) this.#voices.delete(key);
+      }
+    }
+    this.#stats.periods++;
+    if (played) this.#stats.playing++;
+    const info = { monoNs: atNs, ptsSeconds: firstPts, clockSeconds: c0 };
+    for (const sink of o.sinks) sink.write(out, info);
+  }
+
+  /**
+   * Mix samples [i0, i1) of the period from voice position `start`, advancing `step` voice samples per sample.
+   * Returns how many were not decoded yet (left silent).
+   */
+  #render(v: Voice, out: Float32Array, i0: number, i1: number, start: number, step: number): number {
+    let missing = 0;
+    const ch = this.#o.channels;
+    const b = v.buf;
+    for (let i = i0; i < i1; i++) {
+      const x = start + (i - i0) * step;
+      const k = Math.floor(x);
+      const f = x - k;
+      const j = k - v.bufStart;
+      if (j < 0 || j + (f > 0 ? 1 : 0) >= v.bufLen) {
+        missing++;
+        continue;
+      }
+      const a = j * ch;
+      const o = i * ch;
+      if (f === 0) {
+        for (let c = 0; c < ch; c++) out[o + c] += b[a + c];
+      } else {
+        for (let c = 0; c < ch; c++) out[o + c] += b[a + c] + (b[a + ch + c] - b[a + c]) * f;
+      }
+    }
+    this.#stats.underrunSamples += missing;
+    return missing;
+  }
+}

@@ -1,0 +1,358 @@
+/**
+ * What every reference player is built on: it follows one output of a cuemux server (reconnecting and resuming
+ * across server restarts), keeps the show clock and the cues' segments, and decodes the packets it receives with
+ * one decoder per stream and segment pass, so a presenter (audio or video) only has to pick what is due at each
+ * instant. Decoding happens as soon as packets arrive, i.e. up to the lead window ahead of the clock.
+ */
+import { getLogger } from '../common/logger';
+import { TypedEmitter } from '../common/typed-emitter';
+import { openAudioResampler, openDecoder } from '../ffmpeg/beamcoder-adapter';
+import type { AudioResampler, DecodedAudioFrame, DecodedFrame, DecodedVideoFrame, Decoder, ResamplerOutput } from '../ffmpeg/types';
+import type { ClockState, CueLoaded, CueStarted, CueStopped, FollowPackets, Packet, StreamInfo } from '../generated/cuemux/v1/media_server';
+import type { MediaClient, MediaClientError } from '../clients/media-client';
+import { resilientFollow } from '../clients/resilient-follow';
+import { decoderConfigFromStreamInfo } from './decoder-config';
+
+const log = getLogger('player');
+
+/** A decoded picture with its place on the cue's timeline. */
+export interface TimedPicture {
+  /** The cue it belongs to. */
+  cueId: string;
+  /** The segment (CueStarted.segment) it was decoded for. */
+  segment: number;
+  /** The clock generation its packets were planned for. */
+  generation: bigint;
+  /** Stream index in the cue's media. */
+  stream: number;
+  /** The picture. */
+  frame: DecodedVideoFrame;
+  /** Presentation time in media seconds (the media's own timeline). */
+  mediaSeconds: number;
+  /** Duration in seconds (from the packet; 1 / frame rate when the packet has none). */
+  durationSeconds: number;
+}
+
+/** A block of converted audio (interleaved float32) with its place on the cue's timeline. */
+export interface TimedAudio {
+  /** The cue it belongs to. */
+  cueId: string;
+  /** The segment it was decoded for. */
+  segment: number;
+  /** The clock generation its packets were planned for. */
+  generation: bigint;
+  /** Stream index in the cue's media. */
+  stream: number;
+  /** Interleaved samples at the follower's output rate and channel count. */
+  samples: Float32Array;
+  /** Media time of the first sample, in seconds. */
+  mediaSeconds: number;
+}
+
+/** Events of an {@link OutputFollower}. */
+export interface OutputFollowerEvents extends Record<string, unknown[]> {
+  /** The show clock (first, on every change, and as a heartbeat). */
+  clock: [ClockState];
+  /** A cue was loaded on this output. */
+  loaded: [CueLoaded];
+  /** A cue segment was placed on the clock. */
+  started: [CueStarted];
+  /** A cue stopped (nothing of it is presented from `clockSeconds` on). */
+  stopped: [CueStopped];
+  /** A cue was unloaded. */
+  unloaded: [string];
+  /** Every decoded frame as the decoder gave it (before any conversion), for checks and diagnostics. */
+  decoded: [TimedFrameRaw];
+  /** A decoded picture (video streams). */
+  picture: [TimedPicture];
+  /** Converted audio (audio streams, when the follower converts audio). */
+  audio: [TimedAudio];
+  /** The Follow stream broke and is being re-established (attempt from 1). */
+  reconnect: [MediaClientError, number];
+}
+
+/** A decoded frame with the cue, segment, generation and stream it belongs to. */
+export interface TimedFrameRaw {
+  /** The cue. */
+  cueId: string;
+  /** The segment. */
+  segment: number;
+  /** The clock generation. */
+  generation: bigint;
+  /** Stream index. */
+  stream: number;
+  /** The frame, as decoded. */
+  frame: DecodedFrame;
+}
+
+/** Options of {@link OutputFollower}. */
+export interface OutputFollowerOptions {
+  /** The output to follow. */
+  output: string;
+  /** Which streams of the output to decode: `video` or `audio` streams. */
+  kind: 'video' | 'audio';
+  /** Lead window asked of the server, in seconds (default: the server's, 0.5 s). */
+  leadSeconds?: number;
+  /** Decoder threads (default 0: FFmpeg's choice; the lead window hides the frame-thread delay). */
+  decoderThreads?: number;
+  /** Audio conversion of decoded audio (default 48000 Hz float32, the stream's channels). */
+  audioOutput?: ResamplerOutput;
+}
+
+/** The decoding state of one stream of one cue, for one segment pass in one generation. */
+interface Slot {
+  segment: number;
+  generation: bigint;
+  stream: number;
+  info: StreamInfo;
+  /** Operations of this slot, in order. */
+  chain: Promise<void>;
+  decoder: Decoder | null;
+  resampler: AudioResampler | null;
+  /** Media seconds of the resampler's first output sample; null until the first frame. */
+  audioOrigin: number | null;
+  /** Samples the resampler has given so far. */
+  audioOut: number;
+  /** Set when the slot is dropped: its work stops and nothing more is emitted. */
+  dropped: boolean;
+  /** Set once the segment's last packets were seen: a later batch of the same slot would be a server bug. */
+  drained: boolean;
+}
+
+/** A cue this output knows of. */
+interface CueTrack {
+  loaded: CueLoaded;
+  streams: Map<number, StreamInfo>;
+  /** Decoding slots by stream index. */
+  slots: Map<number, Slot>;
+}
+
+/** Follows an output and decodes its packets. One per player process. */
+export class OutputFollower extends TypedEmitter<OutputFollowerEvents> {
+  readonly #client: MediaClient;
+  readonly #options: OutputFollowerOptions;
+  readonly #cues = new Map<string, CueTrack>();
+  #clock: ClockState | null = null;
+  #packets = 0;
+  #decodeFailures = 0;
+
+  constructor(client: MediaClient, options: OutputFollowerOptions) {
+    super();
+    this.#client = client;
+    this.#options = options;
+  }
+
+  /** The latest clock state, null before the first. */
+  get clock(): ClockState | null {
+    return this.#clock;
+  }
+
+  /** Packets received so far. */
+  get packetsReceived(): number {
+    return this.#packets;
+  }
+
+  /** Packets the decoder rejected (each is logged). */
+  get decodeFailures(): number {
+    return this.#decodeFailures;
+  }
+
+  /**
+   * Follow until `signal` aborts (resolves) or the server refuses the Follow for good (rejects with a
+   * MediaClientError, e.g. INVALID_ARGUMENT for a bad output name). Server restarts are ridden out.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    const o = this.#options;
+    try {
+      const events = resilientFollow(this.#client, {
+        output: o.output, leadSeconds: o.leadSeconds,
+        onReconnect: (e, attempt) => this.safeEmit('reconnect', e, attempt),
+      }, { signal });
+      for await (const e of events) {
+        const ev = e.event;
+        switch (ev?.$case) {
+          case 'clock': this.#onClock(ev.value); break;
+          case 'loaded': this.#onLoaded(ev.value); break;
+          case 'started': this.safeEmit('started', ev.value); break;
+          case 'stopped':
+            this.#dropSlots(ev.value.cueId);
+            this.safeEmit('stopped', ev.value);
+            break;
+          case 'unloaded':
+            this.#dropSlots(ev.value.cueId);
+            this.#cues.delete(ev.value.cueId);
+            this.safeEmit('unloaded', ev.value.cueId);
+            break;
+          case 'packets': this.#onPackets(ev.value); break;
+          default: break;
+        }
+      }
+    } finally {
+      for (const id of this.#cues.keys()) this.#dropSlots(id);
+    }
+  }
+
+  #onClock(s: ClockState): void {
+    const previous = this.#clock;
+    this.#clock = s;
+    if (previous !== null && s.generation !== previous.generation) {
+      // A discontinuity: the server restarts every feed from the new position, keyframe first.
+      for (const cue of this.#cues.values()) {
+        for (const [stream, slot] of cue.slots) {
+          if (slot.generation < s.generation) {
+            this.#drop(slot);
+            cue.slots.delete(stream);
+          }
+        }
+      }
+    }
+    this.safeEmit('clock', s);
+  }
+
+  #onLoaded(c: CueLoaded): void {
+    const streams = new Map<number, StreamInfo>();
+    for (const i of c.streams) {
+      const info = c.media?.streams.find((s) => s.index === i);
+      if (info !== undefined && info.codecType === this.#options.kind) streams.set(i, info);
+    }
+    const known = this.#cues.get(c.cueId);
+    if (known !== undefined) this.#dropSlots(c.cueId);
+    this.#cues.set(c.cueId, { loaded: c, streams, slots: new Map() });
+    this.safeEmit('loaded', c);
+  }
+
+  #onPackets(b: FollowPackets): void {
+    const cue = this.#cues.get(b.cueId);
+    if (cue === undefined) return;
+    if (this.#clock !== null && b.generation < this.#clock.generation) return; // planned for a timeline that is gone
+    this.#packets += b.packets.length;
+    for (const p of b.packets) {
+      const slot = this.#slot(cue, b, p.streamIndex);
+      if (slot !== null) this.#enqueue(slot, () => this.#decode(cue, slot, p));
+    }
+    if (b.last) {
+      for (const [stream, slot] of cue.slots) {
+        if (slot.segment !== b.segment || slot.generation !== b.generation) continue;
+        slot.drained = true;
+        this.#enqueue(slot, () => this.#drain(cue, slot));
+        cue.slots.delete(stream);
+      }
+    }
+  }
+
+  /** The slot for packets of `stream` in batch `b`: a new pass or generation gets a new decoder. */
+  #slot(cue: CueTrack, b: FollowPackets, stream: number): Slot | null {
+    const info = cue.streams.get(stream);
+    if (info === undefined) return null;
+    const cur = cue.slots.get(stream);
+    if (cur !== undefined && cur.segment === b.segment && cur.generation === b.generation) return cur;
+    if (cur !== undefined) {
+      // The previous pass of a loop ends where this one begins: drain its last frames; an older timeline is dropped.
+      if (cur.generation === b.generation) this.#enqueue(cur, () => this.#drain(cue, cur));
+      else this.#drop(cur);
+    }
+    const slot: Slot = {
+      segment: b.segment, generation: b.generation, stream, info, chain: Promise.resolve(), decoder: null, resampler: null,
+      audioOrigin: null, audioOut: 0, dropped: false, drained: false,
+    };
+    cue.slots.set(stream, slot);
+    this.#enqueue(slot, async () => {
+      slot.decoder = await openDecoder(decoderConfigFromStreamInfo(info), `${cue.loaded.media?.path ?? cue.loaded.cueId} stream ${stream}`,
+        { threads: this.#options.decoderThreads ?? 0 });
+    });
+    return slot;
+  }
+
+  /** Run `op` after the slot's earlier operations; a failure is logged and the slot goes on with the next packet. */
+  #enqueue(slot: Slot, op: () => Promise<void>): void {
+    slot.chain = slot.chain.then(async () => {
+      if (slot.dropped) return;
+      try {
+        await op();
+      } catch (e) {
+        this.#decodeFailures++;
+        log.warn('decoding failed', { output: this.#options.output, stream: slot.stream, segment: slot.segment, error: e instanceof Error ? e.message : String(e) });
+      }
+    });
+  }
+
+  async #decode(cue: CueTrack, slot: Slot, p: Packet): Promise<void> {
+    if (slot.decoder === null) return; // the decoder did not open (logged)
+    const frames = await slot.decoder.decode({ data: p.data, pts: p.pts ?? null, dts: p.dts ?? null, duration: p.duration, flags: p.flags });
+    await this.#emitFrames(cue, slot, frames);
+  }
+
+  async #drain(cue: CueTrack, slot: Slot): Promise<void> {
+    if (slot.decoder !== null) await this.#emitFrames(cue, slot, await slot.decoder.flush());
+    if (slot.resampler !== null && !slot.dropped) {
+      const rest = await slot.resampler.flush();
+      this.#emitAudio(cue, slot, rest);
+    }
+    await this.#close(slot);
+  }
+
+  async #emitFrames(cue: CueTrack, slot: Slot, frames: DecodedFrame[]): Promise<void> {
+    const tb = slot.info.timeBaseNum / slot.info.timeBaseDen;
+    for (const frame of frames) {
+      if (slot.dropped) return;
+      this.safeEmit('decoded', { cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, stream: slot.stream, frame });
+      // ffmpeg presents pictures at their best-effort timestamp (pts guessed from dts when missing), audio at pts.
+      const ts = frame.kind === 'video' ? frame.bestEffortPts ?? frame.pts : frame.pts ?? frame.bestEffortPts;
+      if (frame.kind === 'video') {
+        if (ts === null) continue; // a picture with no time cannot be placed on the clock
+        const fr = slot.info.frameRateNum > 0 && slot.info.frameRateDen > 0 ? slot.info.frameRateDen / slot.info.frameRateNum : 0.04;
+        this.safeEmit('picture', {
+          cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, stream: slot.stream, frame,
+          mediaSeconds: ts * tb, durationSeconds: frame.duration > 0 ? frame.duration * tb : fr,
+        });
+      } else {
+        await this.#convert(cue, slot, frame, ts === null ? null : ts * tb);
+      }
+    }
+  }
+
+  async #convert(cue: CueTrack, slot: Slot, frame: DecodedAudioFrame, seconds: number | null): Promise<void> {
+    if (slot.resampler === null) {
+      slot.resampler = await openAudioResampler(
+        { sampleRate: frame.sampleRate, channels: frame.channels, channelLayout: frame.channelLayout, format: frame.format },
+        { sampleRate: 48000, ...this.#options.audioOutput },
+        `${cue.loaded.media?.path ?? cue.loaded.cueId} stream ${slot.stream} (resampler)`);
+      // The resampler's output is continuous from the first frame's time on: later samples are counted from it.
+      slot.audioOrigin = seconds ?? 0;
+    }
+    const out = await slot.resampler.convert(frame);
+    if (!slot.dropped) this.#emitAudio(cue, slot, out);
+  }
+
+  #emitAudio(cue: CueTrack, slot: Slot, samples: Float32Array): void {
+    const r = slot.resampler;
+    if (r === null || samples.length === 0) return;
+    const ch = r.output.channels;
+    this.safeEmit('audio', {
+      cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, stream: slot.stream, samples,
+      mediaSeconds: (slot.audioOrigin ?? 0) + slot.audioOut / r.output.sampleRate,
+    });
+    slot.audioOut += samples.length / ch;
+  }
+
+  async #close(slot: Slot): Promise<void> {
+    const d = slot.decoder;
+    const r = slot.resampler;
+    slot.decoder = null;
+    slot.resampler = null;
+    await Promise.all([d?.close(), r?.close()]);
+  }
+
+  /** Stop a slot: pending work is skipped, nothing more is emitted, its codecs are released. */
+  #drop(slot: Slot): void {
+    slot.dropped = true;
+    slot.chain = slot.chain.then(() => this.#close(slot)).catch(() => undefined);
+  }
+
+  #dropSlots(cueId: string): void {
+    const cue = this.#cues.get(cueId);
+    if (cue === undefined) return;
+    for (const slot of cue.slots.values()) this.#drop(slot);
+    cue.slots.clear();
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Calls a function at regular instants of CLOCK_MONOTONIC (display refreshes, audio periods). Node's timers wake up
+ * to a millisecond or more late, which alone breaks a 1 ms sync budget: the scheduler sleeps on a timer until
+ * `spinNs` before the instant and then polls the clock for the rest, so ticks land within microseconds when the event
+ * loop is free. Instants are computed from the first one (no accumulated error); ticks that cannot be met any more
+ * are skipped, never bunched.
+ */
+
+/** Options of {@link TickScheduler}. */
+export interface TickSchedulerOptions {
+  /** First instant, CLOCK_MONOTONIC ns. */
+  startNs: bigint;
+  /** Ticks per second as a rational (e.g. 30000/1001): the period is den/num s. */
+  rate: { num: number; den: number };
+  /** How long before each instant to stop sleeping and poll, ns (default 2 ms; 0 = timer only). */
+  spinNs?: bigint;
+  /** A tick this late or more is skipped, ns (default: one period). */
+  skipLateNs?: bigint;
+}
+
+/** The instant of tick `n`, CLOCK_MONOTONIC ns: exact rational arithmetic, so tick 10^6 is where it should be. */
+export function tickInstant(startNs: bigint, rate: { num: number; den: number }, n: number): bigint {
+  return startNs + (BigInt(n) * 1_000_000_000n * BigInt(rate.den)) / BigInt(rate.num);
+}
+
+/** Runs `onTick(n, instantNs)` at every tick until stopped. */
+export class TickScheduler {
+  readonly #o: Required<TickSchedulerOptions>;
+  readonly #onTick: (n: number, instantNs: bigint) => void;
+  #n = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #stopped = false;
+  #skipped = 0;
+
+  constructor(options: TickSchedulerOptions, onTick: (n: number, instantNs: bigint) => void) {
+    if (!(options.rate.num > 0 && options.rate.den > 0)) throw new RangeError(`tick rate must be positive, got ${options.rate.num}/${options.rate.den}`);
+    const period = (1_000_000_000n * BigInt(options.rate.den)) / BigInt(options.rate.num);
+    this.#o = { ...options, spinNs: options.spinNs ?? 2_000_000n, skipLateNs: options.skipLateNs ?? period };
+    this.#onTick = onTick;
+  }
+
+  /** Ticks skipped because they could not be met. */
+  get skipped(): number {
+    return this.#skipped;
+  }
+
+  /** Start ticking. */
+  start(): void {
+    this.#schedule();
+  }
+
+  /** Stop; no tick runs after this returns. Idempotent. */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    const { startNs, rate, spinNs, skipLateNs } = this.#o;
+    let at = tickInstant(startNs, rate, this.#n);
+    const now = process.hrtime.bigint();
+    if (now - at >= skipLateNs) {
+      // Behind (a busy loop, a suspended machine): go on with the next tick still ahead instead of a burst of late ones.
+      const period = (1_000_000_000n * BigInt(rate.den)) / BigInt(rate.num);
+      const next = Number((now - startNs) / period) + 1;
+      this.#skipped += next - this.#n;
+      this.#n = next;
+      at = tickInstant(startNs, rate, this.#n);
+    }
+    const sleepMs = Number(at - spinNs - now) / 1e6;
+    this.#timer = setTimeout(() => this.#fire(at), Math.max(0, Math.floor(sleepMs)));
+  }
+
+  #fire(at: bigint): void {
+    this.#timer = null;
+    if (this.#stopped) return;
+    while (process.hrtime.bigint() < at) {
+      // Poll: the remaining wait is shorter than the timer's own error.
+    }
+    const n = this.#n++;
+    try {
+      this.#onTick(n, at);
+    } finally {
+      this.#schedule();
+    }
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * The reference video composer (`cuemux play-video`): at each display tick of its output rate it presents, for the
+ * top cue on the output, the decoded frame whose time span covers the show clock at that instant — repeating a
+ * frame when the output rate is above the media's, dropping frames when below — and black when no cue is on.
+ */
+import { getLogger } from '../common/logger';
+import { clockPositionAt } from '../clients/clock-position';
+import type { ClockState } from '../generated/cuemux/v1/media_server';
+import { clockOf, CueTimeline, type SegmentWindow } from './cue-timeline';
+import type { OutputFollower, TimedPicture } from './output-follower';
+import type { SyncLog } from './sync-log';
+import { TickScheduler } from './tick-scheduler';
+import type { VideoSink } from './video-sinks';
+
+const log = getLogger('play-video');
+
+/** Options of {@link VideoPlayer}. */
+export interface VideoPlayerOptions {
+  /** Display ticks per second as a rational, e.g. 60/1 or 30000/1001. */
+  fps: { num: number; den: number };
+  /** Where pictures go (each tick goes to every sink). */
+  sinks: VideoSink[];
+  /** One JSON line per tick (`--sync-log`), or null. */
+  syncLog: SyncLog | null;
+  /** Poll the clock for the last part of each wait, ns (default 2 ms). */
+  spinNs?: bigint;
+}
+
+/** Counters of a {@link VideoPlayer}. */
+export interface VideoPlayerStats {
+  /** Ticks presented. */
+  ticks: number;
+  /** Ticks presented with a cue frame. */
+  frames: number;
+  /** Ticks where a cue was on but the frame covering the clock was not decoded in time (a previous one was shown). */
+  late: number;
+  /** Ticks skipped because the process could not meet them. */
+  skipped: number;
+}
+
+/** A queued picture. */
+interface Queued {
+  p: TimedPicture;
+}
+
+/** Presents an output's video at display ticks. */
+export class VideoPlayer {
+  readonly #o: VideoPlayerOptions;
+  readonly #timeline = new CueTimeline();
+  /** Decoded pictures by cue and segment ("cue\0segment"), in presentation order. */
+  readonly #queues = new Map<string, Queued[]>();
+  #clock: ClockState | null = null;
+  #ticker: TickScheduler | null = null;
+  readonly #stats: VideoPlayerStats = { ticks: 0, frames: 0, late: 0, skipped: 0 };
+
+  constructor(follower: OutputFollower, options: VideoPlayerOptions) {
+    this.#o = options;
+    follower.on('clock', (s) => {
+      if (this.#clock !== null && s.generation !== this.#clock.generation) this.#dropOlderThan(s.generation);
+      this.#clock = s;
+    });
+    follower.on('started', (s) => this.#timeline.started(s));
+    follower.on('stopped', (s) => this.#timeline.stopped(s));
+    follower.on('unloaded', (id) => {
+      this.#timeline.unloaded(id);
+      for (const k of [...this.#queues.keys()]) if (k.startsWith(`${id}\0`)) this.#queues.delete(k);
+    });
+    follower.on('picture', (p) => this.#add(p));
+  }
+
+  /** Counters so far. */
+  get stats(): Readonly<VideoPlayerStats> {
+    return { ...this.#stats, skipped: this.#ticker?.skipped ?? 0 };
+  }
+
+  /** Start presenting: the first tick is one period from now. */
+  start(): void {
+    this.#ticker = new TickScheduler({ startNs: process.hrtime.bigint(), rate: this.#o.fps, spinNs: this.#o.spinNs }, () => this.#tick());
+    this.#ticker.start();
+  }
+
+  /** Stop presenting (sinks and log are the caller's to close). Idempotent. */
+  stop(): void {
+    this.#ticker?.stop();
+  }
+
+  #add(p: TimedPicture): void {
+    if (this.#clock !== null && p.generation < this.#clock.generation) return;
+    const key = `${p.cueId}\0${p.segment}`;
+    let q = this.#queues.get(key);
+    if (q === undefined) this.#queues.set(key, (q = []));
+    // A new generation of the same segment replaces what was queued for the old one.
+    if (q.length > 0 && q[0].p.generation !== p.generation) q.length = 0;
+    const item = { p };
+    // Decoders give pictures in presentation order; keep the queue sorted anyway (a cheap insert from the end).
+    let i = q.length;
+    while (i > 0 && q[i - 1].p.mediaSeconds > p.mediaSeconds) i--;
+    q.splice(i, 0, item);
+  }
+
+  #dropOlderThan(generation: bigint): void {
+    for (const [k, q] of this.#queues) {
+      const kept = q.filter((x) => x.p.generation >= generation);
+      if (kept.length === 0) this.#queues.delete(k);
+      else this.#queues.set(k, kept);
+    }
+  }
+
+  /** The picture to present at clock position `c` for window `w`, and whether it covers `c`. */
+  #pick(w: SegmentWindow, c: number): { q: Queued; covers: boolean; end: number } | null {
+    const q = this.#queues.get(`${w.cueId}\0${w.segment}`);
+    if (q === undefined || q.length === 0) return null;
+    // Pictures before the segment's first media instant are decoder pre-roll: never shown.
+    let best = -1;
+    for (let i = 0; i < q.length; i++) {
+      const m = q[i].p.mediaSeconds;
+      if (m < w.mediaSeconds - 1e-9 || m >= w.endMediaSeconds) continue;
+      if (clockOf(w, m) <= c + 1e-9) best = i;
+      else break;
+    }
+    if (best < 0) return null;
+    // Everything before the chosen picture is in the past: free it.
+    if (best > 0) q.splice(0, best);
+    const cur = q[0];
+    const next = q.length > 1 ? q[1] : null;
+    const end = Math.min(next !== null ? clockOf(w, next.p.mediaSeconds) : clockOf(w, cur.p.mediaSeconds) + cur.p.durationSeconds, w.endClockSeconds);
+    return { q: cur, covers: c < end, end };
+  }
+
+  /** Free the pictures of segments whose clock span is over (a locate back gets new ones, under a new generation). */
+  #prune(c: number): void {
+    for (const [k, q] of this.#queues) {
+      const w = q.length === 0 ? undefined : this.#timeline.window(q[0].p.cueId, q[0].p.segment);
+      if (q.length === 0 || (w !== undefined && w.endClockSeconds <= c)) this.#queues.delete(k);
+    }
+  }
+
+  #tick(): void {
+    const now = process.hrtime.bigint();
+    const s = this.#clock;
+    const c = s === null ? 0 : clockPositionAt(s, now);
+    let shown: { q: Queued; covers: boolean; end: number; w: SegmentWindow } | null = null;
+    let due = false;
+    for (const w of this.#timeline.activeAt(c)) {
+      const r = this.#pick(w, c);
+      due = true;
+      if (r !== null) {
+        shown = { ...r, w };
+        break;
+      }
+    }
+    const info = {
+      monoNs: now, ptsSeconds: shown === null ? null : clockOf(shown.w, shown.q.p.mediaSeconds), clockSeconds: c,
+    };
+    for (const sink of this.#o.sinks) sink.present(shown === null ? null : shown.q.p.frame, info);
+    this.#stats.ticks++;
+    if (shown !== null) this.#stats.frames++;
+    if (due && (shown === null || !shown.covers)) {
+      this.#stats.late++;
+      if (this.#stats.late === 1 || this.#stats.late % 100 === 0) log.warn('a frame was not decoded in time for its tick', { clockSeconds: c, late: this.#stats.late });
+    }
+    this.#o.syncLog?.record(now, info.ptsSeconds, c, shown === null
+      ? { cue: null, due }
+      : { cue: shown.w.cueId, segment: shown.w.segment, media_seconds: shown.q.p.mediaSeconds, end_seconds: shown.end, covers: shown.covers });
+    // After presenting: the tick's instant matters more than freeing memory.
+    this.#prune(c);
+  }
+}

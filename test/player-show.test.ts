@@ -1,0 +1,137 @@
+/**
+ * A show with separate processes: a `cuemux serve`, a `cuemux play-audio` and a `cuemux play-video`, a cue fired
+ * over OSC, and the server killed (SIGKILL) and restarted mid-cue. The players' own logs are checked against FFmpeg
+ * (frame hashes) and against the show clock: audio presents what is due at each device instant (|pts − clock|
+ * within 1 ms, no drift), video presents at every tick the frame whose span covers the clock, and both players ride
+ * out the restart and play on.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CUEMUX_BIN } from './support/cli';
+import { framemd5Decode, type FrameMd5 } from './support/ffmpeg-reference';
+import { minuteClip } from './support/media';
+import { OscPeer } from './support/osc';
+import { spawnServer } from './support/server';
+import { copyInto, scratchDir } from './support/tmp';
+import { MediaClient } from '../src/clients/media-client';
+import { monoNs } from '../src/common/time-source';
+import { readSyncLog } from '../src/players/sync-log';
+
+/** A player child process and its stderr. */
+function spawnPlayer(args: string[]): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [CUEMUX_BIN, '--log-level', 'info', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, stderr: () => err, exited };
+}
+
+describe('a show with separate processes (server, audio player, video player)', function () {
+  this.timeout(120_000);
+  const children: ChildProcess[] = [];
+
+  afterEach(async function () {
+    for (const c of children.splice(0)) {
+      if (c.exitCode === null && c.signalCode === null) {
+        c.kill('SIGKILL');
+        await new Promise((r) => c.once('exit', r));
+      }
+    }
+  });
+
+  it('plays a cue fired over OSC in sync, and both players resume after the server is killed and restarted', async function () {
+    const clip = await minuteClip();
+    const reference = framemd5Decode(clip, { streams: [0] });
+    const root = await scratchDir('show-root');
+    await copyInto(clip, root, 'clip.mp4');
+    const run = await scratchDir('show-run');
+    await fsp.chmod(run, 0o700);
+    const socket = path.join(run, 'cuemux.sock');
+    const startServer = async (): Promise<{ child: ChildProcess; oscPort: number }> => {
+      const s = await spawnServer(['--socket', socket, '--media-root', root, '--osc-port', '0']);
+      children.push(s.child);
+      assert.ok(s.oscPort !== null, s.stdout());
+      return { child: s.child, oscPort: s.oscPort };
+    };
+    let server = await startServer();
+    const out = await scratchDir('show-out');
+    const file = (n: string): string => path.join(out, n);
+    const audio = spawnPlayer(['play-audio', '--socket', socket, '--sink', `wav:${file('audio.wav')}`, '--sync-log', file('audio-sync.jsonl')]);
+    const video = spawnPlayer(['play-video', '--socket', socket, '--fps', '50', '--sink', `hash:${file('frames.jsonl')}`, '--sync-log', file('video-sync.jsonl')]);
+    children.push(audio.child, video.child);
+    const client = new MediaClient(socket);
+    const peer = await OscPeer.open();
+    try {
+      // Both players follow before the cue is fired.
+      for (;;) {
+        const st = await client.getStatus();
+        if (['audio', 'video'].every((o) => st.clients.some((c) => c.output === o))) break;
+        await sleep(50);
+      }
+      const osc = async (address: string, args: Parameters<OscPeer['request']>[2] = []): Promise<unknown> => {
+        const r = await peer.request(server.oscPort, address, args);
+        assert.equal(r.status, 'ok', JSON.stringify(r));
+        return r.data;
+      };
+      await osc('/cuemux/cue/load', [{ type: 's', value: 'Q' }, { type: 's', value: 'clip.mp4' }, { type: 'f', value: 5 }, { type: 'f', value: 13 }]);
+      await osc('/cuemux/clock/play');
+      const { clock } = await osc('/cuemux/status') as { clock: { positionSeconds: number } };
+      const goAt = clock.positionSeconds + 0.5;
+      await osc('/cuemux/cue/go', [{ type: 's', value: 'Q' }, { type: 'd', value: goAt }]);
+      await sleep(3500);
+      // Mid-cue: the server dies and comes back.
+      server.child.kill('SIGKILL');
+      const killed = monoNs();
+      await new Promise((r) => server.child.once('exit', r));
+      await sleep(200);
+      server = await startServer();
+      const ready = monoNs();
+      // The cue is 8 s long: wait for its end, then a little more.
+      for (;;) {
+        const st = await osc('/cuemux/status') as { clock: { positionSeconds: number } };
+        if (st.clock.positionSeconds > goAt + 8.3) break;
+        await sleep(100);
+      }
+      audio.child.kill('SIGTERM');
+      video.child.kill('SIGTERM');
+      assert.equal(await audio.exited, 0, audio.stderr());
+      assert.equal(await video.exited, 0, video.stderr());
+
+      // Video: every tick inside the cue shows ffmpeg's frame for the clock's media time, except while the players
+      // ran dry during the outage; from one second after the restart on, none is wrong.
+      const frames = (await reference).sort((a, b) => a.pts! - b.pts!);
+      const sec = (f: FrameMd5): number => (f.pts ?? 0) * f.timeBase.num / f.timeBase.den;
+      const ticks = (await fsp.readFile(file('frames.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { mono_ns: string; clock_seconds: number; md5: string | null });
+      let inside = 0;
+      const wrong: bigint[] = [];
+      for (const t of ticks) {
+        const m = 5 + (t.clock_seconds - goAt);
+        if (m < 5 || m >= 13) continue;
+        inside++;
+        if (t.md5 !== frames.filter((f) => sec(f) <= m + 1e-9).pop()?.md5) wrong.push(BigInt(t.mono_ns));
+      }
+      assert.ok(inside >= 380, `${inside} ticks inside an 8 s cue at 50 ticks/s`);
+      assert.deepEqual(wrong.filter((w) => w < killed), [], 'wrong frames before the server was killed');
+      const videoResume = wrong.filter((w) => w > killed).reduce((a, w) => (w > a ? w : a), ready);
+      assert.deepEqual(wrong.filter((w) => w > ready + 1_000_000_000n), [], 'wrong frames more than 1 s after the restart');
+
+      // Audio: every period of the cue presents what the clock asks for at its device instant (sample-accurate,
+      // no drift); periods left silent (the outage) are only between the kill and one second after the restart.
+      const periods = (await readSyncLog(file('audio-sync.jsonl'))).filter((r) => r.extra.cue === 'Q');
+      assert.ok(periods.length >= 780, `${periods.length} audio periods of 10 ms in an 8 s cue`);
+      const err = periods.map((r) => Math.abs((r.ptsSeconds as number) - r.clockSeconds));
+      assert.ok(Math.max(...err) <= 0.001, `max |pts − clock| ${(Math.max(...err) * 1e3).toFixed(3)} ms`);
+      const dry = periods.filter((r) => Number(r.extra.underrun) > 0).map((r) => r.monoNs);
+      assert.deepEqual(dry.filter((m) => m < killed || m > ready + 1_000_000_000n), [], 'audio underruns outside the outage');
+      const audioResume = dry.reduce((a, m) => (m > a ? m : a), ready);
+      process.stdout.write(`      (${wrong.length} video ticks of ${inside} and ${dry.length} audio periods of ${periods.length} ran dry; ` +
+        `players back in sync ${(Number(videoResume - ready) / 1e6).toFixed(0)} ms (video) and ${(Number(audioResume - ready) / 1e6).toFixed(0)} ms (audio) after the new server was up)\n`);
+    } finally {
+      client.close();
+      peer.close();
+    }
+  });
+});
