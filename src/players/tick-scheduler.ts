@@ -12,7 +12,7 @@ export interface TickSchedulerOptions {
   startNs: bigint;
   /** Ticks per second as a rational (e.g. 30000/1001): the period is den/num s. */
   rate: { num: number; den: number };
-  /** How long before each instant to stop sleeping and poll, ns (default 2 ms; 0 = timer only). */
+  /** How long before each instant to stop sleeping and poll, ns (default 2 ms; 0 = timer only, never early). */
   spinNs?: bigint;
   /** A tick this late or more is skipped, ns (default: one period). */
   skipLateNs?: bigint;
@@ -70,14 +70,18 @@ export class TickScheduler {
       at = tickInstant(startNs, rate, this.#n);
     }
     const sleepMs = Number(at - spinNs - now) / 1e6;
-    this.#timer = setTimeout(() => this.#fire(at), Math.max(0, Math.floor(sleepMs)));
+    // Without polling, sleep at least until the instant (a timer may fire early by its rounding), as a player built
+    // on timers alone does.
+    this.#timer = setTimeout(() => this.#fire(at), Math.max(0, spinNs > 0n ? Math.floor(sleepMs) : Math.ceil(sleepMs)));
   }
 
   #fire(at: bigint): void {
     this.#timer = null;
     if (this.#stopped) return;
-    while (process.hrtime.bigint() < at) {
-      // Poll: the remaining wait is shorter than the timer's own error.
+    if (this.#o.spinNs > 0n) {
+      while (process.hrtime.bigint() < at) {
+        // Poll: the remaining wait is shorter than the timer's own error.
+      }
     }
     const n = this.#n++;
     try {

@@ -75,7 +75,7 @@ export class VideoPlayer {
 
   /** Start presenting: the first tick is one period from now. */
   start(): void {
-    this.#ticker = new TickScheduler({ startNs: process.hrtime.bigint(), rate: this.#o.fps, spinNs: this.#o.spinNs }, () => this.#tick());
+    this.#ticker = new TickScheduler({ startNs: process.hrtime.bigint(), rate: this.#o.fps, spinNs: this.#o.spinNs }, (_n, at) => this.#tick(at));
     this.#ticker.start();
   }
 
@@ -135,7 +135,8 @@ export class VideoPlayer {
     }
   }
 
-  #tick(): void {
+  /** Present the tick due at `tickNs` (CLOCK_MONOTONIC ns). */
+  #tick(tickNs: bigint): void {
     const now = process.hrtime.bigint();
     const s = this.#clock;
     const c = s === null ? 0 : clockPositionAt(s, now);
@@ -159,9 +160,11 @@ export class VideoPlayer {
       this.#stats.late++;
       if (this.#stats.late === 1 || this.#stats.late % 100 === 0) log.warn('a frame was not decoded in time for its tick', { clockSeconds: c, late: this.#stats.late });
     }
+    // late_ns: how far after its display instant the tick was presented (the tick's jitter).
+    const lateNs = Number(now - tickNs);
     this.#o.syncLog?.record(now, info.ptsSeconds, c, shown === null
-      ? { cue: null, due }
-      : { cue: shown.w.cueId, segment: shown.w.segment, media_seconds: shown.q.p.mediaSeconds, end_seconds: shown.end, covers: shown.covers });
+      ? { cue: null, due, late_ns: lateNs }
+      : { cue: shown.w.cueId, segment: shown.w.segment, media_seconds: shown.q.p.mediaSeconds, end_seconds: shown.end, covers: shown.covers, late_ns: lateNs });
     // After presenting: the tick's instant matters more than freeing memory.
     this.#prune(c);
   }
