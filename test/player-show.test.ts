@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CUEMUX_BIN } from './support/cli';
+import { CUEMUX_BIN, runCli } from './support/cli';
 import { framemd5Decode, type FrameMd5 } from './support/ffmpeg-reference';
 import { minuteClip } from './support/media';
 import { OscPeer } from './support/osc';
@@ -40,6 +40,49 @@ describe('a show with separate processes (server, audio player, video player)', 
         await new Promise((r) => c.once('exit', r));
       }
     }
+  });
+
+  it('bad player settings fail at once with the exit code and a message naming the problem', async function () {
+    const dir = await scratchDir('player-cli');
+    const bad = await runCli(['play-video', '--socket', path.join(dir, 'none.sock'), '--sink', `y4m:${path.join(dir, 'missing', 'v.y4m')}`]);
+    assert.equal(bad.code, 8, bad.stderr); // NOT_FOUND: the sink's folder does not exist
+    assert.match(bad.stderr, /missing\/v\.y4m/);
+    const fps = await runCli(['play-video', '--fps', 'fast']);
+    assert.equal(fps.code, 2, fps.stderr);
+    assert.match(fps.stderr, /--fps must be like 60/);
+    const wrong = await runCli(['play-audio', '--fps', '25']);
+    assert.equal(wrong.code, 2, wrong.stderr);
+    assert.match(wrong.stderr, /--fps is an option of play-video/);
+    const sink = await runCli(['play-audio', '--sink', 'mp3:/tmp/x']);
+    assert.equal(sink.code, 2, sink.stderr);
+    assert.match(sink.stderr, /mp3:\/tmp\/x/);
+  });
+
+  it('a player started before its server waits for it; an unknown output name is refused by the server', async function () {
+    const root = await scratchDir('early-root');
+    const run = await scratchDir('early-run');
+    await fsp.chmod(run, 0o700);
+    const socket = path.join(run, 'cuemux.sock');
+    const early = spawnPlayer(['play-video', '--socket', socket, '--output', 'video', '--sink', 'null']);
+    children.push(early.child);
+    await sleep(500);
+    const s = await spawnServer(['--socket', socket, '--media-root', root, '--osc-port', '0']);
+    children.push(s.child);
+    const client = new MediaClient(socket);
+    try {
+      for (;;) {
+        if ((await client.getStatus()).clients.some((c) => c.output === 'video')) break;
+        await sleep(50);
+      }
+    } finally {
+      client.close();
+    }
+    early.child.kill('SIGTERM');
+    assert.equal(await early.exited, 0, early.stderr());
+    assert.match(early.stderr(), /no server at .*retrying/);
+    const bad = await runCli(['play-video', '--socket', socket, '--output', 'no such output!']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /refused to follow output "no such output!": output must be a name/);
   });
 
   it('plays a cue fired over OSC in sync, and both players resume after the server is killed and restarted', async function () {
