@@ -419,6 +419,7 @@ describe('player output sinks', function () {
       await rejectsWith(openAudioSink(`wav:${dir}`, { channels: 2, name: 'x' }), 'INVALID_ARGUMENT', escape(dir));
       await rejectsWith(SyncLog.open(missing), 'NOT_FOUND', escape(missing));
       await rejectsWith(SyncLog.open(dir), 'INVALID_ARGUMENT', escape(dir));
+      await rejectsWith(openVideoSink('hash:-', { fps: { num: 25, den: 1 }, name: 'x' }), 'INVALID_ARGUMENT', /^-: /);
       await rejectsWith(openVideoSink('mp4:/tmp/x', { fps: { num: 25, den: 1 }, name: 'x' }), 'INVALID_ARGUMENT', /y4m:PATH/);
       await rejectsWith(openVideoSink('y4m:', { fps: { num: 25, den: 1 }, name: 'x' }), 'INVALID_ARGUMENT', /y4m:PATH/);
       await rejectsWith(openAudioSink('raw', { channels: 2, name: 'x' }), 'INVALID_ARGUMENT', /raw:PATH/);

@@ -80,9 +80,13 @@ export class SyncLog {
 
   /**
    * Create (or truncate) `path` and return the log. Rejects with a {@link CuemuxError} naming the path when it cannot
-   * be created (missing folder, a directory, no permission).
+   * be created (missing folder, a directory, no permission, `-`).
    */
   static async open(path: string, options: SyncLogOptions = {}): Promise<SyncLog> {
+    if (path === '-') {
+      // fd 1 may be a pipe libuv made non-blocking, which a WriteStream's plain write(2) calls cannot handle.
+      throw new CuemuxError('INVALID_ARGUMENT', '-: a sync log must be a file, not stdout', { path, operation: 'open sync log' });
+    }
     let fd: number;
     try {
       fd = await openFd(path, 'w');
