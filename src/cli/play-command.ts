@@ -3,6 +3,7 @@
  * decodes what it receives and presents it in sync with the show clock until SIGTERM/SIGINT (or `--duration`).
  * A server that is not up yet, or restarts, is waited for: the player keeps presenting what it has and resumes.
  */
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CuemuxError } from '../common/errors';
@@ -26,7 +27,9 @@ const COMMON = `  --socket PATH        the server's Unix socket (default $CUEMUX
   --output NAME        the output to follow (default: %OUTPUT%)
   --lead S             packets this many seconds ahead of the clock (default: the server's, 0.5)
   --sync-log FILE      one JSON line per presented %UNIT%: {mono_ns, pts_seconds, clock_seconds, ...}
-  --duration S         stop after S seconds (default: until SIGTERM/SIGINT)`;
+  --duration S         stop after S seconds (default: until SIGTERM/SIGINT)
+  --nice N             scheduling priority of the presenting thread, -20..19 (default -10; needs root or
+                       CAP_SYS_NICE, else it stays at its priority and says so); decoding threads keep theirs`;
 
 /** Usage of `cuemux play-audio`. */
 export const PLAY_AUDIO_USAGE = `Usage: cuemux play-audio [options]
@@ -59,6 +62,20 @@ ${COMMON.replace('%OUTPUT%', 'video').replace('%UNIT%', 'display tick')}
   --threads N          decoder threads (default 0: FFmpeg's choice)
 `;
 
+/**
+ * Give the presenting (main) thread priority `nice` over the decoding threads: on Linux a thread's nice value is its
+ * own, and new threads inherit their creator's. libuv's pool threads (which run FFmpeg and create its decoding
+ * threads) exist by now (the sinks were opened through them), so only the thread that must wake on time for each
+ * tick or period is raised: a decoding burst then delays the next frame's decode, not the presentation.
+ */
+function raisePriority(nice: number): void {
+  try {
+    os.setPriority(nice);
+  } catch (e) {
+    log.warn(`cannot set the presenting thread's priority to ${nice} (${(e as Error).message}): ticks may be late when decoding loads the machine; run with CAP_SYS_NICE, or --nice 0 to silence this`);
+  }
+}
+
 /** Parse a positive number option. */
 function positive(name: string, v: string | undefined, def: number, integer = false): number {
   if (v === undefined) return def;
@@ -89,7 +106,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       socket: { type: 'string' }, target: { type: 'string' }, output: { type: 'string' }, lead: { type: 'string' },
       'sync-log': { type: 'string' }, duration: { type: 'string' }, sink: { type: 'string', multiple: true },
       rate: { type: 'string' }, channels: { type: 'string' }, 'period-ms': { type: 'string' }, 'write-ahead-ms': { type: 'string' },
-      'device-ppm': { type: 'string' }, fps: { type: 'string' }, 'spin-ms': { type: 'string' }, threads: { type: 'string' },
+      'device-ppm': { type: 'string' }, fps: { type: 'string' }, 'spin-ms': { type: 'string' }, threads: { type: 'string' }, nice: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -116,6 +133,8 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
   const fps = parseFps(values.fps ?? '60');
   const spinMs = values['spin-ms'] === undefined ? 2 : Number(values['spin-ms']);
   if (!(spinMs >= 0 && spinMs <= 20)) throw new CuemuxError('INVALID_ARGUMENT', `--spin-ms must be 0..20, got "${values['spin-ms']}"`);
+  const nice = values.nice === undefined ? -10 : Number(values.nice);
+  if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new CuemuxError('INVALID_ARGUMENT', `--nice must be an integer -20..19, got "${values.nice}"`);
   const threads = values.threads === undefined ? 0 : Number(values.threads);
   if (!Number.isInteger(threads) || threads < 0 || threads > 64) throw new CuemuxError('INVALID_ARGUMENT', `--threads must be an integer 0..64, got "${values.threads}"`);
 
@@ -131,6 +150,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       else videoSinks.push(await openVideoSink(spec, { fps, name: `play-video ${output}` }));
     }
     if (values['sync-log'] !== undefined) syncLog = await SyncLog.open(values['sync-log']);
+    raisePriority(nice);
     const follower = new OutputFollower(client, {
       output, kind, leadSeconds: lead, decoderThreads: kind === 'video' ? threads : 1, audioOutput: { sampleRate, channels },
     });

@@ -329,7 +329,11 @@ export interface Packet {
     | undefined;
   /** True when the packet holds a keyframe (AV_PKT_FLAG_KEY is set in flags): decoding can start here. */
   key: boolean;
-  /** The packet payload, exactly FFmpeg's AVPacket.data (size = AVPacket.size bytes). */
+  /**
+   * The packet payload, exactly FFmpeg's AVPacket.data (size = AVPacket.size bytes). Packet side data is not
+   * carried (skip samples, Matroska DiscardPadding, new extradata, palettes): decoders that need it (MP3 encoder
+   * delay, the last Opus frame's padding) present a few more samples at the edges than `ffmpeg` does.
+   */
   data: Buffer;
   /**
    * FFmpeg AV_PKT_FLAG_* bits: 0x1 key, 0x2 corrupt, 0x4 discard (decode but do not output), 0x8 trusted,
@@ -402,7 +406,10 @@ export interface ServerStatus {
   ffmpegVersion: string;
   /** Every open media. */
   media: OpenMediaStatus[];
-  /** Every running ReadPackets call (one entry per call, so one player may appear several times). */
+  /**
+   * Every running ReadPackets and Follow call (one entry per call, so one player may appear several times). Both
+   * count against the server's --max-clients, as WatchClock calls do.
+   */
   clients: ClientStatus[];
 }
 
@@ -412,7 +419,7 @@ export interface OpenMediaStatus {
   path: string;
   /** The media's media_id. */
   mediaId: string;
-  /** Number of ReadPackets calls currently reading this media. */
+  /** Number of ReadPackets and Follow feeds currently reading this media. */
   clients: number;
   /** Bytes of packet data read from the file so far (all readers together, since it was opened). */
   bytesReadFromFile: bigint;
@@ -424,7 +431,7 @@ export interface OpenMediaStatus {
   openedUnixNs: bigint;
 }
 
-/** The state of one running ReadPackets call. */
+/** The state of one running ReadPackets or Follow call. */
 export interface ClientStatus {
   /** The client's address as gRPC reports it, e.g. "ipv4:127.0.0.1:53412" or "unix:/run/cuemux.sock". */
   peer: string;
@@ -626,7 +633,10 @@ export interface CueLoaded {
 export interface CueStarted {
   /** The cue id. */
   cueId: string;
-  /** Segment number within the cue, from 0; grows by 1 for each loop pass or resume. */
+  /**
+   * Segment number: unique within the cue for the server's lifetime (and across a crash recovery), growing with
+   * time; a new run (GO) continues the count and a locate may skip numbers, so do not expect 0 or steps of 1.
+   */
   segment: number;
   /** Show-clock position (seconds) at which media_seconds is presented. */
   clockSeconds: number;
