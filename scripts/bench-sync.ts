@@ -25,6 +25,7 @@ const USAGE = `Usage: npm run bench:sync -- [--seconds N] [--fps RATE] [--small]
   --seconds N   cue length in seconds (default 300)
   --fps RATE    the video players' display rate (default 60)
   --small       320x180 video instead of 1080p (a quick run)
+  --profile DIR write a V8 CPU profile of each player into DIR (node --cpu-prof)
 `;
 
 /** CPU time (user + system) of a process so far, in seconds. */
@@ -35,9 +36,12 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / ticks;
 }
 
+/** Node options of the player processes (`--profile`). */
+const playerNodeArgs: string[] = [];
+
 /** A player child process. */
 function player(args: string[]): { child: ChildProcess; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [...playerNodeArgs, CLI, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
   return { child, exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
 }
 
@@ -63,6 +67,8 @@ async function main(): Promise<void> {
   const seconds = Number(opt('--seconds') ?? 300);
   const fps = opt('--fps') ?? '60';
   const small = argv.includes('--small');
+  const profile = opt('--profile');
+  if (profile !== undefined) playerNodeArgs.push('--cpu-prof', '--cpu-prof-dir', path.resolve(profile));
   if (!(seconds > 0)) throw new Error('--seconds must be positive');
   // The 2-minute clip looped by stream copy until it is long enough for the cue.
   const base = small ? await small120() : await hd1080();

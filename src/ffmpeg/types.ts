@@ -263,7 +263,9 @@ export interface DecodedVideoFrame {
   format: string;
   /**
    * The planes in FFmpeg's plane order, each with tightly packed rows (no linesize padding). Concatenated (plus the
-   * palette for PAL formats, which is the last plane) they are exactly what `ffmpeg -c:v rawvideo` writes.
+   * palette for PAL formats, which is the last plane) they are exactly what `ffmpeg -c:v rawvideo` writes. A plane
+   * whose rows FFmpeg already packed is a view of the decoder's own frame buffer (kept alive while referenced, never
+   * reused by FFmpeg meanwhile): treat planes as read-only.
    */
   planes: Buffer[];
   /** True for a keyframe (an intra picture the decoder marked as such). */
