@@ -6,8 +6,8 @@
  * - video: tick lateness (presentation instant − display instant, p50/p99/max) and wrong frames (a tick inside the
  *   cue that did not show the frame covering the clock);
  * - CPU of each process (share of one core, from /proc/PID/stat).
- * The peer, in the same run on the same cue: the same video player ticking on Node timers alone (`--spin-ms 0`),
- * which is how a player built on setTimeout/setInterval presents.
+ * The peer, in the same run on the same cue: the same video player ticking on Node timers alone (`--spin-ms 0`,
+ * `--nice 0`), which is how a player built on setTimeout/setInterval presents.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promises as fsp, readFileSync } from 'node:fs';
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   const log = (n: string): string => path.join(run, n);
   const audio = player(['play-audio', '--socket', socket, '--sink', 'null', '--sync-log', log('audio.jsonl')]);
   const video = player(['play-video', '--socket', socket, '--fps', fps, '--sink', 'null', '--sync-log', log('video.jsonl')]);
-  const timers = player(['play-video', '--socket', socket, '--fps', fps, '--sink', 'null', '--spin-ms', '0', '--output', 'video', '--sync-log', log('video-timers.jsonl')]);
+  const timers = player(['play-video', '--socket', socket, '--fps', fps, '--sink', 'null', '--spin-ms', '0', '--nice', '0', '--output', 'video', '--sync-log', log('video-timers.jsonl')]);
   const client = new MediaClient(socket);
   const peer = await OscPeer.open();
   try {
