@@ -108,6 +108,35 @@ describe('crash recovery', function () {
     }
   });
 
+  it('a resilient player learns of a cue unloaded while it was away (the next server did not restore it)', async function () {
+    const { socket, start } = await showServer();
+    const first = await start();
+    const peer = await OscPeer.open();
+    const client = new MediaClient(socket);
+    const ctl = new AbortController();
+    const events: FollowEvent[] = [];
+    const following = (async () => {
+      for await (const e of resilientFollow(client, { output: 'video' }, { signal: ctl.signal })) events.push(e);
+    })();
+    try {
+      const load = await peer.request(first.oscPort, '/cuemux/cue/load', [{ type: 's', value: 'Q' }, { type: 's', value: 'clip.mp4' }]);
+      assert.equal(load.status, 'ok', JSON.stringify(load));
+      while (!events.some((e) => e.event?.$case === 'loaded')) await sleep(20);
+      first.child.kill('SIGTERM'); // a clean stop: the next server keeps no loaded cue
+      await new Promise((r) => first.child.once('exit', r));
+      await start();
+      const deadline = Date.now() + 10_000;
+      while (!events.some((e) => e.event?.$case === 'unloaded') && Date.now() < deadline) await sleep(50);
+      const unloaded = events.filter((e) => e.event?.$case === 'unloaded');
+      assert.deepEqual(unloaded.map((e) => (e.event?.$case === 'unloaded' ? e.event.value.cueId : '')), ['Q']);
+    } finally {
+      ctl.abort();
+      await following.catch(() => undefined);
+      client.close();
+      peer.close();
+    }
+  });
+
   it('after a clean stop (SIGTERM) the next server keeps the cue list but does not resume playback', async function () {
     const { run, start } = await showServer();
     const list = path.join(run, 'cues.json');

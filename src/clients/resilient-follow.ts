@@ -2,7 +2,8 @@
  * Follow that survives the server going away: when the stream ends with UNAVAILABLE (server stopping, restarting or
  * unreachable) it reconnects with exponential backoff and asks the server to go on from the next packet it needs
  * (FollowRequest.resume), so the player sees every packet of its cues exactly once. Events the server repeats on a
- * new connection (CueLoaded, CueStarted of a segment already seen) are not passed on again.
+ * new connection (CueLoaded, CueStarted of a segment already seen) are not passed on again, and a cue that was
+ * unloaded while the player was away gets its CueUnloaded (at the new call's first clock heartbeat).
  */
 import * as grpc from '@grpc/grpc-js';
 import type { FollowEvent, FollowResume } from '../generated/cuemux/v1/media_server';
@@ -43,8 +44,20 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
   const max = options.maxBackoffMs ?? 250;
   for (;;) {
     const resume = [...seen.values()].map((c) => c.resume).filter((r): r is FollowResume => r !== null);
+    // A new call opens with a snapshot: the clock, then CueLoaded of every cue now loaded on the output, before
+    // any other ClockState. Cues known from the last call that the snapshot leaves out were unloaded meanwhile.
+    let clocks = 0;
+    const announced = new Set<string>();
     try {
       for await (const e of client.follow({ output: options.output, leadSeconds: options.leadSeconds, resume }, callOptions)) {
+        if (e.event?.$case === 'loaded') announced.add(e.event.value.cueId);
+        if (e.event?.$case === 'clock' && ++clocks === 2) {
+          for (const id of [...seen.keys()]) {
+            if (announced.has(id)) continue;
+            seen.delete(id);
+            yield { event: { $case: 'unloaded', value: { cueId: id } } };
+          }
+        }
         const out = filter(e, seen);
         if (out !== null) {
           attempt = 0;

@@ -5206,8 +5206,9 @@ export const MediaServerService = {
    * Follows one player output (an audio output or a video layer, by name): the show clock, the cues that assign
    * streams to this output (loaded / started / stopped / unloaded), and the packets of those streams, sent ahead of
    * the clock within a lead window and repositioned on every clock discontinuity. The stream starts with the current
-   * clock state and one CueLoaded (plus CueStarted when playing) per cue already loaded for the output; it runs until
-   * the player cancels it or the server shuts down (UNAVAILABLE). A player that reconnects simply calls Follow again.
+   * clock state and one CueLoaded (plus CueStarted when playing) per cue already loaded for the output, all before any
+   * other ClockState; it runs until the player cancels it or the server shuts down (UNAVAILABLE). A player that
+   * reconnects simply calls Follow again: a cue it knew that this opening snapshot leaves out was unloaded meanwhile.
    */
   follow: {
     path: "/cuemux.v1.MediaServer/Follow" as const,
@@ -5259,8 +5260,9 @@ export interface MediaServerServer extends UntypedServiceImplementation {
    * Follows one player output (an audio output or a video layer, by name): the show clock, the cues that assign
    * streams to this output (loaded / started / stopped / unloaded), and the packets of those streams, sent ahead of
    * the clock within a lead window and repositioned on every clock discontinuity. The stream starts with the current
-   * clock state and one CueLoaded (plus CueStarted when playing) per cue already loaded for the output; it runs until
-   * the player cancels it or the server shuts down (UNAVAILABLE). A player that reconnects simply calls Follow again.
+   * clock state and one CueLoaded (plus CueStarted when playing) per cue already loaded for the output, all before any
+   * other ClockState; it runs until the player cancels it or the server shuts down (UNAVAILABLE). A player that
+   * reconnects simply calls Follow again: a cue it knew that this opening snapshot leaves out was unloaded meanwhile.
    */
   follow: handleServerStreamingCall<FollowRequest, FollowEvent>;
 }
@@ -5372,8 +5374,9 @@ export interface MediaServerClient extends Client {
    * Follows one player output (an audio output or a video layer, by name): the show clock, the cues that assign
    * streams to this output (loaded / started / stopped / unloaded), and the packets of those streams, sent ahead of
    * the clock within a lead window and repositioned on every clock discontinuity. The stream starts with the current
-   * clock state and one CueLoaded (plus CueStarted when playing) per cue already loaded for the output; it runs until
-   * the player cancels it or the server shuts down (UNAVAILABLE). A player that reconnects simply calls Follow again.
+   * clock state and one CueLoaded (plus CueStarted when playing) per cue already loaded for the output, all before any
+   * other ClockState; it runs until the player cancels it or the server shuts down (UNAVAILABLE). A player that
+   * reconnects simply calls Follow again: a cue it knew that this opening snapshot leaves out was unloaded meanwhile.
    */
   follow(request: FollowRequest, options?: Partial<CallOptions>): ClientReadableStream<FollowEvent>;
   follow(
