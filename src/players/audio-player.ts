@@ -115,9 +115,9 @@ export class AudioPlayer {
     const rate = { num: o.sampleRate * 1_000_000, den: o.periodFrames * (1_000_000 + o.devicePpm) };
     this.#ticker = new TickScheduler({ startNs: this.#deviceStartNs - o.writeAheadNs, rate, spinNs: 0n, skipLateNs: o.writeAheadNs },
       (n) => {
-        if (n !== this.#lastPeriod + 1 && this.#lastPeriod >= 0) this.#xrun(n - this.#lastPeriod - 1);
+        if (n !== this.#lastPeriod + 1 && this.#lastPeriod >= 0) this.#xrun(this.#lastPeriod + 1, n, tickInstant(this.#deviceStartNs, rate, this.#lastPeriod + 1));
         this.#lastPeriod = n;
-        this.#period(tickInstant(this.#deviceStartNs, rate, n));
+        this.#period(n, tickInstant(this.#deviceStartNs, rate, n));
       });
     this.#ticker.start();
   }
@@ -131,10 +131,14 @@ export class AudioPlayer {
    * Periods were missed (the process was held up longer than the write-ahead): the device played silence for them,
    * as a real one does on an xrun. Every cue restarts on the sample the clock asks for at the next period.
    */
-  #xrun(periods: number): void {
+  #xrun(from: number, to: number, atNs: bigint): void {
+    const periods = to - from;
     this.#stats.xruns += periods;
     for (const v of this.#voices.values()) v.pos = null;
     log.warn('audio periods missed: the player was held up past its write-ahead (xrun)', { periods, writeAheadMs: Number(this.#o.writeAheadNs) / 1e6 });
+    // The device timeline goes on: the sinks get the silence the device played, so a recording stays aligned.
+    const silence = new Float32Array(this.#o.periodFrames * this.#o.channels);
+    for (const sink of this.#o.sinks) for (let k = 0; k < periods; k++) sink.write(silence, { monoNs: atNs, ptsSeconds: null, clockSeconds: Number.NaN });
   }
 
   #add(a: TimedAudio): void {
@@ -163,8 +167,8 @@ export class AudioPlayer {
     v.bufLen = total;
   }
 
-  /** Render the period the device presents at `atNs`. */
-  #period(atNs: bigint): void {
+  /** Render period `n`, which the device presents at `atNs`. */
+  #period(n: number, atNs: bigint): void {
     const o = this.#o;
     const ch = o.channels;
     const P = o.periodFrames;
@@ -217,6 +221,7 @@ export class AudioPlayer {
         played = true;
         o.syncLog?.record(atNs + BigInt(Math.round(i0 * sampleNs)), pts, c0 + i0 * adv, {
           cue: v.cueId, segment: v.segment, media_seconds: v.firstSeconds + start / sr, samples: i1 - i0, underrun: missing, slew: step === 1 ? 0 : step / perSample - 1,
+          device_sample: n * P + i0,
         });
         v.pos = start + (P - i0) * step;
         if (i1 < P) this.#voices.delete(key);
