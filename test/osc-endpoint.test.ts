@@ -250,6 +250,31 @@ describe('OSC endpoint', function () {
       assert.equal(decodeDatagram(bundle({ seconds: 0, fraction: 0 }, msg('/h', '')))[0].timetagUnixNs, null);
     });
 
+    it('decodeDatagram reads plain arguments (s S i f d h T F N I) exactly as osc-js reads them', function () {
+      const f32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeFloatBE(n); return b; };
+      const f64 = (n: number): Buffer => { const b = Buffer.alloc(8); b.writeDoubleBE(n); return b; };
+      const i64 = (n: bigint): Buffer => { const b = Buffer.alloc(8); b.writeBigInt64BE(n); return b; };
+      const cases = [
+        msg('/cuemux/cue/go', ''),
+        msg('/cuemux/cue/go', 's', str('A17')),
+        msg('/cuemux/cue/go', 'ss', str('3'), str('00:10:00:00')),
+        msg('/x', 'sss', str(''), str('abc'), str('abcd')), // empty, 3 bytes + NUL, 4 bytes + 4 NULs
+        msg('/x', 'sS', str('été ☃ 𝄞'), str('sym')),
+        msg('/x', 'iiff', i32(-2147483648), i32(2147483647), f32(0.1), f32(-0)),
+        msg('/x', 'fdd', f32(NaN), f64(Math.PI), f64(-1e308)),
+        msg('/x', 'hhTFNI', i64(-(2n ** 63n)), i64(2n ** 63n - 1n)),
+      ];
+      for (const packet of cases) {
+        const [m] = decodeDatagram(packet);
+        const reference = new OSC.TypedMessage('/', []);
+        // osc-js has no S: same layout as s.
+        const forOscJs = Buffer.from(packet);
+        forOscJs.write(`,${m.types.replace(/S/g, 's')}`, str(m.address).length, 'latin1');
+        reference.unpack(new DataView(forOscJs.buffer, forOscJs.byteOffset, forOscJs.byteLength));
+        assert.deepEqual(m.args, reference.args, m.types);
+      }
+    });
+
     it('decodeDatagram refuses malformed datagrams, saying what is wrong', function () {
       const cases: Array<[string, Buffer, RegExp, string | null]> = [
         ['empty', Buffer.alloc(0), /empty datagram/, null],

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import {
-  GRPC_PREFIX, decodePacketBatch, encodePacketBatch, framedBatchSize, framedBytes, framedPacketBatch, layoutFramedBatch, type WirePacketFields,
+  GRPC_PREFIX, decodeFollowEvent, decodePacketBatch, encodeFollowEvent, encodePacketBatch, followPacketsFrame, framedBatchSize, framedBytes,
+  framedFollowEvent, framedMessage, framedPacketBatch, layoutFramedBatch, type FollowWirePacket, type WirePacketFields,
 } from '../src/common/packet-batch-wire';
-import { installFramedSend } from '../src/server/grpc-framed-send';
-import { PacketBatch } from '../src/generated/cuemux/v1/media_server';
+import { framedSendActive, installFramedSend } from '../src/server/grpc-framed-send';
+import { giveSpareFrame, takeSpareFrame } from '../src/server/packet-stream';
+import { FollowEvent, PacketBatch } from '../src/generated/cuemux/v1/media_server';
 
 describe('hand-written PacketBatch wire codec', function () {
   const batch: PacketBatch = {
@@ -71,5 +73,97 @@ describe('hand-written PacketBatch wire codec', function () {
 
   it('the grpc-js hook that sends framed batches without a copy is active with the grpc-js we ship', function () {
     assert.equal(installFramedSend(), true);
+    assert.equal(framedSendActive(), true);
+  });
+});
+
+describe('hand-written Follow packets wire codec', function () {
+  const fields: Array<WirePacketFields & { index: number }> = [
+    { index: 0, stream: 0, pts: -1024, dts: -2048, duration: 1024, pos: 48, size: 3, key: true, corrupt: false, discard: true },
+    { index: 1, stream: 1, pts: null, dts: null, duration: null, pos: null, size: 0, key: false, corrupt: true, discard: false },
+    { index: 300_000, stream: 7, pts: 2 ** 53, dts: 2 ** 40, duration: 0, pos: 300_000_000_000, size: 70_000, key: false, corrupt: false, discard: false },
+    { index: 2 ** 40, stream: 200, pts: 0, dts: 0, duration: 1, pos: 0, size: 200, key: true, corrupt: true, discard: true },
+  ];
+  const packets: FollowWirePacket[] = fields.map((e, i) => ({ e, data: Buffer.alloc(e.size, i + 1) }));
+  /** What ts-proto encodes for the same FollowEvent, behind the gRPC prefix. */
+  const expected = (cueId: string, segment: number, generation: number, last: boolean): Buffer => framedMessage(FollowEvent.encode({
+    event: {
+      $case: 'packets', value: {
+        cueId, segment, generation: BigInt(generation), last,
+        packets: packets.map(({ e, data }) => ({
+          streamIndex: e.stream, pts: e.pts === null ? undefined : BigInt(e.pts), dts: e.dts === null ? undefined : BigInt(e.dts),
+          duration: BigInt(e.duration ?? 0), pos: e.pos === null ? undefined : BigInt(e.pos), key: e.key, data: data as Buffer,
+          flags: (e.key ? 1 : 0) | (e.corrupt ? 2 : 0) | (e.discard ? 4 : 0), entry: BigInt(e.index),
+        })),
+      },
+    },
+  }).finish());
+  const write = (frame: ReturnType<typeof followPacketsFrame>): Buffer => {
+    const buf = Buffer.alloc(frame.size + 50, 0xee); // a reused buffer is larger than the message
+    const n = frame.writeInto(buf);
+    assert.equal(n, frame.size);
+    assert.ok(buf.subarray(n).every((b) => b === 0xee), 'nothing written past the message');
+    return buf.subarray(0, n);
+  };
+
+  it('frames exactly the bytes ts-proto produces, zero fields left out and entry numbers included', function () {
+    for (const [cueId, segment, generation, last] of [['A', 0, 0, false], ['cue ☃ 7', 3, 2 ** 33, true], ['', 0xffffffff, 1, false]] as const) {
+      assert.deepEqual(write(followPacketsFrame({ cueId, segment, generation, last }, packets)), expected(cueId, segment, generation, last), cueId);
+    }
+    assert.throws(() => followPacketsFrame({ cueId: 'A', segment: -1, generation: 0, last: false }, packets), RangeError);
+    assert.throws(() => followPacketsFrame({ cueId: 'A', segment: 0, generation: 0, last: false }, [{ e: fields[0], data: Buffer.alloc(2) }]), RangeError);
+  });
+
+  it('puts framed messages before the packets in the same buffer, each decoded as sent', function () {
+    const started: FollowEvent = { event: { $case: 'started', value: { cueId: 'A', segment: 3, clockSeconds: 10, mediaSeconds: 2.5, endMediaSeconds: 9 } } };
+    const before = framedMessage(FollowEvent.encode(started).finish());
+    const both = write(followPacketsFrame({ cueId: 'A', segment: 3, generation: 5, last: false }, packets, before));
+    assert.deepEqual(both, Buffer.concat([before, expected('A', 3, 5, false)]));
+    // As a gRPC client reads them: length-prefixed messages one after the other.
+    const first = both.subarray(GRPC_PREFIX, GRPC_PREFIX + both.readUInt32BE(1));
+    assert.deepEqual(decodeFollowEvent(first), started);
+    const rest = both.subarray(before.length);
+    assert.deepEqual(decodeFollowEvent(rest.subarray(GRPC_PREFIX)), FollowEvent.decode(rest.subarray(GRPC_PREFIX)));
+  });
+
+  it('the Follow serializer sends framed events as they are, others through ts-proto; two messages need the hook', function () {
+    const frame = write(followPacketsFrame({ cueId: 'A', segment: 1, generation: 2, last: true }, packets));
+    assert.deepEqual(encodeFollowEvent(framedFollowEvent(frame)), frame.subarray(GRPC_PREFIX));
+    assert.equal(framedBytes(framedFollowEvent(frame)), frame);
+    const unloaded: FollowEvent = { event: { $case: 'unloaded', value: { cueId: 'A' } } };
+    assert.deepEqual(encodeFollowEvent(unloaded), Buffer.from(FollowEvent.encode(unloaded).finish()));
+    assert.throws(() => encodeFollowEvent(framedFollowEvent(frame, 2)), RangeError);
+  });
+
+  it('decodes FollowEvents as ts-proto does, packet payloads as views of the message', function () {
+    const body = expected('cue', 4, 9, true).subarray(GRPC_PREFIX);
+    const decoded = decodeFollowEvent(body);
+    assert.deepEqual(decoded, FollowEvent.decode(body));
+    assert.ok(decoded.event?.$case === 'packets');
+    assert.equal(decoded.event.value.packets[2].data.buffer, body.buffer, 'no copy');
+    const others: FollowEvent[] = [
+      { event: { $case: 'stopped', value: { cueId: 'B', reason: 'stop', clockSeconds: 1, mediaSeconds: 2 } } },
+      { event: { $case: 'packets', value: { cueId: '', segment: 0, generation: 0n, packets: [], last: false } } },
+      { event: undefined },
+    ];
+    for (const e of others) {
+      const bytes = Buffer.from(FollowEvent.encode(e).finish());
+      assert.deepEqual(decodeFollowEvent(bytes), FollowEvent.decode(bytes));
+    }
+    // Two packets fields in one message (the last one wins in protobuf): left to ts-proto.
+    const twice = Buffer.concat([body, body]);
+    assert.deepEqual(decodeFollowEvent(twice), FollowEvent.decode(twice));
+  });
+
+  it('message buffers come back from the shared spares: the usual size, and oversize batches by powers of two', function () {
+    const usual = takeSpareFrame(1000, 68 << 10);
+    assert.equal(usual.length, 68 << 10);
+    const big = takeSpareFrame(100_000, 68 << 10);
+    assert.equal(big.length, 128 << 10);
+    giveSpareFrame(usual);
+    giveSpareFrame(big);
+    assert.equal(takeSpareFrame(120_000, 68 << 10), big, 'reused, not allocated again');
+    assert.equal(takeSpareFrame(5, 68 << 10), usual);
+    assert.equal(takeSpareFrame(3 << 20, 68 << 10).length, 3 << 20, 'too large to be kept: exactly its size');
   });
 });

@@ -22,6 +22,7 @@ import { readSyncLog, SyncLog, type SyncRecord } from '../src/players/sync-log';
 import { openVideoSink } from '../src/players/video-sinks';
 import { VideoPlayer } from '../src/players/video-player';
 import type { CueStarted, CueStopped } from '../src/generated/cuemux/v1/media_server';
+import { clockPositionAt } from '../src/clients/clock-position';
 
 const run = promisify(execFile);
 
@@ -131,7 +132,7 @@ describe('reference players (in process, real server, real OSC)', function () {
     const syncFile = path.join(dir, 'video-sync.jsonl');
     const sink = await openVideoSink(`hash:${hashFile}`, { fps: { num: 50, den: 1 }, name: 'test' });
     const log = await SyncLog.open(syncFile);
-    const player = new VideoPlayer(follower, { fps: { num: 50, den: 1 }, sinks: [sink], syncLog: log });
+    const player = new VideoPlayer(follower, { fps: { num: 50, den: 1 }, sinks: [sink], syncLog: log, clockAt: clockPositionAt });
     player.start();
     const { started, decoded } = await playCue(follower, { id: 'Q1', in: 4, out: 7 });
     player.stop();
@@ -170,13 +171,64 @@ describe('reference players (in process, real server, real OSC)', function () {
     // Tick timing is measured by bench:sync (a timing is never asserted in a test).
   });
 
+  it('video: two cues on one output: the later GO is on top of a loop, which keeps only its current picture below', async function () {
+    const follower = new OutputFollower(srv.client(), { output: 'video', kind: 'video' });
+    const hashFile = path.join(dir, 'layers.jsonl');
+    const sink = await openVideoSink(`hash:${hashFile}`, { fps: { num: 50, den: 1 }, name: 'test' });
+    const player = new VideoPlayer(follower, { fps: { num: 50, den: 1 }, sinks: [sink], syncLog: null, clockAt: clockPositionAt });
+    const starts = new Map<string, CueStarted[]>();
+    follower.on('started', (s) => starts.set(s.cueId, [...(starts.get(s.cueId) ?? []), s]));
+    const ctl = new AbortController();
+    const running = follower.run(ctl.signal);
+    player.start();
+    let most = 0;
+    const sampler = setInterval(() => { most = Math.max(most, player.queuedPictures); }, 20);
+    try {
+      ok(await osc('/cuemux/cue/load', [{ type: 's', value: 'L' }, { type: 's', value: JSON.stringify({ media: 'clip.mp4', in: 1, out: 3, loop: true }) }]));
+      ok(await osc('/cuemux/cue/load', [{ type: 's', value: 'T' }, { type: 's', value: 'clip.mp4' }, { type: 'f', value: 30 }, { type: 'f', value: 34 }]));
+      ok(await osc('/cuemux/clock/play'));
+      const at = async (dt: number): Promise<number> => (ok(await osc('/cuemux/status')) as { clock: { positionSeconds: number } }).clock.positionSeconds + dt;
+      ok(await osc('/cuemux/cue/go', [{ type: 's', value: 'L' }, { type: 'd', value: await at(0.3) }]));
+      await new Promise((r) => setTimeout(r, 1000));
+      const tAt = await at(0.3);
+      ok(await osc('/cuemux/cue/go', [{ type: 's', value: 'T' }, { type: 'd', value: tAt }]));
+      await new Promise((r) => setTimeout(r, 5500)); // T's 4 s, and a second of the loop alone after it
+    } finally {
+      clearInterval(sampler);
+      player.stop();
+      ctl.abort();
+      await running;
+      await sink.close();
+    }
+    const frames = [...refVideo].sort((a, b) => secondsOf(a) - secondsOf(b));
+    const frameAt = (m: number): string | undefined => frames.filter((f) => secondsOf(f) <= m + 1e-9).pop()?.md5;
+    const ticks = (await fsp.readFile(hashFile, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { clock_seconds: number; md5: string | null });
+    const t = (starts.get('T') ?? [])[0];
+    assert.ok(t !== undefined && (starts.get('L') ?? []).length >= 3, 'the loop made passes during T');
+    let onTop = 0;
+    let loopAfter = 0;
+    for (const k of ticks) {
+      if (k.clock_seconds >= t.clockSeconds && k.clock_seconds < t.clockSeconds + 4) {
+        assert.equal(k.md5, frameAt(30 + k.clock_seconds - t.clockSeconds), `T on top at clock ${k.clock_seconds}`);
+        onTop++;
+      } else if (k.clock_seconds >= t.clockSeconds + 4.1) {
+        const pass = (starts.get('L') ?? []).filter((s) => s.clockSeconds <= k.clock_seconds).pop();
+        if (pass !== undefined && k.md5 === frameAt(pass.mediaSeconds + k.clock_seconds - pass.clockSeconds)) loopAfter++;
+      }
+    }
+    assert.ok(onTop >= 190, `${onTop} ticks of T`);
+    assert.ok(loopAfter >= 30, `the loop shows again after T (${loopAfter} ticks)`);
+    // Under T, the loop holds its current picture and what is decoded ahead (0.5 s), not a pass of frames.
+    assert.ok(most <= 45, `at most ${most} pictures held`);
+  });
+
   it('audio: decoded samples equal FFmpeg decode; the device output is FFmpeg\'s samples, started on the cue\'s sample', async function () {
     const follower = new OutputFollower(srv.client(), { output: 'audio', kind: 'audio', audioOutput: { sampleRate: 48000, channels: 1 } });
     const wav = path.join(dir, 'out.wav');
     const syncFile = path.join(dir, 'audio-sync.jsonl');
     const sink = await openAudioSink(`wav:${wav}`, { sampleRate: 48000, channels: 1, name: 'test' });
     const log = await SyncLog.open(syncFile);
-    const player = new AudioPlayer(follower, { sampleRate: 48000, channels: 1, periodFrames: 480, sinks: [sink], syncLog: log });
+    const player = new AudioPlayer(follower, { sampleRate: 48000, channels: 1, periodFrames: 480, sinks: [sink], syncLog: log, clockAt: clockPositionAt });
     player.start();
     const cue = { id: 'A1', in: 10.5, out: 12.5 };
     const { decoded } = await playCue(follower, cue);
@@ -226,7 +278,7 @@ describe('reference players (in process, real server, real OSC)', function () {
     const follower = new OutputFollower(srv.client(), { output: 'audio', kind: 'audio', audioOutput: { sampleRate: 48000, channels: 2 } });
     const syncFile = path.join(dir, 'drift-sync.jsonl');
     const log = await SyncLog.open(syncFile);
-    const player = new AudioPlayer(follower, { sampleRate: 48000, channels: 2, periodFrames: 480, sinks: [], syncLog: log, devicePpm: 400 });
+    const player = new AudioPlayer(follower, { sampleRate: 48000, channels: 2, periodFrames: 480, sinks: [], syncLog: log, devicePpm: 400, clockAt: clockPositionAt });
     player.start();
     await playCue(follower, { id: 'D1', in: 20, out: 27 });
     player.stop();

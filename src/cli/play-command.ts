@@ -9,7 +9,10 @@ import { parseArgs } from 'node:util';
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import * as grpc from '@grpc/grpc-js';
+import { clockPositionAt, clockPositionRemote } from '../clients/clock-position';
 import { MediaClient, MediaClientError } from '../clients/media-client';
+import { monoToUnixNs } from '../common/time-source';
+import type { ClockState } from '../generated/cuemux/v1/media_server';
 import { defaultSocketPath } from '../server/server-config';
 import { openAudioSink, type AudioSink } from '../players/audio-sinks';
 import { AudioPlayer } from '../players/audio-player';
@@ -74,6 +77,29 @@ function raisePriority(nice: number): void {
   } catch (e) {
     log.warn(`cannot set the presenting thread's priority to ${nice} (${(e as Error).message}): ticks may be late when decoding loads the machine; run with CAP_SYS_NICE, or --nice 0 to silence this`);
   }
+}
+
+/** How often a player on another machine re-estimates the offset to the server's wall clock, ms. */
+const OFFSET_REFRESH_MS = 10_000;
+
+/**
+ * The show position of a clock state at a CLOCK_MONOTONIC instant of this process. Over a Unix socket the server
+ * shares this machine's monotonic clock: exact. Over TCP the server may be another machine: its anchors are mapped
+ * through the wall clocks, with the offset estimated by Ping (the fastest of 8 round trips) and refreshed every 10 s.
+ */
+function clockMapping(client: MediaClient, target: string, signal: AbortSignal): (s: ClockState, monoNs: bigint) => number {
+  if (target.startsWith('unix:')) return (s, monoNs) => clockPositionAt(s, monoNs);
+  let offsetNs = 0n;
+  const refresh = (): void => {
+    client.estimateClockOffset(8, { timeout: 3000 }).then((r) => {
+      offsetNs = r.offsetNs;
+      log.info('wall clock offset to the server', { offsetMs: Number(r.offsetNs) / 1e6, roundTripMs: Number(r.roundTripNs) / 1e6 });
+    }, () => undefined); // unreachable for now: keep the last estimate, the next refresh tries again
+  };
+  refresh();
+  const timer = setInterval(refresh, OFFSET_REFRESH_MS).unref();
+  signal.addEventListener('abort', () => clearInterval(timer), { once: true });
+  return (s, monoNs) => clockPositionRemote(s, offsetNs, monoToUnixNs(monoNs));
 }
 
 /** Parse a positive number option. */
@@ -158,10 +184,11 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       if (attempt === 1 || attempt % 20 === 0) log.warn(`no server at ${target} (${e.details || e.message}): retrying`, { attempt });
     });
     follower.on('loaded', (c) => log.info(`cue ${c.cueId} loaded`, { media: c.media?.path, streams: c.streams }));
-    const player = kind === 'audio'
-      ? new AudioPlayer(follower, { sampleRate, channels, periodFrames, sinks: audioSinks, syncLog, devicePpm: ppm, writeAheadNs: BigInt(Math.round(writeAheadMs * 1e6)) })
-      : new VideoPlayer(follower, { fps, sinks: videoSinks, syncLog, spinNs: BigInt(Math.round(spinMs * 1e6)) });
     const stop = new AbortController();
+    const clockAt = clockMapping(client, target, stop.signal);
+    const player = kind === 'audio'
+      ? new AudioPlayer(follower, { sampleRate, channels, periodFrames, sinks: audioSinks, syncLog, devicePpm: ppm, writeAheadNs: BigInt(Math.round(writeAheadMs * 1e6)), clockAt })
+      : new VideoPlayer(follower, { fps, sinks: videoSinks, syncLog, spinNs: BigInt(Math.round(spinMs * 1e6)), clockAt });
     const onSignal = (): void => stop.abort();
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);

@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { resolve as pathResolve } from 'node:path';
-import { decodePacketBatch } from '../common/packet-batch-wire';
+import { decodeFollowEvent, decodePacketBatch } from '../common/packet-batch-wire';
 import { unixNs } from '../common/time-source';
 import {
   CloseMediaRequest, FollowRequest, GetIndexRequest, GetStatusRequest, MediaServerClient, MediaServerService, OpenMediaRequest, PingRequest,
@@ -42,9 +42,13 @@ export class MediaClientError extends Error {
   }
 }
 
-/** The generated client with ReadPackets payloads decoded as views of the received message (no copy). */
+/** The generated client with ReadPackets and Follow payloads decoded as views of the received message (no copy). */
 const FastMediaServerClient = grpc.makeGenericClientConstructor(
-  { ...MediaServerService, readPackets: { ...MediaServerService.readPackets, responseDeserialize: decodePacketBatch } },
+  {
+    ...MediaServerService,
+    readPackets: { ...MediaServerService.readPackets, responseDeserialize: decodePacketBatch },
+    follow: { ...MediaServerService.follow, responseDeserialize: decodeFollowEvent },
+  },
   'cuemux.v1.MediaServer',
 ) as unknown as typeof MediaServerClient;
 

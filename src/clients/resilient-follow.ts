@@ -30,8 +30,8 @@ interface CueSeen {
   resume: FollowResume | null;
 }
 
-/** The status codes after which a new Follow may succeed. */
-const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.INTERNAL, grpc.status.UNKNOWN]);
+/** The status codes after which a new Follow may succeed (RESOURCE_EXHAUSTED: the server is at its client limit). */
+const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.INTERNAL, grpc.status.UNKNOWN, grpc.status.RESOURCE_EXHAUSTED]);
 
 /**
  * Follow `options.output` on `client` forever (until `callOptions.signal` aborts or a non-retryable error), across
@@ -39,6 +39,7 @@ const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.INTERNAL, grpc.s
  */
 export async function* resilientFollow(client: MediaClient, options: ResilientFollowOptions, callOptions: Pick<CallOptions, 'signal'> = {}): AsyncGenerator<FollowEvent> {
   const seen = new Map<string, CueSeen>();
+  let generation: bigint | null = null;
   let attempt = 0;
   const initial = options.initialBackoffMs ?? 50;
   const max = options.maxBackoffMs ?? 250;
@@ -50,6 +51,12 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
     const announced = new Set<string>();
     try {
       for await (const e of client.follow({ output: options.output, leadSeconds: options.leadSeconds, resume }, callOptions)) {
+        if (e.event?.$case === 'clock' && clocks === 0 && generation !== null && e.event.value.generation < generation) {
+          // A lower generation: another server (a clean restart), whose cues and segments are new. Forget the old.
+          for (const id of [...seen.keys()]) yield { event: { $case: 'unloaded', value: { cueId: id } } };
+          seen.clear();
+        }
+        if (e.event?.$case === 'clock') generation = e.event.value.generation;
         if (e.event?.$case === 'loaded') announced.add(e.event.value.cueId);
         if (e.event?.$case === 'clock' && ++clocks === 2) {
           for (const id of [...seen.keys()]) {
@@ -70,7 +77,7 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
       if (!(e instanceof MediaClientError) || !RETRYABLE.has(e.code)) throw e;
       attempt++;
       options.onReconnect?.(e, attempt);
-      const delay = Math.min(max, initial * 2 ** (attempt - 1));
+      const delay = e.code === grpc.status.RESOURCE_EXHAUSTED ? max : Math.min(max, initial * 2 ** (attempt - 1));
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, delay);
         callOptions.signal?.addEventListener('abort', () => {

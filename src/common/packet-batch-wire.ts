@@ -9,7 +9,7 @@
  * Packet { int32 stream_index = 1; optional int64 pts = 2; optional int64 dts = 3; int64 duration = 4;
  *          optional int64 pos = 5; bool key = 6; bytes data = 7; uint32 flags = 8; }
  */
-import type { Packet, PacketBatch } from '../generated/cuemux/v1/media_server';
+import { FollowEvent, type Packet, type PacketBatch } from '../generated/cuemux/v1/media_server';
 
 function uvarSize(v: number): number {
   let n = 1;
@@ -141,33 +141,38 @@ export function decodePacketBatch(buf: Buffer): PacketBatch {
     const len = r.uvar();
     const end = r.at + len;
     if (end > r.end) throw new RangeError('packet runs past the end of the batch');
-    const m = new Cursor(buf, r.at, end);
-    const p: Packet = { streamIndex: 0, pts: undefined, dts: undefined, duration: 0n, pos: undefined, key: false, data: Buffer.alloc(0), flags: 0, entry: 0n };
-    while (m.at < end) {
-      const t = m.uvar();
-      switch (t) {
-        case 0x08: p.streamIndex = Number(BigInt.asIntN(32, m.i64())); break;
-        case 0x10: p.pts = m.i64(); break;
-        case 0x18: p.dts = m.i64(); break;
-        case 0x20: p.duration = m.i64(); break;
-        case 0x28: p.pos = m.i64(); break;
-        case 0x30: p.key = m.uvar() !== 0; break;
-        case 0x3a: {
-          const n = m.uvar();
-          if (m.at + n > end) throw new RangeError('packet data runs past its message');
-          p.data = buf.subarray(m.at, m.at + n);
-          m.at += n;
-          break;
-        }
-        case 0x40: p.flags = m.uvar() >>> 0; break;
-        case 0x48: p.entry = BigInt.asUintN(64, m.i64()); break;
-        default: m.skip(t & 7);
-      }
-    }
-    packets.push(p);
+    packets.push(decodePacket(buf, r.at, end));
     r.at = end;
   }
   return { packets };
+}
+
+/** Parse the Packet message in `buf[start, end)`; its payload is a view of `buf`. */
+function decodePacket(buf: Buffer, start: number, end: number): Packet {
+  const m = new Cursor(buf, start, end);
+  const p: Packet = { streamIndex: 0, pts: undefined, dts: undefined, duration: 0n, pos: undefined, key: false, data: Buffer.alloc(0), flags: 0, entry: 0n };
+  while (m.at < end) {
+    const t = m.uvar();
+    switch (t) {
+      case 0x08: p.streamIndex = Number(BigInt.asIntN(32, m.i64())); break;
+      case 0x10: p.pts = m.i64(); break;
+      case 0x18: p.dts = m.i64(); break;
+      case 0x20: p.duration = m.i64(); break;
+      case 0x28: p.pos = m.i64(); break;
+      case 0x30: p.key = m.uvar() !== 0; break;
+      case 0x3a: {
+        const n = m.uvar();
+        if (m.at + n > end) throw new RangeError('packet data runs past its message');
+        p.data = buf.subarray(m.at, m.at + n);
+        m.at += n;
+        break;
+      }
+      case 0x40: p.flags = m.uvar() >>> 0; break;
+      case 0x48: p.entry = BigInt.asUintN(64, m.i64()); break;
+      default: m.skip(t & 7);
+    }
+  }
+  return p;
 }
 
 /** gRPC's length prefix in front of every message: a compression flag byte and a 4-byte big-endian length. */
@@ -209,7 +214,7 @@ function flagsOf(e: WirePacketFields): number {
 }
 
 /** Bytes of a Packet's body except the payload (the data field's tag and length included). */
-function fieldsSize(e: WirePacketFields): number {
+function fieldsSize(e: WirePacketFields, entry = 0): number {
   let n = 0;
   if (e.stream !== 0) n += 1 + n64Size(e.stream);
   if (e.pts !== null) n += 1 + n64Size(e.pts);
@@ -220,7 +225,24 @@ function fieldsSize(e: WirePacketFields): number {
   if (e.size > 0) n += 1 + uvarSize(e.size);
   const flags = flagsOf(e);
   if (flags !== 0) n += 1 + uvarSize(flags);
+  if (entry !== 0) n += 1 + uvarSize(entry);
   return n;
+}
+
+/** Write the fields of one Packet whose body (`fields` + payload bytes) starts at `p`; returns where its payload goes. */
+function writeFieldsBeforeData(buf: Buffer, p: number, e: WirePacketFields): number {
+  let at = p;
+  if (e.stream !== 0) { buf[at++] = 0x08; at = writeN64(buf, at, e.stream); }
+  if (e.pts !== null) { buf[at++] = 0x10; at = writeN64(buf, at, e.pts); }
+  if (e.dts !== null) { buf[at++] = 0x18; at = writeN64(buf, at, e.dts); }
+  if (e.duration !== null && e.duration !== 0) { buf[at++] = 0x20; at = writeN64(buf, at, e.duration); }
+  if (e.pos !== null) { buf[at++] = 0x28; at = writeN64(buf, at, e.pos); }
+  if (e.key) { buf[at++] = 0x30; buf[at++] = 1; }
+  if (e.size > 0) {
+    buf[at++] = 0x3a;
+    at = writeUvar(buf, at, e.size);
+  }
+  return at;
 }
 
 /** Bytes of the framed message (gRPC prefix included) that {@link layoutFramedBatch} writes for `entries`. */
@@ -246,16 +268,7 @@ export function layoutFramedBatch(buf: Buffer, entries: readonly WirePacketField
     const fields = fieldsSize(e);
     buf[p++] = 0x0a;
     p = writeUvar(buf, p, fields + e.size);
-    if (e.stream !== 0) { buf[p++] = 0x08; p = writeN64(buf, p, e.stream); }
-    if (e.pts !== null) { buf[p++] = 0x10; p = writeN64(buf, p, e.pts); }
-    if (e.dts !== null) { buf[p++] = 0x18; p = writeN64(buf, p, e.dts); }
-    if (e.duration !== null && e.duration !== 0) { buf[p++] = 0x20; p = writeN64(buf, p, e.duration); }
-    if (e.pos !== null) { buf[p++] = 0x28; p = writeN64(buf, p, e.pos); }
-    if (e.key) { buf[p++] = 0x30; buf[p++] = 1; }
-    if (e.size > 0) {
-      buf[p++] = 0x3a;
-      p = writeUvar(buf, p, e.size);
-    }
+    p = writeFieldsBeforeData(buf, p, e);
     at[i] = p;
     p += e.size;
     const flags = flagsOf(e);
@@ -287,4 +300,164 @@ export function framedPacketBatch(frame: Buffer): PacketBatch {
 /** The framed bytes (prefix included) of a batch made by {@link framedPacketBatch}, or null for any other. */
 export function framedBytes(batch: unknown): Buffer | null {
   return typeof batch === 'object' && batch !== null && FRAMED in batch ? (batch as { [FRAMED]: Buffer })[FRAMED] : null;
+}
+
+const FRAMED_MESSAGES = Symbol('cuemux.framedMessages');
+
+/** A FollowEvent message (ts-proto's encoding) behind its gRPC prefix, ready to be sent or put in front of others. */
+export function framedMessage(body: Uint8Array): Buffer {
+  const buf = Buffer.allocUnsafe(GRPC_PREFIX + body.length);
+  buf[0] = 0;
+  buf.writeUInt32BE(body.length, 1);
+  buf.set(body, GRPC_PREFIX);
+  return buf;
+}
+
+/** One packet of a Follow batch: its index entry (fields, and its entry number as `index`) and its payload. */
+export interface FollowWirePacket {
+  /** The packet's index entry; `index` is sent as Packet.entry. */
+  readonly e: WirePacketFields & { readonly index: number };
+  /** Its payload, `e.size` bytes. */
+  readonly data: Buffer | null;
+}
+
+/** The fields of a FollowPackets message besides its packets. */
+export interface FollowPacketsHead {
+  /** Cue id. */
+  cueId: string;
+  /** Segment number (uint32). */
+  segment: number;
+  /** Clock generation. */
+  generation: number;
+  /** The segment's last batch. */
+  last: boolean;
+}
+
+/** Bytes of FollowPackets' `head` fields and its packets; `id` is the cue id in UTF-8. */
+function followPacketsInner(head: FollowPacketsHead, id: Buffer, packets: readonly FollowWirePacket[]): number {
+  let inner = 0;
+  for (const { e } of packets) {
+    const body = fieldsSize(e, e.index) + e.size;
+    inner += 1 + uvarSize(body) + body;
+  }
+  if (id.length > 0) inner += 1 + uvarSize(id.length) + id.length;
+  if (head.segment !== 0) inner += 1 + uvarSize(head.segment);
+  if (head.generation !== 0) inner += 1 + uvarSize(head.generation);
+  if (head.last) inner += 2;
+  return inner;
+}
+
+/** A FollowEvent{packets} message framed by {@link writeFollowPacketsFrame}, laid out once and written into a buffer. */
+export interface FollowPacketsFrame {
+  /** Bytes it takes, the framed messages before it included. */
+  readonly size: number;
+  /** Write it at the start of `buf` (at least `size` bytes); returns `size`. */
+  writeInto(buf: Buffer): number;
+}
+
+/**
+ * A FollowEvent carrying FollowPackets `head` and `packets` (payloads included), behind its gRPC prefix, after the
+ * framed messages `before` (e.g. the cue's CueStarted), for one HTTP/2 write: its size first, so the caller can write
+ * it into a reused buffer. One copy of each payload (ts-proto's encoder copies a payload three to four times and makes
+ * a BigInt and an object per field); the bytes of each message are exactly ts-proto's.
+ */
+export function followPacketsFrame(head: FollowPacketsHead, packets: readonly FollowWirePacket[], before: Buffer | null = null): FollowPacketsFrame {
+  if (!Number.isInteger(head.segment) || head.segment < 0 || head.segment > 0xffffffff) throw new RangeError(`segment ${head.segment} is not a uint32`);
+  if (!Number.isSafeInteger(head.generation) || head.generation < 0) throw new RangeError(`generation ${head.generation} is not a uint64`);
+  for (const { e, data } of packets) {
+    if (data === null || data.length !== e.size) throw new RangeError(`packet ${e.index}: ${data?.length ?? 'no'} bytes of payload for ${e.size}`);
+  }
+  const id = Buffer.from(head.cueId, 'utf8');
+  const inner = followPacketsInner(head, id, packets);
+  const body = 1 + uvarSize(inner) + inner;
+  const pre = before?.length ?? 0;
+  const size = pre + GRPC_PREFIX + body;
+  return {
+    size,
+    writeInto(buf: Buffer): number {
+      if (buf.length < size) throw new RangeError(`a buffer of ${buf.length} bytes cannot hold ${size}`);
+      before?.copy(buf, 0);
+      let p = pre;
+      buf[p++] = 0;
+      buf.writeUInt32BE(body, p);
+      p += 4;
+      buf[p++] = 0x32;
+      p = writeUvar(buf, p, inner);
+      if (id.length > 0) {
+        buf[p++] = 0x0a;
+        p = writeUvar(buf, p, id.length);
+        p += id.copy(buf, p);
+      }
+      if (head.segment !== 0) { buf[p++] = 0x10; p = writeUvar(buf, p, head.segment); }
+      if (head.generation !== 0) { buf[p++] = 0x18; p = writeUvar(buf, p, head.generation); }
+      for (const { e, data } of packets) {
+        buf[p++] = 0x22;
+        p = writeUvar(buf, p, fieldsSize(e, e.index) + e.size);
+        p = writeFieldsBeforeData(buf, p, e);
+        p += (data as Buffer).copy(buf, p);
+        const flags = flagsOf(e);
+        if (flags !== 0) { buf[p++] = 0x40; p = writeUvar(buf, p, flags); }
+        if (e.index !== 0) { buf[p++] = 0x48; p = writeUvar(buf, p, e.index); }
+      }
+      if (head.last) { buf[p++] = 0x28; buf[p++] = 1; }
+      return p;
+    },
+  };
+}
+
+/**
+ * A FollowEvent to hand to `call.write` whose bytes are already framed: `frame` holds `messages` gRPC messages
+ * (prefix included). Sent as is through the framed-send hook; without the hook only a single message can be sent
+ * ({@link encodeFollowEvent}). It carries no readable fields.
+ */
+export function framedFollowEvent(frame: Buffer, messages = 1): FollowEvent {
+  return { [FRAMED]: frame, [FRAMED_MESSAGES]: messages } as unknown as FollowEvent;
+}
+
+/** Serialize a FollowEvent (grpc-js responseSerialize for Follow): framed events as they are, the others by ts-proto. */
+export function encodeFollowEvent(event: FollowEvent): Buffer {
+  const framed = framedBytes(event);
+  if (framed === null) return Buffer.from(FollowEvent.encode(event).finish());
+  if ((event as unknown as { [FRAMED_MESSAGES]: number })[FRAMED_MESSAGES] !== 1) {
+    throw new RangeError('several framed messages in one write need the framed-send hook (grpc-framed-send)');
+  }
+  return framed.subarray(GRPC_PREFIX);
+}
+
+/**
+ * Parse a FollowEvent (grpc-js responseDeserialize for Follow). FollowPackets, nearly all of a Follow stream's bytes,
+ * are read here with payloads as views of `buf` (no copy); every other event (small) goes through ts-proto.
+ */
+export function decodeFollowEvent(buf: Buffer): FollowEvent {
+  if (buf.length === 0 || buf[0] !== 0x32) return FollowEvent.decode(buf);
+  const r = new Cursor(buf, 1, buf.length);
+  const len = r.uvar();
+  // One packets field spanning the whole message: anything else (more fields, a repeated oneof) is left to ts-proto.
+  if (r.at + len !== buf.length) return FollowEvent.decode(buf);
+  const value = { cueId: '', segment: 0, generation: 0n, packets: [] as Packet[], last: false };
+  const m = new Cursor(buf, r.at, buf.length);
+  while (m.at < m.end) {
+    const t = m.uvar();
+    switch (t) {
+      case 0x0a: {
+        const n = m.uvar();
+        if (m.at + n > m.end) throw new RangeError('cue id runs past its message');
+        value.cueId = buf.toString('utf8', m.at, m.at + n);
+        m.at += n;
+        break;
+      }
+      case 0x10: value.segment = m.uvar() >>> 0; break;
+      case 0x18: value.generation = BigInt.asUintN(64, m.i64()); break;
+      case 0x22: {
+        const n = m.uvar();
+        if (m.at + n > m.end) throw new RangeError('packet runs past the end of its message');
+        value.packets.push(decodePacket(buf, m.at, m.at + n));
+        m.at += n;
+        break;
+      }
+      case 0x28: value.last = m.uvar() !== 0; break;
+      default: m.skip(t & 7);
+    }
+  }
+  return { event: { $case: 'packets', value } };
 }

@@ -11,7 +11,7 @@
  * (`pts_seconds`) and the clock position at that instant (`clock_seconds`).
  */
 import { getLogger } from '../common/logger';
-import { clockPositionAt, clockRunning } from '../clients/clock-position';
+import { clockRunning } from '../clients/clock-position';
 import type { ClockState } from '../generated/cuemux/v1/media_server';
 import type { AudioSink } from './audio-sinks';
 import { CueTimeline } from './cue-timeline';
@@ -33,6 +33,8 @@ export interface AudioPlayerOptions {
   sinks: AudioSink[];
   /** One JSON line per period and playing cue, or null. */
   syncLog: SyncLog | null;
+  /** The show position (s) of clock state `s` at CLOCK_MONOTONIC instant `monoNs` (see play-command: local or remote). */
+  clockAt: (s: ClockState, monoNs: bigint) => number;
   /** Device crystal error in parts per million (default 0): >0 = the device runs slow against CLOCK_MONOTONIC. */
   devicePpm?: number;
   /** How long before its device instant a period is rendered, ns (default 20 ms: the device buffer). */
@@ -138,12 +140,16 @@ export class AudioPlayer {
     log.warn('audio periods missed: the player was held up past its write-ahead (xrun)', { periods, writeAheadMs: Number(this.#o.writeAheadNs) / 1e6 });
     // The device timeline goes on: the sinks get the silence the device played, so a recording stays aligned.
     const silence = new Float32Array(this.#o.periodFrames * this.#o.channels);
-    for (const sink of this.#o.sinks) for (let k = 0; k < periods; k++) sink.write(silence, { monoNs: atNs, ptsSeconds: null, clockSeconds: Number.NaN });
+    // At most 10 s of it: after a suspended machine the timeline is lost anyway, and the sinks' queues are bounded.
+    const count = Math.min(periods, Math.ceil((10 * this.#o.sampleRate) / this.#o.periodFrames));
+    for (const sink of this.#o.sinks) for (let k = 0; k < count; k++) sink.write(silence, { monoNs: atNs, ptsSeconds: null, clockSeconds: Number.NaN });
   }
 
   #add(a: TimedAudio): void {
     if (this.#clock !== null && a.generation < this.#clock.generation) return;
-    const key = `${a.cueId}\0${a.segment}\0${a.generation}`;
+    // Segments still on the timeline only (a drain may outlive an unload); each stream is its own voice (mixed).
+    if (this.#timeline.window(a.cueId, a.segment) === undefined) return;
+    const key = `${a.cueId}\0${a.segment}\0${a.generation}\0${a.stream}`;
     const ch = this.#o.channels;
     let v = this.#voices.get(key);
     if (v === undefined) {
@@ -175,7 +181,7 @@ export class AudioPlayer {
     const out = new Float32Array(P * ch);
     const s = this.#clock;
     const rate = s !== null && clockRunning(s) ? s.rate : 0;
-    const c0 = s === null ? 0 : clockPositionAt(s, atNs);
+    const c0 = s === null ? 0 : o.clockAt(s, atNs);
     const sampleNs = (1e9 * (1 + o.devicePpm * 1e-6)) / o.sampleRate;
     /** Clock seconds advanced per device sample. */
     const adv = (rate * sampleNs) / 1e9;
@@ -206,6 +212,9 @@ export class AudioPlayer {
           log.info('relocating: the error exceeds the slew range', { cue: v.cueId, errorSeconds: (v.pos - wantAtI0) / sr });
           v.pos = Math.round(wantAtI0);
         }
+        // Back within half a sample of the clock after a slew, at unit speed: snap to the sample grid, so samples
+        // are copied unchanged again instead of interpolated for the rest of the run.
+        if (Math.abs(perSample - 1) < 1e-9 && !Number.isInteger(v.pos) && Math.abs(Math.round(v.pos) - wantAtI0) <= 0.5) v.pos = Math.round(v.pos);
         const start = v.pos;
         const target = want0 + P * perSample;
         let step = (target - start) / (P - i0);

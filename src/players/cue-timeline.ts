@@ -19,7 +19,7 @@ export interface SegmentWindow {
   endMediaSeconds: number;
   /** Clock position (s) where the segment ends (exclusive): its media end, or where the cue stopped. */
   endClockSeconds: number;
-  /** Order of announcement across cues (later cues are on top of earlier ones on a video output). */
+  /** Stacking order: the run's start across cues (a later GO is on top of earlier ones on a video output). */
   order: number;
 }
 
@@ -31,6 +31,8 @@ export function clockOf(w: SegmentWindow, mediaSeconds: number): number {
 /** The cues' segments on one output. */
 export class CueTimeline {
   readonly #segments = new Map<string, Map<number, SegmentWindow>>();
+  /** Stacking order of each cue's current run: a loop's later passes stay where its first one was. */
+  readonly #runOrder = new Map<string, number>();
   #order = 0;
 
   /** Record a CueStarted. A segment announced again (after a reconnect) keeps its first announcement. */
@@ -38,20 +40,24 @@ export class CueTimeline {
     let m = this.#segments.get(s.cueId);
     if (m === undefined) this.#segments.set(s.cueId, (m = new Map<number, SegmentWindow>()));
     if (m.has(s.segment)) return;
+    let order = this.#runOrder.get(s.cueId);
+    if (order === undefined) this.#runOrder.set(s.cueId, (order = this.#order++));
     m.set(s.segment, {
       cueId: s.cueId, segment: s.segment, clockSeconds: s.clockSeconds, mediaSeconds: s.mediaSeconds, endMediaSeconds: s.endMediaSeconds,
-      endClockSeconds: s.clockSeconds + (s.endMediaSeconds - s.mediaSeconds), order: this.#order++,
+      endClockSeconds: s.clockSeconds + (s.endMediaSeconds - s.mediaSeconds), order,
     });
   }
 
   /** Record a CueStopped: every segment of the cue announced so far ends at the stop's clock position. */
   stopped(s: CueStopped): void {
+    this.#runOrder.delete(s.cueId); // its next GO (or resume) is a new run, on top
     for (const w of this.#segments.get(s.cueId)?.values() ?? []) w.endClockSeconds = Math.min(w.endClockSeconds, s.clockSeconds);
   }
 
   /** Forget a cue (unloaded). */
   unloaded(cueId: string): void {
     this.#segments.delete(cueId);
+    this.#runOrder.delete(cueId);
   }
 
   /** The window of one segment, if known. */

@@ -125,6 +125,8 @@ interface CueTrack {
   streams: Map<number, StreamInfo>;
   /** Decoding slots by stream index. */
   slots: Map<number, Slot>;
+  /** Slots still draining their last frames after their segment's `last` batch. */
+  draining: Set<Slot>;
 }
 
 /** Follows an output and decodes its packets. One per player process. */
@@ -204,6 +206,12 @@ export class OutputFollower extends TypedEmitter<OutputFollowerEvents> {
             cue.slots.delete(stream);
           }
         }
+        for (const slot of cue.draining) {
+          if (slot.generation < s.generation) {
+            this.#drop(slot);
+            cue.draining.delete(slot);
+          }
+        }
       }
     }
     this.safeEmit('clock', s);
@@ -217,7 +225,7 @@ export class OutputFollower extends TypedEmitter<OutputFollowerEvents> {
     }
     const known = this.#cues.get(c.cueId);
     if (known !== undefined) this.#dropSlots(c.cueId);
-    this.#cues.set(c.cueId, { loaded: c, streams, slots: new Map() });
+    this.#cues.set(c.cueId, { loaded: c, streams, slots: new Map(), draining: new Set() });
     this.safeEmit('loaded', c);
   }
 
@@ -234,6 +242,7 @@ export class OutputFollower extends TypedEmitter<OutputFollowerEvents> {
       for (const [stream, slot] of cue.slots) {
         if (slot.segment !== b.segment || slot.generation !== b.generation) continue;
         slot.drained = true;
+        cue.draining.add(slot);
         this.#enqueue(slot, () => this.#drain(cue, slot));
         cue.slots.delete(stream);
       }
@@ -248,8 +257,12 @@ export class OutputFollower extends TypedEmitter<OutputFollowerEvents> {
     if (cur !== undefined && cur.segment === b.segment && cur.generation === b.generation) return cur;
     if (cur !== undefined) {
       // The previous pass of a loop ends where this one begins: drain its last frames; an older timeline is dropped.
-      if (cur.generation === b.generation) this.#enqueue(cur, () => this.#drain(cue, cur));
-      else this.#drop(cur);
+      if (cur.generation === b.generation) {
+        cue.draining.add(cur);
+        this.#enqueue(cur, () => this.#drain(cue, cur));
+      } else {
+        this.#drop(cur);
+      }
     }
     const slot: Slot = {
       segment: b.segment, generation: b.generation, stream, info, chain: Promise.resolve(), decoder: null, resampler: null,
@@ -270,8 +283,9 @@ export class OutputFollower extends TypedEmitter<OutputFollowerEvents> {
       try {
         await op();
       } catch (e) {
-        this.#decodeFailures++;
-        log.warn('decoding failed', { output: this.#options.output, stream: slot.stream, segment: slot.segment, error: e instanceof Error ? e.message : String(e) });
+        // A damaged file fails packet after packet: say so once, then every hundredth time.
+        if (this.#decodeFailures++ % 100 !== 0) return;
+        log.warn('decoding failed', { failures: this.#decodeFailures, output: this.#options.output, stream: slot.stream, segment: slot.segment, error: e instanceof Error ? e.message : String(e) });
       }
     });
   }
@@ -289,6 +303,7 @@ export class OutputFollower extends TypedEmitter<OutputFollowerEvents> {
       this.#emitAudio(cue, slot, rest);
     }
     await this.#close(slot);
+    cue.draining.delete(slot);
   }
 
   async #emitFrames(cue: CueTrack, slot: Slot, frames: DecodedFrame[]): Promise<void> {
@@ -352,7 +367,8 @@ export class OutputFollower extends TypedEmitter<OutputFollowerEvents> {
   #dropSlots(cueId: string): void {
     const cue = this.#cues.get(cueId);
     if (cue === undefined) return;
-    for (const slot of cue.slots.values()) this.#drop(slot);
+    for (const slot of [...cue.slots.values(), ...cue.draining]) this.#drop(slot);
     cue.slots.clear();
+    cue.draining.clear();
   }
 }

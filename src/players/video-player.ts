@@ -4,7 +4,6 @@
  * frame when the output rate is above the media's, dropping frames when below — and black when no cue is on.
  */
 import { getLogger } from '../common/logger';
-import { clockPositionAt } from '../clients/clock-position';
 import type { ClockState } from '../generated/cuemux/v1/media_server';
 import { clockOf, CueTimeline, type SegmentWindow } from './cue-timeline';
 import type { OutputFollower, TimedPicture } from './output-follower';
@@ -24,6 +23,8 @@ export interface VideoPlayerOptions {
   syncLog: SyncLog | null;
   /** Poll the clock for the last part of each wait, ns (default 2 ms). */
   spinNs?: bigint;
+  /** The show position (s) of clock state `s` at CLOCK_MONOTONIC instant `monoNs` (see play-command: local or remote). */
+  clockAt: (s: ClockState, monoNs: bigint) => number;
 }
 
 /** Counters of a {@link VideoPlayer}. */
@@ -49,6 +50,8 @@ export class VideoPlayer {
   readonly #timeline = new CueTimeline();
   /** Decoded pictures by cue and segment ("cue\0segment"), in presentation order. */
   readonly #queues = new Map<string, Queued[]>();
+  /** The video stream each cue presents. */
+  readonly #streamOf = new Map<string, number>();
   #clock: ClockState | null = null;
   #ticker: TickScheduler | null = null;
   readonly #stats: VideoPlayerStats = { ticks: 0, frames: 0, late: 0, skipped: 0 };
@@ -65,7 +68,19 @@ export class VideoPlayer {
       this.#timeline.unloaded(id);
       for (const k of [...this.#queues.keys()]) if (k.startsWith(`${id}\0`)) this.#queues.delete(k);
     });
+    follower.on('loaded', (c) => {
+      // A cue may route several video streams to one output: a layer presents one, the first.
+      const video = (c.media?.streams ?? []).filter((st) => st.codecType === 'video' && c.streams.includes(st.index)).map((st) => st.index);
+      this.#streamOf.set(c.cueId, Math.min(...video));
+    });
     follower.on('picture', (p) => this.#add(p));
+  }
+
+  /** Decoded pictures held for presentation, all cues together. */
+  get queuedPictures(): number {
+    let n = 0;
+    for (const q of this.#queues.values()) n += q.length;
+    return n;
   }
 
   /** Counters so far. */
@@ -73,7 +88,7 @@ export class VideoPlayer {
     return { ...this.#stats, skipped: this.#ticker?.skipped ?? 0 };
   }
 
-  /** Start presenting: the first tick is one period from now. */
+  /** Start presenting: the first tick is now, then one every period. */
   start(): void {
     this.#ticker = new TickScheduler({ startNs: process.hrtime.bigint(), rate: this.#o.fps, spinNs: this.#o.spinNs }, (_n, at) => this.#tick(at));
     this.#ticker.start();
@@ -86,6 +101,11 @@ export class VideoPlayer {
 
   #add(p: TimedPicture): void {
     if (this.#clock !== null && p.generation < this.#clock.generation) return;
+    // Only the presented stream, and only for segments still on the timeline (a drain may outlive an unload).
+    const w = this.#timeline.window(p.cueId, p.segment);
+    if (this.#streamOf.get(p.cueId) !== p.stream || w === undefined) return;
+    // Decoder pre-roll (from the keyframe before the segment's first media instant) is never shown: not kept.
+    if (p.mediaSeconds + p.durationSeconds <= w.mediaSeconds + 1e-9) return;
     const key = `${p.cueId}\0${p.segment}`;
     let q = this.#queues.get(key);
     if (q === undefined) this.#queues.set(key, (q = []));
@@ -131,7 +151,7 @@ export class VideoPlayer {
   #prune(c: number): void {
     for (const [k, q] of this.#queues) {
       const w = q.length === 0 ? undefined : this.#timeline.window(q[0].p.cueId, q[0].p.segment);
-      if (q.length === 0 || (w !== undefined && w.endClockSeconds <= c)) this.#queues.delete(k);
+      if (q.length === 0 || w === undefined || w.endClockSeconds <= c) this.#queues.delete(k);
     }
   }
 
@@ -139,16 +159,15 @@ export class VideoPlayer {
   #tick(tickNs: bigint): void {
     const now = process.hrtime.bigint();
     const s = this.#clock;
-    const c = s === null ? 0 : clockPositionAt(s, now);
+    const c = s === null ? 0 : this.#o.clockAt(s, now);
     let shown: { q: Queued; covers: boolean; end: number; w: SegmentWindow } | null = null;
     let due = false;
     for (const w of this.#timeline.activeAt(c)) {
+      // Every active window is picked (which frees its past pictures), the top one with a picture is shown: a cue
+      // under another keeps only its current picture, not a whole pass of decoded frames.
       const r = this.#pick(w, c);
       due = true;
-      if (r !== null) {
-        shown = { ...r, w };
-        break;
-      }
+      if (r !== null && shown === null) shown = { ...r, w };
     }
     const info = {
       monoNs: now, ptsSeconds: shown === null ? null : clockOf(shown.w, shown.q.p.mediaSeconds), clockSeconds: c,

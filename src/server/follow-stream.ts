@@ -9,12 +9,14 @@ import type { ServerWritableStream } from '@grpc/grpc-js';
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import type { IndexEntry } from '../index-store/media-index';
-import type { FollowEvent, FollowRequest, FollowResume, Packet } from '../generated/cuemux/v1/media_server';
+import { followPacketsFrame, framedFollowEvent, framedMessage } from '../common/packet-batch-wire';
+import { FollowEvent, type FollowRequest, type FollowResume } from '../generated/cuemux/v1/media_server';
 import { AUDIO_PREROLL, type CueRun, type CueSegment, type LoadedCue } from '../show/loaded-cue';
 import type { CueEvent, Show } from '../show/show';
 import type { MediaRegistry } from './media-registry';
 import { callEnded, clockStateMessage, heartbeatMs } from './clock-watch';
-import { toPacket, writeWithBackpressure, type ClientRecord } from './packet-stream';
+import { FRAME_SLACK, giveSpareFrame, takeSpareFrame, writeWithBackpressure, type ClientRecord } from './packet-stream';
+import { framedSendActive } from './grpc-framed-send';
 import type { PacketReader } from './packet-reader';
 import type { ClockSnapshot } from '../show/show-clock';
 
@@ -194,14 +196,23 @@ export class FollowSession {
     let reader: PacketReader | null = null;
     this.#client.mediaId = media.id;
     this.#client.streams = [...streams];
+    let firstWrite = true;
     try {
       const first = cue.segmentIndexAt(run, clock.position());
       for (let k = first; ; k++) {
         const seg = cue.segment(run, k);
         if (seg === null || signal.aborted) return;
+        // CueStarted goes out in the same write as the segment's first packets when they follow at once: a separate
+        // write would cost the GO a trip through the event loop (grpc-js writes one message at a time, each after
+        // the previous one's callback). It is sent alone before anything the feed has to wait for.
+        let announce: Buffer | null = null;
+        const flushAnnounce = (): void => {
+          if (announce !== null) this.#writeFramed(announce);
+          announce = null;
+        };
         if ((this.#announced.get(cue.id) ?? -1) < seg.segment) {
           this.#announced.set(cue.id, seg.segment);
-          this.#event({ $case: 'started', value: { cueId: cue.id, ...seg } });
+          announce = framedMessage(FollowEvent.encode({ event: { $case: 'started', value: { cueId: cue.id, ...seg } } }).finish());
         }
         let from = Math.min(seg.endMediaSeconds, Math.max(seg.mediaSeconds, seg.mediaSeconds + (clock.position() - seg.clockSeconds)));
         // A player that reconnects names the next packet it needs: go on from there, however far the clock moved.
@@ -210,7 +221,10 @@ export class FollowSession {
         if (resume !== undefined && resume.segment === seg.segment && resume.generation === BigInt(generation)) {
           this.#resume.delete(cue.id);
           const n = Number(resume.nextEntry);
-          if (n >= media.index.packetCount) continue;
+          if (n >= media.index.packetCount) {
+            flushAnnounce();
+            continue;
+          }
           const e = media.index.entry(n);
           const t = e.dts ?? e.pts;
           if (t !== null) {
@@ -218,7 +232,10 @@ export class FollowSession {
             skipBelow = n;
           }
         }
-        if (from >= seg.endMediaSeconds) continue;
+        if (from >= seg.endMediaSeconds) {
+          flushAnnounce();
+          continue;
+        }
         // A GO on a running clock reaches this a few µs after the cue's start: start at the in-point anyway, so the
         // packets prefetched at load go out from memory (the few extra are decoder pre-roll for the player).
         if (skipBelow === 0 && cue.prefetch !== null && seg.mediaSeconds === cue.inMedia && from - cue.inMedia < PREFETCH_SLACK_SECONDS) from = cue.inMedia;
@@ -231,7 +248,10 @@ export class FollowSession {
         };
         while (!next.done) {
           const due = clockOf(next.value.e) - this.#lead;
-          if (clock.position() < due) await clock.whenAt(due, signal);
+          if (clock.position() < due) {
+            flushAnnounce();
+            await clock.whenAt(due, signal);
+          }
           if (signal.aborted) return;
           const horizon = clock.position() + this.#lead;
           const chunk: Planned[] = [];
@@ -243,6 +263,7 @@ export class FollowSession {
           }
           const missing = chunk.filter((p) => p.data === null).map((p) => p.e);
           if (missing.length > 0) {
+            flushAnnounce();
             reader ??= media.reader();
             const got = await reader.read(missing);
             let i = 0;
@@ -250,11 +271,20 @@ export class FollowSession {
           }
           if (signal.aborted) return;
           limit = this.#batchBytes;
-          if (!(await this.#writePackets(cue.id, seg, generation, chunk, next.done === true))) return;
+          const before = announce;
+          announce = null;
+          if (!(await this.#writePackets(cue.id, seg, generation, chunk, next.done === true, before))) return;
           const last = chunk[chunk.length - 1].e;
           const t = last.pts ?? last.dts;
           if (t !== null) this.#client.positionSeconds = media.index.toSeconds(last.stream, t);
+          if (firstWrite) {
+            // Let HTTP/2 put the first batch on the socket (in this loop turn's check phase) before the CPU goes
+            // to the next batches: the rest of the lead window is not urgent, the first packet is.
+            firstWrite = false;
+            await new Promise<void>((resolve) => setImmediate(resolve));
+          }
         }
+        flushAnnounce();
       }
     } finally {
       try {
@@ -283,19 +313,34 @@ export class FollowSession {
     for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL)) yield { e, data: null };
   }
 
-  /** Write one FollowPackets (`last`: the segment's final batch); false when the call ended. Bytes in flight stay under two batches. */
-  async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[], last: boolean): Promise<boolean> {
-    const packets: Packet[] = chunk.map((p) => ({ ...toPacket(p.e, p.data as Buffer), entry: BigInt(p.e.index) }));
-    const bytes = chunk.reduce((a, p) => a + p.e.size, 0);
+  /** Write framed messages without waiting for backpressure (events are rare and small). */
+  #writeFramed(frame: Buffer): void {
+    if (!this.#stopped()) this.#call.write(framedFollowEvent(frame));
+  }
+
+  /**
+   * Write one FollowPackets (`last`: the segment's final batch), after the framed messages `before` (in the same
+   * write when the framed-send hook is active); false when the call ended. Bytes in flight stay under two batches.
+   */
+  async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[], last: boolean, before: Buffer | null = null): Promise<boolean> {
+    const together = before !== null && framedSendActive();
+    if (before !== null && !together) this.#writeFramed(before);
+    const frame = followPacketsFrame({ cueId, segment: seg.segment, generation, last }, chunk, together ? before : null);
+    // A reused buffer (back to the spares at the write callback): fresh ones would wait for a full collection.
+    const buf = takeSpareFrame(frame.size, this.#batchBytes + FRAME_SLACK);
+    const message = buf.subarray(0, frame.writeInto(buf));
+    let bytes = 0;
+    for (const p of chunk) bytes += p.e.size;
     const client = this.#client;
     client.bytesQueued += bytes;
-    const ok = await writeWithBackpressure(this.#call, { event: { $case: 'packets', value: { cueId, segment: seg.segment, generation: BigInt(generation), packets, last } } }, () => {
+    const ok = await writeWithBackpressure(this.#call, framedFollowEvent(message, together ? 2 : 1), () => {
+      giveSpareFrame(buf);
       client.bytesQueued -= bytes;
       if (client.bytesQueued <= 2 * this.#batchBytes) this.#wakeFlushWaiters();
     });
     if (!ok) return false;
     client.bytesSent += bytes;
-    client.packetsSent += packets.length;
+    client.packetsSent += chunk.length;
     while (client.bytesQueued > 2 * this.#batchBytes && !this.#stopped()) {
       await new Promise<void>((resolve) => this.#flushWaiters.add(resolve));
     }

@@ -14,6 +14,11 @@ import { framedBytes } from '../common/packet-batch-wire';
 
 let installed: boolean | undefined;
 
+/** True when {@link installFramedSend} has installed the hook (several framed messages may then go in one write). */
+export function framedSendActive(): boolean {
+  return installed === true;
+}
+
 /** Install the hook once per process; true when it is active. */
 export function installFramedSend(): boolean {
   if (installed !== undefined) return installed;

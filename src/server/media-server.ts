@@ -13,7 +13,7 @@ import { CuemuxError, isCuemuxError } from '../common/errors';
 import { acquireBuildLock, type BuildLock } from '../index-store/build-lock';
 import { getLogger } from '../common/logger';
 import { MediaServerService, type ServerStatus } from '../generated/cuemux/v1/media_server';
-import { encodePacketBatch } from '../common/packet-batch-wire';
+import { encodeFollowEvent, encodePacketBatch } from '../common/packet-batch-wire';
 import { MediaRegistry } from './media-registry';
 import { MediaRoots } from './media-roots';
 import { MediaService } from './media-service';
@@ -126,11 +126,14 @@ export class MediaServer {
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
     });
-    // ReadPackets responses use the hand-written serializer (one copy of each payload instead of ~4), and batches the
-    // pump has already framed go to HTTP/2 without grpc-js's extra copy.
+    // ReadPackets and Follow packets use the hand-written serializers (one copy of each payload instead of ~4), and
+    // messages already framed go to HTTP/2 without grpc-js's extra copy.
     installFramedSend();
-    server.addService({ ...MediaServerService, readPackets: { ...MediaServerService.readPackets, responseSerialize: encodePacketBatch } },
-      service.implementation);
+    server.addService({
+      ...MediaServerService,
+      readPackets: { ...MediaServerService.readPackets, responseSerialize: encodePacketBatch },
+      follow: { ...MediaServerService.follow, responseSerialize: encodeFollowEvent },
+    }, service.implementation);
     const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
     health.addToServer(server);
     // Reflection describes every service served, health included, so grpcurl/grpc_cli need no .proto files.

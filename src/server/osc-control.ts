@@ -227,7 +227,11 @@ export class OscControl {
   }
 
   #reply(from: OscPeer, address: string, body: Record<string, unknown>): void {
-    this.#send(this.#replyPeer(from), replyAddress(address), JSON.stringify({ address, ...body }));
+    // After this turn of the event loop: a GO's first packets are on their way to the players (HTTP/2 writes go out
+    // at the turn's end) before the reply is built and sent. Every reply takes this path, so they keep their order.
+    setImmediate(() => {
+      this.#send(this.#replyPeer(from), replyAddress(address), JSON.stringify({ address, ...body }));
+    });
   }
 
   #push(address: string, data: unknown): void {

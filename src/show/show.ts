@@ -16,6 +16,12 @@ import { TimecodeChaser, type ChaseOptions } from './timecode-chase';
 
 const log = getLogger('show');
 
+/**
+ * How long after a GO the next cues are armed, in ms: past the GO's first packets (an unarmed GO sends them ~1-2 ms
+ * after its media is open) and well before any next GO an operator can give.
+ */
+const ARM_NEXT_DELAY_MS = 25;
+
 /** Where the show gets media (the server's registry): one reference per open, returned by release. */
 export interface MediaSource {
   /** Open (or join) the media at `path` (relative to a media root). */
@@ -290,10 +296,15 @@ export class Show extends TypedEmitter<ShowEvents> {
   }
 
   #startCue(cue: LoadedCue, clockSeconds: number, mediaSeconds: number): void {
-    cue.start(clockSeconds, mediaSeconds);
-    log.info('cue started', { cue: cue.id, clockSeconds, mediaSeconds });
+    const run = cue.start(clockSeconds, mediaSeconds);
+    // The Follow feeds write the cue's first packets inside this emit; everything else waits until they are out.
     this.safeEmit('cue', { type: 'started', cue });
-    this.#watchEnd(cue);
+    log.info('cue started', { cue: cue.id, clockSeconds, mediaSeconds });
+    // The end watch after this turn of the event loop, once HTTP/2 has written those packets (a cue stopped or
+    // restarted meanwhile has another run, or none: its watch is not wanted).
+    setImmediate(() => {
+      if (!this.#closed && cue.run === run && cue.state === 'playing') this.#watchEnd(cue);
+    });
   }
 
   /**
@@ -475,11 +486,18 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.#playhead = next;
     this.safeEmit('cuelist', this.#list, this.playhead);
     if (!this.#armNext) return;
-    // Arm the auto-follow chain after this cue and the standby cue, so neither waits on a disk read.
-    for (const d of this.#list.cues.slice(i + 1, next + 1)) {
-      if (this.#cues.has(d.id)) continue;
-      this.load(d.id).catch((e: unknown) => log.warn(`could not pre-arm cue "${d.id}"`, { error: e instanceof Error ? e.message : String(e) }));
-    }
+    // Arm the auto-follow chain after this cue and the standby cue, so neither waits on a disk read; a moment after
+    // this GO, whose own first packets (read from the file when it was not armed) must not queue behind the index
+    // check and prefetch reads of the next cues.
+    const ids = this.#list.cues.slice(i + 1, next + 1).map((d) => d.id);
+    const timer = setTimeout(() => {
+      if (this.#closed) return;
+      for (const d of this.#list.cues) {
+        if (!ids.includes(d.id) || this.#cues.has(d.id)) continue;
+        this.load(d.id).catch((e: unknown) => log.warn(`could not pre-arm cue "${d.id}"`, { error: e instanceof Error ? e.message : String(e) }));
+      }
+    }, ARM_NEXT_DELAY_MS);
+    timer.unref();
   }
 
   /** Move the playhead to cue `id` (the next GO without an id starts it). */
