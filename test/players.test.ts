@@ -5,12 +5,11 @@
  * right sample, with sync kept by slewing when the device clock drifts.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { md5 } from './support/check';
 import { framemd5Decode, type FrameMd5 } from './support/ffmpeg-reference';
+import { checkRenderedPeriods, ffmpegSamples, wavSamples } from './support/audio';
 import { minuteClip } from './support/media';
 import { OscPeer, type Reply } from './support/osc';
 import { startServer, type TestServer } from './support/server';
@@ -24,8 +23,6 @@ import { VideoPlayer } from '../src/players/video-player';
 import type { CueStarted, CueStopped } from '../src/generated/cuemux/v1/media_server';
 import { clockPositionAt } from '../src/clients/clock-position';
 
-const run = promisify(execFile);
-
 function ok(r: Reply): unknown {
   assert.equal(r.status, 'ok', JSON.stringify(r));
   return r.data;
@@ -33,31 +30,6 @@ function ok(r: Reply): unknown {
 
 /** The seconds of a framemd5 line's pts. */
 const secondsOf = (f: FrameMd5): number => (f.pts ?? 0) * f.timeBase.num / f.timeBase.den;
-
-/** ffmpeg's decode of audio stream `stream` of `file`, resampled to 48 kHz float32 interleaved. */
-async function ffmpegSamples(file: string, stream: number): Promise<Float32Array> {
-  const { stdout } = await run('ffmpeg', ['-v', 'error', '-i', file, '-map', `0:${stream}`, '-af', 'aresample=48000', '-f', 'f32le', '-'],
-    { encoding: 'buffer', maxBuffer: 1 << 30 });
-  const b = Buffer.from(stdout);
-  return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
-}
-
-/** The samples of a float WAV file written by the wav sink (data chunk located by name). */
-async function wavSamples(file: string): Promise<Float32Array> {
-  const b = await fsp.readFile(file);
-  let at = 12;
-  while (at + 8 <= b.length) {
-    const id = b.toString('ascii', at, at + 4);
-    const size = b.readUInt32LE(at + 4);
-    if (id === 'data') {
-      const n = Math.floor(Math.min(size, b.length - at - 8) / 4);
-      const copy = Buffer.from(b.subarray(at + 8, at + 8 + n * 4));
-      return new Float32Array(copy.buffer, copy.byteOffset, n);
-    }
-    at += 8 + size + (size & 1);
-  }
-  throw new Error(`${file}: no data chunk`);
-}
 
 /** Least-squares slope of y over x. */
 function slope(xs: number[], ys: number[]): number {
@@ -253,14 +225,7 @@ describe('reference players (in process, real server, real OSC)', function () {
     const rendered = (await readSyncLog(syncFile)).filter((r) => r.extra.cue === cue.id);
     const n = Math.round((cue.out - cue.in) * 48000);
     assert.equal(rendered[0].extra.media_seconds, cue.in, 'the first sample presented is the in-point sample');
-    let samples = 0;
-    for (const r of rendered) {
-      const at = Number(r.extra.device_sample);
-      const from = Math.round((Number(r.extra.media_seconds) - first) * 48000);
-      const count = Number(r.extra.samples);
-      for (let i = 0; i < count; i++) assert.equal(out[at + i], ref[from + i], `sample ${i} of the period at device sample ${at}`);
-      samples += count;
-    }
+    const samples = checkRenderedPeriods(rendered, out, ref, first, 1);
     assert.ok(samples >= 0.9 * n && samples <= n, `${samples} of the cue's ${n} samples rendered (${player.stats.xruns} periods missed)`);
     if (player.stats.xruns === 0) assert.equal(samples, n);
     const last = rendered[rendered.length - 1];

@@ -329,10 +329,15 @@ export async function ensureCorpus(): Promise<Record<CorpusName, string>> {
   return result as Record<CorpusName, string>;
 }
 
-/** 60 s of 160x120 H.264 + AAC in MP4 (~4,300 packets): long enough for real reads, cheap to make. */
+/**
+ * 60 s of 160x120 H.264 + AAC in MP4 (~4,300 packets): long enough for real reads, cheap to make. The AAC has no
+ * perceptual noise substitution (`-aac_pns 0`): PNS bands are decoded with a pseudo-random generator whose state
+ * runs from the start of the stream, so a decoder started anywhere else (every seek, every cue) differs from a
+ * continuous decode in their low bits, and sample-exact comparisons would need the very same start packet.
+ */
 export function minuteClip(): Promise<string> {
   return makeMedia('av-60s-160x120.mp4', ['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-f', 'lavfi', '-i', 'sine=f=440:sample_rate=48000',
-    '-t', '60', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k']);
+    '-t', '60', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '50', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-aac_pns', '0', '-b:a', '64k']);
 }
 
 /** The minute clip looped to 30 minutes by stream copy (~130k packets, ~40 MB). */
