@@ -115,7 +115,8 @@ async function main(): Promise<void> {
   const peerMkv = await inProcess(mkv);
 
   const socket = path.join(scratch, 'cuemux.sock');
-  const server = await startBenchServer(['--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root]);
+  // OSC on any free port: the default 53100 may belong to another server on this machine (bench:serve uses no OSC).
+  const server = await startBenchServer(['--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root, '--osc-port', '0']);
   const tcp = server.tcp as string;
   const pid = server.child.pid as number;
   let peakRss = { rss: 0, anon: 0 };
@@ -155,7 +156,7 @@ async function main(): Promise<void> {
 
     process.stderr.write('bench:serve: first-packet latency...\n');
     const open = (await runClient(['latency', socket, 'hd.mp4', '300', String(64 << 10)])).ms as number[];
-    const coldMs = (await runClient(['cold', socket, String(64 << 10), ...cold])).ms as number[];
+    const coldMs = (await runClient(['cold', socket, String(64 << 10), 'hd.mp4', ...cold])).ms as number[];
 
     const peerMBs = peer.perPacket.bytes / 1e6 / (peer.perPacket.ms / 1e3);
     const batchedMBs = peer.batched.bytes / 1e6 / (peer.batched.ms / 1e3);

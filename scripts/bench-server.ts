@@ -1,8 +1,13 @@
 /**
  * What the server benchmarks share: percentiles, and a `cuemux serve` child process started as `npm start` starts
  * it (same allocator and V8 settings), resolved with the addresses it prints.
+ *
+ * Profiling the server in a benchmark: CUEMUX_BENCH_SERVER_NODE_ARGS gives it Node options of its own (e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof`, which NODE_OPTIONS refuses, or `--trace-gc`), and CUEMUX_BENCH_SERVER_STDOUT
+ * names a file that receives its stdout (where `--trace-gc` writes).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 /** `bin/cuemux.js` of this checkout. */
@@ -33,10 +38,13 @@ export function startBenchServer(args: string[]): Promise<BenchServer> {
     ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '65536',
     NODE_OPTIONS: `--max-semi-space-size=1${process.env.NODE_OPTIONS ? ` ${process.env.NODE_OPTIONS}` : ''}`,
   };
-  const child = spawn(process.execPath, [CLI, 'serve', ...args, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const nodeArgs = (process.env.CUEMUX_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'serve', ...args, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'], env });
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      const copy = process.env.CUEMUX_BENCH_SERVER_STDOUT;
+      if (copy) appendFileSync(copy, d);
       out += d;
       if (!out.includes('Stop with')) return;
       const osc = /OSC \(UDP\): +\S+:(\d+)/.exec(out);

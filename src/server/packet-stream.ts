@@ -240,7 +240,11 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
     for (let chunk = await nextChunk(); chunk.length > 0; chunk = await nextChunk()) {
       const size = framedBatchSize(chunk);
       const buf = await pool.acquire(size, stopped, onStop);
-      if (buf === null || stopped()) return;
+      if (buf === null) return;
+      if (stopped()) {
+        pool.release(buf);
+        return;
+      }
       const frame = buf.subarray(0, size);
       const at = layoutFramedBatch(frame, chunk);
       const fill = reader.readInto !== undefined
@@ -250,7 +254,10 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
         });
       filling = fill.catch(() => undefined);
       await fill;
-      if (stopped()) return;
+      if (stopped()) {
+        pool.release(buf); // never handed to gRPC, and every read into it is done
+        return;
+      }
       let bytes = 0;
       for (const e of chunk) bytes += e.size;
       client.bytesQueued += bytes;
