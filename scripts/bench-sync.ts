@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MediaClient } from '../src/clients/media-client';
 import { readSyncLog, type SyncRecord } from '../src/players/sync-log';
 import { cacheDir, makeMedia } from '../test/support/media';
+import { slope } from '../test/support/check';
 import { OscPeer } from '../test/support/osc';
 import { hd1080, small120 } from './bench-media';
 import { CLI, pct, runBench, startBenchServer } from './bench-server';
@@ -28,12 +29,14 @@ const USAGE = `Usage: npm run bench:sync -- [--seconds N] [--fps RATE] [--small]
   --profile DIR write a V8 CPU profile of each player into DIR (node --cpu-prof)
 `;
 
+/** Clock ticks per second of /proc/PID/stat times. */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
 /** CPU time (user + system) of a process so far, in seconds. */
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-  return (Number(fields[11]) + Number(fields[12])) / ticks;
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
 /** Node options of the player processes (`--profile`). */
@@ -117,10 +120,7 @@ async function main(): Promise<void> {
     const a = (await readSyncLog(log('audio.jsonl'))).filter((r) => r.extra.cue === 'B');
     const err = a.map((r) => (r.ptsSeconds as number) - r.clockSeconds);
     const abs = err.map(Math.abs);
-    const t = a.map((r) => Number(r.monoNs - a[0].monoNs) / 1e9);
-    const mt = t.reduce((x, y) => x + y, 0) / t.length;
-    const me = err.reduce((x, y) => x + y, 0) / err.length;
-    const drift = t.reduce((s, x, i) => s + (x - mt) * (err[i] - me), 0) / t.reduce((s, x) => s + (x - mt) ** 2, 0);
+    const drift = slope(a.map((r) => Number(r.monoNs - a[0].monoNs) / 1e9), err);
     const silent = a.filter((r) => Number(r.extra.underrun) > 0).length;
     const v = videoFigures(await readSyncLog(log('video.jsonl')), goAt, seconds);
     const vt = videoFigures(await readSyncLog(log('video-timers.jsonl')), goAt, seconds);

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { md5 } from './support/check';
+import { md5, slope } from './support/check';
 import { framemd5Decode, type FrameMd5 } from './support/ffmpeg-reference';
 import { checkRenderedPeriods, ffmpegSamples, wavSamples } from './support/audio';
 import { minuteClip } from './support/media';
@@ -30,20 +30,6 @@ function ok(r: Reply): unknown {
 
 /** The seconds of a framemd5 line's pts. */
 const secondsOf = (f: FrameMd5): number => (f.pts ?? 0) * f.timeBase.num / f.timeBase.den;
-
-/** Least-squares slope of y over x. */
-function slope(xs: number[], ys: number[]): number {
-  const n = xs.length;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (xs[i] - mx) * (ys[i] - my);
-    den += (xs[i] - mx) ** 2;
-  }
-  return num / den;
-}
 
 describe('reference players (in process, real server, real OSC)', function () {
   this.timeout(120_000);

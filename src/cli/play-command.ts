@@ -4,7 +4,6 @@
  * A server that is not up yet, or restarts, is waited for: the player keeps presenting what it has and resumes.
  */
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
@@ -13,7 +12,6 @@ import { clockPositionAt, clockPositionRemote } from '../clients/clock-position'
 import { MediaClient, MediaClientError } from '../clients/media-client';
 import { monoToUnixNs } from '../common/time-source';
 import type { ClockState } from '../generated/cuemux/v1/media_server';
-import { defaultSocketPath } from '../server/server-config';
 import { openAudioSink, type AudioSink } from '../players/audio-sinks';
 import { AudioPlayer } from '../players/audio-player';
 import { OutputFollower } from '../players/output-follower';
@@ -21,6 +19,7 @@ import { SyncLog } from '../players/sync-log';
 import { openVideoSink, type VideoSink } from '../players/video-sinks';
 import { VideoPlayer } from '../players/video-player';
 import type { CliIo } from './cli-io';
+import { serverTarget } from './server-target';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 
 const log = getLogger('play');
@@ -144,7 +143,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
   for (const k of wrongKind) {
     if ((values as Record<string, unknown>)[k] !== undefined) throw new CuemuxError('INVALID_ARGUMENT', `--${k} is an option of play-${kind === 'audio' ? 'video' : 'audio'}, not play-${kind}`);
   }
-  const target = values.target ?? `unix://${path.resolve(values.socket ?? process.env.CUEMUX_SOCKET ?? defaultSocketPath())}`;
+  const target = serverTarget(values);
   const output = values.output ?? kind;
   const lead = values.lead === undefined ? undefined : positive('lead', values.lead, 0);
   const duration = values.duration === undefined ? null : positive('duration', values.duration, 0);

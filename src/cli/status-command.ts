@@ -2,13 +2,12 @@
  * `cuemux status`: ask a running server what it is doing (open media, clients, bytes read), the technician's view.
  */
 import * as grpc from '@grpc/grpc-js';
-import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CuemuxError } from '../common/errors';
 import { GetStatusRequest, MediaServerClient, type ServerStatus } from '../generated/cuemux/v1/media_server';
-import { defaultSocketPath } from '../server/server-config';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { CliIo } from './cli-io';
+import { serverTarget } from './server-target';
 
 function mb(n: bigint): string {
   return `${(Number(n) / 1e6).toFixed(1)} MB`;
@@ -17,7 +16,7 @@ function mb(n: bigint): string {
 /** Run `cuemux status`. */
 export async function runStatusCommand(io: CliIo, args: string[]): Promise<ExitCodeValue> {
   const { values } = parseArgs({ args, strict: true, options: { socket: { type: 'string' }, target: { type: 'string' }, json: { type: 'boolean' } } });
-  const target = values.target ?? `unix://${path.resolve(values.socket ?? process.env.CUEMUX_SOCKET ?? defaultSocketPath())}`;
+  const target = serverTarget(values);
   const client = new MediaServerClient(target, grpc.credentials.createInsecure());
   try {
     const st = await new Promise<ServerStatus>((resolve, reject) => {
