@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   const log = (n: string): string => path.join(run, n);
   const audio = player(['play-audio', '--socket', socket, '--sink', 'null', '--sync-log', log('audio.jsonl')]);
   const video = player(['play-video', '--socket', socket, '--fps', fps, '--sink', 'null', '--sync-log', log('video.jsonl')]);
-  const timers = player(['play-video', '--socket', socket, '--fps', fps, '--sink', 'null', '--spin-ms', '0', '--nice', '0', '--output', 'video', '--sync-log', log('video-timers.jsonl')]);
+  const timers = player(['play-video', '--socket', socket, '--fps', fps, '--sink', 'null', '--spin-ms', '0', '--nice', '0', '--rt-priority', '0', '--output', 'video', '--sync-log', log('video-timers.jsonl')]);
   const client = new MediaClient(socket);
   const peer = await OscPeer.open();
   try {

@@ -30,6 +30,21 @@ function spawnPlayer(args: string[]): { child: ChildProcess; stderr: () => strin
   return { child, stderr: () => err, exited };
 }
 
+const SCHED_OTHER = 0;
+const SCHED_FIFO = 1;
+
+/** The scheduling policy of every thread of process `pid` (field 41 of /proc/PID/task/TID/stat), by thread id. */
+async function threadPolicies(pid: number): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (const tid of await fsp.readdir(`/proc/${pid}/task`)) {
+    const stat = await fsp.readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => null);
+    if (stat === null) continue; // the thread ended meanwhile
+    // Fields after the command name (which may hold spaces) start at field 3.
+    out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3]));
+  }
+  return out;
+}
+
 describe('a show with separate processes (server, audio player, video player)', function () {
   this.timeout(120_000);
   const children: ChildProcess[] = [];
@@ -54,6 +69,9 @@ describe('a show with separate processes (server, audio player, video player)', 
     const wrong = await runCli(['play-audio', '--fps', '25']);
     assert.equal(wrong.code, 2, wrong.stderr);
     assert.match(wrong.stderr, /--fps is an option of play-video/);
+    const rt = await runCli(['play-audio', '--rt-priority', '100']);
+    assert.equal(rt.code, 2, rt.stderr);
+    assert.match(rt.stderr, /--rt-priority must be an integer 0\.\.99, got "100"/);
     const sink = await runCli(['play-audio', '--sink', 'mp3:/tmp/x']);
     assert.equal(sink.code, 2, sink.stderr);
     assert.match(sink.stderr, /mp3:\/tmp\/x/);
@@ -75,6 +93,13 @@ describe('a show with separate processes (server, audio player, video player)', 
         if ((await client.getStatus()).clients.some((c) => c.output === 'video')) break;
         await sleep(50);
       }
+      // The presenting (main) thread alone runs real-time; the decode worker, libuv's pool and FFmpeg's threads do not.
+      const policies = await threadPolicies(early.child.pid as number);
+      const others = [...policies].filter(([tid]) => tid !== early.child.pid).map(([, p]) => p);
+      assert.ok(others.length >= 5, `${others.length} other threads`);
+      assert.ok(others.every((p) => p === SCHED_OTHER), `other threads' policies ${others.join(',')}`);
+      if (process.getuid?.() === 0) assert.equal(policies.get(early.child.pid as number), SCHED_FIFO);
+      else assert.match(early.stderr(), /the presenting thread runs at nice/);
     } finally {
       client.close();
     }

@@ -13,6 +13,7 @@ import { setLogSink, type LogLevel, type LogSink } from '../src/common/logger';
 import { isCuemuxError } from '../src/common/errors';
 import { openAudioSink, wavFloatHeader } from '../src/players/audio-sinks';
 import { PipeOutput, type PipeOutputEvents } from '../src/players/pipe-output';
+import { copyPlanes, planesBytes, sharedPicture } from '../src/players/frame-pool';
 import { readSyncLog, SyncLog } from '../src/players/sync-log';
 import { openVideoSink, rawFrameSize, videoFormatSupported, y4mColorspace, type Picture, type PresentInfo } from '../src/players/video-sinks';
 import { md5, rejectsWith } from './support/check';
@@ -243,9 +244,23 @@ describe('player output sinks', function () {
       const known = new Set(pictures.map((p) => md5(Buffer.concat(p.planes))));
       known.add(md5(blackBytes(64, 48, 'yuv420p')));
       const sink = await openVideoSink(`y4m:${fifo}`, { fps: { num: 25, den: 1 }, name: 'fifo-test', maxQueuedBytes: 4 * frameSize });
+      // Pictures lent from shared slots, as a decode worker gives them: the sink holds each while its write is queued.
+      let lent = 0;
+      let returned = 0;
+      const pooled = (p: Picture): { picture: Picture; release: () => void } => {
+        const slot = new SharedArrayBuffer(planesBytes(p.planes));
+        lent++;
+        return sharedPicture({ kind: 'video', pts: null, bestEffortPts: null, duration: 0, width: p.width, height: p.height, format: p.format, keyFrame: false, sampleAspectRatio: p.sampleAspectRatio ?? { num: 0, den: 1 } },
+          slot, copyPlanes(p.planes, slot), () => returned++);
+      };
       let i = 0;
       const present = (): void => {
-        sink.present(i % 7 === 3 ? null : pictures[i % pictures.length], at(i));
+        if (i % 7 === 3) sink.present(null, at(i));
+        else {
+          const { picture, release } = pooled(pictures[i % pictures.length]);
+          sink.present(picture, at(i));
+          release();
+        }
         i++;
       };
 
@@ -273,6 +288,9 @@ describe('player output sinks', function () {
       assert.equal(y4m.trailing, 0, 'no frame cut short');
       assert.ok(y4m.frames.length >= 12, `${y4m.frames.length} frames`);
       for (const f of y4m.frames) assert.ok(known.has(md5(f)), 'a frame that was presented');
+      // Every lent picture went back once written, dropped or abandoned with the dead reader's pipe.
+      assert.ok(lent > 20);
+      assert.equal(returned, lent, 'pictures the sink never let go of');
       // ffmpeg agrees the stream is well-formed.
       const decoded = parseFramemd5((await run('ffmpeg', ['-v', 'error', '-i', file, '-f', 'framemd5', '-'])).toString());
       assert.deepEqual(decoded.map((d) => d.md5), y4m.frames.map((f) => md5(f)));

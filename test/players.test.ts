@@ -16,10 +16,12 @@ import { startServer, type TestServer } from './support/server';
 import { copyInto, scratchDir } from './support/tmp';
 import { AudioPlayer } from '../src/players/audio-player';
 import { openAudioSink } from '../src/players/audio-sinks';
-import { OutputFollower, type TimedFrameRaw } from '../src/players/output-follower';
+import { OutputFollower } from '../src/players/output-follower';
+import type { TimedFrameRaw } from '../src/players/follower';
 import { readSyncLog, SyncLog, type SyncRecord } from '../src/players/sync-log';
 import { openVideoSink } from '../src/players/video-sinks';
 import { VideoPlayer } from '../src/players/video-player';
+import { WorkerFollower } from '../src/players/worker-follower';
 import type { CueStarted, CueStopped } from '../src/generated/cuemux/v1/media_server';
 import { clockPositionAt } from '../src/clients/clock-position';
 
@@ -129,8 +131,11 @@ describe('reference players (in process, real server, real OSC)', function () {
     // Tick timing is measured by bench:sync (a timing is never asserted in a test).
   });
 
-  it('video: two cues on one output: the later GO is on top of a loop, which keeps only its current picture below', async function () {
-    const follower = new OutputFollower(srv.client(), { output: 'video', kind: 'video' });
+  it('video, decoding in a worker thread: two cues on one output: the later GO is on top of a loop, which keeps only its current picture below', async function () {
+    // As the CLI player runs: pictures come from the worker's pool of shared slots, held while queued.
+    const follower = new WorkerFollower(srv.socket, { output: 'video', kind: 'video' });
+    let pictures = 0;
+    follower.on('picture', () => pictures++);
     const hashFile = path.join(dir, 'layers.jsonl');
     const sink = await openVideoSink(`hash:${hashFile}`, { fps: { num: 50, den: 1 }, name: 'test' });
     const player = new VideoPlayer(follower, { fps: { num: 50, den: 1 }, sinks: [sink], syncLog: null, clockAt: clockPositionAt });
@@ -178,6 +183,10 @@ describe('reference players (in process, real server, real OSC)', function () {
     assert.ok(loopAfter >= 30, `the loop shows again after T (${loopAfter} ticks)`);
     // Under T, the loop holds its current picture and what is decoded ahead (0.5 s), not a pass of frames.
     assert.ok(most <= 45, `at most ${most} pictures held`);
+    // Every slot lent to the player came back, and slots were reused, not allocated per picture.
+    const pool = follower.poolStats;
+    assert.equal(pool.lent, 0, 'pictures never given back to the pool');
+    assert.ok(pictures >= 200 && pool.allocations <= 60, `${pool.allocations} slots allocated for ${pictures} pictures`);
   });
 
   it('audio: decoded samples equal FFmpeg decode; the device output is FFmpeg\'s samples, started on the cue\'s sample', async function () {

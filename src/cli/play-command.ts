@@ -3,7 +3,7 @@
  * decodes what it receives and presents it in sync with the show clock until SIGTERM/SIGINT (or `--duration`).
  * A server that is not up yet, or restarts, is waited for: the player keeps presenting what it has and resumes.
  */
-import * as os from 'node:os';
+import * as v8 from 'node:v8';
 import { parseArgs } from 'node:util';
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
@@ -14,10 +14,11 @@ import { monoToUnixNs } from '../common/time-source';
 import type { ClockState } from '../generated/cuemux/v1/media_server';
 import { openAudioSink, type AudioSink } from '../players/audio-sinks';
 import { AudioPlayer } from '../players/audio-player';
-import { OutputFollower } from '../players/output-follower';
 import { SyncLog } from '../players/sync-log';
 import { openVideoSink, type VideoSink } from '../players/video-sinks';
+import { raisePresentingThread } from '../players/thread-priority';
 import { VideoPlayer } from '../players/video-player';
+import { WorkerFollower } from '../players/worker-follower';
 import type { CliIo } from './cli-io';
 import { serverTarget } from './server-target';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
@@ -30,8 +31,11 @@ const COMMON = `  --socket PATH        the server's Unix socket (default $CUEMUX
   --lead S             packets this many seconds ahead of the clock (default: the server's, 0.5)
   --sync-log FILE      one JSON line per presented %UNIT%: {mono_ns, pts_seconds, clock_seconds, ...}
   --duration S         stop after S seconds (default: until SIGTERM/SIGINT)
-  --nice N             scheduling priority of the presenting thread, -20..19 (default -10; needs root or
-                       CAP_SYS_NICE, else it stays at its priority and says so); decoding threads keep theirs`;
+  --rt-priority N      SCHED_FIFO priority of the presenting thread, 1..99, or 0 for normal scheduling
+                       (default 10; needs root, CAP_SYS_NICE or an RLIMIT_RTPRIO, else the player says so and
+                       uses --nice); decoding runs in another thread at normal priority
+  --nice N             nice value of the presenting thread, -20..19 (default -10; same privileges), which
+                       applies when real-time scheduling is off or refused`;
 
 /** Usage of `cuemux play-audio`. */
 export const PLAY_AUDIO_USAGE = `Usage: cuemux play-audio [options]
@@ -63,20 +67,6 @@ ${COMMON.replace('%OUTPUT%', 'video').replace('%UNIT%', 'display tick')}
   --spin-ms MS         poll the clock this long before each tick instead of sleeping (default 2; 0 = timers only)
   --threads N          decoder threads (default 0: FFmpeg's choice)
 `;
-
-/**
- * Give the presenting (main) thread priority `nice` over the decoding threads: on Linux a thread's nice value is its
- * own, and new threads inherit their creator's. libuv's pool threads (which run FFmpeg and create its decoding
- * threads) exist by now (the sinks were opened through them), so only the thread that must wake on time for each
- * tick or period is raised: a decoding burst then delays the next frame's decode, not the presentation.
- */
-function raisePriority(nice: number): void {
-  try {
-    os.setPriority(nice);
-  } catch (e) {
-    log.warn(`cannot set the presenting thread's priority to ${nice} (${(e as Error).message}): ticks may be late when decoding loads the machine; run with CAP_SYS_NICE, or --nice 0 to silence this`);
-  }
-}
 
 /** How often a player on another machine re-estimates the offset to the server's wall clock, ms. */
 const OFFSET_REFRESH_MS = 10_000;
@@ -132,6 +122,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       'sync-log': { type: 'string' }, duration: { type: 'string' }, sink: { type: 'string', multiple: true },
       rate: { type: 'string' }, channels: { type: 'string' }, 'period-ms': { type: 'string' }, 'write-ahead-ms': { type: 'string' },
       'device-ppm': { type: 'string' }, fps: { type: 'string' }, 'spin-ms': { type: 'string' }, threads: { type: 'string' }, nice: { type: 'string' },
+      'rt-priority': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -160,9 +151,16 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
   if (!(spinMs >= 0 && spinMs <= 20)) throw new CuemuxError('INVALID_ARGUMENT', `--spin-ms must be 0..20, got "${values['spin-ms']}"`);
   const nice = values.nice === undefined ? -10 : Number(values.nice);
   if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new CuemuxError('INVALID_ARGUMENT', `--nice must be an integer -20..19, got "${values.nice}"`);
+  const rtPriority = values['rt-priority'] === undefined ? 10 : Number(values['rt-priority']);
+  if (!Number.isInteger(rtPriority) || rtPriority < 0 || rtPriority > 99) throw new CuemuxError('INVALID_ARGUMENT', `--rt-priority must be an integer 0..99, got "${values['rt-priority']}"`);
   const threads = values.threads === undefined ? 0 : Number(values.threads);
   if (!Number.isInteger(threads) || threads < 0 || threads > 64) throw new CuemuxError('INVALID_ARGUMENT', `--threads must be an integer 0..64, got "${values.threads}"`);
 
+  // A scavenge of the presenting thread's heap waits for V8's helper threads, which run at normal priority: a real-time
+  // presenting thread then waits on the decoders (priority inversion; bench:sync tick lateness p99 2.7-2.9 ms with
+  // parallel scavenges, 0.06-0.5 ms without). That heap is small (the pictures are in the worker's pool), so one
+  // thread scavenges it in well under a millisecond. The flag is read at each scavenge, so setting it now is safe.
+  v8.setFlagsFromString('--no-parallel-scavenge');
   // Open every destination before playing: a bad path fails now, at the console, not at the first cue.
   const specs = values.sink ?? ['null'];
   const audioSinks: AudioSink[] = [];
@@ -175,8 +173,14 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       else videoSinks.push(await openVideoSink(spec, { fps, name: `play-video ${output}` }));
     }
     if (values['sync-log'] !== undefined) syncLog = await SyncLog.open(values['sync-log']);
-    raisePriority(nice);
-    const follower = new OutputFollower(client, {
+    // After the sinks (their files opened libuv's pool threads at normal priority) and before the decode worker
+    // (it sets its own thread back to normal): only the presenting thread is raised.
+    const priority = raisePresentingThread(rtPriority, nice);
+    if (priority.problems.length > 0) {
+      log.warn(`the presenting thread runs at ${priority.realtime > 0 ? `SCHED_FIFO ${priority.realtime}` : `nice ${priority.nice}`}, not what was asked (${priority.problems.join('; ')}): ticks may be late when decoding loads the machine; run as root or with CAP_SYS_NICE, or pass --rt-priority 0 --nice 0 to silence this`);
+    }
+    // Decoding runs in a worker thread: its allocations and collections never pause the thread that presents.
+    const follower = new WorkerFollower(target, {
       output, kind, leadSeconds: lead, decoderThreads: kind === 'video' ? threads : 1, audioOutput: { sampleRate, channels },
     });
     follower.on('reconnect', (e, attempt) => {

@@ -15,7 +15,7 @@ import { clockRunning } from '../clients/clock-position';
 import type { ClockState } from '../generated/cuemux/v1/media_server';
 import type { AudioSink } from './audio-sinks';
 import { CueTimeline } from './cue-timeline';
-import type { OutputFollower, TimedAudio } from './output-follower';
+import type { FollowerSource, TimedAudio } from './follower';
 import type { SyncLog } from './sync-log';
 import { tickInstant, TickScheduler } from './tick-scheduler';
 
@@ -88,7 +88,7 @@ export class AudioPlayer {
   #lastPeriod = -1;
   readonly #stats: AudioPlayerStats = { periods: 0, playing: 0, underrunSamples: 0, relocations: 0, slewedPeriods: 0, xruns: 0 };
 
-  constructor(follower: OutputFollower, options: AudioPlayerOptions) {
+  constructor(follower: FollowerSource, options: AudioPlayerOptions) {
     this.#o = { devicePpm: 0, writeAheadNs: 20_000_000n, relocateSeconds: 0.02, maxSlew: 0.005, ...options };
     if (!Number.isInteger(this.#o.devicePpm) || Math.abs(this.#o.devicePpm) > 10_000) throw new RangeError(`device ppm must be an integer within ±10000, got ${this.#o.devicePpm}`);
     follower.on('clock', (s) => {

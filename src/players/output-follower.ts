@@ -5,99 +5,15 @@
  * instant. Decoding happens as soon as packets arrive, i.e. up to the lead window ahead of the clock.
  */
 import { getLogger } from '../common/logger';
-import { TypedEmitter } from '../common/typed-emitter';
 import { openAudioResampler, openDecoder } from '../ffmpeg/beamcoder-adapter';
-import type { AudioResampler, DecodedAudioFrame, DecodedFrame, DecodedVideoFrame, Decoder, ResamplerOutput } from '../ffmpeg/types';
-import type { ClockState, CueLoaded, CueStarted, CueStopped, FollowPackets, Packet, StreamInfo } from '../generated/cuemux/v1/media_server';
-import type { MediaClient, MediaClientError } from '../clients/media-client';
+import type { AudioResampler, DecodedAudioFrame, DecodedFrame, Decoder } from '../ffmpeg/types';
+import type { ClockState, CueLoaded, FollowPackets, Packet, StreamInfo } from '../generated/cuemux/v1/media_server';
+import type { MediaClient } from '../clients/media-client';
 import { resilientFollow } from '../clients/resilient-follow';
 import { decoderConfigFromStreamInfo } from './decoder-config';
+import { FollowerBase, type OutputFollowerOptions } from './follower';
 
 const log = getLogger('player');
-
-/** A decoded picture with its place on the cue's timeline. */
-export interface TimedPicture {
-  /** The cue it belongs to. */
-  cueId: string;
-  /** The segment (CueStarted.segment) it was decoded for. */
-  segment: number;
-  /** The clock generation its packets were planned for. */
-  generation: bigint;
-  /** Stream index in the cue's media. */
-  stream: number;
-  /** The picture. */
-  frame: DecodedVideoFrame;
-  /** Presentation time in media seconds (the media's own timeline). */
-  mediaSeconds: number;
-  /** Duration in seconds (from the packet; 1 / frame rate when the packet has none). */
-  durationSeconds: number;
-}
-
-/** A block of converted audio (interleaved float32) with its place on the cue's timeline. */
-export interface TimedAudio {
-  /** The cue it belongs to. */
-  cueId: string;
-  /** The segment it was decoded for. */
-  segment: number;
-  /** The clock generation its packets were planned for. */
-  generation: bigint;
-  /** Stream index in the cue's media. */
-  stream: number;
-  /** Interleaved samples at the follower's output rate and channel count. */
-  samples: Float32Array;
-  /** Media time of the first sample, in seconds. */
-  mediaSeconds: number;
-}
-
-/** Events of an {@link OutputFollower}. */
-export interface OutputFollowerEvents extends Record<string, unknown[]> {
-  /** The show clock (first, on every change, and as a heartbeat). */
-  clock: [ClockState];
-  /** A cue was loaded on this output. */
-  loaded: [CueLoaded];
-  /** A cue segment was placed on the clock. */
-  started: [CueStarted];
-  /** A cue stopped (nothing of it is presented from `clockSeconds` on). */
-  stopped: [CueStopped];
-  /** A cue was unloaded. */
-  unloaded: [string];
-  /** Every decoded frame as the decoder gave it (before any conversion), for checks and diagnostics. */
-  decoded: [TimedFrameRaw];
-  /** A decoded picture (video streams). */
-  picture: [TimedPicture];
-  /** Converted audio (audio streams, when the follower converts audio). */
-  audio: [TimedAudio];
-  /** The Follow stream broke and is being re-established (attempt from 1). */
-  reconnect: [MediaClientError, number];
-}
-
-/** A decoded frame with the cue, segment, generation and stream it belongs to. */
-export interface TimedFrameRaw {
-  /** The cue. */
-  cueId: string;
-  /** The segment. */
-  segment: number;
-  /** The clock generation. */
-  generation: bigint;
-  /** Stream index. */
-  stream: number;
-  /** The frame, as decoded. */
-  frame: DecodedFrame;
-}
-
-/** Options of {@link OutputFollower}. */
-export interface OutputFollowerOptions {
-  /** The output to follow. */
-  output: string;
-  /** Which streams of the output to decode: `video` or `audio` streams. */
-  kind: 'video' | 'audio';
-  /** Lead window asked of the server, in seconds (default: the server's, 0.5 s). */
-  leadSeconds?: number;
-  /** Decoder threads (default 0: FFmpeg's choice; the lead window hides the frame-thread delay). */
-  decoderThreads?: number;
-  /** Audio conversion of decoded audio (default 48000 Hz float32, the stream's channels). */
-  audioOutput?: ResamplerOutput;
-}
 
 /** The decoding state of one stream of one cue, for one segment pass in one generation. */
 interface Slot {
@@ -130,13 +46,10 @@ interface CueTrack {
 }
 
 /** Follows an output and decodes its packets. One per player process. */
-export class OutputFollower extends TypedEmitter<OutputFollowerEvents> {
+export class OutputFollower extends FollowerBase {
   readonly #client: MediaClient;
   readonly #options: OutputFollowerOptions;
   readonly #cues = new Map<string, CueTrack>();
-  #clock: ClockState | null = null;
-  #packets = 0;
-  #decodeFailures = 0;
 
   constructor(client: MediaClient, options: OutputFollowerOptions) {
     super();
@@ -144,25 +57,7 @@ export class OutputFollower extends TypedEmitter<OutputFollowerEvents> {
     this.#options = options;
   }
 
-  /** The latest clock state, null before the first. */
-  get clock(): ClockState | null {
-    return this.#clock;
-  }
-
-  /** Packets received so far. */
-  get packetsReceived(): number {
-    return this.#packets;
-  }
-
-  /** Packets the decoder rejected (each is logged). */
-  get decodeFailures(): number {
-    return this.#decodeFailures;
-  }
-
-  /**
-   * Follow until `signal` aborts (resolves) or the server refuses the Follow for good (rejects with a
-   * MediaClientError, e.g. INVALID_ARGUMENT for a bad output name). Server restarts are ridden out.
-   */
+  /** Follow until `signal` aborts or the server refuses the Follow for good (see {@link FollowerBase.run}). */
   async run(signal: AbortSignal): Promise<void> {
     const o = this.#options;
     try {
@@ -195,8 +90,8 @@ export class OutputFollower extends TypedEmitter<OutputFollowerEvents> {
   }
 
   #onClock(s: ClockState): void {
-    const previous = this.#clock;
-    this.#clock = s;
+    const previous = this.lastClock;
+    this.lastClock = s;
     if (previous !== null && s.generation !== previous.generation) {
       // A discontinuity: the server restarts every feed from the new position, keyframe first.
       for (const cue of this.#cues.values()) {
@@ -232,8 +127,8 @@ export class OutputFollower extends TypedEmitter<OutputFollowerEvents> {
   #onPackets(b: FollowPackets): void {
     const cue = this.#cues.get(b.cueId);
     if (cue === undefined) return;
-    if (this.#clock !== null && b.generation < this.#clock.generation) return; // planned for a timeline that is gone
-    this.#packets += b.packets.length;
+    if (this.lastClock !== null && b.generation < this.lastClock.generation) return; // planned for a timeline that is gone
+    this.packets += b.packets.length;
     for (const p of b.packets) {
       const slot = this.#slot(cue, b, p.streamIndex);
       if (slot !== null) this.#enqueue(slot, () => this.#decode(cue, slot, p));
@@ -284,8 +179,8 @@ export class OutputFollower extends TypedEmitter<OutputFollowerEvents> {
         await op();
       } catch (e) {
         // A damaged file fails packet after packet: say so once, then every hundredth time.
-        if (this.#decodeFailures++ % 100 !== 0) return;
-        log.warn('decoding failed', { failures: this.#decodeFailures, output: this.#options.output, stream: slot.stream, segment: slot.segment, error: e instanceof Error ? e.message : String(e) });
+        if (this.failures++ % 100 !== 0) return;
+        log.warn('decoding failed', { failures: this.failures, output: this.#options.output, stream: slot.stream, segment: slot.segment, error: e instanceof Error ? e.message : String(e) });
       }
     });
   }

@@ -238,17 +238,19 @@ export class PipeOutput extends TypedEmitter<PipeOutputEvents> {
   /**
    * Write one unit, whole or not at all. Returns false when it was dropped: no reader, more than `maxQueuedBytes`
    * already queued, or the output is closed or failed. Never throws and never blocks. The buffers are queued by
-   * reference, so they must not be modified afterwards.
+   * reference, so they must not be modified afterwards; `done` (if given) is called once when the OS has taken them,
+   * the write failed, or the unit was dropped, i.e. when the buffers are no longer needed.
    */
-  writeUnit(chunks: readonly Buffer[]): boolean {
+  writeUnit(chunks: readonly Buffer[], done?: () => void): boolean {
     const s = this.#stream;
-    if (s === null || this.#closePromise !== null || s.destroyed || !s.writable) return this.#drop();
+    if (s === null || this.#closePromise !== null || s.destroyed || !s.writable) return this.#drop(done);
     const header = this.#headerPending ? this.#takeHeader() : null;
     const size = totalLength(chunks) + (header === null ? 0 : totalLength(header));
     const queued = s.writableLength;
-    if (queued > 0 && queued + size > this.#maxQueued) return this.#drop();
+    if (queued > 0 && queued + size > this.#maxQueued) return this.#drop(done);
     if (header !== null) this.#headerPending = false;
-    this.#lastWrite = this.#write(s, header === null ? chunks : [...header, ...chunks], size, true);
+    const written = this.#write(s, header === null ? chunks : [...header, ...chunks], size, true);
+    this.#lastWrite = done === undefined ? written : written.then(done);
     return true;
   }
 
@@ -278,8 +280,9 @@ export class PipeOutput extends TypedEmitter<PipeOutputEvents> {
     this.#detach('closed', false);
   }
 
-  #drop(): false {
+  #drop(done?: () => void): false {
     this.#unitsDropped++;
+    done?.();
     return false;
   }
 

@@ -6,7 +6,7 @@
 import { getLogger } from '../common/logger';
 import type { ClockState } from '../generated/cuemux/v1/media_server';
 import { clockOf, CueTimeline, type SegmentWindow } from './cue-timeline';
-import type { OutputFollower, TimedPicture } from './output-follower';
+import type { FollowerSource, TimedPicture } from './follower';
 import type { SyncLog } from './sync-log';
 import { TickScheduler } from './tick-scheduler';
 import type { VideoSink } from './video-sinks';
@@ -39,9 +39,17 @@ export interface VideoPlayerStats {
   skipped: number;
 }
 
-/** A queued picture. */
+/** A queued picture, and how to let go of it (a pooled picture's slot goes back when nobody holds it). */
 interface Queued {
   p: TimedPicture;
+  release: () => void;
+}
+
+const nothingToRelease = (): void => undefined;
+
+/** Let go of queued pictures. */
+function free(items: Iterable<Queued>): void {
+  for (const x of items) x.release();
 }
 
 /** Presents an output's video at display ticks. */
@@ -56,7 +64,7 @@ export class VideoPlayer {
   #ticker: TickScheduler | null = null;
   readonly #stats: VideoPlayerStats = { ticks: 0, frames: 0, late: 0, skipped: 0 };
 
-  constructor(follower: OutputFollower, options: VideoPlayerOptions) {
+  constructor(follower: FollowerSource, options: VideoPlayerOptions) {
     this.#o = options;
     follower.on('clock', (s) => {
       if (this.#clock !== null && s.generation !== this.#clock.generation) this.#dropOlderThan(s.generation);
@@ -66,7 +74,11 @@ export class VideoPlayer {
     follower.on('stopped', (s) => this.#timeline.stopped(s));
     follower.on('unloaded', (id) => {
       this.#timeline.unloaded(id);
-      for (const k of [...this.#queues.keys()]) if (k.startsWith(`${id}\0`)) this.#queues.delete(k);
+      for (const [k, q] of [...this.#queues]) {
+        if (!k.startsWith(`${id}\0`)) continue;
+        free(q);
+        this.#queues.delete(k);
+      }
     });
     follower.on('loaded', (c) => {
       // A cue may route several video streams to one output: a layer presents one, the first.
@@ -94,9 +106,11 @@ export class VideoPlayer {
     this.#ticker.start();
   }
 
-  /** Stop presenting (sinks and log are the caller's to close). Idempotent. */
+  /** Stop presenting and let go of the queued pictures (sinks and log are the caller's to close). Idempotent. */
   stop(): void {
     this.#ticker?.stop();
+    for (const q of this.#queues.values()) free(q);
+    this.#queues.clear();
   }
 
   #add(p: TimedPicture): void {
@@ -110,8 +124,8 @@ export class VideoPlayer {
     let q = this.#queues.get(key);
     if (q === undefined) this.#queues.set(key, (q = []));
     // A new generation of the same segment replaces what was queued for the old one.
-    if (q.length > 0 && q[0].p.generation !== p.generation) q.length = 0;
-    const item = { p };
+    if (q.length > 0 && q[0].p.generation !== p.generation) free(q.splice(0));
+    const item = { p, release: p.frame.retain?.() ?? nothingToRelease };
     // Decoders give pictures in presentation order; keep the queue sorted anyway (a cheap insert from the end).
     let i = q.length;
     while (i > 0 && q[i - 1].p.mediaSeconds > p.mediaSeconds) i--;
@@ -120,6 +134,7 @@ export class VideoPlayer {
 
   #dropOlderThan(generation: bigint): void {
     for (const [k, q] of this.#queues) {
+      free(q.filter((x) => x.p.generation < generation));
       const kept = q.filter((x) => x.p.generation >= generation);
       if (kept.length === 0) this.#queues.delete(k);
       else this.#queues.set(k, kept);
@@ -140,7 +155,7 @@ export class VideoPlayer {
     }
     if (best < 0) return null;
     // Everything before the chosen picture is in the past: free it.
-    if (best > 0) q.splice(0, best);
+    if (best > 0) free(q.splice(0, best));
     const cur = q[0];
     const next = q.length > 1 ? q[1] : null;
     const end = Math.min(next !== null ? clockOf(w, next.p.mediaSeconds) : clockOf(w, cur.p.mediaSeconds) + cur.p.durationSeconds, w.endClockSeconds);
@@ -151,7 +166,9 @@ export class VideoPlayer {
   #prune(c: number): void {
     for (const [k, q] of this.#queues) {
       const w = q.length === 0 ? undefined : this.#timeline.window(q[0].p.cueId, q[0].p.segment);
-      if (q.length === 0 || w === undefined || w.endClockSeconds <= c) this.#queues.delete(k);
+      if (q.length > 0 && w !== undefined && w.endClockSeconds > c) continue;
+      free(q);
+      this.#queues.delete(k);
     }
   }
 

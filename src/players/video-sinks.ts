@@ -35,6 +35,11 @@ export interface Picture {
   planes: Buffer[];
   /** Sample (pixel) aspect ratio; 0/1 or absent when unknown. */
   sampleAspectRatio?: Rational;
+  /**
+   * Present when the planes are lent (a pool slot shared with the decoding thread): a sink that uses them after
+   * present() returns (a queued write) calls it, and calls the function it returns once it is done with them.
+   */
+  retain?: () => () => void;
 }
 
 /** When and what a tick presents. */
@@ -259,7 +264,7 @@ class StreamSink implements VideoSink {
       if (key === fmt.key && planesLength(picture.planes) === fmt.size) {
         this.#lastMismatch = null;
         this.#pictures++;
-        this.#writeFrame(picture.planes);
+        this.#writeFrame(picture.planes, picture.retain?.());
         return;
       }
       this.#mismatched++;
@@ -278,8 +283,13 @@ class StreamSink implements VideoSink {
     return this.#out?.close() ?? Promise.resolve();
   }
 
-  #writeFrame(planes: readonly Buffer[]): void {
-    this.#out?.writeUnit(this.#kind === 'y4m' ? [FRAME, ...planes] : planes);
+  /** Queue one frame; `release` (of lent planes) runs once the write is done or dropped. */
+  #writeFrame(planes: readonly Buffer[], release?: () => void): void {
+    if (this.#out === null) {
+      release?.();
+      return;
+    }
+    this.#out.writeUnit(this.#kind === 'y4m' ? [FRAME, ...planes] : planes, release);
   }
 
   /** Fix the stream format from `p`, or refuse it (logged once per format). */

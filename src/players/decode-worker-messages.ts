@@ -1,0 +1,56 @@
+/**
+ * The messages between a {@link WorkerFollower} (presenting thread) and its decode worker (`decode-worker.ts`).
+ * Everything crosses by structured clone, except pictures, whose planes are in a shared slot (see frame-pool.ts).
+ */
+import type { DecodedVideoFrame } from '../ffmpeg/types';
+import type { ClockState, CueLoaded, CueStarted, CueStopped } from '../generated/cuemux/v1/media_server';
+import type { LogLevel } from '../common/logger';
+import type { FrameSlotPoolStats } from './frame-pool';
+import type { OutputFollowerOptions, TimedAudio, TimedPicture } from './follower';
+
+/** What the worker is started with (`workerData`). */
+export interface DecodeWorkerData {
+  /** The server, as MediaClient takes it (`unix:PATH` or `HOST:PORT`). */
+  target: string;
+  /** The follower's options. */
+  options: OutputFollowerOptions;
+  /** Scheduling priority of the decoding thread (default 0, whatever the presenting thread's). */
+  nice?: number;
+}
+
+/** A MediaClientError as it crosses threads. */
+export interface ClientErrorData {
+  method: string;
+  code: number;
+  details: string;
+  errorCode: string | undefined;
+}
+
+/** Worker → presenting thread. */
+export type FromWorker =
+  | { type: 'clock'; state: ClockState }
+  | { type: 'loaded'; cue: CueLoaded }
+  | { type: 'started'; cue: CueStarted }
+  | { type: 'stopped'; cue: CueStopped }
+  | { type: 'unloaded'; cueId: string }
+  | {
+    type: 'picture';
+    /** The picture's place (its `frame` is sent as `frame` + `slot` + `planes`). */
+    timed: Omit<TimedPicture, 'frame'>;
+    frame: Omit<DecodedVideoFrame, 'planes'>;
+    slot: number;
+    buffer: SharedArrayBuffer;
+    /** Plane lengths in bytes, back to back in the slot. */
+    planes: number[];
+  }
+  | { type: 'audio'; audio: TimedAudio }
+  | { type: 'reconnect'; error: ClientErrorData; attempt: number }
+  | { type: 'log'; level: LogLevel; name: string; message: string; meta?: Record<string, unknown> }
+  | { type: 'stats'; packets: number; decodeFailures: number; pool: FrameSlotPoolStats }
+  /** The follow ended: by a stop (error null), or for good (the error a retry cannot fix). */
+  | { type: 'done'; packets: number; decodeFailures: number; pool: FrameSlotPoolStats; clientError: ClientErrorData | null; error: string | null };
+
+/** Presenting thread → worker. */
+export type ToWorker =
+  | { type: 'release'; slot: number }
+  | { type: 'stop' };

@@ -1,0 +1,72 @@
+/**
+ * The decode worker's entry point (run by {@link WorkerFollower} with `new Worker`, never imported): it follows the
+ * output with an {@link OutputFollower}, decodes there, and posts every event to the presenting thread, pictures
+ * through a {@link FrameSlotPool}. Its own log lines are posted too, so the player's one log gets them.
+ */
+import * as os from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
+import { setLogSink } from '../common/logger';
+import { MediaClient, MediaClientError } from '../clients/media-client';
+import type { ClientErrorData, DecodeWorkerData, FromWorker, ToWorker } from './decode-worker-messages';
+import { copyPlanes, FrameSlotPool, planesBytes } from './frame-pool';
+import { OutputFollower } from './output-follower';
+
+/** How often packet and failure counts are posted, ms. */
+const STATS_MS = 1000;
+
+function clientErrorData(e: MediaClientError): ClientErrorData {
+  return { method: e.method, code: e.code, details: e.details, errorCode: e.errorCode };
+}
+
+function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): void {
+  const post = (m: FromWorker): void => port.postMessage(m);
+  setLogSink((level, name, message, meta) => {
+    try {
+      post({ type: 'log', level, name, message, meta });
+    } catch {
+      // meta that cannot be cloned (a function, a native handle): send it as text
+      post({ type: 'log', level, name, message, meta: { meta: JSON.stringify(meta, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)) } });
+    }
+  });
+  try {
+    // On Linux a thread's nice value is its own: the presenting thread may have raised itself before starting us.
+    os.setPriority(data.nice ?? 0);
+  } catch {
+    // Lowering never fails; raising may (no CAP_SYS_NICE): then this thread keeps its priority.
+  }
+  const client = new MediaClient(data.target);
+  const follower = new OutputFollower(client, data.options);
+  const pool = new FrameSlotPool();
+  const stop = new AbortController();
+  port.on('message', (m: ToWorker) => {
+    if (m.type === 'release') pool.release(m.slot);
+    else stop.abort();
+  });
+  follower.on('clock', (state) => post({ type: 'clock', state }));
+  follower.on('loaded', (cue) => post({ type: 'loaded', cue }));
+  follower.on('started', (cue) => post({ type: 'started', cue }));
+  follower.on('stopped', (cue) => post({ type: 'stopped', cue }));
+  follower.on('unloaded', (cueId) => post({ type: 'unloaded', cueId }));
+  follower.on('audio', (audio) => post({ type: 'audio', audio }));
+  follower.on('reconnect', (e, attempt) => post({ type: 'reconnect', error: clientErrorData(e), attempt }));
+  follower.on('picture', (p) => {
+    const { frame, ...timed } = p;
+    const { planes, ...meta } = frame;
+    const slot = pool.acquire(planesBytes(planes));
+    const lengths = copyPlanes(planes, slot.buffer);
+    post({ type: 'picture', timed, frame: meta, slot: slot.id, buffer: slot.buffer, planes: lengths });
+  });
+  const stats = setInterval(() => post({ type: 'stats', packets: follower.packetsReceived, decodeFailures: follower.decodeFailures, pool: pool.stats }), STATS_MS);
+  const done = (clientError: ClientErrorData | null, error: string | null): void => {
+    clearInterval(stats);
+    client.close();
+    post({ type: 'done', packets: follower.packetsReceived, decodeFailures: follower.decodeFailures, pool: pool.stats, clientError, error });
+    port.close();
+  };
+  follower.run(stop.signal).then(
+    () => done(null, null),
+    (e: unknown) => done(e instanceof MediaClientError ? clientErrorData(e) : null, e instanceof Error ? e.stack ?? e.message : String(e)),
+  );
+}
+
+if (parentPort !== null) main(parentPort, workerData as DecodeWorkerData);

@@ -1,0 +1,132 @@
+/**
+ * What a follower is to the players: the events it emits (the clock, cues, decoded pictures and audio), its
+ * counters, and its options. Two implementations: `OutputFollower` (`output-follower.ts`, decoding on the
+ * calling thread) and `WorkerFollower` (`worker-follower.ts`, decoding in a worker thread). This module loads no
+ * FFmpeg, so a presenting thread that decodes elsewhere does not either.
+ */
+import { TypedEmitter } from '../common/typed-emitter';
+import type { DecodedFrame, ResamplerOutput } from '../ffmpeg/types';
+import type { ClockState, CueLoaded, CueStarted, CueStopped } from '../generated/cuemux/v1/media_server';
+import type { MediaClientError } from '../clients/media-client';
+import type { PlayerPicture } from './frame-pool';
+
+/** A decoded picture with its place on the cue's timeline. */
+export interface TimedPicture {
+  /** The cue it belongs to. */
+  cueId: string;
+  /** The segment (CueStarted.segment) it was decoded for. */
+  segment: number;
+  /** The clock generation its packets were planned for. */
+  generation: bigint;
+  /** Stream index in the cue's media. */
+  stream: number;
+  /** The picture (from a `WorkerFollower`, lent from a pool: `retain()` it to keep it past the event). */
+  frame: PlayerPicture;
+  /** Presentation time in media seconds (the media's own timeline). */
+  mediaSeconds: number;
+  /** Duration in seconds (from the packet; 1 / frame rate when the packet has none). */
+  durationSeconds: number;
+}
+
+/** A block of converted audio (interleaved float32) with its place on the cue's timeline. */
+export interface TimedAudio {
+  /** The cue it belongs to. */
+  cueId: string;
+  /** The segment it was decoded for. */
+  segment: number;
+  /** The clock generation its packets were planned for. */
+  generation: bigint;
+  /** Stream index in the cue's media. */
+  stream: number;
+  /** Interleaved samples at the follower's output rate and channel count. */
+  samples: Float32Array;
+  /** Media time of the first sample, in seconds. */
+  mediaSeconds: number;
+}
+
+/** Events of an `OutputFollower`. */
+export interface OutputFollowerEvents extends Record<string, unknown[]> {
+  /** The show clock (first, on every change, and as a heartbeat). */
+  clock: [ClockState];
+  /** A cue was loaded on this output. */
+  loaded: [CueLoaded];
+  /** A cue segment was placed on the clock. */
+  started: [CueStarted];
+  /** A cue stopped (nothing of it is presented from `clockSeconds` on). */
+  stopped: [CueStopped];
+  /** A cue was unloaded. */
+  unloaded: [string];
+  /** Every decoded frame as the decoder gave it (before any conversion), for checks and diagnostics. */
+  decoded: [TimedFrameRaw];
+  /** A decoded picture (video streams). */
+  picture: [TimedPicture];
+  /** Converted audio (audio streams, when the follower converts audio). */
+  audio: [TimedAudio];
+  /** The Follow stream broke and is being re-established (attempt from 1). */
+  reconnect: [MediaClientError, number];
+}
+
+/**
+ * What a presenter needs of a follower: its events. An `OutputFollower` (decoding on the calling thread) or a
+ * `WorkerFollower` (decoding in a worker thread) both are one.
+ */
+export type FollowerSource = Pick<TypedEmitter<OutputFollowerEvents>, 'on' | 'off'>;
+
+/** What every follower keeps and says: the clock and its counters (see `OutputFollower`, `WorkerFollower`). */
+export abstract class FollowerBase extends TypedEmitter<OutputFollowerEvents> {
+  /** The latest clock state. */
+  protected lastClock: ClockState | null = null;
+  /** Packets received. */
+  protected packets = 0;
+  /** Packets the decoder rejected. */
+  protected failures = 0;
+
+  /** The latest clock state, null before the first. */
+  get clock(): ClockState | null {
+    return this.lastClock;
+  }
+
+  /** Packets received so far. */
+  get packetsReceived(): number {
+    return this.packets;
+  }
+
+  /** Packets the decoder rejected (each is logged). */
+  get decodeFailures(): number {
+    return this.failures;
+  }
+
+  /**
+   * Follow until `signal` aborts (resolves) or the server refuses the Follow for good (rejects with a
+   * MediaClientError, e.g. INVALID_ARGUMENT for a bad output name). Server restarts are ridden out.
+   */
+  abstract run(signal: AbortSignal): Promise<void>;
+}
+
+/** A decoded frame with the cue, segment, generation and stream it belongs to. */
+export interface TimedFrameRaw {
+  /** The cue. */
+  cueId: string;
+  /** The segment. */
+  segment: number;
+  /** The clock generation. */
+  generation: bigint;
+  /** Stream index. */
+  stream: number;
+  /** The frame, as decoded. */
+  frame: DecodedFrame;
+}
+
+/** Options of `OutputFollower`. */
+export interface OutputFollowerOptions {
+  /** The output to follow. */
+  output: string;
+  /** Which streams of the output to decode: `video` or `audio` streams. */
+  kind: 'video' | 'audio';
+  /** Lead window asked of the server, in seconds (default: the server's, 0.5 s). */
+  leadSeconds?: number;
+  /** Decoder threads (default 0: FFmpeg's choice; the lead window hides the frame-thread delay). */
+  decoderThreads?: number;
+  /** Audio conversion of decoded audio (default 48000 Hz float32, the stream's channels). */
+  audioOutput?: ResamplerOutput;
+}

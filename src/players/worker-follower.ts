@@ -1,0 +1,139 @@
+/**
+ * An {@link OutputFollower} that runs in a worker thread: the same events, on the presenting thread, with the
+ * decoding (and its garbage) on another. Pictures arrive as views of shared pool slots ({@link PlayerPicture}):
+ * a listener that keeps one past the event must `retain()` it and call the release it returns when done.
+ *
+ * The `decoded` event (raw frames, for checks) is not carried across: use an in-process OutputFollower for that.
+ */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import * as grpc from '@grpc/grpc-js';
+import { getLogger, type Logger } from '../common/logger';
+import { MediaClientError } from '../clients/media-client';
+import type { ClientErrorData, DecodeWorkerData, FromWorker, ToWorker } from './decode-worker-messages';
+import { sharedPicture, type FrameSlotPoolStats } from './frame-pool';
+import { FollowerBase, type OutputFollowerOptions } from './follower';
+
+/** The worker's loggers, re-created here by name so its lines go where this thread's go. */
+const loggers = new Map<string, Logger>();
+function loggerOf(name: string): Logger {
+  let l = loggers.get(name);
+  if (l === undefined) loggers.set(name, (l = getLogger(name)));
+  return l;
+}
+
+/** How long a stopped worker may take to finish before it is terminated, ms. */
+const STOP_GRACE_MS = 3000;
+
+/** Options of {@link WorkerFollower}. */
+export interface WorkerFollowerOptions extends OutputFollowerOptions {
+  /** Scheduling priority of the decoding thread (default 0, whatever the presenting thread's). */
+  decoderNice?: number;
+}
+
+function clientError(d: ClientErrorData): MediaClientError {
+  const metadata = new grpc.Metadata();
+  if (d.errorCode !== undefined) metadata.set('cuemux-error-code', d.errorCode);
+  return new MediaClientError(d.method, Object.assign(new Error(d.details), { code: d.code, details: d.details, metadata }));
+}
+
+/** Follows an output and decodes its packets in a worker thread; one per player process. */
+export class WorkerFollower extends FollowerBase {
+  readonly #data: DecodeWorkerData;
+  #pool: FrameSlotPoolStats = { slots: 0, lent: 0, bytes: 0, allocations: 0 };
+  #running = false;
+
+  /**
+   * @param target the server, as MediaClient takes it (`unix:PATH` or `HOST:PORT`); the worker connects on its own.
+   */
+  constructor(target: string, options: WorkerFollowerOptions) {
+    super();
+    const { decoderNice, ...follower } = options;
+    this.#data = { target, options: follower, nice: decoderNice };
+  }
+
+  /** The worker's picture pool (updated every second, and at the end: then `lent` counts pictures never given back). */
+  get poolStats(): Readonly<FrameSlotPoolStats> {
+    return this.#pool;
+  }
+
+  /**
+   * Follow until `signal` aborts (resolves) or the server refuses the Follow for good (rejects with a
+   * MediaClientError). Rejects with an Error when the worker itself fails. Once per follower. The counters are
+   * updated every second, and at the end.
+   */
+  run(signal: AbortSignal): Promise<void> {
+    if (this.#running) return Promise.reject(new Error('WorkerFollower.run() was already called'));
+    this.#running = true;
+    const worker = new Worker(path.join(__dirname, 'decode-worker.js'), { workerData: this.#data });
+    const send = (m: ToWorker): void => {
+      try {
+        worker.postMessage(m);
+      } catch {
+        // the worker is gone: its pool went with it
+      }
+    };
+    return new Promise<void>((resolve, reject) => {
+      let outcome: { error: Error | null } | null = null;
+      let killer: NodeJS.Timeout | null = null;
+      const onAbort = (): void => {
+        send({ type: 'stop' });
+        killer = setTimeout(() => void worker.terminate(), STOP_GRACE_MS).unref();
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      worker.on('message', (m: FromWorker) => {
+        if (m.type === 'done') {
+          this.packets = m.packets;
+          this.failures = m.decodeFailures;
+          this.#pool = m.pool;
+          outcome = { error: m.clientError !== null ? clientError(m.clientError) : m.error !== null ? new Error(`decode worker: ${m.error}`) : null };
+          return;
+        }
+        this.#onMessage(m, send);
+      });
+      worker.on('error', (e) => {
+        outcome ??= { error: new Error(`decode worker failed: ${e.stack ?? e.message}`) };
+      });
+      worker.on('exit', (code) => {
+        signal.removeEventListener('abort', onAbort);
+        if (killer !== null) clearTimeout(killer);
+        const o = outcome ?? { error: signal.aborted ? null : new Error(`decode worker exited (code ${code}) before the follow ended`) };
+        if (o.error === null) resolve();
+        else reject(o.error);
+      });
+    });
+  }
+
+  #onMessage(m: Exclude<FromWorker, { type: 'done' }>, send: (m: ToWorker) => void): void {
+    switch (m.type) {
+      case 'clock':
+        this.lastClock = m.state;
+        this.safeEmit('clock', m.state);
+        break;
+      case 'loaded': this.safeEmit('loaded', m.cue); break;
+      case 'started': this.safeEmit('started', m.cue); break;
+      case 'stopped': this.safeEmit('stopped', m.cue); break;
+      case 'unloaded': this.safeEmit('unloaded', m.cueId); break;
+      case 'audio': this.safeEmit('audio', m.audio); break;
+      case 'reconnect': this.safeEmit('reconnect', clientError(m.error), m.attempt); break;
+      case 'stats':
+        this.packets = m.packets;
+        this.failures = m.decodeFailures;
+        this.#pool = m.pool;
+        break;
+      case 'log': loggerOf(m.name)[m.level](m.message, m.meta); break;
+      case 'picture': {
+        const slot = m.slot;
+        const { picture, release } = sharedPicture(m.frame, m.buffer, m.planes, () => send({ type: 'release', slot }));
+        // The follower's own hold ends with the event: listeners that keep the picture have retained it.
+        try {
+          this.safeEmit('picture', { ...m.timed, frame: picture });
+        } finally {
+          release();
+        }
+        break;
+      }
+    }
+  }
+}
