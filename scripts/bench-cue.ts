@@ -132,6 +132,17 @@ async function peerFirstPacket(file: string, inSeconds: number): Promise<number>
   return Number(monoNs() - t) / 1e6;
 }
 
+/** argv[2] of the peer's own process. */
+const PEER_MODE = '--peer-process';
+
+/** The peer process: each [file, in-point] in turn, after one warm-up; prints the times (ms) as JSON. */
+async function peerProcess(rounds: Array<[string, number]>): Promise<void> {
+  await peerFirstPacket(rounds[0][0], 1); // warm FFmpeg and the page cache
+  const ms: number[] = [];
+  for (const [file, at] of rounds) ms.push(await peerFirstPacket(file, at));
+  process.stdout.write(JSON.stringify(ms));
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
@@ -151,10 +162,13 @@ async function main(): Promise<void> {
   const cueList = path.join(scratch, 'cues.json');
   await fsp.writeFile(cueList, JSON.stringify({ version: 1, cues: files.map((f, i) => ({ id: `U${i}`, media: f, in: ins[i], outputs: { video: ['video'] } })) }));
 
-  process.stderr.write('bench:cue: peer (open + seek + first packet in-process)...\n');
-  const peer: number[] = [];
-  await peerFirstPacket(path.join(root, files[0]), 1); // warm FFmpeg and the page cache
-  for (let i = 0; i < ROUNDS; i++) peer.push(await peerFirstPacket(path.join(root, files[i]), ins[i]));
+  process.stderr.write('bench:cue: peer (open + seek + first packet in a player process)...\n');
+  // The peer runs in a process of its own, as a player does: its FFmpeg allocations (and the collections they cause)
+  // are not left in this process, which is the Follow client timed below.
+  const peerRun = spawnSync(process.execPath, [__filename, PEER_MODE, JSON.stringify(files.map((f, i) => [path.join(root, f), ins[i]]))],
+    { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  if (peerRun.status !== 0) throw new Error('the peer process failed');
+  const peer = JSON.parse(peerRun.stdout) as number[];
 
   const socket = path.join(scratch, 'cuemux.sock');
   const server = await startBenchServer(['--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root, '--osc-port', '0',
@@ -241,4 +255,5 @@ async function main(): Promise<void> {
   }
 }
 
-runBench('bench:cue', main);
+if (process.argv[2] === PEER_MODE) runBench('bench:cue peer', () => peerProcess(JSON.parse(process.argv[3]) as Array<[string, number]>));
+else runBench('bench:cue', main);
