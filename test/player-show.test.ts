@@ -69,6 +69,9 @@ describe('a show with separate processes (server, audio player, video player)', 
     const wrong = await runCli(['play-audio', '--fps', '25']);
     assert.equal(wrong.code, 2, wrong.stderr);
     assert.match(wrong.stderr, /--fps is an option of play-video/);
+    const spin = await runCli(['play-video', '--fps', '500', '--spin-ms', '2']);
+    assert.equal(spin.code, 2, spin.stderr);
+    assert.match(spin.stderr, /--spin-ms 2 must be under half the display period \(1\.000 ms at --fps 500\)/);
     const rt = await runCli(['play-audio', '--rt-priority', '100']);
     assert.equal(rt.code, 2, rt.stderr);
     assert.match(rt.stderr, /--rt-priority must be an integer 0\.\.99, got "100"/);

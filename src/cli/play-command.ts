@@ -149,6 +149,11 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
   const fps = parseFps(values.fps ?? '60');
   const spinMs = values['spin-ms'] === undefined ? 2 : Number(values['spin-ms']);
   if (!(spinMs >= 0 && spinMs <= 20)) throw new CuemuxError('INVALID_ARGUMENT', `--spin-ms must be 0..20, got "${values['spin-ms']}"`);
+  // Polling for most of a period would keep a real-time thread on a core for good, starving the decoder.
+  const tickMs = (1000 * fps.den) / fps.num;
+  if (kind === 'video' && spinMs >= tickMs / 2) {
+    throw new CuemuxError('INVALID_ARGUMENT', `--spin-ms ${spinMs} must be under half the display period (${(tickMs / 2).toFixed(3)} ms at --fps ${values.fps ?? '60'})`);
+  }
   const nice = values.nice === undefined ? -10 : Number(values.nice);
   if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new CuemuxError('INVALID_ARGUMENT', `--nice must be an integer -20..19, got "${values.nice}"`);
   const rtPriority = values['rt-priority'] === undefined ? 10 : Number(values['rt-priority']);

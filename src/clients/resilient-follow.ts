@@ -49,12 +49,20 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
     // any other ClockState. Cues known from the last call that the snapshot leaves out were unloaded meanwhile.
     let clocks = 0;
     const announced = new Set<string>();
+    let anew = false;
     try {
       for await (const e of client.follow({ output: options.output, leadSeconds: options.leadSeconds, resume }, callOptions)) {
         if (e.event?.$case === 'clock' && clocks === 0 && generation !== null && e.event.value.generation < generation) {
           // A lower generation: another server (a clean restart), whose cues and segments are new. Forget the old.
           for (const id of [...seen.keys()]) yield { event: { $case: 'unloaded', value: { cueId: id } } };
           seen.clear();
+          generation = e.event.value.generation;
+          // This call asked to resume where the old server was: the new one would go on from there, mid-GOP, into
+          // decoders that now start afresh. Ask again, from each cue's keyframe.
+          if (resume.length > 0) {
+            anew = true;
+            break;
+          }
         }
         if (e.event?.$case === 'clock') generation = e.event.value.generation;
         if (e.event?.$case === 'loaded') announced.add(e.event.value.cueId);
@@ -71,6 +79,7 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
           yield out;
         }
       }
+      if (anew) continue;
       return; // the server ended the stream normally (it never does today): stop following
     } catch (e) {
       if (callOptions.signal?.aborted) return;

@@ -61,7 +61,8 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
     clearInterval(stats);
     client.close();
     post({ type: 'done', packets: follower.packetsReceived, decodeFailures: follower.decodeFailures, pool: pool.stats, clientError, error });
-    port.close();
+    // Not close(): the thread ends by itself once idle, after 'done' has left.
+    port.unref();
   };
   follower.run(stop.signal).then(
     () => done(null, null),

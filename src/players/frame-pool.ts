@@ -11,7 +11,10 @@
  * A slot is owned by the worker's {@link FrameSlotPool} and lent to the presenting thread, where a
  * {@link SharedPicture} counts its holders; when the last lets go the slot goes back to the pool.
  */
+import { getLogger } from '../common/logger';
 import type { DecodedVideoFrame } from '../ffmpeg/types';
+
+const log = getLogger('player');
 
 /** A picture whose planes may be lent from a pool: whoever keeps it past the call that gave it must retain it. */
 export type PlayerPicture = DecodedVideoFrame & {
@@ -152,7 +155,11 @@ export function sharedPicture(
     ...frame,
     planes,
     retain: () => {
-      if (holders <= 0) throw new Error('a picture was retained after its slot went back to the pool');
+      if (holders <= 0) {
+        // A holder's bug, not the show's: say so, and present what is there rather than stop the presenting thread.
+        log.error('a picture was retained after its slot went back to the pool: it may show a later frame');
+        return () => undefined;
+      }
       holders++;
       return once();
     },

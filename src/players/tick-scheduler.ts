@@ -12,7 +12,7 @@ export interface TickSchedulerOptions {
   startNs: bigint;
   /** Ticks per second as a rational (e.g. 30000/1001): the period is den/num s. */
   rate: { num: number; den: number };
-  /** How long before each instant to stop sleeping and poll, ns (default 2 ms; 0 = timer only, never early). */
+  /** How long before each instant to stop sleeping and poll, ns (default 2 ms, at most half a period; 0 = timer only, never early). */
   spinNs?: bigint;
   /** A tick this late or more is skipped, ns (default: one period). */
   skipLateNs?: bigint;
@@ -35,7 +35,9 @@ export class TickScheduler {
   constructor(options: TickSchedulerOptions, onTick: (n: number, instantNs: bigint) => void) {
     if (!(options.rate.num > 0 && options.rate.den > 0)) throw new RangeError(`tick rate must be positive, got ${options.rate.num}/${options.rate.den}`);
     const period = (1_000_000_000n * BigInt(options.rate.den)) / BigInt(options.rate.num);
-    this.#o = { ...options, spinNs: options.spinNs ?? 2_000_000n, skipLateNs: options.skipLateNs ?? period };
+    // Polling is capped at half a period: the thread sleeps at least that long each tick, whatever its priority.
+    const spin = options.spinNs ?? 2_000_000n;
+    this.#o = { ...options, spinNs: spin < period / 2n ? spin : period / 2n, skipLateNs: options.skipLateNs ?? period };
     this.#onTick = onTick;
   }
 

@@ -88,6 +88,8 @@ export class WorkerFollower extends FollowerBase {
           this.failures = m.decodeFailures;
           this.#pool = m.pool;
           outcome = { error: m.clientError !== null ? clientError(m.clientError) : m.error !== null ? new Error(`decode worker: ${m.error}`) : null };
+          // The worker ends by itself once idle; one still busy in native code a second later is stopped.
+          setTimeout(() => void worker.terminate(), STOP_GRACE_MS).unref();
           return;
         }
         this.#onMessage(m, send);

@@ -155,6 +155,15 @@ export class MediaServer {
             : e;
         });
         await prepareSocketPath(socket);
+      }
+      // The show is restored before the first call can arrive: grpc-js serves calls as soon as it is bound, and a
+      // player reconnecting after a crash would otherwise meet an empty show on a fresh clock, drop its cues, and be
+      // sent the restored ones from where it asked to resume, mid-GOP, into new decoders.
+      const stateFile = config.stateFile === undefined ? (socket === null ? null : `${socket}.show.json`) : config.stateFile;
+      if (stateFile !== null) showHost.state = await ShowStateFile.open(stateFile, show, { loadCueList: (file) => showHost.loadCueList(file) });
+      // The configured cue list wins over the one a restored show was using.
+      if (config.cueList !== undefined) await showHost.loadCueList(config.cueList);
+      if (socket !== null) {
         await bind(server, `unix://${socket}`);
         addresses.socket = socket;
         await fsp.chmod(socket, 0o660);
@@ -167,10 +176,6 @@ export class MediaServer {
         });
         addresses.tcp = `${host}:${port}`;
       }
-      const stateFile = config.stateFile === undefined ? (addresses.socket === null ? null : `${addresses.socket}.show.json`) : config.stateFile;
-      if (stateFile !== null) showHost.state = await ShowStateFile.open(stateFile, show, { loadCueList: (file) => showHost.loadCueList(file) });
-      // The configured cue list wins over the one a restored show was using.
-      if (config.cueList !== undefined) await showHost.loadCueList(config.cueList);
       if (config.oscPort !== null) {
         showHost.osc = await OscControl.start(show, {
           host: config.oscHost, port: config.oscPort, replyPort: config.oscReplyPort,
