@@ -41,6 +41,26 @@ describe('crash recovery', function () {
     };
   }
 
+  /** An OSC peer and a resilientFollow of output `video` on `socket` recording every event; close() ends both. */
+  async function recorder(socket: string): Promise<{ peer: OscPeer; events: FollowEvent[]; close: () => Promise<void> }> {
+    const peer = await OscPeer.open();
+    const client = new MediaClient(socket);
+    const ctl = new AbortController();
+    const events: FollowEvent[] = [];
+    const following = (async () => {
+      for await (const e of resilientFollow(client, { output: 'video' }, { signal: ctl.signal })) events.push(e);
+    })();
+    return {
+      peer, events,
+      close: async () => {
+        ctl.abort();
+        await following.catch(() => undefined);
+        client.close();
+        peer.close();
+      },
+    };
+  }
+
   afterEach(async function () {
     for (const c of children.splice(0)) {
       if (c.exitCode === null && c.signalCode === null) {
@@ -111,13 +131,7 @@ describe('crash recovery', function () {
   it('a resilient player learns of a cue unloaded while it was away (the next server did not restore it)', async function () {
     const { socket, start } = await showServer();
     const first = await start();
-    const peer = await OscPeer.open();
-    const client = new MediaClient(socket);
-    const ctl = new AbortController();
-    const events: FollowEvent[] = [];
-    const following = (async () => {
-      for await (const e of resilientFollow(client, { output: 'video' }, { signal: ctl.signal })) events.push(e);
-    })();
+    const { peer, events, close } = await recorder(socket);
     try {
       const load = await peer.request(first.oscPort, '/cuemux/cue/load', [{ type: 's', value: 'Q' }, { type: 's', value: 'clip.mp4' }]);
       assert.equal(load.status, 'ok', JSON.stringify(load));
@@ -130,10 +144,42 @@ describe('crash recovery', function () {
       const unloaded = events.filter((e) => e.event?.$case === 'unloaded');
       assert.deepEqual(unloaded.map((e) => (e.event?.$case === 'unloaded' ? e.event.value.cueId : '')), ['Q']);
     } finally {
-      ctl.abort();
-      await following.catch(() => undefined);
-      client.close();
-      peer.close();
+      await close();
+    }
+  });
+
+  it('a resilient player meeting a new server (clean restart) does not carry its old resume positions to it', async function () {
+    // The new server numbers its clock generations and cue segments afresh: the same show run on it again gives the
+    // same numbers, and a resume position from the old server would then match and start the cue mid-GOP.
+    const { socket, start } = await showServer(['--lead-seconds', '0.5']);
+    const { peer, events, close } = await recorder(socket);
+    const run = async (oscPort: number): Promise<void> => {
+      assert.equal((await peer.request(oscPort, '/cuemux/cue/load', [{ type: 's', value: 'Q' }, { type: 's', value: 'clip.mp4' }, { type: 'i', value: 2 }])).status, 'ok');
+      assert.equal((await peer.request(oscPort, '/cuemux/cue/go', [{ type: 's', value: 'Q' }])).status, 'ok');
+    };
+    const batches = (): Array<{ segment: number; generation: bigint; packets: Packet[] }> =>
+      events.flatMap((e) => (e.event?.$case === 'packets' && e.event.value.cueId === 'Q' ? [e.event.value] : []));
+    try {
+      const first = await start();
+      await run(first.oscPort);
+      while (batches().reduce((n, b) => n + b.packets.length, 0) < 60) await sleep(20);
+      const old = batches()[batches().length - 1];
+      first.child.kill('SIGTERM');
+      await new Promise((r) => first.child.once('exit', r));
+      const seen = events.length;
+      const second = await start();
+      while (!events.slice(seen).some((e) => e.event?.$case === 'unloaded' && e.event.value.cueId === 'Q')) await sleep(20);
+      await run(second.oscPort);
+      while (!events.slice(seen).some((e) => e.event?.$case === 'packets' && e.event.value.cueId === 'Q')) await sleep(20);
+      const fresh = events.slice(seen).flatMap((e) => (e.event?.$case === 'packets' && e.event.value.cueId === 'Q' ? [e.event.value] : []));
+      // The same numbers as on the old server (what made its resume position match)...
+      assert.deepEqual([fresh[0].segment, fresh[0].generation], [old.segment, old.generation]);
+      // ...and yet the cue starts from its keyframe at or before the in-point, not from where the old server was.
+      const video = fresh[0].packets.filter((p) => p.streamIndex === 0);
+      assert.ok(video.length > 0 && video[0].key, `first video packet after the restart: entry ${video[0]?.entry}, key ${video[0]?.key}`);
+      assert.ok(video[0].entry < old.packets[old.packets.length - 1].entry, 'the cue started again from its beginning');
+    } finally {
+      await close();
     }
   });
 
