@@ -4,6 +4,7 @@
  * reconnects and goes on from the next packet it needs: every packet of the cue exactly once, in order.
  */
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -178,6 +179,36 @@ describe('crash recovery', function () {
       const video = fresh[0].packets.filter((p) => p.streamIndex === 0);
       assert.ok(video.length > 0 && video[0].key, `first video packet after the restart: entry ${video[0]?.entry}, key ${video[0]?.key}`);
       assert.ok(video[0].entry < old.packets[old.packets.length - 1].entry, 'the cue started again from its beginning');
+    } finally {
+      await close();
+    }
+  });
+
+  it('a resilient player waiting for its server retries without piling up abort listeners, and connects once it is up', async function () {
+    const { socket, start } = await showServer();
+    const { events, close, attempts, listeners } = (() => {
+      const client = new MediaClient(socket);
+      const ctl = new AbortController();
+      const seen: FollowEvent[] = [];
+      let tries = 0;
+      const following = (async () => {
+        for await (const e of resilientFollow(client, { output: 'video', onReconnect: () => { tries++; } }, { signal: ctl.signal })) seen.push(e);
+      })();
+      return {
+        events: seen, attempts: () => tries, listeners: () => getEventListeners(ctl.signal, 'abort').length,
+        close: async () => {
+          ctl.abort();
+          await following.catch(() => undefined);
+          client.close();
+        },
+      };
+    })();
+    try {
+      while (attempts() < 12) await sleep(20); // no server yet: a dozen failed attempts
+      assert.ok(listeners() <= 2, `${listeners()} abort listeners after ${attempts()} attempts`);
+      await start();
+      while (!events.some((e) => e.event?.$case === 'clock')) await sleep(20);
+      assert.ok(listeners() <= 2, `${listeners()} abort listeners while following`);
     } finally {
       await close();
     }

@@ -88,11 +88,16 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
       options.onReconnect?.(e, attempt);
       const delay = e.code === grpc.status.RESOURCE_EXHAUSTED ? max : Math.min(max, initial * 2 ** (attempt - 1));
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, delay);
-        callOptions.signal?.addEventListener('abort', () => {
+        // The listener goes with the wait: a player waiting hours for its server must not pile one up per attempt.
+        const onAbort = (): void => {
           clearTimeout(t);
           resolve();
-        }, { once: true });
+        };
+        const t = setTimeout(() => {
+          callOptions.signal?.removeEventListener('abort', onAbort);
+          resolve();
+        }, delay);
+        callOptions.signal?.addEventListener('abort', onAbort, { once: true });
       });
       if (callOptions.signal?.aborted) return;
     }
