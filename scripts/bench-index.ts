@@ -15,7 +15,7 @@ import { buildIndexBytes } from '../src/index-store/index-builder';
 import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-import { CLI } from './bench-server';
+import { CLI, runBench, withScratch } from './bench-server';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -80,8 +80,7 @@ async function benchBuild(file: string, scratch: string, perPacket: boolean): Pr
   };
 }
 
-async function main(): Promise<void> {
-  const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), 'cuemux-bench-'));
+async function main(scratch: string): Promise<void> {
   process.stderr.write('bench:index: preparing media (cached after the first run)...\n');
   const hd = await hd1080();
   const aac = await aac600();
@@ -187,10 +186,6 @@ async function main(): Promise<void> {
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n${JSON.stringify(out)}\n`);
-  await fsp.rm(scratch, { recursive: true, force: true });
 }
 
-main().catch((e: unknown) => {
-  process.stderr.write(`bench:index failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
-  process.exit(1);
-});
+runBench('bench:index', () => withScratch('cuemux-bench-', main));

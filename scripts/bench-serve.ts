@@ -6,11 +6,10 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { promises as fsp, readFileSync } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
 import { hd1080, hd1080Mkv, small120 } from './bench-media';
-import { CLI, pct, runBench, startBenchServer } from './bench-server';
+import { CLI, pct, runBench, startBenchServer, withScratch } from './bench-server';
 
 const CLIENT = path.join(__dirname, 'bench-serve-client.js');
 
@@ -95,7 +94,11 @@ async function main(): Promise<void> {
   const hd = await hd1080();
   const mkv = await hd1080Mkv();
   const small = await small120();
-  const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), 'cuemux-bench-serve-'));
+  await withScratch('cuemux-bench-serve-', (scratch) => measure(scratch, hd, mkv, small));
+}
+
+/** The benchmark proper, in `scratch` (a temporary folder the caller removes). */
+async function measure(scratch: string, hd: string, mkv: string, small: string): Promise<void> {
   const root = path.join(scratch, 'media');
   await fsp.mkdir(root);
   await fsp.copyFile(hd, path.join(root, 'hd.mp4'));
@@ -205,7 +208,6 @@ async function main(): Promise<void> {
   } finally {
     clearInterval(sampler);
     await server.stop();
-    await fsp.rm(scratch, { recursive: true, force: true });
   }
 }
 

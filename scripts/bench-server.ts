@@ -7,7 +7,8 @@
  * names a file that receives its stdout (where `--trace-gc` writes).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, promises as fsp } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 /** `bin/cuemux.js` of this checkout. */
@@ -58,6 +59,19 @@ export function startBenchServer(args: string[]): Promise<BenchServer> {
     });
     child.on('exit', (code) => reject(new Error(`cuemux serve exited ${String(code)} before it was ready`)));
   });
+}
+
+/**
+ * Run `fn` in a new temporary folder (named `prefix` + random), removed afterwards whatever happens: a benchmark that
+ * fails half-way (a server that does not start, a client that dies) leaves no media copies in the temp folder.
+ */
+export async function withScratch<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+  try {
+    return await fn(dir);
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Run a benchmark's main, printing its failure and exiting 1. */

@@ -20,7 +20,7 @@ import { cacheDir, makeMedia } from '../test/support/media';
 import { slope } from '../test/support/check';
 import { OscPeer } from '../test/support/osc';
 import { hd1080, small120 } from './bench-media';
-import { CLI, pct, runBench, startBenchServer } from './bench-server';
+import { CLI, pct, runBench, startBenchServer, withScratch } from './bench-server';
 
 const USAGE = `Usage: npm run bench:sync -- [--seconds N] [--fps RATE] [--small]
   --seconds N   cue length in seconds (default 300)
@@ -57,7 +57,7 @@ function videoFigures(records: SyncRecord[], goAt: number, seconds: number): { t
   return { ticks: inside.length, wrong, late: inside.map((r) => Number(r.extra.late_ns) / 1e9) };
 }
 
-async function main(): Promise<void> {
+async function main(run: string): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv.includes('--help')) {
     process.stdout.write(USAGE);
@@ -77,7 +77,6 @@ async function main(): Promise<void> {
   const base = small ? await small120() : await hd1080();
   const loops = Math.ceil((seconds + 5) / 120);
   const media = await makeMedia(`bench-sync-${small ? '180p' : '1080p'}-${loops * 2}min.mp4`, ['-stream_loop', String(loops - 1), '-i', base, '-c', 'copy']);
-  const run = await fsp.mkdtemp(path.join(os.tmpdir(), 'cuemux-bench-sync-'));
   await fsp.chmod(run, 0o700);
   const socket = path.join(run, 'cuemux.sock');
   const server = await startBenchServer(['--socket', socket, '--media-root', cacheDir(), '--osc-port', '0']);
@@ -140,8 +139,7 @@ async function main(): Promise<void> {
     peer.close();
     for (const p of [audio, video, timers]) if (p.child.exitCode === null) p.child.kill('SIGKILL');
     await server.stop();
-    await fsp.rm(run, { recursive: true, force: true });
   }
 }
 
-runBench('bench:sync', main);
+runBench('bench:sync', () => withScratch('cuemux-bench-sync-', main));
