@@ -214,8 +214,15 @@ describe('a show with separate processes (server, audio player, video player)', 
       assert.deepEqual(dry.filter((m) => m < killed || m > ready + 1_000_000_000n), [], 'audio underruns outside the outage');
       const audioResume = dry.reduce((a, m) => (m > a ? m : a), ready);
       // Tick lateness is a timing of this machine: reported, not asserted (bench:sync measures it over 5 minutes).
-      const late = (await readSyncLog(file('video-sync.jsonl'))).map((r) => Number(r.extra.late_ns) / 1e6).sort((x, y) => x - y);
-      process.stdout.write(`      (video tick lateness p50 ${late[Math.floor(late.length / 2)].toFixed(3)} ms, p99 ${late[Math.floor(late.length * 0.99)].toFixed(3)} ms over ${late.length} ticks)\n`);
+      // Reported twice: over every tick, and over the ticks away from the outage (a server and its players starting
+      // up again on two cores is not the steady state the 1 ms budget is for).
+      const ticksLog = await readSyncLog(file('video-sync.jsonl'));
+      const lateness = (rs: typeof ticksLog): string => {
+        const late = rs.map((r) => Number(r.extra.late_ns) / 1e6).sort((x, y) => x - y);
+        return `p50 ${late[Math.floor(late.length / 2)].toFixed(3)} ms, p99 ${late[Math.floor(late.length * 0.99)].toFixed(3)} ms over ${late.length} ticks`;
+      };
+      const steady = ticksLog.filter((r) => r.monoNs < killed || r.monoNs > ready + 2_000_000_000n);
+      process.stdout.write(`      (video tick lateness ${lateness(ticksLog)}; away from the outage ${lateness(steady)})\n`);
       process.stdout.write(`      (${wrong.length} video ticks of ${inside} and ${dry.length} audio periods of ${periods.length} ran dry; ` +
         `players back in sync ${(Number(videoResume - ready) / 1e6).toFixed(0)} ms (video) and ${(Number(audioResume - ready) / 1e6).toFixed(0)} ms (audio) after the new server was up)\n`);
     } finally {
