@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { setLogSink } from '../src/common/logger';
-import { copyPlanes, FrameSlotPool, planesBytes, sharedPicture } from '../src/players/frame-pool';
+import { copyPlanes, FrameSlotPool, sharedPicture } from '../src/players/frame-pool';
+import { totalLength } from '../src/players/pipe-output';
 
 const frameMeta = { kind: 'video' as const, pts: 0, bestEffortPts: 0, duration: 1, width: 4, height: 2, format: 'gray', keyFrame: true, sampleAspectRatio: { num: 1, den: 1 } };
 
@@ -76,10 +77,11 @@ describe('frame pool', function () {
     // The worker fills a pool slot and posts it; this side builds the picture from the message as WorkerFollower does.
     const src = `
       const { parentPort } = require('node:worker_threads');
-      const { FrameSlotPool, copyPlanes, planesBytes } = require(${JSON.stringify(require.resolve('../src/players/frame-pool'))});
+      const { FrameSlotPool, copyPlanes } = require(${JSON.stringify(require.resolve('../src/players/frame-pool'))});
+      const { totalLength } = require(${JSON.stringify(require.resolve('../src/players/pipe-output'))});
       const pool = new FrameSlotPool();
       const planes = [Buffer.alloc(6, 0xab), Buffer.alloc(2, 0xcd)];
-      const slot = pool.acquire(planesBytes(planes));
+      const slot = pool.acquire(totalLength(planes));
       parentPort.postMessage({ slot: slot.id, buffer: slot.buffer, planes: copyPlanes(planes, slot.buffer) });
       parentPort.once('message', () => {
         // Rewritten after the post: the other side sees it because nothing was copied.
@@ -90,7 +92,7 @@ describe('frame pool', function () {
     try {
       const m = await new Promise<{ slot: number; buffer: SharedArrayBuffer; planes: number[] }>((resolve) => worker.once('message', resolve));
       const { picture, release } = sharedPicture(frameMeta, m.buffer, m.planes, () => undefined);
-      assert.equal(planesBytes(picture.planes), 8);
+      assert.equal(totalLength(picture.planes), 8);
       assert.deepEqual([...picture.planes[0]], [0xab, 0xab, 0xab, 0xab, 0xab, 0xab]);
       worker.postMessage('go');
       await new Promise((resolve) => worker.once('message', resolve));

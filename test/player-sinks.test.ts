@@ -12,8 +12,8 @@ import * as path from 'node:path';
 import { setLogSink, type LogLevel, type LogSink } from '../src/common/logger';
 import { isCuemuxError } from '../src/common/errors';
 import { openAudioSink, wavFloatHeader } from '../src/players/audio-sinks';
-import { PipeOutput, type PipeOutputEvents } from '../src/players/pipe-output';
-import { copyPlanes, planesBytes, sharedPicture } from '../src/players/frame-pool';
+import { PipeOutput, totalLength, type PipeOutputEvents } from '../src/players/pipe-output';
+import { copyPlanes, sharedPicture } from '../src/players/frame-pool';
 import { readSyncLog, SyncLog } from '../src/players/sync-log';
 import { openVideoSink, rawFrameSize, videoFormatSupported, y4mColorspace, type Picture, type PresentInfo } from '../src/players/video-sinks';
 import { md5, rejectsWith } from './support/check';
@@ -248,7 +248,7 @@ describe('player output sinks', function () {
       let lent = 0;
       let returned = 0;
       const pooled = (p: Picture): { picture: Picture; release: () => void } => {
-        const slot = new SharedArrayBuffer(planesBytes(p.planes));
+        const slot = new SharedArrayBuffer(totalLength(p.planes));
         lent++;
         return sharedPicture({ kind: 'video', pts: null, bestEffortPts: null, duration: 0, width: p.width, height: p.height, format: p.format, keyFrame: false, sampleAspectRatio: p.sampleAspectRatio ?? { num: 0, den: 1 } },
           slot, copyPlanes(p.planes, slot), () => returned++);

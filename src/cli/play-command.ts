@@ -8,10 +8,9 @@ import { parseArgs } from 'node:util';
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import * as grpc from '@grpc/grpc-js';
-import { clockPositionAt, clockPositionRemote } from '../clients/clock-position';
+import { clockPositionAt, clockPositionRemote, type ClockAt } from '../clients/clock-position';
 import { MediaClient, MediaClientError } from '../clients/media-client';
 import { monoToUnixNs } from '../common/time-source';
-import type { ClockState } from '../generated/cuemux/v1/media_server';
 import { openAudioSink, type AudioSink } from '../players/audio-sinks';
 import { AudioPlayer } from '../players/audio-player';
 import { SyncLog } from '../players/sync-log';
@@ -76,7 +75,7 @@ const OFFSET_REFRESH_MS = 10_000;
  * shares this machine's monotonic clock: exact. Over TCP the server may be another machine: its anchors are mapped
  * through the wall clocks, with the offset estimated by Ping (the fastest of 8 round trips) and refreshed every 10 s.
  */
-function clockMapping(client: MediaClient, target: string, signal: AbortSignal): (s: ClockState, monoNs: bigint) => number {
+function clockMapping(client: MediaClient, target: string, signal: AbortSignal): ClockAt {
   if (target.startsWith('unix:')) return (s, monoNs) => clockPositionAt(s, monoNs);
   let offsetNs = 0n;
   const refresh = (): void => {

@@ -10,6 +10,12 @@ export function clockRunning(s: ClockState): boolean {
   return s.state !== 'stopped' && s.rate !== 0;
 }
 
+/**
+ * The show position (seconds) of clock state `s` at CLOCK_MONOTONIC instant `monoNs` (ns) of this process: on the
+ * server's machine {@link clockPositionAt}; on another, {@link clockPositionRemote} through the estimated offset.
+ */
+export type ClockAt = (s: ClockState, monoNs: bigint) => number;
+
 /** Show position (s) of `s` at monotonic instant `atMonoNs` (default now): same machine as the server. */
 export function clockPositionAt(s: ClockState, atMonoNs: bigint = monoNs()): number {
   if (!clockRunning(s)) return s.positionSeconds;

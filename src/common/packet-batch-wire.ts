@@ -229,9 +229,19 @@ function fieldsSize(e: WirePacketFields, entry = 0): number {
   return n;
 }
 
-/** Write the fields of one Packet whose body (`fields` + payload bytes) starts at `p`; returns where its payload goes. */
-function writeFieldsBeforeData(buf: Buffer, p: number, e: WirePacketFields): number {
-  let at = p;
+/** Bytes of one Packet as a length-delimited field of its parent (tag, length, body with payload). */
+function packetFieldSize(e: WirePacketFields, entry = 0): number {
+  const body = fieldsSize(e, entry) + e.size;
+  return 1 + uvarSize(body) + body;
+}
+
+/**
+ * Write one Packet as field `tag` of its parent at `p`: tag, length and every field up to the payload's bytes, which
+ * go at the returned offset (the caller's to fill); {@link writePacketTail} then writes what follows them.
+ */
+function writePacketHead(buf: Buffer, p: number, tag: number, e: WirePacketFields, entry = 0): number {
+  buf[p++] = tag;
+  let at = writeUvar(buf, p, fieldsSize(e, entry) + e.size);
   if (e.stream !== 0) { buf[at++] = 0x08; at = writeN64(buf, at, e.stream); }
   if (e.pts !== null) { buf[at++] = 0x10; at = writeN64(buf, at, e.pts); }
   if (e.dts !== null) { buf[at++] = 0x18; at = writeN64(buf, at, e.dts); }
@@ -245,13 +255,18 @@ function writeFieldsBeforeData(buf: Buffer, p: number, e: WirePacketFields): num
   return at;
 }
 
+/** Write the fields of a Packet after its payload (which ends at `p`): flags, and `entry` when not 0. */
+function writePacketTail(buf: Buffer, p: number, e: WirePacketFields, entry = 0): number {
+  const flags = flagsOf(e);
+  if (flags !== 0) { buf[p++] = 0x40; p = writeUvar(buf, p, flags); }
+  if (entry !== 0) { buf[p++] = 0x48; p = writeUvar(buf, p, entry); }
+  return p;
+}
+
 /** Bytes of the framed message (gRPC prefix included) that {@link layoutFramedBatch} writes for `entries`. */
 export function framedBatchSize(entries: readonly WirePacketFields[]): number {
   let total = GRPC_PREFIX;
-  for (const e of entries) {
-    const body = fieldsSize(e) + e.size;
-    total += 1 + uvarSize(body) + body;
-  }
+  for (const e of entries) total += packetFieldSize(e);
   return total;
 }
 
@@ -265,14 +280,8 @@ export function layoutFramedBatch(buf: Buffer, entries: readonly WirePacketField
   let p = GRPC_PREFIX;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
-    const fields = fieldsSize(e);
-    buf[p++] = 0x0a;
-    p = writeUvar(buf, p, fields + e.size);
-    p = writeFieldsBeforeData(buf, p, e);
-    at[i] = p;
-    p += e.size;
-    const flags = flagsOf(e);
-    if (flags !== 0) { buf[p++] = 0x40; p = writeUvar(buf, p, flags); }
+    at[i] = writePacketHead(buf, p, 0x0a, e);
+    p = writePacketTail(buf, at[i] + e.size, e);
   }
   buf[0] = 0;
   buf.writeUInt32BE(p - GRPC_PREFIX, 1);
@@ -336,10 +345,7 @@ export interface FollowPacketsHead {
 /** Bytes of FollowPackets' `head` fields and its packets; `id` is the cue id in UTF-8. */
 function followPacketsInner(head: FollowPacketsHead, id: Buffer, packets: readonly FollowWirePacket[]): number {
   let inner = 0;
-  for (const { e } of packets) {
-    const body = fieldsSize(e, e.index) + e.size;
-    inner += 1 + uvarSize(body) + body;
-  }
+  for (const { e } of packets) inner += packetFieldSize(e, e.index);
   if (id.length > 0) inner += 1 + uvarSize(id.length) + id.length;
   if (head.segment !== 0) inner += 1 + uvarSize(head.segment);
   if (head.generation !== 0) inner += 1 + uvarSize(head.generation);
@@ -391,13 +397,9 @@ export function followPacketsFrame(head: FollowPacketsHead, packets: readonly Fo
       if (head.segment !== 0) { buf[p++] = 0x10; p = writeUvar(buf, p, head.segment); }
       if (head.generation !== 0) { buf[p++] = 0x18; p = writeUvar(buf, p, head.generation); }
       for (const { e, data } of packets) {
-        buf[p++] = 0x22;
-        p = writeUvar(buf, p, fieldsSize(e, e.index) + e.size);
-        p = writeFieldsBeforeData(buf, p, e);
+        p = writePacketHead(buf, p, 0x22, e, e.index);
         p += (data as Buffer).copy(buf, p);
-        const flags = flagsOf(e);
-        if (flags !== 0) { buf[p++] = 0x40; p = writeUvar(buf, p, flags); }
-        if (e.index !== 0) { buf[p++] = 0x48; p = writeUvar(buf, p, e.index); }
+        p = writePacketTail(buf, p, e, e.index);
       }
       if (head.last) { buf[p++] = 0x28; buf[p++] = 1; }
       return p;

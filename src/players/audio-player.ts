@@ -11,7 +11,7 @@
  * (`pts_seconds`) and the clock position at that instant (`clock_seconds`).
  */
 import { getLogger } from '../common/logger';
-import { clockRunning } from '../clients/clock-position';
+import { clockRunning, type ClockAt } from '../clients/clock-position';
 import type { ClockState } from '../generated/cuemux/v1/media_server';
 import type { AudioSink } from './audio-sinks';
 import { CueTimeline } from './cue-timeline';
@@ -33,8 +33,8 @@ export interface AudioPlayerOptions {
   sinks: AudioSink[];
   /** One JSON line per period and playing cue, or null. */
   syncLog: SyncLog | null;
-  /** The show position (s) of clock state `s` at CLOCK_MONOTONIC instant `monoNs` (see play-command: local or remote). */
-  clockAt: (s: ClockState, monoNs: bigint) => number;
+  /** The show position of a clock state at an instant (play-command maps it locally or through the Ping offset). */
+  clockAt: ClockAt;
   /** Device crystal error in parts per million (default 0): >0 = the device runs slow against CLOCK_MONOTONIC. */
   devicePpm?: number;
   /** How long before its device instant a period is rendered, ns (default 20 ms: the device buffer). */

@@ -14,8 +14,6 @@ export interface DecodeWorkerData {
   target: string;
   /** The follower's options. */
   options: OutputFollowerOptions;
-  /** Scheduling priority of the decoding thread (default 0, whatever the presenting thread's). */
-  nice?: number;
 }
 
 /** A MediaClientError as it crosses threads. */
@@ -46,9 +44,16 @@ export type FromWorker =
   | { type: 'audio'; audio: TimedAudio }
   | { type: 'reconnect'; error: ClientErrorData; attempt: number }
   | { type: 'log'; level: LogLevel; name: string; message: string; meta?: Record<string, unknown> }
-  | { type: 'stats'; packets: number; decodeFailures: number; pool: FrameSlotPoolStats }
+  | { type: 'stats'; stats: WorkerStats }
   /** The follow ended: by a stop (error null), or for good (the error a retry cannot fix). */
-  | { type: 'done'; packets: number; decodeFailures: number; pool: FrameSlotPoolStats; clientError: ClientErrorData | null; error: string | null };
+  | { type: 'done'; stats: WorkerStats; clientError: ClientErrorData | null; error: string | null };
+
+/** The worker's counters, sent every second and at the end. */
+export interface WorkerStats {
+  packets: number;
+  decodeFailures: number;
+  pool: FrameSlotPoolStats;
+}
 
 /** Presenting thread → worker. */
 export type ToWorker =

@@ -7,9 +7,10 @@ import * as os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { setLogSink } from '../common/logger';
 import { MediaClient, MediaClientError } from '../clients/media-client';
-import type { ClientErrorData, DecodeWorkerData, FromWorker, ToWorker } from './decode-worker-messages';
-import { copyPlanes, FrameSlotPool, planesBytes } from './frame-pool';
+import type { ClientErrorData, DecodeWorkerData, FromWorker, ToWorker, WorkerStats } from './decode-worker-messages';
+import { copyPlanes, FrameSlotPool } from './frame-pool';
 import { OutputFollower } from './output-follower';
+import { totalLength } from './pipe-output';
 
 /** How often packet and failure counts are posted, ms. */
 const STATS_MS = 1000;
@@ -29,10 +30,11 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
     }
   });
   try {
-    // On Linux a thread's nice value is its own: the presenting thread may have raised itself before starting us.
-    os.setPriority(data.nice ?? 0);
+    // On Linux a thread's nice value is its own, inherited from its creator: the presenting thread raised itself
+    // before starting us (without real-time scheduling's reset-on-fork, its nice value would be ours).
+    os.setPriority(0);
   } catch {
-    // Lowering never fails; raising may (no CAP_SYS_NICE): then this thread keeps its priority.
+    // Lowering to 0 from a negative value needs no privilege; from a positive one it does: keep it then.
   }
   const client = new MediaClient(data.target);
   const follower = new OutputFollower(client, data.options);
@@ -52,15 +54,16 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   follower.on('picture', (p) => {
     const { frame, ...timed } = p;
     const { planes, ...meta } = frame;
-    const slot = pool.acquire(planesBytes(planes));
+    const slot = pool.acquire(totalLength(planes));
     const lengths = copyPlanes(planes, slot.buffer);
     post({ type: 'picture', timed, frame: meta, slot: slot.id, buffer: slot.buffer, planes: lengths });
   });
-  const stats = setInterval(() => post({ type: 'stats', packets: follower.packetsReceived, decodeFailures: follower.decodeFailures, pool: pool.stats }), STATS_MS);
+  const stats = (): WorkerStats => ({ packets: follower.packetsReceived, decodeFailures: follower.decodeFailures, pool: pool.stats });
+  const ticker = setInterval(() => post({ type: 'stats', stats: stats() }), STATS_MS);
   const done = (clientError: ClientErrorData | null, error: string | null): void => {
-    clearInterval(stats);
+    clearInterval(ticker);
     client.close();
-    post({ type: 'done', packets: follower.packetsReceived, decodeFailures: follower.decodeFailures, pool: pool.stats, clientError, error });
+    post({ type: 'done', stats: stats(), clientError, error });
     // Not close(): the thread ends by itself once idle, after 'done' has left.
     port.unref();
   };

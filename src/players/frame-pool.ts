@@ -49,6 +49,8 @@ export interface FrameSlotPoolStats {
 export class FrameSlotPool {
   readonly #slots: Array<SharedArrayBuffer | null> = [];
   readonly #lent = new Set<number>();
+  /** Slots holding memory (lent or free): the others are null, ids to use again. */
+  #held = 0;
   #allocations = 0;
 
   /** Most free slots kept; a free slot beyond these is let go (after a burst, e.g. two cues at 4K). */
@@ -77,6 +79,7 @@ export class FrameSlotPool {
     if (best < 0) {
       // A free slot too small for this picture (the show changed resolution) is replaced rather than kept.
       best = tooSmall >= 0 ? tooSmall : this.#slots.length;
+      if (best === this.#slots.length || this.#slots[best] === null) this.#held++;
       this.#slots[best] = new SharedArrayBuffer(bytes);
       this.#allocations++;
     }
@@ -87,8 +90,10 @@ export class FrameSlotPool {
   /** Take back slot `id` (unknown or already free ids are ignored: a late release after a restart is harmless). */
   release(id: number): void {
     if (!this.#lent.delete(id)) return;
-    const free = this.#slots.length - this.#lent.size - this.#slots.filter((s) => s === null).length;
-    if (free > this.maxFree) this.#slots[id] = null;
+    if (this.#held - this.#lent.size > this.maxFree) {
+      this.#slots[id] = null;
+      this.#held--;
+    }
   }
 
   /** Counters now. */
@@ -113,13 +118,6 @@ export function copyPlanes(planes: readonly Uint8Array[], slot: SharedArrayBuffe
     at += p.length;
     return p.length;
   });
-}
-
-/** Bytes of `planes` together. */
-export function planesBytes(planes: readonly Uint8Array[]): number {
-  let n = 0;
-  for (const p of planes) n += p.length;
-  return n;
 }
 
 /**

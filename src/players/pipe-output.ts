@@ -91,7 +91,8 @@ function errorCode(e: unknown): string {
   return typeof code === 'string' ? code : e instanceof Error ? e.message : String(e);
 }
 
-function totalLength(chunks: readonly Buffer[]): number {
+/** Bytes of `chunks` together (a unit's, a picture's planes). */
+export function totalLength(chunks: readonly Uint8Array[]): number {
   let n = 0;
   for (const c of chunks) n += c.length;
   return n;

@@ -21,7 +21,7 @@ export interface PriorityOutcome {
   realtime: number;
   /** Nice value in effect for this thread. */
   nice: number;
-  /** Why a requested priority could not be set (null when everything asked is in effect). */
+  /** Why a requested priority could not be set (empty when everything asked is in effect). */
   problems: string[];
 }
 

@@ -5,6 +5,7 @@
  */
 import { getLogger } from '../common/logger';
 import type { ClockState } from '../generated/cuemux/v1/media_server';
+import type { ClockAt } from '../clients/clock-position';
 import { clockOf, CueTimeline, type SegmentWindow } from './cue-timeline';
 import type { FollowerSource, TimedPicture } from './follower';
 import type { SyncLog } from './sync-log';
@@ -23,8 +24,8 @@ export interface VideoPlayerOptions {
   syncLog: SyncLog | null;
   /** Poll the clock for the last part of each wait, ns (default 2 ms). */
   spinNs?: bigint;
-  /** The show position (s) of clock state `s` at CLOCK_MONOTONIC instant `monoNs` (see play-command: local or remote). */
-  clockAt: (s: ClockState, monoNs: bigint) => number;
+  /** The show position of a clock state at an instant (play-command maps it locally or through the Ping offset). */
+  clockAt: ClockAt;
 }
 
 /** Counters of a {@link VideoPlayer}. */
@@ -133,11 +134,11 @@ export class VideoPlayer {
   }
 
   #dropOlderThan(generation: bigint): void {
+    // A queue holds one generation (#add empties it for a new one): it is kept or dropped whole.
     for (const [k, q] of this.#queues) {
-      free(q.filter((x) => x.p.generation < generation));
-      const kept = q.filter((x) => x.p.generation >= generation);
-      if (kept.length === 0) this.#queues.delete(k);
-      else this.#queues.set(k, kept);
+      if (q.length > 0 && q[0].p.generation >= generation) continue;
+      free(q);
+      this.#queues.delete(k);
     }
   }
 

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import type { Rational } from '../common/rational';
-import { PipeOutput } from './pipe-output';
+import { PipeOutput, totalLength } from './pipe-output';
 import { SyncLog } from './sync-log';
 
 const log = getLogger('player-sink');
@@ -187,12 +187,6 @@ function blackPlanes(width: number, height: number, f: FormatLayout): Buffer[] {
   });
 }
 
-function planesLength(planes: readonly Buffer[]): number {
-  let n = 0;
-  for (const p of planes) n += p.length;
-  return n;
-}
-
 const formatKey = (p: Picture): string => `${p.width}x${p.height} ${p.format}`;
 
 // ------------------------------------------------------------------------------------------------------------------
@@ -261,7 +255,7 @@ class StreamSink implements VideoSink {
       const fmt = this.#fmt ?? this.#establish(picture);
       if (fmt === null) return;
       const key = formatKey(picture);
-      if (key === fmt.key && planesLength(picture.planes) === fmt.size) {
+      if (key === fmt.key && totalLength(picture.planes) === fmt.size) {
         this.#lastMismatch = null;
         this.#pictures++;
         this.#writeFrame(picture.planes, picture.retain?.());
@@ -271,7 +265,7 @@ class StreamSink implements VideoSink {
       if (this.#lastMismatch !== key) {
         this.#lastMismatch = key;
         log.warn('a picture does not match the stream format; black is presented instead',
-          { output: this.#options.name, stream: fmt.key, picture: key, bytes: planesLength(picture.planes), expected: fmt.size });
+          { output: this.#options.name, stream: fmt.key, picture: key, bytes: totalLength(picture.planes), expected: fmt.size });
       }
     }
     if (this.#fmt === null) return;
@@ -300,8 +294,8 @@ class StreamSink implements VideoSink {
     let problem: string | null = null;
     if (f === undefined || (this.#kind === 'y4m' && f.y4m === null)) {
       problem = `pixel format ${p.format} cannot be written to a ${this.#kind} output (supported: ${[...FORMATS.keys()].filter((k) => videoFormatSupported(this.#kind, k)).join(', ')})`;
-    } else if (!(p.width > 0 && p.height > 0) || planesLength(p.planes) !== size) {
-      problem = `a ${key} picture has ${planesLength(p.planes)} bytes of planes, ${size ?? '?'} expected`;
+    } else if (!(p.width > 0 && p.height > 0) || totalLength(p.planes) !== size) {
+      problem = `a ${key} picture has ${totalLength(p.planes)} bytes of planes, ${size ?? '?'} expected`;
     }
     if (problem !== null || f === undefined || size === null) {
       this.#unsupported++;

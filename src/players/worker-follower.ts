@@ -8,28 +8,14 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
-import { getLogger, type Logger } from '../common/logger';
+import { getLogger } from '../common/logger';
 import { MediaClientError } from '../clients/media-client';
-import type { ClientErrorData, DecodeWorkerData, FromWorker, ToWorker } from './decode-worker-messages';
+import type { ClientErrorData, DecodeWorkerData, FromWorker, ToWorker, WorkerStats } from './decode-worker-messages';
 import { sharedPicture, type FrameSlotPoolStats } from './frame-pool';
 import { FollowerBase, type OutputFollowerOptions } from './follower';
 
-/** The worker's loggers, re-created here by name so its lines go where this thread's go. */
-const loggers = new Map<string, Logger>();
-function loggerOf(name: string): Logger {
-  let l = loggers.get(name);
-  if (l === undefined) loggers.set(name, (l = getLogger(name)));
-  return l;
-}
-
 /** How long a stopped worker may take to finish before it is terminated, ms. */
 const STOP_GRACE_MS = 3000;
-
-/** Options of {@link WorkerFollower}. */
-export interface WorkerFollowerOptions extends OutputFollowerOptions {
-  /** Scheduling priority of the decoding thread (default 0, whatever the presenting thread's). */
-  decoderNice?: number;
-}
 
 function clientError(d: ClientErrorData): MediaClientError {
   const metadata = new grpc.Metadata();
@@ -46,10 +32,9 @@ export class WorkerFollower extends FollowerBase {
   /**
    * @param target the server, as MediaClient takes it (`unix:PATH` or `HOST:PORT`); the worker connects on its own.
    */
-  constructor(target: string, options: WorkerFollowerOptions) {
+  constructor(target: string, options: OutputFollowerOptions) {
     super();
-    const { decoderNice, ...follower } = options;
-    this.#data = { target, options: follower, nice: decoderNice };
+    this.#data = { target, options };
   }
 
   /** The worker's picture pool (updated every second, and at the end: then `lent` counts pictures never given back). */
@@ -76,20 +61,21 @@ export class WorkerFollower extends FollowerBase {
     return new Promise<void>((resolve, reject) => {
       let outcome: { error: Error | null } | null = null;
       let killer: NodeJS.Timeout | null = null;
+      // A worker asked to stop, or done, ends by itself once idle; one still busy in native code is stopped.
+      const terminateSoon = (): void => {
+        killer ??= setTimeout(() => void worker.terminate(), STOP_GRACE_MS).unref();
+      };
       const onAbort = (): void => {
         send({ type: 'stop' });
-        killer = setTimeout(() => void worker.terminate(), STOP_GRACE_MS).unref();
+        terminateSoon();
       };
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
       worker.on('message', (m: FromWorker) => {
         if (m.type === 'done') {
-          this.packets = m.packets;
-          this.failures = m.decodeFailures;
-          this.#pool = m.pool;
+          this.#takeStats(m.stats);
           outcome = { error: m.clientError !== null ? clientError(m.clientError) : m.error !== null ? new Error(`decode worker: ${m.error}`) : null };
-          // The worker ends by itself once idle; one still busy in native code a second later is stopped.
-          setTimeout(() => void worker.terminate(), STOP_GRACE_MS).unref();
+          terminateSoon();
           return;
         }
         this.#onMessage(m, send);
@@ -107,6 +93,12 @@ export class WorkerFollower extends FollowerBase {
     });
   }
 
+  #takeStats(s: WorkerStats): void {
+    this.packets = s.packets;
+    this.failures = s.decodeFailures;
+    this.#pool = s.pool;
+  }
+
   #onMessage(m: Exclude<FromWorker, { type: 'done' }>, send: (m: ToWorker) => void): void {
     switch (m.type) {
       case 'clock':
@@ -119,12 +111,8 @@ export class WorkerFollower extends FollowerBase {
       case 'unloaded': this.safeEmit('unloaded', m.cueId); break;
       case 'audio': this.safeEmit('audio', m.audio); break;
       case 'reconnect': this.safeEmit('reconnect', clientError(m.error), m.attempt); break;
-      case 'stats':
-        this.packets = m.packets;
-        this.failures = m.decodeFailures;
-        this.#pool = m.pool;
-        break;
-      case 'log': loggerOf(m.name)[m.level](m.message, m.meta); break;
+      case 'stats': this.#takeStats(m.stats); break;
+      case 'log': getLogger(m.name)[m.level](m.message, m.meta); break;
       case 'picture': {
         const slot = m.slot;
         const { picture, release } = sharedPicture(m.frame, m.buffer, m.planes, () => send({ type: 'release', slot }));
