@@ -119,10 +119,6 @@ export function takeSpareFrame(size: number, usual: number): Buffer {
 
 /** Return a buffer from {@link takeSpareFrame} (after gRPC's write callback): the next call reuses it. */
 export function giveSpareFrame(buf: Buffer): void {
-  giveSpare(buf);
-}
-
-function giveSpare(buf: Buffer): void {
   if (spareBytes + buf.length > SPARE_FRAME_BYTES) return;
   spareBytes += buf.length;
   const list = spareFrames.get(buf.length);
@@ -169,7 +165,7 @@ class FramePool {
   /** Give back a buffer from {@link acquire} (once gRPC is done with it). */
   release(buf: Buffer): void {
     this.#outstanding--;
-    if (buf.length !== this.capacity || this.#ended) giveSpare(buf);
+    if (buf.length !== this.capacity || this.#ended) giveSpareFrame(buf);
     else this.#free.push(buf);
     this.#wake?.();
   }
@@ -177,7 +173,7 @@ class FramePool {
   /** The call is over: its idle buffers go to the next calls (those still being written follow on release). */
   end(): void {
     this.#ended = true;
-    for (const b of this.#free.splice(0)) giveSpare(b);
+    for (const b of this.#free.splice(0)) giveSpareFrame(b);
   }
 }
 

@@ -492,9 +492,10 @@ export class Show extends TypedEmitter<ShowEvents> {
     const ids = this.#list.cues.slice(i + 1, next + 1).map((d) => d.id);
     const timer = setTimeout(() => {
       if (this.#closed) return;
-      for (const d of this.#list.cues) {
-        if (!ids.includes(d.id) || this.#cues.has(d.id)) continue;
-        this.load(d.id).catch((e: unknown) => log.warn(`could not pre-arm cue "${d.id}"`, { error: e instanceof Error ? e.message : String(e) }));
+      // Those still in the list (an edit may have come meanwhile) and not loaded by now.
+      for (const id of ids) {
+        if (this.#cues.has(id) || !this.#list.cues.some((d) => d.id === id)) continue;
+        this.load(id).catch((e: unknown) => log.warn(`could not pre-arm cue "${id}"`, { error: e instanceof Error ? e.message : String(e) }));
       }
     }, ARM_NEXT_DELAY_MS);
     timer.unref();
