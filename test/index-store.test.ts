@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
-import { ensureMedia, minuteClip } from './support/media';
+import { ensureMedia, lacedBlockMkv, minuteClip } from './support/media';
+import { ffprobePackets, framemd5Copy, groupByStream } from './support/ffmpeg-reference';
+import { md5 } from './support/check';
 import { copyInto, scratchDir } from './support/tmp';
 import { IndexEncoder, parseIndex } from '../src/index-store/idx-format';
 import { openIndex } from '../src/index-store/open-index';
@@ -34,16 +36,37 @@ describe('index store', function () {
     assert.equal(parseIndex(aligned, 'x.idx').packetCount, 8);
   });
 
-  it('stores FFmpeg\'s codec parameters and whether packets can be read straight from the file', async function () {
+  it('stores FFmpeg\'s codec parameters and whether packets can be read straight from the file, and from where', async function () {
     const dir = await scratchDir('params');
-    for (const [name, direct] of [['mp4-h264-aac', true], ['mov-prores-pcm', true], ['wav', true], ['mkv-vp9-opus', false], ['ts-h264-mp2', false]] as const) {
+    // Matroska's pos is the block start: the payload follows the track number, timecode and flags (4 bytes).
+    const cases: Array<[string, string, boolean, number[]]> = [];
+    for (const [name, direct, offsets] of [['mp4-h264-aac', true, [0, 0]], ['mov-prores-pcm', true, [0, 0]], ['wav', true, [0]],
+      ['mkv-vp9-opus', true, [4, 4]], ['ts-h264-mp2', false, [0, 0]]] as const) {
       const file = await ensureMedia(name);
-      const idx = await openIndex(await copyInto(file, dir, `${name}${file.slice(file.lastIndexOf('.'))}`), { cacheDir: dir });
+      cases.push([name, await copyInto(file, dir, `${name}${file.slice(file.lastIndexOf('.'))}`), direct, [...offsets]]);
+    }
+    // One block past the first packets breaks the layout: every packet is checked, so the file is not direct.
+    cases.push(['mkv with one laced block', (await lacedBlockMkv(dir)).file, false, [0, 0]]);
+    for (const [name, media, direct, offsets] of cases) {
+      const idx = await openIndex(media, { cacheDir: dir });
       const d = await openDemuxer(idx.mediaPath);
       await d.close();
       assert.ok(idx.params, name);
       assert.equal(idx.params.directReadable, direct, name);
+      assert.deepEqual(idx.params.dataOffsets, offsets, name);
       assert.deepEqual(idx.params.container, d.info, name);
+      if (!direct) continue;
+      // The claim itself: every packet's bytes are the file's bytes at pos + offset.
+      const bytes = await fsp.readFile(media);
+      const probe = await ffprobePackets(media);
+      const payloads = groupByStream(await framemd5Copy(media), (m) => m.md5);
+      const seen = new Map<number, number>();
+      for (const p of probe) {
+        const n = seen.get(p.stream) ?? 0;
+        seen.set(p.stream, n + 1);
+        const at = (p.pos as number) + offsets[p.stream];
+        assert.equal(md5(bytes.subarray(at, at + p.size)), payloads.get(p.stream)?.[n], `${name}: stream ${p.stream} packet ${n}`);
+      }
     }
   });
 

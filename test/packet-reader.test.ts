@@ -35,8 +35,8 @@ function fakeFile(chunk: number): { file: FileHandle; readvCalls: () => number }
   return { file: file as unknown as FileHandle, readvCalls: () => calls };
 }
 
-function entry(index: number, pos: number, size: number): IndexEntry {
-  return { index, stream: 0, pts: index, dts: index, duration: 1, pos, size, key: false, corrupt: false, discard: false };
+function entry(index: number, pos: number, size: number, stream = 0): IndexEntry {
+  return { index, stream, pts: index, dts: index, duration: 1, pos, size, key: false, corrupt: false, discard: false };
 }
 
 describe('DirectReader', function () {
@@ -47,7 +47,7 @@ describe('DirectReader', function () {
     for (const chunk of [1 << 20, 97, 1]) {
       const { file, readvCalls } = fakeFile(chunk);
       let counted = 0;
-      const reader = new DirectReader(file, '/media/x.mp4', { add: (n) => { counted += n; } });
+      const reader = new DirectReader(file, '/media/x.mp4', { add: (n) => { counted += n; } }, [0]);
       const target = Buffer.alloc(5000, 0xee);
       const at = [10, 400, 400, 700, 3000];
       await reader.readInto(entries, target, at);
@@ -55,13 +55,55 @@ describe('DirectReader', function () {
       assert.equal(target[399], 0xee, 'nothing written between slots');
       if (chunk === 1 << 20) assert.equal(readvCalls(), 2, 'one readv per run');
       assert.equal(counted, 300 + 250 + 1 + 1500);
-      const viaRead = await new DirectReader(fakeFile(chunk).file, '/media/x.mp4', { add: () => undefined }).read(entries);
+      const viaRead = await new DirectReader(fakeFile(chunk).file, '/media/x.mp4', { add: () => undefined }, [0]).read(entries);
       entries.forEach((e, i) => assert.deepEqual(viaRead[i], target.subarray(at[i], at[i] + e.size)));
     }
   });
 
+  it('Matroska layout: payloads at pos + the stream\'s offset, block headers between them read through, not split', async function () {
+    // Blocks of two streams back to back: each pos is a block start, its payload 4 (stream 0) or 5 (stream 1) bytes
+    // later, and the next block follows the payload after an element header of 4 bytes.
+    const layout: IndexEntry[] = [];
+    const payloadAt = (e: IndexEntry): number => (e.pos as number) + (e.stream === 0 ? 4 : 5);
+    let pos = 50;
+    for (let i = 0; i < 12; i++) {
+      const stream = i % 3 === 2 ? 1 : 0;
+      const size = 40 + i * 13;
+      layout.push(entry(i, pos, size, stream));
+      pos += (stream === 0 ? 4 : 5) + size + 4;
+    }
+    for (const chunk of [1 << 20, 33, 1]) {
+      const { file, readvCalls } = fakeFile(chunk);
+      let counted = 0;
+      const reader = new DirectReader(file, '/media/x.mkv', { add: (n) => { counted += n; } }, [4, 5]);
+      const at: number[] = [];
+      let slot = 0;
+      for (const e of layout) {
+        at.push(slot);
+        slot += e.size + 3;
+      }
+      const target = Buffer.alloc(slot, 0xee);
+      await reader.readInto(layout, target, at);
+      layout.forEach((e, i) => {
+        const from = payloadAt(e);
+        assert.deepEqual(target.subarray(at[i], at[i] + e.size), FILE.subarray(from, from + e.size), `packet ${i}`);
+        assert.equal(target[at[i] + e.size], 0xee, `nothing written after packet ${i}`);
+      });
+      if (chunk === 1 << 20) assert.equal(readvCalls(), 1, 'the gaps are read through: one readv for the whole run');
+      const last = layout[layout.length - 1];
+      assert.equal(counted, payloadAt(last) + last.size - payloadAt(layout[0]), 'bytes read: the run, gaps included');
+      const viaRead = await new DirectReader(fakeFile(chunk).file, '/media/x.mkv', { add: () => undefined }, [4, 5]).read(layout);
+      layout.forEach((e, i) => assert.deepEqual(viaRead[i], target.subarray(at[i], at[i] + e.size)));
+    }
+    // A stream read alone (the other's blocks between) is one read per packet: its gaps are other streams' bytes.
+    const { file, readvCalls } = fakeFile(1 << 20);
+    const alone = layout.filter((e) => e.stream === 1);
+    await new DirectReader(file, '/media/x.mkv', { add: () => undefined }, [4, 5]).readInto(alone, Buffer.alloc(4000), alone.map((_, i) => i * 300));
+    assert.equal(readvCalls(), alone.length);
+  });
+
   it('a file shorter than the index says: MEDIA_DAMAGED naming the byte', async function () {
-    const reader = new DirectReader(fakeFile(1 << 20).file, '/media/x.mp4', { add: () => undefined });
+    const reader = new DirectReader(fakeFile(1 << 20).file, '/media/x.mp4', { add: () => undefined }, [0]);
     await assert.rejects(reader.readInto([entry(7, 3900, 200)], Buffer.alloc(200), [0]), (e: unknown) => {
       assert.equal((e as { code?: string }).code, 'MEDIA_DAMAGED');
       assert.match((e as Error).message, /x\.mp4: file ends at byte 4000, packet 7 needs 4100/);

@@ -304,6 +304,9 @@ export function describeIndex(idx: MediaIndex): Record<string, unknown> {
     keyframes: idx.streams.reduce((a, s) => a + s.keyframeCount, 0),
     longestGopPackets: Math.max(0, ...idx.streams.filter((s) => s.codecType === 'video').map((s) => s.longestGop)),
     index: { path: idx.indexPath, bytes: idx.byteLength, bytesPerPacket: idx.byteLength / Math.max(1, idx.packetCount), built: new Date(idx.createdMs).toISOString(), origin: idx.origin },
+    // How a server reads this file's packets: 'direct' (from the file at the indexed positions, verified at build)
+    // or 'demux' (through FFmpeg's demuxer: more CPU and memory per client).
+    serving: idx.params?.directReadable === true ? 'direct' : 'demux',
     partial: idx.partial, streams,
   };
 }
@@ -326,6 +329,7 @@ async function info(io: CliIo, args: string[]): Promise<ExitCodeValue> {
     `packets    ${idx.packetCount} (${d.keyframes as number} keyframes)`,
     `longest GOP ${d.longestGopPackets as number} packets`,
     `index      ${ix.path} (${ix.bytes} bytes, ${ix.bytesPerPacket.toFixed(1)} bytes/packet, built ${ix.built})`,
+    `serving    ${d.serving === 'direct' ? 'direct reads from the file (packet bytes verified at build)' : "through FFmpeg's demuxer (packets are not stored as plain bytes in this file)"}`,
   ];
   for (const s of d.streams as Array<Record<string, unknown>>) {
     const extra = s.type === 'video' ? `${String(s.frameRate)} fps, longest GOP ${String(s.longestGopPackets)} packets` +

@@ -1,5 +1,5 @@
 /**
- * The `.idx` file format, version 1: encoder and decoder. The normative description is docs/idx-format.md; this
+ * The `.idx` file format, version 2: encoder and decoder. The normative description is docs/idx-format.md; this
  * file and that one change together.
  *
  * Layout (little-endian, sections 8-byte aligned so tables can be viewed in place without copying):
@@ -16,7 +16,7 @@ import { ByteReader, ByteWriter } from './byte-io';
 /** The 8 magic bytes every index starts with. */
 export const MAGIC = Buffer.from('CUEMUXIX', 'latin1');
 /** The format version this code writes and reads. */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 /** Entries per block: the unit of random access and of predictor reset. Small, so a random lookup decodes little
  * (64 costs ~0.3 byte per packet in resets and block table over 256). */
 export const BLOCK_ENTRIES = 64;
@@ -104,8 +104,17 @@ export interface PartialInfo {
 export interface SourceParams {
   /** The container as FFmpeg opened it (path as at build time). */
   container: ContainerInfo;
-  /** Packet bytes equal the file's bytes at [pos, pos + size) (checked on the first packets at build time). */
+  /**
+   * Packet bytes equal the file's bytes at [pos + dataOffsets[stream], + size), verified at build time (the first
+   * packets of an MP4/MOV, WAV, FLAC or MP3; every packet of any other container).
+   */
   directReadable: boolean;
+  /**
+   * Per stream (by index), bytes from a packet's `pos` to its payload in the file: 0 where FFmpeg's pos is the
+   * payload (MP4), e.g. 4 for Matroska, whose pos is the start of the SimpleBlock (track number, timecode, flags).
+   * All 0 when not direct-readable.
+   */
+  dataOffsets: number[];
 }
 
 /** An index file, parsed and verified. Entry blocks stay encoded until used (see media-index.ts). */
@@ -395,6 +404,7 @@ function writeParams(w: ByteWriter, p: SourceParams): void {
   const c = p.container;
   w.u32(PARAMS_MAGIC);
   w.u8(p.directReadable ? 1 : 0);
+  for (let i = 0; i < c.streams.length; i++) w.u8(p.directReadable ? p.dataOffsets[i] ?? 0 : 0);
   f64(w, c.durationSeconds);
   f64(w, c.startSeconds);
   w.i64(c.bitRate);
@@ -431,6 +441,7 @@ function readF64(r: ByteReader): number | null {
 function readParams(r: ByteReader, streamCount: number): SourceParams {
   if (r.u32() !== PARAMS_MAGIC) throw new RangeError('unknown block in the meta section');
   const directReadable = r.u8() === 1;
+  const dataOffsets = Array.from({ length: streamCount }, () => r.u8());
   const durationSeconds = readF64(r);
   const startSeconds = readF64(r);
   const bitRate = r.i64();
@@ -455,7 +466,7 @@ function readParams(r: ByteReader, streamCount: number): SourceParams {
     });
   }
   return {
-    directReadable,
+    directReadable, dataOffsets,
     container: { path: '', formatName: '', durationSeconds, startSeconds, bitRate, streams: partials as StreamParams[] },
   };
 }

@@ -1,11 +1,13 @@
 /**
  * Builds the index of one media file: one pass of FFmpeg's demuxer (the same av_read_frame ffprobe uses), reading
- * packet metadata only, thousands of packets per native call. Payloads are never copied to JavaScript.
+ * packet metadata only, thousands of packets per native call. Payloads are copied to JavaScript only while they are
+ * compared with the file, to decide whether a server may read packets straight from it (see DIRECT_FORMATS).
  */
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { promises as fsp } from 'node:fs';
-import { openDemuxer, libavformatVersion, packetAt } from '../ffmpeg/beamcoder-adapter';
+import type { FileHandle } from 'node:fs/promises';
+import { openDemuxer, libavformatVersion } from '../ffmpeg/beamcoder-adapter';
 import { META_STRIDE, Meta, type PacketColumns } from '../ffmpeg/types';
 import { fingerprint, staleReason } from './fingerprint';
 import { IndexEncoder, type PartialInfo, type SourceIdentity } from './idx-format';
@@ -44,32 +46,91 @@ export interface BuiltIndex {
   partial: PartialInfo | null;
 }
 
-/** Demuxers whose packets are the file's bytes at [pos, pos + size), unmodified (still verified per file). */
+/**
+ * Demuxers whose packets are the file's bytes at [pos, pos + size), unmodified, by the container's design (MP4 sample
+ * tables, PCM and frame-based audio): their first packets are verified. Any other container is direct-readable only
+ * when every packet is verified during the build (Matroska/WebM without lacing or content encoding passes; MPEG-TS,
+ * Ogg and laced or header-stripped Matroska blocks fail at their first packet and fall back to demuxing).
+ */
 const DIRECT_FORMATS: ReadonlySet<string> = new Set(['mov,mp4,m4a,3gp,3g2,mj2', 'wav', 'flac', 'mp3', 'aiff', 'w64']);
 
-/** Packets compared between FFmpeg and a plain read of the file before direct reads are trusted. */
+/** Packets compared between FFmpeg and a plain read of the file before direct reads of a DIRECT_FORMATS file are trusted. */
 const VERIFY_PACKETS = 64;
 
+/** Payload bytes per native read while every packet is verified (bounds the build's memory, about twice this). */
+const VERIFY_BYTES = 4 << 20;
+
+/** Largest distance from a packet's pos to its payload looked for (a Matroska block header is at most 11 bytes). */
+const MAX_DATA_OFFSET = 16;
+
 /**
- * Whether FFmpeg's packet bytes are the file's bytes at [pos, pos + size) for this file, judged on its first packets
- * (`cols`, read with data; true for MP4/MOV, WAV, FLAC, MP3; false for MKV, MPEG-TS...). A server then reads packets
- * straight from the file, and every client reads only the bytes of its own streams.
+ * Whether FFmpeg's packet bytes in `cols` (read with data) are the file's bytes at [pos + offset, + size), where
+ * `offsets` holds each stream's distance from pos to payload. A stream's first non-empty packet fixes its offset
+ * (0 only, unless `mayShift`); every later packet of the stream must then match at the same offset. Packets that lie
+ * within one span are checked with one read of it (the demuxer has just read it: it is in the page cache).
  */
-async function directReadable(media: string, cols: PacketColumns): Promise<boolean> {
-  if (cols.count === 0) return false;
-  const fh = await fsp.open(media, 'r');
-  try {
-    for (let i = 0; i < cols.count; i++) {
-      const p = packetAt(cols, i);
-      if (p.pos === null) return false;
-      const b = Buffer.allocUnsafe(p.size);
-      const { bytesRead } = await fh.read(b, 0, p.size, p.pos);
-      if (bytesRead !== p.size || !b.equals(p.data)) return false;
-    }
-    return true;
-  } finally {
-    await fh.close();
+async function bytesMatchFile(file: FileHandle, cols: PacketColumns, offsets: Map<number, number>, mayShift: boolean, scratch: Scratch): Promise<boolean> {
+  const data = cols.data;
+  if (data === null) return false;
+  let lo = Infinity;
+  let hi = 0;
+  for (let i = 0; i < cols.count; i++) {
+    const o = i * META_STRIDE;
+    const pos = cols.meta[o + Meta.POS];
+    if (pos < 0) return false;
+    lo = Math.min(lo, pos);
+    hi = Math.max(hi, pos + cols.meta[o + Meta.SIZE] + MAX_DATA_OFFSET);
   }
+  if (cols.count === 0) return true;
+  // Packets far apart (streams interleaved in distant chunks) are read one by one instead of the whole span.
+  const span = hi - lo <= 2 * Math.max(data.length, VERIFY_BYTES) ? await readUpTo(file, lo, hi - lo, scratch) : null;
+  const fileBytes = async (at: number, length: number): Promise<Buffer> =>
+    span !== null && at - lo + length <= span.length ? span.subarray(at - lo, at - lo + length) : readUpTo(file, at, length);
+  for (let i = 0; i < cols.count; i++) {
+    const o = i * META_STRIDE;
+    const stream = cols.meta[o + Meta.STREAM];
+    const pos = cols.meta[o + Meta.POS];
+    const size = cols.meta[o + Meta.SIZE];
+    if (size === 0) continue;
+    const payload = data.subarray(cols.meta[o + Meta.DATA], cols.meta[o + Meta.DATA] + size);
+    let offset = offsets.get(stream);
+    if (offset === undefined) {
+      const around = await fileBytes(pos, size + (mayShift ? MAX_DATA_OFFSET : 0));
+      for (let d = 0; d + size <= around.length && (d === 0 || mayShift); d++) {
+        if (around.subarray(d, d + size).equals(payload)) {
+          offset = d;
+          break;
+        }
+      }
+      if (offset === undefined) return false;
+      offsets.set(stream, offset);
+      continue;
+    }
+    if (!(await fileBytes(pos + offset, size)).equals(payload)) return false;
+  }
+  return true;
+}
+
+/** A buffer reused by one build's span reads (fresh ones, 8-16 MiB each, would pile up until a full collection). */
+interface Scratch {
+  buf: Buffer | null;
+}
+
+/** Up to `length` bytes of `file` at `pos` (fewer where the file ends), in `scratch` when given (valid until its next use). */
+async function readUpTo(file: FileHandle, pos: number, length: number, scratch?: Scratch): Promise<Buffer> {
+  let b: Buffer;
+  if (scratch === undefined) b = Buffer.allocUnsafe(length);
+  else {
+    if (scratch.buf === null || scratch.buf.length < length) scratch.buf = Buffer.allocUnsafeSlow(length);
+    b = scratch.buf.subarray(0, length);
+  }
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await file.read(b, got, length - got, pos + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return b.subarray(0, got);
 }
 
 /** Packets per native read: large enough to amortise the thread-pool hop, small enough for smooth progress. */
@@ -90,16 +151,27 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
   const before = options.identity ?? await fingerprint(media);
   const demuxer = await openDemuxer(media);
   let partial: PartialInfo | null = null;
+  const sampled = DIRECT_FORMATS.has(demuxer.info.formatName);
+  // Direct reads stay possible while every packet checked so far matched the file (null: nothing checked yet).
   let direct: boolean | null = null;
+  let file: FileHandle | null = null;
+  /** Per stream, the distance from pos to payload found by the verification. */
+  const offsets = new Map<number, number>();
+  const scratch: Scratch = { buf: null };
   const encoder = new IndexEncoder(demuxer.info.streams);
   try {
     let bytePos = 0;
     for (;;) {
       if (options.signal?.aborted) throw new CuemuxError('CLOSED', `${media}: index build aborted`, { path: media, operation: 'index build' });
-      // The first packets are read with their bytes, to check direct reads on the same pass (no second open).
-      const first = encoder.count === 0 && direct === null;
-      const cols = await demuxer.readColumns(first ? { maxPackets: VERIFY_PACKETS, withData: true } : { maxPackets: BATCH });
-      if (first) direct = await directReadable(media, cols);
+      // Packets are read with their bytes while they are being verified, on the same pass (no second open): the
+      // first VERIFY_PACKETS of a DIRECT_FORMATS file, every packet of any other until one does not match.
+      const verifying = direct === null || (direct && !sampled);
+      const cols = await demuxer.readColumns(!verifying ? { maxPackets: BATCH }
+        : direct === null ? { maxPackets: VERIFY_PACKETS, withData: true } : { maxPackets: BATCH, withData: true, maxBytes: VERIFY_BYTES });
+      if (verifying && cols.count > 0) {
+        file ??= await fsp.open(media, 'r');
+        direct = await bytesMatchFile(file, cols, offsets, !sampled, scratch);
+      }
       encoder.add(cols);
       if (cols.count > 0) {
         const o = (cols.count - 1) * META_STRIDE;
@@ -115,6 +187,7 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
       if (cols.eof || cols.count === 0) break;
     }
   } finally {
+    await file?.close();
     await demuxer.close();
   }
   if (encoder.count === 0) {
@@ -129,11 +202,12 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
       { path: media, operation: 'index build' });
   }
   const v = libavformatVersion();
-  // Direct reads need all three: a container known to store packets unmodified and contiguously, the first packets
-  // verified byte for byte, and a position for every packet.
+  // Direct reads need both: the packets verified byte for byte (the first ones of a container that stores packets
+  // unmodified and contiguously by design, or else all of them), and a position for every packet.
+  const directReadable = direct === true && encoder.packetsWithoutPos === 0;
   const params = {
-    container: demuxer.info,
-    directReadable: DIRECT_FORMATS.has(demuxer.info.formatName) && direct === true && encoder.packetsWithoutPos === 0,
+    container: demuxer.info, directReadable,
+    dataOffsets: demuxer.info.streams.map((s) => (directReadable ? offsets.get(s.index) ?? 0 : 0)),
   };
   const bytes = encoder.finish(before, media, demuxer.info.formatName, (v.major << 16) | (v.minor << 8) | v.micro, partial, params);
   if (partial) log.warn('media is truncated or damaged: indexed what FFmpeg could read', { media, stoppedAt: partial.bytePos, reason: partial.message });

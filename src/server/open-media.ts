@@ -109,7 +109,7 @@ export class OpenMedia {
   reader(): PacketReader {
     if (this.#closed) throw new CuemuxError('CLOSED', `${this.path}: media closed`, { path: this.path });
     const counter = { add: (n: number): void => { this.bytesRead += n; } };
-    return this.mode === 'direct' ? new DirectReader(this.#file, this.path, counter) : new DemuxReader(this.index, counter);
+    return this.mode === 'direct' ? new DirectReader(this.#file, this.path, counter, this.index.params?.dataOffsets ?? []) : new DemuxReader(this.index, counter);
   }
 
   /** True when nobody uses the media. */

@@ -1,8 +1,8 @@
 /**
  * Fetching the bytes of indexed packets, two ways:
- *  - direct: pread [pos, pos + size) from the file. Exact for containers that store each packet's bytes contiguously
- *    and unmodified (MP4/MOV, WAV, FLAC, MP3; checked per file at open), and each client reads only the bytes of its
- *    own streams: an audio and a video client together read the file once.
+ *  - direct: pread [pos + offset, + size) from the file. Exact for containers that store each packet's bytes
+ *    contiguously and unmodified (MP4/MOV, WAV, FLAC, MP3, unlaced Matroska; verified at index build), and each client
+ *    reads only the bytes of its own streams: an audio and a video client together read the file once.
  *  - demux: a private FFmpeg demuxer per stream of packets (MKV, MPEG-TS...), aligned on the index and checked
  *    packet by packet against it.
  */
@@ -31,85 +31,106 @@ export interface ReadCounter {
   add(bytes: number): void;
 }
 
-/** Largest gap (bytes) between two wanted packets that is read through rather than split into two reads. */
-const COALESCE_GAP = 0;
-/** Most payloads scattered by one readv (below every platform's IOV_MAX). */
+/**
+ * Largest gap (bytes) between two wanted packets that is read through rather than split into two reads: it bridges
+ * Matroska's block headers (a few bytes between one block's payload and the next), never another stream's packets
+ * worth reading around (an audio packet is hundreds of bytes).
+ */
+const COALESCE_GAP = 32;
+/** Most payloads scattered by one readv (below every platform's IOV_MAX, gaps included). */
 const MAX_IOVECS = 512;
+/** Largest single read of `read()`, in bytes. */
+const MAX_RUN_BYTES = 16 << 20;
 /** Reads one readInto keeps in flight (libuv's thread pool has 4 threads, shared by every call). */
 const READS_IN_FLIGHT = 4;
+/** Where readv drops the bytes of a bridged gap (never read by anyone). */
+const GAP_SINK = Buffer.alloc(COALESCE_GAP);
 
-/** pread-based reader over a FileHandle shared by every client of the file. */
+/** A run of packets read with one read: entries [i, j) from file bytes [start, end). */
+interface Run {
+  i: number;
+  j: number;
+  start: number;
+  end: number;
+}
+
+/**
+ * pread-based reader over a FileHandle shared by every client of the file. A packet's bytes are at
+ * [pos + dataOffsets[stream], + size) (see SourceParams).
+ */
 export class DirectReader implements PacketReader {
   readonly #file: FileHandle;
   readonly #path: string;
   readonly #counter: ReadCounter;
+  readonly #offsets: readonly number[];
 
-  constructor(file: FileHandle, mediaPath: string, counter: ReadCounter) {
+  constructor(file: FileHandle, mediaPath: string, counter: ReadCounter, dataOffsets: readonly number[]) {
     this.#file = file;
     this.#path = mediaPath;
     this.#counter = counter;
+    this.#offsets = dataOffsets;
   }
 
-  async read(entries: IndexEntry[]): Promise<Buffer[]> {
-    const out: Buffer[] = new Array<Buffer>(entries.length);
-    let i = 0;
-    while (i < entries.length) {
-      // One read for each run of packets that lie back to back in the file (e.g. a chunk of video samples).
-      const start = entries[i].pos;
-      if (start === null) throw new CuemuxError('INTERNAL', `${this.#path}: packet ${entries[i].index} has no position`, { path: this.#path });
-      let end = start + entries[i].size;
-      let j = i + 1;
-      while (j < entries.length) {
-        const p = entries[j].pos;
-        if (p === null || p < end || p > end + COALESCE_GAP || p + entries[j].size - start > 16 << 20) break;
-        end = p + entries[j].size;
-        j++;
-      }
-      const buf = Buffer.allocUnsafe(end - start);
-      let got = 0;
-      while (got < buf.length) {
-        const { bytesRead } = await this.#file.read(buf, got, buf.length - got, start + got);
-        if (bytesRead === 0) {
-          throw new CuemuxError('MEDIA_DAMAGED', `${this.#path}: file ends at byte ${start + got}, packet ${entries[i].index} needs ${end}; was it truncated?`,
-            { path: this.#path, operation: 'read' });
-        }
-        got += bytesRead;
-      }
-      this.#counter.add(buf.length);
-      for (let k = i; k < j; k++) {
-        const at = (entries[k].pos as number) - start;
-        out[k] = buf.subarray(at, at + entries[k].size);
-      }
-      i = j;
-    }
-    return out;
+  /** File offset of entry `e`'s payload. */
+  #at(e: IndexEntry): number {
+    if (e.pos === null) throw new CuemuxError('INTERNAL', `${this.#path}: packet ${e.index} has no position`, { path: this.#path });
+    return e.pos + (this.#offsets[e.stream] ?? 0);
   }
 
-  async readInto(entries: IndexEntry[], target: Buffer, at: readonly number[]): Promise<void> {
-    // One readv for each run of packets that lie back to back in the file, each landing in its own slot.
-    const runs: Array<{ i: number; j: number; start: number; end: number }> = [];
+  /** Split `entries` into runs of packets that lie back to back in the file, or nearly (see COALESCE_GAP). */
+  #runs(entries: IndexEntry[], maxPackets: number, maxBytes: number): Run[] {
+    const runs: Run[] = [];
     for (let i = 0; i < entries.length;) {
-      const start = entries[i].pos;
-      if (start === null) throw new CuemuxError('INTERNAL', `${this.#path}: packet ${entries[i].index} has no position`, { path: this.#path });
+      const start = this.#at(entries[i]);
       let end = start + entries[i].size;
       let j = i + 1;
-      while (j < entries.length && j - i < MAX_IOVECS) {
-        const p = entries[j].pos;
-        if (p !== end) break;
+      while (j < entries.length && j - i < maxPackets) {
+        const p = this.#at(entries[j]);
+        if (p < end || p > end + COALESCE_GAP || p + entries[j].size - start > maxBytes) break;
         end = p + entries[j].size;
         j++;
       }
       runs.push({ i, j, start, end });
       i = j;
     }
+    return runs;
+  }
+
+  #truncated(e: IndexEntry, at: number, end: number): CuemuxError {
+    return new CuemuxError('MEDIA_DAMAGED', `${this.#path}: file ends at byte ${at}, packet ${e.index} needs ${end}; was it truncated?`,
+      { path: this.#path, operation: 'read' });
+  }
+
+  async read(entries: IndexEntry[]): Promise<Buffer[]> {
+    const out: Buffer[] = new Array<Buffer>(entries.length);
+    for (const { i, j, start, end } of this.#runs(entries, Infinity, MAX_RUN_BYTES)) {
+      const buf = Buffer.allocUnsafe(end - start);
+      let got = 0;
+      while (got < buf.length) {
+        const { bytesRead } = await this.#file.read(buf, got, buf.length - got, start + got);
+        if (bytesRead === 0) throw this.#truncated(entries[i], start + got, end);
+        got += bytesRead;
+      }
+      this.#counter.add(buf.length);
+      for (let k = i; k < j; k++) {
+        const at = this.#at(entries[k]) - start;
+        out[k] = buf.subarray(at, at + entries[k].size);
+      }
+    }
+    return out;
+  }
+
+  async readInto(entries: IndexEntry[], target: Buffer, at: readonly number[]): Promise<void> {
+    // One readv for each run of packets that lie (nearly) back to back in the file, each landing in its own slot;
+    // the half of MAX_IOVECS leaves room for the gaps' views.
+    const runs = this.#runs(entries, MAX_IOVECS / 2, Infinity);
     // Runs are read a few at a time: one stream of an interleaved file is many short runs (the audio between video
     // chunks), and one thread-pool round trip after another would dominate a small batch's latency.
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < runs.length) {
-        const { i, j, start, end } = runs[next++];
         try {
-          await this.#readRun(entries, i, j, start, end, target, at);
+          await this.#readRun(entries, runs[next++], target, at);
         } catch (e) {
           next = runs.length; // the others stop after their current read
           throw e;
@@ -119,16 +140,19 @@ export class DirectReader implements PacketReader {
     await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, runs.length) }, worker));
   }
 
-  async #readRun(entries: IndexEntry[], i: number, j: number, start: number, end: number, target: Buffer, at: readonly number[]): Promise<void> {
+  async #readRun(entries: IndexEntry[], { i, j, start, end }: Run, target: Buffer, at: readonly number[]): Promise<void> {
     let views: Buffer[] = [];
-    for (let k = i; k < j; k++) if (entries[k].size > 0) views.push(target.subarray(at[k], at[k] + entries[k].size));
+    let pos = start;
+    for (let k = i; k < j; k++) {
+      const p = this.#at(entries[k]);
+      if (p > pos) views.push(GAP_SINK.subarray(0, p - pos));
+      if (entries[k].size > 0) views.push(target.subarray(at[k], at[k] + entries[k].size));
+      pos = p + entries[k].size;
+    }
     let got = 0;
     while (got < end - start) {
       const { bytesRead } = await this.#file.readv(views, start + got);
-      if (bytesRead === 0) {
-        throw new CuemuxError('MEDIA_DAMAGED', `${this.#path}: file ends at byte ${start + got}, packet ${entries[i].index} needs ${end}; was it truncated?`,
-          { path: this.#path, operation: 'read' });
-      }
+      if (bytesRead === 0) throw this.#truncated(entries[i], start + got, end);
       got += bytesRead;
       // A short read: go on with what is left of the views.
       let skip = bytesRead;

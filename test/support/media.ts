@@ -344,3 +344,26 @@ export function minuteClip(): Promise<string> {
 export async function longClip(): Promise<string> {
   return makeMedia('av-30min-160x120.mp4', ['-stream_loop', '29', '-i', await minuteClip(), '-c', 'copy']);
 }
+
+/**
+ * A copy of the `mkv-vp9-opus` corpus file, in `dir`, whose first video block from the 100th packet on (well past
+ * the packets an index build reads first) is rewritten as a laced block holding one frame: its flags byte gets Xiph lacing and its first
+ * payload byte becomes the lace count (0: one frame). FFmpeg then returns that packet from one byte further on, so
+ * this one block breaks the "payload at pos + a fixed offset" layout that every other block follows: a server must
+ * serve the file through FFmpeg's demuxer. Returns the path and the block's pos (as ffprobe reports it).
+ */
+export async function lacedBlockMkv(dir: string, name = 'mkv-laced.mkv'): Promise<{ file: string; blockPos: number }> {
+  const { ffprobePackets } = await import('./ffmpeg-reference');
+  const source = await ensureMedia('mkv-vp9-opus');
+  const block = (await ffprobePackets(source)).find((p, i) => i >= 100 && p.stream === 0);
+  const blockPos = block?.pos ?? null;
+  if (blockPos === null) throw new Error(`${source}: no video packet with a position after packet 100`);
+  const bytes = await fs.readFile(source);
+  // A SimpleBlock's body: track number (1-byte EBML number for track 1), 2-byte timecode, flags, then the payload.
+  if (bytes[blockPos] !== 0x81 || (bytes[blockPos + 3] & 0x06) !== 0) throw new Error(`${source}: no unlaced track-1 block at ${blockPos}`);
+  bytes[blockPos + 3] |= 0x02;
+  bytes[blockPos + 4] = 0;
+  const file = path.join(dir, name);
+  await fs.writeFile(file, bytes);
+  return { file, blockPos };
+}
