@@ -16,7 +16,7 @@ import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
 import type { FollowEvent } from '../src/generated/cuemux/v1/media_server';
 import { encodeMessage } from '../src/server/osc-endpoint';
 import { hd1080 } from './bench-media';
-import { CLI, pct, runBench, startBenchServer, withScratch } from './bench-server';
+import { CLI, pct, runBench, startBenchServer, watchSteal, withScratch } from './bench-server';
 
 /** Files (and unarmed cues): each unarmed GO needs a file that is not open. */
 const ROUNDS = 40;
@@ -169,6 +169,7 @@ async function main(scratch: string): Promise<void> {
   const peer = JSON.parse(peerRun.stdout) as number[];
 
   const socket = path.join(scratch, 'cuemux.sock');
+  const steal = watchSteal();
   const server = await startBenchServer(['--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root, '--osc-port', '0',
     '--cue-list', cueList, '--idle-close-ms', '0']);
   const oscPort = server.oscPort as number;
@@ -241,6 +242,7 @@ async function main(scratch: string): Promise<void> {
         `  (target p99 <= 40: ${pct(unarmed, 99) <= 40 ? 'PASS' : 'MISS'}; ${f2(pct(peer, 50) / pct(unarmed, 50))}x the peer at p50)`,
       `Ping offset estimate (best of 8 pings, 200 estimates; against the exact offset, same machine): UDS error p50 ${f2(pct(uds.err, 50))} us, p99 ${f2(pct(uds.err, 99))} us, ` +
         `round trip p50 ${f2(pct(uds.rtt, 50))} us; TCP error p50 ${f2(pct(tcpPing.err, 50))} us, p99 ${f2(pct(tcpPing.err, 99))} us, round trip p50 ${f2(pct(tcpPing.rtt, 50))} us`,
+      `Machine: steal time (CPU time the hypervisor gave to other guests) while the server ran: ${steal().toFixed(1)}%`,
       '',
     ];
     process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ peer, armed, unarmed, pingUds: uds, pingTcp: tcpPing })}\n`);

@@ -4,7 +4,7 @@
  *                                         opening the media it prints {"ready":true} and waits for a line on stdin, so
  *                                         the parent times the reads of all its clients, not their process start-up
  *   latency <target> <path> <n> <batch>   n ReadPackets at random times on an open file: ms to the first batch
- *                                         (after 10 calls not counted, at other positions)
+ *                                         (after 10 calls not counted, at other positions); then n GetStatus calls
  *   cold <target> <batch> <warm> <paths...>  OpenMedia + ReadPackets on files not yet open: ms to the first batch
  *                                         (after 10 calls not counted on <warm>, a file other than <paths>)
  */
@@ -59,7 +59,15 @@ async function main(): Promise<void> {
       await firstBatch(c, info.mediaId, at, Number(batch));
       out.push(ms(t));
     }
-    process.stdout.write(`${JSON.stringify({ ms: out })}\n`);
+    // The floor under those figures: a unary call with an empty request, as many times, interleaved in time the same
+    // way (one after another on this connection).
+    const unaryMs: number[] = [];
+    for (let i = 0; i < Number(n); i++) {
+      const t = process.hrtime.bigint();
+      await c.getStatus();
+      unaryMs.push(ms(t));
+    }
+    process.stdout.write(`${JSON.stringify({ ms: out, unaryMs })}\n`);
   } else if (mode === 'cold') {
     const [batch, warmFile, ...files] = rest;
     // Warm this process's call path on a file that is already open (not one of those measured, see 'latency').

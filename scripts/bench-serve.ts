@@ -6,10 +6,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { promises as fsp, readFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
 import { hd1080, hd1080Mkv, small120 } from './bench-media';
-import { CLI, pct, runBench, startBenchServer, withScratch } from './bench-server';
+import { CLI, pct, runBench, startBenchServer, watchSteal, withScratch } from './bench-server';
 
 const CLIENT = path.join(__dirname, 'bench-serve-client.js');
 
@@ -111,6 +112,7 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
   const b = spawnSync(process.execPath, [CLI, 'index', 'build', root], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (b.status !== 0) throw new Error('index build failed');
   const size = (await fsp.stat(hd)).size;
+  const steal = watchSteal();
 
   process.stderr.write('bench:serve: in-process demux...\n');
   await inProcess(hd); // warm the page cache
@@ -119,46 +121,56 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
 
   const socket = path.join(scratch, 'cuemux.sock');
   // OSC on any free port: the default 53100 may belong to another server on this machine (bench:serve uses no OSC).
-  const server = await startBenchServer(['--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root, '--osc-port', '0']);
-  const tcp = server.tcp as string;
-  const pid = server.child.pid as number;
-  let peakRss = { rss: 0, anon: 0 };
-  const sample = (): void => {
-    const m = rssMB(pid);
-    peakRss = { rss: Math.max(peakRss.rss, m.rss), anon: Math.max(peakRss.anon, m.anon) };
-  };
-  const sampler = setInterval(sample, 20);
-  const idleRss = rssMB(pid);
-  try {
-    // Warm-up (JIT, connections, page cache of the served copies) before anything is measured.
-    // MP4 only: serving MKV maps FFmpeg into the server, which the MP4 figures must not include.
-    await runReaders([[socket, 'hd.mp4'], [tcp, 'hd.mp4']]);
-    const runs: Array<{ transport: string; file: string; clients: number; packetsPerSec: number; mbPerSec: number; peerMBs: number; peakRssMB: number; peakAnonMB: number }> = [];
-    for (const [file, label] of [['hd.mp4', 'MP4'], ['hd.mkv', 'MKV']] as const) {
-      for (const [transport, target] of [['UDS', socket], ['TCP', tcp]] as const) {
-        for (const n of file === 'hd.mkv' ? [1, 8] : [1, 2, 8]) {
-          process.stderr.write(`bench:serve: ${n} client(s) over ${transport} on ${label}...\n`);
-          // The peer is measured again just before each row: on a shared machine its speed alone varies 2-4x
-          // from minute to minute, so each row is compared with a peer run under the same conditions.
-          const rowPeer = (await inProcess(file === 'hd.mkv' ? mkv : hd)).perPacket;
-          peakRss = rssMB(pid);
-          sample();
+  const serverArgs = ['--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root, '--osc-port', '0'];
+  const runs: Array<{ transport: string; file: string; clients: number; packetsPerSec: number; mbPerSec: number; peerMBs: number; peakRssMB: number; peakAnonMB: number }> = [];
+  let idleRss = { rss: 0, anon: 0 };
+  // Each row has a server of its own: its memory is what that row needs, not the high-water mark of the rows before
+  // (a process keeps the heap and buffers it grew to). Before the timed reads, one client reads the file once (JIT,
+  // connection, page cache), as on a server that has been running.
+  for (const [file, label] of [['hd.mp4', 'MP4'], ['hd.mkv', 'MKV']] as const) {
+    for (const transport of ['UDS', 'TCP'] as const) {
+      for (const n of file === 'hd.mkv' ? [1, 8] : [1, 2, 8]) {
+        process.stderr.write(`bench:serve: ${n} client(s) over ${transport} on ${label}...\n`);
+        // The peer is measured again just before each row: on a shared machine its speed alone varies 2-4x
+        // from minute to minute, so each row is compared with a peer run under the same conditions.
+        const rowPeer = (await inProcess(file === 'hd.mkv' ? mkv : hd)).perPacket;
+        const server = await startBenchServer(serverArgs);
+        const pid = server.child.pid as number;
+        if (idleRss.rss === 0) idleRss = rssMB(pid);
+        const target = transport === 'UDS' ? socket : server.tcp as string;
+        let peakRss = { rss: 0, anon: 0 };
+        const sample = (): void => {
+          const m = rssMB(pid);
+          peakRss = { rss: Math.max(peakRss.rss, m.rss), anon: Math.max(peakRss.anon, m.anon) };
+        };
+        const sampler = setInterval(sample, 20);
+        try {
+          await runReaders([[target, file]]);
           const { wallSec: wall, results } = await runReaders(Array.from({ length: n }, () => [target, file]));
+          sample();
           const packets = results.reduce((a, r) => a + (r.packets as number), 0);
           const bytes = results.reduce((a, r) => a + (r.bytes as number), 0);
-          sample();
           runs.push({ transport, file: label, clients: n, packetsPerSec: packets / wall, mbPerSec: bytes / 1e6 / wall,
             peerMBs: rowPeer.bytes / 1e6 / (rowPeer.ms / 1e3), peakRssMB: peakRss.rss, peakAnonMB: peakRss.anon });
+        } finally {
+          clearInterval(sampler);
+          await server.stop();
         }
       }
     }
+  }
+  const server = await startBenchServer(serverArgs);
+  const pid = server.child.pid as number;
+  try {
     process.stderr.write('bench:serve: audio+video pair bytes read...\n');
     const before = procIo(pid);
     await runReaders([[socket, 'pair.mp4', '0'], [socket, 'pair.mp4', '1']]);
     const pairBytes = procIo(pid) - before;
 
     process.stderr.write('bench:serve: first-packet latency...\n');
-    const open = (await runClient(['latency', socket, 'hd.mp4', '300', String(64 << 10)])).ms as number[];
+    const latency = await runClient(['latency', socket, 'hd.mp4', '300', String(64 << 10)]);
+    const open = latency.ms as number[];
+    const unary = latency.unaryMs as number[];
     const coldMs = (await runClient(['cold', socket, String(64 << 10), 'hd.mp4', ...cold])).ms as number[];
 
     const peerMBs = peer.perPacket.bytes / 1e6 / (peer.perPacket.ms / 1e3);
@@ -187,9 +199,9 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
         `MKV ${f1(mkvPeerMBs)} MB/s`,
       `In-process batched readBatch (cuemux's native path): ${f1(batchedMBs)} MB/s`,
       '',
-      'Server: cuemux serve as started by npm start (glibc MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=65536; NODE_OPTIONS=--max-semi-space-size=1); clients: one process each,',
-      'timed from when all are connected with the media open. Server RSS before any client: ' +
-        `${f1(idleRss.rss)} MB (${f1(idleRss.anon)} MB anonymous, the rest mapped files: node, and FFmpeg's libraries once MKV is served).`,
+      'Server: cuemux serve as started by npm start (glibc MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=65536; NODE_OPTIONS=--max-semi-space-size=1), a new one for each row,',
+      'warmed by one client reading the file once; clients: one process each, timed from when all are connected with the media open. Server RSS before any client: ' +
+        `${f1(idleRss.rss)} MB (${f1(idleRss.anon)} MB anonymous, the rest mapped files, mostly the node binary).`,
       'x demux: MB/s over the MB/s of an in-process demux (one read() per packet) of the same file run just before the row.',
       'clients  transport  file  packets/s   MB/s   demux MB/s  x demux   peak server RSS MB (anonymous)  budget 64 + 8/client',
       ...runs.map((r) => `${String(r.clients).padStart(7)}  ${r.transport.padEnd(9)}  ${r.file.padEnd(4)}  ${f1(r.packetsPerSec).padStart(9)}  ${f1(r.mbPerSec).padStart(7)}  ` +
@@ -197,16 +209,18 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
       '',
       `Audio + video clients on one file: server read ${f1(pairBytes / 1e6)} MB for a ${f1(size / 1e6)} MB file = ${f2(pairBytes / size)}x`,
       `First packet, open file (${open.length} random positions, 64 KiB batches): p50 ${f2(pct(open, 50))} ms, p90 ${f2(pct(open, 90))} ms, p99 ${f2(pct(open, 99))} ms`,
+      `  for scale, on the same connection: a small unary call (GetStatus), p50 ${f2(pct(unary, 50))} ms, p99 ${f2(pct(unary, 99))} ms`,
       `First packet, file not yet open, index on disk (${coldMs.length} files): p50 ${f2(pct(coldMs, 50))} ms, p90 ${f2(pct(coldMs, 90))} ms, p99 ${f2(pct(coldMs, 99))} ms`,
+      '',
+      `Machine: ${os.cpus().length} CPUs; steal time (CPU time the hypervisor gave to other guests) during this run: ${f1(steal())}%`,
       '',
       'Targets (all measured in this run):',
       ...targets.map((t) => `  ${t.ok ? 'PASS' : 'MISS'}  ${t.text}`),
       `${targets.filter((t) => t.ok).length} of ${targets.length} targets met`,
       '',
     ];
-    process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ size, peer, peerMkv, runs, pairBytes, idleRss, openMs: { p50: pct(open, 50), p90: pct(open, 90), p99: pct(open, 99) }, coldMs: { p50: pct(coldMs, 50), p90: pct(coldMs, 90), p99: pct(coldMs, 99) }, targets })}\n`);
+    process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ size, peer, peerMkv, runs, pairBytes, idleRss, openMs: { p50: pct(open, 50), p90: pct(open, 90), p99: pct(open, 99) }, unaryMs: { p50: pct(unary, 50), p99: pct(unary, 99) }, coldMs: { p50: pct(coldMs, 50), p90: pct(coldMs, 90), p99: pct(coldMs, 99) }, targets })}\n`);
   } finally {
-    clearInterval(sampler);
     await server.stop();
   }
 }

@@ -7,7 +7,7 @@
  * names a file that receives its stdout (where `--trace-gc` writes).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, promises as fsp } from 'node:fs';
+import { appendFileSync, promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -72,6 +72,32 @@ export async function withScratch<T>(prefix: string, fn: (dir: string) => Promis
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }
+}
+
+/** CPU time counters of the whole machine, from /proc/stat (clock ticks): all of it, and what the hypervisor took. */
+interface CpuTicks {
+  total: number;
+  steal: number;
+}
+
+function cpuTicks(): CpuTicks {
+  // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  return { total: f.reduce((a, b) => a + b, 0), steal: f[7] };
+}
+
+/**
+ * Start watching the machine's steal time: the returned function says what share of the CPU time since then the
+ * hypervisor gave to other guests, in percent. On a virtual machine this is time every process here was runnable
+ * and not running: it shows in latency tails (a 1 ms timer loop on an idle 2-vCPU guest was late by more than 3 ms
+ * 30-60 times in 20 s), and a benchmark's figures are read with it.
+ */
+export function watchSteal(): () => number {
+  const start = cpuTicks();
+  return () => {
+    const now = cpuTicks();
+    return now.total === start.total ? 0 : (100 * (now.steal - start.steal)) / (now.total - start.total);
+  };
 }
 
 /** Run a benchmark's main, printing its failure and exiting 1. */
