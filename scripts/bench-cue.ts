@@ -1,15 +1,17 @@
 /**
  * `npm run bench:cue` — OSC GO → first packet of the cue at a Follow client (p50/p99), for an armed cue (loaded
  * before GO: media open, index loaded, in-point prefetched) and an unarmed one (a cue list cue whose media is not
- * open; its index is on disk). The server is a `cuemux serve` child process; OSC goes over real UDP and Follow over
- * the Unix socket. The peer, measured in the same run on the same file and in-points, is what a player does today at
- * GO: open the file with FFmpeg, seek to the in-point and read the first video packet (in-process beamcoder).
+ * open; its index is on disk). The server is a `cuemux serve` child process; OSC goes over real UDP, and Follow over
+ * the Unix socket to a Follow client in a process of its own, as a player. The peer, measured in the same run on the
+ * same file and in-points, is what a player does today at GO: open the file with FFmpeg, seek to the in-point and
+ * read the first video packet (in-process beamcoder).
  * Also measures the Ping offset estimate against the true offset (0: same machine) over UDS and TCP.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { createInterface } from 'node:readline';
 import { MediaClient } from '../src/clients/media-client';
 import { monoNs, monoToUnixNs } from '../src/common/time-source';
 import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
@@ -89,31 +91,73 @@ class Osc {
   }
 }
 
-/** The Follow stream, as a queue of "first packets of cue X" waiters. */
-class Follower {
-  readonly #ctl = new AbortController();
-  #want: { cue: string; resolve: (at: bigint) => void } | null = null;
+/** argv[2] of the Follow client's own process. */
+const FOLLOW_MODE = '--follow-process';
 
-  constructor(client: MediaClient, output: string) {
-    void (async () => {
-      for await (const e of client.follow({ output }, { signal: this.#ctl.signal }) as AsyncIterable<FollowEvent>) {
-        if (e.event?.$case === 'packets' && this.#want?.cue === e.event.value.cueId) {
-          const w = this.#want;
-          this.#want = null;
-          w.resolve(monoNs());
-        }
-      }
-    })().catch(() => undefined);
+/**
+ * The Follow client process, a player's view: follows `output` and prints, for each cue, `<cue id> <monotonic ns>`
+ * at the arrival of its first packets (after "ready" once the stream is up). It runs apart from the process that
+ * sends the GOs, as a player runs apart from show control: neither one's work (OSC replies, timers, collections)
+ * lands on the other's event loop. Both read CLOCK_MONOTONIC, so the times compare across the two.
+ */
+async function followProcess(target: string, output: string): Promise<void> {
+  const client = new MediaClient(target);
+  const seen = new Set<string>();
+  let ready = false;
+  for await (const e of client.follow({ output }) as AsyncIterable<FollowEvent>) {
+    if (!ready) {
+      ready = true;
+      process.stdout.write('ready\n');
+    }
+    if (e.event?.$case === 'packets' && !seen.has(e.event.value.cueId)) {
+      const at = monoNs();
+      seen.add(e.event.value.cueId);
+      process.stdout.write(`${e.event.value.cueId} ${at}\n`);
+    }
+  }
+}
+
+/** The Follow client process, seen from here: "first packets of cue X" waiters fed by its lines. */
+class Follower {
+  readonly #child: ChildProcess;
+  readonly #arrived = new Map<string, bigint>();
+  readonly #waiting = new Map<string, (at: bigint) => void>();
+
+  private constructor(child: ChildProcess) {
+    this.#child = child;
   }
 
-  firstPacketOf(cue: string): Promise<bigint> {
-    return new Promise((resolve) => {
-      this.#want = { cue, resolve };
+  /** Start the process and resolve once its Follow stream is up. */
+  static start(target: string, output: string): Promise<Follower> {
+    const child = spawn(process.execPath, [__filename, FOLLOW_MODE, target, output], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const f = new Follower(child);
+    return new Promise((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`the Follow client process exited ${String(code)}`)));
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+        if (line === 'ready') {
+          resolve(f);
+          return;
+        }
+        const [cue, ns] = line.split(' ');
+        const w = f.#waiting.get(cue);
+        if (w === undefined) f.#arrived.set(cue, BigInt(ns));
+        else {
+          f.#waiting.delete(cue);
+          w(BigInt(ns));
+        }
+      });
     });
   }
 
+  /** When the first packets of `cue` arrived at the Follow client (monotonic ns). */
+  firstPacketOf(cue: string): Promise<bigint> {
+    const at = this.#arrived.get(cue);
+    if (at !== undefined) return Promise.resolve(at);
+    return new Promise((resolve) => this.#waiting.set(cue, resolve));
+  }
+
   stop(): void {
-    this.#ctl.abort();
+    this.#child.kill();
   }
 }
 
@@ -174,10 +218,9 @@ async function main(scratch: string): Promise<void> {
     '--cue-list', cueList, '--idle-close-ms', '0']);
   const oscPort = server.oscPort as number;
   const tcp = server.tcp as string;
-  const client = new MediaClient(socket);
   const osc = new Osc(oscPort);
   await osc.bind();
-  const follower = new Follower(client, 'video');
+  const follower = await Follower.start(socket, 'video');
   try {
     await osc.request('/cuemux/clock/play');
     const measure = async (id: string): Promise<number> => {
@@ -248,11 +291,11 @@ async function main(scratch: string): Promise<void> {
     process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ peer, armed, unarmed, pingUds: uds, pingTcp: tcpPing })}\n`);
   } finally {
     follower.stop();
-    client.close();
     osc.close();
     await server.stop();
   }
 }
 
-if (process.argv[2] === PEER_MODE) runBench('bench:cue peer', () => peerProcess(JSON.parse(process.argv[3]) as Array<[string, number]>));
+if (process.argv[2] === FOLLOW_MODE) runBench('bench:cue follower', () => followProcess(process.argv[3], process.argv[4]));
+else if (process.argv[2] === PEER_MODE) runBench('bench:cue peer', () => peerProcess(JSON.parse(process.argv[3]) as Array<[string, number]>));
 else runBench('bench:cue', () => withScratch('cuemux-bench-cue-', main));
