@@ -64,8 +64,9 @@ export class OscControl {
       log.warn('OSC message refused', { from: `${from.address}:${from.port}`, error: error.message });
       this.#reply(from, address ?? '/cuemux/invalid', { status: 'error', error: error.message, code: error.code });
     });
-    this.#onClock = (s) => this.#push('/cuemux/update/clock', clockJson(s));
-    this.#onCue = (ev) => this.#push('/cuemux/update/cue', cueEventJson(ev));
+    // The JSON is built only for subscribers: a GO's cue event reaches these listeners before the Follow calls'.
+    this.#onClock = (s) => this.#push('/cuemux/update/clock', () => clockJson(s));
+    this.#onCue = (ev) => this.#push('/cuemux/update/cue', () => cueEventJson(ev));
     show.clock.on('change', this.#onClock);
     show.on('cue', this.#onCue);
   }
@@ -234,10 +235,10 @@ export class OscControl {
     });
   }
 
-  #push(address: string, data: unknown): void {
+  #push(address: string, data: () => unknown): void {
     if (this.#subscribers.size === 0) return;
     this.#expireSubscribers();
-    const json = JSON.stringify({ address, status: 'ok', data });
+    const json = JSON.stringify({ address, status: 'ok', data: data() });
     for (const s of this.#subscribers.values()) this.#send(s.peer, address, json);
   }
 
