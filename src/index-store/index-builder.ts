@@ -1,11 +1,11 @@
 /**
  * Builds the index of one media file: one pass of FFmpeg's demuxer (the same av_read_frame ffprobe uses), reading
  * packet metadata only, thousands of packets per native call. Payloads are copied to JavaScript only while they are
- * compared with the file, to decide whether a server may read packets straight from it (see DIRECT_FORMATS).
+ * compared with the file, to decide whether a server may read packets straight from it (see DIRECT_FORMATS, MATROSKA).
  */
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { openDemuxer, libavformatVersion } from '../ffmpeg/beamcoder-adapter';
 import { META_STRIDE, Meta, type PacketColumns } from '../ffmpeg/types';
@@ -48,11 +48,21 @@ export interface BuiltIndex {
 
 /**
  * Demuxers whose packets are the file's bytes at [pos, pos + size), unmodified, by the container's design (MP4 sample
- * tables, PCM and frame-based audio): their first packets are verified. Any other container is direct-readable only
- * when every packet is verified during the build (Matroska/WebM without lacing or content encoding passes; MPEG-TS,
- * Ogg and laced or header-stripped Matroska blocks fail at their first packet and fall back to demuxing).
+ * tables, PCM and frame-based audio): their first packets are verified. Matroska: see MATROSKA. Any other container
+ * is direct-readable only when every packet is verified during the build (AVI and raw streams pass; MPEG-TS and Ogg
+ * fail at their first packet and are served through a demuxer).
  */
 const DIRECT_FORMATS: ReadonlySet<string> = new Set(['mov,mp4,m4a,3gp,3g2,mj2', 'wav', 'flac', 'mp3', 'aiff', 'w64']);
+
+/**
+ * Matroska/WebM: FFmpeg's pos is a block's start and the payload follows the block header (track number, timecode,
+ * flags). A block's payload is FFmpeg's packet unless the block is laced (several frames, or a lace header), its
+ * track has a content encoding (compression, header stripping), or FFmpeg rewrites that codec's packets (WavPack,
+ * ProRes, RealAudio, text subtitles...). The last two hold for a whole track: the bytes of the first packets, and of
+ * at least one packet of every stream, are compared. Lacing is per block: every block's header is read and must be
+ * unlaced, with the same track number as the stream's first. Comparing every payload instead cost 2-3x the build.
+ */
+const MATROSKA = 'matroska,webm';
 
 /** Packets compared between FFmpeg and a plain read of the file before direct reads of a DIRECT_FORMATS file are trusted. */
 const VERIFY_PACKETS = 64;
@@ -111,6 +121,64 @@ async function bytesMatchFile(file: FileHandle, cols: PacketColumns, offsets: Ma
   return true;
 }
 
+/**
+ * Matroska block headers, checked packet by packet (see MATROSKA): a packet's `offset` bytes at pos must be its track
+ * number (an EBML number of offset - 3 bytes, the same for every packet of the stream), a timecode, then flags
+ * without lacing. A packet of a stream whose payload offset is not known yet (none of its packets compared so far)
+ * waits until it is. Reads a few bytes per packet on this thread (the demuxer has just read them: they are in the
+ * page cache), yielding to the event loop now and then.
+ */
+class BlockHeaders {
+  readonly #head = Buffer.alloc(MAX_DATA_OFFSET);
+  /** Per stream, its blocks' track number (hex of the EBML bytes), from its first packet checked. */
+  readonly #tracks = new Map<number, string>();
+  /** Positions of packets of streams whose offset is not known yet. */
+  readonly #waiting = new Map<number, number[]>();
+  #checked = 0;
+
+  /** Check every packet of `cols`; false at the first that is not an unlaced block of its stream's track. */
+  async check(file: FileHandle, cols: PacketColumns, offsets: ReadonlyMap<number, number>): Promise<boolean> {
+    for (let i = 0; i < cols.count; i++) {
+      const o = i * META_STRIDE;
+      if (cols.meta[o + Meta.SIZE] === 0) continue;
+      if (!(await this.#one(file, cols.meta[o + Meta.STREAM], cols.meta[o + Meta.POS], offsets))) return false;
+    }
+    for (const [stream, positions] of this.#waiting) {
+      if (!offsets.has(stream)) continue;
+      this.#waiting.delete(stream);
+      for (const pos of positions) if (!(await this.#one(file, stream, pos, offsets))) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Packets wait for their stream's offset: the next packets are read with their bytes until it is known (and a build
+   * that ends so has a stream no packet of which was compared).
+   */
+  get needData(): boolean {
+    return this.#waiting.size > 0;
+  }
+
+  async #one(file: FileHandle, stream: number, pos: number, offsets: ReadonlyMap<number, number>): Promise<boolean> {
+    const offset = offsets.get(stream);
+    if (offset === undefined) {
+      const list = this.#waiting.get(stream);
+      if (list === undefined) this.#waiting.set(stream, [pos]);
+      else list.push(pos);
+      return true;
+    }
+    if (++this.#checked % 1024 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    const head = this.#head;
+    if (pos < 0 || offset < 4 || readSync(file.fd, head, 0, offset, pos) !== offset) return false;
+    const vintLength = Math.clz32(head[0]) - 23;
+    if (vintLength !== offset - 3 || (head[offset - 1] & 0x06) !== 0) return false;
+    const track = head.toString('hex', 0, vintLength);
+    const known = this.#tracks.get(stream);
+    if (known === undefined) this.#tracks.set(stream, track);
+    return known === undefined || known === track;
+  }
+}
+
 /** A buffer reused by one build's span reads (fresh ones, 8-16 MiB each, would pile up until a full collection). */
 interface Scratch {
   buf: Buffer | null;
@@ -151,26 +219,31 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
   const before = options.identity ?? await fingerprint(media);
   const demuxer = await openDemuxer(media);
   let partial: PartialInfo | null = null;
-  const sampled = DIRECT_FORMATS.has(demuxer.info.formatName);
+  const format = demuxer.info.formatName;
+  const sampled = DIRECT_FORMATS.has(format);
+  const matroska = format === MATROSKA;
   // Direct reads stay possible while every packet checked so far matched the file (null: nothing checked yet).
   let direct: boolean | null = null;
   let file: FileHandle | null = null;
   /** Per stream, the distance from pos to payload found by the verification. */
   const offsets = new Map<number, number>();
+  const blocks = matroska ? new BlockHeaders() : null;
   const scratch: Scratch = { buf: null };
   const encoder = new IndexEncoder(demuxer.info.streams);
   try {
     let bytePos = 0;
     for (;;) {
       if (options.signal?.aborted) throw new CuemuxError('CLOSED', `${media}: index build aborted`, { path: media, operation: 'index build' });
-      // Packets are read with their bytes while they are being verified, on the same pass (no second open): the
-      // first VERIFY_PACKETS of a DIRECT_FORMATS file, every packet of any other until one does not match.
-      const verifying = direct === null || (direct && !sampled);
-      const cols = await demuxer.readColumns(!verifying ? { maxPackets: BATCH }
+      // Packets are read with their bytes while their bytes are compared, on the same pass (no second open): the
+      // first VERIFY_PACKETS; then every packet of a container outside DIRECT_FORMATS and MATROSKA, and for Matroska
+      // the packets after a stream was met whose bytes were never compared, until one of its packets has been.
+      const withData = direct === null || (direct && !sampled && (blocks === null || blocks.needData));
+      const cols = await demuxer.readColumns(!withData ? { maxPackets: BATCH }
         : direct === null ? { maxPackets: VERIFY_PACKETS, withData: true } : { maxPackets: BATCH, withData: true, maxBytes: VERIFY_BYTES });
-      if (verifying && cols.count > 0) {
+      if (direct !== false && cols.count > 0 && (withData || blocks !== null)) {
         file ??= await fsp.open(media, 'r');
-        direct = await bytesMatchFile(file, cols, offsets, !sampled, scratch);
+        if (withData) direct = await bytesMatchFile(file, cols, offsets, !sampled, scratch);
+        if (direct !== false && blocks !== null) direct = await blocks.check(file, cols, offsets);
       }
       encoder.add(cols);
       if (cols.count > 0) {
@@ -204,7 +277,8 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
   const v = libavformatVersion();
   // Direct reads need both: the packets verified byte for byte (the first ones of a container that stores packets
   // unmodified and contiguously by design, or else all of them), and a position for every packet.
-  const directReadable = direct === true && encoder.packetsWithoutPos === 0;
+  // A Matroska stream none of whose packets was compared (its first one came in the file's last batch) stays unproven.
+  const directReadable = direct === true && encoder.packetsWithoutPos === 0 && (blocks === null || !blocks.needData);
   const params = {
     container: demuxer.info, directReadable,
     dataOffsets: demuxer.info.streams.map((s) => (directReadable ? offsets.get(s.index) ?? 0 : 0)),
