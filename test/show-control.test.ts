@@ -11,6 +11,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { minuteClip } from './support/media';
+import { ffprobePackets } from './support/ffmpeg-reference';
 import { bundleAt, encode, oscdump, oscsend, OscPeer, type Reply } from './support/osc';
 import { spawnServer, startServer, type TestServer } from './support/server';
 import { mergeConfig, defaultConfig } from '../src/server/server-config';
@@ -495,6 +496,32 @@ describe('show clock, cues and OSC control', function () {
     const ended = ev((await f.waitFor((e) => isCase('stopped')(e) && e.event.value.cueId === 'Z')).value, 'stopped');
     assert.equal(ended.reason, 'ended');
     assert.equal((await osc('/cuemux/thump')).data, 'thump', 'the server is alive');
+  });
+
+  it('a file cut short while its cue plays: the Follow call is told (CueFeedFailed naming the file), the server goes on', async function () {
+    await copyInto(clip, srv.root, 'cut.mp4');
+    const info = await client.openMedia('cut.mp4');
+    const video = info.streams.find((s) => s.codecType === 'video');
+    assert.ok(video);
+    const f = watch(follow(client, 'video', 0.5));
+    ok(await osc('/cuemux/cue/load', [{ type: 's', value: 'K' }, { type: 's', value: 'cut.mp4' }]));
+    // Cut the file (already open and indexed) where the packets of 3 s begin: the feed reads them about 2.5 s in.
+    const tb = video.timeBaseNum / video.timeBaseDen;
+    const cutAt = (await ffprobePackets(path.join(srv.root, 'cut.mp4')))
+      .find((p) => p.stream === video.index && p.pts !== null && (p.pts - Number(video.startPts)) * tb >= 3)?.pos;
+    assert.ok(cutAt !== null && cutAt !== undefined);
+    await fsp.truncate(path.join(srv.root, 'cut.mp4'), cutAt);
+    ok(await osc('/cuemux/cue/go', [{ type: 's', value: 'K' }]));
+    const failed = ev((await f.waitFor(isCase('failed'), 15_000)).value, 'failed');
+    assert.equal(failed.cueId, 'K');
+    assert.equal(failed.code, 'MEDIA_DAMAGED');
+    assert.match(failed.message, /cut\.mp4: file ends at byte \d+.*truncated/);
+    // Everything before the cut was sent, every batch of the segment the failure names.
+    const sent = packetsOf(f, 'K').filter((b) => b.segment === failed.segment).flatMap((b) => b.packets);
+    assert.ok(sent.length > 0 && sent.every((p) => Number(p.pos) + p.data.length <= cutAt), 'packets before the cut only');
+    assert.ok(sent.some((p) => (Number(p.pts) - Number(video.startPts)) * tb > 2), 'packets up to the cut');
+    const st = ok(await osc('/cuemux/status')) as { cues: Array<{ id: string; state: string }> };
+    assert.deepEqual(st.cues.map((c) => [c.id, c.state]), [['K', 'playing']], 'the cue stays on the clock: show control decides');
   });
 
   it("an operator's STOP cancels a GO still opening its media", async function () {

@@ -81,6 +81,10 @@ export class OutputFollower extends FollowerBase {
             this.safeEmit('unloaded', ev.value.cueId);
             break;
           case 'packets': this.#onPackets(ev.value); break;
+          case 'failed':
+            // What was received plays out; the operator must hear of the rest (the server names the file).
+            log.error('the server cannot feed this cue any further', { cue: ev.value.cueId, code: ev.value.code, error: ev.value.message });
+            break;
           default: break;
         }
       }

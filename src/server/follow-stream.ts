@@ -6,7 +6,7 @@
  * waits only on this call's backpressure, so a slow player never delays another.
  */
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, isCuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import type { IndexEntry } from '../index-store/media-index';
 import { followPacketsFrame, framedFollowEvent, framedMessage } from '../common/packet-batch-wire';
@@ -182,14 +182,21 @@ export class FollowSession {
     if (run === null || cue.state !== 'playing' || streams === undefined) return;
     const ctl = new AbortController();
     this.#feeds.set(cue.id, ctl);
-    this.#feed(cue, run, streams, this.#show.clock.snapshot.generation, ctl.signal).catch((e: unknown) => {
+    const generation = this.#show.clock.snapshot.generation;
+    const at = { segment: 0 };
+    this.#feed(cue, run, streams, generation, ctl.signal, at).catch((e: unknown) => {
       if (ctl.signal.aborted || this.#stopped()) return;
-      // A damaged file ends this cue's feed only; the call and every other feed go on.
-      log.warn('feeding a cue failed', { cue: cue.id, output: this.#output, peer: this.#client.peer, error: e instanceof Error ? e.message : String(e) });
+      // A damaged file ends this cue's feed only; the call and every other feed go on, and the player is told.
+      const message = e instanceof Error ? e.message : String(e);
+      const code = isCuemuxError(e) ? e.code : 'INTERNAL';
+      log.warn('feeding a cue failed', { cue: cue.id, output: this.#output, peer: this.#client.peer, code, error: message });
+      this.#feeds.delete(cue.id);
+      this.#event({ $case: 'failed', value: { cueId: cue.id, segment: at.segment, generation: BigInt(generation), code, message } });
     });
   }
 
-  async #feed(cue: LoadedCue, run: CueRun, streams: readonly number[], generation: number, signal: AbortSignal): Promise<void> {
+  /** Feed a started cue from the clock's position; `at.segment` follows the segment being fed (for a failure report). */
+  async #feed(cue: LoadedCue, run: CueRun, streams: readonly number[], generation: number, signal: AbortSignal, at: { segment: number }): Promise<void> {
     const clock = this.#show.clock;
     const media = cue.media;
     this.#registry.beginCall(media);
@@ -202,6 +209,7 @@ export class FollowSession {
       for (let k = first; ; k++) {
         const seg = cue.segment(run, k);
         if (seg === null || signal.aborted) return;
+        at.segment = seg.segment;
         // CueStarted goes out in the same write as the segment's first packets when they follow at once: a separate
         // write would cost the GO a trip through the event loop (grpc-js writes one message at a time, each after
         // the previous one's callback). It is sent alone before anything the feed has to wait for.

@@ -597,7 +597,30 @@ export interface FollowEvent {
     | //
     /** Packets of a started cue, in file (decode) order per cue. */
     { $case: "packets"; value: FollowPackets }
+    | //
+    /** The server cannot go on feeding a started cue to this output: see CueFeedFailed. */
+    { $case: "failed"; value: CueFeedFailed }
     | undefined;
+}
+
+/**
+ * The server cannot go on feeding a started cue's packets to this output: its media became unreadable after it was
+ * indexed (the file was truncated, replaced or damaged, or its disk failed). No more packets of this segment and
+ * generation follow; those already sent stay valid. The cue stays on the show clock (other outputs may still be fed):
+ * show control decides what to do (stop it, fix the file and load it again). A new GO or clock discontinuity tries
+ * again.
+ */
+export interface CueFeedFailed {
+  /** The cue id. */
+  cueId: string;
+  /** The segment (CueStarted.segment) being fed. */
+  segment: number;
+  /** The clock generation the feed was planned for. */
+  generation: bigint;
+  /** The domain error code, as in the cuemux-error-code trailer of failed calls, e.g. "MEDIA_DAMAGED". */
+  code: string;
+  /** What went wrong, naming the file: for the player's log and an operator's display. */
+  message: string;
 }
 
 /** A cue was loaded for this output: everything needed to create its decoders. */
@@ -4279,6 +4302,9 @@ export const FollowEvent: MessageFns<FollowEvent> = {
       case "packets":
         FollowPackets.encode(message.event.value, writer.uint32(50).fork()).join();
         break;
+      case "failed":
+        CueFeedFailed.encode(message.event.value, writer.uint32(58).fork()).join();
+        break;
     }
     return writer;
   },
@@ -4344,6 +4370,14 @@ export const FollowEvent: MessageFns<FollowEvent> = {
             message.event = { $case: "packets", value: FollowPackets.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.event = { $case: "failed", value: CueFeedFailed.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4370,6 +4404,8 @@ export const FollowEvent: MessageFns<FollowEvent> = {
         ? { $case: "unloaded", value: CueUnloaded.fromJSON(object.unloaded) }
         : isSet(object.packets)
         ? { $case: "packets", value: FollowPackets.fromJSON(object.packets) }
+        : isSet(object.failed)
+        ? { $case: "failed", value: CueFeedFailed.fromJSON(object.failed) }
         : undefined,
     };
   },
@@ -4388,6 +4424,8 @@ export const FollowEvent: MessageFns<FollowEvent> = {
       obj.unloaded = CueUnloaded.toJSON(message.event.value);
     } else if (message.event?.$case === "packets") {
       obj.packets = FollowPackets.toJSON(message.event.value);
+    } else if (message.event?.$case === "failed") {
+      obj.failed = CueFeedFailed.toJSON(message.event.value);
     }
     return obj;
   },
@@ -4434,7 +4472,155 @@ export const FollowEvent: MessageFns<FollowEvent> = {
         }
         break;
       }
+      case "failed": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "failed", value: CueFeedFailed.fromPartial(object.event.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseCueFeedFailed(): CueFeedFailed {
+  return { cueId: "", segment: 0, generation: 0n, code: "", message: "" };
+}
+
+export const CueFeedFailed: MessageFns<CueFeedFailed> = {
+  encode(message: CueFeedFailed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cueId !== "") {
+      writer.uint32(10).string(message.cueId);
+    }
+    if (message.segment !== 0) {
+      writer.uint32(16).uint32(message.segment);
+    }
+    if (message.generation !== 0n) {
+      if (BigInt.asUintN(64, message.generation) !== message.generation) {
+        throw new globalThis.Error("value provided for field message.generation of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.generation);
+    }
+    if (message.code !== "") {
+      writer.uint32(34).string(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(42).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CueFeedFailed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCueFeedFailed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cueId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.segment = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.generation = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CueFeedFailed {
+    return {
+      cueId: isSet(object.cueId)
+        ? globalThis.String(object.cueId)
+        : isSet(object.cue_id)
+        ? globalThis.String(object.cue_id)
+        : "",
+      segment: isSet(object.segment) ? globalThis.Number(object.segment) : 0,
+      generation: isSet(object.generation) ? BigInt(object.generation) : 0n,
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: CueFeedFailed): unknown {
+    const obj: any = {};
+    if (message.cueId !== "") {
+      obj.cueId = message.cueId;
+    }
+    if (message.segment !== 0) {
+      obj.segment = Math.round(message.segment);
+    }
+    if (message.generation !== 0n) {
+      obj.generation = message.generation.toString();
+    }
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CueFeedFailed>, I>>(base?: I): CueFeedFailed {
+    return CueFeedFailed.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CueFeedFailed>, I>>(object: I): CueFeedFailed {
+    const message = createBaseCueFeedFailed();
+    message.cueId = object.cueId ?? "";
+    message.segment = object.segment ?? 0;
+    message.generation = (object.generation !== undefined && object.generation !== null)
+      ? BigInt(object.generation)
+      : 0n;
+    message.code = object.code ?? "";
+    message.message = object.message ?? "";
     return message;
   },
 };
