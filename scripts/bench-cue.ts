@@ -230,7 +230,10 @@ async function main(scratch: string): Promise<void> {
       const go = Osc.encode('/cuemux/cue/go', id);
       const t = monoNs();
       osc.sendEncoded(go);
-      return Number((await first) - t) / 1e6;
+      const at = await first;
+      // Packets of a cue can only follow its GO: an earlier arrival would be a fault of this benchmark, not a time.
+      if (at < t) throw new Error(`cue ${id}: first packets arrived ${Number(t - at) / 1e6} ms before its GO was sent`);
+      return Number(at - t) / 1e6;
     };
     // Warm-up (JIT, connection) on one cue of each kind, not counted.
     await osc.request('/cuemux/cue/load', 'W', files[0], '5');

@@ -161,7 +161,13 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
   }
   const server = await startBenchServer(serverArgs);
   const pid = server.child.pid as number;
+  // The memory a server keeps after load: this one serves 8 clients first, then everything below; its RSS is
+  // sampled throughout and reported at the end (a process keeps the heap and buffers it grew to).
+  let longPeak = 0;
+  const longSampler = setInterval(() => { longPeak = Math.max(longPeak, rssMB(pid).rss); }, 20);
   try {
+    process.stderr.write('bench:serve: a long-running server: 8 clients, then the rest...\n');
+    await runReaders(Array.from({ length: 8 }, () => [socket, 'hd.mkv']));
     process.stderr.write('bench:serve: audio+video pair bytes read...\n');
     const before = procIo(pid);
     await runReaders([[socket, 'pair.mp4', '0'], [socket, 'pair.mp4', '1']]);
@@ -172,6 +178,12 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
     const open = latency.ms as number[];
     const unary = latency.unaryMs as number[];
     const coldMs = (await runClient(['cold', socket, String(64 << 10), 'hd.mp4', ...cold])).ms as number[];
+    clearInterval(longSampler);
+    const longEnd = rssMB(pid).rss;
+    const serving = (file: string): string => {
+      const r = spawnSync(process.execPath, [CLI, 'index', 'info', '--json', path.join(root, file)], { encoding: 'utf8' });
+      return (JSON.parse(r.stdout) as { serving: string }).serving;
+    };
 
     const peerMBs = peer.perPacket.bytes / 1e6 / (peer.perPacket.ms / 1e3);
     const batchedMBs = peer.batched.bytes / 1e6 / (peer.batched.ms / 1e3);
@@ -194,7 +206,8 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
     }
     const lines = [
       '',
-      `File: 1080p25 H.264 + AAC, 120 s, ${f1(size / 1e6)} MB, ${peer.perPacket.packets} packets (MP4; MKV remux of the same streams)`,
+      `File: 1080p25 H.264 + AAC, 120 s, ${f1(size / 1e6)} MB, ${peer.perPacket.packets} packets (MP4; MKV remux of the same streams); ` +
+        `served by: MP4 ${serving('hd.mp4')}, MKV ${serving('hd.mkv')} (cuemux index info)`,
       `In-process beamcoder demux, one read() per packet, before the server starts: MP4 ${f1(peerMBs)} MB/s, ${f1(peer.perPacket.packets / (peer.perPacket.ms / 1e3))} packets/s; ` +
         `MKV ${f1(mkvPeerMBs)} MB/s`,
       `In-process batched readBatch (cuemux's native path): ${f1(batchedMBs)} MB/s`,
@@ -207,6 +220,7 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
       ...runs.map((r) => `${String(r.clients).padStart(7)}  ${r.transport.padEnd(9)}  ${r.file.padEnd(4)}  ${f1(r.packetsPerSec).padStart(9)}  ${f1(r.mbPerSec).padStart(7)}  ` +
         `${f1(r.peerMBs).padStart(9)}  ${f2(ratio(r)).padStart(8)}   ${f1(r.peakRssMB).padStart(8)} (${f1(r.peakAnonMB).padStart(5)})            ${budget(r.clients)}`),
       '',
+      `A long-running server (8 clients on MKV, then the pair, the latency and cold-open clients below): peak RSS ${f1(longPeak)} MB, ${f1(longEnd)} MB at the end`,
       `Audio + video clients on one file: server read ${f1(pairBytes / 1e6)} MB for a ${f1(size / 1e6)} MB file = ${f2(pairBytes / size)}x`,
       `First packet, open file (${open.length} random positions, 64 KiB batches): p50 ${f2(pct(open, 50))} ms, p90 ${f2(pct(open, 90))} ms, p99 ${f2(pct(open, 99))} ms`,
       `  for scale, on the same connection: a small unary call (GetStatus), p50 ${f2(pct(unary, 50))} ms, p99 ${f2(pct(unary, 99))} ms`,
@@ -219,8 +233,9 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
       `${targets.filter((t) => t.ok).length} of ${targets.length} targets met`,
       '',
     ];
-    process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ size, peer, peerMkv, runs, pairBytes, idleRss, openMs: { p50: pct(open, 50), p90: pct(open, 90), p99: pct(open, 99) }, unaryMs: { p50: pct(unary, 50), p99: pct(unary, 99) }, coldMs: { p50: pct(coldMs, 50), p90: pct(coldMs, 90), p99: pct(coldMs, 99) }, targets })}\n`);
+    process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ size, peer, peerMkv, runs, pairBytes, idleRss, longRunning: { peakRssMB: longPeak, endRssMB: longEnd }, openMs: { p50: pct(open, 50), p90: pct(open, 90), p99: pct(open, 99) }, unaryMs: { p50: pct(unary, 50), p99: pct(unary, 99) }, coldMs: { p50: pct(coldMs, 50), p90: pct(coldMs, 90), p99: pct(coldMs, 99) }, targets })}\n`);
   } finally {
+    clearInterval(longSampler);
     await server.stop();
   }
 }

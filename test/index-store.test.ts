@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
-import { ensureMedia, lacedBlockMkv, minuteClip } from './support/media';
+import { ensureMedia, lacedBlockMkv, makeMedia, minuteClip } from './support/media';
 import { ffprobePackets, framemd5Copy, groupByStream } from './support/ffmpeg-reference';
 import { md5 } from './support/check';
 import { copyInto, scratchDir } from './support/tmp';
@@ -39,7 +39,7 @@ describe('index store', function () {
   it('stores FFmpeg\'s codec parameters and whether packets can be read straight from the file, and from where', async function () {
     const dir = await scratchDir('params');
     // Matroska's pos is the block start: the payload follows the track number, timecode and flags (4 bytes).
-    const cases: Array<[string, string, boolean, number[]]> = [];
+    const cases: Array<[string, string, boolean | null, number[]]> = [];
     for (const [name, direct, offsets] of [['mp4-h264-aac', true, [0, 0]], ['mov-prores-pcm', true, [0, 0]], ['wav', true, [0]],
       ['mkv-vp9-opus', true, [4, 4]], ['ts-h264-mp2', false, [0, 0]]] as const) {
       const file = await ensureMedia(name);
@@ -47,15 +47,20 @@ describe('index store', function () {
     }
     // One block past the first packets breaks the layout: every packet is checked, so the file is not direct.
     cases.push(['mkv with one laced block', (await lacedBlockMkv(dir)).file, false, [0, 0]]);
+    // MP3 in Matroska goes through FFmpeg's MP3 parser: every packet is compared, whatever the verdict (null), and a
+    // direct verdict must hold for every packet (checked below).
+    const mp3 = await makeMedia('mkv-h264-mp3.mkv', ['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=3', '-f', 'lavfi', '-i',
+      'sine=frequency=440:sample_rate=44100:duration=3', '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-c:a', 'libmp3lame']);
+    cases.push(['mkv-h264-mp3', await copyInto(mp3, dir, 'mkv-h264-mp3.mkv'), null, [4, 4]]);
     for (const [name, media, direct, offsets] of cases) {
       const idx = await openIndex(media, { cacheDir: dir });
       const d = await openDemuxer(idx.mediaPath);
       await d.close();
       assert.ok(idx.params, name);
-      assert.equal(idx.params.directReadable, direct, name);
-      assert.deepEqual(idx.params.dataOffsets, offsets, name);
       assert.deepEqual(idx.params.container, d.info, name);
-      if (!direct) continue;
+      if (direct !== null) assert.equal(idx.params.directReadable, direct, name);
+      if (!idx.params.directReadable) continue;
+      assert.deepEqual(idx.params.dataOffsets, offsets, name);
       // The claim itself: every packet's bytes are the file's bytes at pos + offset.
       const bytes = await fsp.readFile(media);
       const probe = await ffprobePackets(media);

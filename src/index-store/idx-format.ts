@@ -105,8 +105,8 @@ export interface SourceParams {
   /** The container as FFmpeg opened it (path as at build time). */
   container: ContainerInfo;
   /**
-   * Packet bytes equal the file's bytes at [pos + dataOffsets[stream], + size), verified at build time (the first
-   * packets of an MP4/MOV, WAV, FLAC or MP3; every packet of any other container).
+   * Packet bytes equal the file's bytes at [pos + dataOffsets[stream], + size), verified at build time (see
+   * DIRECT_FORMATS and MATROSKA in index-builder.ts).
    */
   directReadable: boolean;
   /**
@@ -362,7 +362,7 @@ export class IndexEncoder {
     // Block table.
     const blocksOffset = w.length;
     if (this.#entries.length > 0xffffffff) {
-      throw new CuemuxError('INTERNAL', `entry section of ${this.#entries.length} bytes exceeds the 4 GiB of format v1`, { operation: 'index build' });
+      throw new CuemuxError('INTERNAL', `entry section of ${this.#entries.length} bytes exceeds the 4 GiB of the format`, { operation: 'index build' });
     }
     for (const off of this.#blockOffsets) w.u32(off);
     w.u32(this.#entries.length);

@@ -57,12 +57,21 @@ const DIRECT_FORMATS: ReadonlySet<string> = new Set(['mov,mp4,m4a,3gp,3g2,mj2', 
 /**
  * Matroska/WebM: FFmpeg's pos is a block's start and the payload follows the block header (track number, timecode,
  * flags). A block's payload is FFmpeg's packet unless the block is laced (several frames, or a lace header), its
- * track has a content encoding (compression, header stripping), or FFmpeg rewrites that codec's packets (WavPack,
- * ProRes, RealAudio, text subtitles...). The last two hold for a whole track: the bytes of the first packets, and of
- * at least one packet of every stream, are compared. Lacing is per block: every block's header is read and must be
- * unlaced, with the same track number as the stream's first. Comparing every payload instead cost 2-3x the build.
+ * track has a content encoding (compression, header stripping), FFmpeg rewrites that codec's packets (WavPack,
+ * ProRes, RealAudio, text subtitles...), or FFmpeg runs a parser that re-frames them (MP3, MP2, TrueHD...). For
+ * files whose every stream has a codec in MATROSKA_CODECS (none of the last two), content encoding holds for a whole
+ * track: the bytes of the first packets, and of at least one packet of every stream, are compared. Lacing is per
+ * block: every block's header is read and must be unlaced, with the same track number as the stream's first, and in
+ * file order no payload may run past the next packet's pos. Other Matroska files have every packet compared.
+ * Comparing every payload of a 1080p file cost 2-3x the build.
  */
 const MATROSKA = 'matroska,webm';
+
+/** Codecs whose packets FFmpeg's Matroska demuxer returns as the block payload, untouched and unparsed (FFmpeg 5-7). */
+const MATROSKA_CODECS: ReadonlySet<string> = new Set([
+  'h264', 'hevc', 'vp8', 'vp9', 'av1', 'ffv1', 'aac', 'opus', 'vorbis', 'flac', 'alac',
+  'pcm_s16le', 'pcm_s16be', 'pcm_s24le', 'pcm_s24be', 'pcm_s32le', 'pcm_s32be', 'pcm_f32le', 'pcm_f64le', 'pcm_u8',
+]);
 
 /** Packets compared between FFmpeg and a plain read of the file before direct reads of a DIRECT_FORMATS file are trusted. */
 const VERIFY_PACKETS = 64;
@@ -135,13 +144,24 @@ class BlockHeaders {
   /** Positions of packets of streams whose offset is not known yet. */
   readonly #waiting = new Map<number, number[]>();
   #checked = 0;
+  /** Where the payload of the last packet (in file order) ends, the smallest pos the next packet may have. */
+  #end = 0;
 
-  /** Check every packet of `cols`; false at the first that is not an unlaced block of its stream's track. */
+  /**
+   * Check every packet of `cols`; false at the first that is not an unlaced block of its stream's track, or whose
+   * payload overlaps the next packet (FFmpeg re-framed the blocks: two frames of one block share a pos).
+   */
   async check(file: FileHandle, cols: PacketColumns, offsets: ReadonlyMap<number, number>): Promise<boolean> {
     for (let i = 0; i < cols.count; i++) {
       const o = i * META_STRIDE;
-      if (cols.meta[o + Meta.SIZE] === 0) continue;
-      if (!(await this.#one(file, cols.meta[o + Meta.STREAM], cols.meta[o + Meta.POS], offsets))) return false;
+      const size = cols.meta[o + Meta.SIZE];
+      const stream = cols.meta[o + Meta.STREAM];
+      const pos = cols.meta[o + Meta.POS];
+      if (pos < this.#end) return false;
+      // A stream's offset is at least 4 (the block header); an unknown one is checked once known.
+      this.#end = pos + (offsets.get(stream) ?? 4) + size;
+      if (size === 0) continue;
+      if (!(await this.#one(file, stream, pos, offsets))) return false;
     }
     for (const [stream, positions] of this.#waiting) {
       if (!offsets.has(stream)) continue;
@@ -227,7 +247,7 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
   let file: FileHandle | null = null;
   /** Per stream, the distance from pos to payload found by the verification. */
   const offsets = new Map<number, number>();
-  const blocks = matroska ? new BlockHeaders() : null;
+  const blocks = matroska && demuxer.info.streams.every((s) => MATROSKA_CODECS.has(s.codecName)) ? new BlockHeaders() : null;
   const scratch: Scratch = { buf: null };
   const encoder = new IndexEncoder(demuxer.info.streams);
   try {
