@@ -182,7 +182,7 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
     const longEnd = rssMB(pid).rss;
     const serving = (file: string): string => {
       const r = spawnSync(process.execPath, [CLI, 'index', 'info', '--json', path.join(root, file)], { encoding: 'utf8' });
-      return (JSON.parse(r.stdout) as { serving: string }).serving;
+      return r.status === 0 ? (JSON.parse(r.stdout) as { serving: string }).serving : `unknown (index info exited ${String(r.status)})`;
     };
 
     const peerMBs = peer.perPacket.bytes / 1e6 / (peer.perPacket.ms / 1e3);

@@ -522,6 +522,10 @@ describe('show clock, cues and OSC control', function () {
     assert.ok(sent.some((p) => (Number(p.pts) - Number(video.startPts)) * tb > 2), 'packets up to the cut');
     const st = ok(await osc('/cuemux/status')) as { cues: Array<{ id: string; state: string }> };
     assert.deepEqual(st.cues.map((c) => [c.id, c.state]), [['K', 'playing']], 'the cue stays on the clock: show control decides');
+    // A discontinuity tries again: a locate back before the cut feeds the cue from there.
+    ok(await osc('/cuemux/clock/locate', [{ type: 'd', value: 0.5 }]));
+    const again = ev((await f.waitFor((e) => isCase('packets')(e) && e.event.value.cueId === 'K' && e.event.value.generation > failed.generation, 5000)).value, 'packets');
+    assert.ok(again.packets.length > 0 && again.packets[0].key, 'fed again from a keyframe');
   });
 
   it("an operator's STOP cancels a GO still opening its media", async function () {

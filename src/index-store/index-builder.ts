@@ -158,7 +158,8 @@ class BlockHeaders {
       const stream = cols.meta[o + Meta.STREAM];
       const pos = cols.meta[o + Meta.POS];
       if (pos < this.#end) return false;
-      // A stream's offset is at least 4 (the block header); an unknown one is checked once known.
+      // While a stream's offset is unknown its smallest value (4) is assumed here: its packets' headers are checked
+      // once it is known, their overlap only with that bound (at most 7 bytes looser for track numbers above 127).
       this.#end = pos + (offsets.get(stream) ?? 4) + size;
       if (size === 0) continue;
       if (!(await this.#one(file, stream, pos, offsets))) return false;

@@ -82,8 +82,10 @@ export class OutputFollower extends FollowerBase {
             break;
           case 'packets': this.#onPackets(ev.value); break;
           case 'failed':
-            // What was received plays out; the operator must hear of the rest (the server names the file).
+            // What was received plays out (drained, as after a segment's last batch); the operator must hear of the
+            // rest (the server names the file).
             log.error('the server cannot feed this cue any further', { cue: ev.value.cueId, code: ev.value.code, error: ev.value.message });
+            this.#drainSegment(ev.value.cueId, ev.value.segment, ev.value.generation);
             break;
           default: break;
         }
@@ -137,14 +139,19 @@ export class OutputFollower extends FollowerBase {
       const slot = this.#slot(cue, b, p.streamIndex);
       if (slot !== null) this.#enqueue(slot, () => this.#decode(cue, slot, p));
     }
-    if (b.last) {
-      for (const [stream, slot] of cue.slots) {
-        if (slot.segment !== b.segment || slot.generation !== b.generation) continue;
-        slot.drained = true;
-        cue.draining.add(slot);
-        this.#enqueue(slot, () => this.#drain(cue, slot));
-        cue.slots.delete(stream);
-      }
+    if (b.last) this.#drainSegment(b.cueId, b.segment, b.generation);
+  }
+
+  /** No more packets come for (segment, generation) of a cue: drain its decoders of the frames they hold back. */
+  #drainSegment(cueId: string, segment: number, generation: bigint): void {
+    const cue = this.#cues.get(cueId);
+    if (cue === undefined) return;
+    for (const [stream, slot] of cue.slots) {
+      if (slot.segment !== segment || slot.generation !== generation) continue;
+      slot.drained = true;
+      cue.draining.add(slot);
+      this.#enqueue(slot, () => this.#drain(cue, slot));
+      cue.slots.delete(stream);
     }
   }
 

@@ -53,6 +53,17 @@ interface Planned {
   data: Buffer | null;
 }
 
+/**
+ * A failed feed as [domain code, message naming the file]: a system error reading the file (EIO, ESTALE...) is the
+ * file's damage as far as the player can tell; anything else that is not a domain error is a bug of ours.
+ */
+function feedFailure(e: unknown, mediaPath: string): [string, string] {
+  if (isCuemuxError(e)) return [e.code, e.message];
+  const text = e instanceof Error ? e.message : String(e);
+  const system = e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string';
+  return system ? ['MEDIA_DAMAGED', `${mediaPath}: reading the file failed: ${text}`] : ['INTERNAL', `${mediaPath}: ${text}`];
+}
+
 /** Validate a Follow request; returns [lead seconds, batch bytes]. */
 export function checkFollowRequest(req: FollowRequest, o: FollowOptions): [number, number] {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(req.output)) {
@@ -186,11 +197,10 @@ export class FollowSession {
     const at = { segment: 0 };
     this.#feed(cue, run, streams, generation, ctl.signal, at).catch((e: unknown) => {
       if (ctl.signal.aborted || this.#stopped()) return;
-      // A damaged file ends this cue's feed only; the call and every other feed go on, and the player is told.
-      const message = e instanceof Error ? e.message : String(e);
-      const code = isCuemuxError(e) ? e.code : 'INTERNAL';
+      // A damaged file ends this cue's feed only; the call and every other feed go on, and the player is told. The
+      // feed stays listed, so a clock discontinuity tries again (the damage may lie behind the new position).
+      const [code, message] = feedFailure(e, cue.media.path);
       log.warn('feeding a cue failed', { cue: cue.id, output: this.#output, peer: this.#client.peer, code, error: message });
-      this.#feeds.delete(cue.id);
       this.#event({ $case: 'failed', value: { cueId: cue.id, segment: at.segment, generation: BigInt(generation), code, message } });
     });
   }

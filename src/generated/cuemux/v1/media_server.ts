@@ -605,7 +605,7 @@ export interface FollowEvent {
 
 /**
  * The server cannot go on feeding a started cue's packets to this output: its media became unreadable after it was
- * indexed (the file was truncated, replaced or damaged, or its disk failed). No more packets of this segment and
+ * indexed (the file was cut short, or reading it failed: a disk error). No more packets of this segment and
  * generation follow; those already sent stay valid. The cue stays on the show clock (other outputs may still be fed):
  * show control decides what to do (stop it, fix the file and load it again). A new GO or clock discontinuity tries
  * again.
