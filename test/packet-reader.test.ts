@@ -3,7 +3,10 @@
  * survives short reads, agrees with `read`, and reports a file cut short.
  */
 import assert from 'node:assert/strict';
+import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import * as path from 'node:path';
+import { scratchDir } from './support/tmp';
 import { DirectReader } from '../src/server/packet-reader';
 import type { IndexEntry } from '../src/index-store/media-index';
 
@@ -100,6 +103,37 @@ describe('DirectReader', function () {
     const alone = layout.filter((e) => e.stream === 1);
     await new DirectReader(file, '/media/x.mkv', { add: () => undefined }, [4, 5]).readInto(alone, Buffer.alloc(4000), alone.map((_, i) => i * 300));
     assert.equal(readvCalls(), alone.length);
+  });
+
+  it('readIntoSync (a call\'s first batch, on the event loop) gives the same bytes from a real file, and the same error when it is cut short', async function () {
+    const dir = await scratchDir('reader-sync');
+    const file = path.join(dir, 'x.mkv');
+    await fsp.writeFile(file, FILE);
+    const fh = await fsp.open(file, 'r');
+    try {
+      let counted = 0;
+      const reader = new DirectReader(fh, file, { add: (n) => { counted += n; } }, [4, 5]);
+      const layout = [entry(0, 10, 100, 0), entry(1, 118, 50, 1), entry(2, 178, 300, 0), entry(3, 3000, 900, 1)];
+      const at = [0, 200, 300, 700];
+      const viaSync = Buffer.alloc(1700, 0xee);
+      const viaPool = Buffer.alloc(1700, 0xee);
+      reader.readIntoSync(layout, viaSync, at);
+      await reader.readInto(layout, viaPool, at);
+      assert.deepEqual(viaSync, viaPool);
+      layout.forEach((e, i) => {
+        const from = (e.pos as number) + (e.stream === 0 ? 4 : 5);
+        assert.deepEqual(viaSync.subarray(at[i], at[i] + e.size), FILE.subarray(from, from + e.size), `packet ${i}`);
+      });
+      // Two runs each way: packets 0-2 with the 9-byte block headers between them (bytes 14-482), packet 3 alone.
+      assert.equal(counted, 2 * ((482 - 14) + 900), 'bytes read counted the same both ways');
+      assert.throws(() => reader.readIntoSync([entry(9, 3900, 200, 0)], Buffer.alloc(200), [0]), (e: unknown) => {
+        assert.equal((e as { code?: string }).code, 'MEDIA_DAMAGED');
+        assert.match((e as Error).message, /x\.mkv: file ends at byte 4000, packet 9 needs 4104/);
+        return true;
+      });
+    } finally {
+      await fh.close();
+    }
   });
 
   it('a file shorter than the index says: MEDIA_DAMAGED naming the byte', async function () {

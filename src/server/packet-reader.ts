@@ -6,6 +6,7 @@
  *  - demux: a private FFmpeg demuxer per stream of packets (MKV, MPEG-TS...), aligned on the index and checked
  *    packet by packet against it.
  */
+import { readvSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { CuemuxError } from '../common/errors';
 import { openDemuxer, packetAt } from '../ffmpeg/beamcoder-adapter';
@@ -21,6 +22,8 @@ export interface PacketReader {
    * to read packets into the message it sends, without a copy). Readers without it are used through `read`.
    */
   readInto?(entries: IndexEntry[], target: Buffer, at: readonly number[]): Promise<void>;
+  /** Optional: as readInto, on the calling thread (see SYNC_READ_BYTES in packet-stream.ts). */
+  readIntoSync?(entries: IndexEntry[], target: Buffer, at: readonly number[]): void;
   /** Release what the reader holds (idempotent). */
   close(): Promise<void>;
 }
@@ -140,8 +143,23 @@ export class DirectReader implements PacketReader {
     await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, runs.length) }, worker));
   }
 
-  async #readRun(entries: IndexEntry[], { i, j, start, end }: Run, target: Buffer, at: readonly number[]): Promise<void> {
-    let views: Buffer[] = [];
+  readIntoSync(entries: IndexEntry[], target: Buffer, at: readonly number[]): void {
+    for (const run of this.#runs(entries, MAX_IOVECS / 2, Infinity)) {
+      let views = this.#views(entries, run, target, at);
+      let got = 0;
+      while (got < run.end - run.start) {
+        const bytesRead = readvSync(this.#file.fd, views, run.start + got);
+        if (bytesRead === 0) throw this.#truncated(entries[run.i], run.start + got, run.end);
+        got += bytesRead;
+        views = remainingViews(views, bytesRead);
+      }
+      this.#counter.add(run.end - run.start);
+    }
+  }
+
+  /** The buffers one readv of `run` fills: each packet's slot in `target`, the gaps' bytes dropped in GAP_SINK. */
+  #views(entries: IndexEntry[], { i, j, start }: Run, target: Buffer, at: readonly number[]): Buffer[] {
+    const views: Buffer[] = [];
     let pos = start;
     for (let k = i; k < j; k++) {
       const p = this.#at(entries[k]);
@@ -149,22 +167,34 @@ export class DirectReader implements PacketReader {
       if (entries[k].size > 0) views.push(target.subarray(at[k], at[k] + entries[k].size));
       pos = p + entries[k].size;
     }
+    return views;
+  }
+
+  async #readRun(entries: IndexEntry[], run: Run, target: Buffer, at: readonly number[]): Promise<void> {
+    let views = this.#views(entries, run, target, at);
     let got = 0;
-    while (got < end - start) {
-      const { bytesRead } = await this.#file.readv(views, start + got);
-      if (bytesRead === 0) throw this.#truncated(entries[i], start + got, end);
+    while (got < run.end - run.start) {
+      const { bytesRead } = await this.#file.readv(views, run.start + got);
+      if (bytesRead === 0) throw this.#truncated(entries[run.i], run.start + got, run.end);
       got += bytesRead;
-      // A short read: go on with what is left of the views.
-      let skip = bytesRead;
-      while (skip > 0 && views.length > 0 && views[0].length <= skip) skip -= views.shift()!.length;
-      if (skip > 0) views = [views[0].subarray(skip), ...views.slice(1)];
+      views = remainingViews(views, bytesRead);
     }
-    this.#counter.add(end - start);
+    this.#counter.add(run.end - run.start);
   }
 
   async close(): Promise<void> {
     // The FileHandle belongs to the open media, not to one reader.
   }
+}
+
+/** What is left of `views` after a read of `bytesRead` bytes into them (a short read goes on from there). */
+function remainingViews(views: Buffer[], bytesRead: number): Buffer[] {
+  let skip = bytesRead;
+  let k = 0;
+  while (skip > 0 && k < views.length && views[k].length <= skip) skip -= views[k++].length;
+  const rest = views.slice(k);
+  if (skip > 0) rest[0] = rest[0].subarray(skip);
+  return rest;
 }
 
 function sameEntry(e: IndexEntry, p: { stream: number; pts: number | null; dts: number | null; size: number }): boolean {
