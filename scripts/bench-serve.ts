@@ -29,6 +29,24 @@ function rssMB(pid: number): { rss: number; anon: number } {
   return { rss: kb('VmRSS'), anon: kb('RssAnon') };
 }
 
+/** Sample `pid`'s resident memory every 20 ms; `peak()` samples once more and returns the largest seen (MB). */
+function watchPeakRss(pid: number): { peak(): { rss: number; anon: number }; stop(): void } {
+  let top = { rss: 0, anon: 0 };
+  const sample = (): void => {
+    const m = rssMB(pid);
+    top = { rss: Math.max(top.rss, m.rss), anon: Math.max(top.anon, m.anon) };
+  };
+  sample();
+  const timer = setInterval(sample, 20);
+  return {
+    peak: () => {
+      sample();
+      return top;
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
 function runClient(args: string[]): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const c = spawn(process.execPath, [CLIENT, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -141,22 +159,17 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
         const pid = server.child.pid as number;
         if (idleRss.rss === 0) idleRss = rssMB(pid);
         const target = transport === 'UDS' ? socket : server.tcp as string;
-        let peakRss = { rss: 0, anon: 0 };
-        const sample = (): void => {
-          const m = rssMB(pid);
-          peakRss = { rss: Math.max(peakRss.rss, m.rss), anon: Math.max(peakRss.anon, m.anon) };
-        };
-        const sampler = setInterval(sample, 20);
+        const rss = watchPeakRss(pid);
         try {
           await runReaders([[target, file]]);
           const { wallSec: wall, results } = await runReaders(Array.from({ length: n }, () => [target, file]));
-          sample();
+          const peakRss = rss.peak();
           const packets = results.reduce((a, r) => a + (r.packets as number), 0);
           const bytes = results.reduce((a, r) => a + (r.bytes as number), 0);
           runs.push({ transport, file: label, clients: n, packetsPerSec: packets / wall, mbPerSec: bytes / 1e6 / wall,
             peerMBs: rowPeer.bytes / 1e6 / (rowPeer.ms / 1e3), peakRssMB: peakRss.rss, peakAnonMB: peakRss.anon });
         } finally {
-          clearInterval(sampler);
+          rss.stop();
           await server.stop();
         }
       }
@@ -166,8 +179,7 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
   const pid = server.child.pid as number;
   // The memory a server keeps after load: this one serves 8 clients first, then everything below; its RSS is
   // sampled throughout and reported at the end (a process keeps the heap and buffers it grew to).
-  let longPeak = 0;
-  const longSampler = setInterval(() => { longPeak = Math.max(longPeak, rssMB(pid).rss); }, 20);
+  const longRss = watchPeakRss(pid);
   try {
     process.stderr.write('bench:serve: a long-running server: 8 clients, then the rest...\n');
     await runReaders(Array.from({ length: 8 }, () => [socket, 'hd.mkv']));
@@ -190,7 +202,8 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
     if (py.status !== 0) throw new Error(`the python3-grpcio client failed: ${py.stderr}`);
     const core = JSON.parse(py.stdout) as { ms: number[]; unaryMs: number[] };
     const coldMs = (await runClient(['cold', socket, String(64 << 10), 'hd.mp4', ...cold])).ms as number[];
-    clearInterval(longSampler);
+    const longPeak = longRss.peak().rss;
+    longRss.stop();
     const longEnd = rssMB(pid).rss;
     const serving = (file: string): string => {
       const r = spawnSync(process.execPath, [CLI, 'index', 'info', '--json', path.join(root, file)], { encoding: 'utf8' });
@@ -250,7 +263,7 @@ async function measure(scratch: string, hd: string, mkv: string, small: string):
     ];
     process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ size, peer, peerMkv, runs, pairBytes, idleRss, longRunning: { peakRssMB: longPeak, endRssMB: longEnd }, openMs: { p50: pct(open, 50), p90: pct(open, 90), p99: pct(open, 99) }, unaryMs: { p50: pct(unary, 50), p99: pct(unary, 99) }, coreMs: { p50: pct(core.ms, 50), p90: pct(core.ms, 90), p99: pct(core.ms, 99) }, coreUnaryMs: { p50: pct(core.unaryMs, 50), p99: pct(core.unaryMs, 99) }, coldMs: { p50: pct(coldMs, 50), p90: pct(coldMs, 90), p99: pct(coldMs, 99) }, targets })}\n`);
   } finally {
-    clearInterval(longSampler);
+    longRss.stop();
     await server.stop();
   }
 }

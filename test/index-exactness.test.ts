@@ -4,9 +4,7 @@
  * WAV, FLAC, MP3, VFR MP4, audio-only, video-only).
  */
 import assert from 'node:assert/strict';
-import { promises as fsp } from 'node:fs';
-import { ffprobePackets, framemd5Copy, groupByStream, type ProbePacket } from './support/ffmpeg-reference';
-import { md5 } from './support/check';
+import { assertPayloadsAtPositions, ffprobePackets, type ProbePacket } from './support/ffmpeg-reference';
 import { CORPUS_NAMES, ensureCorpus, makeMedia } from './support/media';
 import { runCli } from './support/cli';
 import { copyInto, scratchDir } from './support/tmp';
@@ -93,15 +91,7 @@ describe('index exactness against FFmpeg', function () {
         // Which containers are read directly (see index-builder.ts): MPEG-TS never is; the rest here are.
         assert.equal(params.directReadable, name !== 'ts-h264-mp2', 'serving mode');
         if (!params.directReadable) return;
-        const bytes = await fsp.readFile(media[name]);
-        const payloads = groupByStream(await framemd5Copy(media[name]), (m) => m.md5);
-        const seen = new Map<number, number>();
-        for (const e of idx.entries()) {
-          const n = seen.get(e.stream) ?? 0;
-          seen.set(e.stream, n + 1);
-          const from: number = (e.pos as number) + params.dataOffsets[e.stream];
-          assert.equal(md5(bytes.subarray(from, from + e.size)), payloads.get(e.stream)?.[n], `stream ${e.stream} packet ${n}`);
-        }
+        await assertPayloadsAtPositions(media[name], idx.entries(), params.dataOffsets, name);
       });
 
       it('entries keep "no value" distinct from 0 and flags as FFmpeg reports them', function () {

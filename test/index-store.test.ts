@@ -6,8 +6,7 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import { ensureMedia, lacedBlockMkv, makeMedia, minuteClip } from './support/media';
-import { ffprobePackets, framemd5Copy, groupByStream } from './support/ffmpeg-reference';
-import { md5 } from './support/check';
+import { assertPayloadsAtPositions, ffprobePackets } from './support/ffmpeg-reference';
 import { copyInto, scratchDir } from './support/tmp';
 import { IndexEncoder, parseIndex } from '../src/index-store/idx-format';
 import { openIndex } from '../src/index-store/open-index';
@@ -62,16 +61,7 @@ describe('index store', function () {
       if (!idx.params.directReadable) continue;
       assert.deepEqual(idx.params.dataOffsets, offsets, name);
       // The claim itself: every packet's bytes are the file's bytes at pos + offset.
-      const bytes = await fsp.readFile(media);
-      const probe = await ffprobePackets(media);
-      const payloads = groupByStream(await framemd5Copy(media), (m) => m.md5);
-      const seen = new Map<number, number>();
-      for (const p of probe) {
-        const n = seen.get(p.stream) ?? 0;
-        seen.set(p.stream, n + 1);
-        const at = (p.pos as number) + offsets[p.stream];
-        assert.equal(md5(bytes.subarray(at, at + p.size)), payloads.get(p.stream)?.[n], `${name}: stream ${p.stream} packet ${n}`);
-      }
+      await assertPayloadsAtPositions(media, await ffprobePackets(media), offsets, name);
     }
   });
 

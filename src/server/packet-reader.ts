@@ -106,15 +106,10 @@ export class DirectReader implements PacketReader {
 
   async read(entries: IndexEntry[]): Promise<Buffer[]> {
     const out: Buffer[] = new Array<Buffer>(entries.length);
-    for (const { i, j, start, end } of this.#runs(entries, Infinity, MAX_RUN_BYTES)) {
+    for (const run of this.#runs(entries, Infinity, MAX_RUN_BYTES)) {
+      const { i, j, start, end } = run;
       const buf = Buffer.allocUnsafe(end - start);
-      let got = 0;
-      while (got < buf.length) {
-        const { bytesRead } = await this.#file.read(buf, got, buf.length - got, start + got);
-        if (bytesRead === 0) throw this.#truncated(entries[i], start + got, end);
-        got += bytesRead;
-      }
-      this.#counter.add(buf.length);
+      await this.#readRun(entries, run, [buf]);
       for (let k = i; k < j; k++) {
         const at = this.#at(entries[k]) - start;
         out[k] = buf.subarray(at, at + entries[k].size);
@@ -133,7 +128,8 @@ export class DirectReader implements PacketReader {
     const worker = async (): Promise<void> => {
       while (next < runs.length) {
         try {
-          await this.#readRun(entries, runs[next++], target, at);
+          const run = runs[next++];
+          await this.#readRun(entries, run, this.#views(entries, run, target, at));
         } catch (e) {
           next = runs.length; // the others stop after their current read
           throw e;
@@ -170,8 +166,8 @@ export class DirectReader implements PacketReader {
     return views;
   }
 
-  async #readRun(entries: IndexEntry[], run: Run, target: Buffer, at: readonly number[]): Promise<void> {
-    let views = this.#views(entries, run, target, at);
+  /** Read the bytes of `run` into `views` (which cover it exactly), through short reads; count them. */
+  async #readRun(entries: IndexEntry[], run: Run, views: Buffer[]): Promise<void> {
     let got = 0;
     while (got < run.end - run.start) {
       const { bytesRead } = await this.#file.readv(views, run.start + got);

@@ -253,16 +253,18 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
       }
       const frame = buf.subarray(0, size);
       const at = layoutFramedBatch(frame, chunk);
-      const fill = first && size <= SYNC_READ_BYTES && reader.readIntoSync !== undefined
-        ? Promise.resolve().then(() => reader.readIntoSync?.(chunk, frame, at))
-        : reader.readInto !== undefined
-        ? reader.readInto(chunk, frame, at)
-        : reader.read(chunk).then((data) => {
-          for (let i = 0; i < chunk.length; i++) data[i].copy(frame, at[i]);
-        });
+      if (first && size <= SYNC_READ_BYTES && reader.readIntoSync !== undefined) {
+        reader.readIntoSync(chunk, frame, at);
+      } else {
+        const fill = reader.readInto !== undefined
+          ? reader.readInto(chunk, frame, at)
+          : reader.read(chunk).then((data) => {
+            for (let i = 0; i < chunk.length; i++) data[i].copy(frame, at[i]);
+          });
+        filling = fill.catch(() => undefined);
+        await fill;
+      }
       first = false;
-      filling = fill.catch(() => undefined);
-      await fill;
       if (stopped()) {
         pool.release(buf); // never handed to gRPC, and every read into it is done
         return;

@@ -13,7 +13,10 @@
  * - framemd5 lines may carry side-data hashes after the six standard columns (`, S=1, <size>, <md5>`).
  */
 
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import { md5 } from './check';
 
 /** A rational number num/den, e.g. a time base; structurally the same as src/common/rational's Rational. */
 export interface TimeBase {
@@ -329,4 +332,21 @@ export function groupByStream<T extends { stream: number }, V>(packets: readonly
     else m.set(p.stream, [pick(p)]);
   }
   return m;
+}
+
+/**
+ * Assert the claim a direct-readable index makes: each packet's bytes in `media` at pos + offsets[stream] are FFmpeg's
+ * (`ffmpeg -c copy -f framemd5`, paired with `packets` per stream, in order).
+ */
+export async function assertPayloadsAtPositions(media: string, packets: Iterable<{ stream: number; pos: number | null; size: number }>,
+  offsets: readonly number[], label = media): Promise<void> {
+  const bytes = await fsp.readFile(media);
+  const payloads = groupByStream(await framemd5Copy(media), (m) => m.md5);
+  const seen = new Map<number, number>();
+  for (const p of packets) {
+    const n = seen.get(p.stream) ?? 0;
+    seen.set(p.stream, n + 1);
+    const from = (p.pos as number) + offsets[p.stream];
+    assert.equal(md5(bytes.subarray(from, from + p.size)), payloads.get(p.stream)?.[n], `${label}: stream ${p.stream} packet ${n}`);
+  }
 }
