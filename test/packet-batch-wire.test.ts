@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {
-  GRPC_PREFIX, decodeFollowEvent, decodePacketBatch, encodeFollowEvent, encodePacketBatch, followPacketsFrame, framedBatchSize, framedBytes,
+  GRPC_PREFIX, decodeFollowEvent, decodePacketBatch, encodeFollowEvent, encodePacketBatch, followPacketsFrame, cuePrerollFrame, framedBatchSize, framedBytes,
   framedFollowEvent, framedMessage, framedPacketBatch, layoutFramedBatch, type FollowWirePacket, type WirePacketFields,
 } from '../src/common/packet-batch-wire';
 import { framedSendActive, installFramedSend } from '../src/server/grpc-framed-send';
@@ -86,17 +86,13 @@ describe('hand-written Follow packets wire codec', function () {
   ];
   const packets: FollowWirePacket[] = fields.map((e, i) => ({ e, data: Buffer.alloc(e.size, i + 1) }));
   /** What ts-proto encodes for the same FollowEvent, behind the gRPC prefix. */
-  const expected = (cueId: string, segment: number, generation: number, last: boolean): Buffer => framedMessage(FollowEvent.encode({
-    event: {
-      $case: 'packets', value: {
-        cueId, segment, generation: BigInt(generation), last,
-        packets: packets.map(({ e, data }) => ({
-          streamIndex: e.stream, pts: e.pts === null ? undefined : BigInt(e.pts), dts: e.dts === null ? undefined : BigInt(e.dts),
-          duration: BigInt(e.duration ?? 0), pos: e.pos === null ? undefined : BigInt(e.pos), key: e.key, data: data as Buffer,
-          flags: (e.key ? 1 : 0) | (e.corrupt ? 2 : 0) | (e.discard ? 4 : 0), entry: BigInt(e.index),
-        })),
-      },
-    },
+  const wirePackets = packets.map(({ e, data }) => ({
+    streamIndex: e.stream, pts: e.pts === null ? undefined : BigInt(e.pts), dts: e.dts === null ? undefined : BigInt(e.dts),
+    duration: BigInt(e.duration ?? 0), pos: e.pos === null ? undefined : BigInt(e.pos), key: e.key, data: data as Buffer,
+    flags: (e.key ? 1 : 0) | (e.corrupt ? 2 : 0) | (e.discard ? 4 : 0), entry: BigInt(e.index),
+  }));
+  const expected = (cueId: string, segment: number, generation: number, last: boolean, preroll = 0): Buffer => framedMessage(FollowEvent.encode({
+    event: { $case: 'packets', value: { cueId, segment, generation: BigInt(generation), last, preroll, packets: wirePackets } },
   }).finish());
   const write = (frame: ReturnType<typeof followPacketsFrame>): Buffer => {
     const buf = Buffer.alloc(frame.size + 50, 0xee); // a reused buffer is larger than the message
@@ -110,8 +106,26 @@ describe('hand-written Follow packets wire codec', function () {
     for (const [cueId, segment, generation, last] of [['A', 0, 0, false], ['cue ☃ 7', 3, 2 ** 33, true], ['', 0xffffffff, 1, false]] as const) {
       assert.deepEqual(write(followPacketsFrame({ cueId, segment, generation, last }, packets)), expected(cueId, segment, generation, last), cueId);
     }
+    assert.deepEqual(write(followPacketsFrame({ cueId: 'A', segment: 4, generation: 9, last: false, preroll: 300 }, packets)), expected('A', 4, 9, false, 300));
+    assert.deepEqual(write(followPacketsFrame({ cueId: 'A', segment: 4, generation: 9, last: true, preroll: 1 }, [])), framedMessage(FollowEvent.encode({
+      event: { $case: 'packets', value: { cueId: 'A', segment: 4, generation: 9n, last: true, preroll: 1, packets: [] } },
+    }).finish()));
     assert.throws(() => followPacketsFrame({ cueId: 'A', segment: -1, generation: 0, last: false }, packets), RangeError);
     assert.throws(() => followPacketsFrame({ cueId: 'A', segment: 0, generation: 0, last: false }, [{ e: fields[0], data: Buffer.alloc(2) }]), RangeError);
+  });
+
+  it('frames CuePreroll exactly as ts-proto does, and decodes it as ts-proto does', function () {
+    for (const [cueId, preroll, last] of [['A', 1, false], ['cue ☃ 7', 0xffffffff, true]] as const) {
+      const framed = write(cuePrerollFrame({ cueId, preroll, last }, packets));
+      const want = framedMessage(FollowEvent.encode({ event: { $case: 'preroll', value: { cueId, preroll, last, packets: wirePackets } } }).finish());
+      assert.deepEqual(framed, want, cueId);
+      const body = framed.subarray(GRPC_PREFIX);
+      const decoded = decodeFollowEvent(body);
+      assert.deepEqual(decoded, FollowEvent.decode(body));
+      assert.ok(decoded.event?.$case === 'preroll');
+      assert.equal(decoded.event.value.packets[0].data.buffer, body.buffer, 'no copy');
+    }
+    assert.throws(() => cuePrerollFrame({ cueId: 'A', preroll: 0, last: false }, packets), RangeError);
   });
 
   it('puts framed messages before the packets in the same buffer, each decoded as sent', function () {
@@ -143,7 +157,8 @@ describe('hand-written Follow packets wire codec', function () {
     assert.equal(decoded.event.value.packets[2].data.buffer, body.buffer, 'no copy');
     const others: FollowEvent[] = [
       { event: { $case: 'stopped', value: { cueId: 'B', reason: 'stop', clockSeconds: 1, mediaSeconds: 2 } } },
-      { event: { $case: 'packets', value: { cueId: '', segment: 0, generation: 0n, packets: [], last: false } } },
+      { event: { $case: 'packets', value: { cueId: '', segment: 0, generation: 0n, packets: [], last: false, preroll: 0 } } },
+      { event: { $case: 'preroll', value: { cueId: '', preroll: 0, packets: [], last: false } } },
       { event: undefined },
     ];
     for (const e of others) {

@@ -34,7 +34,9 @@ const COMMON = `  --socket PATH        the server's Unix socket (default $CUEMUX
                        (default 10; needs root, CAP_SYS_NICE or an RLIMIT_RTPRIO, else the player says so and
                        uses --nice); decoding runs in another thread at normal priority
   --nice N             nice value of the presenting thread, -20..19 (default -10; same privileges), which
-                       applies when real-time scheduling is off or refused`;
+                       applies when real-time scheduling is off or refused
+  --prepare on|off     prepare armed cues before their GO: decoders open and the in-point decoded from the
+                       server's preroll, so a GO is presented at the next tick (default on)`;
 
 /** Usage of `cuemux play-audio`. */
 export const PLAY_AUDIO_USAGE = `Usage: cuemux play-audio [options]
@@ -65,6 +67,8 @@ ${COMMON.replace('%OUTPUT%', 'video').replace('%UNIT%', 'display tick')}
   --fps RATE           display ticks per second: 60, 50, 25, 29.97, 30000/1001... (default 60)
   --spin-ms MS         poll the clock this long before each tick instead of sleeping (default 2; 0 = timers only)
   --threads N          decoder threads (default 0: FFmpeg's choice)
+  --at-end black|hold  after a cue's end: black, or hold its last frame until another cue plays or it is stopped
+                       (default black)
 `;
 
 /** How often a player on another machine re-estimates the offset to the server's wall clock, ms. */
@@ -121,7 +125,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       'sync-log': { type: 'string' }, duration: { type: 'string' }, sink: { type: 'string', multiple: true },
       rate: { type: 'string' }, channels: { type: 'string' }, 'period-ms': { type: 'string' }, 'write-ahead-ms': { type: 'string' },
       'device-ppm': { type: 'string' }, fps: { type: 'string' }, 'spin-ms': { type: 'string' }, threads: { type: 'string' }, nice: { type: 'string' },
-      'rt-priority': { type: 'string' },
+      'rt-priority': { type: 'string' }, prepare: { type: 'string' }, 'at-end': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -129,7 +133,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     io.out(kind === 'audio' ? PLAY_AUDIO_USAGE : PLAY_VIDEO_USAGE);
     return ExitCode.OK;
   }
-  const wrongKind = kind === 'audio' ? ['fps', 'spin-ms', 'threads'] : ['rate', 'channels', 'period-ms', 'write-ahead-ms', 'device-ppm'];
+  const wrongKind = kind === 'audio' ? ['fps', 'spin-ms', 'threads', 'at-end'] : ['rate', 'channels', 'period-ms', 'write-ahead-ms', 'device-ppm'];
   for (const k of wrongKind) {
     if ((values as Record<string, unknown>)[k] !== undefined) throw new CuemuxError('INVALID_ARGUMENT', `--${k} is an option of play-${kind === 'audio' ? 'video' : 'audio'}, not play-${kind}`);
   }
@@ -157,6 +161,10 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
   if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new CuemuxError('INVALID_ARGUMENT', `--nice must be an integer -20..19, got "${values.nice}"`);
   const rtPriority = values['rt-priority'] === undefined ? 10 : Number(values['rt-priority']);
   if (!Number.isInteger(rtPriority) || rtPriority < 0 || rtPriority > 99) throw new CuemuxError('INVALID_ARGUMENT', `--rt-priority must be an integer 0..99, got "${values['rt-priority']}"`);
+  const prepare = values.prepare ?? 'on';
+  if (prepare !== 'on' && prepare !== 'off') throw new CuemuxError('INVALID_ARGUMENT', `--prepare must be on or off, got "${prepare}"`);
+  const atEnd = values['at-end'] ?? 'black';
+  if (atEnd !== 'black' && atEnd !== 'hold') throw new CuemuxError('INVALID_ARGUMENT', `--at-end must be black or hold, got "${atEnd}"`);
   const threads = values.threads === undefined ? 0 : Number(values.threads);
   if (!Number.isInteger(threads) || threads < 0 || threads > 64) throw new CuemuxError('INVALID_ARGUMENT', `--threads must be an integer 0..64, got "${values.threads}"`);
 
@@ -186,6 +194,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     // Decoding runs in a worker thread: its allocations and collections never pause the thread that presents.
     const follower = new WorkerFollower(target, {
       output, kind, leadSeconds: lead, decoderThreads: kind === 'video' ? threads : 1, audioOutput: { sampleRate, channels },
+      prepare: prepare === 'on',
     });
     follower.on('reconnect', (e, attempt) => {
       if (attempt === 1 || attempt % 20 === 0) log.warn(`no server at ${target} (${e.details || e.message}): retrying`, { attempt });
@@ -195,21 +204,26 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     const clockAt = clockMapping(client, target, stop.signal);
     const player = kind === 'audio'
       ? new AudioPlayer(follower, { sampleRate, channels, periodFrames, sinks: audioSinks, syncLog, devicePpm: ppm, writeAheadNs: BigInt(Math.round(writeAheadMs * 1e6)), clockAt })
-      : new VideoPlayer(follower, { fps, sinks: videoSinks, syncLog, spinNs: BigInt(Math.round(spinMs * 1e6)), clockAt });
+      : new VideoPlayer(follower, { fps, sinks: videoSinks, syncLog, spinNs: BigInt(Math.round(spinMs * 1e6)), clockAt, atEnd });
     const onSignal = (): void => stop.abort();
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
     const timer = duration === null ? null : setTimeout(onSignal, duration * 1000);
-    io.err(`cuemux play-${kind}: following output "${output}" at ${target}\n`);
-    // Said before the first tick, and for a second reason: winston loads its formats lazily, on a first line. Left to
-    // the first cue's "loaded" line, that loading held the presenting thread 12-34 ms (video) and up to 120 ms (audio).
-    log.info(`play-${kind} presenting`, {
-      output, target, ...(kind === 'video' ? { fps: `${fps.num}/${fps.den}` } : { sampleRate, channels, periodMs }),
-      schedFifo: priority.realtime, nice: priority.nice, sinks: specs,
-    });
-    player.start();
+    // Warm start: the decode worker loads FFmpeg before it follows, and the player says it follows only then, so the
+    // first GO of a fresh player costs what any other does.
+    const ready = new Promise<void>((resolve) => follower.once('ready', resolve));
+    const running = follower.run(stop.signal);
     try {
-      await follower.run(stop.signal);
+      await Promise.race([ready, running]);
+      io.err(`cuemux play-${kind}: following output "${output}" at ${target}\n`);
+      // Said before the first tick, and for a second reason: winston loads its formats lazily, on a first line. Left to
+      // the first cue's "loaded" line, that loading held the presenting thread 12-34 ms (video) and up to 120 ms (audio).
+      log.info(`play-${kind} presenting`, {
+        output, target, ...(kind === 'video' ? { fps: `${fps.num}/${fps.den}`, atEnd } : { sampleRate, channels, periodMs }),
+        schedFifo: priority.realtime, nice: priority.nice, sinks: specs, prepare,
+      });
+      player.start();
+      await running;
     } catch (e) {
       // Only what a retry cannot fix gets here (e.g. a bad output name): the server's message says what is wrong.
       if (e instanceof MediaClientError) throw new CuemuxError(e.code === grpc.status.INVALID_ARGUMENT ? 'INVALID_ARGUMENT' : 'INTERNAL', `the server at ${target} refused to follow output "${output}": ${e.details}`);

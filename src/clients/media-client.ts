@@ -159,7 +159,7 @@ export class MediaClient {
    * Follow one player output: clock, cue events and the packets of its streams, ahead of the clock. One connection:
    * see `resilientFollow` (src/clients/resilient-follow.ts) for a Follow that reconnects and resumes.
    */
-  follow(req: { output: string; leadSeconds?: number; maxBatchBytes?: number; resume?: FollowResume[] }, options: CallOptions = {}): AsyncGenerator<FollowEvent> {
+  follow(req: { output: string; leadSeconds?: number; maxBatchBytes?: number; resume?: FollowResume[]; prepare?: boolean }, options: CallOptions = {}): AsyncGenerator<FollowEvent> {
     const r = FollowRequest.create(req);
     return this.#stream('Follow', (o) => this.#stub.follow(r, o), options);
   }

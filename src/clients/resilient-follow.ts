@@ -15,6 +15,8 @@ export interface ResilientFollowOptions {
   output: string;
   /** Lead window in seconds (server default when absent). */
   leadSeconds?: number;
+  /** Ask for the prerolls of armed cues (FollowRequest.prepare; default false). */
+  prepare?: boolean;
   /** First reconnect delay in ms, doubled up to `maxBackoffMs`. Default 50. */
   initialBackoffMs?: number;
   /** Longest reconnect delay in ms. Default 250 (a restarted server is back within a second; players must be too). */
@@ -51,7 +53,7 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
     const announced = new Set<string>();
     let anew = false;
     try {
-      for await (const e of client.follow({ output: options.output, leadSeconds: options.leadSeconds, resume }, callOptions)) {
+      for await (const e of client.follow({ output: options.output, leadSeconds: options.leadSeconds, resume, prepare: options.prepare }, callOptions)) {
         if (e.event?.$case === 'clock' && clocks === 0 && generation !== null && e.event.value.generation < generation) {
           // A lower generation: another server (a clean restart), whose cues and segments are new. Forget the old.
           for (const id of [...seen.keys()]) yield { event: { $case: 'unloaded', value: { cueId: id } } };

@@ -340,7 +340,23 @@ export interface FollowPacketsHead {
   generation: number;
   /** The segment's last batch. */
   last: boolean;
+  /** The preroll (CuePreroll number) this batch continues, on a segment's first batch; absent or 0 = none. */
+  preroll?: number;
 }
+
+/** The fields of a CuePreroll message besides its packets. */
+export interface CuePrerollHead {
+  /** Cue id. */
+  cueId: string;
+  /** Preroll number (uint32, from 1). */
+  preroll: number;
+  /** The preroll's last message. */
+  last: boolean;
+}
+
+/** FollowEvent field tags (field number << 3 | length-delimited) of the two packet-carrying events. */
+const PACKETS_TAG = 0x32;
+const PREROLL_TAG = 0x42;
 
 /** Bytes of FollowPackets' `head` fields and its packets; `id` is the cue id in UTF-8. */
 function followPacketsInner(head: FollowPacketsHead, id: Buffer, packets: readonly FollowWirePacket[]): number {
@@ -350,6 +366,7 @@ function followPacketsInner(head: FollowPacketsHead, id: Buffer, packets: readon
   if (head.segment !== 0) inner += 1 + uvarSize(head.segment);
   if (head.generation !== 0) inner += 1 + uvarSize(head.generation);
   if (head.last) inner += 2;
+  if ((head.preroll ?? 0) !== 0) inner += 1 + uvarSize(head.preroll ?? 0);
   return inner;
 }
 
@@ -368,7 +385,23 @@ export interface FollowPacketsFrame {
  * a BigInt and an object per field); the bytes of each message are exactly ts-proto's.
  */
 export function followPacketsFrame(head: FollowPacketsHead, packets: readonly FollowWirePacket[], before: Buffer | null = null): FollowPacketsFrame {
+  return batchFrame(PACKETS_TAG, head, packets, before);
+}
+
+/**
+ * A FollowEvent carrying CuePreroll `head` and `packets` behind its gRPC prefix, as {@link followPacketsFrame} does
+ * for FollowPackets: CuePreroll's fields have FollowPackets' numbers (cue_id 1, preroll 2 where segment is, packets 4,
+ * last 5), so one writer lays out both.
+ */
+export function cuePrerollFrame(head: CuePrerollHead, packets: readonly FollowWirePacket[]): FollowPacketsFrame {
+  if (!Number.isInteger(head.preroll) || head.preroll < 1 || head.preroll > 0xffffffff) throw new RangeError(`preroll ${head.preroll} is not a uint32 from 1`);
+  return batchFrame(PREROLL_TAG, { cueId: head.cueId, segment: head.preroll, generation: 0, last: head.last }, packets, null);
+}
+
+function batchFrame(eventTag: number, head: FollowPacketsHead, packets: readonly FollowWirePacket[], before: Buffer | null): FollowPacketsFrame {
   if (!Number.isInteger(head.segment) || head.segment < 0 || head.segment > 0xffffffff) throw new RangeError(`segment ${head.segment} is not a uint32`);
+  const preroll = head.preroll ?? 0;
+  if (!Number.isInteger(preroll) || preroll < 0 || preroll > 0xffffffff) throw new RangeError(`preroll ${preroll} is not a uint32`);
   if (!Number.isSafeInteger(head.generation) || head.generation < 0) throw new RangeError(`generation ${head.generation} is not a uint64`);
   for (const { e, data } of packets) {
     if (data === null || data.length !== e.size) throw new RangeError(`packet ${e.index}: ${data?.length ?? 'no'} bytes of payload for ${e.size}`);
@@ -387,7 +420,7 @@ export function followPacketsFrame(head: FollowPacketsHead, packets: readonly Fo
       buf[p++] = 0;
       buf.writeUInt32BE(body, p);
       p += 4;
-      buf[p++] = 0x32;
+      buf[p++] = eventTag;
       p = writeUvar(buf, p, inner);
       if (id.length > 0) {
         buf[p++] = 0x0a;
@@ -402,6 +435,7 @@ export function followPacketsFrame(head: FollowPacketsHead, packets: readonly Fo
         p = writePacketTail(buf, p, e, e.index);
       }
       if (head.last) { buf[p++] = 0x28; buf[p++] = 1; }
+      if (preroll !== 0) { buf[p++] = 0x30; p = writeUvar(buf, p, preroll); }
       return p;
     },
   };
@@ -431,12 +465,12 @@ export function encodeFollowEvent(event: FollowEvent): Buffer {
  * are read here with payloads as views of `buf` (no copy); every other event (small) goes through ts-proto.
  */
 export function decodeFollowEvent(buf: Buffer): FollowEvent {
-  if (buf.length === 0 || buf[0] !== 0x32) return FollowEvent.decode(buf);
+  if (buf.length === 0 || (buf[0] !== PACKETS_TAG && buf[0] !== PREROLL_TAG)) return FollowEvent.decode(buf);
   const r = new Cursor(buf, 1, buf.length);
   const len = r.uvar();
   // One packets field spanning the whole message: anything else (more fields, a repeated oneof) is left to ts-proto.
   if (r.at + len !== buf.length) return FollowEvent.decode(buf);
-  const value = { cueId: '', segment: 0, generation: 0n, packets: [] as Packet[], last: false };
+  const value = { cueId: '', segment: 0, generation: 0n, packets: [] as Packet[], last: false, preroll: 0 };
   const m = new Cursor(buf, r.at, buf.length);
   while (m.at < m.end) {
     const t = m.uvar();
@@ -458,8 +492,10 @@ export function decodeFollowEvent(buf: Buffer): FollowEvent {
         break;
       }
       case 0x28: value.last = m.uvar() !== 0; break;
+      case 0x30: value.preroll = m.uvar() >>> 0; break;
       default: m.skip(t & 7);
     }
   }
+  if (buf[0] === PREROLL_TAG) return { event: { $case: 'preroll', value: { cueId: value.cueId, preroll: value.segment, packets: value.packets, last: value.last } } };
   return { event: { $case: 'packets', value } };
 }

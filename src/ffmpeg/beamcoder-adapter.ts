@@ -71,6 +71,14 @@ function recordedVersions(): RecordedVersions | null {
   return recorded;
 }
 
+/**
+ * Load FFmpeg's libraries now (they load at first use otherwise): a player does it before it follows, so its first
+ * GO does not pay for it. Throws a CuemuxError (INTERNAL) when the binding cannot be loaded.
+ */
+export function loadFfmpeg(): void {
+  load();
+}
+
 /** FFmpeg's version string, e.g. `5.1.9-0+deb12u1`. */
 export function ffmpegVersion(): string {
   return recordedVersions()?.info ?? String(load().avVersionInfo());

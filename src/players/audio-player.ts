@@ -66,6 +66,8 @@ interface Voice {
   cueId: string;
   segment: number;
   generation: bigint;
+  /** The preroll it holds until a segment adopts it (then 0): not played before. */
+  preroll: number;
   /** Media time of voice sample 0, s. */
   firstSeconds: number;
   /** Interleaved samples from voice sample `bufStart` on. */
@@ -75,6 +77,11 @@ interface Voice {
   bufLen: number;
   /** Read position at the next period's first sample, in voice samples (fractional while slewing); null before the start. */
   pos: number | null;
+}
+
+/** A voice's key: cue, segment and generation, or the cue's preroll (one per cue), and the stream. */
+function voiceKey(v: { cueId: string; segment: number; generation: bigint; preroll: number }, stream: string): string {
+  return v.preroll !== 0 ? `${v.cueId}\0preroll\0${stream}` : `${v.cueId}\0${v.segment}\0${v.generation}\0${stream}`;
 }
 
 /** Plays an output's audio into sinks at the device's pace. */
@@ -93,7 +100,24 @@ export class AudioPlayer {
     if (!Number.isInteger(this.#o.devicePpm) || Math.abs(this.#o.devicePpm) > 10_000) throw new RangeError(`device ppm must be an integer within ±10000, got ${this.#o.devicePpm}`);
     follower.on('clock', (s) => {
       this.#clock = s;
-      for (const [k, v] of this.#voices) if (v.generation < s.generation) this.#voices.delete(k);
+      // A preroll holds no clock time: a discontinuity leaves it.
+      for (const [k, v] of this.#voices) if (v.preroll === 0 && v.generation < s.generation) this.#voices.delete(k);
+    });
+    follower.on('loaded', (c) => {
+      // Loaded again (re-armed): its old preroll is gone.
+      for (const [k, v] of this.#voices) if (v.cueId === c.cueId && v.preroll !== 0) this.#voices.delete(k);
+    });
+    follower.on('adopted', (a) => {
+      // The preroll's samples (in-point and decoder pre-roll) are the segment's: it starts on its first period.
+      for (const [k, v] of [...this.#voices]) {
+        if (v.cueId !== a.cueId || v.preroll === 0) continue;
+        this.#voices.delete(k);
+        if (v.preroll !== a.preroll) continue;
+        v.segment = a.segment;
+        v.generation = a.generation;
+        v.preroll = 0;
+        this.#voices.set(voiceKey(v, k.slice(k.lastIndexOf('\0') + 1)), v);
+      }
     });
     follower.on('started', (s) => this.#timeline.started(s));
     follower.on('stopped', (s) => this.#timeline.stopped(s));
@@ -146,14 +170,20 @@ export class AudioPlayer {
   }
 
   #add(a: TimedAudio): void {
-    if (this.#clock !== null && a.generation < this.#clock.generation) return;
-    // Segments still on the timeline only (a drain may outlive an unload); each stream is its own voice (mixed).
-    if (this.#timeline.window(a.cueId, a.segment) === undefined) return;
-    const key = `${a.cueId}\0${a.segment}\0${a.generation}\0${a.stream}`;
+    if (a.preroll === 0) {
+      if (this.#clock !== null && a.generation < this.#clock.generation) return;
+      // Segments still on the timeline only (a drain may outlive an unload); each stream is its own voice (mixed).
+      if (this.#timeline.window(a.cueId, a.segment) === undefined) return;
+    }
+    const key = voiceKey(a, String(a.stream));
     const ch = this.#o.channels;
     let v = this.#voices.get(key);
+    if (v !== undefined && v.preroll !== a.preroll) {
+      this.#voices.delete(key); // a new preroll replaces the cue's older one
+      v = undefined;
+    }
     if (v === undefined) {
-      v = { cueId: a.cueId, segment: a.segment, generation: a.generation, firstSeconds: a.mediaSeconds, buf: new Float32Array(0), bufStart: 0, bufLen: 0, pos: null };
+      v = { cueId: a.cueId, segment: a.segment, generation: a.generation, preroll: a.preroll, firstSeconds: a.mediaSeconds, buf: new Float32Array(0), bufStart: 0, bufLen: 0, pos: null };
       this.#voices.set(key, v);
     }
     const n = a.samples.length / ch;
@@ -189,6 +219,7 @@ export class AudioPlayer {
     let played = false;
     if (adv > 0) {
       for (const [key, v] of this.#voices) {
+        if (v.preroll !== 0) continue; // prepared, not on the clock yet
         const w = this.#timeline.window(v.cueId, v.segment);
         if (w === undefined) continue;
         if (c0 >= w.endClockSeconds) {

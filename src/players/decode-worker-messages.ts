@@ -6,7 +6,7 @@ import type { DecodedVideoFrame } from '../ffmpeg/types';
 import type { ClockState, CueLoaded, CueStarted, CueStopped } from '../generated/cuemux/v1/media_server';
 import type { LogLevel } from '../common/logger';
 import type { FrameSlotPoolStats } from './frame-pool';
-import type { OutputFollowerOptions, TimedAudio, TimedPicture } from './follower';
+import type { OutputFollowerOptions, PrerollAdopted, TimedAudio, TimedPicture } from './follower';
 
 /** What the worker is started with (`workerData`). */
 export interface DecodeWorkerData {
@@ -42,6 +42,9 @@ export type FromWorker =
     planes: number[];
   }
   | { type: 'audio'; audio: TimedAudio }
+  | { type: 'adopted'; adopted: PrerollAdopted }
+  /** FFmpeg is loaded: the worker follows next. */
+  | { type: 'ready' }
   | { type: 'reconnect'; error: ClientErrorData; attempt: number }
   | { type: 'log'; level: LogLevel; name: string; message: string; meta?: Record<string, unknown> }
   | { type: 'stats'; stats: WorkerStats }

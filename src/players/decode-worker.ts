@@ -50,6 +50,8 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   follower.on('stopped', (cue) => post({ type: 'stopped', cue }));
   follower.on('unloaded', (cueId) => post({ type: 'unloaded', cueId }));
   follower.on('audio', (audio) => post({ type: 'audio', audio }));
+  follower.on('adopted', (adopted) => post({ type: 'adopted', adopted }));
+  follower.on('ready', () => post({ type: 'ready' }));
   follower.on('reconnect', (e, attempt) => post({ type: 'reconnect', error: clientErrorData(e), attempt }));
   follower.on('picture', (p) => {
     const { frame, ...timed } = p;

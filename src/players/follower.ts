@@ -18,6 +18,11 @@ export interface TimedPicture {
   segment: number;
   /** The clock generation its packets were planned for. */
   generation: bigint;
+  /**
+   * The preroll (CuePreroll number) it was decoded from, before a segment adopted it: then `segment` and `generation`
+   * mean nothing until the 'adopted' event names them. 0 for a segment's picture.
+   */
+  preroll: number;
   /** Stream index in the cue's media. */
   stream: number;
   /** The picture (from a `WorkerFollower`, lent from a pool: `retain()` it to keep it past the event). */
@@ -36,6 +41,8 @@ export interface TimedAudio {
   segment: number;
   /** The clock generation its packets were planned for. */
   generation: bigint;
+  /** The preroll it was decoded from before a segment adopted it (as {@link TimedPicture.preroll}); 0 for a segment's. */
+  preroll: number;
   /** Stream index in the cue's media. */
   stream: number;
   /** Interleaved samples at the follower's output rate and channel count. */
@@ -64,6 +71,25 @@ export interface OutputFollowerEvents extends Record<string, unknown[]> {
   audio: [TimedAudio];
   /** The Follow stream broke and is being re-established (attempt from 1). */
   reconnect: [MediaClientError, number];
+  /**
+   * A segment adopted a preroll: the pictures and audio given so far with `preroll` set are that segment's, in that
+   * generation (those given from now on carry the segment).
+   */
+  adopted: [PrerollAdopted];
+  /** The follower is ready to decode (FFmpeg loaded, its threads started) and is about to follow. */
+  ready: [];
+}
+
+/** A segment adopted a cue's preroll (FollowPackets.preroll). */
+export interface PrerollAdopted {
+  /** The cue. */
+  cueId: string;
+  /** The preroll adopted. */
+  preroll: number;
+  /** The segment that adopted it. */
+  segment: number;
+  /** The generation of the segment's packets. */
+  generation: bigint;
 }
 
 /**
@@ -111,6 +137,8 @@ export interface TimedFrameRaw {
   segment: number;
   /** The clock generation. */
   generation: bigint;
+  /** The preroll it was decoded from (0 = the segment's). */
+  preroll: number;
   /** Stream index. */
   stream: number;
   /** The frame, as decoded. */
@@ -129,4 +157,6 @@ export interface OutputFollowerOptions {
   decoderThreads?: number;
   /** Audio conversion of decoded audio (default 48000 Hz float32, the stream's channels). */
   audioOutput?: ResamplerOutput;
+  /** Prepare armed cues from their prerolls (FollowRequest.prepare; default false). */
+  prepare?: boolean;
 }

@@ -5,9 +5,9 @@
  * instant. Decoding happens as soon as packets arrive, i.e. up to the lead window ahead of the clock.
  */
 import { getLogger } from '../common/logger';
-import { openAudioResampler, openDecoder } from '../ffmpeg/beamcoder-adapter';
+import { loadFfmpeg, openAudioResampler, openDecoder } from '../ffmpeg/beamcoder-adapter';
 import type { AudioResampler, DecodedAudioFrame, DecodedFrame, Decoder } from '../ffmpeg/types';
-import type { ClockState, CueLoaded, FollowPackets, Packet, StreamInfo } from '../generated/cuemux/v1/media_server';
+import type { ClockState, CueLoaded, CuePreroll, FollowPackets, Packet, StreamInfo } from '../generated/cuemux/v1/media_server';
 import type { MediaClient } from '../clients/media-client';
 import { resilientFollow } from '../clients/resilient-follow';
 import { decoderConfigFromStreamInfo } from './decoder-config';
@@ -17,8 +17,11 @@ const log = getLogger('player');
 
 /** The decoding state of one stream of one cue, for one segment pass in one generation. */
 interface Slot {
+  /** Segment and generation it decodes for (0 while it is a preroll's). */
   segment: number;
   generation: bigint;
+  /** The preroll (CuePreroll number) it decodes until a segment adopts it; 0 once it is a segment's. */
+  preroll: number;
   stream: number;
   info: StreamInfo;
   /** Operations of this slot, in order. */
@@ -43,6 +46,8 @@ interface CueTrack {
   slots: Map<number, Slot>;
   /** Slots still draining their last frames after their segment's `last` batch. */
   draining: Set<Slot>;
+  /** The cue's preroll being prepared (decoders by stream) until a segment adopts it, or null. */
+  prepared: { preroll: number; slots: Map<number, Slot> } | null;
 }
 
 /** Follows an output and decodes its packets. One per player process. */
@@ -60,9 +65,12 @@ export class OutputFollower extends FollowerBase {
   /** Follow until `signal` aborts or the server refuses the Follow for good (see {@link FollowerBase.run}). */
   async run(signal: AbortSignal): Promise<void> {
     const o = this.#options;
+    // Warm start: FFmpeg is loaded before the first cue needs it (measured: the first GO of a fresh player paid for it).
+    loadFfmpeg();
+    this.safeEmit('ready');
     try {
       const events = resilientFollow(this.#client, {
-        output: o.output, leadSeconds: o.leadSeconds,
+        output: o.output, leadSeconds: o.leadSeconds, prepare: o.prepare ?? false,
         onReconnect: (e, attempt) => this.safeEmit('reconnect', e, attempt),
       }, { signal });
       for await (const e of events) {
@@ -72,7 +80,8 @@ export class OutputFollower extends FollowerBase {
           case 'loaded': this.#onLoaded(ev.value); break;
           case 'started': this.safeEmit('started', ev.value); break;
           case 'stopped':
-            this.#dropSlots(ev.value.cueId);
+            // A preroll not adopted yet stays: the server may still adopt it (a later GO from the in-point).
+            this.#dropSlots(ev.value.cueId, false);
             this.safeEmit('stopped', ev.value);
             break;
           case 'unloaded':
@@ -81,6 +90,7 @@ export class OutputFollower extends FollowerBase {
             this.safeEmit('unloaded', ev.value.cueId);
             break;
           case 'packets': this.#onPackets(ev.value); break;
+          case 'preroll': this.#onPreroll(ev.value); break;
           case 'failed':
             // What was received plays out (drained, as after a segment's last batch); the operator must hear of the
             // rest (the server names the file).
@@ -126,7 +136,7 @@ export class OutputFollower extends FollowerBase {
     }
     const known = this.#cues.get(c.cueId);
     if (known !== undefined) this.#dropSlots(c.cueId);
-    this.#cues.set(c.cueId, { loaded: c, streams, slots: new Map(), draining: new Set() });
+    this.#cues.set(c.cueId, { loaded: c, streams, slots: new Map(), draining: new Set(), prepared: null });
     this.safeEmit('loaded', c);
   }
 
@@ -135,11 +145,68 @@ export class OutputFollower extends FollowerBase {
     if (cue === undefined) return;
     if (this.lastClock !== null && b.generation < this.lastClock.generation) return; // planned for a timeline that is gone
     this.packets += b.packets.length;
+    if (b.preroll !== 0) this.#adopt(cue, b);
     for (const p of b.packets) {
       const slot = this.#slot(cue, b, p.streamIndex);
       if (slot !== null) this.#enqueue(slot, () => this.#decode(cue, slot, p));
     }
     if (b.last) this.#drainSegment(b.cueId, b.segment, b.generation);
+  }
+
+  /** Decode a preroll's packets now, into decoders kept for the segment that will adopt it (see CuePreroll). */
+  #onPreroll(p: CuePreroll): void {
+    const cue = this.#cues.get(p.cueId);
+    if (cue === undefined) return;
+    this.packets += p.packets.length;
+    if (cue.prepared?.preroll !== p.preroll) {
+      // A new preroll replaces the cue's earlier one.
+      for (const slot of cue.prepared?.slots.values() ?? []) this.#drop(slot);
+      cue.prepared = { preroll: p.preroll, slots: new Map() };
+    }
+    const prepared = cue.prepared;
+    for (const pk of p.packets) {
+      let slot = prepared.slots.get(pk.streamIndex);
+      if (slot === undefined) {
+        const info = cue.streams.get(pk.streamIndex);
+        if (info === undefined) continue;
+        slot = this.#open(cue, pk.streamIndex, info, 0, 0n, p.preroll);
+        prepared.slots.set(pk.streamIndex, slot);
+      }
+      const s = slot;
+      this.#enqueue(s, () => this.#decode(cue, s, pk));
+    }
+  }
+
+  /**
+   * The first batch of a segment continues the cue's preroll: its decoders (and the frames they gave, announced by
+   * 'adopted') become the segment's. The previous pass of the same generation drains, an older one is dropped.
+   */
+  #adopt(cue: CueTrack, b: FollowPackets): void {
+    const prepared = cue.prepared;
+    if (prepared?.preroll !== b.preroll) {
+      log.error('the server continued a preroll this player does not hold: the segment starts without its first packets', { cue: b.cueId, preroll: b.preroll, held: prepared?.preroll ?? null });
+      return;
+    }
+    cue.prepared = null;
+    for (const [stream, slot] of prepared.slots) {
+      const cur = cue.slots.get(stream);
+      if (cur !== undefined) this.#retire(cue, cur, b.generation);
+      slot.segment = b.segment;
+      slot.generation = b.generation;
+      slot.preroll = 0;
+      cue.slots.set(stream, slot);
+    }
+    this.safeEmit('adopted', { cueId: b.cueId, preroll: b.preroll, segment: b.segment, generation: b.generation });
+  }
+
+  /** A slot that a new pass replaces: it drains when of the same generation (a loop's seam), else it is dropped. */
+  #retire(cue: CueTrack, cur: Slot, generation: bigint): void {
+    if (cur.generation === generation) {
+      cue.draining.add(cur);
+      this.#enqueue(cur, () => this.#drain(cue, cur));
+    } else {
+      this.#drop(cur);
+    }
   }
 
   /** No more packets come for (segment, generation) of a cue: drain its decoders of the frames they hold back. */
@@ -161,20 +228,19 @@ export class OutputFollower extends FollowerBase {
     if (info === undefined) return null;
     const cur = cue.slots.get(stream);
     if (cur !== undefined && cur.segment === b.segment && cur.generation === b.generation) return cur;
-    if (cur !== undefined) {
-      // The previous pass of a loop ends where this one begins: drain its last frames; an older timeline is dropped.
-      if (cur.generation === b.generation) {
-        cue.draining.add(cur);
-        this.#enqueue(cur, () => this.#drain(cue, cur));
-      } else {
-        this.#drop(cur);
-      }
-    }
+    // The previous pass of a loop ends where this one begins: drain its last frames; an older timeline is dropped.
+    if (cur !== undefined) this.#retire(cue, cur, b.generation);
+    const slot = this.#open(cue, stream, info, b.segment, b.generation, 0);
+    cue.slots.set(stream, slot);
+    return slot;
+  }
+
+  /** A new slot whose decoder opens first in its chain. */
+  #open(cue: CueTrack, stream: number, info: StreamInfo, segment: number, generation: bigint, preroll: number): Slot {
     const slot: Slot = {
-      segment: b.segment, generation: b.generation, stream, info, chain: Promise.resolve(), decoder: null, resampler: null,
+      segment, generation, preroll, stream, info, chain: Promise.resolve(), decoder: null, resampler: null,
       audioOrigin: null, audioOut: 0, dropped: false, drained: false,
     };
-    cue.slots.set(stream, slot);
     this.#enqueue(slot, async () => {
       slot.decoder = await openDecoder(decoderConfigFromStreamInfo(info), `${cue.loaded.media?.path ?? cue.loaded.cueId} stream ${stream}`,
         { threads: this.#options.decoderThreads ?? 0 });
@@ -216,14 +282,14 @@ export class OutputFollower extends FollowerBase {
     const tb = slot.info.timeBaseNum / slot.info.timeBaseDen;
     for (const frame of frames) {
       if (slot.dropped) return;
-      this.safeEmit('decoded', { cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, stream: slot.stream, frame });
+      this.safeEmit('decoded', { cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, preroll: slot.preroll, stream: slot.stream, frame });
       // ffmpeg presents pictures at their best-effort timestamp (pts guessed from dts when missing), audio at pts.
       const ts = frame.kind === 'video' ? frame.bestEffortPts ?? frame.pts : frame.pts ?? frame.bestEffortPts;
       if (frame.kind === 'video') {
         if (ts === null) continue; // a picture with no time cannot be placed on the clock
         const fr = slot.info.frameRateNum > 0 && slot.info.frameRateDen > 0 ? slot.info.frameRateDen / slot.info.frameRateNum : 0.04;
         this.safeEmit('picture', {
-          cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, stream: slot.stream, frame,
+          cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, preroll: slot.preroll, stream: slot.stream, frame,
           mediaSeconds: ts * tb, durationSeconds: frame.duration > 0 ? frame.duration * tb : fr,
         });
       } else {
@@ -250,7 +316,7 @@ export class OutputFollower extends FollowerBase {
     if (r === null || samples.length === 0) return;
     const ch = r.output.channels;
     this.safeEmit('audio', {
-      cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, stream: slot.stream, samples,
+      cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, preroll: slot.preroll, stream: slot.stream, samples,
       mediaSeconds: (slot.audioOrigin ?? 0) + slot.audioOut / r.output.sampleRate,
     });
     slot.audioOut += samples.length / ch;
@@ -270,11 +336,16 @@ export class OutputFollower extends FollowerBase {
     slot.chain = slot.chain.then(() => this.#close(slot)).catch(() => undefined);
   }
 
-  #dropSlots(cueId: string): void {
+  /** Drop a cue's segment decoders, and its preroll's too unless `prepared` is false. */
+  #dropSlots(cueId: string, prepared = true): void {
     const cue = this.#cues.get(cueId);
     if (cue === undefined) return;
     for (const slot of [...cue.slots.values(), ...cue.draining]) this.#drop(slot);
     cue.slots.clear();
     cue.draining.clear();
+    if (prepared) {
+      for (const slot of cue.prepared?.slots.values() ?? []) this.#drop(slot);
+      cue.prepared = null;
+    }
   }
 }

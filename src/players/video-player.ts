@@ -7,7 +7,7 @@ import { getLogger } from '../common/logger';
 import type { ClockState } from '../generated/cuemux/v1/media_server';
 import type { ClockAt } from '../clients/clock-position';
 import { clockOf, CueTimeline, type SegmentWindow } from './cue-timeline';
-import type { FollowerSource, TimedPicture } from './follower';
+import type { FollowerSource, PrerollAdopted, TimedPicture } from './follower';
 import type { SyncLog } from './sync-log';
 import { TickScheduler } from './tick-scheduler';
 import type { VideoSink } from './video-sinks';
@@ -26,15 +26,23 @@ export interface VideoPlayerOptions {
   spinNs?: bigint;
   /** The show position of a clock state at an instant (play-command maps it locally or through the Ping offset). */
   clockAt: ClockAt;
+  /**
+   * After a cue's end (or pause) with nothing else on: `black`, or `hold` its last frame until another cue plays or
+   * it is stopped or unloaded (as QLab and PVP do). Default `black`.
+   */
+  atEnd?: 'black' | 'hold';
 }
 
 /** Counters of a {@link VideoPlayer}. */
 export interface VideoPlayerStats {
   /** Ticks presented. */
   ticks: number;
-  /** Ticks presented with a cue frame. */
+  /** Ticks presented with the cue frame for the clock. */
   frames: number;
-  /** Ticks where a cue was on but the frame covering the clock was not decoded in time (a previous one was shown). */
+  /**
+   * Ticks where a cue was on but the frame covering the clock was not decoded in time: the picture shown before was
+   * held (or black at a cue's very start), never a frame whose span had passed.
+   */
   late: number;
   /** Ticks skipped because the process could not meet them. */
   skipped: number;
@@ -46,6 +54,16 @@ interface Queued {
   release: () => void;
 }
 
+/** The picture on screen, kept (retained) so that a tick can hold it. */
+interface OnScreen {
+  p: TimedPicture;
+  release: () => void;
+  /** Its presentation time on the clock, s. */
+  ptsSeconds: number;
+  /** Its window's end on the clock, s. */
+  end: number;
+}
+
 const nothingToRelease = (): void => undefined;
 
 /** Let go of queued pictures. */
@@ -53,16 +71,24 @@ function free(items: Iterable<Queued>): void {
   for (const x of items) x.release();
 }
 
+/** Queue key of a cue's segment. */
+const segmentKey = (cueId: string, segment: number): string => `${cueId}\0${segment}`;
+/** Queue key of a cue's preroll (one per cue: a new preroll replaces the old). */
+const prerollKey = (cueId: string): string => `${cueId}\0preroll`;
+
 /** Presents an output's video at display ticks. */
 export class VideoPlayer {
   readonly #o: VideoPlayerOptions;
   readonly #timeline = new CueTimeline();
-  /** Decoded pictures by cue and segment ("cue\0segment"), in presentation order. */
+  /** Decoded pictures by cue and segment (or preroll), in presentation order. */
   readonly #queues = new Map<string, Queued[]>();
   /** The video stream each cue presents. */
   readonly #streamOf = new Map<string, number>();
+  /** Each cue's in-point (media s): a preroll keeps the pictures from the one covering it on. */
+  readonly #inPoint = new Map<string, number>();
   #clock: ClockState | null = null;
   #ticker: TickScheduler | null = null;
+  #onScreen: OnScreen | null = null;
   readonly #stats: VideoPlayerStats = { ticks: 0, frames: 0, late: 0, skipped: 0 };
 
   constructor(follower: FollowerSource, options: VideoPlayerOptions) {
@@ -72,24 +98,31 @@ export class VideoPlayer {
       this.#clock = s;
     });
     follower.on('started', (s) => this.#timeline.started(s));
-    follower.on('stopped', (s) => this.#timeline.stopped(s));
+    follower.on('stopped', (s) => {
+      this.#timeline.stopped(s);
+      // A cue that ended or paused may be held (--at-end hold); one stopped or restarted is not.
+      if (s.reason !== 'ended' && s.reason !== 'pause') this.#clearScreen(s.cueId);
+    });
     follower.on('unloaded', (id) => {
       this.#timeline.unloaded(id);
-      for (const [k, q] of [...this.#queues]) {
-        if (!k.startsWith(`${id}\0`)) continue;
-        free(q);
-        this.#queues.delete(k);
-      }
+      this.#dropCue(id);
+      this.#clearScreen(id);
+      this.#streamOf.delete(id);
+      this.#inPoint.delete(id);
     });
     follower.on('loaded', (c) => {
       // A cue may route several video streams to one output: a layer presents one, the first.
       const video = (c.media?.streams ?? []).filter((st) => st.codecType === 'video' && c.streams.includes(st.index)).map((st) => st.index);
       this.#streamOf.set(c.cueId, Math.min(...video));
+      this.#inPoint.set(c.cueId, c.inSeconds);
+      // Loaded again (re-armed): its old preroll is gone.
+      this.#dropQueue(prerollKey(c.cueId));
     });
     follower.on('picture', (p) => this.#add(p));
+    follower.on('adopted', (a) => this.#adopted(a));
   }
 
-  /** Decoded pictures held for presentation, all cues together. */
+  /** Decoded pictures held for presentation, all cues together (prerolls included). */
   get queuedPictures(): number {
     let n = 0;
     for (const q of this.#queues.values()) n += q.length;
@@ -112,20 +145,38 @@ export class VideoPlayer {
     this.#ticker?.stop();
     for (const q of this.#queues.values()) free(q);
     this.#queues.clear();
+    this.#setScreen(null);
   }
 
   #add(p: TimedPicture): void {
+    if (this.#streamOf.get(p.cueId) !== p.stream) return;
+    if (p.preroll !== 0) {
+      // A preroll's picture (no segment yet): pictures wholly before the in-point are decoder pre-roll, not kept.
+      const inPoint = this.#inPoint.get(p.cueId);
+      if (inPoint === undefined || p.mediaSeconds + p.durationSeconds <= inPoint + 1e-9) return;
+      const key = prerollKey(p.cueId);
+      const q = this.#queues.get(key);
+      if (q !== undefined && q.length > 0 && q[0].p.preroll !== p.preroll) this.#dropQueue(key); // replaced
+      this.#insert(key, p);
+      return;
+    }
     if (this.#clock !== null && p.generation < this.#clock.generation) return;
-    // Only the presented stream, and only for segments still on the timeline (a drain may outlive an unload).
+    // Only segments still on the timeline (a drain may outlive an unload).
     const w = this.#timeline.window(p.cueId, p.segment);
-    if (this.#streamOf.get(p.cueId) !== p.stream || w === undefined) return;
-    // Decoder pre-roll (from the keyframe before the segment's first media instant) is never shown: not kept.
+    if (w === undefined) return;
+    // Decoder pre-roll (wholly before the segment's first media instant) is never shown: not kept. The picture
+    // covering that instant is kept: it is what is shown there (FFmpeg shows the last frame at or before a time).
     if (p.mediaSeconds + p.durationSeconds <= w.mediaSeconds + 1e-9) return;
-    const key = `${p.cueId}\0${p.segment}`;
+    const key = segmentKey(p.cueId, p.segment);
+    const q = this.#queues.get(key);
+    // A new generation of the same segment replaces what was queued for the old one.
+    if (q !== undefined && q.length > 0 && q[0].p.generation !== p.generation) free(q.splice(0));
+    this.#insert(key, p);
+  }
+
+  #insert(key: string, p: TimedPicture): void {
     let q = this.#queues.get(key);
     if (q === undefined) this.#queues.set(key, (q = []));
-    // A new generation of the same segment replaces what was queued for the old one.
-    if (q.length > 0 && q[0].p.generation !== p.generation) free(q.splice(0));
     const item = { p, release: p.frame.retain?.() ?? nothingToRelease };
     // Decoders give pictures in presentation order; keep the queue sorted anyway (a cheap insert from the end).
     let i = q.length;
@@ -133,24 +184,73 @@ export class VideoPlayer {
     q.splice(i, 0, item);
   }
 
+  /** A segment adopted the cue's preroll: its pictures are that segment's from now on. */
+  #adopted(a: PrerollAdopted): void {
+    const from = prerollKey(a.cueId);
+    const q = this.#queues.get(from);
+    this.#queues.delete(from);
+    if (q === undefined) return;
+    const kept: Queued[] = [];
+    for (const x of q) {
+      if (x.p.preroll !== a.preroll) {
+        x.release();
+        continue;
+      }
+      x.p.segment = a.segment;
+      x.p.generation = a.generation;
+      x.p.preroll = 0;
+      kept.push(x);
+    }
+    const key = segmentKey(a.cueId, a.segment);
+    const old = this.#queues.get(key);
+    if (old !== undefined) free(old);
+    this.#queues.set(key, kept);
+  }
+
+  #dropQueue(key: string): void {
+    const q = this.#queues.get(key);
+    if (q === undefined) return;
+    free(q);
+    this.#queues.delete(key);
+  }
+
+  #dropCue(cueId: string): void {
+    for (const k of [...this.#queues.keys()]) if (k.startsWith(`${cueId}\0`)) this.#dropQueue(k);
+  }
+
   #dropOlderThan(generation: bigint): void {
-    // A queue holds one generation (#add empties it for a new one): it is kept or dropped whole.
+    // A segment's queue holds one generation (#add empties it for a new one): it is kept or dropped whole. A
+    // preroll holds no clock time: a discontinuity leaves it.
     for (const [k, q] of this.#queues) {
-      if (q.length > 0 && q[0].p.generation >= generation) continue;
-      free(q);
-      this.#queues.delete(k);
+      if (q.length > 0 && (q[0].p.preroll !== 0 || q[0].p.generation >= generation)) continue;
+      this.#dropQueue(k);
     }
   }
 
-  /** The picture to present at clock position `c` for window `w`, and whether it covers `c`. */
-  #pick(w: SegmentWindow, c: number): { q: Queued; covers: boolean; end: number } | null {
-    const q = this.#queues.get(`${w.cueId}\0${w.segment}`);
+  /** The picture on screen changes: keep the new one (to hold it), let go of the old. */
+  #setScreen(next: OnScreen | null): void {
+    if (this.#onScreen !== null && next !== null && this.#onScreen.p === next.p) {
+      next.release();
+      return;
+    }
+    this.#onScreen?.release();
+    this.#onScreen = next;
+  }
+
+  /** Stop holding a cue's picture (stopped or unloaded): its ticks go black. */
+  #clearScreen(cueId: string): void {
+    if (this.#onScreen?.p.cueId === cueId) this.#setScreen(null);
+  }
+
+  /** The picture covering clock position `c` in window `w`, or null when it is not decoded (yet). */
+  #pick(w: SegmentWindow, c: number): { q: Queued; end: number } | null {
+    const q = this.#queues.get(segmentKey(w.cueId, w.segment));
     if (q === undefined || q.length === 0) return null;
-    // Pictures before the segment's first media instant are decoder pre-roll: never shown.
+    // The last picture due at or before c (the one covering the segment's first instant included).
     let best = -1;
     for (let i = 0; i < q.length; i++) {
       const m = q[i].p.mediaSeconds;
-      if (m < w.mediaSeconds - 1e-9 || m >= w.endMediaSeconds) continue;
+      if (m >= w.endMediaSeconds) break;
       if (clockOf(w, m) <= c + 1e-9) best = i;
       else break;
     }
@@ -160,16 +260,17 @@ export class VideoPlayer {
     const cur = q[0];
     const next = q.length > 1 ? q[1] : null;
     const end = Math.min(next !== null ? clockOf(w, next.p.mediaSeconds) : clockOf(w, cur.p.mediaSeconds) + cur.p.durationSeconds, w.endClockSeconds);
-    return { q: cur, covers: c < end, end };
+    // A picture whose span has passed is never shown: the one for c is still being decoded.
+    return c < end ? { q: cur, end } : null;
   }
 
   /** Free the pictures of segments whose clock span is over (a locate back gets new ones, under a new generation). */
   #prune(c: number): void {
     for (const [k, q] of this.#queues) {
+      if (q.length > 0 && q[0].p.preroll !== 0) continue; // a preroll waits for its segment
       const w = q.length === 0 ? undefined : this.#timeline.window(q[0].p.cueId, q[0].p.segment);
       if (q.length > 0 && w !== undefined && w.endClockSeconds > c) continue;
-      free(q);
-      this.#queues.delete(k);
+      this.#dropQueue(k);
     }
   }
 
@@ -178,30 +279,44 @@ export class VideoPlayer {
     const now = process.hrtime.bigint();
     const s = this.#clock;
     const c = s === null ? 0 : this.#o.clockAt(s, now);
-    let shown: { q: Queued; covers: boolean; end: number; w: SegmentWindow } | null = null;
-    let due = false;
-    for (const w of this.#timeline.activeAt(c)) {
-      // Every active window is picked (which frees its past pictures), the top one with a picture is shown: a cue
+    let shown: { q: Queued; end: number; w: SegmentWindow } | null = null;
+    const active = this.#timeline.activeAt(c);
+    for (const w of active) {
+      // Every active window is picked (which frees its past pictures), the top one with its frame is shown: a cue
       // under another keeps only its current picture, not a whole pass of decoded frames.
       const r = this.#pick(w, c);
-      due = true;
       if (r !== null && shown === null) shown = { ...r, w };
     }
-    const info = {
-      monoNs: now, ptsSeconds: shown === null ? null : clockOf(shown.w, shown.q.p.mediaSeconds), clockSeconds: c,
-    };
-    for (const sink of this.#o.sinks) sink.present(shown === null ? null : shown.q.p.frame, info);
+    const due = active.length > 0;
+    // The top cue's frame is not decoded yet: the picture on screen stays (black at the very start), never a stale one.
+    const late = due && (shown === null || shown.w !== active[0]);
+    if (shown !== null) {
+      this.#setScreen({ p: shown.q.p, release: shown.q.p.frame.retain?.() ?? nothingToRelease, ptsSeconds: clockOf(shown.w, shown.q.p.mediaSeconds), end: shown.end });
+    } else if (!due && this.#o.atEnd !== 'hold') {
+      // Nothing on: black, unless the last picture of a cue that ended (or paused) is held.
+      this.#setScreen(null);
+    } else if (due && this.#onScreen !== null && !active.some((w) => w.cueId === this.#onScreen?.p.cueId) && this.#o.atEnd !== 'hold') {
+      // A new cue starts over a picture whose cue is over: black until its first frame, not the old cue's picture.
+      this.#setScreen(null);
+    }
+    const screen = this.#onScreen;
+    const held = screen !== null && shown === null;
+    const info = { monoNs: now, ptsSeconds: screen === null ? null : screen.ptsSeconds, clockSeconds: c, held };
+    for (const sink of this.#o.sinks) sink.present(screen === null ? null : screen.p.frame, info);
     this.#stats.ticks++;
-    if (shown !== null) this.#stats.frames++;
-    if (due && (shown === null || !shown.covers)) {
+    if (shown !== null && !late) this.#stats.frames++;
+    if (late) {
       this.#stats.late++;
       if (this.#stats.late === 1 || this.#stats.late % 100 === 0) log.warn('a frame was not decoded in time for its tick', { clockSeconds: c, late: this.#stats.late });
     }
     // late_ns: how far after its display instant the tick was presented (the tick's jitter).
     const lateNs = Number(now - tickNs);
-    this.#o.syncLog?.record(now, info.ptsSeconds, c, shown === null
+    this.#o.syncLog?.record(now, info.ptsSeconds, c, screen === null
       ? { cue: null, due, late_ns: lateNs }
-      : { cue: shown.w.cueId, segment: shown.w.segment, media_seconds: shown.q.p.mediaSeconds, end_seconds: shown.end, covers: shown.covers, late_ns: lateNs });
+      : {
+        cue: screen.p.cueId, segment: screen.p.segment, media_seconds: screen.p.mediaSeconds, end_seconds: screen.end,
+        covers: !held && c < screen.end, held, due, late_ns: lateNs,
+      });
     // After presenting: the tick's instant matters more than freeing memory.
     this.#prune(c);
   }

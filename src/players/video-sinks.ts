@@ -50,6 +50,11 @@ export interface PresentInfo {
   ptsSeconds: number | null;
   /** Show clock position at `monoNs`, in seconds. */
   clockSeconds: number;
+  /**
+   * True when the picture is not the one for the clock but an earlier one held on screen: the frame due was not
+   * decoded in time, or a cue ended with `--at-end hold`. Absent = false.
+   */
+  held?: boolean;
 }
 
 /** Counters of a {@link VideoSink}; a snapshot. */
@@ -323,7 +328,7 @@ class StreamSink implements VideoSink {
 /**
  * `hash:PATH`: one sync-log line per tick with the MD5 of the picture's concatenated planes, which is what
  * `ffmpeg -f framemd5` prints for rawvideo frames. Every picture is hashed as it is (no stream format to keep), and a
- * black tick has `md5`, `width`, `height` and `format` null. Hashing costs a few ms per 1080p picture on the event
+ * black tick has `md5`, `width`, `height` and `format` null; a picture held on screen (not the clock's) has `held: true`. Hashing costs a few ms per 1080p picture on the event
  * loop; this sink is for verification runs.
  */
 class HashSink implements VideoSink {
@@ -359,7 +364,7 @@ class HashSink implements VideoSink {
     const h = createHash('md5');
     for (const p of picture.planes) h.update(p);
     this.#log.record(at.monoNs, at.ptsSeconds, at.clockSeconds,
-      { md5: h.digest('hex'), width: picture.width, height: picture.height, format: picture.format });
+      { md5: h.digest('hex'), width: picture.width, height: picture.height, format: picture.format, ...(at.held === true ? { held: true } : {}) });
   }
 
   close(): Promise<void> {

@@ -110,6 +110,8 @@ export class WorkerFollower extends FollowerBase {
       case 'stopped': this.safeEmit('stopped', m.cue); break;
       case 'unloaded': this.safeEmit('unloaded', m.cueId); break;
       case 'audio': this.safeEmit('audio', m.audio); break;
+      case 'adopted': this.safeEmit('adopted', m.adopted); break;
+      case 'ready': this.safeEmit('ready'); break;
       case 'reconnect': this.safeEmit('reconnect', clientError(m.error), m.attempt); break;
       case 'stats': this.#takeStats(m.stats); break;
       case 'log': getLogger(m.name)[m.level](m.message, m.meta); break;

@@ -9,7 +9,7 @@ import type { ServerWritableStream } from '@grpc/grpc-js';
 import { CuemuxError, isCuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import type { IndexEntry } from '../index-store/media-index';
-import { followPacketsFrame, framedFollowEvent, framedMessage } from '../common/packet-batch-wire';
+import { cuePrerollFrame, followPacketsFrame, framedFollowEvent, framedMessage, type FollowPacketsFrame } from '../common/packet-batch-wire';
 import { FollowEvent, type FollowRequest, type FollowResume } from '../generated/cuemux/v1/media_server';
 import { AUDIO_PREROLL, type CueRun, type CueSegment, type LoadedCue } from '../show/loaded-cue';
 import type { CueEvent, Show } from '../show/show';
@@ -46,6 +46,33 @@ const FIRST_BATCH_BYTES = 64 << 10;
 
 /** A feed starting this close after a cue's in-point starts at the in-point (from the prefetch), in seconds. */
 const PREFETCH_SLACK_SECONDS = 0.1;
+
+/**
+ * Media past a cue's in-point that its preroll carries, in seconds: enough packets that a decoder with reordering
+ * (B-pyramids hold 3-4 frames) or frame threads (one frame per thread) has given the in-point frame, and the first
+ * ticks after a GO have their frames before the feed's first batch is decoded. At 25 fps that is 6 frames.
+ */
+export const PREROLL_AHEAD_SECONDS = 0.25;
+
+/**
+ * How long after a segment adopts a cue's preroll the next one is sent, in ms: after the GO's first batches (which
+ * must not queue behind it) and early enough for a loop's next pass or a GO that restarts the cue.
+ */
+const PREROLL_RENEW_MS = 1000;
+
+/** A preroll sent on this call and not adopted yet. */
+interface SentPreroll {
+  /** The loaded cue it prepares (a re-armed cue is a new object: its old preroll is not adopted). */
+  cue: LoadedCue;
+  /** Its number (CuePreroll.preroll). */
+  number: number;
+  /** Entry numbers of its packets: a segment that adopts it does not send them again. */
+  numbers: ReadonlySet<number>;
+  /** Resolves true once its last message is written, false when the call ended or it was replaced first. */
+  sent: Promise<boolean>;
+  /** Stops sending it (replaced, unloaded). */
+  ctl: AbortController;
+}
 
 /** A packet to send: its entry and, when prefetched, its payload. */
 interface Planned {
@@ -93,6 +120,14 @@ export class FollowSession {
   readonly #resume = new Map<string, FollowResume>();
   /** Feeds waiting for the bytes in flight to drop under two batches. */
   readonly #flushWaiters = new Set<() => void>();
+  /** The player prepares armed cues (FollowRequest.prepare). */
+  readonly #prepare: boolean;
+  /** Prerolls sent and not adopted, by cue id. */
+  readonly #prerolls = new Map<string, SentPreroll>();
+  /** Next preroll number. */
+  #nextPreroll = 1;
+  /** Timers renewing adopted prerolls. */
+  readonly #renewals = new Set<NodeJS.Timeout>();
 
   constructor(call: ServerWritableStream<FollowRequest, FollowEvent>, show: Show, registry: MediaRegistry, client: ClientRecord, lead: number, batchBytes: number) {
     this.#call = call;
@@ -103,6 +138,7 @@ export class FollowSession {
     this.#lead = lead;
     this.#batchBytes = batchBytes;
     for (const r of call.request.resume) this.#resume.set(r.cueId, r);
+    this.#prepare = call.request.prepare;
   }
 
   #stopped(): boolean {
@@ -127,14 +163,20 @@ export class FollowSession {
     heartbeat.unref();
     try {
       this.#event({ $case: 'clock', value: clockStateMessage(this.#show.clock.snapshot) });
-      for (const cue of this.#show.cues) {
-        if (!cue.outputs.has(this.#output)) continue;
+      const loaded = this.#show.cues.filter((cue) => cue.outputs.has(this.#output));
+      for (const cue of loaded) {
         this.#loaded(cue);
         if (cue.state === 'playing') this.#startFeed(cue);
       }
+      // After the feeds of playing cues (a reconnecting player needs those first).
+      for (const cue of loaded) this.#sendPreroll(cue);
       await callEnded(this.#call);
     } finally {
       clearInterval(heartbeat);
+      for (const t of this.#renewals) clearTimeout(t);
+      this.#renewals.clear();
+      for (const p of this.#prerolls.values()) p.ctl.abort();
+      this.#prerolls.clear();
       this.#show.clock.off('change', onClock);
       this.#show.off('cue', onCue);
       for (const f of this.#feeds.values()) f.abort();
@@ -164,6 +206,7 @@ export class FollowSession {
     switch (ev.type) {
       case 'loaded':
         this.#loaded(cue);
+        this.#sendPreroll(cue);
         break;
       case 'started':
         this.#startFeed(cue);
@@ -174,6 +217,7 @@ export class FollowSession {
         break;
       case 'unloaded':
         this.#stopFeed(cue.id);
+        this.#dropPreroll(cue.id);
         this.#announced.delete(cue.id);
         this.#event({ $case: 'unloaded', value: { cueId: cue.id } });
         break;
@@ -257,7 +301,12 @@ export class FollowSession {
         // A GO on a running clock reaches this a few µs after the cue's start: start at the in-point anyway, so the
         // packets prefetched at load go out from memory (the few extra are decoder pre-roll for the player).
         if (skipBelow === 0 && cue.prefetch !== null && seg.mediaSeconds === cue.inMedia && from - cue.inMedia < PREFETCH_SLACK_SECONDS) from = cue.inMedia;
-        const plan = this.#plan(cue, streams, from, seg.endMediaSeconds, skipBelow);
+        // A segment starting at the in-point continues the cue's preroll, when the player has it: its decoders hold
+        // the in-point frame already, and the packets go on after the preroll's.
+        const adopt = skipBelow === 0 && from === cue.inMedia ? await this.#adoptable(cue, signal) : null;
+        if (signal.aborted) return;
+        let preroll = adopt?.number ?? 0;
+        const plan = this.#plan(cue, streams, from, seg.endMediaSeconds, skipBelow, adopt?.numbers);
         let next = plan.next();
         let limit = k === first ? FIRST_BATCH_BYTES : this.#batchBytes;
         const clockOf = (e: IndexEntry): number => {
@@ -291,7 +340,8 @@ export class FollowSession {
           limit = this.#batchBytes;
           const before = announce;
           announce = null;
-          if (!(await this.#writePackets(cue.id, seg, generation, chunk, next.done === true, before))) return;
+          if (!(await this.#writePackets(cue.id, seg, generation, chunk, next.done === true, before, preroll))) return;
+          preroll = 0;
           const last = chunk[chunk.length - 1].e;
           const t = last.pts ?? last.dts;
           if (t !== null) this.#client.positionSeconds = media.index.toSeconds(last.stream, t);
@@ -303,6 +353,8 @@ export class FollowSession {
           }
         }
         flushAnnounce();
+        // Every packet of the segment was in the preroll: the player still has to adopt it (and drain).
+        if (preroll !== 0 && !(await this.#writePackets(cue.id, seg, generation, [], true, null, preroll))) return;
       }
     } finally {
       try {
@@ -314,9 +366,17 @@ export class FollowSession {
   }
 
   /** The packets of `streams` for media [from, end): from the prefetch when starting at the in-point, then the file. */
-  *#plan(cue: LoadedCue, streams: readonly number[], from: number, end: number, skipBelow: number): Generator<Planned> {
+  *#plan(cue: LoadedCue, streams: readonly number[], from: number, end: number, skipBelow: number, sent?: ReadonlySet<number>): Generator<Planned> {
     const pre = cue.prefetch;
     const wanted = new Set(streams);
+    if (sent !== undefined && pre !== null) {
+      for (let i = 0; i < pre.entries.length; i++) {
+        const e = pre.entries[i];
+        if (wanted.has(e.stream) && !sent.has(e.index)) yield { e, data: pre.data[i] };
+      }
+      for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL)) if (!pre.numbers.has(e.index) && !sent.has(e.index)) yield { e, data: null };
+      return;
+    }
     if (skipBelow > 0) {
       for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL)) if (e.index >= skipBelow) yield { e, data: null };
       return;
@@ -337,13 +397,18 @@ export class FollowSession {
   }
 
   /**
-   * Write one FollowPackets (`last`: the segment's final batch), after the framed messages `before` (in the same
-   * write when the framed-send hook is active); false when the call ended. Bytes in flight stay under two batches.
+   * Write one FollowPackets (`last`: the segment's final batch; `preroll`: the preroll it continues, 0 = none), after
+   * the framed messages `before` (in the same write when the framed-send hook is active); false when the call ended.
    */
-  async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[], last: boolean, before: Buffer | null = null): Promise<boolean> {
+  async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[], last: boolean, before: Buffer | null = null, preroll = 0): Promise<boolean> {
     const together = before !== null && framedSendActive();
     if (before !== null && !together) this.#writeFramed(before);
-    const frame = followPacketsFrame({ cueId, segment: seg.segment, generation, last }, chunk, together ? before : null);
+    const frame = followPacketsFrame({ cueId, segment: seg.segment, generation, last, preroll }, chunk, together ? before : null);
+    return this.#writeBatch(frame, together ? 2 : 1, chunk);
+  }
+
+  /** Write a laid-out batch of `messages` framed messages carrying `chunk`; bytes in flight stay under two batches. */
+  async #writeBatch(frame: FollowPacketsFrame, messages: number, chunk: readonly Planned[]): Promise<boolean> {
     // A reused buffer (back to the spares at the write callback): fresh ones would wait for a full collection.
     const buf = takeSpareFrame(frame.size, this.#batchBytes + FRAME_SLACK);
     const message = buf.subarray(0, frame.writeInto(buf));
@@ -351,7 +416,7 @@ export class FollowSession {
     for (const p of chunk) bytes += p.e.size;
     const client = this.#client;
     client.bytesQueued += bytes;
-    const ok = await writeWithBackpressure(this.#call, framedFollowEvent(message, together ? 2 : 1), () => {
+    const ok = await writeWithBackpressure(this.#call, framedFollowEvent(message, messages), () => {
       giveSpareFrame(buf);
       client.bytesQueued -= bytes;
       if (client.bytesQueued <= 2 * this.#batchBytes) this.#wakeFlushWaiters();
@@ -364,4 +429,73 @@ export class FollowSession {
     }
     return !this.#stopped();
   }
+
+  /**
+   * Send the preroll of a loaded cue (see CuePreroll in the proto) when the player prepares cues: the prefetched
+   * packets of this output's streams up to PREROLL_AHEAD_SECONDS past the in-point, from memory. Replaces the cue's
+   * earlier preroll. Nothing when the cue has no prefetch (an unarmed GO loads without one).
+   */
+  #sendPreroll(cue: LoadedCue): void {
+    const pre = cue.prefetch;
+    const streams = cue.outputs.get(this.#output);
+    if (!this.#prepare || pre === null || streams === undefined || this.#stopped()) return;
+    this.#dropPreroll(cue.id);
+    const wanted = new Set(streams);
+    const index = cue.media.index;
+    const until = cue.inMedia + PREROLL_AHEAD_SECONDS;
+    const planned: Planned[] = [];
+    for (let i = 0; i < pre.entries.length; i++) {
+      const e = pre.entries[i];
+      const t = e.dts ?? e.pts;
+      // Per stream, entries are in decode order: this keeps a prefix of each stream.
+      if (wanted.has(e.stream) && t !== null && index.toSeconds(e.stream, t) <= until) planned.push({ e, data: pre.data[i] });
+    }
+    if (planned.length === 0) return;
+    const ctl = new AbortController();
+    const number = this.#nextPreroll++;
+    const sent = this.#writePreroll(cue.id, number, planned, ctl.signal).catch((e: unknown) => {
+      log.warn('sending a preroll failed', { cue: cue.id, output: this.#output, error: e instanceof Error ? e.message : String(e) });
+      return false;
+    });
+    this.#prerolls.set(cue.id, { cue, number, numbers: new Set(planned.map((p) => p.e.index)), sent, ctl });
+  }
+
+  async #writePreroll(cueId: string, preroll: number, planned: readonly Planned[], signal: AbortSignal): Promise<boolean> {
+    for (let i = 0; i < planned.length;) {
+      const chunk: Planned[] = [];
+      let bytes = 0;
+      while (i < planned.length && (chunk.length === 0 || bytes + planned[i].e.size + PACKET_OVERHEAD <= this.#batchBytes)) {
+        bytes += planned[i].e.size + PACKET_OVERHEAD;
+        chunk.push(planned[i++]);
+      }
+      if (signal.aborted || this.#stopped()) return false;
+      if (!(await this.#writeBatch(cuePrerollFrame({ cueId, preroll, last: i === planned.length }, chunk), 1, chunk))) return false;
+    }
+    return !signal.aborted;
+  }
+
+  /** Forget the cue's preroll (unloaded, replaced): a message of it still being written completes, no more follow. */
+  #dropPreroll(cueId: string): void {
+    this.#prerolls.get(cueId)?.ctl.abort();
+    this.#prerolls.delete(cueId);
+  }
+
+  /**
+   * The cue's preroll, once fully sent, for a segment starting at the in-point to adopt (it is then no longer
+   * offered, and a new one follows PREROLL_RENEW_MS later); null when there is none for this loaded cue.
+   */
+  async #adoptable(cue: LoadedCue, signal: AbortSignal): Promise<SentPreroll | null> {
+    const p = this.#prerolls.get(cue.id);
+    if (p === undefined || p.cue !== cue) return null;
+    // Sent already, unless the GO came right after the load: then the preroll's last messages go out first.
+    if (!(await p.sent) || signal.aborted || this.#prerolls.get(cue.id) !== p) return null;
+    this.#prerolls.delete(cue.id);
+    const t = setTimeout(() => {
+      this.#renewals.delete(t);
+      if (this.#show.cues.includes(cue) && !this.#prerolls.has(cue.id)) this.#sendPreroll(cue);
+    }, PREROLL_RENEW_MS);
+    this.#renewals.add(t);
+    return p;
+  }
+
 }

@@ -562,6 +562,12 @@ export interface FollowRequest {
    * otherwise the server starts from the clock position as usual.
    */
   resume: FollowResume[];
+  /**
+   * Prepare armed cues (see CuePreroll): the server sends each cue's preroll while the cue waits for its GO, so the
+   * player has its decoders open and the in-point's first frames decoded before the GO. A player that sets this must
+   * handle CuePreroll and FollowPackets.preroll; one that does not gets every packet of a segment in FollowPackets.
+   */
+  prepare: boolean;
 }
 
 /** Where a reconnecting player goes on with one cue (see FollowRequest.resume). */
@@ -600,7 +606,43 @@ export interface FollowEvent {
     | //
     /** The server cannot go on feeding a started cue to this output: see CueFeedFailed. */
     { $case: "failed"; value: CueFeedFailed }
+    | //
+    /** Packets that prepare a cue before it is placed on the clock (only when FollowRequest.prepare): see CuePreroll. */
+    { $case: "preroll"; value: CuePreroll }
     | undefined;
+}
+
+/**
+ * A cue's preroll: the packets a player needs to have the cue's in-point ready before its GO (sent only when
+ * FollowRequest.prepare is set). They are the first packets the cue's next segment starting at its in-point would
+ * carry: from each stream's keyframe at or before CueLoaded.in_seconds (audio streams 0.1 s before it, for decoder
+ * pre-roll) up to 0.25 s of media past the in-point, in file (decode) order, so that a decoder with reordering or frame
+ * threads has already given the in-point frame. They belong to no segment and no clock generation yet.
+ *
+ * What the player does: open a decoder per stream (and a resampler) now, decode these packets now, keep the frames
+ * from the one covering the in-point on, and present nothing of them until a segment adopts the preroll: a
+ * FollowPackets with `preroll` set to this preroll's number. Then the decoders and their frames become that
+ * segment's, in that FollowPackets' generation, and its packets continue where the preroll's ended.
+ *
+ * A preroll is sent when a cue is loaded (armed) or re-armed (a new CueLoaded), when a Follow call opens on a cue
+ * that is loaded, and again about a second after a segment adopted the previous one (so a GO that restarts the cue,
+ * a locate back onto its in-point and the next pass of a loop are prepared too). A new CuePreroll of a cue replaces
+ * the one before it (release its decoders and frames); so do CueLoaded and CueUnloaded of the cue. A clock
+ * discontinuity does not touch a preroll: it holds no clock time. A preroll may be adopted at most once, and only by
+ * the call that sent it.
+ */
+export interface CuePreroll {
+  /** The cue id. */
+  cueId: string;
+  /**
+   * The preroll's number, from 1, growing within this Follow call (across the call's cues): FollowPackets.preroll
+   * names it.
+   */
+  preroll: number;
+  /** The packets, in file (decode) order; a preroll may take several CuePreroll messages, all with the same number. */
+  packets: Packet[];
+  /** True on the preroll's last message. */
+  last: boolean;
 }
 
 /**
@@ -717,6 +759,13 @@ export interface FollowPackets {
    * reordering or frame threads holds back, before their clock time comes.
    */
   last: boolean;
+  /**
+   * Non-zero on the first batch of a segment (in a generation) that continues a preroll of this call (CuePreroll
+   * number): the preroll's decoders, with the frames they gave, become this segment's in this generation, and these
+   * packets follow the preroll's last ones (the preroll's packets are not sent again). The in-point frame is then
+   * ready before the segment's clock time. Only when FollowRequest.prepare is set.
+   */
+  preroll: number;
 }
 
 function createBaseOpenMediaRequest(): OpenMediaRequest {
@@ -4020,7 +4069,7 @@ export const PingResponse: MessageFns<PingResponse> = {
 };
 
 function createBaseFollowRequest(): FollowRequest {
-  return { output: "", leadSeconds: undefined, maxBatchBytes: undefined, resume: [] };
+  return { output: "", leadSeconds: undefined, maxBatchBytes: undefined, resume: [], prepare: false };
 }
 
 export const FollowRequest: MessageFns<FollowRequest> = {
@@ -4036,6 +4085,9 @@ export const FollowRequest: MessageFns<FollowRequest> = {
     }
     for (const v of message.resume) {
       FollowResume.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.prepare !== false) {
+      writer.uint32(40).bool(message.prepare);
     }
     return writer;
   },
@@ -4085,6 +4137,14 @@ export const FollowRequest: MessageFns<FollowRequest> = {
             message.resume.push(FollowResume.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.prepare = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4111,6 +4171,7 @@ export const FollowRequest: MessageFns<FollowRequest> = {
         ? globalThis.Number(object.max_batch_bytes)
         : undefined,
       resume: globalThis.Array.isArray(object?.resume) ? object.resume.map((e: any) => FollowResume.fromJSON(e)) : [],
+      prepare: isSet(object.prepare) ? globalThis.Boolean(object.prepare) : false,
     };
   },
 
@@ -4128,6 +4189,9 @@ export const FollowRequest: MessageFns<FollowRequest> = {
     if (message.resume?.length) {
       obj.resume = message.resume.map((e) => FollowResume.toJSON(e));
     }
+    if (message.prepare !== false) {
+      obj.prepare = message.prepare;
+    }
     return obj;
   },
 
@@ -4140,6 +4204,7 @@ export const FollowRequest: MessageFns<FollowRequest> = {
     message.leadSeconds = object.leadSeconds ?? undefined;
     message.maxBatchBytes = object.maxBatchBytes ?? undefined;
     message.resume = object.resume?.map((e) => FollowResume.fromPartial(e)) || [];
+    message.prepare = object.prepare ?? false;
     return message;
   },
 };
@@ -4305,6 +4370,9 @@ export const FollowEvent: MessageFns<FollowEvent> = {
       case "failed":
         CueFeedFailed.encode(message.event.value, writer.uint32(58).fork()).join();
         break;
+      case "preroll":
+        CuePreroll.encode(message.event.value, writer.uint32(66).fork()).join();
+        break;
     }
     return writer;
   },
@@ -4378,6 +4446,14 @@ export const FollowEvent: MessageFns<FollowEvent> = {
             message.event = { $case: "failed", value: CueFeedFailed.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.event = { $case: "preroll", value: CuePreroll.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4406,6 +4482,8 @@ export const FollowEvent: MessageFns<FollowEvent> = {
         ? { $case: "packets", value: FollowPackets.fromJSON(object.packets) }
         : isSet(object.failed)
         ? { $case: "failed", value: CueFeedFailed.fromJSON(object.failed) }
+        : isSet(object.preroll)
+        ? { $case: "preroll", value: CuePreroll.fromJSON(object.preroll) }
         : undefined,
     };
   },
@@ -4426,6 +4504,8 @@ export const FollowEvent: MessageFns<FollowEvent> = {
       obj.packets = FollowPackets.toJSON(message.event.value);
     } else if (message.event?.$case === "failed") {
       obj.failed = CueFeedFailed.toJSON(message.event.value);
+    } else if (message.event?.$case === "preroll") {
+      obj.preroll = CuePreroll.toJSON(message.event.value);
     }
     return obj;
   },
@@ -4478,7 +4558,134 @@ export const FollowEvent: MessageFns<FollowEvent> = {
         }
         break;
       }
+      case "preroll": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "preroll", value: CuePreroll.fromPartial(object.event.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseCuePreroll(): CuePreroll {
+  return { cueId: "", preroll: 0, packets: [], last: false };
+}
+
+export const CuePreroll: MessageFns<CuePreroll> = {
+  encode(message: CuePreroll, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cueId !== "") {
+      writer.uint32(10).string(message.cueId);
+    }
+    if (message.preroll !== 0) {
+      writer.uint32(16).uint32(message.preroll);
+    }
+    for (const v of message.packets) {
+      Packet.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.last !== false) {
+      writer.uint32(40).bool(message.last);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CuePreroll {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCuePreroll();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cueId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.preroll = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.packets.push(Packet.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.last = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CuePreroll {
+    return {
+      cueId: isSet(object.cueId)
+        ? globalThis.String(object.cueId)
+        : isSet(object.cue_id)
+        ? globalThis.String(object.cue_id)
+        : "",
+      preroll: isSet(object.preroll) ? globalThis.Number(object.preroll) : 0,
+      packets: globalThis.Array.isArray(object?.packets) ? object.packets.map((e: any) => Packet.fromJSON(e)) : [],
+      last: isSet(object.last) ? globalThis.Boolean(object.last) : false,
+    };
+  },
+
+  toJSON(message: CuePreroll): unknown {
+    const obj: any = {};
+    if (message.cueId !== "") {
+      obj.cueId = message.cueId;
+    }
+    if (message.preroll !== 0) {
+      obj.preroll = Math.round(message.preroll);
+    }
+    if (message.packets?.length) {
+      obj.packets = message.packets.map((e) => Packet.toJSON(e));
+    }
+    if (message.last !== false) {
+      obj.last = message.last;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CuePreroll>, I>>(base?: I): CuePreroll {
+    return CuePreroll.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CuePreroll>, I>>(object: I): CuePreroll {
+    const message = createBaseCuePreroll();
+    message.cueId = object.cueId ?? "";
+    message.preroll = object.preroll ?? 0;
+    message.packets = object.packets?.map((e) => Packet.fromPartial(e)) || [];
+    message.last = object.last ?? false;
     return message;
   },
 };
@@ -5154,7 +5361,7 @@ export const CueUnloaded: MessageFns<CueUnloaded> = {
 };
 
 function createBaseFollowPackets(): FollowPackets {
-  return { cueId: "", segment: 0, generation: 0n, packets: [], last: false };
+  return { cueId: "", segment: 0, generation: 0n, packets: [], last: false, preroll: 0 };
 }
 
 export const FollowPackets: MessageFns<FollowPackets> = {
@@ -5176,6 +5383,9 @@ export const FollowPackets: MessageFns<FollowPackets> = {
     }
     if (message.last !== false) {
       writer.uint32(40).bool(message.last);
+    }
+    if (message.preroll !== 0) {
+      writer.uint32(48).uint32(message.preroll);
     }
     return writer;
   },
@@ -5233,6 +5443,14 @@ export const FollowPackets: MessageFns<FollowPackets> = {
             message.last = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.preroll = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5256,6 +5474,7 @@ export const FollowPackets: MessageFns<FollowPackets> = {
       generation: isSet(object.generation) ? BigInt(object.generation) : 0n,
       packets: globalThis.Array.isArray(object?.packets) ? object.packets.map((e: any) => Packet.fromJSON(e)) : [],
       last: isSet(object.last) ? globalThis.Boolean(object.last) : false,
+      preroll: isSet(object.preroll) ? globalThis.Number(object.preroll) : 0,
     };
   },
 
@@ -5276,6 +5495,9 @@ export const FollowPackets: MessageFns<FollowPackets> = {
     if (message.last !== false) {
       obj.last = message.last;
     }
+    if (message.preroll !== 0) {
+      obj.preroll = Math.round(message.preroll);
+    }
     return obj;
   },
 
@@ -5291,6 +5513,7 @@ export const FollowPackets: MessageFns<FollowPackets> = {
       : 0n;
     message.packets = object.packets?.map((e) => Packet.fromPartial(e)) || [];
     message.last = object.last ?? false;
+    message.preroll = object.preroll ?? 0;
     return message;
   },
 };
