@@ -68,6 +68,8 @@ interface SentPreroll {
   number: number;
   /** Entry numbers of its packets: a segment that adopts it does not send them again. */
   numbers: ReadonlySet<number>;
+  /** Media time (s) of its earliest packet (decode time): when a segment adopting it has its first packets due. */
+  firstSeconds: number;
   /** Resolves true once its last message is written, false when the call ended or it was replaced first. */
   sent: Promise<boolean>;
   /** Stops sending it (replaced, unloaded). */
@@ -303,7 +305,17 @@ export class FollowSession {
         if (skipBelow === 0 && cue.prefetch !== null && seg.mediaSeconds === cue.inMedia && from - cue.inMedia < PREFETCH_SLACK_SECONDS) from = cue.inMedia;
         // A segment starting at the in-point continues the cue's preroll, when the player has it: its decoders hold
         // the in-point frame already, and the packets go on after the preroll's.
-        const adopt = skipBelow === 0 && from === cue.inMedia ? await this.#adoptable(cue, signal) : null;
+        const waiting = skipBelow === 0 && from === cue.inMedia ? this.#prerolls.get(cue.id) : undefined;
+        if (waiting !== undefined && waiting.cue === cue) {
+          // Adopt when the first packets are due, not at the GO: a cue placed ahead on the clock and then reached by a
+          // locate (which restarts this feed) still finds its preroll.
+          const due = seg.clockSeconds + (waiting.firstSeconds - seg.mediaSeconds) - this.#lead;
+          if (clock.position() < due) {
+            flushAnnounce();
+            await clock.whenAt(due, signal);
+          }
+        }
+        const adopt = waiting !== undefined && !signal.aborted ? await this.#adoptable(cue, signal) : null;
         if (signal.aborted) return;
         let preroll = adopt?.number ?? 0;
         const plan = this.#plan(cue, streams, from, seg.endMediaSeconds, skipBelow, adopt?.numbers);
@@ -444,11 +456,16 @@ export class FollowSession {
     const index = cue.media.index;
     const until = cue.inMedia + PREROLL_AHEAD_SECONDS;
     const planned: Planned[] = [];
+    let firstSeconds = Infinity;
     for (let i = 0; i < pre.entries.length; i++) {
       const e = pre.entries[i];
       const t = e.dts ?? e.pts;
+      if (!wanted.has(e.stream) || t === null) continue;
+      const at = index.toSeconds(e.stream, t);
       // Per stream, entries are in decode order: this keeps a prefix of each stream.
-      if (wanted.has(e.stream) && t !== null && index.toSeconds(e.stream, t) <= until) planned.push({ e, data: pre.data[i] });
+      if (at > until) continue;
+      planned.push({ e, data: pre.data[i] });
+      firstSeconds = Math.min(firstSeconds, at);
     }
     if (planned.length === 0) return;
     const ctl = new AbortController();
@@ -457,7 +474,7 @@ export class FollowSession {
       log.warn('sending a preroll failed', { cue: cue.id, output: this.#output, error: e instanceof Error ? e.message : String(e) });
       return false;
     });
-    this.#prerolls.set(cue.id, { cue, number, numbers: new Set(planned.map((p) => p.e.index)), sent, ctl });
+    this.#prerolls.set(cue.id, { cue, number, numbers: new Set(planned.map((p) => p.e.index)), firstSeconds, sent, ctl });
   }
 
   async #writePreroll(cueId: string, preroll: number, planned: readonly Planned[], signal: AbortSignal): Promise<boolean> {
