@@ -30,6 +30,13 @@ interface CueSeen {
   mediaId: string;
   lastSegment: number;
   resume: FollowResume | null;
+  /** The latest preroll received on this call (CuePreroll) and its entries; prerolls do not outlive their call. */
+  preroll: { number: number; entries: Set<bigint> } | null;
+  /**
+   * Entries of the preroll the resume point's segment adopted: a resumed feed sends every entry from the resume point
+   * on, and some of those the player already decoded from the preroll (a preroll is a prefix per stream).
+   */
+  adopted: ReadonlySet<bigint> | null;
 }
 
 /** The status codes after which a new Follow may succeed (RESOURCE_EXHAUSTED: the server is at its client limit). */
@@ -47,6 +54,7 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
   const max = options.maxBackoffMs ?? 250;
   for (;;) {
     const resume = [...seen.values()].map((c) => c.resume).filter((r): r is FollowResume => r !== null);
+    for (const c of seen.values()) c.preroll = null;
     // A new call opens with a snapshot: the clock, then CueLoaded of every cue now loaded on the output, before
     // any other ClockState. Cues known from the last call that the snapshot leaves out were unloaded meanwhile.
     let clocks = 0;
@@ -113,7 +121,7 @@ function filter(e: FollowEvent, seen: Map<string, CueSeen>): FollowEvent | null 
     case 'loaded': {
       const known = seen.get(ev.value.cueId);
       if (known !== undefined && known.mediaId === ev.value.media?.mediaId) return null;
-      seen.set(ev.value.cueId, { mediaId: ev.value.media?.mediaId ?? '', lastSegment: -1, resume: null });
+      seen.set(ev.value.cueId, { mediaId: ev.value.media?.mediaId ?? '', lastSegment: -1, resume: null, preroll: null, adopted: null });
       return e;
     }
     case 'started': {
@@ -123,12 +131,26 @@ function filter(e: FollowEvent, seen: Map<string, CueSeen>): FollowEvent | null 
       c.lastSegment = ev.value.segment;
       return e;
     }
+    case 'preroll': {
+      const c = seen.get(ev.value.cueId);
+      if (c === undefined) return e;
+      if (c.preroll?.number !== ev.value.preroll) c.preroll = { number: ev.value.preroll, entries: new Set() };
+      for (const p of ev.value.packets) c.preroll.entries.add(p.entry);
+      return e;
+    }
     case 'packets': {
       const c = seen.get(ev.value.cueId);
       if (c === undefined) return e;
       const r = c.resume;
       const same = r !== null && r.segment === ev.value.segment && r.generation === ev.value.generation;
-      const fresh = same ? ev.value.packets.filter((p) => p.entry >= r.nextEntry) : ev.value.packets;
+      if (ev.value.preroll !== 0) {
+        c.adopted = c.preroll?.number === ev.value.preroll ? c.preroll.entries : null;
+        c.preroll = null;
+      } else if (!same) {
+        c.adopted = null;
+      }
+      const adopted = c.adopted;
+      const fresh = same ? ev.value.packets.filter((p) => p.entry >= r.nextEntry && adopted?.has(p.entry) !== true) : ev.value.packets;
       // An all-repeated batch still carries its segment's end (`last`): the player must drain its decoders.
       if (fresh.length === 0) return ev.value.last ? { event: { $case: 'packets', value: { ...ev.value, packets: [] } } } : null;
       const last = fresh[fresh.length - 1].entry;

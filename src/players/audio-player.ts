@@ -107,6 +107,10 @@ export class AudioPlayer {
       // Loaded again (re-armed): its old preroll is gone.
       for (const [k, v] of this.#voices) if (v.cueId === c.cueId && v.preroll !== 0) this.#voices.delete(k);
     });
+    // Preroll numbers belong to a Follow call: a new call's prerolls replace every one held.
+    follower.on('reconnect', () => {
+      for (const [k, v] of this.#voices) if (v.preroll !== 0) this.#voices.delete(k);
+    });
     follower.on('adopted', (a) => {
       // The preroll's samples (in-point and decoder pre-roll) are the segment's: it starts on its first period.
       for (const [k, v] of [...this.#voices]) {

@@ -71,7 +71,14 @@ export class OutputFollower extends FollowerBase {
     try {
       const events = resilientFollow(this.#client, {
         output: o.output, leadSeconds: o.leadSeconds, prepare: o.prepare ?? false,
-        onReconnect: (e, attempt) => this.safeEmit('reconnect', e, attempt),
+        onReconnect: (e, attempt) => {
+          // Preroll numbers belong to a call: the next call numbers its own from 1.
+          for (const cue of this.#cues.values()) {
+            for (const slot of cue.prepared?.slots.values() ?? []) this.#drop(slot);
+            cue.prepared = null;
+          }
+          this.safeEmit('reconnect', e, attempt);
+        },
       }, { signal });
       for await (const e of events) {
         const ev = e.event;

@@ -120,6 +120,10 @@ export class VideoPlayer {
     });
     follower.on('picture', (p) => this.#add(p));
     follower.on('adopted', (a) => this.#adopted(a));
+    // Preroll numbers belong to a Follow call: a new call's prerolls replace every one held.
+    follower.on('reconnect', () => {
+      for (const k of [...this.#queues.keys()]) if (k.endsWith('\0preroll')) this.#dropQueue(k);
+    });
   }
 
   /** Decoded pictures held for presentation, all cues together (prerolls included). */

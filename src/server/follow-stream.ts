@@ -353,6 +353,7 @@ export class FollowSession {
           const before = announce;
           announce = null;
           if (!(await this.#writePackets(cue.id, seg, generation, chunk, next.done === true, before, preroll))) return;
+          if (preroll !== 0) this.#renewPreroll(cue);
           preroll = 0;
           const last = chunk[chunk.length - 1].e;
           const t = last.pts ?? last.dts;
@@ -366,7 +367,10 @@ export class FollowSession {
         }
         flushAnnounce();
         // Every packet of the segment was in the preroll: the player still has to adopt it (and drain).
-        if (preroll !== 0 && !(await this.#writePackets(cue.id, seg, generation, [], true, null, preroll))) return;
+        if (preroll !== 0) {
+          if (!(await this.#writePackets(cue.id, seg, generation, [], true, null, preroll))) return;
+          this.#renewPreroll(cue);
+        }
       }
     } finally {
       try {
@@ -459,15 +463,17 @@ export class FollowSession {
     let firstSeconds = Infinity;
     for (let i = 0; i < pre.entries.length; i++) {
       const e = pre.entries[i];
+      if (!wanted.has(e.stream)) continue;
       const t = e.dts ?? e.pts;
-      if (!wanted.has(e.stream) || t === null) continue;
-      const at = index.toSeconds(e.stream, t);
-      // Per stream, entries are in decode order: this keeps a prefix of each stream.
-      if (at > until) continue;
+      const at = t === null ? null : index.toSeconds(e.stream, t);
+      // Per stream, entries are in decode order: this keeps a prefix of each stream (not a prefix in file order: with
+      // audio interleaved in chunks of a second, that would leave a stream out). A reconnecting player whose resume
+      // point falls among them drops the ones it had (resilientFollow).
+      if (at !== null && at > until) continue;
       planned.push({ e, data: pre.data[i] });
-      firstSeconds = Math.min(firstSeconds, at);
+      if (at !== null) firstSeconds = Math.min(firstSeconds, at);
     }
-    if (planned.length === 0) return;
+    if (planned.length === 0 || firstSeconds === Infinity) return;
     const ctl = new AbortController();
     const number = this.#nextPreroll++;
     const sent = this.#writePreroll(cue.id, number, planned, ctl.signal).catch((e: unknown) => {
@@ -499,7 +505,7 @@ export class FollowSession {
 
   /**
    * The cue's preroll, once fully sent, for a segment starting at the in-point to adopt (it is then no longer
-   * offered, and a new one follows PREROLL_RENEW_MS later); null when there is none for this loaded cue.
+   * offered); null when there is none for this loaded cue.
    */
   async #adoptable(cue: LoadedCue, signal: AbortSignal): Promise<SentPreroll | null> {
     const p = this.#prerolls.get(cue.id);
@@ -507,12 +513,19 @@ export class FollowSession {
     // Sent already, unless the GO came right after the load: then the preroll's last messages go out first.
     if (!(await p.sent) || signal.aborted || this.#prerolls.get(cue.id) !== p) return null;
     this.#prerolls.delete(cue.id);
+    return p;
+  }
+
+  /**
+   * A segment's first batch adopted the cue's preroll: send a new one PREROLL_RENEW_MS later. Not before that batch is
+   * written: a player holds one preroll per cue, and a new one would replace the one being adopted.
+   */
+  #renewPreroll(cue: LoadedCue): void {
     const t = setTimeout(() => {
       this.#renewals.delete(t);
       if (this.#show.cues.includes(cue) && !this.#prerolls.has(cue.id)) this.#sendPreroll(cue);
     }, PREROLL_RENEW_MS);
     this.#renewals.add(t);
-    return p;
   }
 
 }
