@@ -3,7 +3,7 @@
 // proto/cuemux/v1/media_server.proto and docs/player-guide.md explains the model.
 //
 // usage: follow_decode [--target T] [--output NAME] [--lead S] [--remote] [--md5] [--packets] [--seconds S]
-//                      [--until-stopped]
+//                      [--until-stopped] [--no-prepare]
 //   --target T       unix:///path/to/cuemux.sock or HOST:PORT (default: the server's default socket,
 //                    $XDG_RUNTIME_DIR/cuemux/cuemux.sock, else ${TMPDIR:-/tmp}/cuemux-UID/cuemux.sock)
 //   --output NAME    the output to follow, as named in the cue list's "outputs" (default "video")
@@ -13,12 +13,20 @@
 //                    packed PCM output)
 //   --seconds S      stop after S seconds (default: run until interrupted)
 //   --until-stopped  stop after the first CueStopped (once its last frames are out)
-//   --packets        also print one line per FollowPackets message
+//   --packets        also print one line per FollowPackets and CuePreroll message
+//   --no-prepare     do not ask for prerolls (FollowRequest.prepare): every packet of a segment then comes in
+//                    FollowPackets after the GO
 //
 // Output: one line per event and per decoded frame, e.g.
 //   frame cue=1 seg=0 gen=3 stream=0 video pts=2048 media=0.160000 clock=12.160000 due_in_ms=+431.7 present md5=...
 // "present" frames are due in the future; "late" frames' whole span has passed on the clock; "preroll" frames lie
 // before the segment's media_seconds and "after-end" ones at or after its end_media_seconds: decode, do not present.
+// A cue's preroll (CuePreroll, before its GO) is decoded at once into decoders of its own:
+//   frame cue=1 preroll=3 stream=0 video pts=2048 media=0.160000 prepared md5=...
+// "prepared" frames (the one covering the in-point and later ones) are kept, "preroll" ones (before the in-point)
+// are not; "prepared cue=1 preroll=3 ..." ends the preroll. When a segment adopts it (FollowPackets.preroll):
+//   adopt cue=1 preroll=3 seg=2 gen=5 kept=7 clock=...
+// then every kept frame again, now with its segment and clock time, marked "adopted".
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -234,20 +242,41 @@ struct Decoder {
   bool drained = false;     // the decoder was drained for (generation, segment): no packet of it may follow
   uint64_t generation = 0;  // of the packets being decoded
   uint32_t segment = 0;     // of the packets being decoded
+  uint32_t preroll = 0;     // the preroll it decodes, until a segment adopts it; 0: a segment's decoder
+};
+
+// A decoded frame kept from a preroll until a segment adopts it.
+struct KeptFrame {
+  int stream;
+  AVFrame* frame;
+};
+
+// A preroll (CuePreroll) being prepared: decoders of its own, fed before the GO, and the frames they gave from the
+// in-point on. Not the cue's decoders: the cue may still be playing a segment (a loop pass, a run that a new GO
+// restarts) while its next start is prepared.
+struct Prepared {
+  std::map<int, Decoder> decoders;  // by stream index
+  std::vector<KeptFrame> frames;    // the frame covering the in-point and those after it, in decoding order
+  int packets = 0;
+  uint64_t next_entry = 0;          // one past the highest Packet.entry: where a reconnect goes on after adoption
+  bool complete = false;            // its last message arrived
 };
 
 struct Cue {
   v1::CueLoaded loaded;
-  std::map<int, Decoder> decoders;                 // by stream index
+  std::map<int, Decoder> decoders;                 // by stream index: the segment being played
   std::map<uint32_t, v1::CueStarted> segments;     // every segment of the current run
+  std::map<uint32_t, Prepared> prepared;           // by preroll number: the newest only (a new one replaces it)
   bool has_resume = false;                         // where to go on after a reconnect
   v1::FollowResume resume;
+  bool has_resumed = false;                        // what this connection's FollowRequest.resume named for the cue:
+  v1::FollowResume resumed;                        // packets before its next_entry were received already
 };
 
 struct Options {
   std::string target, output = "video";
   double lead = 0.5, seconds = 0;
-  bool remote = false, md5 = false, until_stopped = false, packets = false;
+  bool remote = false, md5 = false, until_stopped = false, packets = false, prepare = true;
 };
 
 class Player {
@@ -263,7 +292,15 @@ class Player {
   bool stop_requested = false;
 
   // A new Follow call starts: its first event is the clock, which resets the generation we accept.
-  void connected() { fresh_connection_ = true; }
+  void connected() {
+    fresh_connection_ = true;
+    for (auto& [id, cue] : cues_) {
+      // Preroll numbers belong to the call that sent them: the new call sends its own prerolls of the loaded cues.
+      drop_prepared(cue, "reconnect");
+      cue.has_resumed = cue.has_resume;
+      cue.resumed = cue.resume;
+    }
+  }
 
   std::vector<v1::FollowResume> resume_list() const {
     std::vector<v1::FollowResume> out;
@@ -280,6 +317,7 @@ class Player {
       case v1::FollowEvent::kStopped: on_stopped(ev.stopped()); break;
       case v1::FollowEvent::kUnloaded: on_unloaded(ev.unloaded()); break;
       case v1::FollowEvent::kPackets: on_packets(ev.packets()); break;
+      case v1::FollowEvent::kPreroll: on_preroll(ev.preroll()); break;
       default: break;
     }
   }
@@ -296,6 +334,7 @@ class Player {
     fresh_connection_ = false;
     if (discontinuity) {
       // A new timeline: what the decoders hold belongs to the old one. The server resends from the new position.
+      // Prerolls stay: they hold no clock time, and a segment of the new generation may adopt them.
       generation_ = s.generation();
       for (auto& [id, cue] : cues_)
         for (auto& [index, d] : cue.decoders) flush(d);
@@ -304,7 +343,13 @@ class Player {
 
   void on_loaded(const v1::CueLoaded& l) {
     auto it = cues_.find(l.cue_id());
-    if (it != cues_.end() && it->second.loaded.media().media_id() == l.media().media_id()) return;  // repeated on reconnect
+    // A CueLoaded (re-armed, or repeated on reconnect) drops the cue's preroll: a new one follows it.
+    if (it != cues_.end()) drop_prepared(it->second, "loaded");
+    if (it != cues_.end() && it->second.loaded.media().media_id() == l.media().media_id() &&
+        std::equal(l.streams().begin(), l.streams().end(), it->second.loaded.streams().begin(), it->second.loaded.streams().end())) {
+      it->second.loaded = l;  // the same decoders; the in- and out-points may have changed
+      return;
+    }
     if (it != cues_.end()) {
       release(it->second);
       cues_.erase(it);
@@ -360,6 +405,7 @@ class Player {
     std::printf("unloaded cue=%s\n", u.cue_id().c_str());
     auto it = cues_.find(u.cue_id());
     if (it == cues_.end()) return;
+    drop_prepared(it->second, "unloaded");
     release(it->second);
     cues_.erase(it);
   }
@@ -368,23 +414,33 @@ class Player {
     auto it = cues_.find(fp.cue_id());
     if (it == cues_.end()) return;
     Cue& cue = it->second;
-    if (o_.packets && fp.packets_size() > 0)
-      std::printf("packets cue=%s seg=%u gen=%" PRIu64 " count=%d entries=%" PRIu64 "..%" PRIu64 "%s clock=%.6f%s\n", fp.cue_id().c_str(), fp.segment(),
-                  fp.generation(), fp.packets_size(), fp.packets(0).entry(), fp.packets(fp.packets_size() - 1).entry(), fp.last() ? " last" : "",
-                  clock.position(), fp.generation() < generation_ ? " (old generation: dropped)" : "");
-    if (fp.generation() < generation_) return;  // planned for an older timeline: drop
-    if (fp.generation() > generation_) {        // (the ClockState comes first; be safe anyway)
+    if (o_.packets && (fp.packets_size() > 0 || fp.preroll() != 0))
+      std::printf("packets cue=%s seg=%u gen=%" PRIu64 " count=%d entries=%s%s%s clock=%.6f%s\n", fp.cue_id().c_str(), fp.segment(), fp.generation(),
+                  fp.packets_size(),
+                  fp.packets_size() > 0 ? (std::to_string(fp.packets(0).entry()) + ".." + std::to_string(fp.packets(fp.packets_size() - 1).entry())).c_str() : "none",
+                  fp.last() ? " last" : "", fp.preroll() != 0 ? (" preroll=" + std::to_string(fp.preroll())).c_str() : "", clock.position(),
+                  fp.generation() < generation_ ? " (old generation: dropped)" : "");
+    if (fp.generation() < generation_) {  // planned for an older timeline: drop
+      // The server counts the preroll as adopted even so: it will never name it again.
+      if (fp.preroll() != 0 && cue.prepared.count(fp.preroll())) drop_prepared(cue, "adopted by an old generation");
+      return;
+    }
+    if (fp.generation() > generation_) {  // (the ClockState comes first; be safe anyway)
       generation_ = fp.generation();
       for (auto& [index, d] : cue.decoders) flush(d);
     }
-    bool repeat_check = cue.has_resume && cue.resume.segment() == fp.segment() && cue.resume.generation() == fp.generation();
+    if (fp.preroll() != 0) adopt(cue, fp);
+    bool repeat_check = cue.has_resumed && cue.resumed.segment() == fp.segment() && cue.resumed.generation() == fp.generation();
     for (const v1::Packet& p : fp.packets()) {
-      if (repeat_check && p.entry() < cue.resume.next_entry()) continue;  // already received before a reconnect
+      if (repeat_check && p.entry() < cue.resumed.next_entry()) continue;  // already received before a reconnect
+      // Entries grow in file order; right after an adopted preroll a stream's next packet may lie before another
+      // stream's last preroll packet in the file, so go on from the highest entry received.
+      bool same = cue.has_resume && cue.resume.segment() == fp.segment() && cue.resume.generation() == fp.generation();
       cue.has_resume = true;
       cue.resume.set_cue_id(fp.cue_id());
       cue.resume.set_segment(fp.segment());
       cue.resume.set_generation(fp.generation());
-      cue.resume.set_next_entry(p.entry() + 1);
+      cue.resume.set_next_entry(same ? std::max(cue.resume.next_entry(), p.entry() + 1) : p.entry() + 1);
       auto dit = cue.decoders.find(p.stream_index());
       if (dit == cue.decoders.end()) continue;
       Decoder& d = dit->second;
@@ -403,6 +459,108 @@ class Player {
     if (fp.last())
       for (auto& [index, d] : cue.decoders)
         if (d.fed && d.segment == fp.segment() && d.generation == fp.generation()) drain(cue, d);
+  }
+
+  // A cue's preroll: open its decoders and decode its packets now, while the cue waits for its GO, so the GO finds
+  // the in-point's frames decoded (a keyframe and the reordering delay take more than a frame's time to decode).
+  // Here on the one thread; a player that presents decodes it beside the playing cues and below them in priority:
+  // the server renews a preroll about 1 s after a segment adopted it, while the cue plays.
+  void on_preroll(const v1::CuePreroll& pr) {
+    auto it = cues_.find(pr.cue_id());
+    if (it == cues_.end()) return;  // (its CueLoaded comes first)
+    Cue& cue = it->second;
+    if (o_.packets)
+      std::printf("preroll cue=%s preroll=%u count=%d entries=%s%s clock=%.6f\n", pr.cue_id().c_str(), pr.preroll(), pr.packets_size(),
+                  pr.packets_size() > 0 ? (std::to_string(pr.packets(0).entry()) + ".." + std::to_string(pr.packets(pr.packets_size() - 1).entry())).c_str()
+                                        : "none",
+                  pr.last() ? " last" : "", clock.position());
+    auto pit = cue.prepared.find(pr.preroll());
+    if (pit == cue.prepared.end()) {
+      drop_prepared(cue, "replaced");  // a new preroll of the cue replaces the older one
+      pit = cue.prepared.emplace(pr.preroll(), Prepared()).first;
+      for (uint32_t index : cue.loaded.streams()) {
+        const v1::StreamInfo& s = cue.loaded.media().streams(int(index));
+        if (s.codec_type() != "video" && s.codec_type() != "audio") continue;
+        std::string why;
+        AVCodecContext* ctx = open_decoder(s, &why);
+        if (ctx == nullptr) continue;  // said at CueLoaded
+        Decoder& d = pit->second.decoders[int(index)];
+        d.ctx = ctx;
+        d.info = s;
+        d.preroll = pr.preroll();
+      }
+    }
+    Prepared& p = pit->second;
+    if (p.complete) std::printf("warning: preroll=%u of cue=%s after its last message\n", pr.preroll(), pr.cue_id().c_str());
+    for (const v1::Packet& pk : pr.packets()) {
+      p.packets++;
+      p.next_entry = std::max(p.next_entry, pk.entry() + 1);
+      auto dit = p.decoders.find(pk.stream_index());
+      if (dit == p.decoders.end()) continue;
+      dit->second.fed = true;
+      send(cue, dit->second, pk);
+    }
+    if (pr.last()) {
+      p.complete = true;
+      std::printf("prepared cue=%s preroll=%u packets=%d kept=%zu clock=%.6f\n", pr.cue_id().c_str(), pr.preroll(), p.packets, p.frames.size(),
+                  clock.position());
+    }
+  }
+
+  // The first batch of a segment names a preroll: its decoders, with the frames they gave, become the segment's (in
+  // this batch's generation), and the batch's packets continue them. The server does not send the preroll's packets
+  // again, so without the preroll the segment cannot be decoded from its start.
+  void adopt(Cue& cue, const v1::FollowPackets& fp) {
+    auto pit = cue.prepared.find(fp.preroll());
+    if (pit == cue.prepared.end()) {
+      std::printf("warning: cue=%s seg=%u adopts preroll=%u, which we do not hold: the segment's first packets are missing\n", fp.cue_id().c_str(),
+                  fp.segment(), fp.preroll());
+      return;
+    }
+    Prepared& p = pit->second;
+    if (!p.complete) std::printf("warning: cue=%s seg=%u adopts preroll=%u before its last message\n", fp.cue_id().c_str(), fp.segment(), fp.preroll());
+    std::printf("adopt cue=%s preroll=%u seg=%u gen=%" PRIu64 " kept=%zu clock=%.6f\n", fp.cue_id().c_str(), fp.preroll(), fp.segment(), fp.generation(),
+                p.frames.size(), clock.position());
+    for (auto& [index, pd] : p.decoders) {
+      Decoder& slot = cue.decoders[index];
+      if (slot.ctx != nullptr) {
+        // The segment before (the previous pass of a loop) ends here: get its last frames, then let the
+        // preroll's decoder take its place.
+        if (slot.fed && slot.generation != fp.generation()) flush(slot);
+        else drain(cue, slot);
+        avcodec_free_context(&slot.ctx);
+      }
+      slot = pd;
+      pd.ctx = nullptr;
+      slot.preroll = 0;
+      slot.segment = fp.segment();
+      slot.generation = fp.generation();
+      slot.drained = false;
+    }
+    // The kept frames now have a place on the clock: classify them against the segment's mapping.
+    for (KeptFrame& k : p.frames) {
+      auto dit = cue.decoders.find(k.stream);
+      if (dit != cue.decoders.end()) print_frame(cue, dit->second, k.frame, " adopted");
+    }
+    // The segment's packets so far are the preroll's: a reconnect from here goes on after them.
+    if (p.packets > 0) {
+      cue.has_resume = true;
+      cue.resume.set_cue_id(fp.cue_id());
+      cue.resume.set_segment(fp.segment());
+      cue.resume.set_generation(fp.generation());
+      cue.resume.set_next_entry(p.next_entry);
+    }
+    release(p);
+    cue.prepared.erase(pit);
+  }
+
+  // Free the cue's preroll (replaced, or dropped by a CueLoaded, CueUnloaded or a new call) and say so.
+  void drop_prepared(Cue& cue, const char* why) {
+    for (auto& [number, p] : cue.prepared) {
+      std::printf("drop cue=%s preroll=%u kept=%zu (%s)\n", cue.loaded.cue_id().c_str(), number, p.frames.size(), why);
+      release(p);
+    }
+    cue.prepared.clear();
   }
 
   // Packet -> AVPacket. Protobuf's bytes have no AV_INPUT_BUFFER_PADDING_SIZE padding: copy into a padded buffer.
@@ -450,30 +608,69 @@ class Player {
     d.drained = false;
   }
 
+  void release(Prepared& p) {
+    for (auto& [index, d] : p.decoders) avcodec_free_context(&d.ctx);
+    p.decoders.clear();
+    for (KeptFrame& k : p.frames) av_frame_free(&k.frame);
+    p.frames.clear();
+  }
+
   void release(Cue& cue) {
     for (auto& [index, d] : cue.decoders) avcodec_free_context(&d.ctx);
     cue.decoders.clear();
+    for (auto& [number, p] : cue.prepared) release(p);
+    cue.prepared.clear();
+  }
+
+  // A frame's media time and span in seconds (its duration for video, its samples for audio); false without a
+  // timestamp.
+  static bool frame_time(const Decoder& d, const AVFrame* f, double* media, double* span) {
+    int64_t ts = f->best_effort_timestamp;
+    if (ts == AV_NOPTS_VALUE) return false;
+    double tb = av_q2d(d.ctx->pkt_timebase);
+#if LIBAVUTIL_VERSION_INT >= AV_VERSION_INT(57, 30, 100)
+    int64_t frame_ticks = f->duration;
+#else
+    int64_t frame_ticks = f->pkt_duration;
+#endif
+    *media = double(ts) * tb;
+    *span = d.ctx->codec_type == AVMEDIA_TYPE_VIDEO ? double(frame_ticks) * tb : double(f->nb_samples) / f->sample_rate;
+    return true;
+  }
+
+  void on_frame(Cue& cue, Decoder& d, const AVFrame* f) {
+    if (d.preroll != 0) on_prepared_frame(cue, d, f);
+    else print_frame(cue, d, f, "");
+  }
+
+  // A frame of a preroll: it has no clock time until a segment adopts the preroll. Keep the one covering the
+  // in-point and the later ones (the segment presents them from its first instant); those wholly before the
+  // in-point only led the decoder there (the keyframe, the audio pre-roll).
+  void on_prepared_frame(Cue& cue, Decoder& d, const AVFrame* f) {
+    bool video = d.ctx->codec_type == AVMEDIA_TYPE_VIDEO;
+    double media = 0, span = 0;
+    bool timed = frame_time(d, f, &media, &span);
+    bool keep = !timed || media + span > cue.loaded.in_seconds() + 1e-9;
+    auto pit = cue.prepared.find(d.preroll);
+    if (keep && pit != cue.prepared.end()) pit->second.frames.push_back(KeptFrame{d.info.index(), av_frame_clone(f)});
+    int64_t ts = f->best_effort_timestamp;
+    std::printf("frame cue=%s preroll=%u stream=%d %s pts=%s media=%s %s%s%s\n", cue.loaded.cue_id().c_str(), d.preroll, d.info.index(),
+                video ? "video" : "audio", ts == AV_NOPTS_VALUE ? "none" : std::to_string(ts).c_str(), timed ? std::to_string(media).c_str() : "?",
+                keep ? "prepared" : "preroll", o_.md5 ? " md5=" : "", o_.md5 ? frame_md5(f, video).c_str() : "");
   }
 
   // Where a decoded frame goes on the show clock: media time m of segment s is due at
   //   s.clock_seconds + (m - s.media_seconds)
-  void on_frame(Cue& cue, Decoder& d, const AVFrame* f) {
+  void print_frame(Cue& cue, Decoder& d, const AVFrame* f, const char* suffix) {
     bool video = d.ctx->codec_type == AVMEDIA_TYPE_VIDEO;
     auto seg = cue.segments.find(d.segment);
     int64_t ts = f->best_effort_timestamp;
+    double media = 0, span = 0;
     std::string where;
-    if (ts == AV_NOPTS_VALUE || seg == cue.segments.end()) {
+    if (!frame_time(d, f, &media, &span) || seg == cue.segments.end()) {
       where = "media=? clock=? unknown";
     } else {
       const v1::CueStarted& s = seg->second;
-      double tb = av_q2d(d.ctx->pkt_timebase);
-      double media = double(ts) * tb;
-#if LIBAVUTIL_VERSION_INT >= AV_VERSION_INT(57, 30, 100)
-      int64_t frame_ticks = f->duration;
-#else
-      int64_t frame_ticks = f->pkt_duration;
-#endif
-      double span = video ? double(frame_ticks) * tb : double(f->nb_samples) / f->sample_rate;
       double due = s.clock_seconds() + (media - s.media_seconds());
       double now = clock.position();
       const char* status = "present";
@@ -490,8 +687,8 @@ class Player {
                     status, extra);
       where = buf;
     }
-    std::printf("frame cue=%s seg=%u gen=%" PRIu64 " stream=%d %s pts=%s %s%s%s\n", cue.loaded.cue_id().c_str(), d.segment, d.generation,
-                d.info.index(), video ? "video" : "audio", ts == AV_NOPTS_VALUE ? "none" : std::to_string(ts).c_str(), where.c_str(),
+    std::printf("frame cue=%s seg=%u gen=%" PRIu64 " stream=%d %s pts=%s %s%s%s%s\n", cue.loaded.cue_id().c_str(), d.segment, d.generation,
+                d.info.index(), video ? "video" : "audio", ts == AV_NOPTS_VALUE ? "none" : std::to_string(ts).c_str(), where.c_str(), suffix,
                 o_.md5 ? " md5=" : "", o_.md5 ? frame_md5(f, video).c_str() : "");
   }
 
@@ -544,6 +741,7 @@ int main(int argc, char** argv) {
     else if (a == "--md5") o.md5 = true;
     else if (a == "--until-stopped") o.until_stopped = true;
     else if (a == "--packets") o.packets = true;
+    else if (a == "--no-prepare") o.prepare = false;
     else { std::fprintf(stderr, "unknown argument %s (see the comment at the top of follow_decode.cc)\n", a.c_str()); return 2; }
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -581,6 +779,7 @@ int main(int argc, char** argv) {
     v1::FollowRequest req;
     req.set_output(o.output);
     req.set_lead_seconds(o.lead);
+    req.set_prepare(o.prepare);  // prerolls: decoders open and the in-point decoded before the GO
     for (const auto& r : player.resume_list()) *req.add_resume() = r;
 
     grpc::ClientContext ctx;
