@@ -367,3 +367,46 @@ export async function lacedBlockMkv(dir: string, name = 'mkv-laced.mkv'): Promis
   await fs.writeFile(file, bytes);
   return { file, blockPos };
 }
+
+/**
+ * 6 s of 1080p25 H.264 (2 B-frames, a keyframe every second, no scene-cut keyframes) + AAC in MP4: a real show
+ * picture size that still encodes in a few seconds (ultrafast; `-bf 2` after the preset keeps the B-frames).
+ */
+export function goClip1080(): Promise<string> {
+  return makeMedia('go-1080p25-6s.mp4', ['-f', 'lavfi', '-i', 'testsrc2=size=1920x1080:rate=25:duration=6',
+    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000:duration=6',
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-bf', '2', '-g', '25', '-sc_threshold', '0',
+    '-c:a', 'aac', '-aac_pns', '0', '-b:a', '96k']);
+}
+
+/**
+ * 8 s of 640x360 25 fps open-GOP H.264 in Matroska: a keyframe every 2 s (non-IDR I-frames after the first, each
+ * followed in decode order by leading B-frames that reference the GOP before), 3 B-frames with a B-pyramid.
+ */
+export function openGopH264Mkv(): Promise<string> {
+  return makeMedia('open-gop-h264-360p25-8s.mkv', ['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:duration=8',
+    '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p',
+    '-x264-params', 'open-gop=1:keyint=50:min-keyint=50:bframes=3:b-pyramid=normal:b-adapt=0:scenecut=0']);
+}
+
+/** 8 s of 640x360 25 fps HEVC (x265, open GOP: CRA keyframes every 2 s with leading pictures, 3 B-frames) in Matroska. */
+export function hevcMkv(): Promise<string> {
+  return makeMedia('hevc-360p25-8s.mkv', ['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:duration=8',
+    '-c:v', 'libx265', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p',
+    '-x265-params', 'log-level=error:keyint=50:min-keyint=50:bframes=3:open-gop=1:scenecut=0:b-adapt=0']);
+}
+
+/** A mono 48 kHz chirp (no two stretches alike, so a sample offset anywhere shows), `seconds` long. */
+function chirp(seconds: number): string[] {
+  return ['-f', 'lavfi', '-i', `aevalsrc=exprs=0.5*sin(2*PI*(300*t+40*t*t)):s=48000:d=${seconds}`];
+}
+
+/** 8 s of mono 48 kHz AAC (no perceptual noise substitution: see {@link minuteClip}) in MP4 (.m4a). */
+export function chirpAac(): Promise<string> {
+  return makeMedia('chirp-aac-8s.m4a', [...chirp(8), '-c:a', 'aac', '-aac_pns', '0', '-b:a', '128k']);
+}
+
+/** 8 s of mono 48 kHz PCM s16le in WAV. */
+export function chirpWav(): Promise<string> {
+  return makeMedia('chirp-pcm-8s.wav', [...chirp(8), '-c:a', 'pcm_s16le']);
+}

@@ -1,0 +1,209 @@
+/**
+ * The picture at a GO, checked against FFmpeg: a real `cuemux serve`, real `cuemux play-video` processes with a
+ * `hash:` sink and a sync log, OSC over UDP. A cue armed before its GO is prepared by the player (decoders open, the
+ * in-point frame decoded), so its in-point frame is on screen at the first or second display tick after the GO's
+ * datagram — on a player started just before, for a GO "now" and for a locate onto a cue placed ahead on the clock —
+ * and from then on every tick shows FFmpeg's frame for the clock. After a cue's end, `--at-end hold` keeps its last
+ * frame and the default shows black.
+ *
+ * Every tick of a cue is compared with FFmpeg's decoded frame for the media time its clock maps to (the frame with
+ * the largest pts at or before it). Nothing is timed: the checks count ticks.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { goClip1080, hevcMkv, openGopH264Mkv } from './support/media';
+import {
+  assertNone, checkTicks, counts, d, describeTick, killAll, mediaStart, positionBeforeTick, readTicks, s, Show, spawnPlayer, stopPlayer,
+  tickInstant, VideoReference, type PlayerProcess, type RefFrame, type Span, type Tick,
+} from './support/show-check';
+
+/** Display ticks per second of the players: 20 ms apart. */
+const FPS = 50;
+
+/** In- and out-points of the 1080p cue: 5 ms into frame 65 (pts 2.60), 15 frames after the keyframe at 2.0 s. */
+const IN = 2.605;
+const OUT = 4.105;
+
+/** A play-video at 50 ticks/s with a hash sink and a sync log in the show's output folder. */
+function videoPlayer(show: Show, name: string, extra: string[] = []): { p: PlayerProcess; hash: string; sync: string } {
+  const hash = show.file(`${name}-frames.jsonl`);
+  const sync = show.file(`${name}-sync.jsonl`);
+  const p = spawnPlayer(['play-video', '--socket', show.socket, '--fps', String(FPS), '--sink', `hash:${hash}`, '--sync-log', sync, ...extra]);
+  return { p, hash, sync };
+}
+
+/** The first ticks after `fromNs`, one line each, for failure messages. */
+function firstTicks(ticks: Tick[], fromNs: bigint, ref: VideoReference, n = 10): string {
+  return ticks.filter((t) => t.monoNs > fromNs).slice(0, n).map((t) => `  tick #${t.i} +${(Number(t.monoNs - fromNs) / 1e6).toFixed(1)} ms ` +
+    `clock ${t.clock.toFixed(6)}: ${ref.nameOf(t.md5)} ${JSON.stringify({ ...t.sync, mono_ns: undefined, clock_seconds: undefined })}`).join('\n');
+}
+
+/**
+ * The checks of a prepared start: of the ticks after the datagram that started the cue (sent at `sentNs`), the first
+ * or second shows the in-point frame; every tick of `span` shows FFmpeg's frame for its clock, except held or black
+ * ticks before the first in-sync one, of which there is at most one. Returns a summary line.
+ */
+function assertPreparedStart(ticks: Tick[], sentNs: bigint, span: Span, player: PlayerProcess): string {
+  const after = ticks.filter((t) => t.monoNs > sentNs);
+  const inFrame = span.ref.at(span.media);
+  assert.ok(inFrame !== undefined);
+  const checked = checkTicks(after, [span]);
+  const firstOk = checked.findIndex((c) => c.verdict === 'ok');
+  const before = firstOk < 0 ? checked : checked.slice(0, firstOk);
+  const nBefore = counts(before);
+  const nAfter = counts(firstOk < 0 ? [] : checked.slice(firstOk));
+  // What happened, for every failure message: the counts over the whole cue.
+  const summary = `${checked.length} ticks of the cue: before the first in-sync one ${nBefore.black} black, ${nBefore.held} held, ${nBefore.wrong} wrong` +
+    `${firstOk < 0 ? ' (no tick in sync)' : `; the first in-sync one +${(Number(checked[firstOk].tick.monoNs - sentNs) / 1e6).toFixed(1)} ms after the datagram` +
+    `; after it ${nAfter.ok} in sync, ${nAfter.black} black, ${nAfter.held} held, ${nAfter.wrong} wrong`}`;
+  const at = after.slice(0, 2).findIndex((t) => t.md5 === inFrame.md5);
+  assert.ok(at >= 0, `the in-point frame (${span.ref.nameOf(inFrame.md5)}) is not shown at the first or second tick after the datagram ` +
+    `(${summary}); the cue starts at clock ${span.clock.toFixed(6)}; the first ticks after the datagram:\n${firstTicks(ticks, sentNs, span.ref)}\n` +
+    `player stderr:\n${player.stderr().slice(-3000)}`);
+  const expectedTicks = (span.endMedia - span.media) * FPS;
+  assert.ok(checked.length >= 0.8 * expectedTicks, `${checked.length} ticks inside a cue of ${expectedTicks} ticks`);
+  assert.ok(firstOk >= 0, 'no tick of the cue in sync');
+  assertNone(before.filter((c) => c.verdict === 'wrong').map((c) => describeTick(c, sentNs)), `wrong frames before the first in-sync tick (${summary})`);
+  assert.ok(before.length <= 1, `${before.length} held or black ticks before the first in-sync one (at most 1; ${summary}):\n${before.map((c) => describeTick(c, sentNs)).join('\n')}`);
+  const bad = checked.slice(firstOk).filter((c) => c.verdict !== 'ok');
+  assertNone(bad.slice(0, 20).map((c) => describeTick(c, sentNs)), `${bad.length} ticks out of sync after the first in-sync one (${summary})`);
+  return `in-point frame at tick ${at + 1} after the datagram; ${summary}`;
+}
+
+describe('the picture at a GO (play-video against FFmpeg)', function () {
+  this.timeout(60_000);
+  const children: ChildProcess[] = [];
+  let show: Show | null = null;
+
+  afterEach(async function () {
+    show?.close();
+    show = null;
+    await killAll(children);
+  });
+
+  it('the first GO of a player started just before shows a prepared cue\'s in-point frame at the first or second tick, then every frame in sync', async function () {
+    const clip = await goClip1080();
+    const [ref, start] = await Promise.all([VideoReference.of(clip), mediaStart(clip)]);
+    show = await Show.start({ 'go.mp4': clip }, children, 'go-now');
+    await show.osc('/cuemux/cue/load', [s('Q'), s('go.mp4'), d(IN), d(OUT)]);
+    await show.osc('/cuemux/clock/play');
+    const v = videoPlayer(show, 'go');
+    children.push(v.p.child);
+    await show.followers(['video'], [v.p]);
+    await tickInstant(v.sync);
+    // The armed cue is prepared by the player meanwhile (its in-point is decoded in well under this).
+    await sleep(1500);
+    const go = await show.oscTimed('/cuemux/cue/go', [s('Q')]);
+    const startClock = (go.data as { clockSeconds: number }).clockSeconds;
+    assert.equal(typeof startClock, 'number', JSON.stringify(go.data));
+    await show.clockPast(startClock + (OUT - IN) + 0.2);
+    await stopPlayer(v.p, 'play-video');
+    const ticks = await readTicks(v.hash, v.sync);
+    const span: Span = { label: 'Q', clock: startClock, media: start + IN, endMedia: start + OUT, ref };
+    const summary = assertPreparedStart(ticks, go.sentNs, span, v.p);
+    process.stdout.write(`      (${summary})\n`);
+  });
+
+  it('a locate onto a cue placed ahead on a stopped clock shows its in-point frame at the first or second tick, then every frame in sync', async function () {
+    const clip = await goClip1080();
+    const [ref, start] = await Promise.all([VideoReference.of(clip), mediaStart(clip)]);
+    show = await Show.start({ 'go.mp4': clip }, children, 'go-locate');
+    await show.osc('/cuemux/cue/load', [s('Q'), s('go.mp4'), d(IN), d(OUT)]);
+    const v = videoPlayer(show, 'locate');
+    children.push(v.p.child);
+    await show.followers(['video'], [v.p]);
+    await tickInstant(v.sync);
+    // GO with a position on a stopped clock: the cue waits at clock 30, the clock stays where it is.
+    const X = 30;
+    const go = await show.osc('/cuemux/cue/go', [s('Q'), d(X)]) as { clockSeconds: number };
+    assert.equal(go.clockSeconds, X);
+    const { clock } = await show.osc('/cuemux/status') as { clock: { state: string; positionSeconds: number } };
+    assert.equal(clock.state, 'stopped');
+    assert.ok(clock.positionSeconds < X - 1, `clock at ${clock.positionSeconds}`);
+    await sleep(1500);
+    // One datagram locates the clock onto the cue's in-point and plays.
+    const play = await show.oscTimed('/cuemux/clock/play', [d(X)]);
+    await show.clockPast(X + (OUT - IN) + 0.2);
+    await stopPlayer(v.p, 'play-video');
+    const ticks = await readTicks(v.hash, v.sync);
+    const span: Span = { label: 'Q', clock: X, media: start + IN, endMedia: start + OUT, ref };
+    const summary = assertPreparedStart(ticks, play.sentNs, span, v.p);
+    process.stdout.write(`      (${summary})\n`);
+  });
+
+  it('after a cue ends, --at-end hold keeps its last frame until another cue plays or it is unloaded; the default shows black', async function () {
+    const [h264, hevc] = await Promise.all([openGopH264Mkv(), hevcMkv()]);
+    const [refQ, refR, startQ, startR] = await Promise.all([VideoReference.of(h264), VideoReference.of(hevc), mediaStart(h264), mediaStart(hevc)]);
+    show = await Show.start({ 'q.mkv': h264, 'r.mkv': hevc }, children, 'at-end');
+    // Both out-points are off the frame grid: the last frame of each is shown for part of its span.
+    const Q = { in: 1.978, out: 3.1785 };
+    const R = { in: 4.818, out: 6.0185 };
+    await show.osc('/cuemux/cue/load', [s('Q'), s('q.mkv'), d(Q.in), d(Q.out)]);
+    await show.osc('/cuemux/cue/load', [s('R'), s('r.mkv'), d(R.in), d(R.out)]);
+    await show.osc('/cuemux/clock/play');
+    const hold = videoPlayer(show, 'hold', ['--at-end', 'hold']);
+    const black = videoPlayer(show, 'black');
+    children.push(hold.p.child, black.p.child);
+    await show.followers(['video', 'video'], [hold.p, black.p]);
+    const tick = await tickInstant(hold.sync);
+    await tickInstant(black.sync);
+    await sleep(1000);
+    const clock = await show.clockState();
+    const pQ = positionBeforeTick(clock, tick, 20_000_000n, 700, 10);
+    const endQ = pQ + (Q.out - Q.in);
+    const pR = endQ + 0.6;
+    const endR = pR + (R.out - R.in);
+    await show.osc('/cuemux/cue/go', [s('Q'), d(pQ)]);
+    await show.osc('/cuemux/cue/go', [s('R'), d(pR)]);
+    await show.clockPast(endR + 0.6);
+    const unload = await show.oscTimed('/cuemux/cue/unload');
+    await sleep(400);
+    await Promise.all([stopPlayer(hold.p, 'play-video --at-end hold'), stopPlayer(black.p, 'play-video')]);
+
+    const spans: Span[] = [
+      { label: 'Q', clock: pQ, media: startQ + Q.in, endMedia: startQ + Q.out, ref: refQ },
+      { label: 'R', clock: pR, media: startR + R.in, endMedia: startR + R.out, ref: refR },
+    ];
+    const lastQ = refQ.at(startQ + Q.out - 1e-6);
+    const lastR = refR.at(startR + R.out - 1e-6);
+    assert.ok(lastQ !== undefined && lastR !== undefined);
+    const name = (md5: string | null): string => (md5 === null ? 'black' : refQ.nameOf(md5).startsWith('frame') ? `Q's ${refQ.nameOf(md5)}` : `R's ${refR.nameOf(md5)}`);
+    // Every check of both players is made before failing, so a failure shows all that went wrong.
+    const report: string[] = [];
+    const problems: string[] = [];
+    const check = (lines: string[], what: string): void => {
+      if (lines.length > 0) problems.push(`${what}:\n    ${lines.join('\n    ')}`);
+    };
+    for (const [player, label, atEnd] of [[hold, 'hold', 'hold'], [black, 'default', 'black']] as const) {
+      const ticks = await readTicks(player.hash, player.sync);
+      // While the cues play: every tick in sync.
+      const checked = checkTicks(ticks, spans);
+      assert.ok(checked.length >= 0.8 * 2 * 1.2005 * FPS, `${label}: ${checked.length} ticks inside the cues`);
+      const n = counts(checked);
+      const startNs = ticks.find((t) => t.clock >= pQ)?.monoNs ?? 0n;
+      check(checked.filter((c) => c.verdict !== 'ok').slice(0, 12).map((c) => describeTick(c, startNs)),
+        `${label}: ticks out of sync while the cues play (${n.black} black, ${n.held} held, ${n.wrong} wrong of ${checked.length}; times from Q's first tick)`);
+      // After each end: the cue's last frame (hold) or black, on every tick until the next cue or the unload.
+      const ends: Array<{ from: number; to: number; last: RefFrame; cue: string }> = [
+        { from: endQ, to: pR, last: lastQ, cue: 'Q' }, { from: endR, to: Infinity, last: lastR, cue: 'R' },
+      ];
+      for (const { from, to, last, cue } of ends) {
+        const after = ticks.filter((t) => t.clock >= from && t.clock < to && t.monoNs < unload.sentNs);
+        assert.ok(after.length >= 20, `${label}: ${after.length} ticks after ${cue}'s end`);
+        const want = atEnd === 'hold' ? last.md5 : null;
+        const bad = after.filter((t) => t.md5 !== want);
+        check(bad.slice(0, 8).map((t) => `tick #${t.i} clock ${t.clock.toFixed(6)} (${((t.clock - from) * 1e3).toFixed(1)} ms after ${cue}'s end): ${name(t.md5)} ${JSON.stringify(t.sync)}`),
+          `${label}: after ${cue}'s end every tick should show ${atEnd === 'hold' ? `its last frame (${name(last.md5)})` : 'black'}; ${bad.length} of ${after.length} do not`);
+      }
+      // Unloaded: black on every tick from the fifth after the unload's datagram on.
+      const afterUnload = ticks.filter((t) => t.monoNs > unload.sentNs);
+      assert.ok(afterUnload.length >= 10, `${label}: ${afterUnload.length} ticks after the unload`);
+      const lit = afterUnload.slice(4).filter((t) => t.md5 !== null);
+      check(lit.slice(0, 8).map((t) => `tick #${t.i}: ${name(t.md5)}`), `${label}: ${lit.length} pictures from the fifth tick after the unload on`);
+      report.push(`${label}: ${checked.length} ticks in sync, black from tick ${afterUnload.findIndex((t) => t.md5 === null) + 1} after the unload`);
+    }
+    assertNone(problems, '--at-end');
+    process.stdout.write(`      (${report.join('; ')})\n`);
+  });
+});
