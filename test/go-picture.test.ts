@@ -11,11 +11,10 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { goClip1080, hevcMkv, openGopH264Mkv } from './support/media';
 import {
   assertNone, checkTicks, counts, d, describeTick, killAll, mediaStart, positionBeforeTick, readTicks, s, Show, spawnPlayer, stopPlayer,
-  tickInstant, VideoReference, type PlayerProcess, type RefFrame, type Span, type Tick,
+  tickInstant, ticksAfter, VideoReference, waitPrepared, type PlayerProcess, type RefFrame, type Span, type Tick,
 } from './support/show-check';
 
 /** Display ticks per second of the players: 20 ms apart. */
@@ -92,8 +91,8 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     children.push(v.p.child);
     await show.followers(['video'], [v.p]);
     await tickInstant(v.sync);
-    // The armed cue is prepared by the player meanwhile (its in-point is decoded in well under this).
-    await sleep(1500);
+    // The armed cue is prepared by the player (its preroll decoded) before the GO.
+    await waitPrepared(v.p, ['Q']);
     const go = await show.oscTimed('/cuemux/cue/go', [s('Q')]);
     const startClock = (go.data as { clockSeconds: number }).clockSeconds;
     assert.equal(typeof startClock, 'number', JSON.stringify(go.data));
@@ -121,7 +120,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     const { clock } = await show.osc('/cuemux/status') as { clock: { state: string; positionSeconds: number } };
     assert.equal(clock.state, 'stopped');
     assert.ok(clock.positionSeconds < X - 1, `clock at ${clock.positionSeconds}`);
-    await sleep(1500);
+    await waitPrepared(v.p, ['Q']);
     // One datagram locates the clock onto the cue's in-point and plays.
     const play = await show.oscTimed('/cuemux/clock/play', [d(X)]);
     await show.clockPast(X + (OUT - IN) + 0.2);
@@ -148,7 +147,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     await show.followers(['video', 'video'], [hold.p, black.p]);
     const tick = await tickInstant(hold.sync);
     await tickInstant(black.sync);
-    await sleep(1000);
+    await Promise.all([waitPrepared(hold.p, ['Q', 'R']), waitPrepared(black.p, ['Q', 'R'])]);
     const clock = await show.clockState();
     const pQ = positionBeforeTick(clock, tick, 20_000_000n, 700, 10);
     const endQ = pQ + (Q.out - Q.in);
@@ -158,7 +157,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     await show.osc('/cuemux/cue/go', [s('R'), d(pR)]);
     await show.clockPast(endR + 0.6);
     const unload = await show.oscTimed('/cuemux/cue/unload');
-    await sleep(400);
+    await Promise.all([ticksAfter(hold.sync, unload.sentNs, 20), ticksAfter(black.sync, unload.sentNs, 20)]);
     await Promise.all([stopPlayer(hold.p, 'play-video --at-end hold'), stopPlayer(black.p, 'play-video')]);
 
     const spans: Span[] = [

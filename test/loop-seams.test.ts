@@ -15,12 +15,11 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ffmpegSamples, wavSamples } from './support/audio';
 import { chirpAac, chirpWav, hevcMkv, openGopH264Mkv } from './support/media';
 import {
   assertNone, checkTicks, counts, d, describeTick, firstAudioSeconds, killAll, loopSample, loopSpans, mediaStart, positionBeforeTick,
-  readTicks, s, seamTicks, Show, spawnPlayer, stopPlayer, tickInstant, VideoReference, type Span,
+  readTicks, s, seamTicks, Show, spawnPlayer, stopPlayer, tickInstant, VideoReference, waitPrepared, type PlayerProcess, type Span,
 } from './support/show-check';
 import { readSyncLog } from '../src/players/sync-log';
 
@@ -56,14 +55,14 @@ describe('loop seams and auto-follow (players against FFmpeg)', function () {
   });
 
   /** A play-video at 50 ticks/s (hash sink and sync log), once it follows and ticks; then the instant of one tick. */
-  async function videoPlayer(sh: Show, name: string): Promise<{ stop: () => Promise<void>; hash: string; sync: string; tickNs: bigint; stderr: () => string }> {
+  async function videoPlayer(sh: Show, name: string): Promise<{ p: PlayerProcess; stop: () => Promise<void>; hash: string; sync: string; tickNs: bigint; stderr: () => string }> {
     const hash = sh.file(`${name}-frames.jsonl`);
     const sync = sh.file(`${name}-sync.jsonl`);
     const p = spawnPlayer(['play-video', '--socket', sh.socket, '--fps', String(FPS), '--sink', `hash:${hash}`, '--sync-log', sync]);
     children.push(p.child);
     await sh.followers(['video'], [p]);
     const tickNs = await tickInstant(sync);
-    return { stop: () => stopPlayer(p, 'play-video'), hash, sync, tickNs, stderr: p.stderr };
+    return { p, stop: () => stopPlayer(p, 'play-video'), hash, sync, tickNs, stderr: p.stderr };
   }
 
   /**
@@ -76,7 +75,7 @@ describe('loop seams and auto-follow (players against FFmpeg)', function () {
     await show.osc('/cuemux/cue/load', [s('V'), s(JSON.stringify({ media: name, in: loop.in, out: loop.out, loop: true }))]);
     await show.osc('/cuemux/clock/play');
     const v = await videoPlayer(show, 'loop');
-    await sleep(1000); // the armed cue is prepared meanwhile
+    await waitPrepared(v.p, ['V']);
     const P = positionBeforeTick(await show.clockState(), v.tickNs, PERIOD_NS, 800, FIRST_TICK_AFTER_MS);
     const go = await show.osc('/cuemux/cue/go', [s('V'), d(P)]) as { clockSeconds: number };
     assert.equal(go.clockSeconds, P);
@@ -133,7 +132,7 @@ describe('loop seams and auto-follow (players against FFmpeg)', function () {
     await show.osc('/cuemux/cue/load', [s('B')]);
     await show.osc('/cuemux/clock/play');
     const v = await videoPlayer(show, 'follow');
-    await sleep(1000);
+    await waitPrepared(v.p, ['A', 'B']);
     // A starts 1.5 ms before a tick; the transition to B then falls 1.0 ms before one.
     const P = positionBeforeTick(await show.clockState(), v.tickNs, PERIOD_NS, 800, 1.5);
     await show.osc('/cuemux/cue/go', [s('A'), d(P)]);
@@ -177,7 +176,7 @@ describe('loop seams and auto-follow (players against FFmpeg)', function () {
       return p;
     });
     await sh.followers(sources.map((x) => x.output), players);
-    await sleep(1000);
+    await Promise.all(sources.map((x, i) => waitPrepared(players[i], [x.cue])));
     const clock = await sh.clockState();
     const P = Show.positionAt(clock, process.hrtime.bigint()) + 0.8;
     for (const x of sources) await sh.osc('/cuemux/cue/go', [s(x.cue), d(P)]);

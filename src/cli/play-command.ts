@@ -200,6 +200,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       if (attempt === 1 || attempt % 20 === 0) log.warn(`no server at ${target} (${e.details || e.message}): retrying`, { attempt });
     });
     follower.on('loaded', (c) => log.info(`cue ${c.cueId} loaded`, { media: c.media?.path, streams: c.streams }));
+    follower.on('prepared', (p) => log.info('cue prepared', { cue: p.cueId, preroll: p.preroll }));
     const stop = new AbortController();
     const clockAt = clockMapping(client, target, stop.signal);
     const player = kind === 'audio'

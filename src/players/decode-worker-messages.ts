@@ -43,6 +43,7 @@ export type FromWorker =
   }
   | { type: 'audio'; audio: TimedAudio }
   | { type: 'adopted'; adopted: PrerollAdopted }
+  | { type: 'prepared'; cueId: string; preroll: number }
   /** FFmpeg is loaded: the worker follows next. */
   | { type: 'ready' }
   | { type: 'reconnect'; error: ClientErrorData; attempt: number }

@@ -52,6 +52,7 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   follower.on('audio', (audio) => post({ type: 'audio', audio }));
   follower.on('adopted', (adopted) => post({ type: 'adopted', adopted }));
   follower.on('ready', () => post({ type: 'ready' }));
+  follower.on('prepared', (p) => post({ type: 'prepared', ...p }));
   follower.on('reconnect', (e, attempt) => post({ type: 'reconnect', error: clientErrorData(e), attempt }));
   follower.on('picture', (p) => {
     const { frame, ...timed } = p;

@@ -78,6 +78,8 @@ export interface OutputFollowerEvents extends Record<string, unknown[]> {
   adopted: [PrerollAdopted];
   /** The follower is ready to decode (FFmpeg loaded, its threads started) and is about to follow. */
   ready: [];
+  /** Every packet of a cue's preroll is decoded: its in-point is ready for a GO. */
+  prepared: [{ cueId: string; preroll: number }];
 }
 
 /** A segment adopted a cue's preroll (FollowPackets.preroll). */

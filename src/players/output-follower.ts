@@ -182,6 +182,13 @@ export class OutputFollower extends FollowerBase {
       const s = slot;
       this.#enqueue(s, () => this.#decode(cue, s, pk));
     }
+    if (p.last) {
+      // Said once every packet of it is decoded: the in-point is ready (an operator's display, and tests, wait on it).
+      const chains = [...prepared.slots.values()].map((s) => s.chain);
+      void Promise.all(chains).then(() => {
+        if (this.#cues.get(p.cueId) === cue && [...prepared.slots.values()].every((s) => !s.dropped)) this.safeEmit('prepared', { cueId: p.cueId, preroll: p.preroll });
+      });
+    }
   }
 
   /**

@@ -112,6 +112,7 @@ export class WorkerFollower extends FollowerBase {
       case 'audio': this.safeEmit('audio', m.audio); break;
       case 'adopted': this.safeEmit('adopted', m.adopted); break;
       case 'ready': this.safeEmit('ready'); break;
+      case 'prepared': this.safeEmit('prepared', { cueId: m.cueId, preroll: m.preroll }); break;
       case 'reconnect': this.safeEmit('reconnect', clientError(m.error), m.attempt); break;
       case 'stats': this.#takeStats(m.stats); break;
       case 'log': getLogger(m.name)[m.level](m.message, m.meta); break;

@@ -36,6 +36,21 @@ export function spawnPlayer(args: string[]): PlayerProcess {
   return { child, stderr: () => err, exited };
 }
 
+/**
+ * Wait (at most `timeoutMs`) until `p` has said that each of `cues` is prepared (its preroll decoded: the player's
+ * "cue prepared" log line), at least `times` times each (a preroll is sent again after each GO).
+ */
+export async function waitPrepared(p: PlayerProcess, cues: string[], times = 1, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const count = (cue: string): number => p.stderr().split('\n').filter((l) => l.includes('"cue prepared"') && l.includes(`"cue":${JSON.stringify(cue)}`)).length;
+  for (;;) {
+    if (cues.every((c) => count(c) >= times)) return;
+    if (p.child.exitCode !== null || p.child.signalCode !== null) assert.fail(`the player exited before it prepared ${cues.join(', ')}:\n${p.stderr().slice(-2000)}`);
+    if (Date.now() > deadline) assert.fail(`the player did not prepare ${cues.join(', ')} within ${timeoutMs} ms:\n${p.stderr().slice(-2000)}`);
+    await sleep(50);
+  }
+}
+
 /** SIGTERM a player and wait for it: it must exit 0 (its logs are complete then). */
 export async function stopPlayer(p: PlayerProcess, label: string): Promise<void> {
   if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
@@ -274,6 +289,17 @@ export async function readTicks(hashFile: string, syncFile: string): Promise<Tic
  * The instant of one of a running play-video's display ticks (mono_ns − late_ns of a line of its sync log), once it
  * has logged `minTicks` ticks (waiting at most `timeoutMs`): its ticks are this instant plus whole periods.
  */
+/** Wait (at most `timeoutMs`) until `syncFile` has logged `n` ticks after CLOCK_MONOTONIC instant `afterNs`. */
+export async function ticksAfter(syncFile: string, afterNs: bigint, n: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lines = jsonLines(await fsp.readFile(syncFile, 'utf8').catch(() => ''));
+    if (lines.filter((r) => BigInt(String(r.mono_ns)) > afterNs).length >= n) return;
+    if (Date.now() > deadline) assert.fail(`${syncFile}: fewer than ${n} ticks logged after the instant within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
 export async function tickInstant(syncFile: string, minTicks = 5, timeoutMs = 20_000): Promise<bigint> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
