@@ -189,6 +189,12 @@ async function build(io: CliIo, args: string[]): Promise<ExitCodeValue> {
           };
           r.exitCode = ExitCode.DAMAGED;
         }
+        if (idx.origin === 'memory') {
+          // Built, but no folder took the file (full disk...): nothing was indexed for the next process.
+          r.status = 'failed';
+          r.error = { code: 'RESOURCE_EXHAUSTED', message: 'the index was built but could not be written, neither beside the media nor in the cache folder (see the warning)' };
+          r.exitCode = ExitCode.FAILURE;
+        }
         packets = idx.packetCount;
         report(k, r);
       } catch (e) {

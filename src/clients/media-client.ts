@@ -130,10 +130,10 @@ export class MediaClient {
     await this.#unary('CloseMedia', (o, cb) => this.#stub.closeMedia(req, new grpc.Metadata(), o, cb), options);
   }
 
-  /** Packet batches of `streams` (all when empty) from `startSeconds` to `endSeconds` (or the end). */
+  /** Packet batches of `streams` (all when empty) from `startSeconds` (absent: every stream from its first packet) to `endSeconds` (or the end). */
   readPackets(req: { mediaId: string; streams?: number[]; startSeconds?: number; endSeconds?: number; maxBatchBytes?: number },
     options: CallOptions = {}): AsyncGenerator<PacketBatch> {
-    const r = ReadPacketsRequest.create({ ...req, streams: req.streams ?? [], startSeconds: req.startSeconds ?? 0 });
+    const r = ReadPacketsRequest.create({ ...req, streams: req.streams ?? [], startSeconds: req.startSeconds });
     return this.#stream('ReadPackets', (o) => this.#stub.readPackets(r, o), options);
   }
 

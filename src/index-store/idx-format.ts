@@ -23,6 +23,10 @@ export const BLOCK_ENTRIES = 64;
 /** In a sparse seek table, one anchor every this many packets of the stream. */
 export const SPARSE_STRIDE = 16;
 const HEADER_BYTES = 96;
+/** Most entries per block a reader accepts (writers use BLOCK_ENTRIES): bounds what decoding one block allocates. */
+const MAX_BLOCK_ENTRIES = 4096;
+/** Fewest bytes one entry takes (head byte, size, duration): a packet count above entries_length / 3 is a lie. */
+const MIN_ENTRY_BYTES = 3;
 const FLAG_PARTIAL = 0x1;
 const CODEC_TYPES: CodecType[] = ['unknown', 'video', 'audio', 'subtitle', 'data', 'attachment'];
 
@@ -480,6 +484,19 @@ function corrupt(file: string, what: string): CuemuxError {
  * tables can be viewed in place. Throws INDEX_CORRUPT for any checksum, magic, length or structure failure.
  */
 export function parseIndex(buf: Buffer, file: string): ParsedIndex {
+  const parsed = parseIndexUnverified(buf, file);
+  const steps = verifyIndexSteps(parsed, file);
+  while (steps.next().done !== true) {
+    // all at once
+  }
+  return parsed;
+}
+
+/**
+ * {@link parseIndex} without the pass over every entry: the caller runs {@link verifyIndexSteps} (between other
+ * work: it costs about 70 ns per packet) before using the index.
+ */
+export function parseIndexUnverified(buf: Buffer, file: string): ParsedIndex {
   if (buf.length < HEADER_BYTES + 4) throw corrupt(file, `${buf.length} bytes, shorter than a header`);
   if (!buf.subarray(0, 8).equals(MAGIC)) throw corrupt(file, 'bad magic: not a cuemux index');
   const fileLength = Number(buf.readBigUInt64LE(16));
@@ -513,8 +530,13 @@ function parseVerified(buf: Buffer, file: string, version: number): ParsedIndex 
   const entriesOffset = Number(buf.readBigUInt64LE(56));
   const entriesLength = Number(buf.readBigUInt64LE(64));
   const createdMs = Number(buf.readBigUInt64LE(72));
-  if (blockEntries === 0 || blockCount !== Math.ceil(packetCount / blockEntries)) throw corrupt(file, 'block count');
+  if (blockEntries === 0 || blockEntries > MAX_BLOCK_ENTRIES) throw corrupt(file, `${blockEntries} entries per block (at most ${MAX_BLOCK_ENTRIES})`);
+  if (blockCount !== Math.ceil(packetCount / blockEntries)) throw corrupt(file, 'block count');
   if (entriesOffset + entriesLength !== buf.length - 4) throw corrupt(file, 'entries extent');
+  // Counts are checked against the bytes that hold them, before anything is sized by them.
+  if (!Number.isSafeInteger(packetCount) || packetCount * MIN_ENTRY_BYTES > entriesLength) {
+    throw corrupt(file, `${packetCount} packets cannot fit in ${entriesLength} bytes of entries`);
+  }
   const r = new ByteReader(buf, HEADER_BYTES, HEADER_BYTES + metaLength);
   const identity: SourceIdentity = {
     size: r.i64(), mtimeNs: r.i64n(), dev: r.i64(), ino: r.i64(), sampleBlockBytes: r.u32(), sampleCount: r.u32(),
@@ -550,6 +572,9 @@ function parseVerified(buf: Buffer, file: string, version: number): ParsedIndex 
     const frameCount = r.i64();
     const frameOffset = r.i64();
     if (timeBase.num <= 0 || timeBase.den <= 0) throw new RangeError(`stream ${i} time base`);
+    if (!(packets >= 0 && packets <= packetCount && keys >= 0 && keys <= packets && seekCount >= 0 && seekCount <= packets && frameCount >= 0 && frameCount <= packets)) {
+      throw new RangeError(`stream ${i}: counts beyond the index's ${packetCount} packets (${packets} packets, ${keys} keyframes, ${seekCount} seek rows, ${frameCount} frames)`);
+    }
     const seekEntriesOffset = seekOffset + seekCount * 8;
     if (seekEntriesOffset + seekCount * 4 > entriesOffset) throw new RangeError('seek table extent');
     streams.push({
@@ -581,14 +606,76 @@ function parseVerified(buf: Buffer, file: string, version: number): ParsedIndex 
   }
   if (blocksOffset % 4 !== 0 || blocksOffset + (blockCount + 1) * 4 > entriesOffset) throw new RangeError('block table extent');
   const blockOffsets = new Uint32Array(buf.buffer, buf.byteOffset + blocksOffset, blockCount + 1);
-  if (blockOffsets[blockCount] !== entriesLength) throw new RangeError('block table end');
-  return {
+  if (blockOffsets[0] !== 0 || blockOffsets[blockCount] !== entriesLength) throw new RangeError('block table ends');
+  for (let b = 0; b < blockCount; b++) {
+    const n = Math.min(blockEntries, packetCount - b * blockEntries);
+    if (blockOffsets[b + 1] < blockOffsets[b] + n * MIN_ENTRY_BYTES) throw new RangeError(`block ${b}: ${n} entries cannot fit in its ${blockOffsets[b + 1] - blockOffsets[b]} bytes`);
+  }
+  for (const st of streams) {
+    for (let k = 0; k < st.seekCount; k++) {
+      if (st.seekEntries[k] >= packetCount) throw new RangeError(`stream ${st.index}: seek row ${k} names entry ${st.seekEntries[k]} of ${packetCount}`);
+    }
+  }
+  const parsed: ParsedIndex = {
     version, lavfVersion, createdMs, byteLength: buf.length, identity, sourcePath, formatName, partial, streams,
     packetCount, blockEntries, blockOffsets,
     entryBytes: buf.subarray(entriesOffset, entriesOffset + entriesLength),
     checksum: buf.readUInt32LE(buf.length - 4),
     params,
   };
+  return parsed;
+}
+
+/** Blocks verified per step of {@link verifyIndexSteps}: about a millisecond. */
+const VERIFY_STEP_BLOCKS = 256;
+
+/**
+ * Decode every entry once and check it against the rest of the index: every block decodes to exactly its entries,
+ * each stream has the packets and keyframes its record says, and, when packets are read straight from the media
+ * file, every packet with a position lies inside the file: pos + data offset + size <= the file's size (an index is
+ * only used when that size equals the media's). A CRC only proves the bytes are the ones written; this proves a
+ * crafted or buggy index cannot make the server read outside the media file. Yields after every
+ * VERIFY_STEP_BLOCKS blocks (an async caller lets other work run there); throws INDEX_CORRUPT naming `file`.
+ */
+export function* verifyIndexSteps(idx: ParsedIndex, file: string): Generator<void> {
+  try {
+    yield* verifyEntries(idx);
+  } catch (e) {
+    if (e instanceof CuemuxError) throw e;
+    throw corrupt(file, (e as Error).message);
+  }
+}
+
+function* verifyEntries(idx: ParsedIndex): Generator<void> {
+  const n = idx.streams.length;
+  const packets = new Float64Array(n);
+  const keys = new Float64Array(n);
+  const direct = idx.params?.directReadable === true;
+  const offsets = idx.params?.dataOffsets ?? [];
+  const limit = idx.identity.size;
+  const rows = new Float64Array(idx.blockEntries * ENTRY_STRIDE);
+  const blocks = idx.blockOffsets.length - 1;
+  for (let b = 0; b < blocks; b++) {
+    if (b > 0 && b % VERIFY_STEP_BLOCKS === 0) yield;
+    decodeBlock(idx, b, rows);
+    const count = Math.min(idx.blockEntries, idx.packetCount - b * idx.blockEntries);
+    for (let i = 0; i < count; i++) {
+      const o = i * ENTRY_STRIDE;
+      const s = rows[o + EntryField.STREAM];
+      const pos = rows[o + EntryField.POS];
+      const size = rows[o + EntryField.SIZE];
+      packets[s]++;
+      if ((rows[o + EntryField.FLAGS] & PacketFlag.KEY) !== 0) keys[s]++;
+      if (pos < -1 || (pos >= 0 && direct && pos + (offsets[s] ?? 0) + size > limit)) {
+        throw new RangeError(`entry ${b * idx.blockEntries + i}: bytes [${pos}, +${size}) are not inside the ${limit}-byte media file`);
+      }
+    }
+  }
+  idx.streams.forEach((st, s) => {
+    if (packets[s] !== st.packetCount || keys[s] !== st.keyframeCount) {
+      throw new RangeError(`stream ${st.index}: the entries hold ${packets[s]} packets (${keys[s]} keyframes), its record says ${st.packetCount} (${st.keyframeCount})`);
+    }
+  });
 }
 
 /** Decoded columns of one block: stride {@link ENTRY_STRIDE} doubles per entry, field offsets {@link EntryField}. */

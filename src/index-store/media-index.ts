@@ -23,8 +23,8 @@ export interface KeyframeRef {
   pts: number;
 }
 
-/** How an index came to be returned by openIndex. */
-export type IndexOrigin = 'loaded' | 'built' | 'waited';
+/** How an index came to be returned by openIndex ('memory': built, but no folder could take its file). */
+export type IndexOrigin = 'loaded' | 'built' | 'waited' | 'memory';
 
 /** Index of the last of `n` ascending int64 values (int32 pairs) that is <= `ticks`, or -1: O(log n). */
 function lastAtOrBefore(words: Int32Array, n: number, ticks: number): number {
@@ -261,9 +261,10 @@ export class MediaIndex {
   /**
    * Packets of `streams` (all when empty) needed to present [t0, t1) seconds, in file order: each stream starts at
    * its keyframe at or before t0 (its first packet when t0 precedes every keyframe) and ends before its first packet
-   * whose dts (pts when no dts) is at or after t1. Omit t1 for "to the end".
+   * whose dts (pts when no dts) is at or after t1. Omit t1 for "to the end"; t0 null = every stream from its first
+   * packet.
    */
-  *packetsInRange(streams: readonly number[], t0: number, t1?: number, options: RangeOptions = {}): Generator<IndexEntry> {
+  *packetsInRange(streams: readonly number[], t0: number | null, t1?: number, options: RangeOptions = {}): Generator<IndexEntry> {
     for (const e of this.packetsInRangeSteps(streams, t0, t1, 8192, options)) if (e !== null) yield e;
   }
 
@@ -273,7 +274,7 @@ export class MediaIndex {
    * leave most of a 500k-entry index between two of its packets: a caller on the event loop uses the nulls to let
    * other work run, or to send what it has found so far.
    */
-  *packetsInRangeSteps(streams: readonly number[], t0: number, t1?: number, stepEntries = 8192, options: RangeOptions = {}): Generator<IndexEntry | null> {
+  *packetsInRangeSteps(streams: readonly number[], t0: number | null, t1?: number, stepEntries = 8192, options: RangeOptions = {}): Generator<IndexEntry | null> {
     const wanted = streams.length > 0 ? streams : this.#idx.streams.map((s) => s.index);
     // Per stream (by index): first entry to send (-1 = not wanted or done) and the end tick (Infinity = to the end).
     const n = this.#idx.streams.length;
@@ -284,9 +285,13 @@ export class MediaIndex {
     for (const s of wanted) {
       const st = this.stream(s);
       if (st.packetCount === 0 || startAt[s] >= 0) continue;
-      const from = st.codecType === 'audio' && options.audioPrerollSeconds !== undefined ? t0 - options.audioPrerollSeconds : t0;
-      const k = this.keyframeAtOrBefore(s, this.toTicks(s, from));
-      startAt[s] = k?.entry ?? 0;
+      if (t0 === null) {
+        startAt[s] = 0; // from the first packet: every packet of the stream, those before its first keyframe too
+      } else {
+        const from = st.codecType === 'audio' && options.audioPrerollSeconds !== undefined ? t0 - options.audioPrerollSeconds : t0;
+        const k = this.keyframeAtOrBefore(s, this.toTicks(s, from));
+        startAt[s] = k?.entry ?? 0;
+      }
       if (t1 !== undefined) endTick[s] = secondsToTicks(t1, st.timeBase, 'ceil');
       open++;
       first = Math.min(first, startAt[s]);

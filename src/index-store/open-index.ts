@@ -8,11 +8,11 @@ import * as path from 'node:path';
 import { CuemuxError, fromSystemError, isCuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { libavformatVersion } from '../ffmpeg/beamcoder-adapter';
-import { acquireBuildLock, ownerAlive, type LockOwner } from './build-lock';
+import { acquireBuildLock, ownerAlive, type BuildLock, type LockOwner } from './build-lock';
 import { fingerprint, staleReason } from './fingerprint';
-import type { ParsedIndex, SourceIdentity } from './idx-format';
+import { parseIndex, type ParsedIndex, type SourceIdentity } from './idx-format';
 import { buildIndexBytes, type BuildProgress } from './index-builder';
-import { publishIndexFile, readIndexFile, removeDeadTemps } from './index-file';
+import { loadIndexFile, maxIndexBytes, publishIndexFile, removeDeadTemps } from './index-file';
 import { defaultCacheDir, dirWritable, indexLocations } from './index-location';
 import { MediaIndex } from './media-index';
 
@@ -67,13 +67,17 @@ async function statMedia(abs: string): Promise<void> {
   if (!st.isFile()) throw new CuemuxError('NOT_MEDIA', `${abs}: not a regular file`, { path: abs, operation: 'open media' });
 }
 
-/** Look for a fresh index in both locations; report the most useful reason when there is none. */
-function findFresh(candidates: string[], identity: SourceIdentity): Found {
+/**
+ * Look for a fresh index in both locations; report the most useful reason when there is none. An index file is
+ * hostile input: anything but a regular file, or larger than any index of a media file of this size can be, is
+ * refused before it is read (corrupt, so it is rebuilt), and it is read off the event loop.
+ */
+async function findFresh(candidates: string[], identity: SourceIdentity): Promise<Found> {
   let worst: Found = { state: 'missing', file: null, reason: 'no index has been built' };
   for (const file of candidates) {
     let parsed: ParsedIndex;
     try {
-      parsed = readIndexFile(file);
+      parsed = await loadIndexFile(file, maxIndexBytes(identity.size));
     } catch (e) {
       if (isCuemuxError(e, 'NOT_FOUND')) continue;
       if (isCuemuxError(e, 'INDEX_CORRUPT', 'INDEX_STALE', 'PERMISSION_DENIED')) {
@@ -99,13 +103,42 @@ export async function checkIndex(media: string, options: Pick<OpenIndexOptions, 
   const abs = path.resolve(media);
   await statMedia(abs);
   const locs = indexLocations(abs, options.cacheDir ?? defaultCacheDir());
-  const found = findFresh([locs.beside, locs.cache], await fingerprint(abs));
+  const found = await findFresh([locs.beside, locs.cache], await fingerprint(abs));
   return {
     media: abs,
     state: found.state,
     indexPath: found.file ?? locs.beside,
     reason: found.state === 'fresh' ? null : found.reason,
   };
+}
+
+/** `bytes` in a buffer of its own at offset 0 (parseIndex views 8-byte tables in place). */
+function aligned(bytes: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafeSlow(bytes.length);
+  out.set(bytes);
+  return out;
+}
+
+/**
+ * Publish a built index at `target`, else in the cache folder; returns the file and the index parsed from it (and
+ * verified), or null when neither could be written (a warning says where it failed and why).
+ */
+async function publishBuilt(abs: string, target: string, cacheTarget: string, cacheDir: string, bytes: Uint8Array): Promise<{ file: string; parsed: ParsedIndex } | null> {
+  const tried: string[] = [];
+  for (const file of target === cacheTarget ? [target] : [target, cacheTarget]) {
+    try {
+      if (file === cacheTarget) await fsp.mkdir(cacheDir, { recursive: true });
+      await publishIndexFile(file, bytes);
+      if (tried.length > 0) log.warn(`${abs}: index written to the cache folder instead (${tried.join('; ')})`, { media: abs, index: file });
+      return { file, parsed: await loadIndexFile(file, bytes.length) };
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      tried.push(why.startsWith(file) ? why : `${file}: ${why}`);
+    }
+  }
+  log.warn(`${abs}: the index could not be written (${tried.join('; ')}): serving the index built in memory; it will be built again on the next start`,
+    { media: abs, index: target });
+  return null;
 }
 
 const inflight = new Map<string, Promise<MediaIndex>>();
@@ -134,13 +167,14 @@ async function openUncached(abs: string, options: OpenIndexOptions): Promise<Med
   const candidates = [locs.beside, locs.cache];
   const identity = await fingerprint(abs);
   if (!options.force) {
-    const found = findFresh(candidates, identity);
+    const found = await findFresh(candidates, identity);
     if (found.state === 'fresh') return new MediaIndex(found.parsed, abs, found.file, 'loaded');
     if (options.build === false) {
       const code = found.state === 'missing' ? 'INDEX_MISSING' : found.state === 'stale' ? 'INDEX_STALE' : 'INDEX_CORRUPT';
       throw new CuemuxError(code, `${abs}: ${found.reason}; run \`cuemux index build ${abs}\``, { path: abs, operation: 'index open' });
     }
-    if (found.state !== 'missing') log.info(`rebuilding index: ${found.reason}`, { media: abs, index: found.file });
+    if (found.state === 'corrupt') log.warn(`rebuilding index: ${found.reason}`, { media: abs, index: found.file });
+    else if (found.state === 'stale') log.info(`rebuilding index: ${found.reason}`, { media: abs, index: found.file });
   }
 
   const useCache = async (): Promise<string> => {
@@ -149,35 +183,51 @@ async function openUncached(abs: string, options: OpenIndexOptions): Promise<Med
   };
   let target = (await dirWritable(path.dirname(abs))) ? locs.beside : await useCache();
   const lockOptions = { timeoutMs: options.lockTimeoutMs, onWait: options.onWait, signal: options.signal, subject: abs };
-  let lock;
+  let lock: BuildLock | null = null;
   try {
     lock = await acquireBuildLock(`${target}.lock`, lockOptions);
   } catch (e) {
-    // access(W_OK) can say yes where creating files fails (NFS root_squash, ACLs, read-only bind mounts).
-    if (!isCuemuxError(e, 'PERMISSION_DENIED') || target === locs.cache) throw e;
-    log.info('media folder refused the index: using the cache folder', { media: abs });
-    target = await useCache();
-    lock = await acquireBuildLock(`${target}.lock`, lockOptions);
+    // access(W_OK) can say yes where creating files fails (NFS root_squash, ACLs, read-only bind mounts), and a
+    // full disk (ENOSPC: RESOURCE_EXHAUSTED) takes no lock file either.
+    if (!isCuemuxError(e, 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED')) throw e;
+    let why = e instanceof Error ? e.message : String(e);
+    if (target !== locs.cache) {
+      log.info('media folder refused the index: using the cache folder', { media: abs, reason: why });
+      try {
+        target = await useCache();
+        lock = await acquireBuildLock(`${target}.lock`, lockOptions);
+      } catch (e2) {
+        if (!isCuemuxError(e2, 'RESOURCE_EXHAUSTED')) throw e2;
+        why = e2.message;
+      }
+    } else if (!isCuemuxError(e, 'RESOURCE_EXHAUSTED')) {
+      throw e;
+    }
+    // No room anywhere for even a lock file: built without one (another process may build it too), served from memory.
+    if (lock === null) log.warn(`${abs}: no room for the index build lock (${why}): building without it`, { media: abs });
   }
   try {
-    if (lock.waited || !options.force) {
+    if (lock !== null && (lock.waited || !options.force)) {
       // Someone may have finished a build while we waited for (or raced to) the lock.
-      const found = findFresh(candidates, lock.waited ? await fingerprint(abs) : identity);
+      const found = await findFresh(candidates, lock.waited ? await fingerprint(abs) : identity);
       if (found.state === 'fresh' && !(options.force && !lock.waited)) {
         return new MediaIndex(found.parsed, abs, found.file, lock.waited ? 'waited' : 'loaded');
       }
     }
     await removeDeadTemps(target, (pid) => ownerAlive({ pid, host: os.hostname(), startTicks: 0, since: '' }));
     const started = process.hrtime.bigint();
-    const built = await buildIndexBytes(abs, { onProgress: options.onProgress, signal: options.signal, identity: lock.waited ? undefined : identity });
-    await publishIndexFile(target, built.bytes);
-    const parsed = readIndexFile(target);
+    const built = await buildIndexBytes(abs, { onProgress: options.onProgress, signal: options.signal, identity: lock?.waited === true ? undefined : identity });
+    // The built index is served whatever happens to its file: a full disk (ENOSPC), a quota, a read-only remount, a
+    // folder in the way. The cache folder is tried next; failing that, it is kept in memory only (and built again
+    // by the next process that opens the media), and the warning says so.
+    const published = await publishBuilt(abs, target, locs.cache, cacheDir, built.bytes);
+    const parsed = published?.parsed ?? parseIndex(aligned(built.bytes), target);
     log.info('index built', {
-      media: abs, index: target, packets: built.packets, bytes: built.bytes.length,
+      media: abs, index: published?.file ?? null, packets: built.packets, bytes: built.bytes.length,
       ms: Number(process.hrtime.bigint() - started) / 1e6,
     });
-    return new MediaIndex(parsed, abs, target, 'built');
+    return new MediaIndex(parsed, abs, published?.file ?? target, published === null ? 'memory' : 'built');
   } finally {
-    await lock.release();
+    await lock?.release();
   }
 }

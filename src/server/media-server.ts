@@ -22,7 +22,7 @@ import { CueListFile } from '../show/cue-list-file';
 import { ShowStateFile } from '../show/show-state';
 import { Show } from '../show/show';
 import type { ServerConfig } from './server-config';
-import { prepareSocketPath } from './socket-file';
+import { checkSocketFolder, prepareSocketPath } from './socket-file';
 import { installFramedSend } from './grpc-framed-send';
 
 const log = getLogger('media-server');
@@ -148,7 +148,9 @@ export class MediaServer {
       if (socket !== null) {
         // Held for the server's life: two servers starting at once on one socket cannot both judge it stale and
         // replace each other's (a lock whose owner died is taken over, as for index builds).
-        await fsp.mkdir(path.dirname(socket), { recursive: true, mode: 0o700 });
+        // The folder is checked before anything is created in it (the lock first): a folder another user controls
+        // is refused untouched.
+        await checkSocketFolder(path.dirname(socket));
         socketLock = await acquireBuildLock(`${socket}.lock`, { timeoutMs: 2_000, subject: socket }).catch((e: unknown) => {
           throw isCuemuxError(e, 'LOCK_TIMEOUT')
             ? new CuemuxError('RESOURCE_EXHAUSTED', `${socket}: another cuemux server is running or starting on this socket; stop it or choose another --socket`, { path: socket })

@@ -141,7 +141,7 @@ export class MediaService {
           throw new CuemuxError('RESOURCE_EXHAUSTED', `max_batch_bytes ${batch} is above this server's limit of ${this.#options.maxBatchBytes} bytes`);
         }
         const client: ClientRecord = {
-          peer: call.getPeer(), mediaId: media.id, streams: req.streams, positionSeconds: req.startSeconds,
+          peer: call.getPeer(), mediaId: media.id, streams: req.streams, positionSeconds: req.startSeconds ?? media.mediaInfo.startSeconds ?? 0,
           bytesQueued: 0, bytesSent: 0, packetsSent: 0,
         };
         this.#registry.beginCall(media);

@@ -62,8 +62,10 @@ export function checkRequest(media: OpenMedia, req: ReadPacketsRequest): number[
       throw new CuemuxError('NO_SUCH_STREAM', `${media.path}: no stream ${s} (it has ${n}: 0..${n - 1})`, { path: media.path });
     }
   }
-  if (!Number.isFinite(req.startSeconds)) throw new CuemuxError('INVALID_ARGUMENT', `start_seconds must be a number, got ${req.startSeconds}`);
-  if (req.endSeconds !== undefined && !(req.endSeconds > req.startSeconds)) {
+  // Absent start_seconds: from each stream's first packet (priming packets with a negative pts included).
+  if (req.startSeconds !== undefined && !Number.isFinite(req.startSeconds)) throw new CuemuxError('INVALID_ARGUMENT', `start_seconds must be a number, got ${req.startSeconds}`);
+  if (req.endSeconds !== undefined && Number.isNaN(req.endSeconds)) throw new CuemuxError('INVALID_ARGUMENT', 'end_seconds must be a number, got NaN');
+  if (req.endSeconds !== undefined && req.startSeconds !== undefined && !(req.endSeconds > req.startSeconds)) {
     throw new CuemuxError('INVALID_ARGUMENT', `end_seconds (${req.endSeconds}) must be after start_seconds (${req.startSeconds})`);
   }
   return req.streams.length > 0 ? [...new Set(req.streams)] : media.index.streams.map((s) => s.index);
@@ -192,7 +194,7 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
   const req = call.request;
   // Planned step by step: a null after PLAN_STEP index entries without a wanted packet (a sparse stream in a long
   // file) lets other calls run, so one call never holds the event loop for a walk over the whole index.
-  const plan = media.index.packetsInRangeSteps(streams, req.startSeconds, req.endSeconds, PLAN_STEP);
+  const plan = media.index.packetsInRangeSteps(streams, req.startSeconds ?? null, req.endSeconds, PLAN_STEP);
   const reader = media.reader();
   let held: IndexEntry | null = null;
   let planEnded = false;

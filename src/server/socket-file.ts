@@ -24,21 +24,45 @@ function accepts(socketPath: string): Promise<boolean> {
   });
 }
 
-/** Make `socketPath` bindable: create its folder; remove a stale socket; refuse when a live server owns it. */
-export async function prepareSocketPath(socketPath: string): Promise<void> {
-  const dir = path.dirname(socketPath);
-  await fsp.mkdir(dir, { recursive: true, mode: 0o770 }).catch((e: unknown) => {
+/** `uid (name)` from /etc/passwd, or the bare uid when it has no entry there. */
+async function describeUser(uid: number): Promise<string> {
+  const passwd = await fsp.readFile('/etc/passwd', 'utf8').catch(() => '');
+  const name = passwd.split('\n').map((l) => l.split(':')).find((f) => f.length > 2 && f[2] === String(uid))?.[0];
+  return name === undefined || name === '' ? `uid ${uid}` : `uid ${uid} (${name})`;
+}
+
+/**
+ * Create the socket folder if needed, then refuse it unless this server controls it: whoever controls the folder
+ * can remove the socket and bind their own (and read what players send), and replace the lock and the state file
+ * kept beside it. So it must be a real folder (not a link) owned by this server's user, sticky or not, and not
+ * writable by everyone unless sticky. Called before anything is created in it (the socket's `.lock` first).
+ */
+export async function checkSocketFolder(dir: string): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 }).catch((e: unknown) => {
     throw fromSystemError(e, dir, 'create socket folder');
   });
-  // Whoever controls the folder controls the socket: it must be ours (or root's), and not writable by everyone
-  // unless sticky (like /tmp, where others cannot remove or replace our files).
-  const d = await fsp.lstat(dir);
+  const d = await fsp.lstat(dir).catch((e: unknown) => {
+    throw fromSystemError(e, dir, 'check socket folder');
+  });
   const uid = process.getuid?.() ?? 0;
-  const worldWritable = (d.mode & 0o002) !== 0 && (d.mode & 0o1000) === 0;
-  if (!d.isDirectory() || (d.uid !== uid && d.uid !== 0 && (d.mode & 0o1000) === 0) || worldWritable) {
-    throw new CuemuxError('PERMISSION_DENIED', `${dir}: the socket folder must be owned by this user and not writable by everyone (it is ${d.isDirectory() ? `owned by uid ${d.uid}, mode ${(d.mode & 0o7777).toString(8)}` : 'not a folder'})`,
-      { path: dir });
+  if (!d.isDirectory()) {
+    throw new CuemuxError('PERMISSION_DENIED', `${dir}: the socket folder must be a folder owned by this user (it is ${d.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}); choose another --socket`,
+      { path: dir, operation: 'check socket folder' });
   }
+  if (d.uid !== uid) {
+    throw new CuemuxError('PERMISSION_DENIED', `${dir}: the socket folder is owned by ${await describeUser(d.uid)}, not by this server's user (${await describeUser(uid)}), mode ${(d.mode & 0o7777).toString(8)}: `
+      + 'its owner could replace the socket and read what players send; refused without creating anything in it. Use a folder of your own (--socket)',
+    { path: dir, operation: 'check socket folder' });
+  }
+  if ((d.mode & 0o002) !== 0 && (d.mode & 0o1000) === 0) {
+    throw new CuemuxError('PERMISSION_DENIED', `${dir}: the socket folder must be owned by this user and not writable by everyone (it is owned by ${await describeUser(d.uid)}, mode ${(d.mode & 0o7777).toString(8)})`,
+      { path: dir, operation: 'check socket folder' });
+  }
+}
+
+/** Make `socketPath` bindable: check its folder; remove a stale socket; refuse when a live server owns it. */
+export async function prepareSocketPath(socketPath: string): Promise<void> {
+  await checkSocketFolder(path.dirname(socketPath));
   const st = await fsp.lstat(socketPath).catch(() => null);
   if (st === null) return;
   if (!st.isSocket()) {

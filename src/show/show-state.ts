@@ -6,8 +6,7 @@
  * same runs and segment numbers — so players that reconnect go on where they were. A clean stop (SIGTERM) marks the
  * state, and the next start keeps only the cue list.
  */
-import { promises as fsp } from 'node:fs';
-import { CuemuxError } from '../common/errors';
+import { constants as fsc, promises as fsp } from 'node:fs';
 import { getLogger } from '../common/logger';
 import { unixNs } from '../common/time-source';
 import { publishIndexFile } from '../index-store/index-file';
@@ -15,6 +14,7 @@ import { parseCueDefinition, type CueDefinition } from './cue-definition';
 import type { CueRun } from './loaded-cue';
 import type { Show } from './show';
 import type { ClockSource, ClockStateName } from './show-clock';
+import { parseTimecodeRate } from './timecode';
 
 const log = getLogger('show-state');
 
@@ -26,6 +26,15 @@ const SAVE_COALESCE_MS = 50;
 
 /** How often the state is saved while nothing changes, so its age tells whether the server was alive. */
 const HEARTBEAT_MS = 2_000;
+
+/**
+ * Limits of a state file this server reads back; beyond them it is not the state of a show but damage or an attack,
+ * and a fresh show starts. A show saves a few hundred bytes per cue, plus about 7 per pass of a playing loop: these
+ * are far above any show, and bound what a damaged or crafted file can cost to read.
+ */
+const MAX_STATE_BYTES = 16 << 20;
+const MAX_SAVED_CUES = 10_000;
+const MAX_SAVED_PASSES = 1_000_000;
 
 interface SavedCue {
   def: Record<string, unknown>;
@@ -97,15 +106,24 @@ export class ShowStateFile {
 
   /** Restore the show from `file` when it holds a recent unclean stop (see the module comment), then keep it saved. */
   static async open(file: string, show: Show, options: ShowStateOptions): Promise<ShowStateFile> {
+    // Whatever is at the path (damage, an old or foreign file, a FIFO, a folder): a warning and a fresh show, never a
+    // failed start (a server that cannot start over its own state file would crash-loop under systemd).
     let saved: SavedShow | null = null;
     try {
-      saved = JSON.parse(await fsp.readFile(file, 'utf8')) as SavedShow;
-      if (saved.version !== 1) throw new CuemuxError('INVALID_ARGUMENT', `unknown version ${String(saved.version)}`);
+      saved = parseSavedShow(await readStateText(file));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log.warn('show state not readable: starting a fresh show', { path: file, error: e instanceof Error ? e.message : String(e) });
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        log.warn(`${file}: show state not usable (${e instanceof Error ? e.message : String(e)}): starting a fresh show`, { path: file });
+      }
       saved = null;
     }
-    if (saved !== null) await restore(saved, file, show, options);
+    if (saved !== null) {
+      try {
+        await restore(saved, file, show, options);
+      } catch (e) {
+        log.warn(`${file}: the saved show could not be resumed (${e instanceof Error ? e.message : String(e)}): starting a fresh show`, { path: file });
+      }
+    }
     const f = new ShowStateFile(file, show);
     await f.#save(false);
     return f;
@@ -142,6 +160,104 @@ export class ShowStateFile {
   }
 }
 
+/**
+ * The state file's text: a regular file of at most MAX_STATE_BYTES. Opened non-blocking, so a FIFO at the path
+ * cannot hold the open (or a thread of the pool) until someone writes to it; the type is checked on the open fd.
+ */
+async function readStateText(file: string): Promise<string> {
+  const fh = await fsp.open(file, fsc.O_RDONLY | fsc.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new Error(`not a regular file (${st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device'})`);
+    if (st.size > MAX_STATE_BYTES) throw new Error(`${st.size} bytes, more than a show state can be (${MAX_STATE_BYTES})`);
+    const buf = Buffer.alloc(st.size);
+    let at = 0;
+    while (at < st.size) {
+      const { bytesRead } = await fh.read(buf, at, st.size - at, at);
+      if (bytesRead === 0) break;
+      at += bytesRead;
+    }
+    return buf.toString('utf8', 0, at);
+  } finally {
+    await fh.close();
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Check a state file's text against {@link SavedShow}, field by field; throws an Error saying which field is wrong.
+ * Everything restore() relies on is checked here, so a file that passes cannot make the restore throw halfway.
+ */
+export function parseSavedShow(text: string): SavedShow {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`not JSON: ${(e as Error).message}`);
+  }
+  const fail = (what: string, v: unknown): never => {
+    const shown = JSON.stringify(v) ?? String(v);
+    throw new Error(`${what} is ${shown.length > 60 ? `${shown.slice(0, 60)}...` : shown}`);
+  };
+  const obj = (v: unknown, what: string): Record<string, unknown> => (isObject(v) ? v : fail(`${what} is not an object: it`, v));
+  const finite = (v: unknown, what: string): number => (typeof v === 'number' && Number.isFinite(v) ? v : fail(`${what} is not a finite number: it`, v));
+  const count = (v: unknown, what: string, min = 0): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= min ? v : fail(`${what} is not an integer >= ${min}: it`, v));
+  const oneOf = <T extends string>(v: unknown, what: string, allowed: readonly T[]): T => (typeof v === 'string' && (allowed as readonly string[]).includes(v) ? v as T : fail(`${what} is not one of ${allowed.join(', ')}: it`, v));
+  const decimal = (v: unknown, what: string): string => (typeof v === 'string' && /^-?\d{1,20}$/.test(v) ? v : fail(`${what} is not a decimal integer string: it`, v));
+  const top = obj(raw, 'the file');
+  if (top.version !== 1) fail('version (expected 1)', top.version);
+  const savedUnixNs = decimal(top.savedUnixNs, 'savedUnixNs');
+  if (typeof top.clean !== 'boolean') fail('clean is not a boolean: it', top.clean);
+  const c = obj(top.clock, 'clock');
+  const clock: SavedShow['clock'] = {
+    generation: count(c.generation, 'clock.generation', 1),
+    state: oneOf(c.state, 'clock.state', ['stopped', 'playing', 'chasing'] as const),
+    source: oneOf(c.source, 'clock.source', ['internal', 'external'] as const),
+    rate: finite(c.rate, 'clock.rate'),
+    positionSeconds: finite(c.positionSeconds, 'clock.positionSeconds'),
+    anchorUnixNs: decimal(c.anchorUnixNs, 'clock.anchorUnixNs'),
+    timecodeRate: typeof c.timecodeRate === 'string' ? c.timecodeRate : fail('clock.timecodeRate is not a string: it', c.timecodeRate),
+  };
+  try {
+    parseTimecodeRate(clock.timecodeRate);
+  } catch {
+    fail('clock.timecodeRate is not a timecode rate: it', clock.timecodeRate);
+  }
+  if (typeof top.cueListPath !== 'string') fail('cueListPath is not a string: it', top.cueListPath);
+  if (top.playhead !== null && typeof top.playhead !== 'string') fail('playhead is not a string or null: it', top.playhead);
+  if (!Array.isArray(top.cues)) fail('cues is not an array: it', top.cues);
+  const rawCues = top.cues as unknown[];
+  if (rawCues.length > MAX_SAVED_CUES) throw new Error(`cues has ${rawCues.length} entries, more than ${MAX_SAVED_CUES}`);
+  const cues = rawCues.map((v, i): SavedCue => {
+    const at = `cues[${i}]`;
+    const q = obj(v, at);
+    const def = obj(q.def, `${at}.def`);
+    const state = oneOf(q.state, `${at}.state`, ['armed', 'playing', 'paused'] as const);
+    let run: CueRun | null = null;
+    if (q.run !== null) {
+      const r = obj(q.run, `${at}.run`);
+      run = { clockSeconds: finite(r.clockSeconds, `${at}.run.clockSeconds`), mediaSeconds: finite(r.mediaSeconds, `${at}.run.mediaSeconds`), id: count(r.id, `${at}.run.id`) };
+    }
+    const n = obj(q.numbering, `${at}.numbering`);
+    if (!Array.isArray(n.passes)) fail(`${at}.numbering.passes is not an array: it`, n.passes);
+    const rawPasses = n.passes as unknown[];
+    if (rawPasses.length > MAX_SAVED_PASSES) throw new Error(`${at}.numbering.passes has ${rawPasses.length} entries, more than ${MAX_SAVED_PASSES}`);
+    const numbering = {
+      runs: count(n.runs, `${at}.numbering.runs`), nextSegment: count(n.nextSegment, `${at}.numbering.nextSegment`),
+      passes: rawPasses.map((p, k) => count(p, `${at}.numbering.passes[${k}]`)),
+    };
+    const pausedMedia = q.pausedMedia === null ? null : finite(q.pausedMedia, `${at}.pausedMedia`);
+    return { def, state, run, numbering, pausedMedia };
+  });
+  return {
+    version: 1, savedUnixNs, clean: top.clean as boolean, clock, cueListPath: top.cueListPath as string,
+    playhead: top.playhead as string | null, cues,
+  };
+}
+
 async function restore(saved: SavedShow, file: string, show: Show, options: ShowStateOptions): Promise<void> {
   if (saved.cueListPath !== '') {
     await options.loadCueList(saved.cueListPath).catch((e: unknown) => {
@@ -156,11 +272,23 @@ async function restore(saved: SavedShow, file: string, show: Show, options: Show
     }
   }
   const ageMs = Number(unixNs() - BigInt(saved.savedUnixNs)) / 1e6;
-  if (saved.clean || ageMs > (options.resumeWithinMs ?? DEFAULT_RESUME_WITHIN_MS)) {
-    if (!saved.clean) log.info('the previous server stopped long ago: not resuming its playback', { path: file, ageSeconds: Math.round(ageMs / 1000) });
+  if (saved.clean) return;
+  if (ageMs < 0) {
+    // Saved "in the future": the wall clock was set back since, or the file is not what this server wrote. Its age
+    // is unknown, so it may be any old show: not resumed.
+    log.warn(`${file}: the show state is dated ${Math.round(-ageMs / 1000)} s in the future: not resuming its playback`, { path: file, ageMs: Math.round(ageMs) });
     return;
   }
-  show.clock.restore({ ...saved.clock, anchorUnixNs: BigInt(saved.clock.anchorUnixNs) });
+  if (ageMs > (options.resumeWithinMs ?? DEFAULT_RESUME_WITHIN_MS)) {
+    log.info('the previous server stopped long ago: not resuming its playback', { path: file, ageSeconds: Math.round(ageMs / 1000) });
+    return;
+  }
+  try {
+    show.clock.restore({ ...saved.clock, anchorUnixNs: BigInt(saved.clock.anchorUnixNs) });
+  } catch (e) {
+    log.warn(`${file}: the saved clock is not valid (${e instanceof Error ? e.message : String(e)}): not resuming its playback`, { path: file });
+    return;
+  }
   for (const c of saved.cues) {
     try {
       const def = parseCueDefinition(c.def, `${file}: cue`, null);

@@ -265,8 +265,9 @@ export interface CloseMediaResponse {
  * Packets are sent in file (decode) order, interleaved across streams exactly as stored in the file, each packet
  * exactly once, with its data byte-identical to FFmpeg's av_read_frame output.
  * Start: each requested stream starts at its last keyframe whose presentation time (pts, or dts when the pts is
- * absent) is at or before start_seconds; a stream with no such keyframe starts at its first packet. Packets of a
- * stream before its start point are not sent, even when another stream's start point lies earlier in the file.
+ * absent) is at or before start_seconds; a stream with no such keyframe starts at its first packet; without
+ * start_seconds every stream starts at its first packet. Packets of a stream before its start point are not sent,
+ * even when another stream's start point lies earlier in the file.
  * End: each stream ends with its last packet whose decode time (dts, or pts when the dts is absent) is before
  * end_seconds. This includes every packet needed to decode every frame presented before end_seconds; it may
  * include a few frames presented at or after end_seconds, which the player drops after decoding.
@@ -280,14 +281,17 @@ export interface ReadPacketsRequest {
    */
   streams: number[];
   /**
-   * Start time in seconds on the media timeline (see the file header). Default 0. To read a whole file from its
-   * very first packet, pass a value at or below MediaInfo.start_seconds (e.g. -1e9): files whose timestamps start
-   * below 0 (audio priming) otherwise lose their first packets. Must be finite.
+   * Start time in seconds on the media timeline (see the file header): each stream starts at its keyframe at or
+   * before it. Absent = from the first packet of each stream, every packet of the file included, also those with
+   * timestamps below 0 (AAC/Opus priming packets with a negative pts, B-frame video's negative dts); an explicit 0
+   * starts at the keyframe at or before 0 and so leaves such packets out. Must be finite when present.
    */
-  startSeconds: number;
+  startSeconds?:
+    | number
+    | undefined;
   /**
    * End time in seconds on the media timeline, exclusive; absent = to the end of the file. Must be greater than
-   * start_seconds (else INVALID_ARGUMENT).
+   * start_seconds when both are present (else INVALID_ARGUMENT).
    */
   endSeconds?:
     | number
@@ -615,21 +619,27 @@ export interface FollowEvent {
 /**
  * A cue's preroll: the packets a player needs to have the cue's in-point ready before its GO (sent only when
  * FollowRequest.prepare is set). They are the first packets the cue's next segment starting at its in-point would
- * carry: from each stream's keyframe at or before CueLoaded.in_seconds (audio streams 0.1 s before it, for decoder
- * pre-roll) up to 0.25 s of media past the in-point, in file (decode) order, so that a decoder with reordering or frame
- * threads has already given the in-point frame. They belong to no segment and no clock generation yet.
+ * carry: for each stream, from its keyframe at or before CueLoaded.in_seconds (audio streams 0.1 s before it, for
+ * decoder pre-roll) to the last packet whose decode time is at most 0.25 s of media past the in-point, in file
+ * (decode) order, so that a decoder with reordering or frame threads has already given the in-point frame. They
+ * belong to no segment and no clock generation yet. Only cues armed with their in-point read into memory get one (a
+ * cue loaded by the GO itself, e.g. after an unload, does not, nor do the later passes of such a loop).
  *
  * What the player does: open a decoder per stream (and a resampler) now, decode these packets now, keep the frames
  * from the one covering the in-point on, and present nothing of them until a segment adopts the preroll: a
  * FollowPackets with `preroll` set to this preroll's number. Then the decoders and their frames become that
- * segment's, in that FollowPackets' generation, and its packets continue where the preroll's ended.
+ * segment's, in that FollowPackets' generation, and its packets continue, stream by stream, where the preroll's
+ * ended (in file order the two may interleave: a resume point (FollowResume.next_entry) that falls among the
+ * preroll's entries makes the server send those again; drop the ones the preroll had). The adopting FollowPackets
+ * may carry no packets at all (the whole segment was in the preroll): it still adopts, and its `last` drains.
  *
  * A preroll is sent when a cue is loaded (armed) or re-armed (a new CueLoaded), when a Follow call opens on a cue
  * that is loaded, and again about a second after a segment adopted the previous one (so a GO that restarts the cue,
  * a locate back onto its in-point and the next pass of a loop are prepared too). A new CuePreroll of a cue replaces
  * the one before it (release its decoders and frames); so do CueLoaded and CueUnloaded of the cue. A clock
- * discontinuity does not touch a preroll: it holds no clock time. A preroll may be adopted at most once, and only by
- * the call that sent it.
+ * discontinuity does not touch a preroll (it holds no clock time), nor does CueStopped (a later GO from the in-point
+ * adopts it). A preroll may be adopted at most once, and only on the call that sent it: numbers start again at 1 on
+ * every call, so drop every preroll when a Follow call ends and a new one begins.
  */
 export interface CuePreroll {
   /** The cue id. */
@@ -2051,7 +2061,7 @@ export const CloseMediaResponse: MessageFns<CloseMediaResponse> = {
 };
 
 function createBaseReadPacketsRequest(): ReadPacketsRequest {
-  return { mediaId: "", streams: [], startSeconds: 0, endSeconds: undefined, maxBatchBytes: undefined };
+  return { mediaId: "", streams: [], startSeconds: undefined, endSeconds: undefined, maxBatchBytes: undefined };
 }
 
 export const ReadPacketsRequest: MessageFns<ReadPacketsRequest> = {
@@ -2066,7 +2076,7 @@ export const ReadPacketsRequest: MessageFns<ReadPacketsRequest> = {
       }
       writer.join();
     }
-    if (message.startSeconds !== 0) {
+    if (message.startSeconds !== undefined) {
       writer.uint32(25).double(message.startSeconds);
     }
     if (message.endSeconds !== undefined) {
@@ -2165,7 +2175,7 @@ export const ReadPacketsRequest: MessageFns<ReadPacketsRequest> = {
         ? globalThis.Number(object.startSeconds)
         : isSet(object.start_seconds)
         ? globalThis.Number(object.start_seconds)
-        : 0,
+        : undefined,
       endSeconds: isSet(object.endSeconds)
         ? globalThis.Number(object.endSeconds)
         : isSet(object.end_seconds)
@@ -2187,7 +2197,7 @@ export const ReadPacketsRequest: MessageFns<ReadPacketsRequest> = {
     if (message.streams?.length) {
       obj.streams = message.streams.map((e) => Math.round(e));
     }
-    if (message.startSeconds !== 0) {
+    if (message.startSeconds !== undefined) {
       obj.startSeconds = floatToJson(message.startSeconds);
     }
     if (message.endSeconds !== undefined) {
@@ -2206,7 +2216,7 @@ export const ReadPacketsRequest: MessageFns<ReadPacketsRequest> = {
     const message = createBaseReadPacketsRequest();
     message.mediaId = object.mediaId ?? "";
     message.streams = object.streams?.map((e) => e) || [];
-    message.startSeconds = object.startSeconds ?? 0;
+    message.startSeconds = object.startSeconds ?? undefined;
     message.endSeconds = object.endSeconds ?? undefined;
     message.maxBatchBytes = object.maxBatchBytes ?? undefined;
     return message;
