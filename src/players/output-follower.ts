@@ -47,7 +47,18 @@ interface CueTrack {
   /** Slots still draining their last frames after their segment's `last` batch. */
   draining: Set<Slot>;
   /** The cue's preroll being prepared (decoders by stream) until a segment adopts it, or null. */
-  prepared: { preroll: number; slots: Map<number, Slot> } | null;
+  prepared: Prepared | null;
+}
+
+/** A preroll being prepared. */
+interface Prepared {
+  preroll: number;
+  /** Its decoders, by stream. */
+  slots: Map<number, Slot>;
+  /** Resolves the preroll's turn: called once its packets are decoded, or when it is dropped. */
+  done: () => void;
+  /** The turn of the preroll before it: its decoding starts after that. */
+  after: Promise<void>;
 }
 
 /** Follows an output and decodes its packets. One per player process. */
@@ -55,6 +66,11 @@ export class OutputFollower extends FollowerBase {
   readonly #client: MediaClient;
   readonly #options: OutputFollowerOptions;
   readonly #cues = new Map<string, CueTrack>();
+  /**
+   * Resolves once the prerolls begun so far are decoded (or dropped): prerolls are prepared one at a time, in the
+   * order the server sends them (the standby cue first), so the next GO's cue is not ready last of all.
+   */
+  #prepGate: Promise<void> = Promise.resolve();
 
   constructor(client: MediaClient, options: OutputFollowerOptions) {
     super();
@@ -73,10 +89,7 @@ export class OutputFollower extends FollowerBase {
         output: o.output, leadSeconds: o.leadSeconds, prepare: o.prepare ?? false,
         onReconnect: (e, attempt) => {
           // Preroll numbers belong to a call: the next call numbers its own from 1.
-          for (const cue of this.#cues.values()) {
-            for (const slot of cue.prepared?.slots.values() ?? []) this.#drop(slot);
-            cue.prepared = null;
-          }
+          for (const cue of this.#cues.values()) this.#dropPrepared(cue);
           this.safeEmit('reconnect', e, attempt);
         },
       }, { signal });
@@ -167,8 +180,11 @@ export class OutputFollower extends FollowerBase {
     this.packets += p.packets.length;
     if (cue.prepared?.preroll !== p.preroll) {
       // A new preroll replaces the cue's earlier one.
-      for (const slot of cue.prepared?.slots.values() ?? []) this.#drop(slot);
-      cue.prepared = { preroll: p.preroll, slots: new Map() };
+      this.#dropPrepared(cue);
+      let done = (): void => undefined;
+      const turn = new Promise<void>((resolve) => { done = resolve; });
+      cue.prepared = { preroll: p.preroll, slots: new Map(), done, after: this.#prepGate };
+      this.#prepGate = turn;
     }
     const prepared = cue.prepared;
     for (const pk of p.packets) {
@@ -176,7 +192,7 @@ export class OutputFollower extends FollowerBase {
       if (slot === undefined) {
         const info = cue.streams.get(pk.streamIndex);
         if (info === undefined) continue;
-        slot = this.#open(cue, pk.streamIndex, info, 0, 0n, p.preroll);
+        slot = this.#open(cue, pk.streamIndex, info, 0, 0n, p.preroll, prepared.after);
         prepared.slots.set(pk.streamIndex, slot);
       }
       const s = slot;
@@ -186,6 +202,7 @@ export class OutputFollower extends FollowerBase {
       // Said once every packet of it is decoded: the in-point is ready (an operator's display, and tests, wait on it).
       const chains = [...prepared.slots.values()].map((s) => s.chain);
       void Promise.all(chains).then(() => {
+        prepared.done();
         if (this.#cues.get(p.cueId) === cue && [...prepared.slots.values()].every((s) => !s.dropped)) this.safeEmit('prepared', { cueId: p.cueId, preroll: p.preroll });
       });
     }
@@ -249,10 +266,10 @@ export class OutputFollower extends FollowerBase {
     return slot;
   }
 
-  /** A new slot whose decoder opens first in its chain. */
-  #open(cue: CueTrack, stream: number, info: StreamInfo, segment: number, generation: bigint, preroll: number): Slot {
+  /** A new slot whose decoder opens first in its chain, after `after` (a preroll's turn). */
+  #open(cue: CueTrack, stream: number, info: StreamInfo, segment: number, generation: bigint, preroll: number, after: Promise<void> = Promise.resolve()): Slot {
     const slot: Slot = {
-      segment, generation, preroll, stream, info, chain: Promise.resolve(), decoder: null, resampler: null,
+      segment, generation, preroll, stream, info, chain: after, decoder: null, resampler: null,
       audioOrigin: null, audioOut: 0, dropped: false, drained: false,
     };
     this.#enqueue(slot, async () => {
@@ -357,9 +374,14 @@ export class OutputFollower extends FollowerBase {
     for (const slot of [...cue.slots.values(), ...cue.draining]) this.#drop(slot);
     cue.slots.clear();
     cue.draining.clear();
-    if (prepared) {
-      for (const slot of cue.prepared?.slots.values() ?? []) this.#drop(slot);
-      cue.prepared = null;
-    }
+    if (prepared) this.#dropPrepared(cue);
+  }
+
+  /** Drop the cue's preroll (its decoders and frames), and give its turn to the next. */
+  #dropPrepared(cue: CueTrack): void {
+    if (cue.prepared === null) return;
+    for (const slot of cue.prepared.slots.values()) this.#drop(slot);
+    cue.prepared.done();
+    cue.prepared = null;
   }
 }

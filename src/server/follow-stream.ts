@@ -55,8 +55,9 @@ const PREFETCH_SLACK_SECONDS = 0.1;
 export const PREROLL_AHEAD_SECONDS = 0.25;
 
 /**
- * How long after a segment adopts a cue's preroll the next one is sent, in ms: after the GO's first batches (which
- * must not queue behind it) and early enough for a loop's next pass or a GO that restarts the cue.
+ * How long after a cue's segment starts (or the cue stops) its next preroll is sent, in ms: after the GO's first
+ * batches, which must not queue behind it, and early enough for a GO that restarts the cue. A loop's next pass needs
+ * it sooner (a pass may be shorter than this): a looping cue's is sent as soon as its pass adopted the last one.
  */
 const PREROLL_RENEW_MS = 1000;
 
@@ -128,8 +129,10 @@ export class FollowSession {
   readonly #prerolls = new Map<string, SentPreroll>();
   /** Next preroll number. */
   #nextPreroll = 1;
-  /** Timers renewing adopted prerolls. */
-  readonly #renewals = new Set<NodeJS.Timeout>();
+  /** Timers sending a cue's next preroll, by cue id. */
+  readonly #renewals = new Map<string, NodeJS.Timeout>();
+  /** Prerolls are written one after another, the first asked for first (a player prepares them in that order). */
+  #prerollQueue: Promise<unknown> = Promise.resolve();
 
   constructor(call: ServerWritableStream<FollowRequest, FollowEvent>, show: Show, registry: MediaRegistry, client: ClientRecord, lead: number, batchBytes: number) {
     this.#call = call;
@@ -170,12 +173,13 @@ export class FollowSession {
         this.#loaded(cue);
         if (cue.state === 'playing') this.#startFeed(cue);
       }
-      // After the feeds of playing cues (a reconnecting player needs those first).
-      for (const cue of loaded) this.#sendPreroll(cue);
+      // After the feeds of playing cues (a reconnecting player needs those first); the standby cue first, then the
+      // cues after it in the list: a player that has just started prepares the next GO's cue first.
+      for (const cue of this.#byNearness(loaded)) this.#sendPreroll(cue);
       await callEnded(this.#call);
     } finally {
       clearInterval(heartbeat);
-      for (const t of this.#renewals) clearTimeout(t);
+      for (const t of this.#renewals.values()) clearTimeout(t);
       this.#renewals.clear();
       for (const p of this.#prerolls.values()) p.ctl.abort();
       this.#prerolls.clear();
@@ -215,6 +219,7 @@ export class FollowSession {
         break;
       case 'stopped':
         this.#stopFeed(cue.id);
+        this.#renewPreroll(cue, PREROLL_RENEW_MS);
         this.#event({ $case: 'stopped', value: { cueId: cue.id, reason: ev.reason, clockSeconds: ev.clockSeconds, mediaSeconds: ev.mediaSeconds } });
         break;
       case 'unloaded':
@@ -318,6 +323,7 @@ export class FollowSession {
         const adopt = waiting !== undefined && !signal.aborted ? await this.#adoptable(cue, signal) : null;
         if (signal.aborted) return;
         let preroll = adopt?.number ?? 0;
+        let firstOfSegment = true;
         const plan = this.#plan(cue, streams, from, seg.endMediaSeconds, skipBelow, adopt?.numbers);
         let next = plan.next();
         let limit = k === first ? FIRST_BATCH_BYTES : this.#batchBytes;
@@ -353,7 +359,8 @@ export class FollowSession {
           const before = announce;
           announce = null;
           if (!(await this.#writePackets(cue.id, seg, generation, chunk, next.done === true, before, preroll))) return;
-          if (preroll !== 0) this.#renewPreroll(cue);
+          if (firstOfSegment) this.#renewPreroll(cue, preroll !== 0 && cue.def.loop ? 0 : PREROLL_RENEW_MS);
+          firstOfSegment = false;
           preroll = 0;
           const last = chunk[chunk.length - 1].e;
           const t = last.pts ?? last.dts;
@@ -369,7 +376,7 @@ export class FollowSession {
         // Every packet of the segment was in the preroll: the player still has to adopt it (and drain).
         if (preroll !== 0) {
           if (!(await this.#writePackets(cue.id, seg, generation, [], true, null, preroll))) return;
-          this.#renewPreroll(cue);
+          this.#renewPreroll(cue, cue.def.loop ? 0 : PREROLL_RENEW_MS);
         }
       }
     } finally {
@@ -476,10 +483,11 @@ export class FollowSession {
     if (planned.length === 0 || firstSeconds === Infinity) return;
     const ctl = new AbortController();
     const number = this.#nextPreroll++;
-    const sent = this.#writePreroll(cue.id, number, planned, ctl.signal).catch((e: unknown) => {
+    const sent = this.#prerollQueue.then(() => this.#writePreroll(cue.id, number, planned, ctl.signal)).catch((e: unknown) => {
       log.warn('sending a preroll failed', { cue: cue.id, output: this.#output, error: e instanceof Error ? e.message : String(e) });
       return false;
     });
+    this.#prerollQueue = sent;
     this.#prerolls.set(cue.id, { cue, number, numbers: new Set(planned.map((p) => p.e.index)), firstSeconds, sent, ctl });
   }
 
@@ -517,15 +525,31 @@ export class FollowSession {
   }
 
   /**
-   * A segment's first batch adopted the cue's preroll: send a new one PREROLL_RENEW_MS later. Not before that batch is
-   * written: a player holds one preroll per cue, and a new one would replace the one being adopted.
+   * Send the cue's next preroll `delayMs` from now unless it has one then (a segment adopted the last, or started
+   * without one, or the cue stopped). Called once a segment's first batch is written, never before: a player holds
+   * one preroll per cue, and a new one would replace the one being adopted.
    */
-  #renewPreroll(cue: LoadedCue): void {
+  #renewPreroll(cue: LoadedCue, delayMs: number): void {
+    if (!this.#prepare) return;
+    const pending = this.#renewals.get(cue.id);
+    if (pending !== undefined && delayMs > 0) return;
+    clearTimeout(pending);
     const t = setTimeout(() => {
-      this.#renewals.delete(t);
+      this.#renewals.delete(cue.id);
       if (this.#show.cues.includes(cue) && !this.#prerolls.has(cue.id)) this.#sendPreroll(cue);
-    }, PREROLL_RENEW_MS);
-    this.#renewals.add(t);
+    }, delayMs);
+    this.#renewals.set(cue.id, t);
+  }
+
+  /** `cues` with the standby cue first, then those after it in the cue list (wrapping), then the others. */
+  #byNearness(cues: LoadedCue[]): LoadedCue[] {
+    const list = this.#show.cueList.cues;
+    const at = Math.max(0, list.findIndex((c) => c.id === this.#show.playhead));
+    const rank = (cue: LoadedCue): number => {
+      const i = list.findIndex((c) => c.id === cue.id);
+      return i < 0 ? list.length : (i - at + list.length) % list.length;
+    };
+    return [...cues].sort((a, b) => rank(a) - rank(b));
   }
 
 }
