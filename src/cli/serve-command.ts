@@ -23,6 +23,7 @@ export const SERVE_USAGE = `Usage: cuemux serve [options]
   --cache-dir DIR        index cache for media in read-only folders
   --config FILE          JSON file with any of the settings below (relative paths are relative to the file)
   --max-clients N        concurrent ReadPackets/GetIndex streams (default 64)
+  --max-watchers N       concurrent WatchClock/Follow calls (default 64)
   --max-open-media N     media files open at once (default 256)
   --max-batch-bytes N    largest batch a client may ask for (default 8388608)
   --batch-bytes N        batch size when the client does not ask (default 524288)
@@ -34,6 +35,13 @@ Show control (OSC over UDP, see README "Show control"):
   --osc-host HOST        address the OSC port binds to (default 127.0.0.1; 0.0.0.0 for show control on another machine)
   --osc-port N           OSC UDP port (default 53100; "off" for no OSC)
   --osc-reply-port N     send replies to this port on the sender's host (default: the sender's own port)
+  --osc-allow CIDR[,CIDR...]  senders allowed to send OSC (repeatable; default 127.0.0.0/8,::1: this machine only);
+                         e.g. --osc-allow 192.168.1.20/32 for a console on the LAN (with --osc-host 0.0.0.0)
+  --osc-rate-messages N  OSC messages per second per sender (default 2000; over it datagrams are dropped)
+  --osc-rate-bytes N     OSC bytes per second per sender (default 1048576)
+  --osc-max-scheduled N  timed (bundled) OSC messages waiting at once (default 1024; 24 h ahead at most)
+  --max-adhoc-cues N     cues defined over OSC (not in the cue list) loaded at once (default 64)
+  --max-prefetch-bytes N prefetched packets held by all armed cues (default 268435456; beyond, no prefetch)
   --cue-list FILE        load this cue list at start and apply its edits as they are saved
   --timecode-rate R      show clock timecode rate: 23.976 24 25 29.97 29.97df 30 48 50 59.94 59.94df 60 (default 25)
   --lead-seconds S       Follow: send packets this far ahead of the clock (default 0.5)
@@ -48,13 +56,15 @@ Precedence: flags > environment > config file > defaults.
 `;
 
 const FLAG_TO_KEY: Record<string, keyof ServerConfig> = {
-  socket: 'socket', listen: 'listen', 'media-root': 'mediaRoots', 'cache-dir': 'cacheDir', 'max-clients': 'maxClients',
+  socket: 'socket', listen: 'listen', 'media-root': 'mediaRoots', 'cache-dir': 'cacheDir', 'max-clients': 'maxClients', 'max-watchers': 'maxWatchers',
   'max-open-media': 'maxOpenMedia', 'max-batch-bytes': 'maxBatchBytes', 'batch-bytes': 'defaultBatchBytes',
   'idle-close-ms': 'idleCloseMs', 'shutdown-grace-ms': 'shutdownGraceMs', 'log-level': 'logLevel', 'log-format': 'logFormat',
   'log-file': 'logFile', 'osc-host': 'oscHost', 'osc-port': 'oscPort', 'osc-reply-port': 'oscReplyPort', 'cue-list': 'cueList',
   'timecode-rate': 'timecodeRate', 'lead-seconds': 'leadSeconds', 'prefetch-seconds': 'prefetchSeconds',
   'chase-jump-seconds': 'chaseJumpSeconds', 'chase-loss-ms': 'chaseLossMs', 'chase-loss-policy': 'chaseLossPolicy',
-  'chase-freerun-ms': 'chaseFreerunMs', 'state-file': 'stateFile',
+  'chase-freerun-ms': 'chaseFreerunMs', 'state-file': 'stateFile', 'osc-allow': 'oscAllow', 'osc-rate-messages': 'oscRateMessages',
+  'osc-rate-bytes': 'oscRateBytes', 'osc-max-scheduled': 'oscMaxScheduled', 'max-adhoc-cues': 'maxAdHocCues',
+  'max-prefetch-bytes': 'maxPrefetchBytes',
 };
 
 
@@ -65,7 +75,7 @@ export function serveConfig(args: string[], env: NodeJS.ProcessEnv = process.env
     parsed = parseArgs({
       args, allowPositionals: false, strict: true,
       options: {
-        ...Object.fromEntries(Object.keys(FLAG_TO_KEY).map((k) => [k, { type: 'string' as const, multiple: k === 'media-root' }])),
+        ...Object.fromEntries(Object.keys(FLAG_TO_KEY).map((k) => [k, { type: 'string' as const, multiple: k === 'media-root' || k === 'osc-allow' }])),
         config: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     });

@@ -32,6 +32,13 @@ export async function runStatusCommand(io: CliIo, args: string[]): Promise<ExitC
       `Active: ${st.media.length} media open, ${st.clients.length} streams`];
     for (const m of st.media) lines.push(`  ${m.path}  opens ${m.openCount}, clients ${m.clients}, read ${mb(m.bytesReadFromFile)} of the file`);
     for (const c of st.clients) {
+      // WatchClock calls have neither media nor output; Follow calls name their output.
+      if (c.mediaId === '' && c.output === '') {
+        lines.push(`  client ${c.peer}  watching the clock`);
+        continue;
+      }
+      if (c.output !== '') lines.push(`  client ${c.peer}  following output ${c.output}`);
+      if (c.mediaId === '') continue;
       lines.push(`  client ${c.peer}  media ${c.mediaId} streams [${c.streams.join(',') || 'all'}] at ${c.positionSeconds.toFixed(3)} s, ` +
         `buffer ${mb(c.bytesQueued)}, sent ${mb(c.bytesSent)}`);
     }

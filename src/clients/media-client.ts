@@ -79,6 +79,9 @@ export class MediaClient {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
+      // One connection per client, never shared with another MediaClient of this process: the server ties the media a
+      // client opens to its connection (CloseMedia by another connection is refused; a closed connection releases).
+      'grpc.use_local_subchannel_pool': 1,
     });
   }
 

@@ -316,21 +316,23 @@ const NOT_SHOW_MEDIA = new Set(['tty']);
 /**
  * Open `file` with FFmpeg (demuxer + stream info probing, as ffprobe does).
  * Errors: NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT (a directory), NOT_MEDIA (empty, text, unknown format,
- * or no streams).
+ * or no streams). With `source`, FFmpeg opens that path instead (e.g. `/proc/self/fd/N`: a file the caller already
+ * has open) and `file` only names it in errors and in the demuxer's info.
  */
-export async function openDemuxer(file: string): Promise<Demuxer> {
+export async function openDemuxer(file: string, options: { source?: string } = {}): Promise<Demuxer> {
   const abs = path.resolve(file);
-  const st = await fsp.stat(abs).catch((e: unknown) => { throw fromSystemError(e, abs, 'open'); });
+  const source = options.source === undefined ? abs : path.resolve(options.source);
+  const st = await fsp.stat(source).catch((e: unknown) => { throw fromSystemError(e, abs, 'open'); });
   if (st.isDirectory()) throw new CuemuxError('INVALID_ARGUMENT', `${abs}: is a directory, a media file is needed`, { path: abs, operation: 'open' });
   if (!st.isFile()) throw new CuemuxError('NOT_MEDIA', `${abs}: not a regular file`, { path: abs, operation: 'open' });
   if (st.size === 0) throw new CuemuxError('NOT_MEDIA', `${abs}: file is empty (0 bytes), not media`, { path: abs, operation: 'open' });
   // Permission is checked here so the message is the OS's, not FFmpeg's generic one.
-  await fsp.access(abs, fsp.constants.R_OK).catch((e: unknown) => { throw fromSystemError(e, abs, 'open'); });
+  await fsp.access(source, fsp.constants.R_OK).catch((e: unknown) => { throw fromSystemError(e, abs, 'open'); });
   const bc = load();
   let fmt: any;
   try {
     // `file:` so that a colon in a file name is never taken for a protocol (FFmpeg URL syntax).
-    fmt = await bc.demuxer(`file:${abs}`);
+    fmt = await bc.demuxer(`file:${source}`);
   } catch (e) {
     throw nativeError(e, abs, 'open', 'NOT_MEDIA');
   }

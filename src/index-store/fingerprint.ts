@@ -29,13 +29,25 @@ export function sampleRanges(size: number): Array<[number, number]> {
   return ranges;
 }
 
-/** Compute the identity of the media file at `file` (reads about 3.1 MiB). */
-export async function fingerprint(file: string): Promise<SourceIdentity> {
+/**
+ * The path FFmpeg (or anything else that only takes a file name) opens to reach exactly the file `file` has open:
+ * opening `/proc/self/fd/N` reopens that file itself, never what its former path names now (Linux). Valid while
+ * `file` is open.
+ */
+export function fdPath(file: fsp.FileHandle): string {
+  return `/proc/self/fd/${file.fd}`;
+}
+
+/**
+ * Compute the identity of the media file at `file` (reads about 3.1 MiB). Given an open handle, that file is read
+ * (and left open), never whatever its path names; `name` then names it in errors.
+ */
+export async function fingerprint(file: string | fsp.FileHandle, name = typeof file === 'string' ? file : fdPath(file)): Promise<SourceIdentity> {
   let fh: fsp.FileHandle;
   try {
-    fh = await fsp.open(file, 'r');
+    fh = typeof file === 'string' ? await fsp.open(file, 'r') : file;
   } catch (e) {
-    throw fromSystemError(e, file, 'fingerprint');
+    throw fromSystemError(e, name, 'fingerprint');
   }
   try {
     const st = await fh.stat({ bigint: true });
@@ -65,9 +77,9 @@ export async function fingerprint(file: string): Promise<SourceIdentity> {
       sampleHash: hash.digest(),
     };
   } catch (e) {
-    throw fromSystemError(e, file, 'fingerprint');
+    throw fromSystemError(e, name, 'fingerprint');
   } finally {
-    await fh.close();
+    if (fh !== file) await fh.close();
   }
 }
 

@@ -9,7 +9,7 @@ import { promises as fsp, readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { openDemuxer, libavformatVersion } from '../ffmpeg/beamcoder-adapter';
 import { META_STRIDE, Meta, type PacketColumns } from '../ffmpeg/types';
-import { fingerprint, staleReason } from './fingerprint';
+import { fdPath, fingerprint, staleReason } from './fingerprint';
 import { IndexEncoder, type PartialInfo, type SourceIdentity } from './idx-format';
 
 const log = getLogger('index-builder');
@@ -34,6 +34,11 @@ export interface BuildOptions {
   signal?: AbortSignal;
   /** The media's fingerprint if the caller has just taken it (saves reading it again). */
   identity?: SourceIdentity;
+  /**
+   * The media, already open (the server opens each file once, beneath its media root): every byte of the build is
+   * read through it (FFmpeg included, by `/proc/self/fd/N`), never by path. Left open.
+   */
+  file?: FileHandle;
 }
 
 /** The result of a build: the bytes to publish and what was found. */
@@ -237,8 +242,9 @@ export async function buildIndexBytes(media: string, options: BuildOptions = {})
 }
 
 async function build(media: string, options: BuildOptions): Promise<BuiltIndex> {
-  const before = options.identity ?? await fingerprint(media);
-  const demuxer = await openDemuxer(media);
+  const given = options.file;
+  const before = options.identity ?? await fingerprint(given ?? media, media);
+  const demuxer = await openDemuxer(media, given === undefined ? undefined : { source: fdPath(given) });
   let partial: PartialInfo | null = null;
   const format = demuxer.info.formatName;
   const sampled = DIRECT_FORMATS.has(format);
@@ -262,7 +268,7 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
       const cols = await demuxer.readColumns(!withData ? { maxPackets: BATCH }
         : direct === null ? { maxPackets: VERIFY_PACKETS, withData: true } : { maxPackets: BATCH, withData: true, maxBytes: VERIFY_BYTES });
       if (direct !== false && cols.count > 0 && (withData || blocks !== null)) {
-        file ??= await fsp.open(media, 'r');
+        file ??= given ?? await fsp.open(media, 'r');
         if (withData) direct = await bytesMatchFile(file, cols, offsets, !sampled, scratch);
         if (direct !== false && blocks !== null) direct = await blocks.check(file, cols, offsets);
       }
@@ -281,7 +287,7 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
       if (cols.eof || cols.count === 0) break;
     }
   } finally {
-    await file?.close();
+    if (file !== given) await file?.close();
     await demuxer.close();
   }
   if (encoder.count === 0) {
@@ -289,7 +295,7 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
       `${media}: FFmpeg opened the file but read no packet${partial ? ` (stopped at byte ${partial.bytePos}: ${partial.message})` : ''}`,
       { path: media, operation: 'index build', details: { partial } });
   }
-  const after = await fingerprint(media);
+  const after = await fingerprint(given ?? media, media);
   const changed = staleReason(before, after) ?? (before.mtimeNs !== after.mtimeNs ? 'modification time changed' : null);
   if (changed) {
     throw new CuemuxError('INDEX_STALE', `${media}: the file changed while it was being indexed (${changed}); run the build again`,

@@ -3,6 +3,7 @@
  * `checkIndex(media)`: say whether a fresh index exists, without building.
  */
 import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CuemuxError, fromSystemError, isCuemuxError } from '../common/errors';
@@ -34,6 +35,18 @@ export interface OpenIndexOptions {
   onWait?: (owner: LockOwner | null) => void;
   /** Abort a wait or a build. */
   signal?: AbortSignal;
+  /**
+   * The media, already open (by the server, beneath its media root): its fingerprint and every byte the build reads
+   * come from this handle, never from the path (which only locates the index files and names the media). Left open.
+   */
+  file?: FileHandle;
+  /**
+   * The media's folder, as a path that reaches that very folder (the server's `/proc/self/fd/N` of the folder it
+   * opened with the media): the index beside the media, its lock and its temporary files are read and written
+   * through it, never through the media's path (whose folders may have been swapped for links since). Messages and
+   * the index path reported name the folder by its real path.
+   */
+  folder?: string;
 }
 
 /** Freshness of an index, as `cuemux index check` reports it. */
@@ -61,8 +74,8 @@ function lavfCode(): number {
   return (v.major << 16) | (v.minor << 8) | v.micro;
 }
 
-async function statMedia(abs: string): Promise<void> {
-  const st = await fsp.stat(abs).catch((e: unknown) => { throw fromSystemError(e, abs, 'open media'); });
+async function statMedia(abs: string, file?: FileHandle): Promise<void> {
+  const st = await (file?.stat() ?? fsp.stat(abs)).catch((e: unknown) => { throw fromSystemError(e, abs, 'open media'); });
   if (st.isDirectory()) throw new CuemuxError('INVALID_ARGUMENT', `${abs}: is a directory, a media file is needed`, { path: abs, operation: 'open media' });
   if (!st.isFile()) throw new CuemuxError('NOT_MEDIA', `${abs}: not a regular file`, { path: abs, operation: 'open media' });
 }
@@ -123,21 +136,22 @@ function aligned(bytes: Uint8Array): Buffer {
  * Publish a built index at `target`, else in the cache folder; returns the file and the index parsed from it (and
  * verified), or null when neither could be written (a warning says where it failed and why).
  */
-async function publishBuilt(abs: string, target: string, cacheTarget: string, cacheDir: string, bytes: Uint8Array): Promise<{ file: string; parsed: ParsedIndex } | null> {
+async function publishBuilt(abs: string, target: string, cacheTarget: string, cacheDir: string, bytes: Uint8Array,
+  shown: (s: string) => string): Promise<{ file: string; parsed: ParsedIndex } | null> {
   const tried: string[] = [];
   for (const file of target === cacheTarget ? [target] : [target, cacheTarget]) {
     try {
       if (file === cacheTarget) await fsp.mkdir(cacheDir, { recursive: true });
       await publishIndexFile(file, bytes);
-      if (tried.length > 0) log.warn(`${abs}: index written to the cache folder instead (${tried.join('; ')})`, { media: abs, index: file });
+      if (tried.length > 0) log.warn(`${abs}: index written to the cache folder instead (${shown(tried.join('; '))})`, { media: abs, index: file });
       return { file, parsed: await loadIndexFile(file, bytes.length) };
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       tried.push(why.startsWith(file) ? why : `${file}: ${why}`);
     }
   }
-  log.warn(`${abs}: the index could not be written (${tried.join('; ')}): serving the index built in memory; it will be built again on the next start`,
-    { media: abs, index: target });
+  log.warn(`${abs}: the index could not be written (${shown(tried.join('; '))}): serving the index built in memory; it will be built again on the next start`,
+    { media: abs, index: shown(target) });
   return null;
 }
 
@@ -150,8 +164,9 @@ const inflight = new Map<string, Promise<MediaIndex>>();
  */
 export function openIndex(media: string, options: OpenIndexOptions = {}): Promise<MediaIndex> {
   const abs = path.resolve(media);
-  // Share only between calls that ask the same thing; a caller with its own abort signal waits on its own.
-  if (options.force || options.signal) return openUncached(abs, options);
+  // Share only between calls that ask the same thing; a caller with its own abort signal (or its own open file)
+  // waits on its own.
+  if (options.force || options.signal || options.file) return openUncached(abs, options);
   const key = JSON.stringify([abs, options.cacheDir ?? defaultCacheDir(), options.build !== false, options.lockTimeoutMs ?? null]);
   const pending = inflight.get(key);
   if (pending) return pending;
@@ -161,27 +176,42 @@ export function openIndex(media: string, options: OpenIndexOptions = {}): Promis
 }
 
 async function openUncached(abs: string, options: OpenIndexOptions): Promise<MediaIndex> {
-  await statMedia(abs);
+  const folder = options.folder;
+  if (folder === undefined) return openIn(abs, options, (s) => s);
+  // Paths through `folder` are shown as paths in the media's folder.
+  const shown = (s: string): string => s.split(`${folder}/`).join(`${path.dirname(abs)}/`);
+  try {
+    return await openIn(abs, options, shown);
+  } catch (e) {
+    if (e instanceof Error) e.message = shown(e.message);
+    throw e;
+  }
+}
+
+async function openIn(abs: string, options: OpenIndexOptions, shown: (s: string) => string): Promise<MediaIndex> {
+  const file = options.file;
+  await statMedia(abs, file);
   const cacheDir = options.cacheDir ?? defaultCacheDir();
   const locs = indexLocations(abs, cacheDir);
+  if (options.folder !== undefined) locs.beside = path.join(options.folder, `${path.basename(abs)}.idx`);
   const candidates = [locs.beside, locs.cache];
-  const identity = await fingerprint(abs);
+  const identity = await fingerprint(file ?? abs, abs);
   if (!options.force) {
     const found = await findFresh(candidates, identity);
-    if (found.state === 'fresh') return new MediaIndex(found.parsed, abs, found.file, 'loaded');
+    if (found.state === 'fresh') return new MediaIndex(found.parsed, abs, shown(found.file), 'loaded');
     if (options.build === false) {
       const code = found.state === 'missing' ? 'INDEX_MISSING' : found.state === 'stale' ? 'INDEX_STALE' : 'INDEX_CORRUPT';
       throw new CuemuxError(code, `${abs}: ${found.reason}; run \`cuemux index build ${abs}\``, { path: abs, operation: 'index open' });
     }
-    if (found.state === 'corrupt') log.warn(`rebuilding index: ${found.reason}`, { media: abs, index: found.file });
-    else if (found.state === 'stale') log.info(`rebuilding index: ${found.reason}`, { media: abs, index: found.file });
+    if (found.state === 'corrupt') log.warn(`rebuilding index: ${shown(found.reason)}`, { media: abs, index: shown(found.file) });
+    else if (found.state === 'stale') log.info(`rebuilding index: ${shown(found.reason)}`, { media: abs, index: shown(found.file) });
   }
 
   const useCache = async (): Promise<string> => {
     await fsp.mkdir(cacheDir, { recursive: true }).catch((e: unknown) => { throw fromSystemError(e, cacheDir, 'create cache directory'); });
     return locs.cache;
   };
-  let target = (await dirWritable(path.dirname(abs))) ? locs.beside : await useCache();
+  let target = (await dirWritable(options.folder ?? path.dirname(abs))) ? locs.beside : await useCache();
   const lockOptions = { timeoutMs: options.lockTimeoutMs, onWait: options.onWait, signal: options.signal, subject: abs };
   let lock: BuildLock | null = null;
   try {
@@ -192,7 +222,7 @@ async function openUncached(abs: string, options: OpenIndexOptions): Promise<Med
     if (!isCuemuxError(e, 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED')) throw e;
     let why = e instanceof Error ? e.message : String(e);
     if (target !== locs.cache) {
-      log.info('media folder refused the index: using the cache folder', { media: abs, reason: why });
+      log.info('media folder refused the index: using the cache folder', { media: abs, reason: shown(why) });
       try {
         target = await useCache();
         lock = await acquireBuildLock(`${target}.lock`, lockOptions);
@@ -204,29 +234,29 @@ async function openUncached(abs: string, options: OpenIndexOptions): Promise<Med
       throw e;
     }
     // No room anywhere for even a lock file: built without one (another process may build it too), served from memory.
-    if (lock === null) log.warn(`${abs}: no room for the index build lock (${why}): building without it`, { media: abs });
+    if (lock === null) log.warn(`${abs}: no room for the index build lock (${shown(why)}): building without it`, { media: abs });
   }
   try {
     if (lock !== null && (lock.waited || !options.force)) {
       // Someone may have finished a build while we waited for (or raced to) the lock.
-      const found = await findFresh(candidates, lock.waited ? await fingerprint(abs) : identity);
+      const found = await findFresh(candidates, lock.waited ? await fingerprint(file ?? abs, abs) : identity);
       if (found.state === 'fresh' && !(options.force && !lock.waited)) {
-        return new MediaIndex(found.parsed, abs, found.file, lock.waited ? 'waited' : 'loaded');
+        return new MediaIndex(found.parsed, abs, shown(found.file), lock.waited ? 'waited' : 'loaded');
       }
     }
     await removeDeadTemps(target, (pid) => ownerAlive({ pid, host: os.hostname(), startTicks: 0, since: '' }));
     const started = process.hrtime.bigint();
-    const built = await buildIndexBytes(abs, { onProgress: options.onProgress, signal: options.signal, identity: lock?.waited === true ? undefined : identity });
+    const built = await buildIndexBytes(abs, { onProgress: options.onProgress, signal: options.signal, identity: lock?.waited === true ? undefined : identity, file });
     // The built index is served whatever happens to its file: a full disk (ENOSPC), a quota, a read-only remount, a
     // folder in the way. The cache folder is tried next; failing that, it is kept in memory only (and built again
     // by the next process that opens the media), and the warning says so.
-    const published = await publishBuilt(abs, target, locs.cache, cacheDir, built.bytes);
-    const parsed = published?.parsed ?? parseIndex(aligned(built.bytes), target);
+    const published = await publishBuilt(abs, target, locs.cache, cacheDir, built.bytes, shown);
+    const parsed = published?.parsed ?? parseIndex(aligned(built.bytes), shown(target));
     log.info('index built', {
-      media: abs, index: published?.file ?? null, packets: built.packets, bytes: built.bytes.length,
+      media: abs, index: published === null ? null : shown(published.file), packets: built.packets, bytes: built.bytes.length,
       ms: Number(process.hrtime.bigint() - started) / 1e6,
     });
-    return new MediaIndex(parsed, abs, published?.file ?? target, published === null ? 'memory' : 'built');
+    return new MediaIndex(parsed, abs, shown(published?.file ?? target), published === null ? 'memory' : 'built');
   } finally {
     await lock?.release();
   }

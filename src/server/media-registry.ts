@@ -4,7 +4,9 @@
  */
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
+import { fdPath } from '../index-store/fingerprint';
 import { openIndex } from '../index-store/open-index';
+import type { FileHandle } from 'node:fs/promises';
 import type { MediaRoots } from './media-roots';
 import { OpenMedia, mediaIdFor } from './open-media';
 
@@ -34,40 +36,64 @@ export class MediaRegistry {
     this.#options = options;
   }
 
-  /** Open (or join) the media at the requested path; the caller owes one {@link release}. */
+  /**
+   * Open (or join) the media at the requested path; the caller owes one {@link release}. The file is opened once,
+   * beneath its media root (MediaRoots.open), and that one handle serves the fingerprint, the index build and every
+   * read: the path is never opened again.
+   */
   async open(requested: string): Promise<OpenMedia> {
     if (this.#closed) throw new CuemuxError('CLOSED', 'server is shutting down');
-    const real = await this.#roots.resolve(requested);
-    if (this.#closed) throw new CuemuxError('CLOSED', 'server is shutting down');
-    const id = mediaIdFor(real);
-    let media = this.#byId.get(id);
-    if (media === undefined) {
-      let pending = this.#opening.get(id);
-      if (pending === undefined) {
-        if (this.#byId.size + this.#opening.size >= this.#options.maxOpenMedia) {
-          throw new CuemuxError('RESOURCE_EXHAUSTED', `${requested}: ${this.#options.maxOpenMedia} media are already open (max-open-media); close some first`,
-            { path: requested });
-        }
-        pending = (async () => {
-          const index = await openIndex(real, { cacheDir: this.#options.cacheDir });
-          const m = await OpenMedia.open(real, index);
-          if (this.#closed) {
-            // close() ran while this open was in flight: do not leave the file open behind it.
-            await m.close();
-            throw new CuemuxError('CLOSED', 'server is shutting down');
+    const opened = await this.#roots.open(requested);
+    const real = opened.path;
+    let file: FileHandle | null = opened.file;
+    const folder = opened.folder;
+    try {
+      if (this.#closed) throw new CuemuxError('CLOSED', 'server is shutting down');
+      const id = mediaIdFor(real);
+      let media = this.#byId.get(id);
+      if (media === undefined) {
+        let pending = this.#opening.get(id);
+        if (pending === undefined) {
+          if (this.#byId.size + this.#opening.size >= this.#options.maxOpenMedia) {
+            throw new CuemuxError('RESOURCE_EXHAUSTED', `${requested}: ${this.#options.maxOpenMedia} media are already open (max-open-media); close some first`,
+              { path: requested });
           }
-          this.#byId.set(id, m);
-          log.info('media opened', { media: real, id, mode: m.mode, packets: index.packetCount, index: index.indexPath, origin: index.origin });
-          return m;
-        })().finally(() => this.#opening.delete(id));
-        this.#opening.set(id, pending);
+          const own = file;
+          file = null; // the open below owns it now
+          pending = (async () => {
+            let m: OpenMedia;
+            try {
+              const index = await openIndex(real, { cacheDir: this.#options.cacheDir, file: own, folder: fdPath(folder) })
+                .finally(() => folder.close().catch(() => undefined));
+              m = OpenMedia.open(real, index, own);
+            } catch (e) {
+              await own.close().catch(() => undefined);
+              throw e;
+            }
+            if (this.#closed) {
+              // close() ran while this open was in flight: do not leave the file open behind it.
+              await m.close();
+              throw new CuemuxError('CLOSED', 'server is shutting down');
+            }
+            this.#byId.set(id, m);
+            log.info('media opened', { media: real, id, mode: m.mode, packets: m.index.packetCount, index: m.index.indexPath, origin: m.index.origin });
+            return m;
+          })().finally(() => this.#opening.delete(id));
+          this.#opening.set(id, pending);
+        }
+        media = await pending;
       }
-      media = await pending;
+      if (this.#closed) throw new CuemuxError('CLOSED', 'server is shutting down');
+      media.openCount++;
+      this.#touch(media);
+      return media;
+    } finally {
+      // Joined a media already open (or being opened): these handles were only needed to find which file it is.
+      if (file !== null) {
+        await file.close().catch(() => undefined);
+        await folder.close().catch(() => undefined);
+      }
     }
-    if (this.#closed) throw new CuemuxError('CLOSED', 'server is shutting down');
-    media.openCount++;
-    this.#touch(media);
-    return media;
   }
 
   /** The open media with `id`, or NOT_FOUND. */

@@ -112,11 +112,12 @@ export class MediaServer {
     const registry = new MediaRegistry(roots, { cacheDir: config.cacheDir, maxOpenMedia: config.maxOpenMedia, idleCloseMs: config.idleCloseMs });
     const show = new Show({ open: (p) => registry.open(p), release: (m) => registry.release(m) }, {
       clock: { timecodeRate: config.timecodeRate }, prefetchSeconds: config.prefetchSeconds,
+      maxPrefetchBytes: config.maxPrefetchBytes, maxAdHocCues: config.maxAdHocCues,
       chase: { jumpSeconds: config.chaseJumpSeconds, lossTimeoutMs: config.chaseLossMs, lossPolicy: config.chaseLossPolicy, freerunMs: config.chaseFreerunMs },
     });
     const showHost = new ShowHost(show);
     const service = new MediaService(registry, show, {
-      maxClients: config.maxClients, maxBatchBytes: config.maxBatchBytes, defaultBatchBytes: config.defaultBatchBytes, version,
+      maxClients: config.maxClients, maxWatchers: config.maxWatchers, maxBatchBytes: config.maxBatchBytes, defaultBatchBytes: config.defaultBatchBytes, version,
       defaultLeadSeconds: config.leadSeconds,
     });
     const server = new grpc.Server({
@@ -180,7 +181,8 @@ export class MediaServer {
       }
       if (config.oscPort !== null) {
         showHost.osc = await OscControl.start(show, {
-          host: config.oscHost, port: config.oscPort, replyPort: config.oscReplyPort,
+          host: config.oscHost, port: config.oscPort, replyPort: config.oscReplyPort, allow: config.oscAllow,
+          budgets: { messagesPerSecond: config.oscRateMessages, bytesPerSecond: config.oscRateBytes }, maxScheduled: config.oscMaxScheduled,
           loadCueList: (file) => showHost.loadCueList(file), statusExtra: () => showHost.statusExtra(),
         });
         const a = showHost.osc.address;

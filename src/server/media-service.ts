@@ -15,6 +15,7 @@ import type { Show } from '../show/show';
 import { watchClock } from './clock-watch';
 import { checkFollowRequest, FollowSession } from './follow-stream';
 import type { MediaRegistry } from './media-registry';
+import type { OpenMedia } from './open-media';
 import { checkRequest, optionalInt64, pumpPackets, writeWithBackpressure, type ClientRecord } from './packet-stream';
 import { toServiceError } from './status-mapping';
 
@@ -22,8 +23,10 @@ const log = getLogger('media-service');
 
 /** Settings the handlers need. */
 export interface ServiceOptions {
-  /** Most concurrent streaming calls. */
+  /** Most concurrent ReadPackets/GetIndex calls. */
   maxClients: number;
+  /** Most concurrent WatchClock/Follow calls (players following the show; a limit of their own). */
+  maxWatchers: number;
   /** Largest batch a client may ask for (bytes). */
   maxBatchBytes: number;
   /** Batch size when the client does not ask (bytes). */
@@ -37,13 +40,63 @@ export interface ServiceOptions {
 /** Index entries per GetIndex batch. */
 const INDEX_BATCH = 4096;
 
+/** Which limit a streaming call counts against. */
+type CallKind = 'stream' | 'watch';
+
+/** The part of an HTTP/2 session this file uses: one session is one client connection. */
+interface Session {
+  once(event: 'close', listener: () => void): unknown;
+  readonly closed: boolean;
+  readonly destroyed: boolean;
+}
+
+function isSession(x: unknown): x is Session {
+  return typeof x === 'object' && x !== null && typeof (x as { once?: unknown }).once === 'function'
+    && typeof (x as { closed?: unknown }).closed === 'boolean';
+}
+
+/**
+ * The HTTP/2 session (= client connection) a call came on, or null. grpc-js 1.10+ has no public accessor: a call
+ * handed to a handler keeps its BaseServerInterceptingCall as `call` (behind `nextCall` links when interceptors are
+ * installed), which keeps its http2 stream as `stream`. getPeer() cannot stand in for it: every Unix-socket client
+ * is "unknown". Tested by test/media-access.test.ts (a killed client's media is released).
+ */
+function sessionOf(call: object): Session | null {
+  let c: unknown = (call as { call?: unknown }).call;
+  for (let depth = 0; typeof c === 'object' && c !== null && depth < 8; depth++) {
+    const session = (c as { stream?: { session?: unknown } }).stream?.session;
+    if (isSession(session)) return session;
+    c = (c as { nextCall?: unknown }).nextCall;
+  }
+  return null;
+}
+
+/**
+ * One client connection: the OpenMedia references it holds (CloseMedia releases only these), released together
+ * when the connection goes (a client that crashed or was killed after OpenMedia leaks nothing).
+ */
+class ClientConnection {
+  /** References taken by this connection's OpenMedia calls, by media_id. */
+  readonly held = new Map<string, { media: OpenMedia; count: number }>();
+  /** The connection has closed: its references are released, and any it would take now are at once. */
+  gone = false;
+}
+
 /** The service state: clients, limits; `implementation` is what grpc-js serves. */
 export class MediaService {
   readonly #registry: MediaRegistry;
   readonly #show: Show;
   readonly #options: ServiceOptions;
   readonly #clients = new Set<ClientRecord>();
+  /** Every streaming call running (forced shutdown cancels them). */
   readonly #calls = new Set<ServerWritableStream<unknown, unknown>>();
+  /** Streaming calls running, per limit (ReadPackets/GetIndex: max-clients; WatchClock/Follow: max-watchers). */
+  readonly #running: Record<CallKind, number> = { stream: 0, watch: 0 };
+  /** Client connections by their HTTP/2 session. */
+  readonly #connections = new WeakMap<Session, ClientConnection>();
+  /** Where references go when grpc-js does not show a call's connection (never released on its own, as before). */
+  readonly #unknownConnection = new ClientConnection();
+  #warnedUnknown = false;
   /** WatchClock and Follow calls: they run until the client leaves, so shutdown ends them itself. */
   readonly #endless = new Set<ServerWritableStream<unknown, unknown>>();
   readonly #started = process.hrtime.bigint();
@@ -97,19 +150,92 @@ export class MediaService {
     };
   }
 
-  /** Run a streaming handler with registration, limits and error mapping. */
-  #streaming<Req, Res>(name: string, f: (call: ServerWritableStream<Req, Res>) => Promise<void>) {
+  /** The connection `call` came on (created on its first call; its references are released when it closes). */
+  #connectionOf(call: object): ClientConnection {
+    const session = sessionOf(call);
+    if (session === null) {
+      if (!this.#warnedUnknown) {
+        this.#warnedUnknown = true;
+        log.warn('grpc-js does not show which connection a call came on: OpenMedia references are not released when their client goes');
+      }
+      return this.#unknownConnection;
+    }
+    let conn = this.#connections.get(session);
+    if (conn === undefined) {
+      const c = new ClientConnection();
+      conn = c;
+      this.#connections.set(session, c);
+      if (session.closed || session.destroyed) this.#connectionGone(c);
+      else session.once('close', () => this.#connectionGone(c));
+    }
+    return conn;
+  }
+
+  /** A client connection closed: drop every OpenMedia reference it still held (the media then closes when idle). */
+  #connectionGone(conn: ClientConnection): void {
+    if (conn.gone) return;
+    conn.gone = true;
+    let released = 0;
+    for (const { media, count } of conn.held.values()) {
+      for (let i = 0; i < count; i++) {
+        try {
+          this.#registry.release(media);
+          released++;
+        } catch {
+          // Already closed with the server.
+        }
+      }
+    }
+    conn.held.clear();
+    if (released > 0) log.info('client connection closed: its open media released', { references: released });
+  }
+
+  /** OpenMedia: the reference belongs to the caller's connection. */
+  async #openMedia(req: OpenMediaRequest, call: object): Promise<MediaInfo> {
+    const conn = this.#connectionOf(call);
+    const media = await this.#registry.open(req.path);
+    if (conn.gone) {
+      // The client left while its file was being opened: nobody can close this reference but us.
+      this.#registry.release(media);
+      throw new CuemuxError('CLOSED', `${media.path}: the client connection closed before the media was open`, { path: media.path });
+    }
+    // A held media cannot be closed for idleness, so the same id is the same OpenMedia as long as references are held.
+    const held = conn.held.get(media.id);
+    if (held !== undefined && held.media === media) held.count++;
+    else conn.held.set(media.id, { media, count: 1 });
+    return media.mediaInfo;
+  }
+
+  /** CloseMedia: releases one reference taken by an OpenMedia on the same connection; any other is NOT_FOUND. */
+  #closeMedia(req: CloseMediaRequest, call: object): CloseMediaResponse {
+    const conn = this.#connectionOf(call);
+    const held = conn.held.get(req.mediaId);
+    if (held === undefined) {
+      throw new CuemuxError('NOT_FOUND', `no media with id "${req.mediaId}" is open on this connection (CloseMedia releases only what this client's OpenMedia took)`);
+    }
+    if (--held.count === 0) conn.held.delete(req.mediaId);
+    this.#registry.release(held.media);
+    return {};
+  }
+
+  /** Run a streaming handler with registration, limits (per kind) and error mapping. */
+  #streaming<Req, Res>(name: string, kind: CallKind, f: (call: ServerWritableStream<Req, Res>) => Promise<void>) {
     return (call: ServerWritableStream<Req, Res>): void => {
       const generic = call as unknown as ServerWritableStream<unknown, unknown>;
       const run = async (): Promise<void> => {
         this.#checkOpen();
-        if (this.#calls.size >= this.#options.maxClients) {
-          throw new CuemuxError('RESOURCE_EXHAUSTED', `${this.#options.maxClients} streams are already running (max-clients); try again later`);
+        const limit = kind === 'stream' ? this.#options.maxClients : this.#options.maxWatchers;
+        if (this.#running[kind] >= limit) {
+          throw kind === 'stream'
+            ? new CuemuxError('RESOURCE_EXHAUSTED', `${limit} streams are already running (max-clients); try again later`)
+            : new CuemuxError('RESOURCE_EXHAUSTED', `${limit} WatchClock/Follow calls are already running (max-watchers); try again later`);
         }
         this.#calls.add(generic);
+        this.#running[kind]++;
         try {
           await f(call);
         } finally {
+          this.#running[kind]--;
           this.#calls.delete(generic);
         }
       };
@@ -126,12 +252,9 @@ export class MediaService {
   /** The grpc-js implementation of cuemux.v1.MediaServer. */
   get implementation(): MediaServerServer {
     return {
-      openMedia: this.#unary<OpenMediaRequest, MediaInfo>('OpenMedia', async (req) => (await this.#registry.open(req.path)).mediaInfo),
-      closeMedia: this.#unary<CloseMediaRequest, CloseMediaResponse>('CloseMedia', (req) => {
-        this.#registry.release(this.#registry.get(req.mediaId));
-        return {};
-      }),
-      readPackets: this.#streaming<ReadPacketsRequest, PacketBatch>('ReadPackets', async (call) => {
+      openMedia: this.#unary<OpenMediaRequest, MediaInfo>('OpenMedia', (req, call) => this.#openMedia(req, call)),
+      closeMedia: this.#unary<CloseMediaRequest, CloseMediaResponse>('CloseMedia', (req, call) => this.#closeMedia(req, call)),
+      readPackets: this.#streaming<ReadPacketsRequest, PacketBatch>('ReadPackets', 'stream', async (call) => {
         const req = call.request;
         const media = this.#registry.get(req.mediaId);
         const streams = checkRequest(media, req);
@@ -153,11 +276,15 @@ export class MediaService {
           this.#registry.endCall(media);
         }
       }),
-      getIndex: this.#streaming<GetIndexRequest, IndexEntryBatch>('GetIndex', async (call) => {
+      getIndex: this.#streaming<GetIndexRequest, IndexEntryBatch>('GetIndex', 'stream', async (call) => {
         const media = this.#registry.get(call.request.mediaId);
         const s = call.request.streamIndex;
         if (s !== undefined) media.index.stream(s);
+        const client: ClientRecord = {
+          peer: call.getPeer(), mediaId: media.id, streams: s === undefined ? [] : [s], positionSeconds: 0, bytesQueued: 0, bytesSent: 0, packetsSent: 0,
+        };
         this.#registry.beginCall(media);
+        this.#clients.add(client);
         try {
           let entries: IndexEntryBatch['entries'] = [];
           for (const e of media.index.entries(0, media.index.packetCount, s)) {
@@ -173,14 +300,22 @@ export class MediaService {
           }
           if (entries.length > 0) await writeWithBackpressure(call, { entries }, () => undefined);
         } finally {
+          this.#clients.delete(client);
           this.#registry.endCall(media);
         }
       }),
       getStatus: this.#unary<GetStatusRequest, ServerStatus>('GetStatus', () => this.status()),
-      watchClock: this.#streaming<WatchClockRequest, ClockState>('WatchClock', async (call) => {
-        await this.#endlessCall(call, () => watchClock(call, this.#show.clock));
+      watchClock: this.#streaming<WatchClockRequest, ClockState>('WatchClock', 'watch', async (call) => {
+        // Listed by GetStatus as a client with no media and no output.
+        const client: ClientRecord = { peer: call.getPeer(), mediaId: '', streams: [], positionSeconds: 0, bytesQueued: 0, bytesSent: 0, packetsSent: 0 };
+        this.#clients.add(client);
+        try {
+          await this.#endlessCall(call, () => watchClock(call, this.#show.clock));
+        } finally {
+          this.#clients.delete(client);
+        }
       }),
-      follow: this.#streaming<FollowRequest, FollowEvent>('Follow', async (call) => {
+      follow: this.#streaming<FollowRequest, FollowEvent>('Follow', 'watch', async (call) => {
         const [lead, batch] = checkFollowRequest(call.request, {
           defaultLeadSeconds: this.#options.defaultLeadSeconds, defaultBatchBytes: this.#options.defaultBatchBytes, maxBatchBytes: this.#options.maxBatchBytes,
         });

@@ -3,10 +3,12 @@
  * handle for direct reads, reference counts and the bytes read from it.
  */
 import { createHash } from 'node:crypto';
-import { promises as fsp, type promises as fspTypes } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { CuemuxError } from '../common/errors';
 import { ticksToSeconds } from '../common/rational';
-import type { ContainerInfo, StreamParams } from '../ffmpeg/types';
+import { openDemuxer } from '../ffmpeg/beamcoder-adapter';
+import type { ContainerInfo, Demuxer, StreamParams } from '../ffmpeg/types';
+import { fdPath } from '../index-store/fingerprint';
 import type { MediaIndex } from '../index-store/media-index';
 import type { MediaInfo, StreamInfo } from '../generated/cuemux/v1/media_server';
 import { DemuxReader, DirectReader, type PacketReader } from './packet-reader';
@@ -76,10 +78,13 @@ export class OpenMedia {
   activeCalls = 0;
   /** Bytes read from the file since it was opened. */
   bytesRead = 0;
-  readonly #file: fspTypes.FileHandle;
+  readonly #file: FileHandle;
   #closed = false;
+  /** Demuxers being opened on the file (through /proc/self/fd/N): the file is closed only once none is. */
+  #demuxersOpening = 0;
+  #demuxersOpened: (() => void) | null = null;
 
-  private constructor(path: string, index: MediaIndex, info: ContainerInfo, file: fspTypes.FileHandle, mode: 'direct' | 'demux') {
+  private constructor(path: string, index: MediaIndex, info: ContainerInfo, file: FileHandle, mode: 'direct' | 'demux') {
     this.id = mediaIdFor(path);
     this.path = path;
     this.index = index;
@@ -93,15 +98,18 @@ export class OpenMedia {
     };
   }
 
-  /** Open `path` (real path) with its `index`, which carries the stream parameters and the direct-read verdict. */
-  static async open(path: string, index: MediaIndex): Promise<OpenMedia> {
+  /**
+   * The media at `path` (real path, inside a media root), open as `file` (from MediaRoots.open: every read goes
+   * through it, the path is never opened again), with its `index`, which carries the stream parameters and the
+   * direct-read verdict. Takes `file` over (closes it on close()); the caller closes it if this throws.
+   */
+  static open(path: string, index: MediaIndex, file: FileHandle): OpenMedia {
     const params = index.params;
     if (params === null) {
       // openIndex never returns such an index (it counts as stale); this guards the invariant.
       throw new CuemuxError('INDEX_STALE', `${index.indexPath}: index has no codec parameters; rebuild it`, { path });
     }
     // No FFmpeg open at all: the cold-open cost is a fingerprint and an index read.
-    const file = await fsp.open(path, 'r');
     return new OpenMedia(path, index, { ...params.container, path }, file, params.directReadable ? 'direct' : 'demux');
   }
 
@@ -109,7 +117,21 @@ export class OpenMedia {
   reader(): PacketReader {
     if (this.#closed) throw new CuemuxError('CLOSED', `${this.path}: media closed`, { path: this.path });
     const counter = { add: (n: number): void => { this.bytesRead += n; } };
-    return this.mode === 'direct' ? new DirectReader(this.#file, this.path, counter, this.index.params?.dataOffsets ?? []) : new DemuxReader(this.index, counter);
+    return this.mode === 'direct' ? new DirectReader(this.#file, this.path, counter, this.index.params?.dataOffsets ?? []) : new DemuxReader(this.index, counter, () => this.#openDemuxer());
+  }
+
+  /**
+   * A demuxer on this media's open file (FFmpeg opens `/proc/self/fd/N`, the very file, not the path). The file
+   * stays open until every such open has finished, so the number N always names it.
+   */
+  async #openDemuxer(): Promise<Demuxer> {
+    if (this.#closed) throw new CuemuxError('CLOSED', `${this.path}: media closed`, { path: this.path });
+    this.#demuxersOpening++;
+    try {
+      return await openDemuxer(this.path, { source: fdPath(this.#file) });
+    } finally {
+      if (--this.#demuxersOpening === 0) this.#demuxersOpened?.();
+    }
   }
 
   /** True when nobody uses the media. */
@@ -121,6 +143,7 @@ export class OpenMedia {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#demuxersOpening > 0) await new Promise<void>((resolve) => { this.#demuxersOpened = resolve; });
     await this.#file.close();
   }
 }

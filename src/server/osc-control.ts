@@ -12,8 +12,10 @@ import { parseCueDefinition } from '../show/cue-definition';
 import type { CueEvent, Show } from '../show/show';
 import { snapshotTimecode, type ClockSnapshot } from '../show/show-clock';
 import { parseTimePosition } from '../show/timecode';
+import { RateLimitedLog } from '../common/rate-limited-log';
+import { AllowList, isLoopbackHost, LOOPBACK_ALLOW, type SenderBudgetOptions } from './osc-access';
 import {
-  argBoolean, argNumber, argString, argTimeOrString, OscEndpoint, replyAddress, type OscPeer, type OscRequest,
+  argBoolean, argNumber, argString, argTimeOrString, datagramOf, OscEndpoint, replyAddress, type OscPeer, type OscRequest,
 } from './osc-endpoint';
 
 const log = getLogger('osc');
@@ -30,7 +32,23 @@ export interface OscControlOptions {
   loadCueList: (path: string) => Promise<{ path: string; cues: number }>;
   /** Extra status fields (e.g. the cue list file's last reload error). */
   statusExtra?: () => Record<string, unknown>;
+  /** Sender networks allowed (CIDR list); null or absent = loopback only (127.0.0.0/8, ::1), the default. */
+  allow?: readonly string[] | null;
+  /** Per-sender budgets (default 2000 messages/s, 1 MiB/s). */
+  budgets?: SenderBudgetOptions;
+  /** Most timed messages waiting for their bundle time (default 1024). */
+  maxScheduled?: number;
 }
+
+/** Most replies sent for one datagram (a bundle of many messages); the rest of its messages run unanswered. */
+export const MAX_REPLIES_PER_DATAGRAM = 16;
+
+/**
+ * Largest reply datagram, in bytes. UDP over loopback carries 64 KB, but a reply crossing a LAN is fragmented into
+ * IP packets of the path MTU and lost whole if one fragment is: 8000 bytes is 6 fragments on Ethernet, and fits the
+ * 8 KB receive buffers of small OSC consoles. /cuemux/status pages its cues to stay under it.
+ */
+export const MAX_REPLY_BYTES = 8000;
 
 /** Most update subscribers at once (each costs a datagram per change). */
 const MAX_SUBSCRIBERS = 32;
@@ -53,6 +71,7 @@ export class OscControl {
   readonly #onClock: (s: ClockSnapshot) => void;
   readonly #onCue: (ev: CueEvent) => void;
   #closing: Promise<void> | null = null;
+  readonly #warnings = new RateLimitedLog();
 
   private constructor(endpoint: OscEndpoint, show: Show, options: OscControlOptions) {
     this.#endpoint = endpoint;
@@ -61,7 +80,9 @@ export class OscControl {
     this.#routes = this.#makeRoutes();
     endpoint.on('request', (req) => this.#handle(req));
     endpoint.on('invalid', (error, from, address) => {
-      log.warn('OSC message refused', { from: `${from.address}:${from.port}`, error: error.message });
+      // At most one line per sender and kind of refusal per 10 s: a flood of bad datagrams is not a flood of log lines.
+      this.#warnings.log(`invalid ${from.address} ${error.code}`, (suppressed) => log.warn('OSC message refused',
+        { from: `${from.address}:${from.port}`, error: error.message.slice(0, 400), ...(suppressed > 0 ? { suppressedSinceLast: suppressed } : {}) }));
       this.#reply(from, address ?? '/cuemux/invalid', { status: 'error', error: error.message, code: error.code });
     });
     // The JSON is built only for subscribers: a GO's cue event reaches these listeners before the Follow calls'.
@@ -73,9 +94,23 @@ export class OscControl {
 
   /** Bind the OSC port and start routing. */
   static async start(show: Show, options: OscControlOptions): Promise<OscControl> {
-    const endpoint = await OscEndpoint.open({ host: options.host, port: options.port }).catch((e: unknown) => {
+    const allow = options.allow ?? LOOPBACK_ALLOW;
+    const endpoint = await OscEndpoint.open({
+      host: options.host, port: options.port, allow, budgets: options.budgets, maxScheduled: options.maxScheduled,
+    }).catch((e: unknown) => {
+      if (isCuemuxError(e, 'INVALID_ARGUMENT')) throw e;
       throw new CuemuxError('RESOURCE_EXHAUSTED', `cannot open the OSC port ${options.host}:${options.port}: ${e instanceof Error ? e.message : String(e)}; choose another --osc-port or "off"`);
     });
+    if (!isLoopbackHost(options.host)) {
+      if (options.allow === null || options.allow === undefined) {
+        log.warn(`OSC listens on ${options.host}:${endpoint.address.port} but only this machine may send (the default --osc-allow `
+          + `${LOOPBACK_ALLOW.join(',')}): show control on the LAN is ignored. Allow a console with e.g. --osc-allow 192.168.1.20/32 `
+          + '(OSC has no authentication: allow only the consoles\' addresses or a show network, never the Internet)');
+      } else if (!new AllowList(allow).loopbackOnly) {
+        log.warn(`OSC show control is open to ${allow.join(',')} on ${options.host}:${endpoint.address.port}: anyone who can send from `
+          + 'those addresses can drive the show (OSC has no authentication)');
+      }
+    }
     return new OscControl(endpoint, show, options);
   }
 
@@ -161,7 +196,7 @@ export class OscControl {
         return { standby: show.playhead };
       }],
       ['/cuemux/cuelist/load', async (req) => this.#options.loadCueList(argString(req, 0, 'cue list path'))],
-      ['/cuemux/status', () => ({ ...show.status(), ...(this.#options.statusExtra?.() ?? {}), updateSubscribers: this.#subscribers.size })],
+      ['/cuemux/status', (req) => this.#status(argNumber(req, 0, 'page (the "next" of the previous reply)', { optional: true }) ?? 0)],
       ['/cuemux/thump', () => 'thump'],
       ['/cuemux/updates', (req) => {
         const on = argBoolean(req, 0, '1 (subscribe) or 0 (unsubscribe)', { optional: true }) ?? true;
@@ -179,6 +214,67 @@ export class OscControl {
         return { subscribed: on };
       }],
     ]);
+  }
+
+  /**
+   * Status from cue `from` on: everything but the loaded cues, then as many cues as fit in one reply
+   * ({@link MAX_REPLY_BYTES}); `next` is the `from` of the next page, null on the last.
+   */
+  #status(from: number): Record<string, unknown> {
+    if (!Number.isInteger(from) || from < 0) {
+      throw new CuemuxError('INVALID_ARGUMENT', `/cuemux/status: the page must be a whole number >= 0 (the "next" of the previous reply), got ${from}`);
+    }
+    const full = this.#show.status();
+    const e = this.#endpoint;
+    const base: Record<string, unknown> = {
+      ...full, ...(this.#options.statusExtra?.() ?? {}), updateSubscribers: this.#subscribers.size,
+      osc: {
+        allow: e.allowList, dropped: { ...e.counters }, scheduled: e.scheduled, scheduledBytes: e.scheduledBytes,
+        maxRepliesPerDatagram: MAX_REPLIES_PER_DATAGRAM, repliesNotSent: this.#repliesNotSent,
+      },
+      budgets: { adHocCues: this.#show.adHocBudget, prefetch: this.#show.prefetchBudget },
+      cues: [], cueCount: full.cues.length, page: from, next: null,
+    };
+    const file = base.cueListFile as { lastError?: unknown } | null | undefined;
+    if (file && typeof file.lastError === 'string' && file.lastError.length > 1000) {
+      base.cueListFile = { ...file, lastError: `${file.lastError.slice(0, 1000)}…` };
+    }
+    // Room for the envelope (address, status), the reply address and OSC padding.
+    const budget = MAX_REPLY_BYTES - 200;
+    const bytes = (v: unknown): number => Buffer.byteLength(JSON.stringify(v));
+    let size = bytes(base);
+    if (size > budget) {
+      // A long cue list: its ids are summarised (the cue list file has them all).
+      const list = full.cueList;
+      const ids: string[] = [];
+      let used = bytes({ ...base, cueList: { ...list, cues: [], count: list.cues.length, truncated: true } });
+      for (const id of list.cues) {
+        const n = bytes(id) + 1;
+        if (used + n > budget / 2) break;
+        ids.push(id);
+        used += n;
+      }
+      base.cueList = { ...list, cues: ids, count: list.cues.length, truncated: true };
+      size = used;
+    }
+    const cues: unknown[] = [];
+    let i = from;
+    for (; i < full.cues.length; i++) {
+      let entry: unknown = full.cues[i];
+      let n = bytes(entry) + 1;
+      if (n > budget / 2) {
+        // One cue too big to show whole (a very long name or path): its id and state.
+        const c = full.cues[i];
+        entry = { id: c.id.slice(0, 200), state: c.state, truncated: true };
+        n = bytes(entry) + 1;
+      }
+      if (size + n > budget) break;
+      cues.push(entry);
+      size += n;
+    }
+    base.cues = cues;
+    base.next = i < full.cues.length ? i : null;
+    return base;
   }
 
   #replyPeer(from: OscPeer): OscPeer {
@@ -217,21 +313,42 @@ export class OscControl {
         throw new CuemuxError('NOT_FOUND', `unknown OSC address ${req.address} (known: ${[...this.#routes.keys()].join(' ')})`);
       }
       const data = await route(req, this.#actionTime(req));
-      this.#reply(req.from, req.address, { status: 'ok', data });
+      this.#reply(req.from, req.address, { status: 'ok', data }, req);
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       const code = isCuemuxError(e) ? e.code : 'INTERNAL';
       if (code === 'INTERNAL') log.error('OSC command failed', { address: req.address, error: e instanceof Error ? e.stack : error });
-      else log.warn('OSC command refused', { address: req.address, from: `${req.from.address}:${req.from.port}`, error });
-      this.#reply(req.from, req.address, { status: 'error', error, code });
+      else {
+        this.#warnings.log(`refused ${req.from.address} ${code} ${req.address.slice(0, 64)}`, (suppressed) => log.warn('OSC command refused',
+          { address: req.address.slice(0, 200), from: `${req.from.address}:${req.from.port}`, error: error.slice(0, 400), ...(suppressed > 0 ? { suppressedSinceLast: suppressed } : {}) }));
+      }
+      this.#reply(req.from, req.address, { status: 'error', error, code }, req);
     }
   }
 
-  #reply(from: OscPeer, address: string, body: Record<string, unknown>): void {
+  #repliesNotSent = 0;
+
+  #reply(from: OscPeer, address: string, body: Record<string, unknown>, req?: OscRequest): void {
+    const datagram = req === undefined ? undefined : datagramOf(req);
+    if (datagram !== undefined) {
+      // A bundle of many messages gets at most MAX_REPLIES_PER_DATAGRAM replies (no amplification); its messages
+      // all run. The last reply sent says so.
+      if (datagram.replies >= MAX_REPLIES_PER_DATAGRAM) {
+        this.#repliesNotSent++;
+        return;
+      }
+      datagram.replies++;
+      if (datagram.replies === MAX_REPLIES_PER_DATAGRAM && datagram.messages > MAX_REPLIES_PER_DATAGRAM) {
+        const note = `at most ${MAX_REPLIES_PER_DATAGRAM} replies per datagram: the other ${datagram.messages - MAX_REPLIES_PER_DATAGRAM} messages of this one run unanswered`;
+        body = { ...body, repliesCapped: note };
+        this.#warnings.log(`capped ${from.address}`, (suppressed) => log.warn(`OSC datagram from ${from.address}:${from.port} holds ${datagram.messages} messages: ${note}`
+          + `${suppressed > 0 ? ` (${suppressed} more such datagrams since the last warning)` : ''}`));
+      }
+    }
     // After this turn of the event loop: a GO's first packets are on their way to the players (HTTP/2 writes go out
     // at the turn's end) before the reply is built and sent. Every reply takes this path, so they keep their order.
     setImmediate(() => {
-      this.#send(this.#replyPeer(from), replyAddress(address), JSON.stringify({ address, ...body }));
+      this.#send(this.#replyPeer(from), replyAddress(boundedAddress(address)), boundedReply(address, body));
     });
   }
 
@@ -259,6 +376,23 @@ export class OscControl {
     })();
     return this.#closing;
   }
+}
+
+/** An OSC address fit to be echoed in a reply (a hostile one may be 64 KB long or hold characters no address may). */
+function boundedAddress(address: string): string {
+  return /^\/[\x21-\x7e]{0,200}$/.test(address) && !address.includes('#') && !address.includes(',') && !address.endsWith('/') ? address : '/cuemux/invalid';
+}
+
+/** The reply JSON, never more than one reply datagram: an oversized body is replaced by an error saying so. */
+function boundedReply(address: string, body: Record<string, unknown>): string {
+  const limit = MAX_REPLY_BYTES - 300;
+  const json = JSON.stringify({ address, ...body });
+  if (Buffer.byteLength(json) <= limit) return json;
+  const shortAddress = address.length > 200 ? `${address.slice(0, 200)}…` : address;
+  const error = typeof body.error === 'string' ? body.error.slice(0, 1200) : null;
+  return JSON.stringify(error !== null
+    ? { address: shortAddress, status: body.status, error: `${error}… (cut to fit one ${MAX_REPLY_BYTES}-byte reply)`, code: body.code }
+    : { address: shortAddress, status: 'error', error: `the reply (${json.length} bytes) does not fit one ${MAX_REPLY_BYTES}-byte datagram`, code: 'RESOURCE_EXHAUSTED' });
 }
 
 /** The clock as OSC replies and updates show it. */

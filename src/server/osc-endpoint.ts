@@ -13,6 +13,8 @@ import { EventEmitter } from 'node:events';
 import OSC from 'osc-js';
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
+import { RateLimitedLog } from '../common/rate-limited-log';
+import { AllowList, LOOPBACK_ALLOW, SenderBudgets, type SenderBudgetOptions } from './osc-access';
 
 const log = getLogger('osc-endpoint');
 
@@ -80,10 +82,51 @@ export interface OscEndpointOptions {
   host: string;
   /** UDP port; 0 picks a free one (see {@link OscEndpoint.address}). */
   port: number;
-  /** Most messages waiting for their bundle time at once; a bundle that would exceed it is refused. Default 10,000. */
+  /** Most messages waiting for their bundle time at once; a bundle that would exceed it is refused. Default 1024. */
   maxScheduled?: number;
+  /**
+   * Most datagram bytes held by messages waiting for their bundle time; a bundle that would exceed it is refused.
+   * Default 4 MiB.
+   */
+  maxScheduledBytes?: number;
   /** Latest bundle time accepted, in ms after arrival. Default 24 h. */
   maxAheadMs?: number;
+  /**
+   * Sender networks (CIDR, or single addresses) whose datagrams are read; others are dropped unanswered, with a
+   * rate-limited warning naming the sender. Default loopback only: 127.0.0.0/8 and ::1.
+   */
+  allow?: readonly string[];
+  /** Per-sender budgets (token buckets, one second of burst). Default 2000 messages/s and 1 MiB/s. */
+  budgets?: SenderBudgetOptions;
+}
+
+/** What the endpoint dropped or refused so far (for status replies and tests). */
+export interface OscEndpointCounters {
+  /** Datagrams from senders outside the allow-list (dropped unanswered). */
+  notAllowed: number;
+  /** Datagrams over their sender's message or byte budget (dropped unanswered). */
+  overBudget: number;
+  /** Messages in those datagrams, where they could be counted (over the message budget). */
+  overBudgetMessages: number;
+  /** Bundles refused because the queue of timed messages was full (count or bytes). */
+  scheduleRefused: number;
+}
+
+/** The datagram a request came in: its message count, and the replies sent to it so far (see {@link datagramOf}). */
+export interface DatagramInfo {
+  /** Messages the datagram held. */
+  readonly messages: number;
+  /** Replies sent for it so far (the router counts them to cap replies per datagram). */
+  replies: number;
+  /** The cap was reported for it (once per datagram). */
+  capReported: boolean;
+}
+
+const datagrams = new WeakMap<OscRequest, DatagramInfo>();
+
+/** The datagram `req` came in (shared by every message of a bundle), or undefined for a request made elsewhere. */
+export function datagramOf(req: OscRequest): DatagramInfo | undefined {
+  return datagrams.get(req);
 }
 
 /** Events of {@link OscEndpoint}: name → listener arguments. */
@@ -101,7 +144,10 @@ export interface OscEndpointEvents {
 /** A listener; a returned promise that rejects is logged like a thrown exception. */
 export type OscListener<A extends unknown[]> = (...args: A) => void | Promise<void>;
 
-const DEFAULT_MAX_SCHEDULED = 10_000;
+const DEFAULT_MAX_SCHEDULED = 1024;
+const DEFAULT_MAX_SCHEDULED_BYTES = 4 << 20;
+/** Default per-sender budgets: far above what a console sends (a busy one: tens of messages a second). */
+export const DEFAULT_OSC_BUDGETS: SenderBudgetOptions = { messagesPerSecond: 2000, bytesPerSecond: 1 << 20 };
 const DEFAULT_MAX_AHEAD_MS = 24 * 3600 * 1000;
 /** Largest UDP payload over IPv4; a bigger reply cannot be sent as one datagram. */
 const MAX_DATAGRAM = 65_507;
@@ -481,6 +527,8 @@ interface Scheduled {
   dueNs: bigint;
   seq: number;
   req: OscRequest;
+  /** Its share of its datagram's bytes (counted against maxScheduledBytes). */
+  bytes: number;
 }
 
 /**
@@ -493,7 +541,14 @@ export class OscEndpoint {
   readonly #socket: dgram.Socket;
   readonly #events = new SafeEmitter<OscEndpointEvents>();
   readonly #maxScheduled: number;
+  readonly #maxScheduledBytes: number;
   readonly #maxAheadNs: bigint;
+  readonly #allow: AllowList;
+  readonly #budgets: SenderBudgets;
+  readonly #warnings = new RateLimitedLog();
+  #scheduledBytes = 0;
+  /** What was dropped or refused so far. */
+  readonly counters: OscEndpointCounters = { notAllowed: 0, overBudget: 0, overBudgetMessages: 0, scheduleRefused: 0 };
   /** Waiting messages sorted by (dueNs, seq): seq keeps arrival order among equal times. */
   #queue: Scheduled[] = [];
   #seq = 0;
@@ -505,6 +560,9 @@ export class OscEndpoint {
     this.#socket = socket;
     this.address = { host, port: socket.address().port };
     this.#maxScheduled = options.maxScheduled ?? DEFAULT_MAX_SCHEDULED;
+    this.#maxScheduledBytes = options.maxScheduledBytes ?? DEFAULT_MAX_SCHEDULED_BYTES;
+    this.#allow = new AllowList(options.allow ?? LOOPBACK_ALLOW);
+    this.#budgets = new SenderBudgets(options.budgets ?? DEFAULT_OSC_BUDGETS);
     this.#maxAheadNs = BigInt(Math.round(options.maxAheadMs ?? DEFAULT_MAX_AHEAD_MS)) * NS_PER_MS;
     socket.on('message', (datagram, rinfo) => {
       try {
@@ -528,11 +586,14 @@ export class OscEndpoint {
     if (!Number.isInteger(port) || port < 0 || port > 65_535) {
       throw new CuemuxError('INVALID_ARGUMENT', `OSC port must be an integer from 0 to 65535, got ${String(port)}`);
     }
-    for (const [name, value] of [['maxScheduled', options.maxScheduled], ['maxAheadMs', options.maxAheadMs]] as const) {
+    for (const [name, value] of [['maxScheduled', options.maxScheduled], ['maxScheduledBytes', options.maxScheduledBytes], ['maxAheadMs', options.maxAheadMs]] as const) {
       if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
         throw new CuemuxError('INVALID_ARGUMENT', `OSC ${name} must be a number >= 0, got ${String(value)}`);
       }
     }
+    // Checked before binding: a bad allow-list or budget is a start-up error, not a crash on the first datagram.
+    new AllowList(options.allow ?? LOOPBACK_ALLOW);
+    new SenderBudgets(options.budgets ?? DEFAULT_OSC_BUDGETS);
     const socket = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
     await new Promise<void>((resolve, reject) => {
       const failed = (e: NodeJS.ErrnoException): void => {
@@ -579,6 +640,16 @@ export class OscEndpoint {
     return this.#queue.length;
   }
 
+  /** Datagram bytes held by messages waiting for their bundle time. */
+  get scheduledBytes(): number {
+    return this.#scheduledBytes;
+  }
+
+  /** The allow-list in effect. */
+  get allowList(): readonly string[] {
+    return this.#allow.entries;
+  }
+
   /**
    * Send one message to `to` (a reply, typically to `req.from` at {@link replyAddress}). Resolves once the datagram
    * is handed to the OS (UDP: delivery is not confirmed).
@@ -612,6 +683,7 @@ export class OscEndpoint {
       this.#timer = null;
       if (this.#queue.length > 0) log.info(`OSC endpoint closing: ${this.#queue.length} scheduled messages dropped`);
       this.#queue = [];
+      this.#scheduledBytes = 0;
       this.#socket.close(() => {
         log.info('OSC stopped', { port: this.address.port });
         resolve();
@@ -620,8 +692,33 @@ export class OscEndpoint {
     return this.#closing;
   }
 
+  /** The sender allowed and within its byte budget (checked before decoding: a flood costs no decoding). */
+  #admit(datagram: Buffer, from: OscPeer): boolean {
+    if (!this.#allow.allows(from.address)) {
+      this.counters.notAllowed++;
+      this.#warnings.log(`deny ${from.address}`, (suppressed) => log.warn(`OSC datagram from ${from.address}:${from.port} dropped: the sender is not in the OSC allow-list `
+        + `(${this.#allow.entries.join(',')}); allow it with --osc-allow${suppressed > 0 ? ` (${suppressed} more from it dropped since the last warning)` : ''}`,
+      { from: `${from.address}:${from.port}`, suppressed }));
+      return false;
+    }
+    if (!this.#budgets.takeBytes(from.address, datagram.length)) {
+      this.#overBudget(from, 'bytes', datagram.length, 0);
+      return false;
+    }
+    return true;
+  }
+
+  #overBudget(from: OscPeer, what: 'bytes' | 'messages', bytes: number, messages: number): void {
+    this.counters.overBudget++;
+    this.counters.overBudgetMessages += messages;
+    this.#warnings.log(`budget ${from.address}`, (suppressed) => log.warn(`OSC datagram from ${from.address}:${from.port} dropped: over the sender's `
+      + `${what === 'bytes' ? 'bytes per second (--osc-rate-bytes)' : 'messages per second (--osc-rate-messages)'} budget`
+      + `${suppressed > 0 ? ` (${suppressed} more over budget since the last warning)` : ''}`, { from: `${from.address}:${from.port}`, bytes, messages, suppressed }));
+  }
+
   #receive(datagram: Buffer, from: OscPeer): void {
     if (this.#closed) return;
+    if (!this.#admit(datagram, from)) return;
     const arrivedNs = unixNowNs();
     let messages: DecodedMessage[];
     try {
@@ -632,6 +729,11 @@ export class OscEndpoint {
       return this.#invalid(new CuemuxError('INVALID_ARGUMENT', `${error.message} (from ${from.address}:${from.port})`,
         { cause: error, details: { address } }), from, address);
     }
+    if (!this.#budgets.takeMessages(from.address, messages.length)) {
+      this.#overBudget(from, 'messages', datagram.length, messages.length);
+      return;
+    }
+    const info: DatagramInfo = { messages: messages.length, replies: 0, capReported: false };
     // Deliver what fell due before this datagram first, so delivery order follows bundle time.
     this.#runDue();
     let future = 0;
@@ -645,19 +747,26 @@ export class OscEndpoint {
       }
       future++;
     }
-    if (future > 0 && this.#queue.length + future > this.#maxScheduled) {
+    const share = Math.ceil(datagram.length / messages.length);
+    if (future > 0 && (this.#queue.length + future > this.#maxScheduled || this.#scheduledBytes + future * share > this.#maxScheduledBytes)) {
       const address = messages[0].address;
-      return this.#invalid(new CuemuxError('RESOURCE_EXHAUSTED', `OSC bundle refused: ${future} more messages would exceed the `
-        + `${this.#maxScheduled} waiting for their time (from ${from.address}:${from.port})`, { details: { address } }), from, address);
+      this.counters.scheduleRefused++;
+      const budget = this.#queue.length + future > this.#maxScheduled
+        ? `${future} more messages would exceed the ${this.#maxScheduled} waiting for their time (budget --osc-max-scheduled)`
+        : `${future * share} more bytes would exceed the ${this.#maxScheduledBytes} bytes of timed messages waiting (budget: timed bundle bytes)`;
+      return this.#invalid(new CuemuxError('RESOURCE_EXHAUSTED', `OSC bundle refused: ${budget} (from ${from.address}:${from.port})`,
+        { details: { address } }), from, address);
     }
     for (const m of messages) {
       const req: OscRequest = { address: m.address, args: m.args, types: m.types, from, timetagUnixNs: m.timetagUnixNs, late: false };
+      datagrams.set(req, info);
       if (m.timetagUnixNs === null || m.timetagUnixNs <= arrivedNs) {
         req.late = m.timetagUnixNs !== null && m.timetagUnixNs < arrivedNs;
         this.#events.emit('request', req);
         if (this.#closed) return; // a listener closed us
       } else {
-        this.#schedule({ dueNs: m.timetagUnixNs, seq: this.#seq++, req });
+        this.#scheduledBytes += share;
+        this.#schedule({ dueNs: m.timetagUnixNs, seq: this.#seq++, req, bytes: share });
       }
     }
     this.#arm();
@@ -688,6 +797,7 @@ export class OscEndpoint {
     while (n < this.#queue.length && this.#queue[n].dueNs <= now) n++;
     if (n === 0) return;
     const due = this.#queue.splice(0, n);
+    for (const item of due) this.#scheduledBytes -= item.bytes;
     for (const item of due) {
       if (this.#closed) return;
       this.#events.emit('request', item.req);

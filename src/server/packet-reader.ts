@@ -210,15 +210,21 @@ const NO_SEEK_BELOW = 256;
 export class DemuxReader implements PacketReader {
   readonly #index: MediaIndex;
   readonly #counter: ReadCounter;
+  readonly #open: () => Promise<Demuxer>;
   #demuxer: Demuxer | null = null;
   #cols: PacketColumns | null = null;
   #at = 0;
   #closed = false;
   #busy: Promise<unknown> = Promise.resolve();
 
-  constructor(index: MediaIndex, counter: ReadCounter) {
+  /**
+   * `open` opens a fresh demuxer on the media (default: by the index's media path; the server passes one that
+   * opens the file it already has open, never the path again).
+   */
+  constructor(index: MediaIndex, counter: ReadCounter, open?: () => Promise<Demuxer>) {
     this.#index = index;
     this.#counter = counter;
+    this.#open = open ?? (() => openDemuxer(index.mediaPath));
   }
 
   async #nextPacket(): Promise<{ stream: number; pts: number | null; dts: number | null; size: number; data: Buffer } | null> {
@@ -254,7 +260,7 @@ export class DemuxReader implements PacketReader {
     this.#demuxer = null;
     this.#cols = null;
     if (this.#closed) return;
-    this.#demuxer = await openDemuxer(this.#index.mediaPath);
+    this.#demuxer = await this.#open();
     const t = e.dts ?? e.pts;
     if (e.index < NO_SEEK_BELOW || t === null) return;
     try {
@@ -262,7 +268,7 @@ export class DemuxReader implements PacketReader {
     } catch {
       // Not seekable (raw streams): read from the start instead.
       await this.#demuxer.close();
-      this.#demuxer = await openDemuxer(this.#index.mediaPath);
+      this.#demuxer = await this.#open();
     }
   }
 

@@ -9,6 +9,9 @@ import { CuemuxError } from '../common/errors';
 import type { LogLevel } from '../common/logger';
 import { defaultCacheDir } from '../index-store/index-location';
 import { parseTimecodeRate } from '../show/timecode';
+import { DEFAULT_MAX_ADHOC_CUES, DEFAULT_MAX_PREFETCH_BYTES } from '../show/show';
+import { parseAllowList } from './osc-access';
+import { DEFAULT_OSC_BUDGETS } from './osc-endpoint';
 
 /** Everything `cuemux serve` can be told. */
 export interface ServerConfig {
@@ -22,6 +25,8 @@ export interface ServerConfig {
   cacheDir: string;
   /** Concurrent ReadPackets/GetIndex streams (default 64). */
   maxClients: number;
+  /** Concurrent WatchClock/Follow calls, a limit of their own (default 64). */
+  maxWatchers: number;
   /** Media files open at once (default 256). */
   maxOpenMedia: number;
   /** Largest batch a client may ask for, in bytes (default 8 MiB). */
@@ -44,6 +49,18 @@ export interface ServerConfig {
   oscPort: number | null;
   /** Send OSC replies to this port on the sender's host instead of the sender's own port (default null). */
   oscReplyPort: number | null;
+  /** Sender networks (CIDR) allowed to send OSC; null (default) = loopback only (127.0.0.0/8, ::1). */
+  oscAllow: string[] | null;
+  /** OSC messages per second per sender (token bucket, one second of burst; default 2000). */
+  oscRateMessages: number;
+  /** OSC datagram bytes per second per sender (token bucket, one second of burst; default 1048576). */
+  oscRateBytes: number;
+  /** Most OSC messages waiting for their bundle time (default 1024). */
+  oscMaxScheduled: number;
+  /** Most ad-hoc cues (defined over OSC, not in the cue list) loaded at once (default 64). */
+  maxAdHocCues: number;
+  /** Most bytes of prefetched packets held by all armed cues (default 268435456); beyond, a cue loads without one. */
+  maxPrefetchBytes: number;
   /** Timecode rate of the show clock (default "25"; e.g. "29.97df"). */
   timecodeRate: string;
   /** Follow lead window when a player sets none, in seconds (default 0.5). */
@@ -84,6 +101,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ServerConfi
     mediaRoots: [path.resolve('media')],
     cacheDir: defaultCacheDir(env),
     maxClients: 64,
+    maxWatchers: 64,
     maxOpenMedia: 256,
     maxBatchBytes: 8 << 20,
     // Memory and throughput: a call holds up to three batches (npm run bench:serve measured 512 KiB against 1 MiB).
@@ -96,6 +114,12 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ServerConfi
     oscHost: '127.0.0.1',
     oscPort: DEFAULT_OSC_PORT,
     oscReplyPort: null,
+    oscAllow: null,
+    oscRateMessages: DEFAULT_OSC_BUDGETS.messagesPerSecond,
+    oscRateBytes: DEFAULT_OSC_BUDGETS.bytesPerSecond,
+    oscMaxScheduled: 1024,
+    maxAdHocCues: DEFAULT_MAX_ADHOC_CUES,
+    maxPrefetchBytes: DEFAULT_MAX_PREFETCH_BYTES,
     timecodeRate: '25',
     leadSeconds: 0.5,
     prefetchSeconds: 1,
@@ -113,8 +137,8 @@ export const DEFAULT_OSC_PORT = 53100;
 
 type Partialish = { [K in keyof ServerConfig]?: unknown };
 
-const NUMERIC: Array<keyof ServerConfig> = ['maxClients', 'maxOpenMedia', 'maxBatchBytes', 'defaultBatchBytes', 'idleCloseMs', 'shutdownGraceMs',
-  'chaseLossMs', 'chaseFreerunMs'];
+const NUMERIC: Array<keyof ServerConfig> = ['maxClients', 'maxWatchers', 'maxOpenMedia', 'maxBatchBytes', 'defaultBatchBytes', 'idleCloseMs', 'shutdownGraceMs',
+  'chaseLossMs', 'chaseFreerunMs', 'oscRateMessages', 'oscRateBytes', 'oscMaxScheduled', 'maxAdHocCues', 'maxPrefetchBytes'];
 /** Settings in seconds (positive numbers, fractions allowed). */
 const SECONDS: Array<keyof ServerConfig> = ['leadSeconds', 'prefetchSeconds', 'chaseJumpSeconds'];
 const PORTS: Array<keyof ServerConfig> = ['oscPort', 'oscReplyPort'];
@@ -122,10 +146,12 @@ const PORTS: Array<keyof ServerConfig> = ['oscPort', 'oscReplyPort'];
 /** Environment variable for each setting. */
 export const ENV_NAMES: Record<keyof ServerConfig, string> = {
   socket: 'CUEMUX_SOCKET', listen: 'CUEMUX_LISTEN', mediaRoots: 'CUEMUX_MEDIA_ROOTS', cacheDir: 'CUEMUX_CACHE_DIR',
-  maxClients: 'CUEMUX_MAX_CLIENTS', maxOpenMedia: 'CUEMUX_MAX_OPEN_MEDIA', maxBatchBytes: 'CUEMUX_MAX_BATCH_BYTES',
+  maxClients: 'CUEMUX_MAX_CLIENTS', maxWatchers: 'CUEMUX_MAX_WATCHERS', maxOpenMedia: 'CUEMUX_MAX_OPEN_MEDIA', maxBatchBytes: 'CUEMUX_MAX_BATCH_BYTES',
   defaultBatchBytes: 'CUEMUX_BATCH_BYTES', idleCloseMs: 'CUEMUX_IDLE_CLOSE_MS', shutdownGraceMs: 'CUEMUX_SHUTDOWN_GRACE_MS',
   logLevel: 'CUEMUX_LOG_LEVEL', logFormat: 'CUEMUX_LOG_FORMAT', logFile: 'CUEMUX_LOG_FILE',
-  oscHost: 'CUEMUX_OSC_HOST', oscPort: 'CUEMUX_OSC_PORT', oscReplyPort: 'CUEMUX_OSC_REPLY_PORT', timecodeRate: 'CUEMUX_TIMECODE_RATE',
+  oscHost: 'CUEMUX_OSC_HOST', oscPort: 'CUEMUX_OSC_PORT', oscReplyPort: 'CUEMUX_OSC_REPLY_PORT', oscAllow: 'CUEMUX_OSC_ALLOW',
+  oscRateMessages: 'CUEMUX_OSC_RATE_MESSAGES', oscRateBytes: 'CUEMUX_OSC_RATE_BYTES', oscMaxScheduled: 'CUEMUX_OSC_MAX_SCHEDULED',
+  maxAdHocCues: 'CUEMUX_MAX_ADHOC_CUES', maxPrefetchBytes: 'CUEMUX_MAX_PREFETCH_BYTES', timecodeRate: 'CUEMUX_TIMECODE_RATE',
   leadSeconds: 'CUEMUX_LEAD_SECONDS', prefetchSeconds: 'CUEMUX_PREFETCH_SECONDS', cueList: 'CUEMUX_CUE_LIST',
   chaseJumpSeconds: 'CUEMUX_CHASE_JUMP_SECONDS', chaseLossMs: 'CUEMUX_CHASE_LOSS_MS', chaseLossPolicy: 'CUEMUX_CHASE_LOSS_POLICY',
   chaseFreerunMs: 'CUEMUX_CHASE_FREERUN_MS', stateFile: 'CUEMUX_STATE_FILE',
@@ -184,6 +210,15 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
         if (raw !== null && typeof raw !== 'string') throw bad('must be a string or null');
         const v = raw === '' || raw === 'none' ? null : raw;
         out[key] = key === 'socket' && v !== null ? path.resolve(v) : v;
+      } else if (key === 'oscAllow') {
+        // A string (comma-separated), or a list of strings; repeated flags give a list.
+        const list = (Array.isArray(raw) ? raw : [raw]) as unknown[];
+        if (list.length === 0 || !list.every((r) => typeof r === 'string')) throw bad('must be CIDRs, e.g. "192.168.1.0/24,127.0.0.1"');
+        try {
+          out.oscAllow = parseAllowList(list.join(','));
+        } catch (e) {
+          throw bad(e instanceof Error ? e.message : String(e));
+        }
       } else if (key === 'logLevel') {
         if (typeof raw !== 'string' || !['error', 'warn', 'info', 'debug'].includes(raw)) throw bad('must be error, warn, info or debug');
         out.logLevel = raw as LogLevel;

@@ -46,6 +46,8 @@ export interface Prefetched {
   readonly data: readonly Buffer[];
   /** Entry numbers of `entries`, to skip them when reading on from the media. */
   readonly numbers: ReadonlySet<number>;
+  /** Their payload bytes (counted against the show's prefetch budget); absent = not counted. */
+  readonly bytes?: number;
 }
 
 /** A cue loaded in the show. */

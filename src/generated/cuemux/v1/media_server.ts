@@ -5549,7 +5549,10 @@ export const MediaServerService = {
   /**
    * Releases the reference taken by one OpenMedia call. The server closes the file once every OpenMedia has been
    * matched by a CloseMedia and no ReadPackets/GetIndex stream on it is still running.
-   * Fails with NOT_FOUND for an unknown (or already fully closed) media_id.
+   * References belong to the client connection (HTTP/2 connection) whose OpenMedia took them: CloseMedia releases
+   * only those, and fails with NOT_FOUND for a media_id this connection holds no reference to (unknown, already
+   * closed by it, or opened only by other clients: their references are never touched). When a connection closes
+   * (the client exits, crashes or is killed), every reference it still holds is released.
    */
   closeMedia: {
     path: "/cuemux.v1.MediaServer/CloseMedia" as const,
@@ -5651,7 +5654,10 @@ export interface MediaServerServer extends UntypedServiceImplementation {
   /**
    * Releases the reference taken by one OpenMedia call. The server closes the file once every OpenMedia has been
    * matched by a CloseMedia and no ReadPackets/GetIndex stream on it is still running.
-   * Fails with NOT_FOUND for an unknown (or already fully closed) media_id.
+   * References belong to the client connection (HTTP/2 connection) whose OpenMedia took them: CloseMedia releases
+   * only those, and fails with NOT_FOUND for a media_id this connection holds no reference to (unknown, already
+   * closed by it, or opened only by other clients: their references are never touched). When a connection closes
+   * (the client exits, crashes or is killed), every reference it still holds is released.
    */
   closeMedia: handleUnaryCall<CloseMediaRequest, CloseMediaResponse>;
   /**
@@ -5711,7 +5717,10 @@ export interface MediaServerClient extends Client {
   /**
    * Releases the reference taken by one OpenMedia call. The server closes the file once every OpenMedia has been
    * matched by a CloseMedia and no ReadPackets/GetIndex stream on it is still running.
-   * Fails with NOT_FOUND for an unknown (or already fully closed) media_id.
+   * References belong to the client connection (HTTP/2 connection) whose OpenMedia took them: CloseMedia releases
+   * only those, and fails with NOT_FOUND for a media_id this connection holds no reference to (unknown, already
+   * closed by it, or opened only by other clients: their references are never touched). When a connection closes
+   * (the client exits, crashes or is killed), every reference it still holds is released.
    */
   closeMedia(
     request: CloseMediaRequest,
