@@ -162,8 +162,13 @@ export class FollowSession {
       if (discontinuity) for (const cue of this.#show.cues) if (this.#feeds.has(cue.id)) this.#startFeed(cue);
     };
     const onCue = (ev: CueEvent): void => this.#onCue(ev);
+    // A cue loaded by an unarmed GO got its in-point read since: it can be prepared now.
+    const onPrefetched = (cue: LoadedCue): void => {
+      if (cue.outputs.has(this.#output) && !this.#prerolls.has(cue.id)) this.#sendPreroll(cue);
+    };
     this.#show.clock.on('change', onClock);
     this.#show.on('cue', onCue);
+    this.#show.on('prefetched', onPrefetched);
     const heartbeat = setInterval(() => this.#event({ $case: 'clock', value: clockStateMessage(this.#show.clock.snapshot) }), heartbeatMs(undefined));
     heartbeat.unref();
     try {
@@ -185,6 +190,7 @@ export class FollowSession {
       this.#prerolls.clear();
       this.#show.clock.off('change', onClock);
       this.#show.off('cue', onCue);
+      this.#show.off('prefetched', onPrefetched);
       for (const f of this.#feeds.values()) f.abort();
       this.#feeds.clear();
       this.#wakeFlushWaiters();

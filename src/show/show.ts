@@ -13,6 +13,7 @@ import { resolveOutputs, sameCue, type CueDefinition } from './cue-definition';
 import { AUDIO_PREROLL, LoadedCue, type CueRun } from './loaded-cue';
 import { ShowClock, positionAt, snapshotTimecode, type ShowClockOptions } from './show-clock';
 import { TimecodeChaser, type ChaseOptions } from './timecode-chase';
+import { RateLimitedLog } from '../common/rate-limited-log';
 
 const log = getLogger('show');
 
@@ -21,6 +22,17 @@ const log = getLogger('show');
  * after its media is open) and well before any next GO an operator can give.
  */
 const ARM_NEXT_DELAY_MS = 25;
+
+/**
+ * How long after an unarmed GO the cue's in-point is read into memory, in ms: after the GO's own reads from the file
+ * (a lead window of packets), which must not queue behind it.
+ */
+const REFETCH_DELAY_MS = 500;
+
+/** Default budget of prefetched bytes held by all armed cues (about 400 one-second 1080p prefetches). */
+export const DEFAULT_MAX_PREFETCH_BYTES = 256 << 20;
+/** Default most ad-hoc cues loaded at once. */
+export const DEFAULT_MAX_ADHOC_CUES = 64;
 
 /** Where the show gets media (the server's registry): one reference per open, returned by release. */
 export interface MediaSource {
@@ -54,6 +66,8 @@ export interface ShowEvents extends Record<string, unknown[]> {
   cue: [event: CueEvent];
   /** The cue list or its playhead changed. */
   cuelist: [list: CueList, playhead: string | null];
+  /** A loaded cue got its in-point prefetched after it was loaded (it was loaded by an unarmed GO): players may prepare it now. */
+  prefetched: [cue: LoadedCue];
 }
 
 /** Show settings. */
@@ -64,6 +78,16 @@ export interface ShowOptions {
   chase?: ChaseOptions;
   /** Seconds of packets read at load time from the in-point, so GO sends from memory. Default 1. */
   prefetchSeconds?: number;
+  /**
+   * Most bytes of prefetched packets held by all armed cues together. A cue whose prefetch would go beyond it loads
+   * without one (its GO reads from the file, as an unarmed GO does), with a warning. Default 256 MiB.
+   */
+  maxPrefetchBytes?: number;
+  /**
+   * Most ad-hoc cues (defined at load, not in the cue list) loaded at once; another is refused with
+   * RESOURCE_EXHAUSTED. Default 64.
+   */
+  maxAdHocCues?: number;
   /** GO (without a timecode) on a stopped internal clock starts the clock. Default true. */
   goStartsClock?: boolean;
   /** Arm the next cue of the list while a cue plays, so GO on it is instant. Default true. */
@@ -98,8 +122,14 @@ export class Show extends TypedEmitter<ShowEvents> {
   readonly chaser: TimecodeChaser;
   readonly #media: MediaSource;
   readonly #prefetchSeconds: number;
+  readonly #maxPrefetchBytes: number;
+  readonly #maxAdHocCues: number;
+  /** Bytes of prefetched packets held (or being read) by loaded cues. */
+  #prefetchBytes = 0;
   readonly #goStartsClock: boolean;
   readonly #armNext: boolean;
+  /** Cues whose in-point is being prefetched after their load. */
+  readonly #refetching = new Set<LoadedCue>();
   readonly #cues = new Map<string, LoadedCue>();
   readonly #loading = new Map<string, Promise<LoadedCue>>();
   /** GOs waiting for their media to open; a STOP or UNLOAD of the cue meanwhile cancels them. */
@@ -111,6 +141,7 @@ export class Show extends TypedEmitter<ShowEvents> {
   readonly #adHoc = new Set<string>();
   /** How long before a cue's end its auto-follow successor is placed on the clock, in seconds (≥ any lead). */
   readonly #followAheadSeconds: number;
+  readonly #prefetchWarnings = new RateLimitedLog();
   #list: CueList = { path: '', cues: [] };
   #playhead = 0;
   #closed = false;
@@ -121,6 +152,11 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.clock = new ShowClock(options.clock);
     this.chaser = new TimecodeChaser(this.clock, options.chase);
     this.#prefetchSeconds = options.prefetchSeconds ?? 1;
+    this.#maxPrefetchBytes = options.maxPrefetchBytes ?? DEFAULT_MAX_PREFETCH_BYTES;
+    this.#maxAdHocCues = options.maxAdHocCues ?? DEFAULT_MAX_ADHOC_CUES;
+    for (const [name, v] of [['maxPrefetchBytes', this.#maxPrefetchBytes], ['maxAdHocCues', this.#maxAdHocCues]] as const) {
+      if (!(Number.isInteger(v) && v >= 0)) throw new CuemuxError('INVALID_ARGUMENT', `${name} must be a whole number >= 0, got ${v}`);
+    }
     this.#goStartsClock = options.goStartsClock ?? true;
     this.#armNext = options.armNext ?? true;
     this.#followAheadSeconds = Math.max(2, options.followAheadSeconds ?? 2);
@@ -176,16 +212,28 @@ export class Show extends TypedEmitter<ShowEvents> {
     const d = def ?? this.#definition(id);
     const existing = this.#cues.get(id);
     if (existing !== undefined) {
-      if (sameCue(existing.def, d)) return existing;
+      if (sameCue(existing.def, d)) {
+        // Loaded by an unarmed GO: arming it now reads its in-point, so its next GO is prepared.
+        if (options.prefetch ?? true) await this.#prefetchLater(existing);
+        return existing;
+      }
       if (existing.state !== 'armed') {
         throw new CuemuxError('WRONG_STATE', `cue "${id}" is ${existing.state}; stop it before loading a new definition`);
       }
       this.unload(id);
     }
     let pending = this.#loading.get(id);
+    if (pending === undefined && def !== undefined && !this.#adHoc.has(id) && this.#adHoc.size >= this.#maxAdHocCues) {
+      throw new CuemuxError('RESOURCE_EXHAUSTED', `cue "${id.slice(0, 64)}" not loaded: ${this.#adHoc.size} ad-hoc cues are loaded, the budget `
+        + `(--max-adhoc-cues ${this.#maxAdHocCues}); unload one (/cuemux/cue/unload ID) or put the cues in the cue list`);
+    }
     if (pending === undefined) {
       this.#cancelledLoads.delete(id);
-      pending = this.#arm(d, options.prefetch ?? true).finally(() => this.#loading.delete(id));
+      pending = this.#arm(d, options.prefetch ?? true).finally(() => {
+        this.#loading.delete(id);
+        // A failed ad-hoc load frees its place in the budget.
+        if (!this.#cues.has(id)) this.#adHoc.delete(id);
+      });
       this.#loading.set(id, pending);
       if (def === undefined) this.#adHoc.delete(id);
       else this.#adHoc.add(id);
@@ -224,12 +272,16 @@ export class Show extends TypedEmitter<ShowEvents> {
       this.#media.release(media);
       throw e;
     }
-    if (this.#closed) {
+    const drop = (): void => {
+      this.#dropPrefetch(cue);
       this.#media.release(media);
+    };
+    if (this.#closed) {
+      drop();
       throw new CuemuxError('CLOSED', 'the show is closed (server shutting down)');
     }
     if (this.#cancelledLoads.delete(def.id)) {
-      this.#media.release(media);
+      drop();
       throw new CuemuxError('WRONG_STATE', `cue "${def.id}" was unloaded while it was loading`);
     }
     this.#cues.set(def.id, cue);
@@ -242,13 +294,42 @@ export class Show extends TypedEmitter<ShowEvents> {
     if (this.#prefetchSeconds === 0) return null;
     const entries = [...cue.media.index.packetsInRange(cue.allStreams, cue.inMedia, Math.min(cue.endMedia, cue.inMedia + this.#prefetchSeconds), AUDIO_PREROLL)];
     if (entries.length === 0) return null;
+    let bytes = 0;
+    for (const e of entries) bytes += e.size;
+    if (this.#prefetchBytes + bytes > this.#maxPrefetchBytes) {
+      this.#prefetchWarnings.log('prefetch', (suppressed) => log.warn(`cue "${cue.id.slice(0, 64)}" loaded without a prefetch: its ${bytes} bytes would take the `
+        + `prefetched packets of all cues beyond the budget (--max-prefetch-bytes ${this.#maxPrefetchBytes}; ${this.#prefetchBytes} held); its GO reads `
+        + `from the file${suppressed > 0 ? ` (${suppressed} more cues since the last warning)` : ''}`, { cue: cue.id, bytes, held: this.#prefetchBytes }));
+      return null;
+    }
+    // Reserved before the read: loads in flight together cannot pass the budget.
+    this.#prefetchBytes += bytes;
     const reader = cue.media.reader();
     try {
       const data = await reader.read(entries);
-      return { entries, data, numbers: new Set(entries.map((e) => e.index)) };
+      return { entries, data, numbers: new Set(entries.map((e) => e.index)), bytes };
+    } catch (e) {
+      this.#prefetchBytes -= bytes;
+      throw e;
     } finally {
       await reader.close();
     }
+  }
+
+  /** Let go of `cue`'s prefetched packets (and their place in the budget). */
+  #dropPrefetch(cue: LoadedCue): void {
+    if (cue.prefetch !== null) this.#prefetchBytes -= cue.prefetch.bytes ?? 0;
+    cue.prefetch = null;
+  }
+
+  /** Bytes of prefetched packets held by loaded cues, and the budget. */
+  get prefetchBudget(): { bytes: number; max: number } {
+    return { bytes: this.#prefetchBytes, max: this.#maxPrefetchBytes };
+  }
+
+  /** Ad-hoc cues loaded (or loading), and the budget. */
+  get adHocBudget(): { cues: number; max: number } {
+    return { cues: this.#adHoc.size, max: this.#maxAdHocCues };
   }
 
   /**
@@ -286,7 +367,34 @@ export class Show extends TypedEmitter<ShowEvents> {
     const clockSeconds = options.clockSeconds ?? this.clock.position(at);
     this.#startCue(cue, clockSeconds, cue.inMedia);
     this.#advancePlayhead(cueId);
+    if (cue.prefetch === null && this.#armNext) {
+      // An unarmed GO: its in-point is read once the GO's own first packets are out, so the next GO of the cue (a
+      // restart, or after it ends) is prepared like any armed one.
+      const started = cue;
+      setTimeout(() => {
+        this.#prefetchLater(started).catch((e: unknown) => log.warn(`could not prefetch cue "${started.id}"`, { error: e instanceof Error ? e.message : String(e) }));
+      }, REFETCH_DELAY_MS).unref();
+    }
     return cue;
+  }
+
+  /** Prefetch the in-point of a cue loaded without it (once; not after its unload), and say so ('prefetched'). */
+  async #prefetchLater(cue: LoadedCue): Promise<void> {
+    if (cue.prefetch !== null || this.#refetching.has(cue) || this.#closed) return;
+    this.#refetching.add(cue);
+    try {
+      const pre = await this.#prefetch(cue);
+      if (pre === null) return;
+      if (this.#cues.get(cue.id) !== cue || cue.prefetch !== null || this.#closed) {
+        this.#prefetchBytes -= pre.bytes ?? 0; // unloaded meanwhile
+        return;
+      }
+      cue.prefetch = pre;
+      log.info('cue prefetched', { cue: cue.id, prefetchedPackets: pre.entries.length });
+      this.safeEmit('prefetched', cue);
+    } finally {
+      this.#refetching.delete(cue);
+    }
   }
 
   /** A GO or resume on a stopped internal clock starts it (goStartsClock); a chased clock is left to its source. */
@@ -313,7 +421,9 @@ export class Show extends TypedEmitter<ShowEvents> {
    */
   async restoreCue(def: CueDefinition, state: 'armed' | 'playing' | 'paused', run: CueRun | null,
     numbering: LoadedCue['numbering'], pausedMedia: number | null): Promise<LoadedCue> {
-    const cue = await this.load(def.id, def);
+    // A cue of the cue list is restored as one (not an ad-hoc cue, which counts against --max-adhoc-cues).
+    const listed = this.#list.cues.find((c) => c.id === def.id);
+    const cue = await (listed !== undefined && sameCue(listed, def) ? this.load(def.id) : this.load(def.id, def));
     if (state === 'armed' || run === null) return cue;
     cue.restore(state, run, numbering, pausedMedia);
     if (state === 'playing') {
@@ -373,7 +483,8 @@ export class Show extends TypedEmitter<ShowEvents> {
     for (const c of targets) {
       if (c.state !== 'armed') this.#stopCue(c, 'unload', options.at ?? monoNs());
       this.#cues.delete(c.id);
-      c.prefetch = null;
+      this.#adHoc.delete(c.id);
+      this.#dropPrefetch(c);
       this.safeEmit('cue', { type: 'unloaded', cue: c });
       this.#media.release(c.media);
       log.info('cue unloaded', { cue: c.id });
@@ -566,8 +677,10 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.#closing = true;
     for (const c of this.cues) {
       c.endWatch?.abort();
+      this.#dropPrefetch(c);
       this.#media.release(c.media);
     }
+    this.#adHoc.clear();
     this.#cues.clear();
     this.#closed = true;
     this.chaser.close();
