@@ -12,6 +12,9 @@ import { copyPlanes, FrameSlotPool } from './frame-pool';
 import { OutputFollower } from './output-follower';
 import { totalLength } from './pipe-output';
 
+/** Nice value of the decode worker's own thread when allowed (root, CAP_SYS_NICE): above the decoders' 0. */
+const WORKER_NICE = -5;
+
 /** How often packet and failure counts are posted, ms. */
 const STATS_MS = 1000;
 
@@ -31,10 +34,16 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   });
   try {
     // On Linux a thread's nice value is its own, inherited from its creator: the presenting thread raised itself
-    // before starting us (without real-time scheduling's reset-on-fork, its nice value would be ours).
-    os.setPriority(0);
+    // before starting us (without real-time scheduling's reset-on-fork, its nice value would be ours). This thread
+    // receives the GO (CueStarted, the adopting batch) and hands it on: a little above FFmpeg's decoding threads (which
+    // libuv's pool creates, at nice 0), so a GO does not wait for a decoder's time slice.
+    os.setPriority(WORKER_NICE);
   } catch {
-    // Lowering to 0 from a negative value needs no privilege; from a positive one it does: keep it then.
+    try {
+      os.setPriority(0); // not allowed to raise: normal priority
+    } catch {
+      // Lowering to 0 from a negative value needs no privilege; from a positive one it does: keep it then.
+    }
   }
   const client = new MediaClient(data.target);
   const follower = new OutputFollower(client, data.options);

@@ -196,7 +196,12 @@ export class OutputFollower extends FollowerBase {
         prepared.slots.set(pk.streamIndex, slot);
       }
       const s = slot;
-      this.#enqueue(s, () => this.#decode(cue, s, pk));
+      this.#enqueue(s, async () => {
+        // Cues on the clock first: a preroll packet waits for the decoding queued for them (measured: a preroll's
+        // burst of a GOP from its keyframe made the playing cue's frames late).
+        if (s.preroll !== 0) await this.#liveIdle();
+        await this.#decode(cue, s, pk);
+      });
     }
     if (p.last) {
       // Said once every packet of it is decoded: the in-point is ready (an operator's display, and tests, wait on it).
@@ -228,6 +233,13 @@ export class OutputFollower extends FollowerBase {
       cue.slots.set(stream, slot);
     }
     this.safeEmit('adopted', { cueId: b.cueId, preroll: b.preroll, segment: b.segment, generation: b.generation });
+  }
+
+  /** Resolves once the decoding queued so far for segments (not prerolls) is done. */
+  #liveIdle(): Promise<unknown> {
+    const chains: Promise<void>[] = [];
+    for (const c of this.#cues.values()) for (const s of [...c.slots.values(), ...c.draining]) if (s.preroll === 0) chains.push(s.chain);
+    return Promise.all(chains);
   }
 
   /** A slot that a new pass replaces: it drains when of the same generation (a loop's seam), else it is dropped. */

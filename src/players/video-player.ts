@@ -287,9 +287,10 @@ export class VideoPlayer {
     const active = this.#timeline.activeAt(c);
     for (const w of active) {
       // Every active window is picked (which frees its past pictures), the top one with its frame is shown: a cue
-      // under another keeps only its current picture, not a whole pass of decoded frames.
+      // under another keeps only its current picture, not a whole pass of decoded frames. Once the top cue is on
+      // screen, its picture is held while its next frame decodes: a flash of the cue under it would be worse.
       const r = this.#pick(w, c);
-      if (r !== null && shown === null) shown = { ...r, w };
+      if (r !== null && shown === null && (w === active[0] || this.#onScreen?.p.cueId !== active[0].cueId)) shown = { ...r, w };
     }
     const due = active.length > 0;
     // The top cue's frame is not decoded yet: the picture on screen stays (black at the very start), never a stale one.
