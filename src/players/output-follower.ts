@@ -57,8 +57,10 @@ interface Prepared {
   slots: Map<number, Slot>;
   /** Resolves the preroll's turn: called once its packets are decoded, or when it is dropped. */
   done: () => void;
-  /** The turn of the preroll before it: its decoding starts after that. */
+  /** Its decoding starts after the preroll before it, or at once when a segment adopts it (it is due then). */
   after: Promise<void>;
+  /** Lets it start at once (adopted). */
+  now: () => void;
 }
 
 /** Follows an output and decodes its packets. One per player process. */
@@ -183,7 +185,9 @@ export class OutputFollower extends FollowerBase {
       this.#dropPrepared(cue);
       let done = (): void => undefined;
       const turn = new Promise<void>((resolve) => { done = resolve; });
-      cue.prepared = { preroll: p.preroll, slots: new Map(), done, after: this.#prepGate };
+      let now = (): void => undefined;
+      const adopted = new Promise<void>((resolve) => { now = resolve; });
+      cue.prepared = { preroll: p.preroll, slots: new Map(), done, after: Promise.race([this.#prepGate, adopted]), now };
       this.#prepGate = turn;
     }
     const prepared = cue.prepared;
@@ -224,6 +228,7 @@ export class OutputFollower extends FollowerBase {
       return;
     }
     cue.prepared = null;
+    prepared.now(); // on the clock now: not after the prerolls queued before it
     for (const [stream, slot] of prepared.slots) {
       const cur = cue.slots.get(stream);
       if (cur !== undefined) this.#retire(cue, cur, b.generation);

@@ -73,6 +73,8 @@ interface SentPreroll {
   firstSeconds: number;
   /** Resolves true once its last message is written, false when the call ended or it was replaced first. */
   sent: Promise<boolean>;
+  /** Its first message is being written (it waited for the prerolls queued before it). */
+  started: boolean;
   /** Stops sending it (replaced, unloaded). */
   ctl: AbortController;
 }
@@ -489,12 +491,16 @@ export class FollowSession {
     if (planned.length === 0 || firstSeconds === Infinity) return;
     const ctl = new AbortController();
     const number = this.#nextPreroll++;
-    const sent = this.#prerollQueue.then(() => this.#writePreroll(cue.id, number, planned, ctl.signal)).catch((e: unknown) => {
+    const entry: SentPreroll = { cue, number, numbers: new Set(planned.map((p) => p.e.index)), firstSeconds, sent: Promise.resolve(false), started: false, ctl };
+    entry.sent = this.#prerollQueue.then(() => {
+      entry.started = true;
+      return this.#writePreroll(cue.id, number, planned, ctl.signal);
+    }).catch((e: unknown) => {
       log.warn('sending a preroll failed', { cue: cue.id, output: this.#output, error: e instanceof Error ? e.message : String(e) });
       return false;
     });
-    this.#prerollQueue = sent;
-    this.#prerolls.set(cue.id, { cue, number, numbers: new Set(planned.map((p) => p.e.index)), firstSeconds, sent, ctl });
+    this.#prerollQueue = entry.sent;
+    this.#prerolls.set(cue.id, entry);
   }
 
   async #writePreroll(cueId: string, preroll: number, planned: readonly Planned[], signal: AbortSignal): Promise<boolean> {
@@ -524,6 +530,12 @@ export class FollowSession {
   async #adoptable(cue: LoadedCue, signal: AbortSignal): Promise<SentPreroll | null> {
     const p = this.#prerolls.get(cue.id);
     if (p === undefined || p.cue !== cue) return null;
+    if (!p.started) {
+      // Still queued behind other cues' prerolls (a player that has just connected): the segment does not wait for
+      // them; it is sent whole, and a later preroll prepares the cue's next GO.
+      this.#dropPreroll(cue.id);
+      return null;
+    }
     // Sent already, unless the GO came right after the load: then the preroll's last messages go out first.
     if (!(await p.sent) || signal.aborted || this.#prerolls.get(cue.id) !== p) return null;
     this.#prerolls.delete(cue.id);
