@@ -6,29 +6,21 @@
  * out the restart and play on.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CUEMUX_BIN, runCli } from './support/cli';
+import { runCli } from './support/cli';
 import { checkRenderedPeriods, ffmpegSamples, wavSamples } from './support/audio';
 import { framemd5Decode, type FrameMd5 } from './support/ffmpeg-reference';
 import { minuteClip } from './support/media';
 import { OscPeer } from './support/osc';
 import { spawnServer } from './support/server';
+import { spawnPlayer } from './support/show-check';
 import { copyInto, scratchDir } from './support/tmp';
 import { MediaClient } from '../src/clients/media-client';
 import { monoNs } from '../src/common/time-source';
 import { readSyncLog } from '../src/players/sync-log';
-
-/** A player child process and its stderr. */
-function spawnPlayer(args: string[]): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [CUEMUX_BIN, '--log-level', 'info', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => { err += d; });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, stderr: () => err, exited };
-}
 
 const SCHED_OTHER = 0;
 const SCHED_FIFO = 1;

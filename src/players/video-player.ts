@@ -233,10 +233,6 @@ export class VideoPlayer {
 
   /** The picture on screen changes: keep the new one (to hold it), let go of the old. */
   #setScreen(next: OnScreen | null): void {
-    if (this.#onScreen !== null && next !== null && this.#onScreen.p === next.p) {
-      next.release();
-      return;
-    }
     this.#onScreen?.release();
     this.#onScreen = next;
   }
@@ -295,7 +291,9 @@ export class VideoPlayer {
     const due = active.length > 0;
     // The top cue's frame is not decoded yet: the picture on screen stays (black at the very start), never a stale one.
     const late = due && (shown === null || shown.w !== active[0]);
-    if (shown !== null) {
+    if (shown !== null && this.#onScreen?.p === shown.q.p) {
+      this.#onScreen.end = shown.end; // the same picture again (a 25 fps cue at 50 ticks/s): kept already
+    } else if (shown !== null) {
       this.#setScreen({ p: shown.q.p, release: shown.q.p.frame.retain?.() ?? nothingToRelease, ptsSeconds: clockOf(shown.w, shown.q.p.mediaSeconds), end: shown.end });
     } else if (!due && this.#o.atEnd !== 'hold') {
       // Nothing on: black, unless the last picture of a cue that ended (or paused) is held.

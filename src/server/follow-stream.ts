@@ -400,21 +400,15 @@ export class FollowSession {
   *#plan(cue: LoadedCue, streams: readonly number[], from: number, end: number, skipBelow: number, sent?: ReadonlySet<number>): Generator<Planned> {
     const pre = cue.prefetch;
     const wanted = new Set(streams);
-    if (sent !== undefined && pre !== null) {
-      for (let i = 0; i < pre.entries.length; i++) {
-        const e = pre.entries[i];
-        if (wanted.has(e.stream) && !sent.has(e.index)) yield { e, data: pre.data[i] };
-      }
-      for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL)) if (!pre.numbers.has(e.index) && !sent.has(e.index)) yield { e, data: null };
-      return;
-    }
     if (skipBelow > 0) {
       for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL)) if (e.index >= skipBelow) yield { e, data: null };
       return;
     }
+    // A segment adopting a preroll starts at the in-point too: the preroll's packets (`sent`) are not sent again.
     if (pre !== null && from === cue.inMedia) {
       for (let i = 0; i < pre.entries.length; i++) {
-        if (wanted.has(pre.entries[i].stream)) yield { e: pre.entries[i], data: pre.data[i] };
+        const e = pre.entries[i];
+        if (wanted.has(e.stream) && sent?.has(e.index) !== true) yield { e, data: pre.data[i] };
       }
       for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL)) if (!pre.numbers.has(e.index)) yield { e, data: null };
       return;

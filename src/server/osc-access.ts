@@ -94,6 +94,14 @@ class Bucket {
     if (nowMs > this.lastMs) this.tokens = Math.min(this.rate, this.tokens + ((nowMs - this.lastMs) / 1000) * this.rate);
     this.lastMs = nowMs;
   }
+
+  /** Take `n` tokens after refilling; false (nothing taken) when there are fewer. */
+  take(n: number, nowMs: number): boolean {
+    this.refill(nowMs);
+    if (this.tokens < n) return false;
+    this.tokens -= n;
+    return true;
+  }
 }
 
 /** Per-sender budgets. */
@@ -141,19 +149,11 @@ export class SenderBudgets {
 
   /** Take `bytes` from the sender's byte budget; false (nothing taken) when over budget. */
   takeBytes(sender: string, bytes: number, nowMs = Date.now()): boolean {
-    const b = this.#buckets(sender, nowMs).bytes;
-    b.refill(nowMs);
-    if (b.tokens < bytes) return false;
-    b.tokens -= bytes;
-    return true;
+    return this.#buckets(sender, nowMs).bytes.take(bytes, nowMs);
   }
 
   /** Take `count` messages from the sender's message budget; false (nothing taken) when over budget. */
   takeMessages(sender: string, count: number, nowMs = Date.now()): boolean {
-    const b = this.#buckets(sender, nowMs).messages;
-    b.refill(nowMs);
-    if (b.tokens < count) return false;
-    b.tokens -= count;
-    return true;
+    return this.#buckets(sender, nowMs).messages.take(count, nowMs);
   }
 }
