@@ -14,8 +14,20 @@ export default tseslint.config(
     },
   },
   {
-    // The native adapter is the one place where beamcoder's untyped objects are handled.
-    files: ['src/ffmpeg/beamcoder-adapter.ts'],
+    // Only src/ffmpeg/native.ts loads beamcoder: everything else reaches FFmpeg through its typed surface.
+    files: ['**/*.ts'],
+    ignores: ['src/ffmpeg/native.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['beamcoder', 'beamcoder/*'], message: 'Only src/ffmpeg/native.ts loads beamcoder.' }] }],
+      'no-restricted-syntax': ['error', {
+        selector: "CallExpression[callee.name='require'] > Literal[value=/^beamcoder/], CallExpression[callee.property.name='resolve'] > Literal[value=/^beamcoder/]",
+        message: 'Only src/ffmpeg/native.ts loads beamcoder.',
+      }],
+    },
+  },
+  {
+    // The native loader is the one place where beamcoder's untyped objects are handled (it types them for the rest).
+    files: ['src/ffmpeg/native.ts'],
     rules: {
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',

@@ -16,7 +16,7 @@ import { MediaClient } from '../src/clients/media-client';
 import { monoNs, monoToUnixNs } from '../src/common/time-source';
 import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
 import type { FollowEvent } from '../src/generated/cuemux/v1/media_server';
-import { encodeMessage } from '../src/server/osc-endpoint';
+import { encodeMessage } from '../src/wire/osc-codec';
 import { hd1080 } from './bench-media';
 import { CLI, pct, runBench, startBenchServer, watchSteal, withScratch } from './bench-server';
 

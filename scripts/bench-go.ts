@@ -32,7 +32,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { MediaClient } from '../src/clients/media-client';
 import { monoNs } from '../src/common/time-source';
-import { encodeMessage } from '../src/server/osc-endpoint';
+import { encodeMessage } from '../src/wire/osc-codec';
 import {
   byPeriod, checkAudioLine, frameAt, frameNames, judgeAudioGo, judgeTicks, judgeVideoGo, readAudioLines, readF32, readFramemd5, readTicks, ShowClock, Timeline,
   wavSamples, type AudioGo, type AudioLine, type RefAudio, type RefVideo, type Show, type Tick, type VideoGo, type Win, type WrongTick,

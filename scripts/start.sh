@@ -2,6 +2,10 @@
 # README's first command: set up, make a demo clip a newcomer can use at once, index it, and start the server on
 # embedded defaults. Extra arguments go to `cuemux serve`.
 set -euo pipefail
+# The folder the command was typed in (npm sets INIT_CWD; run directly, it is this shell's): the server prints its
+# "Connect:" commands relative to it (`node bin/cuemux.js status ...`), so they paste as is: in a checkout `cuemux`
+# is not on the PATH.
+export INIT_CWD="${INIT_CWD:-$PWD}"
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
@@ -14,7 +18,7 @@ if [ ! -f "$demo/demo-1080p25.mp4" ]; then
   mv "$demo/.demo.tmp.mp4" "$demo/demo-1080p25.mp4"
 fi
 node bin/cuemux.js index build "$demo"
-# A demo cue list, so show control works at once: oscsend 127.0.0.1 53100 /cuemux/cue/go
+# A demo cue list, so show control works at once: oscsend 127.0.0.1 53100 /cuemux/cue/go (oscsend: liblo-tools)
 cues=.cache/demo-cues.json
 if [ ! -f "$cues" ]; then
   cat > "$cues" <<'JSON'

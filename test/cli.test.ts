@@ -171,7 +171,7 @@ describe('cuemux index CLI', function () {
     it('usage errors: 2, with the usage text', async function () {
       const r = await runCli(['index', 'build', '--jobs', 'many', dir], { env });
       assert.equal(r.code, 2);
-      assert.match(r.stderr, /--jobs needs a whole number/);
+      assert.match(r.stderr, /--jobs must be an integer 1\.\.256, got "many"/);
       assert.match(r.stderr, /Usage: cuemux index/);
       assert.equal((await runCli(['index', 'frobnicate'], { env })).code, 2);
       assert.equal((await runCli(['index', 'dump', '--format', 'xml', dir], { env })).code, 2);

@@ -59,7 +59,8 @@ describe('FFmpeg adapter', function () {
     const file = corpus['mp4-h264-aac'];
     const reference = await framemd5Copy(file);
     const d = await openDemuxer(file);
-    // Fire all reads at once: unserialised, FFmpeg loses packets or crashes (FIELD-NOTES).
+    // Fire all reads at once: unserialised, overlapping read()/seek() on one beamcoder demuxer lost packets, gave parse
+    // errors and once crashed inside av_read_frame.
     const results = await Promise.all(reference.map(() => d.readPacket()));
     await d.close();
     const got = results.map((p) => ({ stream: p?.stream ?? -1, md5: p ? md5(p.data) : '' }));

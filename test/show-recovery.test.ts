@@ -17,7 +17,7 @@ import { md5 } from './support/check';
 import { MediaClient } from '../src/clients/media-client';
 import { resilientFollow } from '../src/clients/resilient-follow';
 import { monoNs } from '../src/common/time-source';
-import type { FollowEvent, Packet } from '../src/generated/cuemux/v1/media_server';
+import type { FollowEvent, FollowPackets, FollowResume, Packet } from '../src/generated/cuemux/v1/media_server';
 
 describe('crash recovery', function () {
   this.timeout(120_000);
@@ -181,6 +181,79 @@ describe('crash recovery', function () {
       assert.ok(video[0].entry < old.packets[old.packets.length - 1].entry, 'the cue started again from its beginning');
     } finally {
       await close();
+    }
+  });
+
+  it('a server honours a resume point only from its own show (show_id): a crash recovery keeps it, a clean restart does not', async function () {
+    // A player that is not resilientFollow (e.g. the C++ example) sends its resume points as they are: the server
+    // must not continue a cue mid-GOP from a position of another show that happens to have the same numbers.
+    const { socket, start } = await showServer(['--lead-seconds', '0.5']);
+    const peer = await OscPeer.open();
+    const client = new MediaClient(socket);
+    /** The first Follow events of `output` video with `resume`, up to `n` packets of cue Q (clock states kept). */
+    const follow = async (resume: FollowResume[], n: number): Promise<{ showIds: Set<string>; batches: FollowPackets[] }> => {
+      const ctl = new AbortController();
+      const showIds = new Set<string>();
+      const batches: FollowPackets[] = [];
+      let count = 0;
+      try {
+        for await (const e of client.follow({ output: 'video', resume }, { signal: ctl.signal })) {
+          if (e.event?.$case === 'clock') showIds.add(e.event.value.showId);
+          if (e.event?.$case === 'packets' && e.event.value.cueId === 'Q') {
+            batches.push(e.event.value);
+            count += e.event.value.packets.length;
+            if (count >= n) break;
+          }
+        }
+      } finally {
+        ctl.abort();
+      }
+      return { showIds, batches };
+    };
+    const go = async (oscPort: number): Promise<void> => {
+      assert.equal((await peer.request(oscPort, '/cuemux/cue/load', [{ type: 's', value: 'Q' }, { type: 's', value: 'clip.mp4' }, { type: 'i', value: 2 }])).status, 'ok');
+      assert.equal((await peer.request(oscPort, '/cuemux/cue/go', [{ type: 's', value: 'Q' }])).status, 'ok');
+    };
+    try {
+      const first = await start();
+      await go(first.oscPort);
+      const a = await follow([], 40);
+      assert.equal(a.showIds.size, 1);
+      const [showA] = [...a.showIds];
+      assert.match(showA, /^[0-9a-f]{16}$/);
+      const last = a.batches[a.batches.length - 1];
+      const point: FollowResume = { cueId: 'Q', segment: last.segment, generation: last.generation, nextEntry: last.packets[last.packets.length - 1].entry + 1n, showId: showA };
+
+      // Crash recovery: the same show, so the point is honoured (the first packet is the one asked for).
+      first.child.kill('SIGKILL');
+      await new Promise((r) => first.child.once('exit', r));
+      await start();
+      const resumed = await follow([point], 1);
+      assert.deepEqual([...resumed.showIds], [showA], 'the recovered show keeps its show_id');
+      // (entries count every stream of the file: the output's next packet is the first of its streams from there)
+      assert.ok(resumed.batches[0].packets[0].entry >= point.nextEntry, `continued from next_entry ${point.nextEntry}: got ${resumed.batches[0].packets[0].entry}`);
+
+      // Clean restart: a fresh show with a new id; the same cue run gives the same numbers, and yet the old point
+      // is not honoured: the cue starts from its keyframe.
+      for (const c of children.splice(0)) {
+        if (c.exitCode !== null || c.signalCode !== null) continue;
+        c.kill('SIGTERM');
+        await new Promise((r) => c.once('exit', r));
+      }
+      const third = await start();
+      await go(third.oscPort);
+      const fresh = await follow([point], 1);
+      const [showC] = [...fresh.showIds];
+      assert.notEqual(showC, showA, 'a fresh show has a new show_id');
+      assert.deepEqual([fresh.batches[0].segment, fresh.batches[0].generation], [point.segment, point.generation], 'same numbers as the old show');
+      const firstVideo = fresh.batches[0].packets.find((p) => p.streamIndex === 0);
+      assert.ok(firstVideo !== undefined && firstVideo.key && firstVideo.entry < point.nextEntry, `first packet entry ${firstVideo?.entry} key ${firstVideo?.key}`);
+      // The same point under the new show's id is honoured (what makes the refusal above the show_id's doing).
+      const own = await follow([{ ...point, showId: showC }], 1);
+      assert.ok(own.batches[0].packets[0].entry >= point.nextEntry, `entry ${own.batches[0].packets[0].entry} from ${point.nextEntry}`);
+    } finally {
+      client.close();
+      peer.close();
     }
   });
 

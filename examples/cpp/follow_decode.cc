@@ -325,6 +325,13 @@ class Player {
  private:
 
   void on_clock(const v1::ClockState& s) {
+    if (fresh_connection_ && clock.known && !s.show_id().empty() && s.show_id() != clock.state.show_id()) {
+      // Another show (the server restarted cleanly, or another server answers): its cues, segments and generations
+      // are new, and it ignores our resume points. Forget every cue; the new call announces the loaded ones.
+      std::printf("another show (show_id %s, was %s): forgetting its cues\n", s.show_id().c_str(), clock.state.show_id().c_str());
+      for (auto& [id, cue] : cues_) release(cue);
+      cues_.clear();
+    }
     bool discontinuity = fresh_connection_ ? s.generation() != generation_ : s.generation() > generation_;
     if (!clock.known || discontinuity || s.state() != clock.state.state() || s.rate() != clock.state.rate())
       std::printf("clock gen=%" PRIu64 " %s rate=%g position=%.6f tc=%s source=%s\n", s.generation(), s.state().c_str(), s.rate(),
@@ -440,6 +447,7 @@ class Player {
       cue.resume.set_cue_id(fp.cue_id());
       cue.resume.set_segment(fp.segment());
       cue.resume.set_generation(fp.generation());
+      cue.resume.set_show_id(clock.state.show_id());
       cue.resume.set_next_entry(same ? std::max(cue.resume.next_entry(), p.entry() + 1) : p.entry() + 1);
       auto dit = cue.decoders.find(p.stream_index());
       if (dit == cue.decoders.end()) continue;
@@ -548,6 +556,7 @@ class Player {
       cue.resume.set_cue_id(fp.cue_id());
       cue.resume.set_segment(fp.segment());
       cue.resume.set_generation(fp.generation());
+      cue.resume.set_show_id(clock.state.show_id());
       cue.resume.set_next_entry(p.next_entry);
     }
     release(p);

@@ -2,9 +2,7 @@
  * `cuemux index build|check|info|dump`: the technician's tools around the index store.
  */
 import { promises as fsp } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CuemuxError, fromSystemError, isCuemuxError } from '../common/errors';
 import { ticksToSeconds } from '../common/rational';
 import { hasMediaSignature, openDemuxer } from '../ffmpeg/beamcoder-adapter';
@@ -14,7 +12,8 @@ import type { MediaIndex } from '../index-store/media-index';
 import { ExitCode, combineExitCodes, exitCodeFor, type ExitCodeValue } from './exit-codes';
 import { ProgressBar } from './progress';
 import type { CliIo } from './cli-io';
-import { INDEX_USAGE } from './index-usage';
+import { DEFAULT_JOBS, DEFAULT_LOCK_TIMEOUT_SECONDS, INDEX_BUILD, INDEX_CHECK, INDEX_COMMANDS, INDEX_DUMP, INDEX_INFO, INDEX_USAGE } from './index-usage';
+import { helpText, parseCommand, usageError, type CommandSpec, type ParsedOptions } from './options';
 
 interface Input {
   file: string;
@@ -68,21 +67,26 @@ function errorJson(e: unknown): { code: string; message: string } {
   return isCuemuxError(e) ? { code: e.code, message: e.message } : { code: 'INTERNAL', message: String(e) };
 }
 
-function usage(message: string): CuemuxError {
-  return new CuemuxError('INVALID_ARGUMENT', `${message}\n\n${INDEX_USAGE}`);
+/** A usage error: with the subcommand's usage line and --help hint, or the list of subcommands. */
+function usage(message: string, spec?: CommandSpec): CuemuxError {
+  return spec !== undefined ? usageError(spec, message) : new CuemuxError('INVALID_ARGUMENT', `${message}\n\n${INDEX_USAGE}`);
 }
 
-function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>): ReturnType<typeof parseArgs> {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw usage((e as Error).message);
-  }
+/** Parse by the subcommand's option table (help was handled by runIndexCommand). */
+function parse(args: string[], spec: CommandSpec): ParsedOptions {
+  const parsed = parseCommand(spec, args);
+  if (parsed === 'help') throw new Error('--help reached a subcommand'); // runIndexCommand answers it first
+  return parsed;
 }
 
 /** Run `cuemux index <args>`; returns the exit code. */
 export async function runIndexCommand(io: CliIo, args: string[]): Promise<ExitCodeValue> {
   const [sub, ...rest] = args;
+  const spec = INDEX_COMMANDS.find((c) => c.command === `index ${sub}`);
+  if (spec !== undefined && parseCommand(spec, rest) === 'help') {
+    io.out(helpText(spec));
+    return ExitCode.OK;
+  }
   switch (sub) {
     case 'build': return build(io, rest);
     case 'check': return check(io, rest);
@@ -94,13 +98,6 @@ export async function runIndexCommand(io: CliIo, args: string[]): Promise<ExitCo
     default:
       throw usage(`unknown index command "${sub}"`);
   }
-}
-
-function positiveInt(v: unknown, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw usage(`${name} needs a whole number >= 1, got "${typeof v === 'string' ? v : JSON.stringify(v)}"`);
-  return n;
 }
 
 type FileResult = {
@@ -116,13 +113,11 @@ type FileResult = {
 };
 
 async function build(io: CliIo, args: string[]): Promise<ExitCodeValue> {
-  const { values, positionals } = parse(args, {
-    jobs: { type: 'string' }, force: { type: 'boolean' }, 'cache-dir': { type: 'string' },
-    'lock-timeout': { type: 'string' }, json: { type: 'boolean' },
-  });
-  if (positionals.length === 0) throw usage('index build needs at least one file or folder');
-  const jobs = positiveInt(values.jobs, '--jobs') ?? Math.min(4, os.availableParallelism());
-  const lockTimeout = positiveInt(values['lock-timeout'], '--lock-timeout') ?? 300;
+  const options = parse(args, INDEX_BUILD);
+  const { values, positionals } = options;
+  if (positionals.length === 0) throw usage('index build needs at least one file or folder', INDEX_BUILD);
+  const jobs = options.number('jobs') ?? DEFAULT_JOBS;
+  const lockTimeout = options.number('lock-timeout') ?? DEFAULT_LOCK_TIMEOUT_SECONDS;
   const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
   const json = values.json === true;
   const inputs = await collect(positionals);
@@ -242,8 +237,8 @@ async function isMedia(file: string): Promise<boolean> {
 }
 
 async function check(io: CliIo, args: string[]): Promise<ExitCodeValue> {
-  const { values, positionals } = parse(args, { 'cache-dir': { type: 'string' }, json: { type: 'boolean' } });
-  if (positionals.length === 0) throw usage('index check needs at least one file or folder');
+  const { values, positionals } = parse(args, INDEX_CHECK);
+  if (positionals.length === 0) throw usage('index check needs at least one file or folder', INDEX_CHECK);
   const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
   const rows: Array<{ media: string; state: IndexState | 'error'; index?: string; reason?: string | null; exitCode: ExitCodeValue }> = [];
   for (const { file, fromDir, error } of await collect(positionals)) {
@@ -272,8 +267,8 @@ async function check(io: CliIo, args: string[]): Promise<ExitCodeValue> {
   return exit;
 }
 
-async function singleMedia(args: string[], command: string): Promise<string> {
-  if (args.length !== 1) throw usage(`index ${command} takes exactly one media file`);
+async function singleMedia(args: readonly string[], command: string): Promise<string> {
+  if (args.length !== 1) throw usage(`index ${command} takes exactly one media file`, command === 'info' ? INDEX_INFO : INDEX_DUMP);
   const p = path.resolve(args[0]);
   const st = await fsp.stat(p).catch((e: unknown) => { throw fromSystemError(e, p, command); });
   if (st.isDirectory()) throw new CuemuxError('INVALID_ARGUMENT', `${p}: is a directory; index ${command} takes one media file`, { path: p });
@@ -318,7 +313,7 @@ export function describeIndex(idx: MediaIndex): Record<string, unknown> {
 }
 
 async function info(io: CliIo, args: string[]): Promise<ExitCodeValue> {
-  const { values, positionals } = parse(args, { 'cache-dir': { type: 'string' }, json: { type: 'boolean' } });
+  const { values, positionals } = parse(args, INDEX_INFO);
   const media = await singleMedia(positionals, 'info');
   const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
   const idx = await openIndex(media, { cacheDir, onWait: () => io.err(`waiting for another process to finish indexing ${media}\n`) });
@@ -350,15 +345,12 @@ async function info(io: CliIo, args: string[]): Promise<ExitCodeValue> {
 }
 
 async function dump(io: CliIo, args: string[]): Promise<ExitCodeValue> {
-  const { values, positionals } = parse(args, { stream: { type: 'string' }, format: { type: 'string' }, 'cache-dir': { type: 'string' } });
+  const options = parse(args, INDEX_DUMP);
+  const { values, positionals } = options;
+  const stream = options.number('stream');
   const media = await singleMedia(positionals, 'dump');
-  const format = (values.format as string | undefined) ?? 'jsonl';
-  if (format !== 'jsonl' && format !== 'csv') throw usage(`--format must be jsonl or csv, got "${format}"`);
-  let stream: number | undefined;
-  if (values.stream !== undefined) {
-    stream = Number(values.stream);
-    if (!Number.isInteger(stream) || stream < 0) throw usage(`--stream needs a stream index, got "${String(values.stream)}"`);
-  }
+  const format = options.string('format') ?? 'jsonl';
+  if (format !== 'jsonl' && format !== 'csv') throw usage(`--format must be jsonl or csv, got "${format}"`, INDEX_DUMP);
   const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
   const idx = await openIndex(media, { cacheDir });
   if (stream !== undefined) idx.stream(stream);

@@ -2,27 +2,42 @@
  * The `cuemux` command line: entry point. Configures logging (the only place besides the server's main), runs a
  * command, and maps any error to an exit code with a message that names the file and the problem.
  */
-import { parseArgs } from 'node:util';
 import { isCuemuxError } from '../common/errors';
 import { configureLogging } from '../common/log-setup';
 import type { LogLevel } from '../common/logger';
 import { processIo, StdoutClosed, type CliIo } from './cli-io';
 import { cuemuxVersion } from '../common/version';
 import { ExitCode, exitCodeFor, type ExitCodeValue } from './exit-codes';
-import { INDEX_USAGE } from './index-usage';
+import { helpText, parseCommand, usageHint, type CommandSpec } from './options';
 
-const USAGE = `Usage: cuemux [--log-level error|warn|info|debug] [--log-format text|json] [--log-file FILE] <command>
+/** The commands, one line each, for `cuemux --help` (each command has its own `--help`). */
+const COMMANDS: ReadonlyArray<[string, string]> = [
+  ['index build|check|info|dump', 'Build and inspect the shared frame index'],
+  ['serve', 'Run the media server'],
+  ['status', 'What a running server is doing: the show (clock, standby, cues), media and clients'],
+  ['play-audio', 'Reference audio player: follows an output of a server'],
+  ['play-video', 'Reference video composer: follows a layer of a server'],
+  ['version', 'Print versions'],
+];
 
-Commands:
-  index build|check|info|dump   Build and inspect the shared frame index (cuemux index --help)
-  serve                         Run the media server (cuemux serve --help)
-  status [--socket P|--target HOST:PORT] [--json]   What a running server is doing
-  play-audio --output NAME [--sink wav:F|raw:F|null]  Reference audio player (cuemux play-audio --help)
-  play-video --output NAME [--sink y4m:F|raw:F|hash:F|null]  Reference video composer (cuemux play-video --help)
-  version                       Print versions
+/** `cuemux` itself: the global options, given before the command. */
+export const MAIN: CommandSpec = {
+  command: '', synopsis: '[global options] <command> [options]',
+  summary: 'cuemux: a media sidecar for live shows. One open per media file, a shared exact frame index, packets over gRPC, one show clock.',
+  options: [
+    { name: 'log-level', arg: 'L', help: 'error, warn, info or debug', default: '$CUEMUX_LOG_LEVEL or warn (serve: info)' },
+    { name: 'log-format', arg: 'F', help: 'text or json', default: 'text on a terminal, else json' },
+    { name: 'log-file', arg: 'FILE', help: 'write the log to FILE', default: 'stderr' },
+    { name: 'version', type: 'boolean', help: 'print versions and exit' },
+  ],
+  footer: `Commands:
+${COMMANDS.map(([c, what]) => `  ${c.padEnd(28)} ${what}`).join('\n')}
 
-${INDEX_USAGE}`;
+Run "cuemux <command> --help" (or "cuemux index <command> --help") for the options of each, their units and defaults.`,
+};
 
+/** `cuemux version`. */
+export const VERSION: CommandSpec = { command: 'version', synopsis: '', summary: 'Print the versions of cuemux and Node.', options: [] };
 
 /** Run the CLI with `argv` (without node and script); resolves to the exit code. */
 export async function main(argv: string[], io: CliIo = processIo()): Promise<ExitCodeValue> {
@@ -32,13 +47,12 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<Exi
   const [command, ...rest] = cmdAt < 0 ? [] : argv.slice(cmdAt);
   let closeLogs: (() => Promise<void>) | undefined;
   try {
-    const { values } = parseArgs({
-      args: globalArgs, strict: true, allowPositionals: false,
-      options: {
-        'log-level': { type: 'string' }, 'log-format': { type: 'string' }, 'log-file': { type: 'string' },
-        help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
-      },
-    });
+    const parsed = parseCommand(MAIN, globalArgs);
+    if (parsed === 'help') {
+      io.out(helpText(MAIN));
+      return ExitCode.OK;
+    }
+    const values = { 'log-level': parsed.string('log-level'), 'log-format': parsed.string('log-format'), 'log-file': parsed.string('log-file'), version: parsed.flag('version') };
     const level = (values['log-level'] ?? process.env.CUEMUX_LOG_LEVEL ?? 'warn') as LogLevel;
     if (!['error', 'warn', 'info', 'debug'].includes(level)) {
       io.err(`cuemux: --log-level must be error, warn, info or debug\n`);
@@ -46,7 +60,11 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<Exi
     }
     const format = values['log-format'] as 'text' | 'json' | undefined;
     closeLogs = configureLogging({ level, format, file: values['log-file'] });
-    if (values.version === true || command === 'version') {
+    if (command === 'version' && parseCommand(VERSION, rest) === 'help') {
+      io.out(helpText(VERSION));
+      return ExitCode.OK;
+    }
+    if (values.version || command === 'version') {
       io.out(`cuemux ${cuemuxVersion()} (node ${process.versions.node})\n`);
       return ExitCode.OK;
     }
@@ -60,10 +78,11 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<Exi
       case 'play-video': return await (require('./play-command') as typeof import('./play-command')).runPlayCommand(io, 'video', rest);
       /* eslint-enable @typescript-eslint/no-require-imports */
       case 'help': case undefined:
-        io.out(USAGE);
-        return command === undefined && values.help !== true ? ExitCode.USAGE : ExitCode.OK;
+        // `cuemux` alone is a usage error (2) that shows the help; `cuemux help` asked for it.
+        io.out(helpText(MAIN));
+        return command === undefined ? ExitCode.USAGE : ExitCode.OK;
       default:
-        io.err(`cuemux: unknown command "${command}"\n\n${USAGE}`);
+        io.err(`cuemux: unknown command "${command}"\n\n${usageHint(MAIN)}\n`);
         return ExitCode.USAGE;
     }
   } catch (e) {

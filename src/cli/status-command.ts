@@ -1,35 +1,86 @@
 /**
- * `cuemux status`: ask a running server what it is doing (open media, clients, bytes read), the technician's view.
+ * `cuemux status`: ask a running server what it is doing — the show (clock, cue list, standby cue, loaded cues), open
+ * media, clients, bytes read — the technician's view.
  */
 import * as grpc from '@grpc/grpc-js';
-import { parseArgs } from 'node:util';
 import { CuemuxError } from '../common/errors';
-import { GetStatusRequest, MediaServerClient, type ServerStatus } from '../generated/cuemux/v1/media_server';
+import { GetStatusRequest, MediaServerClient, type ServerStatus, type ShowStatus } from '../generated/cuemux/v1/media_server';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { CliIo } from './cli-io';
-import { serverTarget } from './server-target';
+import { connectionValues, STATUS } from './client-options';
+import { helpText, parseCommand } from './options';
+import { clientCredentials } from '../clients/media-client';
+import { connectionOptions, serverTarget } from './server-target';
 
 function mb(n: bigint): string {
   return `${(Number(n) / 1e6).toFixed(1)} MB`;
 }
 
+function seconds(s: number): string {
+  return `${s.toFixed(3)} s`;
+}
+
+/** The show lines: clock, cue list, each loaded cue. */
+export function showLines(show: ShowStatus): string[] {
+  const lines: string[] = [];
+  const c = show.clock;
+  if (c !== undefined) {
+    const chase = c.source === 'external' ? `, chasing external timecode (${show.chaseLocked ? 'locked' : 'not locked'})` : '';
+    lines.push(`Show clock: ${c.state} at rate ${c.rate}, ${c.timecode} @ ${c.timecodeRate} (${seconds(c.positionSeconds)}), generation ${c.generation}${chase}`);
+  }
+  const list = show.cueList;
+  if (list === undefined || (list.path === '' && list.cueIds.length === 0)) {
+    lines.push('Cue list: none');
+  } else {
+    lines.push(`Cue list: ${list.path || '(not from a file)'}, ${list.cueIds.length} cues, standby ${list.standby === undefined ? 'none (end of the list)' : `"${list.standby}"`}, ` +
+      `${list.reloads} edits applied`);
+    if (list.lastError !== '') lines.push(`  LAST EDIT NOT APPLIED: ${list.lastError}`);
+  }
+  lines.push(`Cues loaded: ${show.cues.length}`);
+  for (const q of show.cues) {
+    const where = q.state === 'armed' ? '' : ` at ${q.positionSeconds === undefined ? '?' : seconds(q.positionSeconds)} of the media`;
+    const span = `in ${seconds(q.inSeconds)}, out ${q.outSeconds === undefined ? 'end' : seconds(q.outSeconds)}${q.loop ? ', looping' : ''}`;
+    const outputs = q.outputs.map((o) => `${o.output}[${o.streams.join(',')}]`).join(' ');
+    lines.push(`  cue "${q.id}"${q.name ? ` (${q.name})` : ''}  ${q.state}${where}; ${q.media}, ${span}; outputs ${outputs || 'none'}; ` +
+      `prefetch ${q.prefetchBytes > 0n ? mb(q.prefetchBytes) : 'none'}`);
+  }
+  if (show.problems.length > 0) {
+    lines.push(`Cue problems: ${show.problems.length}`);
+    for (const p of show.problems) lines.push(`  cue "${p.cueId}": ${p.during} failed at ${new Date(Number(p.unixNs / 1_000_000n)).toISOString()}: ${p.message}`);
+  }
+  return lines;
+}
+
 /** Run `cuemux status`. */
 export async function runStatusCommand(io: CliIo, args: string[]): Promise<ExitCodeValue> {
-  const { values } = parseArgs({ args, strict: true, options: { socket: { type: 'string' }, target: { type: 'string' }, json: { type: 'boolean' } } });
-  const target = serverTarget(values);
-  const client = new MediaServerClient(target, grpc.credentials.createInsecure());
+  const options = parseCommand(STATUS, args);
+  if (options === 'help') {
+    io.out(helpText(STATUS));
+    return ExitCode.OK;
+  }
+  const connection = connectionValues(options);
+  const target = serverTarget(connection);
+  const { credentials, channelOptions } = clientCredentials(target, connectionOptions(connection));
+  const client = new MediaServerClient(target, credentials, channelOptions);
   try {
     const st = await new Promise<ServerStatus>((resolve, reject) => {
       client.getStatus(GetStatusRequest.create(), new grpc.Metadata(), { deadline: Date.now() + 3000 }, (err, res) => (err ? reject(err) : resolve(res)));
     }).catch((e: unknown) => {
+      // A server that answered but refused the token is not a server that is down: exit 9 (permission), not 1.
+      if ((e as Partial<grpc.ServiceError>).code === grpc.status.UNAUTHENTICATED) {
+        throw new CuemuxError('PERMISSION_DENIED', `the cuemux server at ${target} refused the call: ${(e as Error).message}`);
+      }
       throw new CuemuxError('CLOSED', `no cuemux server answers at ${target}: ${(e as Error).message}`);
     });
-    if (values.json === true) {
+    if (options.flag('json')) {
       io.out(`${JSON.stringify(st, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v), 1)}\n`);
       return ExitCode.OK;
     }
-    const lines = [`cuemux ${st.version} (FFmpeg ${st.ffmpegVersion}), up ${st.uptimeSeconds.toFixed(0)} s`,
-      `Active: ${st.media.length} media open, ${st.clients.length} streams`];
+    const lines = [`cuemux ${st.version} (FFmpeg ${st.ffmpegVersion}), up ${st.uptimeSeconds.toFixed(0)} s`];
+    // A server older than the show status sends none: say so rather than show an empty show.
+    if (st.show !== undefined) lines.push(...showLines(st.show));
+    else lines.push('Show: not reported by this server');
+    lines.push(`Active: ${st.media.length} media open, ${st.clients.length} streams`);
     for (const m of st.media) lines.push(`  ${m.path}  opens ${m.openCount}, clients ${m.clients}, read ${mb(m.bytesReadFromFile)} of the file`);
     for (const c of st.clients) {
       // WatchClock calls have neither media nor output; Follow calls name their output.

@@ -49,11 +49,12 @@ const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.INTERNAL, grpc.s
 export async function* resilientFollow(client: MediaClient, options: ResilientFollowOptions, callOptions: Pick<CallOptions, 'signal'> = {}): AsyncGenerator<FollowEvent> {
   const seen = new Map<string, CueSeen>();
   let generation: bigint | null = null;
+  let showId: string | null = null;
   let attempt = 0;
   const initial = options.initialBackoffMs ?? 50;
   const max = options.maxBackoffMs ?? 250;
   for (;;) {
-    const resume = [...seen.values()].map((c) => c.resume).filter((r): r is FollowResume => r !== null);
+    const resume = [...seen.values()].map((c) => c.resume).filter((r): r is FollowResume => r !== null).map((r) => ({ ...r, showId: showId ?? '' }));
     for (const c of seen.values()) c.preroll = null;
     // A new call opens with a snapshot: the clock, then CueLoaded of every cue now loaded on the output, before
     // any other ClockState. Cues known from the last call that the snapshot leaves out were unloaded meanwhile.
@@ -62,11 +63,16 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
     let anew = false;
     try {
       for await (const e of client.follow({ output: options.output, leadSeconds: options.leadSeconds, resume, prepare: options.prepare }, callOptions)) {
-        if (e.event?.$case === 'clock' && clocks === 0 && generation !== null && e.event.value.generation < generation) {
-          // A lower generation: another server (a clean restart), whose cues and segments are new. Forget the old.
+        const other = e.event?.$case === 'clock' && clocks === 0 && generation !== null
+          // Another show (a clean restart, or another server): its cues and segments are new. A server that tells its
+          // show id says so exactly; one from before show ids says so by a lower generation.
+          && (e.event.value.showId !== '' && showId !== null && showId !== '' ? e.event.value.showId !== showId : e.event.value.generation < generation);
+        if (other && e.event?.$case === 'clock') {
+          // Forget the old show's cues.
           for (const id of [...seen.keys()]) yield { event: { $case: 'unloaded', value: { cueId: id } } };
           seen.clear();
           generation = e.event.value.generation;
+          showId = e.event.value.showId;
           // This call asked to resume where the old server was: the new one would go on from there, mid-GOP, into
           // decoders that now start afresh. Ask again, from each cue's keyframe.
           if (resume.length > 0) {
@@ -74,7 +80,10 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
             break;
           }
         }
-        if (e.event?.$case === 'clock') generation = e.event.value.generation;
+        if (e.event?.$case === 'clock') {
+          generation = e.event.value.generation;
+          showId = e.event.value.showId;
+        }
         if (e.event?.$case === 'loaded') announced.add(e.event.value.cueId);
         if (e.event?.$case === 'clock' && ++clocks === 2) {
           for (const id of [...seen.keys()]) {
@@ -154,7 +163,7 @@ function filter(e: FollowEvent, seen: Map<string, CueSeen>): FollowEvent | null 
       // An all-repeated batch still carries its segment's end (`last`): the player must drain its decoders.
       if (fresh.length === 0) return ev.value.last ? { event: { $case: 'packets', value: { ...ev.value, packets: [] } } } : null;
       const last = fresh[fresh.length - 1].entry;
-      c.resume = { cueId: ev.value.cueId, segment: ev.value.segment, generation: ev.value.generation, nextEntry: last + 1n };
+      c.resume = { cueId: ev.value.cueId, segment: ev.value.segment, generation: ev.value.generation, nextEntry: last + 1n, showId: '' };
       return fresh.length === ev.value.packets.length ? e : { event: { $case: 'packets', value: { ...ev.value, packets: fresh } } };
     }
     case 'stopped':

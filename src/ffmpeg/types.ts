@@ -1,5 +1,5 @@
 /**
- * The narrow, typed view of FFmpeg that the rest of cuemux uses. Only `beamcoder-adapter.ts` knows beamcoder.
+ * The narrow, typed view of FFmpeg that the rest of cuemux uses. Only `native.ts` knows beamcoder.
  */
 import type { Rational } from '../common/rational';
 

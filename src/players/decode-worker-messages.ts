@@ -5,6 +5,7 @@
 import type { DecodedVideoFrame } from '../ffmpeg/types';
 import type { ClockState, CueLoaded, CueStarted, CueStopped } from '../generated/cuemux/v1/media_server';
 import type { LogLevel } from '../common/logger';
+import type { MediaClientOptions } from '../clients/media-client';
 import type { FrameSlotPoolStats } from './frame-pool';
 import type { OutputFollowerOptions, PrerollAdopted, TimedAudio, TimedPicture } from './follower';
 
@@ -14,6 +15,8 @@ export interface DecodeWorkerData {
   target: string;
   /** The follower's options. */
   options: OutputFollowerOptions;
+  /** The worker's MediaClient options (TLS and token over TCP; PEM as text or bytes, so they clone). */
+  client?: MediaClientOptions;
 }
 
 /** A MediaClientError as it crosses threads. */

@@ -45,7 +45,7 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
       // Lowering to 0 from a negative value needs no privilege; from a positive one it does: keep it then.
     }
   }
-  const client = new MediaClient(data.target);
+  const client = new MediaClient(data.target, data.client);
   const follower = new OutputFollower(client, data.options);
   const pool = new FrameSlotPool();
   const stop = new AbortController();

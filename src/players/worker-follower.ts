@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import { getLogger } from '../common/logger';
-import { MediaClientError } from '../clients/media-client';
+import { MediaClientError, type MediaClientOptions } from '../clients/media-client';
 import type { ClientErrorData, DecodeWorkerData, FromWorker, ToWorker, WorkerStats } from './decode-worker-messages';
 import { sharedPicture, type FrameSlotPoolStats } from './frame-pool';
 import { FollowerBase, type OutputFollowerOptions } from './follower';
@@ -31,10 +31,11 @@ export class WorkerFollower extends FollowerBase {
 
   /**
    * @param target the server, as MediaClient takes it (`unix:PATH` or `HOST:PORT`); the worker connects on its own.
+   * @param client the worker's MediaClient options (TLS and token for a server over TCP; default none).
    */
-  constructor(target: string, options: OutputFollowerOptions) {
+  constructor(target: string, options: OutputFollowerOptions, client: MediaClientOptions = {}) {
     super();
-    this.#data = { target, options };
+    this.#data = { target, options, client };
   }
 
   /** The worker's picture pool (updated every second, and at the end: then `lent` counts pictures never given back). */

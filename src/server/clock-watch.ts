@@ -9,9 +9,10 @@ import { snapshotTimecode, type ClockSnapshot, type ShowClock } from '../show/sh
 /** Default heartbeat interval of WatchClock and Follow, in ms. */
 export const DEFAULT_HEARTBEAT_MS = 1000;
 
-/** The API message of a clock snapshot. */
-export function clockStateMessage(s: ClockSnapshot): ClockState {
+/** The API message of a clock snapshot of the show `showId` (ShowClock.showId). */
+export function clockStateMessage(s: ClockSnapshot, showId: string): ClockState {
   return {
+    showId,
     generation: BigInt(s.generation), state: s.state, rate: s.rate, positionSeconds: s.positionSeconds, timecode: snapshotTimecode(s),
     anchorMonotonicNs: s.anchorMonoNs, anchorUnixNs: s.anchorUnixNs, timecodeRate: s.timecodeRate.name, source: s.source,
   };
@@ -38,7 +39,7 @@ export function heartbeatMs(seconds: number | undefined): number {
 /** Run one WatchClock call until the client goes away. */
 export async function watchClock(call: ServerWritableStream<WatchClockRequest, ClockState>, clock: ShowClock): Promise<void> {
   const send = (): void => {
-    if (!call.cancelled && !call.destroyed) call.write(clockStateMessage(clock.snapshot));
+    if (!call.cancelled && !call.destroyed) call.write(clockStateMessage(clock.snapshot, clock.showId));
   };
   // Clock changes are rare and tiny: written without waiting for 'drain' (a stalled client only buffers a few).
   const onChange = (): void => send();

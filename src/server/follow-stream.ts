@@ -15,7 +15,8 @@ import { AUDIO_PREROLL, type CueRun, type CueSegment, type LoadedCue } from '../
 import type { CueEvent, Show } from '../show/show';
 import type { MediaRegistry } from './media-registry';
 import { callEnded, clockStateMessage, heartbeatMs } from './clock-watch';
-import { FRAME_SLACK, giveSpareFrame, takeSpareFrame, writeWithBackpressure, type ClientRecord } from './packet-stream';
+import { giveSpareFrame, takeSpareFrame, writeWithBackpressure, type ClientRecord } from './packet-stream';
+import { BUFFER_SLACK as FRAME_SLACK } from './stream-memory';
 import { framedSendActive } from './grpc-framed-send';
 import type { PacketReader } from './packet-reader';
 import type { ClockSnapshot } from '../show/show-clock';
@@ -160,7 +161,7 @@ export class FollowSession {
   /** Run until the call ends. */
   async run(): Promise<void> {
     const onClock = (s: ClockSnapshot, discontinuity: boolean): void => {
-      this.#event({ $case: 'clock', value: clockStateMessage(s) });
+      this.#event({ $case: 'clock', value: clockStateMessage(s, this.#show.clock.showId) });
       if (discontinuity) for (const cue of this.#show.cues) if (this.#feeds.has(cue.id)) this.#startFeed(cue);
     };
     const onCue = (ev: CueEvent): void => this.#onCue(ev);
@@ -171,10 +172,10 @@ export class FollowSession {
     this.#show.clock.on('change', onClock);
     this.#show.on('cue', onCue);
     this.#show.on('prefetched', onPrefetched);
-    const heartbeat = setInterval(() => this.#event({ $case: 'clock', value: clockStateMessage(this.#show.clock.snapshot) }), heartbeatMs(undefined));
+    const heartbeat = setInterval(() => this.#event({ $case: 'clock', value: clockStateMessage(this.#show.clock.snapshot, this.#show.clock.showId) }), heartbeatMs(undefined));
     heartbeat.unref();
     try {
-      this.#event({ $case: 'clock', value: clockStateMessage(this.#show.clock.snapshot) });
+      this.#event({ $case: 'clock', value: clockStateMessage(this.#show.clock.snapshot, this.#show.clock.showId) });
       const loaded = this.#show.cues.filter((cue) => cue.outputs.has(this.#output));
       for (const cue of loaded) {
         this.#loaded(cue);
@@ -295,7 +296,7 @@ export class FollowSession {
         // A player that reconnects names the next packet it needs: go on from there, however far the clock moved.
         const resume = this.#resume.get(cue.id);
         let skipBelow = 0;
-        if (resume !== undefined && resume.segment === seg.segment && resume.generation === BigInt(generation)) {
+        if (resume !== undefined && resume.segment === seg.segment && resume.generation === BigInt(generation) && (resume.showId === '' || resume.showId === this.#show.clock.showId)) {
           this.#resume.delete(cue.id);
           const n = Number(resume.nextEntry);
           if (n >= media.index.packetCount) {

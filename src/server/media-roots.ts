@@ -127,8 +127,11 @@ async function openFolder(requested: string, opened: string, st: Stats): Promise
   let dir: FileHandle;
   try {
     dir = await fsp.open(path.dirname(opened), fsc.O_RDONLY | fsc.O_DIRECTORY);
-  } catch {
-    throw changed();
+  } catch (e) {
+    // Gone or no longer a folder: it changed. Anything else (EMFILE: the server is out of descriptors) is said as is.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') throw changed();
+    throw fromSystemError(e, requested, 'open media');
   }
   try {
     const entry = await fsp.lstat(path.join(`/proc/self/fd/${dir.fd}`, path.basename(opened))).catch(() => null);

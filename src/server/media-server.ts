@@ -1,7 +1,8 @@
 /**
  * The media server: cuemux.v1.MediaServer plus grpc.health.v1 and server reflection, on a Unix socket (default) and
- * optionally TCP. close() is idempotent and cascades: health NOT_SERVING, new calls refused, running streams get a
- * grace period, then everything is cancelled, media closed and the socket file removed.
+ * optionally TCP (with TLS and a bearer token when configured: grpc-security.ts; the socket never needs them).
+ * close() is idempotent and cascades: health NOT_SERVING, new calls refused, running streams get a grace period,
+ * then everything is cancelled, media closed and the socket file removed.
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -21,7 +22,10 @@ import { OscControl } from './osc-control';
 import { CueListFile } from '../show/cue-list-file';
 import { ShowStateFile } from '../show/show-state';
 import { Show } from '../show/show';
-import type { ServerConfig } from './server-config';
+import { isLoopbackListen, type ServerConfig } from './server-config';
+import { loadTcpSecurity } from './grpc-security';
+import { readSecretFile } from '../common/secret-file';
+import { MIN_OSC_SECRET_LENGTH } from './osc-access';
 import { checkSocketFolder, prepareSocketPath } from './socket-file';
 import { installFramedSend } from './grpc-framed-send';
 
@@ -74,17 +78,51 @@ class ShowHost {
   }
 }
 
-function bind(server: grpc.Server, address: string): Promise<number> {
+function bind(server: grpc.Server, address: string, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
   });
+}
+
+/**
+ * One grpc.Server with every service (cuemux.v1, health, reflection). The Unix socket and TCP each get their own:
+ * grpc-js interceptors belong to a server, not to a port, and the TCP listener's token check must never apply to the
+ * socket (its file permissions are its control) nor be skippable there by a call that looks local. Both serve the
+ * same MediaService, so limits, status and media are shared.
+ */
+function makeGrpcServer(service: MediaService, health: HealthImplementation, interceptors: grpc.ServerInterceptor[]): grpc.Server {
+  const server = new grpc.Server({
+    'grpc.max_send_message_length': -1,
+    'grpc.max_receive_message_length': 1 << 20,
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+    'grpc.keepalive_permit_without_calls': 1,
+    interceptors,
+  });
+  server.addService({
+    ...MediaServerService,
+    readPackets: { ...MediaServerService.readPackets, responseSerialize: encodePacketBatch },
+    follow: { ...MediaServerService.follow, responseSerialize: encodeFollowEvent },
+  }, service.implementation);
+  health.addToServer(server);
+  // Reflection describes every service served, health included, so grpcurl/grpc_cli need no .proto files.
+  new ReflectionService(reflectionDefinition()).addToServer(server);
+  return server;
+}
+
+let reflection: protoLoader.PackageDefinition | null = null;
+function reflectionDefinition(): protoLoader.PackageDefinition {
+  reflection ??= protoLoader.loadSync([path.join(PROTO_DIR, 'cuemux', 'v1', 'media_server.proto'), healthProtoPath],
+    { includeDirs: [PROTO_DIR, path.dirname(healthProtoPath)] });
+  return reflection;
 }
 
 /** A running cuemux media server. */
 export class MediaServer {
   /** Where it listens. */
   readonly addresses: ServerAddresses;
-  readonly #server: grpc.Server;
+  /** The Unix socket's server and the TCP listener's (one server when there is one listener). */
+  readonly #servers: grpc.Server[];
   readonly #service: MediaService;
   readonly #registry: MediaRegistry;
   readonly #showHost: ShowHost;
@@ -94,11 +132,11 @@ export class MediaServer {
 
   readonly #socketLock: BuildLock | null;
 
-  private constructor(server: grpc.Server, service: MediaService, registry: MediaRegistry, showHost: ShowHost, health: HealthImplementation,
+  private constructor(servers: grpc.Server[], service: MediaService, registry: MediaRegistry, showHost: ShowHost, health: HealthImplementation,
     config: ServerConfig, addresses: ServerAddresses, socketLock: BuildLock | null) {
     this.#socketLock = socketLock;
     this.#showHost = showHost;
-    this.#server = server;
+    this.#servers = servers;
     this.#service = service;
     this.#registry = registry;
     this.#health = health;
@@ -108,6 +146,11 @@ export class MediaServer {
 
   /** Start serving with `config`. Errors name what could not be done (socket in use, port taken, bad root...). */
   static async start(config: ServerConfig, version: string): Promise<MediaServer> {
+    // Credential files are read and checked before anything is created or bound: a bad certificate, key or token
+    // stops the start with a message naming the file, and nothing is left behind.
+    const tcpSecurity = config.listen === null ? null : loadTcpSecurity(config);
+    const oscSecret = config.oscSecretFile === undefined || config.oscPort === null ? null
+      : readSecretFile(config.oscSecretFile, { option: '--osc-secret-file', minLength: MIN_OSC_SECRET_LENGTH });
     const roots = await MediaRoots.create(config.mediaRoots);
     const registry = new MediaRegistry(roots, { cacheDir: config.cacheDir, maxOpenMedia: config.maxOpenMedia, idleCloseMs: config.idleCloseMs });
     const show = new Show({ open: (p) => registry.open(p), release: (m) => registry.release(m) }, {
@@ -117,30 +160,18 @@ export class MediaServer {
     });
     const showHost = new ShowHost(show);
     const service = new MediaService(registry, show, {
-      maxClients: config.maxClients, maxWatchers: config.maxWatchers, maxBatchBytes: config.maxBatchBytes, defaultBatchBytes: config.defaultBatchBytes, version,
+      maxClients: config.maxClients, maxWatchers: config.maxWatchers, maxBatchBytes: config.maxBatchBytes, defaultBatchBytes: config.defaultBatchBytes, maxStreamMemory: config.maxStreamMemory, version,
       defaultLeadSeconds: config.leadSeconds,
-    });
-    const server = new grpc.Server({
-      'grpc.max_send_message_length': -1,
-      'grpc.max_receive_message_length': 1 << 20,
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.keepalive_permit_without_calls': 1,
+      // GetStatus reports the cue list file as OSC's /cuemux/status does.
+      statusExtra: () => showHost.statusExtra(),
     });
     // ReadPackets and Follow packets use the hand-written serializers (one copy of each payload instead of ~4), and
     // messages already framed go to HTTP/2 without grpc-js's extra copy.
     installFramedSend();
-    server.addService({
-      ...MediaServerService,
-      readPackets: { ...MediaServerService.readPackets, responseSerialize: encodePacketBatch },
-      follow: { ...MediaServerService.follow, responseSerialize: encodeFollowEvent },
-    }, service.implementation);
     const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
-    health.addToServer(server);
-    // Reflection describes every service served, health included, so grpcurl/grpc_cli need no .proto files.
-    const definition = protoLoader.loadSync([path.join(PROTO_DIR, 'cuemux', 'v1', 'media_server.proto'), healthProtoPath],
-      { includeDirs: [PROTO_DIR, path.dirname(healthProtoPath)] });
-    new ReflectionService(definition).addToServer(server);
+    const socketServer = config.socket === null ? null : makeGrpcServer(service, health, []);
+    const tcpServer = tcpSecurity === null ? null : makeGrpcServer(service, health, tcpSecurity.interceptors);
+    const servers = [socketServer, tcpServer].filter((s): s is grpc.Server => s !== null);
 
     const addresses: ServerAddresses = { socket: null, tcp: null, osc: null };
     let socketLock: BuildLock | null = null;
@@ -166,38 +197,50 @@ export class MediaServer {
       if (stateFile !== null) showHost.state = await ShowStateFile.open(stateFile, show, { loadCueList: (file) => showHost.loadCueList(file) });
       // The configured cue list wins over the one a restored show was using.
       if (config.cueList !== undefined) await showHost.loadCueList(config.cueList);
-      if (socket !== null) {
-        await bind(server, `unix://${socket}`);
+      if (socketServer !== null && socket !== null) {
+        await bind(socketServer, `unix://${socket}`);
         addresses.socket = socket;
         await fsp.chmod(socket, 0o660);
       }
-      if (config.listen !== null) {
-        const at = config.listen.lastIndexOf(':');
-        const host = config.listen.slice(0, at);
-        const port = await bind(server, config.listen).catch((e: unknown) => {
-          throw new CuemuxError('RESOURCE_EXHAUSTED', `cannot listen on ${config.listen}: ${(e as Error).message}`);
+      if (tcpServer !== null && tcpSecurity !== null && config.listen !== null) {
+        const listen = config.listen;
+        const at = listen.lastIndexOf(':');
+        const host = listen.slice(0, at);
+        const port = await bind(tcpServer, listen, tcpSecurity.credentials).catch((e: unknown) => {
+          throw new CuemuxError('RESOURCE_EXHAUSTED', `cannot listen on ${listen}: ${(e as Error).message}`);
         });
         addresses.tcp = `${host}:${port}`;
+        const security = { tls: tcpSecurity.tls, clientCertificates: tcpSecurity.mutualTls, token: tcpSecurity.token };
+        if (!isLoopbackListen(listen) && !(tcpSecurity.tls && tcpSecurity.token)) {
+          // Only with --insecure-listen (the config refuses it otherwise): loud, at every start.
+          log.warn(`INSECURE: gRPC listens on ${addresses.tcp}, reachable from the network, ${tcpSecurity.tls ? 'with TLS but' : 'without TLS and'} `
+            + 'without a token (--insecure-listen): anyone who can reach this port can drive the show and read every served file'
+            + `${tcpSecurity.tls ? '' : ', and everything crosses the network in clear'}. Add --tls-cert, --tls-key and --token-file `
+            + '(README "Security and limits")', security);
+        } else {
+          log.info(`gRPC over TCP on ${addresses.tcp}`, security);
+        }
       }
       if (config.oscPort !== null) {
         showHost.osc = await OscControl.start(show, {
           host: config.oscHost, port: config.oscPort, replyPort: config.oscReplyPort, allow: config.oscAllow,
           budgets: { messagesPerSecond: config.oscRateMessages, bytesPerSecond: config.oscRateBytes }, maxScheduled: config.oscMaxScheduled,
           loadCueList: (file) => showHost.loadCueList(file), statusExtra: () => showHost.statusExtra(),
+          secret: oscSecret, connectIdleMs: config.oscConnectIdleMs,
         });
         const a = showHost.osc.address;
         addresses.osc = `${a.host}:${a.port}`;
       }
     } catch (e) {
       await showHost.close();
-      server.forceShutdown();
+      for (const s of servers) s.forceShutdown();
       if (addresses.socket) await fsp.rm(addresses.socket, { force: true });
       await socketLock?.release();
       await registry.close();
       throw e;
     }
     log.info('serving', { socket: addresses.socket, tcp: addresses.tcp, osc: addresses.osc, mediaRoots: roots.list, cacheDir: config.cacheDir });
-    return new MediaServer(server, service, registry, showHost, health, config, addresses, socketLock);
+    return new MediaServer(servers, service, registry, showHost, health, config, addresses, socketLock);
   }
 
   /** The show (clock, cues, cue list). */
@@ -225,14 +268,18 @@ export class MediaServer {
         const timer = setTimeout(() => {
           log.warn('shutdown grace period over: cancelling running streams', { streams: this.#service.activeCalls });
           this.#service.cancelAll();
-          this.#server.forceShutdown();
+          for (const s of this.#servers) s.forceShutdown();
           resolve();
         }, graceMs);
         timer.unref();
-        this.#server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
+        let running = this.#servers.length;
+        for (const s of this.#servers) {
+          s.tryShutdown(() => {
+            if (--running > 0) return;
+            clearTimeout(timer);
+            resolve();
+          });
+        }
       });
       await this.#showHost.close();
       await this.#registry.close();

@@ -8,16 +8,18 @@ import { getLogger } from '../common/logger';
 import { ffmpegVersion } from '../ffmpeg/beamcoder-adapter';
 import type {
   ClockState, CloseMediaRequest, CloseMediaResponse, FollowEvent, FollowRequest, GetIndexRequest, GetStatusRequest, IndexEntryBatch,
-  MediaInfo, MediaServerServer, OpenMediaRequest, PacketBatch, PingRequest, PingResponse, ReadPacketsRequest, ServerStatus, WatchClockRequest,
+  MediaInfo, MediaServerServer, OpenMediaRequest, PacketBatch, PingRequest, PingResponse, ReadPacketsRequest, ServerStatus, ShowStatus, WatchClockRequest,
 } from '../generated/cuemux/v1/media_server';
 import { monoNs, monoToUnixNs, unixNs } from '../common/time-source';
 import type { Show } from '../show/show';
-import { watchClock } from './clock-watch';
+import { positionAt } from '../show/show-clock';
+import { clockStateMessage, watchClock } from './clock-watch';
 import { checkFollowRequest, FollowSession } from './follow-stream';
 import type { MediaRegistry } from './media-registry';
 import type { OpenMedia } from './open-media';
 import { checkRequest, optionalInt64, pumpPackets, writeWithBackpressure, type ClientRecord } from './packet-stream';
 import { toServiceError } from './status-mapping';
+import { DEFAULT_STREAM_MEMORY_BYTES, StreamMemoryBudget } from './stream-memory';
 
 const log = getLogger('media-service');
 
@@ -31,10 +33,17 @@ export interface ServiceOptions {
   maxBatchBytes: number;
   /** Batch size when the client does not ask (bytes). */
   defaultBatchBytes: number;
+  /** Message-buffer memory all streaming calls together may pin, in bytes (see StreamMemoryBudget); default 128 MiB. */
+  maxStreamMemory?: number;
   /** The cuemux version reported by GetStatus. */
   version: string;
   /** Follow lead window when a request sets none, in seconds. */
   defaultLeadSeconds: number;
+  /**
+   * The extra show status OSC's /cuemux/status reports (ShowHost.statusExtra: `{ cueListFile: { path, reloads,
+   * lastError } | null }`), for GetStatus's cue list file; absent = the cue list's path alone.
+   */
+  statusExtra?: () => Record<string, unknown>;
 }
 
 /** Index entries per GetIndex batch. */
@@ -88,6 +97,7 @@ export class MediaService {
   readonly #show: Show;
   readonly #options: ServiceOptions;
   readonly #clients = new Set<ClientRecord>();
+  readonly #streamMemory: StreamMemoryBudget;
   /** Every streaming call running (forced shutdown cancels them). */
   readonly #calls = new Set<ServerWritableStream<unknown, unknown>>();
   /** Streaming calls running, per limit (ReadPackets/GetIndex: max-clients; WatchClock/Follow: max-watchers). */
@@ -106,6 +116,7 @@ export class MediaService {
     this.#registry = registry;
     this.#show = show;
     this.#options = options;
+    this.#streamMemory = new StreamMemoryBudget(options.maxStreamMemory ?? DEFAULT_STREAM_MEMORY_BYTES);
   }
 
   /** Streaming calls in progress. */
@@ -267,6 +278,7 @@ export class MediaService {
           peer: call.getPeer(), mediaId: media.id, streams: req.streams, positionSeconds: req.startSeconds ?? media.mediaInfo.startSeconds ?? 0,
           bytesQueued: 0, bytesSent: 0, packetsSent: 0,
         };
+        const release = this.#streamMemory.reserve(batch, `ReadPackets of ${media.path}`);
         this.#registry.beginCall(media);
         this.#clients.add(client);
         try {
@@ -274,6 +286,7 @@ export class MediaService {
         } finally {
           this.#clients.delete(client);
           this.#registry.endCall(media);
+          release();
         }
       }),
       getIndex: this.#streaming<GetIndexRequest, IndexEntryBatch>('GetIndex', 'stream', async (call) => {
@@ -322,10 +335,12 @@ export class MediaService {
         const client: ClientRecord = {
           peer: call.getPeer(), mediaId: '', streams: [], positionSeconds: 0, bytesQueued: 0, bytesSent: 0, packetsSent: 0, output: call.request.output,
         };
+        const release = this.#streamMemory.reserve(batch, `Follow of output "${call.request.output}"`);
         this.#clients.add(client);
         try {
           await this.#endlessCall(call, () => new FollowSession(call, this.#show, this.#registry, client, lead, batch).run());
         } finally {
+          release();
           this.#clients.delete(client);
         }
       }),
@@ -363,6 +378,34 @@ export class MediaService {
         peer: c.peer, mediaId: c.mediaId, streams: c.streams, positionSeconds: c.positionSeconds,
         bytesQueued: BigInt(Math.max(0, c.bytesQueued)), bytesSent: BigInt(c.bytesSent), packetsSent: BigInt(c.packetsSent), output: c.output ?? '',
       })),
+      show: this.#showStatus(),
+    };
+  }
+
+  /** The show part of GetStatus: what /cuemux/status reports over OSC (Show.status and the cue list file). */
+  #showStatus(): ShowStatus {
+    const show = this.#show;
+    // The clock re-anchored now, so position and timecode are the position at this answer (ClockState's rules).
+    const now = monoNs();
+    const snapshot = show.clock.snapshot;
+    const clock = clockStateMessage({ ...snapshot, positionSeconds: positionAt(snapshot, now), anchorMonoNs: now, anchorUnixNs: monoToUnixNs(now) }, show.clock.showId);
+    const st = show.status();
+    const file = this.#options.statusExtra?.().cueListFile;
+    const f = typeof file === 'object' && file !== null ? file as { path?: unknown; reloads?: unknown; lastError?: unknown } : {};
+    const prefetched = new Map(show.cues.map((c) => [c.id, c.prefetch === null ? 0 : c.prefetch.bytes ?? c.prefetch.data.reduce((n, b) => n + b.length, 0)]));
+    return {
+      clock,
+      chaseLocked: st.clock.chaseLocked,
+      cueList: {
+        path: typeof f.path === 'string' ? f.path : st.cueList.path, cueIds: st.cueList.cues, standby: st.cueList.playhead ?? undefined,
+        reloads: typeof f.reloads === 'number' ? f.reloads : 0, lastError: typeof f.lastError === 'string' ? f.lastError : '',
+      },
+      cues: st.cues.map((c) => ({
+        id: c.id, name: c.name, media: c.media, state: c.state, inSeconds: c.inSeconds, outSeconds: c.outSeconds ?? undefined, loop: c.loop,
+        outputs: Object.entries(c.outputs).map(([output, streams]) => ({ output, streams })),
+        positionSeconds: c.positionSeconds ?? undefined, clockSeconds: c.clockSeconds ?? undefined, prefetchBytes: BigInt(prefetched.get(c.id) ?? 0),
+      })),
+      problems: show.cueProblems.map((p) => ({ cueId: p.cueId, during: p.during, message: p.message, unixNs: p.unixNs })),
     };
   }
 }

@@ -4,6 +4,8 @@
  * timetag is the time the action refers to (a GO in a bundle for 20:00:00.250 starts the cue at the clock position
  * of that instant, even if the timer ran a millisecond late). Subscribers (/cuemux/updates 1) get clock and cue
  * changes pushed. Nothing a sender does can crash the server: every failure becomes an error reply and a log line.
+ * With a shared secret (`--osc-secret-file`), senders not on this machine first send `/cuemux/connect <secret>`, as
+ * QLab's passcode asks; until then every other message gets a PERMISSION_DENIED reply saying so.
  */
 import { CuemuxError, isCuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
@@ -13,10 +15,9 @@ import type { CueEvent, Show } from '../show/show';
 import { snapshotTimecode, type ClockSnapshot } from '../show/show-clock';
 import { parseTimePosition } from '../show/timecode';
 import { RateLimitedLog } from '../common/rate-limited-log';
-import { AllowList, isLoopbackHost, LOOPBACK_ALLOW, type SenderBudgetOptions } from './osc-access';
-import {
-  argBoolean, argNumber, argString, argTimeOrString, datagramOf, OscEndpoint, replyAddress, type OscPeer, type OscRequest,
-} from './osc-endpoint';
+import { AllowList, isLoopbackAddress, isLoopbackHost, LOOPBACK_ALLOW, OscConnections, type SenderBudgetOptions } from './osc-access';
+import { argBoolean, argNumber, argString, argTimeOrString, replyAddress } from './osc-args';
+import { datagramOf, OscEndpoint, type OscPeer, type OscRequest } from './osc-endpoint';
 
 const log = getLogger('osc');
 
@@ -38,7 +39,21 @@ export interface OscControlOptions {
   budgets?: SenderBudgetOptions;
   /** Most timed messages waiting for their bundle time (default 1024). */
   maxScheduled?: number;
+  /**
+   * Shared secret (QLab's passcode): a sender not on this machine must send `/cuemux/connect <secret>` before any
+   * other command. Null or absent (default): senders the allow-list admits need nothing more.
+   */
+  secret?: string | null;
+  /** A connection lasts this long after the sender's last message, in ms (default 8 h). */
+  connectIdleMs?: number;
 }
+
+/** Default time an OSC connection lasts after the sender's last message, in ms: a show day (see server-config). */
+const DEFAULT_CONNECT_IDLE_MS = 8 * 3600 * 1000;
+
+/** Addresses a sender that is not connected may send when a secret is set. */
+const CONNECT = '/cuemux/connect';
+const DISCONNECT = '/cuemux/disconnect';
 
 /** Most replies sent for one datagram (a bundle of many messages); the rest of its messages run unanswered. */
 export const MAX_REPLIES_PER_DATAGRAM = 16;
@@ -49,6 +64,9 @@ export const MAX_REPLIES_PER_DATAGRAM = 16;
  * 8 KB receive buffers of small OSC consoles. /cuemux/status pages its cues to stay under it.
  */
 export const MAX_REPLY_BYTES = 8000;
+
+/** Largest reply JSON, in bytes: a reply datagram less room for its OSC address (≤ 215 bytes), type tag and padding. */
+const REPLY_JSON_BYTES = MAX_REPLY_BYTES - 300;
 
 /** Most update subscribers at once (each costs a datagram per change). */
 const MAX_SUBSCRIBERS = 32;
@@ -72,11 +90,14 @@ export class OscControl {
   readonly #onCue: (ev: CueEvent) => void;
   #closing: Promise<void> | null = null;
   readonly #warnings = new RateLimitedLog();
+  /** Senders connected with the secret; null when no secret is set. */
+  readonly #connections: OscConnections | null;
 
-  private constructor(endpoint: OscEndpoint, show: Show, options: OscControlOptions) {
+  private constructor(endpoint: OscEndpoint, show: Show, options: OscControlOptions, connections: OscConnections | null) {
     this.#endpoint = endpoint;
     this.#show = show;
     this.#options = options;
+    this.#connections = connections;
     this.#routes = this.#makeRoutes();
     endpoint.on('request', (req) => this.#handle(req));
     endpoint.on('invalid', (error, from, address) => {
@@ -95,6 +116,9 @@ export class OscControl {
   /** Bind the OSC port and start routing. */
   static async start(show: Show, options: OscControlOptions): Promise<OscControl> {
     const allow = options.allow ?? LOOPBACK_ALLOW;
+    // Checked before binding: a bad secret or idle time is a start-up error.
+    const connections = options.secret === null || options.secret === undefined ? null
+      : new OscConnections({ secret: options.secret, idleMs: options.connectIdleMs ?? DEFAULT_CONNECT_IDLE_MS });
     const endpoint = await OscEndpoint.open({
       host: options.host, port: options.port, allow, budgets: options.budgets, maxScheduled: options.maxScheduled,
     }).catch((e: unknown) => {
@@ -106,12 +130,22 @@ export class OscControl {
         log.warn(`OSC listens on ${options.host}:${endpoint.address.port} but only this machine may send (the default --osc-allow `
           + `${LOOPBACK_ALLOW.join(',')}): show control on the LAN is ignored. Allow a console with e.g. --osc-allow 192.168.1.20/32 `
           + '(OSC has no authentication: allow only the consoles\' addresses or a show network, never the Internet)');
-      } else if (!new AllowList(allow).loopbackOnly) {
+      } else if (!new AllowList(allow).loopbackOnly && connections === null) {
+        // Started anyway, not refused: a console at a /32 on a dedicated show network is the setup the README has
+        // long documented, and many consoles send fixed OSC strings but cannot hold a /cuemux/connect handshake
+        // across a server restart. The warning says what the secret would add.
         log.warn(`OSC show control is open to ${allow.join(',')} on ${options.host}:${endpoint.address.port}: anyone who can send from `
-          + 'those addresses can drive the show (OSC has no authentication)');
+          + 'those addresses can drive the show (no --osc-secret-file: senders need no /cuemux/connect)');
+      } else if (!new AllowList(allow).loopbackOnly) {
+        log.info(`OSC show control is open to ${allow.join(',')} on ${options.host}:${endpoint.address.port}; senders not on this machine `
+          + `must first send ${CONNECT} <secret> (--osc-secret-file)`);
       }
     }
-    return new OscControl(endpoint, show, options);
+    if (connections !== null && (isLoopbackHost(options.host) || new AllowList(allow).loopbackOnly)) {
+      log.info(`--osc-secret-file is set but only this machine may send OSC (${isLoopbackHost(options.host) ? `--osc-host ${options.host}` : `--osc-allow ${allow.join(',')}`}): `
+        + 'senders on this machine never need the secret');
+    }
+    return new OscControl(endpoint, show, options, connections);
   }
 
   /** The bound address (the real port when 0 was asked). */
@@ -198,6 +232,25 @@ export class OscControl {
       ['/cuemux/cuelist/load', async (req) => this.#options.loadCueList(argString(req, 0, 'cue list path'))],
       ['/cuemux/status', (req) => this.#status(argNumber(req, 0, 'page (the "next" of the previous reply)', { optional: true }) ?? 0)],
       ['/cuemux/thump', () => 'thump'],
+      [CONNECT, (req) => {
+        const offered = argString(req, 0, 'secret');
+        const c = this.#connections;
+        // Without a secret there is nothing to connect to, but a console set up to always connect gets its "ok".
+        if (c === null) return { connected: true, secretRequired: false };
+        // Checked for loopback senders too (they need no connection): a console tried on this machine learns
+        // whether its secret is right.
+        const { dropped } = c.connect(req.from, offered);
+        if (dropped !== null) log.info(`OSC connection of ${dropped} dropped: ${c.max} senders are connected and it was heard from least recently`);
+        log.info(`OSC sender ${req.from.address}:${req.from.port} connected`);
+        return { connected: true, secretRequired: !isLoopbackAddress(req.from.address), idleSeconds: c.idleMs / 1000 };
+      }],
+      [DISCONNECT, (req) => {
+        const was = this.#connections?.disconnect(req.from) ?? false;
+        // Its update subscription goes with it: a sender that said goodbye is not pushed to any more.
+        const peer = this.#replyPeer(req.from);
+        this.#subscribers.delete(`${peer.address}:${peer.port}`);
+        return { disconnected: was };
+      }],
       ['/cuemux/updates', (req) => {
         const on = argBoolean(req, 0, '1 (subscribe) or 0 (unsubscribe)', { optional: true }) ?? true;
         const peer = this.#replyPeer(req.from);
@@ -231,6 +284,8 @@ export class OscControl {
       osc: {
         allow: e.allowList, dropped: { ...e.counters }, scheduled: e.scheduled, scheduledBytes: e.scheduledBytes,
         maxRepliesPerDatagram: MAX_REPLIES_PER_DATAGRAM, repliesNotSent: this.#repliesNotSent,
+        connections: this.#connections === null ? null
+          : { count: this.#connections.count, max: this.#connections.max, idleSeconds: this.#connections.idleMs / 1000 },
       },
       budgets: { adHocCues: this.#show.adHocBudget, prefetch: this.#show.prefetchBudget },
       cues: [], cueCount: full.cues.length, page: from, next: null,
@@ -239,8 +294,10 @@ export class OscControl {
     if (file && typeof file.lastError === 'string' && file.lastError.length > 1000) {
       base.cueListFile = { ...file, lastError: `${file.lastError.slice(0, 1000)}…` };
     }
-    // Room for the envelope (address, status), the reply address and OSC padding.
-    const budget = MAX_REPLY_BYTES - 200;
+    // What boundedReply lets through, less the envelope around the data ({"address":...,"status":"ok","data":}) and
+    // room for the "repliesCapped" note of a bundle's 16th reply: a page filled to a looser budget was refused whole
+    // as too big (64 loaded 1080p cues did it).
+    const budget = REPLY_JSON_BYTES - Buffer.byteLength(JSON.stringify({ address: '/cuemux/status', status: 'ok', data: null })) + 4 - 160;
     const bytes = (v: unknown): number => Buffer.byteLength(JSON.stringify(v));
     let size = bytes(base);
     if (size > budget) {
@@ -303,12 +360,30 @@ export class OscControl {
     }
   }
 
+  /**
+   * With a secret, a sender that is not on this machine must be connected for anything but /cuemux/connect and
+   * /cuemux/disconnect; any message it sends renews its connection. Checked when the message runs (a timed bundle's
+   * at its time): a bundle of [connect, go] works for a sender whose port changes with every datagram.
+   *
+   * @throws CuemuxError('PERMISSION_DENIED') saying what to send.
+   */
+  #checkConnected(req: OscRequest): void {
+    const c = this.#connections;
+    if (c === null || isLoopbackAddress(req.from.address) || req.address === CONNECT || req.address === DISCONNECT) return;
+    if (c.touch(req.from)) return;
+    const idle = c.idleMs % 3_600_000 === 0 ? `${c.idleMs / 3_600_000} h` : `${Math.round(c.idleMs / 1000)} s`;
+    throw new CuemuxError('PERMISSION_DENIED', `${req.from.address}:${req.from.port} is not connected: send ${CONNECT} <secret> first (the secret of the `
+      + `server's --osc-secret-file; senders not on the server's machine need it). A connection lasts ${idle} after the sender's last message; a `
+      + `sender whose port changes with every message sends ${CONNECT} in the same bundle as each command`);
+  }
+
   async #handle(req: OscRequest): Promise<void> {
-    const seen = this.#replyPeer(req.from);
-    const sub = this.#subscribers.get(`${seen.address}:${seen.port}`);
-    if (sub !== undefined) sub.lastSeenMs = Date.now();
     const route = this.#routes.get(req.address);
     try {
+      this.#checkConnected(req);
+      const seen = this.#replyPeer(req.from);
+      const sub = this.#subscribers.get(`${seen.address}:${seen.port}`);
+      if (sub !== undefined) sub.lastSeenMs = Date.now();
       if (route === undefined) {
         throw new CuemuxError('NOT_FOUND', `unknown OSC address ${req.address} (known: ${[...this.#routes.keys()].join(' ')})`);
       }
@@ -385,7 +460,7 @@ function boundedAddress(address: string): string {
 
 /** The reply JSON, never more than one reply datagram: an oversized body is replaced by an error saying so. */
 function boundedReply(address: string, body: Record<string, unknown>): string {
-  const limit = MAX_REPLY_BYTES - 300;
+  const limit = REPLY_JSON_BYTES;
   const json = JSON.stringify({ address, ...body });
   if (Buffer.byteLength(json) <= limit) return json;
   const shortAddress = address.length > 200 ? `${address.slice(0, 200)}…` : address;

@@ -1,6 +1,6 @@
 /**
  * The ReadPackets pump: plans the packets from the index, fetches their bytes (one batch ahead), and writes bounded
- * batches honouring backpressure. A cancelled call never emits 'drain' (FIELD-NOTES), so waiting also ends on
+ * batches honouring backpressure. A cancelled call never emits 'drain' (grpc-js 1.14: a pump waiting on 'drain' alone hung forever), so waiting also ends on
  * 'cancelled'/'close'; a slow client only ever waits on its own call.
  */
 import type { ServerWritableStream } from '@grpc/grpc-js';
@@ -9,6 +9,7 @@ import type { IndexEntry } from '../index-store/media-index';
 import type { PacketBatch, ReadPacketsRequest } from '../generated/cuemux/v1/media_server';
 import { framedBatchSize, framedPacketBatch, layoutFramedBatch } from '../common/packet-batch-wire';
 import type { OpenMedia } from './open-media';
+import { BUFFERS_PER_CALL as FRAMES_PER_CALL, BUFFER_SLACK as FRAME_SLACK } from './stream-memory';
 
 /** What GetStatus reports about one streaming call. */
 export interface ClientRecord {
@@ -78,10 +79,6 @@ export function optionalInt64(v: number | null): bigint | undefined {
 
 /** Index entries scanned without a wanted packet before the pump yields to other work (about a millisecond). */
 const PLAN_STEP = 4096;
-/** Message buffers per call: one being filled from the file while up to two are being written out. */
-const FRAMES_PER_CALL = 3;
-/** Room in a reused buffer beyond the batch size, for the fields of the packets (a batch's overhead counts 48 per packet, fields take up to ~70). */
-export const FRAME_SLACK = 4096;
 /** Bytes of idle message buffers the server keeps for the next calls (beyond this they are left to the GC). */
 const SPARE_FRAME_BYTES = 4 << 20;
 

@@ -10,15 +10,31 @@ import type { LogLevel } from '../common/logger';
 import { defaultCacheDir } from '../index-store/index-location';
 import { parseTimecodeRate } from '../show/timecode';
 import { DEFAULT_MAX_ADHOC_CUES, DEFAULT_MAX_PREFETCH_BYTES } from '../show/show';
-import { parseAllowList } from './osc-access';
+import { isLoopbackHost, parseAllowList } from './osc-access';
 import { DEFAULT_OSC_BUDGETS } from './osc-endpoint';
 
 /** Everything `cuemux serve` can be told. */
 export interface ServerConfig {
   /** Unix socket path; null for none. Default `$XDG_RUNTIME_DIR/cuemux/cuemux.sock` (else the OS temp folder). */
   socket: string | null;
-  /** TCP `HOST:PORT` (port 0 = any free port); null (default) for no TCP. */
+  /**
+   * TCP `HOST:PORT` (port 0 = any free port); null (default) for no TCP. A host other than loopback (127.0.0.0/8,
+   * ::1, localhost) needs {@link tlsCert}, {@link tlsKey} and {@link tokenFile}, or {@link insecureListen}.
+   */
   listen: string | null;
+  /** PEM certificate (chain) the TCP listener presents; with {@link tlsKey} it turns TLS on (default none). */
+  tlsCert: string | undefined;
+  /** PEM private key (unencrypted) of {@link tlsCert} (default none). */
+  tlsKey: string | undefined;
+  /** PEM CA certificate(s) of the clients: TCP clients must present a certificate it signed (mutual TLS; default none). */
+  tlsClientCa: string | undefined;
+  /** File holding the bearer token every call over TCP must carry (needs TLS; default none). The Unix socket needs none. */
+  tokenFile: string | undefined;
+  /**
+   * Accept `--listen` on a non-loopback address without TLS and a token (default false): the show API is then open,
+   * unencrypted, to anyone who can reach the port. Logged as a warning at every start.
+   */
+  insecureListen: boolean;
   /** Folders whose files may be served. Default `./media`. */
   mediaRoots: string[];
   /** Index cache folder for media in read-only folders. */
@@ -29,10 +45,15 @@ export interface ServerConfig {
   maxWatchers: number;
   /** Media files open at once (default 256). */
   maxOpenMedia: number;
-  /** Largest batch a client may ask for, in bytes (default 8 MiB). */
+  /** Largest batch a client may ask for, in bytes (default 2 MiB). */
   maxBatchBytes: number;
   /** Batch size when the client does not ask, in bytes (default 512 KiB). */
   defaultBatchBytes: number;
+  /**
+   * Message-buffer memory all ReadPackets/Follow calls together may pin, in bytes (default 128 MiB): each call
+   * reserves three batches plus 4 KiB each when it starts, and one that does not fit is refused (RESOURCE_EXHAUSTED).
+   */
+  maxStreamMemory: number;
   /** Close a media file this long after its last user went away, in ms (default 30000). */
   idleCloseMs: number;
   /** How long to let streams finish on SIGTERM before cancelling them, in ms (default 5000). */
@@ -51,6 +72,13 @@ export interface ServerConfig {
   oscReplyPort: number | null;
   /** Sender networks (CIDR) allowed to send OSC; null (default) = loopback only (127.0.0.0/8, ::1). */
   oscAllow: string[] | null;
+  /**
+   * File holding the OSC shared secret (default none): a sender that is not on this machine must first send
+   * `/cuemux/connect <secret>` (QLab's passcode); loopback senders never need it.
+   */
+  oscSecretFile: string | undefined;
+  /** An OSC connection (`/cuemux/connect`) lasts this long after the sender's last message, in ms (default 28800000: 8 h). */
+  oscConnectIdleMs: number;
   /** OSC messages per second per sender (token bucket, one second of burst; default 2000). */
   oscRateMessages: number;
   /** OSC datagram bytes per second per sender (token bucket, one second of burst; default 1048576). */
@@ -98,14 +126,22 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ServerConfi
   return {
     socket: defaultSocketPath(env),
     listen: null,
+    tlsCert: undefined,
+    tlsKey: undefined,
+    tlsClientCa: undefined,
+    tokenFile: undefined,
+    insecureListen: false,
     mediaRoots: [path.resolve('media')],
     cacheDir: defaultCacheDir(env),
     maxClients: 64,
     maxWatchers: 64,
     maxOpenMedia: 256,
-    maxBatchBytes: 8 << 20,
+    // 2 MiB (was 8): a stalled client pins about three batches plus ~6 MB of HTTP/2 buffers (measured: 16 stalled
+    // clients at the ceiling grew the server by 488 MB at 8 MiB, 193 MB at 2 MiB); a larger single packet still goes alone.
+    maxBatchBytes: 2 << 20,
     // Memory and throughput: a call holds up to three batches (npm run bench:serve measured 512 KiB against 1 MiB).
     defaultBatchBytes: 512 << 10,
+    maxStreamMemory: 128 << 20,
     idleCloseMs: 30_000,
     shutdownGraceMs: 5_000,
     logLevel: 'info',
@@ -115,6 +151,10 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ServerConfi
     oscPort: DEFAULT_OSC_PORT,
     oscReplyPort: null,
     oscAllow: null,
+    oscSecretFile: undefined,
+    // A show day: a console idle through an interval must not find its GO refused. A console restarted (or a server
+    // restarted) connects again; senders that cannot, send /cuemux/connect in the same bundle as each command.
+    oscConnectIdleMs: 8 * 3600 * 1000,
     oscRateMessages: DEFAULT_OSC_BUDGETS.messagesPerSecond,
     oscRateBytes: DEFAULT_OSC_BUDGETS.bytesPerSecond,
     oscMaxScheduled: 1024,
@@ -137,8 +177,10 @@ export const DEFAULT_OSC_PORT = 53100;
 
 type Partialish = { [K in keyof ServerConfig]?: unknown };
 
-const NUMERIC: Array<keyof ServerConfig> = ['maxClients', 'maxWatchers', 'maxOpenMedia', 'maxBatchBytes', 'defaultBatchBytes', 'idleCloseMs', 'shutdownGraceMs',
-  'chaseLossMs', 'chaseFreerunMs', 'oscRateMessages', 'oscRateBytes', 'oscMaxScheduled', 'maxAdHocCues', 'maxPrefetchBytes'];
+const NUMERIC: Array<keyof ServerConfig> = ['maxClients', 'maxWatchers', 'maxOpenMedia', 'maxBatchBytes', 'defaultBatchBytes', 'maxStreamMemory', 'idleCloseMs', 'shutdownGraceMs',
+  'chaseLossMs', 'chaseFreerunMs', 'oscRateMessages', 'oscRateBytes', 'oscMaxScheduled', 'maxAdHocCues', 'maxPrefetchBytes', 'oscConnectIdleMs'];
+/** Settings that are file paths (resolved against the config file's folder or the working directory). */
+const FILES: Array<keyof ServerConfig> = ['cacheDir', 'cueList', 'tlsCert', 'tlsKey', 'tlsClientCa', 'tokenFile', 'oscSecretFile'];
 /** Settings in seconds (positive numbers, fractions allowed). */
 const SECONDS: Array<keyof ServerConfig> = ['leadSeconds', 'prefetchSeconds', 'chaseJumpSeconds'];
 const PORTS: Array<keyof ServerConfig> = ['oscPort', 'oscReplyPort'];
@@ -147,7 +189,7 @@ const PORTS: Array<keyof ServerConfig> = ['oscPort', 'oscReplyPort'];
 export const ENV_NAMES: Record<keyof ServerConfig, string> = {
   socket: 'CUEMUX_SOCKET', listen: 'CUEMUX_LISTEN', mediaRoots: 'CUEMUX_MEDIA_ROOTS', cacheDir: 'CUEMUX_CACHE_DIR',
   maxClients: 'CUEMUX_MAX_CLIENTS', maxWatchers: 'CUEMUX_MAX_WATCHERS', maxOpenMedia: 'CUEMUX_MAX_OPEN_MEDIA', maxBatchBytes: 'CUEMUX_MAX_BATCH_BYTES',
-  defaultBatchBytes: 'CUEMUX_BATCH_BYTES', idleCloseMs: 'CUEMUX_IDLE_CLOSE_MS', shutdownGraceMs: 'CUEMUX_SHUTDOWN_GRACE_MS',
+  defaultBatchBytes: 'CUEMUX_BATCH_BYTES', maxStreamMemory: 'CUEMUX_MAX_STREAM_MEMORY', idleCloseMs: 'CUEMUX_IDLE_CLOSE_MS', shutdownGraceMs: 'CUEMUX_SHUTDOWN_GRACE_MS',
   logLevel: 'CUEMUX_LOG_LEVEL', logFormat: 'CUEMUX_LOG_FORMAT', logFile: 'CUEMUX_LOG_FILE',
   oscHost: 'CUEMUX_OSC_HOST', oscPort: 'CUEMUX_OSC_PORT', oscReplyPort: 'CUEMUX_OSC_REPLY_PORT', oscAllow: 'CUEMUX_OSC_ALLOW',
   oscRateMessages: 'CUEMUX_OSC_RATE_MESSAGES', oscRateBytes: 'CUEMUX_OSC_RATE_BYTES', oscMaxScheduled: 'CUEMUX_OSC_MAX_SCHEDULED',
@@ -155,6 +197,9 @@ export const ENV_NAMES: Record<keyof ServerConfig, string> = {
   leadSeconds: 'CUEMUX_LEAD_SECONDS', prefetchSeconds: 'CUEMUX_PREFETCH_SECONDS', cueList: 'CUEMUX_CUE_LIST',
   chaseJumpSeconds: 'CUEMUX_CHASE_JUMP_SECONDS', chaseLossMs: 'CUEMUX_CHASE_LOSS_MS', chaseLossPolicy: 'CUEMUX_CHASE_LOSS_POLICY',
   chaseFreerunMs: 'CUEMUX_CHASE_FREERUN_MS', stateFile: 'CUEMUX_STATE_FILE',
+  // CUEMUX_TOKEN_FILE is also what the client commands read: one file serves both ends on one machine.
+  tlsCert: 'CUEMUX_TLS_CERT', tlsKey: 'CUEMUX_TLS_KEY', tlsClientCa: 'CUEMUX_TLS_CLIENT_CA', tokenFile: 'CUEMUX_TOKEN_FILE',
+  insecureListen: 'CUEMUX_INSECURE_LISTEN', oscSecretFile: 'CUEMUX_OSC_SECRET_FILE', oscConnectIdleMs: 'CUEMUX_OSC_CONNECT_IDLE_MS',
 };
 
 function fromEnv(env: NodeJS.ProcessEnv): Partialish {
@@ -222,12 +267,17 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
       } else if (key === 'logLevel') {
         if (typeof raw !== 'string' || !['error', 'warn', 'info', 'debug'].includes(raw)) throw bad('must be error, warn, info or debug');
         out.logLevel = raw as LogLevel;
+      } else if (key === 'insecureListen') {
+        if (raw === true || raw === 'true' || raw === '1' || raw === 'yes') out.insecureListen = true;
+        else if (raw === false || raw === 'false' || raw === '0' || raw === 'no') out.insecureListen = false;
+        else throw bad('must be true or false');
       } else if (key === 'logFormat') {
         if (raw !== 'text' && raw !== 'json') throw bad('must be text or json');
         out.logFormat = raw;
       } else {
         if (typeof raw !== 'string') throw bad('must be a string');
-        (out as unknown as Record<string, unknown>)[key] = key === 'cacheDir' || key === 'cueList' ? path.resolve(raw) : raw;
+        if (raw === '' && FILES.includes(key)) throw bad('must be a file path');
+        (out as unknown as Record<string, unknown>)[key] = FILES.includes(key) ? path.resolve(raw) : raw;
       }
     }
   }
@@ -235,8 +285,46 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
     throw new CuemuxError('INVALID_ARGUMENT', `listen must be HOST:PORT (e.g. 127.0.0.1:50051), got "${out.listen}"`);
   }
   if (out.socket === null && out.listen === null) throw new CuemuxError('INVALID_ARGUMENT', 'nothing to listen on: give a --socket or --listen');
+  checkTcpSecurity(out);
   if (out.defaultBatchBytes > out.maxBatchBytes) out.defaultBatchBytes = out.maxBatchBytes;
   return out;
+}
+
+/** The host part of `HOST:PORT` / `[V6]:PORT`, without brackets. */
+export function listenHost(listen: string): string {
+  const host = listen.slice(0, listen.lastIndexOf(':'));
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+/** True when `--listen HOST:PORT` is reachable only from this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackListen(listen: string): boolean {
+  return isLoopbackHost(listenHost(listen));
+}
+
+/**
+ * The TCP listener's security settings agree with each other and with `--listen`: checked with the config, before
+ * any file is read or anything bound. Deny by default: a non-loopback `--listen` needs TLS and a token (or the
+ * explicit `--insecure-listen`). TLS files and a token without `--listen` are ignored (CUEMUX_TOKEN_FILE is also the
+ * client commands' variable: a shell set up for clients must still start a socket-only server).
+ */
+function checkTcpSecurity(c: ServerConfig): void {
+  if (c.listen === null) return;
+  const tls = c.tlsCert !== undefined && c.tlsKey !== undefined;
+  if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
+    throw new CuemuxError('INVALID_ARGUMENT', `TLS needs both --tls-cert and --tls-key (got only ${c.tlsCert === undefined ? '--tls-key' : '--tls-cert'})`);
+  }
+  if (c.tlsClientCa !== undefined && !tls) {
+    throw new CuemuxError('INVALID_ARGUMENT', '--tls-client-ca (client certificates) needs TLS: add --tls-cert FILE --tls-key FILE');
+  }
+  if (c.tokenFile !== undefined && !tls) {
+    throw new CuemuxError('INVALID_ARGUMENT', `--token-file ${c.tokenFile} needs TLS on --listen ${c.listen}: without it the token crosses the network `
+      + 'in clear; add --tls-cert FILE --tls-key FILE');
+  }
+  if (isLoopbackListen(c.listen) || c.insecureListen || (tls && c.tokenFile !== undefined)) return;
+  const missing = [...(tls ? [] : ['--tls-cert FILE --tls-key FILE (encryption)']), '--token-file FILE (authentication)'];
+  throw new CuemuxError('INVALID_ARGUMENT', `--listen ${c.listen} is not a loopback address: anyone who can reach it could drive the show and `
+    + `read its media${tls ? '' : ', unencrypted'}. Add ${missing.join(' and ')} (see README "Security and limits"), listen on 127.0.0.1, or, `
+    + 'on a closed show network only, accept the risk with --insecure-listen');
 }
 
 /** Load the config from a JSON file (if given), the environment and flag values. */
@@ -259,7 +347,7 @@ export function loadConfig(flags: Partialish, configFile: string | undefined, en
     const rel = (v: unknown): unknown => (typeof v === 'string' && v !== '' && v !== 'none' ? path.resolve(dir, v) : v);
     if (Array.isArray(values.mediaRoots)) values.mediaRoots = values.mediaRoots.map(rel);
     else if (values.mediaRoots !== undefined) values.mediaRoots = rel(values.mediaRoots);
-    for (const k of ['socket', 'cacheDir', 'logFile', 'cueList', 'stateFile'] as const) if (values[k] !== undefined) values[k] = rel(values[k]);
+    for (const k of ['socket', 'logFile', 'stateFile', ...FILES] as Array<keyof ServerConfig>) if (values[k] !== undefined) values[k] = rel(values[k]);
     layers.push({ where: file, values });
   }
   layers.push({ where: 'environment', values: fromEnv(env) });

@@ -4,6 +4,7 @@
  * instant plus a rate — so any process on the machine computes the current position exactly, and the state only
  * changes on events (play, stop, locate, rate, a chase correction), never per tick.
  */
+import { randomBytes } from 'node:crypto';
 import { CuemuxError } from '../common/errors';
 import { monoNs, monoToUnixNs, unixToMonoNs } from '../common/time-source';
 import { TypedEmitter } from '../common/typed-emitter';
@@ -84,6 +85,7 @@ const MAX_RATE = 16;
 /** The show clock. */
 export class ShowClock extends TypedEmitter<ShowClockEvents> {
   #s: ClockSnapshot;
+  #showId = randomBytes(8).toString('hex');
 
   constructor(options: ShowClockOptions = {}) {
     super();
@@ -97,6 +99,14 @@ export class ShowClock extends TypedEmitter<ShowClockEvents> {
   /** The current state (anchor and rate). */
   get snapshot(): ClockSnapshot {
     return this.#s;
+  }
+
+  /**
+   * Identifies this show (16 hex digits): made anew for each fresh show, taken over by {@link restore}. Resume points
+   * (generation, segment, entry) of players are meaningful only within one show id.
+   */
+  get showId(): string {
+    return this.#showId;
   }
 
   /** The position in seconds now, or at monotonic instant `at`. */
@@ -157,9 +167,11 @@ export class ShowClock extends TypedEmitter<ShowClockEvents> {
 
   /**
    * Take over a clock saved by a server that stopped (crash recovery): same generation, same anchor on the wall
-   * clock, so players that reconnect find the timeline they were on.
+   * clock, same show id (when saved: a state file written before show ids keeps this clock's fresh id), so players
+   * that reconnect find the timeline they were on.
    */
-  restore(saved: { generation: number; state: ClockStateName; source: ClockSource; rate: number; positionSeconds: number; anchorUnixNs: bigint; timecodeRate: string }): void {
+  restore(saved: { generation: number; state: ClockStateName; source: ClockSource; rate: number; positionSeconds: number; anchorUnixNs: bigint; timecodeRate: string; showId?: string }): void {
+    if (saved.showId !== undefined && !/^[0-9a-f]{16}$/.test(saved.showId)) throw new CuemuxError('INVALID_ARGUMENT', `saved show id "${saved.showId.slice(0, 40)}" is not 16 hex digits`);
     checkPosition(saved.positionSeconds);
     if (!Number.isFinite(saved.rate) || Math.abs(saved.rate) > MAX_RATE) throw new CuemuxError('INVALID_ARGUMENT', `saved clock rate ${saved.rate} is not valid`);
     if (!Number.isSafeInteger(saved.generation) || saved.generation < 1) throw new CuemuxError('INVALID_ARGUMENT', `saved clock generation ${saved.generation} is not valid`);
@@ -167,6 +179,7 @@ export class ShowClock extends TypedEmitter<ShowClockEvents> {
       generation: saved.generation, state: saved.state, source: saved.source, rate: saved.rate, positionSeconds: saved.positionSeconds,
       anchorUnixNs: saved.anchorUnixNs, anchorMonoNs: unixToMonoNs(saved.anchorUnixNs), timecodeRate: parseTimecodeRate(saved.timecodeRate),
     };
+    if (saved.showId !== undefined) this.#showId = saved.showId;
     this.safeEmit('change', this.#s, false);
   }
 

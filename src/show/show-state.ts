@@ -49,7 +49,7 @@ interface SavedShow {
   version: 1;
   savedUnixNs: string;
   clean: boolean;
-  clock: { generation: number; state: ClockStateName; source: ClockSource; rate: number; positionSeconds: number; anchorUnixNs: string; timecodeRate: string };
+  clock: { generation: number; state: ClockStateName; source: ClockSource; rate: number; positionSeconds: number; anchorUnixNs: string; timecodeRate: string; showId?: string };
   cueListPath: string;
   playhead: string | null;
   cues: SavedCue[];
@@ -68,7 +68,7 @@ function snapshot(show: Show, clean: boolean): SavedShow {
     version: 1, savedUnixNs: String(unixNs()), clean,
     clock: {
       generation: s.generation, state: s.state, source: s.source, rate: s.rate, positionSeconds: s.positionSeconds,
-      anchorUnixNs: String(s.anchorUnixNs), timecodeRate: s.timecodeRate.name,
+      anchorUnixNs: String(s.anchorUnixNs), timecodeRate: s.timecodeRate.name, showId: show.clock.showId,
     },
     cueListPath: show.cueList.path, playhead: show.playhead,
     cues: show.cues.map((c) => ({ def: defJson(c.def), state: c.state, run: c.run, numbering: c.numbering, pausedMedia: c.pausedMedia })),
@@ -221,6 +221,8 @@ export function parseSavedShow(text: string): SavedShow {
     anchorUnixNs: decimal(c.anchorUnixNs, 'clock.anchorUnixNs'),
     timecodeRate: typeof c.timecodeRate === 'string' ? c.timecodeRate : fail('clock.timecodeRate is not a string: it', c.timecodeRate),
   };
+  // Absent in files written before show ids: the restored show keeps the fresh id (players then start its cues anew).
+  if (c.showId !== undefined) clock.showId = typeof c.showId === 'string' && /^[0-9a-f]{16}$/.test(c.showId) ? c.showId : fail('clock.showId is not 16 hex digits: it', c.showId);
   try {
     parseTimecodeRate(clock.timecodeRate);
   } catch {

@@ -6,7 +6,7 @@
  */
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
-import { monoNs } from '../common/time-source';
+import { monoNs, unixNs } from '../common/time-source';
 import { TypedEmitter } from '../common/typed-emitter';
 import type { OpenMedia } from '../server/open-media';
 import { resolveOutputs, sameCue, type CueDefinition } from './cue-definition';
@@ -106,6 +106,21 @@ export interface ActionTime {
   at?: bigint;
 }
 
+/** Why the show could not do something with a cue on its own (no console was there to be told). */
+export interface CueProblem {
+  /** The cue id. */
+  cueId: string;
+  /** What the show was doing: "pre-arm" (arming the next cues after a GO), "re-arm" (after a cue list edit), "auto-follow" (starting the next cue of a chain), "end" (ending a cue), "prefetch" (reading an in-point after an unarmed GO). */
+  during: 'pre-arm' | 're-arm' | 'auto-follow' | 'end' | 'prefetch';
+  /** The error message (names the file and what is wrong). */
+  message: string;
+  /** When it happened, in ns since the Unix epoch. */
+  unixNs: bigint;
+}
+
+/** Cue problems kept for status (the oldest go first). */
+const MAX_CUE_PROBLEMS = 64;
+
 /** A JSON-ready summary of the show for status replies. */
 export interface ShowStatus {
   clock: { generation: number; state: string; source: string; rate: number; positionSeconds: number; timecode: string; timecodeRate: string; chaseLocked: boolean };
@@ -142,6 +157,8 @@ export class Show extends TypedEmitter<ShowEvents> {
   /** How long before a cue's end its auto-follow successor is placed on the clock, in seconds (≥ any lead). */
   readonly #followAheadSeconds: number;
   readonly #prefetchWarnings = new RateLimitedLog();
+  /** The last problem of each cue, in the order they happened (a cue that loads or starts again is cleared). */
+  readonly #problems = new Map<string, CueProblem>();
   #list: CueList = { path: '', cues: [] };
   #playhead = 0;
   #closed = false;
@@ -239,6 +256,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       else this.#adHoc.add(id);
     }
     const cue = await pending;
+    this.#problems.delete(id);
     // A cue list edit saved while this cue was loading: arm the new definition instead.
     if (cue.state === 'armed' && this.#cues.get(id) === cue && this.#stale(cue)) {
       this.unload(id);
@@ -366,13 +384,14 @@ export class Show extends TypedEmitter<ShowEvents> {
     if (options.clockSeconds === undefined) this.#startStoppedClock(at);
     const clockSeconds = options.clockSeconds ?? this.clock.position(at);
     this.#startCue(cue, clockSeconds, cue.inMedia);
+    this.#problems.delete(cueId);
     this.#advancePlayhead(cueId);
     if (cue.prefetch === null && this.#armNext) {
       // An unarmed GO: its in-point is read once the GO's own first packets are out, so the next GO of the cue (a
       // restart, or after it ends) is prepared like any armed one.
       const started = cue;
       setTimeout(() => {
-        this.#prefetchLater(started).catch((e: unknown) => log.warn(`could not prefetch cue "${started.id}"`, { error: e instanceof Error ? e.message : String(e) }));
+        this.#prefetchLater(started).catch((e: unknown) => this.#problem(started.id, 'prefetch', e, 'warn'));
       }, REFETCH_DELAY_MS).unref();
     }
     return cue;
@@ -552,7 +571,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       if (next === undefined || cue.chainedNext !== null) return;
       cue.chainedNext = next.id;
       this.go(next.id, { clockSeconds: end }).catch((e: unknown) => {
-        log.error(`auto-follow cue "${next.id}" could not start`, { error: e instanceof Error ? e.message : String(e) });
+        this.#problem(next.id, 'auto-follow', e, 'error');
       });
     };
     if (next !== undefined) {
@@ -567,7 +586,7 @@ export class Show extends TypedEmitter<ShowEvents> {
         // The end is exact on the clock even if this timer ran late: report it at `end`, not at "now".
         this.#stopCue(cue, 'ended', this.#instantOf(end));
       } catch (e) {
-        log.error(`ending cue "${cue.id}" failed`, { error: e instanceof Error ? e.stack ?? e.message : String(e) });
+        this.#problem(cue.id, 'end', e, 'error');
       }
     }, () => undefined);
   }
@@ -606,7 +625,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       // Those still in the list (an edit may have come meanwhile) and not loaded by now.
       for (const id of ids) {
         if (this.#cues.has(id) || !this.#list.cues.some((d) => d.id === id)) continue;
-        this.load(id).catch((e: unknown) => log.warn(`could not pre-arm cue "${id}"`, { error: e instanceof Error ? e.message : String(e) }));
+        this.load(id).catch((e: unknown) => this.#problem(id, 'pre-arm', e, 'warn'));
       }
     }, ARM_NEXT_DELAY_MS);
     timer.unref();
@@ -640,13 +659,27 @@ export class Show extends TypedEmitter<ShowEvents> {
         this.unload(cue.id);
       } else if (!sameCue(def, cue.def)) {
         this.unload(cue.id);
-        this.load(cue.id).catch((e: unknown) => log.warn(`could not re-arm edited cue "${cue.id}"`, { error: e instanceof Error ? e.message : String(e) }));
+        this.load(cue.id).catch((e: unknown) => this.#problem(cue.id, 're-arm', e, 'warn'));
       }
     }
     const keep = standby === null ? -1 : list.cues.findIndex((c) => c.id === standby);
     this.#playhead = keep >= 0 ? keep : Math.min(this.#playhead, list.cues.length);
     log.info('cue list in effect', { path: list.path, cues: list.cues.length, playhead: this.playhead });
     this.safeEmit('cuelist', this.#list, this.playhead);
+  }
+
+  /** Problems the show met with cues on its own (see {@link CueProblem}), oldest first; at most 64. */
+  get cueProblems(): readonly CueProblem[] {
+    return [...this.#problems.values()];
+  }
+
+  /** Log a problem with cue `id` met while `during`, and keep it for status. */
+  #problem(id: string, during: CueProblem['during'], e: unknown, level: 'warn' | 'error'): void {
+    const message = e instanceof Error ? e.message : String(e);
+    log[level](`cue "${id.slice(0, 64)}": ${during} failed: ${message}`, { cue: id, during, error: level === 'error' && e instanceof Error ? e.stack ?? message : message });
+    this.#problems.delete(id);
+    this.#problems.set(id, { cueId: id, during, message, unixNs: unixNs() });
+    if (this.#problems.size > MAX_CUE_PROBLEMS) this.#problems.delete(this.#problems.keys().next().value as string);
   }
 
   /** A JSON-ready summary: clock, cues, cue list. */

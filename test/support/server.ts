@@ -60,12 +60,18 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
   };
 }
 
-/** A `cuemux serve` child process, resolved once it prints its socket. */
-export function spawnServer(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; stdout: () => string; stderr: () => string; oscPort: number | null }> {
+/**
+ * A `cuemux serve` child process, resolved once it prints its socket. With `nofile`, it runs under `ulimit -n NOFILE`
+ * (bash sets the limit, then execs node: the child's pid is the server's).
+ */
+export function spawnServer(args: string[], env: Record<string, string> = {}, options: { nofile?: number } = {}): Promise<{ child: ChildProcess; stdout: () => string; stderr: () => string; oscPort: number | null }> {
   return new Promise((resolve, reject) => {
     // Tests run side by side: an ephemeral OSC port unless the test chooses one.
     const osc = args.includes('--osc-port') ? [] : ['--osc-port', '0'];
-    const child = spawn(process.execPath, [CUEMUX_BIN, 'serve', ...osc, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [CUEMUX_BIN, 'serve', ...osc, ...args];
+    const child = options.nofile === undefined
+      ? spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('bash', ['-c', `ulimit -n ${options.nofile} && exec "$0" "$@"`, process.execPath, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {

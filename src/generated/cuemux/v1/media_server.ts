@@ -298,8 +298,9 @@ export interface ReadPacketsRequest {
     | undefined;
   /**
    * Upper bound in bytes of the packet data in one PacketBatch; absent or 0 = the server's default (524288, 512 KiB,
-   * unless configured); values above the server's limit (8388608, 8 MiB, unless configured) fail the call with
-   * RESOURCE_EXHAUSTED. A batch always holds whole packets: a packet larger than the bound is
+   * unless configured); values above the server's limit (2097152, 2 MiB, unless configured) fail the call with
+   * RESOURCE_EXHAUSTED, and so does a call whose three batches do not fit in the server's stream memory budget
+   * (--max-stream-memory, 128 MiB unless configured). A batch always holds whole packets: a packet larger than the bound is
    * sent alone in its own batch, so clients must accept messages at least as large as the largest packet
    * (e.g. set grpc.max_receive_message_length to -1; large intra-only video frames can exceed gRPC's default
    * 4 MiB).
@@ -415,6 +416,120 @@ export interface ServerStatus {
    * count against the server's --max-clients, as WatchClock calls do.
    */
   clients: ClientStatus[];
+  /** The show: its clock, cue list and loaded cues (what /cuemux/status reports over OSC). */
+  show?: ShowStatus | undefined;
+}
+
+/** The show at the moment the server answered GetStatus. */
+export interface ShowStatus {
+  /**
+   * The show clock anchored at the moment of the answer: position_seconds and timecode are the position then (not
+   * at the clock's last change), anchor_monotonic_ns and anchor_unix_ns that moment; state, rate, generation,
+   * timecode_rate, source and show_id as in WatchClock.
+   */
+  clock?:
+    | ClockState
+    | undefined;
+  /**
+   * While chasing external timecode (clock.source "external"): true when the chase is locked to the incoming
+   * timecode. False otherwise.
+   */
+  chaseLocked: boolean;
+  /** The cue list in effect and its file. */
+  cueList?:
+    | CueListStatus
+    | undefined;
+  /** Every loaded cue (cues of the cue list and ad-hoc cues loaded over OSC), in the order they were loaded. */
+  cues: CueStatus[];
+  /**
+   * What the show could not do with a cue on its own, where no console was there to get an error reply: the last
+   * problem of each cue (at most 64, oldest first); a cue that loads or starts again is cleared.
+   */
+  problems: CueProblem[];
+}
+
+/** A problem the show met with a cue on its own. */
+export interface CueProblem {
+  /** The cue id. */
+  cueId: string;
+  /**
+   * What the show was doing: "pre-arm" (arming the next cues after a GO), "re-arm" (after a cue list edit),
+   * "auto-follow" (starting the next cue of a chain), "end" (ending a cue at its out-point), "prefetch" (reading
+   * the in-point after an unarmed GO).
+   */
+  during: string;
+  /** The error message (names the file and what is wrong). */
+  message: string;
+  /** When it happened, in nanoseconds since the Unix epoch (server wall clock, UTC). */
+  unixNs: bigint;
+}
+
+/** The cue list in effect. */
+export interface CueListStatus {
+  /** Absolute path of the cue list file; empty when no cue list is loaded. */
+  path: string;
+  /** Ids of the cue list's cues, in list order. */
+  cueIds: string[];
+  /** Id of the cue standing by: the one a GO without a cue id starts. Absent after the last cue or without a cue list. */
+  standby?:
+    | string
+    | undefined;
+  /** Edits of the cue list file applied since the server loaded it (the server watches the file). */
+  reloads: number;
+  /**
+   * Why the last edit of the file was not applied (the previous list stays in effect); empty when it was, or when
+   * the list was not loaded from a file the server watches.
+   */
+  lastError: string;
+}
+
+/** One loaded cue. */
+export interface CueStatus {
+  /** The cue id (the cue list's, or the one given over OSC). */
+  id: string;
+  /** The cue's name from the cue list; empty when it has none. */
+  name: string;
+  /** Absolute path of the cue's media file. */
+  media: string;
+  /** "armed" (loaded, waiting for its GO), "playing" or "paused". */
+  state: string;
+  /** In-point: the cue's "in", in seconds from the start of the media. */
+  inSeconds: number;
+  /** Out-point in seconds from the start of the media; absent = the end of the media. */
+  outSeconds?:
+    | number
+    | undefined;
+  /** The cue loops between its in- and out-points. */
+  loop: boolean;
+  /** Outputs the cue's streams are assigned to, by output name. */
+  outputs: CueOutputStatus[];
+  /**
+   * Media position presented now, in seconds on the media timeline (media start time included): where a playing cue
+   * is at the clock position of clock.position_seconds, or where a paused cue stopped. Absent while armed.
+   */
+  positionSeconds?:
+    | number
+    | undefined;
+  /**
+   * Clock position, in seconds, at which the cue's current (or, paused, last) run placed its media; absent while
+   * armed.
+   */
+  clockSeconds?:
+    | number
+    | undefined;
+  /**
+   * Bytes of packets prefetched at the in-point and held for the GO; 0 = none (a GO then reads from the file: the
+   * show's --max-prefetch-bytes budget was full, prefetching is off, or the cue was loaded by an unarmed GO).
+   */
+  prefetchBytes: bigint;
+}
+
+/** The streams of a cue assigned to one output. */
+export interface CueOutputStatus {
+  /** Output name (an audio output or a video layer), as players pass it to Follow. */
+  output: string;
+  /** Stream indexes of the cue's media sent to that output. */
+  streams: number[];
 }
 
 /** The state of one open media. */
@@ -514,6 +629,13 @@ export interface ClockState {
   timecodeRate: string;
   /** "internal" (the server's own free-running master) or "external" (chasing timecode fed over OSC). */
   source: string;
+  /**
+   * Identifies the show this clock belongs to: a random id (16 hex digits) made when a server starts a fresh show,
+   * kept when a server takes over the show of one that stopped without a clean shutdown (crash recovery from the
+   * state file). Generations and segments are comparable only within one show_id: a player that sees another
+   * show_id after a reconnect must forget its cues (the server's cues, segments and generations are new).
+   */
+  showId: string;
 }
 
 /** Request of Ping. */
@@ -562,7 +684,7 @@ export interface FollowRequest {
     | undefined;
   /**
    * Reconnecting after a lost connection or a server restart: for each cue being received, where to go on. A cue
-   * whose segment and generation still match is continued from next_entry (so no packet is missing or repeated);
+   * whose show_id, segment and generation still match is continued from next_entry (so no packet is missing or repeated);
    * otherwise the server starts from the clock position as usual.
    */
   resume: FollowResume[];
@@ -584,6 +706,12 @@ export interface FollowResume {
   generation: bigint;
   /** The index entry (Packet.entry) of the first packet not yet received: one past the last received. */
   nextEntry: bigint;
+  /**
+   * The ClockState.show_id of the server the packets came from. The server continues from next_entry only when it
+   * is its own show_id (the same show, or its crash recovery); otherwise it starts from the clock position as usual.
+   * Empty (a player written before show_id) = trust segment and generation alone.
+   */
+  showId: string;
 }
 
 /** One event of a Follow stream. */
@@ -2956,7 +3084,7 @@ export const GetStatusRequest: MessageFns<GetStatusRequest> = {
 };
 
 function createBaseServerStatus(): ServerStatus {
-  return { uptimeSeconds: 0, version: "", ffmpegVersion: "", media: [], clients: [] };
+  return { uptimeSeconds: 0, version: "", ffmpegVersion: "", media: [], clients: [], show: undefined };
 }
 
 export const ServerStatus: MessageFns<ServerStatus> = {
@@ -2975,6 +3103,9 @@ export const ServerStatus: MessageFns<ServerStatus> = {
     }
     for (const v of message.clients) {
       ClientStatus.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.show !== undefined) {
+      ShowStatus.encode(message.show, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -3032,6 +3163,14 @@ export const ServerStatus: MessageFns<ServerStatus> = {
             message.clients.push(ClientStatus.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.show = ShowStatus.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3061,6 +3200,7 @@ export const ServerStatus: MessageFns<ServerStatus> = {
       clients: globalThis.Array.isArray(object?.clients)
         ? object.clients.map((e: any) => ClientStatus.fromJSON(e))
         : [],
+      show: isSet(object.show) ? ShowStatus.fromJSON(object.show) : undefined,
     };
   },
 
@@ -3081,6 +3221,9 @@ export const ServerStatus: MessageFns<ServerStatus> = {
     if (message.clients?.length) {
       obj.clients = message.clients.map((e) => ClientStatus.toJSON(e));
     }
+    if (message.show !== undefined) {
+      obj.show = ShowStatus.toJSON(message.show);
+    }
     return obj;
   },
 
@@ -3094,6 +3237,788 @@ export const ServerStatus: MessageFns<ServerStatus> = {
     message.ffmpegVersion = object.ffmpegVersion ?? "";
     message.media = object.media?.map((e) => OpenMediaStatus.fromPartial(e)) || [];
     message.clients = object.clients?.map((e) => ClientStatus.fromPartial(e)) || [];
+    message.show = (object.show !== undefined && object.show !== null)
+      ? ShowStatus.fromPartial(object.show)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseShowStatus(): ShowStatus {
+  return { clock: undefined, chaseLocked: false, cueList: undefined, cues: [], problems: [] };
+}
+
+export const ShowStatus: MessageFns<ShowStatus> = {
+  encode(message: ShowStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clock !== undefined) {
+      ClockState.encode(message.clock, writer.uint32(10).fork()).join();
+    }
+    if (message.chaseLocked !== false) {
+      writer.uint32(16).bool(message.chaseLocked);
+    }
+    if (message.cueList !== undefined) {
+      CueListStatus.encode(message.cueList, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.cues) {
+      CueStatus.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.problems) {
+      CueProblem.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShowStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShowStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clock = ClockState.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.chaseLocked = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cueList = CueListStatus.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.cues.push(CueStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.problems.push(CueProblem.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShowStatus {
+    return {
+      clock: isSet(object.clock) ? ClockState.fromJSON(object.clock) : undefined,
+      chaseLocked: isSet(object.chaseLocked)
+        ? globalThis.Boolean(object.chaseLocked)
+        : isSet(object.chase_locked)
+        ? globalThis.Boolean(object.chase_locked)
+        : false,
+      cueList: isSet(object.cueList)
+        ? CueListStatus.fromJSON(object.cueList)
+        : isSet(object.cue_list)
+        ? CueListStatus.fromJSON(object.cue_list)
+        : undefined,
+      cues: globalThis.Array.isArray(object?.cues) ? object.cues.map((e: any) => CueStatus.fromJSON(e)) : [],
+      problems: globalThis.Array.isArray(object?.problems)
+        ? object.problems.map((e: any) => CueProblem.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ShowStatus): unknown {
+    const obj: any = {};
+    if (message.clock !== undefined) {
+      obj.clock = ClockState.toJSON(message.clock);
+    }
+    if (message.chaseLocked !== false) {
+      obj.chaseLocked = message.chaseLocked;
+    }
+    if (message.cueList !== undefined) {
+      obj.cueList = CueListStatus.toJSON(message.cueList);
+    }
+    if (message.cues?.length) {
+      obj.cues = message.cues.map((e) => CueStatus.toJSON(e));
+    }
+    if (message.problems?.length) {
+      obj.problems = message.problems.map((e) => CueProblem.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ShowStatus>, I>>(base?: I): ShowStatus {
+    return ShowStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShowStatus>, I>>(object: I): ShowStatus {
+    const message = createBaseShowStatus();
+    message.clock = (object.clock !== undefined && object.clock !== null)
+      ? ClockState.fromPartial(object.clock)
+      : undefined;
+    message.chaseLocked = object.chaseLocked ?? false;
+    message.cueList = (object.cueList !== undefined && object.cueList !== null)
+      ? CueListStatus.fromPartial(object.cueList)
+      : undefined;
+    message.cues = object.cues?.map((e) => CueStatus.fromPartial(e)) || [];
+    message.problems = object.problems?.map((e) => CueProblem.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCueProblem(): CueProblem {
+  return { cueId: "", during: "", message: "", unixNs: 0n };
+}
+
+export const CueProblem: MessageFns<CueProblem> = {
+  encode(message: CueProblem, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cueId !== "") {
+      writer.uint32(10).string(message.cueId);
+    }
+    if (message.during !== "") {
+      writer.uint32(18).string(message.during);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    if (message.unixNs !== 0n) {
+      if (BigInt.asIntN(64, message.unixNs) !== message.unixNs) {
+        throw new globalThis.Error("value provided for field message.unixNs of type int64 too large");
+      }
+      writer.uint32(32).int64(message.unixNs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CueProblem {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCueProblem();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cueId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.during = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.unixNs = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CueProblem {
+    return {
+      cueId: isSet(object.cueId)
+        ? globalThis.String(object.cueId)
+        : isSet(object.cue_id)
+        ? globalThis.String(object.cue_id)
+        : "",
+      during: isSet(object.during) ? globalThis.String(object.during) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      unixNs: isSet(object.unixNs) ? BigInt(object.unixNs) : isSet(object.unix_ns) ? BigInt(object.unix_ns) : 0n,
+    };
+  },
+
+  toJSON(message: CueProblem): unknown {
+    const obj: any = {};
+    if (message.cueId !== "") {
+      obj.cueId = message.cueId;
+    }
+    if (message.during !== "") {
+      obj.during = message.during;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.unixNs !== 0n) {
+      obj.unixNs = message.unixNs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CueProblem>, I>>(base?: I): CueProblem {
+    return CueProblem.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CueProblem>, I>>(object: I): CueProblem {
+    const message = createBaseCueProblem();
+    message.cueId = object.cueId ?? "";
+    message.during = object.during ?? "";
+    message.message = object.message ?? "";
+    message.unixNs = (object.unixNs !== undefined && object.unixNs !== null) ? BigInt(object.unixNs) : 0n;
+    return message;
+  },
+};
+
+function createBaseCueListStatus(): CueListStatus {
+  return { path: "", cueIds: [], standby: undefined, reloads: 0, lastError: "" };
+}
+
+export const CueListStatus: MessageFns<CueListStatus> = {
+  encode(message: CueListStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    for (const v of message.cueIds) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.standby !== undefined) {
+      writer.uint32(26).string(message.standby);
+    }
+    if (message.reloads !== 0) {
+      writer.uint32(32).uint32(message.reloads);
+    }
+    if (message.lastError !== "") {
+      writer.uint32(42).string(message.lastError);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CueListStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCueListStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.cueIds.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.standby = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.reloads = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CueListStatus {
+    return {
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      cueIds: globalThis.Array.isArray(object?.cueIds)
+        ? object.cueIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.cue_ids)
+        ? object.cue_ids.map((e: any) => globalThis.String(e))
+        : [],
+      standby: isSet(object.standby) ? globalThis.String(object.standby) : undefined,
+      reloads: isSet(object.reloads) ? globalThis.Number(object.reloads) : 0,
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+        ? globalThis.String(object.last_error)
+        : "",
+    };
+  },
+
+  toJSON(message: CueListStatus): unknown {
+    const obj: any = {};
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.cueIds?.length) {
+      obj.cueIds = message.cueIds;
+    }
+    if (message.standby !== undefined) {
+      obj.standby = message.standby;
+    }
+    if (message.reloads !== 0) {
+      obj.reloads = Math.round(message.reloads);
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CueListStatus>, I>>(base?: I): CueListStatus {
+    return CueListStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CueListStatus>, I>>(object: I): CueListStatus {
+    const message = createBaseCueListStatus();
+    message.path = object.path ?? "";
+    message.cueIds = object.cueIds?.map((e) => e) || [];
+    message.standby = object.standby ?? undefined;
+    message.reloads = object.reloads ?? 0;
+    message.lastError = object.lastError ?? "";
+    return message;
+  },
+};
+
+function createBaseCueStatus(): CueStatus {
+  return {
+    id: "",
+    name: "",
+    media: "",
+    state: "",
+    inSeconds: 0,
+    outSeconds: undefined,
+    loop: false,
+    outputs: [],
+    positionSeconds: undefined,
+    clockSeconds: undefined,
+    prefetchBytes: 0n,
+  };
+}
+
+export const CueStatus: MessageFns<CueStatus> = {
+  encode(message: CueStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.media !== "") {
+      writer.uint32(26).string(message.media);
+    }
+    if (message.state !== "") {
+      writer.uint32(34).string(message.state);
+    }
+    if (message.inSeconds !== 0) {
+      writer.uint32(41).double(message.inSeconds);
+    }
+    if (message.outSeconds !== undefined) {
+      writer.uint32(49).double(message.outSeconds);
+    }
+    if (message.loop !== false) {
+      writer.uint32(56).bool(message.loop);
+    }
+    for (const v of message.outputs) {
+      CueOutputStatus.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.positionSeconds !== undefined) {
+      writer.uint32(73).double(message.positionSeconds);
+    }
+    if (message.clockSeconds !== undefined) {
+      writer.uint32(81).double(message.clockSeconds);
+    }
+    if (message.prefetchBytes !== 0n) {
+      if (BigInt.asUintN(64, message.prefetchBytes) !== message.prefetchBytes) {
+        throw new globalThis.Error("value provided for field message.prefetchBytes of type uint64 too large");
+      }
+      writer.uint32(88).uint64(message.prefetchBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CueStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCueStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.media = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.inSeconds = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.outSeconds = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.loop = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.outputs.push(CueOutputStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.positionSeconds = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.clockSeconds = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.prefetchBytes = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CueStatus {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      media: isSet(object.media) ? globalThis.String(object.media) : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      inSeconds: isSet(object.inSeconds)
+        ? globalThis.Number(object.inSeconds)
+        : isSet(object.in_seconds)
+        ? globalThis.Number(object.in_seconds)
+        : 0,
+      outSeconds: isSet(object.outSeconds)
+        ? globalThis.Number(object.outSeconds)
+        : isSet(object.out_seconds)
+        ? globalThis.Number(object.out_seconds)
+        : undefined,
+      loop: isSet(object.loop) ? globalThis.Boolean(object.loop) : false,
+      outputs: globalThis.Array.isArray(object?.outputs)
+        ? object.outputs.map((e: any) => CueOutputStatus.fromJSON(e))
+        : [],
+      positionSeconds: isSet(object.positionSeconds)
+        ? globalThis.Number(object.positionSeconds)
+        : isSet(object.position_seconds)
+        ? globalThis.Number(object.position_seconds)
+        : undefined,
+      clockSeconds: isSet(object.clockSeconds)
+        ? globalThis.Number(object.clockSeconds)
+        : isSet(object.clock_seconds)
+        ? globalThis.Number(object.clock_seconds)
+        : undefined,
+      prefetchBytes: isSet(object.prefetchBytes)
+        ? BigInt(object.prefetchBytes)
+        : isSet(object.prefetch_bytes)
+        ? BigInt(object.prefetch_bytes)
+        : 0n,
+    };
+  },
+
+  toJSON(message: CueStatus): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.media !== "") {
+      obj.media = message.media;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.inSeconds !== 0) {
+      obj.inSeconds = floatToJson(message.inSeconds);
+    }
+    if (message.outSeconds !== undefined) {
+      obj.outSeconds = floatToJson(message.outSeconds);
+    }
+    if (message.loop !== false) {
+      obj.loop = message.loop;
+    }
+    if (message.outputs?.length) {
+      obj.outputs = message.outputs.map((e) => CueOutputStatus.toJSON(e));
+    }
+    if (message.positionSeconds !== undefined) {
+      obj.positionSeconds = floatToJson(message.positionSeconds);
+    }
+    if (message.clockSeconds !== undefined) {
+      obj.clockSeconds = floatToJson(message.clockSeconds);
+    }
+    if (message.prefetchBytes !== 0n) {
+      obj.prefetchBytes = message.prefetchBytes.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CueStatus>, I>>(base?: I): CueStatus {
+    return CueStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CueStatus>, I>>(object: I): CueStatus {
+    const message = createBaseCueStatus();
+    message.id = object.id ?? "";
+    message.name = object.name ?? "";
+    message.media = object.media ?? "";
+    message.state = object.state ?? "";
+    message.inSeconds = object.inSeconds ?? 0;
+    message.outSeconds = object.outSeconds ?? undefined;
+    message.loop = object.loop ?? false;
+    message.outputs = object.outputs?.map((e) => CueOutputStatus.fromPartial(e)) || [];
+    message.positionSeconds = object.positionSeconds ?? undefined;
+    message.clockSeconds = object.clockSeconds ?? undefined;
+    message.prefetchBytes = (object.prefetchBytes !== undefined && object.prefetchBytes !== null)
+      ? BigInt(object.prefetchBytes)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseCueOutputStatus(): CueOutputStatus {
+  return { output: "", streams: [] };
+}
+
+export const CueOutputStatus: MessageFns<CueOutputStatus> = {
+  encode(message: CueOutputStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.output !== "") {
+      writer.uint32(10).string(message.output);
+    }
+    if (message.streams.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.streams) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CueOutputStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCueOutputStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.output = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.streams.push(reader.int32());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.streams.push(reader.int32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CueOutputStatus {
+    return {
+      output: isSet(object.output) ? globalThis.String(object.output) : "",
+      streams: globalThis.Array.isArray(object?.streams) ? object.streams.map((e: any) => globalThis.Number(e)) : [],
+    };
+  },
+
+  toJSON(message: CueOutputStatus): unknown {
+    const obj: any = {};
+    if (message.output !== "") {
+      obj.output = message.output;
+    }
+    if (message.streams?.length) {
+      obj.streams = message.streams.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CueOutputStatus>, I>>(base?: I): CueOutputStatus {
+    return CueOutputStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CueOutputStatus>, I>>(object: I): CueOutputStatus {
+    const message = createBaseCueOutputStatus();
+    message.output = object.output ?? "";
+    message.streams = object.streams?.map((e) => e) || [];
     return message;
   },
 };
@@ -3619,6 +4544,7 @@ function createBaseClockState(): ClockState {
     anchorUnixNs: 0n,
     timecodeRate: "",
     source: "",
+    showId: "",
   };
 }
 
@@ -3659,6 +4585,9 @@ export const ClockState: MessageFns<ClockState> = {
     }
     if (message.source !== "") {
       writer.uint32(74).string(message.source);
+    }
+    if (message.showId !== "") {
+      writer.uint32(82).string(message.showId);
     }
     return writer;
   },
@@ -3748,6 +4677,14 @@ export const ClockState: MessageFns<ClockState> = {
             message.source = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.showId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3787,6 +4724,11 @@ export const ClockState: MessageFns<ClockState> = {
         ? globalThis.String(object.timecode_rate)
         : "",
       source: isSet(object.source) ? globalThis.String(object.source) : "",
+      showId: isSet(object.showId)
+        ? globalThis.String(object.showId)
+        : isSet(object.show_id)
+        ? globalThis.String(object.show_id)
+        : "",
     };
   },
 
@@ -3819,6 +4761,9 @@ export const ClockState: MessageFns<ClockState> = {
     if (message.source !== "") {
       obj.source = message.source;
     }
+    if (message.showId !== "") {
+      obj.showId = message.showId;
+    }
     return obj;
   },
 
@@ -3842,6 +4787,7 @@ export const ClockState: MessageFns<ClockState> = {
       : 0n;
     message.timecodeRate = object.timecodeRate ?? "";
     message.source = object.source ?? "";
+    message.showId = object.showId ?? "";
     return message;
   },
 };
@@ -4220,7 +5166,7 @@ export const FollowRequest: MessageFns<FollowRequest> = {
 };
 
 function createBaseFollowResume(): FollowResume {
-  return { cueId: "", segment: 0, generation: 0n, nextEntry: 0n };
+  return { cueId: "", segment: 0, generation: 0n, nextEntry: 0n, showId: "" };
 }
 
 export const FollowResume: MessageFns<FollowResume> = {
@@ -4242,6 +5188,9 @@ export const FollowResume: MessageFns<FollowResume> = {
         throw new globalThis.Error("value provided for field message.nextEntry of type uint64 too large");
       }
       writer.uint32(32).uint64(message.nextEntry);
+    }
+    if (message.showId !== "") {
+      writer.uint32(42).string(message.showId);
     }
     return writer;
   },
@@ -4291,6 +5240,14 @@ export const FollowResume: MessageFns<FollowResume> = {
             message.nextEntry = reader.uint64() as bigint;
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.showId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4317,6 +5274,11 @@ export const FollowResume: MessageFns<FollowResume> = {
         : isSet(object.next_entry)
         ? BigInt(object.next_entry)
         : 0n,
+      showId: isSet(object.showId)
+        ? globalThis.String(object.showId)
+        : isSet(object.show_id)
+        ? globalThis.String(object.show_id)
+        : "",
     };
   },
 
@@ -4334,6 +5296,9 @@ export const FollowResume: MessageFns<FollowResume> = {
     if (message.nextEntry !== 0n) {
       obj.nextEntry = message.nextEntry.toString();
     }
+    if (message.showId !== "") {
+      obj.showId = message.showId;
+    }
     return obj;
   },
 
@@ -4348,6 +5313,7 @@ export const FollowResume: MessageFns<FollowResume> = {
       ? BigInt(object.generation)
       : 0n;
     message.nextEntry = (object.nextEntry !== undefined && object.nextEntry !== null) ? BigInt(object.nextEntry) : 0n;
+    message.showId = object.showId ?? "";
     return message;
   },
 };

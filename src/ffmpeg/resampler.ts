@@ -1,0 +1,183 @@
+/**
+ * The audio resampler of the reference players: decoded frames in, interleaved float32 at the output rate out,
+ * through FFmpeg's swresample via the `aresample` filter with default options, so the output equals
+ * `ffmpeg -i in -af aresample=<rate> -f f32le` byte for byte. Every filter call runs in the resampler's lane.
+ *
+ * A beamcoder filter graph cannot be sent end-of-stream, so aresample's buffered tail would never come out. The
+ * graph is therefore `atrim=end_pts=END,aresample=R`: input frames carry a running sample count as pts, and flush()
+ * sends a 1-sample frame at pts END, which atrim drops and answers with end-of-stream, exactly as ffmpeg closing the
+ * input does. The graph has no close(): it is freed when the beamcoder object is garbage-collected.
+ */
+import type { CuemuxError } from '../common/errors';
+import { native, sampleFormat, type NativeFilterer, type NativeFrame } from './native';
+import { nativeMessage, subjectError } from './native-error';
+import { NativeLane } from './native-lane';
+import type { AudioFormat, AudioResampler, DecodedAudioFrame, ResamplerOutput } from './types';
+
+/** atrim's end pts in the resampler graph; input pts count samples from 0 and never reach it. */
+const RESAMPLER_END_PTS = Number.MAX_SAFE_INTEGER;
+
+/** FFmpeg's default layout name for `channels` channels (what a frame without a layout reports). */
+function defaultLayout(channels: number): string {
+  return String(native().frame({ channels }).channel_layout);
+}
+
+/** An open resampler; convert and flush run in its lane (native-lane.ts). */
+class BeamcoderResampler implements AudioResampler {
+  readonly name: string;
+  readonly input: Readonly<AudioFormat>;
+  readonly output: Readonly<Required<ResamplerOutput>>;
+  #filt: NativeFilterer | null;
+  readonly #packed: string;
+  readonly #lane: NativeLane;
+  #next = 0;
+  #flushed = false;
+
+  constructor(filt: NativeFilterer, input: AudioFormat, packed: string, output: Required<ResamplerOutput>, name: string) {
+    this.#filt = filt;
+    this.input = input;
+    this.#packed = packed;
+    this.output = output;
+    this.name = name;
+    // A filter failure on well-formed frames (checked before they enter the lane) is a fault of ours or FFmpeg's.
+    this.#lane = new NativeLane({ name }, 'INTERNAL');
+  }
+
+  get closed(): boolean {
+    return this.#lane.closed;
+  }
+
+  /** An FFmpeg-owned frame holding `samples` interleaved samples (zeros when `data` is null) at pts `pts`. */
+  #frame(samples: number, data: Buffer | null, pts: number): NativeFrame {
+    const f = native().frame({
+      nb_samples: samples,
+      format: this.#packed,
+      sample_rate: this.input.sampleRate,
+      channels: this.input.channels,
+      channel_layout: this.input.channelLayout,
+      pts,
+    }).alloc();
+    const dst = f.data[0];
+    if (data !== null) data.copy(dst);
+    else dst.fill(0);
+    return f;
+  }
+
+  /** Push `frame` through the graph; what came out, as float32 samples. */
+  async #filter(frame: NativeFrame): Promise<Float32Array> {
+    if (this.#filt === null) throw subjectError({ name: this.name }, 'CLOSED', 'closed', 'resample');
+    const r = await this.#filt.filter([frame]);
+    const frames = r[0]?.frames ?? [];
+    const chunks = frames.map((f) => {
+      const n = Number(f.nb_samples) * Number(f.channels) * 4;
+      return n > 0 ? f.data[0].subarray(0, n) : Buffer.alloc(0);
+    });
+    const total = chunks.reduce((s, c) => s + c.length, 0);
+    const out = new Float32Array(total / 4);
+    // Byte copy (not through float values, which could alter NaN payloads).
+    let at = 0;
+    const bytes = new Uint8Array(out.buffer);
+    for (const c of chunks) {
+      bytes.set(c, at);
+      at += c.length;
+    }
+    return out;
+  }
+
+  convert(frame: DecodedAudioFrame): Promise<Float32Array> {
+    const want = this.input;
+    const packed = sampleFormat(frame.format)?.packed ?? frame.dataFormat;
+    const layout = frame.channelLayout === '' ? defaultLayout(frame.channels) : frame.channelLayout;
+    if (frame.sampleRate !== want.sampleRate || frame.channels !== want.channels || packed !== this.#packed || layout !== want.channelLayout) {
+      return Promise.reject(subjectError({ name: this.name }, 'INVALID_ARGUMENT',
+        `frame is ${frame.sampleRate} Hz ${frame.channels} ch ${layout} ${frame.format}, the resampler was opened for ` +
+        `${want.sampleRate} Hz ${want.channels} ch ${want.channelLayout} ${want.format}`, 'resample'));
+    }
+    const bytes = frame.samples * frame.channels * (sampleFormat(this.#packed)?.bytes_per_sample ?? 0);
+    if (frame.data.length < bytes) {
+      return Promise.reject(subjectError({ name: this.name }, 'INVALID_ARGUMENT', `frame data holds ${frame.data.length} bytes, ${bytes} expected`, 'resample'));
+    }
+    return this.#lane.run('resample', async () => {
+      if (this.#flushed) throw subjectError({ name: this.name }, 'WRONG_STATE', 'convert after flush (end of stream): open a new resampler', 'resample');
+      if (frame.samples === 0) return new Float32Array(0);
+      const pts = this.#next;
+      this.#next += frame.samples;
+      return this.#filter(this.#frame(frame.samples, frame.data, pts));
+    });
+  }
+
+  flush(): Promise<Float32Array> {
+    return this.#lane.run('flush', async () => {
+      if (this.#flushed) return new Float32Array(0);
+      this.#flushed = true;
+      // atrim drops this frame (pts >= its end) and signals end of stream: aresample drains swresample.
+      return this.#filter(this.#frame(1, null, RESAMPLER_END_PTS));
+    });
+  }
+
+  close(): Promise<void> {
+    // The filter graph is freed when the beamcoder object is garbage-collected, once we let go of it.
+    return this.#lane.close(() => {
+      this.#filt = null;
+    });
+  }
+}
+
+/**
+ * Open a resampler from decoded frames in `input` format to interleaved float32 at `output.sampleRate` (default
+ * 48000), channels as the input unless `output.channels`/`output.channelLayout` say otherwise (FFmpeg rematrixes).
+ * FFmpeg's swresample via the `aresample` filter with default options: the concatenated output of convert() and
+ * flush() equals `ffmpeg -i in -af aresample=<rate> -f f32le` byte for byte.
+ * Errors: INVALID_ARGUMENT for a bad rate, channel count, sample format or layout.
+ */
+export async function openAudioResampler(input: AudioFormat, output: ResamplerOutput, name: string): Promise<AudioResampler> {
+  const bc = native();
+  const invalid = (what: string, cause?: unknown): CuemuxError => subjectError({ name }, 'INVALID_ARGUMENT', what, 'open resampler', cause);
+  const rate = (v: number, what: string): number => {
+    if (!Number.isInteger(v) || v <= 0 || v > 1_000_000) throw invalid(`${what} sample rate must be a positive integer (Hz), got ${v}`);
+    return v;
+  };
+  const inRate = rate(input.sampleRate, 'input');
+  const outRate = rate(output.sampleRate ?? 48000, 'output');
+  if ((output.format ?? 'flt') !== 'flt') throw invalid(`output format must be flt, got ${String(output.format)}`);
+  if (!Number.isInteger(input.channels) || input.channels <= 0 || input.channels > 64) {
+    throw invalid(`input channels must be 1..64, got ${input.channels}`);
+  }
+  const desc = sampleFormat(input.format);
+  if (desc === undefined) throw invalid(`unknown sample format "${input.format}"`);
+  const inLayout = input.channelLayout === '' ? defaultLayout(input.channels) : input.channelLayout;
+  let outLayout: string;
+  let outChannels: number;
+  if (output.channelLayout !== undefined && output.channelLayout !== '') {
+    outLayout = output.channelLayout;
+    outChannels = output.channels ?? 0;
+  } else if (output.channels !== undefined && output.channels !== input.channels) {
+    if (!Number.isInteger(output.channels) || output.channels <= 0 || output.channels > 64) {
+      throw invalid(`output channels must be 1..64, got ${output.channels}`);
+    }
+    outLayout = defaultLayout(output.channels);
+    outChannels = output.channels;
+  } else {
+    outLayout = inLayout;
+    outChannels = input.channels;
+  }
+  let filt: NativeFilterer;
+  try {
+    filt = await bc.filterer({
+      filterType: 'audio',
+      inputParams: [{ timeBase: [1, inRate], sampleRate: inRate, sampleFormat: desc.packed, channelLayout: inLayout }],
+      outputParams: [{ sampleRate: outRate, sampleFormat: 'flt', channelLayout: outLayout }],
+      filterSpec: `atrim=end_pts=${RESAMPLER_END_PTS},aresample=${outRate}`,
+    });
+  } catch (e) {
+    throw invalid(`FFmpeg cannot convert ${inRate} Hz ${input.channels} ch ${inLayout} ${input.format} to ${outRate} Hz ${outLayout} flt ` +
+      `(${nativeMessage(e)})`, e);
+  }
+  // The layout FFmpeg negotiated tells the output channel count when only a layout was given.
+  const sink = filt.graph?.filters?.find((f) => f?.filter?.name === 'abuffersink');
+  const negotiated = Number(sink?.inputs?.[0]?.channel_count ?? 0);
+  if (negotiated > 0) outChannels = negotiated;
+  if (outChannels <= 0) throw invalid(`cannot tell the channel count of layout "${outLayout}"`);
+  return new BeamcoderResampler(filt, { sampleRate: inRate, channels: input.channels, channelLayout: inLayout, format: input.format },
+    desc.packed, { sampleRate: outRate, format: 'flt', channels: outChannels, channelLayout: outLayout }, name);
+}

@@ -1,0 +1,37 @@
+/**
+ * Waiting for things to happen, never for time to pass: a test waits for the event it needs with a generous
+ * deadline (a loaded 2-core machine may take seconds), then checks order, counts and values.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export { sleep };
+
+/**
+ * Poll `probe` every `everyMs` until it gives a value other than `undefined` or `false`, and return that value;
+ * fail naming `what` when `timeoutMs` passes first (a deadline, not a measurement).
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) assert.fail(`no ${what} within ${timeoutMs} ms`);
+    await sleep(everyMs);
+  }
+}
+
+/** The exit of `child` (code and signal), at once if it already exited. */
+export function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}
+
+/** SIGKILL `child` if it still runs, and wait until it is gone (for afterEach). */
+export async function killChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = exitOf(child);
+  child.kill('SIGKILL');
+  await gone;
+}
