@@ -1,24 +1,30 @@
 /**
  * `npm run bench:cue` — OSC GO → first packet of the cue at a Follow client (p50/p99), for an armed cue (loaded
  * before GO: media open, index loaded, in-point prefetched) and an unarmed one (a cue list cue whose media is not
- * open; its index is on disk). The server is a `cuemux serve` child process; OSC goes over real UDP, and Follow over
- * the Unix socket to a Follow client in a process of its own, as a player. The peer, measured in the same run on the
- * same file and in-points, is what a player does today at GO: open the file with FFmpeg, seek to the in-point and
- * read the first video packet (in-process beamcoder).
+ * open; its index is on disk; the file's and the index's pages dropped from the page cache just before the GO, so
+ * "not yet open" is a cold read). The server is a `cuemux serve` child process; OSC goes over real UDP, and Follow
+ * over the Unix socket to a Follow client in a process of its own, as a player.
+ *
+ * Peers, measured in the same run on the same files and in-points, each in a player process of its own
+ * (scripts/bench/open-peer.ts), prepared as the figure they are set against: for armed GOs, a player that opened the
+ * file before the GO too and at the GO seeks and reads the first video packet (warm page cache, as the server's);
+ * for unarmed GOs, a player that opens the file at the GO with its pages dropped first (cold, as the server's).
  * Also measures the Ping offset estimate against the true offset (0: same machine) over UDS and TCP.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import * as dgram from 'node:dgram';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { MediaClient } from '../src/clients/media-client';
 import { monoNs, monoToUnixNs } from '../src/common/time-source';
-import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
 import type { FollowEvent } from '../src/generated/cuemux/v1/media_server';
-import { encodeMessage } from '../src/wire/osc-codec';
 import { hd1080 } from './bench-media';
-import { CLI, pct, runBench, startBenchServer, watchSteal, withScratch } from './bench-server';
+import { CLI, runBench, startBenchServer, withScratch } from './bench/harness';
+import { watchMachine } from './bench/machine';
+import { openPeerLine, runOpenPeer } from './bench/open-peer';
+import { Osc } from './bench/osc';
+import { dropPageCache, residentBytes } from './bench/page-cache';
+import { pct } from './bench/stats';
 
 /** Files (and unarmed cues): each unarmed GO needs a file that is not open. */
 const ROUNDS = 40;
@@ -32,63 +38,6 @@ function rng(seed: number): () => number {
     x = (x * 1664525 + 1013904223) >>> 0;
     return x / 2 ** 32;
   };
-}
-
-/** OSC over UDP: send a message, await its /cuemux/reply/... JSON. */
-class Osc {
-  readonly #s = dgram.createSocket('udp4');
-  readonly #port: number;
-  #waiting = new Map<string, (json: Record<string, unknown>) => void>();
-
-  constructor(port: number) {
-    this.#port = port;
-    this.#s.on('message', (buf) => {
-      // Replies carry one JSON string; the address names the request.
-      const end = buf.indexOf(0);
-      const address = buf.subarray(0, end).toString();
-      const start = buf.indexOf('{');
-      const stop = buf.lastIndexOf('}');
-      const json = JSON.parse(buf.subarray(start, stop + 1).toString()) as Record<string, unknown>;
-      this.#waiting.get(address)?.(json);
-    });
-  }
-
-  async bind(): Promise<void> {
-    await new Promise<void>((r) => this.#s.bind(0, '127.0.0.1', r));
-  }
-
-  send(address: string, ...args: string[]): void {
-    this.sendEncoded(Osc.encode(address, ...args));
-  }
-
-  /** The datagram of a message with string arguments. */
-  static encode(address: string, ...args: string[]): Uint8Array {
-    return encodeMessage(address, args.map((value) => ({ type: 's' as const, value })));
-  }
-
-  /** Send a datagram from {@link encode}. */
-  sendEncoded(datagram: Uint8Array): void {
-    this.#s.send(datagram, this.#port, '127.0.0.1');
-  }
-
-  request(address: string, ...args: string[]): Promise<Record<string, unknown>> {
-    const reply = address.replace('/cuemux/', '/cuemux/reply/');
-    const p = new Promise<Record<string, unknown>>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no reply to ${address}`)), 30_000);
-      this.#waiting.set(reply, (json) => {
-        clearTimeout(t);
-        this.#waiting.delete(reply);
-        if (json.status !== 'ok') reject(new Error(`${address} ${args.join(' ')}: ${String(json.error)}`));
-        else resolve(json);
-      });
-    });
-    this.send(address, ...args);
-    return p;
-  }
-
-  close(): void {
-    this.#s.close();
-  }
 }
 
 /** argv[2] of the Follow client's own process. */
@@ -161,31 +110,6 @@ class Follower {
   }
 }
 
-async function peerFirstPacket(file: string, inSeconds: number): Promise<number> {
-  const t = monoNs();
-  const d = await openDemuxer(file);
-  try {
-    const v = d.info.streams.find((s) => s.codecType === 'video');
-    if (v === undefined) throw new Error('no video');
-    await d.seek(v.index, Math.floor((inSeconds * v.timeBase.den) / v.timeBase.num));
-    for (let p = await d.readPacket(); p !== null; p = await d.readPacket()) if (p.stream === v.index) break;
-  } finally {
-    await d.close();
-  }
-  return Number(monoNs() - t) / 1e6;
-}
-
-/** argv[2] of the peer's own process. */
-const PEER_MODE = '--peer-process';
-
-/** The peer process: each [file, in-point] in turn, after one warm-up; prints the times (ms) as JSON. */
-async function peerProcess(rounds: Array<[string, number]>): Promise<void> {
-  await peerFirstPacket(rounds[0][0], 1); // warm FFmpeg and the page cache
-  const ms: number[] = [];
-  for (const [file, at] of rounds) ms.push(await peerFirstPacket(file, at));
-  process.stdout.write(JSON.stringify(ms));
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function main(scratch: string): Promise<void> {
@@ -204,22 +128,23 @@ async function main(scratch: string): Promise<void> {
   const cueList = path.join(scratch, 'cues.json');
   await fsp.writeFile(cueList, JSON.stringify({ version: 1, cues: files.map((f, i) => ({ id: `U${i}`, media: f, in: ins[i], outputs: { video: ['video'] } })) }));
 
-  process.stderr.write('bench:cue: peer (open + seek + first packet in a player process)...\n');
-  // The peer runs in a process of its own, as a player does: its FFmpeg allocations (and the collections they cause)
-  // are not left in this process, which is the Follow client timed below.
-  const peerRun = spawnSync(process.execPath, [__filename, PEER_MODE, JSON.stringify(files.map((f, i) => [path.join(root, f), ins[i]]))],
-    { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
-  if (peerRun.status !== 0) throw new Error('the peer process failed');
-  const peer = JSON.parse(peerRun.stdout) as number[];
+  const paths = files.map((f) => path.join(root, f));
+  const machine = watchMachine();
+  process.stdout.write(`${machine.startLine}\n`);
+  const cold = (file: string): string[] => [file, `${file}.idx`];
+  process.stderr.write('bench:cue: peers (player processes opening the file themselves: pre-opened, then cold)...\n');
+  // The peers run in processes of their own, as players do: their FFmpeg allocations (and the collections they cause)
+  // are not left in this process, which is the Follow client timed below. The pre-opened peer takes the armed GOs'
+  // files and in-points in the same order; the cold one the unarmed GOs'.
+  const peerArmed = await runOpenPeer(Array.from({ length: ARMED_ROUNDS }, (_, i) => ({ file: paths[i % ROUNDS], at: ins[i % ROUNDS], prep: 'pre-opened' as const })));
+  const peerCold = await runOpenPeer(paths.map((file, i) => ({ file, at: ins[i], prep: 'cold' as const })));
 
   const socket = path.join(scratch, 'cuemux.sock');
-  const steal = watchSteal();
   const server = await startBenchServer(['--socket', socket, '--listen', '127.0.0.1:0', '--media-root', root, '--osc-port', '0',
     '--cue-list', cueList, '--idle-close-ms', '0']);
   const oscPort = server.oscPort as number;
   const tcp = server.tcp as string;
-  const osc = new Osc(oscPort);
-  await osc.bind();
+  const osc = await Osc.open(oscPort);
   const follower = await Follower.start(socket, 'video');
   try {
     await osc.request('/cuemux/clock/play');
@@ -251,8 +176,13 @@ async function main(scratch: string): Promise<void> {
     }
     process.stderr.write('bench:cue: unarmed cues...\n');
     const unarmed: number[] = [];
+    /** Bytes of the file and its index still in the page cache just after each drop (fincore), as a check. */
+    const resident: number[] = [];
     // From the last cue back: a GO arms the cue after it, which then is always one already measured.
     for (let i = ROUNDS - 1; i >= 0; i--) {
+      // Cold: the file's and its index's pages dropped (the files are hard links of one: every GO reads it cold).
+      dropPageCache(cold(paths[i]));
+      resident.push(residentBytes(cold(paths[i])) ?? NaN);
       unarmed.push(await measure(`U${i}`));
       await sleep(50); // let the background arming of the next cue finish before unloading it
       await osc.request('/cuemux/cue/unload');
@@ -278,20 +208,29 @@ async function main(scratch: string): Promise<void> {
     const tcpPing = await ping(tcp);
 
     const f2 = (x: number): string => x.toFixed(2);
+    const ratio = (peer: number, ours: number): string => `${f2(peer / ours)}x`;
+    const mb = (b: number): string => (b / 1e6).toFixed(1);
     const lines = [
       '',
-      `File: 1080p25 H.264 + AAC, 120 s (${ROUNDS} hard links, index on disk); ${ROUNDS} random in-points (${ARMED_ROUNDS} armed GOs, ${ROUNDS} unarmed); server: cuemux serve (child process)`,
-      `Peer, a player opening the file itself at GO (beamcoder open + seek + first video packet): p50 ${f2(pct(peer, 50))} ms, p99 ${f2(pct(peer, 99))} ms`,
+      `File: 1080p25 H.264 + AAC, 120 s, ${mb((await fsp.stat(paths[0])).size)} MB (${ROUNDS} hard links, index on disk); ${ROUNDS} random in-points ` +
+        `(${ARMED_ROUNDS} armed GOs, ${ROUNDS} unarmed); server: cuemux serve (child process)`,
+      `Peer of armed GOs: ${openPeerLine('pre-opened')}`,
+      `Peer of unarmed GOs: ${openPeerLine('cold')}`,
+      `Page cache before each unarmed GO (after the drop; file + index): max ${mb(Math.max(...resident))} MB resident (fincore)`,
       `OSC GO -> first packet at a Follow client, armed cue:   p50 ${f2(pct(armed, 50))} ms, p99 ${f2(pct(armed, 99))} ms, max ${f2(Math.max(...armed))} ms` +
-        `  (target p99 <= 5: ${pct(armed, 99) <= 5 ? 'PASS' : 'MISS'}; ${f2(pct(peer, 50) / pct(armed, 50))}x faster than the peer at p50)`,
-      `OSC GO -> first packet at a Follow client, unarmed cue: p50 ${f2(pct(unarmed, 50))} ms, p99 ${f2(pct(unarmed, 99))} ms, max ${f2(Math.max(...unarmed))} ms` +
-        `  (target p99 <= 40: ${pct(unarmed, 99) <= 40 ? 'PASS' : 'MISS'}; ${f2(pct(peer, 50) / pct(unarmed, 50))}x the peer at p50)`,
+        `  (target p99 <= 5: ${pct(armed, 99) <= 5 ? 'PASS' : 'MISS'})`,
+      `  peer, pre-opened (seek + first packet):             p50 ${f2(pct(peerArmed, 50))} ms, p99 ${f2(pct(peerArmed, 99))} ms, max ${f2(Math.max(...peerArmed))} ms` +
+        `  (peer / armed: ${ratio(pct(peerArmed, 50), pct(armed, 50))} at p50, ${ratio(pct(peerArmed, 99), pct(armed, 99))} at p99)`,
+      `OSC GO -> first packet at a Follow client, unarmed cue, cold: p50 ${f2(pct(unarmed, 50))} ms, p99 ${f2(pct(unarmed, 99))} ms, max ${f2(Math.max(...unarmed))} ms` +
+        `  (target p99 <= 40: ${pct(unarmed, 99) <= 40 ? 'PASS' : 'MISS'})`,
+      `  peer, cold (open + seek + first packet):                  p50 ${f2(pct(peerCold, 50))} ms, p99 ${f2(pct(peerCold, 99))} ms, max ${f2(Math.max(...peerCold))} ms` +
+        `  (peer / unarmed: ${ratio(pct(peerCold, 50), pct(unarmed, 50))} at p50, ${ratio(pct(peerCold, 99), pct(unarmed, 99))} at p99)`,
       `Ping offset estimate (best of 8 pings, 200 estimates; against the exact offset, same machine): UDS error p50 ${f2(pct(uds.err, 50))} us, p99 ${f2(pct(uds.err, 99))} us, ` +
         `round trip p50 ${f2(pct(uds.rtt, 50))} us; TCP error p50 ${f2(pct(tcpPing.err, 50))} us, p99 ${f2(pct(tcpPing.err, 99))} us, round trip p50 ${f2(pct(tcpPing.rtt, 50))} us`,
-      `Machine: steal time (CPU time the hypervisor gave to other guests) while the server ran: ${steal().toFixed(1)}%`,
+      machine.endLine(),
       '',
     ];
-    process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ peer, armed, unarmed, pingUds: uds, pingTcp: tcpPing })}\n`);
+    process.stdout.write(`${lines.join('\n')}\n${JSON.stringify({ peerArmed, peerCold, armed, unarmed, resident, pingUds: uds, pingTcp: tcpPing })}\n`);
   } finally {
     follower.stop();
     osc.close();
@@ -300,5 +239,4 @@ async function main(scratch: string): Promise<void> {
 }
 
 if (process.argv[2] === FOLLOW_MODE) runBench('bench:cue follower', () => followProcess(process.argv[3], process.argv[4]));
-else if (process.argv[2] === PEER_MODE) runBench('bench:cue peer', () => peerProcess(JSON.parse(process.argv[3]) as Array<[string, number]>));
 else runBench('bench:cue', () => withScratch('cuemux-bench-cue-', main));

@@ -11,89 +11,10 @@
  *   at the media time the clock asks for at its device instant (summed with the other cues playing in the same
  *   samples); the player's own counters (underrun) only explain a miss.
  */
-import { promises as fsp } from 'node:fs';
-import { readSyncLog, type SyncRecord } from '../src/players/sync-log';
+import { readSyncLog } from '../src/players/sync-log';
 import type { FollowLine } from './bench-go-procs';
-
-// ------------------------------------------------------------------------------------------------------------------
-// References
-
-/** FFmpeg's decoded frames of a video stream, in presentation order. */
-export interface RefVideo {
-  /** Short name of the file (for messages). */
-  tag: string;
-  /** Presentation time of each frame, s. */
-  pts: number[];
-  /** MD5 of each frame (framemd5). */
-  md5: string[];
-}
-
-/** Parse an `ffmpeg -f framemd5` file of one video stream. */
-export async function readFramemd5(file: string, tag: string): Promise<RefVideo> {
-  const text = await fsp.readFile(file, 'utf8');
-  let tb: [number, number] | null = null;
-  const frames: Array<[number, string]> = [];
-  for (const line of text.split('\n')) {
-    const m = /^#tb 0: (\d+)\/(\d+)/.exec(line);
-    if (m !== null) tb = [Number(m[1]), Number(m[2])];
-    if (line === '' || line.startsWith('#')) continue;
-    const f = line.split(',').map((s) => s.trim());
-    if (tb === null) throw new Error(`${file}: no time base before the first frame`);
-    frames.push([(Number(f[2]) * tb[0]) / tb[1], f[5]]);
-  }
-  frames.sort((a, b) => a[0] - b[0]);
-  return { tag, pts: frames.map((f) => f[0]), md5: frames.map((f) => f[1]) };
-}
-
-/** Index of the frame shown at media time `m`: the last one with pts at or before it (-1: none). */
-export function frameAt(ref: RefVideo, m: number): number {
-  let lo = 0;
-  let hi = ref.pts.length - 1;
-  let best = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (ref.pts[mid] <= m + 1e-9) {
-      best = mid;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
-  return best;
-}
-
-/** FFmpeg's decoded samples of an audio stream at 48 kHz, interleaved float32. */
-export interface RefAudio {
-  tag: string;
-  samples: Float32Array;
-  /** Media time of the first sample, s. */
-  first: number;
-  channels: number;
-}
-
-/** Read a raw f32le file. */
-export async function readF32(file: string): Promise<Float32Array> {
-  const b = await fsp.readFile(file);
-  const copy = new Uint8Array(b.length - (b.length % 4));
-  copy.set(b.subarray(0, copy.length));
-  return new Float32Array(copy.buffer);
-}
-
-/** The samples of a float WAV file (the wav sink's; the data chunk found by name, cut to what was written). */
-export async function wavSamples(file: string): Promise<Float32Array> {
-  const b = await fsp.readFile(file);
-  let at = 12;
-  while (at + 8 <= b.length) {
-    const id = b.toString('ascii', at, at + 4);
-    const size = b.readUInt32LE(at + 4);
-    if (id === 'data') {
-      const n = Math.floor(Math.min(size === 0 ? Infinity : size, b.length - at - 8) / 4);
-      const copy = new Uint8Array(n * 4);
-      copy.set(b.subarray(at + 8, at + 8 + n * 4));
-      return new Float32Array(copy.buffer);
-    }
-    at += 8 + size + (size & 1);
-  }
-  throw new Error(`${file}: no data chunk`);
-}
+import type { Tick } from './bench/presented';
+import { frameAt, type RefAudio, type RefVideo } from './bench/reference';
 
 // ------------------------------------------------------------------------------------------------------------------
 // The show as the Follow client saw it
@@ -180,32 +101,7 @@ export class Timeline {
 }
 
 // ------------------------------------------------------------------------------------------------------------------
-// What the players presented
-
-/** One presented video tick. */
-export interface Tick {
-  /** Presentation instant (CLOCK_MONOTONIC ns). */
-  mono: bigint;
-  /** The tick's display instant (mono − late_ns from the sync log; mono when unknown). */
-  due: bigint;
-  md5: string | null;
-  /** The player's own clock for the tick (cross-checked, not used for judging). */
-  clock: number;
-  /** The player's sync-log fields for the tick (diagnostics only). */
-  extra: SyncRecord['extra'] | null;
-}
-
-/** A video player's ticks: its hash sink joined with its sync log by instant. */
-export async function readTicks(hashFile: string, syncFile: string | null): Promise<Tick[]> {
-  const hashes = await readSyncLog(hashFile);
-  const sync = new Map<bigint, SyncRecord>();
-  if (syncFile !== null) for (const r of await readSyncLog(syncFile)) sync.set(r.monoNs, r);
-  return hashes.map((h) => {
-    const s = sync.get(h.monoNs) ?? null;
-    const late = s !== null && typeof s.extra.late_ns === 'number' ? BigInt(Math.round(s.extra.late_ns)) : 0n;
-    return { mono: h.monoNs, due: h.monoNs - late, md5: typeof h.extra.md5 === 'string' ? h.extra.md5 : null, clock: h.clockSeconds, extra: s?.extra ?? null };
-  });
-}
+// What the audio player logged
 
 /** One audio sync-log line: a period's samples of one cue. */
 export interface AudioLine {

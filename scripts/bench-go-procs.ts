@@ -19,10 +19,12 @@ import * as dgram from 'node:dgram';
 import { createInterface } from 'node:readline';
 import { MediaClient } from '../src/clients/media-client';
 import { monoNs } from '../src/common/time-source';
-import { decoderConfigFromParams, openDecoder, openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
+import { decoderConfigFromParams, openDecoder } from '../src/ffmpeg/decoder';
+import { openDemuxer } from '../src/ffmpeg/demuxer';
 import type { DecodedFrame } from '../src/ffmpeg/types';
 import type { FollowEvent } from '../src/generated/cuemux/v1/media_server';
-import { runBench } from './bench-server';
+import { runBench } from './bench/harness';
+import { errorMessage } from '../src/common/errors';
 
 // ------------------------------------------------------------------------------------------------------------------
 // The Follow client
@@ -217,7 +219,7 @@ async function peerProcess(warm: PeerJob[]): Promise<void> {
         const r = await decodeTo(job);
         done = { id: job.id, mono: String(monoNs()), ...r };
       } catch (e) {
-        done = { id: job.id, mono: String(monoNs()), md5: null, pts: NaN, reseeks: 0, frames: 0, error: e instanceof Error ? e.message : String(e) };
+        done = { id: job.id, mono: String(monoNs()), md5: null, pts: NaN, reseeks: 0, frames: 0, error: errorMessage(e) };
       }
       process.stdout.write(`${JSON.stringify(done)}\n`);
     });

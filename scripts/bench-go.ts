@@ -34,12 +34,16 @@ import { MediaClient } from '../src/clients/media-client';
 import { monoNs } from '../src/common/time-source';
 import { encodeMessage } from '../src/wire/osc-codec';
 import {
-  byPeriod, checkAudioLine, frameAt, frameNames, judgeAudioGo, judgeTicks, judgeVideoGo, readAudioLines, readF32, readFramemd5, readTicks, ShowClock, Timeline,
-  wavSamples, type AudioGo, type AudioLine, type RefAudio, type RefVideo, type Show, type Tick, type VideoGo, type Win, type WrongTick,
+  byPeriod, checkAudioLine, frameNames, judgeAudioGo, judgeTicks, judgeVideoGo, readAudioLines, ShowClock, Timeline,
+  type AudioGo, type AudioLine, type Show, type VideoGo, type Win, type WrongTick,
 } from './bench-go-analysis';
+import { readTicks, wavSamples, type Tick } from './bench/presented';
+import { frameAt, readF32, readFramemd5, type RefAudio, type RefVideo } from './bench/reference';
 import { FollowClient, PeerB, type FollowLine, type PeerDone } from './bench-go-procs';
 import { audioF32, goDnxhd, goH264, videoFramemd5 } from './bench-media';
-import { CLI, runBench, startBenchServer, watchSteal, withScratch } from './bench-server';
+import { CLI, runBench, startBenchServer, withScratch } from './bench/harness';
+import { watchSteal } from './bench/machine';
+import { errorMessage } from '../src/common/errors';
 
 const SAMPLE_RATE = 48000;
 const PERIOD_FRAMES = 480; // play-audio's default 10 ms periods
@@ -443,7 +447,7 @@ async function main(scratch: string): Promise<void> {
     });
     go.send = send;
     reply.catch((e: unknown) => {
-      go.error = e instanceof Error ? e.message : String(e);
+      go.error = errorMessage(e);
     });
     const c = cueOf.get(cue) as CueDef;
     const length = special === 'chain' ? ['C1', 'C2', 'C3'].reduce((s, id) => s + (cueOf.get(id) as CueDef).out - (cueOf.get(id) as CueDef).in, 0)

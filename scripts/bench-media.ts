@@ -45,6 +45,21 @@ export function goH264(): Promise<string> {
     '-g', '50', '-sc_threshold', '0', '-x264-params', 'open-gop=1:b-adapt=0', '-b:v', '12M', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-aac_pns', '0', '-b:a', '192k']);
 }
 
+/**
+ * bench:sync's cue: bench:go's H.264 (1080p25, open GOPs, 3 B-frames, 12 Mb/s; pink-noise AAC, so a sample offset
+ * shows: no two stretches alike), or the same recipe at 320x180 (`small`), looped by stream copy to at least
+ * `seconds` long.
+ */
+export async function syncClip(small: boolean, seconds: number): Promise<string> {
+  const base = small
+    ? await makeMedia('bench-sync-180p25-h264-opengop-aac-60s.mp4', ['-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=25', '-f', 'lavfi', '-i',
+      'anoisesrc=color=pink:seed=7:sample_rate=48000:amplitude=0.3', '-t', '60', '-ac', '2', '-c:v', 'libx264', '-preset', 'ultrafast', '-bf', '3',
+      '-g', '50', '-sc_threshold', '0', '-x264-params', 'open-gop=1:b-adapt=0', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-aac_pns', '0', '-b:a', '192k'])
+    : await goH264();
+  const loops = Math.ceil(seconds / 60);
+  return makeMedia(`bench-sync-${small ? '180p' : '1080p'}-${loops}min.mp4`, ['-stream_loop', String(loops - 1), '-i', base, '-c', 'copy']);
+}
+
 /** bench:go's intra-frame file: 30 s of 1080p25 DNxHD 36 (8-bit 4:2:2, every frame a keyframe) + PCM s16le stereo white noise in QuickTime. */
 export function goDnxhd(): Promise<string> {
   return makeMedia('bench-go-1080p25-dnxhd36-pcm-30s.mov', ['-f', 'lavfi', '-i', 'testsrc=size=1920x1080:rate=25', '-f', 'lavfi', '-i',

@@ -7,6 +7,7 @@
 /* eslint-disable no-console */
 import OSC from 'osc-js';
 import { decodeDatagram, encodeBundle, encodeMessage, type OscSendArg } from '../src/wire/osc-codec';
+import { errorMessage } from '../src/common/errors';
 
 const ITERATIONS = 50_000;
 const RUNS = 3;
@@ -40,7 +41,7 @@ function attempt<T>(fn: () => T): T | string {
   try {
     return fn();
   } catch (e) {
-    return `throws: ${e instanceof Error ? e.message : String(e)}`;
+    return `throws: ${errorMessage(e)}`;
   }
 }
 

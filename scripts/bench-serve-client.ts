@@ -3,12 +3,18 @@
  *   read <target> <path> [streams]        read every packet from the start; packets, bytes, ms. After connecting and
  *                                         opening the media it prints {"ready":true} and waits for a line on stdin, so
  *                                         the parent times the reads of all its clients, not their process start-up
+ *   demux <file>                          the peer of 'read': a player demuxing the file itself with FFmpeg's batched
+ *                                         path (beamcoder readColumns, 4096 packets with their payloads a call), ready
+ *                                         and timed the same way
  *   latency <target> <path> <n> <batch>   n ReadPackets at random times on an open file: ms to the first batch
  *                                         (after 10 calls not counted, at other positions); then n GetStatus calls
- *   cold <target> <batch> <warm> <paths...>  OpenMedia + ReadPackets on files not yet open: ms to the first batch
- *                                         (after 10 calls not counted on <warm>, a file other than <paths>)
+ *   cold <target> <batch> <warm> <path@seconds...>  OpenMedia + ReadPackets at <seconds> on files not yet open: ms
+ *                                         to the first batch (after 10 calls not counted on <warm>, another file)
  */
 import { MediaClient } from '../src/clients/media-client';
+import { openDemuxer } from '../src/ffmpeg/demuxer';
+import { readyThenWait } from './bench/procs';
+import { errorMessage } from '../src/common/errors';
 
 /** Calls made before measuring, not counted (see 'latency'). */
 const WARM_UP = 10;
@@ -23,17 +29,37 @@ async function firstBatch(c: MediaClient, mediaId: string, t: number, batch: num
   }
 }
 
+/** The peer of 'read': demux `file` in this process with the batched path, timed from the parent's go. */
+async function demux(file: string): Promise<void> {
+  const d = await openDemuxer(file);
+  await readyThenWait();
+  const t = process.hrtime.bigint();
+  let packets = 0;
+  let bytes = 0;
+  for (;;) {
+    const cols = await d.readColumns({ maxPackets: 4096, withData: true });
+    packets += cols.count;
+    bytes += cols.data?.length ?? 0;
+    if (cols.eof || cols.count === 0) break;
+  }
+  const elapsed = ms(t);
+  await d.close();
+  process.stdout.write(`${JSON.stringify({ packets, bytes, ms: elapsed })}\n`);
+}
+
 async function main(): Promise<void> {
   const [mode, target, ...rest] = process.argv.slice(2);
+  if (mode === 'demux') {
+    await demux(target);
+    return;
+  }
   const c = new MediaClient(target);
   // Warm the connection so the figures are per request, not per connect.
   await c.getStatus();
   if (mode === 'read') {
     const [file, streams] = rest;
     const info = await c.openMedia(file);
-    process.stdout.write('{"ready":true}\n');
-    await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
-    process.stdin.pause();
+    await readyThenWait();
     const t = process.hrtime.bigint();
     const cpu0 = process.cpuUsage();
     let packets = 0;
@@ -75,10 +101,11 @@ async function main(): Promise<void> {
     for (let i = 0; i < WARM_UP; i++) await firstBatch(c, warm.mediaId, (i + 0.5) / WARM_UP * warm.durationSeconds * 0.9, Number(batch));
     await c.closeMedia(warm.mediaId);
     const out: number[] = [];
-    for (const [i, file] of files.entries()) {
+    for (const entry of files) {
+      const at = entry.lastIndexOf('@');
       const t = process.hrtime.bigint();
-      const info = await c.openMedia(file);
-      await firstBatch(c, info.mediaId, ((i * 37) % 100) / 100 * info.durationSeconds * 0.9, Number(batch));
+      const info = await c.openMedia(entry.slice(0, at));
+      await firstBatch(c, info.mediaId, Number(entry.slice(at + 1)), Number(batch));
       out.push(ms(t));
     }
     process.stdout.write(`${JSON.stringify({ ms: out })}\n`);
@@ -89,6 +116,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`bench client: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.stderr.write(`bench client: ${errorMessage(e)}\n`);
   process.exit(1);
 });

@@ -1,61 +1,167 @@
 /**
- * `npm run bench:sync` — how closely the reference players present on the show clock over a long cue. A
- * `cuemux serve`, a `cuemux play-audio` and two `cuemux play-video` run as separate processes; one cue (1080p25
- * H.264 + AAC, 5 minutes by default) is fired over OSC and plays to its end. From the players' sync logs:
- * - audio: |pts − clock| per 10 ms period (p50/p99/max), its drift over the run, periods left silent;
- * - video: tick lateness (presentation instant − display instant, p50/p99/max) and wrong frames (a tick inside the
- *   cue that did not show the frame covering the clock);
+ * `npm run bench:sync` — how closely the reference players present on the show clock over a long cue, judged from
+ * outside. A `cuemux serve`, a `cuemux play-audio` and two `cuemux play-video` run as separate processes; one cue
+ * (1080p25 H.264 + pink-noise AAC, 5 minutes by default) is loaded, fired over OSC and plays to its end. The clock is
+ * the server's (its ClockState anchor on CLOCK_MONOTONIC, read over gRPC), never a player's; the reference is
+ * FFmpeg's own decode of the file.
+ * - video: each player's hash sink (the MD5 of every presented picture, at its presentation instant) against
+ *   `ffmpeg -f framemd5` for the media time the clock maps that instant to: wrong pictures; tick lateness
+ *   (presentation instant − display instant, the display instants checked to lie on one grid of the tick period);
+ *   display slots of that grid with nothing presented (skipped ticks), counted as failures of their own;
+ * - audio: the samples the player's WAV sink received, by their position in the file (device sample k plays at the
+ *   device's start + k / 48000 s), against FFmpeg's decoded samples at the media time the clock asks for then: each
+ *   10 ms block's offset from where it belongs (p50/p99/max), blocks silent or not FFmpeg's at any nearby offset;
  * - CPU of each process (share of one core, from /proc/PID/stat).
- * The peer, in the same run on the same cue: the same video player ticking on Node timers alone (`--spin-ms 0`,
- * `--nice 0`), which is how a player built on setTimeout/setInterval presents.
+ * The peer, in the same run on the same cue: the same video player under the same scheduling (SCHED_FIFO presenting
+ * thread where allowed) with the same hash sink, ticking on Node timers alone (`--spin-ms 0`), which is how a player
+ * built on setTimeout/setInterval presents.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { promises as fsp, readFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { spawnSync } from 'node:child_process';
 import { MediaClient } from '../src/clients/media-client';
-import { readSyncLog, type SyncRecord } from '../src/players/sync-log';
-import { cacheDir, makeMedia } from '../test/support/media';
-import { slope } from '../test/support/check';
-import { OscPeer } from '../test/support/osc';
-import { hd1080, small120 } from './bench-media';
-import { CLI, pct, runBench, startBenchServer, withScratch } from './bench-server';
+import { readSyncLog } from '../src/players/sync-log';
+import { audioF32, syncClip, videoFramemd5 } from './bench-media';
+import { CLI, runBench, startBenchServer, withScratch } from './bench/harness';
+import { cpuSeconds, schedulingOf, watchMachine } from './bench/machine';
+import { Osc } from './bench/osc';
+import { readTicks, wavSamples, type Tick } from './bench/presented';
+import { spawnNode, type NodeChild } from './bench/procs';
+import { frameAt, readF32, readFramemd5, type RefVideo } from './bench/reference';
+import { pct } from './bench/stats';
 
 const USAGE = `Usage: npm run bench:sync -- [--seconds N] [--fps RATE] [--small]
   --seconds N   cue length in seconds (default 300)
   --fps RATE    the video players' display rate (default 60)
   --small       320x180 video instead of 1080p (a quick run)
   --profile DIR write a V8 CPU profile of each player into DIR (node --cpu-prof)
+  --keep DIR    copy the players' outputs and logs (hash logs, sync logs, the WAV) into DIR, to look at a miss
 `;
 
-/** Clock ticks per second of /proc/PID/stat times. */
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+const SAMPLE_RATE = 48000;
+const CHANNELS = 2;
+/** Audio is judged in blocks of this many device samples (10 ms). */
+const BLOCK = 480;
+/** How far from where the clock puts it a block of samples is looked for in FFmpeg's decode (1 s). */
+const SEARCH = SAMPLE_RATE;
+/** The cue's in-point, s from the media's start. */
+const IN_POINT = 2;
 
-/** CPU time (user + system) of a process so far, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+/** The show clock from one ClockState (it runs at a constant rate for the whole cue; the generation is checked). */
+interface Clock {
+  generation: bigint;
+  positionSeconds: number;
+  anchorNs: bigint;
+  rate: number;
 }
 
-/** Node options of the player processes (`--profile`). */
-const playerNodeArgs: string[] = [];
+const clockAt = (c: Clock, mono: bigint): number => c.positionSeconds + (c.rate * Number(mono - c.anchorNs)) / 1e9;
 
-/** A player child process. */
-function player(args: string[]): { child: ChildProcess; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [...playerNodeArgs, CLI, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return { child, exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
+async function serverClock(client: MediaClient): Promise<Clock> {
+  const c = (await client.getStatus()).show?.clock;
+  if (c === undefined) throw new Error('GetStatus carries no show clock');
+  return { generation: BigInt(c.generation), positionSeconds: c.positionSeconds, anchorNs: BigInt(c.anchorMonotonicNs), rate: c.rate };
+}
+
+/** A video player's figures over the cue. */
+interface VideoFigures {
+  /** Ticks presented inside the cue. */
+  ticks: number;
+  /** Of those, pictures not FFmpeg's frame for the clock (black included). */
+  wrong: number;
+  /** Display slots inside the cue with nothing presented. */
+  skipped: number;
+  /** Ticks whose display instant is off the player's tick grid (should be 0). */
+  offGrid: number;
+  /** Presentation instant − display instant of each tick, s. */
+  late: number[];
+  /** The first wrong ticks, for the report. */
+  examples: string[];
+}
+
+/**
+ * Judge a video player's ticks: every tick whose clock falls inside [from, to) against FFmpeg's frame for the media
+ * time `mediaAt(clock)`, and the display grid (period `periodNs`) for slots left out.
+ */
+function judgeVideo(ticks: Tick[], ref: RefVideo, clock: Clock, from: number, to: number, mediaAt: (c: number) => number, periodNs: number): VideoFigures {
+  const inside = ticks.filter((t) => {
+    const c = clockAt(clock, t.mono);
+    return c >= from && c < to;
+  });
+  const f: VideoFigures = { ticks: inside.length, wrong: 0, skipped: 0, offGrid: 0, late: [], examples: [] };
+  if (inside.length === 0) return f;
+  const due0 = inside[0].due;
+  let lastSlot = -1;
+  for (const t of inside) {
+    const c = clockAt(clock, t.mono);
+    const frame = frameAt(ref, mediaAt(c));
+    const want = frame < 0 ? null : ref.md5[frame];
+    if (t.md5 !== want) {
+      f.wrong++;
+      if (f.examples.length < 5) f.examples.push(`clock ${c.toFixed(4)}: showed ${t.md5 === null ? 'black' : ref.md5.indexOf(t.md5) >= 0 ? `frame ${ref.md5.indexOf(t.md5)}` : 'an unknown picture'}, FFmpeg's frame ${frame}`);
+    }
+    f.late.push(Number(t.mono - t.due) / 1e9);
+    const exact = Number(t.due - due0) / periodNs;
+    const slot = Math.round(exact);
+    if (Math.abs(exact - slot) * periodNs > 2000) f.offGrid++;
+    if (lastSlot >= 0 && slot > lastSlot + 1) f.skipped += slot - lastSlot - 1;
+    lastSlot = Math.max(lastSlot, slot);
+  }
+  return f;
+}
+
+/** The audio player's figures over the cue. */
+interface AudioFigures {
+  blocks: number;
+  /** Offset of each block found in FFmpeg's samples from where the clock puts it, in samples (+: late media). */
+  offsets: number[];
+  /** Blocks all silence. */
+  silent: number;
+  /** Blocks not FFmpeg's at any offset within ±1 s (partly silent: samples not decoded in time; or altered). */
+  unmatched: number;
+}
+
+/**
+ * Judge the samples the sink received: block k·BLOCK of `wav` plays at `deviceStartNs + k·BLOCK / rate`; FFmpeg's
+ * samples `ref` (first one at media time `refFirst`) are expected there for `mediaAt(clock)`.
+ */
+function judgeAudio(wav: Float32Array, ref: Float32Array, refFirst: number, deviceStartNs: bigint, clock: Clock, from: number, to: number, mediaAt: (c: number) => number): AudioFigures {
+  const res: AudioFigures = { blocks: 0, offsets: [], silent: 0, unmatched: 0 };
+  const frames = Math.floor(wav.length / CHANNELS);
+  const matches = (k: number, r: number): boolean => {
+    if (r < 0 || (r + BLOCK) * CHANNELS > ref.length) return false;
+    if (wav[k * CHANNELS] !== ref[r * CHANNELS]) return false;
+    for (let i = 1; i < BLOCK * CHANNELS; i++) if (wav[k * CHANNELS + i] !== ref[r * CHANNELS + i]) return false;
+    return true;
+  };
+  for (let k = 0; k + BLOCK <= frames; k += BLOCK) {
+    const at = deviceStartNs + BigInt(Math.round((k * 1e9) / SAMPLE_RATE));
+    const end = deviceStartNs + BigInt(Math.round(((k + BLOCK) * 1e9) / SAMPLE_RATE));
+    const c = clockAt(clock, at);
+    if (c < from || clockAt(clock, end) > to) continue;
+    res.blocks++;
+    const want = Math.round((mediaAt(c) - refFirst) * SAMPLE_RATE);
+    // The nearest offset (up to ±1 s, e.g. periods a sink dropped shift everything after them) whose samples match.
+    let found: number | null = null;
+    for (let d = 0; d <= SEARCH && found === null; d++) {
+      if (matches(k, want + d)) found = d;
+      else if (d > 0 && matches(k, want - d)) found = -d;
+    }
+    if (found !== null) {
+      res.offsets.push(found);
+      continue;
+    }
+    let silent = true;
+    for (let i = 0; i < BLOCK * CHANNELS && silent; i++) silent = wav[k * CHANNELS + i] === 0;
+    if (silent) res.silent++;
+    else res.unmatched++;
+  }
+  return res;
 }
 
 const ms = (s: number): string => (s * 1e3).toFixed(3);
-
-/** Video figures of one player's sync log, for ticks inside the cue. */
-function videoFigures(records: SyncRecord[], goAt: number, seconds: number): { ticks: number; wrong: number; late: number[] } {
-  const inside = records.filter((r) => r.clockSeconds >= goAt && r.clockSeconds < goAt + seconds);
-  const wrong = inside.filter((r) => r.ptsSeconds === null || r.extra.covers !== true).length;
-  return { ticks: inside.length, wrong, late: inside.map((r) => Number(r.extra.late_ns) / 1e9) };
-}
+const passIf = (ok: boolean): string => (ok ? 'PASS' : 'MISS');
 
 async function main(run: string): Promise<void> {
   const argv = process.argv.slice(2);
@@ -68,77 +174,123 @@ async function main(run: string): Promise<void> {
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const seconds = Number(opt('--seconds') ?? 300);
-  const fps = opt('--fps') ?? '60';
+  const fps = Number(opt('--fps') ?? 60);
   const small = argv.includes('--small');
   const profile = opt('--profile');
-  if (profile !== undefined) playerNodeArgs.push('--cpu-prof', '--cpu-prof-dir', path.resolve(profile));
-  if (!(seconds > 0)) throw new Error('--seconds must be positive');
-  // The 2-minute clip looped by stream copy until it is long enough for the cue.
-  const base = small ? await small120() : await hd1080();
-  const loops = Math.ceil((seconds + 5) / 120);
-  const media = await makeMedia(`bench-sync-${small ? '180p' : '1080p'}-${loops * 2}min.mp4`, ['-stream_loop', String(loops - 1), '-i', base, '-c', 'copy']);
+  const nodeArgs = profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.resolve(profile)];
+  if (!(seconds > 0) || !(fps > 0)) throw new Error('--seconds and --fps must be positive');
+  process.stderr.write('bench:sync: media and FFmpeg\'s decode of it (cached after the first run)...\n');
+  const media = await syncClip(small, seconds + IN_POINT + 3);
+  const refV = await readFramemd5(await videoFramemd5(media), 'cue');
+  const refA = await readF32(await audioF32(media));
+  const probe = (args: string[]): number => Number(spawnSync('ffprobe', ['-v', 'error', ...args, '-of', 'csv=p=0', media], { encoding: 'utf8' }).stdout.trim().split('\n')[0]);
+  const start = probe(['-show_entries', 'format=start_time']) || 0;
+  const refFirst = probe(['-select_streams', 'a:0', '-show_frames', '-read_intervals', '%+#1', '-show_entries', 'frame=pts_time']);
+  const root = path.join(run, 'media');
+  await fsp.mkdir(root);
+  await fsp.link(media, path.join(root, 'cue.mp4')).catch(() => fsp.copyFile(media, path.join(root, 'cue.mp4')));
+  const built = spawnSync(process.execPath, [CLI, 'index', 'build', root], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (built.status !== 0) throw new Error('index build failed');
+
   await fsp.chmod(run, 0o700);
+  const machine = watchMachine();
   const socket = path.join(run, 'cuemux.sock');
-  const server = await startBenchServer(['--socket', socket, '--media-root', cacheDir(), '--osc-port', '0']);
-  const log = (n: string): string => path.join(run, n);
-  const audio = player(['play-audio', '--socket', socket, '--sink', 'null', '--sync-log', log('audio.jsonl')]);
-  const video = player(['play-video', '--socket', socket, '--fps', fps, '--sink', 'null', '--sync-log', log('video.jsonl')]);
-  const timers = player(['play-video', '--socket', socket, '--fps', fps, '--sink', 'null', '--spin-ms', '0', '--nice', '0', '--rt-priority', '0', '--output', 'video', '--sync-log', log('video-timers.jsonl')]);
+  const server = await startBenchServer(['--socket', socket, '--media-root', root, '--osc-port', '0', '--state-file', 'none']);
+  const file = (n: string): string => path.join(run, n);
+  const player = (args: string[]): NodeChild => spawnNode([...nodeArgs, CLI, ...args]);
+  const audio = player(['play-audio', '--socket', socket, '--output', 'audio', '--sink', `wav:${file('audio.wav')}`, '--sync-log', file('audio.jsonl')]);
+  const video = player(['play-video', '--socket', socket, '--output', 'video', '--fps', String(fps), '--sink', `hash:${file('video-hash.jsonl')}`, '--sync-log', file('video.jsonl')]);
+  // The peer: the same player, options and sink, on timers alone; its scheduling is the player's (read back below).
+  const timers = player(['play-video', '--socket', socket, '--output', 'video', '--fps', String(fps), '--sink', `hash:${file('timers-hash.jsonl')}`, '--sync-log', file('timers.jsonl'), '--spin-ms', '0']);
+  const players = [audio, video, timers];
   const client = new MediaClient(socket);
-  const peer = await OscPeer.open();
+  const osc = await Osc.open(server.oscPort as number);
   try {
     for (;;) {
       const st = await client.getStatus();
       if (st.clients.filter((c) => c.output !== '').length >= 3) break;
+      if (players.some((p) => p.child.exitCode !== null)) throw new Error('a player exited before it was following (its stderr is above)');
       await sleep(50);
     }
-    const osc = async (address: string, args: Parameters<OscPeer['request']>[2] = []): Promise<unknown> => {
-      const r = await peer.request(server.oscPort as number, address, args);
-      if (r.status !== 'ok') throw new Error(`${address}: ${JSON.stringify(r)}`);
-      return r.data;
-    };
-    await osc('/cuemux/cue/load', [{ type: 's', value: 'B' }, { type: 's', value: path.basename(media) }, { type: 'f', value: 2 }, { type: 'f', value: 2 + seconds }]);
-    await osc('/cuemux/clock/play');
-    const { clock } = await osc('/cuemux/status') as { clock: { positionSeconds: number } };
-    const goAt = clock.positionSeconds + 1;
-    await osc('/cuemux/cue/go', [{ type: 's', value: 'B' }, { type: 'd', value: goAt }]);
-    const pids = { server: server.child.pid as number, 'play-audio': audio.child.pid as number, 'play-video': video.child.pid as number, 'play-video (timers only)': timers.child.pid as number };
+    // Armed before the GO (loaded: media open, players prepared), as a show runs a long cue.
+    await osc.request('/cuemux/cue/load', 'B', 'cue.mp4', String(IN_POINT), String(IN_POINT + seconds));
+    await osc.request('/cuemux/clock/play');
+    const goAt = (await serverClock(client)).positionSeconds + 2;
+    await osc.request('/cuemux/cue/go', 'B', String(goAt));
+    const clock = await serverClock(client);
+    const sched = { 'play-video': schedulingOf(video.child.pid as number), 'play-video --spin-ms 0 (peer)': schedulingOf(timers.child.pid as number), 'play-audio': schedulingOf(audio.child.pid as number) };
+    const pids = { server: server.child.pid as number, 'play-audio': audio.child.pid as number, 'play-video': video.child.pid as number, 'play-video --spin-ms 0 (peer)': timers.child.pid as number };
     const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
     const t0 = process.hrtime.bigint();
     process.stderr.write(`bench:sync: playing a ${seconds} s cue of ${path.basename(media)}...\n`);
     for (;;) {
-      const st = await osc('/cuemux/status') as { clock: { positionSeconds: number } };
-      if (st.clock.positionSeconds > goAt + seconds + 0.3) break;
+      const st = await osc.request('/cuemux/status') as { data: { clock: { positionSeconds: number } } };
+      if (st.data.clock.positionSeconds > goAt + seconds + 0.3) break;
       await sleep(500);
     }
     const wall = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, (100 * (cpuSeconds(pid) - cpu0[k])) / wall]));
-    for (const p of [audio, video, timers]) p.child.kill('SIGTERM');
-    await Promise.all([audio.exited, video.exited, timers.exited]);
+    const clockAfter = await serverClock(client);
+    const stopNs = process.hrtime.bigint();
+    for (const p of players) p.child.kill('SIGTERM');
+    const codes = await Promise.all(players.map((p) => p.exited));
+    if (codes.some((c) => c !== 0)) throw new Error(`a player exited with ${codes.join(', ')}`);
 
-    const a = (await readSyncLog(log('audio.jsonl'))).filter((r) => r.extra.cue === 'B');
-    const err = a.map((r) => (r.ptsSeconds as number) - r.clockSeconds);
-    const abs = err.map(Math.abs);
-    const drift = slope(a.map((r) => Number(r.monoNs - a[0].monoNs) / 1e9), err);
-    const silent = a.filter((r) => Number(r.extra.underrun) > 0).length;
-    const v = videoFigures(await readSyncLog(log('video.jsonl')), goAt, seconds);
-    const vt = videoFigures(await readSyncLog(log('video-timers.jsonl')), goAt, seconds);
-    const lines = [
-      `bench:sync — ${seconds} s cue of ${path.basename(media)}, video at ${fps} ticks/s, ${os.cpus().length} cores`,
-      `audio  |pts − clock| per period: p50 ${ms(pct(abs, 50))} ms  p99 ${ms(pct(abs, 99))} ms  max ${ms(Math.max(...abs))} ms  ` +
-        `(${a.length} periods, drift ${(drift * 1e6).toFixed(2)} µs/s, ${silent} with missing samples)   target p99 ≤ 1 ms: ${pct(abs, 99) <= 0.001 ? 'PASS' : 'MISS'}`,
-      `video  tick lateness: p50 ${ms(pct(v.late, 50))} ms  p99 ${ms(pct(v.late, 99))} ms  max ${ms(Math.max(...v.late))} ms  ` +
-        `(${v.ticks} ticks, ${v.wrong} wrong frames)   target p99 ≤ 1 ms, 0 wrong: ${pct(v.late, 99) <= 0.001 && v.wrong === 0 ? 'PASS' : 'MISS'}`,
-      `peer   timers only:  p50 ${ms(pct(vt.late, 50))} ms  p99 ${ms(pct(vt.late, 99))} ms  max ${ms(Math.max(...vt.late))} ms  ` +
-        `(${vt.ticks} ticks, ${vt.wrong} wrong frames)   play-video p99 is ${(pct(vt.late, 99) / pct(v.late, 99)).toFixed(1)}× lower`,
+    process.stderr.write('bench:sync: judging against FFmpeg...\n');
+    const mediaAt = (c: number): number => start + IN_POINT + (c - goAt);
+    const periodNs = 1e9 / fps;
+    // The cue's first and last display period are left out: a tick there straddles the cue's edge.
+    const from = goAt + 1 / fps;
+    const to = goAt + seconds - 1 / fps;
+    const v = judgeVideo(await readTicks(file('video-hash.jsonl'), file('video.jsonl')), refV, clock, from, to, mediaAt, periodNs);
+    const vt = judgeVideo(await readTicks(file('timers-hash.jsonl'), file('timers.jsonl')), refV, clock, from, to, mediaAt, periodNs);
+    // The device's start: where its sample 0 plays (each audio sync-log line says which device sample it wrote and
+    // when that plays; they agree to the nanosecond's rounding).
+    const lines = (await readSyncLog(file('audio.jsonl'))).filter((r) => typeof r.extra.device_sample === 'number');
+    if (lines.length === 0) throw new Error('the audio player logged no period of the cue');
+    const starts = lines.map((r) => r.monoNs - BigInt(Math.round((Number(r.extra.device_sample) * 1e9) / SAMPLE_RATE)));
+    const deviceStart = starts[0];
+    const startSpreadNs = Number(starts.reduce((a, b) => (b > a ? b : a)) - starts.reduce((a, b) => (b < a ? b : a)));
+    const wav = await wavSamples(file('audio.wav'));
+    // What the sink received against the device time it covers (up to the SIGTERM): a shortfall is periods it dropped.
+    const wavSeconds = wav.length / CHANNELS / SAMPLE_RATE;
+    const deviceSeconds = Number(stopNs - deviceStart) / 1e9;
+    const a = judgeAudio(wav, refA, refFirst, deviceStart, clock, goAt + 0.01, goAt + seconds - 0.01, mediaAt);
+    const absMs = a.offsets.map((o) => Math.abs(o) / SAMPLE_RATE);
+    // Drift: the median offset of the last blocks (10 s, or a quarter of a short run) against that of the first ones,
+    // over the time between.
+    const span = Math.min(Math.round((10 * SAMPLE_RATE) / BLOCK), Math.floor(a.offsets.length / 4));
+    const drift = span > 0
+      ? (pct(a.offsets.slice(-span), 50) - pct(a.offsets.slice(0, span), 50)) / SAMPLE_RATE / ((a.offsets.length - span) * BLOCK / SAMPLE_RATE) : NaN;
+    const max = (xs: number[]): number => (xs.length === 0 ? NaN : Math.max(...xs));
+    const vLine = (label: string, f: VideoFigures): string => `${label} tick lateness p50 ${ms(pct(f.late, 50))} ms  p99 ${ms(pct(f.late, 99))} ms  max ${ms(max(f.late))} ms; ` +
+      `${f.ticks} ticks presented, ${f.wrong} not FFmpeg's frame for the clock, ${f.skipped} display slots skipped${f.offGrid > 0 ? `, ${f.offGrid} off the tick grid` : ''}`;
+    const vOk = (f: VideoFigures): boolean => pct(f.late, 99) <= 0.001 && f.wrong === 0 && f.skipped === 0 && f.ticks > 0;
+    const out = [
+      `bench:sync — ${seconds} s cue of ${path.basename(media)}, video at ${fps} ticks/s`,
+      `Peer: the same play-video (same hash sink, same output, same run) ticking on Node timers alone (--spin-ms 0), scheduled as the player: presenting thread ${sched['play-video --spin-ms 0 (peer)']} (play-video ${sched['play-video']}, play-audio ${sched['play-audio']})`,
+      `Judged from outside: pictures by MD5 against ffmpeg -f framemd5, samples in the WAV against FFmpeg's decode, both at the media time the server's clock (ClockState anchor) maps their instant to`,
+      machine.startLine,
+      `audio  offset of each 10 ms block of the WAV from where the clock puts it: p50 ${ms(pct(absMs, 50))} ms  p99 ${ms(pct(absMs, 99))} ms  max ${ms(max(absMs))} ms ` +
+        `(${a.blocks} blocks: ${a.offsets.filter((o) => Math.abs(o) <= 1).length} within ±1 sample, ${a.silent} silent, ${a.unmatched} not FFmpeg's within ±1 s; drift ${(drift * 1e6).toFixed(2)} µs/s; ` +
+        `device start agreed by all ${lines.length} sync-log lines within ${startSpreadNs} ns)   target p99 ≤ 1 ms, none silent or wrong: ${passIf(pct(absMs, 99) <= 0.001 && a.silent === 0 && a.unmatched === 0 && a.blocks > 0)}`,
+      `       the WAV holds ${wavSeconds.toFixed(3)} s of samples for ${deviceSeconds.toFixed(3)} s of device time up to the players' stop (a shortfall is periods the sink dropped)`,
+      `video  ${vLine('play-video:', v)}   target p99 ≤ 1 ms, 0 wrong, 0 skipped: ${passIf(vOk(v))}`,
+      `peer   ${vLine('timers only:', vt)}   play-video p99 lateness is ${(pct(vt.late, 99) / pct(v.late, 99)).toFixed(1)}× lower`,
+      ...(v.examples.length > 0 ? [`  play-video's first wrong ticks: ${v.examples.join('; ')}`] : []),
+      ...(vt.examples.length > 0 ? [`  the peer's first wrong ticks: ${vt.examples.join('; ')}`] : []),
+      ...(clockAfter.generation !== clock.generation ? [`WARNING: the clock changed generation during the cue (${clock.generation} → ${clockAfter.generation}): figures after that are not comparable`] : []),
       `CPU (% of one core): ${Object.entries(cpu).map(([k, c]) => `${k} ${c.toFixed(1)}`).join(', ')}`,
+      machine.endLine(),
     ];
-    process.stdout.write(`${lines.join('\n')}\n`);
+    process.stdout.write(`${out.join('\n')}\n`);
   } finally {
     client.close();
-    peer.close();
-    for (const p of [audio, video, timers]) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    osc.close();
+    for (const p of players) if (p.child.exitCode === null) p.child.kill('SIGKILL');
     await server.stop();
+    const keep = opt('--keep');
+    if (keep !== undefined) await fsp.cp(run, keep, { recursive: true, filter: (src) => src !== root && path.extname(src) !== '.sock' });
   }
 }
 

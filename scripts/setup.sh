@@ -12,9 +12,12 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 
 # 2. Debian packages: FFmpeg CLI (test reference), FFmpeg -dev libraries (beamcoder builds against them),
 #    ffmsindex (benchmark peer), liblo-tools (a real OSC peer for tests), python3-grpcio/python3-protobuf (an
-#    independent gRPC client in tests).
+#    independent gRPC client in tests), jackd2 + libjack-jackd2-dev (play-audio --device jack: the addon in native/jack
+#    builds against it; its tests run jackd on the dummy driver), faketime (a server on a shifted wall clock in the
+#    Ping test), openssl (certificates for the TLS tests).
 PKGS=(ffmpeg pkg-config libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev libavutil-dev
-      libpostproc-dev libswresample-dev libswscale-dev ffmsindex liblo-tools python3-grpcio python3-protobuf)
+      libpostproc-dev libswresample-dev libswscale-dev ffmsindex liblo-tools python3-grpcio python3-protobuf
+      jackd2 libjack-jackd2-dev faketime openssl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -39,6 +42,9 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ scripts/patch-be
   fi
   touch "$stamp"
 fi
+
+# 3b. The JACK addon (native/jack; also built by npm ci's postinstall): idempotent, rebuilt when its sources change.
+node scripts/build-jack.js
 
 # 4. Generated gRPC code and the TypeScript build.
 say "generating code from proto/ and compiling"

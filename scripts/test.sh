@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite (README's second command; .ci/run calls it): set-up, generated-code check, type-checked
-# lint, then mocha against real FFmpeg, real files and real processes. Ends with "N passed, N failed".
+# lint (with the layers' import boundaries), the import-cycle check, then mocha against real FFmpeg, real files and
+# real processes. Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh || exit 1
 echo "[cuemux test] generated code is up to date?" >&2
 bash scripts/check-generated.sh || exit 1
-echo "[cuemux test] lint" >&2
+echo "[cuemux test] lint (import boundaries between the layers of src/ included)" >&2
 npx --no-install eslint . || exit 1
+echo "[cuemux test] import cycles?" >&2
+node dist/scripts/check-import-cycles.js || exit 1
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -11,7 +11,7 @@ import { CORPUS_NAMES, ensureCorpus, ensureMedia, type CorpusName } from './supp
 import { scratchDir } from './support/tmp';
 import { REPO_ROOT } from './support/cli';
 import { md5, rejectsWith } from './support/check';
-import { openDemuxer, packetAt } from '../src/ffmpeg/beamcoder-adapter';
+import { openDemuxer, packetAt } from '../src/ffmpeg/demuxer';
 
 describe('FFmpeg adapter', function () {
   let corpus: Record<CorpusName, string>;
@@ -142,7 +142,7 @@ describe('FFmpeg adapter', function () {
     await fsp.writeFile(cut, src.subarray(0, src.length >> 1));
     // Before the fix ~20% of processes died with SIGSEGV on their first failed open once the thread pool was warm.
     const script = `
-      const { openDemuxer } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist/src/ffmpeg/beamcoder-adapter.js'))});
+      const { openDemuxer } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist/src/ffmpeg/demuxer.js'))});
       (async () => { let n = 0; for (let i = 0; i < 200; i++) { await openDemuxer(${JSON.stringify(cut)}).catch(() => n++); } process.stdout.write(String(n)); })();`;
     for (let run = 0; run < 5; run++) {
       const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });

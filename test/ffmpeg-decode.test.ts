@@ -9,9 +9,9 @@ import { createHash } from 'node:crypto';
 import { ffprobeStreams, framemd5Decode, groupByStream, type FrameMd5 } from './support/ffmpeg-reference';
 import { CORPUS_NAMES, ensureCorpus, type CorpusName } from './support/media';
 import { md5, rejectsWith } from './support/check';
-import {
-  decoderConfigFromParams, openAudioResampler, openDecoder, openDemuxer, type DecoderOptions,
-} from '../src/ffmpeg/beamcoder-adapter';
+import { decoderConfigFromParams, openDecoder, type DecoderOptions } from '../src/ffmpeg/decoder';
+import { openDemuxer } from '../src/ffmpeg/demuxer';
+import { openAudioResampler } from '../src/ffmpeg/resampler';
 import type {
   DecodedAudioFrame, DecodedFrame, Decoder, DecoderConfig, EncodedPacket, Packet, StreamParams,
 } from '../src/ffmpeg/types';
@@ -28,8 +28,8 @@ function runBytes(bin: string, args: readonly string[]): Promise<Buffer> {
 
 /**
  * FFmpeg's AV_PKT_DATA_SKIP_SAMPLES side data per stream and packet ordinal, from ffprobe. The adapter's Packet
- * (and so the wire) does not carry side data yet; the demuxer attaches it to MP3 (LAME delay/padding), MKV Opus
- * (DiscardPadding) and MP4 priming packets.
+ * (and so the wire) does not carry side data; the demuxer attaches it to MP3 (LAME delay/padding), MKV Opus
+ * (DiscardPadding) and MP4 priming packets. Only the test of the decoder's own `skipSamples` input uses it.
  */
 async function skipSamples(file: string): Promise<Map<string, { start: number; end: number }>> {
   const out = await runBytes('ffprobe', ['-v', 'error', '-show_packets', '-of', 'json', file]);
@@ -73,6 +73,10 @@ interface Got {
   pts: number | null;
   size: number;
   md5: string;
+  /** The frame's bytes as framemd5Decode would hash them. */
+  bytes: Buffer;
+  /** The skip-samples side data (from ffprobe) of the packet whose decode returned this frame, fed or not. */
+  side: { start: number; end: number } | undefined;
   frame: DecodedFrame;
 }
 
@@ -83,23 +87,25 @@ interface DecodeRun {
 
 /**
  * Read every packet of `file` with the adapter's demuxer and decode every audio/video stream with a decoder built
- * from the stream's parameters; returns every frame with the md5 framemd5Decode would compute for it.
+ * from the stream's parameters, feeding it only what a packet on the wire carries (data, pts, dts, duration, flags;
+ * `withSkip` adds ffprobe's skip-samples side data, which the wire does not carry); returns every frame with the md5
+ * framemd5Decode would compute for it.
  */
 async function decodeFile(
   file: string,
   opts: { withSkip?: boolean; decoder?: DecoderOptions; refFormats?: Map<number, string | null>; only?: 'audio' | 'video' } = {},
 ): Promise<DecodeRun> {
-  const skip = opts.withSkip === false ? new Map<string, { start: number; end: number }>() : await skipSamples(file);
+  const skip = await skipSamples(file);
   const d = await openDemuxer(file);
   const decoders = new Map<number, Decoder>();
   const ordinals = new Map<number, number>();
   const frames: Got[] = [];
-  const take = (stream: number, list: DecodedFrame[]): void => {
+  const take = (stream: number, list: DecodedFrame[], side?: { start: number; end: number }): void => {
     for (const frame of list) {
       const bytes = frame.kind === 'video' ? Buffer.concat(frame.planes) : audioBytes(frame, opts.refFormats?.get(stream) ?? null);
       // ffmpeg presents video at the best-effort timestamp and audio at pts (moved past skipped samples).
       const pts = frame.kind === 'video' ? frame.bestEffortPts : frame.pts;
-      frames.push({ stream, pts, size: bytes.length, md5: md5(bytes), frame });
+      frames.push({ stream, pts, size: bytes.length, md5: md5(bytes), bytes, side, frame });
     }
   };
   try {
@@ -115,8 +121,8 @@ async function decodeFile(
       if (dec === undefined) continue;
       const packet: EncodedPacket = { data: p.data, pts: p.pts, dts: p.dts, duration: p.duration, flags: p.flags };
       const side = skip.get(`${p.stream}:${ordinal}`);
-      if (side !== undefined) packet.skipSamples = side;
-      take(p.stream, await dec.decode(packet));
+      if (side !== undefined && opts.withSkip === true) packet.skipSamples = side;
+      take(p.stream, await dec.decode(packet), side);
     }
     for (const [stream, dec] of decoders) take(stream, await dec.flush());
   } finally {
@@ -140,7 +146,7 @@ describe('FFmpeg decoding for players', function () {
   });
 
   for (const name of CORPUS_NAMES) {
-    it(`${name}: every decoded frame equals ffmpeg -f framemd5 (hash and pts, frame for frame)`, async function () {
+    it(`${name}: fed what the wire carries, every decoded frame equals ffmpeg -f framemd5, untrimmed where FFmpeg trims by side data`, async function () {
       const file = corpus[name];
       // The reference runs while we decode (two cores).
       const reference = framemd5Decode(file);
@@ -149,6 +155,7 @@ describe('FFmpeg decoding for players', function () {
       const run = await decodeFile(file, { refFormats });
       const ref = groupByStream(await reference, (f) => f);
       const got = groupByStream(run.frames, (f) => f);
+      let untrimmed = 0;
       assert.deepEqual([...got.keys()].sort(), [...ref.keys()].sort(), 'decoded streams');
       for (const [stream, refFrames] of ref) {
         const ours = got.get(stream) ?? [];
@@ -158,16 +165,35 @@ describe('FFmpeg decoding for players', function () {
         ours.forEach((g, i) => {
           const r = refFrames[i];
           const where = `stream ${stream} (${params.codecName}) frame ${i}`;
-          assert.equal(g.size, r.size, `${where}: size`);
-          assert.equal(g.md5, r.md5, `${where}: md5`);
-          assert.equal(refPts(g, params, r), r.pts, `${where}: pts`);
+          if (g.side === undefined) {
+            assert.equal(g.size, r.size, `${where}: size`);
+            assert.equal(g.md5, r.md5, `${where}: md5`);
+            assert.equal(refPts(g, params, r), r.pts, `${where}: pts`);
+            return;
+          }
+          // The wire does not carry the packet's skip-samples side data, so the frame keeps the samples FFmpeg drops
+          // by it: FFmpeg's frame is ours without `start` samples at the front and `end` at the back, and its pts is
+          // moved past the `start` samples (framemd5 counts audio in 1/sample rate).
+          const f = g.frame;
+          assert.ok(f.kind === 'audio', `${where}: side data on a video packet`);
+          assert.deepEqual(r.timeBase, { num: 1, den: f.sampleRate }, `${where}: framemd5's audio time base`);
+          const perSample = g.size / f.samples;
+          const trimmed = g.bytes.subarray(g.side.start * perSample, g.size - g.side.end * perSample);
+          assert.equal(trimmed.length, r.size, `${where}: size less the ${g.side.start} + ${g.side.end} skipped samples`);
+          assert.equal(md5(trimmed), r.md5, `${where}: md5 of the samples FFmpeg keeps`);
+          const pts = refPts(g, params, r);
+          assert.equal(pts === null ? null : pts + g.side.start, r.pts, `${where}: pts`);
+          untrimmed++;
         });
       }
+      // The frames left untrimmed: MP3's LAME delay (first) and padding (last), Matroska Opus' DiscardPadding (last).
+      // MP4 AAC's priming packet carries side data too, but the discard flag (on the wire) drops its frame.
+      assert.equal(untrimmed, name === 'mp3' ? 2 : name === 'mkv-vp9-opus' ? 1 : 0, 'frames of packets with skip-samples side data');
     });
   }
 
   it('frames describe themselves: geometry, formats, key frames, audio sample counts', async function () {
-    const run = await decodeFile(corpus['mov-prores-pcm'], { withSkip: false });
+    const run = await decodeFile(corpus['mov-prores-pcm']);
     const video = run.frames.filter((g) => g.frame.kind === 'video').map((g) => g.frame);
     const audio = run.frames.filter((g) => g.frame.kind === 'audio').map((g) => g.frame as DecodedAudioFrame);
     const v = video[0];
@@ -192,7 +218,7 @@ describe('FFmpeg decoding for players', function () {
 
   it('without skip-samples side data only the trimmed frames differ (MKV Opus end padding)', async function () {
     const file = corpus['mkv-vp9-opus'];
-    const [plain, trimmed] = await Promise.all([decodeFile(file, { withSkip: false }), decodeFile(file)]);
+    const [plain, trimmed] = await Promise.all([decodeFile(file), decodeFile(file, { withSkip: true })]);
     const audio = (r: DecodeRun): DecodedAudioFrame[] => r.frames.filter((g) => g.frame.kind === 'audio').map((g) => g.frame as DecodedAudioFrame);
     const a = audio(plain);
     const b = audio(trimmed);
@@ -301,7 +327,10 @@ describe('Audio resampling for players (swresample via aresample)', function () 
     corpus = await ensureCorpus();
   });
 
-  /** Decode the first audio stream of `file` and convert all of it; returns our bytes and ffmpeg's. */
+  /**
+   * Decode the first audio stream of `file` (fed what the wire carries: these files' only skip-samples side data is on
+   * AAC priming packets, which the discard flag drops too) and convert all of it; returns our bytes and ffmpeg's.
+   */
   async function resampleFile(file: string, rate = 48000): Promise<{ ours: Buffer; ffmpeg: Buffer; frames: DecodedAudioFrame[] }> {
     const ffmpeg = runBytes('ffmpeg', ['-v', 'error', '-nostdin', '-i', file, '-map', '0:a:0', '-af', `aresample=${rate}`, '-f', 'f32le', '-']);
     const run = await decodeFile(file, { only: 'audio' });

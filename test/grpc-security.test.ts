@@ -15,7 +15,7 @@ import { once } from 'node:events';
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { MediaClient, MediaClientError, type MediaClientOptions } from '../src/clients/media-client';
-import { isCuemuxError } from '../src/common/errors';
+import { isCuemuxError, errorMessage } from '../src/common/errors';
 import { sameSecret } from '../src/common/secret-file';
 import { isLoopbackListen, loadConfig } from '../src/server/server-config';
 import { makeTestPki, type TestPki } from './support/certs';
@@ -77,7 +77,7 @@ describe('gRPC over TCP: TLS and bearer token', function () {
     try {
       lan = await makeLocalAddress();
     } catch (e) {
-      lanSkip = `no non-loopback address could be made (ip link add veth: ${e instanceof Error ? e.message.split('\n')[0] : String(e)})`;
+      lanSkip = `no non-loopback address could be made (ip link add veth: ${errorMessage(e).split('\n')[0]})`;
     }
     pkiDir = await scratchDir('grpc-sec-pki');
     pki = await makeTestPki(pkiDir, lan === null ? [] : [lan.address]);

@@ -21,7 +21,7 @@ import { ffprobePackets, framemd5Copy } from './support/ffmpeg-reference';
 import { MediaClient } from '../src/clients/media-client';
 import { unixNs } from '../src/common/time-source';
 import { isCuemuxError } from '../src/common/errors';
-import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
+import { openDemuxer } from '../src/ffmpeg/demuxer';
 import { META_STRIDE, Meta } from '../src/ffmpeg/types';
 import { fingerprint } from '../src/index-store/fingerprint';
 import { IndexEncoder } from '../src/index-store/idx-format';
@@ -364,6 +364,39 @@ describe('hostile input', function () {
         for await (const b of c.readPackets({ mediaId: info.mediaId, streams: [audio], startSeconds: 0 })) fromZero += b.packets.length;
         assert.equal(fromZero, probe.filter((p) => p.stream === audio).length - 1);
       } finally {
+        await srv.stop();
+      }
+    });
+  });
+
+  describe('cue lists loaded over OSC', function () {
+    it('load only from beneath the media roots (or the --cue-list / state file folders): any other path is refused alike, existing or not', async function () {
+      const srv = await startServer({ stateFile: null });
+      const peer = await OscPeer.open();
+      try {
+        await copyInto(await ensureMedia('mp4-h264-aac'), srv.root, 'clip.mp4');
+        const list = JSON.stringify({ version: 1, cues: [{ id: '1', media: 'clip.mp4' }] });
+        const outside = await scratchDir('cues-outside');
+        await fsp.writeFile(path.join(outside, 'show.json'), list);
+        await fsp.writeFile(path.join(srv.root, 'show.json'), list);
+        await fsp.symlink(path.join(outside, 'show.json'), path.join(srv.root, 'link.json'));
+        const load = (p: string): ReturnType<OscPeer['request']> => peer.request(srv.oscPort, '/cuemux/cuelist/load', [{ type: 's', value: p }]);
+        // Outside: a real cue list, a file that is not one, a path that does not exist, a link leading out, a climb.
+        for (const p of [path.join(outside, 'show.json'), '/etc/passwd', path.join(outside, 'nothing-here.json'), 'link.json', '../x/show.json']) {
+          const r = await load(p);
+          assert.equal(r.status, 'error', `${p}: ${JSON.stringify(r)}`);
+          assert.equal(r.code, 'PERMISSION_DENIED', `${p}: ${JSON.stringify(r)}`);
+          assert.match(r.error ?? '', /loads cue lists only from beneath the media roots/);
+          assert.doesNotMatch(r.error ?? '', /root:|not valid JSON|no such file|ENOENT/i, 'nothing about the file itself');
+        }
+        const status = await peer.request(srv.oscPort, '/cuemux/status');
+        assert.equal((status.data as { cueList: { path: string } }).cueList.path, '', 'no list was loaded');
+        // Inside the media root, by absolute and relative path.
+        const ok = await load('show.json');
+        assert.equal(ok.status, 'ok', JSON.stringify(ok));
+        assert.equal((await load(path.join(srv.root, 'show.json'))).status, 'ok');
+      } finally {
+        peer.close();
         await srv.stop();
       }
     });

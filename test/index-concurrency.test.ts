@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureMedia, longClip } from './support/media';
 import { runCli, startCli } from './support/cli';
@@ -15,6 +14,17 @@ import { openIndex } from '../src/index-store/open-index';
 import { readIndexFile } from '../src/index-store/index-file';
 import { isCuemuxError } from '../src/common/errors';
 
+
+/** Wait until process `pid` is stopped (state T in /proc/PID/stat) after a SIGSTOP. */
+async function waitStopped(pid: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8');
+    if (/^\d+ \(.*\) [Tt] /.test(stat)) return;
+    assert.ok(Date.now() < deadline, `process ${pid} did not stop: ${stat}`);
+    await sleep(2);
+  }
+}
 
 async function leftovers(dir: string): Promise<string[]> {
   return (await fsp.readdir(dir)).filter((n) => /\.(lock|takeover)$|\.tmp-|\.lock\./.test(n));
@@ -80,10 +90,11 @@ describe('index build concurrency', function () {
       assert.equal(cli.code, 10, cli.stdout);
       assert.match(cli.stdout, /process \d+ .*still holds a\.wav\.idx\.lock/);
     } finally {
+      const gone = new Promise((resolve) => holder.once('exit', resolve));
       holder.kill('SIGKILL');
+      await gone;
     }
-    // Owner gone: the next build proceeds.
-    await sleep(50);
+    // Owner gone (exited and reaped): the next build proceeds.
     assert.equal((await openIndex(media, { cacheDir: dir, lockTimeoutMs: 5_000 })).origin, 'built');
   });
 
@@ -94,13 +105,22 @@ describe('index build concurrency', function () {
     const env = { CUEMUX_CACHE_DIR: dir };
     const child = startCli(['index', 'build', media], { env });
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_c, s) => resolve(s)));
-    // Kill once the build holds its lock (it has started reading the media).
+    const exists = (p: string): Promise<boolean> => fsp.access(p).then(() => true, () => false);
+    // Wait (generously) until the build holds its lock (the lock there, and the temporary file it was linked from
+    // gone: the builder is past taking it), then freeze the builder where it is: with it stopped, the lock still
+    // there and no index published, it is caught mid-build whatever the machine's speed.
+    const linking = async (): Promise<boolean> => (await fsp.readdir(dir)).some((n) => n.startsWith('long.mp4.idx.lock.'));
     const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      if (await fsp.access(`${media}.idx.lock`).then(() => true, () => false)) break;
+    while (!(await exists(`${media}.idx.lock`)) || await linking()) {
+      assert.ok(child.exitCode === null && child.signalCode === null, 'the builder exited before it took its lock');
+      assert.ok(Date.now() < deadline, 'the builder took no lock within 60 s');
       await sleep(2);
     }
-    await sleep(100);
+    child.kill('SIGSTOP');
+    await waitStopped(child.pid as number);
+    assert.ok(await exists(`${media}.idx.lock`), 'the builder still holds its lock when stopped');
+    assert.equal(await linking(), false, 'the builder is past taking its lock');
+    assert.equal(await exists(`${media}.idx`), false, 'the builder was stopped before it published its index');
     child.kill('SIGKILL');
     assert.equal(await exited, 'SIGKILL');
     await assert.rejects(fsp.access(`${media}.idx`), 'no index published by the killed builder');
@@ -109,6 +129,7 @@ describe('index build concurrency', function () {
     assert.equal((JSON.parse(again.stdout) as { files: Array<{ status: string }> }).files[0].status, 'built');
     assert.ok(readIndexFile(`${media}.idx`).packetCount > 100_000);
     assert.deepEqual(await leftovers(dir), []);
-    assert.equal(path.basename(media), 'long.mp4');
+    const check = await runCli(['index', 'check', media], { env });
+    assert.equal(check.code, 0, `the rebuilt index is fresh: ${check.stdout}${check.stderr}`);
   });
 });

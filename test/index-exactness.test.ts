@@ -4,13 +4,13 @@
  * WAV, FLAC, MP3, VFR MP4, audio-only, video-only).
  */
 import assert from 'node:assert/strict';
-import { assertPayloadsAtPositions, ffprobePackets, type ProbePacket } from './support/ffmpeg-reference';
+import { assertPayloadsAtPositions, ffprobePackets, ffprobeStreams, type ProbePacket, type ProbeStream } from './support/ffmpeg-reference';
+import { skipBecause } from './support/check';
 import { CORPUS_NAMES, ensureCorpus, makeMedia } from './support/media';
 import { runCli } from './support/cli';
 import { copyInto, scratchDir } from './support/tmp';
 import { openIndex } from '../src/index-store/open-index';
 import type { MediaIndex } from '../src/index-store/media-index';
-import { secondsToTicks } from '../src/common/rational';
 
 interface DumpRow { stream: number; pts: number | null; dts: number | null; duration: number | null; pos: number | null; size: number; key: boolean }
 
@@ -48,6 +48,7 @@ describe('index exactness against FFmpeg', function () {
   const media: Record<string, string> = {};
   let cacheDir: string;
   const probes = new Map<string, ProbePacket[]>();
+  const streamProbes = new Map<string, ProbeStream[]>();
 
   before(async function () {
     this.timeout(10 * 60_000);
@@ -58,6 +59,7 @@ describe('index exactness against FFmpeg', function () {
     for (const name of NAMES) {
       media[name] = await copyInto(corpus[name], dir, `${name}${corpus[name].slice(corpus[name].lastIndexOf('.'))}`);
       probes.set(name, await ffprobePackets(media[name]));
+      streamProbes.set(name, await ffprobeStreams(media[name]));
     }
   });
 
@@ -150,25 +152,52 @@ describe('index exactness against FFmpeg', function () {
 
       it('packetsInRange starts each stream at its keyframe at or before t0 and ends before t1, in file order', function () {
         const all = probes.get(name) ?? [];
+        if (all.every((p) => p.pts === null && p.dts === null)) skipBecause(this, `${name}: no packet has a timestamp, so there is no time range`);
         const rand = rng(42 + name.length);
-        // Times across the whole file: from the earliest to the latest timestamp of any stream, in seconds.
-        if (all.every((p) => p.pts === null && p.dts === null)) return; // no times to range over
-        const seconds = all.map((p) => idx.toSeconds(p.stream, p.pts ?? p.dts ?? 0));
-        const lo = Math.min(...seconds);
-        const hi = Math.max(...seconds);
+        // The reference is ffprobe's packets and time bases alone. Times are whole multiples of 1/1024 s, so
+        // "tick T of time base num/den is before t = q/1024 s" is exact in integers: T * num * 1024 < q * den.
+        const tb = new Map((streamProbes.get(name) ?? []).map((st) => [st.index, st.timeBase]));
+        const base = (stream: number): { num: bigint; den: bigint } => {
+          const b = tb.get(stream);
+          assert.ok(b !== undefined, `ffprobe lists no stream ${stream}`);
+          return { num: BigInt(b.num), den: BigInt(b.den) };
+        };
+        const atOrBefore = (stream: number, ticks: number, q: number): boolean => {
+          const b = base(stream);
+          return BigInt(ticks) * b.num * 1024n <= BigInt(q) * b.den;
+        };
+        const timed = all.filter((p) => (p.pts ?? p.dts) !== null);
+        const q1024 = timed.map((p) => (((p.pts ?? p.dts) as number) * Number(base(p.stream).num) * 1024) / Number(base(p.stream).den));
+        const lo = Math.floor(Math.min(...q1024));
+        const hi = Math.ceil(Math.max(...q1024));
         for (let k = 0; k < 20; k++) {
-          const t0 = lo + rand() * (hi - lo);
-          const t1 = t0 + 0.2 + rand() * 0.8;
+          const q0 = lo + Math.floor(rand() * (hi - lo));
+          const q1 = q0 + 205 + Math.floor(rand() * 820);
+          const t0 = q0 / 1024;
+          const t1 = q1 / 1024;
           const got = [...idx.packetsInRange([], t0, t1)];
           const indices = got.map((e) => e.index);
           assert.deepEqual(indices, [...indices].sort((a, b) => a - b), 'file order');
           for (const st of idx.streams) {
             const mine = got.filter((e) => e.stream === st.index).map((e) => e.index);
-            const start = idx.keyframeAtOrBeforeSeconds(st.index, t0)?.entry ?? all.findIndex((p) => p.stream === st.index);
-            // [t0, t1): tick T is inside iff T * tb < t1 exactly, i.e. T < ceil(t1 / tb).
-            const end = secondsToTicks(t1, st.timeBase, 'ceil');
-            const after = all.map((p, i) => ({ p, i })).filter(({ p, i }) => p.stream === st.index && i >= start);
-            const stop = after.findIndex(({ p }) => (p.dts ?? p.pts ?? -Infinity) >= end);
+            const ofStream = all.map((p, i) => ({ p, i })).filter(({ p }) => p.stream === st.index);
+            // Its last keyframe (by pts, else dts; the first of equal times) at or before t0, else its first packet.
+            let start = ofStream.length > 0 ? ofStream[0].i : -1;
+            let best: number | null = null;
+            for (const { p, i } of ofStream) {
+              const t = p.pts ?? p.dts;
+              if (!p.key || t === null || !atOrBefore(st.index, t, q0)) continue;
+              if (best === null || t > best) {
+                best = t;
+                start = i;
+              }
+            }
+            // [t0, t1): a packet ends the stream's run once its decode time (dts, else pts) is not before t1.
+            const after = ofStream.filter(({ i }) => i >= start);
+            const stop = after.findIndex(({ p }) => {
+              const t = p.dts ?? p.pts;
+              return t !== null && !(BigInt(t) * base(st.index).num * 1024n < BigInt(q1) * base(st.index).den);
+            });
             const want = (stop < 0 ? after : after.slice(0, stop)).map(({ i }) => i);
             assert.deepEqual(mine, want, `stream ${st.index} [${t0}, ${t1})`);
           }

@@ -12,7 +12,7 @@ import { IndexEncoder, parseIndex } from '../src/index-store/idx-format';
 import { openIndex } from '../src/index-store/open-index';
 import { acquireBuildLock } from '../src/index-store/build-lock';
 import { fingerprint } from '../src/index-store/fingerprint';
-import { openDemuxer } from '../src/ffmpeg/beamcoder-adapter';
+import { openDemuxer } from '../src/ffmpeg/demuxer';
 import { META_STRIDE, Meta } from '../src/ffmpeg/types';
 import { isCuemuxError } from '../src/common/errors';
 
@@ -71,15 +71,24 @@ describe('index store', function () {
     const idx = await openIndex(await copyInto(media, dir, 'a.mp4'), { cacheDir: dir });
     const expected = [...idx.entries()];
     idx.clearCache();
+    // a walks the first 200 entries; b walks the rest of the file meanwhile, far more blocks than the block cache
+    // holds (32 blocks of 64 entries), so a's blocks are evicted under it. Both are checked entry for entry.
+    const from = 200;
+    const perStep = Math.floor((idx.packetCount - from) / 200);
     const a = idx.entries(0);
-    const b = idx.entries(Math.floor(idx.packetCount / 2));
-    // Interleave: b decodes far more than the block cache holds between two steps of a.
+    const b = idx.entries(from);
+    let j = from;
     for (let i = 0; i < 200; i++) {
       const ea = a.next();
       assert.equal(ea.done, false);
-      assert.deepEqual(ea.value, expected[i]);
-      for (let k = 0; k < 40 * 64 / 200 + 10; k++) b.next();
+      assert.deepEqual(ea.value, expected[i], `reader a, entry ${i}`);
+      for (let k = 0; k < perStep; k++, j++) {
+        const eb = b.next();
+        assert.equal(eb.done, false, `reader b ended at entry ${j} of ${idx.packetCount}`);
+        assert.deepEqual(eb.value, expected[j], `reader b, entry ${j}`);
+      }
     }
+    assert.ok(j - from > 32 * 64, `reader b walked only ${j - from} entries`);
   });
 
   it('concurrent opens with different options do not share a result', async function () {
@@ -100,7 +109,10 @@ describe('index store', function () {
       openIndex(media, { cacheDir: dir }),
     ]);
     assert.equal(plain.status, 'fulfilled');
-    assert.ok(aborted.status === 'rejected' || aborted.status === 'fulfilled');
+    assert.equal(plain.value.packetCount, (await ffprobePackets(media)).length, 'the plain caller\'s index is whole');
+    assert.equal(aborted.status, 'rejected', 'the aborted caller gets no index');
+    assert.ok(isCuemuxError(aborted.reason, 'CLOSED'), String(aborted.reason));
+    assert.match(aborted.reason.message, /aborted/);
   });
 
   it('a lock file without an owner is taken over only once it is old; release never removes another owner\'s lock', async function () {

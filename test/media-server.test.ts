@@ -105,6 +105,8 @@ describe('media server', function () {
       const times = probe.map((p) => (p.pts ?? 0) * info.streams[p.stream].timeBaseNum / info.streams[p.stream].timeBaseDen);
       const lo = Math.min(...times);
       const hi = Math.max(...times);
+      // How many of the times each stream was checked against a keyframe at or before the time.
+      const fromKeyframe = new Map<number, number>(info.streams.map((st) => [st.index, 0]));
       for (let k = 0; k < 8; k++) {
         const t = lo + ((k * 0.37) % 1) * (hi - lo);
         const packets = await collect(c, { mediaId: info.mediaId, startSeconds: t, endSeconds: t + 0.4 });
@@ -114,9 +116,24 @@ describe('media server', function () {
           const tb = st.timeBaseNum / st.timeBaseDen;
           const keys = probe.filter((p) => p.stream === st.index && p.key && p.pts !== null && p.pts * tb <= t);
           const first = packets.find((p) => p.streamIndex === st.index);
-          if (keys.length > 0 && first) assert.equal(Number(first.pts), Math.max(...keys.map((p) => p.pts as number)), `stream ${st.index} at ${t}`);
+          if (keys.length > 0) {
+            // Its keyframe at or before t is inside [t, t + 0.4) by its dts: the stream must start there.
+            assert.ok(first !== undefined, `stream ${st.index} at ${t}: no packet, though a keyframe precedes ${t}`);
+            assert.equal(Number(first.pts), Math.max(...keys.map((p) => p.pts as number)), `stream ${st.index} at ${t}`);
+            fromKeyframe.set(st.index, (fromKeyframe.get(st.index) ?? 0) + 1);
+          } else {
+            // t precedes every keyframe of the stream: it starts at its first packet, or sends nothing when that
+            // packet is due at or after the end of the range.
+            const head = probe.find((p) => p.stream === st.index);
+            assert.ok(head !== undefined);
+            const due = (head.dts ?? head.pts ?? 0) * tb;
+            if (first === undefined) assert.ok(due >= t + 0.4, `stream ${st.index} at ${t}: nothing sent, though its first packet is due at ${due}`);
+            else assert.equal(keyOf(first), `${st.index}:${head.pts}:${head.dts}`, `stream ${st.index} at ${t}: its first packet`);
+          }
         }
       }
+      // The times spread over the file (k * 0.37 mod 1): all but the earliest two lie past each stream's first keyframe.
+      for (const [stream, n] of fromKeyframe) assert.ok(n >= 6, `stream ${stream}: checked against a keyframe at only ${n} of 8 times`);
       await c.closeMedia(info.mediaId);
     });
   }

@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import OSC from 'osc-js';
-import { isCuemuxError } from '../src/common/errors';
+import { isCuemuxError, errorMessage } from '../src/common/errors';
 import { OscConnections } from '../src/server/osc-access';
 import { runCli } from './support/cli';
 import { makeLocalAddress, type LocalAddress } from './support/local-net';
@@ -125,7 +125,7 @@ describe('OSC shared secret: /cuemux/connect for senders not on this machine', f
     try {
       lan = await makeLocalAddress();
     } catch (e) {
-      lanSkip = `no non-loopback address could be made (ip link add veth: ${e instanceof Error ? e.message.split('\n')[0] : String(e)})`;
+      lanSkip = `no non-loopback address could be made (ip link add veth: ${errorMessage(e).split('\n')[0]})`;
     }
     root = await scratchDir('osc-secret-root');
     const dir = await scratchDir('osc-secret-files');

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import {
   GRPC_PREFIX, decodeFollowEvent, decodePacketBatch, encodeFollowEvent, encodePacketBatch, followPacketsFrame, cuePrerollFrame, framedBatchSize, framedBytes,
   framedFollowEvent, framedMessage, framedPacketBatch, layoutFramedBatch, type FollowWirePacket, type WirePacketFields,
-} from '../src/common/packet-batch-wire';
-import { framedSendActive, installFramedSend } from '../src/server/grpc-framed-send';
+} from '../src/wire/packet-batch';
+import { framedSendActive, installFramedSend } from '../src/wire/grpc-framed-send';
 import { giveSpareFrame, takeSpareFrame } from '../src/server/packet-stream';
 import { FollowEvent, PacketBatch } from '../src/generated/cuemux/v1/media_server';
 

@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { scratchDir } from './support/tmp';
-import { DirectReader } from '../src/server/packet-reader';
+import { DirectReader } from '../src/media/packet-reader';
 import type { IndexEntry } from '../src/index-store/media-index';
 
 const FILE = Buffer.from(Array.from({ length: 4000 }, (_, i) => (i * 7 + 3) & 0xff));

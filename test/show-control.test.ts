@@ -160,17 +160,18 @@ describe('show clock, cues and OSC control', function () {
     ok(await osc('/cuemux/clock/play'));
     const loaded = ok(await osc('/cuemux/cue/load', [{ type: 's', value: 'Q1' }, { type: 's', value: 'clip.mp4' }, { type: 's', value: '00:00:04:00' }, { type: 'f', value: 7 }])) as { outputs: Record<string, number[]> };
     assert.deepEqual(loaded.outputs.video, [video.index]);
-    const go = ok(await osc('/cuemux/cue/go', [{ type: 's', value: 'Q1' }, { type: 's', value: '00:00:03:00' }])) as { clockSeconds: number };
-    assert.equal(go.clockSeconds, 3);
+    // At clock 12 (3 s of real time at rate 4 after the play): still ahead of the clock however slow the machine.
+    const go = ok(await osc('/cuemux/cue/go', [{ type: 's', value: 'Q1' }, { type: 's', value: '00:00:12:00' }])) as { clockSeconds: number };
+    assert.equal(go.clockSeconds, 12);
     const cueLoaded = ev((await f.waitFor(isCase('loaded'))).value, 'loaded');
     assert.equal(cueLoaded.media?.mediaId, info.mediaId);
     assert.deepEqual(cueLoaded.streams, [video.index]);
     const started = ev((await f.waitFor(isCase('started'))).value, 'started');
     const start = info.startSeconds ?? 0;
-    assert.deepEqual([started.clockSeconds, started.mediaSeconds, started.endMediaSeconds], [3, start + 4, start + 7]);
+    assert.deepEqual([started.clockSeconds, started.mediaSeconds, started.endMediaSeconds], [12, start + 4, start + 7]);
     const ended = ev((await f.waitFor(isCase('stopped'), 20_000)).value, 'stopped');
     assert.equal(ended.reason, 'ended');
-    assert.equal(ended.clockSeconds, 6);
+    assert.equal(ended.clockSeconds, 15);
     const sent = packetsOf(f, 'Q1');
     const got = sent.flatMap((b) => b.packets);
     const reference: Packet[] = [];
@@ -184,7 +185,7 @@ describe('show clock, cues and OSC control', function () {
     for (const b of sent) {
       const p = b.packets[0];
       const mediaT = Number(p.dts ?? p.pts ?? 0n) * tb;
-      const due = 3 + (mediaT - (start + 4)) - 0.5;
+      const due = 12 + (mediaT - (start + 4)) - 0.5;
       assert.ok(clockAt(b.arrivedMono) >= due - 0.01, `batch at clock ${clockAt(b.arrivedMono)} before its window ${due}`);
     }
   });
@@ -248,7 +249,8 @@ describe('show clock, cues and OSC control', function () {
   });
 
   it('auto-follow chains cues with no gap; pause/resume and loops start new segments; unload ends the cue', async function () {
-    const list = path.join(await scratchDir('cues'), 'show.json');
+    // Show control loads cue lists from beneath the media roots only.
+    const list = path.join(srv.root, 'cues-chain.json');
     await fsp.writeFile(list, JSON.stringify({
       version: 1,
       cues: [
@@ -269,12 +271,12 @@ describe('show clock, cues and OSC control', function () {
     assert.equal(endedA.reason, 'ended');
     assert.equal(startedB.clockSeconds, go.clockSeconds + 10, 'B starts exactly where A ends');
     assert.equal(endedA.clockSeconds, go.clockSeconds + 10);
-    // No gap: B's first packets arrived within the lead window, before the clock reached B's start.
-    const firstB = f.items.find((x) => isCase('packets')(x.value) && ev(x.value, 'packets').cueId === 'B');
-    assert.ok(firstB);
-    const clocks = f.items.filter((x) => isCase('clock')(x.value) && x.arrivedMono <= firstB.arrivedMono).map((x) => ev(x.value, 'clock'));
-    const atArrival = clockPositionAt(clocks[clocks.length - 1], firstB.arrivedMono);
-    assert.ok(atArrival < startedB.clockSeconds, `B's first packet arrived at clock ${atArrival}, after its start ${startedB.clockSeconds}`);
+    // No gap: the server sent B's first packets ahead of B's start (within the lead window), i.e. before it said that
+    // A ended at that same clock position. Order in the one stream, not arrival times: a loaded machine delays both.
+    const firstB = f.items.findIndex((x) => isCase('packets')(x.value) && ev(x.value, 'packets').cueId === 'B');
+    const endA = f.items.findIndex((x) => isCase('stopped')(x.value) && ev(x.value, 'stopped').cueId === 'A');
+    assert.ok(firstB >= 0, 'B\'s packets were sent');
+    assert.ok(firstB < endA, `B's first packets (message ${firstB}) came after A ended (message ${endA}): ${f.items.slice(0, endA + 1).map((x) => x.value.event?.$case).join(' ')}`);
     const endedB = ev((await f.waitFor((e) => isCase('stopped')(e) && e.event.value.cueId === 'B')).value, 'stopped');
     assert.equal(endedB.clockSeconds, startedB.clockSeconds + 1);
     // C loops: segment 1 starts one loop length after segment 0.
@@ -329,44 +331,53 @@ describe('show clock, cues and OSC control', function () {
 
   it('chases external timecode: locks, ignores jitter, follows a jump with a new generation, holds on loss', async function () {
     await srv.stop();
-    srv = await startServer({ chaseLossMs: 150, chaseLossPolicy: 'hold' });
+    // Loss only when the feed really stops (a stall of this loaded machine between two samples is not a loss).
+    srv = await startServer({ chaseLossMs: 2000, chaseLossPolicy: 'hold' });
     const clock = watch(new Recorder<ClockState>((signal) => client.watchClock({}, { signal })));
     client = srv.client();
     const c2 = watch(new Recorder<ClockState>((signal) => client.watchClock({}, { signal })));
     clock.stop();
     await c2.waitFor(() => true);
     const t0 = monoNs();
+    /** The source's position at CLOCK_MONOTONIC instant `mono`: `base` at t0, running at rate 1. */
+    const source = (base: number, mono: bigint): number => base + Number(mono - t0) / 1e9;
+    // Each sample goes in a bundle timed at the instant its position refers to (as a bridge stamps a frame), so when
+    // the server happens to read it does not change what it says: the chased clock is checked by value. The samples
+    // jitter by ±2 ms (a bridge's frame quantisation), within the 4 ms the chase ignores; the first of a run has none.
+    const jitter = [0, 0.002, -0.002];
     const feed = async (base: number, n: number): Promise<void> => {
       for (let i = 0; i < n; i++) {
-        const pos = base + Number(monoNs() - t0) / 1e9;
-        await peer.send(srv.oscPort, '/cuemux/clock/timecode', [{ type: 'd', value: pos }]);
+        const at = monoNs();
+        await peer.sendRaw(srv.oscPort, bundleAt(monoToUnixNs(at), [encode('/cuemux/clock/timecode', [{ type: 'd', value: source(base, at) + jitter[i % 3] }])]));
         await sleep(40);
       }
     };
     await feed(100, 15);
     const lock = (await c2.waitFor((s) => s.state === 'chasing')).value;
     assert.equal(lock.source, 'external');
-    assert.ok(Math.abs(lock.positionSeconds - 100) < 0.1);
+    // It locks onto a sample: the source's position at the lock's anchor, to the nanosecond the timetag carries.
+    assert.ok(Math.abs(lock.positionSeconds - source(100, lock.anchorMonotonicNs)) < 1e-6, `locked at ${lock.positionSeconds}, source ${source(100, lock.anchorMonotonicNs)}`);
     const chasing = c2.items.filter((x) => x.value.state === 'chasing').map((x) => x.value.generation);
     assert.ok(chasing.every((g) => g === lock.generation), 'jitter never makes a new generation');
     const last = c2.items[c2.items.length - 1].value;
-    const err = clockPositionAt(last) - (100 + Number(monoNs() - t0) / 1e9);
-    // The server stamps a sample when its event loop reads it (Node exposes no kernel receive time), and this server
-    // shares the test's event loop on a loaded 2-core machine: allow for one late read.
-    assert.ok(Math.abs(err) < 0.15, `chased clock ${err} s off the source ${JSON.stringify(c2.items.map((x) => [x.value.state, x.value.positionSeconds, x.value.rate, Number(x.value.anchorMonotonicNs - t0) / 1e9]))}`);
+    const now = monoNs();
+    const err = clockPositionAt(last, now) - source(100, now);
+    // Samples that agree within 4 ms change nothing (README): the chased clock stays within that of the source, give
+    // or take the ±2 ms jitter of the sample it anchored on.
+    assert.ok(Math.abs(err) <= 0.0065, `chased clock ${err} s off the source ${JSON.stringify(c2.items.map((x) => [x.value.state, x.value.positionSeconds, x.value.rate, Number(x.value.anchorMonotonicNs - t0) / 1e9]))}`);
     await feed(200, 5);
     const jump = await c2.waitFor((s) => s.generation > lock.generation && s.state === 'chasing');
     const jumped = jump.value;
-    assert.ok(jumped.positionSeconds >= 200 && jumped.positionSeconds < 201);
-    const held = (await c2.waitFor((s) => s.state === 'stopped', 3000, jump.index)).value;
+    assert.ok(Math.abs(jumped.positionSeconds - source(200, jumped.anchorMonotonicNs)) < 1e-6, `re-locked at ${jumped.positionSeconds}, source ${source(200, jumped.anchorMonotonicNs)}`);
+    // The feed stops: after --chase-loss-ms the clock holds (stops) where it is.
+    const held = (await c2.waitFor((s) => s.state === 'stopped', 30_000, jump.index)).value;
     assert.equal(held.source, 'external');
     assert.ok(held.generation > jumped.generation);
-    assert.ok(held.positionSeconds >= 200, 'hold keeps the position reached');
+    assert.ok(held.positionSeconds >= jumped.positionSeconds, 'hold keeps the position reached');
   });
 
   it('a cue list edited while a cue plays: the playing cue goes on, the edit applies, a broken save is reported and ignored', async function () {
-    const dir = await scratchDir('cues');
-    const list = path.join(dir, 'show.json');
+    const list = path.join(srv.root, 'show.json'); // show control loads cue lists from beneath the media roots only
     const write = (cues: unknown[]): Promise<void> => fsp.writeFile(list, JSON.stringify({ version: 1, timecodeRate: '25', cues }, null, 2));
     await write([
       { id: '1', media: 'clip.mp4', loop: true, in: 0, out: 4, outputs: { video: ['video'] } },
@@ -529,7 +540,7 @@ describe('show clock, cues and OSC control', function () {
   });
 
   it("an operator's STOP cancels a GO still opening its media", async function () {
-    const list = path.join(await scratchDir('cues'), 'show.json');
+    const list = path.join(srv.root, 'cues-stop.json');
     await fsp.writeFile(list, JSON.stringify({ version: 1, cues: [{ id: 'S', media: 'clip.mp4', in: 30 }] }));
     ok(await osc('/cuemux/cuelist/load', [{ type: 's', value: list }]));
     await peer.send(srv.oscPort, '/cuemux/cue/go', [{ type: 's', value: 'S' }]);

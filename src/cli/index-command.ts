@@ -5,7 +5,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { CuemuxError, fromSystemError, isCuemuxError } from '../common/errors';
 import { ticksToSeconds } from '../common/rational';
-import { hasMediaSignature, openDemuxer } from '../ffmpeg/beamcoder-adapter';
+import { hasMediaSignature, openDemuxer } from '../ffmpeg/demuxer';
 import { checkIndex, openIndex, type IndexState } from '../index-store/open-index';
 import { isIndexArtifact } from '../index-store/index-location';
 import type { MediaIndex } from '../index-store/media-index';

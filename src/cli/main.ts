@@ -2,7 +2,7 @@
  * The `cuemux` command line: entry point. Configures logging (the only place besides the server's main), runs a
  * command, and maps any error to an exit code with a message that names the file and the problem.
  */
-import { isCuemuxError } from '../common/errors';
+import { isCuemuxError, errorStack } from '../common/errors';
 import { configureLogging } from '../common/log-setup';
 import type { LogLevel } from '../common/logger';
 import { processIo, StdoutClosed, type CliIo } from './cli-io';
@@ -87,7 +87,7 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<Exi
     }
   } catch (e) {
     if (e instanceof StdoutClosed) return ExitCode.OK; // `| head`: the reader has what it wanted
-    const msg = isCuemuxError(e) ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
+    const msg = isCuemuxError(e) ? e.message : errorStack(e);
     io.err(`cuemux: ${msg}\n`);
     return isCuemuxError(e) ? exitCodeFor(e) : ExitCode.FAILURE;
   } finally {

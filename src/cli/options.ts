@@ -10,7 +10,7 @@
  * per-command exit codes.
  */
 import { parseArgs } from 'node:util';
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, errorMessage } from '../common/errors';
 
 /** What a numeric option accepts. */
 export interface NumberRule {
@@ -194,7 +194,7 @@ export class ParsedOptions {
     try {
       return parseNumber(`--${name}`, raw, o.number);
     } catch (e) {
-      throw usageError(this.#spec, (e as Error).message);
+      throw usageError(this.#spec, errorMessage(e));
     }
   }
 
@@ -207,7 +207,7 @@ export class ParsedOptions {
     try {
       return parseRate(`--${name}`, raw, o.number);
     } catch (e) {
-      throw usageError(this.#spec, (e as Error).message);
+      throw usageError(this.#spec, errorMessage(e));
     }
   }
 

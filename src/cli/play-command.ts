@@ -11,9 +11,12 @@ import { clockPositionAt, clockPositionRemote, type ClockAt } from '../clients/c
 import { MediaClient, MediaClientError } from '../clients/media-client';
 import { monoToUnixNs } from '../common/time-source';
 import { openAudioSink, type AudioSink } from '../players/audio-sinks';
+import { parseDeviceSpec, type AudioDevice } from '../players/audio-device';
+import { openAudioDevice } from '../players/open-audio-device';
 import { AudioPlayer } from '../players/audio-player';
 import { SyncLog } from '../players/sync-log';
 import { openVideoSink, type VideoSink } from '../players/video-sinks';
+import { DEFAULT_WINDOW, openVideoWindow } from '../players/video-window';
 import { raisePresentingThread } from '../players/thread-priority';
 import { VideoPlayer } from '../players/video-player';
 import { WorkerFollower } from '../players/worker-follower';
@@ -66,7 +69,8 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       throw usageError(spec, `--${name} is an option of play-${otherKind}, not play-${kind}`);
     }
   }
-  const options = parseCommand(spec, args);
+  // `--window` alone (last, or before another option) is the default window.
+  const options = parseCommand(spec, kind === 'video' ? args.map((a, i) => (a === '--window' && (i + 1 >= args.length || args[i + 1].startsWith('-')) ? `--window=${DEFAULT_WINDOW}` : a)) : args);
   if (options === 'help') {
     io.out(helpText(spec));
     return ExitCode.OK;
@@ -80,13 +84,18 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
   const lead = num('lead');
   const duration = num('duration') ?? null;
   const audio = kind === 'audio';
-  const sampleRate = (audio ? num('rate') : undefined) ?? 48000;
+  let sampleRate = (audio ? num('rate') : undefined) ?? 48000;
   const channels = (audio ? num('channels') : undefined) ?? 2;
   const periodMs = (audio ? num('period-ms') : undefined) ?? 10;
-  const periodFrames = Math.round((sampleRate * periodMs) / 1000);
+  let periodFrames = Math.round((sampleRate * periodMs) / 1000);
   if (periodFrames < 16) throw usageError(spec, `--period-ms ${periodMs} is under 16 samples at ${sampleRate} Hz`);
   const writeAheadMs = (audio ? num('write-ahead-ms') : undefined) ?? 20;
   const ppm = (audio ? num('device-ppm') : undefined) ?? 0;
+  // A real device (--device) sets the rate and the period, and has its own crystal.
+  const deviceText = audio ? str('device') : undefined;
+  const deviceSpec = deviceText === undefined ? null : parseDeviceSpec(deviceText, `cuemux-${output}`);
+  for (const o of deviceSpec === null ? [] : ['period-ms', 'device-ppm']) if (options.has(o)) throw usageError(spec, `--${o} is for the modelled device, not --device ${deviceText}`);
+  if (audio && deviceSpec === null && options.strings('device-connect').length > 0) throw usageError(spec, '--device-connect needs --device');
   const fps = (audio ? undefined : options.rate('fps')) ?? { num: 60, den: 1 };
   const spinMs = (audio ? undefined : num('spin-ms')) ?? 2;
   // Polling for most of a period would keep a real-time thread on a core for good, starving the decoder.
@@ -109,15 +118,42 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
   v8.setFlagsFromString('--no-parallel-scavenge');
   // Open every destination before playing: a bad path fails now, at the console, not at the first cue.
   const sinkSpecs = options.strings('sink');
+  const windowSpec = audio ? undefined : str('window');
+  const windowScale = (audio ? undefined : str('window-scale')) ?? 'linear';
+  if (windowScale !== 'linear' && windowScale !== 'nearest') throw usageError(spec, `--window-scale must be linear or nearest, got "${windowScale}"`);
+  let window: ReturnType<typeof openVideoWindow> | null = null;
+  let stopPlaying: (() => void) | null = null;
   const specs = sinkSpecs.length > 0 ? sinkSpecs : ['null'];
   const audioSinks: AudioSink[] = [];
   const videoSinks: VideoSink[] = [];
   let syncLog: SyncLog | null = null;
+  let device: AudioDevice | null = null;
   const client = new MediaClient(target, clientOptions);
   try {
+    if (deviceSpec !== null) {
+      device = await openAudioDevice(deviceSpec, { channels, connect: options.strings('device-connect') });
+      const d = device.description;
+      if (options.has('rate') && d.sampleRate !== sampleRate) throw usageError(spec, `--rate ${sampleRate}: the device runs at ${d.sampleRate} Hz`);
+      sampleRate = d.sampleRate;
+      periodFrames = d.periodFrames;
+      if ((writeAheadMs * sampleRate) / 1000 + 2 * periodFrames > d.bufferFrames / 2) {
+        throw usageError(spec, `--write-ahead-ms ${writeAheadMs} does not fit the device's buffer (${d.bufferFrames} frames at ${sampleRate} Hz)`);
+      }
+      const latency = device.stats.latencyFrames;
+      log.info(`audio device ${d.kind} "${d.name}" open: ${d.sampleRate} Hz, ${d.periodFrames}-frame periods, output latency ${latency.max} frames (${(latency.max * 1000 / d.sampleRate).toFixed(2)} ms)`, {
+        device: d.kind, client: d.name, server: d.server, sampleRate: d.sampleRate, periodFrames: d.periodFrames,
+        periodMs: (d.periodFrames * 1000) / d.sampleRate, latencyFrames: latency, latencyMs: (latency.max * 1000) / d.sampleRate,
+        ports: d.ports.map((p) => `${p.name} -> ${p.connections.join(',') || '(none)'}`),
+      });
+    }
     for (const spec of specs) {
       if (kind === 'audio') audioSinks.push(await openAudioSink(spec, { sampleRate, channels, name: `play-audio ${output}` }));
       else videoSinks.push(await openVideoSink(spec, { fps, name: `play-video ${output}` }));
+    }
+    if (windowSpec !== undefined) {
+      // Closing the window stops the player as a signal does.
+      window = openVideoWindow(windowSpec, { name: output, scale: windowScale, onClosed: () => stopPlaying?.() });
+      videoSinks.push(window);
     }
     const syncLogFile = str('sync-log');
     if (syncLogFile !== undefined) syncLog = await SyncLog.open(syncLogFile);
@@ -140,9 +176,10 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     const stop = new AbortController();
     const clockAt = clockMapping(client, target, stop.signal);
     const player = kind === 'audio'
-      ? new AudioPlayer(follower, { sampleRate, channels, periodFrames, sinks: audioSinks, syncLog, devicePpm: ppm, writeAheadNs: BigInt(Math.round(writeAheadMs * 1e6)), clockAt })
+      ? new AudioPlayer(follower, { sampleRate, channels, periodFrames, sinks: audioSinks, syncLog, device, devicePpm: ppm, writeAheadNs: BigInt(Math.round(writeAheadMs * 1e6)), clockAt })
       : new VideoPlayer(follower, { fps, sinks: videoSinks, syncLog, spinNs: BigInt(Math.round(spinMs * 1e6)), clockAt, atEnd });
     const onSignal = (): void => stop.abort();
+    stopPlaying = onSignal;
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
     const timer = duration === null ? null : setTimeout(onSignal, duration * 1000);
@@ -156,7 +193,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       // Said before the first tick, and for a second reason: winston loads its formats lazily, on a first line. Left to
       // the first cue's "loaded" line, that loading held the presenting thread 12-34 ms (video) and up to 120 ms (audio).
       log.info(`play-${kind} presenting`, {
-        output, target, ...(kind === 'video' ? { fps: `${fps.num}/${fps.den}`, atEnd } : { sampleRate, channels, periodMs }),
+        output, target, ...(kind === 'video' ? { fps: `${fps.num}/${fps.den}`, atEnd } : { sampleRate, channels, periodMs: (periodFrames * 1000) / sampleRate, device: device === null ? 'none' : `${device.description.kind}:${device.description.name}` }),
         schedFifo: priority.realtime, nice: priority.nice, sinks: specs, prepare,
       });
       player.start();
@@ -167,14 +204,16 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       throw e;
     } finally {
       player.stop();
+      device?.close(); // now: frames it takes from here on are not underruns of the show
       if (timer !== null) clearTimeout(timer);
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
-      io.err(`cuemux play-${kind}: ${JSON.stringify({ ...player.stats, packets: follower.packetsReceived, decodeFailures: follower.decodeFailures })}\n`);
+      io.err(`cuemux play-${kind}: ${JSON.stringify({ ...player.stats, packets: follower.packetsReceived, decodeFailures: follower.decodeFailures, ...(device === null ? {} : { device: device.stats }), ...(window === null ? {} : { window: window.stats }) })}\n`);
     }
     return ExitCode.OK;
   } finally {
     client.close();
+    device?.close();
     await Promise.all([...audioSinks.map((s) => s.close()), ...videoSinks.map((s) => s.close()), syncLog?.close()]);
   }
 }

@@ -44,7 +44,17 @@ export const PLAY_AUDIO: CommandSpec = {
       name: 'sink', arg: 'SPEC', multiple: true, default: 'null',
       help: 'wav:FILE | raw:FILE (a FIFO, a file, or - for stdout: f32le) | null; e.g. mkfifo /tmp/a && aplay -t raw -f FLOAT_LE -r 48000 -c 2 /tmp/a',
     },
-    { name: 'rate', arg: 'HZ', help: 'device sample rate', number: { kind: 'integer', min: 1, unit: 'Hz' }, default: '48000' },
+    {
+      name: 'device', arg: 'SPEC',
+      help: 'play to a real audio device on its own clock, each sample leaving it (output latency included) at its clock time: '
+        + 'jack[:CLIENT_NAME] (the server of $JACK_DEFAULT_SERVER or the default one; rate and period are the server\'s). '
+        + 'The --sink outputs still get every period',
+    },
+    {
+      name: 'device-connect', arg: 'PORTS', multiple: true, default: "the system's playback ports",
+      help: 'the ports output channel N is connected to (the Nth use of the option; comma-separated for several), or none',
+    },
+    { name: 'rate', arg: 'HZ', help: 'device sample rate (with --device: the device\'s)', number: { kind: 'integer', min: 1, unit: 'Hz' }, default: '48000' },
     { name: 'channels', arg: 'N', help: 'device channels', number: { kind: 'integer', min: 1 }, default: '2' },
     { name: 'period-ms', arg: 'MS', help: 'device period (at least 16 samples)', number: { kind: 'number', min: 0, minExclusive: true, unit: 'ms' }, default: '10' },
     { name: 'write-ahead-ms', arg: 'MS', help: 'render each period this long before the device plays it', number: { kind: 'number', min: 0, minExclusive: true, unit: 'ms' }, default: '20' },
@@ -67,6 +77,13 @@ export const PLAY_VIDEO: CommandSpec = {
       help: 'y4m:FILE | raw:FILE (a FIFO or a file; a reader may come and go) | hash:FILE (frame-hash log, JSON lines with the MD5 of each '
         + 'presented picture) | null; e.g. mkfifo /tmp/v && ffplay -f yuv4mpegpipe /tmp/v',
     },
+    {
+      name: 'window', arg: 'fullscreen|WxH[+X+Y]',
+      help: 'also present in a real window on $DISPLAY (SDL2; vsync where the display has it), pictures scaled to it and letterboxed: '
+        + 'fullscreen, WxH (a decorated window) or WxH+X+Y (borderless at X,Y); alone, --window is 960x540+0+0. '
+        + 'Closing the window stops the player; the sync log gets present_ns (tick to SDL_RenderPresent returned) per presentation',
+    },
+    { name: 'window-scale', arg: 'linear|nearest', help: "the window's picture scaling filter", default: 'linear' },
     { name: 'fps', arg: 'RATE', help: 'display ticks per second', number: { kind: 'rate', min: 0, minExclusive: true, max: 1000, unit: 'ticks per second' }, default: '60' },
     {
       name: 'spin-ms', arg: 'MS', help: 'poll the clock this long before each tick instead of sleeping (0 = timers only; under half a display period)',

@@ -3,7 +3,7 @@
  * media, clients, bytes read — the technician's view.
  */
 import * as grpc from '@grpc/grpc-js';
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, errorMessage } from '../common/errors';
 import { GetStatusRequest, MediaServerClient, type ServerStatus, type ShowStatus } from '../generated/cuemux/v1/media_server';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { CliIo } from './cli-io';
@@ -68,9 +68,9 @@ export async function runStatusCommand(io: CliIo, args: string[]): Promise<ExitC
     }).catch((e: unknown) => {
       // A server that answered but refused the token is not a server that is down: exit 9 (permission), not 1.
       if ((e as Partial<grpc.ServiceError>).code === grpc.status.UNAUTHENTICATED) {
-        throw new CuemuxError('PERMISSION_DENIED', `the cuemux server at ${target} refused the call: ${(e as Error).message}`);
+        throw new CuemuxError('PERMISSION_DENIED', `the cuemux server at ${target} refused the call: ${errorMessage(e)}`);
       }
-      throw new CuemuxError('CLOSED', `no cuemux server answers at ${target}: ${(e as Error).message}`);
+      throw new CuemuxError('CLOSED', `no cuemux server answers at ${target}: ${errorMessage(e)}`);
     });
     if (options.flag('json')) {
       io.out(`${JSON.stringify(st, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v), 1)}\n`);

@@ -24,7 +24,7 @@ export type ErrorCode =
   | 'INDEX_STALE'
   /** An index file fails its checksum, magic, version or structure checks. */
   | 'INDEX_CORRUPT'
-  /** Another process held the build lock for longer than the caller was willing to wait. */
+  /** Another process held a file lock (an index build's) for longer than the caller was willing to wait. */
   | 'LOCK_TIMEOUT'
   /** A configured limit (clients, open media, batch bytes) was reached. */
   | 'RESOURCE_EXHAUSTED'
@@ -75,6 +75,16 @@ export function isCuemuxError(e: unknown, ...codes: ErrorCode[]): e is CuemuxErr
   return e instanceof CuemuxError && (codes.length === 0 || codes.includes(e.code));
 }
 
+/** The message of anything thrown: an Error's message, else the value as a string. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** For logs of unexpected failures: an Error's stack (its message where it has none), else the value as a string. */
+export function errorStack(e: unknown): string {
+  return e instanceof Error ? e.stack ?? e.message : String(e);
+}
+
 /**
  * Turn a Node.js system error (`ENOENT`, `EACCES`, ...) raised while working on `path` into a {@link CuemuxError}.
  * Anything that is already a CuemuxError passes through unchanged.
@@ -82,7 +92,7 @@ export function isCuemuxError(e: unknown, ...codes: ErrorCode[]): e is CuemuxErr
 export function fromSystemError(e: unknown, path: string, operation: string): CuemuxError {
   if (e instanceof CuemuxError) return e;
   const errno = (e as NodeJS.ErrnoException | undefined)?.code;
-  const reason = e instanceof Error ? e.message : String(e);
+  const reason = errorMessage(e);
   switch (errno) {
     case 'ENOENT':
     case 'ENOTDIR':

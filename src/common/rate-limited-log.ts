@@ -2,7 +2,6 @@
  * A log line per key at most once per interval (a flood must not become a flood of log lines), saying how many were
  * suppressed meanwhile. Bounded in keys: beyond 256 live keys, they share one line.
  */
-/** Logs at most one line per key per interval, saying how many were suppressed meanwhile. Bounded in keys. */
 export class RateLimitedLog {
   readonly #intervalMs: number;
   readonly #last = new Map<string, { atMs: number; suppressed: number }>();

@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { getLogger } from './logger';
+import { errorMessage, errorStack } from './errors';
 
 const log = getLogger('events');
 
@@ -73,8 +74,8 @@ export class TypedEmitter<E extends EventsOf<E>> {
   safeEmit<K extends keyof E & string>(event: K, ...args: E[K]): boolean {
     const fail = (e: unknown): void => {
       // The reason is in the line itself (not only in the stack field): a log viewer that drops fields still says why.
-      log.error(`a listener of "${event}"${this.#owner} failed: ${e instanceof Error ? e.message : String(e)}`,
-        { error: e instanceof Error ? e.stack ?? e.message : String(e) });
+      log.error(`a listener of "${event}"${this.#owner} failed: ${errorMessage(e)}`,
+        { error: errorStack(e) });
     };
     // rawListeners keeps the once-wrappers, which remove themselves when called (listeners() would unwrap them); it
     // is a copy, so a listener may subscribe or unsubscribe while we iterate.

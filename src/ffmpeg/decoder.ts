@@ -253,6 +253,78 @@ export interface DecoderOptions {
    * on one thread with the lowest latency (no frame-thread delay). The output is identical either way.
    */
   threads?: number;
+  /**
+   * Decode audio so that a decoder started anywhere in a stream gives, once pre-rolled, the samples of a decoder
+   * that ran from the start, bit for bit, where FFmpeg has a way ({@link EXACT_START_DECODERS}). Default false:
+   * FFmpeg's default decoder and options for the codec, as `ffmpeg -i` uses.
+   */
+  exactStarts?: boolean;
+}
+
+/** How a codec is decoded with {@link DecoderOptions.exactStarts}: another decoder than the default, private options. */
+export interface ExactStartDecoder {
+  /** FFmpeg decoder name to use instead of the default one for the codec id (e.g. `mp2float`). */
+  decoder?: string;
+  /** Private options of the decoder (AVOptions, as `ffmpeg -OPTION VALUE -i`). */
+  options?: Readonly<Record<string, boolean>>;
+}
+
+/**
+ * Codecs whose default FFmpeg decode depends on where decoding started, for ever, and how to decode them instead
+ * (measured with FFmpeg 5.1, a cue started mid-file against the continuous decode):
+ * - MPEG audio layers 1/2: FFmpeg picks the fixed-point decoder (`mp2`, s16p output). Its synthesis rounds to 16 bits
+ *   with error feedback (`dither_state`), and the remainder it carries from sample to sample is never forgotten: a
+ *   decoder opened mid-file differs by one 16-bit step (3.05e-5) on ~30 % of the samples for the rest of the stream.
+ *   The float decoders (`mp1float`, `mp2float`: fltp, no 16-bit detour) have no such state. MP3 and its variants are
+ *   named too, so that a build listing the fixed-point decoder first does not change the output.
+ * - AC-3/E-AC-3: zero-bit mantissas are dithered from a generator seeded when the decoder opens, so a decoder opened
+ *   mid-file draws other numbers (a difference of up to a few 1e-5 on every dithered sample, for ever). With
+ *   `cons_noisegen` the generator is seeded from each frame's own bytes: the decode is a function of the stream.
+ * Compare with `ffmpeg` given the same choice (`-c:a mp2float -i`, `-cons_noisegen 1 -i`): see the exact-starts test.
+ */
+export const EXACT_START_DECODERS: Readonly<Record<string, ExactStartDecoder>> = {
+  mp1: { decoder: 'mp1float' },
+  mp2: { decoder: 'mp2float' },
+  mp3: { decoder: 'mp3float' },
+  mp3adu: { decoder: 'mp3adufloat' },
+  mp3on4: { decoder: 'mp3on4float' },
+  ac3: { options: { cons_noisegen: true } },
+  eac3: { options: { cons_noisegen: true } },
+};
+
+/** The decoder pre-roll every audio start gets, s: AAC's overlapped transform needs one frame, MP3's bit reservoir two. */
+export const BASE_AUDIO_PREROLL_SECONDS = 0.1;
+
+/**
+ * Seconds a decoder of `codecName` must decode and discard before its output equals a decoder's that ran from the
+ * start of the stream, bit for bit (measured with FFmpeg 5.1, chirps started mid-file), beyond
+ * {@link BASE_AUDIO_PREROLL_SECONDS}:
+ * - Opus: the stream's own seek pre-roll (RFC 7845 §4.6: 80 ms, FFmpeg's `seek_preroll`, Matroska's SeekPreRoll)
+ *   only makes the decoder converge, not repeat the continuous decode: CELT predicts each band's energy from the
+ *   previous frame's and halves a difference per 20-ms frame. From a fresh decoder the first sample after 100 ms is
+ *   off by up to 2.8e-2 (−25 dB against a 0.5 signal), after 180 ms 1.8e-3, after 300 ms 2.8e-5, after 400 ms 1.1e-6;
+ *   after 600 ms of pre-roll every sample was identical. 0.64 s: 32 frames.
+ * Others need no more than the base (AAC, MP1/2/3, Vorbis, FLAC, PCM, AC-3/E-AC-3 with {@link EXACT_START_DECODERS}).
+ * `seekPrerollSamples`/`sampleRate` (the stream's seek_preroll, when known) are a floor for codecs not listed.
+ */
+export function audioPrerollSeconds(codecName: string, seekPrerollSamples = 0, sampleRate = 0): number {
+  const seek = seekPrerollSamples > 0 && sampleRate > 0 ? seekPrerollSamples / sampleRate : 0;
+  const codec = codecName === 'opus' ? 0.64 : 0;
+  return BASE_AUDIO_PREROLL_SECONDS + Math.max(codec, seek);
+}
+
+/**
+ * A decoder context of the FFmpeg decoder named `decoderName` with what avcodec_parameters_to_context would take from
+ * `cp`, as far as a decoder context lets it be set (what the MPEG audio and AC-3 decoders read: rate, channels,
+ * layout, extradata). beamcoder's decoder() ignores a name when given parameters.
+ */
+function decoderByName(decoderName: string, cp: NativeCodecParameters): NativeDecoder {
+  const bc = native() as unknown as { decoder(options: { name: string }): NativeDecoder };
+  const dec = bc.decoder({ name: decoderName });
+  for (const key of ['sample_rate', 'channels']) if (typeof cp[key] === 'number' && cp[key] !== 0) dec[key] = cp[key];
+  if (typeof cp.channel_layout === 'string' && cp.channel_layout !== '' && cp.channels !== 0) dec.channel_layout = cp.channel_layout;
+  if (Buffer.isBuffer(cp.extradata) && cp.extradata.length > 0) dec.extradata = cp.extradata;
+  return dec;
 }
 
 /**
@@ -270,9 +342,25 @@ export async function openDecoder(config: DecoderConfig, name: string, options: 
     if (e instanceof CuemuxError) throw e;
     throw subjectError({ name }, 'INVALID_ARGUMENT', `invalid decoder parameters: ${nativeMessage(e)}`, 'open decoder', e);
   }
+  const exact = options.exactStarts === true && String(cp.codec_type) === 'audio' ? EXACT_START_DECODERS[config.codecName] : undefined;
+  /** The decoder context: the exact-start decoder when there is one and this FFmpeg has it, else the default. */
+  const context = (): NativeDecoder => {
+    let d: NativeDecoder | null = null;
+    if (exact?.decoder !== undefined) {
+      try {
+        d = decoderByName(exact.decoder, cp);
+      } catch {
+        d = null; // not in this FFmpeg build: its default decoder
+      }
+    }
+    d ??= bc.decoder({ params: cp });
+    // Set, never read: beamcoder prints options it cannot map when it reads priv_data.
+    if (exact?.options !== undefined) d.priv_data = exact.options;
+    return d;
+  };
   let dec: NativeDecoder;
   try {
-    dec = bc.decoder({ params: cp });
+    dec = context();
   } catch (e) {
     throw subjectError({ name }, 'INVALID_ARGUMENT', `no FFmpeg decoder for codec "${config.codecName}" (${nativeMessage(e)})`, 'open decoder', e);
   }
@@ -282,7 +370,7 @@ export async function openDecoder(config: DecoderConfig, name: string, options: 
   }
   // beamcoder opens the codec on the first packet and decode() loses the error if that fails; flush() reports it.
   // A throwaway decoder with the same parameters is opened (and drained, being empty) to check them now.
-  const probe = bc.decoder({ params: cp });
+  const probe = context();
   probe.thread_count = 1;
   probe.pkt_timebase = [config.timeBase.num, config.timeBase.den];
   try {

@@ -5,7 +5,7 @@
  * the stream (decoder, resampler) and the operation. Demuxer, decoder and resampler all translate through here, so
  * the same FFmpeg message gives the same code and wording wherever it comes from.
  */
-import { CuemuxError, type ErrorCode } from '../common/errors';
+import { CuemuxError, type ErrorCode, errorMessage } from '../common/errors';
 
 /**
  * What a native object works on, for error messages: a media file (a demuxer; the error carries its `path`) or a
@@ -32,7 +32,7 @@ export function ffmpegReason(e: unknown): string | null {
 
 /** `e`'s message: FFmpeg's reason for a beamcoder rejection, else the error's own message. */
 export function nativeMessage(e: unknown): string {
-  return ffmpegReason(e) ?? (e instanceof Error ? e.message : String(e));
+  return ffmpegReason(e) ?? (errorMessage(e));
 }
 
 /**

@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, errorMessage } from '../common/errors';
 
 /** An FFmpeg struct as beamcoder exposes it: named fields whose presence and type vary (read defensively). */
 export interface NativeFields {
@@ -188,7 +188,7 @@ export function native(): NativeBinding {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     loaded = require(addon);
   } catch (e) {
-    throw new CuemuxError('INTERNAL', `cannot load FFmpeg binding ${addon}: ${(e as Error).message}; run \`npm ci\``,
+    throw new CuemuxError('INTERNAL', `cannot load FFmpeg binding ${addon}: ${errorMessage(e)}; run \`npm ci\``,
       { operation: 'load ffmpeg', cause: e });
   }
   if (typeof loaded?.demuxer !== 'function') {

@@ -167,7 +167,7 @@ export interface Demuxer {
 /**
  * What a player needs to create a decoder for one stream: the fields of gRPC `StreamInfo` (FFmpeg's
  * AVCodecParameters) that libavcodec's decoders read. Build it from {@link StreamParams} with
- * `decoderConfigFromParams()` (beamcoder-adapter) or field by field from the wire.
+ * `decoderConfigFromParams()` (decoder.ts) or field by field from the wire.
  *
  * Which fields matter, measured on the test corpus (FFmpeg 5.1): H.264 (avcC), AAC and Opus need only `codecName`
  * and `extradata`; VP9, ProRes, MP2, FLAC only `codecName`; PCM needs `sampleRate` and `channels` (its decoder

@@ -3,11 +3,12 @@
  * packet metadata only, thousands of packets per native call. Payloads are copied to JavaScript only while they are
  * compared with the file, to decide whether a server may read packets straight from it (see DIRECT_FORMATS, MATROSKA).
  */
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, errorMessage } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { promises as fsp, readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { openDemuxer, libavformatVersion } from '../ffmpeg/beamcoder-adapter';
+import { openDemuxer } from '../ffmpeg/demuxer';
+import { libavformatVersion } from '../ffmpeg/native';
 import { META_STRIDE, Meta, type PacketColumns } from '../ffmpeg/types';
 import { fdPath, fingerprint, staleReason } from './fingerprint';
 import { IndexEncoder, type PartialInfo, type SourceIdentity } from './idx-format';
@@ -136,43 +137,90 @@ async function bytesMatchFile(file: FileHandle, cols: PacketColumns, offsets: Ma
 }
 
 /**
+ * Most bytes read at once for block headers, and the bytes of file read per header at most to save a read: a window
+ * read from one header's pos reaches as many following headers as it can within both. One pread per header made
+ * 86,251 syscalls on a 20-minute 320p MKV (measured: 105 ms of read() in the CPU profile of its 600 ms CLI build, the
+ * largest cost after loading FFmpeg); windows of up to 1 MiB make it about 80 reads (the payloads between are copied
+ * too: 75 MB). On a 1080p file, whose packets are tens of KiB apart, the budget keeps it at about one small read per
+ * header instead of copying the whole file.
+ */
+const HEADER_WINDOW_BYTES = 1 << 20;
+const HEADER_WINDOW_BUDGET = 8 << 10;
+
+/**
  * Matroska block headers, checked packet by packet (see MATROSKA): a packet's `offset` bytes at pos must be its track
  * number (an EBML number of offset - 3 bytes, the same for every packet of the stream), a timecode, then flags
  * without lacing. A packet of a stream whose payload offset is not known yet (none of its packets compared so far)
- * waits until it is. Reads a few bytes per packet on this thread (the demuxer has just read them: they are in the
- * page cache), yielding to the event loop now and then.
+ * waits until it is. Reads the headers on this thread, a window of the file at a time (the demuxer has just read
+ * those bytes: they are in the page cache), yielding to the event loop now and then.
  */
 class BlockHeaders {
-  readonly #head = Buffer.alloc(MAX_DATA_OFFSET);
-  /** Per stream, its blocks' track number (hex of the EBML bytes), from its first packet checked. */
-  readonly #tracks = new Map<number, string>();
+  /** Per stream, its blocks' track number (the EBML bytes as a number, or as hex beyond 6 bytes), from its first packet checked. */
+  readonly #tracks = new Map<number, number | string>();
   /** Positions of packets of streams whose offset is not known yet. */
   readonly #waiting = new Map<number, number[]>();
   #checked = 0;
   /** Where the payload of the last packet (in file order) ends, the smallest pos the next packet may have. */
   #end = 0;
+  /** The bytes of the file at [#winPos, #winPos + #winLen). */
+  #win: Buffer | null = null;
+  #winPos = 0;
+  #winLen = 0;
+  /** This batch's headers to check: pos and stream, in file order (reused between batches). */
+  #pos: number[] = [];
+  #stream: number[] = [];
 
   /**
    * Check every packet of `cols`; false at the first that is not an unlaced block of its stream's track, or whose
    * payload overlaps the next packet (FFmpeg re-framed the blocks: two frames of one block share a pos).
    */
   async check(file: FileHandle, cols: PacketColumns, offsets: ReadonlyMap<number, number>): Promise<boolean> {
+    const meta = cols.meta;
+    const todoPos = this.#pos;
+    const todoStream = this.#stream;
+    todoPos.length = 0;
+    todoStream.length = 0;
     for (let i = 0; i < cols.count; i++) {
       const o = i * META_STRIDE;
-      const size = cols.meta[o + Meta.SIZE];
-      const stream = cols.meta[o + Meta.STREAM];
-      const pos = cols.meta[o + Meta.POS];
+      const size = meta[o + Meta.SIZE];
+      const stream = meta[o + Meta.STREAM];
+      const pos = meta[o + Meta.POS];
       if (pos < this.#end) return false;
       // While a stream's offset is unknown its smallest value (4) is assumed here: its packets' headers are checked
       // once it is known, their overlap only with that bound (at most 7 bytes looser for track numbers above 127).
-      this.#end = pos + (offsets.get(stream) ?? 4) + size;
+      const offset = offsets.get(stream);
+      this.#end = pos + (offset ?? 4) + size;
       if (size === 0) continue;
-      if (!(await this.#one(file, stream, pos, offsets))) return false;
+      if (offset === undefined) {
+        const list = this.#waiting.get(stream);
+        if (list === undefined) this.#waiting.set(stream, [pos]);
+        else list.push(pos);
+        continue;
+      }
+      todoPos.push(pos);
+      todoStream.push(stream);
+    }
+    const n = todoPos.length;
+    for (let i = 0; i < n; i++) {
+      if (++this.#checked % 1024 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      const pos = todoPos[i];
+      const offset = offsets.get(todoStream[i]) ?? 0;
+      if (pos < this.#winPos || pos + offset > this.#winPos + this.#winLen) {
+        // A window from this header that reaches the following ones while it costs at most the budget per header.
+        let j = i;
+        while (j + 1 < n && todoPos[j + 1] + MAX_DATA_OFFSET - pos <= Math.min(HEADER_WINDOW_BYTES, (j + 2 - i) * HEADER_WINDOW_BUDGET)) j++;
+        this.#fill(file, pos, Math.max(todoPos[j] + MAX_DATA_OFFSET - pos, MAX_DATA_OFFSET));
+      }
+      if (!this.#one(todoStream[i], pos, offset)) return false;
     }
     for (const [stream, positions] of this.#waiting) {
-      if (!offsets.has(stream)) continue;
+      const offset = offsets.get(stream);
+      if (offset === undefined) continue;
       this.#waiting.delete(stream);
-      for (const pos of positions) if (!(await this.#one(file, stream, pos, offsets))) return false;
+      for (const pos of positions) {
+        if (pos < this.#winPos || pos + offset > this.#winPos + this.#winLen) this.#fill(file, pos, MAX_DATA_OFFSET);
+        if (!this.#one(stream, pos, offset)) return false;
+      }
     }
     return true;
   }
@@ -185,20 +233,36 @@ class BlockHeaders {
     return this.#waiting.size > 0;
   }
 
-  async #one(file: FileHandle, stream: number, pos: number, offsets: ReadonlyMap<number, number>): Promise<boolean> {
-    const offset = offsets.get(stream);
-    if (offset === undefined) {
-      const list = this.#waiting.get(stream);
-      if (list === undefined) this.#waiting.set(stream, [pos]);
-      else list.push(pos);
-      return true;
+  /** Read the window [pos, pos + length) (fewer bytes where the file ends). */
+  #fill(file: FileHandle, pos: number, length: number): void {
+    this.#win ??= Buffer.allocUnsafeSlow(HEADER_WINDOW_BYTES);
+    let got = 0;
+    if (pos >= 0) {
+      while (got < length) {
+        const r = readSync(file.fd, this.#win, got, length - got, pos + got);
+        if (r === 0) break;
+        got += r;
+      }
     }
-    if (++this.#checked % 1024 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    const head = this.#head;
-    if (pos < 0 || offset < 4 || readSync(file.fd, head, 0, offset, pos) !== offset) return false;
-    const vintLength = Math.clz32(head[0]) - 23;
-    if (vintLength !== offset - 3 || (head[offset - 1] & 0x06) !== 0) return false;
-    const track = head.toString('hex', 0, vintLength);
+    this.#winPos = pos;
+    this.#winLen = got;
+  }
+
+  /** The header at `pos` (inside the window) of a packet of `stream`, whose payload starts `offset` bytes after it. */
+  #one(stream: number, pos: number, offset: number): boolean {
+    const win = this.#win;
+    const at = pos - this.#winPos;
+    if (win === null || pos < 0 || offset < 4 || at < 0 || at + offset > this.#winLen) return false;
+    const vintLength = Math.clz32(win[at]) - 23;
+    if (vintLength !== offset - 3 || (win[at + offset - 1] & 0x06) !== 0) return false;
+    let track: number | string;
+    if (vintLength <= 6) {
+      // Exact as a double up to 6 bytes (48 bits); longer track numbers (never seen in practice) compare as hex.
+      track = 0;
+      for (let k = 0; k < vintLength; k++) track = track * 256 + win[at + k];
+    } else {
+      track = win.toString('hex', at, at + vintLength);
+    }
     const known = this.#tracks.get(stream);
     if (known === undefined) this.#tracks.set(stream, track);
     return known === undefined || known === track;
@@ -236,7 +300,7 @@ export async function buildIndexBytes(media: string, options: BuildOptions = {})
     return await build(media, options);
   } catch (e) {
     if (e instanceof CuemuxError) throw e;
-    throw new CuemuxError('INTERNAL', `${media}: indexing failed: ${e instanceof Error ? e.message : String(e)}`,
+    throw new CuemuxError('INTERNAL', `${media}: indexing failed: ${errorMessage(e)}`,
       { path: media, operation: 'index build', cause: e });
   }
 }
@@ -257,6 +321,9 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
   const blocks = matroska && demuxer.info.streams.every((s) => MATROSKA_CODECS.has(s.codecName)) ? new BlockHeaders() : null;
   const scratch: Scratch = { buf: null };
   const encoder = new IndexEncoder(demuxer.info.streams);
+  // The next batch, asked for before this one is processed, so the demuxer (on a pool thread) reads it while this
+  // thread checks and encodes the last (see below).
+  let next: Promise<PacketColumns> | null = null;
   try {
     let bytePos = 0;
     for (;;) {
@@ -265,8 +332,18 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
       // first VERIFY_PACKETS; then every packet of a container outside DIRECT_FORMATS and MATROSKA, and for Matroska
       // the packets after a stream was met whose bytes were never compared, until one of its packets has been.
       const withData = direct === null || (direct && !sampled && (blocks === null || blocks.needData));
-      const cols = await demuxer.readColumns(!withData ? { maxPackets: BATCH }
-        : direct === null ? { maxPackets: VERIFY_PACKETS, withData: true } : { maxPackets: BATCH, withData: true, maxBytes: VERIFY_BYTES });
+      const cols = await (next ?? demuxer.readColumns(!withData ? { maxPackets: BATCH }
+        : direct === null ? { maxPackets: VERIFY_PACKETS, withData: true } : { maxPackets: BATCH, withData: true, maxBytes: VERIFY_BYTES }));
+      next = null;
+      // The next batch is read ahead only where it is read without data whatever this one holds: once direct reads
+      // are ruled out, or proven for a format whose packets are not compared further (DIRECT_FORMATS), or, for
+      // Matroska, once every stream's payload offset is known (only a stream never met could make the next batch
+      // one to read with data, and FFmpeg's Matroska demuxer creates every stream at open). Measured in-process on a
+      // 20-minute MKV (86k packets, 11 batches) on a loaded 2-vCPU machine: best of 14 builds 235 ms, 262 ms without.
+      if (!withData && !cols.eof && cols.stopped === null && cols.count > 0
+        && (direct === false || sampled || (blocks !== null && demuxer.info.streams.every((st) => offsets.has(st.index))))) {
+        next = demuxer.readColumns({ maxPackets: BATCH });
+      }
       if (direct !== false && cols.count > 0 && (withData || blocks !== null)) {
         file ??= given ?? await fsp.open(media, 'r');
         if (withData) direct = await bytesMatchFile(file, cols, offsets, !sampled, scratch);
@@ -287,6 +364,8 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
       if (cols.eof || cols.count === 0) break;
     }
   } finally {
+    // A read ahead that is abandoned (an abort, a failure) settles before the demuxer closes; its error is not ours.
+    next?.catch(() => undefined);
     if (file !== given) await file?.close();
     await demuxer.close();
   }

@@ -2,15 +2,15 @@
  * A loaded, verified index with its lookups. Tables are viewed in place (no copy at open); entry blocks are decoded
  * on demand with a small cache, so opening a 500k-packet index costs a read and a checksum, not a decode.
  */
-import type { WirePacketFields } from '../common/packet-batch-wire';
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, errorMessage } from '../common/errors';
+import type { PacketFields } from '../common/packet-fields';
 import { secondsToTicks, ticksToSeconds, type Rational } from '../common/rational';
 import { NO_VALUE, PacketFlag } from '../ffmpeg/types';
 import { i64At } from './byte-io';
 import { ENTRY_STRIDE, EntryField, decodeBlock, type IndexedStream, type ParsedIndex, type PartialInfo, type SourceIdentity, type SourceParams } from './idx-format';
 
-/** One packet as the demuxer reported it. Times in the stream's time-base ticks. */
-export interface IndexEntry extends WirePacketFields {
+/** One packet as the demuxer reported it, with its place in the index. Times in the stream's time-base ticks. */
+export interface IndexEntry extends PacketFields {
   /** Entry number: the packet's position in file order, from 0. */
   index: number;
 }
@@ -148,7 +148,7 @@ export class MediaIndex {
       rows = decodeBlock(this.#idx, b);
     } catch (e) {
       // The checksum passed, so this is a writer bug rather than disk damage; report it as corrupt all the same.
-      throw new CuemuxError('INDEX_CORRUPT', `${this.indexPath}: entry block ${b} is malformed: ${(e as Error).message}`,
+      throw new CuemuxError('INDEX_CORRUPT', `${this.indexPath}: entry block ${b} is malformed: ${errorMessage(e)}`,
         { path: this.indexPath, operation: 'index lookup' });
     }
     this.#cache.set(b, rows);

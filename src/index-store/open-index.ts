@@ -6,14 +6,16 @@ import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CuemuxError, fromSystemError, isCuemuxError } from '../common/errors';
+import { CuemuxError, fromSystemError, isCuemuxError, errorMessage } from '../common/errors';
 import { getLogger } from '../common/logger';
-import { libavformatVersion } from '../ffmpeg/beamcoder-adapter';
-import { acquireBuildLock, ownerAlive, type BuildLock, type LockOwner } from './build-lock';
+import { removeDeadTemps } from '../common/atomic-file';
+import { ownerAlive, type LockOwner } from '../common/file-lock';
+import { libavformatVersion } from '../ffmpeg/native';
+import { acquireBuildLock, type BuildLock } from './build-lock';
 import { fingerprint, staleReason } from './fingerprint';
-import { parseIndex, type ParsedIndex, type SourceIdentity } from './idx-format';
+import { parseIndex, parseIndexUnverified, type ParsedIndex, type SourceIdentity } from './idx-format';
 import { buildIndexBytes, type BuildProgress } from './index-builder';
-import { loadIndexFile, maxIndexBytes, publishIndexFile, removeDeadTemps } from './index-file';
+import { loadIndexFile, maxIndexBytes, publishIndexFile } from './index-file';
 import { defaultCacheDir, dirWritable, indexLocations } from './index-location';
 import { MediaIndex } from './media-index';
 
@@ -144,9 +146,13 @@ async function publishBuilt(abs: string, target: string, cacheTarget: string, ca
       if (file === cacheTarget) await fsp.mkdir(cacheDir, { recursive: true });
       await publishIndexFile(file, bytes);
       if (tried.length > 0) log.warn(`${abs}: index written to the cache folder instead (${shown(tried.join('; '))})`, { media: abs, index: file });
-      return { file, parsed: await loadIndexFile(file, bytes.length) };
+      // Parsed from the bytes just encoded, not read back: a read-back comes from the page cache (it proves nothing
+      // about the disk), and the check of every entry guards against hostile files, which these bytes are not.
+      // Reading back and checking cost 17 ms of a 310 ms CLI build of a 60 s 1080p MP4 and 30 ms of 810 ms on a
+      // 20-minute MKV (86k packets).
+      return { file, parsed: parseIndexUnverified(aligned(bytes), file) };
     } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
+      const why = errorMessage(e);
       tried.push(why.startsWith(file) ? why : `${file}: ${why}`);
     }
   }
@@ -220,7 +226,7 @@ async function openIn(abs: string, options: OpenIndexOptions, shown: (s: string)
     // access(W_OK) can say yes where creating files fails (NFS root_squash, ACLs, read-only bind mounts), and a
     // full disk (ENOSPC: RESOURCE_EXHAUSTED) takes no lock file either.
     if (!isCuemuxError(e, 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED')) throw e;
-    let why = e instanceof Error ? e.message : String(e);
+    let why = errorMessage(e);
     if (target !== locs.cache) {
       log.info('media folder refused the index: using the cache folder', { media: abs, reason: shown(why) });
       try {

@@ -9,10 +9,17 @@
  * - only a discontinuity (new generation, new segment) or an error beyond `relocateSeconds` relocates.
  * The sync log records, per period and cue, the device instant, the clock time at which the presented sample is due
  * (`pts_seconds`) and the clock position at that instant (`clock_seconds`).
+ *
+ * With a real device (`device`, e.g. JACK) the model's clock is replaced by the device's: each device cycle wakes the
+ * player, which renders the periods the device will take next (up to `writeAheadNs` ahead) for the device frames they
+ * will occupy. A period's device instant is then when its first frame *leaves* the device: the device's cycle time
+ * for that frame plus the output latency it reports ({@link AudioDevice.departureNs}). Rendering is the same as for
+ * the model, so the same copy / slew / relocate rules keep the device in step with the show clock.
  */
 import { getLogger } from '../common/logger';
 import { clockRunning, type ClockAt } from '../clients/clock-position';
 import type { ClockState } from '../generated/cuemux/v1/media_server';
+import type { AudioDevice, DeviceCycle } from './audio-device';
 import type { AudioSink } from './audio-sinks';
 import { CueTimeline } from './cue-timeline';
 import type { FollowerSource, TimedAudio } from './follower';
@@ -43,6 +50,11 @@ export interface AudioPlayerOptions {
   relocateSeconds?: number;
   /** Largest read-rate deviation while slewing, as a fraction (default 0.005 = 0.5 %, inaudible for speech/music cues). */
   maxSlew?: number;
+  /**
+   * A real device to play on (its clock replaces the model's; `sampleRate` and `periodFrames` must be the device's,
+   * `devicePpm` 0). The sinks still get every period. Default none.
+   */
+  device?: AudioDevice | null;
 }
 
 /** Counters of an {@link AudioPlayer}. */
@@ -59,6 +71,8 @@ export interface AudioPlayerStats {
   slewedPeriods: number;
   /** Periods missed because the process was held up past the write-ahead (the device played silence). */
   xruns: number;
+  /** Frames a real device played as silence because they were not written in time (0 without a device). */
+  deviceUnderrunFrames: number;
 }
 
 /** One cue segment's audio, decoded and converted, as a contiguous sample stream. */
@@ -86,18 +100,28 @@ function voiceKey(v: { cueId: string; segment: number; generation: bigint; prero
 
 /** Plays an output's audio into sinks at the device's pace. */
 export class AudioPlayer {
-  readonly #o: Required<Omit<AudioPlayerOptions, 'syncLog'>> & { syncLog: SyncLog | null };
+  readonly #o: Required<Omit<AudioPlayerOptions, 'syncLog' | 'device'>> & { syncLog: SyncLog | null; device: AudioDevice | null };
   readonly #timeline = new CueTimeline();
   readonly #voices = new Map<string, Voice>();
   #clock: ClockState | null = null;
   #ticker: TickScheduler | null = null;
   #deviceStartNs = 0n;
   #lastPeriod = -1;
-  readonly #stats: AudioPlayerStats = { periods: 0, playing: 0, underrunSamples: 0, relocations: 0, slewedPeriods: 0, xruns: 0 };
+  /** Device frame of the next period to render (real device), null before the first cycle. */
+  #nextFrame: number | null = null;
+  #stopped = false;
+  readonly #stats: AudioPlayerStats = { periods: 0, playing: 0, underrunSamples: 0, relocations: 0, slewedPeriods: 0, xruns: 0, deviceUnderrunFrames: 0 };
 
   constructor(follower: FollowerSource, options: AudioPlayerOptions) {
-    this.#o = { devicePpm: 0, writeAheadNs: 20_000_000n, relocateSeconds: 0.02, maxSlew: 0.005, ...options };
+    this.#o = { devicePpm: 0, writeAheadNs: 20_000_000n, relocateSeconds: 0.02, maxSlew: 0.005, ...options, device: options.device ?? null };
     if (!Number.isInteger(this.#o.devicePpm) || Math.abs(this.#o.devicePpm) > 10_000) throw new RangeError(`device ppm must be an integer within ±10000, got ${this.#o.devicePpm}`);
+    const d = this.#o.device?.description;
+    if (d !== undefined && (d.sampleRate !== this.#o.sampleRate || d.periodFrames !== this.#o.periodFrames || d.channels !== this.#o.channels || this.#o.devicePpm !== 0)) {
+      throw new RangeError(`the player must run at the device's format (${d.sampleRate} Hz, ${d.periodFrames}-frame periods, ${d.channels} channels, no modelled ppm)`);
+    }
+    if (d !== undefined && (Number(this.#o.writeAheadNs) * d.sampleRate) / 1e9 + 2 * d.periodFrames > d.bufferFrames / 2) {
+      throw new RangeError(`a write-ahead of ${Number(this.#o.writeAheadNs) / 1e6} ms does not fit the device's buffer of ${d.bufferFrames} frames`);
+    }
     follower.on('clock', (s) => {
       this.#clock = s;
       // A preroll holds no clock time: a discontinuity leaves it.
@@ -134,12 +158,17 @@ export class AudioPlayer {
 
   /** Counters so far. */
   get stats(): Readonly<AudioPlayerStats> {
-    return { ...this.#stats };
+    return { ...this.#stats, deviceUnderrunFrames: this.#o.device?.stats.underrunFrames ?? 0 };
   }
 
-  /** Start the device: its first period is presented `writeAheadNs` from now. */
+  /** Start the device: its first period is presented `writeAheadNs` from now (the model), or at its next cycle. */
   start(): void {
     const o = this.#o;
+    if (o.device !== null) {
+      const device = o.device;
+      device.start((c) => this.#deviceCycle(device, c));
+      return;
+    }
     this.#deviceStartNs = process.hrtime.bigint() + o.writeAheadNs;
     // Periods per second of the device: sampleRate / (periodFrames · (1 + ppm·10⁻⁶)), as an exact rational.
     const rate = { num: o.sampleRate * 1_000_000, den: o.periodFrames * (1_000_000 + o.devicePpm) };
@@ -152,9 +181,32 @@ export class AudioPlayer {
     this.#ticker.start();
   }
 
-  /** Stop the device (sinks and log are the caller's to close). Idempotent. */
+  /** Stop the device (sinks, log and a real device are the caller's to close). Idempotent. */
   stop(): void {
+    this.#stopped = true;
     this.#ticker?.stop();
+  }
+
+  /**
+   * A real device finished a cycle (frames before `c.frame + c.frames` are taken): render the periods it takes next,
+   * up to the write-ahead, each for the device frames it will occupy and for the instant its first frame leaves.
+   */
+  #deviceCycle(device: AudioDevice, c: DeviceCycle): void {
+    if (this.#stopped) return;
+    const o = this.#o;
+    const P = o.periodFrames;
+    const taken = c.frame + c.frames;
+    const ahead = Math.max(P, Math.ceil((Number(o.writeAheadNs) * o.sampleRate) / 1e9));
+    let frame = this.#nextFrame ?? taken;
+    if (frame < taken) {
+      // Periods the device took before they were written (it played silence: counted by the device as underruns).
+      const missed = Math.ceil((taken - frame) / P);
+      this.#xrun(this.#lastPeriod + 1, this.#lastPeriod + 1 + missed, device.departureNs(frame));
+      this.#lastPeriod += missed;
+      frame += missed * P;
+    }
+    for (; frame < taken + ahead; frame += P) this.#period(++this.#lastPeriod, device.departureNs(frame), frame);
+    this.#nextFrame = frame;
   }
 
   /**
@@ -207,8 +259,8 @@ export class AudioPlayer {
     v.bufLen = total;
   }
 
-  /** Render period `n`, which the device presents at `atNs`. */
-  #period(n: number, atNs: bigint): void {
+  /** Render period `n`, which the device presents at `atNs` (a real device: from its frame `deviceFrame` on). */
+  #period(n: number, atNs: bigint, deviceFrame?: number): void {
     const o = this.#o;
     const ch = o.channels;
     const P = o.periodFrames;
@@ -266,6 +318,7 @@ export class AudioPlayer {
         o.syncLog?.record(atNs + BigInt(Math.round(i0 * sampleNs)), pts, c0 + i0 * adv, {
           cue: v.cueId, segment: v.segment, media_seconds: v.firstSeconds + start / sr, samples: i1 - i0, underrun: missing, slew: step === 1 ? 0 : step / perSample - 1,
           device_sample: n * P + i0,
+          ...(deviceFrame === undefined ? {} : { device_frame: deviceFrame + i0, device_underrun_frames: o.device?.stats.underrunFrames ?? 0 }),
         });
         v.pos = start + (P - i0) * step;
         if (i1 < P) this.#voices.delete(key);
@@ -274,6 +327,7 @@ export class AudioPlayer {
     this.#stats.periods++;
     if (played) this.#stats.playing++;
     const info = { monoNs: atNs, ptsSeconds: firstPts, clockSeconds: c0 };
+    if (deviceFrame !== undefined) o.device?.write(deviceFrame, out);
     for (const sink of o.sinks) sink.write(out, info);
   }
 

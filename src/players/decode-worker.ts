@@ -11,6 +11,7 @@ import type { ClientErrorData, DecodeWorkerData, FromWorker, ToWorker, WorkerSta
 import { copyPlanes, FrameSlotPool } from './frame-pool';
 import { OutputFollower } from './output-follower';
 import { totalLength } from './pipe-output';
+import { errorStack } from '../common/errors';
 
 /** Nice value of the decode worker's own thread when allowed (root, CAP_SYS_NICE): above the decoders' 0. */
 const WORKER_NICE = -5;
@@ -81,7 +82,7 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   };
   follower.run(stop.signal).then(
     () => done(null, null),
-    (e: unknown) => done(e instanceof MediaClientError ? clientErrorData(e) : null, e instanceof Error ? e.stack ?? e.message : String(e)),
+    (e: unknown) => done(e instanceof MediaClientError ? clientErrorData(e) : null, errorStack(e)),
   );
 }
 

@@ -5,13 +5,16 @@
  * instant. Decoding happens as soon as packets arrive, i.e. up to the lead window ahead of the clock.
  */
 import { getLogger } from '../common/logger';
-import { loadFfmpeg, openAudioResampler, openDecoder } from '../ffmpeg/beamcoder-adapter';
+import { openDecoder } from '../ffmpeg/decoder';
+import { loadFfmpeg } from '../ffmpeg/native';
+import { openAudioResampler } from '../ffmpeg/resampler';
 import type { AudioResampler, DecodedAudioFrame, DecodedFrame, Decoder } from '../ffmpeg/types';
 import type { ClockState, CueLoaded, CuePreroll, FollowPackets, Packet, StreamInfo } from '../generated/cuemux/v1/media_server';
 import type { MediaClient } from '../clients/media-client';
 import { resilientFollow } from '../clients/resilient-follow';
 import { decoderConfigFromStreamInfo } from './decoder-config';
 import { FollowerBase, type OutputFollowerOptions } from './follower';
+import { errorMessage } from '../common/errors';
 
 const log = getLogger('player');
 
@@ -291,7 +294,8 @@ export class OutputFollower extends FollowerBase {
     };
     this.#enqueue(slot, async () => {
       slot.decoder = await openDecoder(decoderConfigFromStreamInfo(info), `${cue.loaded.media?.path ?? cue.loaded.cueId} stream ${stream}`,
-        { threads: this.#options.decoderThreads ?? 0 });
+        // Audio decoded so that a cue started anywhere gives the continuous decode's samples (see exactStarts).
+        { threads: this.#options.decoderThreads ?? 0, exactStarts: true });
     });
     return slot;
   }
@@ -305,7 +309,7 @@ export class OutputFollower extends FollowerBase {
       } catch (e) {
         // A damaged file fails packet after packet: say so once, then every hundredth time.
         if (this.failures++ % 100 !== 0) return;
-        log.warn('decoding failed', { failures: this.failures, output: this.#options.output, stream: slot.stream, segment: slot.segment, error: e instanceof Error ? e.message : String(e) });
+        log.warn('decoding failed', { failures: this.failures, output: this.#options.output, stream: slot.stream, segment: slot.segment, error: errorMessage(e) });
       }
     });
   }

@@ -21,7 +21,7 @@ import * as net from 'node:net';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { CuemuxError, fromSystemError } from '../common/errors';
+import { CuemuxError, fromSystemError, errorMessage } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { TypedEmitter } from '../common/typed-emitter';
 
@@ -88,7 +88,7 @@ const DEFAULT_CLOSE_GRACE_MS = 1000;
 
 function errorCode(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  return typeof code === 'string' ? code : e instanceof Error ? e.message : String(e);
+  return typeof code === 'string' ? code : errorMessage(e);
 }
 
 /** Bytes of `chunks` together (a unit's, a picture's planes). */
@@ -292,7 +292,7 @@ export class PipeOutput extends TypedEmitter<PipeOutputEvents> {
       const h = this.#header?.() ?? null;
       return h === null ? null : Buffer.isBuffer(h) ? [h] : h;
     } catch (e) {
-      log.error('the header callback failed', { output: this.#name, error: e instanceof Error ? e.message : String(e) });
+      log.error('the header callback failed', { output: this.#name, error: errorMessage(e) });
       return null;
     }
   }

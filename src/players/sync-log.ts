@@ -11,7 +11,7 @@
 import { createWriteStream, open as openCb, promises as fsp, type WriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { CuemuxError, fromSystemError } from '../common/errors';
+import { CuemuxError, fromSystemError, errorMessage } from '../common/errors';
 import { getLogger } from '../common/logger';
 
 const log = getLogger('player-sink');
@@ -155,7 +155,7 @@ export async function readSyncLog(path: string): Promise<SyncRecord[]> {
     } catch (e) {
       const last = i === lines.length - 1;
       if (last) break;
-      throw new CuemuxError('INVALID_ARGUMENT', `${path}:${i + 1}: not a sync-log line (${e instanceof Error ? e.message : String(e)})`,
+      throw new CuemuxError('INVALID_ARGUMENT', `${path}:${i + 1}: not a sync-log line (${errorMessage(e)})`,
         { path, operation: 'read sync log', cause: e });
     }
   }

@@ -14,6 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
+import { errorMessage } from '../common/errors';
 
 /** What {@link raisePresentingThread} achieved. */
 export interface PriorityOutcome {
@@ -35,7 +36,7 @@ export function raisePresentingThread(realtime: number, nice: number): PriorityO
   try {
     os.setPriority(nice);
   } catch (e) {
-    problems.push(`nice ${nice}: ${(e as Error).message}`);
+    problems.push(`nice ${nice}: ${errorMessage(e)}`);
   }
   let rt = 0;
   if (realtime > 0) {

@@ -3,8 +3,12 @@
  * to a millisecond or more late, which alone breaks a 1 ms sync budget: the scheduler sleeps on a timer until
  * `spinNs` before the instant and then polls the clock for the rest, so ticks land within microseconds when the event
  * loop is free. Instants are computed from the first one (no accumulated error); ticks that cannot be met any more
- * are skipped, never bunched.
+ * are skipped, never bunched: counted ({@link TickScheduler.skipped}) and logged (a warning at the first skip and
+ * at every 100th after it, with the totals), so a skip never passes without a trace.
  */
+import { getLogger } from '../common/logger';
+
+const log = getLogger('player');
 
 /** Options of {@link TickScheduler}. */
 export interface TickSchedulerOptions {
@@ -31,6 +35,7 @@ export class TickScheduler {
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
   #skipped = 0;
+  #skipEvents = 0;
 
   constructor(options: TickSchedulerOptions, onTick: (n: number, instantNs: bigint) => void) {
     if (!(options.rate.num > 0 && options.rate.den > 0)) throw new RangeError(`tick rate must be positive, got ${options.rate.num}/${options.rate.den}`);
@@ -44,6 +49,11 @@ export class TickScheduler {
   /** Ticks skipped because they could not be met. */
   get skipped(): number {
     return this.#skipped;
+  }
+
+  /** Times the scheduler fell behind and skipped ticks (each skips one or more). */
+  get skipEvents(): number {
+    return this.#skipEvents;
   }
 
   /** Start ticking. */
@@ -68,6 +78,12 @@ export class TickScheduler {
       const period = (1_000_000_000n * BigInt(rate.den)) / BigInt(rate.num);
       const next = Number((now - startNs) / period) + 1;
       this.#skipped += next - this.#n;
+      this.#skipEvents++;
+      if (this.#skipEvents === 1 || this.#skipEvents % 100 === 0) {
+        log.warn('ticks skipped: the scheduler was more than the skip limit late', {
+          ticks: next - this.#n, lateMs: Number(now - at) / 1e6, skippedTotal: this.#skipped, skipEvents: this.#skipEvents,
+        });
+      }
       this.#n = next;
       at = tickInstant(startNs, rate, this.#n);
     }

@@ -314,11 +314,14 @@ export class VideoPlayer {
     }
     // late_ns: how far after its display instant the tick was presented (the tick's jitter).
     const lateNs = Number(now - tickNs);
+    // A sink's own figures (a window's presentation latency) join the line.
+    let extra: Record<string, string | number | boolean | null> = {};
+    for (const sink of this.#o.sinks) if (sink.syncFields !== undefined) extra = { ...extra, ...sink.syncFields() };
     this.#o.syncLog?.record(now, info.ptsSeconds, c, screen === null
-      ? { cue: null, due, late_ns: lateNs }
+      ? { cue: null, due, late_ns: lateNs, ...extra }
       : {
         cue: screen.p.cueId, segment: screen.p.segment, media_seconds: screen.p.mediaSeconds, end_seconds: screen.end,
-        covers: !held && c < screen.end, held, due, late_ns: lateNs,
+        covers: !held && c < screen.end, held, due, late_ns: lateNs, ...extra,
       });
     // After presenting: the tick's instant matters more than freeing memory.
     this.#prune(c);

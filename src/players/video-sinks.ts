@@ -90,6 +90,11 @@ export interface VideoSink {
   readonly stats: VideoSinkStats;
   /** The last picture this sink could not carry (INVALID_ARGUMENT), or null. */
   readonly error: CuemuxError | null;
+  /**
+   * Fields this sink adds to the tick's sync-log line, asked right after present() (a window's presentation
+   * figures: `present_ns`...). Absent: none.
+   */
+  syncFields?(): Record<string, string | number | boolean | null>;
 }
 
 /** Options of {@link openVideoSink}. */

@@ -6,19 +6,20 @@
  * waits only on this call's backpressure, so a slow player never delays another.
  */
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import { CuemuxError, isCuemuxError } from '../common/errors';
+import { CuemuxError, isCuemuxError, errorMessage } from '../common/errors';
 import { getLogger } from '../common/logger';
 import type { IndexEntry } from '../index-store/media-index';
-import { cuePrerollFrame, followPacketsFrame, framedFollowEvent, framedMessage, type FollowPacketsFrame } from '../common/packet-batch-wire';
+import { cuePrerollFrame, followPacketsFrame, framedFollowEvent, framedMessage, type FollowPacketsFrame } from '../wire/packet-batch';
 import { FollowEvent, type FollowRequest, type FollowResume } from '../generated/cuemux/v1/media_server';
-import { AUDIO_PREROLL, type CueRun, type CueSegment, type LoadedCue } from '../show/loaded-cue';
+import { AUDIO_PREROLL_OPTIONS, type CueRun, type CueSegment, type LoadedCue } from '../show/loaded-cue';
 import type { CueEvent, Show } from '../show/show';
 import type { MediaRegistry } from './media-registry';
 import { callEnded, clockStateMessage, heartbeatMs } from './clock-watch';
 import { giveSpareFrame, takeSpareFrame, writeWithBackpressure, type ClientRecord } from './packet-stream';
 import { BUFFER_SLACK as FRAME_SLACK } from './stream-memory';
-import { framedSendActive } from './grpc-framed-send';
-import type { PacketReader } from './packet-reader';
+import { framedSendActive } from '../wire/grpc-framed-send';
+import type { PacketReader } from '../media/packet-reader';
+import { mediaInfoOf } from './media-info';
 import type { ClockSnapshot } from '../show/show-clock';
 
 const log = getLogger('follow');
@@ -92,7 +93,7 @@ interface Planned {
  */
 function feedFailure(e: unknown, mediaPath: string): [string, string] {
   if (isCuemuxError(e)) return [e.code, e.message];
-  const text = e instanceof Error ? e.message : String(e);
+  const text = errorMessage(e);
   const system = e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string';
   return system ? ['MEDIA_DAMAGED', `${mediaPath}: reading the file failed: ${text}`] : ['INTERNAL', `${mediaPath}: ${text}`];
 }
@@ -209,7 +210,7 @@ export class FollowSession {
     const d = cue.def;
     this.#event({
       $case: 'loaded', value: {
-        cueId: cue.id, media: cue.media.mediaInfo, streams: [...(cue.outputs.get(this.#output) ?? [])], inSeconds: cue.inMedia,
+        cueId: cue.id, media: mediaInfoOf(cue.media), streams: [...(cue.outputs.get(this.#output) ?? [])], inSeconds: cue.inMedia,
         outSeconds: d.outSeconds === null ? undefined : cue.endMedia, loop: d.loop,
       },
     });
@@ -402,7 +403,7 @@ export class FollowSession {
     const pre = cue.prefetch;
     const wanted = new Set(streams);
     if (skipBelow > 0) {
-      for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL)) if (e.index >= skipBelow) yield { e, data: null };
+      for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL_OPTIONS)) if (e.index >= skipBelow) yield { e, data: null };
       return;
     }
     // A segment adopting a preroll starts at the in-point too: the preroll's packets (`sent`) are not sent again.
@@ -411,10 +412,10 @@ export class FollowSession {
         const e = pre.entries[i];
         if (wanted.has(e.stream) && sent?.has(e.index) !== true) yield { e, data: pre.data[i] };
       }
-      for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL)) if (!pre.numbers.has(e.index)) yield { e, data: null };
+      for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL_OPTIONS)) if (!pre.numbers.has(e.index)) yield { e, data: null };
       return;
     }
-    for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL)) yield { e, data: null };
+    for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL_OPTIONS)) yield { e, data: null };
   }
 
   /** Write framed messages without waiting for backpressure (events are rare and small). */
@@ -491,7 +492,7 @@ export class FollowSession {
       entry.started = true;
       return this.#writePreroll(cue.id, number, planned, ctl.signal);
     }).catch((e: unknown) => {
-      log.warn('sending a preroll failed', { cue: cue.id, output: this.#output, error: e instanceof Error ? e.message : String(e) });
+      log.warn('sending a preroll failed', { cue: cue.id, output: this.#output, error: errorMessage(e) });
       return false;
     });
     this.#prerollQueue = entry.sent;

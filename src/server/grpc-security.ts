@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, errorMessage } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { readCredentialFile, readSecretFile, sameSecret } from '../common/secret-file';
 
@@ -55,7 +55,7 @@ function certificates(pem: Buffer, file: string, option: string): X509Certificat
     try {
       return new X509Certificate(b);
     } catch (e) {
-      throw new CuemuxError('INVALID_ARGUMENT', `${option} ${file}: certificate ${i + 1} is not valid (${e instanceof Error ? e.message : String(e)})`, { path: file, cause: e });
+      throw new CuemuxError('INVALID_ARGUMENT', `${option} ${file}: certificate ${i + 1} is not valid (${errorMessage(e)})`, { path: file, cause: e });
     }
   });
 }
@@ -94,7 +94,7 @@ export function loadTcpSecurity(files: TcpSecurityFiles): TcpSecurity {
   try {
     key = createPrivateKey(keyPem);
   } catch (e) {
-    const why = e instanceof Error ? e.message : String(e);
+    const why = errorMessage(e);
     const encrypted = /passphrase|encrypted/i.test(why) || keyPem.includes('ENCRYPTED');
     throw new CuemuxError('INVALID_ARGUMENT', encrypted
       ? `--tls-key ${files.tlsKey}: the key is encrypted; the server reads unencrypted keys only (openssl pkey -in KEY -out PLAIN.key, then chmod 600 it)`

@@ -8,7 +8,7 @@ import { fdPath } from '../index-store/fingerprint';
 import { openIndex } from '../index-store/open-index';
 import type { FileHandle } from 'node:fs/promises';
 import type { MediaRoots } from './media-roots';
-import { OpenMedia, mediaIdFor } from './open-media';
+import { OpenMedia, mediaIdFor } from '../media/open-media';
 
 const log = getLogger('media-registry');
 

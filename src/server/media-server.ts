@@ -10,11 +10,12 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { CuemuxError, isCuemuxError } from '../common/errors';
-import { acquireBuildLock, type BuildLock } from '../index-store/build-lock';
+import { CuemuxError, isCuemuxError, errorMessage } from '../common/errors';
+import { acquireFileLock, type FileLock } from '../common/file-lock';
 import { getLogger } from '../common/logger';
 import { MediaServerService, type ServerStatus } from '../generated/cuemux/v1/media_server';
-import { encodeFollowEvent, encodePacketBatch } from '../common/packet-batch-wire';
+import { encodeFollowEvent, encodePacketBatch } from '../wire/packet-batch';
+import { CueListFolders } from './cue-list-access';
 import { MediaRegistry } from './media-registry';
 import { MediaRoots } from './media-roots';
 import { MediaService } from './media-service';
@@ -27,7 +28,7 @@ import { loadTcpSecurity } from './grpc-security';
 import { readSecretFile } from '../common/secret-file';
 import { MIN_OSC_SECRET_LENGTH } from './osc-access';
 import { checkSocketFolder, prepareSocketPath } from './socket-file';
-import { installFramedSend } from './grpc-framed-send';
+import { installFramedSend } from '../wire/grpc-framed-send';
 
 const log = getLogger('media-server');
 
@@ -130,10 +131,10 @@ export class MediaServer {
   readonly #config: ServerConfig;
   #closing: Promise<void> | null = null;
 
-  readonly #socketLock: BuildLock | null;
+  readonly #socketLock: FileLock | null;
 
   private constructor(servers: grpc.Server[], service: MediaService, registry: MediaRegistry, showHost: ShowHost, health: HealthImplementation,
-    config: ServerConfig, addresses: ServerAddresses, socketLock: BuildLock | null) {
+    config: ServerConfig, addresses: ServerAddresses, socketLock: FileLock | null) {
     this.#socketLock = socketLock;
     this.#showHost = showHost;
     this.#servers = servers;
@@ -174,7 +175,7 @@ export class MediaServer {
     const servers = [socketServer, tcpServer].filter((s): s is grpc.Server => s !== null);
 
     const addresses: ServerAddresses = { socket: null, tcp: null, osc: null };
-    let socketLock: BuildLock | null = null;
+    let socketLock: FileLock | null = null;
     try {
       const socket = config.socket;
       if (socket !== null) {
@@ -183,7 +184,7 @@ export class MediaServer {
         // The folder is checked before anything is created in it (the lock first): a folder another user controls
         // is refused untouched.
         await checkSocketFolder(path.dirname(socket));
-        socketLock = await acquireBuildLock(`${socket}.lock`, { timeoutMs: 2_000, subject: socket }).catch((e: unknown) => {
+        socketLock = await acquireFileLock(`${socket}.lock`, { timeoutMs: 2_000, subject: socket, activity: 'cuemux server' }).catch((e: unknown) => {
           throw isCuemuxError(e, 'LOCK_TIMEOUT')
             ? new CuemuxError('RESOURCE_EXHAUSTED', `${socket}: another cuemux server is running or starting on this socket; stop it or choose another --socket`, { path: socket })
             : e;
@@ -197,6 +198,9 @@ export class MediaServer {
       if (stateFile !== null) showHost.state = await ShowStateFile.open(stateFile, show, { loadCueList: (file) => showHost.loadCueList(file) });
       // The configured cue list wins over the one a restored show was using.
       if (config.cueList !== undefined) await showHost.loadCueList(config.cueList);
+      // Show control loads cue lists from these folders only (the configured list and a restored show's are trusted).
+      const cueListFolders = await CueListFolders.create([...config.mediaRoots,
+        ...(config.cueList === undefined ? [] : [path.dirname(config.cueList)]), ...(stateFile === null ? [] : [path.dirname(stateFile)])]);
       if (socketServer !== null && socket !== null) {
         await bind(socketServer, `unix://${socket}`);
         addresses.socket = socket;
@@ -207,7 +211,7 @@ export class MediaServer {
         const at = listen.lastIndexOf(':');
         const host = listen.slice(0, at);
         const port = await bind(tcpServer, listen, tcpSecurity.credentials).catch((e: unknown) => {
-          throw new CuemuxError('RESOURCE_EXHAUSTED', `cannot listen on ${listen}: ${(e as Error).message}`);
+          throw new CuemuxError('RESOURCE_EXHAUSTED', `cannot listen on ${listen}: ${errorMessage(e)}`);
         });
         addresses.tcp = `${host}:${port}`;
         const security = { tls: tcpSecurity.tls, clientCertificates: tcpSecurity.mutualTls, token: tcpSecurity.token };
@@ -225,7 +229,7 @@ export class MediaServer {
         showHost.osc = await OscControl.start(show, {
           host: config.oscHost, port: config.oscPort, replyPort: config.oscReplyPort, allow: config.oscAllow,
           budgets: { messagesPerSecond: config.oscRateMessages, bytesPerSecond: config.oscRateBytes }, maxScheduled: config.oscMaxScheduled,
-          loadCueList: (file) => showHost.loadCueList(file), statusExtra: () => showHost.statusExtra(),
+          loadCueList: async (file) => showHost.loadCueList(await cueListFolders.check(file)), statusExtra: () => showHost.statusExtra(),
           secret: oscSecret, connectIdleMs: config.oscConnectIdleMs,
         });
         const a = showHost.osc.address;

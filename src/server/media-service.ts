@@ -3,9 +3,9 @@
  * is registered (limits, status) and unregistered however it ends, and a failing call never affects another.
  */
 import { type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, errorMessage } from '../common/errors';
 import { getLogger } from '../common/logger';
-import { ffmpegVersion } from '../ffmpeg/beamcoder-adapter';
+import { ffmpegVersion } from '../ffmpeg/native';
 import type {
   ClockState, CloseMediaRequest, CloseMediaResponse, FollowEvent, FollowRequest, GetIndexRequest, GetStatusRequest, IndexEntryBatch,
   MediaInfo, MediaServerServer, OpenMediaRequest, PacketBatch, PingRequest, PingResponse, ReadPacketsRequest, ServerStatus, ShowStatus, WatchClockRequest,
@@ -16,8 +16,9 @@ import { positionAt } from '../show/show-clock';
 import { clockStateMessage, watchClock } from './clock-watch';
 import { checkFollowRequest, FollowSession } from './follow-stream';
 import type { MediaRegistry } from './media-registry';
-import type { OpenMedia } from './open-media';
-import { checkRequest, optionalInt64, pumpPackets, writeWithBackpressure, type ClientRecord } from './packet-stream';
+import type { OpenMedia } from '../media/open-media';
+import { mediaInfoOf, optionalInt64 } from './media-info';
+import { checkRequest, pumpPackets, writeWithBackpressure, type ClientRecord } from './packet-stream';
 import { toServiceError } from './status-mapping';
 import { DEFAULT_STREAM_MEMORY_BYTES, StreamMemoryBudget } from './stream-memory';
 
@@ -214,7 +215,7 @@ export class MediaService {
     const held = conn.held.get(media.id);
     if (held !== undefined && held.media === media) held.count++;
     else conn.held.set(media.id, { media, count: 1 });
-    return media.mediaInfo;
+    return mediaInfoOf(media);
   }
 
   /** CloseMedia: releases one reference taken by an OpenMedia on the same connection; any other is NOT_FOUND. */
@@ -254,7 +255,7 @@ export class MediaService {
         if (!call.cancelled && !call.destroyed) call.end();
       }, (e: unknown) => {
         if (call.cancelled || call.destroyed) return;
-        log.info(`${name} ended with an error`, { peer: call.getPeer(), error: e instanceof Error ? e.message : String(e) });
+        log.info(`${name} ended with an error`, { peer: call.getPeer(), error: errorMessage(e) });
         call.emit('error', toServiceError(e));
       });
     };
@@ -275,7 +276,7 @@ export class MediaService {
           throw new CuemuxError('RESOURCE_EXHAUSTED', `max_batch_bytes ${batch} is above this server's limit of ${this.#options.maxBatchBytes} bytes`);
         }
         const client: ClientRecord = {
-          peer: call.getPeer(), mediaId: media.id, streams: req.streams, positionSeconds: req.startSeconds ?? media.mediaInfo.startSeconds ?? 0,
+          peer: call.getPeer(), mediaId: media.id, streams: req.streams, positionSeconds: req.startSeconds ?? media.startSeconds,
           bytesQueued: 0, bytesSent: 0, packetsSent: 0,
         };
         const release = this.#streamMemory.reserve(batch, `ReadPackets of ${media.path}`);

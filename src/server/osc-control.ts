@@ -7,7 +7,7 @@
  * With a shared secret (`--osc-secret-file`), senders not on this machine first send `/cuemux/connect <secret>`, as
  * QLab's passcode asks; until then every other message gets a PERMISSION_DENIED reply saying so.
  */
-import { CuemuxError, isCuemuxError } from '../common/errors';
+import { CuemuxError, errorMessage, errorStack, isCuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { monoNs, unixToMonoNs } from '../common/time-source';
 import { parseCueDefinition } from '../show/cue-definition';
@@ -123,7 +123,7 @@ export class OscControl {
       host: options.host, port: options.port, allow, budgets: options.budgets, maxScheduled: options.maxScheduled,
     }).catch((e: unknown) => {
       if (isCuemuxError(e, 'INVALID_ARGUMENT')) throw e;
-      throw new CuemuxError('RESOURCE_EXHAUSTED', `cannot open the OSC port ${options.host}:${options.port}: ${e instanceof Error ? e.message : String(e)}; choose another --osc-port or "off"`);
+      throw new CuemuxError('RESOURCE_EXHAUSTED', `cannot open the OSC port ${options.host}:${options.port}: ${errorMessage(e)}; choose another --osc-port or "off"`);
     });
     if (!isLoopbackHost(options.host)) {
       if (options.allow === null || options.allow === undefined) {
@@ -202,7 +202,7 @@ export class OscControl {
             try {
               raw = JSON.parse(second) as unknown;
             } catch (e) {
-              throw new CuemuxError('INVALID_ARGUMENT', `${where}: cue JSON is not valid: ${e instanceof Error ? e.message : String(e)}`);
+              throw new CuemuxError('INVALID_ARGUMENT', `${where}: cue JSON is not valid: ${errorMessage(e)}`);
             }
             def = parseCueDefinition({ ...(raw as object), id }, where, rate);
           } else {
@@ -390,9 +390,9 @@ export class OscControl {
       const data = await route(req, this.#actionTime(req));
       this.#reply(req.from, req.address, { status: 'ok', data }, req);
     } catch (e) {
-      const error = e instanceof Error ? e.message : String(e);
+      const error = errorMessage(e);
       const code = isCuemuxError(e) ? e.code : 'INTERNAL';
-      if (code === 'INTERNAL') log.error('OSC command failed', { address: req.address, error: e instanceof Error ? e.stack : error });
+      if (code === 'INTERNAL') log.error('OSC command failed', { address: req.address, error: errorStack(e) });
       else {
         this.#warnings.log(`refused ${req.from.address} ${code} ${req.address.slice(0, 64)}`, (suppressed) => log.warn('OSC command refused',
           { address: req.address.slice(0, 200), from: `${req.from.address}:${req.from.port}`, error: error.slice(0, 400), ...(suppressed > 0 ? { suppressedSinceLast: suppressed } : {}) }));
@@ -437,7 +437,7 @@ export class OscControl {
   #send(to: OscPeer, address: string, json: string): void {
     this.#endpoint.send(to, address, [{ type: 's', value: json }]).catch((e: unknown) => {
       if (isCuemuxError(e, 'CLOSED')) return;
-      log.warn('OSC reply not sent', { to: `${to.address}:${to.port}`, address, error: e instanceof Error ? e.message : String(e) });
+      log.warn('OSC reply not sent', { to: `${to.address}:${to.port}`, address, error: errorMessage(e) });
     });
   }
 

@@ -11,13 +11,16 @@
  * exceptions (thrown or rejected) are logged and swallowed by the typed emitter.
  */
 import * as dgram from 'node:dgram';
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, errorStack } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { RateLimitedLog } from '../common/rate-limited-log';
 import { unixNs } from '../common/time-source';
 import { TypedEmitter, type Listener } from '../common/typed-emitter';
 import { decodeDatagram, encodeMessage, type DecodedMessage, type OscSendArg, type OscValue } from '../wire/osc-codec';
 import { AllowList, LOOPBACK_ALLOW, SenderBudgets, type SenderBudgetOptions } from './osc-access';
+
+/** Requested UDP receive buffer of the OSC socket, in bytes (the kernel grants at most net.core.rmem_max). */
+const OSC_RECEIVE_BUFFER_BYTES = 4 << 20;
 
 const log = getLogger('osc-endpoint');
 
@@ -170,7 +173,7 @@ export class OscEndpoint {
         this.#receive(datagram, { address: rinfo.address, port: rinfo.port });
       } catch (e) {
         // Only a bug of ours can land here; the socket keeps serving.
-        log.error(`internal error handling a datagram from ${rinfo.address}:${rinfo.port}: ${e instanceof Error ? e.stack : String(e)}`);
+        log.error(`internal error handling a datagram from ${rinfo.address}:${rinfo.port}: ${errorStack(e)}`);
       }
     });
     // UDP errors (e.g. ICMP unreachable reported on some platforms) concern one datagram: log, keep serving.
@@ -195,7 +198,10 @@ export class OscEndpoint {
     // Checked before binding: a bad allow-list or budget is a start-up error, not a crash on the first datagram.
     new AllowList(options.allow ?? LOOPBACK_ALLOW);
     new SenderBudgets(options.budgets ?? DEFAULT_OSC_BUDGETS);
-    const socket = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
+    // A 4 MiB receive buffer (the kernel caps it at net.core.rmem_max, 4 MiB here): with the default 208 KiB, 400
+    // small datagrams sent back to back by one sender made the kernel drop 144, a console's thump among them, before
+    // the per-sender budgets (which apply after the read) could refuse anything.
+    const socket = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: OSC_RECEIVE_BUFFER_BYTES });
     await new Promise<void>((resolve, reject) => {
       const failed = (e: NodeJS.ErrnoException): void => {
         socket.off('listening', listening);

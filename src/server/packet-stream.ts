@@ -7,8 +7,8 @@ import type { ServerWritableStream } from '@grpc/grpc-js';
 import { CuemuxError } from '../common/errors';
 import type { IndexEntry } from '../index-store/media-index';
 import type { PacketBatch, ReadPacketsRequest } from '../generated/cuemux/v1/media_server';
-import { framedBatchSize, framedPacketBatch, layoutFramedBatch } from '../common/packet-batch-wire';
-import type { OpenMedia } from './open-media';
+import { framedBatchSize, framedPacketBatch, layoutFramedBatch } from '../wire/packet-batch';
+import type { OpenMedia } from '../media/open-media';
 import { BUFFERS_PER_CALL as FRAMES_PER_CALL, BUFFER_SLACK as FRAME_SLACK } from './stream-memory';
 
 /** What GetStatus reports about one streaming call. */
@@ -70,11 +70,6 @@ export function checkRequest(media: OpenMedia, req: ReadPacketsRequest): number[
     throw new CuemuxError('INVALID_ARGUMENT', `end_seconds (${req.endSeconds}) must be after start_seconds (${req.startSeconds})`);
   }
   return req.streams.length > 0 ? [...new Set(req.streams)] : media.index.streams.map((s) => s.index);
-}
-
-/** A nullable tick/byte value as a proto3 optional int64 (absent = FFmpeg's "no value"). */
-export function optionalInt64(v: number | null): bigint | undefined {
-  return v === null ? undefined : BigInt(v);
 }
 
 /** Index entries scanned without a wanted packet before the pump yields to other work (about a millisecond). */

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, errorMessage } from '../common/errors';
 import type { LogLevel } from '../common/logger';
 import { defaultCacheDir } from '../index-store/index-location';
 import { parseTimecodeRate } from '../show/timecode';
@@ -239,7 +239,7 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
         try {
           out.timecodeRate = parseTimecodeRate(raw).name;
         } catch (e) {
-          throw bad(`is not a timecode rate (${e instanceof Error ? e.message : String(e)})`);
+          throw bad(`is not a timecode rate (${errorMessage(e)})`);
         }
       } else if (key === 'chaseLossPolicy') {
         if (raw !== 'hold' && raw !== 'freerun') throw bad('must be hold or freerun');
@@ -262,7 +262,7 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
         try {
           out.oscAllow = parseAllowList(list.join(','));
         } catch (e) {
-          throw bad(e instanceof Error ? e.message : String(e));
+          throw bad(errorMessage(e));
         }
       } else if (key === 'logLevel') {
         if (typeof raw !== 'string' || !['error', 'warn', 'info', 'debug'].includes(raw)) throw bad('must be error, warn, info or debug');
@@ -336,7 +336,7 @@ export function loadConfig(flags: Partialish, configFile: string | undefined, en
     try {
       parsed = JSON.parse(readFileSync(file, 'utf8'));
     } catch (e) {
-      throw new CuemuxError('INVALID_ARGUMENT', `${file}: cannot read config: ${(e as Error).message}`, { path: file });
+      throw new CuemuxError('INVALID_ARGUMENT', `${file}: cannot read config: ${errorMessage(e)}`, { path: file });
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       throw new CuemuxError('INVALID_ARGUMENT', `${file}: a config file holds one JSON object`, { path: file });

@@ -2,7 +2,7 @@
  * The one mapping from domain errors to gRPC status codes (documented in proto/cuemux/v1/media_server.proto).
  */
 import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
-import { isCuemuxError, type ErrorCode } from '../common/errors';
+import { isCuemuxError, type ErrorCode, errorMessage } from '../common/errors';
 
 const BY_CODE: Record<ErrorCode, status> = {
   NOT_FOUND: status.NOT_FOUND,
@@ -31,6 +31,6 @@ export function grpcStatusFor(e: unknown): status {
 export function toServiceError(e: unknown): Partial<ServiceError> {
   const metadata = new Metadata();
   metadata.set('cuemux-error-code', isCuemuxError(e) ? e.code : 'INTERNAL');
-  const message = e instanceof Error ? e.message : String(e);
+  const message = errorMessage(e);
   return { code: grpcStatusFor(e), details: message, message, metadata };
 }

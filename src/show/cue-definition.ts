@@ -3,8 +3,8 @@
  * errors that name the cue and the field. Times may be seconds or timecode; they are resolved to seconds here with
  * the show's timecode rate, so the engine only ever sees seconds.
  */
-import { CuemuxError } from '../common/errors';
-import type { StreamInfo } from '../generated/cuemux/v1/media_server';
+import { CuemuxError, errorMessage } from '../common/errors';
+import type { MediaStream } from '../media/open-media';
 import { parseTimePosition, type TimecodeRate } from './timecode';
 
 /** A stream selector: "video", "audio", "subtitle", "data", optionally ":N" (the Nth of that type, from 0), or an absolute stream index. */
@@ -60,7 +60,7 @@ function time(v: unknown, field: string, where: string, rate: TimecodeRate | nul
   try {
     seconds = parseTimePosition(v, rate);
   } catch (e) {
-    throw bad(where, `"${field}": ${e instanceof Error ? e.message : String(e)}`);
+    throw bad(where, `"${field}": ${errorMessage(e)}`);
   }
   if (seconds < 0) throw bad(where, `"${field}" must not be negative, got ${JSON.stringify(v)}`);
   return seconds;
@@ -125,13 +125,13 @@ export function sameCue(a: CueDefinition, b: CueDefinition): boolean {
  * no stream are an error naming the cue, the media and the selector — except in the default assignment, where a
  * missing type is simply not routed (an audio-only file has no "video" output).
  */
-export function resolveOutputs(def: CueDefinition, streams: readonly StreamInfo[], mediaPath: string): Map<string, number[]> {
+export function resolveOutputs(def: CueDefinition, streams: readonly MediaStream[], mediaPath: string): Map<string, number[]> {
   const isDefault = def.outputs === DEFAULT_OUTPUTS;
   const out = new Map<string, number[]>();
   for (const [name, sels] of def.outputs) {
     const picked = new Set<number>();
     for (const sel of sels) {
-      let s: StreamInfo | undefined;
+      let s: MediaStream | undefined;
       if (typeof sel === 'number') {
         s = streams.find((x) => x.index === sel);
       } else {

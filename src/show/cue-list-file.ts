@@ -5,7 +5,7 @@
  */
 import { watch, promises as fsp, type FSWatcher } from 'node:fs';
 import * as path from 'node:path';
-import { CuemuxError, fromSystemError } from '../common/errors';
+import { CuemuxError, fromSystemError, errorMessage } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { checkCueId, parseCueDefinition, type CueDefinition } from './cue-definition';
 import type { CueList, Show } from './show';
@@ -41,7 +41,7 @@ export function parseCueList(text: string, file: string, fallbackRate: TimecodeR
   try {
     raw = JSON.parse(text) as unknown;
   } catch (e) {
-    throw new CuemuxError('INVALID_ARGUMENT', `${file}: not valid JSON: ${lineOf(text, e instanceof Error ? e.message : String(e))}`, { path: file });
+    throw new CuemuxError('INVALID_ARGUMENT', `${file}: not valid JSON: ${lineOf(text, errorMessage(e))}`, { path: file });
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new CuemuxError('INVALID_ARGUMENT', `${file}: a cue list is a JSON object {"version": 1, "cues": [...]}`, { path: file });
@@ -58,7 +58,7 @@ export function parseCueList(text: string, file: string, fallbackRate: TimecodeR
     try {
       timecodeRate = parseTimecodeRate(o.timecodeRate as string);
     } catch (e) {
-      throw new CuemuxError('INVALID_ARGUMENT', `${file}: "timecodeRate": ${e instanceof Error ? e.message : String(e)}`, { path: file });
+      throw new CuemuxError('INVALID_ARGUMENT', `${file}: "timecodeRate": ${errorMessage(e)}`, { path: file });
     }
   }
   if (!Array.isArray(o.cues)) throw new CuemuxError('INVALID_ARGUMENT', `${file}: "cues" must be an array of cues`, { path: file });
@@ -141,7 +141,7 @@ export class CueListFile {
       });
       this.#watcher.on('error', (e) => log.warn('cue list watch failed; edits will not apply until it is loaded again', { path: this.path, error: e.message }));
     } catch (e) {
-      log.warn('cannot watch the cue list; edits will not apply until it is loaded again', { path: this.path, error: e instanceof Error ? e.message : String(e) });
+      log.warn('cannot watch the cue list; edits will not apply until it is loaded again', { path: this.path, error: errorMessage(e) });
     }
   }
 
@@ -166,7 +166,7 @@ export class CueListFile {
       log.info('cue list reloaded after an edit', { path: this.path, cues: list.cues.length });
     } catch (e) {
       // Keep the list in effect: a half-saved file must not unload the show.
-      this.#lastError = e instanceof Error ? e.message : String(e);
+      this.#lastError = errorMessage(e);
       log.error('cue list edit not applied (the previous list stays in effect)', { path: this.path, error: this.#lastError });
     }
   }

@@ -7,14 +7,16 @@
  * state, and the next start keeps only the cue list.
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
+import { RateLimitedLog } from '../common/rate-limited-log';
 import { getLogger } from '../common/logger';
 import { unixNs } from '../common/time-source';
-import { publishIndexFile } from '../index-store/index-file';
+import { publishFileAtomically } from '../common/atomic-file';
 import { parseCueDefinition, type CueDefinition } from './cue-definition';
 import type { CueRun } from './loaded-cue';
 import type { Show } from './show';
 import type { ClockSource, ClockStateName } from './show-clock';
 import { parseTimecodeRate } from './timecode';
+import { errorMessage } from '../common/errors';
 
 const log = getLogger('show-state');
 
@@ -91,6 +93,7 @@ export class ShowStateFile {
   #timer: NodeJS.Timeout | null = null;
   readonly #heartbeat: NodeJS.Timeout;
   #writing: Promise<void> = Promise.resolve();
+  readonly #saveFailures = new RateLimitedLog(60_000);
   #closed = false;
   readonly #onChange = (): void => this.#schedule();
 
@@ -113,7 +116,7 @@ export class ShowStateFile {
       saved = parseSavedShow(await readStateText(file));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-        log.warn(`${file}: show state not usable (${e instanceof Error ? e.message : String(e)}): starting a fresh show`, { path: file });
+        log.warn(`${file}: show state not usable (${errorMessage(e)}): starting a fresh show`, { path: file });
       }
       saved = null;
     }
@@ -121,7 +124,7 @@ export class ShowStateFile {
       try {
         await restore(saved, file, show, options);
       } catch (e) {
-        log.warn(`${file}: the saved show could not be resumed (${e instanceof Error ? e.message : String(e)}): starting a fresh show`, { path: file });
+        log.warn(`${file}: the saved show could not be resumed (${errorMessage(e)}): starting a fresh show`, { path: file });
       }
     }
     const f = new ShowStateFile(file, show);
@@ -141,8 +144,9 @@ export class ShowStateFile {
 
   #save(clean: boolean): Promise<void> {
     const bytes = Buffer.from(JSON.stringify(snapshot(this.#show, clean)));
-    this.#writing = this.#writing.then(() => publishIndexFile(this.path, bytes, 'save show state', false)).catch((e: unknown) => {
-      log.warn('show state not saved (crash recovery will not resume this show)', { path: this.path, error: e instanceof Error ? e.message : String(e) });
+    this.#writing = this.#writing.then(() => publishFileAtomically(this.path, bytes, 'save show state', false)).catch((e: unknown) => {
+      // A full disk fails every save (one per change, and the 2 s heartbeat): one line per minute says so.
+      this.#saveFailures.log('save', (suppressed) => log.warn('show state not saved (crash recovery will not resume this show)', { path: this.path, error: errorMessage(e), suppressed }));
     });
     return this.#writing;
   }
@@ -196,7 +200,7 @@ export function parseSavedShow(text: string): SavedShow {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new Error(`not JSON: ${(e as Error).message}`);
+    throw new Error(`not JSON: ${errorMessage(e)}`);
   }
   const fail = (what: string, v: unknown): never => {
     const shown = JSON.stringify(v) ?? String(v);
@@ -263,7 +267,7 @@ export function parseSavedShow(text: string): SavedShow {
 async function restore(saved: SavedShow, file: string, show: Show, options: ShowStateOptions): Promise<void> {
   if (saved.cueListPath !== '') {
     await options.loadCueList(saved.cueListPath).catch((e: unknown) => {
-      log.warn('the saved cue list could not be loaded', { path: saved.cueListPath, error: e instanceof Error ? e.message : String(e) });
+      log.warn('the saved cue list could not be loaded', { path: saved.cueListPath, error: errorMessage(e) });
     });
     if (saved.playhead !== null) {
       try {
@@ -288,7 +292,7 @@ async function restore(saved: SavedShow, file: string, show: Show, options: Show
   try {
     show.clock.restore({ ...saved.clock, anchorUnixNs: BigInt(saved.clock.anchorUnixNs) });
   } catch (e) {
-    log.warn(`${file}: the saved clock is not valid (${e instanceof Error ? e.message : String(e)}): not resuming its playback`, { path: file });
+    log.warn(`${file}: the saved clock is not valid (${errorMessage(e)}): not resuming its playback`, { path: file });
     return;
   }
   for (const c of saved.cues) {
@@ -296,7 +300,7 @@ async function restore(saved: SavedShow, file: string, show: Show, options: Show
       const def = parseCueDefinition(c.def, `${file}: cue`, null);
       await show.restoreCue(def, c.state, c.run, c.numbering, c.pausedMedia);
     } catch (e) {
-      log.error('a cue of the previous server could not be restored', { cue: String(c.def.id), error: e instanceof Error ? e.message : String(e) });
+      log.error(`${file}: a cue of the previous server could not be restored`, { path: file, cue: String(c.def.id), error: errorMessage(e) });
     }
   }
   log.warn('resumed the show of a server that stopped without a clean shutdown', {

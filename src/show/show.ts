@@ -4,13 +4,13 @@
  * packets for each player output. Every action is synchronous once its media is open, so the order of events is
  * the order of actions.
  */
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, errorMessage, errorStack } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { monoNs, unixNs } from '../common/time-source';
 import { TypedEmitter } from '../common/typed-emitter';
-import type { OpenMedia } from '../server/open-media';
+import type { OpenMedia } from '../media/open-media';
 import { resolveOutputs, sameCue, type CueDefinition } from './cue-definition';
-import { AUDIO_PREROLL, LoadedCue, type CueRun } from './loaded-cue';
+import { AUDIO_PREROLL_OPTIONS, LoadedCue, type CueRun } from './loaded-cue';
 import { ShowClock, positionAt, snapshotTimecode, type ShowClockOptions } from './show-clock';
 import { TimecodeChaser, type ChaseOptions } from './timecode-chase';
 import { RateLimitedLog } from '../common/rate-limited-log';
@@ -276,13 +276,13 @@ export class Show extends TypedEmitter<ShowEvents> {
     const media = await this.#media.open(def.media);
     let cue: LoadedCue;
     try {
-      const outputs = resolveOutputs(def, media.mediaInfo.streams, media.path);
-      const start = media.mediaInfo.startSeconds ?? 0;
-      const end = start + media.mediaInfo.durationSeconds;
+      const outputs = resolveOutputs(def, media.streams, media.path);
+      const start = media.startSeconds;
+      const end = start + media.durationSeconds;
       const inMedia = start + def.inSeconds;
       const endMedia = def.outSeconds === null ? end : Math.min(end, start + def.outSeconds);
       if (!(inMedia < endMedia)) {
-        throw new CuemuxError('INVALID_ARGUMENT', `cue "${def.id}": in-point ${def.inSeconds} s is at or past the end of ${media.path} (${media.mediaInfo.durationSeconds.toFixed(3)} s)`, { path: media.path });
+        throw new CuemuxError('INVALID_ARGUMENT', `cue "${def.id}": in-point ${def.inSeconds} s is at or past the end of ${media.path} (${media.durationSeconds.toFixed(3)} s)`, { path: media.path });
       }
       cue = new LoadedCue(def, media, outputs, inMedia, endMedia);
       if (prefetch) cue.prefetch = await this.#prefetch(cue);
@@ -310,7 +310,7 @@ export class Show extends TypedEmitter<ShowEvents> {
 
   async #prefetch(cue: LoadedCue): Promise<LoadedCue['prefetch']> {
     if (this.#prefetchSeconds === 0) return null;
-    const entries = [...cue.media.index.packetsInRange(cue.allStreams, cue.inMedia, Math.min(cue.endMedia, cue.inMedia + this.#prefetchSeconds), AUDIO_PREROLL)];
+    const entries = [...cue.media.index.packetsInRange(cue.allStreams, cue.inMedia, Math.min(cue.endMedia, cue.inMedia + this.#prefetchSeconds), AUDIO_PREROLL_OPTIONS)];
     if (entries.length === 0) return null;
     let bytes = 0;
     for (const e of entries) bytes += e.size;
@@ -675,8 +675,8 @@ export class Show extends TypedEmitter<ShowEvents> {
 
   /** Log a problem with cue `id` met while `during`, and keep it for status. */
   #problem(id: string, during: CueProblem['during'], e: unknown, level: 'warn' | 'error'): void {
-    const message = e instanceof Error ? e.message : String(e);
-    log[level](`cue "${id.slice(0, 64)}": ${during} failed: ${message}`, { cue: id, during, error: level === 'error' && e instanceof Error ? e.stack ?? message : message });
+    const message = errorMessage(e);
+    log[level](`cue "${id.slice(0, 64)}": ${during} failed: ${message}`, { cue: id, during, error: level === 'error' ? errorStack(e) : message });
     this.#problems.delete(id);
     this.#problems.set(id, { cueId: id, during, message, unixNs: unixNs() });
     if (this.#problems.size > MAX_CUE_PROBLEMS) this.#problems.delete(this.#problems.keys().next().value as string);

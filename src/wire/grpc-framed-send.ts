@@ -10,7 +10,7 @@
  * where expected (another grpc-js version), nothing is changed and framed batches go through the ordinary path
  * ({@link encodePacketBatch}), byte for byte the same on the wire, one copy slower.
  */
-import { framedBytes } from '../common/packet-batch-wire';
+import { framedBytes } from './packet-batch';
 
 let installed: boolean | undefined;
 

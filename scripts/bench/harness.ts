@@ -1,24 +1,23 @@
 /**
- * What the server benchmarks share: percentiles, and a `cuemux serve` child process started as `npm start` starts
- * it (same allocator and V8 settings), resolved with the addresses it prints.
+ * The benchmarks' harness: a `cuemux serve` child process started as `npm start` starts it (same allocator and V8
+ * settings), resolved with the addresses it prints; a scratch folder removed whatever happens; a main that prints its
+ * failure. (Percentiles are in ./stats, the machine's steal time and load in ./machine.)
  *
  * Profiling the server in a benchmark: CUEMUX_BENCH_SERVER_NODE_ARGS gives it Node options of its own (e.g.
  * `--cpu-prof --cpu-prof-dir=/tmp/prof`, which NODE_OPTIONS refuses, or `--trace-gc`), and CUEMUX_BENCH_SERVER_STDOUT
  * names a file that receives its stdout (where `--trace-gc` writes).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, promises as fsp, readFileSync } from 'node:fs';
+import { appendFileSync, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { errorStack } from '../../src/common/errors';
+
+/** The repository (this file runs from dist/scripts/bench). */
+export const REPO = path.resolve(__dirname, '..', '..', '..');
 
 /** `bin/cuemux.js` of this checkout. */
-export const CLI = path.resolve(__dirname, '..', '..', 'bin', 'cuemux.js');
-
-/** The p-th percentile (nearest rank) of `xs`. */
-export function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
+export const CLI = path.join(REPO, 'bin', 'cuemux.js');
 
 /** A running `cuemux serve` and what it printed. */
 export interface BenchServer {
@@ -74,36 +73,10 @@ export async function withScratch<T>(prefix: string, fn: (dir: string) => Promis
   }
 }
 
-/** CPU time counters of the whole machine, from /proc/stat (clock ticks): all of it, and what the hypervisor took. */
-interface CpuTicks {
-  total: number;
-  steal: number;
-}
-
-function cpuTicks(): CpuTicks {
-  // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
-  return { total: f.reduce((a, b) => a + b, 0), steal: f[7] };
-}
-
-/**
- * Start watching the machine's steal time: the returned function says what share of the CPU time since then the
- * hypervisor gave to other guests, in percent. On a virtual machine this is time every process here was runnable
- * and not running: it shows in latency tails (a 1 ms timer loop on an idle 2-vCPU guest was late by more than 3 ms
- * 30-60 times in 20 s), and a benchmark's figures are read with it.
- */
-export function watchSteal(): () => number {
-  const start = cpuTicks();
-  return () => {
-    const now = cpuTicks();
-    return now.total === start.total ? 0 : (100 * (now.steal - start.steal)) / (now.total - start.total);
-  };
-}
-
 /** Run a benchmark's main, printing its failure and exiting 1. */
 export function runBench(name: string, main: () => Promise<void>): void {
   main().catch((e: unknown) => {
-    process.stderr.write(`${name} failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+    process.stderr.write(`${name} failed: ${errorStack(e)}\n`);
     process.exit(1);
   });
 }

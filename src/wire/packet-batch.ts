@@ -10,6 +10,7 @@
  * Packet { int32 stream_index = 1; optional int64 pts = 2; optional int64 dts = 3; int64 duration = 4;
  *          optional int64 pos = 5; bool key = 6; bytes data = 7; uint32 flags = 8; }
  */
+import type { PacketFields } from '../common/packet-fields';
 import { FollowEvent, type Packet, type PacketBatch } from '../generated/cuemux/v1/media_server';
 
 function uvarSize(v: number): number {
@@ -180,26 +181,7 @@ function decodePacket(buf: Buffer, start: number, end: number): Packet {
 export const GRPC_PREFIX = 5;
 
 /** The fields of one packet that {@link layoutFramedBatch} encodes (an index entry has them all). */
-export interface WirePacketFields {
-  /** Stream index. */
-  stream: number;
-  /** Presentation timestamp in ticks, null where FFmpeg has none (absent on the wire). */
-  pts: number | null;
-  /** Decoding timestamp in ticks, null where FFmpeg has none (absent on the wire). */
-  dts: number | null;
-  /** Duration in ticks, null where FFmpeg has none (FFmpeg's 0). */
-  duration: number | null;
-  /** Byte offset of the packet in the file, null where FFmpeg has none (absent on the wire). */
-  pos: number | null;
-  /** Payload size in bytes. */
-  size: number;
-  /** Keyframe. */
-  key: boolean;
-  /** Flagged corrupt by the demuxer (flags bit 1). */
-  corrupt: boolean;
-  /** Flagged for discard after decoding, e.g. priming samples (flags bit 2). */
-  discard: boolean;
-}
+export type WirePacketFields = PacketFields;
 
 /** Bytes of a (JavaScript number) int64 varint. */
 function n64Size(v: number): number {

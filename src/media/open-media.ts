@@ -1,49 +1,37 @@
 /**
  * One open media file, shared by every client that opens the same path: its index, its stream parameters, one file
- * handle for direct reads, reference counts and the bytes read from it.
+ * handle for direct reads, reference counts and the bytes read from it. What the show plays and the server serves;
+ * the server's wire form of it (MediaInfo) is server/media-info.ts.
  */
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { CuemuxError } from '../common/errors';
 import { ticksToSeconds } from '../common/rational';
-import { openDemuxer } from '../ffmpeg/beamcoder-adapter';
+import { openDemuxer } from '../ffmpeg/demuxer';
 import type { ContainerInfo, Demuxer, StreamParams } from '../ffmpeg/types';
 import { fdPath } from '../index-store/fingerprint';
 import type { MediaIndex } from '../index-store/media-index';
-import type { MediaInfo, StreamInfo } from '../generated/cuemux/v1/media_server';
 import { DemuxReader, DirectReader, type PacketReader } from './packet-reader';
-import { optionalInt64 } from './packet-stream';
-
 
 /** A stable id for a media path: the same path always gets the same media_id. */
 export function mediaIdFor(realPath: string): string {
   return createHash('sha256').update(realPath).digest('hex').slice(0, 16);
 }
 
-const FIELD_ORDER: Record<string, string> = {
-  'top coded first, top displayed first': 'tt',
-  'bottom coded first, bottom displayed first': 'bb',
-  'top coded first, bottom displayed first': 'tb',
-  'bottom coded first, top displayed first': 'bt',
-};
+/** The type of a stream as clients and cue outputs name it: attachments and streams of unknown type count as data. */
+export type StreamType = 'video' | 'audio' | 'subtitle' | 'data';
 
-function streamInfo(p: StreamParams, index: MediaIndex): StreamInfo {
-  const st = index.streams[p.index];
-  return {
-    index: p.index, codecType: p.codecType === 'attachment' || p.codecType === 'unknown' ? 'data' : p.codecType,
-    codecName: p.codecName, timeBaseNum: p.timeBase.num, timeBaseDen: p.timeBase.den,
-    startPts: optionalInt64(p.startPts), durationPts: optionalInt64(p.durationPts), packetCount: BigInt(st?.packetCount ?? 0),
-    frameRateNum: p.frameRate?.num ?? 0, frameRateDen: p.frameRate?.den ?? 0, sampleRate: p.sampleRate, channels: p.channels,
-    channelLayout: p.channelLayout, width: p.width, height: p.height, format: p.format, bitRate: BigInt(p.bitRate),
-    extradata: p.extradata, codecId: p.codecId, codecTag: p.codecTag,
-    profile: typeof p.profile === 'number' ? p.profile : undefined, profileName: typeof p.profile === 'string' ? p.profile : '',
-    level: p.level === -99 ? undefined : p.level,
-    sampleAspectRatioNum: p.sampleAspectRatio.num, sampleAspectRatioDen: p.sampleAspectRatio.den,
-    fieldOrder: FIELD_ORDER[p.fieldOrder] ?? p.fieldOrder, colorRange: p.color.range, colorPrimaries: p.color.primaries,
-    colorTransfer: p.color.transfer, colorSpace: p.color.space, chromaLocation: '', frameSize: p.frameSize,
-    blockAlign: p.blockAlign, bitsPerCodedSample: p.bitsPerCodedSample, bitsPerRawSample: 0, initialPadding: p.initialPadding,
-    trailingPadding: 0, seekPreroll: 0, videoDelay: 0, declaredFrames: BigInt(p.declaredFrames), disposition: 0,
-  };
+/** A stream's type as clients and cue outputs name it. */
+export function streamType(p: StreamParams): StreamType {
+  return p.codecType === 'attachment' || p.codecType === 'unknown' ? 'data' : p.codecType;
+}
+
+/** One stream of an open media, as a cue's output selectors pick it. */
+export interface MediaStream {
+  /** Stream index in the container. */
+  readonly index: number;
+  /** Its type. */
+  readonly codecType: StreamType;
 }
 
 /** Duration in seconds: the container's, else the latest end of any stream in the index. */
@@ -66,8 +54,12 @@ export class OpenMedia {
   readonly index: MediaIndex;
   /** Container and stream parameters. */
   readonly info: ContainerInfo;
-  /** What OpenMedia returns. */
-  readonly mediaInfo: MediaInfo;
+  /** Its streams by type (what cue outputs select). */
+  readonly streams: readonly MediaStream[];
+  /** Presentation time of its start, in seconds (the container's start time, 0 when it has none). */
+  readonly startSeconds: number;
+  /** Duration in seconds: the container's, else the latest end of any stream in the index. */
+  readonly durationSeconds: number;
   /** `direct` (pread from the index) or `demux` (a demuxer per reader). */
   readonly mode: 'direct' | 'demux';
   /** When the file was opened (ns since the Unix epoch). */
@@ -92,10 +84,9 @@ export class OpenMedia {
     this.#file = file;
     this.mode = mode;
     this.openedUnixNs = BigInt(Date.now()) * 1_000_000n;
-    this.mediaInfo = {
-      mediaId: this.id, path, durationSeconds: durationOf(info, index), streams: info.streams.map((s) => streamInfo(s, index)),
-      formatName: info.formatName, startSeconds: info.startSeconds ?? undefined, bitRate: BigInt(info.bitRate),
-    };
+    this.streams = info.streams.map((s) => ({ index: s.index, codecType: streamType(s) }));
+    this.startSeconds = info.startSeconds ?? 0;
+    this.durationSeconds = durationOf(info, index);
   }
 
   /**

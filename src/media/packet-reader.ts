@@ -9,7 +9,7 @@
 import { readvSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { CuemuxError } from '../common/errors';
-import { openDemuxer, packetAt } from '../ffmpeg/beamcoder-adapter';
+import { openDemuxer, packetAt } from '../ffmpeg/demuxer';
 import type { Demuxer, PacketColumns } from '../ffmpeg/types';
 import type { IndexEntry, MediaIndex } from '../index-store/media-index';
 
@@ -22,7 +22,7 @@ export interface PacketReader {
    * to read packets into the message it sends, without a copy). Readers without it are used through `read`.
    */
   readInto?(entries: IndexEntry[], target: Buffer, at: readonly number[]): Promise<void>;
-  /** Optional: as readInto, on the calling thread (see SYNC_READ_BYTES in packet-stream.ts). */
+  /** Optional: as readInto, on the calling thread (see SYNC_READ_BYTES in server/packet-stream.ts). */
   readIntoSync?(entries: IndexEntry[], target: Buffer, at: readonly number[]): void;
   /** Release what the reader holds (idempotent). */
   close(): Promise<void>;

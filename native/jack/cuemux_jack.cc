@@ -1,0 +1,637 @@
+// cuemux's JACK client (N-API, C++17): a player's audio device and a recorder of what a device consumed.
+//
+// One class, JackClient, opens a JACK client with N output ports and/or M input ports.
+//  - Output: a lock-free ring indexed by the device's absolute frame number. JS writes interleaved float32 periods
+//    for the frames it chooses (write(frame, samples)); the process callback copies frame F+i of each cycle from the
+//    ring when it was written, else plays silence and counts it (an underrun, once JS has started writing). So the
+//    mapping "ring frame f = device frame f" holds by construction: JS decides which sample leaves at which frame.
+//  - Input (the recorder): each cycle's input buffers go, interleaved, into a second ring that JS drains.
+//  - Every cycle pushes a record (64-bit frame time of the cycle's start and its microsecond times from
+//    jack_get_cycle_times, frames, underrun frames, where its captured frames begin) into a lock-free queue and wakes
+//    the JS thread with uv_async_send (async-signal safe; no lock, no allocation on the process thread).
+// JACK's microsecond clock is CLOCK_MONOTONIC on Linux (jack2: clock_gettime); info() measures the offset anyway.
+#include <node_api.h>
+#include <uv.h>
+#include <jack/jack.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kNoFrame = std::numeric_limits<int64_t>::max();
+constexpr uint32_t kCycleQueue = 1024;  // records; JS drains them at every wake-up
+constexpr int kCycleFields = 8;
+
+struct Cycle {
+  int64_t frame;        // the cycle's first frame (64-bit, extended from jack_nframes_t)
+  uint64_t usecs;       // JACK time of the cycle's start (filtered by its DLL), µs
+  uint64_t nextUsecs;   // JACK time of the next cycle's start, µs
+  float periodUsecs;    // the DLL's period estimate, µs
+  uint32_t nframes;     // frames in the cycle
+  uint32_t underrun;    // output frames played as silence because JS had not written them
+  int64_t captureIndex; // index (in captured frames) of the cycle's first input frame, -1 when dropped/none
+  int64_t monoOffsetNs; // CLOCK_MONOTONIC − JACK time at this cycle (jack2's clock is CLOCK_MONOTONIC_RAW: they drift)
+};
+
+struct Client {
+  jack_client_t* client = nullptr;
+  napi_env env = nullptr;
+  napi_ref callback = nullptr;
+  napi_async_context asyncContext = nullptr;
+  uv_async_t* async = nullptr;
+  std::vector<jack_port_t*> outputs;
+  std::vector<jack_port_t*> inputs;
+  bool active = false;
+  bool closed = false;
+
+  // Output ring (frame-indexed).
+  std::vector<float> ring;
+  int64_t ringFrames = 0;  // power of two
+  std::atomic<int64_t> writeEnd{0};         // frames < writeEnd of the current run are written
+  std::atomic<int64_t> runStart{0};         // first frame of the current run
+  std::atomic<int64_t> firstFrame{kNoFrame};  // first frame ever written (silence before it is no underrun)
+  std::atomic<int64_t> readPos{0};          // frames before it have been played (or passed) by the device
+
+  // Capture ring (sequential).
+  std::vector<float> capture;
+  int64_t captureFrames = 0;
+  std::atomic<int64_t> capWrite{0};
+  std::atomic<int64_t> capRead{0};
+  std::atomic<int64_t> capDropped{0};
+
+  // Cycle records (single producer: the process thread; single consumer: JS).
+  Cycle cycles[kCycleQueue];
+  std::atomic<uint64_t> cycHead{0};
+  std::atomic<uint64_t> cycTail{0};
+  std::atomic<uint64_t> cycDropped{0};
+
+  // Counters.
+  std::atomic<uint64_t> cycleCount{0};
+  std::atomic<uint64_t> underrunFrames{0};
+  std::atomic<uint64_t> underrunCycles{0};
+  std::atomic<uint64_t> xruns{0};
+  std::atomic<bool> shutdown{false};
+
+  // Process-thread state.
+  bool haveFrame = false;
+  jack_nframes_t lastFrame32 = 0;
+  int64_t frame64 = 0;
+};
+
+#define CHECK(call)                                                      \
+  do {                                                                   \
+    if ((call) != napi_ok) {                                             \
+      const napi_extended_error_info* info = nullptr;                    \
+      napi_get_last_error_info(env, &info);                              \
+      bool pending = false;                                              \
+      napi_is_exception_pending(env, &pending);                          \
+      if (!pending)                                                      \
+        napi_throw_error(env, nullptr, info && info->error_message ? info->error_message : "N-API call failed"); \
+      return nullptr;                                                    \
+    }                                                                    \
+  } while (0)
+
+int64_t monoNs() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return int64_t(t.tv_sec) * 1000000000LL + t.tv_nsec;
+}
+
+int onProcess(jack_nframes_t n, void* arg) {
+  Client* c = static_cast<Client*>(arg);
+  jack_nframes_t cf = 0;
+  jack_time_t cu = 0, nu = 0;
+  float pu = 0;
+  if (jack_get_cycle_times(c->client, &cf, &cu, &nu, &pu) != 0) {
+    cf = jack_last_frame_time(c->client);
+    cu = jack_get_time();
+    nu = 0;
+    pu = 0;
+  }
+  if (!c->haveFrame) {
+    c->frame64 = cf;
+    c->haveFrame = true;
+  } else {
+    c->frame64 += static_cast<jack_nframes_t>(cf - c->lastFrame32);  // wraps every 2^32 frames: extended here
+  }
+  c->lastFrame32 = cf;
+  const int64_t F = c->frame64;
+  // JACK's clock against CLOCK_MONOTONIC now (both vDSO reads); jack_get_time() truncates to the µs: +500 ns.
+  const int64_t monoOffset = monoNs() - int64_t(jack_get_time()) * 1000 + 500;
+
+  uint32_t under = 0;
+  const size_t nOut = c->outputs.size();
+  if (nOut > 0) {
+    float* bufs[64];
+    for (size_t k = 0; k < nOut; k++) bufs[k] = static_cast<float*>(jack_port_get_buffer(c->outputs[k], n));
+    // writeEnd first: a new run's start is stored before its end, so a new end always comes with its start.
+    const int64_t we = c->writeEnd.load(std::memory_order_acquire);
+    const int64_t rs = c->runStart.load(std::memory_order_acquire);
+    const int64_t first = c->firstFrame.load(std::memory_order_acquire);
+    const int64_t mask = c->ringFrames - 1;
+    const float* data = c->ring.data();
+    for (jack_nframes_t i = 0; i < n; i++) {
+      const int64_t f = F + i;
+      if (f >= rs && f < we) {
+        const float* s = data + (f & mask) * int64_t(nOut);
+        for (size_t k = 0; k < nOut; k++) bufs[k][i] = s[k];
+      } else {
+        for (size_t k = 0; k < nOut; k++) bufs[k][i] = 0.0f;
+        if (f >= first) under++;
+      }
+    }
+    c->readPos.store(F + n, std::memory_order_release);
+    if (under > 0) {
+      c->underrunFrames.fetch_add(under, std::memory_order_relaxed);
+      c->underrunCycles.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  int64_t capIndex = -1;
+  const size_t nIn = c->inputs.size();
+  if (nIn > 0) {
+    const int64_t w = c->capWrite.load(std::memory_order_relaxed);
+    const int64_t r = c->capRead.load(std::memory_order_acquire);
+    if (c->captureFrames - (w - r) >= int64_t(n)) {
+      const int64_t mask = c->captureFrames - 1;
+      float* data = c->capture.data();
+      for (size_t k = 0; k < nIn; k++) {
+        const float* in = static_cast<const float*>(jack_port_get_buffer(c->inputs[k], n));
+        for (jack_nframes_t i = 0; i < n; i++) data[((w + i) & mask) * int64_t(nIn) + k] = in[i];
+      }
+      capIndex = w;
+      c->capWrite.store(w + n, std::memory_order_release);
+    } else {
+      c->capDropped.fetch_add(n, std::memory_order_relaxed);
+    }
+  }
+
+  c->cycleCount.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t h = c->cycHead.load(std::memory_order_relaxed);
+  if (h - c->cycTail.load(std::memory_order_acquire) < kCycleQueue) {
+    c->cycles[h % kCycleQueue] = Cycle{F, cu, nu, pu, n, under, capIndex, monoOffset};
+    c->cycHead.store(h + 1, std::memory_order_release);
+  } else {
+    c->cycDropped.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (c->async != nullptr) uv_async_send(c->async);
+  return 0;
+}
+
+int onXrun(void* arg) {
+  static_cast<Client*>(arg)->xruns.fetch_add(1, std::memory_order_relaxed);
+  return 0;
+}
+
+void onShutdown(jack_status_t, const char*, void* arg) {
+  Client* c = static_cast<Client*>(arg);
+  c->shutdown.store(true);
+  if (c->async != nullptr) uv_async_send(c->async);
+}
+
+void onAsync(uv_async_t* handle) {
+  Client* c = static_cast<Client*>(handle->data);
+  if (c->callback == nullptr || c->closed) return;
+  napi_env env = c->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value fn, recv, result;
+  if (napi_get_reference_value(env, c->callback, &fn) == napi_ok && fn != nullptr && napi_get_global(env, &recv) == napi_ok) {
+    if (napi_make_callback(env, c->asyncContext, recv, fn, 0, nullptr, &result) != napi_ok) {
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        napi_value e;
+        napi_get_and_clear_last_exception(env, &e);
+        napi_fatal_exception(env, e);
+      }
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+void closeClient(Client* c) {
+  if (c->closed) return;
+  c->closed = true;
+  if (c->client != nullptr) {
+    if (c->active) jack_deactivate(c->client);
+    jack_client_close(c->client);
+    c->client = nullptr;
+  }
+  if (c->async != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(c->async), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+    c->async = nullptr;
+  }
+  if (c->callback != nullptr) {
+    napi_delete_reference(c->env, c->callback);
+    c->callback = nullptr;
+  }
+  if (c->asyncContext != nullptr) {
+    napi_async_destroy(c->env, c->asyncContext);
+    c->asyncContext = nullptr;
+  }
+}
+
+void finalize(napi_env, void* data, void*) {
+  Client* c = static_cast<Client*>(data);
+  closeClient(c);
+  delete c;
+}
+
+Client* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
+  napi_value self;
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, argc, argv, &self, nullptr) != napi_ok || napi_unwrap(env, self, &data) != napi_ok) {
+    napi_throw_error(env, nullptr, "not a JackClient");
+    return nullptr;
+  }
+  Client* c = static_cast<Client*>(data);
+  if (c->closed) {
+    napi_throw_error(env, "ERR_CLOSED", "the JACK client is closed");
+    return nullptr;
+  }
+  return c;
+}
+
+bool getProp(napi_env env, napi_value obj, const char* name, napi_value* out) {
+  bool has = false;
+  if (napi_has_named_property(env, obj, name, &has) != napi_ok || !has) return false;
+  if (napi_get_named_property(env, obj, name, out) != napi_ok) return false;
+  napi_valuetype t;
+  napi_typeof(env, *out, &t);
+  return t != napi_undefined && t != napi_null;
+}
+
+std::string toString(napi_env env, napi_value v) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) return "";
+  std::string s(len, '\0');
+  napi_get_value_string_utf8(env, v, &s[0], len + 1, &len);
+  return s;
+}
+
+int64_t pow2AtLeast(int64_t n) {
+  int64_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+// new JackClient({ name, server?, outputs, inputs, ringFrames?, captureFrames?, onCycle })
+napi_value New(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], self;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
+  if (argc < 1) {
+    napi_throw_type_error(env, nullptr, "JackClient(options) needs options");
+    return nullptr;
+  }
+  napi_value v;
+  std::string name = "cuemux", server;
+  uint32_t nOut = 0, nIn = 0;
+  int64_t ringFrames = 1 << 17, captureFrames = 1 << 20;
+  if (getProp(env, argv[0], "name", &v)) name = toString(env, v);
+  if (getProp(env, argv[0], "server", &v)) server = toString(env, v);
+  if (getProp(env, argv[0], "outputs", &v)) CHECK(napi_get_value_uint32(env, v, &nOut));
+  if (getProp(env, argv[0], "inputs", &v)) CHECK(napi_get_value_uint32(env, v, &nIn));
+  if (getProp(env, argv[0], "ringFrames", &v)) CHECK(napi_get_value_int64(env, v, &ringFrames));
+  if (getProp(env, argv[0], "captureFrames", &v)) CHECK(napi_get_value_int64(env, v, &captureFrames));
+  if (nOut > 64 || nIn > 64 || nOut + nIn == 0) {
+    napi_throw_range_error(env, nullptr, "a JACK client needs 1 to 64 output and/or input ports");
+    return nullptr;
+  }
+  Client* c = new Client();
+  c->env = env;
+  c->ringFrames = pow2AtLeast(std::max<int64_t>(ringFrames, 1024));
+  c->captureFrames = pow2AtLeast(std::max<int64_t>(captureFrames, 1024));
+  if (nOut > 0) c->ring.assign(size_t(c->ringFrames) * nOut, 0.0f);
+  if (nIn > 0) c->capture.assign(size_t(c->captureFrames) * nIn, 0.0f);
+
+  jack_status_t status;
+  jack_options_t opts = JackNoStartServer;
+  if (!server.empty()) opts = jack_options_t(opts | JackServerName);
+  c->client = server.empty() ? jack_client_open(name.c_str(), opts, &status) : jack_client_open(name.c_str(), opts, &status, server.c_str());
+  if (c->client == nullptr) {
+    delete c;
+    std::string msg = "cannot connect to a JACK server";
+    if (!server.empty()) msg += " named \"" + server + "\"";
+    msg += " (status 0x" + [&] { char b[16]; snprintf(b, sizeof b, "%x", unsigned(status)); return std::string(b); }() + ")";
+    if (status & JackServerFailed) msg += ": no server running";
+    napi_throw_error(env, "ERR_JACK_OPEN", msg.c_str());
+    return nullptr;
+  }
+  for (uint32_t k = 0; k < nOut; k++) {
+    const std::string pn = "out_" + std::to_string(k + 1);
+    jack_port_t* p = jack_port_register(c->client, pn.c_str(), JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput, 0);
+    if (p == nullptr) { closeClient(c); delete c; napi_throw_error(env, "ERR_JACK_PORT", ("cannot register JACK port " + pn).c_str()); return nullptr; }
+    c->outputs.push_back(p);
+  }
+  for (uint32_t k = 0; k < nIn; k++) {
+    const std::string pn = "in_" + std::to_string(k + 1);
+    jack_port_t* p = jack_port_register(c->client, pn.c_str(), JACK_DEFAULT_AUDIO_TYPE, JackPortIsInput, 0);
+    if (p == nullptr) { closeClient(c); delete c; napi_throw_error(env, "ERR_JACK_PORT", ("cannot register JACK port " + pn).c_str()); return nullptr; }
+    c->inputs.push_back(p);
+  }
+  jack_set_process_callback(c->client, onProcess, c);
+  jack_set_xrun_callback(c->client, onXrun, c);
+  jack_on_info_shutdown(c->client, onShutdown, c);
+
+  if (getProp(env, argv[0], "onCycle", &v)) {
+    CHECK(napi_create_reference(env, v, 1, &c->callback));
+    napi_value resName;
+    CHECK(napi_create_string_utf8(env, "cuemux:jack-cycle", NAPI_AUTO_LENGTH, &resName));
+    CHECK(napi_async_init(env, nullptr, resName, &c->asyncContext));
+    uv_loop_t* loop = nullptr;
+    CHECK(napi_get_uv_event_loop(env, &loop));
+    c->async = new uv_async_t();
+    c->async->data = c;
+    uv_async_init(loop, c->async, onAsync);
+    uv_unref(reinterpret_cast<uv_handle_t*>(c->async));
+  }
+  CHECK(napi_wrap(env, self, c, finalize, nullptr, nullptr));
+  return self;
+}
+
+napi_value Activate(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Client* c = unwrap(env, info, &argc, nullptr);
+  if (c == nullptr) return nullptr;
+  if (!c->active) {
+    if (jack_activate(c->client) != 0) {
+      napi_throw_error(env, "ERR_JACK_ACTIVATE", "cannot activate the JACK client");
+      return nullptr;
+    }
+    c->active = true;
+  }
+  return nullptr;
+}
+
+// connect(source, destination): true when connected (or already), else throws.
+napi_value Connect(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  Client* c = unwrap(env, info, &argc, argv);
+  if (c == nullptr) return nullptr;
+  const std::string a = toString(env, argv[0]), b = toString(env, argv[1]);
+  const int r = jack_connect(c->client, a.c_str(), b.c_str());
+  if (r != 0 && r != EEXIST) {
+    napi_throw_error(env, "ERR_JACK_CONNECT", ("cannot connect JACK port " + a + " to " + b).c_str());
+    return nullptr;
+  }
+  napi_value t;
+  CHECK(napi_get_boolean(env, true, &t));
+  return t;
+}
+
+napi_value stringArray(napi_env env, const char** names) {
+  napi_value arr;
+  if (napi_create_array(env, &arr) != napi_ok) return nullptr;
+  for (uint32_t i = 0; names != nullptr && names[i] != nullptr; i++) {
+    napi_value s;
+    napi_create_string_utf8(env, names[i], NAPI_AUTO_LENGTH, &s);
+    napi_set_element(env, arr, i, s);
+  }
+  if (names != nullptr) jack_free(names);
+  return arr;
+}
+
+// ports(flags: 'physical-playback' | 'physical-capture' | 'all')
+napi_value Ports(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Client* c = unwrap(env, info, &argc, argv);
+  if (c == nullptr) return nullptr;
+  const std::string which = argc > 0 ? toString(env, argv[0]) : "all";
+  unsigned long flags = 0;
+  if (which == "physical-playback") flags = JackPortIsPhysical | JackPortIsInput;
+  else if (which == "physical-capture") flags = JackPortIsPhysical | JackPortIsOutput;
+  return stringArray(env, jack_get_ports(c->client, nullptr, JACK_DEFAULT_AUDIO_TYPE, flags));
+}
+
+void setNumber(napi_env env, napi_value obj, const char* name, double v) {
+  napi_value x;
+  napi_create_double(env, v, &x);
+  napi_set_named_property(env, obj, name, x);
+}
+
+// latency(portName?, 'playback'|'capture'): {min, max} frames; default: this client's first output, playback.
+napi_value Latency(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  Client* c = unwrap(env, info, &argc, argv);
+  if (c == nullptr) return nullptr;
+  jack_port_t* port = c->outputs.empty() ? (c->inputs.empty() ? nullptr : c->inputs[0]) : c->outputs[0];
+  if (argc > 0) {
+    napi_valuetype t;
+    napi_typeof(env, argv[0], &t);
+    if (t == napi_string) port = jack_port_by_name(c->client, toString(env, argv[0]).c_str());
+  }
+  const bool capture = argc > 1 && toString(env, argv[1]) == "capture";
+  if (port == nullptr) {
+    napi_throw_error(env, "ERR_JACK_PORT", "no such JACK port");
+    return nullptr;
+  }
+  jack_latency_range_t r{0, 0};
+  jack_port_get_latency_range(port, capture ? JackCaptureLatency : JackPlaybackLatency, &r);
+  napi_value o;
+  CHECK(napi_create_object(env, &o));
+  setNumber(env, o, "min", r.min);
+  setNumber(env, o, "max", r.max);
+  return o;
+}
+
+napi_value Info(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Client* c = unwrap(env, info, &argc, nullptr);
+  if (c == nullptr) return nullptr;
+  napi_value o, s;
+  CHECK(napi_create_object(env, &o));
+  CHECK(napi_create_string_utf8(env, jack_get_client_name(c->client), NAPI_AUTO_LENGTH, &s));
+  CHECK(napi_set_named_property(env, o, "name", s));
+  setNumber(env, o, "sampleRate", jack_get_sample_rate(c->client));
+  setNumber(env, o, "bufferSize", jack_get_buffer_size(c->client));
+  setNumber(env, o, "ringFrames", double(c->ringFrames));
+  // JACK time (µs) + monoOffsetNs = CLOCK_MONOTONIC (ns): the best of 16 readings between two monotonic ones.
+  int64_t best = std::numeric_limits<int64_t>::max(), offset = 0;
+  for (int k = 0; k < 16; k++) {
+    const int64_t a = monoNs();
+    const int64_t j = int64_t(jack_get_time());
+    const int64_t b = monoNs();
+    if (b - a < best) {
+      best = b - a;
+      offset = (a + b) / 2 - j * 1000;
+    }
+  }
+  setNumber(env, o, "monoOffsetNs", double(offset));
+  setNumber(env, o, "monoOffsetUncertaintyNs", double(best / 2 + 500));
+  const char* names[2] = {"outputs", "inputs"};
+  for (int w = 0; w < 2; w++) {
+    const auto& ports = w == 0 ? c->outputs : c->inputs;
+    napi_value arr;
+    CHECK(napi_create_array(env, &arr));
+    for (uint32_t k = 0; k < ports.size(); k++) {
+      CHECK(napi_create_string_utf8(env, jack_port_name(ports[k]), NAPI_AUTO_LENGTH, &s));
+      CHECK(napi_set_element(env, arr, k, s));
+    }
+    CHECK(napi_set_named_property(env, o, names[w], arr));
+  }
+  return o;
+}
+
+// write(frame, samples: Float32Array interleaved): frames accepted (fewer when the ring is full). frame must not be
+// before the end of the previous write; a later frame starts a new run (the frames between are not played).
+napi_value Write(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  Client* c = unwrap(env, info, &argc, argv);
+  if (c == nullptr) return nullptr;
+  const size_t ch = c->outputs.size();
+  if (ch == 0) {
+    napi_throw_error(env, nullptr, "this JACK client has no output ports");
+    return nullptr;
+  }
+  double frameD;
+  CHECK(napi_get_value_double(env, argv[0], &frameD));
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  CHECK(napi_get_typedarray_info(env, argv[1], &type, &length, &data, nullptr, nullptr));
+  if (type != napi_float32_array || length % ch != 0 || !std::isfinite(frameD)) {
+    napi_throw_type_error(env, nullptr, "write(frame, Float32Array of whole frames)");
+    return nullptr;
+  }
+  const int64_t start = int64_t(frameD);
+  const int64_t we = c->writeEnd.load(std::memory_order_relaxed);
+  if (start < we) {
+    napi_throw_range_error(env, nullptr, "write(): frame before the end of the previous write");
+    return nullptr;
+  }
+  const int64_t rp = c->readPos.load(std::memory_order_acquire);
+  const int64_t n = int64_t(length / ch);
+  // A frame f overwrites the slot of f - ringFrames, which must have been played.
+  const int64_t m = std::max<int64_t>(0, std::min<int64_t>(n, rp + c->ringFrames - start));
+  if (m > 0) {
+    if (start != we) c->runStart.store(start, std::memory_order_release);
+    const int64_t mask = c->ringFrames - 1;
+    const float* src = static_cast<const float*>(data);
+    float* ring = c->ring.data();
+    for (int64_t i = 0; i < m; i++) std::memcpy(ring + ((start + i) & mask) * int64_t(ch), src + i * int64_t(ch), ch * sizeof(float));
+    if (c->firstFrame.load(std::memory_order_relaxed) == kNoFrame) c->firstFrame.store(start, std::memory_order_release);
+    c->writeEnd.store(start + m, std::memory_order_release);
+  }
+  napi_value r;
+  CHECK(napi_create_double(env, double(m), &r));
+  return r;
+}
+
+// drain(): Float64Array of the cycle records since the last call, 8 numbers each:
+// frame, usecs, nextUsecs, periodUsecs, nframes, underrunFrames, captureIndex, monoOffsetNs.
+napi_value Drain(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Client* c = unwrap(env, info, &argc, nullptr);
+  if (c == nullptr) return nullptr;
+  const uint64_t t = c->cycTail.load(std::memory_order_relaxed);
+  const uint64_t h = c->cycHead.load(std::memory_order_acquire);
+  const size_t k = size_t(h - t);
+  napi_value ab, arr;
+  void* raw;
+  CHECK(napi_create_arraybuffer(env, k * kCycleFields * sizeof(double), &raw, &ab));
+  double* out = static_cast<double*>(raw);
+  for (size_t i = 0; i < k; i++) {
+    const Cycle& y = c->cycles[(t + i) % kCycleQueue];
+    out[i * kCycleFields + 0] = double(y.frame);
+    out[i * kCycleFields + 1] = double(y.usecs);
+    out[i * kCycleFields + 2] = double(y.nextUsecs);
+    out[i * kCycleFields + 3] = double(y.periodUsecs);
+    out[i * kCycleFields + 4] = double(y.nframes);
+    out[i * kCycleFields + 5] = double(y.underrun);
+    out[i * kCycleFields + 6] = double(y.captureIndex);
+    out[i * kCycleFields + 7] = double(y.monoOffsetNs);
+  }
+  c->cycTail.store(h, std::memory_order_release);
+  CHECK(napi_create_typedarray(env, napi_float64_array, k * kCycleFields, ab, 0, &arr));
+  return arr;
+}
+
+// readCapture(): { index, samples: Float32Array } — the input frames captured since the last call (interleaved),
+// the first being captured frame number `index`.
+napi_value ReadCapture(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Client* c = unwrap(env, info, &argc, nullptr);
+  if (c == nullptr) return nullptr;
+  const size_t ch = c->inputs.size();
+  const int64_t r = c->capRead.load(std::memory_order_relaxed);
+  const int64_t w = ch == 0 ? r : c->capWrite.load(std::memory_order_acquire);
+  const int64_t n = w - r;
+  napi_value ab, arr, o;
+  void* raw;
+  CHECK(napi_create_arraybuffer(env, size_t(n) * ch * sizeof(float), &raw, &ab));
+  float* out = static_cast<float*>(raw);
+  const int64_t mask = c->captureFrames - 1;
+  for (int64_t i = 0; i < n; i++) std::memcpy(out + i * int64_t(ch), c->capture.data() + ((r + i) & mask) * int64_t(ch), ch * sizeof(float));
+  c->capRead.store(w, std::memory_order_release);
+  CHECK(napi_create_typedarray(env, napi_float32_array, size_t(n) * ch, ab, 0, &arr));
+  CHECK(napi_create_object(env, &o));
+  setNumber(env, o, "index", double(r));
+  CHECK(napi_set_named_property(env, o, "samples", arr));
+  return o;
+}
+
+napi_value Stats(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Client* c = unwrap(env, info, &argc, nullptr);
+  if (c == nullptr) return nullptr;
+  napi_value o, b;
+  CHECK(napi_create_object(env, &o));
+  setNumber(env, o, "cycles", double(c->cycleCount.load()));
+  setNumber(env, o, "underrunFrames", double(c->underrunFrames.load()));
+  setNumber(env, o, "underrunCycles", double(c->underrunCycles.load()));
+  setNumber(env, o, "xruns", double(c->xruns.load()));
+  setNumber(env, o, "droppedCycleRecords", double(c->cycDropped.load()));
+  setNumber(env, o, "droppedCaptureFrames", double(c->capDropped.load()));
+  setNumber(env, o, "readFrame", double(c->readPos.load()));
+  setNumber(env, o, "writeEnd", double(c->writeEnd.load()));
+  CHECK(napi_get_boolean(env, c->shutdown.load(), &b));
+  CHECK(napi_set_named_property(env, o, "shutdown", b));
+  return o;
+}
+
+napi_value Close(napi_env env, napi_callback_info info) {
+  napi_value self;
+  void* data = nullptr;
+  size_t argc = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, nullptr, &self, nullptr));
+  CHECK(napi_unwrap(env, self, &data));
+  closeClient(static_cast<Client*>(data));
+  return nullptr;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor methods[] = {
+    {"activate", nullptr, Activate, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"connect", nullptr, Connect, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"ports", nullptr, Ports, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"latency", nullptr, Latency, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"write", nullptr, Write, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"drain", nullptr, Drain, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"readCapture", nullptr, ReadCapture, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_value cls;
+  CHECK(napi_define_class(env, "JackClient", NAPI_AUTO_LENGTH, New, nullptr, sizeof(methods) / sizeof(methods[0]), methods, &cls));
+  CHECK(napi_set_named_property(env, exports, "JackClient", cls));
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,10 @@
+/**
+ * Small statistics the benchmarks share.
+ */
+
+/** The p-th percentile (nearest rank) of `xs`; NaN when empty. */
+export function pct(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}

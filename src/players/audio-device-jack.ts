@@ -1,0 +1,221 @@
+/**
+ * The JACK device of `play-audio --device jack[:CLIENT_NAME]`, through cuemux's addon (native/jack, built at
+ * `npm ci` against Debian's libjack-jackd2-dev). The server is $JACK_DEFAULT_SERVER's, or JACK's default one; the
+ * client is never allowed to start a server itself.
+ *
+ * Timing: each JACK cycle reports its first frame and the time of its start (jack_get_cycle_times, JACK's DLL), and
+ * the offset of JACK's clock to CLOCK_MONOTONIC measured in that cycle (jack2 counts on CLOCK_MONOTONIC_RAW, which
+ * drifts against CLOCK_MONOTONIC by the NTP correction). A frame written for device frame f leaves the device at
+ * start(f) + the playback latency JACK reports for the output ports (the maximum of the range: JACK's convention for
+ * alignment; with the dummy or an ALSA driver in its default asynchronous mode: two periods plus the driver's -O).
+ */
+import * as path from 'node:path';
+import { CuemuxError, errorMessage } from '../common/errors';
+import { getLogger } from '../common/logger';
+import { DeviceClock, type AudioDevice, type AudioDeviceDescription, type AudioDeviceStats, type DeviceCycle, type OpenDeviceOptions } from './audio-device';
+
+const log = getLogger('play-audio');
+
+/** Fields of one cycle record of {@link JackClient.drain}. */
+export const CYCLE_FIELDS = 8;
+
+/** The addon's client (native/jack/cuemux_jack.cc). */
+export interface JackClient {
+  activate(): void;
+  connect(source: string, destination: string): boolean;
+  ports(which: 'physical-playback' | 'physical-capture' | 'all'): string[];
+  latency(port?: string, mode?: 'playback' | 'capture'): { min: number; max: number };
+  info(): { name: string; sampleRate: number; bufferSize: number; ringFrames: number; monoOffsetNs: number; outputs: string[]; inputs: string[] };
+  write(frame: number, samples: Float32Array): number;
+  /** Cycle records, {@link CYCLE_FIELDS} numbers each: frame, usecs, nextUsecs, periodUsecs, nframes, underrunFrames, captureIndex, monoOffsetNs. */
+  drain(): Float64Array;
+  readCapture(): { index: number; samples: Float32Array };
+  stats(): { cycles: number; underrunFrames: number; underrunCycles: number; xruns: number; droppedCycleRecords: number; droppedCaptureFrames: number; readFrame: number; writeEnd: number; shutdown: boolean };
+  close(): void;
+}
+
+/** Options of a {@link JackClient}. */
+export interface JackClientOptions {
+  name: string;
+  /** Server name; default $JACK_DEFAULT_SERVER or JACK's default. */
+  server?: string;
+  outputs?: number;
+  inputs?: number;
+  /** Output ring, frames (rounded up to a power of two; default 2^17). */
+  ringFrames?: number;
+  /** Capture ring, frames (default 2^20). */
+  captureFrames?: number;
+  /** Called on the JS thread after cycles (coalesced). */
+  onCycle?: () => void;
+}
+
+/** The addon's path: built by scripts/build-jack.js. */
+export const JACK_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'jack', 'build', 'Release', 'cuemux_jack.node');
+
+/** Load the addon; an INTERNAL CuemuxError when it is not built. */
+export function jackAddon(): { JackClient: new (options: JackClientOptions) => JackClient } {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(JACK_ADDON) as { JackClient: new (options: JackClientOptions) => JackClient };
+  } catch (e) {
+    throw new CuemuxError('INTERNAL', `the JACK addon is not built (${JACK_ADDON}): run scripts/setup.sh (installs libjack-jackd2-dev and builds it)`, { cause: e });
+  }
+}
+
+/** Open a JACK client for `channels` output ports; an error from the addon becomes a CuemuxError. */
+function openClient(options: JackClientOptions): JackClient {
+  const { JackClient: Client } = jackAddon();
+  try {
+    return new Client(options);
+  } catch (e) {
+    const server = options.server ?? process.env.JACK_DEFAULT_SERVER ?? 'default';
+    throw new CuemuxError('WRONG_STATE', `JACK: ${errorMessage(e)} (server "${server}"; is jackd running?)`, { cause: e });
+  }
+}
+
+class JackDevice implements AudioDevice {
+  readonly description: AudioDeviceDescription;
+  readonly #client: JackClient;
+  readonly #clock: DeviceClock;
+  #onCycle: ((c: DeviceCycle) => void) | null = null;
+  #latency = { min: 0, max: 0 };
+  #closed = false;
+  #lost = false;
+  #underrunEvents = 0;
+  #jumps = 0;
+  /** The counters when closed. */
+  #final: AudioDeviceStats | null = null;
+
+  constructor(client: JackClient, description: AudioDeviceDescription) {
+    this.#client = client;
+    this.description = description;
+    this.#clock = new DeviceClock(description.sampleRate);
+    this.#latency = client.latency();
+  }
+
+  get frameNs(): number {
+    return this.#clock.frameNs;
+  }
+
+  get stats(): AudioDeviceStats {
+    if (this.#final !== null) return { ...this.#final, latencyFrames: { ...this.#final.latencyFrames } };
+    const s = this.#client.stats();
+    return {
+      cycles: s.cycles, underrunFrames: s.underrunFrames, underrunCycles: s.underrunCycles, xruns: s.xruns,
+      latencyFrames: { ...this.#latency }, lost: this.#lost,
+    };
+  }
+
+  /** Called by the addon on the JS thread: absorb the cycles, then tell the player about the latest. */
+  cycles(): void {
+    if (this.#closed) return;
+    const d = this.#client.drain();
+    let last: DeviceCycle | null = null;
+    let under = 0;
+    for (let i = 0; i + CYCLE_FIELDS <= d.length; i += CYCLE_FIELDS) {
+      const frame = d[i];
+      const monoNs = BigInt(Math.round(d[i + 1] * 1000 + d[i + 7]));
+      const jump = this.#clock.add(frame, monoNs);
+      if (jump !== 0) {
+        this.#jumps++;
+        log.warn('the JACK timeline moved (a server xrun?): the frame-to-time mapping starts again', { frame, jumpUs: jump / 1000, xruns: this.#client.stats().xruns, jumps: this.#jumps });
+      }
+      under += d[i + 5];
+      last = { frame, frames: d[i + 4], monoNs, underrunFrames: d[i + 5] };
+    }
+    if (under > 0) {
+      this.#underrunEvents++;
+      if (this.#underrunEvents === 1 || this.#underrunEvents % 100 === 0) {
+        const s = this.#client.stats();
+        log.warn('JACK played silence: the player had not written these frames in time (underrun)', {
+          frames: under, underrunFramesTotal: s.underrunFrames, underrunCycles: s.underrunCycles, events: this.#underrunEvents,
+        });
+      }
+    }
+    if (!this.#lost && this.#client.stats().shutdown) {
+      this.#lost = true;
+      log.error('the JACK server went away: no more audio from this player', { client: this.description.name, server: this.description.server });
+    }
+    if (last === null) return;
+    // The latency changes when ports are (dis)connected or the buffer size changes (a read of shared memory).
+    const l = this.#client.latency();
+    if (l.min !== this.#latency.min || l.max !== this.#latency.max) {
+      if (this.#onCycle !== null) log.info('JACK output latency changed', { fromFrames: this.#latency, toFrames: l });
+      this.#latency = l;
+    }
+    this.#onCycle?.(last);
+  }
+
+  start(onCycle: (cycle: DeviceCycle) => void): void {
+    this.#onCycle = onCycle;
+  }
+
+  departureNs(frame: number): bigint {
+    return this.#clock.monoNs(frame + this.#latency.max);
+  }
+
+  write(frame: number, samples: Float32Array): number {
+    return this.#closed ? 0 : this.#client.write(frame, samples);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#final = this.stats;
+    this.#closed = true;
+    this.#onCycle = null;
+    this.#client.close();
+  }
+}
+
+/**
+ * Open JACK client `clientName` with `channels` output ports, activate it and connect its ports (see
+ * {@link OpenDeviceOptions.connect}). Rejects with a CuemuxError when there is no server, no addon or a port to
+ * connect does not exist.
+ */
+export async function openJackDevice(clientName: string, options: OpenDeviceOptions): Promise<AudioDevice> {
+  let device: JackDevice | null = null;
+  const client = openClient({ name: clientName, outputs: options.channels, onCycle: () => device?.cycles() });
+  try {
+    const info = client.info();
+    client.activate();
+    const connect = options.connect.flatMap((c) => c.split(',')).map((c) => c.trim()).filter((c) => c !== '');
+    const ports = info.outputs.map((name) => ({ name, connections: [] as string[] }));
+    if (!(connect.length === 1 && connect[0] === 'none')) {
+      if (options.connect.length === 0) {
+        // The system's playback ports, channel k to the k-th (none on a server without them: the ports stay free).
+        const physical = client.ports('physical-playback');
+        ports.forEach((p, k) => { if (k < physical.length) p.connections.push(physical[k]); });
+        if (physical.length === 0) log.warn('the JACK server has no playback ports: the output ports are not connected', { ports: info.outputs });
+      } else {
+        // --device-connect A,B --device-connect C: channel 1 to A and B, channel 2 to C.
+        options.connect.forEach((c, k) => {
+          if (k < ports.length) ports[k].connections.push(...c.split(',').map((x) => x.trim()).filter((x) => x !== ''));
+        });
+      }
+      for (const p of ports) {
+        for (const to of p.connections) {
+          try {
+            client.connect(p.name, to);
+          } catch (e) {
+            throw new CuemuxError('INVALID_ARGUMENT', `JACK: cannot connect ${p.name} to ${to} (${errorMessage(e)}); ports: ${client.ports('all').join(', ')}`, { cause: e });
+          }
+        }
+      }
+    }
+    device = new JackDevice(client, {
+      kind: 'jack', name: info.name, server: process.env.JACK_DEFAULT_SERVER ?? 'default', sampleRate: info.sampleRate,
+      periodFrames: info.bufferSize, channels: options.channels, bufferFrames: info.ringFrames, ports,
+    });
+    // A few cycles, so that the clock mapping and the latency of the new connections are known (the server
+    // propagates latencies after a connection: at most 1 s).
+    const connected = ports.some((p) => p.connections.length > 0);
+    const until = Date.now() + 1000;
+    const ready = (d: JackDevice): boolean => d.stats.cycles >= 4 && (!connected || d.stats.latencyFrames.max > 0);
+    while (!ready(device) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 5));
+    if (device.stats.cycles < 4) throw new CuemuxError('WRONG_STATE', `JACK: the server "${device.description.server}" runs no cycles (is its driver stopped?)`);
+    return device;
+  } catch (e) {
+    client.close();
+    throw e;
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * Real audio devices for `cuemux play-audio --device SPEC`. A device runs on its own clock: it takes one period of
+ * frames per cycle and says, per cycle, which frame it took and when (on CLOCK_MONOTONIC). The player writes each
+ * period for the device frames it chooses, so that every sample *leaves the device* (its output latency included)
+ * when the show clock asks for it; see {@link AudioDevice.departureNs}.
+ *
+ * SPEC is `KIND[:ARG]`: `jack[:CLIENT_NAME]` is implemented (src/players/audio-device-jack.ts, native/jack); the
+ * parser already knows `alsa:NAME` and `pipewire[:NAME]`, which say they are not implemented yet.
+ */
+import { CuemuxError } from '../common/errors';
+
+/** A parsed `--device` spec. */
+export type AudioDeviceSpec =
+  | { kind: 'jack'; clientName: string }
+  | { kind: 'alsa'; name: string }
+  | { kind: 'pipewire'; name: string };
+
+/**
+ * Parse `jack[:CLIENT]`, `alsa:NAME` or `pipewire[:NAME]`. Throws an INVALID_ARGUMENT {@link CuemuxError} for
+ * another kind or a missing ALSA name.
+ */
+export function parseDeviceSpec(spec: string, defaultClientName = 'cuemux'): AudioDeviceSpec {
+  const colon = spec.indexOf(':');
+  const kind = colon < 0 ? spec : spec.slice(0, colon);
+  const arg = colon < 0 ? '' : spec.slice(colon + 1);
+  if (kind === 'jack') {
+    // JACK truncates client names beyond jack_client_name_size() - 1 (63 bytes).
+    if (Buffer.byteLength(arg) > 63) throw new CuemuxError('INVALID_ARGUMENT', `--device ${spec}: a JACK client name has at most 63 bytes`);
+    return { kind, clientName: arg === '' ? defaultClientName : arg };
+  }
+  if (kind === 'alsa') {
+    if (arg === '') throw new CuemuxError('INVALID_ARGUMENT', `--device ${spec}: expected alsa:NAME (e.g. alsa:hw:0 or alsa:default)`);
+    return { kind, name: arg };
+  }
+  if (kind === 'pipewire') return { kind, name: arg };
+  throw new CuemuxError('INVALID_ARGUMENT', `--device "${spec}": expected jack[:CLIENT_NAME] (alsa:NAME and pipewire are planned)`);
+}
+
+/** What a device is, as opened; logged at start. */
+export interface AudioDeviceDescription {
+  /** `jack`, ... */
+  kind: AudioDeviceSpec['kind'];
+  /** The device's name as the system knows it (the JACK client name: JACK renames a taken one). */
+  name: string;
+  /** Where it runs (the JACK server name: $JACK_DEFAULT_SERVER or `default`). */
+  server: string;
+  /** The device's sample rate, Hz: the player converts to it. */
+  sampleRate: number;
+  /** Frames per device period (JACK's buffer size). */
+  periodFrames: number;
+  /** Output channels (ports). */
+  channels: number;
+  /** Frames the player may write ahead of the device (its buffer): a write-ahead must stay well under it. */
+  bufferFrames: number;
+  /** The output ports, and the ports each is connected to. */
+  ports: { name: string; connections: string[] }[];
+}
+
+/** One device period, as the device reports it (after the fact). */
+export interface DeviceCycle {
+  /** The period's first frame (device frame numbers count from the device's start, 64-bit). */
+  frame: number;
+  /** Frames in the period. */
+  frames: number;
+  /** CLOCK_MONOTONIC instant of the period's start, ns (before the output latency). */
+  monoNs: bigint;
+  /** Frames of this period the device played as silence because the player had not written them. */
+  underrunFrames: number;
+}
+
+/** Counters and measures of a device; a snapshot. */
+export interface AudioDeviceStats {
+  /** Periods the device ran. */
+  cycles: number;
+  /** Frames played as silence because the player had not written them in time (an underrun). */
+  underrunFrames: number;
+  /** Periods with at least one such frame. */
+  underrunCycles: number;
+  /** The server's own xruns (a client of the graph was late; JACK's xrun callback). */
+  xruns: number;
+  /** Output latency the device reports, frames: [min, max] over the connected ports; departures use max. */
+  latencyFrames: { min: number; max: number };
+  /** True once the server went away (the device plays nothing more). */
+  lost: boolean;
+}
+
+/** An open audio device. */
+export interface AudioDevice {
+  /** What was opened. */
+  readonly description: AudioDeviceDescription;
+  /**
+   * Start calling `onCycle` on the JS thread after the device's periods (with the latest one when several
+   * passed). The player then writes the frames the device will take next.
+   */
+  start(onCycle: (cycle: DeviceCycle) => void): void;
+  /**
+   * CLOCK_MONOTONIC instant, ns, at which device frame `frame` leaves the device: the start of the period that takes it
+   * (the device's cycle times, fitted over the last seconds to smooth their jitter), plus its offset in the period,
+   * plus the output latency the device reports. Valid once a cycle was reported.
+   */
+  departureNs(frame: number): bigint;
+  /** Length of one device frame on CLOCK_MONOTONIC, ns (the device crystal as measured). */
+  readonly frameNs: number;
+  /**
+   * Queue interleaved float32 frames to be played from device frame `frame` on (after the previous write's end; a
+   * gap is silence). Returns the frames taken: fewer when the device's buffer is full. Never blocks.
+   */
+  write(frame: number, samples: Float32Array): number;
+  /** A snapshot of the counters. */
+  readonly stats: AudioDeviceStats;
+  /** Stop and release the device. Idempotent. */
+  close(): void;
+}
+
+/**
+ * Frame → CLOCK_MONOTONIC mapping of a device: a least-squares line through the (frame, start instant) of its last
+ * `window` cycles. A device's own period times jitter by microseconds (JACK's are its DLL's estimates, in whole µs);
+ * the line keeps that jitter out of the player's schedule, and follows the crystal's drift within the window.
+ */
+export class DeviceClock {
+  readonly #window: number;
+  readonly #frames: number[] = [];
+  readonly #times: number[] = [];
+  #anchorFrame = 0;
+  #anchorNs = 0n;
+  #slope = 0;
+  #intercept = 0;
+
+  /** `nominalRate`: frames per second until two cycles are known; `window`: cycles fitted. */
+  constructor(readonly nominalRate: number, window = 128) {
+    this.#window = window;
+    this.#slope = 1e9 / nominalRate;
+  }
+
+  /** Cycles recorded so far (at most the window). */
+  get size(): number {
+    return this.#frames.length;
+  }
+
+  /** ns per frame as fitted. */
+  get frameNs(): number {
+    return this.#slope;
+  }
+
+  /**
+   * Record a cycle: its first frame started at `monoNs`. Returns the jump (ns) when the cycle is more than
+   * `jumpNs` off the line — the device's timeline moved (an xrun of the server, a driver restart): the fit then starts
+   * again from this cycle, so no mix of before and after skews it — else 0.
+   */
+  add(frame: number, monoNs: bigint, jumpNs = 500_000): number {
+    let jump = 0;
+    if (this.#frames.length >= 2) {
+      const off = Number(monoNs - this.monoNs(frame));
+      if (Math.abs(off) > jumpNs) {
+        jump = off;
+        this.#frames.length = 0;
+        this.#times.length = 0;
+      }
+    }
+    if (this.#frames.length === 0) {
+      this.#anchorFrame = frame;
+      this.#anchorNs = monoNs;
+    }
+    this.#frames.push(frame - this.#anchorFrame);
+    this.#times.push(Number(monoNs - this.#anchorNs));
+    if (this.#frames.length > this.#window) {
+      this.#frames.shift();
+      this.#times.shift();
+    }
+    const n = this.#frames.length;
+    let mf = 0;
+    let mt = 0;
+    for (let i = 0; i < n; i++) {
+      mf += this.#frames[i];
+      mt += this.#times[i];
+    }
+    mf /= n;
+    mt /= n;
+    if (n >= 8) {
+      let sff = 0;
+      let sft = 0;
+      for (let i = 0; i < n; i++) {
+        const df = this.#frames[i] - mf;
+        sff += df * df;
+        sft += df * (this.#times[i] - mt);
+      }
+      // A device crystal is within a few hundred ppm; a wild fit (a suspended machine) keeps the last slope.
+      const s = sft / sff;
+      if (sff > 0 && Math.abs(s * this.nominalRate / 1e9 - 1) < 0.01) this.#slope = s;
+    }
+    this.#intercept = mt - this.#slope * mf;
+    return jump;
+  }
+
+  /** CLOCK_MONOTONIC instant of device frame `frame`'s start, ns. */
+  monoNs(frame: number): bigint {
+    return this.#anchorNs + BigInt(Math.round(this.#intercept + this.#slope * (frame - this.#anchorFrame)));
+  }
+}
+
+/** Options of openAudioDevice (open-audio-device.ts). */
+export interface OpenDeviceOptions {
+  /** Output channels (ports). */
+  channels: number;
+  /**
+   * Ports to connect output channel k to: entry k (comma-separated names connect one channel to several), `[]` for
+   * the system's playback ports (channel k to the k-th), `['none']` for none.
+   */
+  connect: string[];
+}

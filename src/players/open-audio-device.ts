@@ -1,0 +1,16 @@
+/**
+ * Opening an audio device by its spec: the one place that knows every device kind, apart from audio-device.ts (the
+ * types and the device clock every kind shares), so a kind's module can import those without an import cycle.
+ */
+import { CuemuxError } from '../common/errors';
+import type { AudioDevice, AudioDeviceSpec, OpenDeviceOptions } from './audio-device';
+
+/** Open the device of a parsed spec. Rejects with a CuemuxError saying what is missing (server, addon, kind). */
+export async function openAudioDevice(spec: AudioDeviceSpec, options: OpenDeviceOptions): Promise<AudioDevice> {
+  if (spec.kind === 'jack') {
+    // Loaded on use: the JACK addon is needed only by a player that plays to JACK.
+    const { openJackDevice } = await import('./audio-device-jack');
+    return openJackDevice(spec.clientName, options);
+  }
+  throw new CuemuxError('INVALID_ARGUMENT', `--device ${spec.kind}: not implemented yet (this build plays to JACK: --device jack[:CLIENT_NAME])`);
+}

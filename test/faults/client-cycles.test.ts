@@ -1,0 +1,131 @@
+/**
+ * Fault suite, attack 6: client processes that connect, OpenMedia, start a ReadPackets and are killed with SIGKILL
+ * mid-stream, again and again (~100 in `npm test`, 1,000 under `npm run soak`), four at a time. The server's open
+ * descriptors (/proc/PID/fd) and RSS are measured before and after: no descriptor is left behind, and RSS comes back
+ * within a stated bound.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { minuteClip } from '../support/media';
+import { spawnServer } from '../support/server';
+import { copyInto, scratchDir } from '../support/tmp';
+import { fdCount, fdTargets, percentile, recordFault, rssBytes, scaled, ThumpConsole, waitFor } from '../support/faults';
+import { MediaClient } from '../../src/clients/media-client';
+
+/** The compiled client, for the child processes (this file runs from dist/test/faults). */
+const CLIENT_JS = path.resolve(__dirname, '..', '..', 'src', 'clients', 'media-client.js');
+
+/** RSS a server may keep after the cycles, beyond what it had before them (allocator and V8 heap slack), MB. */
+const RSS_BOUND_MB = 32;
+
+/** A client process: connects, opens the clip, reads slowly; says "reading" after its first batch. */
+const CHILD = `
+const { MediaClient } = require(process.env.CLIENT_JS);
+(async () => {
+  const c = new MediaClient(process.env.SOCKET);
+  const info = await c.openMedia('clip.mp4');
+  for await (const b of c.readPackets({ mediaId: info.mediaId, maxBatchBytes: 16384 })) {
+    process.stdout.write('reading\\n');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  process.stdout.write('ended\\n');
+})().catch((e) => { process.stderr.write(String(e) + '\\n'); process.exit(3); });`;
+
+describe('faults: client processes killed with SIGKILL mid-stream', function () {
+  this.timeout(scaled(120_000, 3_600_000));
+  const children: ChildProcess[] = [];
+
+  afterEach(async function () {
+    for (const c of children.splice(0)) {
+      if (c.exitCode === null && c.signalCode === null) {
+        c.kill('SIGKILL');
+        await once(c, 'exit');
+      }
+    }
+  });
+
+  it(`connect/OpenMedia/ReadPackets/kill -9 cycles: 0 fds leaked, RSS back within ${RSS_BOUND_MB} MB`, async function () {
+    const cycles = Number(process.env.CUEMUX_FAULT_CYCLES ?? scaled(64, 1000));
+    const root = await scratchDir('fault-cycles-root');
+    await copyInto(await minuteClip(), root, 'clip.mp4');
+    const run = await scratchDir('fault-cycles-run');
+    await fsp.chmod(run, 0o700);
+    const socket = path.join(run, 's.sock');
+    // As `npm start` runs it (README "Memory"): glibc gives large buffers back at once, a small young generation.
+    const s = await spawnServer(['--socket', socket, '--media-root', root, '--state-file', 'none', '--idle-close-ms', '0'], {
+      MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '65536', NODE_OPTIONS: '--max-semi-space-size=1',
+    });
+    children.push(s.child);
+    const pid = s.child.pid as number;
+    const console_ = await ThumpConsole.open(s.oscPort as number);
+
+    /** One cycle: a client process reads until it has a batch, then is killed. Resolves with whether it read. */
+    const cycle = async (): Promise<boolean> => {
+      const child = spawn(process.execPath, ['-e', CHILD], { env: { ...process.env, CLIENT_JS, SOCKET: socket }, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let out = '';
+      let err = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
+      const reading = new Promise<boolean>((resolve) => {
+        child.stdout.setEncoding('utf8').on('data', (d: string) => {
+          out += d;
+          if (out.includes('reading')) resolve(true);
+        });
+        child.once('exit', () => resolve(out.includes('reading')));
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      const read = await reading;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+      children.splice(children.indexOf(child), 1);
+      assert.ok(read, `a client did not get its first batch: ${err}`);
+      return read;
+    };
+    const mediaClosed = async (): Promise<true | undefined> => ((await fdTargets(pid)).some((t) => t.includes(root)) ? undefined : true);
+
+    // Warm up (index built, code paths run), then the baseline with no client.
+    for (let i = 0; i < 4; i++) await cycle();
+    await waitFor('the warm-up clients gone', mediaClosed);
+    const idle = await console_.sample(scaled(50, 200));
+    const fdsBefore = await fdCount(pid);
+    const rssBefore = await rssBytes(pid);
+    console_.start(20);
+    let served = 0;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < cycles) {
+        next++;
+        if (await cycle()) served++;
+        assert.equal(s.child.exitCode, null, `the server exited after ${next} cycles: ${s.stderr().slice(-3000)}`);
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    const during = await console_.stop();
+    console_.close();
+    // Every killed client's connection is noticed and its media released (the file closes at once: idle close 0).
+    await waitFor('every client connection and media file released', async () => ((await mediaClosed()) && (await fdCount(pid)) <= fdsBefore ? true : undefined), 60_000)
+      .catch(() => undefined);
+    const fdsAfter = await fdCount(pid);
+    const rssAfter = await rssBytes(pid);
+    // GetStatus from a new client: nothing is held for the dead ones.
+    const c = new MediaClient(socket);
+    const st = await c.getStatus({ timeout: 10_000 });
+    c.close();
+    const grownMb = (rssAfter - rssBefore) / 2 ** 20;
+    process.stdout.write(`      ${cycles} cycles (${served} read before the kill): fds ${fdsBefore} -> ${fdsAfter}, RSS ${(rssBefore / 2 ** 20).toFixed(1)} -> ` +
+      `${(rssAfter / 2 ** 20).toFixed(1)} MB; status: ${st.media.length} media open, ${st.clients.length} clients\n`);
+    recordFault({
+      attack: '6. client kill -9 cycles', inputs: cycles, faults: cycles, served, restarts: 0, fdsLeaked: fdsAfter - fdsBefore, rssLeakedMb: grownMb,
+      lost: null, duplicated: null, thumpIdleP99Ms: percentile(idle, 99), thumpAttackP99Ms: percentile(during, 99), thumpUnanswered: console_.unanswered,
+      note: `RSS bound ${RSS_BOUND_MB} MB; 4 clients at a time`,
+    });
+    assert.ok(fdsAfter <= fdsBefore, `fds ${fdsBefore} -> ${fdsAfter}: ${(await fdTargets(pid)).join(', ')}`);
+    assert.equal(st.media.length, 0, 'no media held for killed clients');
+    assert.equal(st.clients.length, 0, 'no call left for killed clients');
+    assert.ok(grownMb < RSS_BOUND_MB, `RSS grew by ${grownMb.toFixed(1)} MB`);
+  });
+});

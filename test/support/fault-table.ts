@@ -1,0 +1,64 @@
+/**
+ * The fault suite's table (see faults.ts): one row per attack, printed after `npm run test:faults` and by
+ * `npm run soak`, and the steal time of a run. No mocha here: scripts/soak.ts imports it.
+ */
+import { promises as fsp } from 'node:fs';
+
+/** One row of the fault table: what an attack tried and what it cost the server. */
+export interface FaultRow {
+  attack: string;
+  /** Inputs tried (datagrams, files, client cycles, clients...). */
+  inputs: number;
+  /** Faults injected (mutated or hostile inputs, kills, refused fds, full disks). */
+  faults: number;
+  /** Requests the server answered meanwhile (replies, successful calls). */
+  served: number;
+  /** Server restarts (kills followed by a new server on the same socket). */
+  restarts: number;
+  /** Server fds after the attack minus before (null: not measured). */
+  fdsLeaked: number | null;
+  /** Server RSS after minus before, MB (null: not measured). */
+  rssLeakedMb: number | null;
+  /** Packets lost / duplicated against FFmpeg's reference (null: not applicable). */
+  lost: number | null;
+  duplicated: number | null;
+  /** A console's /cuemux/thump p99 round trip, ms, idle and during the attack (null: not measured). */
+  thumpIdleP99Ms: number | null;
+  thumpAttackP99Ms: number | null;
+  /** Thumps sent during the attack that got no answer within 5 s. */
+  thumpUnanswered: number;
+  /** Anything else worth a line (e.g. the error clients saw). */
+  note: string;
+}
+
+const num = (v: number | null, digits = 0): string => (v === null || Number.isNaN(v) ? '-' : v.toFixed(digits));
+
+/** The table, one line per attack, in Markdown. */
+export function faultTable(list: readonly FaultRow[]): string {
+  const head = ['attack', 'inputs tried', 'faults injected', 'requests served', 'server restarts', 'fds leaked', 'RSS leaked (MB)',
+    'packets lost', 'packets duplicated', 'thump p99 idle / attack (ms)', 'ratio (target ≤ 2)'];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const r of [...list].sort((a, b) => a.attack.localeCompare(b.attack, 'en', { numeric: true }))) {
+    const ratio = r.thumpIdleP99Ms !== null && r.thumpAttackP99Ms !== null && r.thumpIdleP99Ms > 0 ? r.thumpAttackP99Ms / r.thumpIdleP99Ms : null;
+    const unanswered = r.thumpUnanswered > 0 ? ` (${r.thumpUnanswered} unanswered)` : '';
+    lines.push(`| ${[r.attack, String(r.inputs), String(r.faults), String(r.served), String(r.restarts), num(r.fdsLeaked), num(r.rssLeakedMb, 1),
+      num(r.lost), num(r.duplicated), `${num(r.thumpIdleP99Ms, 2)} / ${num(r.thumpAttackP99Ms, 2)}${unanswered}`,
+      ratio === null ? '-' : `${ratio.toFixed(2)}×`].join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** Share of CPU time stolen by the hypervisor since the call, in % (from /proc/stat), read by the returned function. */
+export function stealMeter(): () => Promise<number> {
+  const read = async (): Promise<{ steal: number; total: number }> => {
+    const line = (await fsp.readFile('/proc/stat', 'utf8')).split('\n')[0];
+    const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
+  };
+  const start = read();
+  return async () => {
+    const [a, b] = [await start, await read()];
+    return b.total === a.total ? 0 : (100 * (b.steal - a.steal)) / (b.total - a.total);
+  };
+}
+
