@@ -73,6 +73,16 @@ describe('index build concurrency', function () {
     assert.deepEqual(await leftovers(dir), []);
   });
 
+  it("a lock taker killed between its temporary and the link leaves a file the next taker removes", async function () {
+    const dir = await scratchDir('dead-lock-temp');
+    const media = await copyInto(await ensureMedia('wav'), dir, 'a.wav');
+    const dead = spawnSync('true').pid;
+    await fsp.writeFile(`${media}.idx.lock.tmp-${dead}-0badf00d`, JSON.stringify({ pid: dead, host: os.hostname(), startTicks: 0, since: new Date(0).toISOString() }));
+    const idx = await openIndex(media, { cacheDir: dir, lockTimeoutMs: 5_000 });
+    assert.equal(idx.origin, 'built');
+    assert.deepEqual(await leftovers(dir), []);
+  });
+
   it('a lock held by a live process makes others wait, bounded, with an error naming the owner', async function () {
     const dir = await scratchDir('live');
     const media = await copyInto(await ensureMedia('wav'), dir, 'a.wav');

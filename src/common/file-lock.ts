@@ -13,6 +13,7 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { removeDeadTemps, tempPathFor } from './atomic-file';
 import { CuemuxError, fromSystemError } from './errors';
 import { getLogger } from './logger';
 
@@ -142,7 +143,8 @@ async function tryTakeOver(lockPath: string, seenText: string, activity: string)
 
 /** Create `lockPath` holding `text`, atomically and only if it does not exist (false if it does). */
 async function createLock(lockPath: string, text: string, activity: string): Promise<boolean> {
-  const tmp = `${lockPath}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  // Named like atomic-file's temporaries, so one killed between the link and the rm is removed by the next taker.
+  const tmp = tempPathFor(lockPath);
   await fsp.writeFile(tmp, text, { flag: 'wx' }).catch((e: unknown) => { throw fromSystemError(e, lockPath, `create ${activity} lock`); });
   try {
     await fsp.link(tmp, lockPath);
@@ -164,6 +166,8 @@ export async function acquireFileLock(lockPath: string, options: FileLockOptions
   const activity = options.activity ?? 'lock holder';
   const deadline = Date.now() + timeoutMs;
   const me = selfOwner();
+  // A taker killed between creating its temporary and removing it left that file behind: remove those of dead pids.
+  await removeDeadTemps(lockPath, (pid) => ownerAlive({ pid, host: os.hostname(), startTicks: 0, since: '' }));
   let waited = false;
   let delay = 10;
   for (;;) {
