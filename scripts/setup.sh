@@ -14,10 +14,11 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 #    ffmsindex (benchmark peer), liblo-tools (a real OSC peer for tests), python3-grpcio/python3-protobuf (an
 #    independent gRPC client in tests), jackd2 + libjack-jackd2-dev (play-audio --device jack: the addon in native/jack
 #    builds against it; its tests run jackd on the dummy driver), faketime (a server on a shifted wall clock in the
-#    Ping test), openssl (certificates for the TLS tests).
+#    Ping test), openssl (certificates for the TLS tests), libsdl2-dev (play-video --window: the addon in native/sdl
+#    builds against it), xvfb + x11-apps (the window's tests: an X server without a screen, xwd screenshots).
 PKGS=(ffmpeg pkg-config libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev libavutil-dev
       libpostproc-dev libswresample-dev libswscale-dev ffmsindex liblo-tools python3-grpcio python3-protobuf
-      jackd2 libjack-jackd2-dev faketime openssl)
+      jackd2 libjack-jackd2-dev faketime openssl libsdl2-dev xvfb x11-apps)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -43,8 +44,9 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ scripts/patch-be
   touch "$stamp"
 fi
 
-# 3b. The JACK addon (native/jack; also built by npm ci's postinstall): idempotent, rebuilt when its sources change.
-node scripts/build-jack.js
+# 3b. Our addons, native/jack (play-audio --device jack) and native/sdl (play-video --window); also built by npm ci's
+#     postinstall: idempotent, rebuilt when their sources change, skipped with a message without their -dev package.
+node scripts/build-addons.js || exit 1
 
 # 4. Generated gRPC code and the TypeScript build.
 say "generating code from proto/ and compiling"

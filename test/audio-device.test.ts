@@ -142,7 +142,7 @@ describe('play-audio --device jack (a real JACK server, dummy driver)', function
       this.skip();
     };
     if (spawnSync('jackd', ['--version']).error !== undefined) skip('jackd is not installed (scripts/setup.sh installs jackd2)');
-    if (!fs.existsSync(JACK_ADDON)) skip(`the JACK addon is not built (${JACK_ADDON}: scripts/build-jack.js)`);
+    if (!fs.existsSync(JACK_ADDON)) skip(`the JACK addon is not built (${JACK_ADDON}: scripts/build-addons.js jack)`);
     process.env.JACK_DEFAULT_SERVER = server;
     // Real-time scheduling as a show runs it; a machine that refuses it still runs JACK without.
     let up = await startJackd(true);

@@ -4,7 +4,7 @@
  * socket folder owned by another user. Real processes, real files, media made by ffmpeg; no timing assertions.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { promises as fsp, closeSync, openSync, writeSync, ftruncateSync, fstatSync, watch } from 'node:fs';
@@ -28,6 +28,7 @@ import { IndexEncoder } from '../src/index-store/idx-format';
 import { readIndexFile } from '../src/index-store/index-file';
 import { checkIndex, openIndex } from '../src/index-store/open-index';
 import type { Packet } from '../src/generated/cuemux/v1/media_server';
+import { childrenKilledAfterEach } from './support/wait';
 
 const run = promisify(execFile);
 
@@ -49,16 +50,7 @@ function reCrc(buf: Buffer): Buffer {
 
 describe('hostile input', function () {
   this.timeout(120_000);
-  const children: ChildProcess[] = [];
-
-  afterEach(async function () {
-    for (const c of children.splice(0)) {
-      if (c.exitCode === null && c.signalCode === null) {
-        c.kill('SIGKILL');
-        await once(c, 'exit');
-      }
-    }
-  });
+  const children = childrenKilledAfterEach();
 
   /** A media root with the small MP4 (H.264 + AAC) as clip.mp4, and a private run folder. */
   async function mediaRoot(): Promise<{ root: string; run: string; media: string }> {

@@ -49,7 +49,7 @@ export interface JackClientOptions {
   onCycle?: () => void;
 }
 
-/** The addon's path: built by scripts/build-jack.js. */
+/** The addon's path: built by scripts/build-addons.js jack. */
 export const JACK_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'jack', 'build', 'Release', 'cuemux_jack.node');
 
 /** Load the addon; an INTERNAL CuemuxError when it is not built. */

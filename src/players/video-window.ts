@@ -75,7 +75,7 @@ interface SdlAddon {
 
 const RECORD_FIELDS = 8;
 
-/** The addon's path: built by scripts/build-sdl.js. */
+/** The addon's path: built by scripts/build-addons.js sdl. */
 export const SDL_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'sdl', 'build', 'Release', 'cuemux_sdl.node');
 
 /** Load the addon; an INTERNAL CuemuxError when it is not built. */
@@ -324,7 +324,10 @@ export function openVideoWindow(spec: string, options: VideoWindowOptions): Vide
   }
   const sink = new VideoWindow(win, addon.formats, options);
   const i = sink.info;
-  log.info(`video window open: ${i.width}x${i.height}, SDL ${i.videoDriver} ${i.renderer} renderer, vsync ${i.vsync ? 'on' : 'off'}`, {
+  // SDL grants SDL_RENDERER_PRESENTVSYNC on displays that have no vertical blank (Xvfb: refresh rate 0): then presents
+  // wait for nothing, which the log says.
+  const vsync = !i.vsync ? 'off' : i.refreshHz > 0 ? `on (${i.refreshHz} Hz)` : 'requested, but the display reports no refresh rate (no vertical blank to wait for, e.g. Xvfb)';
+  log.info(`video window open: ${i.width}x${i.height}, SDL ${i.videoDriver} ${i.renderer} renderer, vsync ${vsync}`, {
     output: options.name, window: spec, ...i, scale: options.scale ?? 'linear',
   });
   return sink;

@@ -5,8 +5,6 @@
  * message names the file, and the server then serves the next client.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -15,22 +13,14 @@ import { spawnServer } from '../support/server';
 import { scratchDir } from '../support/tmp';
 import { fdCount, fdTargets, percentile, recordFault, Rng, scaled, ThumpConsole, waitFor } from '../support/faults';
 import { MediaClient, MediaClientError } from '../../src/clients/media-client';
+import { childrenKilledAfterEach } from '../support/wait';
 
 /** The gRPC codes a damaged file may give (README "Errors"). */
 const TYPED = new Set([grpc.status.FAILED_PRECONDITION, grpc.status.DATA_LOSS, grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND]);
 
 describe('faults: truncated and garbage media', function () {
   this.timeout(scaled(120_000, 1_800_000));
-  const children: ChildProcess[] = [];
-
-  afterEach(async function () {
-    for (const c of children.splice(0)) {
-      if (c.exitCode === null && c.signalCode === null) {
-        c.kill('SIGKILL');
-        await once(c, 'exit');
-      }
-    }
-  });
+  const children = childrenKilledAfterEach();
 
   it('OpenMedia/ReadPackets give a typed error naming the file, or serve what is readable; the next client is served', async function () {
     const seed = Number(process.env.CUEMUX_FAULT_SEED ?? 12);

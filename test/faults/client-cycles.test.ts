@@ -5,7 +5,7 @@
  * within a stated bound.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -14,6 +14,7 @@ import { spawnServer } from '../support/server';
 import { copyInto, scratchDir } from '../support/tmp';
 import { fdCount, fdTargets, percentile, recordFault, rssBytes, scaled, ThumpConsole, waitFor } from '../support/faults';
 import { MediaClient } from '../../src/clients/media-client';
+import { childrenKilledAfterEach } from '../support/wait';
 
 /** The compiled client, for the child processes (this file runs from dist/test/faults). */
 const CLIENT_JS = path.resolve(__dirname, '..', '..', 'src', 'clients', 'media-client.js');
@@ -36,16 +37,7 @@ const { MediaClient } = require(process.env.CLIENT_JS);
 
 describe('faults: client processes killed with SIGKILL mid-stream', function () {
   this.timeout(scaled(120_000, 3_600_000));
-  const children: ChildProcess[] = [];
-
-  afterEach(async function () {
-    for (const c of children.splice(0)) {
-      if (c.exitCode === null && c.signalCode === null) {
-        c.kill('SIGKILL');
-        await once(c, 'exit');
-      }
-    }
-  });
+  const children = childrenKilledAfterEach();
 
   it(`connect/OpenMedia/ReadPackets/kill -9 cycles: 0 fds leaked, RSS back within ${RSS_BOUND_MB} MB`, async function () {
     const cycles = Number(process.env.CUEMUX_FAULT_CYCLES ?? scaled(64, 1000));

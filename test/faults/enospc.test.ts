@@ -6,8 +6,7 @@
  * Skipped where a tmpfs cannot be mounted (not root, or no CAP_SYS_ADMIN).
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { childrenKilledAfterEach } from '../support/wait';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ensureMedia } from '../support/media';
@@ -20,15 +19,9 @@ import { MediaClient } from '../../src/clients/media-client';
 
 describe('faults: a full disk (ENOSPC)', function () {
   this.timeout(scaled(120_000, 600_000));
-  const children: ChildProcess[] = [];
+  const children = childrenKilledAfterEach();
 
   afterEach(async function () {
-    for (const c of children.splice(0)) {
-      if (c.exitCode === null && c.signalCode === null) {
-        c.kill('SIGKILL');
-        await once(c, 'exit');
-      }
-    }
     await unmountAll();
   });
 

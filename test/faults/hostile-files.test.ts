@@ -5,7 +5,7 @@
  * a hang; a console's thump is answered throughout. Many more of each go through the parsers in this process.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { childrenKilledAfterEach } from '../support/wait';
 import { once } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -40,17 +40,8 @@ function linesAbout(stderr: string, pattern: RegExp): string[] {
 
 describe('faults: hostile cue lists, state files and .idx files', function () {
   this.timeout(scaled(120_000, 1_800_000));
-  const children: ChildProcess[] = [];
+  const children = childrenKilledAfterEach();
   const seed = Number(process.env.CUEMUX_FAULT_SEED ?? 12);
-
-  afterEach(async function () {
-    for (const c of children.splice(0)) {
-      if (c.exitCode === null && c.signalCode === null) {
-        c.kill('SIGKILL');
-        await once(c, 'exit');
-      }
-    }
-  });
 
   it('each mutated file gives a clear error or warning naming it (or works); the server never crashes or hangs', async function () {
     const rng = new Rng(seed);

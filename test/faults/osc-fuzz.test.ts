@@ -5,31 +5,21 @@
  * stays bounded, and every thump is answered. ~5,000 datagrams in `npm test`, 100,000 under `npm run soak`.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
-import { once } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { minuteClip } from '../support/media';
 import { encode } from '../support/osc';
 import { spawnServer } from '../support/server';
 import { copyInto, scratchDir } from '../support/tmp';
+import { childrenKilledAfterEach } from '../support/wait';
 import {
   fdCount, udpDrops, oscFuzzDatagram, percentile, recordFault, Rng, rssBytes, scaled, ThumpConsole, validOscMessages, type OscFuzzKind,
 } from '../support/faults';
 
 describe('faults: OSC fuzzing', function () {
   this.timeout(scaled(120_000, 1_800_000));
-  const children: ChildProcess[] = [];
-
-  afterEach(async function () {
-    for (const c of children.splice(0)) {
-      if (c.exitCode === null && c.signalCode === null) {
-        c.kill('SIGKILL');
-        await once(c, 'exit');
-      }
-    }
-  });
+  const children = childrenKilledAfterEach();
 
   it('random and mutated datagrams and bundles: the server stays up, memory bounded, a console\'s thump answered', async function () {
     const total = Number(process.env.CUEMUX_FAULT_OSC_N ?? scaled(5_000, 100_000));

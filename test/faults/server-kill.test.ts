@@ -20,19 +20,11 @@ import { percentile, recordFault, scaled, ThumpConsole, waitFor } from '../suppo
 import { MediaClient } from '../../src/clients/media-client';
 import { resilientFollow } from '../../src/clients/resilient-follow';
 import type { Packet } from '../../src/generated/cuemux/v1/media_server';
+import { childrenKilledAfterEach } from '../support/wait';
 
 describe('faults: SIGKILL of the server under 8 streaming clients', function () {
   this.timeout(scaled(120_000, 1_800_000));
-  const children: ChildProcess[] = [];
-
-  afterEach(async function () {
-    for (const c of children.splice(0)) {
-      if (c.exitCode === null && c.signalCode === null) {
-        c.kill('SIGKILL');
-        await once(c, 'exit');
-      }
-    }
-  });
+  const children = childrenKilledAfterEach();
 
   it('every client resumes after each restart; packets lost or duplicated against FFmpeg: 0', async function () {
     const kills = scaled(1, 5);

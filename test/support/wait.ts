@@ -35,3 +35,15 @@ export async function killChild(child: ChildProcess): Promise<void> {
   child.kill('SIGKILL');
   await gone;
 }
+
+/**
+ * The child processes of a describe block: returns the list to push them to, and registers an afterEach (call it in
+ * the describe's body) that SIGKILLs those still running and waits until they are gone.
+ */
+export function childrenKilledAfterEach(): ChildProcess[] {
+  const children: ChildProcess[] = [];
+  afterEach(async function () {
+    for (const c of children.splice(0)) await killChild(c);
+  });
+  return children;
+}
