@@ -292,24 +292,27 @@ export const EXACT_START_DECODERS: Readonly<Record<string, ExactStartDecoder>> =
   eac3: { options: { cons_noisegen: true } },
 };
 
-/** The decoder pre-roll every audio start gets, s: AAC's overlapped transform needs one frame, MP3's bit reservoir two. */
+/** The decoder pre-roll every audio start gets, s: AAC's and MP3's overlapped transforms need the frame before. */
 export const BASE_AUDIO_PREROLL_SECONDS = 0.1;
 
 /**
- * Seconds a decoder of `codecName` must decode and discard before its output equals a decoder's that ran from the
- * start of the stream, bit for bit (measured with FFmpeg 5.1, chirps started mid-file), beyond
- * {@link BASE_AUDIO_PREROLL_SECONDS}:
+ * Seconds a decoder of `codecName` must decode and discard before its output equals that of a decoder that ran from
+ * the start of the stream (measured with FFmpeg 5.1, cues started at 10 points of each file, against the continuous
+ * decode), {@link BASE_AUDIO_PREROLL_SECONDS} included:
  * - Opus: the stream's own seek pre-roll (RFC 7845 §4.6: 80 ms, FFmpeg's `seek_preroll`, Matroska's SeekPreRoll)
- *   only makes the decoder converge, not repeat the continuous decode: CELT predicts each band's energy from the
- *   previous frame's and halves a difference per 20-ms frame. From a fresh decoder the first sample after 100 ms is
- *   off by up to 2.8e-2 (−25 dB against a 0.5 signal), after 180 ms 1.8e-3, after 300 ms 2.8e-5, after 400 ms 1.1e-6;
- *   after 600 ms of pre-roll every sample was identical. 0.64 s: 32 frames.
+ *   makes the decoder converge, not repeat the continuous decode: CELT predicts each band's energy from the previous
+ *   frame's and halves a difference per 20-ms frame. Measured on CELT streams (a 0.5 mono chirp at 96 kb/s, a stereo
+ *   chirp at 128 kb/s, pink noise at 64 kb/s), the worst sample after 100 ms of pre-roll is off by 2.8e-2, 1.5e-1,
+ *   6e-3; after 180 ms by 1.8e-3, 2.6e-2, 3.8e-4; after 300 ms by 2.8e-5, 9.2e-4, 5.7e-6; from 700 / 800 / 700 ms of
+ *   pre-roll on every sample is identical. 1 s is given. SILK (speech at low rates, e.g. 12 kb/s voip) never gets
+ *   bit-exact (its output is resampled from 8-16 kHz inside the decoder): its error stays about 1e-5 whatever the
+ *   pre-roll (−94 dB against 0.5), reached after ~0.3 s.
  * Others need no more than the base (AAC, MP1/2/3, Vorbis, FLAC, PCM, AC-3/E-AC-3 with {@link EXACT_START_DECODERS}).
- * `seekPrerollSamples`/`sampleRate` (the stream's seek_preroll, when known) are a floor for codecs not listed.
+ * `seekPrerollSamples` at `sampleRate` (the stream's seek_preroll, when known) is a floor for codecs not listed.
  */
 export function audioPrerollSeconds(codecName: string, seekPrerollSamples = 0, sampleRate = 0): number {
   const seek = seekPrerollSamples > 0 && sampleRate > 0 ? seekPrerollSamples / sampleRate : 0;
-  const codec = codecName === 'opus' ? 0.64 : 0;
+  const codec = codecName === 'opus' ? 0.9 : 0;
   return BASE_AUDIO_PREROLL_SECONDS + Math.max(codec, seek);
 }
 
@@ -321,8 +324,14 @@ export function audioPrerollSeconds(codecName: string, seekPrerollSamples = 0, s
 function decoderByName(decoderName: string, cp: NativeCodecParameters): NativeDecoder {
   const bc = native() as unknown as { decoder(options: { name: string }): NativeDecoder };
   const dec = bc.decoder({ name: decoderName });
-  for (const key of ['sample_rate', 'channels']) if (typeof cp[key] === 'number' && cp[key] !== 0) dec[key] = cp[key];
-  if (typeof cp.channel_layout === 'string' && cp.channel_layout !== '' && cp.channels !== 0) dec.channel_layout = cp.channel_layout;
+  for (const key of ['sample_rate', 'channels']) if (typeof cp[key] === 'number' && cp[key] > 0) dec[key] = cp[key];
+  if (typeof cp.channels === 'number' && cp.channels > 0 && typeof cp.channel_layout === 'string' && cp.channel_layout !== '') {
+    try {
+      dec.channel_layout = cp.channel_layout;
+    } catch {
+      // a layout the context does not take: the decoder reads it from the stream
+    }
+  }
   if (Buffer.isBuffer(cp.extradata) && cp.extradata.length > 0) dec.extradata = cp.extradata;
   return dec;
 }
@@ -354,8 +363,13 @@ export async function openDecoder(config: DecoderConfig, name: string, options: 
       }
     }
     d ??= bc.decoder({ params: cp });
-    // Set, never read: beamcoder prints options it cannot map when it reads priv_data.
-    if (exact?.options !== undefined) d.priv_data = exact.options;
+    if (exact?.options !== undefined) {
+      try {
+        d.priv_data = exact.options; // set, never read: beamcoder prints the options it cannot map when reading it
+      } catch {
+        // a decoder without these options (another FFmpeg): its default decode
+      }
+    }
     return d;
   };
   let dec: NativeDecoder;

@@ -53,7 +53,7 @@ export interface RangeOptions {
    * packet get their first frame wrong (AAC's overlapped transform needs the previous frame; Opus asks for 80 ms of
    * pre-roll): a player that must present the in-point exactly needs a few packets to decode and drop first.
    */
-  audioPrerollSeconds?: number;
+  audioPrerollSeconds?: number | ((stream: IndexedStream) => number);
 }
 
 /** The index of one media file. */
@@ -288,7 +288,8 @@ export class MediaIndex {
       if (t0 === null) {
         startAt[s] = 0; // from the first packet: every packet of the stream, those before its first keyframe too
       } else {
-        const from = st.codecType === 'audio' && options.audioPrerollSeconds !== undefined ? t0 - options.audioPrerollSeconds : t0;
+        const pre = typeof options.audioPrerollSeconds === 'function' ? options.audioPrerollSeconds(st) : options.audioPrerollSeconds;
+        const from = st.codecType === 'audio' && pre !== undefined ? t0 - pre : t0;
         const k = this.keyframeAtOrBefore(s, this.toTicks(s, from));
         startAt[s] = k?.entry ?? 0;
       }

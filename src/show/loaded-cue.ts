@@ -3,16 +3,17 @@
  * (so GO sends them from memory), and — once started — its run: where its media sits on the show clock. The run is
  * a mapping in clock positions, so a clock locate moves what is presented, never the mapping itself.
  */
+import { audioPrerollSeconds } from '../ffmpeg/decoder';
 import type { IndexEntry, RangeOptions } from '../index-store/media-index';
 import type { OpenMedia } from '../media/open-media';
 import type { CueDefinition } from './cue-definition';
 
 /**
- * The range options of every packet range the show sends: audio packets go to players 0.1 s ahead of a cue's in-point
- * (or of any feed start), a decoder pre-roll so the first presented audio frame decodes exactly as in a continuous
- * decode (AAC needs one frame, Opus 80 ms).
+ * The range options of every packet range the show sends: audio packets go to players ahead of a cue's in-point (or
+ * of any feed start) by the decoder pre-roll its codec needs for the first presented sample to be a continuous
+ * decode's (audioPrerollSeconds: 0.1 s, AAC's overlapped transform needs one frame; Opus 1 s, its decoder converges).
  */
-export const AUDIO_PREROLL_OPTIONS: Readonly<RangeOptions> = { audioPrerollSeconds: 0.1 };
+export const AUDIO_PREROLL_OPTIONS: Readonly<RangeOptions> = { audioPrerollSeconds: (s) => audioPrerollSeconds(s.codecName) };
 
 /** What a loaded cue is doing. */
 export type CueState = 'armed' | 'playing' | 'paused';

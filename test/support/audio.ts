@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
 import { promisify } from 'node:util';
 import type { SyncRecord } from '../../src/players/sync-log';
 
@@ -18,22 +17,8 @@ export async function ffmpegSamples(file: string, stream: number): Promise<Float
   return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
 }
 
-/** The samples of a float WAV file written by the wav sink (data chunk located by name). */
-export async function wavSamples(file: string): Promise<Float32Array> {
-  const b = await fsp.readFile(file);
-  let at = 12;
-  while (at + 8 <= b.length) {
-    const id = b.toString('ascii', at, at + 4);
-    const size = b.readUInt32LE(at + 4);
-    if (id === 'data') {
-      const n = Math.floor(Math.min(size, b.length - at - 8) / 4);
-      const copy = Buffer.from(b.subarray(at + 8, at + 8 + n * 4));
-      return new Float32Array(copy.buffer, copy.byteOffset, n);
-    }
-    at += 8 + size + (size & 1);
-  }
-  throw new Error(`${file}: no data chunk`);
-}
+/** The samples of a float WAV file written by the wav sink: the benchmarks' reader (one reader for both). */
+export { wavSamples } from '../../scripts/bench/presented';
 
 /**
  * Check that each rendered period of a player's sync log (`device_sample`, `media_seconds`, `samples`; periods with
