@@ -4,7 +4,8 @@
  */
 import { configureLogging } from '../common/log-setup';
 import { getLogger } from '../common/logger';
-import type { MediaServer as MediaServerType } from '../server/media-server';
+import type { FollowSource, MediaServer as MediaServerType } from '../server/media-server';
+import type { MediaClient } from '../clients/media-client';
 import { loadConfig, type ServerConfig } from '../server/server-config';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { CliIo } from './cli-io';
@@ -48,6 +49,27 @@ function tcpConnectLines(tcp: string, config: ServerConfig): string[] {
     `  grpcurl -cacert CA.pem${header} ${tcp} list`];
 }
 
+/** `--follow`: a client of the master (its TLS and token from --follow-tls-ca / --follow-token-file) and its feed. */
+async function followMaster(config: ServerConfig): Promise<{ client: MediaClient; source: FollowSource }> {
+  // Loaded only to follow, as the server itself (gRPC).
+  const { loadClientCredentials, MediaClient } = await import('../clients/media-client');
+  const { resilientWatchShow } = await import('../clients/watch-show');
+  const address = config.follow as string;
+  const unix = address.startsWith('unix:');
+  const credentials = unix ? {} : loadClientCredentials({ caFile: config.followTlsCa, tokenFile: config.followTokenFile });
+  const client = new MediaClient(address, credentials);
+  const source: FollowSource = {
+    states: (signal, onConnection) => resilientWatchShow(client, {
+      onConnection: (connected, error) => {
+        onConnection(connected);
+        if (!connected) log.warn(`the master ${address} is not reachable: retrying`, { error: error?.message });
+      },
+    }, signal),
+    report: (report) => client.reportFollower(report, { timeout: 2000 }),
+  };
+  return { client, source };
+}
+
 /** Run `cuemux serve <args>` until a signal stops it. */
 export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCodeValue> {
   const config = serveConfig(args);
@@ -59,12 +81,20 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
   try {
     // Loaded only to serve: `serve --help` and a bad flag answer without loading FFmpeg and gRPC.
     const { MediaServer } = await import('../server/media-server');
-    const server: MediaServerType = await MediaServer.start(config, cuemuxVersion());
+    const master = config.follow === null ? null : await followMaster(config);
+    let server: MediaServerType;
+    try {
+      server = await MediaServer.start(config, cuemuxVersion(), master === null ? {} : { followSource: master.source });
+    } catch (e) {
+      master?.client.close();
+      throw e;
+    }
     const a = server.addresses;
     io.out([
       `cuemux ${cuemuxVersion()} serving media under ${config.mediaRoots.join(', ')}`,
       ...(a.socket ? [`  Unix socket: unix://${a.socket}`] : []),
       ...(a.tcp ? [`  TCP:         ${a.tcp}`] : []),
+      ...(config.follow !== null ? [`  Follower of: ${config.follow} (show control goes to the master)`] : []),
       ...(a.osc ? [`  OSC (UDP):   ${a.osc}   e.g. oscsend ${a.osc.replace(/:(\d+)$/, ' $1')} /cuemux/status`] : []),
       'Connect:',
       // Pasted as is: in a checkout `cuemux` is not on the PATH (npm start runs node bin/cuemux.js).
@@ -86,7 +116,7 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
           return;
         }
         log.info(`${sig}: draining and closing`);
-        server.close().then(resolve, (e: unknown) => {
+        server.close().finally(() => master?.client.close()).then(resolve, (e: unknown) => {
           log.error('close failed', { error: String(e) });
           resolve();
         });

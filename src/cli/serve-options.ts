@@ -34,6 +34,7 @@ function setting(key: keyof ServerConfig, o: Omit<ServeOptionSpec, 'key'>): Serv
 }
 
 const SHOW = 'Show control (OSC over UDP, see README "Show control")';
+const FOLLOW = 'Several machines (see README "Several machines")';
 
 /** Every option of `cuemux serve`, in help order. */
 export const SERVE_OPTIONS: readonly ServeOptionSpec[] = [
@@ -93,6 +94,13 @@ export const SERVE_OPTIONS: readonly ServeOptionSpec[] = [
     name: 'state-file', arg: 'FILE', group: SHOW, default: 'SOCKET.show.json',
     help: 'crash recovery: the show is saved here and resumed by a server started within 30 s of an unclean stop; "none" to disable',
   }),
+  setting('follow', {
+    name: 'follow', arg: 'HOST:PORT', group: FOLLOW, default: 'none (a server of its own)',
+    help: 'follower server: mirror the show (clock, cues, cue list) of the master cuemux at HOST:PORT (its --listen) or unix:PATH, playing '
+      + 'this server\'s own copies of the media (same relative paths under --media-root); show control goes to the master',
+  }),
+  setting('followTlsCa', { name: 'follow-tls-ca', arg: 'FILE', group: FOLLOW, help: 'with --follow over TCP: TLS, trusting this CA (PEM) for the master\'s --tls-cert', default: 'none' }),
+  setting('followTokenFile', { name: 'follow-token-file', arg: 'FILE', group: FOLLOW, help: 'with --follow over TCP: the bearer token of the master\'s --token-file (needs TLS)', default: 'none' }),
 ];
 
 /** `cuemux serve`. */

@@ -10,7 +10,7 @@ import { readCredentialFile, readSecretFile } from '../common/secret-file';
 import { unixNs } from '../common/time-source';
 import {
   CloseMediaRequest, FollowRequest, GetIndexRequest, GetStatusRequest, MediaServerClient, MediaServerService, OpenMediaRequest, PingRequest,
-  ReadPacketsRequest, WatchClockRequest, type ClockState, type FollowEvent, type IndexEntryBatch, type MediaInfo, type PacketBatch,
+  ReadPacketsRequest, WatchClockRequest, WatchShowRequest, FollowerReport, type ClockState, type ShowState, type FollowerReportResponse, type FollowEvent, type IndexEntryBatch, type MediaInfo, type PacketBatch,
   type ServerStatus, type PingResponse, type FollowResume,
 } from '../generated/cuemux/v1/media_server';
 
@@ -278,6 +278,18 @@ export class MediaClient {
   watchClock(req: { heartbeatSeconds?: number } = {}, options: CallOptions = {}): AsyncGenerator<ClockState> {
     const r = WatchClockRequest.create(req);
     return this.#stream('WatchClock', (o) => this.#stub.watchClock(r, o), options);
+  }
+
+  /** A follower server's report to its master: the master's cues it does not play. */
+  async reportFollower(report: FollowerReport, options: CallOptions = {}): Promise<void> {
+    const req = FollowerReport.create(report);
+    await this.#unary<FollowerReportResponse>('ReportFollower', (o, cb) => this.#stub.reportFollower(req, new grpc.Metadata(), o, cb), options);
+  }
+
+  /** The whole show state (a follower server's feed): at once, after every change, and heartbeats (default every 1 s). */
+  watchShow(req: { heartbeatSeconds?: number } = {}, options: CallOptions = {}): AsyncGenerator<ShowState> {
+    const r = WatchShowRequest.create(req);
+    return this.#stream('WatchShow', (o) => this.#stub.watchShow(r, o), options);
   }
 
   /**

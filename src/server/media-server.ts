@@ -9,11 +9,12 @@ import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { CuemuxError, isCuemuxError, errorMessage } from '../common/errors';
 import { acquireFileLock, type FileLock } from '../common/file-lock';
 import { getLogger } from '../common/logger';
-import { MediaServerService, type ServerStatus } from '../generated/cuemux/v1/media_server';
+import { MediaServerService, type FollowerReport, type ServerStatus, type ShowState } from '../generated/cuemux/v1/media_server';
 import { encodeFollowEvent, encodePacketBatch } from '../wire/packet-batch';
 import { CueListFolders } from './cue-list-access';
 import { MediaRegistry } from './media-registry';
@@ -29,6 +30,8 @@ import { readSecretFile } from '../common/secret-file';
 import { MIN_OSC_SECRET_LENGTH } from './osc-access';
 import { checkSocketFolder, prepareSocketPath } from './socket-file';
 import { installFramedSend } from '../wire/grpc-framed-send';
+import { ShowMirror } from './show-mirror';
+import { FollowerReports } from './show-watch';
 
 const log = getLogger('media-server');
 
@@ -51,10 +54,15 @@ class ShowHost {
   readonly show: Show;
   osc: OscControl | null = null;
   state: ShowStateFile | null = null;
+  /** A follower server's mirror of its master's show, and what stops its feed. */
+  mirror: { mirror: ShowMirror; stop: AbortController; done: Promise<void> } | null = null;
+  /** What followers of this server report they do not play. */
+  readonly followerReports: FollowerReports;
   #cueList: CueListFile | null = null;
 
   constructor(show: Show) {
     this.show = show;
+    this.followerReports = new FollowerReports(show);
   }
 
   /** Load (and watch) a cue list file; the previous file stops being watched once the new one is in effect. */
@@ -67,10 +75,33 @@ class ShowHost {
 
   /** Cue list file state for status replies. */
   statusExtra(): Record<string, unknown> {
-    return { cueListFile: this.#cueList ? { path: this.#cueList.path, reloads: this.#cueList.reloads, lastError: this.#cueList.lastError } : null };
+    return {
+      cueListFile: this.#cueList ? { path: this.#cueList.path, reloads: this.#cueList.reloads, lastError: this.#cueList.lastError } : null,
+      ...(this.mirror === null ? { followers: this.followerReports.list() } : { follower: this.mirror.mirror.status() }),
+    };
+  }
+
+  /** Follower servers: apply every ShowState of `source` to the show until close (a fatal error is logged). */
+  startMirror(master: string, source: FollowSource, name: string): void {
+    const mirror = new ShowMirror(this.show, master, { name, report: source.report });
+    const stop = new AbortController();
+    const done = (async () => {
+      try {
+        for await (const state of source.states(stop.signal, (connected) => mirror.setConnected(connected))) void mirror.push(state);
+      } catch (e) {
+        mirror.setConnected(false);
+        log.error(`cannot follow the master ${master}: ${errorMessage(e)}; this follower shows nothing new until it is restarted with a working --follow`, { master });
+      }
+    })();
+    this.mirror = { mirror, stop, done };
   }
 
   async close(): Promise<void> {
+    if (this.mirror !== null) {
+      this.mirror.stop.abort();
+      this.mirror.mirror.close();
+      await this.mirror.done;
+    }
     await this.osc?.close();
     // The last state is saved (marked clean) while the cues are still there.
     await this.state?.close();
@@ -118,6 +149,23 @@ function reflectionDefinition(): protoLoader.PackageDefinition {
   return reflection;
 }
 
+/**
+ * A follower's feed: the master's ShowStates across reconnects until `signal` aborts (src/clients/watch-show.ts;
+ * the server does not import the clients' layer: `cuemux serve` passes it in). `onConnection` says when it delivers.
+ */
+export interface FollowSource {
+  /** The master's states until `signal` aborts; `onConnection` says when the stream delivers. */
+  states: (signal: AbortSignal, onConnection: (connected: boolean) => void) => AsyncIterable<ShowState>;
+  /** Send the master a ReportFollower (what this follower does not play). */
+  report: (report: FollowerReport) => Promise<void>;
+}
+
+/** What {@link MediaServer.start} takes besides the config. */
+export interface MediaServerOptions {
+  /** With config.follow: the master's feed (required then). */
+  followSource?: FollowSource;
+}
+
 /** A running cuemux media server. */
 export class MediaServer {
   /** Where it listens. */
@@ -146,7 +194,12 @@ export class MediaServer {
   }
 
   /** Start serving with `config`. Errors name what could not be done (socket in use, port taken, bad root...). */
-  static async start(config: ServerConfig, version: string): Promise<MediaServer> {
+  static async start(config: ServerConfig, version: string, options: MediaServerOptions = {}): Promise<MediaServer> {
+    const follow = config.follow;
+    if (follow !== null) {
+      if (options.followSource === undefined) throw new CuemuxError('INVALID_ARGUMENT', `--follow ${follow}: no feed to follow the master with (an embedding must pass followSource)`);
+      if (config.cueList !== undefined) throw new CuemuxError('INVALID_ARGUMENT', `--cue-list ${config.cueList} with --follow ${follow}: a follower takes the master's cue list; load it on the master`);
+    }
     // Credential files are read and checked before anything is created or bound: a bad certificate, key or token
     // stops the start with a message naming the file, and nothing is left behind.
     const tcpSecurity = config.listen === null ? null : loadTcpSecurity(config);
@@ -158,6 +211,7 @@ export class MediaServer {
       clock: { timecodeRate: config.timecodeRate }, prefetchSeconds: config.prefetchSeconds,
       maxPrefetchBytes: config.maxPrefetchBytes, maxAdHocCues: config.maxAdHocCues,
       chase: { jumpSeconds: config.chaseJumpSeconds, lossTimeoutMs: config.chaseLossMs, lossPolicy: config.chaseLossPolicy, freerunMs: config.chaseFreerunMs },
+      mirrored: follow !== null,
     });
     const showHost = new ShowHost(show);
     const service = new MediaService(registry, show, {
@@ -165,6 +219,7 @@ export class MediaServer {
       defaultLeadSeconds: config.leadSeconds,
       // GetStatus reports the cue list file as OSC's /cuemux/status does.
       statusExtra: () => showHost.statusExtra(),
+      followerReports: showHost.followerReports,
     });
     // ReadPackets and Follow packets use the hand-written serializers (one copy of each payload instead of ~4), and
     // messages already framed go to HTTP/2 without grpc-js's extra copy.
@@ -194,7 +249,8 @@ export class MediaServer {
       // The show is restored before the first call can arrive: grpc-js serves calls as soon as it is bound, and a
       // player reconnecting after a crash would otherwise meet an empty show on a fresh clock, drop its cues, and be
       // sent the restored ones from where it asked to resume, mid-GOP, into new decoders.
-      const stateFile = config.stateFile === undefined ? (socket === null ? null : `${socket}.show.json`) : config.stateFile;
+      // A follower keeps no state file: after a restart it takes the master's show again from the master.
+      const stateFile = follow !== null ? null : config.stateFile === undefined ? (socket === null ? null : `${socket}.show.json`) : config.stateFile;
       if (stateFile !== null) showHost.state = await ShowStateFile.open(stateFile, show, { loadCueList: (file) => showHost.loadCueList(file) });
       // The configured cue list wins over the one a restored show was using.
       if (config.cueList !== undefined) await showHost.loadCueList(config.cueList);
@@ -230,7 +286,7 @@ export class MediaServer {
           host: config.oscHost, port: config.oscPort, replyPort: config.oscReplyPort, allow: config.oscAllow,
           budgets: { messagesPerSecond: config.oscRateMessages, bytesPerSecond: config.oscRateBytes }, maxScheduled: config.oscMaxScheduled,
           loadCueList: async (file) => showHost.loadCueList(await cueListFolders.check(file)), statusExtra: () => showHost.statusExtra(),
-          secret: oscSecret, connectIdleMs: config.oscConnectIdleMs,
+          secret: oscSecret, connectIdleMs: config.oscConnectIdleMs, master: follow,
         });
         const a = showHost.osc.address;
         addresses.osc = `${a.host}:${a.port}`;
@@ -242,6 +298,9 @@ export class MediaServer {
       await socketLock?.release();
       await registry.close();
       throw e;
+    }
+    if (follow !== null && options.followSource !== undefined) {
+      showHost.startMirror(follow, options.followSource, `${os.hostname()} (${addresses.tcp ?? addresses.socket ?? 'no gRPC listener'})`);
     }
     log.info('serving', { socket: addresses.socket, tcp: addresses.tcp, osc: addresses.osc, mediaRoots: roots.list, cacheDir: config.cacheDir });
     return new MediaServer(servers, service, registry, showHost, health, config, addresses, socketLock);

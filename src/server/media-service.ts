@@ -8,7 +8,8 @@ import { getLogger } from '../common/logger';
 import { ffmpegVersion } from '../ffmpeg/native';
 import type {
   ClockState, CloseMediaRequest, CloseMediaResponse, FollowEvent, FollowRequest, GetIndexRequest, GetStatusRequest, IndexEntryBatch,
-  MediaInfo, MediaServerServer, OpenMediaRequest, PacketBatch, PingRequest, PingResponse, ReadPacketsRequest, ServerStatus, ShowStatus, WatchClockRequest,
+  MediaInfo, MediaServerServer, OpenMediaRequest, PacketBatch, PingRequest, PingResponse, ReadPacketsRequest, ServerStatus, ShowState, ShowStatus, WatchClockRequest,
+  WatchShowRequest, FollowerReport, FollowerReportResponse,
 } from '../generated/cuemux/v1/media_server';
 import { monoNs, monoToUnixNs, unixNs } from '../common/time-source';
 import type { Show } from '../show/show';
@@ -21,6 +22,7 @@ import { mediaInfoOf, optionalInt64 } from './media-info';
 import { checkRequest, pumpPackets, writeWithBackpressure, type ClientRecord } from './packet-stream';
 import { toServiceError } from './status-mapping';
 import { DEFAULT_STREAM_MEMORY_BYTES, StreamMemoryBudget } from './stream-memory';
+import { ShowWatch, type FollowerReports } from './show-watch';
 
 const log = getLogger('media-service');
 
@@ -45,6 +47,8 @@ export interface ServiceOptions {
    * lastError } | null }`), for GetStatus's cue list file; absent = the cue list's path alone.
    */
   statusExtra?: () => Record<string, unknown>;
+  /** What followers report they do not play (ReportFollower), listed with the cue problems; absent = refused. */
+  followerReports?: FollowerReports;
 }
 
 /** Index entries per GetIndex batch. */
@@ -111,6 +115,7 @@ export class MediaService {
   /** WatchClock and Follow calls: they run until the client leaves, so shutdown ends them itself. */
   readonly #endless = new Set<ServerWritableStream<unknown, unknown>>();
   readonly #started = process.hrtime.bigint();
+  readonly #showWatch: ShowWatch;
   #closing = false;
 
   constructor(registry: MediaRegistry, show: Show, options: ServiceOptions) {
@@ -118,6 +123,7 @@ export class MediaService {
     this.#show = show;
     this.#options = options;
     this.#streamMemory = new StreamMemoryBudget(options.maxStreamMemory ?? DEFAULT_STREAM_MEMORY_BYTES);
+    this.#showWatch = new ShowWatch(show);
   }
 
   /** Streaming calls in progress. */
@@ -345,6 +351,22 @@ export class MediaService {
           this.#clients.delete(client);
         }
       }),
+      watchShow: this.#streaming<WatchShowRequest, ShowState>('WatchShow', 'watch', async (call) => {
+        // Listed by GetStatus as a client with no media, output "(follower server)".
+        const client: ClientRecord = { peer: call.getPeer(), mediaId: '', streams: [], positionSeconds: 0, bytesQueued: 0, bytesSent: 0, packetsSent: 0, output: '(follower server)' };
+        this.#clients.add(client);
+        try {
+          await this.#endlessCall(call, () => this.#showWatch.serve(call));
+        } finally {
+          this.#clients.delete(client);
+        }
+      }),
+      reportFollower: this.#unary<FollowerReport, FollowerReportResponse>('ReportFollower', (req) => {
+        const reports = this.#options.followerReports;
+        if (reports === undefined) throw new CuemuxError('WRONG_STATE', 'this server takes no follower reports');
+        reports.take(req);
+        return {};
+      }),
       ping: this.#unary<PingRequest, PingResponse>('Ping', (req) => {
         const received = unixNs();
         const mono = monoNs();
@@ -406,7 +428,8 @@ export class MediaService {
         outputs: Object.entries(c.outputs).map(([output, streams]) => ({ output, streams })),
         positionSeconds: c.positionSeconds ?? undefined, clockSeconds: c.clockSeconds ?? undefined, prefetchBytes: BigInt(prefetched.get(c.id) ?? 0),
       })),
-      problems: show.cueProblems.map((p) => ({ cueId: p.cueId, during: p.during, message: p.message, unixNs: p.unixNs })),
+      problems: [...show.cueProblems.map((p) => ({ cueId: p.cueId, during: p.during, message: p.message, unixNs: p.unixNs })),
+        ...(this.#options.followerReports?.problems() ?? [])],
     };
   }
 }

@@ -46,6 +46,11 @@ export interface OscControlOptions {
   secret?: string | null;
   /** A connection lasts this long after the sender's last message, in ms (default 8 h). */
   connectIdleMs?: number;
+  /**
+   * Follower servers (`--follow`): the master's address. Commands are then refused with an error reply naming it
+   * (show control talks to the master only); queries (status, thump, updates, connect) are answered.
+   */
+  master?: string | null;
 }
 
 /** Default time an OSC connection lasts after the sender's last message, in ms: a show day (see server-config). */
@@ -54,6 +59,8 @@ const DEFAULT_CONNECT_IDLE_MS = 8 * 3600 * 1000;
 /** Addresses a sender that is not connected may send when a secret is set. */
 const CONNECT = '/cuemux/connect';
 const DISCONNECT = '/cuemux/disconnect';
+/** What a follower server answers; every other address is show control, for the master only. */
+const FOLLOWER_ANSWERS: ReadonlySet<string> = new Set(['/cuemux/status', '/cuemux/thump', '/cuemux/updates', CONNECT, DISCONNECT]);
 
 /** Most replies sent for one datagram (a bundle of many messages); the rest of its messages run unanswered. */
 export const MAX_REPLIES_PER_DATAGRAM = 16;
@@ -386,6 +393,10 @@ export class OscControl {
       if (sub !== undefined) sub.lastSeenMs = Date.now();
       if (route === undefined) {
         throw new CuemuxError('NOT_FOUND', `unknown OSC address ${req.address} (known: ${[...this.#routes.keys()].join(' ')})`);
+      }
+      const master = this.#options.master ?? null;
+      if (master !== null && !FOLLOWER_ANSWERS.has(req.address)) {
+        throw new CuemuxError('WRONG_STATE', `${req.address} refused: this server is a follower of the master ${master} (cuemux serve --follow); send show control to the master`);
       }
       const data = await route(req, this.#actionTime(req));
       this.#reply(req.from, req.address, { status: 'ok', data }, req);

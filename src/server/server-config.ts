@@ -110,6 +110,15 @@ export interface ServerConfig {
    * socket); null ("none") = no crash recovery.
    */
   stateFile: string | null | undefined;
+  /**
+   * Follower server: mirror the show of the master cuemux at `HOST:PORT` (its --listen) or `unix:PATH` (its socket),
+   * playing this server's own media; show control then goes to the master only. Null (default): a server of its own.
+   */
+  follow: string | null;
+  /** With {@link follow} over TCP: TLS, trusting this PEM CA for the master's --tls-cert (default none: plaintext, or the system's CAs with a token). */
+  followTlsCa: string | undefined;
+  /** With {@link follow} over TCP: the master's bearer token (its --token-file) (default none). */
+  followTokenFile: string | undefined;
 }
 
 /**
@@ -169,6 +178,9 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ServerConfi
     chaseLossPolicy: 'hold',
     chaseFreerunMs: 2000,
     stateFile: undefined,
+    follow: null,
+    followTlsCa: undefined,
+    followTokenFile: undefined,
   };
 }
 
@@ -180,7 +192,7 @@ type Partialish = { [K in keyof ServerConfig]?: unknown };
 const NUMERIC: Array<keyof ServerConfig> = ['maxClients', 'maxWatchers', 'maxOpenMedia', 'maxBatchBytes', 'defaultBatchBytes', 'maxStreamMemory', 'idleCloseMs', 'shutdownGraceMs',
   'chaseLossMs', 'chaseFreerunMs', 'oscRateMessages', 'oscRateBytes', 'oscMaxScheduled', 'maxAdHocCues', 'maxPrefetchBytes', 'oscConnectIdleMs'];
 /** Settings that are file paths (resolved against the config file's folder or the working directory). */
-const FILES: Array<keyof ServerConfig> = ['cacheDir', 'cueList', 'tlsCert', 'tlsKey', 'tlsClientCa', 'tokenFile', 'oscSecretFile'];
+const FILES: Array<keyof ServerConfig> = ['cacheDir', 'cueList', 'tlsCert', 'tlsKey', 'tlsClientCa', 'tokenFile', 'oscSecretFile', 'followTlsCa', 'followTokenFile'];
 /** Settings in seconds (positive numbers, fractions allowed). */
 const SECONDS: Array<keyof ServerConfig> = ['leadSeconds', 'prefetchSeconds', 'chaseJumpSeconds'];
 const PORTS: Array<keyof ServerConfig> = ['oscPort', 'oscReplyPort'];
@@ -200,6 +212,7 @@ export const ENV_NAMES: Record<keyof ServerConfig, string> = {
   // CUEMUX_TOKEN_FILE is also what the client commands read: one file serves both ends on one machine.
   tlsCert: 'CUEMUX_TLS_CERT', tlsKey: 'CUEMUX_TLS_KEY', tlsClientCa: 'CUEMUX_TLS_CLIENT_CA', tokenFile: 'CUEMUX_TOKEN_FILE',
   insecureListen: 'CUEMUX_INSECURE_LISTEN', oscSecretFile: 'CUEMUX_OSC_SECRET_FILE', oscConnectIdleMs: 'CUEMUX_OSC_CONNECT_IDLE_MS',
+  follow: 'CUEMUX_FOLLOW', followTlsCa: 'CUEMUX_FOLLOW_TLS_CA', followTokenFile: 'CUEMUX_FOLLOW_TOKEN_FILE',
 };
 
 function fromEnv(env: NodeJS.ProcessEnv): Partialish {
@@ -251,6 +264,11 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
       } else if (key === 'stateFile') {
         if (raw !== null && typeof raw !== 'string') throw bad('must be a file path or "none"');
         out.stateFile = raw === null || raw === 'none' ? null : raw === '' ? undefined : path.resolve(raw);
+      } else if (key === 'follow') {
+        if (raw !== null && typeof raw !== 'string') throw bad('must be HOST:PORT, unix:PATH or "none"');
+        const v = raw === null || raw === '' || raw === 'none' ? null : raw;
+        if (v !== null && !/^unix:.+/.test(v) && !/^[\w.-]+:\d{1,5}$/.test(v) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(v)) throw bad('must be HOST:PORT (the master\'s --listen) or unix:PATH (its socket)');
+        out.follow = v;
       } else if (key === 'socket' || key === 'listen') {
         if (raw !== null && typeof raw !== 'string') throw bad('must be a string or null');
         const v = raw === '' || raw === 'none' ? null : raw;

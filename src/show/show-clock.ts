@@ -170,7 +170,7 @@ export class ShowClock extends TypedEmitter<ShowClockEvents> {
    * clock, same show id (when saved: a state file written before show ids keeps this clock's fresh id), so players
    * that reconnect find the timeline they were on.
    */
-  restore(saved: { generation: number; state: ClockStateName; source: ClockSource; rate: number; positionSeconds: number; anchorUnixNs: bigint; timecodeRate: string; showId?: string }): void {
+  restore(saved: { generation: number; state: ClockStateName; source: ClockSource; rate: number; positionSeconds: number; anchorUnixNs: bigint; timecodeRate: string; showId?: string }, discontinuity = false): void {
     if (saved.showId !== undefined && !/^[0-9a-f]{16}$/.test(saved.showId)) throw new CuemuxError('INVALID_ARGUMENT', `saved show id "${saved.showId.slice(0, 40)}" is not 16 hex digits`);
     checkPosition(saved.positionSeconds);
     if (!Number.isFinite(saved.rate) || Math.abs(saved.rate) > MAX_RATE) throw new CuemuxError('INVALID_ARGUMENT', `saved clock rate ${saved.rate} is not valid`);
@@ -180,7 +180,21 @@ export class ShowClock extends TypedEmitter<ShowClockEvents> {
       anchorUnixNs: saved.anchorUnixNs, anchorMonoNs: unixToMonoNs(saved.anchorUnixNs), timecodeRate: parseTimecodeRate(saved.timecodeRate),
     };
     if (saved.showId !== undefined) this.#showId = saved.showId;
-    this.safeEmit('change', this.#s, false);
+    this.safeEmit('change', this.#s, discontinuity);
+  }
+
+  /**
+   * Follower servers: take the master's clock exactly — same show id, generation, state, rate, position and anchor
+   * (its Unix anchor mapped onto this machine's monotonic clock). Unlike {@link restore}, a new generation is a
+   * discontinuity for this clock's listeners (players reposition), and an unchanged state emits nothing.
+   */
+  mirror(master: { showId: string; generation: number; state: ClockStateName; source: ClockSource; rate: number; positionSeconds: number; anchorUnixNs: bigint; timecodeRate: string }): void {
+    const s = this.#s;
+    if (master.showId === this.#showId && master.generation === s.generation && master.state === s.state && master.source === s.source
+      && master.rate === s.rate && master.positionSeconds === s.positionSeconds && master.anchorUnixNs === s.anchorUnixNs
+      && master.timecodeRate === s.timecodeRate.name) return;
+    const discontinuity = master.showId !== this.#showId || master.generation !== s.generation;
+    this.restore(master, discontinuity);
   }
 
   #set(change: Partial<ClockSnapshot>, at: bigint, discontinuity: boolean): void {

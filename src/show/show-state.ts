@@ -11,7 +11,7 @@ import { RateLimitedLog } from '../common/rate-limited-log';
 import { getLogger } from '../common/logger';
 import { unixNs } from '../common/time-source';
 import { publishFileAtomically } from '../common/atomic-file';
-import { parseCueDefinition, type CueDefinition } from './cue-definition';
+import { DEFAULT_OUTPUTS, parseCueDefinition, type CueDefinition } from './cue-definition';
 import type { CueRun } from './loaded-cue';
 import type { Show } from './show';
 import type { ClockSource, ClockStateName } from './show-clock';
@@ -57,10 +57,14 @@ interface SavedShow {
   cues: SavedCue[];
 }
 
-function defJson(d: CueDefinition): Record<string, unknown> {
+/**
+ * A cue definition as cue list JSON (docs/cue-list.md): parseCueDefinition gives the same definition back (the
+ * default outputs stay implicit, so they resolve as defaults). Saved here and sent to follower servers (WatchShow).
+ */
+export function cueDefinitionJson(d: CueDefinition): Record<string, unknown> {
   return {
     id: d.id, name: d.name, media: d.media, in: d.inSeconds, out: d.outSeconds, loop: d.loop, follow: d.follow,
-    outputs: Object.fromEntries(d.outputs),
+    ...(d.outputs === DEFAULT_OUTPUTS ? {} : { outputs: Object.fromEntries(d.outputs) }),
   };
 }
 
@@ -73,7 +77,7 @@ function snapshot(show: Show, clean: boolean): SavedShow {
       anchorUnixNs: String(s.anchorUnixNs), timecodeRate: s.timecodeRate.name, showId: show.clock.showId,
     },
     cueListPath: show.cueList.path, playhead: show.playhead,
-    cues: show.cues.map((c) => ({ def: defJson(c.def), state: c.state, run: c.run, numbering: c.numbering, pausedMedia: c.pausedMedia })),
+    cues: show.cues.map((c) => ({ def: cueDefinitionJson(c.def), state: c.state, run: c.run, numbering: c.numbering, pausedMedia: c.pausedMedia })),
   };
 }
 

@@ -98,6 +98,12 @@ export interface ShowOptions {
    * lead in use).
    */
   followAheadSeconds?: number;
+  /**
+   * A follower server's show (`cuemux serve --follow`): every change comes from the master (mirrorCue,
+   * mirrorCueList, ShowClock.mirror), so it never ends a cue, starts an auto-follow successor or arms the next cue
+   * on its own, and its loaded cues do not count as ad-hoc cues. Default false.
+   */
+  mirrored?: boolean;
 }
 
 /** When an action takes effect. */
@@ -111,7 +117,7 @@ export interface CueProblem {
   /** The cue id. */
   cueId: string;
   /** What the show was doing: "pre-arm" (arming the next cues after a GO), "re-arm" (after a cue list edit), "auto-follow" (starting the next cue of a chain), "end" (ending a cue), "prefetch" (reading an in-point after an unarmed GO). */
-  during: 'pre-arm' | 're-arm' | 'auto-follow' | 'end' | 'prefetch';
+  during: 'pre-arm' | 're-arm' | 'auto-follow' | 'end' | 'prefetch' | 'mirror';
   /** The error message (names the file and what is wrong). */
   message: string;
   /** When it happened, in ns since the Unix epoch. */
@@ -161,6 +167,9 @@ export class Show extends TypedEmitter<ShowEvents> {
   readonly #problems = new Map<string, CueProblem>();
   #list: CueList = { path: '', cues: [] };
   #playhead = 0;
+  readonly #mirrored: boolean;
+  /** A follower's copy of the master's cue list (ids only: its definitions come with the loaded cues). */
+  #mirroredList: { path: string; ids: string[]; playhead: string | null } | null = null;
   #closed = false;
 
   constructor(media: MediaSource, options: ShowOptions = {}) {
@@ -175,7 +184,8 @@ export class Show extends TypedEmitter<ShowEvents> {
       if (!(Number.isInteger(v) && v >= 0)) throw new CuemuxError('INVALID_ARGUMENT', `${name} must be a whole number >= 0, got ${v}`);
     }
     this.#goStartsClock = options.goStartsClock ?? true;
-    this.#armNext = options.armNext ?? true;
+    this.#mirrored = options.mirrored ?? false;
+    this.#armNext = !this.#mirrored && (options.armNext ?? true);
     this.#followAheadSeconds = Math.max(2, options.followAheadSeconds ?? 2);
     if (!(this.#prefetchSeconds >= 0 && this.#prefetchSeconds <= 30)) {
       throw new CuemuxError('INVALID_ARGUMENT', `prefetch must be 0-30 seconds, got ${this.#prefetchSeconds}`);
@@ -203,6 +213,7 @@ export class Show extends TypedEmitter<ShowEvents> {
 
   /** The id of the cue a GO without an id starts, or null. */
   get playhead(): string | null {
+    if (this.#mirroredList !== null) return this.#mirroredList.playhead;
     return this.#list.cues[this.#playhead]?.id ?? null;
   }
 
@@ -240,7 +251,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       this.unload(id);
     }
     let pending = this.#loading.get(id);
-    if (pending === undefined && def !== undefined && !this.#adHoc.has(id) && this.#adHoc.size >= this.#maxAdHocCues) {
+    if (pending === undefined && def !== undefined && !this.#mirrored && !this.#adHoc.has(id) && this.#adHoc.size >= this.#maxAdHocCues) {
       throw new CuemuxError('RESOURCE_EXHAUSTED', `cue "${id.slice(0, 64)}" not loaded: ${this.#adHoc.size} ad-hoc cues are loaded, the budget `
         + `(--max-adhoc-cues ${this.#maxAdHocCues}); unload one (/cuemux/cue/unload ID) or put the cues in the cue list`);
     }
@@ -559,6 +570,8 @@ export class Show extends TypedEmitter<ShowEvents> {
   #watchEnd(cue: LoadedCue): void {
     cue.endWatch?.abort();
     cue.endWatch = null;
+    // A follower's cues end (and chain) when the master's do.
+    if (this.#mirrored) return;
     const run = cue.run;
     const end = run ? cue.endClock(run) : null;
     if (run === null || end === null) return;
@@ -668,6 +681,58 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.safeEmit('cuelist', this.#list, this.playhead);
   }
 
+  /**
+   * Follower servers: put cue `def` where the master has it — loaded (armed), playing on exactly `run` with the
+   * master's segment numbering, or paused — from whatever it is here. A cue stopped or paused here is stopped at the
+   * clock position where the master stopped it (`stopped`, with its reason: a stop or an end), else now. A changed
+   * definition reloads it.
+   */
+  async mirrorCue(def: CueDefinition, state: 'armed' | 'playing' | 'paused', run: CueRun | null, numbering: LoadedCue['numbering'],
+    pausedMedia: number | null, stopped: { clockSeconds: number; reason: StopReason } | null): Promise<LoadedCue> {
+    this.#checkOpen();
+    let cue = this.#cues.get(def.id);
+    if (cue !== undefined && !sameCue(cue.def, def)) {
+      this.unload(def.id);
+      cue = undefined;
+    }
+    if (cue === undefined) return this.restoreCue(def, state, run, numbering, pausedMedia);
+    const stopAt = stopped === null ? monoNs() : this.#instantOf(stopped.clockSeconds);
+    if (state === 'armed' || run === null) {
+      if (cue.state !== 'armed') this.#stopCue(cue, stopped?.reason === 'ended' ? 'ended' : 'stop', stopAt);
+      return cue;
+    }
+    const same = cue.run !== null && cue.run.id === run.id && cue.run.clockSeconds === run.clockSeconds && cue.run.mediaSeconds === run.mediaSeconds;
+    if (state === 'paused') {
+      if (cue.state === 'paused' && same) return cue;
+      if (cue.state === 'playing') {
+        cue.pausedMedia = pausedMedia;
+        this.#stopCue(cue, 'pause', stopAt);
+      }
+      cue.restore('paused', run, numbering, pausedMedia);
+      return cue;
+    }
+    if (cue.state === 'playing' && same) return cue;
+    if (cue.state === 'playing') this.#stopCue(cue, 'stop', stopAt);
+    cue.restore('playing', run, numbering, null);
+    this.#problems.delete(cue.id);
+    log.info('cue started (mirrored)', { cue: cue.id, clockSeconds: run.clockSeconds, mediaSeconds: run.mediaSeconds });
+    this.safeEmit('cue', { type: 'started', cue });
+    return cue;
+  }
+
+  /** Follower servers: the master's cue list (its file, cue ids and standby cue), for status. */
+  mirrorCueList(path: string, ids: readonly string[], playhead: string | null): void {
+    const m = this.#mirroredList;
+    if (m !== null && m.path === path && m.playhead === playhead && m.ids.length === ids.length && m.ids.every((id, i) => id === ids[i])) return;
+    this.#mirroredList = { path, ids: [...ids], playhead };
+    this.safeEmit('cuelist', this.#list, playhead);
+  }
+
+  /** Keep a problem with cue `id` for status and log it (a follower's media that is not the master's). */
+  reportProblem(id: string, during: CueProblem['during'], message: string): void {
+    this.#problem(id, during, new CuemuxError('WRONG_STATE', message), 'warn');
+  }
+
   /** Problems the show met with cues on its own (see {@link CueProblem}), oldest first; at most 64. */
   get cueProblems(): readonly CueProblem[] {
     return [...this.#problems.values()];
@@ -698,7 +763,8 @@ export class Show extends TypedEmitter<ShowEvents> {
         positionSeconds: c.state === 'paused' ? c.pausedMedia : c.run ? c.mediaAt(c.run, position) : null,
         clockSeconds: c.run?.clockSeconds ?? null,
       })),
-      cueList: { path: this.#list.path, cues: this.#list.cues.map((c) => c.id), playhead: this.playhead },
+      cueList: this.#mirroredList !== null ? { path: this.#mirroredList.path, cues: [...this.#mirroredList.ids], playhead: this.#mirroredList.playhead }
+        : { path: this.#list.path, cues: this.#list.cues.map((c) => c.id), playhead: this.playhead },
     };
   }
 

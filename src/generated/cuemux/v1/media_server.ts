@@ -569,8 +569,136 @@ export interface ClientStatus {
   bytesSent: bigint;
   /** Packets sent to the client so far by this call. */
   packetsSent: bigint;
-  /** For a Follow call: the output followed (empty for ReadPackets). media_id is then the media of the cue fed last. */
+  /**
+   * For a Follow call: the output followed (empty for ReadPackets); "(follower server)" for a WatchShow call of a
+   * follower server. For Follow, media_id is the media of the cue fed last.
+   */
   output: string;
+}
+
+/** Request of ReportFollower: one follower's report (it replaces that follower's previous one). */
+export interface FollowerReport {
+  /** Names the follower: its host name and where it serves (e.g. "media2 (10.0.0.2:50051)"). */
+  follower: string;
+  /** The master show_id the follower mirrors (a report about another show is ignored). */
+  showId: string;
+  /** The master's cues the follower does not play. */
+  refused: FollowerRefusedCue[];
+}
+
+/** A cue a follower does not play. */
+export interface FollowerRefusedCue {
+  /** The cue id. */
+  cueId: string;
+  /** The cue's media path (relative to the media roots). */
+  media: string;
+  /** Why (the media is missing, or its fingerprint differs from the master's: both named). */
+  reason: string;
+}
+
+/** Response of ReportFollower (empty). */
+export interface FollowerReportResponse {
+}
+
+/** Request of WatchShow. */
+export interface WatchShowRequest {
+  /** Interval of the heartbeat (the unchanged state sent again), in seconds. Absent or 0 = 1 s; bounded to 0.01..60. */
+  heartbeatSeconds?: number | undefined;
+}
+
+/** The whole show of a server at one moment (WatchShow). Small: the clock plus tens of cues. */
+export interface ShowState {
+  /**
+   * The ClockState.show_id of the master's show (16 hex digits). A follower takes it over, so its own players'
+   * resume points (show_id, segment, generation) stay valid across the two servers.
+   */
+  showId: string;
+  /**
+   * Failover term (epoch) of the server sending this state: 0 while there is no failover (always, today). Reserved
+   * for main/backup failover: a server that meets a state with a higher term than its own stands down.
+   */
+  term: bigint;
+  /**
+   * The show clock, exactly (generation, state, rate, position at the anchor, anchor_unix_ns on the master's wall
+   * clock). A follower maps anchor_unix_ns onto its own wall clock (which chrony or PTP keeps on the master's).
+   */
+  clock?:
+    | ClockState
+    | undefined;
+  /** The cue list file in effect on the master ("" for none), as the master names it (a path on the master). */
+  cueListPath: string;
+  /** Ids of the cue list's cues, in order. */
+  cueIds: string[];
+  /** The standby cue (the next GO without an id starts it); absent at the end of the list or with no list. */
+  playhead?:
+    | string
+    | undefined;
+  /** Every loaded cue, in the order they were loaded. */
+  cues: MirroredCue[];
+  /** The master's wall clock when it sent this message, in nanoseconds since the Unix epoch (UTC). */
+  sentUnixNs: bigint;
+}
+
+/** One loaded cue of a ShowState: enough to put the cue on a follower exactly where it is on the master. */
+export interface MirroredCue {
+  /** The cue id. */
+  id: string;
+  /**
+   * The cue definition as JSON, in the cue list file's format (docs/cue-list.md: id, name, media, in, out, loop,
+   * follow, outputs); media is the path relative to the media root, the same on every machine.
+   */
+  definitionJson: string;
+  /** "armed" (loaded, not playing), "playing" or "paused". */
+  state: string;
+  /** Where the cue plays on the clock, while playing or paused: absent when armed. */
+  run?:
+    | MirroredRun
+    | undefined;
+  /** Segment numbering of the cue (so segments on the follower are the master's). */
+  numbering?:
+    | MirroredNumbering
+    | undefined;
+  /** While paused: the media position where it paused, in seconds. Absent otherwise. */
+  pausedMediaSeconds?:
+    | number
+    | undefined;
+  /**
+   * Identity of the master's media file: "SIZE:SHA256HEX" (size in bytes, and the index fingerprint's sampled hash:
+   * first and last MiB and 17 evenly spaced 64 KiB blocks). A follower whose file differs does not play the cue.
+   */
+  mediaFingerprint: string;
+  /**
+   * The clock position (seconds) where the cue's last run ended (stop, pause or end), when it has ended since it was
+   * loaded: a follower stops its copy at that exact position. Absent while it never stopped.
+   */
+  stoppedClockSeconds?:
+    | number
+    | undefined;
+  /**
+   * Why that run ended, with stopped_clock_seconds: "stop", "pause", "ended" (reached its out-point) or "unload"
+   * (as CueStopped.reason): the follower's players get the same reason (e.g. a player holding the last frame at an end).
+   */
+  stoppedReason: string;
+}
+
+/** A cue's run: the clock mapping of the cue's media. */
+export interface MirroredRun {
+  /** Clock position (seconds) at which the run's media position is media_seconds. */
+  clockSeconds: number;
+  /** Media position (seconds) at clock_seconds. */
+  mediaSeconds: number;
+  /** Run number of the cue (grows with every start and resume). */
+  id: number;
+}
+
+/** A cue's segment numbering (FollowEvent segments). */
+export interface MirroredNumbering {
+  /** Runs started so far. */
+  runs: number;
+  /** The segment number the next segment gets. */
+  nextSegment: number;
+  /** Loop passes: the first segment number of each pass of the current run. */
+  passes: number[];
 }
 
 /** Request of WatchClock. */
@@ -4460,6 +4588,1018 @@ export const ClientStatus: MessageFns<ClientStatus> = {
   },
 };
 
+function createBaseFollowerReport(): FollowerReport {
+  return { follower: "", showId: "", refused: [] };
+}
+
+export const FollowerReport: MessageFns<FollowerReport> = {
+  encode(message: FollowerReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.follower !== "") {
+      writer.uint32(10).string(message.follower);
+    }
+    if (message.showId !== "") {
+      writer.uint32(18).string(message.showId);
+    }
+    for (const v of message.refused) {
+      FollowerRefusedCue.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FollowerReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFollowerReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.follower = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.showId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.refused.push(FollowerRefusedCue.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FollowerReport {
+    return {
+      follower: isSet(object.follower) ? globalThis.String(object.follower) : "",
+      showId: isSet(object.showId)
+        ? globalThis.String(object.showId)
+        : isSet(object.show_id)
+        ? globalThis.String(object.show_id)
+        : "",
+      refused: globalThis.Array.isArray(object?.refused)
+        ? object.refused.map((e: any) => FollowerRefusedCue.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: FollowerReport): unknown {
+    const obj: any = {};
+    if (message.follower !== "") {
+      obj.follower = message.follower;
+    }
+    if (message.showId !== "") {
+      obj.showId = message.showId;
+    }
+    if (message.refused?.length) {
+      obj.refused = message.refused.map((e) => FollowerRefusedCue.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FollowerReport>, I>>(base?: I): FollowerReport {
+    return FollowerReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FollowerReport>, I>>(object: I): FollowerReport {
+    const message = createBaseFollowerReport();
+    message.follower = object.follower ?? "";
+    message.showId = object.showId ?? "";
+    message.refused = object.refused?.map((e) => FollowerRefusedCue.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFollowerRefusedCue(): FollowerRefusedCue {
+  return { cueId: "", media: "", reason: "" };
+}
+
+export const FollowerRefusedCue: MessageFns<FollowerRefusedCue> = {
+  encode(message: FollowerRefusedCue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cueId !== "") {
+      writer.uint32(10).string(message.cueId);
+    }
+    if (message.media !== "") {
+      writer.uint32(18).string(message.media);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FollowerRefusedCue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFollowerRefusedCue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cueId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.media = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FollowerRefusedCue {
+    return {
+      cueId: isSet(object.cueId)
+        ? globalThis.String(object.cueId)
+        : isSet(object.cue_id)
+        ? globalThis.String(object.cue_id)
+        : "",
+      media: isSet(object.media) ? globalThis.String(object.media) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: FollowerRefusedCue): unknown {
+    const obj: any = {};
+    if (message.cueId !== "") {
+      obj.cueId = message.cueId;
+    }
+    if (message.media !== "") {
+      obj.media = message.media;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FollowerRefusedCue>, I>>(base?: I): FollowerRefusedCue {
+    return FollowerRefusedCue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FollowerRefusedCue>, I>>(object: I): FollowerRefusedCue {
+    const message = createBaseFollowerRefusedCue();
+    message.cueId = object.cueId ?? "";
+    message.media = object.media ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseFollowerReportResponse(): FollowerReportResponse {
+  return {};
+}
+
+export const FollowerReportResponse: MessageFns<FollowerReportResponse> = {
+  encode(_: FollowerReportResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FollowerReportResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFollowerReportResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): FollowerReportResponse {
+    return {};
+  },
+
+  toJSON(_: FollowerReportResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FollowerReportResponse>, I>>(base?: I): FollowerReportResponse {
+    return FollowerReportResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FollowerReportResponse>, I>>(_: I): FollowerReportResponse {
+    const message = createBaseFollowerReportResponse();
+    return message;
+  },
+};
+
+function createBaseWatchShowRequest(): WatchShowRequest {
+  return { heartbeatSeconds: undefined };
+}
+
+export const WatchShowRequest: MessageFns<WatchShowRequest> = {
+  encode(message: WatchShowRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.heartbeatSeconds !== undefined) {
+      writer.uint32(9).double(message.heartbeatSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchShowRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchShowRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.heartbeatSeconds = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchShowRequest {
+    return {
+      heartbeatSeconds: isSet(object.heartbeatSeconds)
+        ? globalThis.Number(object.heartbeatSeconds)
+        : isSet(object.heartbeat_seconds)
+        ? globalThis.Number(object.heartbeat_seconds)
+        : undefined,
+    };
+  },
+
+  toJSON(message: WatchShowRequest): unknown {
+    const obj: any = {};
+    if (message.heartbeatSeconds !== undefined) {
+      obj.heartbeatSeconds = floatToJson(message.heartbeatSeconds);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchShowRequest>, I>>(base?: I): WatchShowRequest {
+    return WatchShowRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchShowRequest>, I>>(object: I): WatchShowRequest {
+    const message = createBaseWatchShowRequest();
+    message.heartbeatSeconds = object.heartbeatSeconds ?? undefined;
+    return message;
+  },
+};
+
+function createBaseShowState(): ShowState {
+  return {
+    showId: "",
+    term: 0n,
+    clock: undefined,
+    cueListPath: "",
+    cueIds: [],
+    playhead: undefined,
+    cues: [],
+    sentUnixNs: 0n,
+  };
+}
+
+export const ShowState: MessageFns<ShowState> = {
+  encode(message: ShowState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.showId !== "") {
+      writer.uint32(10).string(message.showId);
+    }
+    if (message.term !== 0n) {
+      if (BigInt.asUintN(64, message.term) !== message.term) {
+        throw new globalThis.Error("value provided for field message.term of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.term);
+    }
+    if (message.clock !== undefined) {
+      ClockState.encode(message.clock, writer.uint32(26).fork()).join();
+    }
+    if (message.cueListPath !== "") {
+      writer.uint32(34).string(message.cueListPath);
+    }
+    for (const v of message.cueIds) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.playhead !== undefined) {
+      writer.uint32(50).string(message.playhead);
+    }
+    for (const v of message.cues) {
+      MirroredCue.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.sentUnixNs !== 0n) {
+      if (BigInt.asIntN(64, message.sentUnixNs) !== message.sentUnixNs) {
+        throw new globalThis.Error("value provided for field message.sentUnixNs of type int64 too large");
+      }
+      writer.uint32(64).int64(message.sentUnixNs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShowState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShowState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.showId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.term = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clock = ClockState.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.cueListPath = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.cueIds.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.playhead = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.cues.push(MirroredCue.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.sentUnixNs = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShowState {
+    return {
+      showId: isSet(object.showId)
+        ? globalThis.String(object.showId)
+        : isSet(object.show_id)
+        ? globalThis.String(object.show_id)
+        : "",
+      term: isSet(object.term) ? BigInt(object.term) : 0n,
+      clock: isSet(object.clock) ? ClockState.fromJSON(object.clock) : undefined,
+      cueListPath: isSet(object.cueListPath)
+        ? globalThis.String(object.cueListPath)
+        : isSet(object.cue_list_path)
+        ? globalThis.String(object.cue_list_path)
+        : "",
+      cueIds: globalThis.Array.isArray(object?.cueIds)
+        ? object.cueIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.cue_ids)
+        ? object.cue_ids.map((e: any) => globalThis.String(e))
+        : [],
+      playhead: isSet(object.playhead) ? globalThis.String(object.playhead) : undefined,
+      cues: globalThis.Array.isArray(object?.cues)
+        ? object.cues.map((e: any) => MirroredCue.fromJSON(e))
+        : [],
+      sentUnixNs: isSet(object.sentUnixNs)
+        ? BigInt(object.sentUnixNs)
+        : isSet(object.sent_unix_ns)
+        ? BigInt(object.sent_unix_ns)
+        : 0n,
+    };
+  },
+
+  toJSON(message: ShowState): unknown {
+    const obj: any = {};
+    if (message.showId !== "") {
+      obj.showId = message.showId;
+    }
+    if (message.term !== 0n) {
+      obj.term = message.term.toString();
+    }
+    if (message.clock !== undefined) {
+      obj.clock = ClockState.toJSON(message.clock);
+    }
+    if (message.cueListPath !== "") {
+      obj.cueListPath = message.cueListPath;
+    }
+    if (message.cueIds?.length) {
+      obj.cueIds = message.cueIds;
+    }
+    if (message.playhead !== undefined) {
+      obj.playhead = message.playhead;
+    }
+    if (message.cues?.length) {
+      obj.cues = message.cues.map((e) => MirroredCue.toJSON(e));
+    }
+    if (message.sentUnixNs !== 0n) {
+      obj.sentUnixNs = message.sentUnixNs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ShowState>, I>>(base?: I): ShowState {
+    return ShowState.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShowState>, I>>(object: I): ShowState {
+    const message = createBaseShowState();
+    message.showId = object.showId ?? "";
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.clock = (object.clock !== undefined && object.clock !== null)
+      ? ClockState.fromPartial(object.clock)
+      : undefined;
+    message.cueListPath = object.cueListPath ?? "";
+    message.cueIds = object.cueIds?.map((e) => e) || [];
+    message.playhead = object.playhead ?? undefined;
+    message.cues = object.cues?.map((e) => MirroredCue.fromPartial(e)) || [];
+    message.sentUnixNs = (object.sentUnixNs !== undefined && object.sentUnixNs !== null)
+      ? BigInt(object.sentUnixNs)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseMirroredCue(): MirroredCue {
+  return {
+    id: "",
+    definitionJson: "",
+    state: "",
+    run: undefined,
+    numbering: undefined,
+    pausedMediaSeconds: undefined,
+    mediaFingerprint: "",
+    stoppedClockSeconds: undefined,
+    stoppedReason: "",
+  };
+}
+
+export const MirroredCue: MessageFns<MirroredCue> = {
+  encode(message: MirroredCue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.definitionJson !== "") {
+      writer.uint32(18).string(message.definitionJson);
+    }
+    if (message.state !== "") {
+      writer.uint32(26).string(message.state);
+    }
+    if (message.run !== undefined) {
+      MirroredRun.encode(message.run, writer.uint32(34).fork()).join();
+    }
+    if (message.numbering !== undefined) {
+      MirroredNumbering.encode(message.numbering, writer.uint32(42).fork()).join();
+    }
+    if (message.pausedMediaSeconds !== undefined) {
+      writer.uint32(49).double(message.pausedMediaSeconds);
+    }
+    if (message.mediaFingerprint !== "") {
+      writer.uint32(58).string(message.mediaFingerprint);
+    }
+    if (message.stoppedClockSeconds !== undefined) {
+      writer.uint32(65).double(message.stoppedClockSeconds);
+    }
+    if (message.stoppedReason !== "") {
+      writer.uint32(74).string(message.stoppedReason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MirroredCue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMirroredCue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.definitionJson = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.run = MirroredRun.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.numbering = MirroredNumbering.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.pausedMediaSeconds = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.mediaFingerprint = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.stoppedClockSeconds = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.stoppedReason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MirroredCue {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      definitionJson: isSet(object.definitionJson)
+        ? globalThis.String(object.definitionJson)
+        : isSet(object.definition_json)
+        ? globalThis.String(object.definition_json)
+        : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      run: isSet(object.run) ? MirroredRun.fromJSON(object.run) : undefined,
+      numbering: isSet(object.numbering) ? MirroredNumbering.fromJSON(object.numbering) : undefined,
+      pausedMediaSeconds: isSet(object.pausedMediaSeconds)
+        ? globalThis.Number(object.pausedMediaSeconds)
+        : isSet(object.paused_media_seconds)
+        ? globalThis.Number(object.paused_media_seconds)
+        : undefined,
+      mediaFingerprint: isSet(object.mediaFingerprint)
+        ? globalThis.String(object.mediaFingerprint)
+        : isSet(object.media_fingerprint)
+        ? globalThis.String(object.media_fingerprint)
+        : "",
+      stoppedClockSeconds: isSet(object.stoppedClockSeconds)
+        ? globalThis.Number(object.stoppedClockSeconds)
+        : isSet(object.stopped_clock_seconds)
+        ? globalThis.Number(object.stopped_clock_seconds)
+        : undefined,
+      stoppedReason: isSet(object.stoppedReason)
+        ? globalThis.String(object.stoppedReason)
+        : isSet(object.stopped_reason)
+        ? globalThis.String(object.stopped_reason)
+        : "",
+    };
+  },
+
+  toJSON(message: MirroredCue): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.definitionJson !== "") {
+      obj.definitionJson = message.definitionJson;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.run !== undefined) {
+      obj.run = MirroredRun.toJSON(message.run);
+    }
+    if (message.numbering !== undefined) {
+      obj.numbering = MirroredNumbering.toJSON(message.numbering);
+    }
+    if (message.pausedMediaSeconds !== undefined) {
+      obj.pausedMediaSeconds = floatToJson(message.pausedMediaSeconds);
+    }
+    if (message.mediaFingerprint !== "") {
+      obj.mediaFingerprint = message.mediaFingerprint;
+    }
+    if (message.stoppedClockSeconds !== undefined) {
+      obj.stoppedClockSeconds = floatToJson(message.stoppedClockSeconds);
+    }
+    if (message.stoppedReason !== "") {
+      obj.stoppedReason = message.stoppedReason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MirroredCue>, I>>(base?: I): MirroredCue {
+    return MirroredCue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MirroredCue>, I>>(object: I): MirroredCue {
+    const message = createBaseMirroredCue();
+    message.id = object.id ?? "";
+    message.definitionJson = object.definitionJson ?? "";
+    message.state = object.state ?? "";
+    message.run = (object.run !== undefined && object.run !== null) ? MirroredRun.fromPartial(object.run) : undefined;
+    message.numbering = (object.numbering !== undefined && object.numbering !== null)
+      ? MirroredNumbering.fromPartial(object.numbering)
+      : undefined;
+    message.pausedMediaSeconds = object.pausedMediaSeconds ?? undefined;
+    message.mediaFingerprint = object.mediaFingerprint ?? "";
+    message.stoppedClockSeconds = object.stoppedClockSeconds ?? undefined;
+    message.stoppedReason = object.stoppedReason ?? "";
+    return message;
+  },
+};
+
+function createBaseMirroredRun(): MirroredRun {
+  return { clockSeconds: 0, mediaSeconds: 0, id: 0 };
+}
+
+export const MirroredRun: MessageFns<MirroredRun> = {
+  encode(message: MirroredRun, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clockSeconds !== 0) {
+      writer.uint32(9).double(message.clockSeconds);
+    }
+    if (message.mediaSeconds !== 0) {
+      writer.uint32(17).double(message.mediaSeconds);
+    }
+    if (message.id !== 0) {
+      writer.uint32(24).uint32(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MirroredRun {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMirroredRun();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.clockSeconds = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.mediaSeconds = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.id = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MirroredRun {
+    return {
+      clockSeconds: isSet(object.clockSeconds)
+        ? globalThis.Number(object.clockSeconds)
+        : isSet(object.clock_seconds)
+        ? globalThis.Number(object.clock_seconds)
+        : 0,
+      mediaSeconds: isSet(object.mediaSeconds)
+        ? globalThis.Number(object.mediaSeconds)
+        : isSet(object.media_seconds)
+        ? globalThis.Number(object.media_seconds)
+        : 0,
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+    };
+  },
+
+  toJSON(message: MirroredRun): unknown {
+    const obj: any = {};
+    if (message.clockSeconds !== 0) {
+      obj.clockSeconds = floatToJson(message.clockSeconds);
+    }
+    if (message.mediaSeconds !== 0) {
+      obj.mediaSeconds = floatToJson(message.mediaSeconds);
+    }
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MirroredRun>, I>>(base?: I): MirroredRun {
+    return MirroredRun.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MirroredRun>, I>>(object: I): MirroredRun {
+    const message = createBaseMirroredRun();
+    message.clockSeconds = object.clockSeconds ?? 0;
+    message.mediaSeconds = object.mediaSeconds ?? 0;
+    message.id = object.id ?? 0;
+    return message;
+  },
+};
+
+function createBaseMirroredNumbering(): MirroredNumbering {
+  return { runs: 0, nextSegment: 0, passes: [] };
+}
+
+export const MirroredNumbering: MessageFns<MirroredNumbering> = {
+  encode(message: MirroredNumbering, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.runs !== 0) {
+      writer.uint32(8).uint32(message.runs);
+    }
+    if (message.nextSegment !== 0) {
+      writer.uint32(16).uint32(message.nextSegment);
+    }
+    if (message.passes.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.passes) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MirroredNumbering {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMirroredNumbering();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.runs = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.nextSegment = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.passes.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.passes.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MirroredNumbering {
+    return {
+      runs: isSet(object.runs) ? globalThis.Number(object.runs) : 0,
+      nextSegment: isSet(object.nextSegment)
+        ? globalThis.Number(object.nextSegment)
+        : isSet(object.next_segment)
+        ? globalThis.Number(object.next_segment)
+        : 0,
+      passes: globalThis.Array.isArray(object?.passes) ? object.passes.map((e: any) => globalThis.Number(e)) : [],
+    };
+  },
+
+  toJSON(message: MirroredNumbering): unknown {
+    const obj: any = {};
+    if (message.runs !== 0) {
+      obj.runs = Math.round(message.runs);
+    }
+    if (message.nextSegment !== 0) {
+      obj.nextSegment = Math.round(message.nextSegment);
+    }
+    if (message.passes?.length) {
+      obj.passes = message.passes.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MirroredNumbering>, I>>(base?: I): MirroredNumbering {
+    return MirroredNumbering.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MirroredNumbering>, I>>(object: I): MirroredNumbering {
+    const message = createBaseMirroredNumbering();
+    message.runs = object.runs ?? 0;
+    message.nextSegment = object.nextSegment ?? 0;
+    message.passes = object.passes?.map((e) => e) || [];
+    return message;
+  },
+};
+
 function createBaseWatchClockRequest(): WatchClockRequest {
   return { heartbeatSeconds: undefined };
 }
@@ -6607,6 +7747,37 @@ export const MediaServerService = {
     responseSerialize: (value: FollowEvent): Buffer => Buffer.from(FollowEvent.encode(value).finish()),
     responseDeserialize: (value: Buffer): FollowEvent => FollowEvent.decode(value),
   },
+  /**
+   * Streams the whole show state, for a follower server (`cuemux serve --follow`): level-triggered, not events.
+   * Every message is the complete state (clock, cue list, every loaded cue with its exact clock mapping), sent at once
+   * on connect, after every change (changes within a few ms are coalesced into one message) and as a heartbeat
+   * while nothing changes. A follower that reconnects simply calls it again: the first message is all it needs
+   * (there is nothing to resume: no event can be missed). Counts against --max-watchers.
+   */
+  watchShow: {
+    path: "/cuemux.v1.MediaServer/WatchShow" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchShowRequest): Buffer => Buffer.from(WatchShowRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchShowRequest => WatchShowRequest.decode(value),
+    responseSerialize: (value: ShowState): Buffer => Buffer.from(ShowState.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ShowState => ShowState.decode(value),
+  },
+  /**
+   * A follower server tells its master which of the master's cues it does not play (media missing or different on
+   * the follower), so the master reports them too (GetStatus cue problems, OSC status). A follower calls it whenever
+   * that list changes and every 2 s while it follows; the master forgets a follower not heard from for 10 s.
+   */
+  reportFollower: {
+    path: "/cuemux.v1.MediaServer/ReportFollower" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FollowerReport): Buffer => Buffer.from(FollowerReport.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FollowerReport => FollowerReport.decode(value),
+    responseSerialize: (value: FollowerReportResponse): Buffer =>
+      Buffer.from(FollowerReportResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FollowerReportResponse => FollowerReportResponse.decode(value),
+  },
 } as const;
 
 export interface MediaServerServer extends UntypedServiceImplementation {
@@ -6656,6 +7827,20 @@ export interface MediaServerServer extends UntypedServiceImplementation {
    * reconnects simply calls Follow again: a cue it knew that this opening snapshot leaves out was unloaded meanwhile.
    */
   follow: handleServerStreamingCall<FollowRequest, FollowEvent>;
+  /**
+   * Streams the whole show state, for a follower server (`cuemux serve --follow`): level-triggered, not events.
+   * Every message is the complete state (clock, cue list, every loaded cue with its exact clock mapping), sent at once
+   * on connect, after every change (changes within a few ms are coalesced into one message) and as a heartbeat
+   * while nothing changes. A follower that reconnects simply calls it again: the first message is all it needs
+   * (there is nothing to resume: no event can be missed). Counts against --max-watchers.
+   */
+  watchShow: handleServerStreamingCall<WatchShowRequest, ShowState>;
+  /**
+   * A follower server tells its master which of the master's cues it does not play (media missing or different on
+   * the follower), so the master reports them too (GetStatus cue problems, OSC status). A follower calls it whenever
+   * that list changes and every 2 s while it follows; the master forgets a follower not heard from for 10 s.
+   */
+  reportFollower: handleUnaryCall<FollowerReport, FollowerReportResponse>;
 }
 
 export interface MediaServerClient extends Client {
@@ -6778,6 +7963,39 @@ export interface MediaServerClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<FollowEvent>;
+  /**
+   * Streams the whole show state, for a follower server (`cuemux serve --follow`): level-triggered, not events.
+   * Every message is the complete state (clock, cue list, every loaded cue with its exact clock mapping), sent at once
+   * on connect, after every change (changes within a few ms are coalesced into one message) and as a heartbeat
+   * while nothing changes. A follower that reconnects simply calls it again: the first message is all it needs
+   * (there is nothing to resume: no event can be missed). Counts against --max-watchers.
+   */
+  watchShow(request: WatchShowRequest, options?: Partial<CallOptions>): ClientReadableStream<ShowState>;
+  watchShow(
+    request: WatchShowRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ShowState>;
+  /**
+   * A follower server tells its master which of the master's cues it does not play (media missing or different on
+   * the follower), so the master reports them too (GetStatus cue problems, OSC status). A follower calls it whenever
+   * that list changes and every 2 s while it follows; the master forgets a follower not heard from for 10 s.
+   */
+  reportFollower(
+    request: FollowerReport,
+    callback: (error: ServiceError | null, response: FollowerReportResponse) => void,
+  ): ClientUnaryCall;
+  reportFollower(
+    request: FollowerReport,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FollowerReportResponse) => void,
+  ): ClientUnaryCall;
+  reportFollower(
+    request: FollowerReport,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FollowerReportResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const MediaServerClient = makeGenericClientConstructor(
