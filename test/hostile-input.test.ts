@@ -24,7 +24,7 @@ import { isCuemuxError } from '../src/common/errors';
 import { openDemuxer } from '../src/ffmpeg/demuxer';
 import { META_STRIDE, Meta } from '../src/ffmpeg/types';
 import { fingerprint } from '../src/index-store/fingerprint';
-import { IndexEncoder } from '../src/index-store/idx-format';
+import { IndexEncoder } from '../src/index-store/idx-encoder';
 import { readIndexFile } from '../src/index-store/index-file';
 import { checkIndex, openIndex } from '../src/index-store/open-index';
 import type { Packet } from '../src/generated/cuemux/v1/media_server';

@@ -11,7 +11,8 @@ import { openDemuxer } from '../ffmpeg/demuxer';
 import { libavformatVersion } from '../ffmpeg/native';
 import { META_STRIDE, Meta, type PacketColumns } from '../ffmpeg/types';
 import { fdPath, fingerprint, staleReason } from './fingerprint';
-import { IndexEncoder, type PartialInfo, type SourceIdentity } from './idx-format';
+import { IndexEncoder } from './idx-encoder';
+import type { PartialInfo, SourceIdentity } from './idx-format';
 
 const log = getLogger('index-builder');
 
