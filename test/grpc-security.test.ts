@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import { type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -24,6 +23,7 @@ import { makeLocalAddress, type LocalAddress } from './support/local-net';
 import { ensureMedia } from './support/media';
 import { spawnServer, startServer, type TestServer } from './support/server';
 import { copyInto, scratchDir } from './support/tmp';
+import { childrenKilledAfterEach } from './support/wait';
 
 /** A PEM file's text. */
 const pem = (file: string): string => readFileSync(file, 'utf8');
@@ -54,7 +54,8 @@ describe('gRPC over TCP: TLS and bearer token', function () {
   let lanSkip = '';
   const servers: TestServer[] = [];
   const clients: MediaClient[] = [];
-  const children: ChildProcess[] = [];
+  // Servers started as processes: stopped with SIGTERM after each test (this hook runs before the afterEach below).
+  const children = childrenKilledAfterEach('SIGTERM');
 
   const client = (address: string, options: MediaClientOptions = {}): MediaClient => {
     const c = new MediaClient(address, options);
@@ -88,12 +89,6 @@ describe('gRPC over TCP: TLS and bearer token', function () {
   afterEach(async function () {
     for (const c of clients.splice(0)) c.close();
     for (const s of servers.splice(0)) await s.stop();
-    for (const child of children.splice(0)) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await once(child, 'exit');
-      }
-    }
   });
 
   after(async function () {

@@ -18,6 +18,7 @@ import { goClip1080, minuteClip } from './support/media';
 import { bundleAt, encode, OscPeer, type Reply } from './support/osc';
 import { spawnServer } from './support/server';
 import { copyInto, scratchDir } from './support/tmp';
+import { waitFor } from './support/wait';
 
 const run = promisify(execFile);
 
@@ -39,20 +40,9 @@ interface OscStatus {
   next?: number | null;
 }
 
-/** Wait until `probe` returns a value (not undefined), polling; throws after `timeoutMs`. */
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last instanceof Error ? ` (last error: ${last.message})` : ''}`);
-    await sleep(100);
-  }
+/** Poll `probe` until it gives a value, for at most `timeoutMs` (the tests' one waitFor, every 100 ms). */
+function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
+  return waitFor(what, probe, timeoutMs, 100);
 }
 
 describe('OSC limits: allow-list, budgets, bounded state and replies', function () {

@@ -5,9 +5,7 @@
  * from a real non-loopback address (a veth pair made for the test), loopback senders beside it.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
-import { once } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import OSC from 'osc-js';
@@ -18,6 +16,7 @@ import { makeLocalAddress, type LocalAddress } from './support/local-net';
 import { bundleAt, encode, type Arg, type Reply } from './support/osc';
 import { spawnServer } from './support/server';
 import { scratchDir } from './support/tmp';
+import { childrenKilledAfterEach } from './support/wait';
 
 /** An OSC peer bound to a chosen local address (loopback or not), sending to a chosen host. */
 class Peer {
@@ -98,7 +97,8 @@ describe('OSC shared secret: /cuemux/connect for senders not on this machine', f
   let root: string;
   let secretFile: string;
   const secret = 'stage-left-7781';
-  const children: ChildProcess[] = [];
+  // Servers started as processes: stopped with SIGTERM after each test (this hook runs before the afterEach below).
+  const children = childrenKilledAfterEach('SIGTERM');
   const peers: Peer[] = [];
 
   const peer = async (bindAddress: string): Promise<Peer> => {
@@ -133,14 +133,8 @@ describe('OSC shared secret: /cuemux/connect for senders not on this machine', f
     await fsp.writeFile(secretFile, `${secret}\n`, { mode: 0o600 });
   });
 
-  afterEach(async function () {
+  afterEach(function () {
     for (const p of peers.splice(0)) p.close();
-    for (const child of children.splice(0)) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await once(child, 'exit');
-      }
-    }
   });
 
   after(async function () {

@@ -68,21 +68,8 @@ export async function rssBytes(pid: number): Promise<number> {
   return Number(m[1]) * 1024;
 }
 
-/** Poll `probe` until it returns a value other than undefined; throws after `timeoutMs` saying what did not happen. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last instanceof Error ? ` (last error: ${last.message})` : ''}`);
-    await sleep(everyMs);
-  }
-}
+/** The tests' one poll-until (test/support/wait.ts), re-exported for the fault tests. */
+export { waitFor } from './wait';
 
 /**
  * A show console on 127.0.0.1 sending `/cuemux/thump` and timing each reply (a heartbeat such as QLab's): `sample(n)`

@@ -10,14 +10,20 @@ export { sleep };
 
 /**
  * Poll `probe` every `everyMs` until it gives a value other than `undefined` or `false`, and return that value;
- * fail naming `what` when `timeoutMs` passes first (a deadline, not a measurement).
+ * fail naming `what` (and the probe's last error, if it threw: a probe that throws is asked again, e.g. /proc of a
+ * process still starting) when `timeoutMs` passes first (a deadline, not a measurement).
  */
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 20): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let last: unknown;
   for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) assert.fail(`no ${what} within ${timeoutMs} ms`);
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) assert.fail(`no ${what} within ${timeoutMs} ms${last instanceof Error ? ` (last error: ${last.message})` : ''}`);
     await sleep(everyMs);
   }
 }
@@ -28,22 +34,22 @@ export function exitOf(child: ChildProcess): Promise<{ code: number | null; sign
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }
 
-/** SIGKILL `child` if it still runs, and wait until it is gone (for afterEach). */
-export async function killChild(child: ChildProcess): Promise<void> {
+/** Send `signal` (default SIGKILL) to `child` if it still runs, and wait until it is gone (for afterEach). */
+export async function killChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const gone = exitOf(child);
-  child.kill('SIGKILL');
+  child.kill(signal);
   await gone;
 }
 
 /**
  * The child processes of a describe block: returns the list to push them to, and registers an afterEach (call it in
- * the describe's body) that SIGKILLs those still running and waits until they are gone.
+ * the describe's body) that sends `signal` (default SIGKILL) to those still running and waits until they are gone.
  */
-export function childrenKilledAfterEach(): ChildProcess[] {
+export function childrenKilledAfterEach(signal: NodeJS.Signals = 'SIGKILL'): ChildProcess[] {
   const children: ChildProcess[] = [];
   afterEach(async function () {
-    for (const c of children.splice(0)) await killChild(c);
+    for (const c of children.splice(0)) await killChild(c, signal);
   });
   return children;
 }
