@@ -4,9 +4,9 @@
  * packets for each player output. Every action is synchronous once its media is open, so the order of events is
  * the order of actions.
  */
-import { CuemuxError, errorMessage, errorStack } from '../common/errors';
+import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
-import { monoNs, unixNs } from '../common/time-source';
+import { monoNs } from '../common/time-source';
 import { TypedEmitter } from '../common/typed-emitter';
 import type { OpenMedia } from '../media/open-media';
 import { resolveOutputs, sameCue, type CueDefinition } from './cue-definition';
@@ -14,6 +14,7 @@ import { AUDIO_PREROLL_OPTIONS, LoadedCue, type CueRun } from './loaded-cue';
 import { ShowClock, positionAt, snapshotTimecode, type ShowClockOptions } from './show-clock';
 import { TimecodeChaser, type ChaseOptions } from './timecode-chase';
 import { RateLimitedLog } from '../common/rate-limited-log';
+import { CueProblems, type CueProblem } from './cue-problems';
 
 const log = getLogger('show');
 
@@ -112,20 +113,7 @@ export interface ActionTime {
   at?: bigint;
 }
 
-/** Why the show could not do something with a cue on its own (no console was there to be told). */
-export interface CueProblem {
-  /** The cue id. */
-  cueId: string;
-  /** What the show was doing: "pre-arm" (arming the next cues after a GO), "re-arm" (after a cue list edit), "auto-follow" (starting the next cue of a chain), "end" (ending a cue), "prefetch" (reading an in-point after an unarmed GO). */
-  during: 'pre-arm' | 're-arm' | 'auto-follow' | 'end' | 'prefetch' | 'mirror';
-  /** The error message (names the file and what is wrong). */
-  message: string;
-  /** When it happened, in ns since the Unix epoch. */
-  unixNs: bigint;
-}
-
-/** Cue problems kept for status (the oldest go first). */
-const MAX_CUE_PROBLEMS = 64;
+export type { CueProblem } from './cue-problems';
 
 /** A JSON-ready summary of the show for status replies. */
 export interface ShowStatus {
@@ -164,7 +152,7 @@ export class Show extends TypedEmitter<ShowEvents> {
   readonly #followAheadSeconds: number;
   readonly #prefetchWarnings = new RateLimitedLog();
   /** The last problem of each cue, in the order they happened (a cue that loads or starts again is cleared). */
-  readonly #problems = new Map<string, CueProblem>();
+  readonly #problems = new CueProblems();
   #list: CueList = { path: '', cues: [] };
   #playhead = 0;
   readonly #mirrored: boolean;
@@ -267,7 +255,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       else this.#adHoc.add(id);
     }
     const cue = await pending;
-    this.#problems.delete(id);
+    this.#problems.clear(id);
     // A cue list edit saved while this cue was loading: arm the new definition instead.
     if (cue.state === 'armed' && this.#cues.get(id) === cue && this.#stale(cue)) {
       this.unload(id);
@@ -395,14 +383,14 @@ export class Show extends TypedEmitter<ShowEvents> {
     if (options.clockSeconds === undefined) this.#startStoppedClock(at);
     const clockSeconds = options.clockSeconds ?? this.clock.position(at);
     this.#startCue(cue, clockSeconds, cue.inMedia);
-    this.#problems.delete(cueId);
+    this.#problems.clear(cueId);
     this.#advancePlayhead(cueId);
     if (cue.prefetch === null && this.#armNext) {
       // An unarmed GO: its in-point is read once the GO's own first packets are out, so the next GO of the cue (a
       // restart, or after it ends) is prepared like any armed one.
       const started = cue;
       setTimeout(() => {
-        this.#prefetchLater(started).catch((e: unknown) => this.#problem(started.id, 'prefetch', e, 'warn'));
+        this.#prefetchLater(started).catch((e: unknown) => this.#problems.note(started.id, 'prefetch', e, 'warn'));
       }, REFETCH_DELAY_MS).unref();
     }
     return cue;
@@ -584,7 +572,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       if (next === undefined || cue.chainedNext !== null) return;
       cue.chainedNext = next.id;
       this.go(next.id, { clockSeconds: end }).catch((e: unknown) => {
-        this.#problem(next.id, 'auto-follow', e, 'error');
+        this.#problems.note(next.id, 'auto-follow', e, 'error');
       });
     };
     if (next !== undefined) {
@@ -599,7 +587,7 @@ export class Show extends TypedEmitter<ShowEvents> {
         // The end is exact on the clock even if this timer ran late: report it at `end`, not at "now".
         this.#stopCue(cue, 'ended', this.#instantOf(end));
       } catch (e) {
-        this.#problem(cue.id, 'end', e, 'error');
+        this.#problems.note(cue.id, 'end', e, 'error');
       }
     }, () => undefined);
   }
@@ -638,7 +626,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       // Those still in the list (an edit may have come meanwhile) and not loaded by now.
       for (const id of ids) {
         if (this.#cues.has(id) || !this.#list.cues.some((d) => d.id === id)) continue;
-        this.load(id).catch((e: unknown) => this.#problem(id, 'pre-arm', e, 'warn'));
+        this.load(id).catch((e: unknown) => this.#problems.note(id, 'pre-arm', e, 'warn'));
       }
     }, ARM_NEXT_DELAY_MS);
     timer.unref();
@@ -672,7 +660,7 @@ export class Show extends TypedEmitter<ShowEvents> {
         this.unload(cue.id);
       } else if (!sameCue(def, cue.def)) {
         this.unload(cue.id);
-        this.load(cue.id).catch((e: unknown) => this.#problem(cue.id, 're-arm', e, 'warn'));
+        this.load(cue.id).catch((e: unknown) => this.#problems.note(cue.id, 're-arm', e, 'warn'));
       }
     }
     const keep = standby === null ? -1 : list.cues.findIndex((c) => c.id === standby);
@@ -714,7 +702,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     if (cue.state === 'playing' && same) return cue;
     if (cue.state === 'playing') this.#stopCue(cue, 'stop', stopAt);
     cue.restore('playing', run, numbering, null);
-    this.#problems.delete(cue.id);
+    this.#problems.clear(cue.id);
     log.info('cue started (mirrored)', { cue: cue.id, clockSeconds: run.clockSeconds, mediaSeconds: run.mediaSeconds });
     this.safeEmit('cue', { type: 'started', cue });
     return cue;
@@ -730,21 +718,12 @@ export class Show extends TypedEmitter<ShowEvents> {
 
   /** Keep a problem with cue `id` for status and log it (a follower's media that is not the master's). */
   reportProblem(id: string, during: CueProblem['during'], message: string): void {
-    this.#problem(id, during, new CuemuxError('WRONG_STATE', message), 'warn');
+    this.#problems.note(id, during, message, 'warn');
   }
 
   /** Problems the show met with cues on its own (see {@link CueProblem}), oldest first; at most 64. */
   get cueProblems(): readonly CueProblem[] {
-    return [...this.#problems.values()];
-  }
-
-  /** Log a problem with cue `id` met while `during`, and keep it for status. */
-  #problem(id: string, during: CueProblem['during'], e: unknown, level: 'warn' | 'error'): void {
-    const message = errorMessage(e);
-    log[level](`cue "${id.slice(0, 64)}": ${during} failed: ${message}`, { cue: id, during, error: level === 'error' ? errorStack(e) : message });
-    this.#problems.delete(id);
-    this.#problems.set(id, { cueId: id, during, message, unixNs: unixNs() });
-    if (this.#problems.size > MAX_CUE_PROBLEMS) this.#problems.delete(this.#problems.keys().next().value as string);
+    return this.#problems.list;
   }
 
   /** A JSON-ready summary: clock, cues, cue list. */
