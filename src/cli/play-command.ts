@@ -21,7 +21,8 @@ import { raisePresentingThread } from '../players/thread-priority';
 import { VideoPlayer } from '../players/video-player';
 import { WorkerFollower } from '../players/worker-follower';
 import type { CliIo } from './cli-io';
-import { connectionOptions, serverTarget } from './server-target';
+import { connectionOptions, serverTargets } from './server-target';
+import { findMaster } from '../clients/server-choice';
 import { connectionValues } from './client-options';
 import { helpText, parseCommand, usageError, type CommandSpec } from './options';
 import { PLAY_AUDIO, PLAY_VIDEO } from './play-options';
@@ -37,11 +38,13 @@ const OFFSET_REFRESH_MS = 10_000;
  * shares this machine's monotonic clock: exact. Over TCP the server may be another machine: its anchors are mapped
  * through the wall clocks, with the offset estimated by Ping (the fastest of 8 round trips) and refreshed every 10 s.
  */
-function clockMapping(client: MediaClient, target: string, signal: AbortSignal): ClockAt {
+function clockMapping(clients: readonly MediaClient[], target: string, signal: AbortSignal): ClockAt {
   if (target.startsWith('unix:')) return (s, monoNs) => clockPositionAt(s, monoNs);
   let offsetNs = 0n;
   const refresh = (): void => {
-    client.estimateClockOffset(8, { timeout: 3000 }).then((r) => {
+    // Several servers (a main and its backup): the master's offset, the one whose anchors the player follows.
+    const pick = clients.length === 1 ? Promise.resolve(0) : findMaster(clients).then((i) => i ?? 0);
+    pick.then((i) => clients[i].estimateClockOffset(8, { timeout: 3000 })).then((r) => {
       offsetNs = r.offsetNs;
       log.info('wall clock offset to the server', { offsetMs: Number(r.offsetNs) / 1e6, roundTripMs: Number(r.roundTripNs) / 1e6 });
     }, () => undefined); // unreachable for now: keep the last estimate, the next refresh tries again
@@ -78,7 +81,8 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
   const str = (name: string): string | undefined => options.string(name);
   const num = (name: string): number | undefined => options.number(name);
   const connection = connectionValues(options);
-  const target = serverTarget(connection);
+  const targets = serverTargets(connection);
+  const target = targets.join(',');
   const clientOptions = connectionOptions(connection);
   const output = str('output') ?? kind;
   const lead = num('lead');
@@ -128,7 +132,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
   const videoSinks: VideoSink[] = [];
   let syncLog: SyncLog | null = null;
   let device: AudioDevice | null = null;
-  const client = new MediaClient(target, clientOptions);
+  const clients = targets.map((t) => new MediaClient(t, clientOptions));
   try {
     if (deviceSpec !== null) {
       device = await openAudioDevice(deviceSpec, { channels, connect: options.strings('device-connect') });
@@ -164,7 +168,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       log.warn(`the presenting thread runs at ${priority.realtime > 0 ? `SCHED_FIFO ${priority.realtime}` : `nice ${priority.nice}`}, not what was asked (${priority.problems.join('; ')}): ticks may be late when decoding loads the machine; run as root or with CAP_SYS_NICE, or pass --rt-priority 0 --nice 0 to silence this`);
     }
     // Decoding runs in a worker thread: its allocations and collections never pause the thread that presents.
-    const follower = new WorkerFollower(target, {
+    const follower = new WorkerFollower(targets, {
       output, kind, leadSeconds: lead, decoderThreads: kind === 'video' ? threads : 1, audioOutput: { sampleRate, channels },
       prepare: prepare === 'on',
     }, clientOptions);
@@ -174,7 +178,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     follower.on('loaded', (c) => log.info(`cue ${c.cueId} loaded`, { media: c.media?.path, streams: c.streams }));
     follower.on('prepared', (p) => log.info('cue prepared', { cue: p.cueId, preroll: p.preroll }));
     const stop = new AbortController();
-    const clockAt = clockMapping(client, target, stop.signal);
+    const clockAt = clockMapping(clients, targets[0], stop.signal);
     const player = kind === 'audio'
       ? new AudioPlayer(follower, { sampleRate, channels, periodFrames, sinks: audioSinks, syncLog, device, devicePpm: ppm, writeAheadNs: BigInt(Math.round(writeAheadMs * 1e6)), clockAt })
       : new VideoPlayer(follower, { fps, sinks: videoSinks, syncLog, spinNs: BigInt(Math.round(spinMs * 1e6)), clockAt, atEnd });
@@ -212,7 +216,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     }
     return ExitCode.OK;
   } finally {
-    client.close();
+    for (const c of clients) c.close();
     device?.close();
     await Promise.all([...audioSinks.map((s) => s.close()), ...videoSinks.map((s) => s.close()), syncLog?.close()]);
   }

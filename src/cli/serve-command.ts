@@ -4,7 +4,7 @@
  */
 import { configureLogging } from '../common/log-setup';
 import { getLogger } from '../common/logger';
-import type { FollowSource, MediaServer as MediaServerType } from '../server/media-server';
+import type { MediaServer as MediaServerType, PeerLink } from '../server/media-server';
 import type { MediaClient } from '../clients/media-client';
 import { loadConfig, type ServerConfig } from '../server/server-config';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
@@ -49,25 +49,50 @@ function tcpConnectLines(tcp: string, config: ServerConfig): string[] {
     `  grpcurl -cacert CA.pem${header} ${tcp} list`];
 }
 
-/** `--follow`: a client of the master (its TLS and token from --follow-tls-ca / --follow-token-file) and its feed. */
-async function followMaster(config: ServerConfig): Promise<{ client: MediaClient; source: FollowSource }> {
-  // Loaded only to follow, as the server itself (gRPC).
-  const { loadClientCredentials, MediaClient } = await import('../clients/media-client');
+/**
+ * How this server reaches other cuemux servers: the master's feed (`--follow`, several: the master among them;
+ * `--backup-of`), and the failover's GetRole and ClaimMaster. One client per address (TLS and token from
+ * --follow-tls-ca / --follow-token-file over TCP), made when first needed, closed with the server.
+ */
+async function peerLink(config: ServerConfig): Promise<{ peers: PeerLink; close: () => void }> {
+  // Loaded only to serve, as the server itself (gRPC).
+  const { loadClientCredentials, MediaClient: Client } = await import('../clients/media-client');
   const { resilientWatchShow } = await import('../clients/watch-show');
-  const address = config.follow as string;
-  const unix = address.startsWith('unix:');
-  const credentials = unix ? {} : loadClientCredentials({ caFile: config.followTlsCa, tokenFile: config.followTokenFile });
-  const client = new MediaClient(address, credentials);
-  const source: FollowSource = {
-    states: (signal, onConnection) => resilientWatchShow(client, {
-      onConnection: (connected, error) => {
-        onConnection(connected);
-        if (!connected) log.warn(`the master ${address} is not reachable: retrying`, { error: error?.message });
-      },
-    }, signal),
-    report: (report) => client.reportFollower(report, { timeout: 2000 }),
+  const clients = new Map<string, MediaClient>();
+  const client = (address: string): MediaClient => {
+    let c = clients.get(address);
+    if (c === undefined) {
+      const credentials = address.startsWith('unix:') ? {} : loadClientCredentials({ caFile: config.followTlsCa, tokenFile: config.followTokenFile });
+      c = new Client(address, credentials);
+      clients.set(address, c);
+    }
+    return c;
   };
-  return { client, source };
+  // Credentials are checked at start (a bad file stops the start, naming it), not at the first failover.
+  if (config.followTlsCa !== undefined || config.followTokenFile !== undefined) loadClientCredentials({ caFile: config.followTlsCa, tokenFile: config.followTokenFile });
+  // A backup hears from its main three times per --takeover-ms: one late heartbeat is not a takeover.
+  const heartbeatSeconds = config.backupOf !== null ? Math.max(0.01, config.takeoverMs / 3000) : undefined;
+  const peers: PeerLink = {
+    source: (address) => {
+      const targets = address.split(',').map(client);
+      return {
+        states: (signal, onConnection) => resilientWatchShow(targets.length === 1 ? targets[0] : targets, {
+          heartbeatSeconds, silenceMs: config.backupOf !== null ? Math.max(2 * config.takeoverMs, 100) : undefined,
+          onConnection: (connected, error) => {
+            onConnection(connected);
+            if (!connected) log.warn(`the master ${address} is not reachable: retrying`, { error: error?.message });
+          },
+        }, signal),
+        // To the master the feed is on (several: each; a backup refuses, which is fine).
+        report: async (report) => {
+          await Promise.any(targets.map((t) => t.reportFollower(report, { timeout: 2000 })));
+        },
+      };
+    },
+    role: (address, timeoutMs) => client(address).getRole({ timeout: timeoutMs }),
+    claim: (address, request, timeoutMs) => client(address).claimMaster(request, { timeout: timeoutMs }),
+  };
+  return { peers, close: () => { for (const c of clients.values()) c.close(); } };
 }
 
 /** Run `cuemux serve <args>` until a signal stops it. */
@@ -81,12 +106,12 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
   try {
     // Loaded only to serve: `serve --help` and a bad flag answer without loading FFmpeg and gRPC.
     const { MediaServer } = await import('../server/media-server');
-    const master = config.follow === null ? null : await followMaster(config);
+    const link = await peerLink(config);
     let server: MediaServerType;
     try {
-      server = await MediaServer.start(config, cuemuxVersion(), master === null ? {} : { followSource: master.source });
+      server = await MediaServer.start(config, cuemuxVersion(), { peers: link.peers });
     } catch (e) {
-      master?.client.close();
+      link.close();
       throw e;
     }
     const a = server.addresses;
@@ -95,6 +120,7 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
       ...(a.socket ? [`  Unix socket: unix://${a.socket}`] : []),
       ...(a.tcp ? [`  TCP:         ${a.tcp}`] : []),
       ...(config.follow !== null ? [`  Follower of: ${config.follow} (show control goes to the master)`] : []),
+      ...(config.backupOf !== null ? [`  Backup of:   ${config.backupOf} (takes over when it is silent for ${config.takeoverMs} ms; show control goes to the master)`] : []),
       ...(a.osc ? [`  OSC (UDP):   ${a.osc}   e.g. oscsend ${a.osc.replace(/:(\d+)$/, ' $1')} /cuemux/status`] : []),
       'Connect:',
       // Pasted as is: in a checkout `cuemux` is not on the PATH (npm start runs node bin/cuemux.js).
@@ -116,7 +142,7 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
           return;
         }
         log.info(`${sig}: draining and closing`);
-        server.close().finally(() => master?.client.close()).then(resolve, (e: unknown) => {
+        server.close().finally(() => link.close()).then(resolve, (e: unknown) => {
           log.error('close failed', { error: String(e) });
           resolve();
         });

@@ -97,10 +97,17 @@ export const SERVE_OPTIONS: readonly ServeOptionSpec[] = [
   setting('follow', {
     name: 'follow', arg: 'HOST:PORT', group: FOLLOW, default: 'none (a server of its own)',
     help: 'follower server: mirror the show (clock, cues, cue list) of the master cuemux at HOST:PORT (its --listen) or unix:PATH, playing '
-      + 'this server\'s own copies of the media (same relative paths under --media-root); show control goes to the master',
+      + 'this server\'s own copies of the media (same relative paths under --media-root); show control goes to the master. A main and its '
+      + 'backup: both, comma-separated (the follower moves to whichever is master)',
   }),
-  setting('followTlsCa', { name: 'follow-tls-ca', arg: 'FILE', group: FOLLOW, help: 'with --follow over TCP: TLS, trusting this CA (PEM) for the master\'s --tls-cert', default: 'none' }),
-  setting('followTokenFile', { name: 'follow-token-file', arg: 'FILE', group: FOLLOW, help: 'with --follow over TCP: the bearer token of the master\'s --token-file (needs TLS)', default: 'none' }),
+  setting('backupOf', {
+    name: 'backup-of', arg: 'HOST:PORT', group: FOLLOW, default: 'none (not a backup)',
+    help: 'backup server: mirror the main cuemux at HOST:PORT as --follow does, and take over as the master (clock and cues go on, '
+      + 'show control and players come here) when the main has been silent for --takeover-ms',
+  }),
+  setting('takeoverMs', { name: 'takeover-ms', arg: 'N', group: FOLLOW, help: 'with --backup-of: take over when the main has sent nothing for this long', number: MS_POSITIVE }),
+  setting('followTlsCa', { name: 'follow-tls-ca', arg: 'FILE', group: FOLLOW, help: 'with --follow/--backup-of over TCP, and for joining a newer master after a failover: TLS, trusting this CA (PEM) for the other server\'s --tls-cert', default: 'none' }),
+  setting('followTokenFile', { name: 'follow-token-file', arg: 'FILE', group: FOLLOW, help: 'with --follow/--backup-of over TCP, and for joining a newer master after a failover: the bearer token of the other server\'s --token-file (needs TLS)', default: 'none' }),
 ];
 
 /** `cuemux serve`. */

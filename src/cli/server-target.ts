@@ -13,6 +13,16 @@ export function serverTarget(values: { socket?: string; target?: string }): stri
   return values.target ?? `unix://${path.resolve(values.socket ?? process.env.CUEMUX_SOCKET ?? defaultSocketPath())}`;
 }
 
+/**
+ * The gRPC targets of a player given several servers (a main and its backup): `--target A,B` or `--socket P,Q`,
+ * comma-separated; one target otherwise (as {@link serverTarget}).
+ */
+export function serverTargets(values: { socket?: string; target?: string }): string[] {
+  if (values.target !== undefined) return values.target.split(',').filter((t) => t !== '');
+  if (values.socket !== undefined && values.socket.includes(',')) return values.socket.split(',').filter((t) => t !== '').map((p) => serverTarget({ socket: p }));
+  return [serverTarget(values)];
+}
+
 /** The values a client command parsed for its connection. */
 export interface ConnectionArgs {
   /** `--socket PATH`. */

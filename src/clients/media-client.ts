@@ -11,7 +11,7 @@ import { unixNs } from '../common/time-source';
 import {
   CloseMediaRequest, FollowRequest, GetIndexRequest, GetStatusRequest, MediaServerClient, MediaServerService, OpenMediaRequest, PingRequest,
   ReadPacketsRequest, WatchClockRequest, WatchShowRequest, FollowerReport, type ClockState, type ShowState, type FollowerReportResponse, type FollowEvent, type IndexEntryBatch, type MediaInfo, type PacketBatch,
-  type ServerStatus, type PingResponse, type FollowResume,
+  type ServerStatus, type PingResponse, type FollowResume, GetRoleRequest, ClaimMasterRequest, type ServerRole,
 } from '../generated/cuemux/v1/media_server';
 
 /** Per-call options. */
@@ -284,6 +284,16 @@ export class MediaClient {
   async reportFollower(report: FollowerReport, options: CallOptions = {}): Promise<void> {
     const req = FollowerReport.create(report);
     await this.#unary<FollowerReportResponse>('ReportFollower', (o, cb) => this.#stub.reportFollower(req, new grpc.Metadata(), o, cb), options);
+  }
+
+  /** Main/backup failover: the server's role (master, backup or follower), its term and its master. */
+  async getRole(options: CallOptions = {}): Promise<ServerRole> {
+    return this.#unary<ServerRole>('GetRole', (o, cb) => this.#stub.getRole(GetRoleRequest.create(), new grpc.Metadata(), o, cb), options);
+  }
+
+  /** Main/backup failover: tell the server that `address` is the master with `term`; its role after the claim. */
+  async claimMaster(req: { term: bigint; address: string; showId: string }, options: CallOptions = {}): Promise<ServerRole> {
+    return this.#unary<ServerRole>('ClaimMaster', (o, cb) => this.#stub.claimMaster(ClaimMasterRequest.create(req), new grpc.Metadata(), o, cb), options);
   }
 
   /** The whole show state (a follower server's feed): at once, after every change, and heartbeats (default every 1 s). */

@@ -4,10 +4,15 @@
  * (FollowRequest.resume), so the player sees every packet of its cues exactly once. Events the server repeats on a
  * new connection (CueLoaded, CueStarted of a segment already seen) are not passed on again, and a cue that was
  * unloaded while the player was away gets its CueUnloaded (at the new call's first clock heartbeat).
+ *
+ * Given several servers (a main and its backup), it follows the master among them (server-choice.ts): a backup's
+ * refusal or a lost server sends it to whichever answers GetRole as master. The backup that took over has the main's
+ * show id, segments and generations, so the player resumes there exactly as on a restarted server.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { FollowEvent, FollowResume } from '../generated/cuemux/v1/media_server';
 import { MediaClientError, type CallOptions, type MediaClient } from './media-client';
+import { findMaster, isNotMaster, nextServer } from './server-choice';
 
 /** Options of {@link resilientFollow}. */
 export interface ResilientFollowOptions {
@@ -23,6 +28,8 @@ export interface ResilientFollowOptions {
   maxBackoffMs?: number;
   /** Called before each reconnect attempt with the error that ended the stream and the attempt number (from 1). */
   onReconnect?: (error: MediaClientError, attempt: number) => void;
+  /** With several servers: called when the follow moves to another one (its index in the list). */
+  onServer?: (index: number) => void;
 }
 
 /** What is known of one cue, to resume and to drop repeats. */
@@ -43,10 +50,14 @@ interface CueSeen {
 const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.INTERNAL, grpc.status.UNKNOWN, grpc.status.RESOURCE_EXHAUSTED]);
 
 /**
- * Follow `options.output` on `client` forever (until `callOptions.signal` aborts or a non-retryable error), across
- * reconnects. Throws MediaClientError for errors a retry cannot fix (e.g. INVALID_ARGUMENT for a bad output name).
+ * Follow `options.output` on `client` (or on the master of several servers) forever (until `callOptions.signal` aborts
+ * or a non-retryable error), across reconnects. Throws MediaClientError for errors a retry cannot fix (e.g.
+ * INVALID_ARGUMENT for a bad output name).
  */
-export async function* resilientFollow(client: MediaClient, options: ResilientFollowOptions, callOptions: Pick<CallOptions, 'signal'> = {}): AsyncGenerator<FollowEvent> {
+export async function* resilientFollow(client: MediaClient | readonly MediaClient[], options: ResilientFollowOptions, callOptions: Pick<CallOptions, 'signal'> = {}): AsyncGenerator<FollowEvent> {
+  const clients = Array.isArray(client) ? client as readonly MediaClient[] : [client as MediaClient];
+  let current = clients.length > 1 ? (await findMaster(clients, { signal: callOptions.signal })) ?? 0 : 0;
+  if (clients.length > 1) options.onServer?.(current);
   const seen = new Map<string, CueSeen>();
   let generation: bigint | null = null;
   let showId: string | null = null;
@@ -62,7 +73,7 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
     const announced = new Set<string>();
     let anew = false;
     try {
-      for await (const e of client.follow({ output: options.output, leadSeconds: options.leadSeconds, resume, prepare: options.prepare }, callOptions)) {
+      for await (const e of clients[current].follow({ output: options.output, leadSeconds: options.leadSeconds, resume, prepare: options.prepare }, callOptions)) {
         const other = e.event?.$case === 'clock' && clocks === 0 && generation !== null
           // Another show (a clean restart, or another server): its cues and segments are new. A server that tells its
           // show id says so exactly; one from before show ids says so by a lower generation.
@@ -102,7 +113,8 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
       return; // the server ended the stream normally (it never does today): stop following
     } catch (e) {
       if (callOptions.signal?.aborted) return;
-      if (!(e instanceof MediaClientError) || !RETRYABLE.has(e.code)) throw e;
+      // A backup refuses until it takes over: it is the master a moment later, or names the one to go to.
+      if (!(e instanceof MediaClientError) || !(RETRYABLE.has(e.code) || isNotMaster(e))) throw e;
       attempt++;
       options.onReconnect?.(e, attempt);
       const delay = e.code === grpc.status.RESOURCE_EXHAUSTED ? max : Math.min(max, initial * 2 ** (attempt - 1));
@@ -119,6 +131,9 @@ export async function* resilientFollow(client: MediaClient, options: ResilientFo
         callOptions.signal?.addEventListener('abort', onAbort, { once: true });
       });
       if (callOptions.signal?.aborted) return;
+      const next = await nextServer(clients, current, callOptions.signal);
+      if (next !== current) options.onServer?.(next);
+      current = next;
     }
   }
 }

@@ -1,11 +1,13 @@
 /**
  * WatchShow that survives the master going away (a follower server's feed): when the stream ends, fails or falls
  * silent (no state, not even a heartbeat, for `silenceMs`), it calls again with a short backoff. Nothing is resumed:
- * every ShowState is the whole show, so the first state of a new call is all the follower needs.
+ * every ShowState is the whole show, so the first state of a new call is all the follower needs. Given several servers
+ * (a main and its backup), it watches the master among them (server-choice.ts), as resilientFollow does.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { ShowState } from '../generated/cuemux/v1/media_server';
 import { MediaClientError, type MediaClient } from './media-client';
+import { findMaster, nextServer } from './server-choice';
 
 /** Options of {@link resilientWatchShow}. */
 export interface ResilientWatchShowOptions {
@@ -19,13 +21,20 @@ export interface ResilientWatchShowOptions {
   maxBackoffMs?: number;
   /** The stream delivers (true, at its first state) or was lost (false, with the error). */
   onConnection?: (connected: boolean, error: Error | null) => void;
+  /** With several servers: called when the watch moves to another one (its index in the list). */
+  onServer?: (index: number) => void;
 }
 
 /** Errors a new call cannot fix (a wrong token, a master too old to have WatchShow). */
 const FATAL = new Set([grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED, grpc.status.UNIMPLEMENTED, grpc.status.INVALID_ARGUMENT]);
 
-/** The master's ShowStates, across reconnects, until `signal` aborts (then it returns) or a fatal error (thrown). */
-export async function* resilientWatchShow(client: MediaClient, options: ResilientWatchShowOptions = {}, signal?: AbortSignal): AsyncGenerator<ShowState> {
+/**
+ * The master's ShowStates (of `client`, or of the master among several), across reconnects, until `signal` aborts
+ * (then it returns) or a fatal error (thrown).
+ */
+export async function* resilientWatchShow(client: MediaClient | readonly MediaClient[], options: ResilientWatchShowOptions = {}, signal?: AbortSignal): AsyncGenerator<ShowState> {
+  const clients = Array.isArray(client) ? client as readonly MediaClient[] : [client as MediaClient];
+  let current = clients.length > 1 ? (await findMaster(clients, { signal })) ?? 0 : 0;
   const silenceMs = options.silenceMs ?? 2000;
   const initial = options.initialBackoffMs ?? 50;
   const max = options.maxBackoffMs ?? 500;
@@ -45,7 +54,7 @@ export async function* resilientWatchShow(client: MediaClient, options: Resilien
     let error: Error | null = null;
     try {
       arm();
-      for await (const state of client.watchShow({ heartbeatSeconds: options.heartbeatSeconds ?? 0.25 }, { signal: call.signal })) {
+      for await (const state of clients[current].watchShow({ heartbeatSeconds: options.heartbeatSeconds ?? 0.25 }, { signal: call.signal })) {
         arm();
         if (!connected) {
           connected = true;
@@ -69,5 +78,9 @@ export async function* resilientWatchShow(client: MediaClient, options: Resilien
       signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
     });
     backoff = Math.min(max, backoff * 2);
+    if (stopped()) return;
+    const next = await nextServer(clients, current, signal);
+    if (next !== current) options.onServer?.(next);
+    current = next;
   }
 }

@@ -11,8 +11,8 @@ import type { OutputFollowerOptions, PrerollAdopted, TimedAudio, TimedPicture } 
 
 /** What the worker is started with (`workerData`). */
 export interface DecodeWorkerData {
-  /** The server, as MediaClient takes it (`unix:PATH` or `HOST:PORT`). */
-  target: string;
+  /** The server(s), as MediaClient takes them (`unix:PATH` or `HOST:PORT`); several (a main and its backup): the master's. */
+  targets: string[];
   /** The follower's options. */
   options: OutputFollowerOptions;
   /** The worker's MediaClient options (TLS and token over TCP; PEM as text or bytes, so they clone). */

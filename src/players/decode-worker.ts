@@ -46,8 +46,8 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
       // Lowering to 0 from a negative value needs no privilege; from a positive one it does: keep it then.
     }
   }
-  const client = new MediaClient(data.target, data.client);
-  const follower = new OutputFollower(client, data.options);
+  const clients = data.targets.map((t) => new MediaClient(t, data.client));
+  const follower = new OutputFollower(clients.length === 1 ? clients[0] : clients, data.options);
   const pool = new FrameSlotPool();
   const stop = new AbortController();
   port.on('message', (m: ToWorker) => {
@@ -75,7 +75,7 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   const ticker = setInterval(() => post({ type: 'stats', stats: stats() }), STATS_MS);
   const done = (clientError: ClientErrorData | null, error: string | null): void => {
     clearInterval(ticker);
-    client.close();
+    for (const c of clients) c.close();
     post({ type: 'done', stats: stats(), clientError, error });
     // Not close(): the thread ends by itself once idle, after 'done' has left.
     port.unref();

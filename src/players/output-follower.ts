@@ -68,7 +68,7 @@ interface Prepared {
 
 /** Follows an output and decodes its packets. One per player process. */
 export class OutputFollower extends FollowerBase {
-  readonly #client: MediaClient;
+  readonly #client: MediaClient | readonly MediaClient[];
   readonly #options: OutputFollowerOptions;
   readonly #cues = new Map<string, CueTrack>();
   /**
@@ -77,7 +77,8 @@ export class OutputFollower extends FollowerBase {
    */
   #prepGate: Promise<void> = Promise.resolve();
 
-  constructor(client: MediaClient, options: OutputFollowerOptions) {
+  /** `client`: the server, or several (a main and its backup: the one that is master is followed, see resilientFollow). */
+  constructor(client: MediaClient | readonly MediaClient[], options: OutputFollowerOptions) {
     super();
     this.#client = client;
     this.#options = options;

@@ -30,12 +30,13 @@ export class WorkerFollower extends FollowerBase {
   #running = false;
 
   /**
-   * @param target the server, as MediaClient takes it (`unix:PATH` or `HOST:PORT`); the worker connects on its own.
+   * @param target the server, as MediaClient takes it (`unix:PATH` or `HOST:PORT`), or several (a main and its backup:
+   *   the follower follows whichever is master, moving when that changes); the worker connects on its own.
    * @param client the worker's MediaClient options (TLS and token for a server over TCP; default none).
    */
-  constructor(target: string, options: OutputFollowerOptions, client: MediaClientOptions = {}) {
+  constructor(target: string | readonly string[], options: OutputFollowerOptions, client: MediaClientOptions = {}) {
     super();
-    this.#data = { target, options, client };
+    this.#data = { targets: typeof target === 'string' ? [target] : [...target], options, client };
   }
 
   /** The worker's picture pool (updated every second, and at the end: then `lent` counts pictures never given back). */

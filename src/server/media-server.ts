@@ -32,6 +32,7 @@ import { checkSocketFolder, prepareSocketPath } from './socket-file';
 import { installFramedSend } from '../wire/grpc-framed-send';
 import { ShowMirror } from './show-mirror';
 import { FollowerReports } from './show-watch';
+import { Failover, type PeerCalls } from './failover';
 
 const log = getLogger('media-server');
 
@@ -58,6 +59,8 @@ class ShowHost {
   mirror: { mirror: ShowMirror; stop: AbortController; done: Promise<void> } | null = null;
   /** What followers of this server report they do not play. */
   readonly followerReports: FollowerReports;
+  /** Main/backup failover: this server's role and term (every server has one: a plain server is a master of term 0). */
+  failover: Failover | null = null;
   #cueList: CueListFile | null = null;
 
   constructor(show: Show) {
@@ -78,16 +81,21 @@ class ShowHost {
     return {
       cueListFile: this.#cueList ? { path: this.#cueList.path, reloads: this.#cueList.reloads, lastError: this.#cueList.lastError } : null,
       ...(this.mirror === null ? { followers: this.followerReports.list() } : { follower: this.mirror.mirror.status() }),
+      ...(this.failover === null ? {} : { role: roleJson(this.failover) }),
     };
   }
 
-  /** Follower servers: apply every ShowState of `source` to the show until close (a fatal error is logged). */
+  /** Follower and backup servers: apply every ShowState of `source` to the show until close (a fatal error is logged). */
   startMirror(master: string, source: FollowSource, name: string): void {
     const mirror = new ShowMirror(this.show, master, { name, report: source.report });
     const stop = new AbortController();
     const done = (async () => {
       try {
-        for await (const state of source.states(stop.signal, (connected) => mirror.setConnected(connected))) void mirror.push(state);
+        for await (const state of source.states(stop.signal, (connected) => mirror.setConnected(connected))) {
+          // The failover first: a backup's silence watch restarts at every state, applied or not yet.
+          this.failover?.onState(state);
+          void mirror.push(state);
+        }
       } catch (e) {
         mirror.setConnected(false);
         log.error(`cannot follow the master ${master}: ${errorMessage(e)}; this follower shows nothing new until it is restarted with a working --follow`, { master });
@@ -96,12 +104,19 @@ class ShowHost {
     this.mirror = { mirror, stop, done };
   }
 
+  /** Stop mirroring (a backup that takes over or moves to another master). Idempotent. */
+  async stopMirror(): Promise<void> {
+    const m = this.mirror;
+    if (m === null) return;
+    this.mirror = null;
+    m.stop.abort();
+    m.mirror.close();
+    await m.done;
+  }
+
   async close(): Promise<void> {
-    if (this.mirror !== null) {
-      this.mirror.stop.abort();
-      this.mirror.mirror.close();
-      await this.mirror.done;
-    }
+    this.failover?.close();
+    await this.stopMirror();
     await this.osc?.close();
     // The last state is saved (marked clean) while the cues are still there.
     await this.state?.close();
@@ -160,10 +175,26 @@ export interface FollowSource {
   report: (report: FollowerReport) => Promise<void>;
 }
 
+/** How this server reaches other cuemux servers (made by `cuemux serve` from src/clients). */
+export interface PeerLink extends PeerCalls {
+  /** The feed of the master at `address` (`--follow` may name several: the feed goes to whichever is master). */
+  source(address: string): FollowSource;
+}
+
 /** What {@link MediaServer.start} takes besides the config. */
 export interface MediaServerOptions {
-  /** With config.follow: the master's feed (required then). */
-  followSource?: FollowSource;
+  /**
+   * Other servers: the master's feed with config.follow or config.backupOf (required then); without either, a
+   * master that a newer one claims (failover) joins it through this. Absent: such a master cannot stand down (it
+   * says so in its log) and no feed can start.
+   */
+  peers?: PeerLink;
+}
+
+/** The failover role for OSC /cuemux/status (JSON-ready). */
+function roleJson(f: Failover): Record<string, unknown> {
+  const r = f.describe();
+  return { role: r.role, term: Number(r.term), master: r.master, address: r.address, since: new Date(Number(r.sinceUnixNs / 1_000_000n)).toISOString(), reason: r.reason };
 }
 
 /** A running cuemux media server. */
@@ -196,9 +227,13 @@ export class MediaServer {
   /** Start serving with `config`. Errors name what could not be done (socket in use, port taken, bad root...). */
   static async start(config: ServerConfig, version: string, options: MediaServerOptions = {}): Promise<MediaServer> {
     const follow = config.follow;
-    if (follow !== null) {
-      if (options.followSource === undefined) throw new CuemuxError('INVALID_ARGUMENT', `--follow ${follow}: no feed to follow the master with (an embedding must pass followSource)`);
-      if (config.cueList !== undefined) throw new CuemuxError('INVALID_ARGUMENT', `--cue-list ${config.cueList} with --follow ${follow}: a follower takes the master's cue list; load it on the master`);
+    const backupOf = config.backupOf;
+    if (follow !== null && backupOf !== null) throw new CuemuxError('INVALID_ARGUMENT', `--follow ${follow} with --backup-of ${backupOf}: a server is a follower or a backup, not both`);
+    const master = follow ?? backupOf;
+    const flag = follow !== null ? '--follow' : '--backup-of';
+    if (master !== null) {
+      if (options.peers === undefined) throw new CuemuxError('INVALID_ARGUMENT', `${flag} ${master}: no feed to follow the master with (an embedding must pass peers)`);
+      if (config.cueList !== undefined) throw new CuemuxError('INVALID_ARGUMENT', `--cue-list ${config.cueList} with ${flag} ${master}: a ${follow !== null ? 'follower' : 'backup'} takes the master's cue list; load it on the master`);
     }
     // Credential files are read and checked before anything is created or bound: a bad certificate, key or token
     // stops the start with a message naming the file, and nothing is left behind.
@@ -211,15 +246,35 @@ export class MediaServer {
       clock: { timecodeRate: config.timecodeRate }, prefetchSeconds: config.prefetchSeconds,
       maxPrefetchBytes: config.maxPrefetchBytes, maxAdHocCues: config.maxAdHocCues,
       chase: { jumpSeconds: config.chaseJumpSeconds, lossTimeoutMs: config.chaseLossMs, lossPolicy: config.chaseLossPolicy, freerunMs: config.chaseFreerunMs },
-      mirrored: follow !== null,
+      mirrored: master !== null,
     });
     const showHost = new ShowHost(show);
+    const addresses: ServerAddresses = { socket: null, tcp: null, osc: null };
+    // The role exists before the first call can arrive: a backup refuses Follow from its first moment.
+    const peers = options.peers;
+    showHost.failover = new Failover({
+      show, role: follow !== null ? 'follower' : backupOf !== null ? 'backup' : 'master', master,
+      address: () => addresses.tcp ?? (addresses.socket === null ? '' : `unix:${addresses.socket}`), takeoverMs: config.takeoverMs, peers: peers ?? null,
+      actions: {
+        follow: (m) => {
+          if (peers === undefined) {
+            log.error(`cannot follow the master ${m}: this embedding gave the server no way to reach other servers (MediaServerOptions.peers)`);
+            return;
+          }
+          show.setMirrored(true);
+          showHost.startMirror(m, peers.source(m), `${os.hostname()} (${addresses.tcp ?? addresses.socket ?? 'no gRPC listener'})`);
+        },
+        unfollow: () => showHost.stopMirror(),
+        endWatchers: () => service.endWatchers(),
+      },
+    });
     const service = new MediaService(registry, show, {
       maxClients: config.maxClients, maxWatchers: config.maxWatchers, maxBatchBytes: config.maxBatchBytes, defaultBatchBytes: config.defaultBatchBytes, maxStreamMemory: config.maxStreamMemory, version,
       defaultLeadSeconds: config.leadSeconds,
       // GetStatus reports the cue list file as OSC's /cuemux/status does.
       statusExtra: () => showHost.statusExtra(),
       followerReports: showHost.followerReports,
+      failover: showHost.failover,
     });
     // ReadPackets and Follow packets use the hand-written serializers (one copy of each payload instead of ~4), and
     // messages already framed go to HTTP/2 without grpc-js's extra copy.
@@ -229,7 +284,6 @@ export class MediaServer {
     const tcpServer = tcpSecurity === null ? null : makeGrpcServer(service, health, tcpSecurity.interceptors);
     const servers = [socketServer, tcpServer].filter((s): s is grpc.Server => s !== null);
 
-    const addresses: ServerAddresses = { socket: null, tcp: null, osc: null };
     let socketLock: FileLock | null = null;
     try {
       const socket = config.socket;
@@ -250,7 +304,7 @@ export class MediaServer {
       // player reconnecting after a crash would otherwise meet an empty show on a fresh clock, drop its cues, and be
       // sent the restored ones from where it asked to resume, mid-GOP, into new decoders.
       // A follower keeps no state file: after a restart it takes the master's show again from the master.
-      const stateFile = follow !== null ? null : config.stateFile === undefined ? (socket === null ? null : `${socket}.show.json`) : config.stateFile;
+      const stateFile = master !== null ? null : config.stateFile === undefined ? (socket === null ? null : `${socket}.show.json`) : config.stateFile;
       if (stateFile !== null) showHost.state = await ShowStateFile.open(stateFile, show, { loadCueList: (file) => showHost.loadCueList(file) });
       // The configured cue list wins over the one a restored show was using.
       if (config.cueList !== undefined) await showHost.loadCueList(config.cueList);
@@ -286,7 +340,7 @@ export class MediaServer {
           host: config.oscHost, port: config.oscPort, replyPort: config.oscReplyPort, allow: config.oscAllow,
           budgets: { messagesPerSecond: config.oscRateMessages, bytesPerSecond: config.oscRateBytes }, maxScheduled: config.oscMaxScheduled,
           loadCueList: async (file) => showHost.loadCueList(await cueListFolders.check(file)), statusExtra: () => showHost.statusExtra(),
-          secret: oscSecret, connectIdleMs: config.oscConnectIdleMs, master: follow,
+          secret: oscSecret, connectIdleMs: config.oscConnectIdleMs, master: () => showHost.failover?.controlledBy() ?? null,
         });
         const a = showHost.osc.address;
         addresses.osc = `${a.host}:${a.port}`;
@@ -299,9 +353,7 @@ export class MediaServer {
       await registry.close();
       throw e;
     }
-    if (follow !== null && options.followSource !== undefined) {
-      showHost.startMirror(follow, options.followSource, `${os.hostname()} (${addresses.tcp ?? addresses.socket ?? 'no gRPC listener'})`);
-    }
+    showHost.failover.start();
     log.info('serving', { socket: addresses.socket, tcp: addresses.tcp, osc: addresses.osc, mediaRoots: roots.list, cacheDir: config.cacheDir });
     return new MediaServer(servers, service, registry, showHost, health, config, addresses, socketLock);
   }

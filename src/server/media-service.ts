@@ -9,7 +9,7 @@ import { ffmpegVersion } from '../ffmpeg/native';
 import type {
   ClockState, CloseMediaRequest, CloseMediaResponse, FollowEvent, FollowRequest, GetIndexRequest, GetStatusRequest, IndexEntryBatch,
   MediaInfo, MediaServerServer, OpenMediaRequest, PacketBatch, PingRequest, PingResponse, ReadPacketsRequest, ServerStatus, ShowState, ShowStatus, WatchClockRequest,
-  WatchShowRequest, FollowerReport, FollowerReportResponse,
+  WatchShowRequest, FollowerReport, FollowerReportResponse, GetRoleRequest, ClaimMasterRequest, ServerRole,
 } from '../generated/cuemux/v1/media_server';
 import { monoNs, monoToUnixNs, unixNs } from '../common/time-source';
 import type { Show } from '../show/show';
@@ -23,6 +23,7 @@ import { checkRequest, pumpPackets, writeWithBackpressure, type ClientRecord } f
 import { toServiceError } from './status-mapping';
 import { DEFAULT_STREAM_MEMORY_BYTES, StreamMemoryBudget } from './stream-memory';
 import { ShowWatch, type FollowerReports } from './show-watch';
+import type { Failover } from './failover';
 
 const log = getLogger('media-service');
 
@@ -49,6 +50,8 @@ export interface ServiceOptions {
   statusExtra?: () => Record<string, unknown>;
   /** What followers report they do not play (ReportFollower), listed with the cue problems; absent = refused. */
   followerReports?: FollowerReports;
+  /** Main/backup failover: the role (GetRole, status, ShowState), a backup's refusal of Follow/WatchShow, ClaimMaster. */
+  failover?: Pick<Failover, 'describe' | 'refusal' | 'claim'>;
 }
 
 /** Index entries per GetIndex batch. */
@@ -123,7 +126,7 @@ export class MediaService {
     this.#show = show;
     this.#options = options;
     this.#streamMemory = new StreamMemoryBudget(options.maxStreamMemory ?? DEFAULT_STREAM_MEMORY_BYTES);
-    this.#showWatch = new ShowWatch(show);
+    this.#showWatch = new ShowWatch(show, () => this.#role());
   }
 
   /** Streaming calls in progress. */
@@ -140,14 +143,30 @@ export class MediaService {
     for (const call of this.#endless) this.#endWithUnavailable(call);
   }
 
+  /** End the Follow, WatchClock and WatchShow calls with UNAVAILABLE (a master that stands down: they go to the master). */
+  endWatchers(): void {
+    for (const call of this.#endless) this.#endWithUnavailable(call, 'this server stood down: it is now a backup; go to the master');
+  }
+
+  /** The server's failover role (a master of term 0 without failover). */
+  #role(): ServerRole {
+    return this.#options.failover?.describe() ?? { role: 'master', term: 0n, master: '', address: '', sinceUnixNs: 0n, reason: '' };
+  }
+
+  /** A backup refuses Follow and WatchShow, naming its master (players and followers go there). */
+  #checkServes(): void {
+    const refusal = this.#options.failover?.refusal() ?? null;
+    if (refusal !== null) throw new CuemuxError('WRONG_STATE', refusal);
+  }
+
   /** End every streaming call still running with UNAVAILABLE (forced shutdown). */
   cancelAll(): void {
     for (const call of this.#calls) this.#endWithUnavailable(call);
   }
 
-  #endWithUnavailable(call: ServerWritableStream<unknown, unknown>): void {
+  #endWithUnavailable(call: ServerWritableStream<unknown, unknown>, why = 'cuemux is shutting down; reconnect when it is back'): void {
     if (call.cancelled || call.destroyed) return;
-    call.emit('error', toServiceError(new CuemuxError('CLOSED', 'cuemux is shutting down; reconnect when it is back')));
+    call.emit('error', toServiceError(new CuemuxError('CLOSED', why)));
   }
 
   #checkOpen(): void {
@@ -336,6 +355,7 @@ export class MediaService {
         }
       }),
       follow: this.#streaming<FollowRequest, FollowEvent>('Follow', 'watch', async (call) => {
+        this.#checkServes();
         const [lead, batch] = checkFollowRequest(call.request, {
           defaultLeadSeconds: this.#options.defaultLeadSeconds, defaultBatchBytes: this.#options.defaultBatchBytes, maxBatchBytes: this.#options.maxBatchBytes,
         });
@@ -352,6 +372,7 @@ export class MediaService {
         }
       }),
       watchShow: this.#streaming<WatchShowRequest, ShowState>('WatchShow', 'watch', async (call) => {
+        this.#checkServes();
         // Listed by GetStatus as a client with no media, output "(follower server)".
         const client: ClientRecord = { peer: call.getPeer(), mediaId: '', streams: [], positionSeconds: 0, bytesQueued: 0, bytesSent: 0, packetsSent: 0, output: '(follower server)' };
         this.#clients.add(client);
@@ -366,6 +387,12 @@ export class MediaService {
         if (reports === undefined) throw new CuemuxError('WRONG_STATE', 'this server takes no follower reports');
         reports.take(req);
         return {};
+      }),
+      getRole: this.#unary<GetRoleRequest, ServerRole>('GetRole', () => this.#role()),
+      claimMaster: this.#unary<ClaimMasterRequest, ServerRole>('ClaimMaster', async (req) => {
+        const failover = this.#options.failover;
+        if (failover === undefined) throw new CuemuxError('WRONG_STATE', 'this server takes no failover claims');
+        return failover.claim(req);
       }),
       ping: this.#unary<PingRequest, PingResponse>('Ping', (req) => {
         const received = unixNs();
@@ -402,6 +429,7 @@ export class MediaService {
         bytesQueued: BigInt(Math.max(0, c.bytesQueued)), bytesSent: BigInt(c.bytesSent), packetsSent: BigInt(c.packetsSent), output: c.output ?? '',
       })),
       show: this.#showStatus(),
+      role: this.#role(),
     };
   }
 

@@ -47,10 +47,11 @@ export interface OscControlOptions {
   /** A connection lasts this long after the sender's last message, in ms (default 8 h). */
   connectIdleMs?: number;
   /**
-   * Follower servers (`--follow`): the master's address. Commands are then refused with an error reply naming it
-   * (show control talks to the master only); queries (status, thump, updates, connect) are answered.
+   * Follower and backup servers (`--follow`, `--backup-of`): the master now and what this server is to it (asked at
+   * every command: a backup that takes over answers null from then on). Commands are then refused with an error reply
+   * naming the master (show control talks to the master only); queries (status, thump, updates, connect) are answered.
    */
-  master?: string | null;
+  master?: () => { role: string; master: string } | null;
 }
 
 /** Default time an OSC connection lasts after the sender's last message, in ms: a show day (see server-config). */
@@ -394,9 +395,9 @@ export class OscControl {
       if (route === undefined) {
         throw new CuemuxError('NOT_FOUND', `unknown OSC address ${req.address} (known: ${[...this.#routes.keys()].join(' ')})`);
       }
-      const master = this.#options.master ?? null;
+      const master = this.#options.master?.() ?? null;
       if (master !== null && !FOLLOWER_ANSWERS.has(req.address)) {
-        throw new CuemuxError('WRONG_STATE', `${req.address} refused: this server is a follower of the master ${master} (cuemux serve --follow); send show control to the master`);
+        throw new CuemuxError('WRONG_STATE', `${req.address} refused: this server is a ${master.role} of the master ${master.master}; send show control to the master`);
       }
       const data = await route(req, this.#actionTime(req));
       this.#reply(req.from, req.address, { status: 'ok', data }, req);

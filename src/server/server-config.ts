@@ -112,9 +112,18 @@ export interface ServerConfig {
   stateFile: string | null | undefined;
   /**
    * Follower server: mirror the show of the master cuemux at `HOST:PORT` (its --listen) or `unix:PATH` (its socket),
-   * playing this server's own media; show control then goes to the master only. Null (default): a server of its own.
+   * playing this server's own media; show control then goes to the master only. Several, comma-separated (a main and
+   * its backup): the one that is master (GetRole), moving when it changes. Null (default): a server of its own.
    */
   follow: string | null;
+  /**
+   * Backup server (main/backup failover): mirror the show of the main at `HOST:PORT` (its --listen) or `unix:PATH`, as
+   * a follower does, and take over as the master when the main has sent nothing for {@link takeoverMs}. Its TLS and
+   * token are --follow-tls-ca / --follow-token-file. Null (default): not a backup.
+   */
+  backupOf: string | null;
+  /** With {@link backupOf}: take over when the main has been silent this long, in ms (default 300). */
+  takeoverMs: number;
   /** With {@link follow} over TCP: TLS, trusting this PEM CA for the master's --tls-cert (default none: plaintext, or the system's CAs with a token). */
   followTlsCa: string | undefined;
   /** With {@link follow} over TCP: the master's bearer token (its --token-file) (default none). */
@@ -179,9 +188,16 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ServerConfi
     chaseFreerunMs: 2000,
     stateFile: undefined,
     follow: null,
+    backupOf: null,
+    takeoverMs: 300,
     followTlsCa: undefined,
     followTokenFile: undefined,
   };
+}
+
+/** True for `HOST:PORT`, `[IPV6]:PORT` or `unix:PATH`: where another cuemux server is reached. */
+function isServerAddress(v: string): boolean {
+  return /^unix:.+/.test(v) || /^[\w.-]+:\d{1,5}$/.test(v) || /^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(v);
 }
 
 /** The default OSC port: next to QLab's 53000, so show-control presets that talk to QLab need only a new port. */
@@ -190,7 +206,7 @@ export const DEFAULT_OSC_PORT = 53100;
 type Partialish = { [K in keyof ServerConfig]?: unknown };
 
 const NUMERIC: Array<keyof ServerConfig> = ['maxClients', 'maxWatchers', 'maxOpenMedia', 'maxBatchBytes', 'defaultBatchBytes', 'maxStreamMemory', 'idleCloseMs', 'shutdownGraceMs',
-  'chaseLossMs', 'chaseFreerunMs', 'oscRateMessages', 'oscRateBytes', 'oscMaxScheduled', 'maxAdHocCues', 'maxPrefetchBytes', 'oscConnectIdleMs'];
+  'chaseLossMs', 'chaseFreerunMs', 'oscRateMessages', 'oscRateBytes', 'oscMaxScheduled', 'maxAdHocCues', 'maxPrefetchBytes', 'oscConnectIdleMs', 'takeoverMs'];
 /** Settings that are file paths (resolved against the config file's folder or the working directory). */
 const FILES: Array<keyof ServerConfig> = ['cacheDir', 'cueList', 'tlsCert', 'tlsKey', 'tlsClientCa', 'tokenFile', 'oscSecretFile', 'followTlsCa', 'followTokenFile'];
 /** Settings in seconds (positive numbers, fractions allowed). */
@@ -212,7 +228,7 @@ export const ENV_NAMES: Record<keyof ServerConfig, string> = {
   // CUEMUX_TOKEN_FILE is also what the client commands read: one file serves both ends on one machine.
   tlsCert: 'CUEMUX_TLS_CERT', tlsKey: 'CUEMUX_TLS_KEY', tlsClientCa: 'CUEMUX_TLS_CLIENT_CA', tokenFile: 'CUEMUX_TOKEN_FILE',
   insecureListen: 'CUEMUX_INSECURE_LISTEN', oscSecretFile: 'CUEMUX_OSC_SECRET_FILE', oscConnectIdleMs: 'CUEMUX_OSC_CONNECT_IDLE_MS',
-  follow: 'CUEMUX_FOLLOW', followTlsCa: 'CUEMUX_FOLLOW_TLS_CA', followTokenFile: 'CUEMUX_FOLLOW_TOKEN_FILE',
+  follow: 'CUEMUX_FOLLOW', backupOf: 'CUEMUX_BACKUP_OF', takeoverMs: 'CUEMUX_TAKEOVER_MS', followTlsCa: 'CUEMUX_FOLLOW_TLS_CA', followTokenFile: 'CUEMUX_FOLLOW_TOKEN_FILE',
 };
 
 function fromEnv(env: NodeJS.ProcessEnv): Partialish {
@@ -264,11 +280,13 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
       } else if (key === 'stateFile') {
         if (raw !== null && typeof raw !== 'string') throw bad('must be a file path or "none"');
         out.stateFile = raw === null || raw === 'none' ? null : raw === '' ? undefined : path.resolve(raw);
-      } else if (key === 'follow') {
+      } else if (key === 'follow' || key === 'backupOf') {
         if (raw !== null && typeof raw !== 'string') throw bad('must be HOST:PORT, unix:PATH or "none"');
         const v = raw === null || raw === '' || raw === 'none' ? null : raw;
-        if (v !== null && !/^unix:.+/.test(v) && !/^[\w.-]+:\d{1,5}$/.test(v) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(v)) throw bad('must be HOST:PORT (the master\'s --listen) or unix:PATH (its socket)');
-        out.follow = v;
+        // --follow takes a main and its backup (comma-separated); --backup-of one main.
+        const list = v === null ? [] : key === 'follow' ? v.split(',') : [v];
+        if (!list.every(isServerAddress)) throw bad(`must be HOST:PORT (the master's --listen) or unix:PATH (its socket)${key === 'follow' ? ', or several comma-separated' : ''}`);
+        out[key] = v;
       } else if (key === 'socket' || key === 'listen') {
         if (raw !== null && typeof raw !== 'string') throw bad('must be a string or null');
         const v = raw === '' || raw === 'none' ? null : raw;

@@ -5,7 +5,7 @@
  * lost message costs nothing but the wait for the next one.
  */
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import type { FollowerReport, ShowState, ShowStatus, WatchShowRequest } from '../generated/cuemux/v1/media_server';
+import type { FollowerReport, ServerRole, ShowState, ShowStatus, WatchShowRequest } from '../generated/cuemux/v1/media_server';
 import { getLogger } from '../common/logger';
 import { unixNs } from '../common/time-source';
 import type { LoadedCue } from '../show/loaded-cue';
@@ -31,20 +31,27 @@ export function mediaFingerprint(cue: LoadedCue): string {
 export class ShowWatch {
   readonly #show: Show;
   readonly #stoppedAt = new WeakMap<LoadedCue, { clockSeconds: number; reason: string }>();
+  readonly #role: () => ServerRole | undefined;
 
-  constructor(show: Show) {
+  /** `role`: this server's failover role, sent with every state (its term is ShowState.term). */
+  constructor(show: Show, role: () => ServerRole | undefined = () => undefined) {
     this.#show = show;
+    this.#role = role;
     show.on('cue', (ev) => {
       if (ev.type === 'stopped') this.#stoppedAt.set(ev.cue, { clockSeconds: ev.clockSeconds, reason: ev.reason });
     });
   }
 
-  /** The show now, as one message. `term` is the failover term (0: no failover yet). */
-  message(term = 0n): ShowState {
+  /** The show now, as one message, with this server's failover role and term. */
+  message(): ShowState {
     const show = this.#show;
     const st = show.status();
+    const role = this.#role();
+    const list = show.cueList.cues;
     return {
-      showId: show.clock.showId, term,
+      showId: show.clock.showId, term: role?.term ?? 0n, role,
+      // A backup that takes over goes on with this list (ids alone would not let it GO the next cue).
+      cueListJson: list.length === 0 ? '' : JSON.stringify(list.map((d) => cueDefinitionJson(d))),
       clock: clockStateMessage(show.clock.snapshot, show.clock.showId),
       cueListPath: st.cueList.path, cueIds: st.cueList.cues, playhead: st.cueList.playhead ?? undefined,
       cues: show.cues.map((c) => ({

@@ -136,7 +136,9 @@ export class Show extends TypedEmitter<ShowEvents> {
   /** Bytes of prefetched packets held (or being read) by loaded cues. */
   #prefetchBytes = 0;
   readonly #goStartsClock: boolean;
-  readonly #armNext: boolean;
+  #armNext: boolean;
+  /** armNext as the options asked (a show that stops mirroring arms the next cues again when they asked it). */
+  readonly #armNextOption: boolean;
   /** Cues whose in-point is being prefetched after their load. */
   readonly #refetching = new Set<LoadedCue>();
   readonly #cues = new Map<string, LoadedCue>();
@@ -155,7 +157,7 @@ export class Show extends TypedEmitter<ShowEvents> {
   readonly #problems = new CueProblems();
   #list: CueList = { path: '', cues: [] };
   #playhead = 0;
-  readonly #mirrored: boolean;
+  #mirrored: boolean;
   /** A follower's copy of the master's cue list (ids only: its definitions come with the loaded cues). */
   #mirroredList: { path: string; ids: string[]; playhead: string | null } | null = null;
   #closed = false;
@@ -173,7 +175,8 @@ export class Show extends TypedEmitter<ShowEvents> {
     }
     this.#goStartsClock = options.goStartsClock ?? true;
     this.#mirrored = options.mirrored ?? false;
-    this.#armNext = !this.#mirrored && (options.armNext ?? true);
+    this.#armNextOption = options.armNext ?? true;
+    this.#armNext = !this.#mirrored && this.#armNextOption;
     this.#followAheadSeconds = Math.max(2, options.followAheadSeconds ?? 2);
     if (!(this.#prefetchSeconds >= 0 && this.#prefetchSeconds <= 30)) {
       throw new CuemuxError('INVALID_ARGUMENT', `prefetch must be 0-30 seconds, got ${this.#prefetchSeconds}`);
@@ -706,6 +709,43 @@ export class Show extends TypedEmitter<ShowEvents> {
     log.info('cue started (mirrored)', { cue: cue.id, clockSeconds: run.clockSeconds, mediaSeconds: run.mediaSeconds });
     this.safeEmit('cue', { type: 'started', cue });
     return cue;
+  }
+
+  /**
+   * Main/backup failover. `true`: this show becomes a follower's (a master that stands down): its cues no longer end
+   * or chain on their own, every change comes from the new master. `false`: a backup takes over: every cue goes on
+   * exactly where it is (same runs, same clock), `list` (the master's cue list, last sent) becomes the cue list with
+   * the master's standby cue, and ends, auto-follow chains and arming the next cue are this show's again. A successor
+   * the master already placed on the clock is not started twice.
+   */
+  setMirrored(mirrored: boolean, list: CueList | null = null): void {
+    if (mirrored === this.#mirrored) return;
+    this.#mirrored = mirrored;
+    this.#armNext = !mirrored && this.#armNextOption;
+    if (mirrored) {
+      for (const c of this.#cues.values()) {
+        c.endWatch?.abort();
+        c.endWatch = null;
+      }
+      return;
+    }
+    const standby = this.playhead;
+    if (list !== null) this.setCueList(list);
+    this.#mirroredList = null;
+    const at = standby === null ? -1 : this.#list.cues.findIndex((c) => c.id === standby);
+    this.#playhead = at >= 0 ? at : this.#list.cues.length;
+    for (const c of this.#cues.values()) {
+      if (c.state !== 'playing') continue;
+      const next = this.#autoFollower(c.id);
+      if (next !== undefined && this.#cues.get(next.id)?.state === 'playing') c.chainedNext = next.id;
+      this.#watchEnd(c);
+    }
+    this.safeEmit('cuelist', this.#list, this.playhead);
+  }
+
+  /** True while this show mirrors a master's (a follower's or a backup's). */
+  get mirrored(): boolean {
+    return this.#mirrored;
   }
 
   /** Follower servers: the master's cue list (its file, cue ids and standby cue), for status. */

@@ -417,7 +417,58 @@ export interface ServerStatus {
    */
   clients: ClientStatus[];
   /** The show: its clock, cue list and loaded cues (what /cuemux/status reports over OSC). */
-  show?: ShowStatus | undefined;
+  show?:
+    | ShowStatus
+    | undefined;
+  /** Main/backup failover: the server's role and term (as GetRole answers). */
+  role?: ServerRole | undefined;
+}
+
+/** Request of GetRole (empty). */
+export interface GetRoleRequest {
+}
+
+/** What a server is in a main/backup pair (or a follower's feed), and since when. */
+export interface ServerRole {
+  /**
+   * "master" (runs the show: takes show control, serves Follow and WatchShow), "backup" (mirrors the master and takes
+   * over when the master falls silent for its --takeover-ms; refuses Follow and WatchShow with FAILED_PRECONDITION
+   * naming the master) or "follower" (`--follow`: mirrors the master, serves its own players, never takes over).
+   */
+  role: string;
+  /**
+   * Failover term: 0 for a server that never took over nor followed one that did; a backup that takes over makes it
+   * one more than the highest term it has seen; a backup or follower carries its master's. Between two masters, the
+   * higher term is the master (equal terms: the lower `address`, compared as strings).
+   */
+  term: bigint;
+  /**
+   * The master this server mirrors ("HOST:PORT" or "unix:PATH", as given to --backup-of/--follow or named by a
+   * ClaimMaster); "" for a master.
+   */
+  master: string;
+  /**
+   * Where this server is reached by the other servers of the pair (its --listen address, else its socket as
+   * "unix:PATH"): what it names itself in a ClaimMaster.
+   */
+  address: string;
+  /** When it took this role, in nanoseconds since the Unix epoch (server wall clock, UTC). */
+  sinceUnixNs: bigint;
+  /**
+   * Why it has this role, for the operator, e.g. "started as the backup of 10.0.0.1:50051", "took over: the main
+   * 10.0.0.1:50051 silent for 300 ms", "stood down: 10.0.0.2:50051 is master with the newer term 2".
+   */
+  reason: string;
+}
+
+/** Request of ClaimMaster. */
+export interface ClaimMasterRequest {
+  /** The claimer's failover term (its ServerRole.term). */
+  term: bigint;
+  /** The claimer's address (its ServerRole.address): the master the receiver follows when it stands down. */
+  address: string;
+  /** The claimer's show id (ClockState.show_id), for the log. */
+  showId: string;
 }
 
 /** The show at the moment the server answered GetStatus. */
@@ -614,8 +665,8 @@ export interface ShowState {
    */
   showId: string;
   /**
-   * Failover term (epoch) of the server sending this state: 0 while there is no failover (always, today). Reserved
-   * for main/backup failover: a server that meets a state with a higher term than its own stands down.
+   * Failover term of the server sending this state (its ServerRole.term): 0 until a backup has taken over. A backup
+   * or follower takes it over (it is the master's term it reports); a backup that takes over goes on with one more.
    */
   term: bigint;
   /**
@@ -637,6 +688,13 @@ export interface ShowState {
   cues: MirroredCue[];
   /** The master's wall clock when it sent this message, in nanoseconds since the Unix epoch (UTC). */
   sentUnixNs: bigint;
+  /**
+   * The cue list's definitions as JSON, an array in the cue list file's format (docs/cue-list.md); "" without a cue
+   * list. A backup that takes over goes on with this list (GO without an id, auto-follow chains, arming the next).
+   */
+  cueListJson: string;
+  /** The master's role (role "master", its term and address), so a follower sees whom it mirrors. */
+  role?: ServerRole | undefined;
 }
 
 /** One loaded cue of a ShowState: enough to put the cue on a follower exactly where it is on the master. */
@@ -3212,7 +3270,7 @@ export const GetStatusRequest: MessageFns<GetStatusRequest> = {
 };
 
 function createBaseServerStatus(): ServerStatus {
-  return { uptimeSeconds: 0, version: "", ffmpegVersion: "", media: [], clients: [], show: undefined };
+  return { uptimeSeconds: 0, version: "", ffmpegVersion: "", media: [], clients: [], show: undefined, role: undefined };
 }
 
 export const ServerStatus: MessageFns<ServerStatus> = {
@@ -3234,6 +3292,9 @@ export const ServerStatus: MessageFns<ServerStatus> = {
     }
     if (message.show !== undefined) {
       ShowStatus.encode(message.show, writer.uint32(50).fork()).join();
+    }
+    if (message.role !== undefined) {
+      ServerRole.encode(message.role, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -3299,6 +3360,14 @@ export const ServerStatus: MessageFns<ServerStatus> = {
             message.show = ShowStatus.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.role = ServerRole.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3329,6 +3398,7 @@ export const ServerStatus: MessageFns<ServerStatus> = {
         ? object.clients.map((e: any) => ClientStatus.fromJSON(e))
         : [],
       show: isSet(object.show) ? ShowStatus.fromJSON(object.show) : undefined,
+      role: isSet(object.role) ? ServerRole.fromJSON(object.role) : undefined,
     };
   },
 
@@ -3352,6 +3422,9 @@ export const ServerStatus: MessageFns<ServerStatus> = {
     if (message.show !== undefined) {
       obj.show = ShowStatus.toJSON(message.show);
     }
+    if (message.role !== undefined) {
+      obj.role = ServerRole.toJSON(message.role);
+    }
     return obj;
   },
 
@@ -3368,6 +3441,330 @@ export const ServerStatus: MessageFns<ServerStatus> = {
     message.show = (object.show !== undefined && object.show !== null)
       ? ShowStatus.fromPartial(object.show)
       : undefined;
+    message.role = (object.role !== undefined && object.role !== null)
+      ? ServerRole.fromPartial(object.role)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetRoleRequest(): GetRoleRequest {
+  return {};
+}
+
+export const GetRoleRequest: MessageFns<GetRoleRequest> = {
+  encode(_: GetRoleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetRoleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetRoleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetRoleRequest {
+    return {};
+  },
+
+  toJSON(_: GetRoleRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetRoleRequest>, I>>(base?: I): GetRoleRequest {
+    return GetRoleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetRoleRequest>, I>>(_: I): GetRoleRequest {
+    const message = createBaseGetRoleRequest();
+    return message;
+  },
+};
+
+function createBaseServerRole(): ServerRole {
+  return { role: "", term: 0n, master: "", address: "", sinceUnixNs: 0n, reason: "" };
+}
+
+export const ServerRole: MessageFns<ServerRole> = {
+  encode(message: ServerRole, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.role !== "") {
+      writer.uint32(10).string(message.role);
+    }
+    if (message.term !== 0n) {
+      if (BigInt.asUintN(64, message.term) !== message.term) {
+        throw new globalThis.Error("value provided for field message.term of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.term);
+    }
+    if (message.master !== "") {
+      writer.uint32(26).string(message.master);
+    }
+    if (message.address !== "") {
+      writer.uint32(34).string(message.address);
+    }
+    if (message.sinceUnixNs !== 0n) {
+      if (BigInt.asIntN(64, message.sinceUnixNs) !== message.sinceUnixNs) {
+        throw new globalThis.Error("value provided for field message.sinceUnixNs of type int64 too large");
+      }
+      writer.uint32(40).int64(message.sinceUnixNs);
+    }
+    if (message.reason !== "") {
+      writer.uint32(50).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServerRole {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServerRole();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.term = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.master = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.sinceUnixNs = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ServerRole {
+    return {
+      role: isSet(object.role) ? globalThis.String(object.role) : "",
+      term: isSet(object.term) ? BigInt(object.term) : 0n,
+      master: isSet(object.master) ? globalThis.String(object.master) : "",
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      sinceUnixNs: isSet(object.sinceUnixNs)
+        ? BigInt(object.sinceUnixNs)
+        : isSet(object.since_unix_ns)
+        ? BigInt(object.since_unix_ns)
+        : 0n,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: ServerRole): unknown {
+    const obj: any = {};
+    if (message.role !== "") {
+      obj.role = message.role;
+    }
+    if (message.term !== 0n) {
+      obj.term = message.term.toString();
+    }
+    if (message.master !== "") {
+      obj.master = message.master;
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.sinceUnixNs !== 0n) {
+      obj.sinceUnixNs = message.sinceUnixNs.toString();
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ServerRole>, I>>(base?: I): ServerRole {
+    return ServerRole.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ServerRole>, I>>(object: I): ServerRole {
+    const message = createBaseServerRole();
+    message.role = object.role ?? "";
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.master = object.master ?? "";
+    message.address = object.address ?? "";
+    message.sinceUnixNs = (object.sinceUnixNs !== undefined && object.sinceUnixNs !== null)
+      ? BigInt(object.sinceUnixNs)
+      : 0n;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseClaimMasterRequest(): ClaimMasterRequest {
+  return { term: 0n, address: "", showId: "" };
+}
+
+export const ClaimMasterRequest: MessageFns<ClaimMasterRequest> = {
+  encode(message: ClaimMasterRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.term !== 0n) {
+      if (BigInt.asUintN(64, message.term) !== message.term) {
+        throw new globalThis.Error("value provided for field message.term of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.term);
+    }
+    if (message.address !== "") {
+      writer.uint32(18).string(message.address);
+    }
+    if (message.showId !== "") {
+      writer.uint32(26).string(message.showId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimMasterRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimMasterRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.term = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.showId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClaimMasterRequest {
+    return {
+      term: isSet(object.term) ? BigInt(object.term) : 0n,
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      showId: isSet(object.showId)
+        ? globalThis.String(object.showId)
+        : isSet(object.show_id)
+        ? globalThis.String(object.show_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ClaimMasterRequest): unknown {
+    const obj: any = {};
+    if (message.term !== 0n) {
+      obj.term = message.term.toString();
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.showId !== "") {
+      obj.showId = message.showId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClaimMasterRequest>, I>>(base?: I): ClaimMasterRequest {
+    return ClaimMasterRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClaimMasterRequest>, I>>(object: I): ClaimMasterRequest {
+    const message = createBaseClaimMasterRequest();
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.address = object.address ?? "";
+    message.showId = object.showId ?? "";
     return message;
   },
 };
@@ -4935,6 +5332,8 @@ function createBaseShowState(): ShowState {
     playhead: undefined,
     cues: [],
     sentUnixNs: 0n,
+    cueListJson: "",
+    role: undefined,
   };
 }
 
@@ -4969,6 +5368,12 @@ export const ShowState: MessageFns<ShowState> = {
         throw new globalThis.Error("value provided for field message.sentUnixNs of type int64 too large");
       }
       writer.uint32(64).int64(message.sentUnixNs);
+    }
+    if (message.cueListJson !== "") {
+      writer.uint32(74).string(message.cueListJson);
+    }
+    if (message.role !== undefined) {
+      ServerRole.encode(message.role, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -5050,6 +5455,22 @@ export const ShowState: MessageFns<ShowState> = {
             message.sentUnixNs = reader.int64() as bigint;
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.cueListJson = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.role = ServerRole.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5090,6 +5511,12 @@ export const ShowState: MessageFns<ShowState> = {
         : isSet(object.sent_unix_ns)
         ? BigInt(object.sent_unix_ns)
         : 0n,
+      cueListJson: isSet(object.cueListJson)
+        ? globalThis.String(object.cueListJson)
+        : isSet(object.cue_list_json)
+        ? globalThis.String(object.cue_list_json)
+        : "",
+      role: isSet(object.role) ? ServerRole.fromJSON(object.role) : undefined,
     };
   },
 
@@ -5119,6 +5546,12 @@ export const ShowState: MessageFns<ShowState> = {
     if (message.sentUnixNs !== 0n) {
       obj.sentUnixNs = message.sentUnixNs.toString();
     }
+    if (message.cueListJson !== "") {
+      obj.cueListJson = message.cueListJson;
+    }
+    if (message.role !== undefined) {
+      obj.role = ServerRole.toJSON(message.role);
+    }
     return obj;
   },
 
@@ -5139,6 +5572,10 @@ export const ShowState: MessageFns<ShowState> = {
     message.sentUnixNs = (object.sentUnixNs !== undefined && object.sentUnixNs !== null)
       ? BigInt(object.sentUnixNs)
       : 0n;
+    message.cueListJson = object.cueListJson ?? "";
+    message.role = (object.role !== undefined && object.role !== null)
+      ? ServerRole.fromPartial(object.role)
+      : undefined;
     return message;
   },
 };
@@ -7737,6 +8174,8 @@ export const MediaServerService = {
    * clock state and one CueLoaded (plus CueStarted when playing) per cue already loaded for the output, all before any
    * other ClockState; it runs until the player cancels it or the server shuts down (UNAVAILABLE). A player that
    * reconnects simply calls Follow again: a cue it knew that this opening snapshot leaves out was unloaded meanwhile.
+   * A backup server (ServerRole "backup") refuses it with FAILED_PRECONDITION naming its master; a master that stands
+   * down ends its Follow calls with UNAVAILABLE: players given several servers move to the master (GetRole).
    */
   follow: {
     path: "/cuemux.v1.MediaServer/Follow" as const,
@@ -7752,7 +8191,8 @@ export const MediaServerService = {
    * Every message is the complete state (clock, cue list, every loaded cue with its exact clock mapping), sent at once
    * on connect, after every change (changes within a few ms are coalesced into one message) and as a heartbeat
    * while nothing changes. A follower that reconnects simply calls it again: the first message is all it needs
-   * (there is nothing to resume: no event can be missed). Counts against --max-watchers.
+   * (there is nothing to resume: no event can be missed). Counts against --max-watchers. A backup refuses it, and a
+   * master that stands down ends it, as Follow.
    */
   watchShow: {
     path: "/cuemux.v1.MediaServer/WatchShow" as const,
@@ -7777,6 +8217,35 @@ export const MediaServerService = {
     responseSerialize: (value: FollowerReportResponse): Buffer =>
       Buffer.from(FollowerReportResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): FollowerReportResponse => FollowerReportResponse.decode(value),
+  },
+  /**
+   * Main/backup failover: what this server is now (master, backup or follower), its failover term and the master it
+   * follows. Cheap: players and followers given several servers ask it to find the master.
+   */
+  getRole: {
+    path: "/cuemux.v1.MediaServer/GetRole" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetRoleRequest): Buffer => Buffer.from(GetRoleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetRoleRequest => GetRoleRequest.decode(value),
+    responseSerialize: (value: ServerRole): Buffer => Buffer.from(ServerRole.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ServerRole => ServerRole.decode(value),
+  },
+  /**
+   * Main/backup failover: a master tells another server that it is the master with `term`. A server whose own term is
+   * lower (or equal, with a later address; see ClaimMasterRequest) stands down: it becomes the backup of the claimer,
+   * ends its Follow and WatchShow calls (their clients move to the master) and says so in its log and status. A
+   * server with a newer term keeps its role: the answer carries it, and the claimer, seeing a newer term, stands down
+   * itself. Always answers with the server's role after the claim.
+   */
+  claimMaster: {
+    path: "/cuemux.v1.MediaServer/ClaimMaster" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ClaimMasterRequest): Buffer => Buffer.from(ClaimMasterRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClaimMasterRequest => ClaimMasterRequest.decode(value),
+    responseSerialize: (value: ServerRole): Buffer => Buffer.from(ServerRole.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ServerRole => ServerRole.decode(value),
   },
 } as const;
 
@@ -7825,6 +8294,8 @@ export interface MediaServerServer extends UntypedServiceImplementation {
    * clock state and one CueLoaded (plus CueStarted when playing) per cue already loaded for the output, all before any
    * other ClockState; it runs until the player cancels it or the server shuts down (UNAVAILABLE). A player that
    * reconnects simply calls Follow again: a cue it knew that this opening snapshot leaves out was unloaded meanwhile.
+   * A backup server (ServerRole "backup") refuses it with FAILED_PRECONDITION naming its master; a master that stands
+   * down ends its Follow calls with UNAVAILABLE: players given several servers move to the master (GetRole).
    */
   follow: handleServerStreamingCall<FollowRequest, FollowEvent>;
   /**
@@ -7832,7 +8303,8 @@ export interface MediaServerServer extends UntypedServiceImplementation {
    * Every message is the complete state (clock, cue list, every loaded cue with its exact clock mapping), sent at once
    * on connect, after every change (changes within a few ms are coalesced into one message) and as a heartbeat
    * while nothing changes. A follower that reconnects simply calls it again: the first message is all it needs
-   * (there is nothing to resume: no event can be missed). Counts against --max-watchers.
+   * (there is nothing to resume: no event can be missed). Counts against --max-watchers. A backup refuses it, and a
+   * master that stands down ends it, as Follow.
    */
   watchShow: handleServerStreamingCall<WatchShowRequest, ShowState>;
   /**
@@ -7841,6 +8313,19 @@ export interface MediaServerServer extends UntypedServiceImplementation {
    * that list changes and every 2 s while it follows; the master forgets a follower not heard from for 10 s.
    */
   reportFollower: handleUnaryCall<FollowerReport, FollowerReportResponse>;
+  /**
+   * Main/backup failover: what this server is now (master, backup or follower), its failover term and the master it
+   * follows. Cheap: players and followers given several servers ask it to find the master.
+   */
+  getRole: handleUnaryCall<GetRoleRequest, ServerRole>;
+  /**
+   * Main/backup failover: a master tells another server that it is the master with `term`. A server whose own term is
+   * lower (or equal, with a later address; see ClaimMasterRequest) stands down: it becomes the backup of the claimer,
+   * ends its Follow and WatchShow calls (their clients move to the master) and says so in its log and status. A
+   * server with a newer term keeps its role: the answer carries it, and the claimer, seeing a newer term, stands down
+   * itself. Always answers with the server's role after the claim.
+   */
+  claimMaster: handleUnaryCall<ClaimMasterRequest, ServerRole>;
 }
 
 export interface MediaServerClient extends Client {
@@ -7956,6 +8441,8 @@ export interface MediaServerClient extends Client {
    * clock state and one CueLoaded (plus CueStarted when playing) per cue already loaded for the output, all before any
    * other ClockState; it runs until the player cancels it or the server shuts down (UNAVAILABLE). A player that
    * reconnects simply calls Follow again: a cue it knew that this opening snapshot leaves out was unloaded meanwhile.
+   * A backup server (ServerRole "backup") refuses it with FAILED_PRECONDITION naming its master; a master that stands
+   * down ends its Follow calls with UNAVAILABLE: players given several servers move to the master (GetRole).
    */
   follow(request: FollowRequest, options?: Partial<CallOptions>): ClientReadableStream<FollowEvent>;
   follow(
@@ -7968,7 +8455,8 @@ export interface MediaServerClient extends Client {
    * Every message is the complete state (clock, cue list, every loaded cue with its exact clock mapping), sent at once
    * on connect, after every change (changes within a few ms are coalesced into one message) and as a heartbeat
    * while nothing changes. A follower that reconnects simply calls it again: the first message is all it needs
-   * (there is nothing to resume: no event can be missed). Counts against --max-watchers.
+   * (there is nothing to resume: no event can be missed). Counts against --max-watchers. A backup refuses it, and a
+   * master that stands down ends it, as Follow.
    */
   watchShow(request: WatchShowRequest, options?: Partial<CallOptions>): ClientReadableStream<ShowState>;
   watchShow(
@@ -7995,6 +8483,47 @@ export interface MediaServerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: FollowerReportResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Main/backup failover: what this server is now (master, backup or follower), its failover term and the master it
+   * follows. Cheap: players and followers given several servers ask it to find the master.
+   */
+  getRole(
+    request: GetRoleRequest,
+    callback: (error: ServiceError | null, response: ServerRole) => void,
+  ): ClientUnaryCall;
+  getRole(
+    request: GetRoleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ServerRole) => void,
+  ): ClientUnaryCall;
+  getRole(
+    request: GetRoleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ServerRole) => void,
+  ): ClientUnaryCall;
+  /**
+   * Main/backup failover: a master tells another server that it is the master with `term`. A server whose own term is
+   * lower (or equal, with a later address; see ClaimMasterRequest) stands down: it becomes the backup of the claimer,
+   * ends its Follow and WatchShow calls (their clients move to the master) and says so in its log and status. A
+   * server with a newer term keeps its role: the answer carries it, and the claimer, seeing a newer term, stands down
+   * itself. Always answers with the server's role after the claim.
+   */
+  claimMaster(
+    request: ClaimMasterRequest,
+    callback: (error: ServiceError | null, response: ServerRole) => void,
+  ): ClientUnaryCall;
+  claimMaster(
+    request: ClaimMasterRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ServerRole) => void,
+  ): ClientUnaryCall;
+  claimMaster(
+    request: ClaimMasterRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ServerRole) => void,
   ): ClientUnaryCall;
 }
 
