@@ -24,6 +24,14 @@ export const CONNECTION_OPTIONS: readonly OptionSpec[] = [
   { name: 'token-file', arg: 'FILE', group: CONNECTION_GROUP, help: 'with --target: send the bearer token of the server\'s --token-file (env CUEMUX_TOKEN_FILE)' },
 ];
 
+/**
+ * The players' `--socket` and `--target`: as {@link CONNECTION_OPTIONS}, and several servers, comma-separated (a main
+ * and its backup: the player follows whichever is master, see serverTargets in server-target.ts).
+ */
+export const PLAYER_CONNECTION_OPTIONS: readonly OptionSpec[] = CONNECTION_OPTIONS.map((o) => (o.name === 'socket' || o.name === 'target'
+  ? { ...o, arg: o.name === 'socket' ? 'PATH[,PATH]' : 'HOST:PORT[,HOST:PORT]', help: `${o.help}; several, comma-separated (a main and its backup): the one that is master` }
+  : o));
+
 /** The connection values of parsed options, as serverTarget and connectionOptions (server-target.ts) take them. */
 export function connectionValues(o: { string(name: string): string | undefined }): ConnectionArgs {
   return { socket: o.string('socket'), target: o.string('target'), 'tls-ca': o.string('tls-ca'), 'token-file': o.string('token-file') };

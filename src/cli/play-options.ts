@@ -1,7 +1,7 @@
 /**
  * The option tables of `cuemux play-audio` and `cuemux play-video`: their parser and `--help` are made from them.
  */
-import { CONNECTION_OPTIONS } from './client-options';
+import { PLAYER_CONNECTION_OPTIONS } from './client-options';
 import type { CommandSpec, OptionSpec } from './options';
 
 /** Largest Follow lead a player may ask for, in seconds (the server refuses more: follow-stream.ts MAX_LEAD_SECONDS). */
@@ -9,7 +9,7 @@ const MAX_LEAD_SECONDS = 10;
 
 function common(kind: 'audio' | 'video', unit: string): OptionSpec[] {
   return [
-    ...CONNECTION_OPTIONS,
+    ...PLAYER_CONNECTION_OPTIONS,
     { name: 'output', arg: 'NAME', help: 'the output to follow (an audio output or a video layer of the cue list)', default: kind },
     {
       name: 'lead', arg: 'S', help: 'ask for packets this far ahead of the clock',

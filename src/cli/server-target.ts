@@ -44,8 +44,9 @@ export interface ConnectionArgs {
  * @throws CuemuxError naming the file (missing, unreadable, not PEM, empty).
  */
 export function connectionOptions(values: ConnectionArgs, env: NodeJS.ProcessEnv = process.env): MediaClientOptions {
-  const target = serverTarget(values);
-  if (targetOf(target).startsWith('unix:')) {
+  const targets = serverTargets(values);
+  const target = targets.join(',');
+  if (targets.every((t) => targetOf(t).startsWith('unix:'))) {
     const flag = values['tls-ca'] !== undefined ? '--tls-ca' : values['token-file'] !== undefined ? '--token-file' : null;
     if (flag !== null) throw new CuemuxError('INVALID_ARGUMENT', `${flag} is for a server over TCP (--target HOST:PORT); the Unix socket ${target} uses neither TLS nor a token`);
     return {};

@@ -10,7 +10,7 @@
  * show id, segments and generations, so the player resumes there exactly as on a restarted server.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { FollowEvent, FollowResume } from '../generated/cuemux/v1/media_server';
+import type { FollowEvent, FollowResume, MediaInfo } from '../generated/cuemux/v1/media_server';
 import { MediaClientError, type CallOptions, type MediaClient } from './media-client';
 import { findMaster, isNotMaster, nextServer } from './server-choice';
 
@@ -34,7 +34,8 @@ export interface ResilientFollowOptions {
 
 /** What is known of one cue, to resume and to drop repeats. */
 interface CueSeen {
-  mediaId: string;
+  /** The cue's media as {@link mediaKey} names it. */
+  media: string;
   lastSegment: number;
   resume: FollowResume | null;
   /** The latest preroll received on this call (CuePreroll) and its entries; prerolls do not outlive their call. */
@@ -138,14 +139,26 @@ export async function* resilientFollow(client: MediaClient | readonly MediaClien
   }
 }
 
+/**
+ * What identifies a cue's media to a player: its id on one server; across a main and its backup (whose ids differ when
+ * their media roots do: an id is made from the path), everything a decoder is made from and every packet count —
+ * a backup plays the cue only when its file has the master's fingerprint. The same key: the player keeps its
+ * decoders and goes on from its resume point, mid-GOP, on the other server.
+ */
+function mediaKey(m: MediaInfo | undefined): string {
+  if (m === undefined) return '';
+  return JSON.stringify({ ...m, mediaId: '', path: '' }, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+}
+
 /** The event to pass on, or null for a repeat; updates what is known of the cues. */
 function filter(e: FollowEvent, seen: Map<string, CueSeen>): FollowEvent | null {
   const ev = e.event;
   switch (ev?.$case) {
     case 'loaded': {
       const known = seen.get(ev.value.cueId);
-      if (known !== undefined && known.mediaId === ev.value.media?.mediaId) return null;
-      seen.set(ev.value.cueId, { mediaId: ev.value.media?.mediaId ?? '', lastSegment: -1, resume: null, preroll: null, adopted: null });
+      const media = mediaKey(ev.value.media);
+      if (known !== undefined && known.media === media) return null;
+      seen.set(ev.value.cueId, { media, lastSegment: -1, resume: null, preroll: null, adopted: null });
       return e;
     }
     case 'started': {

@@ -5,6 +5,7 @@
  * (a main and its backup), it watches the master among them (server-choice.ts), as resilientFollow does.
  */
 import * as grpc from '@grpc/grpc-js';
+import { SilenceTimer } from '../common/silence-timer';
 import type { ShowState } from '../generated/cuemux/v1/media_server';
 import { MediaClientError, type MediaClient } from './media-client';
 import { findMaster, nextServer } from './server-choice';
@@ -44,18 +45,13 @@ export async function* resilientWatchShow(client: MediaClient | readonly MediaCl
     const call = new AbortController();
     const abort = (): void => call.abort();
     signal?.addEventListener('abort', abort, { once: true });
-    let watchdog: NodeJS.Timeout | null = null;
-    const arm = (): void => {
-      if (watchdog !== null) clearTimeout(watchdog);
-      watchdog = setTimeout(() => call.abort(), silenceMs);
-      watchdog.unref();
-    };
+    // Judged after pending input is read: a follower busy loading a cue must not drop a live stream.
+    const watchdog = new SilenceTimer(silenceMs, () => call.abort());
     let connected = false;
     let error: Error | null = null;
     try {
-      arm();
       for await (const state of clients[current].watchShow({ heartbeatSeconds: options.heartbeatSeconds ?? 0.25 }, { signal: call.signal })) {
-        arm();
+        watchdog.touch();
         if (!connected) {
           connected = true;
           backoff = initial;
@@ -68,7 +64,7 @@ export async function* resilientWatchShow(client: MediaClient | readonly MediaCl
       if (e instanceof MediaClientError && FATAL.has(e.code)) throw e;
       error = e instanceof Error ? e : new Error(String(e));
     } finally {
-      if (watchdog !== null) clearTimeout(watchdog);
+      watchdog.stop();
       signal?.removeEventListener('abort', abort);
     }
     if (stopped()) return;

@@ -14,6 +14,7 @@
  */
 import { errorMessage } from '../common/errors';
 import { getLogger } from '../common/logger';
+import { SilenceTimer } from '../common/silence-timer';
 import { unixNs } from '../common/time-source';
 import type { ClaimMasterRequest, ServerRole, ShowState } from '../generated/cuemux/v1/media_server';
 import { parseCueDefinition } from '../show/cue-definition';
@@ -91,7 +92,8 @@ export class Failover {
   #peer: string | null = null;
   #lastState: ShowState | null = null;
   #lastStateAtMs = 0;
-  #silence: NodeJS.Timeout | null = null;
+  /** A backup's watch of its master's states. */
+  #silence: SilenceTimer | null = null;
   #poll: NodeJS.Timeout | null = null;
   /** A role change in progress (takeover or standing down): one at a time. */
   #changing: Promise<void> = Promise.resolve();
@@ -143,8 +145,11 @@ export class Failover {
     this.#lastState = state;
     this.#lastStateAtMs = Date.now();
     if (this.#role !== 'backup') return;
-    if (this.#silence !== null) clearTimeout(this.#silence);
-    this.#silence = setTimeout(() => void this.#change(() => this.#takeOver()), this.#o.takeoverMs);
+    if (this.#silence === null) this.#silence = new SilenceTimer(this.#o.takeoverMs, () => {
+      this.#silence = null;
+      void this.#change(() => this.#takeOver());
+    });
+    this.#silence.touch();
   }
 
   /** ClaimMaster: `request.address` says it is the master with `request.term`. Answers this server's role after it. */
@@ -189,7 +194,7 @@ export class Failover {
   async #standDown(master: string, term: bigint, why: string): Promise<void> {
     const was = this.#role;
     this.#stopPoll();
-    if (this.#silence !== null) clearTimeout(this.#silence);
+    this.#silence?.stop();
     this.#silence = null;
     if (was !== 'master') await this.#o.actions.unfollow();
     this.#term = term;
@@ -261,7 +266,7 @@ export class Failover {
   close(): void {
     this.#closed = true;
     this.#stopPoll();
-    if (this.#silence !== null) clearTimeout(this.#silence);
+    this.#silence?.stop();
     this.#silence = null;
   }
 }

@@ -27,9 +27,14 @@ export interface PlayerProcess {
   exited: Promise<number | null>;
 }
 
-/** Start `cuemux play-video|play-audio ...args` (log level info, so its stderr says what it did). */
-export function spawnPlayer(args: string[]): PlayerProcess {
-  const child = spawn(process.execPath, [CUEMUX_BIN, '--log-level', 'info', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+/**
+ * Start `cuemux play-video|play-audio ...args` (log level info, so its stderr says what it did); in network namespace
+ * `netns` when given (`ip netns exec` execs the player: the child's pid is the player's).
+ */
+export function spawnPlayer(args: string[], netns?: string): PlayerProcess {
+  const argv = [process.execPath, CUEMUX_BIN, '--log-level', 'info', ...args];
+  const child = netns === undefined ? spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr?.setEncoding('utf8').on('data', (d: string) => { err += d; });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
