@@ -70,14 +70,15 @@ async function peerLink(config: ServerConfig): Promise<{ peers: PeerLink; close:
   };
   // Credentials are checked at start (a bad file stops the start, naming it), not at the first failover.
   if (config.followTlsCa !== undefined || config.followTokenFile !== undefined) loadClientCredentials({ caFile: config.followTlsCa, tokenFile: config.followTokenFile });
-  // A backup hears from its main three times per --takeover-ms: one late heartbeat is not a takeover.
-  const heartbeatSeconds = config.backupOf !== null ? Math.max(0.01, config.takeoverMs / 3000) : undefined;
+  // A backup hears from its master three times per --takeover-ms (one late heartbeat is not a takeover). Any server can
+  // become a backup (a master that stands down), so every feed asks for that (and at least the follower's 0.25 s).
+  const heartbeatSeconds = Math.min(0.25, Math.max(0.01, config.takeoverMs / 3000));
   const peers: PeerLink = {
     source: (address) => {
       const targets = address.split(',').map(client);
       return {
         states: (signal, onConnection) => resilientWatchShow(targets.length === 1 ? targets[0] : targets, {
-          heartbeatSeconds, silenceMs: config.backupOf !== null ? Math.max(2 * config.takeoverMs, 100) : undefined,
+          heartbeatSeconds,
           onConnection: (connected, error) => {
             onConnection(connected);
             if (!connected) log.warn(`the master ${address} is not reachable: retrying`, { error: error?.message });
