@@ -124,8 +124,8 @@ describe('failover: a main and its backup in two network namespaces', function (
     const clip = await minuteClip();
     const roots = [await scratchDir('fo-main-root'), await scratchDir('fo-backup-root')];
     for (const root of roots) await copyInto(clip, root, 'clip.mp4');
-    // Indexed before the show, as a show's media is (README): building an index blocks a server's event loop for a
-    // few hundred ms (measured 237-760 ms for this clip here), longer than --takeover-ms, which a main must never be.
+    // Indexed before the show, as a show's media is (README): a main building this clip's index (237-760 ms here)
+    // sent no heartbeat for over --takeover-ms, and its backup took over.
     const indexed = await runCli(['index', 'build', ...roots]);
     assert.equal(indexed.code, 0, indexed.stderr);
     const runs = [await scratchDir('fo-main-run'), await scratchDir('fo-backup-run')];
@@ -193,6 +193,9 @@ describe('failover: a main and its backup in two network namespaces', function (
       return x?.role === 'master' ? x : undefined;
     }, 20_000, 20);
     const takeoverNs = process.hrtime.bigint();
+    const silent = /has been silent for (\d+) ms/.exec(backup.stderr())?.[1] ?? '?';
+    process.stdout.write(`      (the backup answered as master ${(Number(takeoverNs - killedNs) / 1e6).toFixed(0)} ms after the SIGKILL (asked every 20 ms); `
+      + `its log: the main silent for ${silent} ms)\n`);
     assert.equal(role.term, 1n, 'the first takeover is term 1');
     assert.match(role.reason, /took over: the master .* was silent for \d+ ms/);
     assert.match(backup.stderr(), /TAKEOVER: the master .* has been silent/);
