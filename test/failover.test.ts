@@ -45,6 +45,13 @@ const NET = `10.234.${process.pid % 250}`;
  */
 const CLOCK_SLACK_S = 0.002;
 
+/**
+ * A player over TCP maps the clock through its Ping estimate of the server's wall clock, refreshed every 10 s and
+ * for each server it moves to: on this loaded VM an estimate was up to 1.3 ms off and then corrected. Still far from a
+ * jump.
+ */
+const TCP_PLAYER_SLACK_S = 0.005;
+
 /** The cue: 40 s of the minute clip from 5 s, long enough for the whole story. */
 const CUE_IN = 5;
 const CUE_OUT = 45;
@@ -122,7 +129,7 @@ describe('failover: a main and its backup in two network namespaces', function (
     const [nsMain, nsBackup] = p.names;
     const [ipMain, ipBackup] = p.ips;
     const clip = await minuteClip();
-    const roots = [await scratchDir('fo-main-root'), await scratchDir('fo-backup-root')];
+    const roots = [await scratchDir('fo-main-root'), await scratchDir('fo-backup-root'), await scratchDir('fo-follower-root')];
     for (const root of roots) await copyInto(clip, root, 'clip.mp4');
     // Indexed before the show, as a show's media is (README): a main building this clip's index (237-760 ms here)
     // sent no heartbeat for over --takeover-ms, and its backup took over.
@@ -144,10 +151,14 @@ describe('failover: a main and its backup in two network namespaces', function (
       '--backup-of', main.tcp, ...peer], children);
     assert.ok(backup.tcp !== null, 'the backup listens on TCP');
     servers.push({ label: 'the backup', server: backup });
+    // A follower server (a third machine's, here beside the backup) given both: it mirrors whichever is master.
+    const follower = await serveIn(nsBackup, ['--socket', path.join(runs[1], 'follower.sock'), '--media-root', roots[2],
+      '--follow', `${main.tcp},${backup.tcp}`, ...peer], children);
+    servers.push({ label: 'the follower', server: follower });
     const m = new MediaClient(mainSocket);
     const b = new MediaClient(backupSocket);
     clients.push(m, b);
-    await waitFor('the backup to watch the main', async () => (await m.getStatus()).clients.some((c) => c.output === '(follower server)'), 20_000);
+    await waitFor('the backup and the follower to watch the main', async () => (await m.getStatus()).clients.filter((c) => c.output === '(follower server)').length === 2, 20_000);
     assert.deepEqual(await roleOf(b).then((x) => [x?.role, x?.master, x?.term]), ['backup', main.tcp, 0n]);
     assert.deepEqual(await roleOf(m).then((x) => [x?.role, x?.term]), ['master', 0n]);
 
@@ -214,10 +225,10 @@ describe('failover: a main and its backup in two network namespaces', function (
     const st = await oscIn(nsBackup, backup.osc, '/cuemux/status');
     assert.equal(st.status, 'ok', 'the new master answers OSC');
     assert.equal((st.data as { role?: { role: string } }).role?.role, 'master');
-    // The players come to the new master.
-    await waitFor('both players following the new master', async () => {
+    // The players and the follower come to the new master.
+    await waitFor('both players and the follower following the new master', async () => {
       const s2 = await b.getStatus();
-      return ['audio', 'video'].every((o) => s2.clients.some((x) => x.output === o));
+      return ['audio', 'video', '(follower server)'].every((o) => s2.clients.some((x) => x.output === o));
     }, 30_000, 50);
     r = { mainArgs: mainArgsAt(main.tcp), mainSocket, main, backup, m, b, mainTcp: main.tcp, backupTcp: backup.tcp, video, audio, files, go, last, killedNs, takeoverNs, clip };
   });
@@ -277,9 +288,10 @@ describe('failover: a main and its backup in two network namespaces', function (
     assert.match(stood.reason, /stood down: .*newer term 2/);
     assert.match(x.backup.stderr(), /STANDING DOWN/);
     assert.deepEqual(await Promise.all([roleOf(x.m), roleOf(x.b)]).then((rs) => rs.map((y) => `${y?.role} ${y?.term}`)), ['master 2', 'backup 2'], 'one master, the newer term');
-    await waitFor('both players following the master of term 2', async () => {
+    await waitFor('both players and the follower following the master of term 2', async () => {
       const st = await x.m.getStatus();
-      return ['audio', 'video'].every((o) => st.clients.some((y) => y.output === o));
+      return ['audio', 'video'].every((o) => st.clients.some((y) => y.output === o))
+        && st.clients.filter((y) => y.output === '(follower server)').length === 2; // the follower and the new backup
     }, 30_000, 50);
     const c = await clockOf(x.m);
     assert.equal(c.generation, x.last.generation, 'the clock is still the main\'s timeline');
@@ -304,12 +316,12 @@ describe('failover: a main and its backup in two network namespaces', function (
     const running = (t: { monoNs: bigint; clockSeconds: number }): boolean => t.monoNs > x.last.anchorMonotonicNs && t.clockSeconds > x.go.clockSeconds;
     const videoLog = (await readSyncLog(x.files.videoSync)).filter(running);
     const audioLog = (await readSyncLog(x.files.audioSync)).filter(running);
-    for (const [label, log] of [['video', videoLog], ['audio', audioLog]] as const) {
+    for (const [label, log, slack] of [['video', videoLog, TCP_PLAYER_SLACK_S], ['audio', audioLog, CLOCK_SLACK_S]] as const) {
       const lead = log.map((t) => ({ t, d: t.clockSeconds - positionAt(x.last, t.monoNs) }));
       const before = lead.filter((e) => e.t.monoNs < x.killedNs).map((e) => e.d).sort((a, b) => a - b);
       assert.ok(before.length > 10 && log.some((t) => t.monoNs > x.takeoverNs), `the ${label} player logged before the kill and after the takeover`);
       const d0 = before[before.length >> 1];
-      const off = lead.filter((e) => Math.abs(e.d - d0) >= CLOCK_SLACK_S);
+      const off = lead.filter((e) => Math.abs(e.d - d0) >= slack);
       process.stdout.write(`      (${label}: ${log.length} sync-log lines of the running clock; the clock ${(d0 * 1e3).toFixed(3)} ms ahead of the logged instant; `
         + `largest departure from it ${(Math.max(...lead.map((e) => Math.abs(e.d - d0))) * 1e3).toFixed(3)} ms)\n`);
       assert.deepEqual(off.slice(0, 5).map((e) => `${(Number(e.t.monoNs - x.killedNs) / 1e6).toFixed(1)} ms after the kill: ${((e.d - d0) * 1e3).toFixed(3)} ms`), [],
