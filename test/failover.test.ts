@@ -222,6 +222,8 @@ describe('failover: a main and its backup in two network namespaces', function (
     const cue = (await b.getStatus()).show?.cues.find((q) => q.id === 'Q');
     assert.equal(cue?.state, 'playing');
     assert.ok(Math.abs((cue?.clockSeconds ?? NaN) - go.clockSeconds) < 1e-9, `cue Q keeps its clock mapping (${cue?.clockSeconds} vs ${go.clockSeconds})`);
+    const status = await runCli(['status', '--socket', backupSocket]);
+    assert.match(status.stdout, /^Role: master, failover term 1, since \S+: took over: the master \S+ was silent for \d+ ms$/m, status.stdout);
     const st = await oscIn(nsBackup, backup.osc, '/cuemux/status');
     assert.equal(st.status, 'ok', 'the new master answers OSC');
     assert.equal((st.data as { role?: { role: string } }).role?.role, 'master');

@@ -77,6 +77,11 @@ export async function runStatusCommand(io: CliIo, args: string[]): Promise<ExitC
       return ExitCode.OK;
     }
     const lines = [`cuemux ${st.version} (FFmpeg ${st.ffmpegVersion}), up ${st.uptimeSeconds.toFixed(0)} s`];
+    // Main/backup failover: what this server is, since when and why (a plain server: master of term 0, said anyway).
+    const r = st.role;
+    if (r !== undefined && r.role !== '') {
+      lines.push(`Role: ${r.role}${r.master === '' ? '' : ` of ${r.master}`}, failover term ${r.term}, since ${new Date(Number(r.sinceUnixNs / 1_000_000n)).toISOString()}: ${r.reason}`);
+    }
     // A server older than the show status sends none: say so rather than show an empty show.
     if (st.show !== undefined) lines.push(...showLines(st.show));
     else lines.push('Show: not reported by this server');
