@@ -101,6 +101,8 @@ describe('failover: a main and its backup in two network namespaces', function (
     last: ClockState;
     killedNs: bigint;
     takeoverNs: bigint;
+    /** When the link was cut (the partition), once it was. */
+    cutNs: bigint;
     clip: string;
   }
   let r: Run | null = null;
@@ -232,7 +234,7 @@ describe('failover: a main and its backup in two network namespaces', function (
       const s2 = await b.getStatus();
       return ['audio', 'video', '(follower server)'].every((o) => s2.clients.some((x) => x.output === o));
     }, 30_000, 50);
-    r = { mainArgs: mainArgsAt(main.tcp), mainSocket, main, backup, m, b, mainTcp: main.tcp, backupTcp: backup.tcp, video, audio, files, go, last, killedNs, takeoverNs, clip };
+    r = { mainArgs: mainArgsAt(main.tcp), mainSocket, main, backup, m, b, mainTcp: main.tcp, backupTcp: backup.tcp, video, audio, files, go, last, killedNs, takeoverNs, cutNs: 0n, clip };
   });
 
   it('the old main, restarted as it was, stands down and joins as the backup of the new master: one master, the newer term', async function () {
@@ -272,6 +274,7 @@ describe('failover: a main and its backup in two network namespaces', function (
     const x = story();
     const p = pair as NamespacePair;
     // The backup (the old main) follows the master across the link: cut it.
+    x.cutNs = process.hrtime.bigint();
     await p.setLink(false);
     const split = await waitFor('the far side to take over', async () => {
       const y = await roleOf(x.m);
@@ -335,8 +338,11 @@ describe('failover: a main and its backup in two network namespaces', function (
     const checked = checkTicks(ticks, [span]);
     const n = counts(checked);
     const notOk = checked.filter((c) => c.verdict !== 'ok');
+    // Where they were: before the kill, from the kill to the partition, from the partition on.
+    const phases = (at: bigint[]): string => [at.filter((t) => t < x.killedNs).length, at.filter((t) => t >= x.killedNs && t < x.cutNs).length,
+      at.filter((t) => t >= x.cutNs).length].join(' / ');
     process.stdout.write(`      (video: ${checked.length} ticks of the cue: ${n.ok} in sync, ${n.held} held, ${n.black} black, ${n.wrong} wrong; `
-      + `${notOk.filter((c) => c.tick.monoNs > x.killedNs).length} not in sync after the kill)\n`);
+      + `not in sync before the kill / kill to partition / partition on: ${phases(notOk.map((c) => c.tick.monoNs))})\n`);
     const lines = notOk.slice(0, 12).map((c) => describeTick(c, x.killedNs)).join('\n');
     assert.equal(n.wrong, 0, `no tick shows a wrong frame:\n${lines}`);
     const back = checked.find((c) => c.tick.monoNs > x.takeoverNs && c.verdict === 'ok');
@@ -365,7 +371,8 @@ describe('failover: a main and its backup in two network namespaces', function (
     assert.ok(Math.max(...err) <= 0.001, `max |pts − clock| ${(Math.max(...err) * 1e3).toFixed(3)} ms`);
     assert.ok(rendered.some((t) => t.monoNs > x.takeoverNs) && rendered.some((t) => t.monoNs < x.killedNs), 'audio of the cue before the kill and after the takeover');
     const dry = periods.length - rendered.length;
-    process.stdout.write(`      (audio: ${periods.length} periods of the cue, ${dry} ran dry; ${samples} samples checked against FFmpeg)\n`);
+    process.stdout.write(`      (audio: ${periods.length} periods of the cue, ${dry} ran dry (before the kill / kill to partition / partition on: `
+      + `${phases(periods.filter((t) => Number(t.extra.underrun) > 0).map((t) => t.monoNs))}); ${samples} samples checked against FFmpeg)\n`);
   });
 });
 

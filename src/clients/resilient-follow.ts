@@ -118,7 +118,9 @@ export async function* resilientFollow(client: MediaClient | readonly MediaClien
       if (!(e instanceof MediaClientError) || !(RETRYABLE.has(e.code) || isNotMaster(e))) throw e;
       attempt++;
       options.onReconnect?.(e, attempt);
-      const delay = e.code === grpc.status.RESOURCE_EXHAUSTED ? max : Math.min(max, initial * 2 ** (attempt - 1));
+      // With several servers the next try asks each its role first (cheap on a LAN): no backoff beyond the first, so a
+      // player finds a backup that has just taken over within its lead window (bench: held ticks after a failover).
+      const delay = e.code === grpc.status.RESOURCE_EXHAUSTED ? max : clients.length > 1 ? initial : Math.min(max, initial * 2 ** (attempt - 1));
       await new Promise<void>((resolve) => {
         // The listener goes with the wait: a player waiting hours for its server must not pile one up per attempt.
         const onAbort = (): void => {
