@@ -57,7 +57,6 @@ const CUE_IN = 5;
 const CUE_OUT = 45;
 
 const str = (value: string): OscArg => ({ type: 's', value });
-const dbl = (value: number): OscArg => ({ type: 'd', value });
 
 /** The clock position at CLOCK_MONOTONIC instant `mono`. */
 function positionAt(c: ClockState, mono: bigint): number {
@@ -144,7 +143,11 @@ describe('failover: a main and its backup in two network namespaces', function (
     // Both servers can reach the other (the main joins its backup after a failover): the same CA and token.
     const peer = ['--follow-tls-ca', pki.ca, '--follow-token-file', pki.tokenFile];
     const mainSocket = path.join(runs[0], 'main.sock');
-    const mainArgsAt = (listen: string): string[] => ['--socket', mainSocket, '--media-root', roots[0], '--state-file', 'none', '--listen', listen, ...tls, ...peer];
+    // The main's cue list: Q, then R (the standby cue once Q is gone): the masters after it go on with it.
+    const cueList = path.join(roots[0], 'cues.json');
+    await fsp.writeFile(cueList, JSON.stringify({ version: 1, cues: [{ id: 'Q', media: 'clip.mp4', in: CUE_IN, out: CUE_OUT }, { id: 'R', media: 'clip.mp4', in: 50, out: 52 }] }));
+    const mainArgsAt = (listen: string): string[] => ['--socket', mainSocket, '--media-root', roots[0], '--state-file', 'none', '--cue-list', cueList,
+      '--listen', listen, ...tls, ...peer];
     const main = await serveIn(nsMain, mainArgsAt(`${ipMain}:0`), children);
     assert.ok(main.tcp !== null, 'the main listens on TCP');
     servers.push({ label: 'the main', server: main });
@@ -190,7 +193,7 @@ describe('failover: a main and its backup in two network namespaces', function (
       assert.equal(x.status, 'ok', `${address} on the main: ${JSON.stringify(x)}`);
       return x.data;
     };
-    await ok('/cuemux/cue/load', [str('Q'), str('clip.mp4'), dbl(CUE_IN), dbl(CUE_OUT)]);
+    await ok('/cuemux/cue/load', [str('Q')]);
     await waitPrepared(video, ['Q']);
     const go = await ok('/cuemux/cue/go', [str('Q')]) as { clockSeconds: number };
     await waitFor('cue Q playing on the backup', async () => (await b.getStatus()).show?.cues.find((c) => c.id === 'Q')?.state === 'playing', 20_000);
@@ -221,7 +224,9 @@ describe('failover: a main and its backup in two network namespaces', function (
     const diff = Math.abs(positionAt(c, now) - positionAt(last, now));
     assert.ok(diff < CLOCK_SLACK_S, `the backup's clock differs from the main's continuation by ${diff} s`);
     // The cue goes on, and show control is taken here now.
-    const cue = (await b.getStatus()).show?.cues.find((q) => q.id === 'Q');
+    const after = await b.getStatus();
+    assert.deepEqual([after.show?.cueList?.cueIds, after.show?.cueList?.standby], [['Q', 'R'], 'R'], 'the main\'s cue list and standby cue go on');
+    const cue = after.show?.cues.find((q) => q.id === 'Q');
     assert.equal(cue?.state, 'playing');
     assert.ok(Math.abs((cue?.clockSeconds ?? NaN) - go.clockSeconds) < 1e-9, `cue Q keeps its clock mapping (${cue?.clockSeconds} vs ${go.clockSeconds})`);
     const status = await runCli(['status', '--socket', backupSocket]);
@@ -371,6 +376,10 @@ describe('failover: a main and its backup in two network namespaces', function (
     assert.ok(Math.max(...err) <= 0.001, `max |pts − clock| ${(Math.max(...err) * 1e3).toFixed(3)} ms`);
     assert.ok(rendered.some((t) => t.monoNs > x.takeoverNs) && rendered.some((t) => t.monoNs < x.killedNs), 'audio of the cue before the kill and after the takeover');
     const dry = periods.length - rendered.length;
+    // The cue list went through both takeovers: a GO without a cue id on the master of term 2 starts the standby cue.
+    const goNext = await oscIn((pair as NamespacePair).names[0], x.main.osc, '/cuemux/cue/go');
+    assert.equal(goNext.status, 'ok', JSON.stringify(goNext));
+    await waitFor('R playing on the master', async () => (await x.m.getStatus()).show?.cues.find((q) => q.id === 'R')?.state === 'playing', 20_000);
     process.stdout.write(`      (audio: ${periods.length} periods of the cue, ${dry} ran dry (before the kill / kill to partition / partition on: `
       + `${phases(periods.filter((t) => Number(t.extra.underrun) > 0).map((t) => t.monoNs))}); ${samples} samples checked against FFmpeg)\n`);
   });
