@@ -13,8 +13,9 @@
 // render thread is done with it (every picture of a sequence number at most released() is no longer read).
 // Every presentation leaves a record (the tick's CLOCK_MONOTONIC instant, when the item was taken, when the upload
 // and the copy were done, when SDL_RenderPresent returned) that JS drains at its next tick.
-#include <node_api.h>
 #include <SDL.h>
+
+#include "napi-helpers.h"
 
 #include <algorithm>
 #include <atomic>
@@ -30,11 +31,12 @@
 
 namespace {
 
-int64_t monoNs() {
-  timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return int64_t(t.tv_sec) * 1000000000LL + t.tv_nsec;
-}
+using cuemux::getProp;
+using cuemux::monoNs;
+using cuemux::setBool;
+using cuemux::setNumber;
+using cuemux::setString;
+using cuemux::toString;
 
 // What the texture holds and how pictures of a format are uploaded.
 enum class Upload { None, Yuv, Nv, Packed };
@@ -285,19 +287,6 @@ void renderLoop(Window* win) {
   SDL_QuitSubSystem(SDL_INIT_VIDEO);
 }
 
-#define CHECK(call)                                                      \
-  do {                                                                   \
-    if ((call) != napi_ok) {                                             \
-      const napi_extended_error_info* info = nullptr;                    \
-      napi_get_last_error_info(env, &info);                              \
-      bool pending = false;                                              \
-      napi_is_exception_pending(env, &pending);                          \
-      if (!pending)                                                      \
-        napi_throw_error(env, nullptr, info && info->error_message ? info->error_message : "N-API call failed"); \
-      return nullptr;                                                    \
-    }                                                                    \
-  } while (0)
-
 void stopWindow(Window* win) {
   if (win->joined) return;
   {
@@ -331,41 +320,6 @@ Window* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* 
     return nullptr;
   }
   return win;
-}
-
-bool getProp(napi_env env, napi_value obj, const char* name, napi_value* out) {
-  bool has = false;
-  if (napi_has_named_property(env, obj, name, &has) != napi_ok || !has) return false;
-  if (napi_get_named_property(env, obj, name, out) != napi_ok) return false;
-  napi_valuetype t;
-  napi_typeof(env, *out, &t);
-  return t != napi_undefined && t != napi_null;
-}
-
-std::string toString(napi_env env, napi_value v) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) return "";
-  std::string s(len, '\0');
-  napi_get_value_string_utf8(env, v, &s[0], len + 1, &len);
-  return s;
-}
-
-napi_status setNumber(napi_env env, napi_value o, const char* name, double x) {
-  napi_value v;
-  napi_status st = napi_create_double(env, x, &v);
-  return st != napi_ok ? st : napi_set_named_property(env, o, name, v);
-}
-
-napi_status setString(napi_env env, napi_value o, const char* name, const std::string& s) {
-  napi_value v;
-  napi_status st = napi_create_string_utf8(env, s.c_str(), s.size(), &v);
-  return st != napi_ok ? st : napi_set_named_property(env, o, name, v);
-}
-
-napi_status setBool(napi_env env, napi_value o, const char* name, bool b) {
-  napi_value v;
-  napi_status st = napi_get_boolean(env, b, &v);
-  return st != napi_ok ? st : napi_set_named_property(env, o, name, v);
 }
 
 // new SdlWindow({ title, x, y, width, height, fullscreen, borderless, vsync, scale: 'nearest'|'linear'|'best', driver,

@@ -4,8 +4,8 @@
  * period for the device frames it chooses, so that every sample *leaves the device* (its output latency included)
  * when the show clock asks for it; see {@link AudioDevice.departureNs}.
  *
- * SPEC is `KIND[:ARG]`: `jack[:CLIENT_NAME]` is implemented (src/players/audio-device-jack.ts, native/jack); the
- * parser already knows `alsa:NAME` and `pipewire[:NAME]`, which say they are not implemented yet.
+ * SPEC is `KIND[:ARG]`: `jack[:CLIENT_NAME]` (src/players/audio-device-jack.ts, native/jack), `alsa:NAME`
+ * (src/players/audio-device-alsa.ts, native/alsa) and `pipewire[:NAME]` (src/players/open-audio-device.ts).
  */
 import { CuemuxError } from '../common/errors';
 
@@ -33,26 +33,26 @@ export function parseDeviceSpec(spec: string, defaultClientName = 'cuemux'): Aud
     return { kind, name: arg };
   }
   if (kind === 'pipewire') return { kind, name: arg };
-  throw new CuemuxError('INVALID_ARGUMENT', `--device "${spec}": expected jack[:CLIENT_NAME] (alsa:NAME and pipewire are planned)`);
+  throw new CuemuxError('INVALID_ARGUMENT', `--device "${spec}": expected jack[:CLIENT_NAME], alsa:NAME or pipewire[:NAME]`);
 }
 
 /** What a device is, as opened; logged at start. */
 export interface AudioDeviceDescription {
-  /** `jack`, ... */
+  /** `jack`, `alsa`, ... */
   kind: AudioDeviceSpec['kind'];
   /** The device's name as the system knows it (the JACK client name: JACK renames a taken one). */
   name: string;
-  /** Where it runs (the JACK server name: $JACK_DEFAULT_SERVER or `default`). */
+  /** Where it runs (JACK: the server name, $JACK_DEFAULT_SERVER or `default`; ALSA: the PCM's type, name and sample format). */
   server: string;
   /** The device's sample rate, Hz: the player converts to it. */
   sampleRate: number;
-  /** Frames per device period (JACK's buffer size). */
+  /** Frames per device period (JACK's buffer size; ALSA's period size). */
   periodFrames: number;
   /** Output channels (ports). */
   channels: number;
   /** Frames the player may write ahead of the device (its buffer): a write-ahead must stay well under it. */
   bufferFrames: number;
-  /** The output ports, and the ports each is connected to. */
+  /** The output ports, and the ports each is connected to (JACK; none for ALSA). */
   ports: { name: string; connections: string[] }[];
 }
 
@@ -76,9 +76,12 @@ export interface AudioDeviceStats {
   underrunFrames: number;
   /** Periods with at least one such frame. */
   underrunCycles: number;
-  /** The server's own xruns (a client of the graph was late; JACK's xrun callback). */
+  /** The server's or driver's own xruns (JACK's xrun callback; ALSA: the device ran dry, EPIPE). */
   xruns: number;
-  /** Output latency the device reports, frames: [min, max] over the connected ports; departures use max. */
+  /**
+   * Output latency the device reports, frames. JACK: [min, max] over the connected ports; departures use max. ALSA:
+   * the range of snd_pcm_status's delay before each write (its buffer and the driver's delay); departures use each.
+   */
   latencyFrames: { min: number; max: number };
   /** True once the server went away (the device plays nothing more). */
   lost: boolean;
@@ -126,10 +129,18 @@ export class DeviceClock {
   #slope = 0;
   #intercept = 0;
 
-  /** `nominalRate`: frames per second until two cycles are known; `window`: cycles fitted. */
-  constructor(readonly nominalRate: number, window = 128) {
+  readonly #lateOnly: boolean;
+
+  /**
+   * `nominalRate`: frames per second until two cycles are known; `window`: cycles fitted. `lateOnly`: the instants
+   * are readings that can only be late (a thread's wake-up after the device moved, as ALSA's status timestamps are),
+   * never early: the line is then moved down onto its earliest point, the least delayed reading (default false: the
+   * instants jitter both ways, as JACK's DLL estimates do).
+   */
+  constructor(readonly nominalRate: number, window = 128, lateOnly = false) {
     this.#window = window;
     this.#slope = 1e9 / nominalRate;
+    this.#lateOnly = lateOnly;
   }
 
   /** Cycles recorded so far (at most the window). */
@@ -189,6 +200,11 @@ export class DeviceClock {
       if (sff > 0 && Math.abs(s * this.nominalRate / 1e9 - 1) < 0.01) this.#slope = s;
     }
     this.#intercept = mt - this.#slope * mf;
+    if (this.#lateOnly) {
+      let lowest = 0;
+      for (let i = 0; i < n; i++) lowest = Math.min(lowest, this.#times[i] - (this.#intercept + this.#slope * this.#frames[i]));
+      this.#intercept += lowest;
+    }
     return jump;
   }
 
@@ -204,7 +220,11 @@ export interface OpenDeviceOptions {
   channels: number;
   /**
    * Ports to connect output channel k to: entry k (comma-separated names connect one channel to several), `[]` for
-   * the system's playback ports (channel k to the k-th), `['none']` for none.
+   * the system's playback ports (channel k to the k-th), `['none']` for none. JACK only.
    */
   connect: string[];
+  /** Sample rate to ask for, Hz (ALSA; JACK runs at the server's). Default 48000. */
+  sampleRate?: number;
+  /** SCHED_FIFO priority of a device thread of cuemux's own (ALSA; JACK's is jackd's), 0 for none. Default 0. */
+  rtPriority?: number;
 }

@@ -12,5 +12,9 @@ export async function openAudioDevice(spec: AudioDeviceSpec, options: OpenDevice
     const { openJackDevice } = await import('./audio-device-jack');
     return openJackDevice(spec.clientName, options);
   }
-  throw new CuemuxError('INVALID_ARGUMENT', `--device ${spec.kind}: not implemented yet (this build plays to JACK: --device jack[:CLIENT_NAME])`);
+  if (spec.kind === 'alsa') {
+    const { openAlsaDevice } = await import('./audio-device-alsa');
+    return openAlsaDevice(spec.name, options);
+  }
+  throw new CuemuxError('INVALID_ARGUMENT', `--device pipewire: not implemented yet; play to PipeWire through its JACK server: pw-jack cuemux play-audio --device jack (Debian pipewire-jack)`);
 }
