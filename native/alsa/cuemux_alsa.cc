@@ -217,14 +217,8 @@ void finalize(napi_env, void* data, void*) {
 }
 
 Pcm* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  napi_value self;
-  void* data = nullptr;
-  if (napi_get_cb_info(env, info, argc, argv, &self, nullptr) != napi_ok || napi_unwrap(env, self, &data) != napi_ok) {
-    napi_throw_error(env, nullptr, "not an AlsaPcm");
-    return nullptr;
-  }
-  Pcm* p = static_cast<Pcm*>(data);
-  if (p->closed) {
+  Pcm* p = cuemux::thisObject<Pcm>(env, info, argc, argv, "AlsaPcm");
+  if (p != nullptr && p->closed) {
     napi_throw_error(env, "ERR_CLOSED", "the ALSA device is closed");
     return nullptr;
   }
@@ -397,18 +391,13 @@ napi_value Drain(napi_env env, napi_callback_info info) {
   if (p == nullptr) return nullptr;
   const uint64_t t = p->tail.load(std::memory_order_relaxed);
   const uint64_t h = p->head.load(std::memory_order_acquire);
-  const size_t k = size_t(h - t);
-  napi_value ab, arr;
-  void* raw;
-  CHECK(napi_create_arraybuffer(env, k * kFields * sizeof(double), &raw, &ab));
-  double* out = static_cast<double*>(raw);
-  for (size_t i = 0; i < k; i++) {
+  napi_value arr = cuemux::float64Records(env, size_t(h - t), kFields, [&](size_t i, double* row) {
     const Record& y = p->records[(t + i) % kQueue];
     const double fields[kFields] = {double(y.frame), double(y.frames), double(y.statusNs), double(y.delay), double(y.underrun), double(y.xrun)};
-    std::memcpy(out + i * kFields, fields, sizeof fields);
-  }
+    std::memcpy(row, fields, sizeof fields);
+  });
+  if (arr == nullptr) return nullptr;  // a pending JS error
   p->tail.store(h, std::memory_order_release);
-  CHECK(napi_create_typedarray(env, napi_float64_array, k * kFields, ab, 0, &arr));
   return arr;
 }
 
@@ -432,27 +421,15 @@ napi_value Stats(napi_env env, napi_callback_info info) {
 }
 
 napi_value Close(napi_env env, napi_callback_info info) {
-  napi_value self;
-  void* data = nullptr;
   size_t argc = 0;
-  CHECK(napi_get_cb_info(env, info, &argc, nullptr, &self, nullptr));
-  CHECK(napi_unwrap(env, self, &data));
-  closePcm(static_cast<Pcm*>(data));
+  Pcm* p = cuemux::thisObject<Pcm>(env, info, &argc, nullptr, "AlsaPcm");
+  if (p != nullptr) closePcm(p);
   return nullptr;
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  napi_property_descriptor methods[] = {
-    {"start", nullptr, Start, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"write", nullptr, Write, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"drain", nullptr, Drain, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
-  };
-  napi_value cls;
-  CHECK(napi_define_class(env, "AlsaPcm", NAPI_AUTO_LENGTH, New, nullptr, sizeof(methods) / sizeof(methods[0]), methods, &cls));
-  CHECK(napi_set_named_property(env, exports, "AlsaPcm", cls));
+  CHECK(cuemux::defineClass(env, exports, "AlsaPcm", New,
+      {{"start", Start}, {"info", Info}, {"write", Write}, {"drain", Drain}, {"stats", Stats}, {"close", Close}}));
   return exports;
 }
 

@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <ctime>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 // Return nullptr from an N-API callback when `call` fails, with a pending JS exception saying why (N-API's own
 // message unless the call left one pending).
@@ -69,6 +71,48 @@ inline napi_status setBool(napi_env env, napi_value o, const char* name, bool b)
   napi_value v;
   napi_status st = napi_get_boolean(env, b, &v);
   return st != napi_ok ? st : napi_set_named_property(env, o, name, v);
+}
+
+/** A method of a class: its JS name and its callback. */
+struct Method {
+  const char* name;
+  napi_callback fn;
+};
+
+/** Define class `name` (constructor `ctor`, `methods` on its prototype) as exports[name]. */
+inline napi_status defineClass(napi_env env, napi_value exports, const char* name, napi_callback ctor, std::initializer_list<Method> methods) {
+  std::vector<napi_property_descriptor> props;
+  for (const Method& m : methods) props.push_back({m.name, nullptr, m.fn, nullptr, nullptr, nullptr, napi_default, nullptr});
+  napi_value cls;
+  napi_status st = napi_define_class(env, name, NAPI_AUTO_LENGTH, ctor, nullptr, props.size(), props.data(), &cls);
+  return st != napi_ok ? st : napi_set_named_property(env, exports, name, cls);
+}
+
+/**
+ * The native object `this` wraps, and the call's arguments (at most *argc, into argv); nullptr with a pending JS
+ * error ("not a CLASS_NAME") when `this` wraps none.
+ */
+template <class T>
+T* thisObject(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv, const char* className) {
+  napi_value self;
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, argc, argv, &self, nullptr) != napi_ok || napi_unwrap(env, self, &data) != napi_ok) {
+    napi_throw_error(env, nullptr, (std::string("not a ") + className).c_str());
+    return nullptr;
+  }
+  return static_cast<T*>(data);
+}
+
+/** A Float64Array of `count` records of `fields` numbers, row i filled by fill(i, row); nullptr (a pending JS error) when N-API fails. */
+template <class Fill>
+napi_value float64Records(napi_env env, size_t count, size_t fields, Fill fill) {
+  napi_value ab, arr;
+  void* raw;
+  CHECK(napi_create_arraybuffer(env, count * fields * sizeof(double), &raw, &ab));
+  double* out = static_cast<double*>(raw);
+  for (size_t i = 0; i < count; i++) fill(i, out + i * fields);
+  CHECK(napi_create_typedarray(env, napi_float64_array, count * fields, ab, 0, &arr));
+  return arr;
 }
 
 /** The smallest power of two >= n (ring sizes: an index is masked, never divided). */

@@ -181,14 +181,8 @@ void finalize(napi_env, void* data, void*) {
 }
 
 Client* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  napi_value self;
-  void* data = nullptr;
-  if (napi_get_cb_info(env, info, argc, argv, &self, nullptr) != napi_ok || napi_unwrap(env, self, &data) != napi_ok) {
-    napi_throw_error(env, nullptr, "not a JackClient");
-    return nullptr;
-  }
-  Client* c = static_cast<Client*>(data);
-  if (c->closed) {
+  Client* c = cuemux::thisObject<Client>(env, info, argc, argv, "JackClient");
+  if (c != nullptr && c->closed) {
     napi_throw_error(env, "ERR_CLOSED", "the JACK client is closed");
     return nullptr;
   }
@@ -418,24 +412,13 @@ napi_value Drain(napi_env env, napi_callback_info info) {
   if (c == nullptr) return nullptr;
   const uint64_t t = c->cycTail.load(std::memory_order_relaxed);
   const uint64_t h = c->cycHead.load(std::memory_order_acquire);
-  const size_t k = size_t(h - t);
-  napi_value ab, arr;
-  void* raw;
-  CHECK(napi_create_arraybuffer(env, k * kCycleFields * sizeof(double), &raw, &ab));
-  double* out = static_cast<double*>(raw);
-  for (size_t i = 0; i < k; i++) {
+  napi_value arr = cuemux::float64Records(env, size_t(h - t), kCycleFields, [&](size_t i, double* row) {
     const Cycle& y = c->cycles[(t + i) % kCycleQueue];
-    out[i * kCycleFields + 0] = double(y.frame);
-    out[i * kCycleFields + 1] = double(y.usecs);
-    out[i * kCycleFields + 2] = double(y.nextUsecs);
-    out[i * kCycleFields + 3] = double(y.periodUsecs);
-    out[i * kCycleFields + 4] = double(y.nframes);
-    out[i * kCycleFields + 5] = double(y.underrun);
-    out[i * kCycleFields + 6] = double(y.captureIndex);
-    out[i * kCycleFields + 7] = double(y.monoOffsetNs);
-  }
+    const double fields[kCycleFields] = {double(y.frame), double(y.usecs), double(y.nextUsecs), double(y.periodUsecs), double(y.nframes), double(y.underrun), double(y.captureIndex), double(y.monoOffsetNs)};
+    std::memcpy(row, fields, sizeof fields);
+  });
+  if (arr == nullptr) return nullptr;  // a pending JS error
   c->cycTail.store(h, std::memory_order_release);
-  CHECK(napi_create_typedarray(env, napi_float64_array, k * kCycleFields, ab, 0, &arr));
   return arr;
 }
 
@@ -483,31 +466,16 @@ napi_value Stats(napi_env env, napi_callback_info info) {
 }
 
 napi_value Close(napi_env env, napi_callback_info info) {
-  napi_value self;
-  void* data = nullptr;
   size_t argc = 0;
-  CHECK(napi_get_cb_info(env, info, &argc, nullptr, &self, nullptr));
-  CHECK(napi_unwrap(env, self, &data));
-  closeClient(static_cast<Client*>(data));
+  Client* c = cuemux::thisObject<Client>(env, info, &argc, nullptr, "JackClient");
+  if (c != nullptr) closeClient(c);
   return nullptr;
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  napi_property_descriptor methods[] = {
-    {"activate", nullptr, Activate, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"connect", nullptr, Connect, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"ports", nullptr, Ports, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"latency", nullptr, Latency, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"write", nullptr, Write, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"drain", nullptr, Drain, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"readCapture", nullptr, ReadCapture, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
-  };
-  napi_value cls;
-  CHECK(napi_define_class(env, "JackClient", NAPI_AUTO_LENGTH, New, nullptr, sizeof(methods) / sizeof(methods[0]), methods, &cls));
-  CHECK(napi_set_named_property(env, exports, "JackClient", cls));
+  CHECK(cuemux::defineClass(env, exports, "JackClient", New,
+      {{"activate", Activate}, {"connect", Connect}, {"ports", Ports}, {"latency", Latency}, {"info", Info}, {"write", Write},
+       {"drain", Drain}, {"readCapture", ReadCapture}, {"stats", Stats}, {"close", Close}}));
   return exports;
 }
 

@@ -308,14 +308,8 @@ void finalize(napi_env, void* data, void*) {
 }
 
 Window* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv, bool open = true) {
-  napi_value self;
-  void* data = nullptr;
-  if (napi_get_cb_info(env, info, argc, argv, &self, nullptr) != napi_ok || napi_unwrap(env, self, &data) != napi_ok) {
-    napi_throw_error(env, nullptr, "not an SdlWindow");
-    return nullptr;
-  }
-  Window* win = static_cast<Window*>(data);
-  if (open && win->joined) {
+  Window* win = cuemux::thisObject<Window>(env, info, argc, argv, "SdlWindow");
+  if (win != nullptr && open && win->joined) {
     napi_throw_error(env, "ERR_CLOSED", "the window is closed");
     return nullptr;
   }
@@ -496,17 +490,11 @@ napi_value Drain(napi_env env, napi_callback_info info) {
     std::lock_guard<std::mutex> lock(win->m);
     got.swap(win->records);
   }
-  napi_value ab, arr;
-  void* data = nullptr;
-  CHECK(napi_create_arraybuffer(env, got.size() * kRecordFields * sizeof(double), &data, &ab));
-  double* d = static_cast<double*>(data);
-  for (const Record& r : got) {
+  return cuemux::float64Records(env, got.size(), kRecordFields, [&](size_t i, double* row) {
+    const Record& r = got[i];
     const double f[kRecordFields] = {r.tickNs, r.takenNs, r.uploadedNs, r.copiedNs, r.presentedNs, r.seq, r.kind, r.replaced};
-    std::memcpy(d, f, sizeof f);
-    d += kRecordFields;
-  }
-  CHECK(napi_create_typedarray(env, napi_float64_array, got.size() * kRecordFields, ab, 0, &arr));
-  return arr;
+    std::memcpy(row, f, sizeof f);
+  });
 }
 
 // stats(): { presented, replaced, uploads, uploadErrors, droppedRecords, userClosed, lastError }
@@ -547,18 +535,8 @@ napi_value Close(napi_env env, napi_callback_info info) {
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  napi_property_descriptor methods[] = {
-    {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"present", nullptr, Present, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"released", nullptr, Released, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"drain", nullptr, Drain, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"closed", nullptr, Closed, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
-  };
-  napi_value cls;
-  CHECK(napi_define_class(env, "SdlWindow", NAPI_AUTO_LENGTH, New, nullptr, sizeof(methods) / sizeof(methods[0]), methods, &cls));
-  CHECK(napi_set_named_property(env, exports, "SdlWindow", cls));
+  CHECK(cuemux::defineClass(env, exports, "SdlWindow", New,
+      {{"info", Info}, {"present", Present}, {"released", Released}, {"drain", Drain}, {"stats", Stats}, {"closed", Closed}, {"close", Close}}));
   napi_value formats;
   CHECK(napi_create_array(env, &formats));
   uint32_t i = 0;

@@ -18,7 +18,8 @@
 import * as path from 'node:path';
 import { CuemuxError, errorMessage } from '../common/errors';
 import { getLogger } from '../common/logger';
-import { DeviceClock, type AudioDevice, type AudioDeviceDescription, type AudioDeviceStats, type DeviceCycle, type OpenDeviceOptions } from './audio-device';
+import { DeviceClock, loadAddon, type AudioDevice, type AudioDeviceDescription, type DeviceCycle, type OpenDeviceOptions } from './audio-device';
+import { AudioDeviceBase, type DeviceCounters } from './audio-device-base';
 
 const log = getLogger('play-audio');
 
@@ -60,12 +61,7 @@ export const ALSA_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'a
 
 /** Load the addon; an INTERNAL CuemuxError when it is not built. */
 export function alsaAddon(): { AlsaPcm: new (options: AlsaPcmOptions) => AlsaPcm } {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require(ALSA_ADDON) as { AlsaPcm: new (options: AlsaPcmOptions) => AlsaPcm };
-  } catch (e) {
-    throw new CuemuxError('INTERNAL', `the ALSA addon is not built (${ALSA_ADDON}): run scripts/setup.sh (installs libasound2-dev and builds it)`, { cause: e });
-  }
+  return loadAddon(ALSA_ADDON, 'the ALSA addon', 'libasound2-dev');
 }
 
 /**
@@ -74,45 +70,28 @@ export function alsaAddon(): { AlsaPcm: new (options: AlsaPcmOptions) => AlsaPcm
  */
 const JUMP_NS = 20_000_000;
 
-class AlsaDevice implements AudioDevice {
-  readonly description: AudioDeviceDescription;
+class AlsaDevice extends AudioDeviceBase {
   readonly #pcm: AlsaPcm;
-  readonly #clock: DeviceClock;
-  #onCycle: ((c: DeviceCycle) => void) | null = null;
-  #latency = { min: 0, max: 0 };
-  #closed = false;
-  #lost = false;
-  #underrunEvents = 0;
-  #final: AudioDeviceStats | null = null;
 
   constructor(pcm: AlsaPcm, description: AudioDeviceDescription) {
-    this.#pcm = pcm;
-    this.description = description;
     // Status readings are late by the thread's wake-up, never early: the line goes through the least delayed one.
-    this.#clock = new DeviceClock(description.sampleRate, 128, true);
-  }
-
-  get frameNs(): number {
-    return this.#clock.frameNs;
+    super(description, new DeviceClock(description.sampleRate, 128, true));
+    this.#pcm = pcm;
   }
 
   /** Periods whose status carried a timestamp (the device ran): the clock's points. */
   get clockPoints(): number {
-    return this.#clock.size;
+    return this.clock.size;
   }
 
-  get stats(): AudioDeviceStats {
-    if (this.#final !== null) return { ...this.#final, latencyFrames: { ...this.#final.latencyFrames } };
+  protected counters(): DeviceCounters {
     const s = this.#pcm.stats();
-    return {
-      cycles: s.periods, underrunFrames: s.underrunFrames, underrunCycles: s.underrunPeriods, xruns: s.xruns,
-      latencyFrames: { ...this.#latency }, lost: this.#lost,
-    };
+    return { cycles: s.periods, underrunFrames: s.underrunFrames, underrunCycles: s.underrunPeriods, xruns: s.xruns };
   }
 
   /** Called by the addon on the JS thread: absorb the records, then tell the player about the latest period. */
   periods(): void {
-    if (this.#closed) return;
+    if (this.closed) return;
     const d = this.#pcm.drain();
     let last: DeviceCycle | null = null;
     let under = 0;
@@ -121,48 +100,32 @@ class AlsaDevice implements AudioDevice {
       if (statusNs > 0) {
         // Device frame frame − delay leaves the device at statusNs. After an xrun the timeline starts again.
         if (xrun !== 0) log.warn('the ALSA device ran dry (xrun): the frame-to-time mapping starts again', { frame, xruns: this.#pcm.stats().xruns });
-        const jump = this.#clock.add(frame - delay, BigInt(statusNs), xrun !== 0 ? 0 : JUMP_NS);
+        const jump = this.clock.add(frame - delay, BigInt(statusNs), xrun !== 0 ? 0 : JUMP_NS);
         if (jump !== 0 && xrun === 0) log.warn('the ALSA device\'s timeline moved: the frame-to-time mapping starts again', { frame, jumpUs: jump / 1000 });
-        if (this.#latency.max === 0 || delay < this.#latency.min) this.#latency.min = delay;
-        if (delay > this.#latency.max) this.#latency.max = delay;
+        if (this.latency.max === 0 || delay < this.latency.min) this.latency.min = delay;
+        if (delay > this.latency.max) this.latency.max = delay;
       }
       under += underrun;
       last = { frame, frames, monoNs: BigInt(statusNs), underrunFrames: underrun };
     }
-    if (under > 0) {
-      this.#underrunEvents++;
-      if (this.#underrunEvents === 1 || this.#underrunEvents % 100 === 0) {
-        const s = this.#pcm.stats();
-        log.warn('ALSA played silence: the player had not written these frames in time (underrun)', {
-          frames: under, underrunFramesTotal: s.underrunFrames, underrunPeriods: s.underrunPeriods, events: this.#underrunEvents,
-        });
-      }
-    }
+    this.underrun(under, 'ALSA');
     const s = this.#pcm.stats();
-    if (!this.#lost && s.failed) {
-      this.#lost = true;
+    if (!this.lost && s.failed) {
+      this.lost = true;
       log.error(`the ALSA device failed (${s.error}): no more audio from this player`, { device: this.description.name });
     }
-    if (last !== null && this.#clock.size >= 2) this.#onCycle?.(last);
-  }
-
-  start(onCycle: (cycle: DeviceCycle) => void): void {
-    this.#onCycle = onCycle;
+    if (last !== null && this.clock.size >= 2) this.onCycle?.(last);
   }
 
   departureNs(frame: number): bigint {
-    return this.#clock.monoNs(frame);
+    return this.clock.monoNs(frame);
   }
 
-  write(frame: number, samples: Float32Array): number {
-    return this.#closed ? 0 : this.#pcm.write(frame, samples);
+  protected writeFrames(frame: number, samples: Float32Array): number {
+    return this.#pcm.write(frame, samples);
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#final = this.stats;
-    this.#closed = true;
-    this.#onCycle = null;
+  protected release(): void {
     this.#pcm.close();
   }
 }

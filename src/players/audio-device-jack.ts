@@ -12,7 +12,8 @@
 import * as path from 'node:path';
 import { CuemuxError, errorMessage } from '../common/errors';
 import { getLogger } from '../common/logger';
-import { DeviceClock, type AudioDevice, type AudioDeviceDescription, type AudioDeviceStats, type DeviceCycle, type OpenDeviceOptions } from './audio-device';
+import { DeviceClock, loadAddon, type AudioDevice, type AudioDeviceDescription, type DeviceCycle, type OpenDeviceOptions } from './audio-device';
+import { AudioDeviceBase, type DeviceCounters } from './audio-device-base';
 
 const log = getLogger('play-audio');
 
@@ -54,12 +55,7 @@ export const JACK_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'j
 
 /** Load the addon; an INTERNAL CuemuxError when it is not built. */
 export function jackAddon(): { JackClient: new (options: JackClientOptions) => JackClient } {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require(JACK_ADDON) as { JackClient: new (options: JackClientOptions) => JackClient };
-  } catch (e) {
-    throw new CuemuxError('INTERNAL', `the JACK addon is not built (${JACK_ADDON}): run scripts/setup.sh (installs libjack-jackd2-dev and builds it)`, { cause: e });
-  }
+  return loadAddon(JACK_ADDON, 'the JACK addon', 'libjack-jackd2-dev');
 }
 
 /** Open a JACK client for `channels` output ports; an error from the addon becomes a CuemuxError. */
@@ -73,49 +69,31 @@ function openClient(options: JackClientOptions): JackClient {
   }
 }
 
-class JackDevice implements AudioDevice {
-  readonly description: AudioDeviceDescription;
+class JackDevice extends AudioDeviceBase {
   readonly #client: JackClient;
-  readonly #clock: DeviceClock;
-  #onCycle: ((c: DeviceCycle) => void) | null = null;
-  #latency = { min: 0, max: 0 };
-  #closed = false;
-  #lost = false;
-  #underrunEvents = 0;
   #jumps = 0;
-  /** The counters when closed. */
-  #final: AudioDeviceStats | null = null;
 
   constructor(client: JackClient, description: AudioDeviceDescription) {
+    super(description, new DeviceClock(description.sampleRate));
     this.#client = client;
-    this.description = description;
-    this.#clock = new DeviceClock(description.sampleRate);
-    this.#latency = client.latency();
+    this.latency = client.latency();
   }
 
-  get frameNs(): number {
-    return this.#clock.frameNs;
-  }
-
-  get stats(): AudioDeviceStats {
-    if (this.#final !== null) return { ...this.#final, latencyFrames: { ...this.#final.latencyFrames } };
+  protected counters(): DeviceCounters {
     const s = this.#client.stats();
-    return {
-      cycles: s.cycles, underrunFrames: s.underrunFrames, underrunCycles: s.underrunCycles, xruns: s.xruns,
-      latencyFrames: { ...this.#latency }, lost: this.#lost,
-    };
+    return { cycles: s.cycles, underrunFrames: s.underrunFrames, underrunCycles: s.underrunCycles, xruns: s.xruns };
   }
 
   /** Called by the addon on the JS thread: absorb the cycles, then tell the player about the latest. */
   cycles(): void {
-    if (this.#closed) return;
+    if (this.closed) return;
     const d = this.#client.drain();
     let last: DeviceCycle | null = null;
     let under = 0;
     for (let i = 0; i + CYCLE_FIELDS <= d.length; i += CYCLE_FIELDS) {
       const frame = d[i];
       const monoNs = BigInt(Math.round(d[i + 1] * 1000 + d[i + 7]));
-      const jump = this.#clock.add(frame, monoNs);
+      const jump = this.clock.add(frame, monoNs);
       if (jump !== 0) {
         this.#jumps++;
         log.warn('the JACK timeline moved (a server xrun?): the frame-to-time mapping starts again', { frame, jumpUs: jump / 1000, xruns: this.#client.stats().xruns, jumps: this.#jumps });
@@ -123,46 +101,30 @@ class JackDevice implements AudioDevice {
       under += d[i + 5];
       last = { frame, frames: d[i + 4], monoNs, underrunFrames: d[i + 5] };
     }
-    if (under > 0) {
-      this.#underrunEvents++;
-      if (this.#underrunEvents === 1 || this.#underrunEvents % 100 === 0) {
-        const s = this.#client.stats();
-        log.warn('JACK played silence: the player had not written these frames in time (underrun)', {
-          frames: under, underrunFramesTotal: s.underrunFrames, underrunCycles: s.underrunCycles, events: this.#underrunEvents,
-        });
-      }
-    }
-    if (!this.#lost && this.#client.stats().shutdown) {
-      this.#lost = true;
+    this.underrun(under, 'JACK');
+    if (!this.lost && this.#client.stats().shutdown) {
+      this.lost = true;
       log.error('the JACK server went away: no more audio from this player', { client: this.description.name, server: this.description.server });
     }
     if (last === null) return;
     // The latency changes when ports are (dis)connected or the buffer size changes (a read of shared memory).
     const l = this.#client.latency();
-    if (l.min !== this.#latency.min || l.max !== this.#latency.max) {
-      if (this.#onCycle !== null) log.info('JACK output latency changed', { fromFrames: this.#latency, toFrames: l });
-      this.#latency = l;
+    if (l.min !== this.latency.min || l.max !== this.latency.max) {
+      if (this.onCycle !== null) log.info('JACK output latency changed', { fromFrames: this.latency, toFrames: l });
+      this.latency = l;
     }
-    this.#onCycle?.(last);
-  }
-
-  start(onCycle: (cycle: DeviceCycle) => void): void {
-    this.#onCycle = onCycle;
+    this.onCycle?.(last);
   }
 
   departureNs(frame: number): bigint {
-    return this.#clock.monoNs(frame + this.#latency.max);
+    return this.clock.monoNs(frame + this.latency.max);
   }
 
-  write(frame: number, samples: Float32Array): number {
-    return this.#closed ? 0 : this.#client.write(frame, samples);
+  protected writeFrames(frame: number, samples: Float32Array): number {
+    return this.#client.write(frame, samples);
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#final = this.stats;
-    this.#closed = true;
-    this.#onCycle = null;
+  protected release(): void {
     this.#client.close();
   }
 }

@@ -9,6 +9,19 @@
  */
 import { CuemuxError } from '../common/errors';
 
+/**
+ * Load one of cuemux's addons (native/NAME, built by scripts/build-addons.js); an INTERNAL CuemuxError naming the
+ * Debian package it builds against when it is not built. `what`: e.g. "the ALSA addon".
+ */
+export function loadAddon<T>(file: string, what: string, debianPackage: string): T {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(file) as T;
+  } catch (e) {
+    throw new CuemuxError('INTERNAL', `${what} is not built (${file}): run scripts/setup.sh (installs ${debianPackage} and builds it)`, { cause: e });
+  }
+}
+
 /** A parsed `--device` spec. */
 export type AudioDeviceSpec =
   | { kind: 'jack'; clientName: string }
