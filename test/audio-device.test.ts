@@ -14,7 +14,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { checkConsumed, ffmpegSamples, JackdServer, startRecorder, type Recording } from './support/audio-device-check';
+import { checkConsumed, ffmpegSamples, JackdServer } from './support/audio-device-check';
+import { startRecorder, type Recording } from './support/jack-recorder';
 import { chirpWav } from './support/media';
 import { d, firstAudioSeconds, killAll, mediaStart, s, Show, spawnPlayer, stopPlayer, waitPrepared } from './support/show-check';
 import { waitFor } from './support/wait';
@@ -33,7 +34,9 @@ describe('audio devices: specs and the device clock', function () {
     assert.deepEqual(parseDeviceSpec('jack:foh'), { kind: 'jack', clientName: 'foh' });
     assert.deepEqual(parseDeviceSpec('alsa:hw:1'), { kind: 'alsa', name: 'hw:1' });
     assert.throws(() => parseDeviceSpec('alsa'), /alsa:NAME/);
-    assert.throws(() => parseDeviceSpec('coreaudio'), /jack\[:CLIENT_NAME\]/);
+    assert.deepEqual(parseDeviceSpec('pipewire'), { kind: 'pipewire', name: 'cuemux' });
+    assert.deepEqual(parseDeviceSpec('pipewire:foh'), { kind: 'pipewire', name: 'foh' });
+    assert.throws(() => parseDeviceSpec('coreaudio'), /jack\[:CLIENT_NAME\], alsa:NAME or pipewire\[:NAME\]/);
     // Cycles of 256 frames every 5333.33 µs, 10 ppm slow, with ±10 µs of jitter: the line is within 1 µs.
     const c = new DeviceClock(RATE);
     const ns = (k: number): number => (k * PERIOD * 1e9 / RATE) * (1 + 10e-6);

@@ -1,7 +1,9 @@
 /**
  * The JACK device of `play-audio --device jack[:CLIENT_NAME]`, through cuemux's addon (native/jack, built at
  * `npm ci` against Debian's libjack-jackd2-dev). The server is $JACK_DEFAULT_SERVER's, or JACK's default one; the
- * client is never allowed to start a server itself.
+ * client is never allowed to start a server itself. `play-audio --device pipewire[:CLIENT_NAME]` is the same client
+ * through PipeWire's libjack (the addon built again against Debian's pipewire-jack: native/pipewire), a JACK client
+ * of the PipeWire graph: PipeWire's cycle times and port latencies, the quantum as the period.
  *
  * Timing: each JACK cycle reports its first frame and the time of its start (jack_get_cycle_times, JACK's DLL), and
  * the offset of JACK's clock to CLOCK_MONOTONIC measured in that cycle (jack2 counts on CLOCK_MONOTONIC_RAW, which
@@ -53,19 +55,46 @@ export interface JackClientOptions {
 /** The addon's path: built by scripts/build-addons.js jack. */
 export const JACK_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'jack', 'build', 'Release', 'cuemux_jack.node');
 
-/** Load the addon; an INTERNAL CuemuxError when it is not built. */
-export function jackAddon(): { JackClient: new (options: JackClientOptions) => JackClient } {
-  return loadAddon(JACK_ADDON, 'the JACK addon', 'libjack-jackd2-dev');
+/**
+ * The same addon linked to PipeWire's libjack (Debian pipewire-jack; scripts/build-addons.js pipewire): a JACK
+ * client of the PipeWire graph, as under `pw-jack`, for `--device pipewire`.
+ */
+export const PIPEWIRE_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'pipewire', 'build', 'Release', 'cuemux_pipewire.node');
+
+/** Which libjack: JACK's own (jackd) or PipeWire's. */
+export type JackFlavour = 'jack' | 'pipewire';
+
+/** The flavour this process loaded: both libraries are libjack.so.0, and a process can hold only one. */
+let loaded: JackFlavour | null = null;
+
+/**
+ * Load the addon of `flavour` (default JACK's); an INTERNAL CuemuxError when it is not built, a WRONG_STATE one when
+ * this process already loaded the other flavour (the dynamic linker would reuse that libjack).
+ */
+export function jackAddon(flavour: JackFlavour = 'jack'): { JackClient: new (options: JackClientOptions) => JackClient } {
+  if (loaded !== null && loaded !== flavour) throw new CuemuxError('WRONG_STATE', `this process already plays through ${loaded === 'jack' ? 'JACK\'s' : 'PipeWire\'s'} libjack: it cannot also load ${flavour === 'jack' ? 'JACK\'s' : 'PipeWire\'s'}`);
+  const addon = flavour === 'jack'
+    ? loadAddon<{ JackClient: new (options: JackClientOptions) => JackClient }>(JACK_ADDON, 'the JACK addon', 'libjack-jackd2-dev')
+    : loadAddon<{ JackClient: new (options: JackClientOptions) => JackClient }>(PIPEWIRE_ADDON, 'the PipeWire (JACK API) addon', 'pipewire-jack and libjack-jackd2-dev');
+  loaded = flavour;
+  return addon;
+}
+
+/** Where a flavour's server is, for messages: $JACK_DEFAULT_SERVER or PipeWire's socket. */
+function serverName(flavour: JackFlavour): string {
+  return flavour === 'jack' ? process.env.JACK_DEFAULT_SERVER ?? 'default' : process.env.PIPEWIRE_REMOTE ?? 'pipewire-0';
 }
 
 /** Open a JACK client for `channels` output ports; an error from the addon becomes a CuemuxError. */
-function openClient(options: JackClientOptions): JackClient {
-  const { JackClient: Client } = jackAddon();
+function openClient(options: JackClientOptions, flavour: JackFlavour): JackClient {
+  const { JackClient: Client } = jackAddon(flavour);
   try {
     return new Client(options);
   } catch (e) {
-    const server = options.server ?? process.env.JACK_DEFAULT_SERVER ?? 'default';
-    throw new CuemuxError('WRONG_STATE', `JACK: ${errorMessage(e)} (server "${server}"; is jackd running?)`, { cause: e });
+    const server = options.server ?? serverName(flavour);
+    throw new CuemuxError('WRONG_STATE', flavour === 'jack'
+      ? `JACK: ${errorMessage(e)} (server "${server}"; is jackd running?)`
+      : `PipeWire: ${errorMessage(e)} (remote "${server}"; is pipewire running for this user? $PIPEWIRE_RUNTIME_DIR or $XDG_RUNTIME_DIR must hold its socket)`, { cause: e });
   }
 }
 
@@ -134,9 +163,9 @@ class JackDevice extends AudioDeviceBase {
  * {@link OpenDeviceOptions.connect}). Rejects with a CuemuxError when there is no server, no addon or a port to
  * connect does not exist.
  */
-export async function openJackDevice(clientName: string, options: OpenDeviceOptions): Promise<AudioDevice> {
+export async function openJackDevice(clientName: string, options: OpenDeviceOptions, flavour: JackFlavour = 'jack'): Promise<AudioDevice> {
   let device: JackDevice | null = null;
-  const client = openClient({ name: clientName, outputs: options.channels, onCycle: () => device?.cycles() });
+  const client = openClient({ name: clientName, outputs: options.channels, onCycle: () => device?.cycles() }, flavour);
   try {
     const info = client.info();
     client.activate();
@@ -165,7 +194,7 @@ export async function openJackDevice(clientName: string, options: OpenDeviceOpti
       }
     }
     device = new JackDevice(client, {
-      kind: 'jack', name: info.name, server: process.env.JACK_DEFAULT_SERVER ?? 'default', sampleRate: info.sampleRate,
+      kind: flavour, name: info.name, server: serverName(flavour), sampleRate: info.sampleRate,
       periodFrames: info.bufferSize, channels: options.channels, bufferFrames: info.ringFrames, ports,
     });
     // A few cycles, so that the clock mapping and the latency of the new connections are known (the server
@@ -174,7 +203,7 @@ export async function openJackDevice(clientName: string, options: OpenDeviceOpti
     const until = Date.now() + 1000;
     const ready = (d: JackDevice): boolean => d.stats.cycles >= 4 && (!connected || d.stats.latencyFrames.max > 0);
     while (!ready(device) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 5));
-    if (device.stats.cycles < 4) throw new CuemuxError('WRONG_STATE', `JACK: the server "${device.description.server}" runs no cycles (is its driver stopped?)`);
+    if (device.stats.cycles < 4) throw new CuemuxError('WRONG_STATE', `${flavour === 'jack' ? 'JACK' : 'PipeWire'}: the server "${device.description.server}" runs no cycles (is its driver stopped?)`);
     return device;
   } catch (e) {
     client.close();

@@ -29,7 +29,8 @@ export type AudioDeviceSpec =
   | { kind: 'pipewire'; name: string };
 
 /**
- * Parse `jack[:CLIENT]`, `alsa:NAME` or `pipewire[:NAME]`. Throws an INVALID_ARGUMENT {@link CuemuxError} for
+ * Parse `jack[:CLIENT]`, `alsa:NAME` or `pipewire[:CLIENT]` (a JACK client of PipeWire's graph; CLIENT defaults to
+ * `defaultClientName` for both). Throws an INVALID_ARGUMENT {@link CuemuxError} for
  * another kind or a missing ALSA name.
  */
 export function parseDeviceSpec(spec: string, defaultClientName = 'cuemux'): AudioDeviceSpec {
@@ -45,7 +46,10 @@ export function parseDeviceSpec(spec: string, defaultClientName = 'cuemux'): Aud
     if (arg === '') throw new CuemuxError('INVALID_ARGUMENT', `--device ${spec}: expected alsa:NAME (e.g. alsa:hw:0 or alsa:default)`);
     return { kind, name: arg };
   }
-  if (kind === 'pipewire') return { kind, name: arg };
+  if (kind === 'pipewire') {
+    if (Buffer.byteLength(arg) > 63) throw new CuemuxError('INVALID_ARGUMENT', `--device ${spec}: a client name has at most 63 bytes`);
+    return { kind, name: arg === '' ? defaultClientName : arg };
+  }
   throw new CuemuxError('INVALID_ARGUMENT', `--device "${spec}": expected jack[:CLIENT_NAME], alsa:NAME or pipewire[:NAME]`);
 }
 

@@ -2,7 +2,6 @@
  * Opening an audio device by its spec: the one place that knows every device kind, apart from audio-device.ts (the
  * types and the device clock every kind shares), so a kind's module can import those without an import cycle.
  */
-import { CuemuxError } from '../common/errors';
 import type { AudioDevice, AudioDeviceSpec, OpenDeviceOptions } from './audio-device';
 
 /** Open the device of a parsed spec. Rejects with a CuemuxError saying what is missing (server, addon, kind). */
@@ -16,5 +15,7 @@ export async function openAudioDevice(spec: AudioDeviceSpec, options: OpenDevice
     const { openAlsaDevice } = await import('./audio-device-alsa');
     return openAlsaDevice(spec.name, options);
   }
-  throw new CuemuxError('INVALID_ARGUMENT', `--device pipewire: not implemented yet; play to PipeWire through its JACK server: pw-jack cuemux play-audio --device jack (Debian pipewire-jack)`);
+  // PipeWire through its JACK API (the JACK addon linked to PipeWire's libjack): the same client, clock and ports.
+  const { openJackDevice } = await import('./audio-device-jack');
+  return openJackDevice(spec.name, options, 'pipewire');
 }

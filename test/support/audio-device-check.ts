@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import { promisify } from 'node:util';
 import { Show } from './show-check';
 import { waitFor } from './wait';
-import { CYCLE_FIELDS, JACK_ADDON, jackAddon, type JackClient } from '../../src/players/audio-device-jack';
+import type { Recording } from './jack-recorder';
+import { JACK_ADDON, jackAddon } from '../../src/players/audio-device-jack';
 import type { SyncRecord } from '../../src/players/sync-log';
 import type { ClockState } from '../../src/generated/cuemux/v1/media_server';
 
@@ -88,50 +89,6 @@ export class JackdServer {
 
 /** The player's largest read-rate deviation while slewing (AudioPlayerOptions.maxSlew's default). */
 const MAX_SLEW = 0.005;
-
-/** What the recorder took: per cycle its first frame, start instant and where its frames are in `samples`. */
-export interface Recording {
-  cycles: { frame: number; monoNs: bigint; frames: number; captureIndex: number }[];
-  samples: Float32Array;
-  firstIndex: number;
-}
-
-/** A JACK client `name` with one input port per source, connected to `sources` (none: connect later), keeping every cycle until stop(). */
-export function startRecorder(sources: string[], name = 'cuemux-test-recorder', inputs = sources.length): { client: JackClient; stop: () => Recording } {
-  const { JackClient: Client } = jackAddon();
-  const cycles: Recording['cycles'] = [];
-  const chunks: Float32Array[] = [];
-  let firstIndex = -1;
-  const client = new Client({ name, inputs });
-  const drain = (): void => {
-    const c = client.drain();
-    for (let i = 0; i + CYCLE_FIELDS <= c.length; i += CYCLE_FIELDS) {
-      cycles.push({ frame: c[i], monoNs: BigInt(Math.round(c[i + 1] * 1000 + c[i + 7])), frames: c[i + 4], captureIndex: c[i + 6] });
-    }
-    const r = client.readCapture();
-    if (firstIndex < 0) firstIndex = r.index;
-    chunks.push(r.samples);
-  };
-  client.activate();
-  const ins = client.info().inputs;
-  sources.forEach((src, k) => client.connect(src, ins[k]));
-  const timer = setInterval(drain, 50);
-  return {
-    client,
-    stop: () => {
-      clearInterval(timer);
-      drain();
-      const total = chunks.reduce((n, c) => n + c.length, 0);
-      const samples = new Float32Array(total);
-      let at = 0;
-      for (const c of chunks) {
-        samples.set(c, at);
-        at += c.length;
-      }
-      return { cycles, samples, firstIndex };
-    },
-  };
-}
 
 /** What {@link checkConsumed} compares. */
 export interface ConsumedCheck {
