@@ -4,14 +4,16 @@
  * and start instant; {@link checkConsumed} then compares each consumed sample with FFmpeg's decode of the media at the
  * show clock's position at the sample's departure. Nothing here measures wall-clock time.
  */
+import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
-import { Show } from './show-check';
+import { chirpWav } from './media';
+import { d, firstAudioSeconds, mediaStart, s, Show, type PlayerProcess } from './show-check';
 import { waitFor } from './wait';
 import type { Recording } from './jack-recorder';
 import { JACK_ADDON, jackAddon } from '../../src/players/audio-device-jack';
-import type { SyncRecord } from '../../src/players/sync-log';
+import { readSyncLog, type SyncRecord } from '../../src/players/sync-log';
 import type { ClockState } from '../../src/generated/cuemux/v1/media_server';
 
 /** FFmpeg's decode of `file`'s first audio stream at `rate` Hz, `channels` interleaved float32 (its own up/down-mix). */
@@ -251,4 +253,84 @@ export function checkConsumed(c: ConsumedCheck): ConsumedResult {
   const histogram = [...offsets].sort((a, b) => b[1] - a[1]).map(([o, n]) => `${Number.isNaN(o) ? 'unmatched' : `${o}`}: ${n}`).join(', ');
   const offByMore = [...offsets].filter(([o]) => Number.isNaN(o) || Math.abs(o) > PERIOD).reduce((n, [, k]) => n + k, 0);
   return { compared, silentInCue, interpolated, unexplainedInterpolated, offEarly, offsets, wrong, firstFrameOff, offByMore, histogram };
+}
+
+/** A show whose cue J plays chirp.wav from 2 s to 5 s of the media, the clock running; FFmpeg's decode of it. */
+export interface ChirpCueShow {
+  show: Show;
+  ref: Float32Array;
+  /** Indexes (frames) in `ref` of the cue's in- and out-point. */
+  inIdx: number;
+  outIdx: number;
+  /** The sync log path to give the player. */
+  sync: string;
+}
+
+const CUE = { in: 2.0, out: 5.0 };
+
+/** Start a `cuemux serve` with chirp.wav, load cue J and run the clock (`label` names its scratch folders). */
+export async function chirpCueShow(children: ChildProcess[], label: string, channels: number, rate: number): Promise<ChirpCueShow> {
+  const wav = await chirpWav();
+  const [ref, first, start] = await Promise.all([ffmpegSamples(wav, channels, rate), firstAudioSeconds(wav), mediaStart(wav)]);
+  const show = await Show.start({ 'chirp.wav': wav }, children, label);
+  await show.osc('/cuemux/cue/load', [s('J'), s('chirp.wav'), { type: 'f', value: CUE.in }, { type: 'f', value: CUE.out }]);
+  await show.osc('/cuemux/clock/play');
+  return {
+    show, ref, inIdx: Math.round((start + CUE.in - first) * rate), outIdx: Math.round((start + CUE.out - first) * rate), sync: show.file('sync.jsonl'),
+  };
+}
+
+/** GO cue J at the clock position 0.8 s from now and wait until it ended (0.3 s after); the clock and that position. */
+export async function goChirpCue(c: ChirpCueShow): Promise<{ clock: ClockState; position: number }> {
+  const clock = await c.show.clockState();
+  const position = Show.positionAt(clock, process.hrtime.bigint()) + 0.8;
+  await c.show.osc('/cuemux/cue/go', [s('J'), d(position)]);
+  await c.show.clockPast(position + (CUE.out - CUE.in) + 0.3);
+  return { clock, position };
+}
+
+/** The player's status line at exit, as far as these tests read it. */
+export interface DevicePlayerStats {
+  deviceUnderrunFrames: number;
+  xruns: number;
+  slewedPeriods: number;
+  device: { underrunFrames: number; xruns: number; latencyFrames: { min: number; max: number } };
+}
+
+/** What a stopped player said: its device line at start (kind `kind`), its status line at exit, its cue-J sync log. */
+export async function playerReport<T>(p: PlayerProcess, kind: string, sync: string): Promise<{ said: T; stats: DevicePlayerStats; lines: SyncRecord[] }> {
+  const err = p.stderr();
+  const open = err.split('\n').find((l) => l.includes(`audio device ${kind}`));
+  assert.ok(open !== undefined, `no device line in the player's log:\n${err.slice(-2000)}`);
+  const statsLine = err.split('\n').reverse().find((l) => l.startsWith('cuemux play-audio: {'));
+  assert.ok(statsLine !== undefined, err.slice(-2000));
+  const lines = (await readSyncLog(sync)).filter((r) => r.extra.cue === 'J');
+  assert.ok(lines.length > 0, 'the player logged the cue');
+  return { said: JSON.parse(open.slice(open.indexOf('{'))) as T, stats: JSON.parse(statsLine.slice('cuemux play-audio: '.length)) as DevicePlayerStats, lines };
+}
+
+/** The figures of a check, for the test's output and its failure messages; `more` is appended. */
+export function consumedReport(r: ConsumedResult, cycles: number, stats: DevicePlayerStats, more: string): string {
+  return `${r.compared} cue samples consumed over ${cycles} cycles; offset (samples) histogram {${r.histogram}}; `
+    + `${r.compared - r.interpolated - r.silentInCue} bit-exact, ${r.interpolated} in ${stats.slewedPeriods} slewed periods; `
+    + `${r.silentInCue} silent (device underruns ${stats.device.underrunFrames} frames, player xruns ${stats.xruns}, device xruns ${stats.device.xruns}); `
+    + `first sample off by ${String(r.firstFrameOff)}; ${more}`;
+}
+
+/**
+ * The assertions every device shares: no cycle unmatched, none off by more than a period, silence outside the cue,
+ * nearly all the cue consumed, silent cue samples only where the device counted underruns, interpolated samples only
+ * where a slewed period covers them, and the cue's first sample within `firstBound` samples of its clock time.
+ */
+export function assertConsumed(r: ConsumedResult, c: ChirpCueShow, stats: DevicePlayerStats, period: number, firstBound: number, report: string): void {
+  assert.deepEqual(r.wrong, [], report);
+  assert.equal(r.offByMore, 0, `samples off by more than one period: ${report}`);
+  assert.equal(r.offEarly, 0, 'the device played only silence outside the cue');
+  assert.ok(r.compared >= 0.9 * (c.outIdx - c.inIdx) - 2 * period, `only ${r.compared} of the cue's ${c.outIdx - c.inIdx} samples were consumed`);
+  assert.ok(r.silentInCue <= stats.device.underrunFrames, `${r.silentInCue} cue samples were silent, but the device counted ${stats.device.underrunFrames} underrun frames`);
+  assert.equal(stats.deviceUnderrunFrames, stats.device.underrunFrames);
+  // Interpolated samples only in the cycles a period the player logged as slewed covers (not a count of periods
+  // times a period: after a server xrun the device's cycles and the player's periods no longer align).
+  assert.deepEqual(r.unexplainedInterpolated, [], `cycles not bit-exact though no slewed period covers them: ${report}`);
+  assert.ok(r.firstFrameOff !== null && Math.abs(r.firstFrameOff) <= firstBound, `the cue's first sample left ${String(r.firstFrameOff)} samples from its clock time`);
 }
