@@ -363,24 +363,7 @@ napi_value Write(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   Pcm* p = unwrap(env, info, &argc, argv);
   if (p == nullptr) return nullptr;
-  double frameD;
-  CHECK(napi_get_value_double(env, argv[0], &frameD));
-  napi_typedarray_type type;
-  size_t length;
-  void* data;
-  CHECK(napi_get_typedarray_info(env, argv[1], &type, &length, &data, nullptr, nullptr));
-  if (type != napi_float32_array || length % p->channels != 0 || !std::isfinite(frameD)) {
-    napi_throw_type_error(env, nullptr, "write(frame, Float32Array of whole frames)");
-    return nullptr;
-  }
-  const int64_t m = p->ring.write(int64_t(frameD), static_cast<const float*>(data), int64_t(length / p->channels));
-  if (m < 0) {
-    napi_throw_range_error(env, nullptr, "write(): frame before the end of the previous write");
-    return nullptr;
-  }
-  napi_value r;
-  CHECK(napi_create_double(env, double(m), &r));
-  return r;
+  return cuemux::writeFromJs(env, p->ring, argv[0], argv[1]);
 }
 
 // drain(): Float64Array of the records since the last call, 6 numbers each: frame, frames, statusNs, delay,

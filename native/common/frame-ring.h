@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -88,5 +89,32 @@ class FrameRing {
   std::atomic<int64_t> firstFrame_{kNoFrame};  // first frame ever written (silence before it is no underrun)
   std::atomic<int64_t> readPos_{0};            // frames before it have been taken by the device
 };
+
+/**
+ * The JS side of write(frame, samples: Float32Array of interleaved whole frames) on `ring`: the frames taken (fewer
+ * when the ring is full), or nullptr with a pending JS error (not a frame number, not whole frames, a frame before
+ * the end of the previous write).
+ */
+inline napi_value writeFromJs(napi_env env, FrameRing& ring, napi_value frameArg, napi_value samplesArg) {
+  const size_t ch = ring.channels();
+  double frameD;
+  CHECK(napi_get_value_double(env, frameArg, &frameD));
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  CHECK(napi_get_typedarray_info(env, samplesArg, &type, &length, &data, nullptr, nullptr));
+  if (type != napi_float32_array || length % ch != 0 || !std::isfinite(frameD)) {
+    napi_throw_type_error(env, nullptr, "write(frame, Float32Array of whole frames)");
+    return nullptr;
+  }
+  const int64_t m = ring.write(int64_t(frameD), static_cast<const float*>(data), int64_t(length / ch));
+  if (m < 0) {
+    napi_throw_range_error(env, nullptr, "write(): frame before the end of the previous write");
+    return nullptr;
+  }
+  napi_value r;
+  CHECK(napi_create_double(env, double(m), &r));
+  return r;
+}
 
 }  // namespace cuemux

@@ -8,7 +8,8 @@
  * so far) leaves the device at T. Those pairs, fitted by a {@link DeviceClock}, map every device frame to the instant
  * it leaves: the output latency is in D (ALSA's own figure for the device: its buffer plus what the driver adds).
  * The pairs are read after the thread wakes, so each is late by that wake-up (55-180 µs measured here with
- * SCHED_FIFO, through the jack plugin, median 117 µs): the fitted line is moved onto the least delayed reading.
+ * SCHED_FIFO, through the jack plugin, median 117 µs): the fitted line is moved onto the least delayed readings
+ * (their 10th percentile: a device catching up after a stall reads early).
  *
  * Through alsa-lib's `jack` plugin (libasound2-plugins) the pointer moves a whole JACK period when the plugin copies
  * that period at the start of a JACK cycle, and D ends at the JACK graph: ALSA then reports each frame leaving one
@@ -74,8 +75,9 @@ class AlsaDevice extends AudioDeviceBase {
   readonly #pcm: AlsaPcm;
 
   constructor(pcm: AlsaPcm, description: AudioDeviceDescription) {
-    // Status readings are late by the thread's wake-up, never early: the line goes through the least delayed one.
-    super(description, new DeviceClock(description.sampleRate, 128, true));
+    // Status readings are late by the thread's wake-up: the line goes through the least delayed ones, over 512
+    // periods (2.7 s at 256 frames, 48 kHz), so that a second of a starved thread (all readings late) does not move it.
+    super(description, new DeviceClock(description.sampleRate, 512, true));
     this.#pcm = pcm;
   }
 

@@ -150,9 +150,9 @@ export class DeviceClock {
 
   /**
    * `nominalRate`: frames per second until two cycles are known; `window`: cycles fitted. `lateOnly`: the instants
-   * are readings that can only be late (a thread's wake-up after the device moved, as ALSA's status timestamps are),
-   * never early: the line is then moved down onto its earliest point, the least delayed reading (default false: the
-   * instants jitter both ways, as JACK's DLL estimates do).
+   * are readings that are late (a thread's wake-up after the device moved, as ALSA's status timestamps are), but
+   * for a few: the line is then moved down onto the 10th percentile of the readings, the least delayed but for
+   * outliers (default false: the instants jitter both ways, as JACK's DLL estimates do).
    */
   constructor(readonly nominalRate: number, window = 128, lateOnly = false) {
     this.#window = window;
@@ -217,10 +217,11 @@ export class DeviceClock {
       if (sff > 0 && Math.abs(s * this.nominalRate / 1e9 - 1) < 0.01) this.#slope = s;
     }
     this.#intercept = mt - this.#slope * mf;
-    if (this.#lateOnly) {
-      let lowest = 0;
-      for (let i = 0; i < n; i++) lowest = Math.min(lowest, this.#times[i] - (this.#intercept + this.#slope * this.#frames[i]));
-      this.#intercept += lowest;
+    if (this.#lateOnly && n >= 8) {
+      // The 10th percentile of the residuals, not the least: a device that catches up after a stall (a JACK server's
+      // dummy driver runs its late cycles back to back) gives a few readings earlier than its schedule.
+      const residuals = this.#frames.map((f, i) => this.#times[i] - (this.#intercept + this.#slope * f)).sort((x, y) => x - y);
+      this.#intercept += residuals[Math.floor(n / 10)];
     }
     return jump;
   }
