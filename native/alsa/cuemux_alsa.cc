@@ -5,7 +5,7 @@
 // PCM and none reports ALSA's delay and status timestamp per write, which is what scheduling each sample to leave
 // the device at its clock time needs; audify also downloads at install, which cuemux does not allow.
 //
-// One class, AlsaPcm. Its constructor opens PCM NAME for playback (blocking mode, interleaved read/write access),
+// One class, AlsaPcm. Its constructor opens PCM NAME for playback (non-blocking, interleaved read/write access),
 // sets float32 samples when the device takes them (else S32, else S16, converted here), the channels asked, the rate
 // asked without ALSA's resampler (the device's nearest: the player converts), a period near the one asked and a
 // buffer of `periods` periods, and monotonic status timestamps. start() runs a device thread (SCHED_FIFO when it may):
@@ -75,6 +75,7 @@ struct Pcm {
   std::atomic<uint64_t> head{0}, tail{0}, dropped{0};
   std::atomic<uint64_t> periods{0}, underrunFrames{0}, underrunPeriods{0}, xruns{0};
   std::atomic<bool> failed{false};
+  std::atomic<bool> stalled{false};  // the device took no frames for a second (its server stopped?)
 };
 
 // The period's frames in the device's format (interleaved).
@@ -95,7 +96,12 @@ int writePeriod(Pcm* p, const uint8_t* data, snd_pcm_uframes_t frames) {
   const size_t frameBytes = size_t(snd_pcm_format_physical_width(p->format) / 8) * p->channels;
   while (frames > 0) {
     const snd_pcm_sframes_t r = snd_pcm_writei(p->pcm, data, frames);
-    if (r == -EAGAIN) continue;
+    if (r == -EAGAIN) {
+      // Non-blocking: full after all (a device that slowed down). Wait for room, but never past close().
+      if (p->stop.load(std::memory_order_relaxed)) return 0;
+      snd_pcm_wait(p->pcm, 100);
+      continue;
+    }
     if (r < 0) return int(r);
     data += size_t(r) * frameBytes;
     frames -= snd_pcm_uframes_t(r);
@@ -128,12 +134,22 @@ void run(Pcm* p) {
   snd_pcm_status_t* status;
   snd_pcm_status_alloca(&status);
   bool xrun = false;
+  int timeouts = 0;
   while (!p->stop.load(std::memory_order_relaxed)) {
     // Room for a period? (The buffer is filled first: the device starts once full, start_threshold = buffer.)
     snd_pcm_sframes_t avail = snd_pcm_avail_update(p->pcm);
     if (avail >= 0 && snd_pcm_uframes_t(avail) < P) {
       const int w = snd_pcm_wait(p->pcm, 200);
-      if (w == 0) continue;  // a timeout: look at the stop flag, then wait again
+      if (w == 0) {
+        // A timeout: look at the stop flag, then wait again; after a second the device is said to be stalled.
+        if (++timeouts == 5) {
+          p->stalled.store(true);
+          p->waker.notify();
+        }
+        continue;
+      }
+      timeouts = 0;
+      if (p->stalled.exchange(false)) p->waker.notify();
       if (w > 0) avail = snd_pcm_avail_update(p->pcm);
       else avail = w;
     }
@@ -304,7 +320,9 @@ napi_value New(napi_env env, napi_callback_info info) {
   p->name = device;
   p->channels = channels;
   p->rtPriority = int(rt);
-  int e = snd_pcm_open(&p->pcm, device.c_str(), SND_PCM_STREAM_PLAYBACK, 0);
+  // Non-blocking: the device thread never sleeps in a write it cannot leave at close() (a JACK server that went
+  // away leaves the jack plugin's writes blocked for good); it waits in snd_pcm_wait with a timeout instead.
+  int e = snd_pcm_open(&p->pcm, device.c_str(), SND_PCM_STREAM_PLAYBACK, SND_PCM_NONBLOCK);
   if (e < 0) {
     p->pcm = nullptr;
     delete p;
@@ -398,6 +416,7 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   CHECK(setNumber(env, o, "readFrame", double(p->ring.readPos())));
   CHECK(setNumber(env, o, "writeEnd", double(p->ring.writeEnd())));
   CHECK(setBool(env, o, "failed", p->failed.load()));
+  CHECK(setBool(env, o, "stalled", p->stalled.load()));
   const int e = p->lastError.load();
   CHECK(setString(env, o, "error", e == 0 ? "" : snd_strerror(e)));
   return o;

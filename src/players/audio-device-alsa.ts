@@ -34,7 +34,7 @@ export interface AlsaPcm {
   write(frame: number, samples: Float32Array): number;
   /** Records, {@link ALSA_RECORD_FIELDS} numbers each: frame, frames, statusNs (0 before the device runs), delay, underrunFrames, xrun. */
   drain(): Float64Array;
-  stats(): { periods: number; underrunFrames: number; underrunPeriods: number; xruns: number; droppedRecords: number; readFrame: number; writeEnd: number; failed: boolean; error: string };
+  stats(): { periods: number; underrunFrames: number; underrunPeriods: number; xruns: number; droppedRecords: number; readFrame: number; writeEnd: number; failed: boolean; stalled: boolean; error: string };
   close(): void;
 }
 
@@ -73,6 +73,7 @@ const JUMP_NS = 20_000_000;
 
 class AlsaDevice extends AudioDeviceBase {
   readonly #pcm: AlsaPcm;
+  #stalled = false;
 
   constructor(pcm: AlsaPcm, description: AudioDeviceDescription) {
     // Status readings are late by the thread's wake-up: the line goes through the least delayed ones, over 512
@@ -115,6 +116,11 @@ class AlsaDevice extends AudioDeviceBase {
     if (!this.lost && s.failed) {
       this.lost = true;
       log.error(`the ALSA device failed (${s.error}): no more audio from this player`, { device: this.description.name });
+    }
+    if (s.stalled !== this.#stalled) {
+      this.#stalled = s.stalled;
+      if (s.stalled) log.error('the ALSA device took no frames for a second (its server or driver stopped?): no audio until it runs again', { device: this.description.name });
+      else log.warn('the ALSA device runs again', { device: this.description.name });
     }
     if (last !== null && this.clock.size >= 2) this.onCycle?.(last);
   }
