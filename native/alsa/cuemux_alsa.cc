@@ -226,19 +226,8 @@ void closePcm(Pcm* p) {
   p->waker.close();
 }
 
-void finalize(napi_env, void* data, void*) {
-  Pcm* p = static_cast<Pcm*>(data);
-  closePcm(p);
-  delete p;
-}
-
 Pcm* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  Pcm* p = cuemux::thisObject<Pcm>(env, info, argc, argv, "AlsaPcm");
-  if (p != nullptr && p->closed) {
-    napi_throw_error(env, "ERR_CLOSED", "the ALSA device is closed");
-    return nullptr;
-  }
-  return p;
+  return cuemux::openObject<Pcm>(env, info, argc, argv, "AlsaPcm", "the ALSA device is closed");
 }
 
 // Set the hardware and software parameters; "" on success, else what failed.
@@ -338,7 +327,7 @@ napi_value New(napi_env env, napi_callback_info info) {
   }
   p->ring.init(ringFrames, channels);
   if (getProp(env, argv[0], "onCycle", &v)) CHECK(p->waker.init(env, v, "cuemux:alsa-period"));
-  CHECK(napi_wrap(env, self, p, finalize, nullptr, nullptr));
+  CHECK(napi_wrap(env, self, p, cuemux::finalizeWrapped<Pcm, closePcm>, nullptr, nullptr));
   return self;
 }
 

@@ -103,6 +103,25 @@ T* thisObject(napi_env env, napi_callback_info info, size_t* argc, napi_value* a
   return static_cast<T*>(data);
 }
 
+/** As thisObject, but also nullptr with an ERR_CLOSED error (`closedMessage`) once the object's `closed` is set. */
+template <class T>
+T* openObject(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv, const char* className, const char* closedMessage) {
+  T* obj = thisObject<T>(env, info, argc, argv, className);
+  if (obj != nullptr && obj->closed) {
+    napi_throw_error(env, "ERR_CLOSED", closedMessage);
+    return nullptr;
+  }
+  return obj;
+}
+
+/** napi_wrap's finalizer for a T: close(obj), then delete it (the JS object was collected). */
+template <class T, void (*Close)(T*)>
+void finalizeWrapped(napi_env, void* data, void*) {
+  T* obj = static_cast<T*>(data);
+  Close(obj);
+  delete obj;
+}
+
 /** A Float64Array of `count` records of `fields` numbers, row i filled by fill(i, row); nullptr (a pending JS error) when N-API fails. */
 template <class Fill>
 napi_value float64Records(napi_env env, size_t count, size_t fields, Fill fill) {

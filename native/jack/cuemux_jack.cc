@@ -174,19 +174,8 @@ void closeClient(Client* c) {
   c->waker.close();
 }
 
-void finalize(napi_env, void* data, void*) {
-  Client* c = static_cast<Client*>(data);
-  closeClient(c);
-  delete c;
-}
-
 Client* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  Client* c = cuemux::thisObject<Client>(env, info, argc, argv, "JackClient");
-  if (c != nullptr && c->closed) {
-    napi_throw_error(env, "ERR_CLOSED", "the JACK client is closed");
-    return nullptr;
-  }
-  return c;
+  return cuemux::openObject<Client>(env, info, argc, argv, "JackClient", "the JACK client is closed");
 }
 
 // new JackClient({ name, server?, outputs, inputs, ringFrames?, captureFrames?, onCycle })
@@ -248,7 +237,7 @@ napi_value New(napi_env env, napi_callback_info info) {
   jack_on_info_shutdown(c->client, onShutdown, c);
 
   if (getProp(env, argv[0], "onCycle", &v)) CHECK(c->waker.init(env, v, "cuemux:jack-cycle"));
-  CHECK(napi_wrap(env, self, c, finalize, nullptr, nullptr));
+  CHECK(napi_wrap(env, self, c, cuemux::finalizeWrapped<Client, closeClient>, nullptr, nullptr));
   return self;
 }
 

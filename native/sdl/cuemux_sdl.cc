@@ -301,12 +301,6 @@ void stopWindow(Window* win) {
   win->released.store(1e300);
 }
 
-void finalize(napi_env, void* data, void*) {
-  Window* win = static_cast<Window*>(data);
-  stopWindow(win);
-  delete win;
-}
-
 Window* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv, bool open = true) {
   Window* win = cuemux::thisObject<Window>(env, info, argc, argv, "SdlWindow");
   if (win != nullptr && open && win->joined) {
@@ -362,7 +356,7 @@ napi_value New(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ERR_SDL", error.c_str());
     return nullptr;
   }
-  if (napi_wrap(env, self, win, finalize, nullptr, nullptr) != napi_ok) {
+  if (napi_wrap(env, self, win, cuemux::finalizeWrapped<Window, stopWindow>, nullptr, nullptr) != napi_ok) {
     stopWindow(win);
     delete win;
     napi_throw_error(env, nullptr, "napi_wrap failed");
