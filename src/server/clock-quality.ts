@@ -191,6 +191,10 @@ export class ClockQuality implements ClockMapping {
       this.#say(previous);
     }
     const correction = this.#wantedCorrection(estimate);
+    if (correction !== this.#correctionNs) {
+      log.info(`clock correction for the master ${this.#o.master}: ${formatMs(correction)} (was ${formatMs(this.#correctionNs)})`,
+        { master: this.#o.master, correctionNs: String(correction), uncertaintyNs: String(estimate.uncertaintyNs) });
+    }
     const changed = correction !== this.#correctionNs || this.refusal() !== refusedBefore;
     this.#correctionNs = correction;
     if (changed) this.#onChange();
