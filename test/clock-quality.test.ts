@@ -20,9 +20,10 @@ import { promisify } from 'node:util';
 import { MediaClient } from '../src/clients/media-client';
 import { serveConfig } from '../src/cli/serve-command';
 import type { ClockState, ShowStatus } from '../src/generated/cuemux/v1/media_server';
-import { assessOffset } from '../src/server/clock-quality';
+import { assessOffset, ClockQuality } from '../src/server/clock-quality';
 import type { ServerConfig } from '../src/server/server-config';
 import { runCli } from './support/cli';
+import { startServer } from './support/server';
 import { minuteClip } from './support/media';
 import { faketimeEnv, FAKETIME_LIB, makeNamespacePair, oscIn, serveIn, type NamespacePair, type ServeInNs } from './support/netns';
 import { checkTicks, counts, killAll, Show, loopSpans, mediaStart, readTicks, spawnPlayer, stopPlayer, ticksAfter, VideoReference, waitPrepared, type CheckedTick, type Span, type Tick } from './support/show-check';
@@ -319,6 +320,39 @@ describe('clock quality: the parts on one machine', function () {
     assert.equal(assessOffset(e(-1.2, 0.5), 'within', max), 'within');
     assert.equal(assessOffset(e(1.6, 0.5), 'within', max), 'beyond');
     assert.equal(assessOffset(e(0.4, 0.5), 'beyond', max), 'within');
+  });
+
+  it('ClockQuality against a real server of this machine: offset 0 within its uncertainty, within the threshold; a dead master is unmeasured and refused', async function () {
+    this.timeout(60_000);
+    const srv = await startServer();
+    const client = srv.client(true);
+    const nobody = new MediaClient('unix:/nonexistent/cuemux.sock');
+    const quality = new ClockQuality({ master: srv.tcp, self: 'this test', maxOffsetNs: 1_000_000n, policy: 'refuse', ping: (o) => client.ping(o), refreshMs: 200 });
+    const dead = new ClockQuality({ master: 'unix:/nonexistent/cuemux.sock', self: 'this test', maxOffsetNs: 1_000_000n, policy: 'refuse',
+      ping: (o) => nobody.ping(o), samples: 2, pingTimeoutMs: 500 });
+    try {
+      let changes = 0;
+      quality.start(() => { changes++; });
+      dead.start(() => undefined);
+      await Promise.all([quality.ready(), dead.ready()]);
+      // One process is both ends: the true offset is 0 exactly.
+      const st = quality.status();
+      assert.equal(st.agreement, 'within');
+      assert.ok(st.offsetNs !== null && st.uncertaintyNs !== null && Math.abs(st.offsetNs) <= st.uncertaintyNs, JSON.stringify(st));
+      assert.equal(quality.refusal(), null);
+      assert.equal(quality.mapAnchor(123n), 123n, 'within the threshold the anchors are taken as they are');
+      assert.equal(changes, 1, 'the refusal of "not measured yet" was lifted once');
+      const d = dead.status();
+      assert.equal(d.agreement, 'unmeasured');
+      assert.ok(d.lastError !== null && d.offsetNs === null, JSON.stringify(d));
+      assert.match(dead.refusal() ?? '', /not measured yet .*--clock-offset-policy refuse/);
+    } finally {
+      quality.close();
+      quality.close(); // idempotent
+      dead.close();
+      nobody.close();
+      await srv.stop();
+    }
   });
 
   it('--max-clock-offset-ms and --clock-offset-policy (flag, environment): defaults 1 ms and correct; bad values named', function () {
