@@ -15,10 +15,9 @@
  * timed: every wait is bounded.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { MediaClient } from '../src/clients/media-client';
 import { serveConfig } from '../src/cli/serve-command';
 import type { ServerConfig } from '../src/server/server-config';
@@ -26,70 +25,11 @@ import { ShowClock } from '../src/show/show-clock';
 import type { ClockState, CueStarted, CueStopped } from '../src/generated/cuemux/v1/media_server';
 import { makeTestPki } from './support/certs';
 import type { Arg as OscArg } from './support/osc';
-import { CUEMUX_BIN, REPO_ROOT } from './support/cli';
+import { makeNamespacePair, oscIn, serveIn, type NamespacePair } from './support/netns';
 import { minuteClip, openGopH264Mkv } from './support/media';
 import { checkTicks, counts, describeTick, killAll, mediaStart, readTicks, spawnPlayer, stopPlayer, tickInstant, VideoReference, waitPrepared, type PlayerProcess } from './support/show-check';
 import { copyInto, scratchDir } from './support/tmp';
 import { sleep, waitFor } from './support/wait';
-
-const run = promisify(execFile);
-
-/** The namespace names and addresses of this run (pid-derived, so concurrent runs do not share them). */
-const TAG = `cmxf${process.pid % 100000}`;
-const NS_MASTER = `${TAG}m`;
-const NS_FOLLOWER = `${TAG}f`;
-const NET = `10.233.${process.pid % 250}`;
-const MASTER_IP = `${NET}.1`;
-const FOLLOWER_IP = `${NET}.2`;
-
-/** Make both namespaces and the veth pair between them; rejects (with ip's message) where that is not permitted. */
-async function makeNamespaces(): Promise<void> {
-  const ip = (...args: string[]): Promise<unknown> => run('ip', args);
-  await ip('netns', 'add', NS_MASTER);
-  await ip('netns', 'add', NS_FOLLOWER);
-  await ip('link', 'add', `${TAG}a`, 'type', 'veth', 'peer', 'name', `${TAG}b`);
-  await ip('link', 'set', `${TAG}a`, 'netns', NS_MASTER);
-  await ip('link', 'set', `${TAG}b`, 'netns', NS_FOLLOWER);
-  for (const [ns, dev, addr] of [[NS_MASTER, `${TAG}a`, MASTER_IP], [NS_FOLLOWER, `${TAG}b`, FOLLOWER_IP]]) {
-    await ip('-n', ns, 'addr', 'add', `${addr}/30`, 'dev', dev);
-    await ip('-n', ns, 'link', 'set', dev, 'up');
-    await ip('-n', ns, 'link', 'set', 'lo', 'up');
-  }
-}
-
-/** Remove what makeNamespaces made (deleting a namespace deletes its end of the pair, and so the pair). */
-async function removeNamespaces(): Promise<void> {
-  for (const ns of [NS_MASTER, NS_FOLLOWER]) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
-}
-
-/** A `cuemux serve` in namespace `ns`, resolved once it prints its addresses. */
-function serveIn(ns: string, args: string[], children: ChildProcess[]): Promise<{ child: ChildProcess; tcp: string | null; osc: number; stderr: () => string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CUEMUX_BIN, 'serve', '--osc-port', '0', '--log-level', 'info', ...args],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (!out.includes('Stop with')) return;
-      const tcp = /TCP: +(\S+)/.exec(out);
-      const osc = /OSC \(UDP\): +\S+:(\d+)/.exec(out);
-      resolve({ child, tcp: tcp ? tcp[1] : null, osc: Number(osc?.[1] ?? 0), stderr: () => err });
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
-    child.on('exit', (code) => reject(new Error(`cuemux serve in ${ns} exited with ${String(code)} before it was ready: ${err}`)));
-  });
-}
-
-/** One OSC request sent from inside namespace `ns` to 127.0.0.1:`port` there; its reply. */
-async function oscIn(ns: string, port: number, address: string, args: OscArg[] = []): Promise<{ status: string; data?: unknown; error?: string }> {
-  const script = `const { OscPeer } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'test', 'support', 'osc.js'))});
-    (async () => { const p = await OscPeer.open(); const r = await p.request(${port}, ${JSON.stringify(address)}, ${JSON.stringify(args)}, 10000);
-    p.close(); process.stdout.write(JSON.stringify(r)); })().catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
-  const { stdout } = await run('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { timeout: 20_000 });
-  return JSON.parse(stdout) as { status: string; data?: unknown; error?: string };
-}
 
 const str = (value: string): OscArg => ({ type: 's', value });
 const dbl = (value: number): OscArg => ({ type: 'd', value });
@@ -133,14 +73,12 @@ describe('follower servers: a master and a follower in two network namespaces', 
   this.timeout(180_000);
   const children: ChildProcess[] = [];
   const clients: MediaClient[] = [];
-  let made = false;
+  let ns: NamespacePair | null = null;
 
   before(async function () {
     try {
-      await makeNamespaces();
-      made = true;
+      ns = await makeNamespacePair('cmxf', 233);
     } catch (e) {
-      await removeNamespaces();
       process.stdout.write(`      (skipped: cannot make network namespaces here: ${String(e).split('\n')[0]})\n`);
       this.skip();
     }
@@ -149,10 +87,11 @@ describe('follower servers: a master and a follower in two network namespaces', 
   after(async function () {
     for (const c of clients) c.close();
     await killAll(children);
-    if (made) await removeNamespaces();
+    await ns?.remove();
   });
 
   it('mirrors the clock and the cues exactly, plays its own media, refuses show control and reports a file that differs', async function () {
+    const { a: NS_MASTER, b: NS_FOLLOWER, aIp: MASTER_IP } = ns as NamespacePair;
     const clip = await minuteClip();
     const other = await openGopH264Mkv();
     const [ref, start] = await Promise.all([VideoReference.of(clip), mediaStart(clip)]);

@@ -66,6 +66,7 @@ async function followMaster(config: ServerConfig): Promise<{ client: MediaClient
       },
     }, signal),
     report: (report) => client.reportFollower(report, { timeout: 2000 }),
+    ping: (options) => client.ping(options),
   };
   return { client, source };
 }

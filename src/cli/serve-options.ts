@@ -101,6 +101,14 @@ export const SERVE_OPTIONS: readonly ServeOptionSpec[] = [
   }),
   setting('followTlsCa', { name: 'follow-tls-ca', arg: 'FILE', group: FOLLOW, help: 'with --follow over TCP: TLS, trusting this CA (PEM) for the master\'s --tls-cert', default: 'none' }),
   setting('followTokenFile', { name: 'follow-token-file', arg: 'FILE', group: FOLLOW, help: 'with --follow over TCP: the bearer token of the master\'s --token-file (needs TLS)', default: 'none' }),
+  setting('maxClockOffsetMs', {
+    name: 'max-clock-offset-ms', arg: 'MS', group: FOLLOW, number: { kind: 'number', min: 0, minExclusive: true, max: 60_000, unit: 'ms' },
+    help: 'with --follow: the follower measures its wall-clock offset to the master (Ping, best of 8, every 5 s); beyond this it says loudly that the clocks are not disciplined',
+  }),
+  setting('clockOffsetPolicy', {
+    name: 'clock-offset-policy', arg: 'P', group: FOLLOW,
+    help: 'with --follow, beyond --max-clock-offset-ms: warn (play on shifted), correct (map the master\'s clock by the measured offset) or refuse (play no cue)',
+  }),
 ];
 
 /** `cuemux serve`. */

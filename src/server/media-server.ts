@@ -33,6 +33,7 @@ import { installFramedSend } from '../wire/grpc-framed-send';
 import { loadFfmpeg } from '../ffmpeg/native';
 import { ShowMirror } from './show-mirror';
 import { FollowerReports } from './show-watch';
+import { ClockQuality, type ClockOffsetPolicy, type ClockSample } from './clock-quality';
 
 const log = getLogger('media-server');
 
@@ -57,6 +58,8 @@ class ShowHost {
   state: ShowStateFile | null = null;
   /** A follower server's mirror of its master's show, and what stops its feed. */
   mirror: { mirror: ShowMirror; stop: AbortController; done: Promise<void> } | null = null;
+  /** A follower's measure of its wall-clock offset to the master (null without --follow, or without a ping). */
+  clockQuality: ClockQuality | null = null;
   /** What followers of this server report they do not play. */
   readonly followerReports: FollowerReports;
   #cueList: CueListFile | null = null;
@@ -78,13 +81,18 @@ class ShowHost {
   statusExtra(): Record<string, unknown> {
     return {
       cueListFile: this.#cueList ? { path: this.#cueList.path, reloads: this.#cueList.reloads, lastError: this.#cueList.lastError } : null,
-      ...(this.mirror === null ? { followers: this.followerReports.list() } : { follower: this.mirror.mirror.status() }),
+      ...(this.mirror === null ? { followers: this.followerReports.list() } : { follower: { ...this.mirror.mirror.status(), clock: this.clockQuality?.status() ?? null } }),
     };
   }
 
   /** Follower servers: apply every ShowState of `source` to the show until close (a fatal error is logged). */
-  startMirror(master: string, source: FollowSource, name: string): void {
-    const mirror = new ShowMirror(this.show, master, { name, report: source.report });
+  startMirror(master: string, source: FollowSource, name: string, clock: { maxOffsetMs: number; policy: ClockOffsetPolicy }): void {
+    const ping = source.ping;
+    const quality = ping === undefined ? null
+      : new ClockQuality({ master, self: name, maxOffsetNs: BigInt(Math.round(clock.maxOffsetMs * 1e6)), policy: clock.policy, ping });
+    this.clockQuality = quality;
+    const mirror = new ShowMirror(this.show, master, { name, report: source.report }, quality);
+    quality?.start(() => mirror.remap());
     const stop = new AbortController();
     const done = (async () => {
       try {
@@ -98,6 +106,7 @@ class ShowHost {
   }
 
   async close(): Promise<void> {
+    this.clockQuality?.close();
     if (this.mirror !== null) {
       this.mirror.stop.abort();
       this.mirror.mirror.close();
@@ -159,6 +168,8 @@ export interface FollowSource {
   states: (signal: AbortSignal, onConnection: (connected: boolean) => void) => AsyncIterable<ShowState>;
   /** Send the master a ReportFollower (what this follower does not play). */
   report: (report: FollowerReport) => Promise<void>;
+  /** One Ping to the master (MediaClient.ping), for the clock quality (src/server/clock-quality.ts); absent = not measured. */
+  ping?: (options: { timeout: number; signal: AbortSignal }) => Promise<ClockSample>;
 }
 
 /** What {@link MediaServer.start} takes besides the config. */
@@ -225,6 +236,7 @@ export class MediaServer {
       // GetStatus reports the cue list file as OSC's /cuemux/status does.
       statusExtra: () => showHost.statusExtra(),
       followerReports: showHost.followerReports,
+      clockQuality: () => showHost.clockQuality?.status() ?? null,
     });
     // ReadPackets and Follow packets use the hand-written serializers (one copy of each payload instead of ~4), and
     // messages already framed go to HTTP/2 without grpc-js's extra copy.
@@ -305,7 +317,8 @@ export class MediaServer {
       throw e;
     }
     if (follow !== null && options.followSource !== undefined) {
-      showHost.startMirror(follow, options.followSource, `${os.hostname()} (${addresses.tcp ?? addresses.socket ?? 'no gRPC listener'})`);
+      showHost.startMirror(follow, options.followSource, `${os.hostname()} (${addresses.tcp ?? addresses.socket ?? 'no gRPC listener'})`,
+        { maxOffsetMs: config.maxClockOffsetMs, policy: config.clockOffsetPolicy });
     }
     log.info('serving', { socket: addresses.socket, tcp: addresses.tcp, osc: addresses.osc, mediaRoots: roots.list, cacheDir: config.cacheDir });
     return new MediaServer(servers, service, registry, showHost, health, config, addresses, socketLock);

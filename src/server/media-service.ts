@@ -23,6 +23,7 @@ import { checkRequest, pumpPackets, writeWithBackpressure, type ClientRecord } f
 import { toServiceError } from './status-mapping';
 import { DEFAULT_STREAM_MEMORY_BYTES, StreamMemoryBudget } from './stream-memory';
 import { ShowWatch, type FollowerReports } from './show-watch';
+import { clockQualityMessage, type ClockQualityStatus } from './clock-quality';
 
 const log = getLogger('media-service');
 
@@ -49,6 +50,8 @@ export interface ServiceOptions {
   statusExtra?: () => Record<string, unknown>;
   /** What followers report they do not play (ReportFollower), listed with the cue problems; absent = refused. */
   followerReports?: FollowerReports;
+  /** A follower's clock quality for GetStatus (ShowHost's ClockQuality); absent or null on a server that follows no master. */
+  clockQuality?: () => ClockQualityStatus | null;
 }
 
 /** Index entries per GetIndex batch. */
@@ -430,6 +433,7 @@ export class MediaService {
       })),
       problems: [...show.cueProblems.map((p) => ({ cueId: p.cueId, during: p.during, message: p.message, unixNs: p.unixNs })),
         ...(this.#options.followerReports?.problems() ?? [])],
+      clockQuality: clockQualityMessage(this.#options.clockQuality?.() ?? null),
     };
   }
 }
