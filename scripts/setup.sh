@@ -15,10 +15,14 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 #    independent gRPC client in tests), jackd2 + libjack-jackd2-dev (play-audio --device jack: the addon in native/jack
 #    builds against it; its tests run jackd on the dummy driver), faketime (a server on a shifted wall clock in the
 #    Ping test), openssl (certificates for the TLS tests), libsdl2-dev (play-video --window: the addon in native/sdl
-#    builds against it), xvfb + x11-apps (the window's tests: an X server without a screen, xwd screenshots).
+#    builds against it), xvfb + x11-apps (the window's tests: an X server without a screen, xwd screenshots),
+#    libasound2-dev (play-audio --device alsa: the addon in native/alsa), libasound2-plugins (alsa-lib's jack plugin:
+#    the ALSA tests' device), alsa-utils (aplay: the FIFO peer of bench:sync), pipewire + pipewire-jack (play-audio
+#    --device pipewire: native/pipewire links PipeWire's libjack; its test runs a headless daemon).
 PKGS=(ffmpeg pkg-config libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev libavutil-dev
       libpostproc-dev libswresample-dev libswscale-dev ffmsindex liblo-tools python3-grpcio python3-protobuf
-      jackd2 libjack-jackd2-dev faketime openssl libsdl2-dev xvfb x11-apps)
+      jackd2 libjack-jackd2-dev faketime openssl libsdl2-dev xvfb x11-apps
+      libasound2-dev libasound2-plugins alsa-utils pipewire pipewire-jack)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -44,8 +48,9 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ scripts/patch-be
   touch "$stamp"
 fi
 
-# 3b. Our addons, native/jack (play-audio --device jack) and native/sdl (play-video --window); also built by npm ci's
-#     postinstall: idempotent, rebuilt when their sources change, skipped with a message without their -dev package.
+# 3b. Our addons, native/jack (play-audio --device jack), native/alsa (--device alsa:NAME), native/pipewire (--device
+#     pipewire) and native/sdl (play-video --window); also built by npm ci's postinstall: idempotent, rebuilt when
+#     their sources change (or native/common's); here a missing -dev package fails, naming it.
 node scripts/build-addons.js || exit 1
 
 # 4. Generated gRPC code and the TypeScript build.

@@ -27,15 +27,15 @@ import { makeTestPki } from './support/certs';
 import { framemd5Decode } from './support/ffmpeg-reference';
 import { runCli } from './support/cli';
 import { minuteClip } from './support/media';
-import { namespacePairOrSkip, oscIn, serveIn, type NamespacePair, type ServerInNamespace } from './support/net-namespaces';
+import { namespacePairOrSkip, oscIn, serveIn, type NamespacePair, type ServeInNs } from './support/netns';
 import type { Arg as OscArg } from './support/osc';
 import { checkTicks, counts, describeTick, killAll, mediaStart, readTicks, spawnPlayer, stopPlayer, VideoReference, waitPrepared, type PlayerProcess } from './support/show-check';
 import { copyInto, scratchDir } from './support/tmp';
 import { waitFor } from './support/wait';
 
-/** Namespace and interface names of this run: prefixed `failover`, pid-derived (concurrent runs do not share them). */
-const TAG = `failover${process.pid % 100000}`;
-const NET = `10.234.${process.pid % 250}`;
+/** Namespace and interface names of this run: prefixed `failover` (then pid-derived), on 10.234.X.0/30. */
+const TAG = 'failover';
+const NET_SECOND = 234;
 
 /**
  * Each server's wall clock is its monotonic clock plus an offset it measured at its start; two servers differ by the
@@ -80,14 +80,14 @@ describe('failover: a main and its backup in two network namespaces', function (
   const clients: MediaClient[] = [];
   let pair: NamespacePair | null = null;
   /** Every server started, for their logs when a step fails. */
-  const servers: Array<{ label: string; server: ServerInNamespace }> = [];
+  const servers: Array<{ label: string; server: ServeInNs }> = [];
 
   /** What the story's steps share. */
   interface Run {
     mainArgs: string[];
     mainSocket: string;
-    main: ServerInNamespace;
-    backup: ServerInNamespace;
+    main: ServeInNs;
+    backup: ServeInNs;
     m: MediaClient;
     b: MediaClient;
     mainTcp: string;
@@ -111,7 +111,7 @@ describe('failover: a main and its backup in two network namespaces', function (
   };
 
   before(async function () {
-    pair = await namespacePairOrSkip(this, TAG, NET);
+    pair = await namespacePairOrSkip(this, TAG, NET_SECOND);
   });
 
   afterEach(function () {
@@ -127,8 +127,8 @@ describe('failover: a main and its backup in two network namespaces', function (
 
   it('SIGKILL of the main mid-cue: the backup takes over with the main\'s clock exactly, and the players move to it', async function () {
     const p = pair as NamespacePair;
-    const [nsMain, nsBackup] = p.names;
-    const [ipMain, ipBackup] = p.ips;
+    const [nsMain, nsBackup] = [p.a, p.b];
+    const [ipMain, ipBackup] = [p.aIp, p.bIp];
     const clip = await minuteClip();
     const roots = [await scratchDir('fo-main-root'), await scratchDir('fo-backup-root'), await scratchDir('fo-follower-root')];
     for (const root of roots) await copyInto(clip, root, 'clip.mp4');
@@ -244,7 +244,7 @@ describe('failover: a main and its backup in two network namespaces', function (
 
   it('the old main, restarted as it was, stands down and joins as the backup of the new master: one master, the newer term', async function () {
     const x = story();
-    const [nsMain, nsBackup] = (pair as NamespacePair).names;
+    const [nsMain, nsBackup] = [(pair as NamespacePair).a, (pair as NamespacePair).b];
     x.m.close();
     const main = await serveIn(nsMain, x.mainArgs, children);
     servers.push({ label: 'the restarted main', server: main });
@@ -377,7 +377,7 @@ describe('failover: a main and its backup in two network namespaces', function (
     assert.ok(rendered.some((t) => t.monoNs > x.takeoverNs) && rendered.some((t) => t.monoNs < x.killedNs), 'audio of the cue before the kill and after the takeover');
     const dry = periods.length - rendered.length;
     // The cue list went through both takeovers: a GO without a cue id on the master of term 2 starts the standby cue.
-    const goNext = await oscIn((pair as NamespacePair).names[0], x.main.osc, '/cuemux/cue/go');
+    const goNext = await oscIn((pair as NamespacePair).a, x.main.osc, '/cuemux/cue/go');
     assert.equal(goNext.status, 'ok', JSON.stringify(goNext));
     await waitFor('R playing on the master', async () => (await x.m.getStatus()).show?.cues.find((q) => q.id === 'R')?.state === 'playing', 20_000);
     process.stdout.write(`      (audio: ${periods.length} periods of the cue, ${dry} ran dry (before the kill / kill to partition / partition on: `

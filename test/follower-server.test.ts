@@ -25,18 +25,11 @@ import { ShowClock } from '../src/show/show-clock';
 import type { ClockState, CueStarted, CueStopped } from '../src/generated/cuemux/v1/media_server';
 import { makeTestPki } from './support/certs';
 import type { Arg as OscArg } from './support/osc';
+import { namespacePairOrSkip, oscIn, serveIn, type NamespacePair } from './support/netns';
 import { minuteClip, openGopH264Mkv } from './support/media';
 import { checkTicks, counts, describeTick, killAll, mediaStart, readTicks, spawnPlayer, stopPlayer, tickInstant, VideoReference, waitPrepared, type PlayerProcess } from './support/show-check';
-import { namespacePairOrSkip, oscIn, serveIn, type NamespacePair } from './support/net-namespaces';
 import { copyInto, scratchDir } from './support/tmp';
 import { sleep, waitFor } from './support/wait';
-
-/** The namespace names and addresses of this run (pid-derived, so concurrent runs do not share them). */
-const TAG = `cmxf${process.pid % 100000}`;
-const NET = `10.233.${process.pid % 250}`;
-const NS_MASTER = `${TAG}a`;
-const NS_FOLLOWER = `${TAG}b`;
-const MASTER_IP = `${NET}.1`;
 
 const str = (value: string): OscArg => ({ type: 's', value });
 const dbl = (value: number): OscArg => ({ type: 'd', value });
@@ -80,19 +73,20 @@ describe('follower servers: a master and a follower in two network namespaces', 
   this.timeout(180_000);
   const children: ChildProcess[] = [];
   const clients: MediaClient[] = [];
-  let pair: NamespacePair | null = null;
+  let ns: NamespacePair | null = null;
 
   before(async function () {
-    pair = await namespacePairOrSkip(this, TAG, NET);
+    ns = await namespacePairOrSkip(this, 'cmxf', 233);
   });
 
   after(async function () {
     for (const c of clients) c.close();
     await killAll(children);
-    await pair?.remove();
+    await ns?.remove();
   });
 
   it('mirrors the clock and the cues exactly, plays its own media, refuses show control and reports a file that differs', async function () {
+    const { a: NS_MASTER, b: NS_FOLLOWER, aIp: MASTER_IP } = ns as NamespacePair;
     const clip = await minuteClip();
     const other = await openGopH264Mkv();
     const [ref, start] = await Promise.all([VideoReference.of(clip), mediaStart(clip)]);

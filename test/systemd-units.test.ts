@@ -66,6 +66,7 @@ describe('docs/systemd units', function () {
     assert.ok(v8 !== undefined);
     assert.ok(env.includes(`NODE_OPTIONS=${v8}`), `cuemux.service sets NODE_OPTIONS=${v8}`);
     assert.equal(one(u, 'Restart'), 'on-failure');
+    assert.ok(Number(one(u, 'Nice')) <= -10, 'the server ahead of other processes (the fault suite runs it at nice -10)');
     assert.ok(Number(one(u, 'StartLimitBurst')) > 0 && Number(one(u, 'StartLimitIntervalSec')) > 0);
     assert.equal(one(u, 'RuntimeDirectory'), 'cuemux');
     assert.ok(env.includes('CUEMUX_SOCKET=/run/cuemux/'), 'the socket in the runtime folder');

@@ -10,9 +10,10 @@
 //    jack_get_cycle_times, frames, underrun frames, where its captured frames begin) into a lock-free queue and wakes
 //    the JS thread with uv_async_send (async-signal safe; no lock, no allocation on the process thread).
 // JACK's microsecond clock is CLOCK_MONOTONIC on Linux (jack2: clock_gettime); info() measures the offset anyway.
-#include <node_api.h>
-#include <uv.h>
 #include <jack/jack.h>
+
+#include "frame-ring.h"
+#include "napi-helpers.h"
 
 #include <atomic>
 #include <cerrno>
@@ -26,7 +27,12 @@
 
 namespace {
 
-constexpr int64_t kNoFrame = std::numeric_limits<int64_t>::max();
+using cuemux::getProp;
+using cuemux::monoNs;
+using cuemux::pow2AtLeast;
+using cuemux::setNumber;
+using cuemux::toString;
+
 constexpr uint32_t kCycleQueue = 1024;  // records; JS drains them at every wake-up
 constexpr int kCycleFields = 8;
 
@@ -44,21 +50,14 @@ struct Cycle {
 struct Client {
   jack_client_t* client = nullptr;
   napi_env env = nullptr;
-  napi_ref callback = nullptr;
-  napi_async_context asyncContext = nullptr;
-  uv_async_t* async = nullptr;
+  cuemux::JsWaker waker;  // calls onCycle on the JS thread
   std::vector<jack_port_t*> outputs;
   std::vector<jack_port_t*> inputs;
   bool active = false;
   bool closed = false;
 
   // Output ring (frame-indexed).
-  std::vector<float> ring;
-  int64_t ringFrames = 0;  // power of two
-  std::atomic<int64_t> writeEnd{0};         // frames < writeEnd of the current run are written
-  std::atomic<int64_t> runStart{0};         // first frame of the current run
-  std::atomic<int64_t> firstFrame{kNoFrame};  // first frame ever written (silence before it is no underrun)
-  std::atomic<int64_t> readPos{0};          // frames before it have been played (or passed) by the device
+  cuemux::FrameRing ring;
 
   // Capture ring (sequential).
   std::vector<float> capture;
@@ -85,25 +84,6 @@ struct Client {
   jack_nframes_t lastFrame32 = 0;
   int64_t frame64 = 0;
 };
-
-#define CHECK(call)                                                      \
-  do {                                                                   \
-    if ((call) != napi_ok) {                                             \
-      const napi_extended_error_info* info = nullptr;                    \
-      napi_get_last_error_info(env, &info);                              \
-      bool pending = false;                                              \
-      napi_is_exception_pending(env, &pending);                          \
-      if (!pending)                                                      \
-        napi_throw_error(env, nullptr, info && info->error_message ? info->error_message : "N-API call failed"); \
-      return nullptr;                                                    \
-    }                                                                    \
-  } while (0)
-
-int64_t monoNs() {
-  timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return int64_t(t.tv_sec) * 1000000000LL + t.tv_nsec;
-}
 
 int onProcess(jack_nframes_t n, void* arg) {
   Client* c = static_cast<Client*>(arg);
@@ -132,23 +112,9 @@ int onProcess(jack_nframes_t n, void* arg) {
   if (nOut > 0) {
     float* bufs[64];
     for (size_t k = 0; k < nOut; k++) bufs[k] = static_cast<float*>(jack_port_get_buffer(c->outputs[k], n));
-    // writeEnd first: a new run's start is stored before its end, so a new end always comes with its start.
-    const int64_t we = c->writeEnd.load(std::memory_order_acquire);
-    const int64_t rs = c->runStart.load(std::memory_order_acquire);
-    const int64_t first = c->firstFrame.load(std::memory_order_acquire);
-    const int64_t mask = c->ringFrames - 1;
-    const float* data = c->ring.data();
-    for (jack_nframes_t i = 0; i < n; i++) {
-      const int64_t f = F + i;
-      if (f >= rs && f < we) {
-        const float* s = data + (f & mask) * int64_t(nOut);
-        for (size_t k = 0; k < nOut; k++) bufs[k][i] = s[k];
-      } else {
-        for (size_t k = 0; k < nOut; k++) bufs[k][i] = 0.0f;
-        if (f >= first) under++;
-      }
-    }
-    c->readPos.store(F + n, std::memory_order_release);
+    under = c->ring.read(F, n, [&](uint32_t i, const float* s) {
+      for (size_t k = 0; k < nOut; k++) bufs[k][i] = s != nullptr ? s[k] : 0.0f;
+    });
     if (under > 0) {
       c->underrunFrames.fetch_add(under, std::memory_order_relaxed);
       c->underrunCycles.fetch_add(1, std::memory_order_relaxed);
@@ -182,7 +148,7 @@ int onProcess(jack_nframes_t n, void* arg) {
   } else {
     c->cycDropped.fetch_add(1, std::memory_order_relaxed);
   }
-  if (c->async != nullptr) uv_async_send(c->async);
+  c->waker.notify();
   return 0;
 }
 
@@ -194,28 +160,7 @@ int onXrun(void* arg) {
 void onShutdown(jack_status_t, const char*, void* arg) {
   Client* c = static_cast<Client*>(arg);
   c->shutdown.store(true);
-  if (c->async != nullptr) uv_async_send(c->async);
-}
-
-void onAsync(uv_async_t* handle) {
-  Client* c = static_cast<Client*>(handle->data);
-  if (c->callback == nullptr || c->closed) return;
-  napi_env env = c->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value fn, recv, result;
-  if (napi_get_reference_value(env, c->callback, &fn) == napi_ok && fn != nullptr && napi_get_global(env, &recv) == napi_ok) {
-    if (napi_make_callback(env, c->asyncContext, recv, fn, 0, nullptr, &result) != napi_ok) {
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      if (pending) {
-        napi_value e;
-        napi_get_and_clear_last_exception(env, &e);
-        napi_fatal_exception(env, e);
-      }
-    }
-  }
-  napi_close_handle_scope(env, scope);
+  c->waker.notify();
 }
 
 void closeClient(Client* c) {
@@ -226,62 +171,11 @@ void closeClient(Client* c) {
     jack_client_close(c->client);
     c->client = nullptr;
   }
-  if (c->async != nullptr) {
-    uv_close(reinterpret_cast<uv_handle_t*>(c->async), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
-    c->async = nullptr;
-  }
-  if (c->callback != nullptr) {
-    napi_delete_reference(c->env, c->callback);
-    c->callback = nullptr;
-  }
-  if (c->asyncContext != nullptr) {
-    napi_async_destroy(c->env, c->asyncContext);
-    c->asyncContext = nullptr;
-  }
-}
-
-void finalize(napi_env, void* data, void*) {
-  Client* c = static_cast<Client*>(data);
-  closeClient(c);
-  delete c;
+  c->waker.close();
 }
 
 Client* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  napi_value self;
-  void* data = nullptr;
-  if (napi_get_cb_info(env, info, argc, argv, &self, nullptr) != napi_ok || napi_unwrap(env, self, &data) != napi_ok) {
-    napi_throw_error(env, nullptr, "not a JackClient");
-    return nullptr;
-  }
-  Client* c = static_cast<Client*>(data);
-  if (c->closed) {
-    napi_throw_error(env, "ERR_CLOSED", "the JACK client is closed");
-    return nullptr;
-  }
-  return c;
-}
-
-bool getProp(napi_env env, napi_value obj, const char* name, napi_value* out) {
-  bool has = false;
-  if (napi_has_named_property(env, obj, name, &has) != napi_ok || !has) return false;
-  if (napi_get_named_property(env, obj, name, out) != napi_ok) return false;
-  napi_valuetype t;
-  napi_typeof(env, *out, &t);
-  return t != napi_undefined && t != napi_null;
-}
-
-std::string toString(napi_env env, napi_value v) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) return "";
-  std::string s(len, '\0');
-  napi_get_value_string_utf8(env, v, &s[0], len + 1, &len);
-  return s;
-}
-
-int64_t pow2AtLeast(int64_t n) {
-  int64_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
+  return cuemux::openObject<Client>(env, info, argc, argv, "JackClient", "the JACK client is closed");
 }
 
 // new JackClient({ name, server?, outputs, inputs, ringFrames?, captureFrames?, onCycle })
@@ -309,9 +203,8 @@ napi_value New(napi_env env, napi_callback_info info) {
   }
   Client* c = new Client();
   c->env = env;
-  c->ringFrames = pow2AtLeast(std::max<int64_t>(ringFrames, 1024));
   c->captureFrames = pow2AtLeast(std::max<int64_t>(captureFrames, 1024));
-  if (nOut > 0) c->ring.assign(size_t(c->ringFrames) * nOut, 0.0f);
+  if (nOut > 0) c->ring.init(ringFrames, nOut);
   if (nIn > 0) c->capture.assign(size_t(c->captureFrames) * nIn, 0.0f);
 
   jack_status_t status;
@@ -343,19 +236,8 @@ napi_value New(napi_env env, napi_callback_info info) {
   jack_set_xrun_callback(c->client, onXrun, c);
   jack_on_info_shutdown(c->client, onShutdown, c);
 
-  if (getProp(env, argv[0], "onCycle", &v)) {
-    CHECK(napi_create_reference(env, v, 1, &c->callback));
-    napi_value resName;
-    CHECK(napi_create_string_utf8(env, "cuemux:jack-cycle", NAPI_AUTO_LENGTH, &resName));
-    CHECK(napi_async_init(env, nullptr, resName, &c->asyncContext));
-    uv_loop_t* loop = nullptr;
-    CHECK(napi_get_uv_event_loop(env, &loop));
-    c->async = new uv_async_t();
-    c->async->data = c;
-    uv_async_init(loop, c->async, onAsync);
-    uv_unref(reinterpret_cast<uv_handle_t*>(c->async));
-  }
-  CHECK(napi_wrap(env, self, c, finalize, nullptr, nullptr));
+  if (getProp(env, argv[0], "onCycle", &v)) CHECK(c->waker.init(env, v, "cuemux:jack-cycle"));
+  CHECK(napi_wrap(env, self, c, cuemux::finalizeWrapped<Client, closeClient>, nullptr, nullptr));
   return self;
 }
 
@@ -415,12 +297,6 @@ napi_value Ports(napi_env env, napi_callback_info info) {
   return stringArray(env, jack_get_ports(c->client, nullptr, JACK_DEFAULT_AUDIO_TYPE, flags));
 }
 
-void setNumber(napi_env env, napi_value obj, const char* name, double v) {
-  napi_value x;
-  napi_create_double(env, v, &x);
-  napi_set_named_property(env, obj, name, x);
-}
-
 // latency(portName?, 'playback'|'capture'): {min, max} frames; default: this client's first output, playback.
 napi_value Latency(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -457,7 +333,7 @@ napi_value Info(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, o, "name", s));
   setNumber(env, o, "sampleRate", jack_get_sample_rate(c->client));
   setNumber(env, o, "bufferSize", jack_get_buffer_size(c->client));
-  setNumber(env, o, "ringFrames", double(c->ringFrames));
+  setNumber(env, o, "ringFrames", double(c->ring.frames()));
   // JACK time (µs) + monoOffsetNs = CLOCK_MONOTONIC (ns): the best of 16 readings between two monotonic ones.
   int64_t best = std::numeric_limits<int64_t>::max(), offset = 0;
   for (int k = 0; k < 16; k++) {
@@ -492,43 +368,11 @@ napi_value Write(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   Client* c = unwrap(env, info, &argc, argv);
   if (c == nullptr) return nullptr;
-  const size_t ch = c->outputs.size();
-  if (ch == 0) {
+  if (c->outputs.empty()) {
     napi_throw_error(env, nullptr, "this JACK client has no output ports");
     return nullptr;
   }
-  double frameD;
-  CHECK(napi_get_value_double(env, argv[0], &frameD));
-  napi_typedarray_type type;
-  size_t length;
-  void* data;
-  CHECK(napi_get_typedarray_info(env, argv[1], &type, &length, &data, nullptr, nullptr));
-  if (type != napi_float32_array || length % ch != 0 || !std::isfinite(frameD)) {
-    napi_throw_type_error(env, nullptr, "write(frame, Float32Array of whole frames)");
-    return nullptr;
-  }
-  const int64_t start = int64_t(frameD);
-  const int64_t we = c->writeEnd.load(std::memory_order_relaxed);
-  if (start < we) {
-    napi_throw_range_error(env, nullptr, "write(): frame before the end of the previous write");
-    return nullptr;
-  }
-  const int64_t rp = c->readPos.load(std::memory_order_acquire);
-  const int64_t n = int64_t(length / ch);
-  // A frame f overwrites the slot of f - ringFrames, which must have been played.
-  const int64_t m = std::max<int64_t>(0, std::min<int64_t>(n, rp + c->ringFrames - start));
-  if (m > 0) {
-    if (start != we) c->runStart.store(start, std::memory_order_release);
-    const int64_t mask = c->ringFrames - 1;
-    const float* src = static_cast<const float*>(data);
-    float* ring = c->ring.data();
-    for (int64_t i = 0; i < m; i++) std::memcpy(ring + ((start + i) & mask) * int64_t(ch), src + i * int64_t(ch), ch * sizeof(float));
-    if (c->firstFrame.load(std::memory_order_relaxed) == kNoFrame) c->firstFrame.store(start, std::memory_order_release);
-    c->writeEnd.store(start + m, std::memory_order_release);
-  }
-  napi_value r;
-  CHECK(napi_create_double(env, double(m), &r));
-  return r;
+  return cuemux::writeFromJs(env, c->ring, argv[0], argv[1]);
 }
 
 // drain(): Float64Array of the cycle records since the last call, 8 numbers each:
@@ -539,24 +383,13 @@ napi_value Drain(napi_env env, napi_callback_info info) {
   if (c == nullptr) return nullptr;
   const uint64_t t = c->cycTail.load(std::memory_order_relaxed);
   const uint64_t h = c->cycHead.load(std::memory_order_acquire);
-  const size_t k = size_t(h - t);
-  napi_value ab, arr;
-  void* raw;
-  CHECK(napi_create_arraybuffer(env, k * kCycleFields * sizeof(double), &raw, &ab));
-  double* out = static_cast<double*>(raw);
-  for (size_t i = 0; i < k; i++) {
+  napi_value arr = cuemux::float64Records(env, size_t(h - t), kCycleFields, [&](size_t i, double* row) {
     const Cycle& y = c->cycles[(t + i) % kCycleQueue];
-    out[i * kCycleFields + 0] = double(y.frame);
-    out[i * kCycleFields + 1] = double(y.usecs);
-    out[i * kCycleFields + 2] = double(y.nextUsecs);
-    out[i * kCycleFields + 3] = double(y.periodUsecs);
-    out[i * kCycleFields + 4] = double(y.nframes);
-    out[i * kCycleFields + 5] = double(y.underrun);
-    out[i * kCycleFields + 6] = double(y.captureIndex);
-    out[i * kCycleFields + 7] = double(y.monoOffsetNs);
-  }
+    const double fields[kCycleFields] = {double(y.frame), double(y.usecs), double(y.nextUsecs), double(y.periodUsecs), double(y.nframes), double(y.underrun), double(y.captureIndex), double(y.monoOffsetNs)};
+    std::memcpy(row, fields, sizeof fields);
+  });
+  if (arr == nullptr) return nullptr;  // a pending JS error
   c->cycTail.store(h, std::memory_order_release);
-  CHECK(napi_create_typedarray(env, napi_float64_array, k * kCycleFields, ab, 0, &arr));
   return arr;
 }
 
@@ -596,39 +429,24 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   setNumber(env, o, "xruns", double(c->xruns.load()));
   setNumber(env, o, "droppedCycleRecords", double(c->cycDropped.load()));
   setNumber(env, o, "droppedCaptureFrames", double(c->capDropped.load()));
-  setNumber(env, o, "readFrame", double(c->readPos.load()));
-  setNumber(env, o, "writeEnd", double(c->writeEnd.load()));
+  setNumber(env, o, "readFrame", double(c->ring.readPos()));
+  setNumber(env, o, "writeEnd", double(c->ring.writeEnd()));
   CHECK(napi_get_boolean(env, c->shutdown.load(), &b));
   CHECK(napi_set_named_property(env, o, "shutdown", b));
   return o;
 }
 
 napi_value Close(napi_env env, napi_callback_info info) {
-  napi_value self;
-  void* data = nullptr;
   size_t argc = 0;
-  CHECK(napi_get_cb_info(env, info, &argc, nullptr, &self, nullptr));
-  CHECK(napi_unwrap(env, self, &data));
-  closeClient(static_cast<Client*>(data));
+  Client* c = cuemux::thisObject<Client>(env, info, &argc, nullptr, "JackClient");
+  if (c != nullptr) closeClient(c);
   return nullptr;
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  napi_property_descriptor methods[] = {
-    {"activate", nullptr, Activate, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"connect", nullptr, Connect, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"ports", nullptr, Ports, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"latency", nullptr, Latency, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"write", nullptr, Write, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"drain", nullptr, Drain, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"readCapture", nullptr, ReadCapture, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
-  };
-  napi_value cls;
-  CHECK(napi_define_class(env, "JackClient", NAPI_AUTO_LENGTH, New, nullptr, sizeof(methods) / sizeof(methods[0]), methods, &cls));
-  CHECK(napi_set_named_property(env, exports, "JackClient", cls));
+  CHECK(cuemux::defineClass(env, exports, "JackClient", New,
+      {{"activate", Activate}, {"connect", Connect}, {"ports", Ports}, {"latency", Latency}, {"info", Info}, {"write", Write},
+       {"drain", Drain}, {"readCapture", ReadCapture}, {"stats", Stats}, {"close", Close}}));
   return exports;
 }
 

@@ -13,8 +13,9 @@
 // render thread is done with it (every picture of a sequence number at most released() is no longer read).
 // Every presentation leaves a record (the tick's CLOCK_MONOTONIC instant, when the item was taken, when the upload
 // and the copy were done, when SDL_RenderPresent returned) that JS drains at its next tick.
-#include <node_api.h>
 #include <SDL.h>
+
+#include "napi-helpers.h"
 
 #include <algorithm>
 #include <atomic>
@@ -30,11 +31,12 @@
 
 namespace {
 
-int64_t monoNs() {
-  timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return int64_t(t.tv_sec) * 1000000000LL + t.tv_nsec;
-}
+using cuemux::getProp;
+using cuemux::monoNs;
+using cuemux::setBool;
+using cuemux::setNumber;
+using cuemux::setString;
+using cuemux::toString;
 
 // What the texture holds and how pictures of a format are uploaded.
 enum class Upload { None, Yuv, Nv, Packed };
@@ -285,19 +287,6 @@ void renderLoop(Window* win) {
   SDL_QuitSubSystem(SDL_INIT_VIDEO);
 }
 
-#define CHECK(call)                                                      \
-  do {                                                                   \
-    if ((call) != napi_ok) {                                             \
-      const napi_extended_error_info* info = nullptr;                    \
-      napi_get_last_error_info(env, &info);                              \
-      bool pending = false;                                              \
-      napi_is_exception_pending(env, &pending);                          \
-      if (!pending)                                                      \
-        napi_throw_error(env, nullptr, info && info->error_message ? info->error_message : "N-API call failed"); \
-      return nullptr;                                                    \
-    }                                                                    \
-  } while (0)
-
 void stopWindow(Window* win) {
   if (win->joined) return;
   {
@@ -312,60 +301,13 @@ void stopWindow(Window* win) {
   win->released.store(1e300);
 }
 
-void finalize(napi_env, void* data, void*) {
-  Window* win = static_cast<Window*>(data);
-  stopWindow(win);
-  delete win;
-}
-
 Window* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv, bool open = true) {
-  napi_value self;
-  void* data = nullptr;
-  if (napi_get_cb_info(env, info, argc, argv, &self, nullptr) != napi_ok || napi_unwrap(env, self, &data) != napi_ok) {
-    napi_throw_error(env, nullptr, "not an SdlWindow");
-    return nullptr;
-  }
-  Window* win = static_cast<Window*>(data);
-  if (open && win->joined) {
+  Window* win = cuemux::thisObject<Window>(env, info, argc, argv, "SdlWindow");
+  if (win != nullptr && open && win->joined) {
     napi_throw_error(env, "ERR_CLOSED", "the window is closed");
     return nullptr;
   }
   return win;
-}
-
-bool getProp(napi_env env, napi_value obj, const char* name, napi_value* out) {
-  bool has = false;
-  if (napi_has_named_property(env, obj, name, &has) != napi_ok || !has) return false;
-  if (napi_get_named_property(env, obj, name, out) != napi_ok) return false;
-  napi_valuetype t;
-  napi_typeof(env, *out, &t);
-  return t != napi_undefined && t != napi_null;
-}
-
-std::string toString(napi_env env, napi_value v) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) return "";
-  std::string s(len, '\0');
-  napi_get_value_string_utf8(env, v, &s[0], len + 1, &len);
-  return s;
-}
-
-napi_status setNumber(napi_env env, napi_value o, const char* name, double x) {
-  napi_value v;
-  napi_status st = napi_create_double(env, x, &v);
-  return st != napi_ok ? st : napi_set_named_property(env, o, name, v);
-}
-
-napi_status setString(napi_env env, napi_value o, const char* name, const std::string& s) {
-  napi_value v;
-  napi_status st = napi_create_string_utf8(env, s.c_str(), s.size(), &v);
-  return st != napi_ok ? st : napi_set_named_property(env, o, name, v);
-}
-
-napi_status setBool(napi_env env, napi_value o, const char* name, bool b) {
-  napi_value v;
-  napi_status st = napi_get_boolean(env, b, &v);
-  return st != napi_ok ? st : napi_set_named_property(env, o, name, v);
 }
 
 // new SdlWindow({ title, x, y, width, height, fullscreen, borderless, vsync, scale: 'nearest'|'linear'|'best', driver,
@@ -414,7 +356,7 @@ napi_value New(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ERR_SDL", error.c_str());
     return nullptr;
   }
-  if (napi_wrap(env, self, win, finalize, nullptr, nullptr) != napi_ok) {
+  if (napi_wrap(env, self, win, cuemux::finalizeWrapped<Window, stopWindow>, nullptr, nullptr) != napi_ok) {
     stopWindow(win);
     delete win;
     napi_throw_error(env, nullptr, "napi_wrap failed");
@@ -542,17 +484,11 @@ napi_value Drain(napi_env env, napi_callback_info info) {
     std::lock_guard<std::mutex> lock(win->m);
     got.swap(win->records);
   }
-  napi_value ab, arr;
-  void* data = nullptr;
-  CHECK(napi_create_arraybuffer(env, got.size() * kRecordFields * sizeof(double), &data, &ab));
-  double* d = static_cast<double*>(data);
-  for (const Record& r : got) {
+  return cuemux::float64Records(env, got.size(), kRecordFields, [&](size_t i, double* row) {
+    const Record& r = got[i];
     const double f[kRecordFields] = {r.tickNs, r.takenNs, r.uploadedNs, r.copiedNs, r.presentedNs, r.seq, r.kind, r.replaced};
-    std::memcpy(d, f, sizeof f);
-    d += kRecordFields;
-  }
-  CHECK(napi_create_typedarray(env, napi_float64_array, got.size() * kRecordFields, ab, 0, &arr));
-  return arr;
+    std::memcpy(row, f, sizeof f);
+  });
 }
 
 // stats(): { presented, replaced, uploads, uploadErrors, droppedRecords, userClosed, lastError }
@@ -593,18 +529,8 @@ napi_value Close(napi_env env, napi_callback_info info) {
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  napi_property_descriptor methods[] = {
-    {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"present", nullptr, Present, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"released", nullptr, Released, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"drain", nullptr, Drain, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"closed", nullptr, Closed, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
-  };
-  napi_value cls;
-  CHECK(napi_define_class(env, "SdlWindow", NAPI_AUTO_LENGTH, New, nullptr, sizeof(methods) / sizeof(methods[0]), methods, &cls));
-  CHECK(napi_set_named_property(env, exports, "SdlWindow", cls));
+  CHECK(cuemux::defineClass(env, exports, "SdlWindow", New,
+      {{"info", Info}, {"present", Present}, {"released", Released}, {"drain", Drain}, {"stats", Stats}, {"closed", Closed}, {"close", Close}}));
   napi_value formats;
   CHECK(napi_create_array(env, &formats));
   uint32_t i = 0;

@@ -135,7 +135,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
   const clients = targets.map((t) => new MediaClient(t, clientOptions));
   try {
     if (deviceSpec !== null) {
-      device = await openAudioDevice(deviceSpec, { channels, connect: options.strings('device-connect') });
+      device = await openAudioDevice(deviceSpec, { channels, connect: options.strings('device-connect'), sampleRate: options.has('rate') ? sampleRate : undefined, rtPriority });
       const d = device.description;
       if (options.has('rate') && d.sampleRate !== sampleRate) throw usageError(spec, `--rate ${sampleRate}: the device runs at ${d.sampleRate} Hz`);
       sampleRate = d.sampleRate;

@@ -47,12 +47,14 @@ export const PLAY_AUDIO: CommandSpec = {
     {
       name: 'device', arg: 'SPEC',
       help: 'play to a real audio device on its own clock, each sample leaving it (output latency included) at its clock time: '
-        + 'jack[:CLIENT_NAME] (the server of $JACK_DEFAULT_SERVER or the default one; rate and period are the server\'s). '
+        + 'jack[:CLIENT_NAME] (the server of $JACK_DEFAULT_SERVER or the default one; rate and period are the server\'s), '
+        + 'alsa:NAME (an ALSA PCM: hw:0, plughw:1,0, default...; the rate asked with --rate, else 48000, or the device\'s nearest; 256-frame periods), '
+        + 'pipewire[:CLIENT_NAME] (a client of the PipeWire graph through its JACK API; rate and period are the graph\'s). '
         + 'The --sink outputs still get every period',
     },
     {
       name: 'device-connect', arg: 'PORTS', multiple: true, default: "the system's playback ports",
-      help: 'the ports output channel N is connected to (the Nth use of the option; comma-separated for several), or none',
+      help: 'the JACK or PipeWire ports output channel N is connected to (the Nth use of the option; comma-separated for several), or none',
     },
     { name: 'rate', arg: 'HZ', help: 'device sample rate (with --device: the device\'s)', number: { kind: 'integer', min: 1, unit: 'Hz' }, default: '48000' },
     { name: 'channels', arg: 'N', help: 'device channels', number: { kind: 'integer', min: 1 }, default: '2' },

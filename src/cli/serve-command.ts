@@ -76,18 +76,19 @@ async function peerLink(config: ServerConfig): Promise<{ peers: PeerLink; close:
   const peers: PeerLink = {
     source: (address) => {
       const targets = address.split(',').map(client);
+      // The server the feed is on (several: the master among them), for Ping (clock quality) and reports.
+      let current = 0;
       return {
         states: (signal, onConnection) => resilientWatchShow(targets.length === 1 ? targets[0] : targets, {
           heartbeatSeconds,
+          onServer: (i) => { current = i; },
           onConnection: (connected, error) => {
             onConnection(connected);
             if (!connected) log.warn(`the master ${address} is not reachable: retrying`, { error: error?.message });
           },
         }, signal),
-        // To the master the feed is on (several: each; a backup refuses, which is fine).
-        report: async (report) => {
-          await Promise.any(targets.map((t) => t.reportFollower(report, { timeout: 2000 })));
-        },
+        report: (report) => targets[current].reportFollower(report, { timeout: 2000 }),
+        ping: (options) => targets[current].ping(options),
       };
     },
     role: (address, timeoutMs) => client(address).getRole({ timeout: timeoutMs }),

@@ -108,6 +108,14 @@ export const SERVE_OPTIONS: readonly ServeOptionSpec[] = [
   setting('takeoverMs', { name: 'takeover-ms', arg: 'N', group: FOLLOW, help: 'with --backup-of: take over when the main has sent nothing for this long', number: MS_POSITIVE }),
   setting('followTlsCa', { name: 'follow-tls-ca', arg: 'FILE', group: FOLLOW, help: 'with --follow/--backup-of over TCP, and for joining a newer master after a failover: TLS, trusting this CA (PEM) for the other server\'s --tls-cert', default: 'none' }),
   setting('followTokenFile', { name: 'follow-token-file', arg: 'FILE', group: FOLLOW, help: 'with --follow/--backup-of over TCP, and for joining a newer master after a failover: the bearer token of the other server\'s --token-file (needs TLS)', default: 'none' }),
+  setting('maxClockOffsetMs', {
+    name: 'max-clock-offset-ms', arg: 'MS', group: FOLLOW, number: { kind: 'number', min: 0, minExclusive: true, max: 60_000, unit: 'ms' },
+    help: 'with --follow: the follower measures its wall-clock offset to the master (Ping, best of 8, every 5 s); beyond this it says loudly that the clocks are not disciplined',
+  }),
+  setting('clockOffsetPolicy', {
+    name: 'clock-offset-policy', arg: 'P', group: FOLLOW,
+    help: 'with --follow, beyond --max-clock-offset-ms: warn (play on shifted), correct (map the master\'s clock by the measured offset) or refuse (play no cue)',
+  }),
 ];
 
 /** `cuemux serve`. */

@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { CuemuxError, errorMessage } from '../common/errors';
-import { GetStatusRequest, MediaServerClient, type ServerStatus, type ShowStatus } from '../generated/cuemux/v1/media_server';
+import { GetStatusRequest, MediaServerClient, type ClockQuality, type ServerStatus, type ShowStatus } from '../generated/cuemux/v1/media_server';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { CliIo } from './cli-io';
 import { connectionValues, STATUS } from './client-options';
@@ -20,7 +20,27 @@ function seconds(s: number): string {
   return `${s.toFixed(3)} s`;
 }
 
-/** The show lines: clock, cue list, each loaded cue. */
+function ms(ns: bigint): string {
+  return `${(Number(ns) / 1e6).toFixed(3)} ms`;
+}
+
+/** A follower's clock quality: the measured offset to its master, and what it does about it. */
+export function clockQualityLines(q: ClockQuality): string[] {
+  const head = `Clock vs master ${q.master}:`;
+  const error = q.lastError === '' ? '' : ` (last measure failed: ${q.lastError})`;
+  if (q.offsetNs === undefined || q.uncertaintyNs === undefined) return [`${head} not measured yet${error}`, ...(q.refusing === '' ? [] : [`  NOT PLAYING: ${q.refusing}`])];
+  const side = q.offsetNs < 0n ? 'this clock ahead' : q.offsetNs > 0n ? 'this clock behind' : 'equal';
+  const lines = [`${head} offset ${ms(q.offsetNs)} ± ${ms(q.uncertaintyNs)} (${side}), round trip ${ms(q.roundTripNs ?? 0n)}, `
+    + `measured ${((q.ageMs ?? 0) / 1000).toFixed(1)} s ago (best of ${q.samples} pings every ${(q.refreshMs / 1000).toFixed(0)} s)${error}`];
+  const limit = `--max-clock-offset-ms ${ms(q.maxOffsetNs)}`;
+  if (q.agreement !== 'beyond') lines.push(`  within ${limit}`);
+  else if (q.refusing !== '') lines.push(`  BEYOND ${limit}: NOT PLAYING (policy refuse): ${q.refusing}`);
+  else if (q.policy === 'correct') lines.push(`  BEYOND ${limit}: clocks not disciplined; correcting the master's clock by ${ms(q.correctionNs)} (policy correct)`);
+  else lines.push(`  BEYOND ${limit}: clocks not disciplined; playing shifted by the offset (policy ${q.policy})`);
+  return lines;
+}
+
+/** The show lines: clock, clock quality (a follower), cue list, each loaded cue. */
 export function showLines(show: ShowStatus): string[] {
   const lines: string[] = [];
   const c = show.clock;
@@ -28,6 +48,7 @@ export function showLines(show: ShowStatus): string[] {
     const chase = c.source === 'external' ? `, chasing external timecode (${show.chaseLocked ? 'locked' : 'not locked'})` : '';
     lines.push(`Show clock: ${c.state} at rate ${c.rate}, ${c.timecode} @ ${c.timecodeRate} (${seconds(c.positionSeconds)}), generation ${c.generation}${chase}`);
   }
+  if (show.clockQuality !== undefined) lines.push(...clockQualityLines(show.clockQuality));
   const list = show.cueList;
   if (list === undefined || (list.path === '' && list.cueIds.length === 0)) {
     lines.push('Cue list: none');

@@ -36,6 +36,7 @@ const FATAL = new Set([grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIE
 export async function* resilientWatchShow(client: MediaClient | readonly MediaClient[], options: ResilientWatchShowOptions = {}, signal?: AbortSignal): AsyncGenerator<ShowState> {
   const clients = Array.isArray(client) ? client as readonly MediaClient[] : [client as MediaClient];
   let current = clients.length > 1 ? (await findMaster(clients, { signal })) ?? 0 : 0;
+  if (clients.length > 1) options.onServer?.(current);
   const silenceMs = options.silenceMs ?? 2000;
   const initial = options.initialBackoffMs ?? 50;
   const max = options.maxBackoffMs ?? 500;

@@ -1,7 +1,9 @@
 /**
  * The JACK device of `play-audio --device jack[:CLIENT_NAME]`, through cuemux's addon (native/jack, built at
  * `npm ci` against Debian's libjack-jackd2-dev). The server is $JACK_DEFAULT_SERVER's, or JACK's default one; the
- * client is never allowed to start a server itself.
+ * client is never allowed to start a server itself. `play-audio --device pipewire[:CLIENT_NAME]` is the same client
+ * through PipeWire's libjack (the addon built again against Debian's pipewire-jack: native/pipewire), a JACK client
+ * of the PipeWire graph: PipeWire's cycle times and port latencies, the quantum as the period.
  *
  * Timing: each JACK cycle reports its first frame and the time of its start (jack_get_cycle_times, JACK's DLL), and
  * the offset of JACK's clock to CLOCK_MONOTONIC measured in that cycle (jack2 counts on CLOCK_MONOTONIC_RAW, which
@@ -12,7 +14,8 @@
 import * as path from 'node:path';
 import { CuemuxError, errorMessage } from '../common/errors';
 import { getLogger } from '../common/logger';
-import { DeviceClock, type AudioDevice, type AudioDeviceDescription, type AudioDeviceStats, type DeviceCycle, type OpenDeviceOptions } from './audio-device';
+import { DeviceClock, loadAddon, type AudioDevice, type AudioDeviceDescription, type DeviceCycle, type OpenDeviceOptions } from './audio-device';
+import { AudioDeviceBase, type DeviceCounters } from './audio-device-base';
 
 const log = getLogger('play-audio');
 
@@ -52,70 +55,74 @@ export interface JackClientOptions {
 /** The addon's path: built by scripts/build-addons.js jack. */
 export const JACK_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'jack', 'build', 'Release', 'cuemux_jack.node');
 
-/** Load the addon; an INTERNAL CuemuxError when it is not built. */
-export function jackAddon(): { JackClient: new (options: JackClientOptions) => JackClient } {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require(JACK_ADDON) as { JackClient: new (options: JackClientOptions) => JackClient };
-  } catch (e) {
-    throw new CuemuxError('INTERNAL', `the JACK addon is not built (${JACK_ADDON}): run scripts/setup.sh (installs libjack-jackd2-dev and builds it)`, { cause: e });
-  }
+/**
+ * The same addon linked to PipeWire's libjack (Debian pipewire-jack; scripts/build-addons.js pipewire): a JACK
+ * client of the PipeWire graph, as under `pw-jack`, for `--device pipewire`.
+ */
+export const PIPEWIRE_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'pipewire', 'build', 'Release', 'cuemux_pipewire.node');
+
+/** Which libjack: JACK's own (jackd) or PipeWire's. */
+export type JackFlavour = 'jack' | 'pipewire';
+
+/** The flavour this process loaded: both libraries are libjack.so.0, and a process can hold only one. */
+let loaded: JackFlavour | null = null;
+
+/**
+ * Load the addon of `flavour` (default JACK's); an INTERNAL CuemuxError when it is not built, a WRONG_STATE one when
+ * this process already loaded the other flavour (the dynamic linker would reuse that libjack).
+ */
+export function jackAddon(flavour: JackFlavour = 'jack'): { JackClient: new (options: JackClientOptions) => JackClient } {
+  if (loaded !== null && loaded !== flavour) throw new CuemuxError('WRONG_STATE', `this process already plays through ${loaded === 'jack' ? 'JACK\'s' : 'PipeWire\'s'} libjack: it cannot also load ${flavour === 'jack' ? 'JACK\'s' : 'PipeWire\'s'}`);
+  const addon = flavour === 'jack'
+    ? loadAddon<{ JackClient: new (options: JackClientOptions) => JackClient }>(JACK_ADDON, 'the JACK addon', 'libjack-jackd2-dev')
+    : loadAddon<{ JackClient: new (options: JackClientOptions) => JackClient }>(PIPEWIRE_ADDON, 'the PipeWire (JACK API) addon', 'pipewire-jack and libjack-jackd2-dev');
+  loaded = flavour;
+  return addon;
+}
+
+/** Where a flavour's server is, for messages: $JACK_DEFAULT_SERVER or PipeWire's socket. */
+function serverName(flavour: JackFlavour): string {
+  return flavour === 'jack' ? process.env.JACK_DEFAULT_SERVER ?? 'default' : process.env.PIPEWIRE_REMOTE ?? 'pipewire-0';
 }
 
 /** Open a JACK client for `channels` output ports; an error from the addon becomes a CuemuxError. */
-function openClient(options: JackClientOptions): JackClient {
-  const { JackClient: Client } = jackAddon();
+function openClient(options: JackClientOptions, flavour: JackFlavour): JackClient {
+  const { JackClient: Client } = jackAddon(flavour);
   try {
     return new Client(options);
   } catch (e) {
-    const server = options.server ?? process.env.JACK_DEFAULT_SERVER ?? 'default';
-    throw new CuemuxError('WRONG_STATE', `JACK: ${errorMessage(e)} (server "${server}"; is jackd running?)`, { cause: e });
+    const server = options.server ?? serverName(flavour);
+    throw new CuemuxError('WRONG_STATE', flavour === 'jack'
+      ? `JACK: ${errorMessage(e)} (server "${server}"; is jackd running?)`
+      : `PipeWire: ${errorMessage(e)} (remote "${server}"; is pipewire running for this user? $PIPEWIRE_RUNTIME_DIR or $XDG_RUNTIME_DIR must hold its socket)`, { cause: e });
   }
 }
 
-class JackDevice implements AudioDevice {
-  readonly description: AudioDeviceDescription;
+class JackDevice extends AudioDeviceBase {
   readonly #client: JackClient;
-  readonly #clock: DeviceClock;
-  #onCycle: ((c: DeviceCycle) => void) | null = null;
-  #latency = { min: 0, max: 0 };
-  #closed = false;
-  #lost = false;
-  #underrunEvents = 0;
   #jumps = 0;
-  /** The counters when closed. */
-  #final: AudioDeviceStats | null = null;
 
   constructor(client: JackClient, description: AudioDeviceDescription) {
+    super(description, new DeviceClock(description.sampleRate));
     this.#client = client;
-    this.description = description;
-    this.#clock = new DeviceClock(description.sampleRate);
-    this.#latency = client.latency();
+    this.latency = client.latency();
   }
 
-  get frameNs(): number {
-    return this.#clock.frameNs;
-  }
-
-  get stats(): AudioDeviceStats {
-    if (this.#final !== null) return { ...this.#final, latencyFrames: { ...this.#final.latencyFrames } };
+  protected counters(): DeviceCounters {
     const s = this.#client.stats();
-    return {
-      cycles: s.cycles, underrunFrames: s.underrunFrames, underrunCycles: s.underrunCycles, xruns: s.xruns,
-      latencyFrames: { ...this.#latency }, lost: this.#lost,
-    };
+    return { cycles: s.cycles, underrunFrames: s.underrunFrames, underrunCycles: s.underrunCycles, xruns: s.xruns };
   }
 
   /** Called by the addon on the JS thread: absorb the cycles, then tell the player about the latest. */
   cycles(): void {
-    if (this.#closed) return;
+    if (this.closed) return;
     const d = this.#client.drain();
     let last: DeviceCycle | null = null;
     let under = 0;
     for (let i = 0; i + CYCLE_FIELDS <= d.length; i += CYCLE_FIELDS) {
       const frame = d[i];
       const monoNs = BigInt(Math.round(d[i + 1] * 1000 + d[i + 7]));
-      const jump = this.#clock.add(frame, monoNs);
+      const jump = this.clock.add(frame, monoNs);
       if (jump !== 0) {
         this.#jumps++;
         log.warn('the JACK timeline moved (a server xrun?): the frame-to-time mapping starts again', { frame, jumpUs: jump / 1000, xruns: this.#client.stats().xruns, jumps: this.#jumps });
@@ -123,46 +130,30 @@ class JackDevice implements AudioDevice {
       under += d[i + 5];
       last = { frame, frames: d[i + 4], monoNs, underrunFrames: d[i + 5] };
     }
-    if (under > 0) {
-      this.#underrunEvents++;
-      if (this.#underrunEvents === 1 || this.#underrunEvents % 100 === 0) {
-        const s = this.#client.stats();
-        log.warn('JACK played silence: the player had not written these frames in time (underrun)', {
-          frames: under, underrunFramesTotal: s.underrunFrames, underrunCycles: s.underrunCycles, events: this.#underrunEvents,
-        });
-      }
-    }
-    if (!this.#lost && this.#client.stats().shutdown) {
-      this.#lost = true;
+    this.underrun(under, 'JACK');
+    if (!this.lost && this.#client.stats().shutdown) {
+      this.lost = true;
       log.error('the JACK server went away: no more audio from this player', { client: this.description.name, server: this.description.server });
     }
     if (last === null) return;
     // The latency changes when ports are (dis)connected or the buffer size changes (a read of shared memory).
     const l = this.#client.latency();
-    if (l.min !== this.#latency.min || l.max !== this.#latency.max) {
-      if (this.#onCycle !== null) log.info('JACK output latency changed', { fromFrames: this.#latency, toFrames: l });
-      this.#latency = l;
+    if (l.min !== this.latency.min || l.max !== this.latency.max) {
+      if (this.onCycle !== null) log.info('JACK output latency changed', { fromFrames: this.latency, toFrames: l });
+      this.latency = l;
     }
-    this.#onCycle?.(last);
-  }
-
-  start(onCycle: (cycle: DeviceCycle) => void): void {
-    this.#onCycle = onCycle;
+    this.onCycle?.(last);
   }
 
   departureNs(frame: number): bigint {
-    return this.#clock.monoNs(frame + this.#latency.max);
+    return this.clock.monoNs(frame + this.latency.max);
   }
 
-  write(frame: number, samples: Float32Array): number {
-    return this.#closed ? 0 : this.#client.write(frame, samples);
+  protected writeFrames(frame: number, samples: Float32Array): number {
+    return this.#client.write(frame, samples);
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#final = this.stats;
-    this.#closed = true;
-    this.#onCycle = null;
+  protected release(): void {
     this.#client.close();
   }
 }
@@ -172,9 +163,9 @@ class JackDevice implements AudioDevice {
  * {@link OpenDeviceOptions.connect}). Rejects with a CuemuxError when there is no server, no addon or a port to
  * connect does not exist.
  */
-export async function openJackDevice(clientName: string, options: OpenDeviceOptions): Promise<AudioDevice> {
+export async function openJackDevice(clientName: string, options: OpenDeviceOptions, flavour: JackFlavour = 'jack'): Promise<AudioDevice> {
   let device: JackDevice | null = null;
-  const client = openClient({ name: clientName, outputs: options.channels, onCycle: () => device?.cycles() });
+  const client = openClient({ name: clientName, outputs: options.channels, onCycle: () => device?.cycles() }, flavour);
   try {
     const info = client.info();
     client.activate();
@@ -203,7 +194,7 @@ export async function openJackDevice(clientName: string, options: OpenDeviceOpti
       }
     }
     device = new JackDevice(client, {
-      kind: 'jack', name: info.name, server: process.env.JACK_DEFAULT_SERVER ?? 'default', sampleRate: info.sampleRate,
+      kind: flavour, name: info.name, server: serverName(flavour), sampleRate: info.sampleRate,
       periodFrames: info.bufferSize, channels: options.channels, bufferFrames: info.ringFrames, ports,
     });
     // A few cycles, so that the clock mapping and the latency of the new connections are known (the server
@@ -212,7 +203,7 @@ export async function openJackDevice(clientName: string, options: OpenDeviceOpti
     const until = Date.now() + 1000;
     const ready = (d: JackDevice): boolean => d.stats.cycles >= 4 && (!connected || d.stats.latencyFrames.max > 0);
     while (!ready(device) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 5));
-    if (device.stats.cycles < 4) throw new CuemuxError('WRONG_STATE', `JACK: the server "${device.description.server}" runs no cycles (is its driver stopped?)`);
+    if (device.stats.cycles < 4) throw new CuemuxError('WRONG_STATE', `${flavour === 'jack' ? 'JACK' : 'PipeWire'}: the server "${device.description.server}" runs no cycles (is its driver stopped?)`);
     return device;
   } catch (e) {
     client.close();

@@ -4,10 +4,23 @@
  * period for the device frames it chooses, so that every sample *leaves the device* (its output latency included)
  * when the show clock asks for it; see {@link AudioDevice.departureNs}.
  *
- * SPEC is `KIND[:ARG]`: `jack[:CLIENT_NAME]` is implemented (src/players/audio-device-jack.ts, native/jack); the
- * parser already knows `alsa:NAME` and `pipewire[:NAME]`, which say they are not implemented yet.
+ * SPEC is `KIND[:ARG]`: `jack[:CLIENT_NAME]` (src/players/audio-device-jack.ts, native/jack), `alsa:NAME`
+ * (src/players/audio-device-alsa.ts, native/alsa) and `pipewire[:NAME]` (src/players/open-audio-device.ts).
  */
 import { CuemuxError } from '../common/errors';
+
+/**
+ * Load one of cuemux's addons (native/NAME, built by scripts/build-addons.js); an INTERNAL CuemuxError naming the
+ * Debian package it builds against when it is not built. `what`: e.g. "the ALSA addon".
+ */
+export function loadAddon<T>(file: string, what: string, debianPackage: string): T {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(file) as T;
+  } catch (e) {
+    throw new CuemuxError('INTERNAL', `${what} is not built (${file}): run scripts/setup.sh (installs ${debianPackage} and builds it)`, { cause: e });
+  }
+}
 
 /** A parsed `--device` spec. */
 export type AudioDeviceSpec =
@@ -16,7 +29,8 @@ export type AudioDeviceSpec =
   | { kind: 'pipewire'; name: string };
 
 /**
- * Parse `jack[:CLIENT]`, `alsa:NAME` or `pipewire[:NAME]`. Throws an INVALID_ARGUMENT {@link CuemuxError} for
+ * Parse `jack[:CLIENT]`, `alsa:NAME` or `pipewire[:CLIENT]` (a JACK client of PipeWire's graph; CLIENT defaults to
+ * `defaultClientName` for both). Throws an INVALID_ARGUMENT {@link CuemuxError} for
  * another kind or a missing ALSA name.
  */
 export function parseDeviceSpec(spec: string, defaultClientName = 'cuemux'): AudioDeviceSpec {
@@ -32,27 +46,30 @@ export function parseDeviceSpec(spec: string, defaultClientName = 'cuemux'): Aud
     if (arg === '') throw new CuemuxError('INVALID_ARGUMENT', `--device ${spec}: expected alsa:NAME (e.g. alsa:hw:0 or alsa:default)`);
     return { kind, name: arg };
   }
-  if (kind === 'pipewire') return { kind, name: arg };
-  throw new CuemuxError('INVALID_ARGUMENT', `--device "${spec}": expected jack[:CLIENT_NAME] (alsa:NAME and pipewire are planned)`);
+  if (kind === 'pipewire') {
+    if (Buffer.byteLength(arg) > 63) throw new CuemuxError('INVALID_ARGUMENT', `--device ${spec}: a client name has at most 63 bytes`);
+    return { kind, name: arg === '' ? defaultClientName : arg };
+  }
+  throw new CuemuxError('INVALID_ARGUMENT', `--device "${spec}": expected jack[:CLIENT_NAME], alsa:NAME or pipewire[:NAME]`);
 }
 
 /** What a device is, as opened; logged at start. */
 export interface AudioDeviceDescription {
-  /** `jack`, ... */
+  /** `jack`, `alsa`, ... */
   kind: AudioDeviceSpec['kind'];
   /** The device's name as the system knows it (the JACK client name: JACK renames a taken one). */
   name: string;
-  /** Where it runs (the JACK server name: $JACK_DEFAULT_SERVER or `default`). */
+  /** Where it runs (JACK: the server name, $JACK_DEFAULT_SERVER or `default`; ALSA: the PCM's type, name and sample format). */
   server: string;
   /** The device's sample rate, Hz: the player converts to it. */
   sampleRate: number;
-  /** Frames per device period (JACK's buffer size). */
+  /** Frames per device period (JACK's buffer size; ALSA's period size). */
   periodFrames: number;
   /** Output channels (ports). */
   channels: number;
   /** Frames the player may write ahead of the device (its buffer): a write-ahead must stay well under it. */
   bufferFrames: number;
-  /** The output ports, and the ports each is connected to. */
+  /** The output ports, and the ports each is connected to (JACK; none for ALSA). */
   ports: { name: string; connections: string[] }[];
 }
 
@@ -76,9 +93,12 @@ export interface AudioDeviceStats {
   underrunFrames: number;
   /** Periods with at least one such frame. */
   underrunCycles: number;
-  /** The server's own xruns (a client of the graph was late; JACK's xrun callback). */
+  /** The server's or driver's own xruns (JACK's xrun callback; ALSA: the device ran dry, EPIPE). */
   xruns: number;
-  /** Output latency the device reports, frames: [min, max] over the connected ports; departures use max. */
+  /**
+   * Output latency the device reports, frames. JACK: [min, max] over the connected ports; departures use max. ALSA:
+   * the range of snd_pcm_status's delay before each write (its buffer and the driver's delay); departures use each.
+   */
   latencyFrames: { min: number; max: number };
   /** True once the server went away (the device plays nothing more). */
   lost: boolean;
@@ -126,10 +146,18 @@ export class DeviceClock {
   #slope = 0;
   #intercept = 0;
 
-  /** `nominalRate`: frames per second until two cycles are known; `window`: cycles fitted. */
-  constructor(readonly nominalRate: number, window = 128) {
+  readonly #lateOnly: boolean;
+
+  /**
+   * `nominalRate`: frames per second until two cycles are known; `window`: cycles fitted. `lateOnly`: the instants
+   * are readings that are late (a thread's wake-up after the device moved, as ALSA's status timestamps are), but
+   * for a few: the line is then moved down onto the 10th percentile of the readings, the least delayed but for
+   * outliers (default false: the instants jitter both ways, as JACK's DLL estimates do).
+   */
+  constructor(readonly nominalRate: number, window = 128, lateOnly = false) {
     this.#window = window;
     this.#slope = 1e9 / nominalRate;
+    this.#lateOnly = lateOnly;
   }
 
   /** Cycles recorded so far (at most the window). */
@@ -189,6 +217,12 @@ export class DeviceClock {
       if (sff > 0 && Math.abs(s * this.nominalRate / 1e9 - 1) < 0.01) this.#slope = s;
     }
     this.#intercept = mt - this.#slope * mf;
+    if (this.#lateOnly && n >= 8) {
+      // The 10th percentile of the residuals, not the least: a device that catches up after a stall (a JACK server's
+      // dummy driver runs its late cycles back to back) gives a few readings earlier than its schedule.
+      const residuals = this.#frames.map((f, i) => this.#times[i] - (this.#intercept + this.#slope * f)).sort((x, y) => x - y);
+      this.#intercept += residuals[Math.floor(n / 10)];
+    }
     return jump;
   }
 
@@ -204,7 +238,11 @@ export interface OpenDeviceOptions {
   channels: number;
   /**
    * Ports to connect output channel k to: entry k (comma-separated names connect one channel to several), `[]` for
-   * the system's playback ports (channel k to the k-th), `['none']` for none.
+   * the system's playback ports (channel k to the k-th), `['none']` for none. JACK only.
    */
   connect: string[];
+  /** Sample rate to ask for, Hz (ALSA; JACK runs at the server's). Default 48000. */
+  sampleRate?: number;
+  /** SCHED_FIFO priority of a device thread of cuemux's own (ALSA; JACK's is jackd's), 0 for none. Default 0. */
+  rtPriority?: number;
 }

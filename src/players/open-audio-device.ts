@@ -2,7 +2,6 @@
  * Opening an audio device by its spec: the one place that knows every device kind, apart from audio-device.ts (the
  * types and the device clock every kind shares), so a kind's module can import those without an import cycle.
  */
-import { CuemuxError } from '../common/errors';
 import type { AudioDevice, AudioDeviceSpec, OpenDeviceOptions } from './audio-device';
 
 /** Open the device of a parsed spec. Rejects with a CuemuxError saying what is missing (server, addon, kind). */
@@ -12,5 +11,11 @@ export async function openAudioDevice(spec: AudioDeviceSpec, options: OpenDevice
     const { openJackDevice } = await import('./audio-device-jack');
     return openJackDevice(spec.clientName, options);
   }
-  throw new CuemuxError('INVALID_ARGUMENT', `--device ${spec.kind}: not implemented yet (this build plays to JACK: --device jack[:CLIENT_NAME])`);
+  if (spec.kind === 'alsa') {
+    const { openAlsaDevice } = await import('./audio-device-alsa');
+    return openAlsaDevice(spec.name, options);
+  }
+  // PipeWire through its JACK API (the JACK addon linked to PipeWire's libjack): the same client, clock and ports.
+  const { openJackDevice } = await import('./audio-device-jack');
+  return openJackDevice(spec.name, options, 'pipewire');
 }

@@ -30,9 +30,11 @@ import { readSecretFile } from '../common/secret-file';
 import { MIN_OSC_SECRET_LENGTH } from './osc-access';
 import { checkSocketFolder, prepareSocketPath } from './socket-file';
 import { installFramedSend } from '../wire/grpc-framed-send';
+import { loadFfmpeg } from '../ffmpeg/native';
 import { ShowMirror } from './show-mirror';
 import { FollowerReports } from './show-watch';
 import { Failover, type PeerCalls } from './failover';
+import { ClockQuality, type ClockOffsetPolicy, type ClockSample } from './clock-quality';
 
 const log = getLogger('media-server');
 
@@ -57,6 +59,8 @@ class ShowHost {
   state: ShowStateFile | null = null;
   /** A follower server's mirror of its master's show, and what stops its feed. */
   mirror: { mirror: ShowMirror; stop: AbortController; done: Promise<void> } | null = null;
+  /** A follower's measure of its wall-clock offset to the master (null without --follow, or without a ping). */
+  clockQuality: ClockQuality | null = null;
   /** What followers of this server report they do not play. */
   readonly followerReports: FollowerReports;
   /** Main/backup failover: this server's role and term (every server has one: a plain server is a master of term 0). */
@@ -80,14 +84,19 @@ class ShowHost {
   statusExtra(): Record<string, unknown> {
     return {
       cueListFile: this.#cueList ? { path: this.#cueList.path, reloads: this.#cueList.reloads, lastError: this.#cueList.lastError } : null,
-      ...(this.mirror === null ? { followers: this.followerReports.list() } : { follower: this.mirror.mirror.status() }),
+      ...(this.mirror === null ? { followers: this.followerReports.list() } : { follower: { ...this.mirror.mirror.status(), clock: this.clockQuality?.status() ?? null } }),
       ...(this.failover === null ? {} : { role: roleJson(this.failover) }),
     };
   }
 
   /** Follower and backup servers: apply every ShowState of `source` to the show until close (a fatal error is logged). */
-  startMirror(master: string, source: FollowSource, name: string): void {
-    const mirror = new ShowMirror(this.show, master, { name, report: source.report });
+  startMirror(master: string, source: FollowSource, name: string, clock: { maxOffsetMs: number; policy: ClockOffsetPolicy }): void {
+    const ping = source.ping;
+    const quality = ping === undefined ? null
+      : new ClockQuality({ master, self: name, maxOffsetNs: BigInt(Math.round(clock.maxOffsetMs * 1e6)), policy: clock.policy, ping });
+    this.clockQuality = quality;
+    const mirror = new ShowMirror(this.show, master, { name, report: source.report }, quality);
+    quality?.start(() => mirror.remap());
     const stop = new AbortController();
     const done = (async () => {
       try {
@@ -109,6 +118,9 @@ class ShowHost {
     const m = this.mirror;
     if (m === null) return;
     this.mirror = null;
+    // The clock is this server's own from now on (a takeover), or another master's (measured anew).
+    this.clockQuality?.close();
+    this.clockQuality = null;
     m.stop.abort();
     m.mirror.close();
     await m.done;
@@ -173,6 +185,8 @@ export interface FollowSource {
   states: (signal: AbortSignal, onConnection: (connected: boolean) => void) => AsyncIterable<ShowState>;
   /** Send the master a ReportFollower (what this follower does not play). */
   report: (report: FollowerReport) => Promise<void>;
+  /** One Ping to the master (MediaClient.ping), for the clock quality (src/server/clock-quality.ts); absent = not measured. */
+  ping?: (options: { timeout: number; signal: AbortSignal }) => Promise<ClockSample>;
 }
 
 /** How this server reaches other cuemux servers (made by `cuemux serve` from src/clients). */
@@ -240,6 +254,10 @@ export class MediaServer {
     const tcpSecurity = config.listen === null ? null : loadTcpSecurity(config);
     const oscSecret = config.oscSecretFile === undefined || config.oscPort === null ? null
       : readSecretFile(config.oscSecretFile, { option: '--osc-secret-file', minLength: MIN_OSC_SECRET_LENGTH });
+    // FFmpeg's libraries load before the server answers anything: loaded at the first OpenMedia instead, the dlopen
+    // held the event loop for one ~60 ms task (a console's thump p99 58.8 ms against 8.9 ms idle in the ENOSPC fault
+    // test, where the first media opens during the attack). A binding that cannot load stops the start here, named.
+    loadFfmpeg();
     const roots = await MediaRoots.create(config.mediaRoots);
     const registry = new MediaRegistry(roots, { cacheDir: config.cacheDir, maxOpenMedia: config.maxOpenMedia, idleCloseMs: config.idleCloseMs });
     const show = new Show({ open: (p) => registry.open(p), release: (m) => registry.release(m) }, {
@@ -262,7 +280,8 @@ export class MediaServer {
             return;
           }
           show.setMirrored(true);
-          showHost.startMirror(m, peers.source(m), `${os.hostname()} (${addresses.tcp ?? addresses.socket ?? 'no gRPC listener'})`);
+          showHost.startMirror(m, peers.source(m), `${os.hostname()} (${addresses.tcp ?? addresses.socket ?? 'no gRPC listener'})`,
+            { maxOffsetMs: config.maxClockOffsetMs, policy: config.clockOffsetPolicy });
         },
         unfollow: () => showHost.stopMirror(),
         endWatchers: () => service.endWatchers(),
@@ -275,6 +294,7 @@ export class MediaServer {
       statusExtra: () => showHost.statusExtra(),
       followerReports: showHost.followerReports,
       failover: showHost.failover,
+      clockQuality: () => showHost.clockQuality?.status() ?? null,
     });
     // ReadPackets and Follow packets use the hand-written serializers (one copy of each payload instead of ~4), and
     // messages already framed go to HTTP/2 without grpc-js's extra copy.

@@ -24,6 +24,7 @@ import { toServiceError } from './status-mapping';
 import { DEFAULT_STREAM_MEMORY_BYTES, StreamMemoryBudget } from './stream-memory';
 import { ShowWatch, type FollowerReports } from './show-watch';
 import type { Failover } from './failover';
+import { clockQualityMessage, type ClockQualityStatus } from './clock-quality';
 
 const log = getLogger('media-service');
 
@@ -52,6 +53,8 @@ export interface ServiceOptions {
   followerReports?: FollowerReports;
   /** Main/backup failover: the role (GetRole, status, ShowState), a backup's refusal of Follow/WatchShow, ClaimMaster. */
   failover?: Pick<Failover, 'describe' | 'refusal' | 'claim'>;
+  /** A follower's clock quality for GetStatus (ShowHost's ClockQuality); absent or null on a server that follows no master. */
+  clockQuality?: () => ClockQualityStatus | null;
 }
 
 /** Index entries per GetIndex batch. */
@@ -458,6 +461,7 @@ export class MediaService {
       })),
       problems: [...show.cueProblems.map((p) => ({ cueId: p.cueId, during: p.during, message: p.message, unixNs: p.unixNs })),
         ...(this.#options.followerReports?.problems() ?? [])],
+      clockQuality: clockQualityMessage(this.#options.clockQuality?.() ?? null),
     };
   }
 }

@@ -12,6 +12,7 @@ import { parseTimecodeRate } from '../show/timecode';
 import { DEFAULT_MAX_ADHOC_CUES, DEFAULT_MAX_PREFETCH_BYTES } from '../show/show';
 import { isLoopbackHost, parseAllowList } from './osc-access';
 import { DEFAULT_OSC_BUDGETS } from './osc-endpoint';
+import { CLOCK_OFFSET_POLICIES, type ClockOffsetPolicy } from './clock-quality';
 
 /** Everything `cuemux serve` can be told. */
 export interface ServerConfig {
@@ -128,6 +129,13 @@ export interface ServerConfig {
   followTlsCa: string | undefined;
   /** With {@link follow} over TCP: the master's bearer token (its --token-file) (default none). */
   followTokenFile: string | undefined;
+  /** With {@link follow}: the wall clocks of follower and master may differ by this much, in ms (default 1; fractions allowed). */
+  maxClockOffsetMs: number;
+  /**
+   * With {@link follow}: beyond {@link maxClockOffsetMs}, `warn` (play on shifted), `correct` (default: map the
+   * master's clock by the measured offset) or `refuse` (play no cue). See src/server/clock-quality.ts.
+   */
+  clockOffsetPolicy: ClockOffsetPolicy;
 }
 
 /**
@@ -192,6 +200,10 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ServerConfi
     takeoverMs: 300,
     followTlsCa: undefined,
     followTokenFile: undefined,
+    maxClockOffsetMs: 1,
+    // correct: a show runs on, on the master's timeline as measured (± half a LAN round trip, ~0.1 ms), rather than
+    // dark (refuse) or visibly out of step (warn); the log still says loudly that the clocks need chrony or PTP.
+    clockOffsetPolicy: 'correct',
   };
 }
 
@@ -229,6 +241,7 @@ export const ENV_NAMES: Record<keyof ServerConfig, string> = {
   tlsCert: 'CUEMUX_TLS_CERT', tlsKey: 'CUEMUX_TLS_KEY', tlsClientCa: 'CUEMUX_TLS_CLIENT_CA', tokenFile: 'CUEMUX_TOKEN_FILE',
   insecureListen: 'CUEMUX_INSECURE_LISTEN', oscSecretFile: 'CUEMUX_OSC_SECRET_FILE', oscConnectIdleMs: 'CUEMUX_OSC_CONNECT_IDLE_MS',
   follow: 'CUEMUX_FOLLOW', backupOf: 'CUEMUX_BACKUP_OF', takeoverMs: 'CUEMUX_TAKEOVER_MS', followTlsCa: 'CUEMUX_FOLLOW_TLS_CA', followTokenFile: 'CUEMUX_FOLLOW_TOKEN_FILE',
+  maxClockOffsetMs: 'CUEMUX_MAX_CLOCK_OFFSET_MS', clockOffsetPolicy: 'CUEMUX_CLOCK_OFFSET_POLICY',
 };
 
 function fromEnv(env: NodeJS.ProcessEnv): Partialish {
@@ -270,6 +283,13 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
         } catch (e) {
           throw bad(`is not a timecode rate (${errorMessage(e)})`);
         }
+      } else if (key === 'maxClockOffsetMs') {
+        const n = Number(raw);
+        if (raw === '' || raw === null || !Number.isFinite(n) || n <= 0 || n > 60_000) throw bad('must be a number of ms above 0 and at most 60000');
+        out.maxClockOffsetMs = n;
+      } else if (key === 'clockOffsetPolicy') {
+        if (!CLOCK_OFFSET_POLICIES.includes(raw as ClockOffsetPolicy)) throw bad('must be warn, correct or refuse');
+        out.clockOffsetPolicy = raw as ClockOffsetPolicy;
       } else if (key === 'chaseLossPolicy') {
         if (raw !== 'hold' && raw !== 'freerun') throw bad('must be hold or freerun');
         out.chaseLossPolicy = raw;

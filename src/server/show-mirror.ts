@@ -14,6 +14,7 @@ import { parseCueDefinition, sameCue } from '../show/cue-definition';
 import type { Show } from '../show/show';
 import type { ClockSource, ClockStateName } from '../show/show-clock';
 import { mediaFingerprint } from './show-watch';
+import type { ClockMapping } from './clock-quality';
 
 const log = getLogger('show-mirror');
 
@@ -68,9 +69,13 @@ export class ShowMirror {
   readonly #reportTimer: NodeJS.Timeout | null;
   #reported = '';
   #reportFailures = 0;
+  /** The wall-clock offset to the master, measured (src/server/clock-quality.ts); null: anchors taken as they are. */
+  readonly #clock: ClockMapping | null;
+  #last: ShowState | null = null;
 
-  constructor(show: Show, master: string, reporting: MirrorReporting | null = null) {
+  constructor(show: Show, master: string, reporting: MirrorReporting | null = null, clock: ClockMapping | null = null) {
     this.#show = show;
+    this.#clock = clock;
     this.#master = master;
     this.#reporting = reporting;
     this.#reportTimer = reporting === null ? null : setInterval(() => this.#report(true), REPORT_MS);
@@ -120,7 +125,16 @@ export class ShowMirror {
     }
   }
 
+  /** Apply the last state again (the clock mapping or refusal changed: ClockQuality's onChange). */
+  remap(): void {
+    if (this.#last !== null && this.#pending === null) void this.push(this.#last);
+  }
+
   async #apply(s: ShowState): Promise<void> {
+    // The first states wait for the first clock measure (a burst of pings, milliseconds on a LAN) so the show is
+    // never mapped uncorrected, nor refused as unmeasured, for a moment at start.
+    await this.#clock?.ready();
+    this.#last = s;
     const show = this.#show;
     const c = s.clock;
     if (c === undefined) throw new Error('the master sent a show state without a clock');
@@ -134,7 +148,7 @@ export class ShowMirror {
     this.#lastSent = s.sentUnixNs;
     show.clock.mirror({
       showId: s.showId, generation: Number(c.generation), state: c.state as ClockStateName, source: c.source as ClockSource, rate: c.rate,
-      positionSeconds: c.positionSeconds, anchorUnixNs: c.anchorUnixNs, timecodeRate: c.timecodeRate,
+      positionSeconds: c.positionSeconds, anchorUnixNs: this.#clock?.mapAnchor(c.anchorUnixNs) ?? c.anchorUnixNs, timecodeRate: c.timecodeRate,
     });
     show.mirrorCueList(s.cueListPath, s.cueIds, s.playhead ?? null);
     const wanted = new Set(s.cues.map((q) => q.id));
@@ -153,6 +167,13 @@ export class ShowMirror {
     const refused = this.#refused.get(q.id);
     if (refused !== undefined && refused.key === key && Date.now() - refused.atMs < RETRY_REFUSED_MS) return;
     const def = parseCueDefinition(JSON.parse(q.definitionJson) as unknown, `cue of the master ${this.#master}`, null);
+    const clockRefusal = this.#clock?.refusal() ?? null;
+    if (clockRefusal !== null) {
+      // --clock-offset-policy refuse: nothing plays here; the cue loads again (a new key) once the clocks agree.
+      if (show.cue(q.id) !== undefined) show.unload(q.id);
+      this.#refuse(q.id, `${key}\nclock`, def.media, clockRefusal);
+      return;
+    }
     let cue = show.cue(q.id);
     if (cue !== undefined && !sameCue(cue.def, def)) {
       // Redefined on the master (a cue list edit): loaded anew, its media checked again.
@@ -174,7 +195,7 @@ export class ShowMirror {
       }
       if (refused !== undefined) {
         this.#refused.delete(q.id);
-        log.info(`cue "${q.id}": its media now matches the master's: it plays here`, { cue: q.id });
+        log.info(`cue "${q.id}" plays here now (it was refused: ${refused.reason})`, { cue: q.id });
       }
     }
     const state = q.state === 'playing' || q.state === 'paused' ? q.state : 'armed';

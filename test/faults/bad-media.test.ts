@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ensureMedia, type CorpusName } from '../support/media';
 import { spawnServer } from '../support/server';
 import { scratchDir } from '../support/tmp';
-import { fdCount, fdTargets, percentile, recordFault, Rng, scaled, ThumpConsole, waitFor } from '../support/faults';
+import { fdCount, fdTargets, percentile, recordFault, Rng, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
 import { MediaClient, MediaClientError } from '../../src/clients/media-client';
 import { childrenKilledAfterEach } from '../support/wait';
 
@@ -33,7 +33,7 @@ describe('faults: truncated and garbage media', function () {
     const run = await scratchDir('fault-media-run');
     await fsp.chmod(run, 0o700);
     const socket = path.join(run, 's.sock');
-    const s = await spawnServer(['--socket', socket, '--media-root', root, '--cache-dir', path.join(run, 'cache'), '--state-file', 'none', '--idle-close-ms', '0']);
+    const s = await spawnServer(['--socket', socket, '--media-root', root, '--cache-dir', path.join(run, 'cache'), '--state-file', 'none', '--idle-close-ms', '0'], {}, { nice: SERVER_NICE });
     children.push(s.child);
     const pid = s.child.pid as number;
     const console_ = await ThumpConsole.open(s.oscPort as number);

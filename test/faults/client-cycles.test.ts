@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { minuteClip } from '../support/media';
 import { spawnServer } from '../support/server';
 import { copyInto, scratchDir } from '../support/tmp';
-import { fdCount, fdTargets, percentile, recordFault, rssBytes, scaled, ThumpConsole, waitFor } from '../support/faults';
+import { fdCount, fdTargets, percentile, recordFault, rssBytes, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
 import { MediaClient } from '../../src/clients/media-client';
 import { childrenKilledAfterEach } from '../support/wait';
 
@@ -49,7 +49,7 @@ describe('faults: client processes killed with SIGKILL mid-stream', function () 
     // As `npm start` runs it (README "Memory"): glibc gives large buffers back at once, a small young generation.
     const s = await spawnServer(['--socket', socket, '--media-root', root, '--state-file', 'none', '--idle-close-ms', '0'], {
       MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '65536', NODE_OPTIONS: '--max-semi-space-size=1',
-    });
+    }, { nice: SERVER_NICE });
     children.push(s.child);
     const pid = s.child.pid as number;
     const console_ = await ThumpConsole.open(s.oscPort as number);

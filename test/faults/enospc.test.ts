@@ -14,7 +14,7 @@ import { OscPeer } from '../support/osc';
 import { spawnServer } from '../support/server';
 import { scratchDir } from '../support/tmp';
 import { spawnPlayer } from '../support/show-check';
-import { fillDisk, mountTmpfs, percentile, recordFault, scaled, ThumpConsole, unmountAll, waitFor } from '../support/faults';
+import { fillDisk, mountTmpfs, percentile, recordFault, scaled, ThumpConsole, unmountAll, waitFor, SERVER_NICE } from '../support/faults';
 import { MediaClient } from '../../src/clients/media-client';
 
 describe('faults: a full disk (ENOSPC)', function () {
@@ -44,7 +44,7 @@ describe('faults: a full disk (ENOSPC)', function () {
     const socket = path.join(run, 's.sock');
     const stateFile = path.join(stateDir, 'show.json');
     const syncLog = path.join(disk, 'sync.log');
-    const s = await spawnServer(['--socket', socket, '--media-root', media, '--cache-dir', cache, '--state-file', stateFile, '--idle-close-ms', '0']);
+    const s = await spawnServer(['--socket', socket, '--media-root', media, '--cache-dir', cache, '--state-file', stateFile, '--idle-close-ms', '0'], {}, { nice: SERVER_NICE });
     children.push(s.child);
     const port = s.oscPort as number;
     const peer = await OscPeer.open();

@@ -13,7 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ensureMedia } from '../support/media';
 import { spawnServer } from '../support/server';
 import { scratchDir } from '../support/tmp';
-import { fdCount, fdTargets, percentile, recordFault, scaled, ThumpConsole, waitFor } from '../support/faults';
+import { fdCount, fdTargets, percentile, recordFault, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
 import { MediaClient } from '../../src/clients/media-client';
 
 /** The compiled client, for the child process (this file runs from dist/test/faults). */
@@ -74,7 +74,7 @@ describe('faults: ulimit -n 64', function () {
     await fsp.chmod(run, 0o700);
     const socket = path.join(run, 's.sock');
     const s = await spawnServer(['--socket', socket, '--media-root', root, '--cache-dir', path.join(run, 'cache'), '--state-file', 'none', '--idle-close-ms', '0'],
-      {}, { nofile: 64 });
+      {}, { nofile: 64, nice: SERVER_NICE });
     children.push(s.child);
     const pid = s.child.pid as number;
     const limits = await fsp.readFile(`/proc/${pid}/limits`, 'utf8');

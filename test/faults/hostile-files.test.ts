@@ -14,7 +14,7 @@ import { ensureMedia, minuteClip } from '../support/media';
 import { OscPeer } from '../support/osc';
 import { spawnServer } from '../support/server';
 import { copyInto, scratchDir } from '../support/tmp';
-import { mutateBytes, mutateJsonText, percentile, recordFault, Rng, scaled, ThumpConsole, waitFor } from '../support/faults';
+import { mutateBytes, mutateJsonText, percentile, recordFault, Rng, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
 import { MediaClient, MediaClientError } from '../../src/clients/media-client';
 import { isCuemuxError, errorStack } from '../../src/common/errors';
 import { unixNs } from '../../src/common/time-source';
@@ -52,7 +52,7 @@ describe('faults: hostile cue lists, state files and .idx files', function () {
     await fsp.chmod(run, 0o700);
     const files = await scratchDir('fault-files');
     const stateFile = path.join(run, 'show.json');
-    const s = await spawnServer(['--socket', path.join(run, 's.sock'), '--media-root', root, '--state-file', stateFile, '--idle-close-ms', '0']);
+    const s = await spawnServer(['--socket', path.join(run, 's.sock'), '--media-root', root, '--state-file', stateFile, '--idle-close-ms', '0'], {}, { nice: SERVER_NICE });
     children.push(s.child);
     const port = s.oscPort as number;
     const peer = await OscPeer.open();

@@ -13,9 +13,7 @@ import { encode } from '../support/osc';
 import { spawnServer } from '../support/server';
 import { copyInto, scratchDir } from '../support/tmp';
 import { childrenKilledAfterEach } from '../support/wait';
-import {
-  fdCount, udpDrops, oscFuzzDatagram, percentile, recordFault, Rng, rssBytes, scaled, ThumpConsole, validOscMessages, type OscFuzzKind,
-} from '../support/faults';
+import { fdCount, udpDrops, oscFuzzDatagram, percentile, recordFault, Rng, rssBytes, scaled, ThumpConsole, validOscMessages, type OscFuzzKind, SERVER_NICE } from '../support/faults';
 
 describe('faults: OSC fuzzing', function () {
   this.timeout(scaled(120_000, 1_800_000));
@@ -31,7 +29,7 @@ describe('faults: OSC fuzzing', function () {
     // Budgets raised so that every datagram reaches the decoder (the default per-sender budget would drop most of a
     // flood unread: that is tested in osc-limits.test.ts).
     const s = await spawnServer(['--socket', path.join(run, 's.sock'), '--media-root', root, '--state-file', path.join(run, 'show.json'),
-      '--osc-rate-messages', '10000000', '--osc-rate-bytes', '10000000000']);
+      '--osc-rate-messages', '10000000', '--osc-rate-bytes', '10000000000'], {}, { nice: SERVER_NICE });
     children.push(s.child);
     const pid = s.child.pid as number;
     const port = s.oscPort as number;

@@ -16,7 +16,7 @@ import { spawnServer } from '../support/server';
 import { copyInto, scratchDir } from '../support/tmp';
 import { md5 } from '../support/check';
 import { ffprobePackets, framemd5Copy } from '../support/ffmpeg-reference';
-import { percentile, recordFault, scaled, ThumpConsole, waitFor } from '../support/faults';
+import { percentile, recordFault, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
 import { MediaClient } from '../../src/clients/media-client';
 import { resilientFollow } from '../../src/clients/resilient-follow';
 import type { Packet } from '../../src/generated/cuemux/v1/media_server';
@@ -36,7 +36,7 @@ describe('faults: SIGKILL of the server under 8 streaming clients', function () 
     const socket = path.join(run, 'cuemux.sock');
     const args = ['--socket', socket, '--media-root', root, '--state-file', path.join(run, 'show.json'), '--lead-seconds', '0.5'];
     const start = async (): Promise<{ child: ChildProcess; oscPort: number }> => {
-      const s = await spawnServer(args);
+      const s = await spawnServer(args, {}, { nice: SERVER_NICE });
       children.push(s.child);
       return { child: s.child, oscPort: s.oscPort as number };
     };

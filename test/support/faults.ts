@@ -5,12 +5,12 @@
  * mutators of bytes, JSON and OSC datagrams, and a small tmpfs to fill. Nothing here asserts on time: round trips are
  * reported in the table, never checked.
  */
-import { execFile } from 'node:child_process';
+import { execFile, fork, type ChildProcess } from 'node:child_process';
+import * as os from 'node:os';
 import { closeSync, ftruncateSync, fstatSync, openSync, writeSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { encode, bundleAt, OscPeer, type Arg } from './osc';
+import { encode, bundleAt, type Arg } from './osc';
 import { scratchDir } from './tmp';
 import { faultTable, type FaultRow } from './fault-table';
 
@@ -71,73 +71,85 @@ export async function rssBytes(pid: number): Promise<number> {
 /** The tests' one poll-until (test/support/wait.ts), re-exported for the fault tests. */
 export { waitFor } from './wait';
 
+/** The console's nice value: a console is another machine, so its own sends and receives run ahead of the attack's
+ * processes on this one (it is the server's answer that is measured, not the console's scheduling). */
+export const CONSOLE_NICE = -10;
+
+/** The server's nice value in the fault suite: what docs/systemd/cuemux.service gives it (`Nice=-10`), so that a
+ * local user's processes at the default priority cannot take show control's CPU. */
+export const SERVER_NICE = -10;
+
 /**
- * A show console on 127.0.0.1 sending `/cuemux/thump` and timing each reply (a heartbeat such as QLab's): `sample(n)`
- * takes n round trips one after another; `start()` keeps one going every `everyMs` until `stop()`.
+ * A show console on 127.0.0.1 sending `/cuemux/thump` and timing each reply (a heartbeat such as QLab's), run as a
+ * process of its own at nice {@link CONSOLE_NICE} (test/support/thump-console-process.ts): `sample(n)` takes n round
+ * trips one after another; `start()` keeps one going every `everyMs` until `stop()`.
  */
 export class ThumpConsole {
-  readonly #peer: OscPeer;
-  readonly #port: number;
-  #running: Promise<void> | null = null;
-  #stop = false;
-  /** Round trips (ms) of the running probe. */
-  readonly rtts: number[] = [];
-  /** Thumps of the running probe not answered within 5 s. */
+  readonly #child: ChildProcess;
+  /** Round trips (ms) of the last probe stopped. */
+  rtts: number[] = [];
+  /** Thumps of the last probe stopped not answered within 5 s. */
   unanswered = 0;
 
-  private constructor(peer: OscPeer, port: number) {
-    this.#peer = peer;
-    this.#port = port;
+  private constructor(child: ChildProcess) {
+    this.#child = child;
   }
 
   static async open(port: number): Promise<ThumpConsole> {
-    return new ThumpConsole(await OscPeer.open(), port);
+    const child = fork(path.join(__dirname, 'thump-console-process.js'), [String(port)], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const c = new ThumpConsole(child);
+    await c.#reply('ready');
+    try {
+      os.setPriority(child.pid as number, CONSOLE_NICE);
+    } catch {
+      // Not root and no CAP_SYS_NICE: the console runs at the test's priority (the table's note says the console's nice).
+    }
+    return c;
   }
 
-  async #one(): Promise<number | null> {
-    this.#peer.clear();
-    const t0 = process.hrtime.bigint();
-    try {
-      await this.#peer.request(this.#port, '/cuemux/thump', [], 5000);
-      return Number(process.hrtime.bigint() - t0) / 1e6;
-    } catch {
-      return null;
-    }
+  #reply<T>(op: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const onMessage = (m: { op: string }): void => {
+        if (m.op !== op) return;
+        this.#child.off('message', onMessage);
+        this.#child.off('exit', onExit);
+        resolve(m as T);
+      };
+      const onExit = (code: number | null): void => {
+        this.#child.off('message', onMessage);
+        reject(new Error(`thump console exited (${String(code)}) before '${op}'`));
+      };
+      this.#child.on('message', onMessage);
+      this.#child.once('exit', onExit);
+    });
   }
 
   /** `n` round trips, `everyMs` apart (ms; unanswered ones left out). */
   async sample(n: number, everyMs = 10): Promise<number[]> {
-    const out: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const r = await this.#one();
-      if (r !== null) out.push(r);
-      await sleep(everyMs);
-    }
-    return out;
+    const reply = this.#reply<{ rtts: number[] }>('sample');
+    this.#child.send({ op: 'sample', n, everyMs });
+    return (await reply).rtts;
   }
 
   /** Start a thump every `everyMs` until stop(). */
   start(everyMs = 20): void {
-    this.#stop = false;
-    this.#running = (async () => {
-      while (!this.#stop) {
-        const r = await this.#one();
-        if (r === null) this.unanswered++;
-        else this.rtts.push(r);
-        await sleep(everyMs);
-      }
-    })();
+    this.#child.send({ op: 'start', everyMs });
   }
 
-  /** Stop the running probe; resolves with its round trips. */
+  /** Stop the running probe; resolves with its round trips (and sets `rtts` and `unanswered`). */
   async stop(): Promise<number[]> {
-    this.#stop = true;
-    await this.#running;
-    return this.rtts;
+    if (!this.#child.connected) return this.rtts;
+    const reply = this.#reply<{ rtts: number[]; unanswered: number }>('stopped');
+    this.#child.send({ op: 'stop' });
+    const r = await reply;
+    this.rtts = r.rtts;
+    this.unanswered = r.unanswered;
+    return r.rtts;
   }
 
   close(): void {
-    this.#peer.close();
+    if (this.#child.connected) this.#child.disconnect();
+    if (this.#child.exitCode === null) this.#child.kill();
   }
 }
 

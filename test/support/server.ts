@@ -64,14 +64,21 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
  * A `cuemux serve` child process, resolved once it prints its socket. With `nofile`, it runs under `ulimit -n NOFILE`
  * (bash sets the limit, then execs node: the child's pid is the server's).
  */
-export function spawnServer(args: string[], env: Record<string, string> = {}, options: { nofile?: number } = {}): Promise<{ child: ChildProcess; stdout: () => string; stderr: () => string; oscPort: number | null }> {
+export function spawnServer(args: string[], env: Record<string, string> = {}, options: { nofile?: number; nice?: number } = {}): Promise<{ child: ChildProcess; stdout: () => string; stderr: () => string; oscPort: number | null }> {
   return new Promise((resolve, reject) => {
     // Tests run side by side: an ephemeral OSC port unless the test chooses one.
     const osc = args.includes('--osc-port') ? [] : ['--osc-port', '0'];
     const argv = [CUEMUX_BIN, 'serve', ...osc, ...args];
-    const child = options.nofile === undefined
+    // `nice -n` before exec, so that every thread of the server has it (Linux's nice is per thread; setpriority on the
+    // pid after the start would leave V8's and libuv's threads at the old value). Without the right to lower the
+    // value, nice says so on stderr and runs the server as it is.
+    const limits = [
+      ...(options.nofile === undefined ? [] : [`ulimit -n ${options.nofile}`]),
+      `exec ${options.nice === undefined ? '' : `nice -n ${options.nice} `}"$0" "$@"`,
+    ].join(' && ');
+    const child = options.nofile === undefined && options.nice === undefined
       ? spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('bash', ['-c', `ulimit -n ${options.nofile} && exec "$0" "$@"`, process.execPath, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      : spawn('bash', ['-c', limits, process.execPath, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {

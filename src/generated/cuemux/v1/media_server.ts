@@ -497,6 +497,67 @@ export interface ShowStatus {
    * problem of each cue (at most 64, oldest first); a cue that loads or starts again is cleared.
    */
   problems: CueProblem[];
+  /**
+   * A follower server (--follow): how its wall clock agrees with the master's, measured. Absent on a server that
+   * follows no master.
+   */
+  clockQuality?: ClockQuality | undefined;
+}
+
+/**
+ * A follower's wall-clock offset to its master, measured by a burst of Pings every refresh_ms (the sample with the
+ * smallest round trip kept), and what the follower does about it (--max-clock-offset-ms, --clock-offset-policy).
+ */
+export interface ClockQuality {
+  /** The master's address (--follow). */
+  master: string;
+  /**
+   * "unmeasured" (no Ping answered yet), "within" the threshold, or "beyond" it (the offset is beyond even at the
+   * favourable end of its uncertainty; it is within again once |offset| + uncertainty <= the threshold).
+   */
+  agreement: string;
+  /**
+   * The master's wall clock minus this server's, in nanoseconds (positive: the master's clock is ahead). Absent
+   * while unmeasured.
+   */
+  offsetNs?:
+    | bigint
+    | undefined;
+  /**
+   * Half the round trip of the sample the offset comes from, in nanoseconds: the true offset is within
+   * offset_ns +/- this. Absent while unmeasured.
+   */
+  uncertaintyNs?:
+    | bigint
+    | undefined;
+  /** Round trip of that sample, in nanoseconds (the server's handling time taken out). Absent while unmeasured. */
+  roundTripNs?:
+    | bigint
+    | undefined;
+  /** Age of the estimate when the status was answered, in milliseconds. Absent while unmeasured. */
+  ageMs?:
+    | number
+    | undefined;
+  /** Pings per burst. */
+  samples: number;
+  /** A new burst this often, in milliseconds. */
+  refreshMs: number;
+  /** The threshold (--max-clock-offset-ms), in nanoseconds. */
+  maxOffsetNs: bigint;
+  /**
+   * --clock-offset-policy: "warn" (play on shifted), "correct" (map the master's clock by the measured offset) or
+   * "refuse" (play no cue while beyond, or unmeasured).
+   */
+  policy: string;
+  /**
+   * What is subtracted from the master's anchor_unix_ns to put its clock on this server's wall clock, in
+   * nanoseconds: the measured offset under "correct" while beyond, 0 otherwise.
+   */
+  correctionNs: bigint;
+  /** Why this follower plays no cue ("refuse"), naming the master and the offset; empty when it plays. */
+  refusing: string;
+  /** Why the last burst got no answer (the estimate then ages); empty when it was answered. */
+  lastError: string;
 }
 
 /** A problem the show met with a cue on its own. */
@@ -3770,7 +3831,7 @@ export const ClaimMasterRequest: MessageFns<ClaimMasterRequest> = {
 };
 
 function createBaseShowStatus(): ShowStatus {
-  return { clock: undefined, chaseLocked: false, cueList: undefined, cues: [], problems: [] };
+  return { clock: undefined, chaseLocked: false, cueList: undefined, cues: [], problems: [], clockQuality: undefined };
 }
 
 export const ShowStatus: MessageFns<ShowStatus> = {
@@ -3789,6 +3850,9 @@ export const ShowStatus: MessageFns<ShowStatus> = {
     }
     for (const v of message.problems) {
       CueProblem.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.clockQuality !== undefined) {
+      ClockQuality.encode(message.clockQuality, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -3846,6 +3910,14 @@ export const ShowStatus: MessageFns<ShowStatus> = {
             message.problems.push(CueProblem.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.clockQuality = ClockQuality.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3875,6 +3947,11 @@ export const ShowStatus: MessageFns<ShowStatus> = {
       problems: globalThis.Array.isArray(object?.problems)
         ? object.problems.map((e: any) => CueProblem.fromJSON(e))
         : [],
+      clockQuality: isSet(object.clockQuality)
+        ? ClockQuality.fromJSON(object.clockQuality)
+        : isSet(object.clock_quality)
+        ? ClockQuality.fromJSON(object.clock_quality)
+        : undefined,
     };
   },
 
@@ -3895,6 +3972,9 @@ export const ShowStatus: MessageFns<ShowStatus> = {
     if (message.problems?.length) {
       obj.problems = message.problems.map((e) => CueProblem.toJSON(e));
     }
+    if (message.clockQuality !== undefined) {
+      obj.clockQuality = ClockQuality.toJSON(message.clockQuality);
+    }
     return obj;
   },
 
@@ -3912,6 +3992,341 @@ export const ShowStatus: MessageFns<ShowStatus> = {
       : undefined;
     message.cues = object.cues?.map((e) => CueStatus.fromPartial(e)) || [];
     message.problems = object.problems?.map((e) => CueProblem.fromPartial(e)) || [];
+    message.clockQuality = (object.clockQuality !== undefined && object.clockQuality !== null)
+      ? ClockQuality.fromPartial(object.clockQuality)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseClockQuality(): ClockQuality {
+  return {
+    master: "",
+    agreement: "",
+    offsetNs: undefined,
+    uncertaintyNs: undefined,
+    roundTripNs: undefined,
+    ageMs: undefined,
+    samples: 0,
+    refreshMs: 0,
+    maxOffsetNs: 0n,
+    policy: "",
+    correctionNs: 0n,
+    refusing: "",
+    lastError: "",
+  };
+}
+
+export const ClockQuality: MessageFns<ClockQuality> = {
+  encode(message: ClockQuality, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.master !== "") {
+      writer.uint32(10).string(message.master);
+    }
+    if (message.agreement !== "") {
+      writer.uint32(18).string(message.agreement);
+    }
+    if (message.offsetNs !== undefined) {
+      if (BigInt.asIntN(64, message.offsetNs) !== message.offsetNs) {
+        throw new globalThis.Error("value provided for field message.offsetNs of type int64 too large");
+      }
+      writer.uint32(24).int64(message.offsetNs);
+    }
+    if (message.uncertaintyNs !== undefined) {
+      if (BigInt.asIntN(64, message.uncertaintyNs) !== message.uncertaintyNs) {
+        throw new globalThis.Error("value provided for field message.uncertaintyNs of type int64 too large");
+      }
+      writer.uint32(32).int64(message.uncertaintyNs);
+    }
+    if (message.roundTripNs !== undefined) {
+      if (BigInt.asIntN(64, message.roundTripNs) !== message.roundTripNs) {
+        throw new globalThis.Error("value provided for field message.roundTripNs of type int64 too large");
+      }
+      writer.uint32(40).int64(message.roundTripNs);
+    }
+    if (message.ageMs !== undefined) {
+      writer.uint32(49).double(message.ageMs);
+    }
+    if (message.samples !== 0) {
+      writer.uint32(56).uint32(message.samples);
+    }
+    if (message.refreshMs !== 0) {
+      writer.uint32(64).uint32(message.refreshMs);
+    }
+    if (message.maxOffsetNs !== 0n) {
+      if (BigInt.asIntN(64, message.maxOffsetNs) !== message.maxOffsetNs) {
+        throw new globalThis.Error("value provided for field message.maxOffsetNs of type int64 too large");
+      }
+      writer.uint32(72).int64(message.maxOffsetNs);
+    }
+    if (message.policy !== "") {
+      writer.uint32(82).string(message.policy);
+    }
+    if (message.correctionNs !== 0n) {
+      if (BigInt.asIntN(64, message.correctionNs) !== message.correctionNs) {
+        throw new globalThis.Error("value provided for field message.correctionNs of type int64 too large");
+      }
+      writer.uint32(88).int64(message.correctionNs);
+    }
+    if (message.refusing !== "") {
+      writer.uint32(98).string(message.refusing);
+    }
+    if (message.lastError !== "") {
+      writer.uint32(106).string(message.lastError);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClockQuality {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClockQuality();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.master = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.agreement = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.offsetNs = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.uncertaintyNs = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.roundTripNs = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.ageMs = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.samples = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.refreshMs = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.maxOffsetNs = reader.int64() as bigint;
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.correctionNs = reader.int64() as bigint;
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.refusing = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClockQuality {
+    return {
+      master: isSet(object.master) ? globalThis.String(object.master) : "",
+      agreement: isSet(object.agreement) ? globalThis.String(object.agreement) : "",
+      offsetNs: isSet(object.offsetNs)
+        ? BigInt(object.offsetNs)
+        : isSet(object.offset_ns)
+        ? BigInt(object.offset_ns)
+        : undefined,
+      uncertaintyNs: isSet(object.uncertaintyNs)
+        ? BigInt(object.uncertaintyNs)
+        : isSet(object.uncertainty_ns)
+        ? BigInt(object.uncertainty_ns)
+        : undefined,
+      roundTripNs: isSet(object.roundTripNs)
+        ? BigInt(object.roundTripNs)
+        : isSet(object.round_trip_ns)
+        ? BigInt(object.round_trip_ns)
+        : undefined,
+      ageMs: isSet(object.ageMs)
+        ? globalThis.Number(object.ageMs)
+        : isSet(object.age_ms)
+        ? globalThis.Number(object.age_ms)
+        : undefined,
+      samples: isSet(object.samples) ? globalThis.Number(object.samples) : 0,
+      refreshMs: isSet(object.refreshMs)
+        ? globalThis.Number(object.refreshMs)
+        : isSet(object.refresh_ms)
+        ? globalThis.Number(object.refresh_ms)
+        : 0,
+      maxOffsetNs: isSet(object.maxOffsetNs)
+        ? BigInt(object.maxOffsetNs)
+        : isSet(object.max_offset_ns)
+        ? BigInt(object.max_offset_ns)
+        : 0n,
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+      correctionNs: isSet(object.correctionNs)
+        ? BigInt(object.correctionNs)
+        : isSet(object.correction_ns)
+        ? BigInt(object.correction_ns)
+        : 0n,
+      refusing: isSet(object.refusing) ? globalThis.String(object.refusing) : "",
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+        ? globalThis.String(object.last_error)
+        : "",
+    };
+  },
+
+  toJSON(message: ClockQuality): unknown {
+    const obj: any = {};
+    if (message.master !== "") {
+      obj.master = message.master;
+    }
+    if (message.agreement !== "") {
+      obj.agreement = message.agreement;
+    }
+    if (message.offsetNs !== undefined) {
+      obj.offsetNs = message.offsetNs.toString();
+    }
+    if (message.uncertaintyNs !== undefined) {
+      obj.uncertaintyNs = message.uncertaintyNs.toString();
+    }
+    if (message.roundTripNs !== undefined) {
+      obj.roundTripNs = message.roundTripNs.toString();
+    }
+    if (message.ageMs !== undefined) {
+      obj.ageMs = floatToJson(message.ageMs);
+    }
+    if (message.samples !== 0) {
+      obj.samples = Math.round(message.samples);
+    }
+    if (message.refreshMs !== 0) {
+      obj.refreshMs = Math.round(message.refreshMs);
+    }
+    if (message.maxOffsetNs !== 0n) {
+      obj.maxOffsetNs = message.maxOffsetNs.toString();
+    }
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    if (message.correctionNs !== 0n) {
+      obj.correctionNs = message.correctionNs.toString();
+    }
+    if (message.refusing !== "") {
+      obj.refusing = message.refusing;
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClockQuality>, I>>(base?: I): ClockQuality {
+    return ClockQuality.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClockQuality>, I>>(object: I): ClockQuality {
+    const message = createBaseClockQuality();
+    message.master = object.master ?? "";
+    message.agreement = object.agreement ?? "";
+    message.offsetNs = (object.offsetNs !== undefined && object.offsetNs !== null)
+      ? BigInt(object.offsetNs)
+      : undefined;
+    message.uncertaintyNs = (object.uncertaintyNs !== undefined && object.uncertaintyNs !== null)
+      ? BigInt(object.uncertaintyNs)
+      : undefined;
+    message.roundTripNs = (object.roundTripNs !== undefined && object.roundTripNs !== null)
+      ? BigInt(object.roundTripNs)
+      : undefined;
+    message.ageMs = object.ageMs ?? undefined;
+    message.samples = object.samples ?? 0;
+    message.refreshMs = object.refreshMs ?? 0;
+    message.maxOffsetNs = (object.maxOffsetNs !== undefined && object.maxOffsetNs !== null)
+      ? BigInt(object.maxOffsetNs)
+      : 0n;
+    message.policy = object.policy ?? "";
+    message.correctionNs = (object.correctionNs !== undefined && object.correctionNs !== null)
+      ? BigInt(object.correctionNs)
+      : 0n;
+    message.refusing = object.refusing ?? "";
+    message.lastError = object.lastError ?? "";
     return message;
   },
 };

@@ -1,0 +1,73 @@
+/**
+ * A show console as a process of its own (forked by `ThumpConsole` in faults.ts): it sends `/cuemux/thump` to the
+ * server's OSC port (argv[2]) and times each reply. A real console is another machine, so the attack's processes and
+ * the test process's own work (spawning clients, generating fuzz) must not delay the console's sends and receives:
+ * in one process with the fuzzer, the measured "round trip" was mostly the test's own event loop (session 8).
+ * Messages from the parent: {op:'sample', n, everyMs} → {op:'sample', rtts}; {op:'start', everyMs};
+ * {op:'stop'} → {op:'stopped', rtts, unanswered}.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { OscPeer } from './osc';
+
+type Command = { op: 'sample'; n: number; everyMs: number } | { op: 'start'; everyMs: number } | { op: 'stop' };
+
+async function main(): Promise<void> {
+  const port = Number(process.argv[2]);
+  const peer = await OscPeer.open();
+
+  const one = async (): Promise<number | null> => {
+    peer.clear();
+    const t0 = process.hrtime.bigint();
+    try {
+      await peer.request(port, '/cuemux/thump', [], 5000);
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    } catch {
+      return null;
+    }
+  };
+
+  let running: Promise<void> | null = null;
+  let stop = false;
+  const rtts: number[] = [];
+  let unanswered = 0;
+  const send = (m: object): void => { process.send?.(m); };
+
+  process.on('message', (m: Command) => {
+    if (m.op === 'sample') {
+      void (async () => {
+        const out: number[] = [];
+        for (let i = 0; i < m.n; i++) {
+          const r = await one();
+          if (r !== null) out.push(r);
+          await sleep(m.everyMs);
+        }
+        send({ op: 'sample', rtts: out });
+      })();
+    } else if (m.op === 'start') {
+      stop = false;
+      rtts.length = 0;
+      unanswered = 0;
+      running = (async () => {
+        while (!stop) {
+          const r = await one();
+          if (r === null) unanswered++;
+          else rtts.push(r);
+          await sleep(m.everyMs);
+        }
+      })();
+    } else {
+      stop = true;
+      void (running ?? Promise.resolve()).then(() => send({ op: 'stopped', rtts, unanswered }));
+    }
+  });
+  process.on('disconnect', () => {
+    peer.close();
+    process.exit(0);
+  });
+  send({ op: 'ready' });
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`thump console: ${String(e)}\n`);
+  process.exit(1);
+});
