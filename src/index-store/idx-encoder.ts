@@ -117,12 +117,12 @@ export class IndexEncoder {
   }
 
   /**
-   * Append every packet of `cols` (metadata only is needed). Packets of streams FFmpeg discovers only while reading
+   * Append the packets [from, to) of `cols` (default: all; metadata only is needed). Packets of streams FFmpeg discovers only while reading
    * (MPEG-PS, FLV...) are left out, as `ffprobe -show_packets` leaves them out: they are not in the stream table.
    */
-  add(cols: PacketColumns): void {
+  add(cols: PacketColumns, from = 0, to = cols.count): void {
     const m = cols.meta;
-    for (let i = 0; i < cols.count; i++) {
+    for (let i = from; i < to; i++) {
       const o = i * META_STRIDE;
       if (m[o + Meta.STREAM] >= this.#streams.length) {
         this.#late++;
