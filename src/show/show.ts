@@ -10,10 +10,11 @@ import { monoNs } from '../common/time-source';
 import { TypedEmitter } from '../common/typed-emitter';
 import type { OpenMedia } from '../media/open-media';
 import { resolveOutputs, sameCue, type CueDefinition } from './cue-definition';
-import { AUDIO_PREROLL_OPTIONS, LoadedCue, type CueRun } from './loaded-cue';
+import { LoadedCue, type CueRun } from './loaded-cue';
 import { ShowClock, positionAt, snapshotTimecode, type ShowClockOptions } from './show-clock';
 import { TimecodeChaser, type ChaseOptions } from './timecode-chase';
-import { RateLimitedLog } from '../common/rate-limited-log';
+import { DEFAULT_MAX_PREFETCH_BYTES, PrefetchStore } from './prefetch-store';
+import { CueListCursor, type CueList } from './cue-list-cursor';
 import { CueProblems, type CueProblem } from './cue-problems';
 
 const log = getLogger('show');
@@ -30,8 +31,7 @@ const ARM_NEXT_DELAY_MS = 25;
  */
 const REFETCH_DELAY_MS = 500;
 
-/** Default budget of prefetched bytes held by all armed cues (about 400 one-second 1080p prefetches). */
-export const DEFAULT_MAX_PREFETCH_BYTES = 256 << 20;
+export { DEFAULT_MAX_PREFETCH_BYTES } from './prefetch-store';
 /** Default most ad-hoc cues loaded at once. */
 export const DEFAULT_MAX_ADHOC_CUES = 64;
 
@@ -53,13 +53,7 @@ export type CueEvent =
   | { type: 'stopped'; cue: LoadedCue; reason: StopReason; clockSeconds: number; mediaSeconds: number }
   | { type: 'unloaded'; cue: LoadedCue };
 
-/** The cue list in effect. */
-export interface CueList {
-  /** The file it came from ("" for none). */
-  readonly path: string;
-  /** Cues in order. */
-  readonly cues: readonly CueDefinition[];
-}
+export type { CueList } from './cue-list-cursor';
 
 /** Show events. */
 export interface ShowEvents extends Record<string, unknown[]> {
@@ -130,11 +124,8 @@ export class Show extends TypedEmitter<ShowEvents> {
   /** External timecode chase (fed by /cuemux/clock/timecode). */
   readonly chaser: TimecodeChaser;
   readonly #media: MediaSource;
-  readonly #prefetchSeconds: number;
-  readonly #maxPrefetchBytes: number;
+  readonly #prefetches: PrefetchStore;
   readonly #maxAdHocCues: number;
-  /** Bytes of prefetched packets held (or being read) by loaded cues. */
-  #prefetchBytes = 0;
   readonly #goStartsClock: boolean;
   #armNext: boolean;
   /** armNext as the options asked (a show that stops mirroring arms the next cues again when they asked it). */
@@ -152,14 +143,10 @@ export class Show extends TypedEmitter<ShowEvents> {
   readonly #adHoc = new Set<string>();
   /** How long before a cue's end its auto-follow successor is placed on the clock, in seconds (≥ any lead). */
   readonly #followAheadSeconds: number;
-  readonly #prefetchWarnings = new RateLimitedLog();
   /** The last problem of each cue, in the order they happened (a cue that loads or starts again is cleared). */
   readonly #problems = new CueProblems();
-  #list: CueList = { path: '', cues: [] };
-  #playhead = 0;
+  readonly #cueList = new CueListCursor();
   #mirrored: boolean;
-  /** A follower's copy of the master's cue list (ids only: its definitions come with the loaded cues). */
-  #mirroredList: { path: string; ids: string[]; playhead: string | null } | null = null;
   #closed = false;
 
   constructor(media: MediaSource, options: ShowOptions = {}) {
@@ -167,20 +154,16 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.#media = media;
     this.clock = new ShowClock(options.clock);
     this.chaser = new TimecodeChaser(this.clock, options.chase);
-    this.#prefetchSeconds = options.prefetchSeconds ?? 1;
-    this.#maxPrefetchBytes = options.maxPrefetchBytes ?? DEFAULT_MAX_PREFETCH_BYTES;
+    this.#prefetches = new PrefetchStore(options.prefetchSeconds ?? 1, options.maxPrefetchBytes ?? DEFAULT_MAX_PREFETCH_BYTES);
     this.#maxAdHocCues = options.maxAdHocCues ?? DEFAULT_MAX_ADHOC_CUES;
-    for (const [name, v] of [['maxPrefetchBytes', this.#maxPrefetchBytes], ['maxAdHocCues', this.#maxAdHocCues]] as const) {
-      if (!(Number.isInteger(v) && v >= 0)) throw new CuemuxError('INVALID_ARGUMENT', `${name} must be a whole number >= 0, got ${v}`);
+    if (!(Number.isInteger(this.#maxAdHocCues) && this.#maxAdHocCues >= 0)) {
+      throw new CuemuxError('INVALID_ARGUMENT', `maxAdHocCues must be a whole number >= 0, got ${this.#maxAdHocCues}`);
     }
     this.#goStartsClock = options.goStartsClock ?? true;
     this.#mirrored = options.mirrored ?? false;
     this.#armNextOption = options.armNext ?? true;
     this.#armNext = !this.#mirrored && this.#armNextOption;
     this.#followAheadSeconds = Math.max(2, options.followAheadSeconds ?? 2);
-    if (!(this.#prefetchSeconds >= 0 && this.#prefetchSeconds <= 30)) {
-      throw new CuemuxError('INVALID_ARGUMENT', `prefetch must be 0-30 seconds, got ${this.#prefetchSeconds}`);
-    }
     // Re-plan end-of-cue watches on every clock change (a locate past the end ends a cue at once).
     this.clock.on('change', () => {
       for (const c of this.#cues.values()) if (c.state === 'playing') this.#watchEnd(c);
@@ -199,26 +182,16 @@ export class Show extends TypedEmitter<ShowEvents> {
 
   /** The cue list in effect. */
   get cueList(): CueList {
-    return this.#list;
+    return this.#cueList.list;
   }
 
   /** The id of the cue a GO without an id starts, or null. */
   get playhead(): string | null {
-    if (this.#mirroredList !== null) return this.#mirroredList.playhead;
-    return this.#list.cues[this.#playhead]?.id ?? null;
+    return this.#cueList.playhead;
   }
 
   #checkOpen(): void {
     if (this.#closed) throw new CuemuxError('CLOSED', 'the show is closed (server shutting down)');
-  }
-
-  #definition(id: string): CueDefinition {
-    const def = this.#list.cues.find((c) => c.id === id);
-    if (def === undefined) {
-      const known = this.#list.cues.map((c) => c.id).join(', ') || 'none';
-      throw new CuemuxError('NOT_FOUND', `no cue "${id}" in the cue list${this.#list.path ? ` ${this.#list.path}` : ''} (cues: ${known}); load a cue list or give the media path`);
-    }
-    return def;
   }
 
   /**
@@ -228,7 +201,7 @@ export class Show extends TypedEmitter<ShowEvents> {
    */
   async load(id: string, def?: CueDefinition, options: { prefetch?: boolean } = {}): Promise<LoadedCue> {
     this.#checkOpen();
-    const d = def ?? this.#definition(id);
+    const d = def ?? this.#cueList.definition(id);
     const existing = this.#cues.get(id);
     if (existing !== undefined) {
       if (sameCue(existing.def, d)) {
@@ -270,7 +243,7 @@ export class Show extends TypedEmitter<ShowEvents> {
   /** True when `cue` came from the cue list and the list now defines it differently (an edit since it loaded). */
   #stale(cue: LoadedCue): boolean {
     if (this.#adHoc.has(cue.id)) return false;
-    const listed = this.#list.cues.find((c) => c.id === cue.id);
+    const listed = this.#cueList.listed(cue.id);
     return listed !== undefined && !sameCue(listed, cue.def);
   }
 
@@ -287,13 +260,13 @@ export class Show extends TypedEmitter<ShowEvents> {
         throw new CuemuxError('INVALID_ARGUMENT', `cue "${def.id}": in-point ${def.inSeconds} s is at or past the end of ${media.path} (${media.durationSeconds.toFixed(3)} s)`, { path: media.path });
       }
       cue = new LoadedCue(def, media, outputs, inMedia, endMedia);
-      if (prefetch) cue.prefetch = await this.#prefetch(cue);
+      if (prefetch) cue.prefetch = await this.#prefetches.read(cue);
     } catch (e) {
       this.#media.release(media);
       throw e;
     }
     const drop = (): void => {
-      this.#dropPrefetch(cue);
+      this.#prefetches.drop(cue);
       this.#media.release(media);
     };
     if (this.#closed) {
@@ -310,41 +283,9 @@ export class Show extends TypedEmitter<ShowEvents> {
     return cue;
   }
 
-  async #prefetch(cue: LoadedCue): Promise<LoadedCue['prefetch']> {
-    if (this.#prefetchSeconds === 0) return null;
-    const entries = [...cue.media.index.packetsInRange(cue.allStreams, cue.inMedia, Math.min(cue.endMedia, cue.inMedia + this.#prefetchSeconds), AUDIO_PREROLL_OPTIONS)];
-    if (entries.length === 0) return null;
-    let bytes = 0;
-    for (const e of entries) bytes += e.size;
-    if (this.#prefetchBytes + bytes > this.#maxPrefetchBytes) {
-      this.#prefetchWarnings.log('prefetch', (suppressed) => log.warn(`cue "${cue.id.slice(0, 64)}" loaded without a prefetch: its ${bytes} bytes would take the `
-        + `prefetched packets of all cues beyond the budget (--max-prefetch-bytes ${this.#maxPrefetchBytes}; ${this.#prefetchBytes} held); its GO reads `
-        + `from the file${suppressed > 0 ? ` (${suppressed} more cues since the last warning)` : ''}`, { cue: cue.id, bytes, held: this.#prefetchBytes }));
-      return null;
-    }
-    // Reserved before the read: loads in flight together cannot pass the budget.
-    this.#prefetchBytes += bytes;
-    const reader = cue.media.reader();
-    try {
-      const data = await reader.read(entries);
-      return { entries, data, numbers: new Set(entries.map((e) => e.index)), bytes };
-    } catch (e) {
-      this.#prefetchBytes -= bytes;
-      throw e;
-    } finally {
-      await reader.close();
-    }
-  }
-
-  /** Let go of `cue`'s prefetched packets (and their place in the budget). */
-  #dropPrefetch(cue: LoadedCue): void {
-    if (cue.prefetch !== null) this.#prefetchBytes -= cue.prefetch.bytes ?? 0;
-    cue.prefetch = null;
-  }
-
   /** Bytes of prefetched packets held by loaded cues, and the budget. */
   get prefetchBudget(): { bytes: number; max: number } {
-    return { bytes: this.#prefetchBytes, max: this.#maxPrefetchBytes };
+    return this.#prefetches.budget;
   }
 
   /** Ad-hoc cues loaded (or loading), and the budget. */
@@ -404,10 +345,10 @@ export class Show extends TypedEmitter<ShowEvents> {
     if (cue.prefetch !== null || this.#refetching.has(cue) || this.#closed) return;
     this.#refetching.add(cue);
     try {
-      const pre = await this.#prefetch(cue);
+      const pre = await this.#prefetches.read(cue);
       if (pre === null) return;
       if (this.#cues.get(cue.id) !== cue || cue.prefetch !== null || this.#closed) {
-        this.#prefetchBytes -= pre.bytes ?? 0; // unloaded meanwhile
+        this.#prefetches.release(pre); // unloaded meanwhile
         return;
       }
       cue.prefetch = pre;
@@ -443,7 +384,7 @@ export class Show extends TypedEmitter<ShowEvents> {
   async restoreCue(def: CueDefinition, state: 'armed' | 'playing' | 'paused', run: CueRun | null,
     numbering: LoadedCue['numbering'], pausedMedia: number | null): Promise<LoadedCue> {
     // A cue of the cue list is restored as one (not an ad-hoc cue, which counts against --max-adhoc-cues).
-    const listed = this.#list.cues.find((c) => c.id === def.id);
+    const listed = this.#cueList.listed(def.id);
     const cue = await (listed !== undefined && sameCue(listed, def) ? this.load(def.id) : this.load(def.id, def));
     if (state === 'armed' || run === null) return cue;
     cue.restore(state, run, numbering, pausedMedia);
@@ -505,7 +446,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       if (c.state !== 'armed') this.#stopCue(c, 'unload', options.at ?? monoNs());
       this.#cues.delete(c.id);
       this.#adHoc.delete(c.id);
-      this.#dropPrefetch(c);
+      this.#prefetches.drop(c);
       this.safeEmit('cue', { type: 'unloaded', cue: c });
       this.#media.release(c.media);
       log.info('cue unloaded', { cue: c.id });
@@ -569,7 +510,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     const watch = new AbortController();
     cue.endWatch = watch;
     const live = (): boolean => !watch.signal.aborted && cue.run === run && cue.state === 'playing' && !this.#closed;
-    const next = this.#autoFollower(cue.id);
+    const next = this.#cueList.autoFollower(cue.id);
     const chain = (): void => {
       // Once per run: clock changes re-plan these watches, but the successor is placed on the clock only once.
       if (next === undefined || cue.chainedNext !== null) return;
@@ -604,31 +545,20 @@ export class Show extends TypedEmitter<ShowEvents> {
     return at < now ? at : now;
   }
 
-  /** The cue after `id` in the list when it auto-follows. */
-  #autoFollower(id: string): CueDefinition | undefined {
-    const i = this.#list.cues.findIndex((c) => c.id === id);
-    const next = i >= 0 ? this.#list.cues[i + 1] : undefined;
-    return next !== undefined && next.follow ? next : undefined;
-  }
-
   /** After GO on `id`: the playhead moves to the next cue that does not auto-follow; arm what comes next. */
   #advancePlayhead(id: string): void {
-    const i = this.#list.cues.findIndex((c) => c.id === id);
-    if (i < 0) return;
-    let next = i + 1;
-    while (next < this.#list.cues.length && this.#list.cues[next].follow) next++;
-    this.#playhead = next;
-    this.safeEmit('cuelist', this.#list, this.playhead);
+    const ids = this.#cueList.advancePast(id);
+    if (ids === null) return;
+    this.safeEmit('cuelist', this.#cueList.list, this.playhead);
     if (!this.#armNext) return;
     // Arm the auto-follow chain after this cue and the standby cue, so neither waits on a disk read; a moment after
     // this GO, whose own first packets (read from the file when it was not armed) must not queue behind the index
     // check and prefetch reads of the next cues.
-    const ids = this.#list.cues.slice(i + 1, next + 1).map((d) => d.id);
     const timer = setTimeout(() => {
       if (this.#closed) return;
       // Those still in the list (an edit may have come meanwhile) and not loaded by now.
       for (const id of ids) {
-        if (this.#cues.has(id) || !this.#list.cues.some((d) => d.id === id)) continue;
+        if (this.#cues.has(id) || this.#cueList.listed(id) === undefined) continue;
         this.load(id).catch((e: unknown) => this.#problems.note(id, 'pre-arm', e, 'warn'));
       }
     }, ARM_NEXT_DELAY_MS);
@@ -637,10 +567,8 @@ export class Show extends TypedEmitter<ShowEvents> {
 
   /** Move the playhead to cue `id` (the next GO without an id starts it). */
   standBy(id: string): void {
-    const i = this.#list.cues.findIndex((c) => c.id === id);
-    if (i < 0) this.#definition(id);
-    this.#playhead = i;
-    this.safeEmit('cuelist', this.#list, this.playhead);
+    this.#cueList.standBy(id);
+    this.safeEmit('cuelist', this.#cueList.list, this.playhead);
   }
 
   /**
@@ -650,11 +578,7 @@ export class Show extends TypedEmitter<ShowEvents> {
    */
   setCueList(list: CueList): void {
     this.#checkOpen();
-    const standby = this.playhead;
-    const ids = new Set(list.cues.map((c) => c.id));
-    if (ids.size !== list.cues.length) throw new CuemuxError('INVALID_ARGUMENT', `${list.path || 'cue list'}: cue ids must be unique`);
-    const old = this.#list;
-    this.#list = list;
+    const old = this.#cueList.replace(list);
     const wasListed = new Set(old.cues.map((c) => c.id));
     for (const cue of this.cues) {
       if (cue.state !== 'armed' || !wasListed.has(cue.id)) continue;
@@ -666,10 +590,8 @@ export class Show extends TypedEmitter<ShowEvents> {
         this.load(cue.id).catch((e: unknown) => this.#problems.note(cue.id, 're-arm', e, 'warn'));
       }
     }
-    const keep = standby === null ? -1 : list.cues.findIndex((c) => c.id === standby);
-    this.#playhead = keep >= 0 ? keep : Math.min(this.#playhead, list.cues.length);
     log.info('cue list in effect', { path: list.path, cues: list.cues.length, playhead: this.playhead });
-    this.safeEmit('cuelist', this.#list, this.playhead);
+    this.safeEmit('cuelist', list, this.playhead);
   }
 
   /**
@@ -731,16 +653,14 @@ export class Show extends TypedEmitter<ShowEvents> {
     }
     const standby = this.playhead;
     if (list !== null) this.setCueList(list);
-    this.#mirroredList = null;
-    const at = standby === null ? -1 : this.#list.cues.findIndex((c) => c.id === standby);
-    this.#playhead = at >= 0 ? at : this.#list.cues.length;
+    this.#cueList.stopMirroring(standby);
     for (const c of this.#cues.values()) {
       if (c.state !== 'playing') continue;
-      const next = this.#autoFollower(c.id);
+      const next = this.#cueList.autoFollower(c.id);
       if (next !== undefined && this.#cues.get(next.id)?.state === 'playing') c.chainedNext = next.id;
       this.#watchEnd(c);
     }
-    this.safeEmit('cuelist', this.#list, this.playhead);
+    this.safeEmit('cuelist', this.#cueList.list, this.playhead);
   }
 
   /** True while this show mirrors a master's (a follower's or a backup's). */
@@ -750,10 +670,7 @@ export class Show extends TypedEmitter<ShowEvents> {
 
   /** Follower servers: the master's cue list (its file, cue ids and standby cue), for status. */
   mirrorCueList(path: string, ids: readonly string[], playhead: string | null): void {
-    const m = this.#mirroredList;
-    if (m !== null && m.path === path && m.playhead === playhead && m.ids.length === ids.length && m.ids.every((id, i) => id === ids[i])) return;
-    this.#mirroredList = { path, ids: [...ids], playhead };
-    this.safeEmit('cuelist', this.#list, playhead);
+    if (this.#cueList.mirror(path, ids, playhead)) this.safeEmit('cuelist', this.#cueList.list, playhead);
   }
 
   /** Keep a problem with cue `id` for status and log it (a follower's media that is not the master's). */
@@ -782,8 +699,7 @@ export class Show extends TypedEmitter<ShowEvents> {
         positionSeconds: c.state === 'paused' ? c.pausedMedia : c.run ? c.mediaAt(c.run, position) : null,
         clockSeconds: c.run?.clockSeconds ?? null,
       })),
-      cueList: this.#mirroredList !== null ? { path: this.#mirroredList.path, cues: [...this.#mirroredList.ids], playhead: this.#mirroredList.playhead }
-        : { path: this.#list.path, cues: this.#list.cues.map((c) => c.id), playhead: this.playhead },
+      cueList: this.#cueList.status(),
     };
   }
 
@@ -795,7 +711,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.#closing = true;
     for (const c of this.cues) {
       c.endWatch?.abort();
-      this.#dropPrefetch(c);
+      this.#prefetches.drop(c);
       this.#media.release(c.media);
     }
     this.#adHoc.clear();
