@@ -173,10 +173,21 @@ export class GrowingIndex {
     try {
       const why = await notPlayableUntilComplete(file);
       if (why !== null) throw notPlayable(media, why);
-      const identity = await fingerprint(file, media);
-      const first = await look(file);
-      const demuxer = await openDemuxer(media, { source: fdPath(file), followMs: options.waitMs ?? DEFAULT_GROWING_WAIT_MS });
-      return new GrowingIndex(media, file, options.file === undefined, demuxer, identity, first, options);
+      const waitMs = options.waitMs ?? DEFAULT_GROWING_WAIT_MS;
+      for (;;) {
+        const identity = await fingerprint(file, media);
+        const first = await look(file);
+        let demuxer: Demuxer;
+        try {
+          demuxer = await openDemuxer(media, { source: fdPath(file), followMs: waitMs });
+        } catch (e) {
+          // Too little written yet for FFmpeg to recognise the container or find its streams (an empty file, the
+          // first bytes of a header): try again once it has grown, fail as any file would once it is still.
+          if (isCuemuxError(e, 'NOT_MEDIA', 'MEDIA_DAMAGED') && !options.signal?.aborted && await watchGrowth(file, waitMs, options.signal)) continue;
+          throw e;
+        }
+        return new GrowingIndex(media, file, options.file === undefined, demuxer, identity, first, options);
+      }
     } catch (e) {
       if (options.file === undefined) await file.close();
       throw e;
@@ -191,6 +202,11 @@ export class GrowingIndex {
   /** Where the file stands. */
   get state(): GrowthState {
     return this.#state;
+  }
+
+  /** The file's size at the last look, in bytes. */
+  get writtenBytes(): number {
+    return this.#lastLook.size;
   }
 
   /** The error that ended the following (state 'failed'), else null. */
