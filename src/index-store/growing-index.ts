@@ -171,10 +171,10 @@ export class GrowingIndex {
   static async start(media: string, options: GrowingOptions = {}): Promise<GrowingIndex> {
     const file = options.file ?? await fsp.open(media, 'r');
     try {
-      const why = await notPlayableUntilComplete(file);
-      if (why !== null) throw notPlayable(media, why);
       const waitMs = options.waitMs ?? DEFAULT_GROWING_WAIT_MS;
       for (;;) {
+        const why = await notPlayableUntilComplete(file);
+        if (why !== null) throw notPlayable(media, why);
         const identity = await fingerprint(file, media);
         const first = await look(file);
         let demuxer: Demuxer;
