@@ -19,7 +19,9 @@ import { runCli, startCli } from './support/cli';
 import { childrenKilledAfterEach, exitOf, waitFor } from './support/wait';
 import { MediaClientError, type MediaClient } from '../src/clients/media-client';
 import type { Packet } from '../src/generated/cuemux/v1/media_server';
+import { GrowingIndex } from '../src/index-store/growing-index';
 import { openIndex } from '../src/index-store/open-index';
+import { OpenMedia } from '../src/media/open-media';
 
 /** The server's --growing-wait-ms in these tests: longer than any pause of the writers below (they flush often). */
 const WAIT_MS = 1500;
@@ -138,6 +140,50 @@ describe('growing media', function () {
       await c.closeMedia(info.mediaId);
     });
   }
+
+  it('MP4 with its moov first, copied in chunks: followed as it is copied; every packet once, FFmpeg\'s bytes', async function () {
+    const mp4 = await makeMedia('av-20s-160x120-faststart.mp4', ['-i', source, '-t', '20', '-c', 'copy', '-movflags', '+faststart']);
+    const abs = path.join(srv.root, 'faststart.mp4');
+    const total = (await fsp.stat(mp4)).size;
+    const writer = chunkWriter(mp4, abs, 16 << 10, 30, total);
+    children.push(writer);
+    // The moov (sample tables) is written first: wait until it is, so the open sees an MP4 it can follow.
+    await waitFor('the moov box', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 64 << 10);
+    const c = srv.client();
+    const info = await c.openMedia('faststart.mp4');
+    assert.equal(info.growth?.state, 'growing');
+    const packets = await collect(c, { mediaId: info.mediaId, startSeconds: -1e9 });
+    await assertExact(packets, abs);
+    assert.equal((await fsp.readFile(abs)).equals(await fsp.readFile(mp4)), true, 'the copy is whole');
+  });
+
+  it('OpenMedia.readAt on a growing file waits for bytes not yet written (cancellable), then returns the file\'s bytes', async function () {
+    const mkv = await makeMedia('av-20s-160x120.mkv', ['-i', source, '-t', '20', '-c', 'copy']);
+    const dir = await scratchDir('growing-readat');
+    const abs = path.join(dir, 'r.mkv');
+    const total = (await fsp.stat(mkv)).size;
+    const writer = chunkWriter(mkv, abs, 16 << 10, 30, total);
+    children.push(writer);
+    await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 16 << 10);
+    const file = await fsp.open(abs, 'r');
+    const growth = await GrowingIndex.start(abs, { file, waitMs: WAIT_MS, cacheDir: path.join(dir, 'cache') });
+    const media = OpenMedia.open(abs, growth.index, file, growth);
+    try {
+      // Aborted at once: returns what is there (less than the whole file), without waiting.
+      const stop = new AbortController();
+      stop.abort();
+      const short = await media.readAt(0, total, { signal: stop.signal, timeoutMs: 60_000 });
+      assert.ok(short.length < total, `${short.length} of ${total} bytes while it grows`);
+      // Waited for: the bytes at the end of the file, once the copier has written them.
+      const tail = await media.readAt(total - 1000, 1000, { timeoutMs: 60_000 });
+      assert.deepEqual(tail, (await fsp.readFile(mkv)).subarray(total - 1000));
+      const final = await growth.done;
+      assert.equal(growth.state, 'complete');
+      assert.equal(final.packetCount, (await ffprobePackets(abs)).length);
+    } finally {
+      await media.close();
+    }
+  });
 
   it('MP4 with its moov at the end: "not playable until complete" while written, then plays once complete', async function () {
     const abs = path.join(srv.root, 'moov-last.mp4');

@@ -233,6 +233,20 @@ export class GrowingIndex {
     });
   }
 
+  /**
+   * Wait until the file holds the bytes before `end` (its written size reaches it), it is no longer growing, `timeoutMs`
+   * passes or `signal` aborts; true when the bytes are there. What a byte-range reader of a growing file (HTTP) waits
+   * on: sizes are looked at every LOOK_MS.
+   */
+  async waitForBytes(end: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.#lastLook.size >= end) return true;
+      if (this.#state !== 'growing' || signal?.aborted || Date.now() >= deadline) return (await look(this.#file)).size >= end;
+      await this.waitForChange(Math.max(1, deadline - Date.now()), signal);
+    }
+  }
+
   #wake(): void {
     for (const w of [...this.#waiters]) w();
   }
@@ -285,6 +299,7 @@ export class GrowingIndex {
     const damaged = (why: string): CuemuxError => new CuemuxError('MEDIA_DAMAGED', `${media}: ${why} while it was growing; the packets indexed so far no longer match it`,
       { path: media, operation: 'index growing', details: { growth: 'failed' } });
     if (now.size < this.#lastLook.size) throw damaged(`truncated (${this.#lastLook.size} -> ${now.size} bytes)`);
+    const grew = now.size > this.#lastLook.size;
     const byPath = await fsp.stat(media).catch(() => null);
     const fd = await this.#file.stat();
     if (byPath === null) throw damaged('removed or renamed');
@@ -293,6 +308,7 @@ export class GrowingIndex {
       if (await this.#hash(a.pos, a.size) !== a.hash) throw damaged(`overwritten (the bytes of a packet at byte ${a.pos} changed)`);
     }
     this.#lastLook = now;
+    if (grew) this.#wake(); // byte readers (waitForBytes) go on
     return now;
   }
 

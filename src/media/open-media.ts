@@ -127,6 +127,26 @@ export class OpenMedia {
   }
 
   /**
+   * Up to `length` bytes of the file at `offset` (fewer only where a complete file ends). Bytes a growing file does not
+   * hold yet are waited for, at most `timeoutMs` (default: its growing-wait-ms) and until `signal` aborts; then what is
+   * there is returned. For byte-range readers of the file (HTTP), which, like every read, go through the one handle.
+   */
+  async readAt(offset: number, length: number, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Buffer> {
+    if (this.#closed) throw new CuemuxError('CLOSED', `${this.path}: media closed`, { path: this.path });
+    const g = this.growth;
+    if (g !== null) await g.waitForBytes(offset + length, options.timeoutMs ?? g.waitMs, options.signal);
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await this.#file.read(buf, got, length - got, offset + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    this.bytesRead += got;
+    return buf.subarray(0, got);
+  }
+
+  /**
    * A demuxer on this media's open file (FFmpeg opens `/proc/self/fd/N`, the very file, not the path). The file
    * stays open until every such open has finished, so the number N always names it.
    */
