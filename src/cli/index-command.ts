@@ -122,10 +122,12 @@ async function build(io: CliIo, args: string[]): Promise<ExitCodeValue> {
   const lockTimeout = options.number('lock-timeout') ?? DEFAULT_LOCK_TIMEOUT_SECONDS;
   const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
   const json = values.json === true;
+  const waitMs = options.number('growing-wait-ms');
   if (values.follow === true) {
     if (positionals.length !== 1) throw usage('index build --follow takes exactly one media file', INDEX_BUILD);
-    return followBuild(io, path.resolve(positionals[0]), { cacheDir, waitMs: options.number('growing-wait-ms'), json });
+    return followBuild(io, path.resolve(positionals[0]), { cacheDir, waitMs, json });
   }
+  if (waitMs !== undefined) throw usage('--growing-wait-ms goes with --follow', INDEX_BUILD);
   const inputs = await collect(positionals);
   const results: Array<FileResult | undefined> = inputs.map(() => undefined);
   const sizes = await Promise.all(inputs.map(async (i) => (i.error ? 0 : (await fsp.stat(i.file).catch(() => ({ size: 0 }))).size)));
@@ -321,9 +323,10 @@ export function describeIndex(idx: MediaIndex): Record<string, unknown> {
 async function info(io: CliIo, args: string[]): Promise<ExitCodeValue> {
   const options = parse(args, INDEX_INFO);
   const { values, positionals } = options;
+  const waitMs = options.number('growing-wait-ms') ?? DEFAULT_GROWING_WAIT_MS;
   const media = await singleMedia(positionals, 'info');
   const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
-  if (await growthOf(media, cacheDir, options.number('growing-wait-ms') ?? DEFAULT_GROWING_WAIT_MS) === 'growing') {
+  if (await growthOf(media, cacheDir, waitMs) === 'growing') {
     // Indexing it now would index a part and go stale: say so instead.
     const size = (await fsp.stat(media)).size;
     if (values.json === true) io.out(`${JSON.stringify({ media, growth: 'growing', writtenBytes: size }, null, 1)}\n`);
