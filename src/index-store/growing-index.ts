@@ -27,7 +27,7 @@ import { META_STRIDE, Meta, type Demuxer, type PacketColumns } from '../ffmpeg/t
 import { fdPath, fingerprint } from './fingerprint';
 import { IndexEncoder } from './idx-encoder';
 import { parseIndexUnverified, type SourceIdentity } from './idx-format';
-import type { BuildProgress } from './index-builder';
+import { readUpTo, type BuildProgress } from './index-builder';
 import { MediaIndex } from './media-index';
 import { notPlayableUntilComplete } from './mp4-layout';
 import { openIndex } from './open-index';
@@ -247,6 +247,23 @@ export class GrowingIndex {
     }
   }
 
+  /**
+   * Look at the file now (a reader found a packet not where the index says): the error that ends the growth when the
+   * file was truncated, replaced or overwritten (it then fails with it), else null. Once the file is no longer
+   * growing, the error that ended it, if any.
+   */
+  async verify(): Promise<CuemuxError | null> {
+    if (this.#state === 'growing') {
+      try {
+        await this.#check();
+      } catch (e) {
+        if (isCuemuxError(e)) this.#fail(e);
+        else throw e;
+      }
+    }
+    return this.#error;
+  }
+
   #wake(): void {
     for (const w of [...this.#waiters]) w();
   }
@@ -279,14 +296,7 @@ export class GrowingIndex {
 
   /** Hash of the file's bytes [pos, pos + size). */
   async #hash(pos: number, size: number): Promise<string> {
-    const b = Buffer.alloc(size);
-    let got = 0;
-    while (got < size) {
-      const { bytesRead } = await this.#file.read(b, got, size - got, pos + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    return createHash('sha1').update(b.subarray(0, got)).digest('hex');
+    return createHash('sha1').update(await readUpTo(this.#file, pos, size)).digest('hex');
   }
 
   /**

@@ -271,12 +271,12 @@ class BlockHeaders {
 }
 
 /** A buffer reused by one build's span reads (fresh ones, 8-16 MiB each, would pile up until a full collection). */
-interface Scratch {
+export interface Scratch {
   buf: Buffer | null;
 }
 
 /** Up to `length` bytes of `file` at `pos` (fewer where the file ends), in `scratch` when given (valid until its next use). */
-async function readUpTo(file: FileHandle, pos: number, length: number, scratch?: Scratch): Promise<Buffer> {
+export async function readUpTo(file: FileHandle, pos: number, length: number, scratch?: Scratch): Promise<Buffer> {
   let b: Buffer;
   if (scratch === undefined) b = Buffer.allocUnsafe(length);
   else {

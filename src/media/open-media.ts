@@ -11,6 +11,7 @@ import { openDemuxer } from '../ffmpeg/demuxer';
 import type { ContainerInfo, Demuxer, StreamParams } from '../ffmpeg/types';
 import { fdPath } from '../index-store/fingerprint';
 import type { GrowingIndex, GrowthState } from '../index-store/growing-index';
+import { readUpTo } from '../index-store/index-builder';
 import type { MediaIndex } from '../index-store/media-index';
 import { DemuxReader, DirectReader, type PacketReader } from './packet-reader';
 
@@ -59,8 +60,7 @@ export class OpenMedia {
   readonly streams: readonly MediaStream[];
   /** Presentation time of its start, in seconds (the container's start time, 0 when it has none). */
   readonly startSeconds: number;
-  /** Duration in seconds: the container's, else the latest end of any stream in the index. */
-  readonly durationSeconds: number;
+  readonly #durationSeconds: number;
   readonly #index: MediaIndex;
   /** When the file was opened (ns since the Unix epoch). */
   readonly openedUnixNs: bigint;
@@ -86,7 +86,7 @@ export class OpenMedia {
     this.openedUnixNs = BigInt(Date.now()) * 1_000_000n;
     this.streams = info.streams.map((s) => ({ index: s.index, codecType: streamType(s) }));
     this.startSeconds = info.startSeconds ?? 0;
-    this.durationSeconds = durationOf(info, index);
+    this.#durationSeconds = durationOf(info, index);
   }
 
   /**
@@ -107,6 +107,17 @@ export class OpenMedia {
   /** The packet index: while the file grows, the index of what is written so far (a new object as it grows). */
   get index(): MediaIndex {
     return this.growth?.index ?? this.#index;
+  }
+
+  /**
+   * Duration in seconds: the container's, else the latest end of any stream in the index; of a growing file, that of
+   * what is indexed so far (the final container's once complete).
+   */
+  get durationSeconds(): number {
+    const g = this.growth;
+    if (g === null) return this.#durationSeconds;
+    const params = g.index.params;
+    return durationOf(params === null ? this.info : { ...params.container, path: this.path }, g.index);
   }
 
   /** `direct` (pread from the index) or `demux` (a demuxer per reader); a growing file's is `demux` until complete. */
@@ -135,15 +146,9 @@ export class OpenMedia {
     if (this.#closed) throw new CuemuxError('CLOSED', `${this.path}: media closed`, { path: this.path });
     const g = this.growth;
     if (g !== null) await g.waitForBytes(offset + length, options.timeoutMs ?? g.waitMs, options.signal);
-    const buf = Buffer.allocUnsafe(length);
-    let got = 0;
-    while (got < length) {
-      const { bytesRead } = await this.#file.read(buf, got, length - got, offset + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    this.bytesRead += got;
-    return buf.subarray(0, got);
+    const bytes = await readUpTo(this.#file, offset, length);
+    this.bytesRead += bytes.length;
+    return bytes;
   }
 
   /**

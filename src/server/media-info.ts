@@ -61,5 +61,5 @@ export function mediaInfoOf(media: OpenMedia): MediaInfo {
     };
     made.set(media, info);
   }
-  return media.growth === null ? info : { ...info, growth: mediaGrowthOf(media) };
+  return media.growth === null ? info : { ...info, durationSeconds: media.durationSeconds, growth: mediaGrowthOf(media) };
 }

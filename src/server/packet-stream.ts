@@ -4,7 +4,7 @@
  * 'cancelled'/'close'; a slow client only ever waits on its own call.
  */
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, isCuemuxError } from '../common/errors';
 import type { IndexEntry } from '../index-store/media-index';
 import type { PacketBatch, ReadPacketsRequest } from '../generated/cuemux/v1/media_server';
 import { framedBatchSize, framedPacketBatch, layoutFramedBatch } from '../wire/packet-batch';
@@ -301,6 +301,10 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
       throw new CuemuxError('MEDIA_DAMAGED', `${media.path}: damaged or truncated: FFmpeg stopped at byte ${media.index.partial.bytePos} (${media.index.partial.message}); every packet before it was sent`,
         { path: media.path, operation: 'read' });
     }
+  } catch (e) {
+    // A packet not where a growing file's index says: the file was cut or replaced while it grew; say that.
+    if (isCuemuxError(e, 'MEDIA_DAMAGED') && media.growth !== null) throw (await media.growth.verify()) ?? e;
+    throw e;
   } finally {
     // A read may still be running (cancel during a read): let it settle before closing its reader.
     await filling;
