@@ -51,8 +51,13 @@ const NEAR_BATCH = 4;
 const FAR_BATCH = 4096;
 /** Bytes behind the written end beyond which the demuxer counts as far behind. */
 const FAR_BYTES = 4 << 20;
-/** Least time between two published snapshots of the index while catching up, in ms (each costs an encode). */
-const SNAPSHOT_MS = 200;
+/**
+ * Least time between two published snapshots of the index, in ms, and how many times the last snapshot's encoding
+ * time must pass before the next: each snapshot encodes the whole index (about 0.3 µs a packet), so a long file
+ * growing at its real rate spends at most a tenth of a core on it, however long it gets.
+ */
+const SNAPSHOT_MIN_MS = 50;
+const SNAPSHOT_COST_FACTOR = 10;
 
 /** Where a media file stands: still being written, complete, or unplayable until it is complete. */
 export type GrowthState = 'growing' | 'complete' | 'not-playable' | 'failed';
@@ -142,7 +147,9 @@ export class GrowingIndex {
   #demuxer: Demuxer | null;
   #lastLook: Look;
   #anchors: Anchor[] = [];
-  #lastSnapshot = 0;
+  /** When the next snapshot may be published (ms since the epoch), and the timer that will publish it. */
+  #nextSnapshotAt = 0;
+  #snapshotTimer: NodeJS.Timeout | null = null;
   #stop = new AbortController();
   #timer: NodeJS.Timeout | null = null;
 
@@ -270,14 +277,30 @@ export class GrowingIndex {
 
   /** The index of the packets so far, as a MediaIndex (encoded and parsed: the same lookups as a loaded one). */
   #snapshot(): MediaIndex {
+    const started = performance.now();
     const v = libavformatVersion();
     const identity = { ...this.#identity, size: this.#lastLook.size };
     const params = { container: this.#demuxerInfo, directReadable: false, dataOffsets: this.#demuxerInfo.streams.map(() => 0) };
     const bytes = this.#encoder.finish(identity, this.media, this.#demuxerInfo.formatName, (v.major << 16) | (v.minor << 8) | v.micro, null, params);
     const buf = Buffer.allocUnsafeSlow(bytes.length);
     buf.set(bytes);
-    this.#lastSnapshot = Date.now();
-    return new MediaIndex(parseIndexUnverified(buf, `${this.media} (growing)`), this.media, `${this.media} (growing, in memory)`, 'memory');
+    const index = new MediaIndex(parseIndexUnverified(buf, `${this.media} (growing)`), this.media, `${this.media} (growing, in memory)`, 'memory');
+    this.#nextSnapshotAt = Date.now() + Math.max(SNAPSHOT_MIN_MS, SNAPSHOT_COST_FACTOR * (performance.now() - started));
+    return index;
+  }
+
+  /** Publish the packets read so far now, or when the snapshot budget allows (see SNAPSHOT_COST_FACTOR). */
+  #publishSoon(): void {
+    if (this.#snapshotTimer !== null) return;
+    const wait = this.#nextSnapshotAt - Date.now();
+    if (wait <= 0) {
+      this.#publish();
+      return;
+    }
+    this.#snapshotTimer = setTimeout(() => {
+      this.#snapshotTimer = null;
+      this.#publish();
+    }, wait);
   }
 
   #publish(): void {
@@ -371,7 +394,7 @@ export class GrowingIndex {
       this.#encoder.add(fresh);
       await this.#anchor(fresh);
       this.#options.onProgress?.({ media: this.media, packets: this.#encoder.count, bytePos: endPos, totalBytes: this.#lastLook.size, state: 'growing' });
-      if (!far || Date.now() - this.#lastSnapshot >= SNAPSHOT_MS) this.#publish();
+      this.#publishSoon();
     }
   }
 
@@ -433,6 +456,8 @@ export class GrowingIndex {
     } finally {
       if (this.#timer !== null) clearTimeout(this.#timer);
       this.#timer = null;
+      if (this.#snapshotTimer !== null) clearTimeout(this.#snapshotTimer);
+      this.#snapshotTimer = null;
       if (this.#demuxer !== null) this.#demuxer.close().catch(() => undefined);
       if (this.#ownFile) await this.#file.close().catch(() => undefined);
     }
