@@ -53,7 +53,7 @@ const FAR_BATCH = 4096;
 const FAR_BYTES = 4 << 20;
 /**
  * Least time between two published snapshots of the index, in ms, and how many times the last snapshot's encoding
- * time must pass before the next: each snapshot encodes the whole index (about 0.3 µs a packet), so a long file
+ * time must pass before the next: each snapshot encodes and parses the whole index (measured: 11 ms median for the 129,391 packets of the 30-minute clip, 0.09 µs a packet), so a long file
  * growing at its real rate spends at most a tenth of a core on it, however long it gets.
  */
 const SNAPSHOT_MIN_MS = 50;
