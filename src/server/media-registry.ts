@@ -30,6 +30,9 @@ export interface RegistryOptions {
   growingWaitMs?: number;
 }
 
+/** Growing files followed at once (see #openFile). */
+const MAX_GROWING = 2;
+
 /** The server's open media. */
 export class MediaRegistry {
   readonly #roots: MediaRoots;
@@ -114,6 +117,13 @@ export class MediaRegistry {
       let index: MediaIndex | null = await openIndex(real, { ...options, build: false })
         .catch((e: unknown) => { if (isCuemuxError(e, 'INDEX_MISSING', 'INDEX_STALE', 'INDEX_CORRUPT')) return null; throw e; });
       if (index === null && await watchGrowth(file, this.#options.growingWaitMs)) {
+        // While FFmpeg waits at a growing file's written end it holds a thread of libuv's pool (4 by default), which
+        // every file read of the server shares: at most MAX_GROWING files are followed at once.
+        const growing = this.list().filter((m) => m.growthState === 'growing').length;
+        if (growing >= MAX_GROWING) {
+          throw new CuemuxError('RESOURCE_EXHAUSTED', `${real}: the file is being written, and ${growing} growing files are followed already (at most ${MAX_GROWING}); open it once one of them is complete`,
+            { path: real, operation: 'open media' });
+        }
         const growth = await GrowingIndex.start(real, { ...options, waitMs: this.#options.growingWaitMs });
         keepFolder = true;
         growth.done.catch(() => undefined).finally(() => folder.close().catch(() => undefined));
