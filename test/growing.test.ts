@@ -130,6 +130,11 @@ describe('growing media', function () {
       void writerDone.then(() => { writerExited = true; });
       await waitFor('packets, or the writer\'s end', () => packets.length > 0 || writerExited);
       const early = writerExited ? 0 : packets.length;
+      const during = (await c.getStatus()).media.find((m) => m.mediaId === info.mediaId)?.growth;
+      if (!writerExited) {
+        assert.equal(during?.state, 'growing', 'GetStatus while the writer writes');
+        assert.ok(Number(during?.indexedPackets) > 0 && Number(during?.writtenBytes) > 0, JSON.stringify(during, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)));
+      }
       assert.equal((await writerDone).code, 0, 'writer');
       assert.ok(early > 0, 'packets were served before the writer finished');
       await reading;
@@ -219,6 +224,25 @@ describe('growing media', function () {
     await rejectsWithStatus(reading, grpc.status.DATA_LOSS, /cut\.mkv: truncated \(\d+ -> \d+ bytes\) while it was growing/);
     const status = await c.getStatus();
     assert.equal(status.media.find((m) => m.mediaId === info.mediaId)?.growth?.state, 'failed');
+  });
+
+  it('a file replaced (another renamed over it) while it grows ends the read with DATA_LOSS naming the file', async function () {
+    const mkv = await makeMedia('av-20s-160x120.mkv', ['-i', source, '-t', '20', '-c', 'copy']);
+    const abs = path.join(srv.root, 'swap.mkv');
+    const total = (await fsp.stat(mkv)).size;
+    const writer = chunkWriter(mkv, abs, 8 << 10, 50, Math.floor(total / 2));
+    children.push(writer);
+    await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 0);
+    const c = srv.client();
+    const info = await c.openMedia('swap.mkv');
+    const packets: Packet[] = [];
+    const reading = collect(c, { mediaId: info.mediaId, startSeconds: -1e9 }, packets);
+    reading.catch(() => undefined);
+    await waitFor('packets while it grows', () => packets.length > 50);
+    await killChild(writer);
+    await fsp.copyFile(mkv, `${abs}.new`);
+    await fsp.rename(`${abs}.new`, abs);
+    await rejectsWithStatus(reading, grpc.status.DATA_LOSS, /swap\.mkv: replaced by another file \(inode changed\) while it was growing/);
   });
 
   it('cuemux index build --follow: progress while it grows, exit 0 once final (index equal to ffprobe); index info shows growing, then complete', async function () {
