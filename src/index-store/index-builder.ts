@@ -378,7 +378,7 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
   const after = await fingerprint(given ?? media, media);
   const changed = staleReason(before, after) ?? (before.mtimeNs !== after.mtimeNs ? 'modification time changed' : null);
   if (changed) {
-    throw new CuemuxError('INDEX_STALE', `${media}: the file changed while it was being indexed (${changed}); run the build again`,
+    throw new CuemuxError('INDEX_STALE', `${media}: the file changed while it was being indexed (${changed}); run the build again, or, if it is still being written, \`cuemux index build --follow\``,
       { path: media, operation: 'index build' });
   }
   const v = libavformatVersion();
