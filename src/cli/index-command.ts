@@ -10,7 +10,9 @@ import { checkIndex, openIndex, type IndexState } from '../index-store/open-inde
 import { isIndexArtifact } from '../index-store/index-location';
 import type { MediaIndex } from '../index-store/media-index';
 import { ExitCode, combineExitCodes, exitCodeFor, type ExitCodeValue } from './exit-codes';
+import { followBuild, growthOf } from './index-follow';
 import { ProgressBar } from './progress';
+import { DEFAULT_GROWING_WAIT_MS } from '../index-store/growing-index';
 import type { CliIo } from './cli-io';
 import { DEFAULT_JOBS, DEFAULT_LOCK_TIMEOUT_SECONDS, INDEX_BUILD, INDEX_CHECK, INDEX_COMMANDS, INDEX_DUMP, INDEX_INFO, INDEX_USAGE } from './index-usage';
 import { helpText, parseCommand, usageError, type CommandSpec, type ParsedOptions } from './options';
@@ -120,6 +122,12 @@ async function build(io: CliIo, args: string[]): Promise<ExitCodeValue> {
   const lockTimeout = options.number('lock-timeout') ?? DEFAULT_LOCK_TIMEOUT_SECONDS;
   const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
   const json = values.json === true;
+  const waitMs = options.number('growing-wait-ms');
+  if (values.follow === true) {
+    if (positionals.length !== 1) throw usage('index build --follow takes exactly one media file', INDEX_BUILD);
+    return followBuild(io, path.resolve(positionals[0]), { cacheDir, waitMs, json });
+  }
+  if (waitMs !== undefined) throw usage('--growing-wait-ms goes with --follow', INDEX_BUILD);
   const inputs = await collect(positionals);
   const results: Array<FileResult | undefined> = inputs.map(() => undefined);
   const sizes = await Promise.all(inputs.map(async (i) => (i.error ? 0 : (await fsp.stat(i.file).catch(() => ({ size: 0 }))).size)));
@@ -313,11 +321,20 @@ export function describeIndex(idx: MediaIndex): Record<string, unknown> {
 }
 
 async function info(io: CliIo, args: string[]): Promise<ExitCodeValue> {
-  const { values, positionals } = parse(args, INDEX_INFO);
+  const options = parse(args, INDEX_INFO);
+  const { values, positionals } = options;
+  const waitMs = options.number('growing-wait-ms') ?? DEFAULT_GROWING_WAIT_MS;
   const media = await singleMedia(positionals, 'info');
   const cacheDir = typeof values['cache-dir'] === 'string' ? path.resolve(values['cache-dir']) : undefined;
+  if (await growthOf(media, cacheDir, waitMs) === 'growing') {
+    // Indexing it now would index a part and go stale: say so instead.
+    const size = (await fsp.stat(media)).size;
+    if (values.json === true) io.out(`${JSON.stringify({ media, growth: 'growing', writtenBytes: size }, null, 1)}\n`);
+    else io.out(`media      ${media}\ngrowth     growing: the file is being written (${size} bytes so far); \`cuemux index build --follow\` or a server indexes it as it grows\n`);
+    return ExitCode.OK;
+  }
   const idx = await openIndex(media, { cacheDir, onWait: () => io.err(`waiting for another process to finish indexing ${media}\n`) });
-  const d = describeIndex(idx);
+  const d: Record<string, unknown> = { ...describeIndex(idx), growth: 'complete' };
   if (values.json === true) {
     io.out(`${JSON.stringify(d, null, 1)}\n`);
     return idx.partial ? ExitCode.DAMAGED : ExitCode.OK;
@@ -330,6 +347,7 @@ async function info(io: CliIo, args: string[]): Promise<ExitCodeValue> {
     `packets    ${idx.packetCount} (${d.keyframes as number} keyframes)`,
     `longest GOP ${d.longestGopPackets as number} packets`,
     `index      ${ix.path} (${ix.bytes} bytes, ${ix.bytesPerPacket.toFixed(1)} bytes/packet, built ${ix.built})`,
+    'growth     complete (the file is not being written; its index is final)',
     `serving    ${d.serving === 'direct' ? 'direct reads from the file (packet bytes verified at build)' : "through FFmpeg's demuxer (packets are not stored as plain bytes in this file)"}`,
   ];
   for (const s of d.streams as Array<Record<string, unknown>>) {

@@ -16,6 +16,10 @@ const CACHE_DIR: OptionSpec = {
   default: () => `$CUEMUX_CACHE_DIR or ${defaultCacheDir()}`,
 };
 const JSON_OPTION: OptionSpec = { name: 'json', type: 'boolean', help: 'print one JSON report on stdout instead of lines' };
+const GROWING_WAIT: OptionSpec = {
+  name: 'growing-wait-ms', arg: 'N', help: 'a file that changes within this long is growing (being written); it is complete once unchanged this long',
+  number: { kind: 'integer', min: 1, unit: 'ms' }, default: '5000',
+};
 
 const EXIT_CODES = `Exit codes: 0 ok, 1 failures of different kinds, 2 usage, 3 stale, 4 missing, 5 corrupt, 6 not media,
             7 truncated/damaged media (readable part indexed), 8 path not found, 9 permission denied, 10 busy (lock timeout).`;
@@ -27,6 +31,8 @@ export const INDEX_BUILD: CommandSpec = {
   options: [
     { name: 'jobs', arg: 'N', help: 'files indexed at once', number: { kind: 'integer', min: 1, max: 256 }, default: String(DEFAULT_JOBS) },
     { name: 'force', type: 'boolean', help: 'rebuild even when a fresh index exists' },
+    { name: 'follow', type: 'boolean', help: 'one file that may still be being written: index it as it grows, exit 0 once it is complete and its index written (Ctrl-C writes nothing)' },
+    GROWING_WAIT,
     CACHE_DIR,
     {
       name: 'lock-timeout', arg: 'S', help: 'how long to wait for another process building the same index',
@@ -48,8 +54,8 @@ export const INDEX_CHECK: CommandSpec = {
 /** `cuemux index info`. */
 export const INDEX_INFO: CommandSpec = {
   command: 'index info', synopsis: '[options] <media>', positionals: true,
-  summary: 'Streams, packet and keyframe counts, duration, longest GOP, index path and size, and how a server reads the file.',
-  options: [CACHE_DIR, JSON_OPTION],
+  summary: 'Streams, packet and keyframe counts, duration, longest GOP, index path and size, how a server reads the file, and whether it is still growing.',
+  options: [CACHE_DIR, GROWING_WAIT, JSON_OPTION],
   footer: EXIT_CODES,
 };
 

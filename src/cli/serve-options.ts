@@ -55,6 +55,7 @@ export const SERVE_OPTIONS: readonly ServeOptionSpec[] = [
   setting('defaultBatchBytes', { name: 'batch-bytes', arg: 'N', help: 'packet batch size when the client does not ask', number: BYTES }),
   setting('maxStreamMemory', { name: 'max-stream-memory', arg: 'N', help: 'buffer memory all packet streams together may pin (each reserves 3 batches; one that does not fit is refused)', number: BYTES }),
   setting('idleCloseMs', { name: 'idle-close-ms', arg: 'N', help: 'close a media file this long after its last user', number: MS }),
+  setting('growingWaitMs', { name: 'growing-wait-ms', arg: 'N', help: 'a file being written (copied, rendered) is indexed as it grows and readers wait at its written end; it counts as complete once still this long', number: MS_POSITIVE }),
   setting('shutdownGraceMs', { name: 'shutdown-grace-ms', arg: 'N', help: 'on SIGTERM, let streams finish this long', number: MS }),
   setting('logLevel', { name: 'log-level', arg: 'L', help: 'error, warn, info or debug' }),
   setting('logFormat', { name: 'log-format', arg: 'F', help: 'text or json', default: 'text on a terminal, else json' }),

@@ -216,13 +216,26 @@ export async function hasMediaSignature(file: string): Promise<boolean> {
  */
 const NOT_SHOW_MEDIA = new Set(['tty']);
 
+/** Options of {@link openDemuxer}. */
+export interface OpenDemuxerOptions {
+  /** The path FFmpeg opens instead of `file` (e.g. `/proc/self/fd/N`). */
+  source?: string;
+  /**
+   * Read a file that is still being written: FFmpeg's file protocol `follow=1` (documented in ffmpeg-protocols:
+   * "retry reading at the end of the file, allowing reading files that still are being written"), ending with an
+   * I/O error once no byte has arrived for this many ms (`rw_timeout`). A read at the written end blocks its
+   * thread-pool thread that long. Default: not followed (a read at the end ends).
+   */
+  followMs?: number;
+}
+
 /**
  * Open `file` with FFmpeg (demuxer + stream info probing, as ffprobe does).
  * Errors: NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT (a directory), NOT_MEDIA (empty, text, unknown format,
  * or no streams). With `source`, FFmpeg opens that path instead (e.g. `/proc/self/fd/N`: a file the caller already
  * has open) and `file` only names it in errors and in the demuxer's info.
  */
-export async function openDemuxer(file: string, options: { source?: string } = {}): Promise<Demuxer> {
+export async function openDemuxer(file: string, options: OpenDemuxerOptions = {}): Promise<Demuxer> {
   const abs = path.resolve(file);
   const source = options.source === undefined ? abs : path.resolve(options.source);
   const st = await fsp.stat(source).catch((e: unknown) => { throw fromSystemError(e, abs, 'open'); });
@@ -235,7 +248,9 @@ export async function openDemuxer(file: string, options: { source?: string } = {
   let fmt: NativeFormat;
   try {
     // `file:` so that a colon in a file name is never taken for a protocol (FFmpeg URL syntax).
-    fmt = await bc.demuxer(`file:${source}`);
+    const url = `file:${source}`;
+    fmt = await (options.followMs === undefined ? bc.demuxer(url)
+      : bc.demuxer({ url, options: { follow: '1', rw_timeout: String(Math.max(1, Math.round(options.followMs * 1000))) } }));
   } catch (e) {
     throw translateNativeError(e, { path: abs }, 'open', 'NOT_MEDIA');
   }

@@ -141,8 +141,11 @@ export interface SampleFormatDescriptor {
 
 /** The beamcoder functions cuemux calls. */
 export interface NativeBinding {
-  /** Open an input (avformat_open_input + avformat_find_stream_info) on a thread-pool thread. */
-  demuxer(url: string): Promise<NativeFormat>;
+  /**
+   * Open an input (avformat_open_input + avformat_find_stream_info) on a thread-pool thread; `options` are FFmpeg's
+   * format and protocol options (an AVDictionary), e.g. the file protocol's `follow` and `rw_timeout`.
+   */
+  demuxer(input: string | { url: string; options?: Record<string, string> }): Promise<NativeFormat>;
   /** A decoder for the given parameters (opened at its first packet or flush). */
   decoder(options: { params: NativeCodecParameters }): NativeDecoder;
   /** Empty codec parameters. */

@@ -271,12 +271,12 @@ class BlockHeaders {
 }
 
 /** A buffer reused by one build's span reads (fresh ones, 8-16 MiB each, would pile up until a full collection). */
-interface Scratch {
+export interface Scratch {
   buf: Buffer | null;
 }
 
 /** Up to `length` bytes of `file` at `pos` (fewer where the file ends), in `scratch` when given (valid until its next use). */
-async function readUpTo(file: FileHandle, pos: number, length: number, scratch?: Scratch): Promise<Buffer> {
+export async function readUpTo(file: FileHandle, pos: number, length: number, scratch?: Scratch): Promise<Buffer> {
   let b: Buffer;
   if (scratch === undefined) b = Buffer.allocUnsafe(length);
   else {
@@ -386,7 +386,7 @@ async function build(media: string, options: BuildOptions): Promise<BuiltIndex> 
   const after = await fingerprint(given ?? media, media);
   const changed = staleReason(before, after) ?? (before.mtimeNs !== after.mtimeNs ? 'modification time changed' : null);
   if (changed) {
-    throw new CuemuxError('INDEX_STALE', `${media}: the file changed while it was being indexed (${changed}); run the build again`,
+    throw new CuemuxError('INDEX_STALE', `${media}: the file changed while it was being indexed (${changed}); run the build again, or, if it is still being written, \`cuemux index build --follow\``,
       { path: media, operation: 'index build' });
   }
   const v = libavformatVersion();

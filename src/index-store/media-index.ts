@@ -54,6 +54,11 @@ export interface RangeOptions {
    * pre-roll): a player that must present the in-point exactly needs a few packets to decode and drop first.
    */
   audioPrerollSeconds?: number | ((stream: IndexedStream) => number);
+  /**
+   * Leave out entries before this entry number (default 0): a reader of a growing file plans again on the grown index
+   * from the entry after the last one it planned.
+   */
+  fromEntry?: number;
 }
 
 /** The index of one media file. */
@@ -301,7 +306,7 @@ export class MediaIndex {
     const B = this.#idx.blockEntries;
     const count = this.#idx.packetCount;
     let scanned = 0;
-    for (let e = first; e < count;) {
+    for (let e = Math.max(first, options.fromEntry ?? 0); e < count;) {
       const b = Math.floor(e / B);
       const rows = this.#block(b);
       const stop = Math.min(count, (b + 1) * B);

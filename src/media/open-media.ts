@@ -10,6 +10,8 @@ import { ticksToSeconds } from '../common/rational';
 import { openDemuxer } from '../ffmpeg/demuxer';
 import type { ContainerInfo, Demuxer, StreamParams } from '../ffmpeg/types';
 import { fdPath } from '../index-store/fingerprint';
+import type { GrowingIndex, GrowthState } from '../index-store/growing-index';
+import { readUpTo } from '../index-store/index-builder';
 import type { MediaIndex } from '../index-store/media-index';
 import { DemuxReader, DirectReader, type PacketReader } from './packet-reader';
 
@@ -50,18 +52,16 @@ export class OpenMedia {
   readonly id: string;
   /** Real path. */
   readonly path: string;
-  /** The packet index. */
-  readonly index: MediaIndex;
+  /** Set while the file is (or was, when opened) being written: its growing index. */
+  readonly growth: GrowingIndex | null;
   /** Container and stream parameters. */
   readonly info: ContainerInfo;
   /** Its streams by type (what cue outputs select). */
   readonly streams: readonly MediaStream[];
   /** Presentation time of its start, in seconds (the container's start time, 0 when it has none). */
   readonly startSeconds: number;
-  /** Duration in seconds: the container's, else the latest end of any stream in the index. */
-  readonly durationSeconds: number;
-  /** `direct` (pread from the index) or `demux` (a demuxer per reader). */
-  readonly mode: 'direct' | 'demux';
+  readonly #durationSeconds: number;
+  readonly #index: MediaIndex;
   /** When the file was opened (ns since the Unix epoch). */
   readonly openedUnixNs: bigint;
   /** OpenMedia calls not yet matched by CloseMedia. */
@@ -76,17 +76,17 @@ export class OpenMedia {
   #demuxersOpening = 0;
   #demuxersOpened: (() => void) | null = null;
 
-  private constructor(path: string, index: MediaIndex, info: ContainerInfo, file: FileHandle, mode: 'direct' | 'demux') {
+  private constructor(path: string, index: MediaIndex, info: ContainerInfo, file: FileHandle, growth: GrowingIndex | null) {
     this.id = mediaIdFor(path);
     this.path = path;
-    this.index = index;
+    this.#index = index;
+    this.growth = growth;
     this.info = info;
     this.#file = file;
-    this.mode = mode;
     this.openedUnixNs = BigInt(Date.now()) * 1_000_000n;
     this.streams = info.streams.map((s) => ({ index: s.index, codecType: streamType(s) }));
     this.startSeconds = info.startSeconds ?? 0;
-    this.durationSeconds = durationOf(info, index);
+    this.#durationSeconds = durationOf(info, index);
   }
 
   /**
@@ -94,14 +94,40 @@ export class OpenMedia {
    * through it, the path is never opened again), with its `index`, which carries the stream parameters and the
    * direct-read verdict. Takes `file` over (closes it on close()); the caller closes it if this throws.
    */
-  static open(path: string, index: MediaIndex, file: FileHandle): OpenMedia {
+  static open(path: string, index: MediaIndex, file: FileHandle, growth: GrowingIndex | null = null): OpenMedia {
     const params = index.params;
     if (params === null) {
       // openIndex never returns such an index (it counts as stale); this guards the invariant.
       throw new CuemuxError('INDEX_STALE', `${index.indexPath}: index has no codec parameters; rebuild it`, { path });
     }
     // No FFmpeg open at all: the cold-open cost is a fingerprint and an index read.
-    return new OpenMedia(path, index, { ...params.container, path }, file, params.directReadable ? 'direct' : 'demux');
+    return new OpenMedia(path, index, { ...params.container, path }, file, growth);
+  }
+
+  /** The packet index: while the file grows, the index of what is written so far (a new object as it grows). */
+  get index(): MediaIndex {
+    return this.growth?.index ?? this.#index;
+  }
+
+  /**
+   * Duration in seconds: the container's, else the latest end of any stream in the index; of a growing file, that of
+   * what is indexed so far (the final container's once complete).
+   */
+  get durationSeconds(): number {
+    const g = this.growth;
+    if (g === null) return this.#durationSeconds;
+    const params = g.index.params;
+    return durationOf(params === null ? this.info : { ...params.container, path: this.path }, g.index);
+  }
+
+  /** `direct` (pread from the index) or `demux` (a demuxer per reader); a growing file's is `demux` until complete. */
+  get mode(): 'direct' | 'demux' {
+    return this.index.params?.directReadable === true ? 'direct' : 'demux';
+  }
+
+  /** `growing` while the file is being written, else `complete` (a failed growth reports its error on reads). */
+  get growthState(): GrowthState {
+    return this.growth?.state ?? 'complete';
   }
 
   /** A reader for one stream of packets (direct ones share the file handle). */
@@ -109,6 +135,20 @@ export class OpenMedia {
     if (this.#closed) throw new CuemuxError('CLOSED', `${this.path}: media closed`, { path: this.path });
     const counter = { add: (n: number): void => { this.bytesRead += n; } };
     return this.mode === 'direct' ? new DirectReader(this.#file, this.path, counter, this.index.params?.dataOffsets ?? []) : new DemuxReader(this.index, counter, () => this.#openDemuxer());
+  }
+
+  /**
+   * Up to `length` bytes of the file at `offset` (fewer only where a complete file ends). Bytes a growing file does not
+   * hold yet are waited for, at most `timeoutMs` (default: its growing-wait-ms) and until `signal` aborts; then what is
+   * there is returned. For byte-range readers of the file (HTTP), which, like every read, go through the one handle.
+   */
+  async readAt(offset: number, length: number, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Buffer> {
+    if (this.#closed) throw new CuemuxError('CLOSED', `${this.path}: media closed`, { path: this.path });
+    const g = this.growth;
+    if (g !== null) await g.waitForBytes(offset + length, options.timeoutMs ?? g.waitMs, options.signal);
+    const bytes = await readUpTo(this.#file, offset, length);
+    this.bytesRead += bytes.length;
+    return bytes;
   }
 
   /**
@@ -134,6 +174,7 @@ export class OpenMedia {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.growth?.close();
     if (this.#demuxersOpening > 0) await new Promise<void>((resolve) => { this.#demuxersOpened = resolve; });
     await this.#file.close();
   }

@@ -2,7 +2,7 @@
  * The wire form of an open media (MediaInfo, what OpenMedia returns and a Follow call's CueLoaded carries): made once
  * per open media, from its container and stream parameters and its index.
  */
-import type { MediaInfo, StreamInfo } from '../generated/cuemux/v1/media_server';
+import type { MediaGrowth, MediaInfo, StreamInfo } from '../generated/cuemux/v1/media_server';
 import type { StreamParams } from '../ffmpeg/types';
 import type { MediaIndex } from '../index-store/media-index';
 import { streamType, type OpenMedia } from '../media/open-media';
@@ -40,7 +40,16 @@ function streamInfo(p: StreamParams, index: MediaIndex): StreamInfo {
 
 const made = new WeakMap<OpenMedia, MediaInfo>();
 
-/** The MediaInfo of `media` (the same object every time). */
+/** Where `media` stands as a file being written (MediaGrowth), now. */
+export function mediaGrowthOf(media: OpenMedia): MediaGrowth {
+  const g = media.growth;
+  return {
+    state: media.growthState, indexedPackets: BigInt(media.index.packetCount),
+    writtenBytes: BigInt(g?.writtenBytes ?? media.index.identity.size), reason: g?.error?.message ?? '',
+  };
+}
+
+/** The MediaInfo of `media` (the same object every time, but for its growth: a file being written changes). */
 export function mediaInfoOf(media: OpenMedia): MediaInfo {
   let info = made.get(media);
   if (info === undefined) {
@@ -48,8 +57,9 @@ export function mediaInfoOf(media: OpenMedia): MediaInfo {
     info = {
       mediaId: media.id, path: media.path, durationSeconds: media.durationSeconds, streams: c.streams.map((s) => streamInfo(s, media.index)),
       formatName: c.formatName, startSeconds: c.startSeconds ?? undefined, bitRate: BigInt(c.bitRate),
+      growth: mediaGrowthOf(media),
     };
     made.set(media, info);
   }
-  return info;
+  return media.growth === null ? info : { ...info, durationSeconds: media.durationSeconds, growth: mediaGrowthOf(media) };
 }

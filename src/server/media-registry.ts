@@ -2,9 +2,11 @@
  * All media open in the server, by real path and by media_id. Opening the same path twice shares one OpenMedia
  * (and concurrent first opens share one open); a media nobody uses is closed after an idle delay.
  */
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, isCuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { fdPath } from '../index-store/fingerprint';
+import { GrowingIndex, watchGrowth } from '../index-store/growing-index';
+import type { MediaIndex } from '../index-store/media-index';
 import { openIndex } from '../index-store/open-index';
 import type { FileHandle } from 'node:fs/promises';
 import type { MediaRoots } from './media-roots';
@@ -20,7 +22,16 @@ export interface RegistryOptions {
   maxOpenMedia: number;
   /** Close an unused media after this many ms. */
   idleCloseMs: number;
+  /**
+   * A file without a fresh index that changes within this many ms is growing (being copied or rendered): it is
+   * indexed as it grows, and readers at its written end wait for more; it counts as complete once it has not changed
+   * for this long (see GrowingIndex). Default DEFAULT_GROWING_WAIT_MS.
+   */
+  growingWaitMs?: number;
 }
+
+/** Growing files followed at once (see #openFile). */
+const MAX_GROWING = 2;
 
 /** The server's open media. */
 export class MediaRegistry {
@@ -63,9 +74,7 @@ export class MediaRegistry {
           pending = (async () => {
             let m: OpenMedia;
             try {
-              const index = await openIndex(real, { cacheDir: this.#options.cacheDir, file: own, folder: fdPath(folder) })
-                .finally(() => folder.close().catch(() => undefined));
-              m = OpenMedia.open(real, index, own);
+              m = await this.#openFile(real, own, folder);
             } catch (e) {
               await own.close().catch(() => undefined);
               throw e;
@@ -76,7 +85,7 @@ export class MediaRegistry {
               throw new CuemuxError('CLOSED', 'server is shutting down');
             }
             this.#byId.set(id, m);
-            log.info('media opened', { media: real, id, mode: m.mode, packets: m.index.packetCount, index: m.index.indexPath, origin: m.index.origin });
+            log.info('media opened', { media: real, id, mode: m.mode, packets: m.index.packetCount, index: m.index.indexPath, origin: m.index.origin, growth: m.growthState });
             return m;
           })().finally(() => this.#opening.delete(id));
           this.#opening.set(id, pending);
@@ -93,6 +102,37 @@ export class MediaRegistry {
         await file.close().catch(() => undefined);
         await folder.close().catch(() => undefined);
       }
+    }
+  }
+
+  /**
+   * Open the media `file` (at `real`, in `folder`, which this closes): with its index when it has a fresh one; else,
+   * when it is growing, with a GrowingIndex (the folder stays open until that completes: the final index is written
+   * there); else with an index built now.
+   */
+  async #openFile(real: string, file: FileHandle, folder: FileHandle): Promise<OpenMedia> {
+    const options = { cacheDir: this.#options.cacheDir, file, folder: fdPath(folder) };
+    let keepFolder = false;
+    try {
+      let index: MediaIndex | null = await openIndex(real, { ...options, build: false })
+        .catch((e: unknown) => { if (isCuemuxError(e, 'INDEX_MISSING', 'INDEX_STALE', 'INDEX_CORRUPT')) return null; throw e; });
+      if (index === null && await watchGrowth(file, this.#options.growingWaitMs)) {
+        // While FFmpeg waits at a growing file's written end it holds a thread of libuv's pool (4 by default), which
+        // every file read of the server shares: at most MAX_GROWING files are followed at once.
+        const growing = this.list().filter((m) => m.growthState === 'growing').length;
+        if (growing >= MAX_GROWING) {
+          throw new CuemuxError('RESOURCE_EXHAUSTED', `${real}: the file is being written, and ${growing} growing files are followed already (at most ${MAX_GROWING}); open it once one of them is complete`,
+            { path: real, operation: 'open media' });
+        }
+        const growth = await GrowingIndex.start(real, { ...options, waitMs: this.#options.growingWaitMs });
+        keepFolder = true;
+        growth.done.catch(() => undefined).finally(() => folder.close().catch(() => undefined));
+        return OpenMedia.open(real, growth.index, file, growth);
+      }
+      index ??= await openIndex(real, options);
+      return OpenMedia.open(real, index, file);
+    } finally {
+      if (!keepFolder) await folder.close().catch(() => undefined);
     }
   }
 

@@ -259,7 +259,7 @@ export class MediaServer {
     // test, where the first media opens during the attack). A binding that cannot load stops the start here, named.
     loadFfmpeg();
     const roots = await MediaRoots.create(config.mediaRoots);
-    const registry = new MediaRegistry(roots, { cacheDir: config.cacheDir, maxOpenMedia: config.maxOpenMedia, idleCloseMs: config.idleCloseMs });
+    const registry = new MediaRegistry(roots, { cacheDir: config.cacheDir, maxOpenMedia: config.maxOpenMedia, idleCloseMs: config.idleCloseMs, growingWaitMs: config.growingWaitMs });
     const show = new Show({ open: (p) => registry.open(p), release: (m) => registry.release(m) }, {
       clock: { timecodeRate: config.timecodeRate }, prefetchSeconds: config.prefetchSeconds,
       maxPrefetchBytes: config.maxPrefetchBytes, maxAdHocCues: config.maxAdHocCues,

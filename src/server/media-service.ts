@@ -18,7 +18,7 @@ import { clockStateMessage, watchClock } from './clock-watch';
 import { checkFollowRequest, FollowSession } from './follow-stream';
 import type { MediaRegistry } from './media-registry';
 import type { OpenMedia } from '../media/open-media';
-import { mediaInfoOf, optionalInt64 } from './media-info';
+import { mediaGrowthOf, mediaInfoOf, optionalInt64 } from './media-info';
 import { checkRequest, pumpPackets, writeWithBackpressure, type ClientRecord } from './packet-stream';
 import { toServiceError } from './status-mapping';
 import { DEFAULT_STREAM_MEMORY_BYTES, StreamMemoryBudget } from './stream-memory';
@@ -425,7 +425,7 @@ export class MediaService {
       ffmpegVersion: ffmpegVersion(),
       media: this.#registry.list().map((m) => ({
         path: m.path, mediaId: m.id, clients: clientsOf.get(m.id) ?? 0, bytesReadFromFile: BigInt(m.bytesRead),
-        packetCount: BigInt(m.index.packetCount), openCount: m.openCount, openedUnixNs: m.openedUnixNs,
+        packetCount: BigInt(m.index.packetCount), openCount: m.openCount, openedUnixNs: m.openedUnixNs, growth: mediaGrowthOf(m),
       })),
       clients: [...this.#clients].map((c) => ({
         peer: c.peer, mediaId: c.mediaId, streams: c.streams, positionSeconds: c.positionSeconds,

@@ -4,7 +4,7 @@
  * 'cancelled'/'close'; a slow client only ever waits on its own call.
  */
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import { CuemuxError } from '../common/errors';
+import { CuemuxError, isCuemuxError } from '../common/errors';
 import type { IndexEntry } from '../index-store/media-index';
 import type { PacketBatch, ReadPacketsRequest } from '../generated/cuemux/v1/media_server';
 import { framedBatchSize, framedPacketBatch, layoutFramedBatch } from '../wire/packet-batch';
@@ -186,10 +186,14 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
   const req = call.request;
   // Planned step by step: a null after PLAN_STEP index entries without a wanted packet (a sparse stream in a long
   // file) lets other calls run, so one call never holds the event loop for a walk over the whole index.
-  const plan = media.index.packetsInRangeSteps(streams, req.startSeconds ?? null, req.endSeconds, PLAN_STEP);
+  let planned = media.index;
+  let plan = planned.packetsInRangeSteps(streams, req.startSeconds ?? null, req.endSeconds, PLAN_STEP);
+  /** Entry number of the last packet taken from the plan (a growing file's next plan starts after it). */
+  let lastPlanned = -1;
   const reader = media.reader();
   let held: IndexEntry | null = null;
   let planEnded = false;
+  const cancelled = new AbortController();
   /**
    * The next batch: packets up to `batchBytes` in all, or a single larger packet alone; or, for a sparse stream, the
    * packets found before a long stretch of the index without one (they are sent at once, not when the batch fills).
@@ -203,8 +207,19 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
       if (e === null) {
         const r = plan.next();
         if (r.done) {
-          planEnded = true;
-          break;
+          // A growing file: what is planned is sent, then the call waits for the index to grow (or complete) and
+          // plans on from the entry after the last one planned.
+          if (media.growth?.error) throw media.growth.error;
+          if (media.growthState !== 'growing' && media.index === planned) {
+            planEnded = true;
+            break;
+          }
+          if (chunk.length > 0) break;
+          await waitForGrowth(media, cancelled.signal);
+          if (stopped()) break;
+          planned = media.index;
+          plan = planned.packetsInRangeSteps(streams, req.startSeconds ?? null, req.endSeconds, PLAN_STEP, { fromEntry: lastPlanned + 1 });
+          continue;
         }
         if (r.value === null) {
           if (chunk.length > 0) break;
@@ -213,6 +228,7 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
           continue;
         }
         e = r.value;
+        lastPlanned = e.index;
       }
       if (chunk.length > 0 && bytes + e.size + PACKET_OVERHEAD > batchBytes) {
         held = e; // starts the next batch
@@ -232,6 +248,7 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
       call.off('close', f);
     };
   };
+  const offCancel = onStop(() => cancelled.abort());
   const pool = new FramePool(batchBytes + FRAME_SLACK, FRAMES_PER_CALL);
   /** Reads (and copies, for readers without readInto) running into a pool buffer: settled before the reader closes. */
   let filling: Promise<unknown> = Promise.resolve();
@@ -284,12 +301,29 @@ export async function pumpPackets(call: ServerWritableStream<ReadPacketsRequest,
       throw new CuemuxError('MEDIA_DAMAGED', `${media.path}: damaged or truncated: FFmpeg stopped at byte ${media.index.partial.bytePos} (${media.index.partial.message}); every packet before it was sent`,
         { path: media.path, operation: 'read' });
     }
+  } catch (e) {
+    // A packet not where a growing file's index says: the file was cut or replaced while it grew; say that.
+    if (isCuemuxError(e, 'MEDIA_DAMAGED') && media.growth !== null) throw (await media.growth.verify()) ?? e;
+    throw e;
   } finally {
     // A read may still be running (cancel during a read): let it settle before closing its reader.
     await filling;
+    offCancel();
     pool.end();
     await reader.close();
   }
+}
+
+/**
+ * Wait until the growing `media`'s index grows, completes or fails (each wait bounded by its growing-wait-ms; the
+ * growing index itself completes once the file has been still that long), or `signal` aborts. Throws the error that
+ * ended a growth (a file truncated or replaced while growing: MEDIA_DAMAGED naming it).
+ */
+export async function waitForGrowth(media: OpenMedia, signal: AbortSignal): Promise<void> {
+  const growth = media.growth;
+  if (growth === null) return;
+  await growth.waitForChange(growth.waitMs, signal);
+  if (growth.error !== null && !signal.aborted) throw growth.error;
 }
 
 /** True when reading to `endSeconds` would pass the last indexed packet of some requested stream. */

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CuemuxError, errorMessage } from '../common/errors';
 import type { LogLevel } from '../common/logger';
+import { DEFAULT_GROWING_WAIT_MS } from '../index-store/growing-index';
 import { defaultCacheDir } from '../index-store/index-location';
 import { parseTimecodeRate } from '../show/timecode';
 import { DEFAULT_MAX_ADHOC_CUES, DEFAULT_MAX_PREFETCH_BYTES } from '../show/show';
@@ -57,6 +58,12 @@ export interface ServerConfig {
   maxStreamMemory: number;
   /** Close a media file this long after its last user went away, in ms (default 30000). */
   idleCloseMs: number;
+  /**
+   * Growing media (files still being copied or rendered), in ms (default 5000): a file without a fresh index that
+   * changes within this long is indexed as it grows, readers at its written end wait for more, and it counts as
+   * complete once it has not changed for this long (then its index is completed and written as a normal `.idx`).
+   */
+  growingWaitMs: number;
   /** How long to let streams finish on SIGTERM before cancelling them, in ms (default 5000). */
   shutdownGraceMs: number;
   /** Log level (default info). */
@@ -169,6 +176,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ServerConfi
     defaultBatchBytes: 512 << 10,
     maxStreamMemory: 128 << 20,
     idleCloseMs: 30_000,
+    growingWaitMs: DEFAULT_GROWING_WAIT_MS,
     shutdownGraceMs: 5_000,
     logLevel: 'info',
     logFormat: undefined,
@@ -217,7 +225,7 @@ export const DEFAULT_OSC_PORT = 53100;
 
 type Partialish = { [K in keyof ServerConfig]?: unknown };
 
-const NUMERIC: Array<keyof ServerConfig> = ['maxClients', 'maxWatchers', 'maxOpenMedia', 'maxBatchBytes', 'defaultBatchBytes', 'maxStreamMemory', 'idleCloseMs', 'shutdownGraceMs',
+const NUMERIC: Array<keyof ServerConfig> = ['maxClients', 'maxWatchers', 'maxOpenMedia', 'maxBatchBytes', 'defaultBatchBytes', 'maxStreamMemory', 'idleCloseMs', 'growingWaitMs', 'shutdownGraceMs',
   'chaseLossMs', 'chaseFreerunMs', 'oscRateMessages', 'oscRateBytes', 'oscMaxScheduled', 'maxAdHocCues', 'maxPrefetchBytes', 'oscConnectIdleMs', 'takeoverMs'];
 /** Settings that are file paths (resolved against the config file's folder or the working directory). */
 const FILES: Array<keyof ServerConfig> = ['cacheDir', 'cueList', 'tlsCert', 'tlsKey', 'tlsClientCa', 'tokenFile', 'oscSecretFile', 'followTlsCa', 'followTokenFile'];
@@ -229,7 +237,7 @@ const PORTS: Array<keyof ServerConfig> = ['oscPort', 'oscReplyPort'];
 export const ENV_NAMES: Record<keyof ServerConfig, string> = {
   socket: 'CUEMUX_SOCKET', listen: 'CUEMUX_LISTEN', mediaRoots: 'CUEMUX_MEDIA_ROOTS', cacheDir: 'CUEMUX_CACHE_DIR',
   maxClients: 'CUEMUX_MAX_CLIENTS', maxWatchers: 'CUEMUX_MAX_WATCHERS', maxOpenMedia: 'CUEMUX_MAX_OPEN_MEDIA', maxBatchBytes: 'CUEMUX_MAX_BATCH_BYTES',
-  defaultBatchBytes: 'CUEMUX_BATCH_BYTES', maxStreamMemory: 'CUEMUX_MAX_STREAM_MEMORY', idleCloseMs: 'CUEMUX_IDLE_CLOSE_MS', shutdownGraceMs: 'CUEMUX_SHUTDOWN_GRACE_MS',
+  defaultBatchBytes: 'CUEMUX_BATCH_BYTES', maxStreamMemory: 'CUEMUX_MAX_STREAM_MEMORY', idleCloseMs: 'CUEMUX_IDLE_CLOSE_MS', growingWaitMs: 'CUEMUX_GROWING_WAIT_MS', shutdownGraceMs: 'CUEMUX_SHUTDOWN_GRACE_MS',
   logLevel: 'CUEMUX_LOG_LEVEL', logFormat: 'CUEMUX_LOG_FORMAT', logFile: 'CUEMUX_LOG_FILE',
   oscHost: 'CUEMUX_OSC_HOST', oscPort: 'CUEMUX_OSC_PORT', oscReplyPort: 'CUEMUX_OSC_REPLY_PORT', oscAllow: 'CUEMUX_OSC_ALLOW',
   oscRateMessages: 'CUEMUX_OSC_RATE_MESSAGES', oscRateBytes: 'CUEMUX_OSC_RATE_BYTES', oscMaxScheduled: 'CUEMUX_OSC_MAX_SCHEDULED',

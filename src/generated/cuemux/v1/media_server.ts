@@ -85,6 +85,34 @@ export interface MediaInfo {
     | undefined;
   /** Container bit rate in bits per second; 0 when unknown. */
   bitRate: bigint;
+  /** Whether the file is still being written (copied or rendered), as of this call. See MediaGrowth. */
+  growth?: MediaGrowth | undefined;
+}
+
+/**
+ * A media file that may still be being written (README "Growing media"). A file counts as growing when it has no
+ * fresh index and its size or modification time changes within the server's --growing-wait-ms; complete once it has
+ * not changed for that long. An MP4 whose moov box comes after its media data cannot be read before it is complete:
+ * OpenMedia on it fails with FAILED_PRECONDITION, cuemux-error-code WRONG_STATE, and a message "PATH: not playable
+ * until complete: ..." (no MediaInfo), and succeeds once the file is complete.
+ */
+export interface MediaGrowth {
+  /**
+   * "complete": the index is final (the file was complete when opened, or has become complete and its index was
+   *   completed and written as a normal .idx).
+   * "growing": the file is being written; the index holds every packet whose bytes are all written and grows with
+   *   the file; ReadPackets and Follow send packets up to the written end and then wait for more (each wait at most
+   *   --growing-wait-ms) instead of ending.
+   * "failed": the file was truncated, replaced or overwritten while it grew; reads end with DATA_LOSS
+   *   (cuemux-error-code MEDIA_DAMAGED) naming the file.
+   */
+  state: string;
+  /** Packets in the index now (all streams): those whose bytes are all written while growing. */
+  indexedPackets: bigint;
+  /** The file's size in bytes at the server's last look at it. */
+  writtenBytes: bigint;
+  /** Why following the file failed (state "failed"), else "". */
+  reason: string;
 }
 
 /**
@@ -660,6 +688,8 @@ export interface OpenMediaStatus {
   openCount: number;
   /** When the media was opened, in nanoseconds since the Unix epoch (server wall clock, UTC). */
   openedUnixNs: bigint;
+  /** Whether the file is still being written; see MediaGrowth. */
+  growth?: MediaGrowth | undefined;
 }
 
 /** The state of one running ReadPackets or Follow call. */
@@ -1229,6 +1259,7 @@ function createBaseMediaInfo(): MediaInfo {
     formatName: "",
     startSeconds: undefined,
     bitRate: 0n,
+    growth: undefined,
   };
 }
 
@@ -1257,6 +1288,9 @@ export const MediaInfo: MessageFns<MediaInfo> = {
         throw new globalThis.Error("value provided for field message.bitRate of type int64 too large");
       }
       writer.uint32(56).int64(message.bitRate);
+    }
+    if (message.growth !== undefined) {
+      MediaGrowth.encode(message.growth, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -1330,6 +1364,14 @@ export const MediaInfo: MessageFns<MediaInfo> = {
             message.bitRate = reader.int64() as bigint;
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.growth = MediaGrowth.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1367,6 +1409,7 @@ export const MediaInfo: MessageFns<MediaInfo> = {
         ? globalThis.Number(object.start_seconds)
         : undefined,
       bitRate: isSet(object.bitRate) ? BigInt(object.bitRate) : isSet(object.bit_rate) ? BigInt(object.bit_rate) : 0n,
+      growth: isSet(object.growth) ? MediaGrowth.fromJSON(object.growth) : undefined,
     };
   },
 
@@ -1393,6 +1436,9 @@ export const MediaInfo: MessageFns<MediaInfo> = {
     if (message.bitRate !== 0n) {
       obj.bitRate = message.bitRate.toString();
     }
+    if (message.growth !== undefined) {
+      obj.growth = MediaGrowth.toJSON(message.growth);
+    }
     return obj;
   },
 
@@ -1408,6 +1454,144 @@ export const MediaInfo: MessageFns<MediaInfo> = {
     message.formatName = object.formatName ?? "";
     message.startSeconds = object.startSeconds ?? undefined;
     message.bitRate = (object.bitRate !== undefined && object.bitRate !== null) ? BigInt(object.bitRate) : 0n;
+    message.growth = (object.growth !== undefined && object.growth !== null)
+      ? MediaGrowth.fromPartial(object.growth)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseMediaGrowth(): MediaGrowth {
+  return { state: "", indexedPackets: 0n, writtenBytes: 0n, reason: "" };
+}
+
+export const MediaGrowth: MessageFns<MediaGrowth> = {
+  encode(message: MediaGrowth, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== "") {
+      writer.uint32(10).string(message.state);
+    }
+    if (message.indexedPackets !== 0n) {
+      if (BigInt.asIntN(64, message.indexedPackets) !== message.indexedPackets) {
+        throw new globalThis.Error("value provided for field message.indexedPackets of type int64 too large");
+      }
+      writer.uint32(16).int64(message.indexedPackets);
+    }
+    if (message.writtenBytes !== 0n) {
+      if (BigInt.asIntN(64, message.writtenBytes) !== message.writtenBytes) {
+        throw new globalThis.Error("value provided for field message.writtenBytes of type int64 too large");
+      }
+      writer.uint32(24).int64(message.writtenBytes);
+    }
+    if (message.reason !== "") {
+      writer.uint32(34).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MediaGrowth {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMediaGrowth();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.indexedPackets = reader.int64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.writtenBytes = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MediaGrowth {
+    return {
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      indexedPackets: isSet(object.indexedPackets)
+        ? BigInt(object.indexedPackets)
+        : isSet(object.indexed_packets)
+        ? BigInt(object.indexed_packets)
+        : 0n,
+      writtenBytes: isSet(object.writtenBytes)
+        ? BigInt(object.writtenBytes)
+        : isSet(object.written_bytes)
+        ? BigInt(object.written_bytes)
+        : 0n,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: MediaGrowth): unknown {
+    const obj: any = {};
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.indexedPackets !== 0n) {
+      obj.indexedPackets = message.indexedPackets.toString();
+    }
+    if (message.writtenBytes !== 0n) {
+      obj.writtenBytes = message.writtenBytes.toString();
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MediaGrowth>, I>>(base?: I): MediaGrowth {
+    return MediaGrowth.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MediaGrowth>, I>>(object: I): MediaGrowth {
+    const message = createBaseMediaGrowth();
+    message.state = object.state ?? "";
+    message.indexedPackets = (object.indexedPackets !== undefined && object.indexedPackets !== null)
+      ? BigInt(object.indexedPackets)
+      : 0n;
+    message.writtenBytes = (object.writtenBytes !== undefined && object.writtenBytes !== null)
+      ? BigInt(object.writtenBytes)
+      : 0n;
+    message.reason = object.reason ?? "";
     return message;
   },
 };
@@ -4964,7 +5148,16 @@ export const CueOutputStatus: MessageFns<CueOutputStatus> = {
 };
 
 function createBaseOpenMediaStatus(): OpenMediaStatus {
-  return { path: "", mediaId: "", clients: 0, bytesReadFromFile: 0n, packetCount: 0n, openCount: 0, openedUnixNs: 0n };
+  return {
+    path: "",
+    mediaId: "",
+    clients: 0,
+    bytesReadFromFile: 0n,
+    packetCount: 0n,
+    openCount: 0,
+    openedUnixNs: 0n,
+    growth: undefined,
+  };
 }
 
 export const OpenMediaStatus: MessageFns<OpenMediaStatus> = {
@@ -4998,6 +5191,9 @@ export const OpenMediaStatus: MessageFns<OpenMediaStatus> = {
         throw new globalThis.Error("value provided for field message.openedUnixNs of type int64 too large");
       }
       writer.uint32(56).int64(message.openedUnixNs);
+    }
+    if (message.growth !== undefined) {
+      MediaGrowth.encode(message.growth, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -5071,6 +5267,14 @@ export const OpenMediaStatus: MessageFns<OpenMediaStatus> = {
             message.openedUnixNs = reader.int64() as bigint;
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.growth = MediaGrowth.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5112,6 +5316,7 @@ export const OpenMediaStatus: MessageFns<OpenMediaStatus> = {
         : isSet(object.opened_unix_ns)
         ? BigInt(object.opened_unix_ns)
         : 0n,
+      growth: isSet(object.growth) ? MediaGrowth.fromJSON(object.growth) : undefined,
     };
   },
 
@@ -5138,6 +5343,9 @@ export const OpenMediaStatus: MessageFns<OpenMediaStatus> = {
     if (message.openedUnixNs !== 0n) {
       obj.openedUnixNs = message.openedUnixNs.toString();
     }
+    if (message.growth !== undefined) {
+      obj.growth = MediaGrowth.toJSON(message.growth);
+    }
     return obj;
   },
 
@@ -5159,6 +5367,9 @@ export const OpenMediaStatus: MessageFns<OpenMediaStatus> = {
     message.openedUnixNs = (object.openedUnixNs !== undefined && object.openedUnixNs !== null)
       ? BigInt(object.openedUnixNs)
       : 0n;
+    message.growth = (object.growth !== undefined && object.growth !== null)
+      ? MediaGrowth.fromPartial(object.growth)
+      : undefined;
     return message;
   },
 };

@@ -1,0 +1,292 @@
+/**
+ * Growing media: files still being written by a real writer process (ffmpeg -re, or a copier that writes a finished
+ * file in chunks) while a real server indexes and serves them. The grown file's index equals ffprobe's packets of the
+ * final file, a ReadPackets client started while it grows gets every packet once with FFmpeg's bytes, an MP4 with its
+ * moov at the end is "not playable until complete" and plays once complete, a file truncated while growing ends
+ * reads with a typed error naming it, and `cuemux index build --follow` follows a file to completion.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fsp, statSync, truncateSync } from 'node:fs';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { ffprobePackets, framemd5Copy, groupByStream } from './support/ffmpeg-reference';
+import { makeMedia, minuteClip } from './support/media';
+import { scratchDir } from './support/tmp';
+import { startServer, type TestServer } from './support/server';
+import { md5 } from './support/check';
+import { runCli, startCli } from './support/cli';
+import { childrenKilledAfterEach, exitOf, killChild, waitFor } from './support/wait';
+import { MediaClientError, type MediaClient } from '../src/clients/media-client';
+import type { Packet } from '../src/generated/cuemux/v1/media_server';
+import { GrowingIndex } from '../src/index-store/growing-index';
+import { openIndex } from '../src/index-store/open-index';
+import { OpenMedia } from '../src/media/open-media';
+
+/** The server's --growing-wait-ms in these tests: longer than any pause of the writers below (they flush often). */
+const WAIT_MS = 1500;
+
+/** Seconds of the minute clip each writer writes at its real rate (ffmpeg -re). */
+const WRITE_SECONDS = 5;
+
+/** How each container is written while it grows (flushed often, so it grows in small steps). */
+const WRITERS: Record<string, { ext: string; args: string[]; seconds?: number }> = {
+  matroska: { ext: '.mkv', args: ['-cluster_time_limit', '100', '-f', 'matroska'] },
+  // FFmpeg's MPEG-TS demuxer probes 5 s of the stream before it opens (analyzeduration): a longer file, so that
+  // the reader still has a growing file to follow once the server has it open.
+  'MPEG-TS': { ext: '.ts', args: ['-f', 'mpegts'], seconds: 10 },
+  'fragmented MP4': { ext: '.mp4', args: ['-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-frag_duration', '200000', '-f', 'mp4'] },
+};
+
+/** ffmpeg writing `seconds` of `source` to `out` at its real rate, by stream copy. */
+function ffmpegWriter(source: string, out: string, args: readonly string[], seconds = WRITE_SECONDS): ChildProcess {
+  return spawn('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-re', '-i', source, '-t', String(seconds), '-map', '0', '-c', 'copy', '-flush_packets', '1', ...args, out],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/**
+ * A copier writing `source` to `out` in chunks of `chunk` bytes with `pauseMs` between them (a file copied from a
+ * laptop), up to `stopAt` bytes; then it keeps the file open and still until killed.
+ */
+function chunkWriter(source: string, out: string, chunk: number, pauseMs: number, stopAt: number): ChildProcess {
+  const script = `
+    const fs = require('fs');
+    const [src, dst, chunk, pause, stopAt] = process.argv.slice(1);
+    const data = fs.readFileSync(src).subarray(0, Number(stopAt));
+    const fd = fs.openSync(dst, 'w');
+    let at = 0;
+    const step = () => {
+      if (at >= data.length) return setInterval(() => {}, 1000);
+      at += fs.writeSync(fd, data, at, Math.min(Number(chunk), data.length - at), at);
+      setTimeout(step, Number(pause));
+    };
+    step();`;
+  return spawn(process.execPath, ['-e', script, source, out, String(chunk), String(pauseMs), String(stopAt)], { stdio: 'ignore' });
+}
+
+async function collect(client: MediaClient, req: Parameters<MediaClient['readPackets']>[0], into: Packet[] = []): Promise<Packet[]> {
+  for await (const b of client.readPackets(req)) into.push(...b.packets);
+  return into;
+}
+
+/** The packets served equal the final file's: count, per-stream payload MD5s (framemd5), and file-order fields (ffprobe). */
+async function assertExact(packets: readonly Packet[], file: string): Promise<void> {
+  const reference = await framemd5Copy(file);
+  assert.equal(packets.length, reference.length, 'every packet exactly once');
+  assert.deepEqual(groupByStream(packets.map((p) => ({ stream: p.streamIndex, md5: md5(p.data) })), (x) => x.md5),
+    groupByStream(reference, (r) => r.md5), 'payload bytes (ffmpeg -c copy -f framemd5 of the final file)');
+  const probe = await ffprobePackets(file);
+  assert.deepEqual(packets.map((p) => [p.streamIndex, p.pts === undefined ? null : Number(p.pts), p.pos === undefined ? null : Number(p.pos), p.key]),
+    probe.map((p) => [p.stream, p.pts, p.pos, p.key]), 'file order and fields (ffprobe -show_packets of the final file)');
+}
+
+/** The index published for `file` equals ffprobe -show_packets of it, entry by entry. */
+async function assertIndexExact(file: string, cacheDir: string): Promise<void> {
+  const idx = await openIndex(file, { cacheDir, build: false });
+  const probe = await ffprobePackets(file);
+  assert.equal(idx.packetCount, probe.length);
+  assert.deepEqual([...idx.entries()].map((e) => [e.stream, e.pts, e.dts, e.pos, e.size, e.key]),
+    probe.map((p) => [p.stream, p.pts, p.dts, p.pos, p.size, p.key]));
+}
+
+async function rejectsWithStatus(p: Promise<unknown>, code: grpc.status, mention: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof MediaClientError, String(e));
+    assert.equal(e.code, code, `${grpc.status[e.code]}: ${e.details}`);
+    assert.match(e.details, mention);
+    return true;
+  });
+}
+
+describe('growing media', function () {
+  this.timeout(120_000);
+  const children = childrenKilledAfterEach();
+  let srv: TestServer;
+  let source: string;
+
+  before(async function () {
+    source = await minuteClip();
+    srv = await startServer({ growingWaitMs: WAIT_MS });
+  });
+  after(async function () {
+    await srv.stop();
+  });
+
+  for (const [name, w] of Object.entries(WRITERS)) {
+    it(`${name} written by ffmpeg -re: a reader started while it grows gets every packet once, FFmpeg's bytes; the index ends final and equal to ffprobe`, async function () {
+      const file = `grow-${w.ext.slice(1)}${w.ext}`;
+      const abs = path.join(srv.root, file);
+      const writer = ffmpegWriter(source, abs, w.args, w.seconds);
+      children.push(writer);
+      await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 0);
+      const c = srv.client();
+      const info = await c.openMedia(file);
+      assert.equal(info.growth?.state, 'growing', 'opened while it grows');
+      const packets: Packet[] = [];
+      const reading = collect(c, { mediaId: info.mediaId, startSeconds: -1e9 }, packets);
+      // The reader has packets before the writer is done: it is served while the file grows.
+      const writerDone = exitOf(writer);
+      let writerExited = false;
+      void writerDone.then(() => { writerExited = true; });
+      await waitFor('packets, or the writer\'s end', () => packets.length > 0 || writerExited);
+      const early = writerExited ? 0 : packets.length;
+      const during = (await c.getStatus()).media.find((m) => m.mediaId === info.mediaId)?.growth;
+      if (!writerExited) {
+        assert.equal(during?.state, 'growing', 'GetStatus while the writer writes');
+        assert.ok(Number(during?.indexedPackets) > 0 && Number(during?.writtenBytes) > 0, JSON.stringify(during, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)));
+      }
+      assert.equal((await writerDone).code, 0, 'writer');
+      assert.ok(early > 0, 'packets were served before the writer finished');
+      await reading;
+      await assertExact(packets, abs);
+      const status = await c.getStatus();
+      assert.equal(status.media.find((m) => m.mediaId === info.mediaId)?.growth?.state, 'complete');
+      await assertIndexExact(abs, path.join(srv.root, '..', 'unused-cache'));
+      await c.closeMedia(info.mediaId);
+    });
+  }
+
+  it('MP4 with its moov first, copied in chunks: followed as it is copied; every packet once, FFmpeg\'s bytes', async function () {
+    const mp4 = await makeMedia('av-20s-160x120-faststart.mp4', ['-i', source, '-t', '20', '-c', 'copy', '-movflags', '+faststart']);
+    const abs = path.join(srv.root, 'faststart.mp4');
+    const total = (await fsp.stat(mp4)).size;
+    const writer = chunkWriter(mp4, abs, 16 << 10, 30, total);
+    children.push(writer);
+    // The moov (sample tables) is written first: wait until it is, so the open sees an MP4 it can follow.
+    await waitFor('the moov box', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 64 << 10);
+    const c = srv.client();
+    const info = await c.openMedia('faststart.mp4');
+    assert.equal(info.growth?.state, 'growing');
+    const packets = await collect(c, { mediaId: info.mediaId, startSeconds: -1e9 });
+    await assertExact(packets, abs);
+    assert.equal((await fsp.readFile(abs)).equals(await fsp.readFile(mp4)), true, 'the copy is whole');
+  });
+
+  it('OpenMedia.readAt on a growing file waits for bytes not yet written (cancellable), then returns the file\'s bytes', async function () {
+    const mkv = await makeMedia('av-20s-160x120.mkv', ['-i', source, '-t', '20', '-c', 'copy']);
+    const dir = await scratchDir('growing-readat');
+    const abs = path.join(dir, 'r.mkv');
+    const total = (await fsp.stat(mkv)).size;
+    const writer = chunkWriter(mkv, abs, 16 << 10, 30, total);
+    children.push(writer);
+    await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 16 << 10);
+    const file = await fsp.open(abs, 'r');
+    const growth = await GrowingIndex.start(abs, { file, waitMs: WAIT_MS, cacheDir: path.join(dir, 'cache') });
+    const media = OpenMedia.open(abs, growth.index, file, growth);
+    try {
+      // Aborted at once: returns what is there (less than the whole file), without waiting.
+      const stop = new AbortController();
+      stop.abort();
+      const short = await media.readAt(0, total, { signal: stop.signal, timeoutMs: 60_000 });
+      assert.ok(short.length < total, `${short.length} of ${total} bytes while it grows`);
+      // Waited for: the bytes at the end of the file, once the copier has written them.
+      const tail = await media.readAt(total - 1000, 1000, { timeoutMs: 60_000 });
+      assert.deepEqual(tail, (await fsp.readFile(mkv)).subarray(total - 1000));
+      const final = await growth.done;
+      assert.equal(growth.state, 'complete');
+      assert.equal(final.packetCount, (await ffprobePackets(abs)).length);
+    } finally {
+      await media.close();
+    }
+  });
+
+  it('MP4 with its moov at the end: "not playable until complete" while written, then plays once complete', async function () {
+    const abs = path.join(srv.root, 'moov-last.mp4');
+    const writer = ffmpegWriter(source, abs, ['-f', 'mp4'], 3);
+    children.push(writer);
+    await waitFor('the mdat header', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 64);
+    const c = srv.client();
+    await rejectsWithStatus(c.openMedia('moov-last.mp4'), grpc.status.FAILED_PRECONDITION, /moov-last\.mp4: not playable until complete: .*moov/);
+    assert.equal((await exitOf(writer)).code, 0, 'writer');
+    const info = await waitFor('OpenMedia once complete', () => c.openMedia('moov-last.mp4'), 60_000, 200);
+    assert.equal(info.growth?.state, 'complete');
+    await assertExact(await collect(c, { mediaId: info.mediaId, startSeconds: -1e9 }), abs);
+    await c.closeMedia(info.mediaId);
+  });
+
+  it('a file truncated while it grows ends the read with DATA_LOSS (MEDIA_DAMAGED) naming the file', async function () {
+    const mkv = await makeMedia('av-20s-160x120.mkv', ['-i', source, '-t', '20', '-c', 'copy']);
+    const abs = path.join(srv.root, 'cut.mkv');
+    const total = (await fsp.stat(mkv)).size;
+    const writer = chunkWriter(mkv, abs, 8 << 10, 50, Math.floor(total / 2));
+    children.push(writer);
+    await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 0);
+    const c = srv.client();
+    const info = await c.openMedia('cut.mkv');
+    assert.equal(info.growth?.state, 'growing');
+    const packets: Packet[] = [];
+    const reading = collect(c, { mediaId: info.mediaId, startSeconds: -1e9 }, packets);
+    reading.catch(() => undefined);
+    await waitFor('packets while it grows', () => packets.length > 50);
+    // The copier stops (else it would write on at its own offset, past a hole) and the file is cut to half its size.
+    await killChild(writer);
+    truncateSync(abs, Math.floor(statSync(abs).size / 2));
+    await rejectsWithStatus(reading, grpc.status.DATA_LOSS, /cut\.mkv: truncated \(\d+ -> \d+ bytes\) while it was growing/);
+    const status = await c.getStatus();
+    assert.equal(status.media.find((m) => m.mediaId === info.mediaId)?.growth?.state, 'failed');
+  });
+
+  it('a file replaced (another renamed over it) while it grows ends the read with DATA_LOSS naming the file', async function () {
+    const mkv = await makeMedia('av-20s-160x120.mkv', ['-i', source, '-t', '20', '-c', 'copy']);
+    const abs = path.join(srv.root, 'swap.mkv');
+    const total = (await fsp.stat(mkv)).size;
+    const writer = chunkWriter(mkv, abs, 8 << 10, 50, Math.floor(total / 2));
+    children.push(writer);
+    await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 0);
+    const c = srv.client();
+    const info = await c.openMedia('swap.mkv');
+    const packets: Packet[] = [];
+    const reading = collect(c, { mediaId: info.mediaId, startSeconds: -1e9 }, packets);
+    reading.catch(() => undefined);
+    await waitFor('packets while it grows', () => packets.length > 50);
+    await killChild(writer);
+    await fsp.copyFile(mkv, `${abs}.new`);
+    await fsp.rename(`${abs}.new`, abs);
+    await rejectsWithStatus(reading, grpc.status.DATA_LOSS, /swap\.mkv: replaced by another file \(inode changed\) while it was growing/);
+  });
+
+  it('cuemux index build --follow: progress while it grows, exit 0 once final (index equal to ffprobe); index info shows growing, then complete', async function () {
+    const dir = await scratchDir('growing-cli');
+    const abs = path.join(dir, 'cli.mkv');
+    const writer = ffmpegWriter(source, abs, WRITERS.matroska.args);
+    children.push(writer);
+    await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 0);
+    const cache = path.join(dir, 'cache');
+    const follow = startCli(['index', 'build', '--follow', '--growing-wait-ms', String(WAIT_MS), '--cache-dir', cache, abs]);
+    children.push(follow);
+    let stdout = '';
+    let stderr = '';
+    follow.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    follow.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const growing = await runCli(['index', 'info', '--growing-wait-ms', String(WAIT_MS), '--cache-dir', cache, '--json', abs]);
+    assert.equal(growing.code, 0, growing.stderr);
+    assert.equal((JSON.parse(growing.stdout) as { growth: string }).growth, 'growing');
+    assert.equal((await exitOf(writer)).code, 0, 'writer');
+    const end = await exitOf(follow);
+    assert.equal(end.code, 0, `${stdout}\n${stderr}`);
+    assert.match(stderr, /growing +\S*cli\.mkv +\d+ packets, \d+ bytes written/);
+    assert.match(stdout, /complete \S*cli\.mkv +\d+ packets \(followed while it grew\)/);
+    await assertIndexExact(abs, cache);
+    const done = await runCli(['index', 'info', '--cache-dir', cache, '--json', abs]);
+    assert.equal((JSON.parse(done.stdout) as { growth: string }).growth, 'complete');
+  });
+
+  it('cuemux index build --follow: Ctrl-C while it grows leaves no index and no temporary file', async function () {
+    const dir = await scratchDir('growing-cli-int');
+    const abs = path.join(dir, 'int.mkv');
+    const writer = ffmpegWriter(source, abs, WRITERS.matroska.args);
+    children.push(writer);
+    await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 0);
+    const follow = startCli(['index', 'build', '--follow', '--growing-wait-ms', String(WAIT_MS), '--cache-dir', path.join(dir, 'cache'), abs]);
+    children.push(follow);
+    let stderr = '';
+    follow.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    await waitFor('progress of the follow', () => /\d+ packets, \d+ bytes written/.test(stderr));
+    follow.kill('SIGINT');
+    const end = await exitOf(follow);
+    assert.notEqual(end.code, 0, 'stopped, not complete');
+    assert.deepEqual((await fsp.readdir(dir)).filter((n) => n !== 'cache').sort(), ['int.mkv'], 'nothing but the media beside it');
+    const cached = await fsp.readdir(path.join(dir, 'cache')).catch(() => []);
+    assert.deepEqual(cached, [], 'nothing in the cache folder');
+  });
+});
