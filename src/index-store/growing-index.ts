@@ -108,15 +108,21 @@ function abortable(ms: number, signal?: AbortSignal): Promise<void> {
  * the file's owner and miss writers on other NFS clients), and writers' partial markers (`NAME.part`) are
  * conventions of single tools, so growth is what is measured.
  */
-export async function watchGrowth(file: FileHandle | string, waitMs = DEFAULT_GROWING_WAIT_MS, signal?: AbortSignal): Promise<boolean> {
+export async function watchGrowth(file: FileHandle | string, waitMs = DEFAULT_GROWING_WAIT_MS, signal?: AbortSignal, maxWatchMs = Infinity): Promise<boolean> {
   const first = await look(file);
+  const until = Date.now() + maxWatchMs;
   for (;;) {
     if (signal?.aborted) return false;
     const now = await look(file);
     if (now.size !== first.size || now.mtimeMs !== first.mtimeMs) return true;
-    if (Date.now() - now.mtimeMs >= waitMs) return false;
+    if (Date.now() - now.mtimeMs >= waitMs || Date.now() >= until) return false;
     await abortable(Math.min(LOOK_MS, waitMs), signal);
   }
+}
+
+/** Whether `file` was modified less than `waitMs` ago (it may still be being written). */
+export async function recentlyModified(file: FileHandle | string, waitMs = DEFAULT_GROWING_WAIT_MS): Promise<boolean> {
+  return Date.now() - (await look(file)).mtimeMs < waitMs;
 }
 
 /** A packet's bytes, remembered to see whether they change: where, how many, and their hash. */

@@ -5,7 +5,7 @@
 import { CuemuxError, isCuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { fdPath } from '../index-store/fingerprint';
-import { GrowingIndex, watchGrowth } from '../index-store/growing-index';
+import { GrowingIndex, recentlyModified, watchGrowth } from '../index-store/growing-index';
 import type { MediaIndex } from '../index-store/media-index';
 import { openIndex } from '../index-store/open-index';
 import type { FileHandle } from 'node:fs/promises';
@@ -32,6 +32,12 @@ export interface RegistryOptions {
 
 /** Growing files followed at once (see #openFile). */
 const MAX_GROWING = 2;
+
+/**
+ * How long a file without an index is looked at for growth before it is indexed as it is, in ms: three looks. A file
+ * that is still being written but did not change in that time is recognised by the build (see #openFile).
+ */
+const QUICK_LOOK_MS = 300;
 
 /** The server's open media. */
 export class MediaRegistry {
@@ -116,7 +122,20 @@ export class MediaRegistry {
     try {
       let index: MediaIndex | null = await openIndex(real, { ...options, build: false })
         .catch((e: unknown) => { if (isCuemuxError(e, 'INDEX_MISSING', 'INDEX_STALE', 'INDEX_CORRUPT')) return null; throw e; });
-      if (index === null && await watchGrowth(file, this.#options.growingWaitMs)) {
+      const waitMs = this.#options.growingWaitMs;
+      // Growing: seen to change within a short look, or, when it was modified within --growing-wait-ms, found by the
+      // build to end inside a packet, to change while it was read, or to have no readable header yet. A file that was
+      // just copied whole is not held back for the whole wait (a 5 s look at every fresh file delayed each GO on it).
+      let growing = index === null && await watchGrowth(file, waitMs, undefined, QUICK_LOOK_MS);
+      if (index === null && !growing) {
+        const built = await openIndex(real, options).catch(async (e: unknown) => {
+          if (isCuemuxError(e, 'INDEX_STALE', 'NOT_MEDIA', 'MEDIA_DAMAGED') && await recentlyModified(file, waitMs)) return null;
+          throw e;
+        });
+        growing = built === null || (built.partial !== null && await recentlyModified(file, waitMs));
+        if (!growing) index = built;
+      }
+      if (growing) {
         // While FFmpeg waits at a growing file's written end it holds a thread of libuv's pool (4 by default), which
         // every file read of the server shares: at most MAX_GROWING files are followed at once.
         const growing = this.list().filter((m) => m.growthState === 'growing').length;
