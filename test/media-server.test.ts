@@ -10,7 +10,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
 import { ffprobePackets, framemd5Copy, groupByStream } from './support/ffmpeg-reference';
 import { CORPUS_NAMES, ensureCorpus, ensureMedia, lacedBlockMkv, longClip, minuteClip, type CorpusName } from './support/media';
-import { copyInto, scratchDir } from './support/tmp';
+import { atRest, copyInto, scratchDir } from './support/tmp';
 import { startServer, type TestServer } from './support/server';
 import { md5 } from './support/check';
 import { MediaClientError, type MediaClient } from '../src/clients/media-client';
@@ -285,6 +285,7 @@ describe('media server', function () {
     before(async function () {
       c = srv.client();
       await fsp.writeFile(path.join(srv.root, 'notes.txt'), 'Act 2: snow machine on\n'.repeat(30));
+      await atRest(path.join(srv.root, 'notes.txt'));
       await fsp.mkdir(path.join(srv.root, 'sub'), { recursive: true });
       const outside = await scratchDir('outside');
       await copyInto(await ensureMedia('wav'), outside, 'secret.wav');
@@ -327,6 +328,7 @@ describe('media server', function () {
     it('a damaged file fails its own requests only; other clients are unaffected', async function () {
       const src = await fsp.readFile(corpus['mkv-vp9-opus']);
       await fsp.writeFile(path.join(srv.root, 'cut.mkv'), src.subarray(0, Math.floor(src.length * 0.6)));
+      await atRest(path.join(srv.root, 'cut.mkv'));
       const other = srv.client();
       const good = await other.openMedia('minute.mp4');
       const reading = collect(other, { mediaId: good.mediaId, startSeconds: -1e9 });

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ensureMedia, type CorpusName } from '../support/media';
 import { spawnServer } from '../support/server';
-import { scratchDir } from '../support/tmp';
+import { atRest, scratchDir } from '../support/tmp';
 import { fdCount, fdTargets, percentile, recordFault, Rng, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
 import { MediaClient, MediaClientError } from '../../src/clients/media-client';
 import { childrenKilledAfterEach } from '../support/wait';
@@ -77,6 +77,7 @@ describe('faults: truncated and garbage media', function () {
         }
         const name = `bad-${k}${ext}`;
         await fsp.writeFile(path.join(root, name), bytes);
+        await atRest(path.join(root, name));
         const what = `${name} (${source}, ${how}, seed ${seed})`;
         const c = new MediaClient(socket);
         try {

@@ -32,3 +32,13 @@ export async function removeScratch(): Promise<void> {
 }
 
 after(removeScratch);
+
+/**
+ * Date `file`'s last modification a minute back: a file at rest, as damaged media usually is. One modified within
+ * `--growing-wait-ms` (5 s) that fails to index is followed as a file still being written first (growing.test.ts).
+ */
+export async function atRest(file: string): Promise<string> {
+  const t = new Date(Date.now() - 60_000);
+  await fsp.utimes(file, t, t);
+  return file;
+}
