@@ -29,6 +29,7 @@ async function tryJackd(name: string, rate: number, period: number, realtime: bo
   const { JackClient: Client } = jackAddon();
   // Its banner first: a client probing before the socket exists makes libjack print errors.
   for (let i = 0; i < 200 && !log.includes('self-connect-mode') && child.exitCode === null; i++) await sleep(20);
+  await sleep(300);
   for (let i = 0; i < 150 && child.exitCode === null; i++) {
     try {
       new Client({ name: 'cuemux-bench-probe', server: name, outputs: 1 }).close();

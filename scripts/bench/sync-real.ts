@@ -61,7 +61,7 @@ const SEARCH = Math.round(1.5 * SAMPLE_RATE);
  * swscale's bilinear, as the renderer's linear filter) then averaged over 8x8 squares, rgb24,
  * one {@link THUMB_BYTES} record per frame in presentation order. Cached beside the media.
  */
-function windowThumbs(media: string): Promise<string> {
+export function windowThumbs(media: string): Promise<string> {
   const height = Number(spawnSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=height', '-of', 'csv=p=0', media], { encoding: 'utf8' }).stdout.trim());
   // SDL's YUV conversion (ffplay's too): BT.601 up to 576 lines, BT.709 above. With the other matrix the 180p cue's
   // pictures matched at 25 dB instead of 43 (their neighbouring frames 20-22 dB).
@@ -166,10 +166,11 @@ function psnrOf(a: Uint8Array, b: Uint8Array): number {
 
 /**
  * Judge a window's changes: each picture identified as FFmpeg's frame (best PSNR among the frames around the one for
- * the clock at the change), each frame due in [from, to) by its first appearance; `ticks` (sorted by display instant)
- * give our player's tick grid, null for a peer without one.
+ * the clock at the change), each frame due in [from, to) by its first appearance; `grid` is our player's display grid
+ * (its first tick's display instant and the tick period), null for a peer without one.
  */
-function judgeWindow(changes: WindowChange[], thumbs: Uint8Array, media: SyncMedia, play: CuePlay, from: number, to: number, ticks: bigint[] | null): WindowVideo {
+function judgeWindow(changes: WindowChange[], thumbs: Uint8Array, media: SyncMedia, play: CuePlay, from: number, to: number,
+  grid: { firstNs: bigint; periodNs: number } | null): WindowVideo {
   const { refV } = media;
   const f: WindowVideo = { frames: 0, missing: 0, wrong: 0, backwards: 0, late: [], offset: [], psnr: [] };
   const firstSeen = new Map<number, bigint>();
@@ -208,16 +209,10 @@ function judgeWindow(changes: WindowChange[], thumbs: Uint8Array, media: SyncMed
     }
     const T = monoAt(play.clock, clockOfFrame);
     f.offset.push(Number(seen - T) / 1e9);
-    if (ticks !== null) {
-      // The first display tick at or after T (binary search).
-      let lo = 0;
-      let hi = ticks.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (ticks[mid] < T) lo = mid + 1;
-        else hi = mid;
-      }
-      if (lo < ticks.length) f.late.push(Number(seen - ticks[lo]) / 1e9);
+    if (grid !== null) {
+      // The first display tick at or after T on the player's grid (a tick it skipped counts: the frame was due there).
+      const k = Math.ceil(Number(T - grid.firstNs) / grid.periodNs - 1e-6);
+      f.late.push((Number(seen - grid.firstNs) - k * grid.periodNs) / 1e9);
     }
   }
   return f;
@@ -286,23 +281,26 @@ export async function runRealOutputs(run: string, media: SyncMedia, o: SyncOptio
       const theirs = all.filter((p) => new RegExp(`^aplay\\.P\\.${aplay.child.pid}\\.\\d+:out_00[01]$`).test(p)).sort();
       return ours.every((p) => all.includes(p)) && theirs.length === 2 ? [...ours, ...theirs] : null;
     };
+    const done = new Set<number>();
     let connected = false;
     for (let i = 0; i < 300 && !connected; i++) {
       if (!alive()) throw new Error(`a process of the run exited: ${children.filter((c) => c.child.exitCode !== null).map((c) => `${c.name} (see ${file(`${c.name}.log`)})`).join(', ')}`);
       const s = sources();
-      try {
-        if (s !== null) {
-          s.forEach((p, k) => recorder.connect(p, k));
-          connected = true;
+      s?.forEach((p, k) => {
+        try {
+          if (!done.has(k)) recorder.connect(p, k);
+          done.add(k);
+        } catch {
+          // aplay's client registers its ports before it is activated; a connection waits for that.
         }
-      } catch {
-        // aplay's client registers its ports before it is activated; a connection waits for that.
-      }
+      });
+      connected = done.size === 2 * CHANNELS;
       if (!connected) await sleep(100);
     }
     if (!connected) throw new Error(`the players' JACK ports did not all appear in 30 s: ${recorder.ports().join(', ')}`);
     const latency = recorder.latency('system:playback_1').max;
     const observer = await observeWindows(x.display, file('windows.bin'), [OUR_TITLE, FFPLAY_TITLE], WIN.w, WIN.h, BLOCK_PX);
+    cleanups.push(() => { if (observer.child.exitCode === null) observer.child.kill('SIGKILL'); });
     const pids: Record<string, number> = {
       server: server.child.pid as number, 'play-audio': audio.child.pid as number, 'play-video': video.child.pid as number,
       aplay: aplay.child.pid as number, ffplay: ffplay.child.pid as number, jackd: jack.child.pid as number, Xvfb: x.child.pid as number,
@@ -317,9 +315,10 @@ export async function runRealOutputs(run: string, media: SyncMedia, o: SyncOptio
     const recording = recorder.stop();
     const watched = await observer.stop();
     for (const c of children) c.child.kill('SIGTERM');
-    // ffplay exits 123 on SIGTERM (its sigterm_handler); everything else 0.
-    const codes = await Promise.all(children.map(async (c) => ((await c.exited) === 123 && c.name === 'ffplay' ? 0 : c.exited)));
-    if (codes.some((c) => c !== 0)) throw new Error(`exit codes: ${children.map((c, k) => `${c.name} ${String(codes[k])}`).join(', ')} (logs in ${run}: --keep DIR keeps them)`);
+    // Our players must stop cleanly; the peers are stopped by the signal (aplay exits 1, ffplay 123 on SIGTERM).
+    const codes = await Promise.all(children.map((c) => c.exited));
+    const bad = children.filter((c, k) => (c.name === 'play-audio' || c.name === 'play-video') && codes[k] !== 0);
+    if (bad.length > 0) throw new Error(`${bad.map((c) => `${c.name} exited ${String(c.child.exitCode)}`).join(', ')} (logs in ${run}: --keep DIR keeps them)`);
 
     process.stderr.write('bench:sync: judging what JACK and the X server received against FFmpeg...\n');
     const from = play.goAt + 0.5;
@@ -327,7 +326,8 @@ export async function runRealOutputs(run: string, media: SyncMedia, o: SyncOptio
     const ours = judgeJack(recording, 0, media, play.clock, latency, from, to, play.mediaAt);
     const peerA = judgeJack(recording, 1, media, play.clock, latency, from, to, play.mediaAt);
     const ticks: Tick[] = await readTicks(file('video-hash.jsonl'), file('video.jsonl'));
-    const grid = ticks.map((t) => t.due).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    if (ticks.length === 0) throw new Error('play-video logged no tick');
+    const grid = { firstNs: ticks.reduce((a, t) => (t.due < a ? t.due : a), ticks[0].due), periodNs: 1e9 / o.fps };
     const v = judgeWindow(watched.changes.filter((c) => c.window === 0), thumbs, media, play, from, to, grid);
     const pv = judgeWindow(watched.changes.filter((c) => c.window === 1), thumbs, media, play, from, to, null);
     // The player's own figure, for comparison: tick → SDL_RenderPresent returned, from its sync log.
@@ -335,6 +335,9 @@ export async function runRealOutputs(run: string, media: SyncMedia, o: SyncOptio
     const windowLine = (await fsp.readFile(file('play-video.log'), 'utf8')).split('\n').find((l) => l.includes('video window open'));
     const renderer = windowLine === undefined ? 'its log has no window line' : (JSON.parse(windowLine.slice(windowLine.indexOf('{'))) as { message: string }).message;
 
+    // How long after the X server's own timestamp of each report the observer read it (the server's clock is
+    // CLOCK_MONOTONIC in whole ms, truncated: 0-1 ms is "at once").
+    const readDelay = watched.changes.map((c) => (Number((c.monoNs / 1_000_000n) % 4294967296n) - c.serverMs + 4294967296) % 4294967296);
     const absMs = (f: JackAudio): number[] => f.offsets.map((d) => Math.abs(d) / SAMPLE_RATE);
     const aLine = (f: JackAudio): string => `|departure − clock| p50 ${ms(pct(absMs(f), 50))} ms  p99 ${ms(pct(absMs(f), 99))} ms  max ${ms(max(absMs(f)))} ms ` +
       `(${f.cycles} JACK cycles: ${f.exact} bit-exact, ${f.offsets.filter((d) => Math.abs(d) <= 1).length} within ±1 sample, ${f.slewed} slewed, ${f.silent} silent, ${f.unmatched} not FFmpeg's within ±1.5 s)`;
@@ -358,7 +361,9 @@ export async function runRealOutputs(run: string, media: SyncMedia, o: SyncOptio
       `video  play-video --window: lateness at the window (a frame's first appearance − its display tick) ${dist(v.late)}; ${vCounts(v)}   target p99 ≤ 1 ms, none missing or wrong: ${passIf(vOk)}`,
       `       first appearance − the clock reaching the frame's time (waiting for the tick included): ${dist(v.offset)}; the player's own figure, tick → SDL_RenderPresent returned: ${dist(presentNs)}`,
       `peer   ffplay from the FIFO: first appearance − the clock reaching the frame's time ${dist(pv.offset)}; ${vCounts(pv)}`,
-      `       windows: ${Object.entries(watched.counters).map(([k, c]) => `"${k}" ${c === null ? 'never seen' : `${c.reports} damage reports, ${c.changes} new pictures`}`).join('; ')}; JACK: ${recording.cycles.length} cycles recorded, ${xruns} xruns`,
+      `       windows: ${Object.entries(watched.counters).map(([k, c]) => `"${k}" ${c === null ? 'never seen' : `${c.reports} damage reports, ${c.changes} new pictures`}`).join('; ')}; ` +
+        `the observer read each report after the X server's timestamp of it (whole ms) by p50 ${pct(readDelay, 50)} ms, p99 ${pct(readDelay, 99)} ms, max ${max(readDelay)} ms; ` +
+        `JACK: ${recording.cycles.length} cycles recorded, ${xruns} xruns`,
       ...generationWarning(play),
       `Scheduling: ${Object.entries(sched).map(([k, s]) => `${k} ${s}`).join(', ')}`,
       `CPU (% of one core): ${Object.entries(play.cpu).map(([k, c]) => `${k} ${c.toFixed(1)}`).join(', ')}`,

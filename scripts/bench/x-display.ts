@@ -30,6 +30,8 @@ export interface WindowChange {
   monoNs: bigint;
   /** Index of the window in the observer's titles. */
   window: number;
+  /** The X server's timestamp of the report, ms (32 bits, wrapping; Xvfb's clock is CLOCK_MONOTONIC). */
+  serverMs: number;
   /** The picture averaged over squares of the observer's block, rgb24, row-major. */
   thumb: Uint8Array;
 }
@@ -69,8 +71,8 @@ export async function observeWindows(display: string, out: string, titles: strin
       const counters = JSON.parse(said.trim().split('\n').at(-1) ?? '{}') as Record<string, { reports: number; changes: number }>;
       const b = await fsp.readFile(out);
       const changes: WindowChange[] = [];
-      for (let at = 0; at + 12 + thumbBytes <= b.length; at += 12 + thumbBytes) {
-        changes.push({ monoNs: b.readBigInt64LE(at), window: b.readInt32LE(at + 8), thumb: b.subarray(at + 12, at + 12 + thumbBytes) });
+      for (let at = 0; at + 16 + thumbBytes <= b.length; at += 16 + thumbBytes) {
+        changes.push({ monoNs: b.readBigInt64LE(at), window: b.readInt32LE(at + 8), serverMs: b.readUInt32LE(at + 12), thumb: b.subarray(at + 16, at + 16 + thumbBytes) });
       }
       return { changes, counters };
     },
