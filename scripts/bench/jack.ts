@@ -6,6 +6,7 @@
  * back from the JACK graph, not from the player.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CYCLE_FIELDS, jackAddon, type JackClient } from '../../src/players/audio-device-jack';
 import { killChild } from '../../test/support/wait';
@@ -27,9 +28,9 @@ async function tryJackd(name: string, rate: number, period: number, realtime: bo
   child.stdout?.setEncoding('utf8').on('data', (x: string) => { log += x; });
   child.stderr?.setEncoding('utf8').on('data', (x: string) => { log += x; });
   const { JackClient: Client } = jackAddon();
-  // Its banner first: a client probing before the socket exists makes libjack print errors.
-  for (let i = 0; i < 200 && !log.includes('self-connect-mode') && child.exitCode === null; i++) await sleep(20);
-  await sleep(300);
+  // Its socket first (jack2: /dev/shm/jack_NAME_UID_0): a client probing before it exists makes libjack print errors.
+  const socket = `/dev/shm/jack_${name}_${process.getuid?.() ?? 0}_0`;
+  for (let i = 0; i < 500 && !existsSync(socket) && child.exitCode === null; i++) await sleep(20);
   for (let i = 0; i < 150 && child.exitCode === null; i++) {
     try {
       new Client({ name: 'cuemux-bench-probe', server: name, outputs: 1 }).close();

@@ -346,6 +346,7 @@ export async function runRealOutputs(run: string, media: SyncMedia, o: SyncOptio
     const vCounts = (f: WindowVideo): string => `${f.frames} frames due: ${f.missing} never in the window, ${f.wrong} pictures not FFmpeg's, ${f.backwards} going back; ` +
       `PSNR against FFmpeg scaled, 8x8-averaged: p50 ${pct(f.psnr, 50).toFixed(1)} dB, min ${Math.min(...f.psnr).toFixed(1)} dB`;
     const vOk = v.frames > 0 && pct(v.late, 99) <= 0.001 && v.missing === 0 && v.wrong === 0 && v.backwards === 0;
+    const ratio = (peer: number, ours: number): string => (ours > 0 ? `${(peer / ours).toFixed(1)}×` : 'infinitely');
     const dist = (xs: number[]): string => `p50 ${ms(pct(xs, 50))} ms  p99 ${ms(pct(xs, 99))} ms  max ${ms(max(xs))} ms`;
     return [
       `bench:sync (real outputs) — ${o.seconds} s cue of ${path.basename(media.file)}: play-audio --device jack into jackd's dummy driver (${SAMPLE_RATE} Hz, ${PERIOD}-frame cycles, ` +
@@ -357,15 +358,17 @@ export async function runRealOutputs(run: string, media: SyncMedia, o: SyncOptio
         `clock = the server's ClockState; span judged ${ms(from - play.goAt)} ms after the GO to the cue's end`,
       machine.startLine,
       `audio  play-audio --device jack: ${aLine(ours)}   target p99 ≤ 1 ms, none silent or wrong: ${passIf(aOk(ours))}`,
-      `peer   aplay from the FIFO:      ${aLine(peerA)}; its samples leave ${signedMs(peerA)} ms after their clock time (median)`,
+      `peer   aplay from the FIFO:      ${aLine(peerA)}; its samples leave ${signedMs(peerA)} ms after their clock time (median); ` +
+        `play-audio's p99 is ${ratio(pct(absMs(peerA), 99), pct(absMs(ours), 99))} lower`,
       `video  play-video --window: lateness at the window (a frame's first appearance − its display tick) ${dist(v.late)}; ${vCounts(v)}   target p99 ≤ 1 ms, none missing or wrong: ${passIf(vOk)}`,
       `       first appearance − the clock reaching the frame's time (waiting for the tick included): ${dist(v.offset)}; the player's own figure, tick → SDL_RenderPresent returned: ${dist(presentNs)}`,
-      `peer   ffplay from the FIFO: first appearance − the clock reaching the frame's time ${dist(pv.offset)}; ${vCounts(pv)}`,
+      `peer   ffplay from the FIFO: first appearance − the clock reaching the frame's time ${dist(pv.offset)}; ${vCounts(pv)}; ` +
+        `play-video's p99 of that is ${ratio(pct(pv.offset, 99), pct(v.offset, 99))} lower`,
       `       windows: ${Object.entries(watched.counters).map(([k, c]) => `"${k}" ${c === null ? 'never seen' : `${c.reports} damage reports, ${c.changes} new pictures`}`).join('; ')}; ` +
         `the observer read each report after the X server's timestamp of it (whole ms) by p50 ${pct(readDelay, 50)} ms, p99 ${pct(readDelay, 99)} ms, max ${max(readDelay)} ms; ` +
         `JACK: ${recording.cycles.length} cycles recorded, ${xruns} xruns`,
       ...generationWarning(play),
-      `Scheduling: ${Object.entries(sched).map(([k, s]) => `${k} ${s}`).join(', ')}`,
+      `Scheduling (main threads): ${Object.entries(sched).map(([k, s]) => `${k} ${s}`).join(', ')}`,
       `CPU (% of one core): ${Object.entries(play.cpu).map(([k, c]) => `${k} ${c.toFixed(1)}`).join(', ')}`,
       machine.endLine(),
     ];
