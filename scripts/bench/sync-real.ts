@@ -151,8 +151,25 @@ interface WindowVideo {
   late: number[];
   /** First appearance − the instant the clock reaches the frame's time, s. */
   offset: number[];
+  /** `late` and `offset` with the X server's own timestamp of the first appearance instead (whole ms, + 0.5 ms). */
+  lateServer: number[];
+  offsetServer: number[];
   /** PSNR of each identified picture against FFmpeg's, dB. */
   psnr: number[];
+}
+
+/** How long after the X server's own timestamp of a report the observer read it, ms (the stamp is whole ms, 32 bits). */
+function readDelayMs(c: WindowChange): number {
+  return (Number((c.monoNs / 1_000_000n) % 4294967296n) - c.serverMs + 4294967296) % 4294967296;
+}
+
+/**
+ * The X server's own instant of a report on CLOCK_MONOTONIC (Xvfb's clock; whole ms, truncated: + 0.5 ms). It can be
+ * early by the rest of the server's dispatch round, as the observer's instant can be late by its own wait: the two
+ * bracket the picture's arrival.
+ */
+function serverInstant(c: WindowChange): bigint {
+  return (c.monoNs / 1_000_000n - BigInt(readDelayMs(c))) * 1_000_000n + 500_000n;
 }
 
 function psnrOf(a: Uint8Array, b: Uint8Array): number {
@@ -172,8 +189,8 @@ function psnrOf(a: Uint8Array, b: Uint8Array): number {
 function judgeWindow(changes: WindowChange[], thumbs: Uint8Array, media: SyncMedia, play: CuePlay, from: number, to: number,
   grid: { firstNs: bigint; periodNs: number } | null): WindowVideo {
   const { refV } = media;
-  const f: WindowVideo = { frames: 0, missing: 0, wrong: 0, backwards: 0, late: [], offset: [], psnr: [] };
-  const firstSeen = new Map<number, bigint>();
+  const f: WindowVideo = { frames: 0, missing: 0, wrong: 0, backwards: 0, late: [], offset: [], lateServer: [], offsetServer: [], psnr: [] };
+  const firstSeen = new Map<number, WindowChange>();
   let last = -1;
   for (const ch of changes) {
     const c = clockAt(play.clock, ch.monoNs);
@@ -195,7 +212,7 @@ function judgeWindow(changes: WindowChange[], thumbs: Uint8Array, media: SyncMed
       continue;
     }
     last = best;
-    if (!firstSeen.has(best)) firstSeen.set(best, ch.monoNs);
+    if (!firstSeen.has(best)) firstSeen.set(best, ch);
   }
   for (let n = 0; n < refV.pts.length; n++) {
     // The clock reaches frame n's time at T.
@@ -208,11 +225,13 @@ function judgeWindow(changes: WindowChange[], thumbs: Uint8Array, media: SyncMed
       continue;
     }
     const T = monoAt(play.clock, clockOfFrame);
-    f.offset.push(Number(seen - T) / 1e9);
-    if (grid !== null) {
-      // The first display tick at or after T on the player's grid (a tick it skipped counts: the frame was due there).
-      const k = Math.ceil(Number(T - grid.firstNs) / grid.periodNs - 1e-6);
-      f.late.push((Number(seen - grid.firstNs) - k * grid.periodNs) / 1e9);
+    for (const [at, late, offset] of [[seen.monoNs, f.late, f.offset], [serverInstant(seen), f.lateServer, f.offsetServer]] as const) {
+      offset.push(Number(at - T) / 1e9);
+      if (grid !== null) {
+        // The first display tick at or after T on the player's grid (a tick it skipped counts: the frame was due there).
+        const k = Math.ceil(Number(T - grid.firstNs) / grid.periodNs - 1e-6);
+        late.push((Number(at - grid.firstNs) - k * grid.periodNs) / 1e9);
+      }
     }
   }
   return f;
@@ -337,7 +356,7 @@ export async function runRealOutputs(run: string, media: SyncMedia, o: SyncOptio
 
     // How long after the X server's own timestamp of each report the observer read it (the server's clock is
     // CLOCK_MONOTONIC in whole ms, truncated: 0-1 ms is "at once").
-    const readDelay = watched.changes.map((c) => (Number((c.monoNs / 1_000_000n) % 4294967296n) - c.serverMs + 4294967296) % 4294967296);
+    const readDelay = watched.changes.map(readDelayMs);
     const absMs = (f: JackAudio): number[] => f.offsets.map((d) => Math.abs(d) / SAMPLE_RATE);
     const aLine = (f: JackAudio): string => `|departure − clock| p50 ${ms(pct(absMs(f), 50))} ms  p99 ${ms(pct(absMs(f), 99))} ms  max ${ms(max(absMs(f)))} ms ` +
       `(${f.cycles} JACK cycles: ${f.exact} bit-exact, ${f.offsets.filter((d) => Math.abs(d) <= 1).length} within ±1 sample, ${f.slewed} slewed, ${f.silent} silent, ${f.unmatched} not FFmpeg's within ±1.5 s)`;
@@ -362,8 +381,10 @@ export async function runRealOutputs(run: string, media: SyncMedia, o: SyncOptio
         `play-audio's p99 is ${ratio(pct(absMs(peerA), 99), pct(absMs(ours), 99))} lower`,
       `video  play-video --window: lateness at the window (a frame's first appearance − its display tick) ${dist(v.late)}; ${vCounts(v)}   target p99 ≤ 1 ms, none missing or wrong: ${passIf(vOk)}`,
       `       first appearance − the clock reaching the frame's time (waiting for the tick included): ${dist(v.offset)}; the player's own figure, tick → SDL_RenderPresent returned: ${dist(presentNs)}`,
+      `       the same by the X server's own timestamps of the reports (whole ms): lateness at the window ${dist(v.lateServer)}; first appearance − the clock ${dist(v.offsetServer)}`,
       `peer   ffplay from the FIFO: first appearance − the clock reaching the frame's time ${dist(pv.offset)}; ${vCounts(pv)}; ` +
-        `play-video's p99 of that is ${ratio(pct(pv.offset, 99), pct(v.offset, 99))} lower`,
+        `play-video's p99 of that is ${ratio(pct(pv.offset, 99), pct(v.offset, 99))} lower; ` +
+        `by the X server's timestamps ${dist(pv.offsetServer)}`,
       `       windows: ${Object.entries(watched.counters).map(([k, c]) => `"${k}" ${c === null ? 'never seen' : `${c.reports} damage reports, ${c.changes} new pictures`}`).join('; ')}; ` +
         `the observer read each report after the X server's timestamp of it (whole ms) by p50 ${pct(readDelay, 50)} ms, p99 ${pct(readDelay, 99)} ms, max ${max(readDelay)} ms; ` +
         `JACK: ${recording.cycles.length} cycles recorded, ${xruns} xruns`,
