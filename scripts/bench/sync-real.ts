@@ -109,11 +109,13 @@ function judgeJack(rec: Recording, pair: number, media: SyncMedia, clock: Clock,
       continue;
     }
     // A slewed stretch (the player interpolates while it catches up with the clock, its read position moving by up to
-    // 0.5 % a sample, and a JACK cycle may hold part of one) is not bit-exact: its offset is the nearest d (within a
-    // period of the last one) at which every sample lies within FFmpeg's k+d-1 .. k+d+2 (pink noise: a wrong d fails
-    // on a few samples of 256).
-    const between = (off: number): boolean => {
-      for (let i = 0; i < cy.frames; i++) {
+    // 0.5 % a sample) is not bit-exact: it is placed in pieces of 32 frames (a JACK cycle may hold the end of one and
+    // the start of an exact stretch), each at the nearest d within a period of the last offset at which its every
+    // sample lies within FFmpeg's k+d-1 .. k+d+2 (pink noise: a wrong d fails on a few samples of 32); the cycle's
+    // offset is its first piece's.
+    const between = (first: number, n: number, off: number): boolean => {
+      if (want + off + first < 1 || (want + off + first + n + 2) * CHANNELS > media.refA.length) return false;
+      for (let i = first; i < first + n; i++) {
         for (let ch = 0; ch < CHANNELS; ch++) {
           let lo = Infinity;
           let hi = -Infinity;
@@ -128,8 +130,16 @@ function judgeJack(rec: Recording, pair: number, media: SyncMedia, clock: Clock,
       }
       return true;
     };
-    let s: number | null = null;
-    for (let m = 0; m <= PERIOD && s === null; m++) s = [hint + m, hint - m].find((off) => want + off >= 1 && (want + off + cy.frames + 2) * CHANNELS <= media.refA.length && between(off)) ?? null;
+    const place = (first: number, n: number): number | null => {
+      for (let m = 0; m <= PERIOD; m++) {
+        const d = [hint + m, hint - m].find((off) => between(first, n, off));
+        if (d !== undefined) return d;
+      }
+      return null;
+    };
+    const pieces: Array<number | null> = [];
+    for (let first = 0; first < cy.frames; first += 32) pieces.push(place(first, Math.min(32, cy.frames - first)));
+    const s = pieces.every((d) => d !== null) ? pieces[0] : null;
     if (s !== null) {
       f.slewed++;
       f.offsets.push(s);
@@ -172,14 +182,18 @@ function serverInstant(c: WindowChange): bigint {
   return (c.monoNs / 1_000_000n - BigInt(readDelayMs(c))) * 1_000_000n + 500_000n;
 }
 
-function psnrOf(a: Uint8Array, b: Uint8Array): number {
+/** Sum of squared differences of two pictures, given up once above `bound` (then some value above it). */
+function sse(a: Uint8Array, b: Uint8Array, bound: number): number {
   let se = 0;
-  for (let i = 0; i < a.length; i++) {
+  for (let i = 0; i < a.length && se <= bound; i++) {
     const e = a[i] - b[i];
     se += e * e;
   }
-  return se === 0 ? 99 : 10 * Math.log10((255 * 255 * a.length) / se);
+  return se;
 }
+
+/** PSNR (dB) of a sum of squared differences over `n` bytes; 99 for identical pictures. */
+const psnrOf = (se: number, n: number): number => (se === 0 ? 99 : 10 * Math.log10((255 * 255 * n) / se));
 
 /**
  * Judge a window's changes: each picture identified as FFmpeg's frame (best PSNR among the frames around the one for
@@ -197,11 +211,12 @@ function judgeWindow(changes: WindowChange[], thumbs: Uint8Array, media: SyncMed
     if (c < from - 0.5 || c > to + 2) continue;
     const e = frameAt(refV, play.mediaAt(c));
     let best = -1;
-    let bestDb = -Infinity;
+    let bestSe = Infinity;
     for (let n = Math.max(0, e - LOOK_BACK); n <= Math.min(refV.pts.length - 1, e + 5); n++) {
-      const db = psnrOf(ch.thumb, thumbs.subarray(n * THUMB_BYTES, (n + 1) * THUMB_BYTES));
-      if (db > bestDb || (db === bestDb && Math.abs(n - e) < Math.abs(best - e))) [best, bestDb] = [n, db];
+      const se = sse(ch.thumb, thumbs.subarray(n * THUMB_BYTES, (n + 1) * THUMB_BYTES), bestSe);
+      if (se < bestSe || (se === bestSe && Math.abs(n - e) < Math.abs(best - e))) [best, bestSe] = [n, se];
     }
+    const bestDb = psnrOf(bestSe, THUMB_BYTES);
     if (best < 0 || bestDb < MIN_PSNR_DB) {
       if (c >= from && c < to) f.wrong++;
       continue;
