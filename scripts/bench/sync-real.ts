@@ -51,8 +51,8 @@ const FFPLAY_TITLE = 'cuemux-bench-ffplay';
  * both windows on the 180p cue, 20-22 dB against the neighbouring frames.
  */
 const MIN_PSNR_DB = 35;
-/** A picture is looked for among the frames from this many before the one for the clock to 5 after (2 s at 25 fps). */
-const LOOK_BACK = 50;
+/** A picture is looked for among the frames from this many before the one for the clock to 5 after (5 s at 25 fps: ffplay lagged by up to 1 s in 50 s under load). */
+const LOOK_BACK = 125;
 /** How far (samples) around the previous cycle's offset a cycle's samples are looked for in FFmpeg's decode (1.5 s). */
 const SEARCH = Math.round(1.5 * SAMPLE_RATE);
 
