@@ -131,7 +131,6 @@ function judgeAudio(wav: Float32Array, ref: Float32Array, refFirst: number, devi
   return res;
 }
 
-
 /** The sinks mode (`--outputs sinks`): play-audio to a WAV sink, play-video and its timers-only peer to hash sinks; the report's lines. */
 async function runSinks(run: string, media: SyncMedia, o: SyncOptions): Promise<string[]> {
   const { seconds, fps } = o;
