@@ -15,54 +15,40 @@
  * The peer, in the same run on the same cue: the same video player under the same scheduling (SCHED_FIFO presenting
  * thread where allowed) with the same hash sink, ticking on Node timers alone (`--spin-ms 0`), which is how a player
  * built on setTimeout/setInterval presents.
+ *
+ * `--outputs real` (in the default run after the sinks, on a server of its own) plays the same cue into a JACK server
+ * and an SDL window on Xvfb, with aplay and ffplay reading the same players' FIFO sinks as peers: see
+ * bench/sync-real.ts.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { spawnSync } from 'node:child_process';
 import { MediaClient } from '../src/clients/media-client';
 import { readSyncLog } from '../src/players/sync-log';
-import { audioF32, syncClip, videoFramemd5 } from './bench-media';
 import { CLI, runBench, startBenchServer, withScratch } from './bench/harness';
-import { cpuSeconds, schedulingOf, watchMachine } from './bench/machine';
+import { schedulingOf, watchMachine } from './bench/machine';
 import { Osc } from './bench/osc';
 import { readTicks, wavSamples, type Tick } from './bench/presented';
 import { spawnNode, type NodeChild } from './bench/procs';
-import { frameAt, readF32, readFramemd5, type RefVideo } from './bench/reference';
-import { pct } from './bench/stats';
+import { frameAt, type RefVideo } from './bench/reference';
+import { runRealOutputs } from './bench/sync-real';
+import { blockOffset, blockSilent, CHANNELS, clockAt, generationWarning, playCue, prepareSyncMedia, SAMPLE_RATE, type Clock, type SyncMedia, type SyncOptions } from './bench/sync-show';
+import { ms, passIf, pct } from './bench/stats';
 
-const USAGE = `Usage: npm run bench:sync -- [--seconds N] [--fps RATE] [--small]
-  --seconds N   cue length in seconds (default 300)
-  --fps RATE    the video players' display rate (default 60)
-  --small       320x180 video instead of 1080p (a quick run)
-  --profile DIR write a V8 CPU profile of each player into DIR (node --cpu-prof)
-  --keep DIR    copy the players' outputs and logs (hash logs, sync logs, the WAV) into DIR, to look at a miss
+const USAGE = `Usage: npm run bench:sync -- [--outputs sinks,real] [--seconds N] [--fps RATE] [--small]
+  --outputs LIST  sinks (WAV and hash sinks), real (JACK dummy server and an SDL window on Xvfb, with aplay and ffplay
+                  reading FIFOs as peers), or both one after the other (default sinks,real)
+  --seconds N     cue length in seconds (default 300)
+  --fps RATE      the video players' display rate (default 60)
+  --small         320x180 video instead of 1080p (a quick run)
+  --profile DIR   write a V8 CPU profile of each player into DIR (node --cpu-prof)
+  --keep DIR      copy the players' outputs and logs (hash logs, sync logs, the WAV, the window observer's record)
+                  into DIR, to look at a miss
 `;
 
-const SAMPLE_RATE = 48000;
-const CHANNELS = 2;
 /** Audio is judged in blocks of this many device samples (10 ms). */
 const BLOCK = 480;
 /** How far from where the clock puts it a block of samples is looked for in FFmpeg's decode (1 s). */
 const SEARCH = SAMPLE_RATE;
-/** The cue's in-point, s from the media's start. */
-const IN_POINT = 2;
-
-/** The show clock from one ClockState (it runs at a constant rate for the whole cue; the generation is checked). */
-interface Clock {
-  generation: bigint;
-  positionSeconds: number;
-  anchorNs: bigint;
-  rate: number;
-}
-
-const clockAt = (c: Clock, mono: bigint): number => c.positionSeconds + (c.rate * Number(mono - c.anchorNs)) / 1e9;
-
-async function serverClock(client: MediaClient): Promise<Clock> {
-  const c = (await client.getStatus()).show?.clock;
-  if (c === undefined) throw new Error('GetStatus carries no show clock');
-  return { generation: BigInt(c.generation), positionSeconds: c.positionSeconds, anchorNs: BigInt(c.anchorMonotonicNs), rate: c.rate };
-}
 
 /** A video player's figures over the cue. */
 interface VideoFigures {
@@ -129,12 +115,6 @@ interface AudioFigures {
 function judgeAudio(wav: Float32Array, ref: Float32Array, refFirst: number, deviceStartNs: bigint, clock: Clock, from: number, to: number, mediaAt: (c: number) => number): AudioFigures {
   const res: AudioFigures = { blocks: 0, offsets: [], silent: 0, unmatched: 0 };
   const frames = Math.floor(wav.length / CHANNELS);
-  const matches = (k: number, r: number): boolean => {
-    if (r < 0 || (r + BLOCK) * CHANNELS > ref.length) return false;
-    if (wav[k * CHANNELS] !== ref[r * CHANNELS]) return false;
-    for (let i = 1; i < BLOCK * CHANNELS; i++) if (wav[k * CHANNELS + i] !== ref[r * CHANNELS + i]) return false;
-    return true;
-  };
   for (let k = 0; k + BLOCK <= frames; k += BLOCK) {
     const at = deviceStartNs + BigInt(Math.round((k * 1e9) / SAMPLE_RATE));
     const end = deviceStartNs + BigInt(Math.round(((k + BLOCK) * 1e9) / SAMPLE_RATE));
@@ -143,61 +123,23 @@ function judgeAudio(wav: Float32Array, ref: Float32Array, refFirst: number, devi
     res.blocks++;
     const want = Math.round((mediaAt(c) - refFirst) * SAMPLE_RATE);
     // The nearest offset (up to ±1 s, e.g. periods a sink dropped shift everything after them) whose samples match.
-    let found: number | null = null;
-    for (let d = 0; d <= SEARCH && found === null; d++) {
-      if (matches(k, want + d)) found = d;
-      else if (d > 0 && matches(k, want - d)) found = -d;
-    }
-    if (found !== null) {
-      res.offsets.push(found);
-      continue;
-    }
-    let silent = true;
-    for (let i = 0; i < BLOCK * CHANNELS && silent; i++) silent = wav[k * CHANNELS + i] === 0;
-    if (silent) res.silent++;
+    const found = blockOffset(wav, k * CHANNELS, CHANNELS, BLOCK, ref, want, SEARCH, 0);
+    if (found !== null) res.offsets.push(found);
+    else if (blockSilent(wav, k * CHANNELS, CHANNELS, BLOCK)) res.silent++;
     else res.unmatched++;
   }
   return res;
 }
 
-const ms = (s: number): string => (s * 1e3).toFixed(3);
-const passIf = (ok: boolean): string => (ok ? 'PASS' : 'MISS');
-
-async function main(run: string): Promise<void> {
-  const argv = process.argv.slice(2);
-  if (argv.includes('--help')) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  const opt = (name: string): string | undefined => {
-    const i = argv.indexOf(name);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  const seconds = Number(opt('--seconds') ?? 300);
-  const fps = Number(opt('--fps') ?? 60);
-  const small = argv.includes('--small');
-  const profile = opt('--profile');
-  const nodeArgs = profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.resolve(profile)];
-  if (!(seconds > 0) || !(fps > 0)) throw new Error('--seconds and --fps must be positive');
-  process.stderr.write('bench:sync: media and FFmpeg\'s decode of it (cached after the first run)...\n');
-  const media = await syncClip(small, seconds + IN_POINT + 3);
-  const refV = await readFramemd5(await videoFramemd5(media), 'cue');
-  const refA = await readF32(await audioF32(media));
-  const probe = (args: string[]): number => Number(spawnSync('ffprobe', ['-v', 'error', ...args, '-of', 'csv=p=0', media], { encoding: 'utf8' }).stdout.trim().split('\n')[0]);
-  const start = probe(['-show_entries', 'format=start_time']) || 0;
-  const refFirst = probe(['-select_streams', 'a:0', '-show_frames', '-read_intervals', '%+#1', '-show_entries', 'frame=pts_time']);
-  const root = path.join(run, 'media');
-  await fsp.mkdir(root);
-  await fsp.link(media, path.join(root, 'cue.mp4')).catch(() => fsp.copyFile(media, path.join(root, 'cue.mp4')));
-  const built = spawnSync(process.execPath, [CLI, 'index', 'build', root], { stdio: ['ignore', 'ignore', 'inherit'] });
-  if (built.status !== 0) throw new Error('index build failed');
-
-  await fsp.chmod(run, 0o700);
+/** The sinks mode (`--outputs sinks`): play-audio to a WAV sink, play-video and its timers-only peer to hash sinks; the report's lines. */
+async function runSinks(run: string, media: SyncMedia, o: SyncOptions): Promise<string[]> {
+  const { seconds, fps } = o;
+  const { refV, refA, refFirst } = media;
   const machine = watchMachine();
   const socket = path.join(run, 'cuemux.sock');
-  const server = await startBenchServer(['--socket', socket, '--media-root', root, '--osc-port', '0', '--state-file', 'none']);
+  const server = await startBenchServer(['--socket', socket, '--media-root', media.root, '--osc-port', '0', '--state-file', 'none']);
   const file = (n: string): string => path.join(run, n);
-  const player = (args: string[]): NodeChild => spawnNode([...nodeArgs, CLI, ...args]);
+  const player = (args: string[]): NodeChild => spawnNode([...o.nodeArgs, CLI, ...args]);
   const audio = player(['play-audio', '--socket', socket, '--output', 'audio', '--sink', `wav:${file('audio.wav')}`, '--sync-log', file('audio.jsonl')]);
   const video = player(['play-video', '--socket', socket, '--output', 'video', '--fps', String(fps), '--sink', `hash:${file('video-hash.jsonl')}`, '--sync-log', file('video.jsonl')]);
   // The peer: the same player, options and sink, on timers alone; its scheduling is the player's (read back below).
@@ -206,38 +148,17 @@ async function main(run: string): Promise<void> {
   const client = new MediaClient(socket);
   const osc = await Osc.open(server.oscPort as number);
   try {
-    for (;;) {
-      const st = await client.getStatus();
-      if (st.clients.filter((c) => c.output !== '').length >= 3) break;
-      if (players.some((p) => p.child.exitCode !== null)) throw new Error('a player exited before it was following (its stderr is above)');
-      await sleep(50);
-    }
-    // Armed before the GO (loaded: media open, players prepared), as a show runs a long cue.
-    await osc.request('/cuemux/cue/load', 'B', 'cue.mp4', String(IN_POINT), String(IN_POINT + seconds));
-    await osc.request('/cuemux/clock/play');
-    const goAt = (await serverClock(client)).positionSeconds + 2;
-    await osc.request('/cuemux/cue/go', 'B', String(goAt));
-    const clock = await serverClock(client);
-    const sched = { 'play-video': schedulingOf(video.child.pid as number), 'play-video --spin-ms 0 (peer)': schedulingOf(timers.child.pid as number), 'play-audio': schedulingOf(audio.child.pid as number) };
     const pids = { server: server.child.pid as number, 'play-audio': audio.child.pid as number, 'play-video': video.child.pid as number, 'play-video --spin-ms 0 (peer)': timers.child.pid as number };
-    const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
-    const t0 = process.hrtime.bigint();
-    process.stderr.write(`bench:sync: playing a ${seconds} s cue of ${path.basename(media)}...\n`);
-    for (;;) {
-      const st = await osc.request('/cuemux/status') as { data: { clock: { positionSeconds: number } } };
-      if (st.data.clock.positionSeconds > goAt + seconds + 0.3) break;
-      await sleep(500);
-    }
-    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-    const cpu = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, (100 * (cpuSeconds(pid) - cpu0[k])) / wall]));
-    const clockAfter = await serverClock(client);
+    const play = await playCue(client, osc, media, seconds, 3, () => players.every((p) => p.child.exitCode === null), pids);
+    const { goAt, clock, mediaAt, cpu } = play;
+    // Read while they run: the presenting thread raises its priority once it starts.
+    const sched = { 'play-video': schedulingOf(video.child.pid as number), 'play-video --spin-ms 0 (peer)': schedulingOf(timers.child.pid as number), 'play-audio': schedulingOf(audio.child.pid as number) };
     const stopNs = process.hrtime.bigint();
     for (const p of players) p.child.kill('SIGTERM');
     const codes = await Promise.all(players.map((p) => p.exited));
     if (codes.some((c) => c !== 0)) throw new Error(`a player exited with ${codes.join(', ')}`);
 
     process.stderr.write('bench:sync: judging against FFmpeg...\n');
-    const mediaAt = (c: number): number => start + IN_POINT + (c - goAt);
     const periodNs = 1e9 / fps;
     // The cue's first and last display period are left out: a tick there straddles the cue's edge.
     const from = goAt + 1 / fps;
@@ -267,7 +188,7 @@ async function main(run: string): Promise<void> {
       `${f.ticks} ticks presented, ${f.wrong} not FFmpeg's frame for the clock, ${f.skipped} display slots skipped${f.offGrid > 0 ? `, ${f.offGrid} off the tick grid` : ''}`;
     const vOk = (f: VideoFigures): boolean => pct(f.late, 99) <= 0.001 && f.wrong === 0 && f.skipped === 0 && f.ticks > 0;
     const out = [
-      `bench:sync — ${seconds} s cue of ${path.basename(media)}, video at ${fps} ticks/s`,
+      `bench:sync (sinks) — ${seconds} s cue of ${path.basename(media.file)}, video at ${fps} ticks/s`,
       `Peer: the same play-video (same hash sink, same output, same run) ticking on Node timers alone (--spin-ms 0), scheduled as the player: presenting thread ${sched['play-video --spin-ms 0 (peer)']} (play-video ${sched['play-video']}, play-audio ${sched['play-audio']})`,
       `Judged from outside: pictures by MD5 against ffmpeg -f framemd5, samples in the WAV against FFmpeg's decode, both at the media time the server's clock (ClockState anchor) maps their instant to`,
       machine.startLine,
@@ -279,18 +200,50 @@ async function main(run: string): Promise<void> {
       `peer   ${vLine('timers only:', vt)}   play-video p99 lateness is ${(pct(vt.late, 99) / pct(v.late, 99)).toFixed(1)}× lower`,
       ...(v.examples.length > 0 ? [`  play-video's first wrong ticks: ${v.examples.join('; ')}`] : []),
       ...(vt.examples.length > 0 ? [`  the peer's first wrong ticks: ${vt.examples.join('; ')}`] : []),
-      ...(clockAfter.generation !== clock.generation ? [`WARNING: the clock changed generation during the cue (${clock.generation} → ${clockAfter.generation}): figures after that are not comparable`] : []),
+      ...generationWarning(play),
       `CPU (% of one core): ${Object.entries(cpu).map(([k, c]) => `${k} ${c.toFixed(1)}`).join(', ')}`,
       machine.endLine(),
     ];
-    process.stdout.write(`${out.join('\n')}\n`);
+    return out;
   } finally {
     client.close();
     osc.close();
     for (const p of players) if (p.child.exitCode === null) p.child.kill('SIGKILL');
     await server.stop();
+  }
+}
+
+async function main(run: string): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help')) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const opt = (name: string): string | undefined => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const profile = opt('--profile');
+  const o: SyncOptions = {
+    seconds: Number(opt('--seconds') ?? 300), fps: Number(opt('--fps') ?? 60), small: argv.includes('--small'),
+    nodeArgs: profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.resolve(profile)],
+  };
+  if (!(o.seconds > 0) || !(o.fps > 0)) throw new Error('--seconds and --fps must be positive');
+  const outputs = (opt('--outputs') ?? 'sinks,real').split(',');
+  if (outputs.length === 0 || outputs.some((x) => x !== 'sinks' && x !== 'real')) throw new Error(`--outputs: expected sinks, real or sinks,real, got ${opt('--outputs')}`);
+  await fsp.chmod(run, 0o700);
+  const media = await prepareSyncMedia(run, o.small, o.seconds);
+  try {
+    // One after the other (each on a server of its own), so neither loads the machine under the other.
+    for (const mode of outputs) {
+      const dir = path.join(run, mode);
+      await fsp.mkdir(dir);
+      const lines = mode === 'sinks' ? await runSinks(dir, media, o) : await runRealOutputs(dir, media, o);
+      process.stdout.write(`${lines.join('\n')}\n`);
+    }
+  } finally {
     const keep = opt('--keep');
-    if (keep !== undefined) await fsp.cp(run, keep, { recursive: true, filter: (src) => src !== root && path.extname(src) !== '.sock' });
+    if (keep !== undefined) await fsp.cp(run, keep, { recursive: true, filter: (src) => src !== media.root && path.extname(src) !== '.sock' && !src.endsWith('.fifo') });
   }
 }
 

@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { CUEMUX_BIN } from './support/cli';
 import { makeMedia } from './support/media';
+import { startXvfb, stopXvfb } from './support/xvfb';
 import { d, killAll, mediaStart, readTicks, s, Show, stopPlayer, tickInstant, VideoReference, waitPrepared, type PlayerProcess } from './support/show-check';
 import { SDL_ADDON } from '../src/players/video-window';
 
@@ -41,41 +42,6 @@ function clip720(): Promise<string> {
 
 function have(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
-
-/**
- * Start Xvfb (1280x720, 24 bits) on a display number it picks free itself (`-displayfd`); resolves once it answers.
- * Stopped with {@link stopXvfb} (SIGTERM: it removes its lock file and socket, which SIGKILL would leave behind).
- */
-async function startXvfb(): Promise<{ display: string; child: ChildProcess }> {
-  const child = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', '1280x720x24', '-nolisten', 'tcp'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr?.setEncoding('utf8').on('data', (x: string) => { err += x; });
-  const fd = child.stdio[3];
-  assert.ok(fd !== null && fd !== undefined && 'on' in fd);
-  const n = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    fd.on('data', (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('\n')) resolve(out.trim());
-    });
-    child.once('exit', (code) => reject(new Error(`Xvfb exited (${String(code)}) before it picked a display: ${err}`)));
-  });
-  const display = `:${n}`;
-  for (let i = 0; i < 100; i++) {
-    if (spawnSync('xwd', ['-root', '-display', display, '-silent'], { stdio: 'ignore' }).status === 0) return { display, child };
-    await sleep(50);
-  }
-  await stopXvfb(child);
-  throw new Error(`Xvfb on ${display} does not answer: ${err}`);
-}
-
-/** SIGTERM Xvfb and wait for it. */
-async function stopXvfb(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await gone;
 }
 
 /** A play-video child with DISPLAY set. */

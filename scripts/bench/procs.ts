@@ -10,9 +10,9 @@ export interface NodeChild {
   exited: Promise<number | null>;
 }
 
-/** Start `node ...args`. */
-export function spawnNode(args: string[], stdio: StdioOptions = ['ignore', 'ignore', 'inherit']): NodeChild {
-  const child = spawn(process.execPath, args, { stdio });
+/** Start `node ...args` (with `env`, default this process's). */
+export function spawnNode(args: string[], stdio: StdioOptions = ['ignore', 'ignore', 'inherit'], env: NodeJS.ProcessEnv = process.env): NodeChild {
+  const child = spawn(process.execPath, args, { stdio, env });
   return { child, exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
 }
 
