@@ -18,11 +18,12 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 #    builds against it), xvfb + x11-apps (the window's tests: an X server without a screen, xwd screenshots),
 #    libasound2-dev (play-audio --device alsa: the addon in native/alsa), libasound2-plugins (alsa-lib's jack plugin:
 #    the ALSA tests' device), alsa-utils (aplay: the FIFO peer of bench:sync), pipewire + pipewire-jack (play-audio
-#    --device pipewire: native/pipewire links PipeWire's libjack; its test runs a headless daemon).
+#    --device pipewire: native/pipewire links PipeWire's libjack; its test runs a headless daemon), python3-numpy +
+#    libxdamage1 (bench:sync --outputs real: the window observer compares pictures and hears the X server's damage).
 PKGS=(ffmpeg pkg-config libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev libavutil-dev
       libpostproc-dev libswresample-dev libswscale-dev ffmsindex liblo-tools python3-grpcio python3-protobuf
       jackd2 libjack-jackd2-dev faketime openssl libsdl2-dev xvfb x11-apps
-      libasound2-dev libasound2-plugins alsa-utils pipewire pipewire-jack)
+      libasound2-dev libasound2-plugins alsa-utils pipewire pipewire-jack python3-numpy libxdamage1)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
