@@ -155,6 +155,8 @@ export class Show extends TypedEmitter<ShowEvents> {
   readonly #problems = new CueProblems();
   #list: CueList = { path: '', cues: [] };
   #playhead = 0;
+  /** Loads so far (LoadedCue.lastLoad). */
+  #loads = 0;
   readonly #mirrored: boolean;
   /** A follower's copy of the master's cue list (ids only: its definitions come with the loaded cues). */
   #mirroredList: { path: string; ids: string[]; playhead: string | null } | null = null;
@@ -231,6 +233,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       if (sameCue(existing.def, d)) {
         // Loaded by an unarmed GO: arming it now reads its in-point, so its next GO is prepared.
         if (options.prefetch ?? true) await this.#prefetchLater(existing);
+        existing.lastLoad = ++this.#loads;
         return existing;
       }
       if (existing.state !== 'armed') {
@@ -255,6 +258,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       else this.#adHoc.add(id);
     }
     const cue = await pending;
+    cue.lastLoad = ++this.#loads;
     this.#problems.clear(id);
     // A cue list edit saved while this cue was loading: arm the new definition instead.
     if (cue.state === 'armed' && this.#cues.get(id) === cue && this.#stale(cue)) {
