@@ -566,7 +566,7 @@ export class FollowSession {
     const rank = (cue: LoadedCue): number => {
       const i = list.findIndex((c) => c.id === cue.id);
       const near = i < 0 ? list.length : (i - at + list.length) % list.length;
-      return near === 0 ? -2 : cue === last ? -1 : near;
+      return i >= 0 && near === 0 ? -2 : cue === last ? -1 : near;
     };
     return [...cues].sort((a, b) => rank(a) - rank(b));
   }
