@@ -17,12 +17,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as dgram from 'node:dgram';
-import * as os from 'node:os';
 import { createInterface } from 'node:readline';
 import { MediaClient } from '../src/clients/media-client';
 import { monoNs } from '../src/common/time-source';
 import { decoderConfigFromParams, openDecoder } from '../src/ffmpeg/decoder';
-import { DECODE_NICE, setOtherThreadsNice } from '../src/players/thread-priority';
 import { openDemuxer } from '../src/ffmpeg/demuxer';
 import type { DecodedFrame } from '../src/ffmpeg/types';
 import type { FollowEvent } from '../src/generated/cuemux/v1/media_server';
@@ -213,13 +211,6 @@ async function decodeTo(job: PeerJob): Promise<Omit<PeerDone, 'id' | 'mono'>> {
 }
 
 async function peerProcess(warm: PeerJob[]): Promise<void> {
-  // Decoding at the players' decoders' priority where allowed (thread-priority.ts), every thread of it.
-  setOtherThreadsNice(DECODE_NICE);
-  try {
-    os.setPriority(DECODE_NICE);
-  } catch {
-    // not allowed: nice 0, as the players' decoders then
-  }
   // Warm-up, not timed: FFmpeg's libraries, the JIT, each file's demuxer and decoder once.
   for (const j of warm) await decodeTo(j);
   const sock = dgram.createSocket('udp4');

@@ -13,7 +13,6 @@ import type { ClientErrorData, DecodeWorkerData, FromWorker, ToWorker, WorkerSta
 import { copyPlanes, FrameSlotPool } from './frame-pool';
 import { OutputFollower } from './output-follower';
 import { totalLength } from './pipe-output';
-import { DECODE_NICE, setOtherThreadsNice } from './thread-priority';
 import { errorStack } from '../common/errors';
 
 /** Nice value of the decode worker's own thread when allowed (root, CAP_SYS_NICE): above the decoders' 0. */
@@ -60,8 +59,6 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
       post({ type: 'log', level, name, message, meta: { meta: JSON.stringify(meta, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)) } });
     }
   });
-  // The decoding threads (and the pool threads that create FFmpeg's) a little above the machine's other work.
-  setOtherThreadsNice(DECODE_NICE);
   try {
     // On Linux a thread's nice value is its own, inherited from its creator: the presenting thread raised itself
     // before starting us (without real-time scheduling's reset-on-fork, its nice value would be ours). This thread

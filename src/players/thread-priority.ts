@@ -13,7 +13,6 @@
  * throttling (95 % by default) is a backstop.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
 import * as os from 'node:os';
 import { errorMessage } from '../common/errors';
 
@@ -53,41 +52,4 @@ export function raisePresentingThread(realtime: number, nice: number): PriorityO
     // keep the requested value
   }
   return { realtime: rt, nice: effective, problems };
-}
-
-/**
- * Nice value of a player's decoding (FFmpeg's decoding threads, libuv's pool threads that create them, V8's helper
- * threads) when allowed: above the machine's other work at nice 0, below the decode worker's own thread (-5), which
- * hands a GO on. Why: in bench:go on 2 cores the frames decoded late (held ticks) cluster 0.1-0.8 s after a GO, while
- * these threads, at nice 0, share the cores as equals with a peer decoding a GOP (asked 0.5 s after each GO), the
- * server and the other player; and a machine that runs a show runs its player first.
- */
-export const DECODE_NICE = -3;
-
-/**
- * Give every thread of this process but the main thread and the calling one nice value `nice` (on Linux a thread's
- * nice value is its own; threads created later inherit their creator's, so FFmpeg's decoding threads, created by
- * libuv's pool threads, get it too). Returns how many threads took it: 0 without the privilege to raise (root,
- * CAP_SYS_NICE) or off Linux. Never throws.
- */
-export function setOtherThreadsNice(nice: number): number {
-  let self: number;
-  let tids: number[];
-  try {
-    self = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    tids = readdirSync('/proc/self/task').map(Number);
-  } catch {
-    return 0;
-  }
-  let set = 0;
-  for (const tid of tids) {
-    if (tid === process.pid || tid === self) continue;
-    try {
-      os.setPriority(tid, nice);
-      set++;
-    } catch {
-      // not allowed, or the thread is gone
-    }
-  }
-  return set;
 }
