@@ -7,7 +7,8 @@
  * - **peer (b)**, a player that opens the file itself at GO: on each UDP datagram naming a file, a media time and a
  *   stream kind it opens the file with FFmpeg (beamcoder, in-process), seeks to the keyframe at or before that time
  *   (audio: 0.1 s before it, the decoder pre-roll the server also gives), opens a decoder (video: FFmpeg's thread
- *   count, as play-video's default; audio: one thread) and decodes until the frame covering the time comes out,
+ *   count, as play-video's default; audio: one thread) and decodes until the frame covering the time comes out
+ *   (skipping, as the players do, the pictures before it that no other picture refers to),
  *   then prints the instant. Where the seek lands past a frame it cannot decode (an open-GOP leading picture before
  *   its keyframe) it seeks 2.5 s further back and goes on: the time counts, as a real player pays it.
  *
@@ -180,7 +181,12 @@ async function decodeTo(job: PeerJob): Promise<Omit<PeerDone, 'id' | 'mono'>> {
           const p = await d.readPacket();
           let out: DecodedFrame[] = [];
           if (p === null) out = await dec.flush();
-          else if (p.stream === st.index) out = await dec.decode({ data: p.data, pts: p.pts, dts: p.dts, duration: p.duration, flags: p.flags });
+          else if (p.stream === st.index) {
+            // As the players do (output-follower.ts): a picture wholly before the time that no other refers to is not
+            // decoded (EncodedPacket.unshown), so both sides do the same work.
+            const unshown = job.kind === 'video' && p.pts !== null && p.duration > 0 && sec(p.pts + p.duration) <= m0 + 1e-9;
+            out = await dec.decode({ data: p.data, pts: p.pts, dts: p.dts, duration: p.duration, flags: p.flags, unshown });
+          }
           const hit = covering(out);
           if (hit !== null) {
             let md5: string | null = null;

@@ -4,7 +4,7 @@
  * in-point frame decoded), so its in-point frame is on screen at the first or second display tick after the GO's
  * datagram — on a player started just before, for a GO "now" and for a locate onto a cue placed ahead on the clock —
  * and from then on every tick shows FFmpeg's frame for the clock. After a cue's end, `--at-end hold` keeps its last
- * frame and the default shows black.
+ * frame and the default shows black. A player that connects prepares the cue loaded last first.
  *
  * Every tick of a cue is compared with FFmpeg's decoded frame for the media time its clock maps to (the frame with
  * the largest pts at or before it). Nothing is timed: the checks count ticks.
@@ -129,6 +129,23 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     const span: Span = { label: 'Q', clock: X, media: start + IN, endMedia: start + OUT, ref };
     const summary = assertPreparedStart(ticks, play.sentNs, span, v.p);
     process.stdout.write(`      (${summary})\n`);
+  });
+
+  it('a player started with several cues armed prepares the cue loaded last first, then the others in load order', async function () {
+    const clip = await goClip1080();
+    show = await Show.start({ 'go.mp4': clip }, children, 'prep-order');
+    const ids = ['A', 'B', 'C', 'D'];
+    for (const [k, id] of ids.entries()) await show.osc('/cuemux/cue/load', [s(id), s('go.mp4'), d(IN + 0.4 * k), d(OUT + 0.4 * k)]);
+    // Loaded again: the cue the operator loaded last (no cue list here, so no standby cue).
+    await show.osc('/cuemux/cue/load', [s('B'), s('go.mp4'), d(IN + 0.4), d(OUT + 0.4)]);
+    const v = videoPlayer(show, 'order');
+    children.push(v.p.child);
+    await show.followers(['video'], [v.p]);
+    await waitPrepared(v.p, ids);
+    await stopPlayer(v.p, 'play-video');
+    // Prerolls are prepared one at a time, in the order the server sent them.
+    const order = v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1]);
+    assert.deepEqual(order.slice(0, ids.length), ['B', 'A', 'C', 'D'], v.p.stderr().slice(-3000));
   });
 
   it('after a cue ends, --at-end hold keeps its last frame until another cue plays or it is unloaded; the default shows black', async function () {

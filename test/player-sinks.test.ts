@@ -572,6 +572,41 @@ describe('player output sinks', function () {
       assert.equal(sink.stats.written, pictures.length + 1);
     });
 
+    it('hash: pictures lent from shared slots are hashed off the presenting thread, lines in tick order, each slot given back once', async function () {
+      const pictures = await testPictures(64, 48, 'yuv420p', 6);
+      const file = path.join(dir, 'hash-shared.jsonl');
+      const sink = await openVideoSink(`hash:${file}`, { fps: { num: 25, den: 1 }, name: 'hash-shared' });
+      const returned = new Map<number, number>();
+      const expected: Array<string | null> = [];
+      let heldPastPresent = 0;
+      for (let i = 0; i < 24; i++) {
+        if (i % 5 === 4) {
+          sink.present(null, at(i)); // a black tick after pending ones: written after them, in its place
+          expected.push(null);
+          continue;
+        }
+        const p = pictures[i % pictures.length];
+        const slot = new SharedArrayBuffer(totalLength(p.planes) + 16);
+        const { picture, release } = sharedPicture({ kind: 'video', pts: null, bestEffortPts: null, duration: 0, width: p.width, height: p.height, format: p.format, keyFrame: false, sampleAspectRatio: { num: 0, den: 1 } },
+          slot, copyPlanes(p.planes, slot), () => returned.set(i, (returned.get(i) ?? 0) + 1));
+        sink.present(picture, at(i));
+        sink.present(picture, { ...at(i), held: true }); // the same picture again: hashed once
+        expected.push(md5(Buffer.concat(p.planes)), md5(Buffer.concat(p.planes)));
+        release();
+        if (!returned.has(i)) heldPastPresent++;
+      }
+      // The old sink hashed in present() and never kept a slot.
+      assert.ok(heldPastPresent > 0, 'the sink kept a slot past present(): it was hashed on another thread');
+      await sink.close();
+      const lines = await readSyncLog(file);
+      assert.deepEqual(lines.map((l) => l.extra.md5), expected);
+      assert.deepEqual(lines.map((l) => l.monoNs), [...lines.map((l) => l.monoNs)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+      assert.equal(lines.filter((l) => l.extra.held === true).length, expected.filter((m) => m !== null).length / 2);
+      assert.equal(returned.size, 24 - 4, 'every slot given back by close()');
+      assert.ok([...returned.values()].every((n) => n === 1), 'each slot given back exactly once');
+      assert.equal(sink.stats.written, expected.length);
+    });
+
     it('null: counts only', async function () {
       const sink = await openVideoSink('null', { fps: { num: 25, den: 1 }, name: 'null' });
       sink.present(null, at(0));

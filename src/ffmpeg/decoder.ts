@@ -116,6 +116,8 @@ class BeamcoderDecoder implements Decoder {
   readonly #lane: NativeLane;
   #held: NativePacket[] = [];
   #flushed = false;
+  /** skip_frame set on the context (EncodedPacket.unshown). */
+  #skipFrame = 'default';
 
   constructor(dec: NativeDecoder, codecType: 'video' | 'audio', codec: string, name: string) {
     this.#dec = dec;
@@ -157,10 +159,18 @@ class BeamcoderDecoder implements Decoder {
     } catch (e) {
       return Promise.reject(e instanceof CuemuxError ? e : subjectError({ name: this.name }, 'INTERNAL', `decode failed: ${String(e)}`, 'decode', e));
     }
+    const skip = packet.unshown === true && this.codecType === 'video' ? 'nonref' : 'default';
     return this.#lane.run('decode', async () => {
       if (this.#flushed) throw subjectError({ name: this.name }, 'WRONG_STATE', 'decode after flush (end of stream): open a new decoder', 'decode');
       try {
-        return this.#frames(await this.#call('decode', (dec) => dec.decode(pkt)));
+        return this.#frames(await this.#call('decode', (dec) => {
+          // Between calls (the lane runs one at a time); frame threads take it with the packet they are given.
+          if (skip !== this.#skipFrame) {
+            dec.skip_frame = skip;
+            this.#skipFrame = skip;
+          }
+          return dec.decode(pkt);
+        }));
       } finally {
         this.#held.push(pkt);
         if (this.#held.length > HOLD_PACKETS) this.#held.shift();

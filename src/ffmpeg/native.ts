@@ -95,6 +95,8 @@ export interface NativeDecoder extends NativeFields {
   thread_count: number;
   /** Time base of the packets (read by FFmpeg at open). */
   pkt_timebase: [number, number];
+  /** AVDiscard of the pictures to skip (`default`, `nonref`...): read at each packet sent. */
+  skip_frame: string;
   /** Send one packet and receive the frames it completes. */
   decode(packet: NativePacket): Promise<NativeDecodeResult>;
   /** Send end of stream and receive the remaining frames. */

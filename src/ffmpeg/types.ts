@@ -240,6 +240,13 @@ export interface EncodedPacket {
    * FFmpeg would have trimmed (everything else stays exact).
    */
   skipSamples?: { start: number; end: number };
+  /**
+   * The packet's picture is never shown (it ends before a cue's in-point): when no other picture refers to it (a
+   * non-reference B-frame), it is not decoded at all (FFmpeg's skip_frame = nonref for this packet) and gives no
+   * frame. Reference pictures decode as always, so every picture after it is exactly what a full decode gives.
+   * Default false.
+   */
+  unshown?: boolean;
 }
 
 /** One decoded picture. */

@@ -33,6 +33,14 @@ export interface TimedPicture {
   durationSeconds: number;
 }
 
+/**
+ * True for a picture wholly before media instant `from` (s): decoder pre-roll, never presented. The picture covering
+ * `from` is not: it is what is shown there (FFmpeg shows the last frame at or before a time).
+ */
+export function endsBefore(p: Pick<TimedPicture, 'mediaSeconds' | 'durationSeconds'>, from: number): boolean {
+  return p.mediaSeconds + p.durationSeconds <= from + 1e-9;
+}
+
 /** A block of converted audio (interleaved float32) with its place on the cue's timeline. */
 export interface TimedAudio {
   /** The cue it belongs to. */
@@ -65,7 +73,10 @@ export interface OutputFollowerEvents extends Record<string, unknown[]> {
   unloaded: [string];
   /** Every decoded frame as the decoder gave it (before any conversion), for checks and diagnostics. */
   decoded: [TimedFrameRaw];
-  /** A decoded picture (video streams). */
+  /**
+   * A decoded picture (video streams). A preroll's pictures wholly before the cue's in-point (decoder pre-roll, from
+   * the keyframe on) are not given: nothing presents them.
+   */
   picture: [TimedPicture];
   /** Converted audio (audio streams, when the follower converts audio). */
   audio: [TimedAudio];

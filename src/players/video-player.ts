@@ -7,7 +7,7 @@ import { getLogger } from '../common/logger';
 import type { ClockState } from '../generated/cuemux/v1/media_server';
 import type { ClockAt } from '../clients/clock-position';
 import { clockOf, CueTimeline, type SegmentWindow } from './cue-timeline';
-import type { FollowerSource, PrerollAdopted, TimedPicture } from './follower';
+import { endsBefore, type FollowerSource, type PrerollAdopted, type TimedPicture } from './follower';
 import type { SyncLog } from './sync-log';
 import { TickScheduler } from './tick-scheduler';
 import type { VideoSink } from './video-sinks';
@@ -157,7 +157,7 @@ export class VideoPlayer {
     if (p.preroll !== 0) {
       // A preroll's picture (no segment yet): pictures wholly before the in-point are decoder pre-roll, not kept.
       const inPoint = this.#inPoint.get(p.cueId);
-      if (inPoint === undefined || p.mediaSeconds + p.durationSeconds <= inPoint + 1e-9) return;
+      if (inPoint === undefined || endsBefore(p, inPoint)) return;
       const key = prerollKey(p.cueId);
       const q = this.#queues.get(key);
       if (q !== undefined && q.length > 0 && q[0].p.preroll !== p.preroll) this.#dropQueue(key); // replaced
@@ -168,9 +168,8 @@ export class VideoPlayer {
     // Only segments still on the timeline (a drain may outlive an unload).
     const w = this.#timeline.window(p.cueId, p.segment);
     if (w === undefined) return;
-    // Decoder pre-roll (wholly before the segment's first media instant) is never shown: not kept. The picture
-    // covering that instant is kept: it is what is shown there (FFmpeg shows the last frame at or before a time).
-    if (p.mediaSeconds + p.durationSeconds <= w.mediaSeconds + 1e-9) return;
+    // Decoder pre-roll (wholly before the segment's first media instant) is never shown: not kept.
+    if (endsBefore(p, w.mediaSeconds)) return;
     const key = segmentKey(p.cueId, p.segment);
     const q = this.#queues.get(key);
     // A new generation of the same segment replaces what was queued for the old one.

@@ -11,10 +11,10 @@
  * as {@link VideoSink.error}; nothing is written until a picture of a supported format comes (it then fixes the
  * format). Use {@link videoFormatSupported} to check before playing.
  */
-import { createHash } from 'node:crypto';
 import { CuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import type { Rational } from '../common/rational';
+import { PictureDigests, type Digest } from './picture-digests';
 import { PipeOutput, totalLength } from './pipe-output';
 import { SyncLog } from './sync-log';
 
@@ -333,16 +333,21 @@ class StreamSink implements VideoSink {
 /**
  * `hash:PATH`: one sync-log line per tick with the MD5 of the picture's concatenated planes, which is what
  * `ffmpeg -f framemd5` prints for rawvideo frames. Every picture is hashed as it is (no stream format to keep), and a
- * black tick has `md5`, `width`, `height` and `format` null; a picture held on screen (not the clock's) has `held: true`. Hashing costs a few ms per 1080p picture on the event
- * loop; this sink is for verification runs.
+ * black tick has `md5`, `width`, `height` and `format` null; a picture held on screen (not the clock's) has `held:
+ * true`. Pictures lent from the decode worker's pool are hashed off the presenting thread ({@link PictureDigests});
+ * lines are written in tick order once their MD5 is known. This sink is for verification runs.
  */
 class HashSink implements VideoSink {
   readonly #log: SyncLog;
-  /** The last picture hashed (compared by identity: a presented picture's planes never change) and its MD5. */
-  #last: { picture: Picture; md5: string } | null = null;
+  readonly #digests = new PictureDigests(() => this.#flush());
+  /** The last picture hashed (compared by identity: a presented picture's planes never change) and its digest. */
+  #last: { picture: Picture; digest: Digest } | null = null;
+  /** Ticks not written yet, in order: each waits for its digest (and those before it). */
+  readonly #lines: Array<{ at: PresentInfo; digest: Digest | null; fields: Record<string, string | number | boolean | null> }> = [];
   #presented = 0;
   #pictures = 0;
   #black = 0;
+  #closing: Promise<void> | null = null;
 
   constructor(syncLog: SyncLog) {
     this.#log = syncLog;
@@ -364,23 +369,32 @@ class HashSink implements VideoSink {
     this.#presented++;
     if (picture === null) {
       this.#black++;
-      this.#log.record(at.monoNs, at.ptsSeconds, at.clockSeconds, { md5: null, width: null, height: null, format: null });
-      return;
+      this.#lines.push({ at, digest: null, fields: { md5: null, width: null, height: null, format: null } });
+    } else {
+      this.#pictures++;
+      // A picture repeated at the next ticks (a 25 fps cue at 50 ticks/s, a held picture) is hashed once.
+      if (this.#last?.picture !== picture) this.#last = { picture, digest: this.#digests.digest(picture.planes, picture.retain) };
+      this.#lines.push({ at, digest: this.#last.digest, fields: { width: picture.width, height: picture.height, format: picture.format, ...(at.held === true ? { held: true } : {}) } });
     }
-    this.#pictures++;
-    // A picture repeated at the next ticks (a 25 fps cue at 50 ticks/s, a held picture) is hashed once: hashing 1080p
-    // takes 5-6 ms of the presenting thread.
-    if (this.#last?.picture !== picture) {
-      const h = createHash('md5');
-      for (const p of picture.planes) h.update(p);
-      this.#last = { picture, md5: h.digest('hex') };
+    this.#flush();
+  }
+
+  /** Write the lines whose MD5 is known, up to the first that waits. */
+  #flush(): void {
+    while (this.#lines.length > 0) {
+      const l = this.#lines[0];
+      if (l.digest !== null && l.digest.md5 === null) return;
+      this.#lines.shift();
+      this.#log.record(l.at.monoNs, l.at.ptsSeconds, l.at.clockSeconds, l.digest === null ? l.fields : { md5: l.digest.md5, ...l.fields });
     }
-    this.#log.record(at.monoNs, at.ptsSeconds, at.clockSeconds,
-      { md5: this.#last.md5, width: picture.width, height: picture.height, format: picture.format, ...(at.held === true ? { held: true } : {}) });
   }
 
   close(): Promise<void> {
-    return this.#log.close();
+    this.#closing ??= this.#digests.close().then(() => {
+      this.#flush();
+      return this.#log.close();
+    });
+    return this.#closing;
   }
 }
 

@@ -182,8 +182,7 @@ export class FollowSession {
         this.#loaded(cue);
         if (cue.state === 'playing') this.#startFeed(cue);
       }
-      // After the feeds of playing cues (a reconnecting player needs those first); the standby cue first, then the
-      // cues after it in the list: a player that has just started prepares the next GO's cue first.
+      // After the feeds of playing cues (a reconnecting player needs those first); the likely next GOs first.
       for (const cue of this.#byNearness(loaded)) this.#sendPreroll(cue);
       await callEnded(this.#call);
     } finally {
@@ -555,13 +554,19 @@ export class FollowSession {
     this.#renewals.set(cue.id, t);
   }
 
-  /** `cues` with the standby cue first, then those after it in the cue list (wrapping), then the others. */
+  /**
+   * `cues` in the order a player that has just connected prepares them (one at a time): the standby cue, then the cue
+   * loaded last (an operator loads a cue to GO it: bench:go saw fresh players' GOs of such a cue 3-9 ticks late, its
+   * preroll queued behind a dozen others), then those after the standby cue in the cue list (wrapping), then the others.
+   */
   #byNearness(cues: LoadedCue[]): LoadedCue[] {
     const list = this.#show.cueList.cues;
     const at = Math.max(0, list.findIndex((c) => c.id === this.#show.playhead));
+    const last = cues.reduce<LoadedCue | null>((a, c) => (a === null || c.lastLoad > a.lastLoad ? c : a), null);
     const rank = (cue: LoadedCue): number => {
       const i = list.findIndex((c) => c.id === cue.id);
-      return i < 0 ? list.length : (i - at + list.length) % list.length;
+      const near = i < 0 ? list.length : (i - at + list.length) % list.length;
+      return i >= 0 && near === 0 ? -2 : cue === last ? -1 : near;
     };
     return [...cues].sort((a, b) => rank(a) - rank(b));
   }

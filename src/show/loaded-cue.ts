@@ -82,6 +82,11 @@ export class LoadedCue {
   endWatch: AbortController | null = null;
   /** The auto-follow successor placed on the clock ahead of this cue's end, until this cue ends. */
   chainedNext: string | null = null;
+  /**
+   * The show's load count at its last load (loading a loaded cue counts too): the cue loaded last is the one an
+   * operator is likely to GO next, and a player that has just connected prepares it early (follow-stream.ts).
+   */
+  lastLoad = 0;
 
   constructor(def: CueDefinition, media: OpenMedia, outputs: ReadonlyMap<string, readonly number[]>, inMedia: number, endMedia: number) {
     this.def = def;

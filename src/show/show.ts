@@ -146,6 +146,8 @@ export class Show extends TypedEmitter<ShowEvents> {
   /** The last problem of each cue, in the order they happened (a cue that loads or starts again is cleared). */
   readonly #problems = new CueProblems();
   readonly #cueList = new CueListCursor();
+  /** Loads so far (LoadedCue.lastLoad). */
+  #loads = 0;
   #mirrored: boolean;
   #closed = false;
 
@@ -207,6 +209,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       if (sameCue(existing.def, d)) {
         // Loaded by an unarmed GO: arming it now reads its in-point, so its next GO is prepared.
         if (options.prefetch ?? true) await this.#prefetchLater(existing);
+        existing.lastLoad = ++this.#loads;
         return existing;
       }
       if (existing.state !== 'armed') {
@@ -231,6 +234,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       else this.#adHoc.add(id);
     }
     const cue = await pending;
+    cue.lastLoad = ++this.#loads;
     this.#problems.clear(id);
     // A cue list edit saved while this cue was loading: arm the new definition instead.
     if (cue.state === 'armed' && this.#cues.get(id) === cue && this.#stale(cue)) {
