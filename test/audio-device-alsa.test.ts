@@ -152,7 +152,7 @@ describe('play-audio --device alsa (alsa-lib\'s jack plugin on a real JACK serve
     // The issue's departure target: 1 ms (48 samples); here the error is the thread's wake-up (the least of them).
     const far = [...r.offsets].filter(([o]) => !Number.isNaN(o) && Math.abs(o) > RATE / 1000).reduce((n, [, k]) => n + k, 0);
     assert.equal(far, 0, `samples more than 1 ms from the departure ALSA reported: ${report}`);
-    assertConsumed(r, c, stats, PERIOD, RATE / 1000, report);
+    assertConsumed(r, c, stats, PERIOD, RATE / 1000, `${report}; cycles interpolated beyond the mapped slewed periods: ${r.unexplainedInterpolated.length}`, { slewsMapExactly: false });
     assert.ok(mapDiffUs.length > 0 && Math.abs(pct(0.5)) < 1000, `the player's departures differ from JACK's cycle times less a period by ${pct(0.5)} µs (median)`);
   });
 });
