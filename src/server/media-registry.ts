@@ -120,35 +120,33 @@ export class MediaRegistry {
     const options = { cacheDir: this.#options.cacheDir, file, folder: fdPath(folder) };
     let keepFolder = false;
     try {
-      let index: MediaIndex | null = await openIndex(real, { ...options, build: false })
+      const fresh: MediaIndex | null = await openIndex(real, { ...options, build: false })
         .catch((e: unknown) => { if (isCuemuxError(e, 'INDEX_MISSING', 'INDEX_STALE', 'INDEX_CORRUPT')) return null; throw e; });
       const waitMs = this.#options.growingWaitMs;
       // Growing: seen to change within a short look, or, when it was modified within --growing-wait-ms, found by the
       // build to end inside a packet, to change while it was read, or to have no readable header yet. A file that was
       // just copied whole is not held back for the whole wait (a 5 s look at every fresh file delayed each GO on it).
-      let growing = index === null && await watchGrowth(file, waitMs, undefined, QUICK_LOOK_MS);
-      if (index === null && !growing) {
+      let index = fresh;
+      if (index === null && !await watchGrowth(file, waitMs, undefined, QUICK_LOOK_MS)) {
         const built = await openIndex(real, options).catch(async (e: unknown) => {
           if (isCuemuxError(e, 'INDEX_STALE', 'NOT_MEDIA', 'MEDIA_DAMAGED') && await recentlyModified(file, waitMs)) return null;
           throw e;
         });
-        growing = built === null || (built.partial !== null && await recentlyModified(file, waitMs));
-        if (!growing) index = built;
+        if (built !== null && (built.partial === null || !await recentlyModified(file, waitMs))) index = built;
       }
-      if (growing) {
+      if (index === null) {
         // While FFmpeg waits at a growing file's written end it holds a thread of libuv's pool (4 by default), which
         // every file read of the server shares: at most MAX_GROWING files are followed at once.
-        const growing = this.list().filter((m) => m.growthState === 'growing').length;
-        if (growing >= MAX_GROWING) {
-          throw new CuemuxError('RESOURCE_EXHAUSTED', `${real}: the file is being written, and ${growing} growing files are followed already (at most ${MAX_GROWING}); open it once one of them is complete`,
+        const followed = this.list().filter((m) => m.growthState === 'growing').length;
+        if (followed >= MAX_GROWING) {
+          throw new CuemuxError('RESOURCE_EXHAUSTED', `${real}: the file is being written, and ${followed} growing files are followed already (at most ${MAX_GROWING}); open it once one of them is complete`,
             { path: real, operation: 'open media' });
         }
-        const growth = await GrowingIndex.start(real, { ...options, waitMs: this.#options.growingWaitMs });
+        const growth = await GrowingIndex.start(real, { ...options, waitMs });
         keepFolder = true;
         growth.done.catch(() => undefined).finally(() => folder.close().catch(() => undefined));
         return OpenMedia.open(real, growth.index, file, growth);
       }
-      index ??= await openIndex(real, options);
       return OpenMedia.open(real, index, file);
     } finally {
       if (!keepFolder) await folder.close().catch(() => undefined);
