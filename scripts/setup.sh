@@ -19,11 +19,12 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 #    libasound2-dev (play-audio --device alsa: the addon in native/alsa), libasound2-plugins (alsa-lib's jack plugin:
 #    the ALSA tests' device), alsa-utils (aplay: the FIFO peer of bench:sync), pipewire + pipewire-jack (play-audio
 #    --device pipewire: native/pipewire links PipeWire's libjack; its test runs a headless daemon), python3-numpy +
-#    libxdamage1 (bench:sync --outputs real: the window observer compares pictures and hears the X server's damage).
+#    libxdamage1 (bench:sync --outputs real: the window observer compares pictures and hears the X server's damage),
+#    chromium (the operator page's tests drive Debian's headless browser through puppeteer-core; nothing is downloaded).
 PKGS=(ffmpeg pkg-config libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev libavutil-dev
       libpostproc-dev libswresample-dev libswscale-dev ffmsindex liblo-tools python3-grpcio python3-protobuf
       jackd2 libjack-jackd2-dev faketime openssl libsdl2-dev xvfb x11-apps
-      libasound2-dev libasound2-plugins alsa-utils pipewire pipewire-jack python3-numpy libxdamage1)
+      libasound2-dev libasound2-plugins alsa-utils pipewire pipewire-jack python3-numpy libxdamage1 chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -37,7 +38,10 @@ fi
 
 # 3. npm dependencies (beamcoder compiles against FFmpeg, then scripts/patch-beamcoder.js patches and rebuilds it).
 stamp=node_modules/.cuemux-installed
-if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ scripts/patch-beamcoder.js -nt "$stamp" ] \
+if [ -L node_modules ]; then
+  # A worktree sharing another checkout's node_modules through a link: `npm ci` would empty the link's target.
+  say "node_modules is a link to $(readlink node_modules): npm ci skipped here (run it in that checkout)"
+elif [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ scripts/patch-beamcoder.js -nt "$stamp" ] \
    || [ native/beamcoder/cuemux_batch.cc -nt "$stamp" ]; then
   mkdir -p .cache
   say "npm ci (compiles and patches the FFmpeg binding: a minute or two; log in .cache/npm-ci.log)"
