@@ -4,14 +4,18 @@
  * in-point frame decoded), so its in-point frame is on screen at the first or second display tick after the GO's
  * datagram — on a player started just before, for a GO "now" and for a locate onto a cue placed ahead on the clock —
  * and from then on every tick shows FFmpeg's frame for the clock. After a cue's end, `--at-end hold` keeps its last
- * frame and the default shows black. A player that connects prepares the cue loaded last first.
+ * frame and the default shows black. A player that connects prepares the cue loaded last first. An intra-only cue's
+ * decoder gives each picture with its own packet (no frame-thread delay to catch up with after a GO).
  *
  * Every tick of a cue is compared with FFmpeg's decoded frame for the media time its clock maps to (the frame with
  * the largest pts at or before it). Nothing is timed: the checks count ticks.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { goClip1080, hevcMkv, openGopH264Mkv } from './support/media';
+import { openDecoder, decoderConfigFromParams } from '../src/ffmpeg/decoder';
+import { openDemuxer } from '../src/ffmpeg/demuxer';
+import { decoderThreadsFor } from '../src/players/decoder-config';
+import { ensureMedia, goClip1080, hevcMkv, openGopH264Mkv } from './support/media';
 import {
   assertNone, checkTicks, counts, d, describeTick, killAll, mediaStart, positionBeforeTick, readTicks, s, Show, spawnPlayer, stopPlayer,
   tickInstant, ticksAfter, VideoReference, waitPrepared, type PlayerProcess, type RefFrame, type Span, type Tick,
@@ -146,6 +150,35 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     // Prerolls are prepared one at a time, in the order the server sent them.
     const order = v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1]);
     assert.deepEqual(order.slice(0, ids.length), ['B', 'A', 'C', 'D'], v.p.stderr().slice(-3000));
+  });
+
+  it('an intra-only cue (ProRes) is decoded with one picture per packet: none held back by frame threads', async function () {
+    const file = await ensureMedia('mov-prores-pcm');
+    const dmx = await openDemuxer(file);
+    try {
+      const st = dmx.info.streams.find((x) => x.codecType === 'video');
+      assert.ok(st !== undefined && st.codecName === 'prores');
+      const threads = decoderThreadsFor({
+        codecType: st.codecType, codecName: st.codecName, width: st.width, height: st.height,
+        frameRateNum: st.frameRate?.num ?? 0, frameRateDen: st.frameRate?.den ?? 0,
+      }, 0);
+      assert.equal(threads, 1, 'the player\'s automatic thread count for a 320x240 ProRes stream');
+      const dec = await openDecoder(decoderConfigFromParams(st), `${file} stream ${st.index}`, { threads });
+      const out: number[] = [];
+      try {
+        while (out.length < 8) {
+          const p = await dmx.readPacket();
+          assert.ok(p !== null, 'the file ended before 8 video packets');
+          if (p.stream === st.index) out.push((await dec.decode(p)).length);
+        }
+      } finally {
+        await dec.close();
+      }
+      // FFmpeg's own choice (CPU count + 1 frame threads) gives nothing for the first packets on a machine of 2 CPUs.
+      assert.deepEqual(out, [1, 1, 1, 1, 1, 1, 1, 1], 'pictures given after each of the first 8 packets');
+    } finally {
+      await dmx.close();
+    }
   });
 
   it('after a cue ends, --at-end hold keeps its last frame until another cue plays or it is unloaded; the default shows black', async function () {

@@ -166,7 +166,10 @@ export interface OutputFollowerOptions {
   kind: 'video' | 'audio';
   /** Lead window asked of the server, in seconds (default: the server's, 0.5 s). */
   leadSeconds?: number;
-  /** Decoder threads (default 0: FFmpeg's choice; the lead window hides the frame-thread delay). */
+  /**
+   * Decoder threads (default 0: one for light intra-only video, see decoderThreadsFor, else FFmpeg's choice; the
+   * lead window hides the frame-thread delay of inter codecs once a cue plays).
+   */
   decoderThreads?: number;
   /** Audio conversion of decoded audio (default 48000 Hz float32, the stream's channels). */
   audioOutput?: ResamplerOutput;

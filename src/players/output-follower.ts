@@ -12,7 +12,7 @@ import type { AudioResampler, DecodedAudioFrame, DecodedFrame, Decoder } from '.
 import type { ClockState, CueLoaded, CuePreroll, CueStarted, FollowPackets, Packet, StreamInfo } from '../generated/cuemux/v1/media_server';
 import type { MediaClient } from '../clients/media-client';
 import { resilientFollow } from '../clients/resilient-follow';
-import { decoderConfigFromStreamInfo } from './decoder-config';
+import { decoderConfigFromStreamInfo, decoderThreadsFor } from './decoder-config';
 import { endsBefore, FollowerBase, type OutputFollowerOptions } from './follower';
 import { errorMessage } from '../common/errors';
 
@@ -310,7 +310,7 @@ export class OutputFollower extends FollowerBase {
     this.#enqueue(slot, async () => {
       slot.decoder = await openDecoder(decoderConfigFromStreamInfo(info), `${cue.loaded.media?.path ?? cue.loaded.cueId} stream ${stream}`,
         // Audio decoded so that a cue started anywhere gives the continuous decode's samples (see exactStarts).
-        { threads: this.#options.decoderThreads ?? 0, exactStarts: true });
+        { threads: decoderThreadsFor(info, this.#options.decoderThreads ?? 0), exactStarts: true });
     });
     return slot;
   }
