@@ -177,6 +177,8 @@ export interface VideoGo {
   inPointFrame: string | null;
   /** [datagram, first in-sync tick) in ns: the GO's pending span, not counted as out of sync. */
   pendingUntil: bigint;
+  /** The player's decode-ahead at the first in-sync tick (its sync log's `queued`: pictures ready, that one's included); null when not logged. */
+  queued: number | null;
 }
 
 /**
@@ -187,7 +189,7 @@ export function judgeVideoGo(show: Show, ticks: readonly Tick[], run: Win, sendM
   const segs = new Set(show.timeline.runOf(run).map((w) => w.seg));
   const ref = show.video.get(run.cue) as RefVideo;
   const inFrame = frameAt(ref, run.media);
-  const res: VideoGo = { ticks: null, ms: null, readyAfterMs: null, pre: [], preText: [], firstFrame: null, inPointFrame: `${ref.tag}#${inFrame}`, pendingUntil: limitMono };
+  const res: VideoGo = { ticks: null, ms: null, readyAfterMs: null, pre: [], preText: [], firstFrame: null, inPointFrame: `${ref.tag}#${inFrame}`, pendingUntil: limitMono, queued: null };
   let j = ticks.findIndex((t) => t.mono > sendMono);
   if (j < 0) return res;
   let prevMd5: string | null | undefined = j > 0 ? ticks[j - 1].md5 : undefined;
@@ -204,6 +206,7 @@ export function judgeVideoGo(show: Show, ticks: readonly Tick[], run: Win, sendM
       res.readyAfterMs = Math.max(0, Number(prevMono - sendMono) / 1e6);
       res.firstFrame = `${ref.tag}#${exp.frame}`;
       res.pendingUntil = t.mono;
+      res.queued = typeof t.extra?.queued === 'number' ? t.extra.queued : null;
       return res;
     }
     if (top !== undefined && top.cue === run.cue && !segs.has(top.seg)) break; // another run of the cue: over

@@ -239,6 +239,18 @@ export async function report(r: ReportInput): Promise<void> {
     for (const w of wrong) byCue.set(w.cue, (byCue.get(w.cue) ?? 0) + 1);
     put(`  Out-of-sync ticks by cue: ${[...byCue].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c} ${n}`).join(', ')}`);
   }
+  // Counts that explain out-of-sync ticks after a GO under any load: the decode-ahead the player had at the GO's
+  // first in-sync tick, and the out-of-sync ticks in the 0.5 s after it, by file and armed or not.
+  for (const file of ['h264', 'dnxhd'] as const) {
+    const parts = [true, false].map((armed) => {
+      const js = judged.filter((j) => j.go.special === null && j.go.armed === armed && cues.find((c) => c.id === j.go.cue)?.file === file && j.video?.ticks != null);
+      const qs = js.map((j) => j.video?.queued ?? null).filter((x): x is number => x !== null);
+      const q = stats(qs);
+      const soon = wrong.filter((w) => js.some((j) => j.go.players === w.players && w.mono >= (j.video as VideoGo).pendingUntil && w.mono < (j.video as VideoGo).pendingUntil + 500_000_000n)).length;
+      return `${armed ? 'armed' : 'unarmed'} ${js.length} GOs: decode-ahead p50 ${f0(q.p50)}, min ${f0(q.n > 0 ? Math.min(...qs) : NaN)} pictures; out-of-sync ticks in the 0.5 s after it ${soon}`;
+    });
+    put(`  ${file === 'h264' ? 'H.264' : 'DNxHD'} at the first in-sync tick (player's sync log): ${parts.join('; ')}`);
+  }
   put(`  Loop seams: ${seamWrong.loopSeams} seams, ${seamWrong.loopTicks} ticks within −2/+3 ticks of them, ${seamWrong.loop} wrong; auto-follow transitions: ${seamWrong.followSeams}, ${seamWrong.followTicks} ticks, ${seamWrong.follow} wrong; ` +
     `audio periods at those seams not in sync: ${seamWrong.audioBad} of ${seamWrong.audioPeriods}`);
   put('');

@@ -303,6 +303,8 @@ export class VideoPlayer {
     }
     const screen = this.#onScreen;
     const held = screen !== null && shown === null;
+    // Decode-ahead of the top cue: its pictures decoded and waiting, the one for this tick included (0 when held).
+    const queued = active.length === 0 ? 0 : this.#queues.get(segmentKey(active[0].cueId, active[0].segment))?.length ?? 0;
     const info = { monoNs: now, ptsSeconds: screen === null ? null : screen.ptsSeconds, clockSeconds: c, held };
     for (const sink of this.#o.sinks) sink.present(screen === null ? null : screen.p.frame, info);
     this.#stats.ticks++;
@@ -317,10 +319,10 @@ export class VideoPlayer {
     let extra: Record<string, string | number | boolean | null> = {};
     for (const sink of this.#o.sinks) if (sink.syncFields !== undefined) extra = { ...extra, ...sink.syncFields() };
     this.#o.syncLog?.record(now, info.ptsSeconds, c, screen === null
-      ? { cue: null, due, late_ns: lateNs, ...extra }
+      ? { cue: null, due, queued, late_ns: lateNs, ...extra }
       : {
         cue: screen.p.cueId, segment: screen.p.segment, media_seconds: screen.p.mediaSeconds, end_seconds: screen.end,
-        covers: !held && c < screen.end, held, due, late_ns: lateNs, ...extra,
+        covers: !held && c < screen.end, held, due, queued, late_ns: lateNs, ...extra,
       });
     // After presenting: the tick's instant matters more than freeing memory.
     this.#prune(c);
