@@ -4,8 +4,8 @@
  * in-point frame decoded), so its in-point frame is on screen at the first or second display tick after the GO's
  * datagram — on a player started just before, for a GO "now" and for a locate onto a cue placed ahead on the clock —
  * and from then on every tick shows FFmpeg's frame for the clock. After a cue's end, `--at-end hold` keeps its last
- * frame and the default shows black. A player that connects prepares the cue loaded last first. An intra-only cue's
- * decoder gives each picture with its own packet (no frame-thread delay to catch up with after a GO).
+ * frame and the default shows black. A player that connects prepares the cue loaded last first. A prepared
+ * intra-only cue's decoder gives each picture with its own packet (none of its preroll left in the decoder at the GO).
  *
  * Every tick of a cue is compared with FFmpeg's decoded frame for the media time its clock maps to (the frame with
  * the largest pts at or before it). Nothing is timed: the checks count ticks.
@@ -152,7 +152,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     assert.deepEqual(order.slice(0, ids.length), ['B', 'A', 'C', 'D'], v.p.stderr().slice(-3000));
   });
 
-  it('an intra-only cue (ProRes) is decoded with one picture per packet: none held back by frame threads', async function () {
+  it('a prepared intra-only cue (ProRes) is decoded with one picture per packet: none held back by frame threads', async function () {
     const file = await ensureMedia('mov-prores-pcm');
     const dmx = await openDemuxer(file);
     try {

@@ -44,14 +44,16 @@ const INTRA_ONLY = new Set(['dnxhd', 'prores', 'mjpeg', 'utvideo', 'huffyuv', 'f
 const ONE_THREAD_PIXELS_PER_SECOND = 1920 * 1080 * 60;
 
 /**
- * Decoder threads for a stream: `requested` when it is not 0 (a user's `--threads N`); for 0 (auto), 1 for an
- * intra-only video codec up to 1080p60 ({@link ONE_THREAD_PIXELS_PER_SECOND}), else 0 (FFmpeg's choice, CPU count + 1).
+ * Decoder threads for a prepared cue's stream (its preroll's decoder, which the GO's segment adopts): `requested`
+ * when it is not 0 (a user's `--threads N`); for 0 (auto), 1 for an intra-only video codec up to 1080p60
+ * ({@link ONE_THREAD_PIXELS_PER_SECOND}), else 0 (FFmpeg's choice, CPU count + 1).
  *
- * Why: FFmpeg's frame threads hold back one picture per extra thread (2 on 2 CPUs) until later packets are sent.
- * Measured in bench:go (1080p25 DNxHD 36, 60 ticks/s): after an unarmed GO the in-point picture waited for 3
- * packets and each next one for 2 more, so the picture after the first in-sync one was late (held ticks 36-150 ms
- * after the GO), and a preroll's last 2 pictures (0.2-0.25 s past the in-point) stayed in the decoder until the
- * segment's packets came. One thread gives each picture as soon as its packet is decoded, for the same CPU.
+ * Why: FFmpeg's frame threads hold back one picture per extra thread (2 on 2 CPUs) until later packets are sent, so
+ * a 1080p25 DNxHD preroll (0.25 s past the in-point: 7 pictures) had only 5 ready at the GO and the next 2 waited for
+ * the segment's packets. One thread gives each picture with its own packet, for the same CPU (an intra-only picture
+ * decodes alone: frame threads only overlap whole pictures). A segment opened at an unarmed GO keeps FFmpeg's
+ * threads: it catches up with a burst of packets under a running clock, where decoding pictures side by side counts
+ * (measured in bench:go under load: one thread there gave more late ticks after unarmed DNxHD GOs).
  */
 export function decoderThreadsFor(s: Pick<StreamInfo, 'codecType' | 'codecName' | 'width' | 'height' | 'frameRateNum' | 'frameRateDen'>, requested: number): number {
   if (requested !== 0 || s.codecType !== 'video' || !INTRA_ONLY.has(s.codecName)) return requested;

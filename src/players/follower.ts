@@ -167,8 +167,8 @@ export interface OutputFollowerOptions {
   /** Lead window asked of the server, in seconds (default: the server's, 0.5 s). */
   leadSeconds?: number;
   /**
-   * Decoder threads (default 0: one for light intra-only video, see decoderThreadsFor, else FFmpeg's choice; the
-   * lead window hides the frame-thread delay of inter codecs once a cue plays).
+   * Decoder threads (default 0: FFmpeg's choice, and one for a preroll of light intra-only video, see
+   * decoderThreadsFor; the lead window hides the frame-thread delay once a cue plays).
    */
   decoderThreads?: number;
   /** Audio conversion of decoded audio (default 48000 Hz float32, the stream's channels). */

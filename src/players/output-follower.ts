@@ -310,7 +310,9 @@ export class OutputFollower extends FollowerBase {
     this.#enqueue(slot, async () => {
       slot.decoder = await openDecoder(decoderConfigFromStreamInfo(info), `${cue.loaded.media?.path ?? cue.loaded.cueId} stream ${stream}`,
         // Audio decoded so that a cue started anywhere gives the continuous decode's samples (see exactStarts).
-        { threads: decoderThreadsFor(info, this.#options.decoderThreads ?? 0), exactStarts: true });
+        // A preroll's decoder must give every picture it is sent before the GO (see decoderThreadsFor); a segment's
+        // opened at a GO catches up with a running clock, where FFmpeg's frame threads decode pictures side by side.
+        { threads: preroll !== 0 ? decoderThreadsFor(info, this.#options.decoderThreads ?? 0) : this.#options.decoderThreads ?? 0, exactStarts: true });
     });
     return slot;
   }
