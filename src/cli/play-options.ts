@@ -91,7 +91,7 @@ export const PLAY_VIDEO: CommandSpec = {
       name: 'spin-ms', arg: 'MS', help: 'poll the clock this long before each tick instead of sleeping (0 = timers only; under half a display period)',
       number: { kind: 'number', min: 0, max: 20, unit: 'ms' }, default: '2',
     },
-    { name: 'threads', arg: 'N', help: "decoder threads (0: FFmpeg's choice)", number: { kind: 'integer', min: 0, max: 64 }, default: '0' },
+    { name: 'threads', arg: 'N', help: "decoder threads (0: FFmpeg's choice, and one thread for a preroll of light intra-only video)", number: { kind: 'integer', min: 0, max: 64 }, default: '0' },
     { name: 'at-end', arg: 'black|hold', help: "after a cue's end: black, or hold its last frame until another cue plays or it is stopped", default: 'black' },
   ],
 };
