@@ -112,7 +112,8 @@ async function startHttpListener(server: MediaServerType, config: ServerConfig):
 /** The route sets of the HTTP listener (src/http): one import each, so a new set is one line here. */
 async function httpRouteSets(): Promise<HttpRoutes[]> {
   const { mediaRoutes } = await import('../http/media-routes');
-  return [mediaRoutes];
+  const { previewRoutes } = await import('../http/preview-routes');
+  return [mediaRoutes, previewRoutes];
 }
 
 /** Run `cuemux serve <args>` until a signal stops it. */
