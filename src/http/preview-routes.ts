@@ -60,9 +60,13 @@ async function pump(ctx: HttpContext, media: OpenMedia, streams: number[], start
       await flush();
       const g = media.growth;
       if (g === null || g.state !== 'growing' || signal.aborted) break;
+      // Wait for more packets: at most --growing-wait-ms without any (the file then counts as still).
       const before = index.packetCount;
-      await g.waitForChange(ctx.growingWaitMs, signal);
-      if (media.index.packetCount === before && g.state === 'growing') break; // still for --growing-wait-ms
+      const deadline = Date.now() + ctx.growingWaitMs;
+      while (media.index.packetCount === before && g.state === 'growing' && !signal.aborted && Date.now() < deadline) {
+        await g.waitForChange(deadline - Date.now(), signal);
+      }
+      if (media.index.packetCount === before && g.state === 'growing') break;
     }
     await fmp4.finish();
   } catch (e) {
@@ -79,6 +83,9 @@ async function startPreview(ctx: HttpContext, query: Record<string, unknown>, me
   const start = seconds(query.start, 'start', media.path) ?? 0;
   const end = seconds(query.end, 'end', media.path);
   if (end !== undefined && end <= start) throw new CuemuxError('INVALID_ARGUMENT', `${media.path}: end (${end}) must be after start (${start})`, { path: media.path });
+  // A growing file that has no packet yet in the range: wait (at most --growing-wait-ms) for its first ones.
+  const g = media.growth;
+  if (g !== null && g.state === 'growing' && media.index.packetsInRange([], start, end).next().done === true) await g.waitForChange(ctx.growingWaitMs, signal);
   const index = media.index;
   const params = index.params;
   if (params === null) throw new CuemuxError('WRONG_STATE', `${media.path}: not indexed yet (${media.growthState})`, { path: media.path });
