@@ -14,7 +14,8 @@
  * least 2^-22 (a few float roundings), and bit-exact from audioPrerollSeconds('opus') (1 s) of decoding on: a server
  * that pre-rolls Opus by that makes it bit-exact from the in-point, and this test passes either way.
  * No timing assertions: periods a loaded machine made the player miss are skipped (xruns), every rendered one is
- * checked.
+ * checked. The codecs play {@link AT_ONCE} at a time, each cue on an output of its own with its own player and OSC
+ * peer (one after the other they took 2.4 s each, mostly the 1 s cue in real time and the GO 0.5 s ahead).
  */
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
@@ -88,6 +89,13 @@ async function exactReference(file: string): Promise<Float32Array> {
   return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
 }
 
+/**
+ * Codecs played at the same time (each with its own player, output and OSC peer): three 1-s cues side by side are a
+ * small load (decoding 1 s of audio takes milliseconds), and a period a loaded machine makes a player miss is only
+ * left out of the comparison (at least 4,800 samples must still be compared).
+ */
+const AT_ONCE = 3;
+
 /** The cue: mid-file, on no frame boundary of any of the codecs. */
 const IN = 3.3;
 const OUT = 4.3;
@@ -112,10 +120,10 @@ interface Comparison {
 describe('exact audio starts: a cue started mid-file equals FFmpeg\'s continuous decode, codec by codec', function () {
   this.timeout(120_000);
   let srv: TestServer;
-  let peer: OscPeer;
   let dir: string;
   const results: Array<{ codec: string } & Comparison> = [];
-  const osc = async (address: string, args: Parameters<OscPeer['request']>[2] = []): Promise<unknown> => {
+  /** `address` sent by `peer` (one per player: replies are told apart by their address only); its reply's data. */
+  const osc = async (peer: OscPeer, address: string, args: Parameters<OscPeer['request']>[2] = []): Promise<unknown> => {
     const r: Reply = await peer.request(srv.oscPort, address, args);
     assert.equal(r.status, 'ok', `${address}: ${JSON.stringify(r)}`);
     return r.data;
@@ -123,13 +131,16 @@ describe('exact audio starts: a cue started mid-file equals FFmpeg\'s continuous
 
   before(async function () {
     srv = await startServer({ prefetchSeconds: 1 });
-    peer = await OscPeer.open();
     dir = await scratchDir('audio-starts');
-    await osc('/cuemux/clock/play');
+    const peer = await OscPeer.open();
+    try {
+      await osc(peer, '/cuemux/clock/play');
+    } finally {
+      peer.close();
+    }
   });
 
   after(async function () {
-    peer.close();
     await srv.stop();
     // The figures of every codec (for a report): CUEMUX_AUDIO_STARTS_REPORT=1.
     if (process.env.CUEMUX_AUDIO_STARTS_REPORT !== undefined) process.stdout.write(`${JSON.stringify(results)}\n`);
@@ -139,7 +150,9 @@ describe('exact audio starts: a cue started mid-file equals FFmpeg\'s continuous
   async function playAndCompare(name: string, file: string, bound: (n: number) => number): Promise<Comparison> {
     await copyInto(file, srv.root, name);
     const id = name.replace(/\W/g, '_');
-    const follower = new OutputFollower(srv.client(), { output: 'audio', kind: 'audio', audioOutput: { sampleRate: 48000, channels: 1 } });
+    // The cue's audio on an output named after it: the players of the codecs playing at the same time follow one each.
+    const follower = new OutputFollower(srv.client(), { output: id, kind: 'audio', audioOutput: { sampleRate: 48000, channels: 1 } });
+    const peer = await OscPeer.open();
     const wav = path.join(dir, `${id}.wav`);
     const syncFile = path.join(dir, `${id}.jsonl`);
     const sink = await openAudioSink(`wav:${wav}`, { sampleRate: 48000, channels: 1, name: 'test' });
@@ -149,26 +162,41 @@ describe('exact audio starts: a cue started mid-file equals FFmpeg\'s continuous
     const stopped = new Promise<void>((resolve) => follower.on('stopped', (s) => { if (s.cueId === id) resolve(); }));
     const running = follower.run(ctl.signal);
     player.start();
+    let goClock = Number.NaN;
+    let xruns = 0;
     try {
-      await osc('/cuemux/cue/load', [{ type: 's', value: id }, { type: 's', value: name }, { type: 'd', value: IN }, { type: 'd', value: OUT }]);
+      await osc(peer, '/cuemux/cue/load', [{ type: 's', value: id }, { type: 's', value: JSON.stringify({ media: name, in: IN, out: OUT, outputs: { [id]: ['audio'] } }) }]);
       // GO 0.5 s ahead on the clock: the start is planned, its first packets decoded before it is due.
-      const { clock } = await osc('/cuemux/status') as { clock: { positionSeconds: number } };
-      await osc('/cuemux/cue/go', [{ type: 's', value: id }, { type: 'd', value: clock.positionSeconds + 0.5 }]);
+      const { clock } = await osc(peer, '/cuemux/status') as { clock: { positionSeconds: number } };
+      goClock = clock.positionSeconds + 0.5;
+      await osc(peer, '/cuemux/cue/go', [{ type: 's', value: id }, { type: 'd', value: goClock }]);
       await stopped;
       await new Promise((resolve) => setTimeout(resolve, 100));
     } finally {
+      xruns = player.stats.xruns;
       player.stop();
       ctl.abort();
       await running;
       await Promise.all([sink.close(), log.close()]);
-      await osc('/cuemux/cue/unload', [{ type: 's', value: id }]).catch(() => undefined);
+      await osc(peer, '/cuemux/cue/unload', [{ type: 's', value: id }]).catch(() => undefined);
+      peer.close();
     }
     const [ref, first, start] = await Promise.all([exactReference(file), firstAudioSeconds(file), mediaStart(file)]);
     const out = await wavSamples(wav);
     const rendered = (await readSyncLog(syncFile)).filter((r) => r.extra.cue === id);
     assert.ok(rendered.length > 0, 'nothing of the cue was presented');
     const inMedia = start + IN;
-    assert.ok(Math.abs(Number(rendered[0].extra.media_seconds) - inMedia) < 0.5 / 48000, `the first sample presented is at media ${String(rendered[0].extra.media_seconds)} s, the in-point is ${inMedia} s`);
+    const late = Number(rendered[0].extra.media_seconds) - inMedia;
+    if (xruns === 0 || Math.abs(late) < 0.5 / 48000) {
+      assert.ok(Math.abs(late) < 0.5 / 48000, `the first sample presented is at media ${String(rendered[0].extra.media_seconds)} s, the in-point is ${inMedia} s`);
+    } else {
+      // A loaded machine held the player up past its first periods (xruns: the device played silence, and the cue
+      // restarts on the sample the clock asks for): the first sample presented is then the one the in-point, placed
+      // at the GO's clock position, puts at that period's clock position, to half a sample.
+      const want = rendered[0].clockSeconds - goClock;
+      assert.ok(Math.abs(late - want) < 0.5 / 48000,
+        `after ${xruns} missed periods the first sample presented is ${late.toFixed(6)} s past the in-point, at ${want.toFixed(6)} s past the GO on the clock`);
+    }
     const c: Comparison = { compared: 0, differing: 0, maxError: 0, exactAfter: 0, beyond: 0, firstBeyond: [], firstMedia: Number(rendered[0].extra.media_seconds) - start };
     const inIdx = Math.round((inMedia - first) * 48000);
     for (const r of rendered) {
@@ -191,10 +219,33 @@ describe('exact audio starts: a cue started mid-file equals FFmpeg\'s continuous
     return c;
   }
 
+  /**
+   * Each codec's comparison, all started by the first test that asks: codec i starts once codec i − AT_ONCE is done
+   * (whether it passed or not), so AT_ONCE play at a time and each test still fails on its own codec only.
+   */
+  let comparisons: Map<Codec, Promise<Comparison>> | undefined;
+  function comparisonOf(codec: Codec): Promise<Comparison> {
+    if (comparisons === undefined) {
+      const started = new Map<Codec, Promise<Comparison>>();
+      CODECS.forEach((c, i) => {
+        const turn = i < AT_ONCE ? Promise.resolve() : started.get(CODECS[i - AT_ONCE])?.then(() => undefined, () => undefined);
+        const p = (turn ?? Promise.resolve()).then(async () => {
+          const file = await c.media();
+          return playAndCompare(`${c.name.replace(/\W/g, '')}${path.extname(file)}`, file, c.bound);
+        });
+        p.catch(() => undefined); // reported by the codec's own test
+        started.set(c, p);
+      });
+      comparisons = started;
+    }
+    const p = comparisons.get(codec);
+    assert.ok(p !== undefined, codec.name);
+    return p;
+  }
+
   for (const codec of CODECS) {
     it(`${codec.name}: every sample from the in-point on ${codec.bound === EXACT ? 'is FFmpeg\'s' : 'is within the decoder\'s convergence bound of FFmpeg\'s'}`, async function () {
-      const file = await codec.media();
-      const c = await playAndCompare(`${codec.name.replace(/\W/g, '')}${path.extname(file)}`, file, codec.bound);
+      const c = await comparisonOf(codec);
       results.push({ codec: codec.name, ...c });
       const summary = `${c.differing} of ${c.compared} samples differ, by at most ${c.maxError.toExponential(2)}, up to sample ${c.exactAfter} after the in-point`;
       assert.ok(c.compared >= 4800, `only ${c.compared} samples presented: ${summary}`);

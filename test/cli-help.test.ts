@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { CUEMUX_BIN, REPO_ROOT, runCli, type CliResult } from './support/cli';
 import { spawnServer } from './support/server';
 import { scratchDir } from './support/tmp';
+import { eachAtOnce } from './support/wait';
 import { MAIN, VERSION } from '../src/cli/main';
 import { INDEX_COMMANDS } from '../src/cli/index-usage';
 import { SERVE, SERVE_OPTIONS } from '../src/cli/serve-options';
@@ -26,6 +27,12 @@ const COMMANDS: readonly CommandSpec[] = [MAIN, VERSION, SERVE, ...INDEX_COMMAND
 
 /** The command words of a spec (`index build` → ['index', 'build']; cuemux itself → []). */
 const words = (spec: CommandSpec): string[] => spec.command.split(' ').filter(Boolean);
+
+/**
+ * CLI runs at a time where a test runs many (one per option): each is a short node start that is mostly waiting for
+ * the process and its disk reads, so four side by side take about a quarter of the time of one after the other.
+ */
+const CLI_AT_ONCE = 4;
 
 /** Help text with line wrapping undone, so a phrase split over two lines is found. */
 const flat = (text: string): string => text.replace(/\s+/g, ' ');
@@ -86,12 +93,12 @@ describe('cuemux --help on every command', function () {
   });
 
   it('an unknown option: exit 2 (usage), "unknown option", the usage line and the hint to --help, on every command', async function () {
-    for (const spec of COMMANDS.filter((s) => s !== VERSION)) {
+    await eachAtOnce(COMMANDS.filter((s) => s !== VERSION), CLI_AT_ONCE, async (spec) => {
       const r = await runCli([...words(spec), '--no-such-option']);
       assert.equal(r.code, 2, `${spec.command}: ${r.stderr}`);
       assert.match(r.stderr, /^cuemux: unknown option --no-such-option\n/);
       assertUsageHint(r, spec);
-    }
+    });
   });
 });
 
@@ -99,18 +106,17 @@ describe('numeric options: one parser, one message style', function () {
   this.timeout(120_000);
 
   it('every numeric option of every command refuses a word with "--NAME must be <rule>, got "abc"" and exit 2', async function () {
-    for (const spec of COMMANDS) {
-      for (const o of spec.options.filter((x) => x.number !== undefined)) {
-        // Positional commands get a path that exists: the option is checked before any media is read, or after the
-        // path is found, never skipped.
-        const args = [...words(spec), `--${o.name}`, 'abc', ...(spec.positionals === true ? ['.'] : [])];
-        const r = await runCli(args);
-        assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
-        const rule = o.number === undefined ? '' : describeRule(o.number);
-        assert.ok(r.stderr.startsWith(`cuemux: --${o.name} must be ${rule}, got "abc"\n`), `${args.join(' ')}: ${r.stderr}`);
-        assertUsageHint(r, spec);
-      }
-    }
+    const options = COMMANDS.flatMap((spec) => spec.options.filter((x) => x.number !== undefined).map((o) => ({ spec, o })));
+    await eachAtOnce(options, CLI_AT_ONCE, async ({ spec, o }) => {
+      // Positional commands get a path that exists: the option is checked before any media is read, or after the
+      // path is found, never skipped.
+      const args = [...words(spec), `--${o.name}`, 'abc', ...(spec.positionals === true ? ['.'] : [])];
+      const r = await runCli(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      const rule = o.number === undefined ? '' : describeRule(o.number);
+      assert.ok(r.stderr.startsWith(`cuemux: --${o.name} must be ${rule}, got "abc"\n`), `${args.join(' ')}: ${r.stderr}`);
+      assertUsageHint(r, spec);
+    });
   });
 
   it('the messages, as a technician reads them', async function () {
@@ -124,11 +130,11 @@ describe('numeric options: one parser, one message style', function () {
       [['serve', '--osc-port', '70000'], '--osc-port must be an integer 0..65535 or "off" or "none", got "70000"'],
       [['serve', '--max-clients', '1e3'], '--max-clients must be an integer >= 1, got "1e3"'],
     ];
-    for (const [args, message] of cases) {
+    await eachAtOnce(cases, CLI_AT_ONCE, async ([args, message]) => {
       const r = await runCli(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.equal(r.stderr.split('\n')[0], `cuemux: ${message}`);
-    }
+    });
   });
 
   it('parses what the rules accept and nothing else (digits only for integers; NTSC rates exactly)', function () {

@@ -1,17 +1,18 @@
 /**
- * Growing media: files still being written by a real writer process (ffmpeg -re, or a copier that writes a finished
- * file in chunks) while a real server indexes and serves them. The grown file's index equals ffprobe's packets of the
+ * Growing media: files still being written by a real writer process (ffmpeg muxing a stream fed at a few times its
+ * real rate, or a copier that writes a finished file in chunks) while a real server indexes and serves them; each
+ * writer is held at its pace until the test has seen what it needs while the file grows (support/growing-writers). The grown file's index equals ffprobe's packets of the
  * final file, a ReadPackets client started while it grows gets every packet once with FFmpeg's bytes, an MP4 with its
  * moov at the end is "not playable until complete" and plays once complete, a file truncated while growing ends
  * reads with a typed error naming it, and `cuemux index build --follow` follows a file to completion.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp, statSync, truncateSync } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ffprobePackets, framemd5Copy, groupByStream } from './support/ffmpeg-reference';
 import { makeMedia, minuteClip } from './support/media';
+import { chunkWriter, ffmpegPipeWriter } from './support/growing-writers';
 import { scratchDir } from './support/tmp';
 import { startServer, type TestServer } from './support/server';
 import { md5 } from './support/check';
@@ -26,43 +27,19 @@ import { OpenMedia } from '../src/media/open-media';
 /** The server's --growing-wait-ms in these tests: longer than any pause of the writers below (they flush often). */
 const WAIT_MS = 1500;
 
-/** Seconds of the minute clip each writer writes at its real rate (ffmpeg -re). */
-const WRITE_SECONDS = 5;
-
-/** How each container is written while it grows (flushed often, so it grows in small steps). */
-const WRITERS: Record<string, { ext: string; args: string[]; seconds?: number }> = {
-  matroska: { ext: '.mkv', args: ['-cluster_time_limit', '100', '-f', 'matroska'] },
-  // FFmpeg's MPEG-TS demuxer probes 5 s of the stream before it opens (analyzeduration): a longer file, so that
-  // the reader still has a growing file to follow once the server has it open.
-  'MPEG-TS': { ext: '.ts', args: ['-f', 'mpegts'], seconds: 10 },
-  'fragmented MP4': { ext: '.mp4', args: ['-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-frag_duration', '200000', '-f', 'mp4'] },
-};
-
-/** ffmpeg writing `seconds` of `source` to `out` at its real rate, by stream copy. */
-function ffmpegWriter(source: string, out: string, args: readonly string[], seconds = WRITE_SECONDS): ChildProcess {
-  return spawn('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-re', '-i', source, '-t', String(seconds), '-map', '0', '-c', 'copy', '-flush_packets', '1', ...args, out],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-}
+/** Seconds of the stream the ffmpeg writers mux (the 20 s clip, fed at 3 times its rate until released). */
+const WRITE_SECONDS = 20;
 
 /**
- * A copier writing `source` to `out` in chunks of `chunk` bytes with `pauseMs` between them (a file copied from a
- * laptop), up to `stopAt` bytes; then it keeps the file open and still until killed.
+ * How each container is written while it grows (flushed often, so it grows in small steps). FFmpeg's MPEG-TS demuxer
+ * probes 5 s of the stream before it opens (analyzeduration): the writer is held at its pace until the reader has
+ * packets, so the reader still has a growing file to follow once the server has it open.
  */
-function chunkWriter(source: string, out: string, chunk: number, pauseMs: number, stopAt: number): ChildProcess {
-  const script = `
-    const fs = require('fs');
-    const [src, dst, chunk, pause, stopAt] = process.argv.slice(1);
-    const data = fs.readFileSync(src).subarray(0, Number(stopAt));
-    const fd = fs.openSync(dst, 'w');
-    let at = 0;
-    const step = () => {
-      if (at >= data.length) return setInterval(() => {}, 1000);
-      at += fs.writeSync(fd, data, at, Math.min(Number(chunk), data.length - at), at);
-      setTimeout(step, Number(pause));
-    };
-    step();`;
-  return spawn(process.execPath, ['-e', script, source, out, String(chunk), String(pauseMs), String(stopAt)], { stdio: 'ignore' });
-}
+const WRITERS: Record<string, { ext: string; args: string[] }> = {
+  matroska: { ext: '.mkv', args: ['-cluster_time_limit', '100', '-f', 'matroska'] },
+  'MPEG-TS': { ext: '.ts', args: ['-f', 'mpegts'] },
+  'fragmented MP4': { ext: '.mp4', args: ['-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-frag_duration', '200000', '-f', 'mp4'] },
+};
 
 async function collect(client: MediaClient, req: Parameters<MediaClient['readPackets']>[0], into: Packet[] = []): Promise<Packet[]> {
   for await (const b of client.readPackets(req)) into.push(...b.packets);
@@ -103,9 +80,14 @@ describe('growing media', function () {
   const children = childrenKilledAfterEach();
   let srv: TestServer;
   let source: string;
+  /** The first 20 s of the minute clip in Matroska (a stream ffmpeg can read from a pipe), its path and bytes. */
+  let mkv: string;
+  let mkvBytes: Buffer;
 
   before(async function () {
     source = await minuteClip();
+    mkv = await makeMedia('av-20s-160x120.mkv', ['-i', source, '-t', '20', '-c', 'copy']);
+    mkvBytes = await fsp.readFile(mkv);
     srv = await startServer({ growingWaitMs: WAIT_MS });
   });
   after(async function () {
@@ -113,10 +95,11 @@ describe('growing media', function () {
   });
 
   for (const [name, w] of Object.entries(WRITERS)) {
-    it(`${name} written by ffmpeg -re: a reader started while it grows gets every packet once, FFmpeg's bytes; the index ends final and equal to ffprobe`, async function () {
+    it(`${name} written by ffmpeg as it grows: a reader started while it grows gets every packet once, FFmpeg's bytes; the index ends final and equal to ffprobe`, async function () {
       const file = `grow-${w.ext.slice(1)}${w.ext}`;
       const abs = path.join(srv.root, file);
-      const writer = ffmpegWriter(source, abs, w.args, w.seconds);
+      const paced = ffmpegPipeWriter(mkvBytes, WRITE_SECONDS, abs, w.args);
+      const writer = paced.process;
       children.push(writer);
       await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 0);
       const c = srv.client();
@@ -135,6 +118,7 @@ describe('growing media', function () {
         assert.equal(during?.state, 'growing', 'GetStatus while the writer writes');
         assert.ok(Number(during?.indexedPackets) > 0 && Number(during?.writtenBytes) > 0, JSON.stringify(during, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)));
       }
+      paced.release();
       assert.equal((await writerDone).code, 0, 'writer');
       assert.ok(early > 0, 'packets were served before the writer finished');
       await reading;
@@ -149,26 +133,27 @@ describe('growing media', function () {
   it('MP4 with its moov first, copied in chunks: followed as it is copied; every packet once, FFmpeg\'s bytes', async function () {
     const mp4 = await makeMedia('av-20s-160x120-faststart.mp4', ['-i', source, '-t', '20', '-c', 'copy', '-movflags', '+faststart']);
     const abs = path.join(srv.root, 'faststart.mp4');
-    const total = (await fsp.stat(mp4)).size;
-    const writer = chunkWriter(mp4, abs, 16 << 10, 30, total);
-    children.push(writer);
+    // Held at 128 KiB (the moov and the first packets) until the open has seen the file growing.
+    const writer = chunkWriter(mp4, abs, 16 << 10, 10, undefined, 128 << 10);
+    children.push(writer.process);
     // The moov (sample tables) is written first: wait until it is, so the open sees an MP4 it can follow.
     await waitFor('the moov box', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 64 << 10);
     const c = srv.client();
     const info = await c.openMedia('faststart.mp4');
     assert.equal(info.growth?.state, 'growing');
+    writer.release();
     const packets = await collect(c, { mediaId: info.mediaId, startSeconds: -1e9 });
     await assertExact(packets, abs);
     assert.equal((await fsp.readFile(abs)).equals(await fsp.readFile(mp4)), true, 'the copy is whole');
   });
 
   it('OpenMedia.readAt on a growing file waits for bytes not yet written (cancellable), then returns the file\'s bytes', async function () {
-    const mkv = await makeMedia('av-20s-160x120.mkv', ['-i', source, '-t', '20', '-c', 'copy']);
     const dir = await scratchDir('growing-readat');
     const abs = path.join(dir, 'r.mkv');
     const total = (await fsp.stat(mkv)).size;
-    const writer = chunkWriter(mkv, abs, 16 << 10, 30, total);
-    children.push(writer);
+    // Held at 64 KiB until the read aborted at once has returned, so that read meets a file still growing.
+    const writer = chunkWriter(mkv, abs, 16 << 10, 10, total, 64 << 10);
+    children.push(writer.process);
     await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 16 << 10);
     const file = await fsp.open(abs, 'r');
     const growth = await GrowingIndex.start(abs, { file, waitMs: WAIT_MS, cacheDir: path.join(dir, 'cache') });
@@ -179,6 +164,7 @@ describe('growing media', function () {
       stop.abort();
       const short = await media.readAt(0, total, { signal: stop.signal, timeoutMs: 60_000 });
       assert.ok(short.length < total, `${short.length} of ${total} bytes while it grows`);
+      writer.release();
       // Waited for: the bytes at the end of the file, once the copier has written them.
       const tail = await media.readAt(total - 1000, 1000, { timeoutMs: 60_000 });
       assert.deepEqual(tail, (await fsp.readFile(mkv)).subarray(total - 1000));
@@ -192,11 +178,13 @@ describe('growing media', function () {
 
   it('MP4 with its moov at the end: "not playable until complete" while written, then plays once complete', async function () {
     const abs = path.join(srv.root, 'moov-last.mp4');
-    const writer = ffmpegWriter(source, abs, ['-f', 'mp4'], 3);
+    const paced = ffmpegPipeWriter(mkvBytes, WRITE_SECONDS, abs, ['-f', 'mp4']);
+    const writer = paced.process;
     children.push(writer);
     await waitFor('the mdat header', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 64);
     const c = srv.client();
     await rejectsWithStatus(c.openMedia('moov-last.mp4'), grpc.status.FAILED_PRECONDITION, /moov-last\.mp4: not playable until complete: .*moov/);
+    paced.release();
     assert.equal((await exitOf(writer)).code, 0, 'writer');
     const info = await waitFor('OpenMedia once complete', () => c.openMedia('moov-last.mp4'), 60_000, 200);
     assert.equal(info.growth?.state, 'complete');
@@ -205,10 +193,9 @@ describe('growing media', function () {
   });
 
   it('a file truncated while it grows ends the read with DATA_LOSS (MEDIA_DAMAGED) naming the file', async function () {
-    const mkv = await makeMedia('av-20s-160x120.mkv', ['-i', source, '-t', '20', '-c', 'copy']);
     const abs = path.join(srv.root, 'cut.mkv');
     const total = (await fsp.stat(mkv)).size;
-    const writer = chunkWriter(mkv, abs, 8 << 10, 50, Math.floor(total / 2));
+    const writer = chunkWriter(mkv, abs, 8 << 10, 50, Math.floor(total / 2)).process;
     children.push(writer);
     await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 0);
     const c = srv.client();
@@ -227,10 +214,9 @@ describe('growing media', function () {
   });
 
   it('a file replaced (another renamed over it) while it grows ends the read with DATA_LOSS naming the file', async function () {
-    const mkv = await makeMedia('av-20s-160x120.mkv', ['-i', source, '-t', '20', '-c', 'copy']);
     const abs = path.join(srv.root, 'swap.mkv');
     const total = (await fsp.stat(mkv)).size;
-    const writer = chunkWriter(mkv, abs, 8 << 10, 50, Math.floor(total / 2));
+    const writer = chunkWriter(mkv, abs, 8 << 10, 50, Math.floor(total / 2)).process;
     children.push(writer);
     await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 0);
     const c = srv.client();
@@ -248,7 +234,8 @@ describe('growing media', function () {
   it('cuemux index build --follow: progress while it grows, exit 0 once final (index equal to ffprobe); index info shows growing, then complete', async function () {
     const dir = await scratchDir('growing-cli');
     const abs = path.join(dir, 'cli.mkv');
-    const writer = ffmpegWriter(source, abs, WRITERS.matroska.args);
+    const paced = ffmpegPipeWriter(mkvBytes, WRITE_SECONDS, abs, WRITERS.matroska.args);
+    const writer = paced.process;
     children.push(writer);
     await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 0);
     const cache = path.join(dir, 'cache');
@@ -261,6 +248,8 @@ describe('growing media', function () {
     const growing = await runCli(['index', 'info', '--growing-wait-ms', String(WAIT_MS), '--cache-dir', cache, '--json', abs]);
     assert.equal(growing.code, 0, growing.stderr);
     assert.equal((JSON.parse(growing.stdout) as { growth: string }).growth, 'growing');
+    await waitFor('progress of the follow while it grows', () => /growing +\S*cli\.mkv +\d+ packets, \d+ bytes written/.test(stderr));
+    paced.release();
     assert.equal((await exitOf(writer)).code, 0, 'writer');
     const end = await exitOf(follow);
     assert.equal(end.code, 0, `${stdout}\n${stderr}`);
@@ -274,7 +263,7 @@ describe('growing media', function () {
   it('cuemux index build --follow: Ctrl-C while it grows leaves no index and no temporary file', async function () {
     const dir = await scratchDir('growing-cli-int');
     const abs = path.join(dir, 'int.mkv');
-    const writer = ffmpegWriter(source, abs, WRITERS.matroska.args);
+    const writer = ffmpegPipeWriter(mkvBytes, WRITE_SECONDS, abs, WRITERS.matroska.args).process;
     children.push(writer);
     await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 0);
     const follow = startCli(['index', 'build', '--follow', '--growing-wait-ms', String(WAIT_MS), '--cache-dir', path.join(dir, 'cache'), abs]);

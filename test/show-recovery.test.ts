@@ -277,7 +277,9 @@ describe('crash recovery', function () {
       };
     })();
     try {
-      while (attempts() < 12) await sleep(20); // no server yet: a dozen failed attempts
+      // No server yet: six failed attempts (at the backoff's 50-250 ms, 1.1 s; a dozen took 2.6 s), each of which
+      // would have left an abort listener behind if they piled up, against the 2 allowed.
+      while (attempts() < 6) await sleep(20);
       assert.ok(listeners() <= 2, `${listeners()} abort listeners after ${attempts()} attempts`);
       await start();
       while (!events.some((e) => e.event?.$case === 'clock')) await sleep(20);

@@ -43,12 +43,22 @@ export function configureLogging(config: LogConfig = {}): () => Promise<void> {
       : new winston.transports.Stream({ stream: process.stderr });
     return winston.createLogger({ level, format: fmt, transports: [transport] });
   };
+  let ended = false;
   setLogSink((lv, component, message, meta) => {
     if (SEVERITY[lv] > SEVERITY[level]) return;
+    if (ended) {
+      // A record after close() (a client connection that closes while the server exits): winston's stream is ended
+      // and would emit "write after end" as an unhandled 'error' event, crashing the process at the end of a clean
+      // shutdown (seen under load in the SIGTERM grace test). Written straight to stderr instead, as one JSON line.
+      const line = JSON.stringify({ level: lv, message, component, ...meta }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      process.stderr.write(`${line}\n`);
+      return;
+    }
     logger ??= create();
     logger.log({ level: lv, message, component, ...meta });
   });
   return () => new Promise<void>((resolve) => {
+    ended = true;
     if (logger === undefined) {
       resolve();
       return;

@@ -53,3 +53,25 @@ export function childrenKilledAfterEach(signal: NodeJS.Signals = 'SIGKILL'): Chi
   });
   return children;
 }
+
+/**
+ * `work` for each of `items`, at most `atOnce` at a time (e.g. server processes started side by side: each start is
+ * mostly one core's work, so two or three at once use a 2-core machine that one at a time leaves half idle). Resolves
+ * once all are done; rejects with the first failure, after the ones already running have ended.
+ */
+export async function eachAtOnce<T>(items: readonly T[], atOnce: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const lane = async (): Promise<void> => {
+    while (next < items.length && failure === undefined) {
+      const i = next++;
+      try {
+        await work(items[i], i);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(atOnce, items.length) }, lane));
+  if (failure !== undefined) throw failure.error;
+}
