@@ -124,6 +124,9 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
     return ExitCode.OK;
   }
   const closeLogs = configureLogging({ level: config.logLevel, format: config.logFormat, file: config.logFile });
+  // Listening from the very start: a signal that comes while the server starts (its OSC thread may already answer a
+  // console) stops it once it is up, with the usual drain, instead of killing it half-started.
+  const stopSignal = stopSignals(closeLogs);
   try {
     // Loaded only to serve: `serve --help` and a bad flag answer without loading FFmpeg and gRPC.
     const { MediaServer } = await import('../server/media-server');
@@ -160,29 +163,48 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
       'Stop with Ctrl-C (SIGINT) or SIGTERM.',
       '',
     ].join('\n'));
-    await new Promise<void>((resolve) => {
-      let signals = 0;
-      const onSignal = (sig: NodeJS.Signals): void => {
-        signals++;
-        if (signals > 1) {
-          log.warn(`second ${sig}: exiting now`);
-          // Flush the log (a file or a pipe) before exiting, but never let a stuck transport delay the exit.
-          setTimeout(() => process.exit(ExitCode.FAILURE), 500).unref();
-          void closeLogs().finally(() => process.exit(ExitCode.FAILURE));
-          return;
-        }
-        log.info(`${sig}: draining and closing`);
-        // HTTP first: its responses read media that the server's close closes.
-        (http?.close(config.shutdownGraceMs) ?? Promise.resolve()).finally(() => server.close()).finally(() => link.close()).then(resolve, (e: unknown) => {
-          log.error('close failed', { error: String(e) });
-          resolve();
-        });
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
-    });
+    const sig = await stopSignal.first;
+    log.info(`${sig}: draining and closing`);
+    // HTTP first: its responses read media that the server's close closes.
+    try {
+      await (http?.close(config.shutdownGraceMs) ?? Promise.resolve()).finally(() => server.close()).finally(() => link.close());
+    } catch (e) {
+      log.error('close failed', { error: String(e) });
+    }
     return ExitCode.OK;
   } finally {
+    stopSignal.dispose();
     await closeLogs();
   }
+}
+
+/**
+ * SIGTERM and SIGINT for `serve`, handled from the call on: `first` resolves with the first signal (the caller then
+ * drains and closes); a second signal exits at once with FAILURE, after flushing the logs (at most 500 ms).
+ */
+function stopSignals(closeLogs: () => Promise<void>): { first: Promise<NodeJS.Signals>; dispose: () => void } {
+  let signals = 0;
+  let resolveFirst: (sig: NodeJS.Signals) => void = () => undefined;
+  const first = new Promise<NodeJS.Signals>((resolve) => { resolveFirst = resolve; });
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      log.warn(`second ${sig}: exiting now`);
+      // Flush the log (a file or a pipe) before exiting, but never let a stuck transport delay the exit.
+      setTimeout(() => process.exit(ExitCode.FAILURE), 500).unref();
+      void closeLogs().finally(() => process.exit(ExitCode.FAILURE));
+      return;
+    }
+    resolveFirst(sig);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return {
+    first,
+    dispose: () => {
+      // A second signal during the drain still exits at once: removed only when serve returns.
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    },
+  };
 }
