@@ -138,8 +138,7 @@ export class OscThread {
     const slots = new BigInt64Array(shared);
     Atomics.store(slots, SLOT.heartbeatMonoNs, monoNs());
     const data: OscWorkerData = { ...options, shared, stallBoundMs: options.stallBoundMs ?? STALL_BOUND_MS };
-    // The same flags as this process minus the inspector's (a second inspector port would clash).
-    const worker = new Worker(path.join(__dirname, 'osc-worker.js'), { workerData: data, execArgv: process.execArgv.filter((a) => !a.startsWith('--inspect')) });
+    const worker = new Worker(path.join(__dirname, 'osc-worker.js'), { workerData: data });
     const port = await new Promise<number>((resolve, reject) => {
       const onMessage = (m: FromWorker): void => {
         if (m.op === 'log') return logFromWorker(m);
