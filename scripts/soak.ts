@@ -2,7 +2,9 @@
  * `npm run soak`: the fault suite (test/faults) at full size — 100,000 OSC datagrams, 1,000 client kill cycles, five
  * server kills, hundreds of hostile files and media — then its table: per attack, inputs tried, faults injected,
  * requests served, server restarts, fds and RSS leaked, packets lost and duplicated, a console's OSC thump p99 during
- * the attack against idle, and the share of CPU time the hypervisor stole during the run (/proc/stat).
+ * the attack against idle (answered by the server's OSC thread while its main thread runs), the same console's
+ * `/cuemux/status` p99 against idle (a show query, run on the main thread like every show command: both figures side
+ * by side), and the share of CPU time the hypervisor stole during the run (/proc/stat).
  * The tests are the ones `npm test` runs (CUEMUX_SOAK=1 makes them bigger); a failed check fails the soak.
  */
 import { spawn } from 'node:child_process';

@@ -6,8 +6,12 @@
  * changes pushed. Nothing a sender does can crash the server: every failure becomes an error reply and a log line.
  * With a shared secret (`--osc-secret-file`), senders not on this machine first send `/cuemux/connect <secret>`, as
  * QLab's passcode asks; until then every other message gets a PERMISSION_DENIED reply saying so.
+ *
+ * The socket and everything that judges a datagram run on the OSC thread (osc-thread.ts, osc-worker.ts): the
+ * allow-list, budgets, decoding, bundle timing, the secret, unknown addresses, `/cuemux/thump` (while this thread
+ * beats its heartbeat) and the reply limits. This thread runs the show's commands and queries and builds their replies.
  */
-import { CuemuxError, errorMessage, errorStack, isCuemuxError } from '../common/errors';
+import { CuemuxError, errorMessage, isCuemuxError } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { monoNs, unixToMonoNs } from '../common/time-source';
 import { parseCueDefinition } from '../show/cue-definition';
@@ -15,9 +19,13 @@ import type { CueEvent, Show } from '../show/show';
 import { snapshotTimecode, type ClockSnapshot } from '../show/show-clock';
 import { parseTimePosition } from '../show/timecode';
 import { RateLimitedLog } from '../common/rate-limited-log';
-import { AllowList, isLoopbackAddress, isLoopbackHost, LOOPBACK_ALLOW, OscConnections, type SenderBudgetOptions } from './osc-access';
-import { argBoolean, argNumber, argString, argTimeOrString, replyAddress } from './osc-args';
-import { datagramOf, OscEndpoint, type OscPeer, type OscRequest } from './osc-endpoint';
+import { AllowList, isLoopbackHost, LOOPBACK_ALLOW, OscConnections, type SenderBudgetOptions } from './osc-access';
+import { argBoolean, argNumber, argString, argTimeOrString } from './osc-args';
+import type { OscPeer, OscRequest } from './osc-endpoint';
+import { errorReply, MAX_REPLIES_PER_DATAGRAM, REPLY_JSON_BYTES, type ReplyBody } from './osc-reply';
+import { OscThread } from './osc-thread';
+
+export { MAX_REPLIES_PER_DATAGRAM, MAX_REPLY_BYTES } from './osc-reply';
 
 const log = getLogger('osc');
 
@@ -63,19 +71,6 @@ const DISCONNECT = '/cuemux/disconnect';
 /** What a follower server answers; every other address is show control, for the master only. */
 const FOLLOWER_ANSWERS: ReadonlySet<string> = new Set(['/cuemux/status', '/cuemux/thump', '/cuemux/updates', CONNECT, DISCONNECT]);
 
-/** Most replies sent for one datagram (a bundle of many messages); the rest of its messages run unanswered. */
-export const MAX_REPLIES_PER_DATAGRAM = 16;
-
-/**
- * Largest reply datagram, in bytes. UDP over loopback carries 64 KB, but a reply crossing a LAN is fragmented into
- * IP packets of the path MTU and lost whole if one fragment is: 8000 bytes is 6 fragments on Ethernet, and fits the
- * 8 KB receive buffers of small OSC consoles. /cuemux/status pages its cues to stay under it.
- */
-export const MAX_REPLY_BYTES = 8000;
-
-/** Largest reply JSON, in bytes: a reply datagram less room for its OSC address (≤ 215 bytes), type tag and padding. */
-const REPLY_JSON_BYTES = MAX_REPLY_BYTES - 300;
-
 /** Most update subscribers at once (each costs a datagram per change). */
 const MAX_SUBSCRIBERS = 32;
 
@@ -89,7 +84,7 @@ type Handler = (req: OscRequest, at: bigint) => unknown;
 
 /** The OSC show-control port. */
 export class OscControl {
-  readonly #endpoint: OscEndpoint;
+  #thread!: OscThread;
   readonly #show: Show;
   readonly #options: OscControlOptions;
   readonly #subscribers = new Map<string, { peer: OscPeer; lastSeenMs: number }>();
@@ -98,27 +93,37 @@ export class OscControl {
   readonly #onCue: (ev: CueEvent) => void;
   #closing: Promise<void> | null = null;
   readonly #warnings = new RateLimitedLog();
-  /** Senders connected with the secret; null when no secret is set. */
+  /**
+   * The secret's settings (its most connections and idle time, for status); null when no secret is set. The
+   * connections themselves are the OSC thread's, which checks every message against them.
+   */
   readonly #connections: OscConnections | null;
 
-  private constructor(endpoint: OscEndpoint, show: Show, options: OscControlOptions, connections: OscConnections | null) {
-    this.#endpoint = endpoint;
+  private constructor(show: Show, options: OscControlOptions, connections: OscConnections | null) {
     this.#show = show;
     this.#options = options;
     this.#connections = connections;
     this.#routes = this.#makeRoutes();
-    endpoint.on('request', (req) => this.#handle(req));
-    endpoint.on('invalid', (error, from, address) => {
-      // At most one line per sender and kind of refusal per 10 s: a flood of bad datagrams is not a flood of log lines.
-      this.#warnings.log(`invalid ${from.address} ${error.code}`, (suppressed) => log.warn('OSC message refused',
-        { from: `${from.address}:${from.port}`, error: error.message.slice(0, 400), ...(suppressed > 0 ? { suppressedSinceLast: suppressed } : {}) }));
-      this.#reply(from, address ?? '/cuemux/invalid', { status: 'error', error: error.message, code: error.code });
-    });
     // The JSON is built only for subscribers: a GO's cue event reaches these listeners before the Follow calls'.
     this.#onClock = (s) => this.#push('/cuemux/update/clock', () => clockJson(s));
     this.#onCue = (ev) => this.#push('/cuemux/update/cue', () => cueEventJson(ev));
-    show.clock.on('change', this.#onClock);
-    show.on('cue', this.#onCue);
+  }
+
+  #attach(thread: OscThread): void {
+    this.#thread = thread;
+    thread.on('request', (req) => this.#handle(req));
+    thread.on('seen', (keys) => {
+      const now = Date.now();
+      for (const k of keys) {
+        const sub = this.#subscribers.get(k);
+        if (sub !== undefined) sub.lastSeenMs = now;
+      }
+    });
+    thread.on('unsubscribe', (key) => {
+      if (this.#subscribers.delete(key)) this.#subscribersChanged();
+    });
+    this.#show.clock.on('change', this.#onClock);
+    this.#show.on('cue', this.#onCue);
   }
 
   /** Bind the OSC port and start routing. */
@@ -127,8 +132,11 @@ export class OscControl {
     // Checked before binding: a bad secret or idle time is a start-up error.
     const connections = options.secret === null || options.secret === undefined ? null
       : new OscConnections({ secret: options.secret, idleMs: options.connectIdleMs ?? DEFAULT_CONNECT_IDLE_MS });
-    const endpoint = await OscEndpoint.open({
+    const control = new OscControl(show, options, connections);
+    const endpoint = await OscThread.start({
       host: options.host, port: options.port, allow, budgets: options.budgets, maxScheduled: options.maxScheduled,
+      secret: options.secret ?? null, connectIdleMs: options.connectIdleMs ?? DEFAULT_CONNECT_IDLE_MS,
+      replyPort: options.replyPort, routes: [...control.#routes.keys()],
     }).catch((e: unknown) => {
       if (isCuemuxError(e, 'INVALID_ARGUMENT')) throw e;
       throw new CuemuxError('RESOURCE_EXHAUSTED', `cannot open the OSC port ${options.host}:${options.port}: ${errorMessage(e)}; choose another --osc-port or "off"`);
@@ -153,12 +161,13 @@ export class OscControl {
       log.info(`--osc-secret-file is set but only this machine may send OSC (${isLoopbackHost(options.host) ? `--osc-host ${options.host}` : `--osc-allow ${allow.join(',')}`}): `
         + 'senders on this machine never need the secret');
     }
-    return new OscControl(endpoint, show, options, connections);
+    control.#attach(endpoint);
+    return control;
   }
 
   /** The bound address (the real port when 0 was asked). */
   get address(): { host: string; port: number } {
-    return this.#endpoint.address;
+    return this.#thread.address;
   }
 
   /** Update subscribers. */
@@ -240,25 +249,10 @@ export class OscControl {
       ['/cuemux/cuelist/load', async (req) => this.#options.loadCueList(argString(req, 0, 'cue list path'))],
       ['/cuemux/status', (req) => this.#status(argNumber(req, 0, 'page (the "next" of the previous reply)', { optional: true }) ?? 0)],
       ['/cuemux/thump', () => 'thump'],
-      [CONNECT, (req) => {
-        const offered = argString(req, 0, 'secret');
-        const c = this.#connections;
-        // Without a secret there is nothing to connect to, but a console set up to always connect gets its "ok".
-        if (c === null) return { connected: true, secretRequired: false };
-        // Checked for loopback senders too (they need no connection): a console tried on this machine learns
-        // whether its secret is right.
-        const { dropped } = c.connect(req.from, offered);
-        if (dropped !== null) log.info(`OSC connection of ${dropped} dropped: ${c.max} senders are connected and it was heard from least recently`);
-        log.info(`OSC sender ${req.from.address}:${req.from.port} connected`);
-        return { connected: true, secretRequired: !isLoopbackAddress(req.from.address), idleSeconds: c.idleMs / 1000 };
-      }],
-      [DISCONNECT, (req) => {
-        const was = this.#connections?.disconnect(req.from) ?? false;
-        // Its update subscription goes with it: a sender that said goodbye is not pushed to any more.
-        const peer = this.#replyPeer(req.from);
-        this.#subscribers.delete(`${peer.address}:${peer.port}`);
-        return { disconnected: was };
-      }],
+      // Answered by the OSC thread, which holds the connections (a message reaches this thread only once its sender is
+      // allowed): listed here so every address the server knows is in one table.
+      [CONNECT, () => { throw new CuemuxError('WRONG_STATE', `${CONNECT} is answered by the OSC thread`); }],
+      [DISCONNECT, () => { throw new CuemuxError('WRONG_STATE', `${DISCONNECT} is answered by the OSC thread`); }],
       ['/cuemux/updates', (req) => {
         const on = argBoolean(req, 0, '1 (subscribe) or 0 (unsubscribe)', { optional: true }) ?? true;
         const peer = this.#replyPeer(req.from);
@@ -272,6 +266,7 @@ export class OscControl {
           }
           this.#subscribers.set(key, { peer, lastSeenMs: Date.now() });
         }
+        this.#subscribersChanged();
         return { subscribed: on };
       }],
     ]);
@@ -286,14 +281,14 @@ export class OscControl {
       throw new CuemuxError('INVALID_ARGUMENT', `/cuemux/status: the page must be a whole number >= 0 (the "next" of the previous reply), got ${from}`);
     }
     const full = this.#show.status();
-    const e = this.#endpoint;
+    const e = this.#thread;
     const base: Record<string, unknown> = {
       ...full, ...(this.#options.statusExtra?.() ?? {}), updateSubscribers: this.#subscribers.size,
       osc: {
         allow: e.allowList, dropped: { ...e.counters }, scheduled: e.scheduled, scheduledBytes: e.scheduledBytes,
-        maxRepliesPerDatagram: MAX_REPLIES_PER_DATAGRAM, repliesNotSent: this.#repliesNotSent,
+        maxRepliesPerDatagram: MAX_REPLIES_PER_DATAGRAM, repliesNotSent: e.repliesNotSent,
         connections: this.#connections === null ? null
-          : { count: this.#connections.count, max: this.#connections.max, idleSeconds: this.#connections.idleMs / 1000 },
+          : { count: e.connections, max: this.#connections.max, idleSeconds: this.#connections.idleMs / 1000 },
       },
       budgets: { adHocCues: this.#show.adHocBudget, prefetch: this.#show.prefetchBudget },
       cues: [], cueCount: full.cues.length, page: from, next: null,
@@ -361,34 +356,24 @@ export class OscControl {
   /** Drop subscribers silent for longer than the TTL (their ports may belong to someone else by now). */
   #expireSubscribers(): void {
     const limit = Date.now() - SUBSCRIPTION_TTL_MS;
+    let dropped = false;
     for (const [key, s] of this.#subscribers) {
       if (s.lastSeenMs >= limit) continue;
       this.#subscribers.delete(key);
+      dropped = true;
       log.info('OSC update subscriber dropped: nothing heard from it for 61 s (send /cuemux/thump to stay subscribed)', { peer: key });
     }
+    if (dropped) this.#subscribersChanged();
   }
 
-  /**
-   * With a secret, a sender that is not on this machine must be connected for anything but /cuemux/connect and
-   * /cuemux/disconnect; any message it sends renews its connection. Checked when the message runs (a timed bundle's
-   * at its time): a bundle of [connect, go] works for a sender whose port changes with every datagram.
-   *
-   * @throws CuemuxError('PERMISSION_DENIED') saying what to send.
-   */
-  #checkConnected(req: OscRequest): void {
-    const c = this.#connections;
-    if (c === null || isLoopbackAddress(req.from.address) || req.address === CONNECT || req.address === DISCONNECT) return;
-    if (c.touch(req.from)) return;
-    const idle = c.idleMs % 3_600_000 === 0 ? `${c.idleMs / 3_600_000} h` : `${Math.round(c.idleMs / 1000)} s`;
-    throw new CuemuxError('PERMISSION_DENIED', `${req.from.address}:${req.from.port} is not connected: send ${CONNECT} <secret> first (the secret of the `
-      + `server's --osc-secret-file; senders not on the server's machine need it). A connection lasts ${idle} after the sender's last message; a `
-      + `sender whose port changes with every message sends ${CONNECT} in the same bundle as each command`);
+  /** The OSC thread reports messages it answers itself (thump...) from these, to keep their subscriptions alive. */
+  #subscribersChanged(): void {
+    this.#thread.subscribers([...this.#subscribers.keys()]);
   }
 
   async #handle(req: OscRequest): Promise<void> {
     const route = this.#routes.get(req.address);
     try {
-      this.#checkConnected(req);
       const seen = this.#replyPeer(req.from);
       const sub = this.#subscribers.get(`${seen.address}:${seen.port}`);
       if (sub !== undefined) sub.lastSeenMs = Date.now();
@@ -400,57 +385,24 @@ export class OscControl {
         throw new CuemuxError('WRONG_STATE', `${req.address} refused: this server is a ${master.role} of the master ${master.master}; send show control to the master`);
       }
       const data = await route(req, this.#actionTime(req));
-      this.#reply(req.from, req.address, { status: 'ok', data }, req);
+      this.#reply(req, { status: 'ok', data });
     } catch (e) {
-      const error = errorMessage(e);
-      const code = isCuemuxError(e) ? e.code : 'INTERNAL';
-      if (code === 'INTERNAL') log.error('OSC command failed', { address: req.address, error: errorStack(e) });
-      else {
-        this.#warnings.log(`refused ${req.from.address} ${code} ${req.address.slice(0, 64)}`, (suppressed) => log.warn('OSC command refused',
-          { address: req.address.slice(0, 200), from: `${req.from.address}:${req.from.port}`, error: error.slice(0, 400), ...(suppressed > 0 ? { suppressedSinceLast: suppressed } : {}) }));
-      }
-      this.#reply(req.from, req.address, { status: 'error', error, code }, req);
+      this.#reply(req, errorReply(e, req, this.#warnings, log));
     }
   }
 
-  #repliesNotSent = 0;
-
-  #reply(from: OscPeer, address: string, body: Record<string, unknown>, req?: OscRequest): void {
-    const datagram = req === undefined ? undefined : datagramOf(req);
-    if (datagram !== undefined) {
-      // A bundle of many messages gets at most MAX_REPLIES_PER_DATAGRAM replies (no amplification); its messages
-      // all run. The last reply sent says so.
-      if (datagram.replies >= MAX_REPLIES_PER_DATAGRAM) {
-        this.#repliesNotSent++;
-        return;
-      }
-      datagram.replies++;
-      if (datagram.replies === MAX_REPLIES_PER_DATAGRAM && datagram.messages > MAX_REPLIES_PER_DATAGRAM) {
-        const note = `at most ${MAX_REPLIES_PER_DATAGRAM} replies per datagram: the other ${datagram.messages - MAX_REPLIES_PER_DATAGRAM} messages of this one run unanswered`;
-        body = { ...body, repliesCapped: note };
-        this.#warnings.log(`capped ${from.address}`, (suppressed) => log.warn(`OSC datagram from ${from.address}:${from.port} holds ${datagram.messages} messages: ${note}`
-          + `${suppressed > 0 ? ` (${suppressed} more such datagrams since the last warning)` : ''}`));
-      }
-    }
+  #reply(req: OscRequest, body: ReplyBody): void {
     // After this turn of the event loop: a GO's first packets are on their way to the players (HTTP/2 writes go out
     // at the turn's end) before the reply is built and sent. Every reply takes this path, so they keep their order.
-    setImmediate(() => {
-      this.#send(this.#replyPeer(from), replyAddress(boundedAddress(address)), boundedReply(address, body));
-    });
+    // The OSC thread caps replies per datagram and bounds their size.
+    setImmediate(() => this.#thread.reply(req, body));
   }
 
   #push(address: string, data: () => unknown): void {
     if (this.#subscribers.size === 0) return;
     this.#expireSubscribers();
     const json = JSON.stringify({ address, status: 'ok', data: data() });
-    for (const s of this.#subscribers.values()) this.#send(s.peer, address, json);
-  }
-
-  #send(to: OscPeer, address: string, json: string): void {
-    this.#endpoint.send(to, address, [{ type: 's', value: json }]).catch((e: unknown) => {
-      if (isCuemuxError(e, 'CLOSED')) return;
-      log.warn('OSC reply not sent', { to: `${to.address}:${to.port}`, address, error: errorMessage(e) });
-    });
+    this.#thread.push(address, json, [...this.#subscribers.values()].map((s) => s.peer));
   }
 
   /** Stop listening and pushing (idempotent). */
@@ -459,27 +411,10 @@ export class OscControl {
       this.#show.clock.off('change', this.#onClock);
       this.#show.off('cue', this.#onCue);
       this.#subscribers.clear();
-      await this.#endpoint.close();
+      await this.#thread.close();
     })();
     return this.#closing;
   }
-}
-
-/** An OSC address fit to be echoed in a reply (a hostile one may be 64 KB long or hold characters no address may). */
-function boundedAddress(address: string): string {
-  return /^\/[\x21-\x7e]{0,200}$/.test(address) && !address.includes('#') && !address.includes(',') && !address.endsWith('/') ? address : '/cuemux/invalid';
-}
-
-/** The reply JSON, never more than one reply datagram: an oversized body is replaced by an error saying so. */
-function boundedReply(address: string, body: Record<string, unknown>): string {
-  const limit = REPLY_JSON_BYTES;
-  const json = JSON.stringify({ address, ...body });
-  if (Buffer.byteLength(json) <= limit) return json;
-  const shortAddress = address.length > 200 ? `${address.slice(0, 200)}…` : address;
-  const error = typeof body.error === 'string' ? body.error.slice(0, 1200) : null;
-  return JSON.stringify(error !== null
-    ? { address: shortAddress, status: body.status, error: `${error}… (cut to fit one ${MAX_REPLY_BYTES}-byte reply)`, code: body.code }
-    : { address: shortAddress, status: 'error', error: `the reply (${json.length} bytes) does not fit one ${MAX_REPLY_BYTES}-byte datagram`, code: 'RESOURCE_EXHAUSTED' });
 }
 
 /** The clock as OSC replies and updates show it. */

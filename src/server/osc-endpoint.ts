@@ -4,7 +4,8 @@
  * with the codec (src/wire/osc-codec.ts), and delivers each message as a 'request' event: bare messages at once,
  * bundled ones at their bundle's time, to the millisecond, from one queue and one timer. A datagram is accepted or
  * refused as a whole. Replies are sent from the same socket. What a request means is the router's job
- * (osc-control.ts, with the argument helpers of osc-args.ts).
+ * (osc-control.ts, with the argument helpers of osc-args.ts). The server runs it on the OSC thread (osc-worker.ts),
+ * so that a flood of datagrams is read and refused off the show's event loop.
  *
  * Nothing a peer sends can throw out of the socket handler or crash the process: a malformed datagram becomes one
  * 'invalid' event carrying a CuemuxError('INVALID_ARGUMENT') that names the sender and what is wrong, and listener
@@ -89,6 +90,8 @@ export interface OscEndpointCounters {
 
 /** The datagram a request came in: its message count, and the replies sent to it so far (see {@link datagramOf}). */
 export interface DatagramInfo {
+  /** The datagram's number on this endpoint (1, 2, ...): names it across threads. */
+  readonly id: number;
   /** Messages the datagram held. */
   readonly messages: number;
   /** Replies sent for it so far (the router counts them to cap replies per datagram). */
@@ -114,6 +117,8 @@ export interface OscEndpointEvents {
    * concerned when it could be read (for an error reply), else null.
    */
   invalid: [error: CuemuxError, from: OscPeer, address: string | null];
+  /** A datagram was handled or timed messages were delivered: the counters and the queue may have changed. */
+  handled: [];
 }
 
 /** A listener; a returned promise that rejects is logged like a thrown exception (see {@link Listener}). */
@@ -156,6 +161,7 @@ export class OscEndpoint {
   /** Waiting messages sorted by (dueNs, seq): seq keeps arrival order among equal times. */
   #queue: Scheduled[] = [];
   #seq = 0;
+  #datagramIds = 0;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -175,6 +181,7 @@ export class OscEndpoint {
         // Only a bug of ours can land here; the socket keeps serving.
         log.error(`internal error handling a datagram from ${rinfo.address}:${rinfo.port}: ${errorStack(e)}`);
       }
+      this.#events.safeEmit('handled');
     });
     // UDP errors (e.g. ICMP unreachable reported on some platforms) concern one datagram: log, keep serving.
     socket.on('error', (e) => log.warn(`OSC socket error on ${this.address.host}:${this.address.port}: ${e.message}`));
@@ -343,7 +350,7 @@ export class OscEndpoint {
       this.#overBudget(from, 'messages', datagram.length, messages.length);
       return;
     }
-    const info: DatagramInfo = { messages: messages.length, replies: 0, capReported: false };
+    const info: DatagramInfo = { id: ++this.#datagramIds, messages: messages.length, replies: 0, capReported: false };
     // Deliver what fell due before this datagram first, so delivery order follows bundle time.
     this.#runDue();
     let future = 0;
@@ -429,6 +436,7 @@ export class OscEndpoint {
       this.#timer = null;
       this.#runDue();
       this.#arm();
+      this.#events.safeEmit('handled');
     }, delayMs);
     // The bound socket keeps the process alive while the endpoint is open; the timer alone must not.
     this.#timer.unref();

@@ -60,6 +60,7 @@ describe('faults: truncated and garbage media', function () {
       await waitFor('the good file closed', mediaClosed);
       const fdsBefore = await fdCount(pid);
       const idle = await console_.sample(scaled(50, 200));
+      const idleStatus = console_.statusRtts;
       console_.start(20);
       for (let k = 0; k < total; k++) {
         const source = rng.pick(sources);
@@ -110,6 +111,7 @@ describe('faults: truncated and garbage media', function () {
         await nextClient();
       }
       const during = await console_.stop();
+      const duringStatus = console_.statusRtts;
       await waitFor('every media file closed', mediaClosed, 30_000).catch(() => undefined);
       const fdsAfter = await fdCount(pid);
       assert.doesNotMatch(s.stderr(), /uncaught|unhandled|FATAL|Segmentation/i);
@@ -118,6 +120,7 @@ describe('faults: truncated and garbage media', function () {
       recordFault({
         attack: '3. truncated and garbage media', inputs: total, faults: total, served, restarts: 0, fdsLeaked: fdsAfter - fdsBefore, rssLeakedMb: null,
         lost: null, duplicated: null, thumpIdleP99Ms: percentile(idle, 99), thumpAttackP99Ms: percentile(during, 99), thumpUnanswered: console_.unanswered,
+        statusIdleP99Ms: percentile(idleStatus, 99), statusAttackP99Ms: percentile(duringStatus, 99), statusUnanswered: console_.statusUnanswered,
         note: `seed ${seed}; ${summary}`,
       });
       assert.ok(fdsAfter <= fdsBefore, `fds ${fdsBefore} -> ${fdsAfter}`);

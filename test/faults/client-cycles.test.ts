@@ -83,6 +83,7 @@ describe('faults: client processes killed with SIGKILL mid-stream', function () 
     for (let i = 0; i < 4; i++) await cycle();
     await waitFor('the warm-up clients gone', mediaClosed);
     const idle = await console_.sample(scaled(50, 200));
+    const idleStatus = console_.statusRtts;
     const fdsBefore = await fdCount(pid);
     const rssBefore = await rssBytes(pid);
     console_.start(20);
@@ -97,6 +98,7 @@ describe('faults: client processes killed with SIGKILL mid-stream', function () 
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
     const during = await console_.stop();
+    const duringStatus = console_.statusRtts;
     console_.close();
     // Every killed client's connection is noticed and its media released (the file closes at once: idle close 0).
     await waitFor('every client connection and media file released', async () => ((await mediaClosed()) && (await fdCount(pid)) <= fdsBefore ? true : undefined), 60_000)
@@ -113,6 +115,7 @@ describe('faults: client processes killed with SIGKILL mid-stream', function () 
     recordFault({
       attack: '6. client kill -9 cycles', inputs: cycles, faults: cycles, served, restarts: 0, fdsLeaked: fdsAfter - fdsBefore, rssLeakedMb: grownMb,
       lost: null, duplicated: null, thumpIdleP99Ms: percentile(idle, 99), thumpAttackP99Ms: percentile(during, 99), thumpUnanswered: console_.unanswered,
+        statusIdleP99Ms: percentile(idleStatus, 99), statusAttackP99Ms: percentile(duringStatus, 99), statusUnanswered: console_.statusUnanswered,
       note: `RSS bound ${RSS_BOUND_MB} MB; 4 clients at a time`,
     });
     assert.ok(fdsAfter <= fdsBefore, `fds ${fdsBefore} -> ${fdsAfter}: ${(await fdTargets(pid)).join(', ')}`);

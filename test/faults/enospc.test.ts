@@ -55,6 +55,7 @@ describe('faults: a full disk (ENOSPC)', function () {
     try {
       await waitFor('the first state saved', async () => ((await fsp.stat(stateFile).catch(() => null))?.isFile() ? true : undefined));
       const idle = await console_.sample(scaled(50, 200));
+      const idleStatus = console_.statusRtts;
       // A player following the audio output, its sync log on the disk about to be full, its samples on another disk.
       const wav = path.join(out, 'audio.wav');
       const player = spawnPlayer(['play-audio', '--socket', socket, '--output', 'audio', '--sync-log', syncLog, '--sink', `wav:${wav}`, '--rt-priority', '0', '--nice', '0']);
@@ -101,6 +102,7 @@ describe('faults: a full disk (ENOSPC)', function () {
       served++;
       await waitFor('the next index written beside its media', async () => ((await fsp.stat(path.join(media, `${names[2]}.idx`)).catch(() => null)) ? true : undefined));
       const during = await console_.stop();
+      const duringStatus = console_.statusRtts;
       assert.equal(s.child.exitCode, null, s.stderr().slice(-3000));
       assert.doesNotMatch(s.stderr(), /uncaught|unhandled|FATAL|Segmentation/i);
       const notSaved = s.stderr().split('\n').filter((l) => /show state not saved/.test(l)).length;
@@ -108,6 +110,7 @@ describe('faults: a full disk (ENOSPC)', function () {
       recordFault({
         attack: '5. ENOSPC (index, state, sync log)', inputs: 3, faults, served, restarts: 0, fdsLeaked: null, rssLeakedMb: null, lost: null, duplicated: null,
         thumpIdleP99Ms: percentile(idle, 99), thumpAttackP99Ms: percentile(during, 99), thumpUnanswered: console_.unanswered,
+        statusIdleP99Ms: percentile(idleStatus, 99), statusAttackP99Ms: percentile(duringStatus, 99), statusUnanswered: console_.statusUnanswered,
         note: `${notSaved} "show state not saved" warnings while the disk was full (one per save attempt)`,
       });
       player.child.kill('SIGTERM');

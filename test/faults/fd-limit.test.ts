@@ -90,6 +90,7 @@ describe('faults: ulimit -n 64', function () {
     await waitFor('the indexing connection closed', mediaClosed);
     const fdsBefore = await fdCount(pid);
     const idle = await console_.sample(scaled(50, 200));
+    const idleStatus = console_.statusRtts;
     console_.start(20);
     const errors = new Map<string, number>();
     let served = 0;
@@ -165,6 +166,7 @@ describe('faults: ulimit -n 64', function () {
         for (const x of clients.splice(0)) x.close();
       }
       const during = await console_.stop();
+      const duringStatus = console_.statusRtts;
       await waitFor('the last client went', async () => ((await fdCount(pid)) <= fdsBefore ? true : undefined), 60_000).catch(() => undefined);
       const fdsAfter = await fdCount(pid);
       const seen = [...errors].map(([k, n]) => `${n}× ${k}`).join('; ');
@@ -173,6 +175,7 @@ describe('faults: ulimit -n 64', function () {
       recordFault({
         attack: '4. ulimit -n 64', inputs, faults: refused, served, restarts: 0, fdsLeaked: fdsAfter - fdsBefore, rssLeakedMb: null, lost: null, duplicated: null,
         thumpIdleP99Ms: percentile(idle, 99), thumpAttackP99Ms: percentile(during, 99), thumpUnanswered: console_.unanswered,
+        statusIdleP99Ms: percentile(idleStatus, 99), statusAttackP99Ms: percentile(duringStatus, 99), statusUnanswered: console_.statusUnanswered,
         note: `clients refused with: ${seen}; after they went, ${droppedAfter} first attempt(s) of a new client failed${droppedAfter > 0 ? ` (${droppedWhy})` : ''} before one was served; the server's log lines about it: ${s.stderr().split('\n').filter((l) => /EMFILE|too many open files/i.test(l)).length}`,
       });
       assert.ok(fdsAfter <= fdsBefore, `fds ${fdsBefore} -> ${fdsAfter}`);

@@ -63,6 +63,7 @@ describe('faults: hostile cue lists, state files and .idx files', function () {
     let served = 0;
     try {
       const idle = await console_.sample(scaled(50, 200));
+      const idleStatus = console_.statusRtts;
       console_.start(20);
 
       // 1. Cue lists, loaded over OSC: the reply is ok, or an error naming the file.
@@ -115,7 +116,8 @@ describe('faults: hostile cue lists, state files and .idx files', function () {
         faults++;
         const p = await OscPeer.open();
         try {
-          assert.equal((await p.request(other.oscPort as number, '/cuemux/thump', [], 30_000)).status, 'ok');
+          const thump = await p.request(other.oscPort as number, '/cuemux/thump', [], 30_000);
+          assert.equal(thump.status, 'ok', `state file ${k} (seed ${seed}): thump: ${JSON.stringify(thump).slice(0, 600)}`);
           served++;
         } finally {
           p.close();
@@ -197,6 +199,7 @@ describe('faults: hostile cue lists, state files and .idx files', function () {
       }
 
       const during = await console_.stop();
+      const duringStatus = console_.statusRtts;
       assert.equal(s.child.exitCode, null, s.stderr().slice(-3000));
       assert.doesNotMatch(s.stderr(), /uncaught|unhandled|FATAL|Segmentation/i);
       process.stdout.write(`      ${lists} cue lists (${listErrors} refused), ${starts} state files (${stateWarnings} warnings), ${idxInputs} .idx (${corrupt} corrupt) ` +
@@ -204,6 +207,7 @@ describe('faults: hostile cue lists, state files and .idx files', function () {
       recordFault({
         attack: '2. cue lists, state files, .idx', inputs, faults, served, restarts: 0, fdsLeaked: null, rssLeakedMb: null, lost: null, duplicated: null,
         thumpIdleP99Ms: percentile(idle, 99), thumpAttackP99Ms: percentile(during, 99), thumpUnanswered: console_.unanswered,
+        statusIdleP99Ms: percentile(idleStatus, 99), statusAttackP99Ms: percentile(duringStatus, 99), statusUnanswered: console_.statusUnanswered,
         note: `seed ${seed}; through the server: ${lists} cue lists (${listErrors} refused naming the file), ${starts} server starts over mutated state files `
           + `(${stateWarnings} warnings, each naming it), ${idxInputs} .idx (${corrupt} corrupt, rebuilt); in process: ${parsed} cue lists, ${parsedStates} states, ${parsedIdx} .idx`,
       });

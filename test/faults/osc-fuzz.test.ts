@@ -54,6 +54,7 @@ describe('faults: OSC fuzzing', function () {
       await send(encode('/cuemux/cue/load', [{ type: 's', value: 'warm' }, { type: 's', value: 'clip.mp4' }]));
       await send(encode('/cuemux/cue/unload', [{ type: 's', value: 'warm' }]));
       const idle = await console_.sample(scaled(100, 300));
+      const idleStatus = console_.statusRtts;
       const dropsBefore = await udpDrops(port);
       const rssBefore = await rssBytes(pid);
       const fdsBefore = await fdCount(pid);
@@ -90,6 +91,7 @@ describe('faults: OSC fuzzing', function () {
         assert.ok(answered, `the server stopped answering after ${sent} datagrams (seed ${seed})`);
       }
       const during = await console_.stop();
+      const duringStatus = console_.statusRtts;
       const rssAfter = await rssBytes(pid);
       const drops = (await udpDrops(port)) - dropsBefore;
       const fdsAfter = await fdCount(pid);
@@ -106,6 +108,7 @@ describe('faults: OSC fuzzing', function () {
         attack: '1. OSC fuzz', inputs: total, faults: total - (kinds.get('valid') ?? 0), served: replies, restarts: 0,
         fdsLeaked: fdsAfter - fdsBefore, rssLeakedMb: grownMb, lost: null, duplicated: null,
         thumpIdleP99Ms: percentile(idle, 99), thumpAttackP99Ms: percentile(during, 99), thumpUnanswered: console_.unanswered,
+        statusIdleP99Ms: percentile(idleStatus, 99), statusAttackP99Ms: percentile(duringStatus, 99), statusUnanswered: console_.statusUnanswered,
         note: `seed ${seed}; ${(sentBytes / 2 ** 20).toFixed(1)} MB sent; ${drops} datagrams dropped by the kernel at the server's full receive buffer `
           + `(${lostSentinels} pacing requests and ${console_.unanswered} console thumps among them)`,
       });

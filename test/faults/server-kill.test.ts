@@ -68,8 +68,11 @@ describe('faults: SIGKILL of the server under 8 streaming clients', function () 
     });
     let console_ = await ThumpConsole.open(server.oscPort);
     const idle = await console_.sample(scaled(50, 200));
+    const idleStatus = console_.statusRtts;
     const during: number[] = [];
+    const duringStatus: number[] = [];
     let unanswered = 0;
+    let statusUnanswered = 0;
     try {
       const load = await peer.request(server.oscPort, '/cuemux/cue/load', [{ type: 's', value: 'Q' }, { type: 's', value: 'clip.mp4' }, { type: 'i', value: 2 }], 30_000);
       assert.equal(load.status, 'ok', JSON.stringify(load));
@@ -89,7 +92,9 @@ describe('faults: SIGKILL of the server under 8 streaming clients', function () 
         await waitFor(`every client resumed after restart ${k + 1}`, () => (counts().every((n, i) => n >= atKill[i] + 25) ? true : undefined), 60_000)
           .catch((e: unknown) => assert.fail(`${String(e)}: packets per client ${counts().join(', ')} (at the kill ${atKill.join(', ')})`));
         during.push(...await console_.stop());
+        duringStatus.push(...console_.statusRtts);
         unanswered += console_.unanswered;
+        statusUnanswered += console_.statusUnanswered;
       }
     } finally {
       ctl.abort();
@@ -122,6 +127,7 @@ describe('faults: SIGKILL of the server under 8 streaming clients', function () 
     recordFault({
       attack: '7. server SIGKILL under 8 Follow clients', inputs: 8, faults: kills, served: total, restarts: kills, fdsLeaked: null, rssLeakedMb: null,
       lost, duplicated, thumpIdleP99Ms: percentile(idle, 99), thumpAttackP99Ms: percentile(during, 99), thumpUnanswered: unanswered,
+      statusIdleP99Ms: percentile(idleStatus, 99), statusAttackP99Ms: percentile(duringStatus, 99), statusUnanswered,
       note: `${reconnects} reconnects; ${wrong} packets not FFmpeg's bytes; thump during = while the clients reconnect and catch up after each restart`,
     });
     assert.equal(wrong, 0, 'every packet is FFmpeg\'s');

@@ -25,25 +25,37 @@ export interface FaultRow {
   /** A console's /cuemux/thump p99 round trip, ms, idle and during the attack (null: not measured). */
   thumpIdleP99Ms: number | null;
   thumpAttackP99Ms: number | null;
-  /** Thumps sent during the attack that got no answer within 5 s. */
+  /** Thumps sent during the attack that got no answer within 5 s (or an error reply: show control stalled). */
   thumpUnanswered: number;
+  /**
+   * The same console's /cuemux/status p99 round trip, ms, idle and during the attack: a show query, which runs on the
+   * server's main thread as every show command does (thump is answered by the OSC thread). Null: not measured.
+   */
+  statusIdleP99Ms: number | null;
+  statusAttackP99Ms: number | null;
+  /** Status requests sent during the attack that got no answer within 5 s. */
+  statusUnanswered: number;
   /** Anything else worth a line (e.g. the error clients saw). */
   note: string;
 }
 
 const num = (v: number | null, digits = 0): string => (v === null || Number.isNaN(v) ? '-' : v.toFixed(digits));
+const ratioOf = (idle: number | null, attack: number | null): number | null => (idle !== null && attack !== null && idle > 0 ? attack / idle : null);
 
 /** The table, one line per attack, in Markdown. */
 export function faultTable(list: readonly FaultRow[]): string {
   const head = ['attack', 'inputs tried', 'faults injected', 'requests served', 'server restarts', 'fds leaked', 'RSS leaked (MB)',
-    'packets lost', 'packets duplicated', 'thump p99 idle / attack (ms)', 'ratio (target ≤ 2)'];
+    'packets lost', 'packets duplicated', 'thump p99 idle / attack (ms)', 'ratio (target ≤ 2)', 'status p99 idle / attack (ms)', 'status ratio'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of [...list].sort((a, b) => a.attack.localeCompare(b.attack, 'en', { numeric: true }))) {
-    const ratio = r.thumpIdleP99Ms !== null && r.thumpAttackP99Ms !== null && r.thumpIdleP99Ms > 0 ? r.thumpAttackP99Ms / r.thumpIdleP99Ms : null;
+    const ratio = ratioOf(r.thumpIdleP99Ms, r.thumpAttackP99Ms);
+    const statusRatio = ratioOf(r.statusIdleP99Ms, r.statusAttackP99Ms);
     const unanswered = r.thumpUnanswered > 0 ? ` (${r.thumpUnanswered} unanswered)` : '';
+    const statusUnanswered = r.statusUnanswered > 0 ? ` (${r.statusUnanswered} unanswered)` : '';
     lines.push(`| ${[r.attack, String(r.inputs), String(r.faults), String(r.served), String(r.restarts), num(r.fdsLeaked), num(r.rssLeakedMb, 1),
       num(r.lost), num(r.duplicated), `${num(r.thumpIdleP99Ms, 2)} / ${num(r.thumpAttackP99Ms, 2)}${unanswered}`,
-      ratio === null ? '-' : `${ratio.toFixed(2)}×`].join(' | ')} |`);
+      ratio === null ? '-' : `${ratio.toFixed(2)}×`, `${num(r.statusIdleP99Ms, 2)} / ${num(r.statusAttackP99Ms, 2)}${statusUnanswered}`,
+      statusRatio === null ? '-' : `${statusRatio.toFixed(2)}×`].join(' | ')} |`);
   }
   return lines.join('\n');
 }

@@ -88,8 +88,12 @@ export class ThumpConsole {
   readonly #child: ChildProcess;
   /** Round trips (ms) of the last probe stopped. */
   rtts: number[] = [];
-  /** Thumps of the last probe stopped not answered within 5 s. */
+  /** Thumps of the last probe stopped not answered within 5 s (or answered with an error: show control stalled). */
   unanswered = 0;
+  /** `/cuemux/status` round trips (ms) of the last sample or probe stopped: a show query, run on the main thread. */
+  statusRtts: number[] = [];
+  /** Status requests of the last probe stopped not answered within 5 s. */
+  statusUnanswered = 0;
 
   private constructor(child: ChildProcess) {
     this.#child = child;
@@ -124,11 +128,13 @@ export class ThumpConsole {
     });
   }
 
-  /** `n` round trips, `everyMs` apart (ms; unanswered ones left out). */
+  /** `n` thump round trips, `everyMs` apart (ms; unanswered ones left out); the status ones go to {@link statusRtts}. */
   async sample(n: number, everyMs = 10): Promise<number[]> {
-    const reply = this.#reply<{ rtts: number[] }>('sample');
+    const reply = this.#reply<{ rtts: number[]; statusRtts: number[] }>('sample');
     this.#child.send({ op: 'sample', n, everyMs });
-    return (await reply).rtts;
+    const r = await reply;
+    this.statusRtts = r.statusRtts;
+    return r.rtts;
   }
 
   /** Start a thump every `everyMs` until stop(). */
@@ -139,11 +145,13 @@ export class ThumpConsole {
   /** Stop the running probe; resolves with its round trips (and sets `rtts` and `unanswered`). */
   async stop(): Promise<number[]> {
     if (!this.#child.connected) return this.rtts;
-    const reply = this.#reply<{ rtts: number[]; unanswered: number }>('stopped');
+    const reply = this.#reply<{ rtts: number[]; unanswered: number; statusRtts: number[]; statusUnanswered: number }>('stopped');
     this.#child.send({ op: 'stop' });
     const r = await reply;
     this.rtts = r.rtts;
     this.unanswered = r.unanswered;
+    this.statusRtts = r.statusRtts;
+    this.statusUnanswered = r.statusUnanswered;
     return r.rtts;
   }
 
