@@ -18,7 +18,8 @@
  * partition (largest step of f1's clock against the master's, out-of-sync ticks) and the failover (time until the
  * backup is master, out-of-sync ticks and dry audio on every machine), with PASS/MISS per target, load and steal.
  *
- * `node dist/scripts/bench-multi.js [--duration S] [--quick] [--keep]` (root: network namespaces). Namespaces are
+ * `node dist/scripts/bench-multi.js [--duration S (300)] [--quick (40 s)] [--takeover-ms MS (the server's 300)] [--keep (the logs)]`
+ * (root: network namespaces). Namespaces are
  * named multi-*, removed at the end and (a run that died) at the start.
  */
 import { closeSync, openSync, promises as fsp } from 'node:fs';
@@ -34,7 +35,7 @@ import { FollowClient, type FollowLine } from './bench-go-procs';
 import { syncClip, videoFramemd5 } from './bench-media';
 import { CLI, runBench, startBenchServer, type BenchServer } from './bench/harness';
 import { watchMachine } from './bench/machine';
-import { judgeAudio, judgeVideo, maxStep, offsetsAgainst, pendingSpans, readAudioPlayer, readVideoPlayer, type PlayerLogs, type Span } from './bench/multi-judge';
+import { judgeAudio, judgeVideo, maxStep, offsetsAgainst, outside, playerPending, readAudioPlayer, readVideoPlayer, type PlayerLogs, type Sample, type Span } from './bench/multi-judge';
 import { makeStar, removeStaleNamespaces, type Star } from './bench/netns';
 import { OscInNamespace } from './bench/osc';
 import { readFramemd5 } from './bench/reference';
@@ -58,13 +59,18 @@ const CYCLE_S = 18;
 
 const say = (s: string): void => { process.stderr.write(`bench:multi: ${s}\n`); };
 
-interface Options { duration: number; keep: boolean }
+interface Options {
+  duration: number;
+  keep: boolean;
+  /** The backup's --takeover-ms, or null for the server's default (300). */
+  takeoverMs: string | null;
+}
 
 function options(): Options {
-  const { values } = parseArgs({ options: { duration: { type: 'string' }, quick: { type: 'boolean' }, keep: { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { duration: { type: 'string' }, quick: { type: 'boolean' }, keep: { type: 'boolean' }, 'takeover-ms': { type: 'string' } } });
   const duration = values.duration !== undefined ? Number(values.duration) : values.quick === true ? 40 : 300;
   if (!(duration >= 2 * CYCLE_S + 4)) throw new Error(`--duration must be at least ${2 * CYCLE_S + 4} s (two cycles of the show)`);
-  return { duration, keep: values.keep === true };
+  return { duration, keep: values.keep === true, takeoverMs: values['takeover-ms'] ?? null };
 }
 
 /** A player process of the run and its files. */
@@ -202,7 +208,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   // The backup last: the start of a dozen processes on a small machine can hold the master's heartbeats past
   // --takeover-ms (seen: a takeover at the start, 333 ms silent, with the machine's load average at 13).
   say('the backup...');
-  const backup = await serve('b', ['--backup-of', addr('m')]);
+  const backup = await serve('b', ['--backup-of', addr('m'), ...(o.takeoverMs === null ? [] : ['--takeover-ms', o.takeoverMs])]);
   const bc = new MediaClient(sock('b'));
   clients.push(bc);
   await until('the backup watching the master', 30_000, async () =>
@@ -237,9 +243,19 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     control.close();
     control = OscInNamespace.start(at(m).ns, (serverOf[m] as BenchServer).oscPort as number);
     oscs.push(control);
-    const f = await FollowClient.start(sock(m), 'video');
-    follow.push(f);
-    followers.push(f);
+    // Roles may change again meanwhile (a loaded machine can make them flap): the judge's Follow client goes to
+    // whichever is master; without one for a while, the judge runs the clock on from its last state.
+    for (let k = 0; k < 5; k++) {
+      const f = await FollowClient.start(sock(current), 'video').catch(() => null);
+      if (f !== null) {
+        follow.push(f);
+        followers.push(f);
+        return;
+      }
+      await sleep(200);
+      current = (await masterNow()) ?? current;
+    }
+    say('no Follow client on the master for the judge: its clock runs on from the last state');
   };
   const checkMaster = async (): Promise<void> => {
     const m = await masterNow();
@@ -289,7 +305,13 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     const next = CUES[(i + 1) % CUES.length];
     await waitUntil(base);
     await checkMaster();
-    await send('/cuemux/cue/go', cue.id, String((await clockNow()) + 1));
+    // A load sent to a master that a takeover had already replaced (it learns so a moment later) is lost: load again.
+    await send('/cuemux/cue/go', cue.id, String((await clockNow()) + 1)).catch(async (e: unknown) => {
+      if (!(e instanceof Error && /no cue "/.test(e.message))) throw e;
+      say(`cue ${cue.id} was not loaded on the master (a takeover took its load): loaded again`);
+      await send('/cuemux/cue/load', cue.id, 'clip.mp4', String(cue.in), String(cue.out));
+      await send('/cuemux/cue/go', cue.id, String((await clockNow()) + 1));
+    });
     if (i === 0) firstGo = monoNs() + 1_000_000_000n;
     if (i === partitionCycle) {
       await waitUntil(base + 2);
@@ -302,8 +324,12 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     }
     await waitUntil(base + 3);
     if (under !== null) {
-      await send('/cuemux/cue/stop', under);
-      await send('/cuemux/cue/unload', under);
+      // After a takeover that took its load the cue is not on the master: nothing to stop.
+      const gone = (e: unknown): void => {
+        if (!(e instanceof Error && /no cue "|not loaded/.test(e.message))) throw e;
+      };
+      await send('/cuemux/cue/stop', under).catch(gone);
+      await send('/cuemux/cue/unload', under).catch(gone);
     }
     under = cue.id;
     if (i === killCycle) {
@@ -339,6 +365,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
 
   // The judge.
   const followLines: FollowLine[] = follow.flatMap((f) => f.lines);
+  await fsp.writeFile(path.join(scratch, 'follow.jsonl'), followLines.map((l) => JSON.stringify(l)).join('\n'));
   const show: Show = { clock: new ShowClock(followLines), timeline: new Timeline(followLines), video: new Map(CUES.map((c) => [c.id, ref])), audio: new Map(), frameNames: frameNames([ref]) };
   const expected = (s: Show, mono: bigint): string | null => expectedAt(s, s.clock.at(mono))?.md5 ?? null;
   const logs: PlayerLogs[] = [];
@@ -401,10 +428,13 @@ function report(r: ReportInput): string[] {
   out.push(`${'player'.padEnd(16)}${'video p50'.padStart(11)}${'p99'.padStart(9)}${'max'.padStart(9)}${'audio p50'.padStart(11)}${'p99'.padStart(9)}${'max'.padStart(9)}`);
   const offs = new Map<string, Array<{ mono: bigint; offset: number }>>();
   const p99 = new Map<string, number>();
+  const pendingOf = new Map(r.logs.map((l) => [`${l.label} ${l.kind}`, playerPending(r.show, l, r.commands, r.expected)]));
+  /** A player's samples after `from` outside its pending spans (a command not yet presented is no offset). */
+  const steady = (label: string, kind: 'video' | 'audio'): Sample[] => outside(of(label, kind).samples.filter((s) => s.mono >= from), pendingOf.get(`${label} ${kind}`) ?? []);
   for (const label of ['b', 'f1', 'f2', 'f1 peer', 'f2 peer']) {
     const cells: string[] = [];
     for (const kind of ['video', 'audio'] as const) {
-      const o = offsetsAgainst(of('m', kind).samples.filter((s) => s.mono >= from), of(label, kind).samples.filter((s) => s.mono >= from));
+      const o = offsetsAgainst(steady('m', kind), steady(label, kind));
       offs.set(`${label} ${kind}`, o);
       const abs = o.map((x) => Math.abs(x.offset));
       p99.set(`${label} ${kind}`, pct(abs, 99));
@@ -425,9 +455,8 @@ function report(r: ReportInput): string[] {
   for (const label of ['m', 'b', 'f1', 'f2', 'f1 peer', 'f2 peer']) {
     const v = of(label, 'video');
     const a = of(label, 'audio');
-    const pending = pendingSpans(r.show, v.ticks, r.commands, r.expected);
-    const jv = judgeVideo(r.show, v, from, pending, periodNs, r.partition, r.failover);
-    const ja = judgeAudio(a, from, r.commands, r.partition, r.failover);
+    const jv = judgeVideo(r.show, v, from, pendingOf.get(`${label} video`) ?? [], periodNs, r.partition, r.failover);
+    const ja = judgeAudio(a, from, pendingOf.get(`${label} audio`) ?? [], r.partition, r.failover);
     out.push(`${label.padEnd(16)}${String(jv.judged).padStart(8)}${String(jv.wrong).padStart(7)}${String(jv.inPartition).padStart(11)}${String(jv.inFailover).padStart(10)}`
       + `${String(ja.periods).padStart(9)}${String(ja.dry).padStart(6)}${String(ja.inPartition).padStart(11)}${String(ja.inFailover).padStart(10)}`);
     for (const e of jv.examples) examples.push(`  ${label}: ${e}`);

@@ -25,7 +25,10 @@ const RUN_SLACK_S = 0.005;
  * reference's value at x's instant, interpolated between the reference's samples around it. Samples with no
  * reference around them within 100 ms, or where the reference jumps between them (a locate), are left out.
  */
-export function offsetsAgainst(ref: readonly Sample[], xs: readonly Sample[]): Array<{ mono: bigint; offset: number }> {
+export function offsetsAgainst(refIn: readonly Sample[], xsIn: readonly Sample[]): Array<{ mono: bigint; offset: number }> {
+  const byMono = (a: Sample, b: Sample): number => (a.mono < b.mono ? -1 : a.mono > b.mono ? 1 : 0);
+  const ref = [...refIn].sort(byMono);
+  const xs = [...xsIn].sort(byMono);
   const out: Array<{ mono: bigint; offset: number }> = [];
   let j = 0;
   for (const x of xs) {
@@ -93,6 +96,17 @@ export function pendingSpans(show: Show, ticks: readonly Tick[], commands: reado
   });
 }
 
+/** The spans from each command instant to the player's first sample after it that is in sync again: video, the first tick showing FFmpeg's frame for the clock; audio, the first period rendered in full. */
+export function playerPending(show: Show, p: PlayerLogs, commands: readonly bigint[], expected: (show: Show, mono: bigint) => string | null): Array<[bigint, bigint]> {
+  if (p.kind === 'video') return pendingSpans(show, p.ticks, commands, expected);
+  return commands.map((s) => [s, p.audio.find((l) => l.mono > s && l.underrun === 0)?.mono ?? s] as [bigint, bigint]);
+}
+
+/** `xs` without those inside any of `spans` (open intervals). */
+export function outside<T extends { mono: bigint }>(xs: readonly T[], spans: ReadonlyArray<readonly [bigint, bigint]>): T[] {
+  return xs.filter((x) => !spans.some(([a, b]) => a < x.mono && x.mono < b));
+}
+
 /** Judge a video player's ticks after `from` (the show's first GO). */
 export function judgeVideo(show: Show, p: PlayerLogs, from: bigint, pending: ReadonlyArray<[bigint, bigint]>, periodNs: number, partition: Span | null, failover: Span | null): VideoJudgement {
   const ticks = p.ticks.filter((t) => t.mono >= from);
@@ -115,10 +129,9 @@ export interface AudioJudgement {
 }
 
 /** Count the audio player's dry periods after `from`, outside the spans from each command to its first full period. */
-export function judgeAudio(p: PlayerLogs, from: bigint, commands: readonly bigint[], partition: Span | null, failover: Span | null): AudioJudgement {
+export function judgeAudio(p: PlayerLogs, from: bigint, pending: ReadonlyArray<readonly [bigint, bigint]>, partition: Span | null, failover: Span | null): AudioJudgement {
   const lines = p.audio.filter((l) => l.mono >= from);
-  const pending = commands.map((s) => [s, lines.find((l) => l.mono > s && l.underrun === 0)?.mono ?? s] as const);
-  const dry = lines.filter((l) => l.underrun > 0 && !pending.some(([a, b]) => a < l.mono && l.mono < b));
+  const dry = outside(lines.filter((l) => l.underrun > 0), pending);
   return {
     periods: lines.length, dry: dry.length, drySamples: dry.reduce((n, l) => n + l.underrun, 0),
     inPartition: dry.filter((l) => inSpan(partition, l.mono)).length,
