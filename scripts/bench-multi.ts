@@ -39,7 +39,7 @@ import { judgeAudio, judgeVideo, maxStep, offsetsAgainst, outside, playerPending
 import { makeStar, removeStaleNamespaces, type Star } from './bench/netns';
 import { OscInNamespace } from './bench/osc';
 import { readFramemd5 } from './bench/reference';
-import { startRelay, type Relay, type RelayStats } from './bench/relay';
+import { startRelay, sumRelayStats, type Relay, type RelayStats } from './bench/relay';
 import { ms, passIf, pct } from './bench/stats';
 
 /** Namespace prefix of this benchmark (`multi-hub`, `multi-m`, ...) and the second octet of its links (10.246.i.0/30). */
@@ -365,7 +365,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   say('the show is over: stopping the players...');
   for (const p of players) p.child.kill('SIGTERM');
   await Promise.all(players.map((p) => (p.child.exitCode !== null ? Promise.resolve() : new Promise((r) => p.child.once('exit', r)))));
-  const relayStats = sumStats(await Promise.all(relays.map((r) => r.stop())));
+  const relayStats = sumRelayStats(await Promise.all(relays.map((r) => r.stop())));
 
   // The judge.
   const followLines: FollowLine[] = follow.flatMap((f) => f.lines);
@@ -377,16 +377,6 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     logs.push(p.kind === 'video' ? await readVideoPlayer(p.label, p.files.hash, p.files.sync) : await readAudioPlayer(p.label, p.files.sync));
   }
   return report({ o, logs, show, expected, firstGo, endMono, commands, partition, failover, takeoverMs, relayStats, cycles, falseTakeovers: takeovers.map((t) => `${t.to} at ${(Number(t.mono - t0) / 1e9).toFixed(1)} s`) });
-}
-
-/** The relays' stats summed (delays: the worst relay's). */
-function sumStats(all: ReadonlyArray<RelayStats | null>): RelayStats | null {
-  const xs = all.filter((x): x is RelayStats => x !== null);
-  if (xs.length === 0) return null;
-  const sum = (k: keyof RelayStats): number => xs.reduce((n, x) => n + x[k], 0);
-  const max = (k: keyof RelayStats): number => Math.max(...xs.map((x) => x[k]));
-  return { tcpConnections: sum('tcpConnections'), tcpChunks: sum('tcpChunks'), tcpLost: sum('tcpLost'), udpDatagrams: sum('udpDatagrams'), udpDropped: sum('udpDropped'),
-    delayP50Ms: max('delayP50Ms'), delayP99Ms: max('delayP99Ms'), delayMaxMs: max('delayMaxMs') };
 }
 
 /** Poll `check` every `everyMs` until it is true; throws naming `what` after `ms`. */

@@ -157,6 +157,16 @@ async function relayMain(config: RelayConfig): Promise<void> {
   });
 }
 
+/** Several relays' stats summed (the delays: the worst relay's); null when none has any. */
+export function sumRelayStats(all: ReadonlyArray<RelayStats | null>): RelayStats | null {
+  const xs = all.filter((x): x is RelayStats => x !== null);
+  if (xs.length === 0) return null;
+  const sum = (k: keyof RelayStats): number => xs.reduce((n, x) => n + x[k], 0);
+  const max = (k: keyof RelayStats): number => Math.max(...xs.map((x) => x[k]));
+  return { tcpConnections: sum('tcpConnections'), tcpChunks: sum('tcpChunks'), tcpLost: sum('tcpLost'), udpDatagrams: sum('udpDatagrams'), udpDropped: sum('udpDropped'),
+    delayP50Ms: max('delayP50Ms'), delayP99Ms: max('delayP99Ms'), delayMaxMs: max('delayMaxMs') };
+}
+
 /** A relay process started with {@link startRelay}. */
 export interface Relay {
   /** SIGTERM it and resolve with what it did (idempotent). */
