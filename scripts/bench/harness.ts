@@ -32,8 +32,18 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
+/** Where {@link startBenchServer} runs the server and where its log goes. */
+export interface BenchServerPlace {
+  /** Run it in this network namespace (`ip netns exec`, which execs: the child's pid is the server's); default none. */
+  ns?: string;
+  /** A file descriptor that receives its stderr (default: this process's stderr). */
+  stderrFd?: number;
+  /** Its --log-level (default warn). */
+  logLevel?: string;
+}
+
 /** Start `cuemux serve <args>` (with `--log-level warn`) and resolve once it is serving. */
-export function startBenchServer(args: string[]): Promise<BenchServer> {
+export function startBenchServer(args: string[], place: BenchServerPlace = {}): Promise<BenchServer> {
   // The allocator and V8 settings scripts/start.sh gives the server (large buffers returned to the OS at once, a
   // small young generation).
   const env = {
@@ -41,7 +51,9 @@ export function startBenchServer(args: string[]): Promise<BenchServer> {
     NODE_OPTIONS: `--max-semi-space-size=1${process.env.NODE_OPTIONS ? ` ${process.env.NODE_OPTIONS}` : ''}`,
   };
   const nodeArgs = (process.env.CUEMUX_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'serve', ...args, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const command = [process.execPath, ...nodeArgs, CLI, 'serve', ...args, '--log-level', place.logLevel ?? 'warn'];
+  const [file, ...rest] = place.ns === undefined ? command : ['ip', 'netns', 'exec', place.ns, ...command];
+  const child = spawn(file, rest, { stdio: ['ignore', 'pipe', place.stderrFd ?? 'inherit'], env });
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => {

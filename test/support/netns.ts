@@ -9,57 +9,13 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { makeNamespacePair, type NamespacePair } from '../../scripts/bench/netns';
 import type { Arg as OscArg } from './osc';
 import { CUEMUX_BIN, REPO_ROOT } from './cli';
 
+export { makeNamespacePair, type NamespacePair } from '../../scripts/bench/netns';
+
 const run = promisify(execFile);
-
-/** Two namespaces `a` and `b`, their veth ends' addresses, and how to remove them. */
-export interface NamespacePair {
-  a: string;
-  b: string;
-  aIp: string;
-  bIp: string;
-  /** Set the link down (a partition: both ends) or up again (healed). */
-  setLink: (up: boolean) => Promise<void>;
-  /** Delete both namespaces (and so the pair); never rejects. */
-  remove: () => Promise<void>;
-}
-
-/**
- * Make namespaces `${tag}${pid}m` and `…f` joined by a veth pair on 10.`second`.(pid % 250).0/30; rejects (with ip's
- * message) where that is not permitted, after removing what it made.
- */
-export async function makeNamespacePair(tag: string, second: number): Promise<NamespacePair> {
-  const t = `${tag}${process.pid % 100000}`;
-  const net = `10.${second}.${process.pid % 250}`;
-  const pair: NamespacePair = {
-    a: `${t}m`, b: `${t}f`, aIp: `${net}.1`, bIp: `${net}.2`,
-    setLink: async (up) => {
-      for (const [ns, dev] of [[pair.a, `${t}a`], [pair.b, `${t}b`]]) await run('ip', ['-n', ns, 'link', 'set', dev, up ? 'up' : 'down']);
-    },
-    remove: async () => {
-      for (const ns of [pair.a, pair.b]) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
-    },
-  };
-  const ip = (...args: string[]): Promise<unknown> => run('ip', args);
-  try {
-    await ip('netns', 'add', pair.a);
-    await ip('netns', 'add', pair.b);
-    await ip('link', 'add', `${t}a`, 'type', 'veth', 'peer', 'name', `${t}b`);
-    await ip('link', 'set', `${t}a`, 'netns', pair.a);
-    await ip('link', 'set', `${t}b`, 'netns', pair.b);
-    for (const [ns, dev, addr] of [[pair.a, `${t}a`, pair.aIp], [pair.b, `${t}b`, pair.bIp]]) {
-      await ip('-n', ns, 'addr', 'add', `${addr}/30`, 'dev', dev);
-      await ip('-n', ns, 'link', 'set', dev, 'up');
-      await ip('-n', ns, 'link', 'set', 'lo', 'up');
-    }
-  } catch (e) {
-    await pair.remove();
-    throw e;
-  }
-  return pair;
-}
 
 /** {@link makeNamespacePair}, or skip the suite (`ctx`: a `before` hook's `this`), saying why, where that is not permitted. */
 export async function namespacePairOrSkip(ctx: Mocha.Context, tag: string, second: number): Promise<NamespacePair> {
