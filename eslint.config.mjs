@@ -18,7 +18,8 @@ const LAYERS = {
   server: ['common', 'generated', 'wire', 'ffmpeg', 'index-store', 'media', 'show'],
   clients: ['common', 'generated', 'wire'],
   players: ['common', 'generated', 'wire', 'ffmpeg', 'clients'],
-  cli: ['common', 'generated', 'wire', 'ffmpeg', 'index-store', 'media', 'show', 'server', 'clients', 'players'],
+  http: ['common', 'generated', 'wire', 'ffmpeg', 'index-store', 'media', 'show', 'server'],
+  cli: ['common', 'generated', 'wire', 'ffmpeg', 'index-store', 'media', 'show', 'server', 'http', 'clients', 'players'],
 };
 const FOLDERS = [...Object.keys(LAYERS), 'generated'];
 const unplaced = readdirSync(new URL('./src', import.meta.url), { withFileTypes: true })

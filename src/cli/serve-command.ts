@@ -6,6 +6,7 @@ import { configureLogging } from '../common/log-setup';
 import { getLogger } from '../common/logger';
 import type { MediaServer as MediaServerType, PeerLink } from '../server/media-server';
 import type { MediaClient } from '../clients/media-client';
+import type { HttpRoutes, HttpServer } from '../http/http-server';
 import { loadConfig, type ServerConfig } from '../server/server-config';
 import { ExitCode, type ExitCodeValue } from './exit-codes';
 import type { CliIo } from './cli-io';
@@ -97,6 +98,22 @@ async function peerLink(config: ServerConfig): Promise<{ peers: PeerLink; close:
   return { peers, close: () => { for (const c of clients.values()) c.close(); } };
 }
 
+/**
+ * The HTTP listener of `server` when the config asks for one (--http), with every route set: the media and preview
+ * routes, and any other set added to the list here.
+ */
+async function startHttpListener(server: MediaServerType, config: ServerConfig): Promise<HttpServer | null> {
+  if (config.http === null) return null;
+  // Loaded only with --http.
+  const { startHttp } = await import('../http/http-server');
+  return startHttp(server, config, [...await httpRouteSets()]);
+}
+
+/** The route sets of the HTTP listener (src/http): one import each, so a new set is one line here. */
+function httpRouteSets(): Promise<HttpRoutes[]> {
+  return Promise.resolve([]);
+}
+
 /** Run `cuemux serve <args>` until a signal stops it. */
 export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCodeValue> {
   const config = serveConfig(args);
@@ -110,9 +127,17 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
     const { MediaServer } = await import('../server/media-server');
     const link = await peerLink(config);
     let server: MediaServerType;
+    let http: HttpServer | null;
     try {
       server = await MediaServer.start(config, cuemuxVersion(), { peers: link.peers });
     } catch (e) {
+      link.close();
+      throw e;
+    }
+    try {
+      http = await startHttpListener(server, config);
+    } catch (e) {
+      await server.close(0);
       link.close();
       throw e;
     }
@@ -123,6 +148,7 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
       ...(a.tcp ? [`  TCP:         ${a.tcp}`] : []),
       ...(config.follow !== null ? [`  Follower of: ${config.follow} (show control goes to the master)`] : []),
       ...(config.backupOf !== null ? [`  Backup of:   ${config.backupOf} (takes over when it is silent for ${config.takeoverMs} ms; show control goes to the master)`] : []),
+      ...(http !== null ? [`  HTTP:        http://${http.address}/   e.g. curl -r 0-99 http://${http.address}/media/FILE`] : []),
       ...(a.osc ? [`  OSC (UDP):   ${a.osc}   e.g. oscsend ${a.osc.replace(/:(\d+)$/, ' $1')} /cuemux/status`] : []),
       'Connect:',
       // Pasted as is: in a checkout `cuemux` is not on the PATH (npm start runs node bin/cuemux.js).
@@ -144,7 +170,8 @@ export async function runServeCommand(io: CliIo, args: string[]): Promise<ExitCo
           return;
         }
         log.info(`${sig}: draining and closing`);
-        server.close().finally(() => link.close()).then(resolve, (e: unknown) => {
+        // HTTP first: its responses read media that the server's close closes.
+        (http?.close(config.shutdownGraceMs) ?? Promise.resolve()).finally(() => server.close()).finally(() => link.close()).then(resolve, (e: unknown) => {
           log.error('close failed', { error: String(e) });
           resolve();
         });

@@ -35,6 +35,7 @@ function setting(key: keyof ServerConfig, o: Omit<ServeOptionSpec, 'key'>): Serv
 
 const SHOW = 'Show control (OSC over UDP, see README "Show control")';
 const FOLLOW = 'Several machines (see README "Several machines")';
+const HTTP = 'HTTP: media, preview and the operator page (see README "HTTP")';
 
 /** Every option of `cuemux serve`, in help order. */
 export const SERVE_OPTIONS: readonly ServeOptionSpec[] = [
@@ -116,6 +117,15 @@ export const SERVE_OPTIONS: readonly ServeOptionSpec[] = [
   setting('clockOffsetPolicy', {
     name: 'clock-offset-policy', arg: 'P', group: FOLLOW,
     help: 'with --follow, beyond --max-clock-offset-ms: warn (play on shifted), correct (map the master\'s clock by the measured offset) or refuse (play no cue)',
+  }),
+  setting('http', {
+    name: 'http', arg: 'HOST:PORT', group: HTTP, default: 'no HTTP',
+    help: 'serve GET /media/PATH (byte ranges), /preview/PATH (fragmented MP4) and the operator page on HOST:PORT (a bare PORT means '
+      + '127.0.0.1:PORT); other than loopback it needs --http-allow and --token-file',
+  }),
+  setting('httpAllow', {
+    name: 'http-allow', arg: 'CIDR[,CIDR...]', multiple: true, group: HTTP, default: '127.0.0.0/8,::1 (this machine only)',
+    help: 'HTTP clients allowed besides this machine; they must send "Authorization: Bearer TOKEN" (the token of --token-file)',
   }),
 ];
 

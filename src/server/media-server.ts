@@ -383,6 +383,16 @@ export class MediaServer {
     return this.#showHost.show;
   }
 
+  /** The server's open media (every file is opened through it: the HTTP routes use it as gRPC does). */
+  get registry(): MediaRegistry {
+    return this.#registry;
+  }
+
+  /** Show control over OSC, or null when the server runs without it. */
+  get osc(): OscControl | null {
+    return this.#showHost.osc;
+  }
+
   /** The status GetStatus reports. */
   status(): ServerStatus {
     return this.#service.status();

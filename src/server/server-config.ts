@@ -11,7 +11,7 @@ import { DEFAULT_GROWING_WAIT_MS } from '../index-store/growing-index';
 import { defaultCacheDir } from '../index-store/index-location';
 import { parseTimecodeRate } from '../show/timecode';
 import { DEFAULT_MAX_ADHOC_CUES, DEFAULT_MAX_PREFETCH_BYTES } from '../show/show';
-import { isLoopbackHost, parseAllowList } from './osc-access';
+import { AllowList, isLoopbackHost, parseAllowList } from './osc-access';
 import { DEFAULT_OSC_BUDGETS } from './osc-endpoint';
 import { CLOCK_OFFSET_POLICIES, type ClockOffsetPolicy } from './clock-quality';
 
@@ -143,6 +143,14 @@ export interface ServerConfig {
    * master's clock by the measured offset) or `refuse` (play no cue). See src/server/clock-quality.ts.
    */
   clockOffsetPolicy: ClockOffsetPolicy;
+  /**
+   * HTTP (`/media`, `/preview`, the operator page) on `HOST:PORT` (port 0 = any free port); null (default) for none.
+   * A host other than loopback needs {@link httpAllow} naming who may connect and {@link tokenFile} (the bearer token
+   * those clients must send); loopback clients need neither.
+   */
+  http: string | null;
+  /** HTTP clients (CIDR) allowed besides this machine; null (default) = loopback only (127.0.0.0/8, ::1). */
+  httpAllow: string[] | null;
 }
 
 /**
@@ -212,6 +220,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ServerConfi
     // correct: a show runs on, on the master's timeline as measured (± half a LAN round trip, ~0.1 ms), rather than
     // dark (refuse) or visibly out of step (warn); the log still says loudly that the clocks need chrony or PTP.
     clockOffsetPolicy: 'correct',
+    http: null,
+    httpAllow: null,
   };
 }
 
@@ -250,6 +260,7 @@ export const ENV_NAMES: Record<keyof ServerConfig, string> = {
   insecureListen: 'CUEMUX_INSECURE_LISTEN', oscSecretFile: 'CUEMUX_OSC_SECRET_FILE', oscConnectIdleMs: 'CUEMUX_OSC_CONNECT_IDLE_MS',
   follow: 'CUEMUX_FOLLOW', backupOf: 'CUEMUX_BACKUP_OF', takeoverMs: 'CUEMUX_TAKEOVER_MS', followTlsCa: 'CUEMUX_FOLLOW_TLS_CA', followTokenFile: 'CUEMUX_FOLLOW_TOKEN_FILE',
   maxClockOffsetMs: 'CUEMUX_MAX_CLOCK_OFFSET_MS', clockOffsetPolicy: 'CUEMUX_CLOCK_OFFSET_POLICY',
+  http: 'CUEMUX_HTTP', httpAllow: 'CUEMUX_HTTP_ALLOW',
 };
 
 function fromEnv(env: NodeJS.ProcessEnv): Partialish {
@@ -315,16 +326,17 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
         const list = v === null ? [] : key === 'follow' ? v.split(',') : [v];
         if (!list.every(isServerAddress)) throw bad(`must be HOST:PORT (the master's --listen) or unix:PATH (its socket)${key === 'follow' ? ', or several comma-separated' : ''}`);
         out[key] = v;
-      } else if (key === 'socket' || key === 'listen') {
-        if (raw !== null && typeof raw !== 'string') throw bad('must be a string or null');
-        const v = raw === '' || raw === 'none' ? null : raw;
-        out[key] = key === 'socket' && v !== null ? path.resolve(v) : v;
-      } else if (key === 'oscAllow') {
+      } else if (key === 'socket' || key === 'listen' || key === 'http') {
+        if (raw !== null && typeof raw !== 'string' && !(key === 'http' && typeof raw === 'number')) throw bad('must be a string or null');
+        const v = raw === '' || raw === 'none' ? null : String(raw);
+        // --http PORT: this machine only, as --listen PORT.
+        out[key] = key === 'socket' && v !== null ? path.resolve(v) : key === 'http' && v !== null && /^\d+$/.test(v) ? `127.0.0.1:${v}` : v;
+      } else if (key === 'oscAllow' || key === 'httpAllow') {
         // A string (comma-separated), or a list of strings; repeated flags give a list.
         const list = (Array.isArray(raw) ? raw : [raw]) as unknown[];
         if (list.length === 0 || !list.every((r) => typeof r === 'string')) throw bad('must be CIDRs, e.g. "192.168.1.0/24,127.0.0.1"');
         try {
-          out.oscAllow = parseAllowList(list.join(','));
+          out[key] = parseAllowList(list.join(','));
         } catch (e) {
           throw bad(errorMessage(e));
         }
@@ -348,6 +360,10 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
   if (out.listen !== null && !/^(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}$/.test(out.listen)) {
     throw new CuemuxError('INVALID_ARGUMENT', `listen must be HOST:PORT (e.g. 127.0.0.1:50051), got "${out.listen}"`);
   }
+  if (out.http !== null && !/^(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}$/.test(out.http)) {
+    throw new CuemuxError('INVALID_ARGUMENT', `http must be HOST:PORT or PORT (e.g. 127.0.0.1:8080), got "${out.http}"`);
+  }
+  checkHttpAccess(out);
   if (out.socket === null && out.listen === null) throw new CuemuxError('INVALID_ARGUMENT', 'nothing to listen on: give a --socket or --listen');
   checkTcpSecurity(out);
   if (out.defaultBatchBytes > out.maxBatchBytes) out.defaultBatchBytes = out.maxBatchBytes;
@@ -389,6 +405,20 @@ function checkTcpSecurity(c: ServerConfig): void {
   throw new CuemuxError('INVALID_ARGUMENT', `--listen ${c.listen} is not a loopback address: anyone who can reach it could drive the show and `
     + `read its media${tls ? '' : ', unencrypted'}. Add ${missing.join(' and ')} (see README "Security and limits"), listen on 127.0.0.1, or, `
     + 'on a closed show network only, accept the risk with --insecure-listen');
+}
+
+/**
+ * Deny by default, as for show control: an HTTP listener reachable from other machines serves media and drives the
+ * show, so it needs an allow-list naming who besides this machine may connect (--http-allow) and a bearer token they
+ * must send (--token-file). Loopback clients need neither (as loopback OSC senders need no secret).
+ */
+function checkHttpAccess(c: ServerConfig): void {
+  if (c.http === null || isLoopbackListen(c.http)) return;
+  const missing = [...(c.httpAllow === null || new AllowList(c.httpAllow).loopbackOnly ? ['--http-allow CIDR (who may connect)'] : []),
+    ...(c.tokenFile === undefined ? ['--token-file FILE (the bearer token they must send)'] : [])];
+  if (missing.length === 0) return;
+  throw new CuemuxError('INVALID_ARGUMENT', `--http ${c.http} is not a loopback address: anyone who can reach it could read the media and drive `
+    + `the show. Add ${missing.join(' and ')} (see README "HTTP"), or listen on 127.0.0.1`);
 }
 
 /** Load the config from a JSON file (if given), the environment and flag values. */
