@@ -110,8 +110,9 @@ async function startHttpListener(server: MediaServerType, config: ServerConfig):
 }
 
 /** The route sets of the HTTP listener (src/http): one import each, so a new set is one line here. */
-function httpRouteSets(): Promise<HttpRoutes[]> {
-  return Promise.resolve([]);
+async function httpRouteSets(): Promise<HttpRoutes[]> {
+  const { registerOperatorRoutes } = await import('../http/operator-routes');
+  return [(app, ctx) => registerOperatorRoutes(app, ctx)];
 }
 
 /** Run `cuemux serve <args>` until a signal stops it. */

@@ -1,0 +1,183 @@
+/**
+ * The operator page's script (GET /operator.js), plain ES2017 for any current browser, no framework: it listens to
+ * /events, runs the clock between states from the anchor the server sends (so the timecode moves every frame
+ * without a message per frame), draws the cue list, status and error log, and posts actions to /action/<name>.
+ * See operator-page.ts for why the page lives in string modules.
+ *
+ * The timecode label is computed here from the frame count, the same arithmetic as src/show/timecode.ts's
+ * framesToTimecode (drop-frame labels included); the server's own label comes with every state and is shown as is
+ * while the clock stands still.
+ */
+
+/** The script. Element ids are those of operator-page.ts's PAGE_HTML. */
+export const PAGE_SCRIPT = String.raw`'use strict';
+(function () {
+  var state = null;
+  var offsetMs = 0; // server wall clock minus this browser's, measured at each state (the page may run elsewhere)
+  var seenProblems = {};
+  var $ = function (id) { return document.getElementById(id); };
+
+  function two(n) { return n < 10 ? '0' + n : String(n); }
+
+  /** The label of frame number frames at rate r ({name, num, den, nominal, dropFrame}), as the server writes it. */
+  function label(frames, r) {
+    var drop = r.dropFrame ? Math.round(r.nominal / 15) : 0;
+    var perDay = r.dropFrame ? (r.nominal * 600 - 9 * drop) * 144 : r.nominal * 86400;
+    var f = Math.abs(frames) % perDay;
+    if (drop > 0) {
+      var per10 = r.nominal * 600 - 9 * drop;
+      var perMin = r.nominal * 60 - drop;
+      var tens = Math.floor(f / per10);
+      var rem = f - tens * per10;
+      f += 9 * drop * tens;
+      if (rem >= drop) f += drop * Math.floor((rem - drop) / perMin);
+    }
+    var ff = f % r.nominal;
+    var secs = (f - ff) / r.nominal;
+    var tc = two(Math.floor(secs / 3600)) + ':' + two(Math.floor(secs / 60) % 60) + ':' + two(secs % 60) + (drop > 0 ? ';' : ':') + two(ff);
+    return frames < 0 ? '-' + tc : tc;
+  }
+
+  /** The clock position now, in seconds, from the last state's anchor. */
+  function position() {
+    var c = state.clock;
+    if (c.state === 'stopped' || c.rate === 0) return c.positionSeconds;
+    return c.positionSeconds + c.rate * (Date.now() + offsetMs - c.anchorUnixMs) / 1000;
+  }
+
+  function tick() {
+    if (state !== null) {
+      var c = state.clock;
+      var p = position();
+      var running = !(c.state === 'stopped' || c.rate === 0);
+      // Floor of the frame at p, within a nanosecond's rounding (as secondsToFrames does).
+      var frames = Math.floor((Math.round(p * 1e9) / 1e9) * c.timecodeRate.num / c.timecodeRate.den + 1e-9);
+      $('timecode').textContent = running ? label(frames, c.timecodeRate) : c.timecode;
+      $('clock-seconds').textContent = p.toFixed(3) + ' s';
+    }
+    requestAnimationFrame(tick);
+  }
+
+  function text(tag, value, cls) {
+    var e = document.createElement(tag);
+    e.textContent = value;
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  function button(name, title, onClick) {
+    var b = text('button', name);
+    b.title = title;
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  function logError(message) {
+    var li = text('li', new Date().toLocaleTimeString() + '  ' + message);
+    var log = $('log');
+    log.insertBefore(li, log.firstChild);
+    while (log.children.length > 100) log.removeChild(log.lastChild);
+  }
+
+  function act(name, body) {
+    return fetch('/action/' + name, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body || {}) })
+      .then(function (r) { return r.json(); })
+      .then(function (reply) {
+        if (reply.status !== 'ok') logError(name + ': ' + (reply.error || reply.message || JSON.stringify(reply)));
+        return reply;
+      }, function (e) { logError(name + ': ' + e); });
+  }
+
+  function mediaUrl(media) {
+    return media.split('/').map(encodeURIComponent).join('/');
+  }
+
+  function preview(cue) {
+    var v = $('preview');
+    var q = '?start=' + (cue.inSeconds || 0) + (cue.outSeconds != null ? '&end=' + cue.outSeconds : '');
+    v.src = '/preview/' + mediaUrl(cue.previewPath) + q;
+    $('preview-label').textContent = cue.id + ' ' + cue.media;
+    var played = v.play();
+    if (played && played.catch) played.catch(function (e) { logError('preview ' + cue.id + ': ' + e); });
+  }
+
+  function renderCues() {
+    var body = $('cues').tBodies[0];
+    body.textContent = '';
+    state.cues.forEach(function (c) {
+      var tr = document.createElement('tr');
+      tr.dataset.cue = c.id;
+      tr.dataset.state = c.state;
+      if (c.id === state.standby) tr.className = 'standby';
+      if (c.problem) tr.className += ' problem';
+      tr.appendChild(text('td', c.id));
+      tr.appendChild(text('td', (c.name || '') + (c.problem ? ' ⚠ ' + c.problem : ''), 'name'));
+      tr.appendChild(text('td', c.state, 'state state-' + c.state));
+      tr.appendChild(text('td', c.media || '', 'media'));
+      var cell = document.createElement('td');
+      cell.appendChild(button('GO', 'GO cue ' + c.id, function () { act('go', { id: c.id }); }));
+      cell.appendChild(button('Stby', 'Stand by cue ' + c.id, function () { act('standby', { id: c.id }); }));
+      if (c.previewPath) cell.appendChild(button('Preview', 'Preview cue ' + c.id + ' here', function () { preview(c); }));
+      else cell.appendChild(button('Load', 'Load cue ' + c.id, function () { act('load', { id: c.id }); }));
+      tr.appendChild(cell);
+      body.appendChild(tr);
+    });
+    $('standby-label').textContent = state.standby ? 'standby: ' + state.standby : '';
+  }
+
+  function renderStatus() {
+    var s = state.server;
+    var box = $('status');
+    box.textContent = '';
+    var line = function (k, v) { var d = document.createElement('div'); d.appendChild(text('b', k + ' ')); d.appendChild(document.createTextNode(v)); box.appendChild(d); };
+    line('cuemux', s.version + ' · ' + s.role + ' · up ' + Math.round(s.uptimeSeconds) + ' s');
+    line('open media', String(s.media.length));
+    s.media.forEach(function (m) { line('  ' + m.path, m.clients + ' clients · ' + (m.bytesRead / 1048576).toFixed(1) + ' MiB read · ' + m.growth); });
+    var queued = s.clients.reduce(function (n, c) { return n + c.bytesQueued; }, 0);
+    line('players', s.clients.length + ' streams · ' + (queued / 1024).toFixed(0) + ' KiB queued');
+    line('pages', s.pages + (s.pagesDropped ? ' (' + s.pagesDropped + ' dropped)' : ''));
+  }
+
+  function onState(ev) {
+    state = JSON.parse(ev.data);
+    offsetMs = state.serverUnixMs - Date.now();
+    var c = state.clock;
+    var st = $('clock-state');
+    st.textContent = c.state;
+    st.className = 'state state-' + c.state;
+    $('clock-rate').textContent = c.rate === 1 ? '' : '×' + c.rate;
+    document.body.dataset.generation = String(c.generation);
+    renderCues();
+    renderStatus();
+    state.problems.forEach(function (p) {
+      var key = p.cueId + '@' + p.unixMs;
+      if (seenProblems[key]) return;
+      seenProblems[key] = true;
+      logError('cue ' + p.cueId + ' (' + p.during + '): ' + p.message);
+    });
+  }
+
+  function connect() {
+    var es = new EventSource('/events');
+    es.addEventListener('state', onState);
+    es.onopen = function () { $('link').textContent = 'live'; $('link').className = 'link-up'; };
+    es.onerror = function () { $('link').textContent = 'offline'; $('link').className = 'link-down'; };
+  }
+
+  $('go').addEventListener('click', function () { act('go'); });
+  $('stop').addEventListener('click', function () { act('stop'); });
+  $('pause').addEventListener('click', function () { act('pause'); });
+  $('resume').addEventListener('click', function () { act('resume'); });
+  $('locate-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var v = $('locate-position').value.trim();
+    act('locate', { position: /^[-+]?[0-9.]+$/.test(v) ? Number(v) : v });
+  });
+  $('preview').addEventListener('error', function () {
+    var err = $('preview').error;
+    if (err) logError('preview: ' + (err.message || 'media error ' + err.code));
+  });
+  connect();
+  requestAnimationFrame(tick);
+})();
+`;
