@@ -111,8 +111,10 @@ async function startHttpListener(server: MediaServerType, config: ServerConfig):
 
 /** The route sets of the HTTP listener (src/http): one import each, so a new set is one line here. */
 async function httpRouteSets(): Promise<HttpRoutes[]> {
+  const { mediaRoutes } = await import('../http/media-routes');
+  const { previewRoutes } = await import('../http/preview-routes');
   const { registerOperatorRoutes } = await import('../http/operator-routes');
-  return [(app, ctx) => registerOperatorRoutes(app, ctx)];
+  return [mediaRoutes, previewRoutes, (app, ctx) => registerOperatorRoutes(app, ctx)];
 }
 
 /** Run `cuemux serve <args>` until a signal stops it. */

@@ -51,8 +51,11 @@ function cannotOpen(name: string, codec: string, e: unknown, operation: string):
 
 let decoderProfiles: Record<string, { profiles?: string[] | null }> | undefined;
 
-/** beamcoder codec parameters for `config`; throws INVALID_ARGUMENT for what FFmpeg does not know. */
-function codecParameters(config: DecoderConfig, name: string): NativeCodecParameters {
+/**
+ * beamcoder codec parameters for `config` (a decoder's, or a muxer's output stream: src/ffmpeg/muxer.ts); throws
+ * INVALID_ARGUMENT for what FFmpeg does not know.
+ */
+export function codecParameters(config: DecoderConfig, name: string): NativeCodecParameters {
   const bc = native();
   const invalid = (what: string, cause?: unknown): CuemuxError => subjectError({ name }, 'INVALID_ARGUMENT', what, 'open decoder', cause);
   const cp = bc.codecParameters();

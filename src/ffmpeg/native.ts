@@ -141,6 +141,31 @@ export interface SampleFormatDescriptor {
   is_planar: boolean;
 }
 
+/** AVStream of an output (a muxer's), as far as we set it. */
+export interface NativeOutputStream extends NativeFields {
+  /** Its codec parameters (assigning copies them into the stream). */
+  codecpar: NativeCodecParameters;
+}
+
+/**
+ * AVFormatContext of an output (beamcoder's muxer). Its calls run on the thread pool and must not overlap (as for a
+ * demuxer): the muxer module (muxer.ts) serialises them.
+ */
+export interface NativeMuxer extends NativeFields {
+  /** avformat_new_stream: a stream with this codec name and time base (ticks of its packets). */
+  newStream(options: { name: string; time_base: [number, number]; interleaved: boolean }): NativeOutputStream;
+  /** avio_open of `url` (a `file:` path; here a FIFO whose reading end is ours). */
+  openIO(options: { url: string }): Promise<unknown>;
+  /** avformat_write_header with the muxer's private options (e.g. `movflags`). */
+  writeHeader(options: { options: Record<string, string> }): Promise<unknown>;
+  /** av_write_frame (not interleaved: packets come in file order). */
+  writeFrame(packet: NativePacket): Promise<unknown>;
+  /** av_write_trailer, then the output is closed. */
+  writeTrailer(): Promise<unknown>;
+  /** Close the output and free the context now (only when no call is running on it). */
+  forceClose(): void;
+}
+
 /** The beamcoder functions cuemux calls. */
 export interface NativeBinding {
   /**
@@ -152,8 +177,10 @@ export interface NativeBinding {
   decoder(options: { params: NativeCodecParameters }): NativeDecoder;
   /** Empty codec parameters. */
   codecParameters(): NativeCodecParameters;
-  /** A packet with these timestamps. */
-  packet(init: { pts: number | null; dts: number | null; duration: number }): NativePacket;
+  /** A packet with these timestamps (and, for a muxer, its output stream). */
+  packet(init: { pts: number | null; dts: number | null; duration: number; stream_index?: number }): NativePacket;
+  /** An output (avformat_alloc_output_context2) of the named format, e.g. `mp4`. */
+  muxer(options: { format_name: string }): NativeMuxer;
   /** A frame with these fields (buffers allocated by alloc()). */
   frame(init: Record<string, unknown>): NativeFrame;
   /** Build and configure a filter graph. */

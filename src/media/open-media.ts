@@ -4,6 +4,7 @@
  * the server's wire form of it (MediaInfo) is server/media-info.ts.
  */
 import { createHash } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { CuemuxError } from '../common/errors';
 import { ticksToSeconds } from '../common/rational';
@@ -149,6 +150,24 @@ export class OpenMedia {
     const bytes = await readUpTo(this.#file, offset, length);
     this.bytesRead += bytes.length;
     return bytes;
+  }
+
+  /**
+   * The open file's status (size, inode, modification time), from the one handle: for validators (HTTP ETag) and
+   * the size a complete file has.
+   */
+  async stat(): Promise<Stats> {
+    if (this.#closed) throw new CuemuxError('CLOSED', `${this.path}: media closed`, { path: this.path });
+    return this.#file.stat();
+  }
+
+  /**
+   * Bytes readable now: a growing file's written size at its last look, else the file's size.
+   */
+  async availableBytes(): Promise<number> {
+    const g = this.growth;
+    if (g !== null && g.state === 'growing') return g.writtenBytes;
+    return (await this.stat()).size;
   }
 
   /**

@@ -1,0 +1,149 @@
+/**
+ * `GET|HEAD /media/<path>`: a media file's bytes, with byte ranges (RFC 9110 §14: single and multiple, If-Range,
+ * 416) and, while the file is still being written, unknown-length ranges (RFC 8673: `Content-Range: bytes A-B/*`).
+ *
+ * Every file is opened through the server's media registry (beneath a media root, once: the same rules as gRPC) and
+ * streamed from that one handle in chunks of {@link CHUNK_BYTES}, pulled as the client takes them: a response holds
+ * at most a chunk or two, whatever the file's size.
+ *
+ * A growing file: a range starting past the written end waits (at most --growing-wait-ms) for its first byte, then
+ * what exists of it is served, labelled `/*`; a request without Range follows the file as it grows (chunked) until
+ * it is complete or nothing was written for --growing-wait-ms. No ETag while it grows (its bytes are not final), so
+ * If-Range never matches then.
+ */
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CuemuxError } from '../common/errors';
+import type { OpenMedia } from '../media/open-media';
+import { contentRange, firstAskedByte, ifRangeHolds, parseRange, unsatisfiedRange, type ByteRange, type Validators } from './byte-ranges';
+import { mediaContentType } from './content-types';
+import type { HttpContext } from './http-server';
+import { sendError } from './http-errors';
+import { mediaPathOf } from './request-path';
+
+/** Bytes read from the file per chunk: large enough for few reads, small enough to bound each response's memory. */
+export const CHUNK_BYTES = 256 << 10;
+
+/** A request's lifetime: aborted when the client goes away or the listener's grace is over. */
+export function requestSignal(req: FastifyRequest, reply: FastifyReply, closing: AbortSignal): AbortSignal {
+  const gone = new AbortController();
+  // 'close' on the response: the client disconnected (or the response ended; aborting then is harmless).
+  reply.raw.once('close', () => gone.abort(new CuemuxError('CLOSED', `${req.url}: client went away`)));
+  return AbortSignal.any([gone.signal, closing]);
+}
+
+/** Open the media a request names (through the registry) and run `use` with it; released when `use`'s stream ends. */
+export async function withMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyReply, prefix: string,
+  use: (media: OpenMedia, signal: AbortSignal) => Promise<Readable | null>): Promise<FastifyReply> {
+  let media: OpenMedia;
+  try {
+    media = await ctx.registry.open(mediaPathOf(req.url, prefix));
+  } catch (e) {
+    return sendError(reply, e);
+  }
+  const signal = requestSignal(req, reply, ctx.closing);
+  let body: Readable | null;
+  try {
+    body = await use(media, signal);
+  } catch (e) {
+    ctx.registry.release(media);
+    return sendError(reply, e);
+  }
+  if (body === null) {
+    ctx.registry.release(media);
+    return reply.send();
+  }
+  body.once('close', () => ctx.registry.release(media));
+  return reply.send(body);
+}
+
+/** The bytes `start`..`end` (inclusive) of `media`, chunk by chunk. */
+async function* rangeBytes(media: OpenMedia, r: ByteRange, signal: AbortSignal): AsyncGenerator<Buffer> {
+  for (let pos = r.start; pos <= r.end;) {
+    const b = await media.readAt(pos, Math.min(CHUNK_BYTES, r.end + 1 - pos), { timeoutMs: 0, signal });
+    if (b.length === 0) throw new CuemuxError('MEDIA_DAMAGED', `${media.path}: the file ended at ${pos} bytes while it was being sent (truncated?)`, { path: media.path });
+    pos += b.length;
+    yield b;
+  }
+}
+
+/** The whole of a growing `media` from `start`, following it until it is complete or still for --growing-wait-ms. */
+async function* followBytes(media: OpenMedia, waitMs: number, signal: AbortSignal): AsyncGenerator<Buffer> {
+  for (let pos = 0; ;) {
+    const g = media.growth;
+    if (g !== null && g.state === 'growing') await g.waitForBytes(pos + 1, waitMs, signal);
+    if (signal.aborted) return;
+    const available = await media.availableBytes();
+    if (available <= pos) return;
+    const b = await media.readAt(pos, Math.min(CHUNK_BYTES, available - pos), { timeoutMs: 0, signal });
+    if (b.length === 0) return;
+    pos += b.length;
+    yield b;
+  }
+}
+
+/** A multipart/byteranges body (RFC 9110 §14.6): each range with its own headers, then the closing boundary. */
+async function* multipartBytes(media: OpenMedia, ranges: ByteRange[], parts: string[], boundary: string, signal: AbortSignal): AsyncGenerator<Buffer> {
+  for (let i = 0; i < ranges.length; i++) {
+    yield Buffer.from(parts[i]);
+    yield* rangeBytes(media, ranges[i], signal);
+  }
+  yield Buffer.from(`\r\n--${boundary}--\r\n`);
+}
+
+/** Validators of `media` now (no ETag while it grows). */
+async function validatorsOf(media: OpenMedia): Promise<Validators & { size: number }> {
+  const st = await media.stat();
+  const growing = media.growthState === 'growing';
+  const etag = growing ? null : `"${st.ino.toString(16)}-${st.size.toString(16)}-${Math.floor(st.mtimeMs * 1000).toString(16)}"`;
+  return { etag, lastModified: new Date(Math.floor(st.mtimeMs / 1000) * 1000).toUTCString(), size: growing ? await media.availableBytes() : st.size };
+}
+
+/** Answer one /media request on `media`: headers set on `reply`, and the body (null for HEAD or a refusal without one). */
+async function serveMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyReply, media: OpenMedia, signal: AbortSignal): Promise<Readable | null> {
+  const head = req.method === 'HEAD';
+  const type = mediaContentType(media.path, media.info.formatName);
+  const rangeHeader = typeof req.headers.range === 'string' ? req.headers.range : undefined;
+  const g = media.growth;
+  // A growing file: a range starting past the written end waits (bounded) for its first byte.
+  const first = firstAskedByte(rangeHeader);
+  if (g !== null && g.state === 'growing' && first !== null && first >= g.writtenBytes) await g.waitForBytes(first + 1, ctx.growingWaitMs, signal);
+  const v = await validatorsOf(media);
+  const growing = media.growthState === 'growing';
+  const complete = growing ? null : v.size;
+  reply.header('accept-ranges', 'bytes').header('last-modified', v.lastModified).header('cache-control', 'no-cache');
+  if (v.etag !== null) reply.header('etag', v.etag);
+  const asked = ifRangeHolds(typeof req.headers['if-range'] === 'string' ? req.headers['if-range'] : undefined, v) ? parseRange(rangeHeader, v.size) : { kind: 'whole' as const };
+  if (asked.kind === 'unsatisfiable') {
+    reply.code(416).header('content-range', unsatisfiedRange(v.size)).header('content-type', 'application/json; charset=utf-8');
+    throw new CuemuxError('INVALID_ARGUMENT', `${media.path}: range ${rangeHeader} starts at or after the ${growing ? 'written ' : ''}end (${v.size} bytes)`,
+      { path: media.path, details: { httpStatus: 416 } });
+  }
+  if (asked.kind === 'whole') {
+    reply.code(200).header('content-type', type);
+    if (growing) return head ? null : Readable.from(followBytes(media, ctx.growingWaitMs, signal), { objectMode: false });
+    reply.header('content-length', v.size);
+    return head ? null : Readable.from(rangeBytes(media, { start: 0, end: v.size - 1 }, signal), { objectMode: false });
+  }
+  reply.code(206);
+  const ranges = asked.ranges;
+  if (ranges.length === 1) {
+    const r = ranges[0];
+    reply.header('content-type', type).header('content-range', contentRange(r, complete)).header('content-length', r.end - r.start + 1);
+    return head ? null : Readable.from(rangeBytes(media, r, signal), { objectMode: false });
+  }
+  const boundary = `cuemux-${randomBytes(12).toString('hex')}`;
+  const parts = ranges.map((r, i) => `${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${type}\r\nContent-Range: ${contentRange(r, complete)}\r\n\r\n`);
+  const length = parts.reduce((n, p, i) => n + Buffer.byteLength(p) + ranges[i].end - ranges[i].start + 1, 0) + Buffer.byteLength(`\r\n--${boundary}--\r\n`);
+  reply.header('content-type', `multipart/byteranges; boundary=${boundary}`).header('content-length', length);
+  return head ? null : Readable.from(multipartBytes(media, ranges, parts, boundary, signal), { objectMode: false });
+}
+
+/** The /media routes. */
+export function mediaRoutes(app: FastifyInstance, ctx: HttpContext): void {
+  app.route({
+    method: ['GET', 'HEAD'], url: '/media/*', exposeHeadRoute: false,
+    handler: (req, reply) => withMedia(ctx, req, reply, '/media/', (media, signal) => serveMedia(ctx, req, reply, media, signal)),
+  });
+}
