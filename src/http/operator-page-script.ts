@@ -101,26 +101,45 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     if (played && played.catch) played.catch(function (e) { logError('preview ' + cue.id + ': ' + e); });
   }
 
+  var rowsKey = null;
+  var cueById = {};
+
+  /** The row of cue c: built once per cue list shape, so a button is never replaced under a finger (or a click). */
+  function buildRow(c) {
+    var tr = document.createElement('tr');
+    tr.dataset.cue = c.id;
+    tr.appendChild(text('td', c.id));
+    tr.appendChild(text('td', '', 'name'));
+    tr.appendChild(text('td', '', 'state'));
+    tr.appendChild(text('td', '', 'media'));
+    var cell = document.createElement('td');
+    var id = c.id;
+    cell.appendChild(button('GO', 'GO cue ' + id, function () { act('go', { id: id }); }));
+    cell.appendChild(button('Stby', 'Stand by cue ' + id, function () { act('standby', { id: id }); }));
+    if (c.previewPath) cell.appendChild(button('Preview', 'Preview cue ' + id + ' here', function () { preview(cueById[id]); }));
+    else cell.appendChild(button('Load', 'Load cue ' + id, function () { act('load', { id: id }); }));
+    tr.appendChild(cell);
+    return tr;
+  }
+
   function renderCues() {
     var body = $('cues').tBodies[0];
-    body.textContent = '';
-    state.cues.forEach(function (c) {
-      var tr = document.createElement('tr');
-      tr.dataset.cue = c.id;
+    var key = JSON.stringify(state.cues.map(function (c) { return [c.id, !!c.previewPath]; }));
+    if (key !== rowsKey) {
+      rowsKey = key;
+      body.textContent = '';
+      state.cues.forEach(function (c) { body.appendChild(buildRow(c)); });
+    }
+    cueById = {};
+    state.cues.forEach(function (c, i) {
+      cueById[c.id] = c;
+      var tr = body.rows[i];
       tr.dataset.state = c.state;
-      if (c.id === state.standby) tr.className = 'standby';
-      if (c.problem) tr.className += ' problem';
-      tr.appendChild(text('td', c.id));
-      tr.appendChild(text('td', (c.name || '') + (c.problem ? ' ⚠ ' + c.problem : ''), 'name'));
-      tr.appendChild(text('td', c.state, 'state state-' + c.state));
-      tr.appendChild(text('td', c.media || '', 'media'));
-      var cell = document.createElement('td');
-      cell.appendChild(button('GO', 'GO cue ' + c.id, function () { act('go', { id: c.id }); }));
-      cell.appendChild(button('Stby', 'Stand by cue ' + c.id, function () { act('standby', { id: c.id }); }));
-      if (c.previewPath) cell.appendChild(button('Preview', 'Preview cue ' + c.id + ' here', function () { preview(c); }));
-      else cell.appendChild(button('Load', 'Load cue ' + c.id, function () { act('load', { id: c.id }); }));
-      tr.appendChild(cell);
-      body.appendChild(tr);
+      tr.className = (c.id === state.standby ? 'standby' : '') + (c.problem ? ' problem' : '');
+      tr.cells[1].textContent = (c.name || '') + (c.problem ? ' ⚠ ' + c.problem : '');
+      tr.cells[2].textContent = c.state;
+      tr.cells[2].className = 'state state-' + c.state;
+      tr.cells[3].textContent = c.media || '';
     });
     $('standby-label').textContent = state.standby ? 'standby: ' + state.standby : '';
   }
