@@ -96,7 +96,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     var v = $('preview');
     var q = '?start=' + (cue.inSeconds || 0) + (cue.outSeconds != null ? '&end=' + cue.outSeconds : '');
     v.src = '/preview/' + mediaUrl(cue.previewPath) + q;
-    $('preview-label').textContent = cue.id + ' ' + cue.media;
+    $('preview-label').textContent = cue.id + ' ' + cue.previewPath;
     var played = v.play();
     if (played && played.catch) played.catch(function (e) { logError('preview ' + cue.id + ': ' + e); });
   }
@@ -113,6 +113,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     tr.appendChild(text('td', '', 'state'));
     tr.appendChild(text('td', '', 'media'));
     var cell = document.createElement('td');
+    cell.className = 'actions';
     var id = c.id;
     cell.appendChild(button('GO', 'GO cue ' + id, function () { act('go', { id: id }); }));
     cell.appendChild(button('Stby', 'Stand by cue ' + id, function () { act('standby', { id: id }); }));
@@ -139,7 +140,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
       tr.cells[1].textContent = (c.name || '') + (c.problem ? ' ⚠ ' + c.problem : '');
       tr.cells[2].textContent = c.state;
       tr.cells[2].className = 'state state-' + c.state;
-      tr.cells[3].textContent = c.media || '';
+      tr.cells[3].textContent = c.previewPath || c.media || '';
     });
     $('standby-label').textContent = state.standby ? 'standby: ' + state.standby : '';
   }

@@ -90,7 +90,8 @@ td.media { color: var(--dim); font-size: 15px; word-break: break-all; }
 tr.standby { outline: 3px solid var(--standby); outline-offset: -3px; }
 tr.standby td:first-child::before { content: "▶ "; color: var(--standby); }
 tr.problem td.name { color: var(--err); }
-td button { min-height: 44px; font-size: 16px; padding: 0 10px; }
+td.actions { white-space: nowrap; }
+td button { min-height: 44px; font-size: 16px; padding: 0 10px; margin: 2px; }
 #standby-label { color: var(--standby); text-transform: none; }
 video { width: 100%; max-height: 40vh; background: #000; border-radius: 8px; }
 #status { font-size: 15px; color: var(--dim); }
