@@ -26,6 +26,8 @@ export interface BenchServer {
   tcp: string | null;
   /** OSC UDP port when OSC is on, else null. */
   oscPort: number | null;
+  /** HTTP `host:port` when it serves HTTP (--http), else null. */
+  http: string | null;
   /** SIGTERM it and wait for its exit. */
   stop(): Promise<void>;
 }
@@ -49,7 +51,7 @@ export function startBenchServer(args: string[]): Promise<BenchServer> {
       if (!out.includes('Stop with')) return;
       const osc = /OSC \(UDP\): +\S+:(\d+)/.exec(out);
       resolve({
-        child, tcp: /TCP: +(\S+)/.exec(out)?.[1] ?? null, oscPort: osc ? Number(osc[1]) : null,
+        child, tcp: /TCP: +(\S+)/.exec(out)?.[1] ?? null, oscPort: osc ? Number(osc[1]) : null, http: /HTTP: +http:\/\/(\S+?)\//.exec(out)?.[1] ?? null,
         stop: async () => {
           child.kill('SIGTERM');
           if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));

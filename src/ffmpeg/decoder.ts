@@ -52,13 +52,13 @@ function cannotOpen(name: string, codec: string, e: unknown, operation: string):
 let decoderProfiles: Record<string, { profiles?: string[] | null }> | undefined;
 
 /**
- * beamcoder codec parameters for `config` (a decoder's, or a muxer's output stream: src/ffmpeg/muxer.ts); throws
- * INVALID_ARGUMENT for what FFmpeg does not know.
+ * beamcoder codec parameters for `config` (a decoder's), or set `into` an existing set (a muxer's output stream's own:
+ * src/ffmpeg/muxer.ts); throws INVALID_ARGUMENT for what FFmpeg does not know.
  */
-export function codecParameters(config: DecoderConfig, name: string): NativeCodecParameters {
+export function codecParameters(config: DecoderConfig, name: string, into?: NativeCodecParameters): NativeCodecParameters {
   const bc = native();
   const invalid = (what: string, cause?: unknown): CuemuxError => subjectError({ name }, 'INVALID_ARGUMENT', what, 'open decoder', cause);
-  const cp = bc.codecParameters();
+  const cp = into ?? bc.codecParameters();
   cp.name = config.codecName;
   if (cp.codec_id === 0 && config.codecId !== undefined && config.codecId > 0) {
     cp.codec_id = config.codecId;

@@ -92,9 +92,11 @@ export class FragmentedMp4 {
     const from = streams.map((s) => s.timeBase);
     for (const s of streams) {
       const out = mux.newStream({ name: s.codecName, time_base: [s.timeBase.num, s.timeBase.den], interleaved: false });
-      const cp = codecParameters(decoderConfigFromParams(s), subject);
+      // Set in the stream's own parameters: assigning `out.codecpar = other` makes the stream point at the other
+      // object's AVCodecParameters, which the garbage collector frees under it (measured: "Invalid argument" at the
+      // header in a busy server, where a collection ran between the assignment and writeHeader).
+      const cp = codecParameters(decoderConfigFromParams(s), subject, out.codecpar);
       cp.codec_tag = 0; // the source container's tag (Matroska's, AVI's) is not MP4's: the muxer picks its own
-      out.codecpar = cp;
     }
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'cuemux-mux-'));
     const fifo = path.join(dir, 'out');

@@ -1,0 +1,238 @@
+/**
+ * `npm run bench:progressive` (issue 15, item 5): a file written at its real rate by a separate process (`ffmpeg -re
+ * -c copy` to fragmented MP4, appended to as it goes) while a player reads its packets from `cuemux serve` (gRPC
+ * ReadPackets from the start, following the growth as a player's cue does) and HTTP clients read it through /media
+ * (byte ranges, `bytes A-B/*` while it grows) and /preview (fragmented MP4 from the start, following the growth).
+ *
+ * Measured from outside, against peers in the same run:
+ *  - first byte (p50/p99) of /media ranges of the finished file against a plain Node static server (what `send`
+ *    does: stat, then a read stream) in a process of its own, and of /preview (2 s from a random start) against
+ *    `ffmpeg -ss S -i FILE -t 2 -c copy -f mp4 -movflags frag_keyframe+empty_moov pipe:1`;
+ *  - how far the player and the HTTP reader stay behind the writer: for every packet (player) and range (HTTP), the
+ *    time from the writer's file reaching its last byte (the file's size, sampled every 5 ms) to the reader having it,
+ *    in seconds and in GOPs (2 s);
+ *  - bytes the HTTP reader received against the final file size; the server's RSS sampled as the file grows;
+ *  - wrong packets: the player's packets (file order, fields, bytes) against ffprobe and framemd5 of the final file,
+ *    and the growing preview's packets against the final file's.
+ * Targets: first byte <= the peers (p50 and p99), the player within one GOP of the writer, HTTP bytes <= 1.05x the
+ * file, RSS flat (last quarter of the write within 16 MiB of the first), 0 wrong packets. `--quick`: 10 s written,
+ * 30 requests each (default 24 s, 100).
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, promises as fsp, readFileSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import { MediaClient } from '../src/clients/media-client';
+import type { Packet } from '../src/generated/cuemux/v1/media_server';
+import { ffprobePackets, framemd5Copy, groupByStream } from '../test/support/ffmpeg-reference';
+import { hd1080 } from './bench-media';
+import { REPO, runBench, startBenchServer, withScratch } from './bench/harness';
+import { httpGet } from './bench/http-client';
+import { watchMachine } from './bench/machine';
+import { passIf, pct } from './bench/stats';
+
+const GOP_SECONDS = 2;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+
+/** The writer's file size over time: when it first held `bytes` (ms, performance.now()). */
+class SizeLog {
+  readonly #t: number[] = [];
+  readonly #size: number[] = [];
+  add(t: number, size: number): void {
+    if (this.#size.length === 0 || size > this.#size[this.#size.length - 1]) {
+      this.#t.push(t);
+      this.#size.push(size);
+    }
+  }
+  /** When the file first held at least `bytes`. */
+  when(bytes: number): number {
+    let lo = 0;
+    let hi = this.#size.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#size[mid] >= bytes) hi = mid;
+      else lo = mid + 1;
+    }
+    return this.#t[lo];
+  }
+}
+
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m === null ? 0 : Number(m[1]) * 1024;
+}
+
+/** First stdout byte of `ffmpeg ... pipe:1` (ms), its output read to the end. */
+function ffmpegFirstByte(file: string, start: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    let first = -1;
+    const p = spawn('ffmpeg', ['-v', 'error', '-nostdin', '-ss', String(start), '-i', file, '-t', '2', '-map', '0', '-c', 'copy', '-f', 'mp4',
+      '-movflags', 'frag_keyframe+empty_moov', 'pipe:1'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    p.stdout.on('data', () => { if (first < 0) first = performance.now() - t0; });
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 && first >= 0 ? resolve(first) : reject(new Error(`ffmpeg exited ${String(code)}`))));
+  });
+}
+
+/** The static peer's port (a process of its own). */
+function startStaticPeer(file: string): Promise<{ address: string; stop: () => void }> {
+  const child = spawn(process.execPath, [path.join(REPO, 'dist', 'scripts', 'bench', 'static-peer.js'), file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    child.stdout.setEncoding('utf8').once('data', (d: string) => resolve({ address: `127.0.0.1:${(JSON.parse(d) as { port: number }).port}`, stop: () => child.kill() }));
+    child.on('error', reject);
+  });
+}
+
+const fmt = (xs: number[]): string => `p50 ${pct(xs, 50).toFixed(2)} ms, p99 ${pct(xs, 99).toFixed(2)} ms`;
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const seconds = quick ? 10 : 24;
+  const requests = quick ? 30 : 100;
+  const source = await hd1080();
+  const machine = watchMachine();
+  process.stdout.write(`bench:progressive${quick ? ' --quick' : ''}: ${seconds} s of ${path.basename(source)} (1080p25 H.264 12 Mb/s + AAC, GOP ${GOP_SECONDS} s) written at its real rate\n${machine.startLine}\n`);
+  await withScratch('cuemux-bench-progressive-', async (dir) => {
+    const root = path.join(dir, 'media');
+    await fsp.mkdir(root);
+    const server = await startBenchServer(['--socket', path.join(dir, 's.sock'), '--media-root', root, '--cache-dir', path.join(dir, 'cache'),
+      '--osc-port', 'off', '--state-file', 'none', '--http', '127.0.0.1:0', '--growing-wait-ms', '2000']);
+    const client = new MediaClient(`unix:${path.join(dir, 's.sock')}`);
+    try {
+      const http = server.http as string;
+      const pid = server.child.pid as number;
+      const file = path.join(root, 'live.mp4');
+      // --- the growth: writer, player, HTTP readers, RSS and size sampled ---
+      const sizes = new SizeLog();
+      const writer = spawn('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-re', '-i', source, '-t', String(seconds), '-map', '0', '-c', 'copy', '-flush_packets', '1',
+        '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-frag_duration', '200000', '-f', 'mp4', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+      let writing = true;
+      const writerDone = new Promise<void>((resolve) => writer.on('exit', () => { writing = false; resolve(); }));
+      const rss: number[] = [];
+      const sampler = (async () => {
+        let n = 0;
+        while (writing) {
+          if (existsSync(file)) sizes.add(performance.now(), statSync(file).size);
+          if (++n % 40 === 0) rss.push(rssBytes(pid));
+          await sleep(5);
+        }
+        sizes.add(performance.now(), statSync(file).size);
+      })();
+      while (!existsSync(file) || statSync(file).size < 64 << 10) await sleep(5);
+      // The player: OpenMedia once the header is there, then every packet from the start, following the growth.
+      let info = null;
+      while (info === null) info = await client.openMedia('live.mp4').catch(async () => { await sleep(50); return null; });
+      const playerPackets: Packet[] = [];
+      const playerLag: number[] = [];
+      const player = (async () => {
+        for await (const b of client.readPackets({ mediaId: info.mediaId, startSeconds: -1e9 })) {
+          const now = performance.now();
+          for (const p of b.packets) {
+            playerPackets.push(p);
+            if (p.pos !== undefined) playerLag.push((now - sizes.when(Number(p.pos) + p.data.length)) / 1000);
+          }
+        }
+      })();
+      // The HTTP reader: 256 KiB ranges from 0 until the complete length.
+      const httpLag: number[] = [];
+      let httpBytes = 0;
+      let unknownLength = 0;
+      const httpChunks: Buffer[] = [];
+      const reader = (async () => {
+        let complete: number | null = null;
+        while (complete === null || httpBytes < complete) {
+          const r = await httpGet(http, '/media/live.mp4', { headers: { range: `bytes=${httpBytes}-${httpBytes + (256 << 10) - 1}` } });
+          if (r.status === 416) {
+            complete = Number(/\/(\d+)$/.exec(String(r.headers['content-range']))?.[1]);
+            continue;
+          }
+          if (r.status !== 206) throw new Error(`/media answered ${r.status}: ${r.body.toString()}`);
+          const m = /\/(\d+|\*)$/.exec(String(r.headers['content-range']));
+          if (m?.[1] === '*') unknownLength++;
+          else complete = Number(m?.[1]);
+          httpBytes += r.body.length;
+          httpChunks.push(r.body);
+          if (writing) httpLag.push((performance.now() - sizes.when(httpBytes)) / 1000);
+        }
+      })();
+      // The growing preview, from the start, kept to compare its packets with the final file's.
+      const previewFile = path.join(dir, 'preview.mp4');
+      const preview = httpGet(http, '/preview/live.mp4?start=0').then(async (r) => { await fsp.writeFile(previewFile, r.body); return r; });
+      await writerDone;
+      await sampler;
+      await Promise.all([player, reader]);
+      const previewResult = await preview;
+      if (previewResult.status !== 200) throw new Error(`/preview of the growing file answered ${previewResult.status}: ${previewResult.body.toString().slice(0, 300)}`);
+      const finalSize = statSync(file).size;
+      // --- first bytes on the finished file, against the peers ---
+      const peer = await startStaticPeer(file);
+      const mediaFirst: number[] = [];
+      const peerFirst: number[] = [];
+      const previewFirst: number[] = [];
+      const ffmpegFirst: number[] = [];
+      try {
+        for (let i = 0; i < requests; i++) {
+          const at = Math.floor(Math.random() * (finalSize - (64 << 10)));
+          const range = { headers: { range: `bytes=${at}-${at + (64 << 10) - 1}` } };
+          // Alternating which goes first: neither always meets a cold cache or a busy moment first.
+          const pair = i % 2 === 0 ? [http, peer.address] : [peer.address, http];
+          for (const a of pair) (a === http ? mediaFirst : peerFirst).push((await httpGet(a, '/media/live.mp4', range)).firstByteMs);
+          const start = Math.random() * (seconds - 3);
+          const ours = async (): Promise<void> => { previewFirst.push((await httpGet(http, `/preview/live.mp4?start=${start.toFixed(3)}&end=${(start + 2).toFixed(3)}`)).firstByteMs); };
+          const theirs = async (): Promise<void> => { ffmpegFirst.push(await ffmpegFirstByte(file, start)); };
+          if (i % 2 === 0) { await ours(); await theirs(); } else { await theirs(); await ours(); }
+        }
+      } finally {
+        peer.stop();
+      }
+      // --- wrong packets: the player's against ffprobe and framemd5 of the final file; the preview's against framemd5 ---
+      const probe = await ffprobePackets(file);
+      const reference = await framemd5Copy(file);
+      let wrong = Math.abs(probe.length - playerPackets.length);
+      for (let i = 0; i < Math.min(probe.length, playerPackets.length); i++) {
+        const a = probe[i];
+        const b = playerPackets[i];
+        if (a.stream !== b.streamIndex || a.pts !== (b.pts === undefined ? null : Number(b.pts)) || a.pos !== (b.pos === undefined ? null : Number(b.pos)) || a.size !== b.data.length) wrong++;
+      }
+      const refMd5 = groupByStream(reference, (r) => r.md5);
+      const gotMd5 = groupByStream(playerPackets.map((p) => ({ stream: p.streamIndex, md5: md5(p.data) })), (x) => x.md5);
+      for (const [s, list] of refMd5) list.forEach((m, i) => { if (gotMd5.get(s)?.[i] !== m) wrong++; });
+      const previewMd5 = groupByStream(await framemd5Copy(previewFile), (r) => r.md5);
+      let previewWrong = 0;
+      for (const [s, list] of refMd5) {
+        const got = previewMd5.get(s) ?? [];
+        previewWrong += Math.abs(list.length - got.length) + list.filter((m, i) => got[i] !== m).length;
+      }
+      const httpSame = Buffer.concat(httpChunks).equals(readFileSync(file));
+      // --- report ---
+      const lagLine = (xs: number[]): string => `p50 ${pct(xs, 50).toFixed(3)} s, p99 ${pct(xs, 99).toFixed(3)} s, max ${Math.max(...xs).toFixed(3)} s `
+        + `(${(Math.max(...xs) / GOP_SECONDS).toFixed(2)} GOP)`;
+      const q = Math.max(1, Math.floor(rss.length / 4));
+      const rssFirst = pct(rss.slice(0, q), 50);
+      const rssLast = pct(rss.slice(-q), 50);
+      const rows: Array<[string, string, boolean]> = [
+        ['/media first byte (64 KiB range, finished file)', `${fmt(mediaFirst)}; static peer ${fmt(peerFirst)}; ratio p50 ${(pct(mediaFirst, 50) / pct(peerFirst, 50)).toFixed(2)}, p99 ${(pct(mediaFirst, 99) / pct(peerFirst, 99)).toFixed(2)}`,
+          pct(mediaFirst, 50) <= pct(peerFirst, 50) && pct(mediaFirst, 99) <= pct(peerFirst, 99)],
+        ['/preview first byte (2 s from a random start)', `${fmt(previewFirst)}; ffmpeg -c copy -f mp4 piped ${fmt(ffmpegFirst)}; ratio p50 ${(pct(previewFirst, 50) / pct(ffmpegFirst, 50)).toFixed(2)}, p99 ${(pct(previewFirst, 99) / pct(ffmpegFirst, 99)).toFixed(2)}`,
+          pct(previewFirst, 50) <= pct(ffmpegFirst, 50) && pct(previewFirst, 99) <= pct(ffmpegFirst, 99)],
+        ['player behind the writer', `${lagLine(playerLag)} over ${playerLag.length} packets`, Math.max(...playerLag) <= GOP_SECONDS],
+        ['HTTP /media reader behind the writer', `${lagLine(httpLag)} over ${httpLag.length} ranges while it grew (${unknownLength} answered bytes A-B/*)`, httpLag.length > 0 && Math.max(...httpLag) <= GOP_SECONDS],
+        ['HTTP bytes read / file size', `${(httpBytes / finalSize).toFixed(4)} (${httpBytes} / ${finalSize}); bytes equal the file: ${httpSame}`, httpBytes <= 1.05 * finalSize && httpSame],
+        ['server RSS as the file grew', `first quarter ${(rssFirst / 2 ** 20).toFixed(1)} MiB, last quarter ${(rssLast / 2 ** 20).toFixed(1)} MiB, max ${(Math.max(...rss) / 2 ** 20).toFixed(1)} MiB (${rss.length} samples)`,
+          rssLast - rssFirst <= 16 * 2 ** 20],
+        ['wrong packets (player vs ffprobe + framemd5 of the final file)', `${wrong} of ${probe.length}`, wrong === 0],
+        ['wrong packets (growing preview vs framemd5 of the final file)', `${previewWrong} (preview ${previewResult.body.length} bytes, first byte ${previewResult.firstByteMs.toFixed(1)} ms)`, previewWrong === 0],
+      ];
+      for (const [what, figures, ok] of rows) process.stdout.write(`${passIf(ok)}  ${what}: ${figures}\n`);
+      process.stdout.write(`${machine.endLine()}\n`);
+    } finally {
+      client.close();
+      await server.stop();
+    }
+  });
+}
+
+if (require.main === module) runBench('bench:progressive', main);
+
