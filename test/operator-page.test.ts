@@ -241,8 +241,8 @@ describe('operator page in headless chromium', function () {
       '-cluster_time_limit', '100', '-f', 'matroska', out], { stdio: ['ignore', 'ignore', 'pipe'] });
     writers.push(writer);
     await waitFor('the writer has written 1 s', async () => (await fsp.stat(out).catch(() => null) !== null) && await writtenSeconds(out) >= 1, 20_000, 100);
-    // The server follows the file once something opens it; a preview asked before its index has its first packets
-    // is refused (415: no stream yet), so a player opens it first, as a cue would.
+    // A player opens it first, as a cue would (the server then follows it), and the preview is asked once its first
+    // packets are indexed: what is measured is the growth after that.
     const client = srv.client();
     const info = await client.openMedia('growing.mkv');
     assert.equal(info.growth?.state, 'growing');
