@@ -198,6 +198,31 @@ describe('operator page in headless chromium', function () {
     assert.equal(status.show?.cues.find((c) => c.id === '1')?.state, 'armed', 'the refused GO started nothing');
   });
 
+  it('live updates are bounded: 16 pages at a time, the 17th refused with 503 naming the limit; a page that goes away frees its place', async function () {
+    // The browser's page holds one place; 15 more connections fill the rest.
+    const open: http.ClientRequest[] = [];
+    const connect = (): Promise<http.IncomingMessage> => new Promise((resolve, reject) => {
+      const req = http.get(`${base}/events`, resolve);
+      req.on('error', reject);
+      open.push(req);
+    });
+    try {
+      for (let i = 0; i < 15; i++) assert.equal((await connect()).statusCode, 200, `page ${i + 2}`);
+      const refused = await connect();
+      assert.equal(refused.statusCode, 503);
+      const body = await new Promise<string>((resolve) => {
+        let text = '';
+        refused.setEncoding('utf8').on('data', (d: string) => { text += d; }).on('end', () => resolve(text));
+      });
+      assert.match(body, /already 16 operator pages/);
+      open.pop();
+      open.pop()?.destroy();
+      await waitFor('a place freed', async () => (await connect()).statusCode === 200 ? true : undefined, 10_000, 50);
+    } finally {
+      for (const req of open) req.destroy();
+    }
+  });
+
   it('the preview <video> plays the cue\'s H.264 from /preview: currentTime advances, and a frame matches FFmpeg\'s within the PSNR bound', async function () {
     await page.click('#cues tr[data-cue="1"] button[title^="Preview"]');
     await videoPast(page, 1.5);
