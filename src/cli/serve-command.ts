@@ -113,7 +113,8 @@ async function startHttpListener(server: MediaServerType, config: ServerConfig):
 async function httpRouteSets(): Promise<HttpRoutes[]> {
   const { mediaRoutes } = await import('../http/media-routes');
   const { previewRoutes } = await import('../http/preview-routes');
-  return [mediaRoutes, previewRoutes];
+  const { registerOperatorRoutes } = await import('../http/operator-routes');
+  return [mediaRoutes, previewRoutes, (app, ctx) => registerOperatorRoutes(app, ctx)];
 }
 
 /** Run `cuemux serve <args>` until a signal stops it. */

@@ -82,6 +82,9 @@ const MAX_LATE_NS = 1_000_000_000n;
 
 type Handler = (req: OscRequest, at: bigint) => unknown;
 
+/** The reply to a show-control command (an OSC reply's JSON without its address): its data, or the error and its code. */
+export type ControlReply = { status: 'ok'; data: unknown } | { status: 'error'; error: string; code: string };
+
 /** The OSC show-control port. */
 export class OscControl {
   #thread!: OscThread;
@@ -372,11 +375,30 @@ export class OscControl {
   }
 
   async #handle(req: OscRequest): Promise<void> {
+    this.#reply(req, await this.#run(req, true));
+  }
+
+  /**
+   * Run a show-control command that came by another surface (the HTTP operator page) through the same routes, checks
+   * and logging as an OSC message, and resolve with the reply an OSC sender would get (without its envelope's
+   * address). `from` names the sender in log lines; the surface has admitted it with its own access rules, so no OSC
+   * connection (secret) is asked for. Commands run "now" (no bundle time). Never rejects: a failure is an error reply.
+   */
+  dispatch(address: string, args: ReadonlyArray<string | number | boolean | null>, from: OscPeer): Promise<ControlReply> {
+    // The OSC type each JSON value would have been sent as: a number as a double, so no precision is lost.
+    const types = args.map((a) => (a === null ? 'N' : typeof a === 'string' ? 's' : typeof a === 'number' ? 'd' : a ? 'T' : 'F')).join('');
+    return this.#run({ address, args: [...args], types, from, timetagUnixNs: null, late: false }, false);
+  }
+
+  async #run(req: OscRequest, overOsc: boolean): Promise<ControlReply> {
     const route = this.#routes.get(req.address);
     try {
-      const seen = this.#replyPeer(req.from);
-      const sub = this.#subscribers.get(`${seen.address}:${seen.port}`);
-      if (sub !== undefined) sub.lastSeenMs = Date.now();
+      if (overOsc) {
+        // The OSC thread has admitted the sender (allow-list, connection, budgets); a message keeps its updates alive.
+        const seen = this.#replyPeer(req.from);
+        const sub = this.#subscribers.get(`${seen.address}:${seen.port}`);
+        if (sub !== undefined) sub.lastSeenMs = Date.now();
+      }
       if (route === undefined) {
         throw new CuemuxError('NOT_FOUND', `unknown OSC address ${req.address} (known: ${[...this.#routes.keys()].join(' ')})`);
       }
@@ -385,9 +407,9 @@ export class OscControl {
         throw new CuemuxError('WRONG_STATE', `${req.address} refused: this server is a ${master.role} of the master ${master.master}; send show control to the master`);
       }
       const data = await route(req, this.#actionTime(req));
-      this.#reply(req, { status: 'ok', data });
+      return { status: 'ok', data };
     } catch (e) {
-      this.#reply(req, errorReply(e, req, this.#warnings, log));
+      return errorReply(e, req, this.#warnings, log);
     }
   }
 

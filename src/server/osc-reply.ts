@@ -47,7 +47,7 @@ export function boundedReply(address: string, body: ReplyBody): string {
  * its stack, a refusal as a warning at most once per sender, code and address per `warnings` interval (a flood of bad
  * commands is not a flood of log lines).
  */
-export function errorReply(e: unknown, req: { address: string; from: OscPeer }, warnings: RateLimitedLog, log: Logger): ReplyBody {
+export function errorReply(e: unknown, req: { address: string; from: OscPeer }, warnings: RateLimitedLog, log: Logger): { status: 'error'; error: string; code: string } {
   const error = errorMessage(e);
   const code = isCuemuxError(e) ? e.code : 'INTERNAL';
   if (code === 'INTERNAL') log.error('OSC command failed', { address: req.address, error: errorStack(e) });
