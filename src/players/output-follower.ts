@@ -12,7 +12,7 @@ import type { AudioResampler, DecodedAudioFrame, DecodedFrame, Decoder } from '.
 import type { ClockState, CueLoaded, CuePreroll, CueStarted, FollowPackets, Packet, StreamInfo } from '../generated/cuemux/v1/media_server';
 import type { MediaClient } from '../clients/media-client';
 import { resilientFollow } from '../clients/resilient-follow';
-import { decoderConfigFromStreamInfo, decoderThreadsFor } from './decoder-config';
+import { decoderConfigFromStreamInfo, decoderThreadsFor, isIntraOnlyVideo } from './decoder-config';
 import { endsBefore, FollowerBase, type OutputFollowerOptions } from './follower';
 import { errorMessage } from '../common/errors';
 
@@ -39,6 +39,11 @@ interface Slot {
   dropped: boolean;
   /** Set once the segment's last packets were seen: a later batch of the same slot would be a server bug. */
   drained: boolean;
+  /**
+   * A segment's intra-only video opened at its GO (no preroll), until its decoding is ahead of the clock: packets whose
+   * pictures would be decoded after their time are skipped (see OutputFollower#catchUp).
+   */
+  catchingUp: boolean;
 }
 
 /** A cue this output knows of. */
@@ -51,12 +56,25 @@ interface CueTrack {
   draining: Set<Slot>;
   /** The cue's preroll being prepared (decoders by stream) until a segment adopts it, or null. */
   prepared: Prepared | null;
-  /** The first media instant (s) of its latest segments (CueStarted), by segment: packets ending before it are unshown. */
-  starts: Map<number, number>;
+  /**
+   * Its latest segments' places on the clock (CueStarted), by segment: packets ending before a segment's first media
+   * instant are unshown.
+   */
+  starts: Map<number, CueStarted>;
 }
 
 /** Segments whose first media instant a cue keeps (a loop adds one a pass). */
 const KEEP_STARTS = 8;
+
+/**
+ * Frame durations past the presented clock position by which a catching-up intra-only picture must end not to be
+ * skipped: one for its decoding and hand-off (4-7 ms of CPU for 1080p DNxHD and ProRes, more on a busy machine),
+ * one for the presenter's next tick.
+ */
+const SKIP_MARGIN_FRAMES = 2;
+
+/** Frame durations past the clock at which a catching-up decoder is ahead and skipping ends (the sync log's queued 3). */
+const AHEAD_FRAMES = 3;
 
 /** A preroll being prepared. */
 interface Prepared {
@@ -82,9 +100,12 @@ export class OutputFollower extends FollowerBase {
    */
   #prepGate: Promise<void> = Promise.resolve();
 
-  /** `client`: the server, or several (a main and its backup: the one that is master is followed, see resilientFollow). */
-  constructor(client: MediaClient | readonly MediaClient[], options: OutputFollowerOptions) {
-    super();
+  /**
+   * `client`: the server, or several (a main and its backup: the one that is master is followed, see resilientFollow).
+   * `presented`: a presenting thread's {@link FollowerBase.presented} memory, when this follower runs in its worker.
+   */
+  constructor(client: MediaClient | readonly MediaClient[], options: OutputFollowerOptions, presented?: SharedArrayBuffer) {
+    super(presented);
     this.#client = client;
     this.#options = options;
   }
@@ -174,7 +195,7 @@ export class OutputFollower extends FollowerBase {
   #onStarted(c: CueStarted): void {
     const starts = this.#cues.get(c.cueId)?.starts;
     if (starts !== undefined) {
-      starts.set(c.segment, c.mediaSeconds);
+      starts.set(c.segment, c);
       for (const k of starts.keys()) if (starts.size > KEEP_STARTS) starts.delete(k);
     }
     this.safeEmit('started', c);
@@ -305,7 +326,7 @@ export class OutputFollower extends FollowerBase {
   #open(cue: CueTrack, stream: number, info: StreamInfo, segment: number, generation: bigint, preroll: number, after: Promise<void> = Promise.resolve()): Slot {
     const slot: Slot = {
       segment, generation, preroll, stream, info, chain: after, decoder: null, resampler: null,
-      audioOrigin: null, audioOut: 0, dropped: false, drained: false,
+      audioOrigin: null, audioOut: 0, dropped: false, drained: false, catchingUp: preroll === 0 && isIntraOnlyVideo(info),
     };
     this.#enqueue(slot, async () => {
       slot.decoder = await openDecoder(decoderConfigFromStreamInfo(info), `${cue.loaded.media?.path ?? cue.loaded.cueId} stream ${stream}`,
@@ -331,15 +352,46 @@ export class OutputFollower extends FollowerBase {
     });
   }
 
-  /** Decode `p`; `from` (media s): the first instant shown, when known (a packet wholly before it is unshown). */
-  async #decode(cue: CueTrack, slot: Slot, p: Packet, from?: number): Promise<void> {
+  /**
+   * Decode `p`; `start`: the first instant shown (media s, a preroll's in-point) or the segment's place on the clock,
+   * when known (a packet wholly before it is unshown).
+   */
+  async #decode(cue: CueTrack, slot: Slot, p: Packet, start?: number | CueStarted): Promise<void> {
     if (slot.decoder === null) return; // the decoder did not open (logged)
     const tb = slot.info.timeBaseNum / slot.info.timeBaseDen;
+    if (slot.catchingUp && typeof start === 'object' && !this.#catchUp(slot, p, tb, start)) {
+      this.presented.countSkipped();
+      return;
+    }
+    const from = typeof start === 'object' ? start.mediaSeconds : start;
     // Pictures before the in-point that no other picture refers to are not decoded: on the bench:go H.264 (3 B-frames,
     // a keyframe every 2 s) that is 124 of 250 pictures, and decoding 250 packets took 0.6-0.7 s of CPU, not 1.34 s.
     const unshown = from !== undefined && p.pts !== undefined && Number(p.duration) > 0 && endsBefore({ mediaSeconds: Number(p.pts) * tb, durationSeconds: Number(p.duration) * tb }, from);
     const frames = await slot.decoder.decode({ data: p.data, pts: p.pts ?? null, dts: p.dts ?? null, duration: p.duration, flags: p.flags, unshown });
     await this.#emitFrames(cue, slot, frames);
+  }
+
+  /**
+   * Whether a catching-up slot decodes packet `p` (true) or skips it (false): skipped when its picture ends before the
+   * clock position the presenter will be at {@link SKIP_MARGIN_FRAMES} frame durations from now (it could not be
+   * decoded and handed on before its time); skipping ends for good once a packet ends {@link AHEAD_FRAMES} frame
+   * durations or more after the clock (the decoder is ahead: from then on a skip could only cause a held tick).
+   *
+   * Why: after an unarmed GO of a 1080p25 DNxHD cue (4 ms of CPU a picture) the decoder spent its first tenths of a
+   * second on pictures already due, and its first in-sync picture came with 1-3 pictures decoded (bench:go): under
+   * load the next one was late and the previous picture held. Only intra-only video: a skipped reference picture of
+   * an inter codec would damage the pictures that follow. Never a preroll's (it is decoded before its time).
+   */
+  #catchUp(slot: Slot, p: Packet, tb: number, start: CueStarted): boolean {
+    const now = this.presented.clockAt(process.hrtime.bigint(), this.lastClock);
+    const dur = Number(p.duration) * tb;
+    if (now === null || p.pts === undefined || !(dur > 0)) return true;
+    const end = start.clockSeconds + (Number(p.pts) * tb + dur - start.mediaSeconds);
+    if (end >= now + AHEAD_FRAMES * dur) {
+      slot.catchingUp = false;
+      return true;
+    }
+    return end > now + SKIP_MARGIN_FRAMES * dur;
   }
 
   async #drain(cue: CueTrack, slot: Slot): Promise<void> {
