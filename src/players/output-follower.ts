@@ -39,9 +39,11 @@ interface Slot {
   dropped: boolean;
   /** Set once the segment's last packets were seen: a later batch of the same slot would be a server bug. */
   drained: boolean;
+  /** A segment's intra-only video opened at its GO (no preroll): its packets may be skipped (see OutputFollower#skips). */
+  skippable: boolean;
   /**
-   * A segment's intra-only video opened at its GO (no preroll), until its decoding is ahead of the clock: packets whose
-   * pictures would be decoded after their time are skipped (see OutputFollower#catchUp).
+   * Set while a skippable slot's decoding is not yet ahead of the clock: packets whose pictures would be decoded after
+   * their time are skipped; afterwards only those whose whole span has passed.
    */
   catchingUp: boolean;
 }
@@ -326,7 +328,7 @@ export class OutputFollower extends FollowerBase {
   #open(cue: CueTrack, stream: number, info: StreamInfo, segment: number, generation: bigint, preroll: number, after: Promise<void> = Promise.resolve()): Slot {
     const slot: Slot = {
       segment, generation, preroll, stream, info, chain: after, decoder: null, resampler: null,
-      audioOrigin: null, audioOut: 0, dropped: false, drained: false, catchingUp: preroll === 0 && isIntraOnlyVideo(info),
+      audioOrigin: null, audioOut: 0, dropped: false, drained: false, skippable: preroll === 0 && isIntraOnlyVideo(info), catchingUp: true,
     };
     this.#enqueue(slot, async () => {
       slot.decoder = await openDecoder(decoderConfigFromStreamInfo(info), `${cue.loaded.media?.path ?? cue.loaded.cueId} stream ${stream}`,
@@ -359,7 +361,7 @@ export class OutputFollower extends FollowerBase {
   async #decode(cue: CueTrack, slot: Slot, p: Packet, start?: number | CueStarted): Promise<void> {
     if (slot.decoder === null) return; // the decoder did not open (logged)
     const tb = slot.info.timeBaseNum / slot.info.timeBaseDen;
-    if (slot.catchingUp && typeof start === 'object' && !this.#catchUp(slot, p, tb, start)) {
+    if (slot.skippable && typeof start === 'object' && this.#skips(slot, p, tb, start)) {
       this.presented.countSkipped();
       return;
     }
@@ -372,26 +374,25 @@ export class OutputFollower extends FollowerBase {
   }
 
   /**
-   * Whether a catching-up slot decodes packet `p` (true) or skips it (false): skipped when its picture ends before the
+   * Whether a skippable slot skips packet `p` (not decoded). While it catches up: when its picture ends before the
    * clock position the presenter will be at {@link SKIP_MARGIN_FRAMES} frame durations from now (it could not be
-   * decoded and handed on before its time); skipping ends for good once a packet ends {@link AHEAD_FRAMES} frame
-   * durations or more after the clock (the decoder is ahead: from then on a skip could only cause a held tick).
+   * decoded and handed on before its time). Catching up ends for good once a packet ends {@link AHEAD_FRAMES} frame
+   * durations or more after the clock (the decoder is ahead: a skip by the margin could then cause a held tick); from
+   * then on only a picture whose whole span has passed is skipped (the presenter never shows it: no held tick, and
+   * the decoder, stalled by a busy machine, catches up sooner).
    *
    * Why: after an unarmed GO of a 1080p25 DNxHD cue (4 ms of CPU a picture) the decoder spent its first tenths of a
    * second on pictures already due, and its first in-sync picture came with 1-3 pictures decoded (bench:go): under
    * load the next one was late and the previous picture held. Only intra-only video: a skipped reference picture of
    * an inter codec would damage the pictures that follow. Never a preroll's (it is decoded before its time).
    */
-  #catchUp(slot: Slot, p: Packet, tb: number, start: CueStarted): boolean {
+  #skips(slot: Slot, p: Packet, tb: number, start: CueStarted): boolean {
     const now = this.presented.clockAt(process.hrtime.bigint(), this.lastClock);
     const dur = Number(p.duration) * tb;
-    if (now === null || p.pts === undefined || !(dur > 0)) return true;
+    if (now === null || p.pts === undefined || !(dur > 0)) return false;
     const end = start.clockSeconds + (Number(p.pts) * tb + dur - start.mediaSeconds);
-    if (end >= now + AHEAD_FRAMES * dur) {
-      slot.catchingUp = false;
-      return true;
-    }
-    return end > now + SKIP_MARGIN_FRAMES * dur;
+    if (slot.catchingUp && end >= now + AHEAD_FRAMES * dur) slot.catchingUp = false;
+    return end <= now + (slot.catchingUp ? SKIP_MARGIN_FRAMES * dur : 0);
   }
 
   async #drain(cue: CueTrack, slot: Slot): Promise<void> {

@@ -48,7 +48,7 @@ export interface VideoPlayerStats {
   skipped: number;
   /**
    * Packets the decoder skipped: intra-only pictures of a segment opened at its GO whose time had passed before they
-   * could be decoded (see OutputFollower#catchUp; the sync log's `skipped_packets`).
+   * could be decoded (see OutputFollower#skips; the sync log's `skipped_packets`).
    */
   skippedPackets: number;
 }
