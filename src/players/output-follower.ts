@@ -376,8 +376,8 @@ export class OutputFollower extends FollowerBase {
   /**
    * Whether a skippable slot skips packet `p` (not decoded). While it catches up: when its picture ends before the
    * clock position the presenter will be at {@link SKIP_MARGIN_FRAMES} frame durations from now (it could not be
-   * decoded and handed on before its time). Catching up ends for good once a packet ends {@link AHEAD_FRAMES} frame
-   * durations or more after the clock (the decoder is ahead: a skip by the margin could then cause a held tick); from
+   * decoded and handed on before its time). Catching up ends for good once a picture given ends {@link AHEAD_FRAMES}
+   * frame durations or more after the clock (see #caughtUp: a skip by the margin could then cause a held tick); from
    * then on only a picture whose whole span has passed is skipped (the presenter never shows it: no held tick, and
    * the decoder, stalled by a busy machine, catches up sooner).
    *
@@ -391,8 +391,19 @@ export class OutputFollower extends FollowerBase {
     const dur = Number(p.duration) * tb;
     if (now === null || p.pts === undefined || !(dur > 0)) return false;
     const end = start.clockSeconds + (Number(p.pts) * tb + dur - start.mediaSeconds);
-    if (slot.catchingUp && end >= now + AHEAD_FRAMES * dur) slot.catchingUp = false;
     return end <= now + (slot.catchingUp ? SKIP_MARGIN_FRAMES * dur : 0);
+  }
+
+  /**
+   * A skippable slot's decoder gave a picture ending at clock `end`: once one ends {@link AHEAD_FRAMES} durations or
+   * more after the clock, it is ahead and catching up ends. Judged on pictures given, not packets sent: FFmpeg's frame
+   * threads take a GO's burst of packets at once and give each picture 2 packets later (quick bench:go under load
+   * 10, judged on packets sent: an unarmed DNxHD GO skipped 2 packets, judged itself ahead, and showed its first
+   * picture 8 frames after the in-point with 1 decoded, then held it 0.5 s).
+   */
+  #caughtUp(slot: Slot, end: number, dur: number): void {
+    const now = this.presented.clockAt(process.hrtime.bigint(), this.lastClock);
+    if (now !== null && end >= now + AHEAD_FRAMES * dur) slot.catchingUp = false;
   }
 
   async #drain(cue: CueTrack, slot: Slot): Promise<void> {
@@ -419,6 +430,8 @@ export class OutputFollower extends FollowerBase {
         // A preroll's pictures before the in-point (up to a GOP from its keyframe) are not handed on: in a worker,
         // each would be copied into a pool slot and posted only to be dropped by the presenter.
         if (slot.preroll !== 0 && endsBefore(place, cue.loaded.inSeconds)) continue;
+        const st = slot.skippable && slot.catchingUp ? cue.starts.get(slot.segment) : undefined;
+        if (st !== undefined) this.#caughtUp(slot, st.clockSeconds + (place.mediaSeconds + place.durationSeconds - st.mediaSeconds), place.durationSeconds);
         this.safeEmit('picture', {
           cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, preroll: slot.preroll, stream: slot.stream, frame, ...place,
         });
