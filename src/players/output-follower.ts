@@ -75,7 +75,13 @@ const KEEP_STARTS = 8;
  */
 const SKIP_MARGIN_FRAMES = 2;
 
-/** Frame durations past the clock at which a catching-up decoder is ahead and skipping ends (the sync log's queued 3). */
+/**
+ * Frame durations past the clock at which a catching-up decoder is ahead and skipping ends (the sync log's queued 3).
+ * The presenter does not wait for 2 pictures before an unarmed segment's first: after the skips its first picture is
+ * already due 1-2 frames later, so waiting would add a frame to every unarmed GO (its target: no slower than a player
+ * opening the file itself), and the holds measured after it (quick bench:go, DNxHD) were stalls of 0.3-0.5 s of a
+ * busy machine, which one picture more would not have covered.
+ */
 const AHEAD_FRAMES = 3;
 
 /** A preroll being prepared. */
