@@ -6,6 +6,8 @@
  * and from then on every tick shows FFmpeg's frame for the clock. After a cue's end, `--at-end hold` keeps its last
  * frame and the default shows black. A player that connects prepares the cue loaded last first. A prepared
  * intra-only cue's decoder gives each picture with its own packet (none of its preroll left in the decoder at the GO).
+ * An unarmed GO of an intra-only cue whose first pictures are already due skips them (not decoded) and is in sync
+ * from its first shown frame; an inter-coded cue skips none.
  *
  * Every tick of a cue is compared with FFmpeg's decoded frame for the media time its clock maps to (the frame with
  * the largest pts at or before it). Nothing is timed: the checks count ticks.
@@ -179,6 +181,46 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     } finally {
       await dmx.close();
     }
+  });
+
+  it('an unarmed GO placed in the past skips the intra-only pictures already due, then every tick is in sync; H.264 skips none', async function () {
+    const [prores, h264] = await Promise.all([ensureMedia('mov-prores-pcm'), ensureMedia('mp4-h264-aac')]);
+    const [refP, refH, startP, startH] = await Promise.all([VideoReference.of(prores), VideoReference.of(h264), mediaStart(prores), mediaStart(h264)]);
+    show = await Show.start({ 'p.mov': prores, 'h.mp4': h264 }, children, 'go-late');
+    await show.osc('/cuemux/clock/play');
+    // --prepare off: nothing is decoded before a GO, as for a GO before the player could prepare its cue.
+    const v = videoPlayer(show, 'late', ['--prepare', 'off']);
+    children.push(v.p.child);
+    await show.followers(['video'], [v.p]);
+    await tickInstant(v.sync);
+    const cue = { in: 0.5, out: 2.9 };
+    // Each GO places its cue 0.6 s in the past: its first 15 pictures are due before the player gets a packet.
+    const goPast = async (id: string, file: string): Promise<{ at: number; sentNs: bigint }> => {
+      await show?.osc('/cuemux/cue/load', [s(id), s(file), d(cue.in), d(cue.out)]);
+      const at = Show.positionAt(await (show as Show).clockState(), process.hrtime.bigint()) - 0.6;
+      const go = await (show as Show).oscTimed('/cuemux/cue/go', [s(id), d(at)]);
+      await (show as Show).clockPast(at + (cue.out - cue.in) + 0.2);
+      return { at, sentNs: go.sentNs };
+    };
+    const P = await goPast('P', 'p.mov');
+    const H = await goPast('H', 'h.mp4');
+    await stopPlayer(v.p, 'play-video');
+    const ticks = await readTicks(v.hash, v.sync);
+    const spanP: Span = { label: 'P', clock: P.at, media: startP + cue.in, endMedia: startP + cue.out, ref: refP };
+    const spanH: Span = { label: 'H', clock: H.at, media: startH + cue.in, endMedia: startH + cue.out, ref: refH };
+    const skippedBy = (span: Span): number => Math.max(0, ...checkTicks(ticks, [span]).map((c) => Number(c.tick.sync?.skipped_packets ?? 0)));
+    const checked = checkTicks(ticks, [spanP]);
+    const firstOk = checked.findIndex((c) => c.verdict === 'ok');
+    assert.ok(firstOk >= 0, `no tick of P in sync:\n${firstTicks(ticks, P.sentNs, refP)}\n${v.p.stderr().slice(-3000)}`);
+    const bad = checked.slice(firstOk).filter((c) => c.verdict !== 'ok');
+    const n = counts(checked.slice(firstOk));
+    assertNone(bad.slice(0, 20).map((c) => describeTick(c, P.sentNs)), `ProRes: ${bad.length} ticks out of sync after the first in-sync one (${n.held} held, ${n.black} black, ${n.wrong} wrong)`);
+    const skippedP = skippedBy(spanP);
+    assert.ok(skippedP > 0, `ProRes: no packet skipped though its first pictures were due before the GO's datagram (${checked.length} ticks)`);
+    // Inter-coded video is never skipped: a skipped reference picture would damage the pictures after it.
+    const skippedH = skippedBy(spanH) - skippedP;
+    assert.equal(skippedH, 0, 'H.264 packets skipped');
+    process.stdout.write(`      (ProRes: ${skippedP} packets skipped, the first in-sync tick +${(Number(checked[firstOk].tick.monoNs - P.sentNs) / 1e6).toFixed(1)} ms after the datagram, then ${n.ok} ticks in sync; H.264: 0 skipped)\n`);
   });
 
   it('after a cue ends, --at-end hold keeps its last frame until another cue plays or it is unloaded; the default shows black', async function () {

@@ -17,6 +17,8 @@ export interface DecodeWorkerData {
   options: OutputFollowerOptions;
   /** The worker's MediaClient options (TLS and token over TCP; PEM as text or bytes, so they clone). */
   client?: MediaClientOptions;
+  /** The presenter's PresentedPosition memory (presented-position.ts: its clock position, the packets skipped). */
+  presented?: SharedArrayBuffer;
 }
 
 /** A MediaClientError as it crosses threads. */

@@ -73,7 +73,7 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
     }
   }
   const clients = data.targets.map((t) => new MediaClient(t, data.client));
-  const follower = new OutputFollower(clients.length === 1 ? clients[0] : clients, data.options);
+  const follower = new OutputFollower(clients.length === 1 ? clients[0] : clients, data.options, data.presented);
   const pool = new FrameSlotPool();
   const stop = new AbortController();
   port.on('message', (m: ToWorker) => {

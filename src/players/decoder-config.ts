@@ -36,6 +36,11 @@ export function decoderConfigFromStreamInfo(s: StreamInfo): DecoderConfig {
  */
 const INTRA_ONLY = new Set(['dnxhd', 'prores', 'mjpeg', 'utvideo', 'huffyuv', 'ffvhuff', 'v210']);
 
+/** True for a video stream whose every packet is a keyframe ({@link INTRA_ONLY}): a picture may be left out. */
+export function isIntraOnlyVideo(s: Pick<StreamInfo, 'codecType' | 'codecName'>): boolean {
+  return s.codecType === 'video' && INTRA_ONLY.has(s.codecName);
+}
+
 /**
  * Most pixels per second decoded on one thread (1080p60): measured on this 2-vCPU VM, one thread decodes a 1080p
  * DNxHD 36 picture in 4 ms, ProRes 422 HQ in 6.7 ms and a 4K DNxHR SQ one in 20 ms of CPU, so up to 1080p60 one
@@ -56,7 +61,7 @@ const ONE_THREAD_PIXELS_PER_SECOND = 1920 * 1080 * 60;
  * (measured in bench:go under load: one thread there gave more late ticks after unarmed DNxHD GOs).
  */
 export function decoderThreadsFor(s: Pick<StreamInfo, 'codecType' | 'codecName' | 'width' | 'height' | 'frameRateNum' | 'frameRateDen'>, requested: number): number {
-  if (requested !== 0 || s.codecType !== 'video' || !INTRA_ONLY.has(s.codecName)) return requested;
+  if (requested !== 0 || !isIntraOnlyVideo(s)) return requested;
   const fps = s.frameRateNum > 0 && s.frameRateDen > 0 ? s.frameRateNum / s.frameRateDen : 60;
   return s.width * s.height * fps <= ONE_THREAD_PIXELS_PER_SECOND ? 1 : 0;
 }

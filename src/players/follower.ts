@@ -9,6 +9,7 @@ import type { DecodedFrame, ResamplerOutput } from '../ffmpeg/types';
 import type { ClockState, CueLoaded, CueStarted, CueStopped } from '../generated/cuemux/v1/media_server';
 import type { MediaClientError } from '../clients/media-client';
 import type { PlayerPicture } from './frame-pool';
+import { PresentedPosition } from './presented-position';
 
 /** A decoded picture with its place on the cue's timeline. */
 export interface TimedPicture {
@@ -109,7 +110,10 @@ export interface PrerollAdopted {
  * What a presenter needs of a follower: its events. An `OutputFollower` (decoding on the calling thread) or a
  * `WorkerFollower` (decoding in a worker thread) both are one.
  */
-export type FollowerSource = Pick<TypedEmitter<OutputFollowerEvents>, 'on' | 'off'>;
+export type FollowerSource = Pick<TypedEmitter<OutputFollowerEvents>, 'on' | 'off'> & {
+  /** Where a video presenter publishes its clock position for the decoder (and reads the packets it skipped). */
+  readonly presented?: PresentedPosition;
+};
 
 /** What every follower keeps and says: the clock and its counters (see `OutputFollower`, `WorkerFollower`). */
 export abstract class FollowerBase extends TypedEmitter<OutputFollowerEvents> {
@@ -119,6 +123,17 @@ export abstract class FollowerBase extends TypedEmitter<OutputFollowerEvents> {
   protected packets = 0;
   /** Packets the decoder rejected. */
   protected failures = 0;
+  /**
+   * The presenter's clock position, shared with the decoder (see OutputFollower's skipping of intra-only pictures
+   * whose time has passed), and the count of packets skipped.
+   */
+  readonly presented: PresentedPosition;
+
+  /** `presented`: the shared memory of another thread's follower (a decode worker's is its presenter's). */
+  constructor(presented?: SharedArrayBuffer) {
+    super();
+    this.presented = new PresentedPosition(presented);
+  }
 
   /** The latest clock state, null before the first. */
   get clock(): ClockState | null {

@@ -12,7 +12,7 @@ import type { AudioResampler, DecodedAudioFrame, DecodedFrame, Decoder } from '.
 import type { ClockState, CueLoaded, CuePreroll, CueStarted, FollowPackets, Packet, StreamInfo } from '../generated/cuemux/v1/media_server';
 import type { MediaClient } from '../clients/media-client';
 import { resilientFollow } from '../clients/resilient-follow';
-import { decoderConfigFromStreamInfo, decoderThreadsFor } from './decoder-config';
+import { decoderConfigFromStreamInfo, decoderThreadsFor, isIntraOnlyVideo } from './decoder-config';
 import { endsBefore, FollowerBase, type OutputFollowerOptions } from './follower';
 import { errorMessage } from '../common/errors';
 
@@ -39,6 +39,13 @@ interface Slot {
   dropped: boolean;
   /** Set once the segment's last packets were seen: a later batch of the same slot would be a server bug. */
   drained: boolean;
+  /** A segment's intra-only video opened at its GO (no preroll): its packets may be skipped (see OutputFollower#skips). */
+  skippable: boolean;
+  /**
+   * Set while a skippable slot's decoding is not yet ahead of the clock: packets whose pictures would be decoded after
+   * their time are skipped; afterwards only those whose whole span has passed.
+   */
+  catchingUp: boolean;
 }
 
 /** A cue this output knows of. */
@@ -51,12 +58,31 @@ interface CueTrack {
   draining: Set<Slot>;
   /** The cue's preroll being prepared (decoders by stream) until a segment adopts it, or null. */
   prepared: Prepared | null;
-  /** The first media instant (s) of its latest segments (CueStarted), by segment: packets ending before it are unshown. */
-  starts: Map<number, number>;
+  /**
+   * Its latest segments' places on the clock (CueStarted), by segment: packets ending before a segment's first media
+   * instant are unshown.
+   */
+  starts: Map<number, CueStarted>;
 }
 
 /** Segments whose first media instant a cue keeps (a loop adds one a pass). */
 const KEEP_STARTS = 8;
+
+/**
+ * Frame durations past the presented clock position by which a catching-up intra-only picture must end not to be
+ * skipped: one for its decoding and hand-off (4-7 ms of CPU for 1080p DNxHD and ProRes, more on a busy machine),
+ * one for the presenter's next tick.
+ */
+const SKIP_MARGIN_FRAMES = 2;
+
+/**
+ * Frame durations past the clock at which a catching-up decoder is ahead and skipping ends (the sync log's queued 3).
+ * The presenter does not wait for 2 pictures before an unarmed segment's first: after the skips its first picture is
+ * already due 1-2 frames later, so waiting would add a frame to every unarmed GO (its target: no slower than a player
+ * opening the file itself), and the holds measured after it (quick bench:go, DNxHD) were stalls of 0.3-0.5 s of a
+ * busy machine, which one picture more would not have covered.
+ */
+const AHEAD_FRAMES = 3;
 
 /** A preroll being prepared. */
 interface Prepared {
@@ -82,9 +108,12 @@ export class OutputFollower extends FollowerBase {
    */
   #prepGate: Promise<void> = Promise.resolve();
 
-  /** `client`: the server, or several (a main and its backup: the one that is master is followed, see resilientFollow). */
-  constructor(client: MediaClient | readonly MediaClient[], options: OutputFollowerOptions) {
-    super();
+  /**
+   * `client`: the server, or several (a main and its backup: the one that is master is followed, see resilientFollow).
+   * `presented`: a presenting thread's {@link FollowerBase.presented} memory, when this follower runs in its worker.
+   */
+  constructor(client: MediaClient | readonly MediaClient[], options: OutputFollowerOptions, presented?: SharedArrayBuffer) {
+    super(presented);
     this.#client = client;
     this.#options = options;
   }
@@ -174,7 +203,7 @@ export class OutputFollower extends FollowerBase {
   #onStarted(c: CueStarted): void {
     const starts = this.#cues.get(c.cueId)?.starts;
     if (starts !== undefined) {
-      starts.set(c.segment, c.mediaSeconds);
+      starts.set(c.segment, c);
       for (const k of starts.keys()) if (starts.size > KEEP_STARTS) starts.delete(k);
     }
     this.safeEmit('started', c);
@@ -305,7 +334,7 @@ export class OutputFollower extends FollowerBase {
   #open(cue: CueTrack, stream: number, info: StreamInfo, segment: number, generation: bigint, preroll: number, after: Promise<void> = Promise.resolve()): Slot {
     const slot: Slot = {
       segment, generation, preroll, stream, info, chain: after, decoder: null, resampler: null,
-      audioOrigin: null, audioOut: 0, dropped: false, drained: false,
+      audioOrigin: null, audioOut: 0, dropped: false, drained: false, skippable: preroll === 0 && isIntraOnlyVideo(info), catchingUp: true,
     };
     this.#enqueue(slot, async () => {
       slot.decoder = await openDecoder(decoderConfigFromStreamInfo(info), `${cue.loaded.media?.path ?? cue.loaded.cueId} stream ${stream}`,
@@ -331,15 +360,56 @@ export class OutputFollower extends FollowerBase {
     });
   }
 
-  /** Decode `p`; `from` (media s): the first instant shown, when known (a packet wholly before it is unshown). */
-  async #decode(cue: CueTrack, slot: Slot, p: Packet, from?: number): Promise<void> {
+  /**
+   * Decode `p`; `start`: the first instant shown (media s, a preroll's in-point) or the segment's place on the clock,
+   * when known (a packet wholly before it is unshown).
+   */
+  async #decode(cue: CueTrack, slot: Slot, p: Packet, start?: number | CueStarted): Promise<void> {
     if (slot.decoder === null) return; // the decoder did not open (logged)
     const tb = slot.info.timeBaseNum / slot.info.timeBaseDen;
+    if (slot.skippable && typeof start === 'object' && this.#skips(slot, p, tb, start)) {
+      this.presented.countSkipped();
+      return;
+    }
+    const from = typeof start === 'object' ? start.mediaSeconds : start;
     // Pictures before the in-point that no other picture refers to are not decoded: on the bench:go H.264 (3 B-frames,
     // a keyframe every 2 s) that is 124 of 250 pictures, and decoding 250 packets took 0.6-0.7 s of CPU, not 1.34 s.
     const unshown = from !== undefined && p.pts !== undefined && Number(p.duration) > 0 && endsBefore({ mediaSeconds: Number(p.pts) * tb, durationSeconds: Number(p.duration) * tb }, from);
     const frames = await slot.decoder.decode({ data: p.data, pts: p.pts ?? null, dts: p.dts ?? null, duration: p.duration, flags: p.flags, unshown });
     await this.#emitFrames(cue, slot, frames);
+  }
+
+  /**
+   * Whether a skippable slot skips packet `p` (not decoded). While it catches up: when its picture ends before the
+   * clock position the presenter will be at {@link SKIP_MARGIN_FRAMES} frame durations from now (it could not be
+   * decoded and handed on before its time). Catching up ends for good once a picture given ends {@link AHEAD_FRAMES}
+   * frame durations or more after the clock (see #caughtUp: a skip by the margin could then cause a held tick); from
+   * then on only a picture whose whole span has passed is skipped (the presenter never shows it: no held tick, and
+   * the decoder, stalled by a busy machine, catches up sooner).
+   *
+   * Why: after an unarmed GO of a 1080p25 DNxHD cue (4 ms of CPU a picture) the decoder spent its first tenths of a
+   * second on pictures already due, and its first in-sync picture came with 1-3 pictures decoded (bench:go): under
+   * load the next one was late and the previous picture held. Only intra-only video: a skipped reference picture of
+   * an inter codec would damage the pictures that follow. Never a preroll's (it is decoded before its time).
+   */
+  #skips(slot: Slot, p: Packet, tb: number, start: CueStarted): boolean {
+    const now = this.presented.clockAt(process.hrtime.bigint(), this.lastClock);
+    const dur = Number(p.duration) * tb;
+    if (now === null || p.pts === undefined || !(dur > 0)) return false;
+    const end = start.clockSeconds + (Number(p.pts) * tb + dur - start.mediaSeconds);
+    return end <= now + (slot.catchingUp ? SKIP_MARGIN_FRAMES * dur : 0);
+  }
+
+  /**
+   * A skippable slot's decoder gave a picture ending at clock `end`: once one ends {@link AHEAD_FRAMES} durations or
+   * more after the clock, it is ahead and catching up ends. Judged on pictures given, not packets sent: FFmpeg's frame
+   * threads take a GO's burst of packets at once and give each picture 2 packets later (quick bench:go under load
+   * 10, judged on packets sent: an unarmed DNxHD GO skipped 2 packets, judged itself ahead, and showed its first
+   * picture 8 frames after the in-point with 1 decoded, then held it 0.5 s).
+   */
+  #caughtUp(slot: Slot, end: number, dur: number): void {
+    const now = this.presented.clockAt(process.hrtime.bigint(), this.lastClock);
+    if (now !== null && end >= now + AHEAD_FRAMES * dur) slot.catchingUp = false;
   }
 
   async #drain(cue: CueTrack, slot: Slot): Promise<void> {
@@ -366,6 +436,8 @@ export class OutputFollower extends FollowerBase {
         // A preroll's pictures before the in-point (up to a GOP from its keyframe) are not handed on: in a worker,
         // each would be copied into a pool slot and posted only to be dropped by the presenter.
         if (slot.preroll !== 0 && endsBefore(place, cue.loaded.inSeconds)) continue;
+        const st = slot.skippable && slot.catchingUp ? cue.starts.get(slot.segment) : undefined;
+        if (st !== undefined) this.#caughtUp(slot, st.clockSeconds + (place.mediaSeconds + place.durationSeconds - st.mediaSeconds), place.durationSeconds);
         this.safeEmit('picture', {
           cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, preroll: slot.preroll, stream: slot.stream, frame, ...place,
         });

@@ -46,6 +46,11 @@ export interface VideoPlayerStats {
   late: number;
   /** Ticks skipped because the process could not meet them. */
   skipped: number;
+  /**
+   * Packets the decoder skipped: intra-only pictures of a segment opened at its GO whose time had passed before they
+   * could be decoded (see OutputFollower#skips; the sync log's `skipped_packets`).
+   */
+  skippedPackets: number;
 }
 
 /** A queued picture, and how to let go of it (a pooled picture's slot goes back when nobody holds it). */
@@ -79,6 +84,7 @@ const prerollKey = (cueId: string): string => `${cueId}\0preroll`;
 /** Presents an output's video at display ticks. */
 export class VideoPlayer {
   readonly #o: VideoPlayerOptions;
+  readonly #follower: FollowerSource;
   readonly #timeline = new CueTimeline();
   /** Decoded pictures by cue and segment (or preroll), in presentation order. */
   readonly #queues = new Map<string, Queued[]>();
@@ -89,10 +95,11 @@ export class VideoPlayer {
   #clock: ClockState | null = null;
   #ticker: TickScheduler | null = null;
   #onScreen: OnScreen | null = null;
-  readonly #stats: VideoPlayerStats = { ticks: 0, frames: 0, late: 0, skipped: 0 };
+  readonly #stats: VideoPlayerStats = { ticks: 0, frames: 0, late: 0, skipped: 0, skippedPackets: 0 };
 
   constructor(follower: FollowerSource, options: VideoPlayerOptions) {
     this.#o = options;
+    this.#follower = follower;
     follower.on('clock', (s) => {
       if (this.#clock !== null && s.generation !== this.#clock.generation) this.#dropOlderThan(s.generation);
       this.#clock = s;
@@ -135,7 +142,7 @@ export class VideoPlayer {
 
   /** Counters so far. */
   get stats(): Readonly<VideoPlayerStats> {
-    return { ...this.#stats, skipped: this.#ticker?.skipped ?? 0 };
+    return { ...this.#stats, skipped: this.#ticker?.skipped ?? 0, skippedPackets: this.#follower.presented?.skipped ?? 0 };
   }
 
   /** Start presenting: the first tick is now, then one every period. */
@@ -278,6 +285,8 @@ export class VideoPlayer {
     const now = process.hrtime.bigint();
     const s = this.#clock;
     const c = s === null ? 0 : this.#o.clockAt(s, now);
+    // For the decoder: the position it must stay ahead of (a remote server's Ping offset included).
+    if (s !== null) this.#follower.presented?.publish(now, c);
     let shown: { q: Queued; end: number; w: SegmentWindow } | null = null;
     const active = this.#timeline.activeAt(c);
     for (const w of active) {
@@ -305,6 +314,7 @@ export class VideoPlayer {
     const held = screen !== null && shown === null;
     // Decode-ahead of the top cue: its pictures decoded and waiting, the one for this tick included (0 when held).
     const queued = active.length === 0 ? 0 : this.#queues.get(segmentKey(active[0].cueId, active[0].segment))?.length ?? 0;
+    const skippedPackets = this.#follower.presented?.skipped ?? 0;
     const info = { monoNs: now, ptsSeconds: screen === null ? null : screen.ptsSeconds, clockSeconds: c, held };
     for (const sink of this.#o.sinks) sink.present(screen === null ? null : screen.p.frame, info);
     this.#stats.ticks++;
@@ -319,10 +329,10 @@ export class VideoPlayer {
     let extra: Record<string, string | number | boolean | null> = {};
     for (const sink of this.#o.sinks) if (sink.syncFields !== undefined) extra = { ...extra, ...sink.syncFields() };
     this.#o.syncLog?.record(now, info.ptsSeconds, c, screen === null
-      ? { cue: null, due, queued, late_ns: lateNs, ...extra }
+      ? { cue: null, due, queued, skipped_packets: skippedPackets, late_ns: lateNs, ...extra }
       : {
         cue: screen.p.cueId, segment: screen.p.segment, media_seconds: screen.p.mediaSeconds, end_seconds: screen.end,
-        covers: !held && c < screen.end, held, due, queued, late_ns: lateNs, ...extra,
+        covers: !held && c < screen.end, held, due, queued, skipped_packets: skippedPackets, late_ns: lateNs, ...extra,
       });
     // After presenting: the tick's instant matters more than freeing memory.
     this.#prune(c);

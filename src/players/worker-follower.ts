@@ -36,7 +36,7 @@ export class WorkerFollower extends FollowerBase {
    */
   constructor(target: string | readonly string[], options: OutputFollowerOptions, client: MediaClientOptions = {}) {
     super();
-    this.#data = { targets: typeof target === 'string' ? [target] : [...target], options, client };
+    this.#data = { targets: typeof target === 'string' ? [target] : [...target], options, client, presented: this.presented.buffer };
   }
 
   /** The worker's picture pool (updated every second, and at the end: then `lent` counts pictures never given back). */
