@@ -130,6 +130,36 @@ describe('growing media', function () {
     });
   }
 
+  it('fragmented MP4 past 4 MiB as it grows: the index keeps up with the writer, and so does a reader', async function () {
+    // A new demuxer (a fragmented MP4's ends at the size it saw at open) starts far behind the written end and reads
+    // everything in one batch, which ends at that end: the old code dropped such a batch whole, so past 4 MiB
+    // (FAR_BYTES) nothing more was indexed until the writer stopped.
+    const big = await makeMedia('grow-640x360-8mbps-12s.mkv', ['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25', '-t', '12',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-b:v', '8M', '-g', '25']);
+    const abs = path.join(srv.root, 'grow-keepup.mp4');
+    const paced = ffmpegPipeWriter(await fsp.readFile(big), 12, abs, WRITERS['fragmented MP4'].args, 2);
+    children.push(paced.process);
+    await waitFor('the first bytes of the file', () => (statSync(abs, { throwIfNoEntry: false })?.size ?? 0) > 0);
+    const c = srv.client();
+    const info = await c.openMedia('grow-keepup.mp4');
+    assert.equal(info.growth?.state, 'growing', 'opened while it grows');
+    const indexed = async (): Promise<number> => Number((await c.getStatus()).media.find((m) => m.mediaId === info.mediaId)?.growth?.indexedPackets ?? 0);
+    const packets: Packet[] = [];
+    const reading = collect(c, { mediaId: info.mediaId, startSeconds: -1e9 }, packets);
+    let writerExited = false;
+    const writerDone = exitOf(paced.process);
+    void writerDone.then(() => { writerExited = true; });
+    // 200 of the 300 pictures (8 MB) indexed and at the reader while the writer still writes (it takes 6 s: twice real time).
+    await waitFor('200 packets indexed, or the writer\'s end', async () => ((await indexed()) >= 200 || writerExited ? true : undefined), 60_000);
+    await waitFor('200 packets at the reader, or the writer\'s end', () => (packets.length >= 200 || writerExited ? true : undefined), 60_000);
+    assert.ok(!writerExited, `the writer ended before 200 packets were indexed and read (indexed ${await indexed()}, read ${packets.length})`);
+    paced.release();
+    assert.equal((await writerDone).code, 0, 'writer');
+    await reading;
+    await assertExact(packets, abs);
+    await c.closeMedia(info.mediaId);
+  });
+
   it('MP4 with its moov first, copied in chunks: followed as it is copied; every packet once, FFmpeg\'s bytes', async function () {
     const mp4 = await makeMedia('av-20s-160x120-faststart.mp4', ['-i', source, '-t', '20', '-c', 'copy', '-movflags', '+faststart']);
     const abs = path.join(srv.root, 'faststart.mp4');

@@ -386,21 +386,28 @@ export class GrowingIndex {
     for (;;) {
       this.#throwIfEnded();
       const far = this.#lastLook.size - endPos > FAR_BYTES;
-      const cols = await demuxer.readColumns({ maxPackets: far ? FAR_BATCH : NEAR_BATCH });
+      const read = await demuxer.readColumns({ maxPackets: far ? FAR_BATCH : NEAR_BATCH });
       this.#throwIfEnded();
-      // The batch in which the demuxer stopped may hold a packet flushed unfinished: it is read again, or by the
-      // final build.
-      if (cols.stopped !== null || cols.eof || cols.count === 0) return;
-      if (cols.count > 0) {
-        const o = (cols.count - 1) * META_STRIDE;
-        if (cols.meta[o + Meta.POS] >= 0) endPos = cols.meta[o + Meta.POS] + cols.meta[o + Meta.SIZE];
-      }
+      // The batch in which the demuxer stopped may end with a packet flushed unfinished: that last packet is read
+      // again (by the next demuxer, or the final build); the packets before it are whole and indexed now. Dropping the
+      // whole batch lost every packet of a far-behind read (FAR_BATCH): a new demuxer (fragmented MP4 ends at the size
+      // it saw at open) starts far behind, read the whole file in one batch, and dropped it, again and again, so a
+      // 1080p fragmented MP4 written in real time stopped being indexed after ~2 s until its writer stopped.
+      const ended = read.stopped !== null || read.eof;
+      const cols = ended ? { ...read, count: Math.max(0, read.count - 1) } : read;
+      if (cols.count === 0) return;
+      const o = (cols.count - 1) * META_STRIDE;
+      if (cols.meta[o + Meta.POS] >= 0) endPos = cols.meta[o + Meta.POS] + cols.meta[o + Meta.SIZE];
       const fresh = this.#skip(cols, skip);
-      if (fresh === null) continue;
+      if (fresh === null) {
+        if (ended) return;
+        continue;
+      }
       this.#encoder.add(fresh);
       await this.#anchor(fresh);
       this.#options.onProgress?.({ media: this.media, packets: this.#encoder.count, bytePos: endPos, totalBytes: this.#lastLook.size, state: 'growing' });
       this.#publishSoon();
+      if (ended) return;
     }
   }
 
