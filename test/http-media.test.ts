@@ -14,7 +14,7 @@ import { mediaRoutes } from '../src/http/media-routes';
 import { previewRoutes } from '../src/http/preview-routes';
 import { loadConfig } from '../src/server/server-config';
 import { minuteClip } from './support/media';
-import { startServer, type TestServer } from './support/server';
+import { startLoopbackHttp, startServer, type TestServer } from './support/server';
 import { scratchDir } from './support/tmp';
 import { childrenKilledAfterEach, exitOf, waitFor } from './support/wait';
 
@@ -32,10 +32,7 @@ describe('HTTP /media', function () {
     file = path.join(ts.root, 'clip.mp4');
     await fsp.copyFile(await minuteClip(), file);
     bytes = readFileSync(file);
-    const h = await startHttp(ts.server, { http: '127.0.0.1:0', httpAllow: null, tokenFile: undefined, mediaRoots: [ts.root], growingWaitMs: WAIT_MS },
-      [mediaRoutes, previewRoutes]);
-    assert.ok(h !== null);
-    http = h;
+    http = await startLoopbackHttp(ts, [mediaRoutes, previewRoutes], WAIT_MS);
   });
 
   after(async function () {

@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { httpGet } from '../scripts/bench/http-client';
-import { HttpServer, startHttp } from '../src/http/http-server';
+import type { HttpServer } from '../src/http/http-server';
 import { previewRoutes } from '../src/http/preview-routes';
 import { ffprobePackets, ffprobeStreams, framemd5Copy, groupByStream } from './support/ffmpeg-reference';
 import { ensureMedia, minuteClip } from './support/media';
-import { startServer, type TestServer } from './support/server';
+import { startLoopbackHttp, startServer, type TestServer } from './support/server';
 import { scratchDir } from './support/tmp';
 
 describe('HTTP /preview', function () {
@@ -22,9 +22,7 @@ describe('HTTP /preview', function () {
     ts = await startServer();
     await fsp.copyFile(await minuteClip(), path.join(ts.root, 'clip.mp4'));
     await fsp.copyFile(await ensureMedia('mov-prores-pcm'), path.join(ts.root, 'prores.mov'));
-    const h = await startHttp(ts.server, { http: '127.0.0.1:0', httpAllow: null, tokenFile: undefined, mediaRoots: [ts.root], growingWaitMs: 1500 }, [previewRoutes]);
-    assert.ok(h !== null);
-    http = h;
+    http = await startLoopbackHttp(ts, [previewRoutes], 1500);
   });
 
   after(async function () {

@@ -9,6 +9,7 @@ import { defaultConfig, type ServerConfig } from '../../src/server/server-config
 import { MediaClient } from '../../src/clients/media-client';
 import { CUEMUX_BIN } from './cli';
 import { scratchDir } from './tmp';
+import { startHttp, type HttpRoutes, type HttpServer } from '../../src/http/http-server';
 
 /** A started in-process server and where to reach it. */
 export interface TestServer {
@@ -90,4 +91,14 @@ export function spawnServer(args: string[], env: Record<string, string> = {}, op
     child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
     child.on('exit', (code) => reject(new Error(`cuemux serve exited with ${String(code)} before it was ready: ${err}`)));
   });
+}
+
+/**
+ * A loopback HTTP listener (127.0.0.1, port 0) on `ts`'s server with `routes`, its media root as the only root;
+ * `growingWaitMs` as `--growing-wait-ms`. Close it before `ts.stop()`.
+ */
+export async function startLoopbackHttp(ts: TestServer, routes: HttpRoutes[], growingWaitMs: number): Promise<HttpServer> {
+  const h = await startHttp(ts.server, { http: '127.0.0.1:0', httpAllow: null, tokenFile: undefined, mediaRoots: [ts.root], growingWaitMs }, routes);
+  if (h === null) throw new Error('startHttp gave no listener for --http 127.0.0.1:0');
+  return h;
 }
