@@ -183,10 +183,17 @@ describe('failover: a main and its backup in two network namespaces', function (
       const st = await m.getStatus();
       return ['audio', 'video'].every((o) => st.clients.some((c) => c.output === o));
     }, 60_000, 50);
-    // A backup refuses Follow, naming its master (a player given only the backup waits for the takeover).
+    // A backup refuses WatchShow, naming its master (follower servers watch the master); it serves Follow to its own
+    // players (the mirrored show, as a follower does: the backup machine's projector plays its own copy).
     await assert.rejects(async () => {
-      for await (const e of b.follow({ output: 'video' }, { timeout: 5000 })) void e;
+      for await (const e of b.watchShow({}, { timeout: 5000 })) void e;
     }, (e: Error) => /backup of the master/.test(e.message) && e.message.includes(main.tcp as string));
+    let firstEvent: unknown = null;
+    for await (const e of b.follow({ output: 'video' }, { timeout: 5000 })) {
+      firstEvent = e;
+      break;
+    }
+    assert.ok(firstEvent !== null, 'the backup serves Follow to a player given it alone');
 
     const ok = async (address: string, args: OscArg[] = []): Promise<unknown> => {
       const x = await oscIn(nsMain, main.osc, address, args);
@@ -297,6 +304,11 @@ describe('failover: a main and its backup in two network namespaces', function (
     assert.equal(stood.master, x.mainTcp);
     assert.match(stood.reason, /stood down: .*newer term 2/);
     assert.match(x.backup.stderr(), /STANDING DOWN/);
+    // The stale master, once it knows of the newer term, refuses show control with a reply naming the new master (a
+    // command it took would be lost: the new master never hears of it).
+    const stale = await oscIn(p.b, x.backup.osc, '/cuemux/clock/stop');
+    assert.equal(stale.status, 'error', `the stale master refuses show control: ${JSON.stringify(stale)}`);
+    assert.ok(stale.error?.includes(x.mainTcp), `the refusal names the new master ${x.mainTcp}: ${JSON.stringify(stale)}`);
     assert.deepEqual(await Promise.all([roleOf(x.m), roleOf(x.b)]).then((rs) => rs.map((y) => `${y?.role} ${y?.term}`)), ['master 2', 'backup 2'], 'one master, the newer term');
     await waitFor('both players and the follower following the master of term 2', async () => {
       const st = await x.m.getStatus();

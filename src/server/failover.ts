@@ -2,13 +2,17 @@
  * Main/backup failover (`cuemux serve --backup-of HOST:PORT`): the server's role (master, backup or follower), its
  * failover term, the takeover when the master falls silent, and standing down when a newer master claims.
  *
- * - A backup mirrors its master (WatchShow, heartbeats every takeover-ms / 3) and refuses Follow and WatchShow. When no
+ * - A backup mirrors its master (WatchShow, heartbeats every takeover-ms / 3) and, as any follower, serves its own
+ *   players that mirror (Follow: the backup machine's projector plays its own copy on the master's clock, and goes on
+ *   without a reconnect when the backup takes over); it refuses WatchShow (follower servers watch the master). When no
  *   state has come for `takeoverMs` it takes over: term = the highest term seen + 1; the mirror stops and the show
  *   goes on from where it is (the clock's last anchors, same generation; the cues' runs), now its own (ends,
- *   auto-follow, the master's cue list); show control (OSC, gRPC) is accepted; its players come to it.
- * - A master that took over keeps asking its old master (its peer) for its role. A peer that comes back as master
- *   with a lower term (a restarted main, or the far side of a healed partition) is told so (ClaimMaster) and stands
- *   down: it becomes the backup of this master. A peer with a newer term makes this master stand down itself.
+ *   auto-follow, the master's cue list); show control (OSC, gRPC) is accepted; players given a list come to it.
+ * - A master that took over tells its old master (its peer) at once (ClaimMaster: a main that was only busy, not
+ *   dead, stands down one round trip later instead of taking show control it would lose), then keeps asking it for
+ *   its role. A peer that comes back as master with a lower term (a restarted main, or the far side of a healed
+ *   partition) is told so and stands down: it becomes the backup of this master. A peer with a newer term makes this
+ *   master stand down itself. A server that stood down refuses show control naming the new master.
  * - Between two masters the higher term wins; equal terms (never made by one pair, but cheap to settle): the lower
  *   address. So at most one master stays, the newer one, and each change is said in the log and in the role's reason.
  */
@@ -92,6 +96,7 @@ export class Failover {
   #peer: string | null = null;
   #lastState: ShowState | null = null;
   #lastStateAtMs = 0;
+  #largestGapMs = 0;
   /** A backup's watch of its master's states. */
   #silence: SilenceTimer | null = null;
   #poll: NodeJS.Timeout | null = null;
@@ -127,10 +132,18 @@ export class Failover {
     return this.#term;
   }
 
-  /** Why Follow and WatchShow are refused here (a backup: its clients go to the master), or null when served. */
+  /** Why WatchShow is refused here (a backup: follower servers watch the master), or null when served. */
   refusal(): string | null {
     if (this.#role !== 'backup') return null;
-    return `this server is the backup of the master ${this.#master ?? '?'} (failover term ${this.#term}): follow the master; this server takes over if the master falls silent`;
+    return `this server is the backup of the master ${this.#master ?? '?'} (failover term ${this.#term}): watch the master; this server takes over if the master falls silent`;
+  }
+
+  /**
+   * The longest time between two states of the master this backup or follower has received, in ms (0 before two):
+   * how close the master's heartbeats (every takeover-ms / 3) came to a takeover under the machines' load.
+   */
+  get largestGapMs(): number {
+    return this.#largestGapMs;
   }
 
   /** The master show control must go to (backup, follower), or null when this server takes it. */
@@ -142,8 +155,10 @@ export class Failover {
   onState(state: ShowState): void {
     if (this.#closed || this.#role === 'master') return;
     if (state.term > this.#term) this.#term = state.term;
+    const now = Date.now();
+    if (this.#lastState !== null) this.#noteGap(now - this.#lastStateAtMs);
     this.#lastState = state;
-    this.#lastStateAtMs = Date.now();
+    this.#lastStateAtMs = now;
     if (this.#role !== 'backup') return;
     if (this.#silence === null) this.#silence = new SilenceTimer(this.#o.takeoverMs, () => {
       this.#silence = null;
@@ -161,6 +176,19 @@ export class Failover {
         `${request.address} claimed to be the master with the newer term ${request.term} (this server had ${this.#term}, ${this.#role})`));
     }
     return this.describe();
+  }
+
+  /**
+   * A gap between two states of the master: a new largest one is logged (info; a warning past half of --takeover-ms),
+   * so a run under load says how near it came to a takeover nobody caused. The log lines are few: each is a new maximum.
+   */
+  #noteGap(gapMs: number): void {
+    if (gapMs <= this.#largestGapMs) return;
+    this.#largestGapMs = gapMs;
+    const fields = { gapMs, takeoverMs: this.#o.takeoverMs, role: this.#role };
+    const message = `largest gap between the master's states so far: ${gapMs} ms (--takeover-ms ${this.#o.takeoverMs})`;
+    if (this.#role === 'backup' && gapMs > this.#o.takeoverMs / 2) log.warn(message, fields);
+    else log.info(message, fields);
   }
 
   /** Role changes run one at a time, in order. */
@@ -245,15 +273,17 @@ export class Failover {
         await this.#change(() => this.#standDown(peer, after.term, `${peer} is the master with the newer term ${after.term} (this server had ${this.#term})`));
       }
     };
-    const loop = (): void => {
+    const loop = (delayMs: number): void => {
       this.#poll = setTimeout(() => {
         round().catch((e: unknown) => log.debug('peer role check failed', { peer, error: errorMessage(e) })).finally(() => {
-          if (this.#role === 'master' && !this.#closed && this.#peer === peer) loop();
+          if (this.#role === 'master' && !this.#closed && this.#peer === peer) loop(PEER_POLL_MS);
         });
-      }, PEER_POLL_MS);
+      }, delayMs);
       this.#poll.unref();
     };
-    loop();
+    // The first round at once: a peer that was only busy (its heartbeats held by load) and still takes show control
+    // stands down one round trip after the takeover, not up to PEER_POLL_MS later.
+    loop(0);
   }
 
   #stopPoll(): void {

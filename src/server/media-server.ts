@@ -268,7 +268,7 @@ export class MediaServer {
     });
     const showHost = new ShowHost(show);
     const addresses: ServerAddresses = { socket: null, tcp: null, osc: null };
-    // The role exists before the first call can arrive: a backup refuses Follow from its first moment.
+    // The role exists before the first call can arrive: a backup refuses WatchShow from its first moment.
     const peers = options.peers;
     showHost.failover = new Failover({
       show, role: follow !== null ? 'follower' : backupOf !== null ? 'backup' : 'master', master,

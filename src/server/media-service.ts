@@ -156,7 +156,7 @@ export class MediaService {
     return this.#options.failover?.describe() ?? { role: 'master', term: 0n, master: '', address: '', sinceUnixNs: 0n, reason: '' };
   }
 
-  /** A backup refuses Follow and WatchShow, naming its master (players and followers go there). */
+  /** A backup refuses WatchShow, naming its master (follower servers watch the master, not a mirror of it). */
   #checkServes(): void {
     const refusal = this.#options.failover?.refusal() ?? null;
     if (refusal !== null) throw new CuemuxError('WRONG_STATE', refusal);
@@ -358,7 +358,7 @@ export class MediaService {
         }
       }),
       follow: this.#streaming<FollowRequest, FollowEvent>('Follow', 'watch', async (call) => {
-        this.#checkServes();
+        // Served by a backup too: its own players play the mirrored show, as a follower's do (issue 14).
         const [lead, batch] = checkFollowRequest(call.request, {
           defaultLeadSeconds: this.#options.defaultLeadSeconds, defaultBatchBytes: this.#options.defaultBatchBytes, maxBatchBytes: this.#options.maxBatchBytes,
         });
