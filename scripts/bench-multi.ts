@@ -5,7 +5,10 @@
  *
  * - `m`: the master `cuemux serve`; `b`: its backup (`--backup-of`); `f1`, `f2`: followers (`--follow m,b`), each
  *   playing its own copy of the media. A play-video (hash sink) and a play-audio (WAV sink) with `--sync-log` on
- *   every machine: on a follower through its own server, on the master and the backup through whichever is master.
+ *   every machine: on the backup and the followers through their own server (a backup serves its players the mirror,
+ *   as a follower does, and goes on serving them when it takes over), on the master through it and then the backup.
+ * - Priorities as on a show machine: servers at nice -10 (docs/systemd/cuemux.service), players at their defaults
+ *   (presenting thread SCHED_FIFO 10, as root), the relays (the network) at nice -15.
  * - The peer, in the same run: on f1 and f2 the same two players following the master over TCP across the relay
  *   (today's way: the packets cross the network and Ping estimates the wall-clock offset; no local server).
  * - The show: cues of one clip armed and GOne at a clock position, a locate inside each cue, a pause (clock stop,
@@ -18,11 +21,12 @@
  * partition (largest step of f1's clock against the master's, out-of-sync ticks) and the failover (time until the
  * backup is master, out-of-sync ticks and dry audio on every machine), with PASS/MISS per target, load and steal.
  *
- * `node dist/scripts/bench-multi.js [--duration S (300)] [--quick (40 s)] [--takeover-ms MS (the server's 300)] [--keep (the logs)]`
- * (root: network namespaces). Namespaces are
- * named multi-*, removed at the end and (a run that died) at the start.
+ * `node dist/scripts/bench-multi.js [--duration S (300)] [--quick (40 s)] [--takeover-ms MS (the server's 300)] [--keep (the logs)]
+ * [--control]` (root: network namespaces). `--control` checks the judge: the relays pass everything at once (no
+ * delay, no loss), so the followers' offsets must be ~0 and the peers' only their Ping estimate's. Namespaces are
+ * named m2-*, removed at the end (also on SIGINT/SIGTERM) and (a run that died) at the start.
  */
-import { closeSync, openSync, promises as fsp } from 'node:fs';
+import { closeSync, openSync, promises as fsp, readdirSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -34,16 +38,16 @@ import { expectedAt, frameNames, ShowClock, Timeline, type Show } from './bench-
 import { FollowClient, type FollowLine } from './bench-go-procs';
 import { syncClip, videoFramemd5 } from './bench-media';
 import { CLI, runBench, startBenchServer, type BenchServer } from './bench/harness';
-import { watchMachine } from './bench/machine';
-import { judgeAudio, judgeVideo, maxStep, offsetsAgainst, outside, playerPending, readAudioPlayer, readVideoPlayer, type PlayerLogs, type Sample, type Span } from './bench/multi-judge';
+import { report } from './bench-multi-report';
+import { cpuSeconds, watchMachine } from './bench/machine';
+import { readAudioPlayer, readVideoPlayer, type PlayerLogs, type Span } from './bench/multi-judge';
 import { makeStar, removeStaleNamespaces, type Star } from './bench/netns';
 import { OscInNamespace } from './bench/osc';
 import { readFramemd5 } from './bench/reference';
-import { startRelay, sumRelayStats, type Relay, type RelayStats } from './bench/relay';
-import { ms, passIf, pct } from './bench/stats';
+import { startRelay, sumRelayStats, type Relay } from './bench/relay';
 
-/** Namespace prefix of this benchmark (`multi-hub`, `multi-m`, ...) and the second octet of its links (10.246.i.0/30). */
-const PREFIX = 'multi-';
+/** Namespace prefix of this benchmark (`m2-hub`, `m2-m`, ...) and the second octet of its links (10.246.i.0/30). */
+const PREFIX = 'm2-';
 const NET_SECOND = 246;
 /** The machines, in link order. */
 const MACHINES = ['m', 'b', 'f1', 'f2'] as const;
@@ -64,13 +68,31 @@ interface Options {
   keep: boolean;
   /** The main's and the backup's --takeover-ms, or null for the server's default (300). */
   takeoverMs: string | null;
+  /** Relays unshaped (no delay, no loss): the judge's control run. */
+  control: boolean;
+}
+
+/** The server's --takeover-ms default (src/cli/serve-options.ts). */
+const DEFAULT_TAKEOVER_MS = 300;
+/** Nice value of the servers: docs/systemd/cuemux.service's Nice=-10, as on a show machine. */
+const SERVER_NICE = -10;
+
+/** Set the nice value of every thread of process `pid` (Linux nice values are per thread; the threads it starts later inherit the main thread's). */
+function reniceAll(pid: number, nice: number): void {
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      os.setPriority(Number(tid), nice);
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
 }
 
 function options(): Options {
-  const { values } = parseArgs({ options: { duration: { type: 'string' }, quick: { type: 'boolean' }, keep: { type: 'boolean' }, 'takeover-ms': { type: 'string' } } });
+  const { values } = parseArgs({ options: { duration: { type: 'string' }, quick: { type: 'boolean' }, keep: { type: 'boolean' }, 'takeover-ms': { type: 'string' }, control: { type: 'boolean' } } });
   const duration = values.duration !== undefined ? Number(values.duration) : values.quick === true ? 40 : 300;
   if (!(duration >= 2 * CYCLE_S + 4)) throw new Error(`--duration must be at least ${2 * CYCLE_S + 4} s (two cycles of the show)`);
-  return { duration, keep: values.keep === true, takeoverMs: values['takeover-ms'] ?? null };
+  return { duration, keep: values.keep === true, takeoverMs: values['takeover-ms'] ?? null, control: values.control === true };
 }
 
 /** A player process of the run and its files. */
@@ -94,11 +116,8 @@ async function main(): Promise<void> {
   const oscs: OscInNamespace[] = [];
   let star: Star | null = null;
   let relays: Relay[] = [];
-  try {
-    star = await makeStar(PREFIX, MACHINES, NET_SECOND);
-    const lines = await runShow(o, star, scratch, children, clients, followers, oscs, (r) => { relays = r; });
-    process.stdout.write(`${[machine.startLine, ...lines, machine.endLine()].join('\n')}\n`);
-  } finally {
+  let cleaned: Promise<void> | null = null;
+  const cleanup = (): Promise<void> => (cleaned ??= (async () => {
     for (const c of clients) c.close();
     for (const f of followers) f.stop();
     for (const x of oscs) x.close();
@@ -107,6 +126,19 @@ async function main(): Promise<void> {
     await star?.remove();
     if (o.keep) say(`logs kept in ${scratch}`);
     else await fsp.rm(scratch, { recursive: true, force: true });
+  })());
+  // Interrupted: the processes, namespaces and scratch go as after a run.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    say(`${signal}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
+  try {
+    star = await makeStar(PREFIX, MACHINES, NET_SECOND);
+    const lines = await runShow(o, star, scratch, children, clients, followers, oscs, (r) => { relays = r; });
+    process.stdout.write(`${[machine.startLine, ...lines, machine.endLine()].join('\n')}\n`);
+  } finally {
+    await cleanup();
   }
 }
 
@@ -122,7 +154,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
       routes: [
         ...MACHINES.filter((to) => to !== m).map((to) => ({ proto: 'tcp' as const, listen: addr(to), to: `${at(to).ip}:${SERVER_PORT + 1}` })),
         { proto: 'tcp' as const, listen: `${at(m).ip}:${SERVER_PORT + 1}`, to: addr(m), shaped: false },
-      ],
+      ].map((r) => (o.control ? { ...r, shaped: false } : r)),
       minDelayMs: 0.2, maxDelayMs: 2, loss: 0.01,
     }));
   }
@@ -143,6 +175,22 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
       .once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`index build exited ${String(code)}`))));
   });
 
+  // Every process of every machine, for its CPU time (read just before it ends).
+  const procs: Array<{ machine: string; what: string; pid: number }> = [];
+  const cpu = new Map<string, Map<string, number>>(MACHINES.map((m) => [m, new Map<string, number>()]));
+  const takeCpu = (pid: number): void => {
+    const p = procs.find((x) => x.pid === pid);
+    if (p === undefined) return;
+    procs.splice(procs.indexOf(p), 1);
+    const byProc = cpu.get(p.machine) as Map<string, number>;
+    try {
+      byProc.set(p.what, (byProc.get(p.what) ?? 0) + cpuSeconds(pid));
+    } catch {
+      // it ended before it could be read
+    }
+  };
+  const runStart = monoNs();
+  relays.forEach((r, i) => procs.push({ machine: MACHINES[i], what: 'relay', pid: r.pid }));
   // The servers, each on its machine, its log in a file.
   const sock = (m: Machine): string => path.join(scratch, `${m}.sock`);
   const logOf = (name: string): number => openSync(path.join(scratch, name), 'w');
@@ -152,6 +200,8 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
       '--listen', addr(m), '--insecure-listen', ...extra], { ns: at(m).ns, stderrFd: fd, logLevel: 'info' });
     closeSync(fd);
     children.push(s.child);
+    reniceAll(s.child.pid as number, SERVER_NICE);
+    procs.push({ machine: m, what: 'server', pid: s.child.pid as number });
     return s;
   };
   say('servers: master, two followers...');
@@ -163,6 +213,15 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   clients.push(mc);
   await until('both followers watching the master', 30_000, async () =>
     (await mc.getStatus()).clients.filter((c) => c.output === '(follower server)').length >= 2);
+  // The backup before the players, as on a show machine (servers first, at nice -10). Without priorities, the start
+  // of a dozen players on 2 CPUs held the master's heartbeats past --takeover-ms (a takeover at the start, 333 ms
+  // silent, load average 13): counted below as a takeover nobody caused, not hidden by the order of starts.
+  say('the backup...');
+  const backup = await serve('b', ['--backup-of', addr('m'), ...takeover]);
+  const bc = new MediaClient(sock('b'));
+  clients.push(bc);
+  await until('the backup watching the master', 30_000, async () =>
+    (await mc.getStatus()).clients.filter((c) => c.output === '(follower server)').length >= 3);
 
   // The players.
   const players: Player[] = [];
@@ -176,11 +235,12 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, '--log-level', 'info', ...args], { stdio: ['ignore', 'ignore', fd] });
     closeSync(fd);
     children.push(child);
+    procs.push({ machine: label.split(' ')[0], what: label.includes('peer') ? `peer ${kind}` : kind, pid: child.pid as number });
     players.push({ label, kind, child, files });
   };
   const connectOf: Record<Machine, string[]> = {
     m: ['--target', `unix:${sock('m')},${addr('b')}`],
-    b: ['--target', `${addr('m')},unix:${sock('b')}`],
+    b: ['--socket', sock('b')],
     f1: ['--socket', sock('f1')],
     f2: ['--socket', sock('f2')],
   };
@@ -192,29 +252,21 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     const dead = players.find((p) => p.child.exitCode !== null);
     if (dead !== undefined) throw new Error(`the ${dead.label} ${dead.kind} player exited ${String(dead.child.exitCode)} (its log: ${dead.files.log})`);
   };
-  // On the master: its own players, the backup's and the peers (6 video, 6 audio with the reference below).
-  await until('the players on the master and the backup and the peers following the master', 60_000, async () => {
+  // On the master: its own players and the peers (3 video, 3 audio).
+  await until('the players on the master and the peers following the master', 60_000, async () => {
     alive();
     const st = await mc.getStatus();
-    return st.clients.filter((c) => c.output === 'video').length >= 4 && st.clients.filter((c) => c.output === 'audio').length >= 4;
+    return st.clients.filter((c) => c.output === 'video').length >= 3 && st.clients.filter((c) => c.output === 'audio').length >= 3;
   });
-  for (const [f, c] of [['f1', 'f1'], ['f2', 'f2']] as const) {
-    const fc = new MediaClient(sock(f));
-    clients.push(fc);
+  for (const c of ['b', 'f1', 'f2'] as const) {
+    const fc = c === 'b' ? bc : new MediaClient(sock(c));
+    if (c !== 'b') clients.push(fc);
     await until(`the players on ${c} following it`, 60_000, async () => {
       alive();
       const st = await fc.getStatus();
       return ['video', 'audio'].every((k) => st.clients.some((x) => x.output === k));
     });
   }
-  // The backup last: the start of a dozen processes on a small machine can hold the master's heartbeats past
-  // --takeover-ms (seen: a takeover at the start, 333 ms silent, with the machine's load average at 13).
-  say('the backup...');
-  const backup = await serve('b', ['--backup-of', addr('m'), ...takeover]);
-  const bc = new MediaClient(sock('b'));
-  clients.push(bc);
-  await until('the backup watching the master', 30_000, async () =>
-    (await mc.getStatus()).clients.filter((c) => c.output === '(follower server)').length >= 3);
   // The master, as the show control and the judge follow it: m at first; a takeover (the SIGKILL's, or one the
   // machine's load causes: counted) moves both to the new master.
   const clientOf: Partial<Record<Machine, MediaClient>> = { m: mc, b: bc };
@@ -341,6 +393,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
       await checkMaster();
       const victim = current;
       const heir: Machine = victim === 'm' ? 'b' : 'm';
+      takeCpu((serverOf[victim] as BenchServer).child.pid as number);
       const killed = monoNs();
       (serverOf[victim] as BenchServer).child.kill('SIGKILL');
       await until(`the ${heir === 'b' ? 'backup' : 'main'} to take over`, 20_000, async () =>
@@ -363,6 +416,8 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   await waitUntil(1 + cycles * CYCLE_S);
   const endMono = monoNs();
   say('the show is over: stopping the players...');
+  const wallS = Number(monoNs() - runStart) / 1e9;
+  for (const p of [...procs]) takeCpu(p.pid);
   for (const p of players) p.child.kill('SIGTERM');
   await Promise.all(players.map((p) => (p.child.exitCode !== null ? Promise.resolve() : new Promise((r) => p.child.once('exit', r)))));
   const relayStats = sumRelayStats(await Promise.all(relays.map((r) => r.stop())));
@@ -376,7 +431,10 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   for (const p of players) {
     logs.push(p.kind === 'video' ? await readVideoPlayer(p.label, p.files.hash, p.files.sync) : await readAudioPlayer(p.label, p.files.sync));
   }
-  return report({ o, logs, show, expected, firstGo, endMono, commands, partition, failover, takeoverMs, relayStats, cycles, falseTakeovers: takeovers.map((t) => `${t.to} at ${(Number(t.mono - t0) / 1e9).toFixed(1)} s`) });
+  const backupLog = await fsp.readFile(path.join(scratch, 'server-b.log'), 'utf8');
+  const gaps = [...backupLog.matchAll(/"gapMs":(\d+)[^\n]*"role":"backup"/g)].map((x) => Number(x[1]));
+  return report({ duration: o.duration, control: o.control, fps: FPS, cpu, wallS, backupGapMs: gaps.length === 0 ? NaN : Math.max(...gaps),
+    takeoverMsSetting: o.takeoverMs === null ? DEFAULT_TAKEOVER_MS : Number(o.takeoverMs), logs, show, expected, firstGo, endMono, commands, partition, failover, takeoverMs, relayStats, cycles, falseTakeovers: takeovers.map((t) => `${t.to} at ${(Number(t.mono - t0) / 1e9).toFixed(1)} s`) });
 }
 
 /** Poll `check` every `everyMs` until it is true; throws naming `what` after `ms`. */
@@ -387,113 +445,6 @@ async function until(what: string, msMax: number, check: () => Promise<boolean>,
     if (Date.now() > end) throw new Error(`timed out after ${msMax} ms waiting for ${what}`);
     await sleep(everyMs);
   }
-}
-
-/** What the report is made of. */
-interface ReportInput {
-  o: Options;
-  logs: PlayerLogs[];
-  show: Show;
-  expected: (s: Show, mono: bigint) => string | null;
-  firstGo: bigint;
-  endMono: bigint;
-  commands: bigint[];
-  partition: Span | null;
-  failover: Span | null;
-  takeoverMs: number;
-  relayStats: RelayStats | null;
-  cycles: number;
-  /** Takeovers nobody caused (the machine's load held heartbeats past --takeover-ms): the new master and when. */
-  falseTakeovers: string[];
-}
-
-function report(r: ReportInput): string[] {
-  const out: string[] = [];
-  const periodNs = 1e9 / FPS;
-  const from = r.firstGo + 1_000_000_000n; // after the first cue's first second: every player has reached it
-  const of = (label: string, kind: 'video' | 'audio'): PlayerLogs => r.logs.find((l) => l.label === label && l.kind === kind) as PlayerLogs;
-  out.push(`bench:multi: ${r.cycles} cycles of the show (${r.o.duration} s), players at ${FPS} ticks/s (video) and 10 ms periods (audio, 48 kHz)`);
-  const rs = r.relayStats;
-  if (rs !== null) {
-    out.push(`Relay (0.2-2 ms one way with jitter, 1 % loss): ${rs.tcpConnections} TCP connections, ${rs.tcpChunks} chunks, ${rs.tcpLost} lost (retransmitted 10 ms later); `
-      + `delay given p50 ${rs.delayP50Ms.toFixed(2)} ms, p99 ${rs.delayP99Ms.toFixed(2)} ms, max ${rs.delayMaxMs.toFixed(2)} ms (Node timers fire on whole ms)`);
-  }
-  out.push('', 'Inter-machine presentation offset against the master machine\'s player (ms; video: the clock of each tick, audio: the media time of each period):');
-  out.push(`${'player'.padEnd(16)}${'video p50'.padStart(11)}${'p99'.padStart(9)}${'max'.padStart(9)}${'audio p50'.padStart(11)}${'p99'.padStart(9)}${'max'.padStart(9)}`);
-  const offs = new Map<string, Array<{ mono: bigint; offset: number }>>();
-  const p99 = new Map<string, number>();
-  const pendingOf = new Map(r.logs.map((l) => [`${l.label} ${l.kind}`, playerPending(r.show, l, r.commands, r.expected)]));
-  /** A player's samples after `from` outside its pending spans (a command not yet presented is no offset). */
-  const steady = (label: string, kind: 'video' | 'audio'): Sample[] => outside(of(label, kind).samples.filter((s) => s.mono >= from), pendingOf.get(`${label} ${kind}`) ?? []);
-  for (const label of ['b', 'f1', 'f2', 'f1 peer', 'f2 peer']) {
-    const cells: string[] = [];
-    for (const kind of ['video', 'audio'] as const) {
-      const o = offsetsAgainst(steady('m', kind), steady(label, kind));
-      offs.set(`${label} ${kind}`, o);
-      const abs = o.map((x) => Math.abs(x.offset));
-      p99.set(`${label} ${kind}`, pct(abs, 99));
-      cells.push(ms(pct(o.map((x) => x.offset), 50)).padStart(kind === 'video' ? 11 : 11), ms(pct(abs, 99)).padStart(9), ms(Math.max(0, ...abs)).padStart(9));
-    }
-    out.push(`${label.padEnd(16)}${cells.join('')}`);
-  }
-  out.push('', 'Out-of-sync video ticks (frame MD5 against FFmpeg\'s for the master\'s clock; a command up to the first in-sync tick not judged) and dry audio periods:');
-  out.push(`${'player'.padEnd(16)}${'ticks'.padStart(8)}${'wrong'.padStart(7)}${'partition'.padStart(11)}${'failover'.padStart(10)}${'periods'.padStart(9)}${'dry'.padStart(6)}${'partition'.padStart(11)}${'failover'.padStart(10)}`);
-  let wrongFollowers = 0;
-  let wrongAll = 0;
-  let wrongFailover = 0;
-  let dryFailover = 0;
-  let dryFollowersSteady = 0;
-  let wrongFollowersSteady = 0;
-  let wrongPartition = 0;
-  const examples: string[] = [];
-  for (const label of ['m', 'b', 'f1', 'f2', 'f1 peer', 'f2 peer']) {
-    const v = of(label, 'video');
-    const a = of(label, 'audio');
-    const jv = judgeVideo(r.show, v, from, pendingOf.get(`${label} video`) ?? [], periodNs, r.partition, r.failover);
-    const ja = judgeAudio(a, from, pendingOf.get(`${label} audio`) ?? [], r.partition, r.failover);
-    out.push(`${label.padEnd(16)}${String(jv.judged).padStart(8)}${String(jv.wrong).padStart(7)}${String(jv.inPartition).padStart(11)}${String(jv.inFailover).padStart(10)}`
-      + `${String(ja.periods).padStart(9)}${String(ja.dry).padStart(6)}${String(ja.inPartition).padStart(11)}${String(ja.inFailover).padStart(10)}`);
-    for (const e of jv.examples) examples.push(`  ${label}: ${e}`);
-    if (!label.includes('peer')) {
-      wrongAll += jv.wrong;
-      wrongFailover += jv.inFailover;
-      dryFailover += ja.inFailover;
-      wrongPartition += jv.inPartition;
-      if (label.startsWith('f')) {
-        wrongFollowers += jv.wrong;
-        wrongFollowersSteady += jv.wrong - jv.inPartition - jv.inFailover;
-        dryFollowersSteady += ja.dry - ja.inPartition - ja.inFailover;
-      }
-    }
-  }
-  if (examples.length > 0) out.push('First out-of-sync ticks (s after the first GO + 1 s):', ...examples.slice(0, 12));
-  // The partition: f1's clock against the master's, from the cut to 5 s after the heal.
-  let stepV = NaN;
-  let stepA = NaN;
-  if (r.partition !== null) {
-    stepV = maxStep(offs.get('f1 video') ?? [], r.partition);
-    stepA = maxStep(offs.get('f1 audio') ?? [], r.partition);
-    out.push('', `Partition of f1 (link down 2 s, then 5 s after the heal): largest step of f1's offset to the master machine: video ${ms(stepV)} ms, audio ${ms(stepA)} ms; `
-      + `out-of-sync ticks there (all machines but the peers): ${wrongPartition}`);
-  }
-  out.push(`Takeovers nobody caused (heartbeats held past --takeover-ms by the load): ${r.falseTakeovers.length === 0 ? 'none' : r.falseTakeovers.join(', ')}`);
-  out.push(`Failover: the backup answered as master ${r.takeoverMs.toFixed(0)} ms after the SIGKILL (GetRole every 20 ms); in the 5 s after that: `
-    + `${wrongFailover} out-of-sync ticks and ${dryFailover} dry audio periods on the four machines`);
-  void wrongFollowers;
-  const audioP99 = Math.max(...['b', 'f1', 'f2'].map((l) => p99.get(`${l} audio`) ?? NaN));
-  const peerAudioP99 = Math.max(...['f1 peer', 'f2 peer'].map((l) => p99.get(`${l} audio`) ?? NaN));
-  const videoP99 = Math.max(...['b', 'f1', 'f2'].map((l) => p99.get(`${l} video`) ?? NaN));
-  const peerVideoP99 = Math.max(...['f1 peer', 'f2 peer'].map((l) => p99.get(`${l} video`) ?? NaN));
-  out.push('', `Peer (the same players over TCP across the relay with the Ping offset, no local server): audio p99 ${ms(peerAudioP99)} ms vs followers ${ms(audioP99)} ms `
-    + `(${(peerAudioP99 / audioP99).toFixed(1)}x), video p99 ${ms(peerVideoP99)} ms vs ${ms(videoP99)} ms`);
-  out.push('', 'Targets:');
-  out.push(`  ${passIf(audioP99 <= 0.001)} inter-machine audio p99 <= 1 ms (worst machine: ${ms(audioP99)} ms)`);
-  out.push(`  ${passIf(wrongAll === 0)} 0 out-of-sync video ticks on the four machines (${wrongAll})`);
-  out.push(`  ${passIf(wrongFailover === 0 && dryFailover === 0 && Number.isFinite(r.takeoverMs))} failover: 0 out-of-sync ticks, no dry audio period (${wrongFailover}, ${dryFailover}; backup master after ${r.takeoverMs.toFixed(0)} ms)`);
-  out.push(`  ${passIf(wrongPartition === 0 && stepV <= 0.001 && stepA <= 0.001)} partition: re-lock without a visible jump (0 out-of-sync ticks, steps <= 1 ms: ${wrongPartition}, ${ms(stepV)}, ${ms(stepA)} ms)`);
-  out.push(`  ${passIf(wrongFollowersSteady === 0 && dryFollowersSteady === 0)} the 1 % loss link costs nothing visible on the followers outside the partition and the failover (${wrongFollowersSteady} ticks, ${dryFollowersSteady} dry periods)`);
-  out.push(`Run span: ${(Number(r.endMono - r.firstGo) / 1e9).toFixed(1)} s of show.`);
-  return out;
 }
 
 runBench('bench:multi', main);

@@ -1,0 +1,142 @@
+/**
+ * bench:multi's report (./bench-multi): the inter-machine offsets, out-of-sync ticks, dry audio periods, the partition
+ * and the failover, per-machine CPU and heartbeat gaps, against the issue's targets (PASS/MISS).
+ */
+import * as os from 'node:os';
+import type { Show } from './bench-go-analysis';
+import { judgeAudio, judgeVideo, maxStep, offsetsAgainst, outside, playerPending, type PlayerLogs, type Sample, type Span } from './bench/multi-judge';
+import type { RelayStats } from './bench/relay';
+import { ms, passIf, pct } from './bench/stats';
+
+/** `cpuS` CPU seconds over `wallS` as a percentage of one CPU. */
+const pctOf = (cpuS: number, wallS: number): string => `${((100 * cpuS) / wallS).toFixed(0)} %`;
+
+/** What the report is made of. */
+export interface ReportInput {
+  /** Show length asked, s. */
+  duration: number;
+  /** The control run: relays pass everything at once (no delay, no loss). */
+  control: boolean;
+  /** The players' display rate, ticks/s. */
+  fps: number;
+  logs: PlayerLogs[];
+  show: Show;
+  expected: (s: Show, mono: bigint) => string | null;
+  firstGo: bigint;
+  endMono: bigint;
+  commands: bigint[];
+  partition: Span | null;
+  failover: Span | null;
+  takeoverMs: number;
+  relayStats: RelayStats | null;
+  cycles: number;
+  /** Takeovers nobody caused (the machine's load held heartbeats past --takeover-ms): the new master and when. */
+  falseTakeovers: string[];
+  /** CPU time per machine over the run, s, by process (server, players, relay), and the run's wall time, s. */
+  cpu: Map<string, Map<string, number>>;
+  wallS: number;
+  /** The backup's largest gap between its master's states before the SIGKILL, ms (its log), and its --takeover-ms. */
+  backupGapMs: number;
+  takeoverMsSetting: number;
+}
+
+/** The report's lines. */
+export function report(r: ReportInput): string[] {
+  const out: string[] = [];
+  const periodNs = 1e9 / r.fps;
+  const from = r.firstGo + 1_000_000_000n; // after the first cue's first second: every player has reached it
+  const of = (label: string, kind: 'video' | 'audio'): PlayerLogs => r.logs.find((l) => l.label === label && l.kind === kind) as PlayerLogs;
+  out.push(`bench:multi${r.control ? ' CONTROL RUN (relays pass everything at once: no delay, no loss)' : ''}: ${r.cycles} cycles of the show (${r.duration} s), `
+    + `players at ${r.fps} ticks/s (video) and 10 ms periods (audio, 48 kHz)`);
+  const rs = r.relayStats;
+  if (rs !== null) {
+    out.push(`Relay (${r.control ? 'unshaped' : '0.2-2 ms one way with jitter, 1 % loss'}): ${rs.tcpConnections} TCP connections, ${rs.tcpChunks} shaped chunks, ${rs.tcpLost} lost (retransmitted 10 ms later); `
+      + `delay given (arrival to delivery) p50 ${rs.delayP50Ms.toFixed(2)} ms, p99 ${rs.delayP99Ms.toFixed(2)} ms, max ${rs.delayMaxMs.toFixed(2)} ms`);
+  }
+  out.push('', `CPU per machine over the run (share of one CPU; the machine has ${os.cpus().length}):`);
+  for (const [machine, byProc] of r.cpu) {
+    const total = [...byProc.values()].reduce((a, b) => a + b, 0);
+    out.push(`  ${machine.padEnd(4)} ${pctOf(total, r.wallS).padStart(6)}  (${[...byProc].map(([k, v]) => `${k} ${pctOf(v, r.wallS)}`).join(', ')})`);
+  }
+  const all = [...r.cpu.values()].flatMap((m) => [...m.values()]).reduce((a, b) => a + b, 0);
+  out.push(`  all  ${pctOf(all, r.wallS).padStart(6)} of ${os.cpus().length * 100} %`);
+  out.push('', 'Inter-machine presentation offset against the master machine\'s player (ms; video: the clock of each tick, audio: the media time of each period):');
+  out.push(`${'player'.padEnd(16)}${'video p50'.padStart(11)}${'p99'.padStart(9)}${'max'.padStart(9)}${'audio p50'.padStart(11)}${'p99'.padStart(9)}${'max'.padStart(9)}`);
+  const offs = new Map<string, Array<{ mono: bigint; offset: number }>>();
+  const p99 = new Map<string, number>();
+  const pendingOf = new Map(r.logs.map((l) => [`${l.label} ${l.kind}`, playerPending(r.show, l, r.commands, r.expected)]));
+  /** A player's samples after `from` outside its pending spans (a command not yet presented is no offset). */
+  const steady = (label: string, kind: 'video' | 'audio'): Sample[] => outside(of(label, kind).samples.filter((s) => s.mono >= from), pendingOf.get(`${label} ${kind}`) ?? []);
+  for (const label of ['b', 'f1', 'f2', 'f1 peer', 'f2 peer']) {
+    const cells: string[] = [];
+    for (const kind of ['video', 'audio'] as const) {
+      const o = offsetsAgainst(steady('m', kind), steady(label, kind));
+      offs.set(`${label} ${kind}`, o);
+      const abs = o.map((x) => Math.abs(x.offset));
+      p99.set(`${label} ${kind}`, pct(abs, 99));
+      cells.push(ms(pct(o.map((x) => x.offset), 50)).padStart(kind === 'video' ? 11 : 11), ms(pct(abs, 99)).padStart(9), ms(Math.max(0, ...abs)).padStart(9));
+    }
+    out.push(`${label.padEnd(16)}${cells.join('')}`);
+  }
+  out.push('', 'Out-of-sync video ticks (frame MD5 against FFmpeg\'s for the master\'s clock; a command up to the first in-sync tick not judged) and dry audio periods:');
+  out.push(`${'player'.padEnd(16)}${'ticks'.padStart(8)}${'wrong'.padStart(7)}${'partition'.padStart(11)}${'failover'.padStart(10)}${'periods'.padStart(9)}${'dry'.padStart(6)}${'partition'.padStart(11)}${'failover'.padStart(10)}`);
+  let wrongFollowers = 0;
+  let wrongAll = 0;
+  let wrongFailover = 0;
+  let dryFailover = 0;
+  let dryFollowersSteady = 0;
+  let wrongFollowersSteady = 0;
+  let wrongPartition = 0;
+  const examples: string[] = [];
+  for (const label of ['m', 'b', 'f1', 'f2', 'f1 peer', 'f2 peer']) {
+    const v = of(label, 'video');
+    const a = of(label, 'audio');
+    const jv = judgeVideo(r.show, v, from, pendingOf.get(`${label} video`) ?? [], periodNs, r.partition, r.failover);
+    const ja = judgeAudio(a, from, pendingOf.get(`${label} audio`) ?? [], r.partition, r.failover);
+    out.push(`${label.padEnd(16)}${String(jv.judged).padStart(8)}${String(jv.wrong).padStart(7)}${String(jv.inPartition).padStart(11)}${String(jv.inFailover).padStart(10)}`
+      + `${String(ja.periods).padStart(9)}${String(ja.dry).padStart(6)}${String(ja.inPartition).padStart(11)}${String(ja.inFailover).padStart(10)}`);
+    for (const e of jv.examples) examples.push(`  ${label}: ${e}`);
+    if (!label.includes('peer')) {
+      wrongAll += jv.wrong;
+      wrongFailover += jv.inFailover;
+      dryFailover += ja.inFailover;
+      wrongPartition += jv.inPartition;
+      if (label.startsWith('f')) {
+        wrongFollowers += jv.wrong;
+        wrongFollowersSteady += jv.wrong - jv.inPartition - jv.inFailover;
+        dryFollowersSteady += ja.dry - ja.inPartition - ja.inFailover;
+      }
+    }
+  }
+  if (examples.length > 0) out.push('First out-of-sync ticks (s after the first GO + 1 s):', ...examples.slice(0, 12));
+  // The partition: f1's clock against the master's, from the cut to 5 s after the heal.
+  let stepV = NaN;
+  let stepA = NaN;
+  if (r.partition !== null) {
+    stepV = maxStep(offs.get('f1 video') ?? [], r.partition);
+    stepA = maxStep(offs.get('f1 audio') ?? [], r.partition);
+    out.push('', `Partition of f1 (link down 2 s, then 5 s after the heal): largest step of f1's offset to the master machine: video ${ms(stepV)} ms, audio ${ms(stepA)} ms; `
+      + `out-of-sync ticks there (all machines but the peers): ${wrongPartition}`);
+  }
+  out.push(`Takeovers nobody caused (heartbeats held past --takeover-ms by the load): ${r.falseTakeovers.length === 0 ? 'none' : r.falseTakeovers.join(', ')}; `
+    + `the backup's largest gap between its master's states before the SIGKILL: ${Number.isFinite(r.backupGapMs) ? `${r.backupGapMs} ms` : 'not logged'} `
+    + `(heartbeat every ${Math.round(r.takeoverMsSetting / 3)} ms, --takeover-ms ${r.takeoverMsSetting})`);
+  out.push(`Failover: the backup answered as master ${r.takeoverMs.toFixed(0)} ms after the SIGKILL (GetRole every 20 ms); in the 5 s after that: `
+    + `${wrongFailover} out-of-sync ticks and ${dryFailover} dry audio periods on the four machines`);
+  void wrongFollowers;
+  const audioP99 = Math.max(...['b', 'f1', 'f2'].map((l) => p99.get(`${l} audio`) ?? NaN));
+  const peerAudioP99 = Math.max(...['f1 peer', 'f2 peer'].map((l) => p99.get(`${l} audio`) ?? NaN));
+  const videoP99 = Math.max(...['b', 'f1', 'f2'].map((l) => p99.get(`${l} video`) ?? NaN));
+  const peerVideoP99 = Math.max(...['f1 peer', 'f2 peer'].map((l) => p99.get(`${l} video`) ?? NaN));
+  out.push('', `Peer (the same players over TCP across the relay with the Ping offset, no local server): audio p99 ${ms(peerAudioP99)} ms vs followers ${ms(audioP99)} ms `
+    + `(${(peerAudioP99 / audioP99).toFixed(1)}x), video p99 ${ms(peerVideoP99)} ms vs ${ms(videoP99)} ms`);
+  out.push('', 'Targets:');
+  out.push(`  ${passIf(audioP99 <= 0.001)} inter-machine audio p99 <= 1 ms (worst machine: ${ms(audioP99)} ms)`);
+  out.push(`  ${passIf(wrongAll === 0)} 0 out-of-sync video ticks on the four machines (${wrongAll})`);
+  out.push(`  ${passIf(wrongFailover === 0 && dryFailover === 0 && Number.isFinite(r.takeoverMs))} failover: 0 out-of-sync ticks, no dry audio period (${wrongFailover}, ${dryFailover}; backup master after ${r.takeoverMs.toFixed(0)} ms)`);
+  out.push(`  ${passIf(wrongPartition === 0 && stepV <= 0.001 && stepA <= 0.001)} partition: re-lock without a visible jump (0 out-of-sync ticks, steps <= 1 ms: ${wrongPartition}, ${ms(stepV)}, ${ms(stepA)} ms)`);
+  out.push(`  ${passIf(wrongFollowersSteady === 0 && dryFollowersSteady === 0)} the 1 % loss link costs nothing visible on the followers outside the partition and the failover (${wrongFollowersSteady} ticks, ${dryFollowersSteady} dry periods)`);
+  out.push(`Run span: ${(Number(r.endMono - r.firstGo) / 1e9).toFixed(1)} s of show.`);
+  return out;
+}
+
