@@ -35,6 +35,8 @@ export interface ReportInput {
   /** CPU time per machine over the run, s, by process (server, players, relay), and the run's wall time, s. */
   cpu: Map<string, Map<string, number>>;
   wallS: number;
+  /** CPU time the whole machine was busy meanwhile, s (the run's processes and any others). */
+  machineBusyS: number;
   /** The backup's largest gap between its master's states before the SIGKILL, ms (its log), and its --takeover-ms. */
   backupGapMs: number;
   takeoverMsSetting: number;
@@ -59,7 +61,8 @@ export function report(r: ReportInput): string[] {
     out.push(`  ${machine.padEnd(4)} ${pctOf(total, r.wallS).padStart(6)}  (${[...byProc].map(([k, v]) => `${k} ${pctOf(v, r.wallS)}`).join(', ')})`);
   }
   const all = [...r.cpu.values()].flatMap((m) => [...m.values()]).reduce((a, b) => a + b, 0);
-  out.push(`  all  ${pctOf(all, r.wallS).padStart(6)} of ${os.cpus().length * 100} %`);
+  out.push(`  all  ${pctOf(all, r.wallS).padStart(6)} of ${os.cpus().length * 100} %; processes not of this run (a shared machine): ${pctOf(Math.max(0, r.machineBusyS - all), r.wallS)}; `
+    + `machine idle ${pctOf(Math.max(0, os.cpus().length * r.wallS - r.machineBusyS), r.wallS)}`);
   out.push('', 'Inter-machine presentation offset against the master machine\'s player (ms; video: the clock of each tick, audio: the media time of each period):');
   out.push(`${'player'.padEnd(16)}${'video p50'.padStart(11)}${'p99'.padStart(9)}${'max'.padStart(9)}${'audio p50'.padStart(11)}${'p99'.padStart(9)}${'max'.padStart(9)}`);
   const offs = new Map<string, Array<{ mono: bigint; offset: number }>>();

@@ -26,8 +26,8 @@
  * delay, no loss), so the followers' offsets must be ~0 and the peers' only their Ping estimate's. Namespaces are
  * named m2-*, removed at the end (also on SIGINT/SIGTERM) and (a run that died) at the start.
  */
-import { closeSync, openSync, promises as fsp, readdirSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, promises as fsp, readdirSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -76,6 +76,13 @@ interface Options {
 const DEFAULT_TAKEOVER_MS = 300;
 /** Nice value of the servers: docs/systemd/cuemux.service's Nice=-10, as on a show machine. */
 const SERVER_NICE = -10;
+
+/** CPU time the whole machine has been busy (all CPUs, not idle nor waiting for I/O), s, from /proc/stat. */
+function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3] - f[4]) / CLK_TCK;
+}
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 /** Set the nice value of every thread of process `pid` (Linux nice values are per thread; the threads it starts later inherit the main thread's). */
 function reniceAll(pid: number, nice: number): void {
@@ -190,6 +197,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     }
   };
   const runStart = monoNs();
+  const busyStart = machineBusySeconds();
   relays.forEach((r, i) => procs.push({ machine: MACHINES[i], what: 'relay', pid: r.pid }));
   // The servers, each on its machine, its log in a file.
   const sock = (m: Machine): string => path.join(scratch, `${m}.sock`);
@@ -417,6 +425,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   const endMono = monoNs();
   say('the show is over: stopping the players...');
   const wallS = Number(monoNs() - runStart) / 1e9;
+  const machineBusyS = machineBusySeconds() - busyStart;
   for (const p of [...procs]) takeCpu(p.pid);
   for (const p of players) p.child.kill('SIGTERM');
   await Promise.all(players.map((p) => (p.child.exitCode !== null ? Promise.resolve() : new Promise((r) => p.child.once('exit', r)))));
@@ -433,7 +442,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   }
   const backupLog = await fsp.readFile(path.join(scratch, 'server-b.log'), 'utf8');
   const gaps = [...backupLog.matchAll(/"gapMs":(\d+)[^\n]*"role":"backup"/g)].map((x) => Number(x[1]));
-  return report({ duration: o.duration, control: o.control, fps: FPS, cpu, wallS, backupGapMs: gaps.length === 0 ? NaN : Math.max(...gaps),
+  return report({ duration: o.duration, control: o.control, fps: FPS, cpu, wallS, machineBusyS, backupGapMs: gaps.length === 0 ? NaN : Math.max(...gaps),
     takeoverMsSetting: o.takeoverMs === null ? DEFAULT_TAKEOVER_MS : Number(o.takeoverMs), logs, show, expected, firstGo, endMono, commands, partition, failover, takeoverMs, relayStats, cycles, falseTakeovers: takeovers.map((t) => `${t.to} at ${(Number(t.mono - t0) / 1e9).toFixed(1)} s`) });
 }
 
