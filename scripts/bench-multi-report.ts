@@ -19,6 +19,8 @@ export interface ReportInput {
   control: boolean;
   /** The players' display rate, ticks/s. */
   fps: number;
+  /** Nice value the players' threads were held at (--players-nice), or null for their own. */
+  playersNice: number | null;
   logs: PlayerLogs[];
   show: Show;
   expected: (s: Show, mono: bigint) => string | null;
@@ -40,6 +42,8 @@ export interface ReportInput {
   /** The backup's largest gap between its master's states before the SIGKILL, ms (its log), and its --takeover-ms. */
   backupGapMs: number;
   takeoverMsSetting: number;
+  /** Times the backup found its silent master answering GetRole and did not take over (its log). */
+  spared: number;
 }
 
 /** The report's lines. */
@@ -49,7 +53,7 @@ export function report(r: ReportInput): string[] {
   const from = r.firstGo + 1_000_000_000n; // after the first cue's first second: every player has reached it
   const of = (label: string, kind: 'video' | 'audio'): PlayerLogs => r.logs.find((l) => l.label === label && l.kind === kind) as PlayerLogs;
   out.push(`bench:multi${r.control ? ' CONTROL RUN (relays pass everything at once: no delay, no loss)' : ''}: ${r.cycles} cycles of the show (${r.duration} s), `
-    + `players at ${r.fps} ticks/s (video) and 10 ms periods (audio, 48 kHz)`);
+    + `players at ${r.fps} ticks/s (video) and 10 ms periods (audio, 48 kHz)${r.playersNice === null ? '' : `, every player thread held at nice ${r.playersNice}`}`);
   const rs = r.relayStats;
   if (rs !== null) {
     out.push(`Relay (${r.control ? 'unshaped' : '0.2-2 ms one way with jitter, 1 % loss'}): ${rs.tcpConnections} TCP connections, ${rs.tcpChunks} shaped chunks, ${rs.tcpLost} lost (retransmitted 10 ms later); `
@@ -125,7 +129,7 @@ export function report(r: ReportInput): string[] {
   }
   out.push(`Takeovers nobody caused (heartbeats held past --takeover-ms by the load): ${r.falseTakeovers.length === 0 ? 'none' : r.falseTakeovers.join(', ')}; `
     + `the backup's largest gap between its master's states before the SIGKILL: ${Number.isFinite(r.backupGapMs) ? `${r.backupGapMs} ms` : 'not logged'} `
-    + `(heartbeat every ${Math.round(r.takeoverMsSetting / 3)} ms, --takeover-ms ${r.takeoverMsSetting})`);
+    + `(heartbeat every ${Math.round(r.takeoverMsSetting / 3)} ms, --takeover-ms ${r.takeoverMsSetting}); silent past --takeover-ms but answering GetRole, so not taken over: ${r.spared} time(s)`);
   out.push(`Failover: the backup answered as master ${r.takeoverMs.toFixed(0)} ms after the SIGKILL (GetRole every 20 ms); in the 5 s after that: `
     + `${wrongFailover} out-of-sync ticks and ${dryFailover} dry audio periods on the four machines`);
   void wrongFollowers;

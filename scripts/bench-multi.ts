@@ -22,7 +22,7 @@
  * backup is master, out-of-sync ticks and dry audio on every machine), with PASS/MISS per target, load and steal.
  *
  * `node dist/scripts/bench-multi.js [--duration S (300)] [--quick (40 s)] [--takeover-ms MS (the server's 300)] [--keep (the logs)]
- * [--control]` (root: network namespaces). `--control` checks the judge: the relays pass everything at once (no
+ * [--control] [--players-nice N]` (root: network namespaces). `--control` checks the judge: the relays pass everything at once (no
  * delay, no loss), so the followers' offsets must be ~0 and the peers' only their Ping estimate's. Namespaces are
  * named m2-*, removed at the end (also on SIGINT/SIGTERM) and (a run that died) at the start.
  */
@@ -70,6 +70,12 @@ interface Options {
   takeoverMs: string | null;
   /** Relays unshaped (no delay, no loss): the judge's control run. */
   control: boolean;
+  /**
+   * Nice value every thread of every player is held at (checked every 500 ms: decoding threads start later), or null
+   * for the players' own (decoding at 0 and -5). For a machine shared with other work: the players before it, as on a
+   * show machine that runs nothing else.
+   */
+  playersNice: number | null;
 }
 
 /** The server's --takeover-ms default (src/cli/serve-options.ts). */
@@ -86,7 +92,13 @@ const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).s
 
 /** Set the nice value of every thread of process `pid` (Linux nice values are per thread; the threads it starts later inherit the main thread's). */
 function reniceAll(pid: number, nice: number): void {
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return; // it ended
+  }
+  for (const tid of tids) {
     try {
       os.setPriority(Number(tid), nice);
     } catch {
@@ -96,10 +108,11 @@ function reniceAll(pid: number, nice: number): void {
 }
 
 function options(): Options {
-  const { values } = parseArgs({ options: { duration: { type: 'string' }, quick: { type: 'boolean' }, keep: { type: 'boolean' }, 'takeover-ms': { type: 'string' }, control: { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { duration: { type: 'string' }, quick: { type: 'boolean' }, keep: { type: 'boolean' }, 'takeover-ms': { type: 'string' }, control: { type: 'boolean' }, 'players-nice': { type: 'string' } } });
   const duration = values.duration !== undefined ? Number(values.duration) : values.quick === true ? 40 : 300;
   if (!(duration >= 2 * CYCLE_S + 4)) throw new Error(`--duration must be at least ${2 * CYCLE_S + 4} s (two cycles of the show)`);
-  return { duration, keep: values.keep === true, takeoverMs: values['takeover-ms'] ?? null, control: values.control === true };
+  return { duration, keep: values.keep === true, takeoverMs: values['takeover-ms'] ?? null, control: values.control === true,
+    playersNice: values['players-nice'] === undefined ? null : Number(values['players-nice']) };
 }
 
 /** A player process of the run and its files. */
@@ -233,6 +246,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
 
   // The players.
   const players: Player[] = [];
+  let stopHolding = (): void => undefined;
   const spawnPlayer = (label: string, ns: string, kind: 'video' | 'audio', connect: string[]): void => {
     const base = path.join(scratch, `${label.replace(' ', '-')}-${kind}`);
     const files = { hash: `${base}-hash.jsonl`, sync: `${base}-sync.jsonl`, wav: `${base}.wav`, log: `${base}.log` };
@@ -255,6 +269,14 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   for (const m of MACHINES) for (const kind of ['video', 'audio'] as const) spawnPlayer(m, at(m).ns, kind, connectOf[m]);
   for (const m of ['f1', 'f2'] as const) {
     for (const kind of ['video', 'audio'] as const) spawnPlayer(`${m} peer`, at(m).ns, kind, ['--target', `${addr('m')},${addr('b')}`]);
+  }
+  if (o.playersNice !== null) {
+    const nice = o.playersNice;
+    const hold = setInterval(() => {
+      for (const p of players) if (p.child.exitCode === null && p.child.pid !== undefined) reniceAll(p.child.pid, nice);
+    }, 500);
+    hold.unref();
+    stopHolding = () => clearInterval(hold);
   }
   const alive = (): void => {
     const dead = players.find((p) => p.child.exitCode !== null);
@@ -424,6 +446,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   await waitUntil(1 + cycles * CYCLE_S);
   const endMono = monoNs();
   say('the show is over: stopping the players...');
+  stopHolding();
   const wallS = Number(monoNs() - runStart) / 1e9;
   const machineBusyS = machineBusySeconds() - busyStart;
   for (const p of [...procs]) takeCpu(p.pid);
@@ -442,7 +465,8 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   }
   const backupLog = await fsp.readFile(path.join(scratch, 'server-b.log'), 'utf8');
   const gaps = [...backupLog.matchAll(/"gapMs":(\d+)[^\n]*"role":"backup"/g)].map((x) => Number(x[1]));
-  return report({ duration: o.duration, control: o.control, fps: FPS, cpu, wallS, machineBusyS, backupGapMs: gaps.length === 0 ? NaN : Math.max(...gaps),
+  const spared = (backupLog.match(/no takeover \(a busy master/g) ?? []).length;
+  return report({ duration: o.duration, control: o.control, fps: FPS, playersNice: o.playersNice, spared, cpu, wallS, machineBusyS, backupGapMs: gaps.length === 0 ? NaN : Math.max(...gaps),
     takeoverMsSetting: o.takeoverMs === null ? DEFAULT_TAKEOVER_MS : Number(o.takeoverMs), logs, show, expected, firstGo, endMono, commands, partition, failover, takeoverMs, relayStats, cycles, falseTakeovers: takeovers.map((t) => `${t.to} at ${(Number(t.mono - t0) / 1e9).toFixed(1)} s`) });
 }
 

@@ -214,7 +214,7 @@ export class Failover {
     const silentMs = Date.now() - this.#lastStateAtMs;
     if (silentMs < this.#o.takeoverMs) return; // a state came meanwhile
     const old = this.#master ?? '?';
-    if (await this.#answers(old)) {
+    if (await this.#answers(old, silentMs)) {
       if (Date.now() - this.#lastStateAtMs >= this.#o.takeoverMs) this.#armSilence();
       return;
     }
@@ -241,15 +241,15 @@ export class Failover {
    * A dead server process answers at once (connection refused: the takeover is not delayed); a dead machine or a cut
    * link not at all (the takeover comes takeoverMs later: at most twice --takeover-ms after the last state).
    */
-  async #answers(master: string): Promise<boolean> {
+  async #answers(master: string, silentMs: number): Promise<boolean> {
     const peers = this.#o.peers;
     if (peers === null || master === '?') return false;
     const t0 = Date.now();
     try {
       const r = await peers.role(master, this.#o.takeoverMs);
       if (r.role !== 'master') return false;
-      log.warn(`the master ${master} sent nothing for ${Date.now() - this.#lastStateAtMs} ms but answers GetRole as master (in ${Date.now() - t0} ms): `
-        + 'no takeover (a busy master, not a dead one)', { master, term: String(r.term) });
+      log.warn(`the master ${master} sent nothing for ${silentMs} ms (--takeover-ms ${this.#o.takeoverMs}) but answers GetRole as master `
+        + `(in ${Date.now() - t0} ms): no takeover (a busy master, not a dead one)`, { master, term: String(r.term), silentMs });
       return true;
     } catch {
       return false;
