@@ -460,8 +460,8 @@ export interface GetRoleRequest {
 export interface ServerRole {
   /**
    * "master" (runs the show: takes show control, serves Follow and WatchShow), "backup" (mirrors the master and takes
-   * over when the master falls silent for its --takeover-ms; refuses Follow and WatchShow with FAILED_PRECONDITION
-   * naming the master) or "follower" (`--follow`: mirrors the master, serves its own players, never takes over).
+   * over when the master falls silent for its --takeover-ms; serves its own players the mirrored show as a follower
+   * does; refuses WatchShow and show control with FAILED_PRECONDITION naming the master) or "follower" (`--follow`: mirrors the master, serves its own players, never takes over).
    */
   role: string;
   /**
