@@ -81,6 +81,15 @@ else
   for x in "$status_b" "$status_2"; do [ "$status" -eq 0 ] && status=$x; done
 fi
 
+wait "$lint_pid"
+lint_status=$?
+lint_pid=
+if [ "$lint_status" -ne 0 ]; then
+  cat "$lint_log" >&2
+  echo "[cuemux test] lint or the import-cycle check FAILED (above)" >&2
+else
+  echo "[cuemux test] lint and import cycles: ok ($(tail -n 1 "$lint_log"))" >&2
+fi
 # Summed over the phases (each mocha run prints its own "N passing" / "N failing").
 passed=$(grep -oE '^ +[0-9]+ passing' "$log" | grep -oE '[0-9]+' | awk '{ n += $1 } END { print n + 0 }')
 failed=$(grep -oE '^ +[0-9]+ failing' "$log" | grep -oE '[0-9]+' | awk '{ n += $1 } END { print n + 0 }')
