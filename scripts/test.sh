@@ -43,11 +43,11 @@ lint_pid=$!
 LANE_A=(
   grpc-security cli cli-help ffmpeg-decode index-exactness http-media readme-promises-cli http-preview media-access
   other-languages index-store osc-codec index-freshness systemd-units rational frame-pool packet-reader
-  packet-batch-wire
+  packet-batch-wire readme-promises-server
 )
 LANE_B=(
   hostile-input growing media-server operator-page corpus serve-process ffmpeg-adapter timecode index-concurrency
-  index-build-batches
+  index-build-batches status-command stream-memory
 )
 MOCHA=(--no-config --timeout 120000 --slow 2000 --reporter spec --exit)
 if [ $# -gt 0 ]; then
