@@ -261,23 +261,26 @@ describe('media server', function () {
     });
     h.close();
     assert.equal(res.status, 'SERVING');
-    const reflectionProto = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
-    const def = grpc.loadPackageDefinition(protoLoader.loadSync(reflectionProto)) as unknown as {
-      grpc: { reflection: { v1: { ServerReflection: new (t: string, c: grpc.ChannelCredentials) => grpc.Client & { serverReflectionInfo(): grpc.ClientDuplexStream<object, { listServicesResponse?: { service: Array<{ name: string }> } }> } } } };
-    };
-    const r = new def.grpc.reflection.v1.ServerReflection(srv.tcp, grpc.credentials.createInsecure());
-    const names = await new Promise<string[]>((resolve, reject) => {
-      const call = r.serverReflectionInfo();
-      call.on('data', (m: { listServicesResponse?: { service: Array<{ name: string }> } }) => {
-        resolve((m.listServicesResponse?.service ?? []).map((s) => s.name));
-        call.end();
+    // Both versions grpcurl and grpc_cli ask (v1, then v1alpha); reflection is built on the first call to either.
+    for (const version of ['v1', 'v1alpha'] as const) {
+      const reflectionProto = require.resolve(`@grpc/reflection/build/proto/grpc/reflection/${version}/reflection.proto`);
+      const def = grpc.loadPackageDefinition(protoLoader.loadSync(reflectionProto)) as unknown as {
+        grpc: { reflection: Record<typeof version, { ServerReflection: new (t: string, c: grpc.ChannelCredentials) => grpc.Client & { serverReflectionInfo(): grpc.ClientDuplexStream<object, { listServicesResponse?: { service: Array<{ name: string }> } }> } }> };
+      };
+      const r = new def.grpc.reflection[version].ServerReflection(srv.tcp, grpc.credentials.createInsecure());
+      const names = await new Promise<string[]>((resolve, reject) => {
+        const call = r.serverReflectionInfo();
+        call.on('data', (m: { listServicesResponse?: { service: Array<{ name: string }> } }) => {
+          resolve((m.listServicesResponse?.service ?? []).map((s) => s.name));
+          call.end();
+        });
+        call.on('error', reject);
+        call.write({ listServices: '' });
       });
-      call.on('error', reject);
-      call.write({ listServices: '' });
-    });
-    r.close();
-    assert.ok(names.includes('cuemux.v1.MediaServer'), names.join(', '));
-    assert.ok(names.includes('grpc.health.v1.Health'));
+      r.close();
+      assert.ok(names.includes('cuemux.v1.MediaServer'), `${version}: ${names.join(', ')}`);
+      assert.ok(names.includes('grpc.health.v1.Health'), version);
+    }
   });
 
   describe('bad requests: a status code and a message naming the file', function () {
