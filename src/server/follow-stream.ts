@@ -49,15 +49,19 @@ const FIRST_BATCH_BYTES = 64 << 10;
 /**
  * Bytes of this call's packet messages handed to HTTP/2 and not yet written to the socket (their write callback not
  * called) below which a batch that is not a segment's first is written; at or above it, it waits its turn in this
- * session (feeds first, then prerolls). A segment's first message (the GO: CueStarted and the batch that adopts the
- * preroll or carries the first packets) is written at once, so it never queues behind more than this and one batch.
+ * session (feeds' and prerolls' batches in the order they came: a loop's next pass needs its preroll within a pass).
+ * A segment's first message (the GO: CueStarted and the batch that adopts the preroll or carries the first packets)
+ * is written at once, so it never queues behind more than this and one batch. Batches go out a few at a time, not
+ * one per write callback: with 64 KiB here (one batch at a time) and prerolls after feeds, two quick bench:go runs
+ * held 16 ticks at loop seams each (the last frame of a pass for the next pass's first two; 0 before), the next pass's
+ * preroll most likely not in yet.
  *
  * Why: bench:go (quick, 60 ticks/s) traced each hop of armed GOs over a playing DNxHD cue: the server wrote the GO's
  * message 1-2 ms after the datagram, behind 0.38-1.3 MB of earlier batches still queued on the call (each feed and
  * preroll wrote a batch of up to 512 KiB before waiting), and the player's decode worker read it 44-320 ms later:
  * 3-58 ticks late. Feeds are paced by the lead window, so holding their batches here delays no picture.
  */
-const FLIGHT_BYTES = 64 << 10;
+const FLIGHT_BYTES = 256 << 10;
 
 /**
  * Largest batch of a message that is not a segment's first, in bytes (or the request's batch size when smaller; one
@@ -144,8 +148,8 @@ export class FollowSession {
   readonly #announced = new Map<string, number>();
   /** Where a reconnecting player goes on, per cue (used once, by the first feed of that cue that matches). */
   readonly #resume = new Map<string, FollowResume>();
-  /** Writers waiting for their turn (see FLIGHT_BYTES): feeds' batches, then prerolls', each in arrival order. */
-  readonly #turns: Record<'feed' | 'preroll', Array<() => void>> = { feed: [], preroll: [] };
+  /** Writers of batches waiting for their turn (see FLIGHT_BYTES), in arrival order. */
+  readonly #turns: Array<() => void> = [];
   /** The player prepares armed cues (FollowRequest.prepare). */
   readonly #prepare: boolean;
   /** Prerolls sent and not adopted, by cue id. */
@@ -221,24 +225,23 @@ export class FollowSession {
 
   /** The call ended: every waiting writer goes on (and finds it ended). */
   #wakeAll(): void {
-    for (const q of Object.values(this.#turns)) for (const wake of q.splice(0)) wake();
+    for (const wake of this.#turns.splice(0)) wake();
   }
 
   /** Let the next waiting writer write when the bytes in flight are under FLIGHT_BYTES. */
   #wakeNext(): void {
     if (this.#client.bytesQueued >= FLIGHT_BYTES) return;
-    (this.#turns.feed.shift() ?? this.#turns.preroll.shift())?.();
+    this.#turns.shift()?.();
   }
 
   /**
    * Wait for the turn to write a batch of `kind` ('first': a segment's first message, written at once). A writer
    * woken that does not write (the call ended) wakes no one: #wakeAll has woken them all.
    */
-  async #turn(kind: 'first' | 'feed' | 'preroll'): Promise<void> {
+  async #turn(kind: 'first' | 'queued'): Promise<void> {
     if (kind === 'first' || this.#stopped()) return;
-    const ahead = this.#turns.feed.length + (kind === 'preroll' ? this.#turns.preroll.length : 0);
-    if (ahead === 0 && this.#client.bytesQueued < FLIGHT_BYTES) return;
-    await new Promise<void>((resolve) => this.#turns[kind].push(resolve));
+    if (this.#turns.length === 0 && this.#client.bytesQueued < FLIGHT_BYTES) return;
+    await new Promise<void>((resolve) => this.#turns.push(resolve));
   }
 
   #loaded(cue: LoadedCue): void {
@@ -414,7 +417,7 @@ export class FollowSession {
           limit = queuedBatch;
           const before = announce;
           announce = null;
-          if (!(await this.#writePackets(cue.id, seg, generation, chunk, next.done === true, before, 0, firstOfSegment ? 'first' : 'feed', signal))) return;
+          if (!(await this.#writePackets(cue.id, seg, generation, chunk, next.done === true, before, 0, firstOfSegment ? 'first' : 'queued', signal))) return;
           if (firstOfSegment) this.#renewPreroll(cue, PREROLL_RENEW_MS);
           firstOfSegment = false;
           const last = chunk[chunk.length - 1].e;
@@ -468,7 +471,7 @@ export class FollowSession {
    * the framed messages `before` (in the same write when the framed-send hook is active), in its turn (`kind`, see
    * FLIGHT_BYTES); false when the call ended or `signal` aborted first.
    */
-  async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[], last: boolean, before: Buffer | null, preroll: number, kind: 'first' | 'feed', signal: AbortSignal): Promise<boolean> {
+  async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[], last: boolean, before: Buffer | null, preroll: number, kind: 'first' | 'queued', signal: AbortSignal): Promise<boolean> {
     const together = before !== null && framedSendActive();
     if (before !== null && !together) this.#writeFramed(before);
     const frame = followPacketsFrame({ cueId, segment: seg.segment, generation, last, preroll }, chunk, together ? before : null);
@@ -479,7 +482,7 @@ export class FollowSession {
    * Write a laid-out batch of `messages` framed messages carrying `chunk`, in its turn (`kind`, see FLIGHT_BYTES);
    * false when the call ended or `signal` aborted while it waited (nothing written then).
    */
-  async #writeBatch(frame: FollowPacketsFrame, messages: number, chunk: readonly Planned[], kind: 'first' | 'feed' | 'preroll', signal?: AbortSignal): Promise<boolean> {
+  async #writeBatch(frame: FollowPacketsFrame, messages: number, chunk: readonly Planned[], kind: 'first' | 'queued', signal?: AbortSignal): Promise<boolean> {
     await this.#turn(kind);
     if (this.#stopped() || signal?.aborted === true) {
       this.#wakeNext(); // its turn goes to the next writer
@@ -554,7 +557,7 @@ export class FollowSession {
         chunk.push(planned[i++]);
       }
       if (signal.aborted || this.#stopped()) return false;
-      if (!(await this.#writeBatch(cuePrerollFrame({ cueId, preroll, last: i === planned.length }, chunk), 1, chunk, 'preroll', signal))) return false;
+      if (!(await this.#writeBatch(cuePrerollFrame({ cueId, preroll, last: i === planned.length }, chunk), 1, chunk, 'queued', signal))) return false;
     }
     return !signal.aborted;
   }
