@@ -1037,7 +1037,8 @@ export interface FollowEvent {
  * ended (in file order the two may interleave: a resume point (FollowResume.next_entry) that falls among the
  * preroll's entries makes the server send those again; drop the ones the preroll had). The adopting FollowPackets
  * carries no packets (the server writes it at once with the segment's CueStarted, ahead of every batch queued on the
- * call, so a GO never waits behind another cue's packets); the segment's packets follow in the next batches. It still
+ * call, so a GO never waits behind another cue's packets); the segment's packets follow in the next batches, the
+ * first of them at once too. It still
  * adopts, and when the whole segment was in the preroll its `last` drains.
  *
  * A preroll is sent when a cue is loaded (armed) or re-armed (a new CueLoaded), when a Follow call opens on a cue
