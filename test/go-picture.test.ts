@@ -14,10 +14,12 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { openDecoder, decoderConfigFromParams } from '../src/ffmpeg/decoder';
 import { openDemuxer } from '../src/ffmpeg/demuxer';
 import { decoderThreadsFor } from '../src/players/decoder-config';
-import { ensureMedia, goClip1080, hevcMkv, openGopH264Mkv } from './support/media';
+import { ensureMedia, goClip1080, hevcMkv, makeMedia, openGopH264Mkv } from './support/media';
 import {
   assertNone, checkTicks, counts, d, describeTick, killAll, mediaStart, positionBeforeTick, readTicks, s, Show, spawnPlayer, stopPlayer,
   tickInstant, ticksAfter, VideoReference, waitPrepared, type PlayerProcess, type RefFrame, type Span, type Tick,
@@ -75,6 +77,44 @@ function assertPreparedStart(ticks: Tick[], sentNs: bigint, span: Span, player: 
   assertNone(bad.slice(0, 20).map((c) => describeTick(c, sentNs)), `${bad.length} ticks out of sync after the first in-sync one (${summary})`);
   return `in-point frame at tick ${at + 1} after the datagram; ${summary}`;
 }
+
+/**
+ * A Follow client (`prepare` on) in a worker thread whose event loop can be stalled, as a player's decode worker is
+ * by a burst of work: it reports when the GO cue's preroll is in, stalls `stallMs` when told (reading nothing, so the
+ * server's writes queue up), then reports the packet bytes it read between the stall and the GO cue's CueStarted,
+ * and whether the message after CueStarted adopts the preroll.
+ */
+const STALLING_FOLLOWER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { MediaClient } = require(workerData.mediaClient);
+const client = new MediaClient(workerData.socket);
+let stalled = false, ahead = 0, aheadPackets = 0, aheadMessages = 0, started = false;
+parentPort.on('message', (m) => {
+  if (m !== 'stall') return;
+  stalled = true;
+  parentPort.postMessage({ type: 'stalling' });
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, workerData.stallMs);
+});
+(async () => {
+  for await (const e of client.follow({ output: 'video', prepare: true })) {
+    const ev = e.event;
+    if (ev === undefined) continue;
+    if (ev.$case === 'preroll' && ev.value.cueId === workerData.cue && ev.value.last) parentPort.postMessage({ type: 'prepared' });
+    if (!stalled) continue;
+    if (started) {
+      parentPort.postMessage({ type: 'done', ahead, aheadPackets, aheadMessages, next: ev.$case, adopts: ev.$case === 'packets' ? ev.value.preroll : null });
+      break;
+    }
+    if (ev.$case === 'started' && ev.value.cueId === workerData.cue) started = true;
+    else if (ev.$case === 'packets' || ev.$case === 'preroll') {
+      for (const p of ev.value.packets) ahead += p.data.length;
+      aheadPackets += ev.value.packets.length;
+      aheadMessages++;
+    }
+  }
+  client.close();
+})().catch((e) => parentPort.postMessage({ type: 'error', error: String(e && e.stack || e) }));
+`;
 
 describe('the picture at a GO (play-video against FFmpeg)', function () {
   this.timeout(60_000);
@@ -296,5 +336,48 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     }
     assertNone(problems, '--at-end');
     process.stdout.write(`      (${report.join('; ')})\n`);
+  });
+
+  it('the GO of a prepared cue over a playing cue with large packets is not queued behind them when the player stalls', async function () {
+    // 190 KB packets (uncompressed 480x270 4:2:0), as a 1080p DNxHD 36 cue's: the stall leaves megabytes due.
+    const big = await makeMedia('follow-hol-480x270-raw-8s.mov', ['-f', 'lavfi', '-i', 'testsrc=size=480x270:rate=25', '-t', '8', '-c:v', 'rawvideo', '-pix_fmt', 'yuv420p']);
+    show = await Show.start({ 'big.mov': big }, children, 'go-hol');
+    await show.osc('/cuemux/cue/load', [s('A'), s('big.mov'), d(0), d(8)]);
+    await show.osc('/cuemux/cue/load', [s('B'), s('big.mov'), d(2), d(6)]);
+    await show.osc('/cuemux/clock/play');
+    await show.osc('/cuemux/cue/go', [s('A')]);
+    const stallMs = 1500;
+    const worker = new Worker(STALLING_FOLLOWER, { eval: true, workerData: { socket: show.socket, cue: 'B', stallMs, mediaClient: path.join(__dirname, '..', 'src', 'clients', 'media-client.js') } });
+    try {
+      const next = (type: string): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
+        const on = (m: Record<string, unknown>): void => {
+          if (m.type === 'error') reject(new Error(String(m.error)));
+          if (m.type !== type) return;
+          worker.off('message', on);
+          resolve(m);
+        };
+        worker.on('message', on);
+        worker.once('error', reject);
+      });
+      await next('prepared');
+      const stalling = next('stalling');
+      worker.postMessage('stall');
+      await stalling;
+      // During the stall: the GO (its reply says the server placed the cue), with A's packets falling due meanwhile.
+      const done = next('done');
+      await show.osc('/cuemux/cue/go', [s('B')]);
+      const r = await done;
+      const ahead = Number(r.ahead);
+      const packets = Number(r.aheadPackets);
+      // What may come first: the server's bytes in flight (under 256 KiB: 2 of these packets), one more batch being
+      // written, and what the socket's buffers hold (one packet here). Before, every feed wrote a batch of up to
+      // 512 KiB before it waited: 8 packets (1.56 MB) came first here, and 0.4-1.3 MB in bench:go.
+      assert.ok(packets <= 4, `${packets} packets (${ahead} bytes in ${String(r.aheadMessages)} messages) were read between the stall and the GO's CueStarted`);
+      assert.equal(r.next, 'packets', `the message after CueStarted: ${JSON.stringify(r)}`);
+      assert.ok(Number(r.adopts) > 0, `the message after CueStarted does not adopt the cue's preroll: ${JSON.stringify(r)}`);
+      process.stdout.write(`      (${packets} packets, ${ahead} bytes in ${String(r.aheadMessages)} messages read between the stall and the GO's CueStarted)\n`);
+    } finally {
+      await worker.terminate();
+    }
   });
 });

@@ -41,10 +41,11 @@ interface CueSeen {
   /** The latest preroll received on this call (CuePreroll) and its entries; prerolls do not outlive their call. */
   preroll: { number: number; entries: Set<bigint> } | null;
   /**
-   * Entries of the preroll the resume point's segment adopted: a resumed feed sends every entry from the resume point
-   * on, and some of those the player already decoded from the preroll (a preroll is a prefix per stream).
+   * Entries of the preroll a segment (of a generation) adopted, until a batch of another one: a resumed feed sends
+   * every entry from the resume point on, and some of those the player already decoded from the preroll (a preroll is
+   * a prefix per stream). Kept by segment, not by resume point: the adopting batch may carry no packets.
    */
-  adopted: ReadonlySet<bigint> | null;
+  adopted: { segment: number; generation: bigint; entries: ReadonlySet<bigint> } | null;
 }
 
 /** The status codes after which a new Follow may succeed (RESOURCE_EXHAUSTED: the server is at its client limit). */
@@ -183,15 +184,16 @@ function filter(e: FollowEvent, seen: Map<string, CueSeen>): FollowEvent | null 
       const r = c.resume;
       const same = r !== null && r.segment === ev.value.segment && r.generation === ev.value.generation;
       if (ev.value.preroll !== 0) {
-        c.adopted = c.preroll?.number === ev.value.preroll ? c.preroll.entries : null;
+        c.adopted = c.preroll?.number === ev.value.preroll ? { segment: ev.value.segment, generation: ev.value.generation, entries: c.preroll.entries } : null;
         c.preroll = null;
-      } else if (!same) {
+      } else if (c.adopted !== null && (c.adopted.segment !== ev.value.segment || c.adopted.generation !== ev.value.generation)) {
         c.adopted = null;
       }
-      const adopted = c.adopted;
+      const adopted = c.adopted?.entries;
       const fresh = same ? ev.value.packets.filter((p) => p.entry >= r.nextEntry && adopted?.has(p.entry) !== true) : ev.value.packets;
-      // An all-repeated batch still carries its segment's end (`last`): the player must drain its decoders.
-      if (fresh.length === 0) return ev.value.last ? { event: { $case: 'packets', value: { ...ev.value, packets: [] } } } : null;
+      // An all-repeated batch still carries its segment's end (`last`): the player must drain its decoders; and the
+      // adoption of a preroll (the GO of a prepared cue, sent without packets): the player shows its in-point then.
+      if (fresh.length === 0) return ev.value.last || ev.value.preroll !== 0 ? { event: { $case: 'packets', value: { ...ev.value, packets: [] } } } : null;
       const last = fresh[fresh.length - 1].entry;
       c.resume = { cueId: ev.value.cueId, segment: ev.value.segment, generation: ev.value.generation, nextEntry: last + 1n, showId: '' };
       return fresh.length === ev.value.packets.length ? e : { event: { $case: 'packets', value: { ...ev.value, packets: fresh } } };

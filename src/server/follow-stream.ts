@@ -46,6 +46,29 @@ const PACKET_OVERHEAD = 48;
  */
 const FIRST_BATCH_BYTES = 64 << 10;
 
+/**
+ * Bytes of this call's packet messages handed to HTTP/2 and not yet written to the socket (their write callback not
+ * called) below which a batch that is not a segment's first is written; at or above it, it waits its turn in this
+ * session (feeds' and prerolls' batches in the order they came: a loop's next pass needs its preroll within a pass).
+ * A segment's first message (the GO: CueStarted and the batch that adopts the preroll or carries the first packets)
+ * is written at once, so it never queues behind more than this and one batch. Batches go out a few at a time, not
+ * one per write callback: with 64 KiB here (one batch at a time) and prerolls after feeds, two quick bench:go runs
+ * held 16 ticks at loop seams each (the last frame of a pass for the next pass's first two; 0 before), the next pass's
+ * preroll most likely not in yet.
+ *
+ * Why: bench:go (quick, 60 ticks/s) traced each hop of armed GOs over a playing DNxHD cue: the server wrote the GO's
+ * message 1-2 ms after the datagram, behind 0.38-1.3 MB of earlier batches still queued on the call (each feed and
+ * preroll wrote a batch of up to 512 KiB before waiting), and the player's decode worker read it 44-320 ms later:
+ * 3-58 ticks late. Feeds are paced by the lead window, so holding their batches here delays no picture.
+ */
+const FLIGHT_BYTES = 256 << 10;
+
+/**
+ * Largest batch of a message that is not a segment's first, in bytes (or the request's batch size when smaller; one
+ * packet always goes): what a GO may find in flight ahead of it. A 1080p DNxHD 36 picture is one batch of 190 KB.
+ */
+const QUEUED_BATCH_BYTES = 128 << 10;
+
 /** A feed starting this close after a cue's in-point starts at the in-point (from the prefetch), in seconds. */
 const PREFETCH_SLACK_SECONDS = 0.1;
 
@@ -125,8 +148,8 @@ export class FollowSession {
   readonly #announced = new Map<string, number>();
   /** Where a reconnecting player goes on, per cue (used once, by the first feed of that cue that matches). */
   readonly #resume = new Map<string, FollowResume>();
-  /** Feeds waiting for the bytes in flight to drop under two batches. */
-  readonly #flushWaiters = new Set<() => void>();
+  /** Writers of batches waiting for their turn (see FLIGHT_BYTES), in arrival order. */
+  readonly #turns: Array<() => void> = [];
   /** The player prepares armed cues (FollowRequest.prepare). */
   readonly #prepare: boolean;
   /** Prerolls sent and not adopted, by cue id. */
@@ -196,13 +219,29 @@ export class FollowSession {
       this.#show.off('prefetched', onPrefetched);
       for (const f of this.#feeds.values()) f.abort();
       this.#feeds.clear();
-      this.#wakeFlushWaiters();
+      this.#wakeAll();
     }
   }
 
-  #wakeFlushWaiters(): void {
-    for (const wake of this.#flushWaiters) wake();
-    this.#flushWaiters.clear();
+  /** The call ended: every waiting writer goes on (and finds it ended). */
+  #wakeAll(): void {
+    for (const wake of this.#turns.splice(0)) wake();
+  }
+
+  /** Let the next waiting writer write when the bytes in flight are under FLIGHT_BYTES. */
+  #wakeNext(): void {
+    if (this.#client.bytesQueued >= FLIGHT_BYTES) return;
+    this.#turns.shift()?.();
+  }
+
+  /**
+   * Wait for the turn to write a batch of `kind` ('first': a segment's first message, written at once). A writer
+   * woken that does not write (the call ended) wakes no one: #wakeAll has woken them all.
+   */
+  async #turn(kind: 'first' | 'queued'): Promise<void> {
+    if (kind === 'first' || this.#stopped()) return;
+    if (this.#turns.length === 0 && this.#client.bytesQueued < FLIGHT_BYTES) return;
+    await new Promise<void>((resolve) => this.#turns.push(resolve));
   }
 
   #loaded(cue: LoadedCue): void {
@@ -331,11 +370,22 @@ export class FollowSession {
         }
         const adopt = waiting !== undefined && !signal.aborted ? await this.#adoptable(cue, signal) : null;
         if (signal.aborted) return;
-        let preroll = adopt?.number ?? 0;
         let firstOfSegment = true;
         const plan = this.#plan(cue, streams, from, seg.endMediaSeconds, skipBelow, adopt?.numbers);
         let next = plan.next();
-        let limit = k === first ? FIRST_BATCH_BYTES : this.#batchBytes;
+        const queuedBatch = Math.min(this.#batchBytes, QUEUED_BATCH_BYTES);
+        let limit = k === first ? FIRST_BATCH_BYTES : queuedBatch;
+        if (adopt !== null) {
+          // The GO of a prepared cue: the player shows its in-point once it has CueStarted and the adoption (a batch
+          // naming the preroll, with no packets), written at once; the first packets after the preroll follow at once
+          // too (the preroll holds only 0.25 s: with them queued behind a loop's next preroll, the follower server's
+          // test held 4 ticks from 0.2 s after the GO in one run, 18 held and 33 black in another). Also when every packet of the segment was in the preroll (the batch is then
+          // the last: the player drains).
+          const before = announce;
+          announce = null;
+          if (!(await this.#writePackets(cue.id, seg, generation, [], next.done === true, before, adopt.number, 'first', signal))) return;
+          this.#renewPreroll(cue, cue.def.loop ? 0 : PREROLL_RENEW_MS);
+        }
         const clockOf = (e: IndexEntry): number => {
           const t = e.dts ?? e.pts;
           return t === null ? -Infinity : seg.clockSeconds + (media.index.toSeconds(e.stream, t) - seg.mediaSeconds);
@@ -364,13 +414,12 @@ export class FollowSession {
             for (const p of chunk) if (p.data === null) p.data = got[i++];
           }
           if (signal.aborted) return;
-          limit = this.#batchBytes;
+          limit = queuedBatch;
           const before = announce;
           announce = null;
-          if (!(await this.#writePackets(cue.id, seg, generation, chunk, next.done === true, before, preroll))) return;
-          if (firstOfSegment) this.#renewPreroll(cue, preroll !== 0 && cue.def.loop ? 0 : PREROLL_RENEW_MS);
+          if (!(await this.#writePackets(cue.id, seg, generation, chunk, next.done === true, before, 0, firstOfSegment ? 'first' : 'queued', signal))) return;
+          if (firstOfSegment && adopt === null) this.#renewPreroll(cue, PREROLL_RENEW_MS);
           firstOfSegment = false;
-          preroll = 0;
           const last = chunk[chunk.length - 1].e;
           const t = last.pts ?? last.dts;
           if (t !== null) this.#client.positionSeconds = media.index.toSeconds(last.stream, t);
@@ -382,11 +431,6 @@ export class FollowSession {
           }
         }
         flushAnnounce();
-        // Every packet of the segment was in the preroll: the player still has to adopt it (and drain).
-        if (preroll !== 0) {
-          if (!(await this.#writePackets(cue.id, seg, generation, [], true, null, preroll))) return;
-          this.#renewPreroll(cue, cue.def.loop ? 0 : PREROLL_RENEW_MS);
-        }
       }
     } finally {
       try {
@@ -424,17 +468,26 @@ export class FollowSession {
 
   /**
    * Write one FollowPackets (`last`: the segment's final batch; `preroll`: the preroll it continues, 0 = none), after
-   * the framed messages `before` (in the same write when the framed-send hook is active); false when the call ended.
+   * the framed messages `before` (in the same write when the framed-send hook is active), in its turn (`kind`, see
+   * FLIGHT_BYTES); false when the call ended or `signal` aborted first.
    */
-  async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[], last: boolean, before: Buffer | null = null, preroll = 0): Promise<boolean> {
+  async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[], last: boolean, before: Buffer | null, preroll: number, kind: 'first' | 'queued', signal: AbortSignal): Promise<boolean> {
     const together = before !== null && framedSendActive();
     if (before !== null && !together) this.#writeFramed(before);
     const frame = followPacketsFrame({ cueId, segment: seg.segment, generation, last, preroll }, chunk, together ? before : null);
-    return this.#writeBatch(frame, together ? 2 : 1, chunk);
+    return this.#writeBatch(frame, together ? 2 : 1, chunk, kind, signal);
   }
 
-  /** Write a laid-out batch of `messages` framed messages carrying `chunk`; bytes in flight stay under two batches. */
-  async #writeBatch(frame: FollowPacketsFrame, messages: number, chunk: readonly Planned[]): Promise<boolean> {
+  /**
+   * Write a laid-out batch of `messages` framed messages carrying `chunk`, in its turn (`kind`, see FLIGHT_BYTES);
+   * false when the call ended or `signal` aborted while it waited (nothing written then).
+   */
+  async #writeBatch(frame: FollowPacketsFrame, messages: number, chunk: readonly Planned[], kind: 'first' | 'queued', signal?: AbortSignal): Promise<boolean> {
+    await this.#turn(kind);
+    if (this.#stopped() || signal?.aborted === true) {
+      this.#wakeNext(); // its turn goes to the next writer
+      return false;
+    }
     // A reused buffer (back to the spares at the write callback): fresh ones would wait for a full collection.
     const buf = takeSpareFrame(frame.size, this.#batchBytes + FRAME_SLACK);
     const message = buf.subarray(0, frame.writeInto(buf));
@@ -445,14 +498,11 @@ export class FollowSession {
     const ok = await writeWithBackpressure(this.#call, framedFollowEvent(message, messages), () => {
       giveSpareFrame(buf);
       client.bytesQueued -= bytes;
-      if (client.bytesQueued <= 2 * this.#batchBytes) this.#wakeFlushWaiters();
+      this.#wakeNext();
     });
     if (!ok) return false;
     client.bytesSent += bytes;
     client.packetsSent += chunk.length;
-    while (client.bytesQueued > 2 * this.#batchBytes && !this.#stopped()) {
-      await new Promise<void>((resolve) => this.#flushWaiters.add(resolve));
-    }
     return !this.#stopped();
   }
 
@@ -502,12 +552,12 @@ export class FollowSession {
     for (let i = 0; i < planned.length;) {
       const chunk: Planned[] = [];
       let bytes = 0;
-      while (i < planned.length && (chunk.length === 0 || bytes + planned[i].e.size + PACKET_OVERHEAD <= this.#batchBytes)) {
+      while (i < planned.length && (chunk.length === 0 || bytes + planned[i].e.size + PACKET_OVERHEAD <= Math.min(this.#batchBytes, QUEUED_BATCH_BYTES))) {
         bytes += planned[i].e.size + PACKET_OVERHEAD;
         chunk.push(planned[i++]);
       }
       if (signal.aborted || this.#stopped()) return false;
-      if (!(await this.#writeBatch(cuePrerollFrame({ cueId, preroll, last: i === planned.length }, chunk), 1, chunk))) return false;
+      if (!(await this.#writeBatch(cuePrerollFrame({ cueId, preroll, last: i === planned.length }, chunk), 1, chunk, 'queued', signal))) return false;
     }
     return !signal.aborted;
   }

@@ -1036,7 +1036,10 @@ export interface FollowEvent {
  * segment's, in that FollowPackets' generation, and its packets continue, stream by stream, where the preroll's
  * ended (in file order the two may interleave: a resume point (FollowResume.next_entry) that falls among the
  * preroll's entries makes the server send those again; drop the ones the preroll had). The adopting FollowPackets
- * may carry no packets at all (the whole segment was in the preroll): it still adopts, and its `last` drains.
+ * carries no packets (the server writes it at once with the segment's CueStarted, ahead of every batch queued on the
+ * call, so a GO never waits behind another cue's packets); the segment's packets follow in the next batches, the
+ * first of them at once too. It still
+ * adopts, and when the whole segment was in the preroll its `last` drains.
  *
  * A preroll is sent when a cue is loaded (armed) or re-armed (a new CueLoaded), when a Follow call opens on a cue
  * that is loaded, and again about a second after a segment adopted the previous one (so a GO that restarts the cue,
@@ -1178,7 +1181,8 @@ export interface FollowPackets {
    * Non-zero on the first batch of a segment (in a generation) that continues a preroll of this call (CuePreroll
    * number): the preroll's decoders, with the frames they gave, become this segment's in this generation, and these
    * packets follow the preroll's last ones (the preroll's packets are not sent again). The in-point frame is then
-   * ready before the segment's clock time. Only when FollowRequest.prepare is set.
+   * ready before the segment's clock time. Such a batch carries no packets (see CuePreroll). Only when
+   * FollowRequest.prepare is set.
    */
   preroll: number;
 }
