@@ -26,7 +26,7 @@ import { libavformatVersion } from '../ffmpeg/native';
 import { META_STRIDE, Meta, type Demuxer, type PacketColumns } from '../ffmpeg/types';
 import { fdPath, fingerprint } from './fingerprint';
 import { IndexEncoder } from './idx-encoder';
-import { parseIndexUnverified, type SourceIdentity } from './idx-format';
+import type { SourceIdentity } from './idx-format';
 import { readUpTo, type BuildProgress } from './index-builder';
 import { MediaIndex } from './media-index';
 import { notPlayableUntilComplete } from './mp4-layout';
@@ -51,14 +51,6 @@ const NEAR_BATCH = 4;
 const FAR_BATCH = 4096;
 /** Bytes behind the written end beyond which the demuxer counts as far behind. */
 const FAR_BYTES = 4 << 20;
-/**
- * Least time between two published snapshots of the index, in ms, and how many times the last snapshot's encoding
- * time must pass before the next: each snapshot encodes and parses the whole index (measured: 11 ms median for the 129,391 packets of the 30-minute clip, 0.09 µs a packet), so a long file
- * growing at its real rate spends at most a tenth of a core on it, however long it gets.
- */
-const SNAPSHOT_MIN_MS = 50;
-const SNAPSHOT_COST_FACTOR = 10;
-
 /** Where a media file stands: still being written, complete, or unplayable until it is complete. */
 export type GrowthState = 'growing' | 'complete' | 'not-playable' | 'failed';
 
@@ -153,9 +145,6 @@ export class GrowingIndex {
   #demuxer: Demuxer | null;
   #lastLook: Look;
   #anchors: Anchor[] = [];
-  /** When the next snapshot may be published (ms since the epoch), and the timer that will publish it. */
-  #nextSnapshotAt = 0;
-  #snapshotTimer: NodeJS.Timeout | null = null;
   #stop = new AbortController();
   #timer: NodeJS.Timeout | null = null;
 
@@ -167,7 +156,7 @@ export class GrowingIndex {
     this.#options = options;
     this.#demuxer = demuxer;
     this.#demuxerInfo = demuxer.info;
-    this.#encoder = new IndexEncoder(demuxer.info.streams);
+    this.#encoder = new IndexEncoder(demuxer.info.streams, { live: true });
     this.#identity = identity;
     this.#lastLook = first;
     this.#index = this.#snapshot();
@@ -281,32 +270,19 @@ export class GrowingIndex {
     for (const w of [...this.#waiters]) w();
   }
 
-  /** The index of the packets so far, as a MediaIndex (encoded and parsed: the same lookups as a loaded one). */
+  /**
+   * The index of the packets so far, as a MediaIndex over the encoder's live view: no encoding or parsing, O(streams)
+   * however long the file (append-only, see growing-tables.ts), so it is published after every read.
+   */
   #snapshot(): MediaIndex {
-    const started = performance.now();
     const v = libavformatVersion();
-    const identity = { ...this.#identity, size: this.#lastLook.size };
-    const params = { container: this.#demuxerInfo, directReadable: false, dataOffsets: this.#demuxerInfo.streams.map(() => 0) };
-    const bytes = this.#encoder.finish(identity, this.media, this.#demuxerInfo.formatName, (v.major << 16) | (v.minor << 8) | v.micro, null, params);
-    const buf = Buffer.allocUnsafeSlow(bytes.length);
-    buf.set(bytes);
-    const index = new MediaIndex(parseIndexUnverified(buf, `${this.media} (growing)`), this.media, `${this.media} (growing, in memory)`, 'memory');
-    this.#nextSnapshotAt = Date.now() + Math.max(SNAPSHOT_MIN_MS, SNAPSHOT_COST_FACTOR * (performance.now() - started));
-    return index;
-  }
-
-  /** Publish the packets read so far now, or when the snapshot budget allows (see SNAPSHOT_COST_FACTOR). */
-  #publishSoon(): void {
-    if (this.#snapshotTimer !== null) return;
-    const wait = this.#nextSnapshotAt - Date.now();
-    if (wait <= 0) {
-      this.#publish();
-      return;
-    }
-    this.#snapshotTimer = setTimeout(() => {
-      this.#snapshotTimer = null;
-      this.#publish();
-    }, wait);
+    const info = this.#demuxerInfo;
+    const view = this.#encoder.view({
+      identity: { ...this.#identity, size: this.#lastLook.size }, sourcePath: this.media, formatName: info.formatName,
+      lavfVersion: (v.major << 16) | (v.minor << 8) | v.micro,
+      params: { container: { ...info, path: this.media }, directReadable: false, dataOffsets: info.streams.map(() => 0) },
+    });
+    return new MediaIndex(view, this.media, `${this.media} (growing, in memory)`, 'memory');
   }
 
   #publish(): void {
@@ -406,7 +382,7 @@ export class GrowingIndex {
       this.#encoder.add(fresh);
       await this.#anchor(fresh);
       this.#options.onProgress?.({ media: this.media, packets: this.#encoder.count, bytePos: endPos, totalBytes: this.#lastLook.size, state: 'growing' });
-      this.#publishSoon();
+      this.#publish();
       if (ended) return;
     }
   }
@@ -469,8 +445,6 @@ export class GrowingIndex {
     } finally {
       if (this.#timer !== null) clearTimeout(this.#timer);
       this.#timer = null;
-      if (this.#snapshotTimer !== null) clearTimeout(this.#snapshotTimer);
-      this.#snapshotTimer = null;
       if (this.#demuxer !== null) this.#demuxer.close().catch(() => undefined);
       if (this.#ownFile) await this.#file.close().catch(() => undefined);
     }
