@@ -212,7 +212,7 @@ async function main(): Promise<void> {
       const httpSame = Buffer.concat(httpChunks).equals(readFileSync(file));
       // --- report ---
       const lagLine = (xs: number[]): string => `p50 ${pct(xs, 50).toFixed(3)} s, p99 ${pct(xs, 99).toFixed(3)} s, max ${Math.max(...xs).toFixed(3)} s `
-        + `(${(Math.max(...xs) / GOP_SECONDS).toFixed(2)} GOP)`;
+        + `(${(Math.max(...xs) / GOP_SECONDS).toFixed(2)} GOP, the ${xs.indexOf(Math.max(...xs)) + 1}th of ${xs.length})`;
       const q = Math.max(1, Math.floor(rss.length / 4));
       const rssFirst = pct(rss.slice(0, q), 50);
       const rssLast = pct(rss.slice(-q), 50);
