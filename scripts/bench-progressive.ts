@@ -24,11 +24,11 @@ import { existsSync, promises as fsp, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { MediaClient } from '../src/clients/media-client';
 import type { Packet } from '../src/generated/cuemux/v1/media_server';
-import { ffprobePackets, framemd5Copy, groupByStream } from '../test/support/ffmpeg-reference';
 import { hd1080 } from './bench-media';
 import { REPO, runBench, startBenchServer, withScratch } from './bench/harness';
 import { httpGet } from './bench/http-client';
 import { watchMachine } from './bench/machine';
+import { packetMd5s, probePackets } from './bench/packet-reference';
 import { passIf, pct } from './bench/stats';
 
 const GOP_SECONDS = 2;
@@ -188,18 +188,22 @@ async function main(): Promise<void> {
         peer.stop();
       }
       // --- wrong packets: the player's against ffprobe and framemd5 of the final file; the preview's against framemd5 ---
-      const probe = await ffprobePackets(file);
-      const reference = await framemd5Copy(file);
+      const probe = await probePackets(file);
+      const refMd5 = await packetMd5s(file);
       let wrong = Math.abs(probe.length - playerPackets.length);
       for (let i = 0; i < Math.min(probe.length, playerPackets.length); i++) {
         const a = probe[i];
         const b = playerPackets[i];
         if (a.stream !== b.streamIndex || a.pts !== (b.pts === undefined ? null : Number(b.pts)) || a.pos !== (b.pos === undefined ? null : Number(b.pos)) || a.size !== b.data.length) wrong++;
       }
-      const refMd5 = groupByStream(reference, (r) => r.md5);
-      const gotMd5 = groupByStream(playerPackets.map((p) => ({ stream: p.streamIndex, md5: md5(p.data) })), (x) => x.md5);
+      const gotMd5 = new Map<number, string[]>();
+      for (const p of playerPackets) {
+        const list = gotMd5.get(p.streamIndex) ?? [];
+        list.push(md5(p.data));
+        gotMd5.set(p.streamIndex, list);
+      }
       for (const [s, list] of refMd5) list.forEach((m, i) => { if (gotMd5.get(s)?.[i] !== m) wrong++; });
-      const previewMd5 = groupByStream(await framemd5Copy(previewFile), (r) => r.md5);
+      const previewMd5 = await packetMd5s(previewFile);
       let previewWrong = 0;
       for (const [s, list] of refMd5) {
         const got = previewMd5.get(s) ?? [];
@@ -208,7 +212,7 @@ async function main(): Promise<void> {
       const httpSame = Buffer.concat(httpChunks).equals(readFileSync(file));
       // --- report ---
       const lagLine = (xs: number[]): string => `p50 ${pct(xs, 50).toFixed(3)} s, p99 ${pct(xs, 99).toFixed(3)} s, max ${Math.max(...xs).toFixed(3)} s `
-        + `(${(Math.max(...xs) / GOP_SECONDS).toFixed(2)} GOP)`;
+        + `(${(Math.max(...xs) / GOP_SECONDS).toFixed(2)} GOP, the ${xs.indexOf(Math.max(...xs)) + 1}th of ${xs.length})`;
       const q = Math.max(1, Math.floor(rss.length / 4));
       const rssFirst = pct(rss.slice(0, q), 50);
       const rssLast = pct(rss.slice(-q), 50);

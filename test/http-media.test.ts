@@ -80,6 +80,17 @@ describe('HTTP /media', function () {
     assert.match((JSON.parse(past.body.toString()) as { message: string }).message, /clip\.mp4/);
   });
 
+  it('a media kept open between requests is not served once its path no longer names it (removed: 404)', async function () {
+    const name = path.join(ts.root, 'kept.mp4');
+    await fsp.copyFile(file, name);
+    const range = { headers: { range: 'bytes=1000-1999' } };
+    for (let i = 0; i < 2; i++) assert.deepEqual((await httpGet(http.address, '/media/kept.mp4', range)).body, bytes.subarray(1000, 2000), `request ${i}`);
+    await fsp.unlink(name);
+    const gone = await httpGet(http.address, '/media/kept.mp4', range);
+    assert.equal(gone.status, 404, gone.body.toString());
+    assert.match(gone.body.toString(), /kept\.mp4/);
+  });
+
   it('refuses hostile paths: "..", encoded slashes, a symbolic link out of the root, a missing file', async function () {
     const outside = await scratchDir('http-outside');
     await fsp.copyFile(file, path.join(outside, 'secret.mp4'));

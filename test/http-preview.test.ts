@@ -1,7 +1,7 @@
 /**
  * HTTP /preview on a real server (in process, port 0): the fragmented MP4 parsed back with FFmpeg holds exactly the
  * source's packets (framemd5 of `-c copy`) from each stream's keyframe at or before `start` to `end`, for H.264 and
- * AAC; a codec MP4 cannot carry is refused with 415 naming the file.
+ * AAC; a codec MP4 cannot carry is refused with 415 naming the file; HEAD answers GET's status and headers, no body.
  */
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
@@ -72,5 +72,15 @@ describe('HTTP /preview', function () {
     const body = JSON.parse(r.body.toString()) as { error: string; message: string };
     assert.equal(body.error, 'NOT_MEDIA');
     assert.match(body.message, /prores\.mov.*cannot be carried in fragmented MP4/);
+  });
+
+  it('HEAD answers what GET would (200 with its headers, 415, 400) and sends no body', async function () {
+    const query = '?start=13.3&end=21';
+    const [get, head] = [await httpGet(http.address, `/preview/clip.mp4${query}`), await httpGet(http.address, `/preview/clip.mp4${query}`, { method: 'HEAD' })];
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
+    for (const h of ['content-type', 'x-cuemux-preview-start', 'cache-control']) assert.equal(head.headers[h], get.headers[h], h);
+    assert.equal((await httpGet(http.address, '/preview/prores.mov?start=0', { method: 'HEAD' })).status, 415);
+    assert.equal((await httpGet(http.address, '/preview/clip.mp4?start=-1', { method: 'HEAD' })).status, 400);
   });
 });

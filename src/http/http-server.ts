@@ -24,6 +24,7 @@ import { MIN_TOKEN_LENGTH } from '../server/grpc-security';
 import { listenHost, type ServerConfig } from '../server/server-config';
 import { readSecretFile } from '../common/secret-file';
 import type { Show } from '../show/show';
+import { MediaCache } from './media-cache';
 import { HttpAccess, type HttpAccessOptions } from './http-access';
 import { sendError } from './http-errors';
 
@@ -43,6 +44,8 @@ export interface HttpContext {
   readonly status: () => ServerStatus;
   /** How long a reader at a growing file's written end waits for more, in ms (--growing-wait-ms). */
   readonly growingWaitMs: number;
+  /** The media requests name, kept open between requests (through the registry; see media-cache.ts). */
+  readonly media: MediaCache;
   /** Aborted when the listener's grace period is over: long responses (a growing file, live updates) end then. */
   readonly closing: AbortSignal;
   /** The HTTP logger. */
@@ -64,25 +67,28 @@ export interface HttpServerOptions extends HttpAccessOptions {
 export class HttpServer {
   readonly #app: FastifyInstance;
   readonly #closing: AbortController;
+  readonly #media: MediaCache;
   /** `host:port` bound (the real port when 0 was asked). */
   readonly address: string;
   #closed: Promise<void> | null = null;
 
-  private constructor(app: FastifyInstance, closing: AbortController, address: string) {
+  private constructor(app: FastifyInstance, closing: AbortController, media: MediaCache, address: string) {
     this.#app = app;
     this.#closing = closing;
+    this.#media = media;
     this.address = address;
   }
 
   /**
-   * Register the route sets and listen. The context is `base` plus the listener's closing signal and logger.
+   * Register the route sets and listen. The context is `base` plus the listener's closing signal, logger and media
+   * cache.
    *
    * @throws CuemuxError RESOURCE_EXHAUSTED when the address cannot be bound (in use, not local), naming it.
    */
-  static async start(base: Omit<HttpContext, 'closing' | 'log'>, options: HttpServerOptions): Promise<HttpServer> {
+  static async start(base: Omit<HttpContext, 'closing' | 'log' | 'media'>, options: HttpServerOptions): Promise<HttpServer> {
     const access = new HttpAccess(options);
     const closing = new AbortController();
-    const ctx: HttpContext = { ...base, closing: closing.signal, log };
+    const ctx: HttpContext = { ...base, closing: closing.signal, log, media: new MediaCache(base.registry, base.mediaRoots) };
     const app = Fastify({
       logger: false,
       // Media paths are long; the default (100 characters) would answer 404 to a deep folder.
@@ -120,7 +126,7 @@ export class HttpServer {
     const a = app.server.address() as AddressInfo;
     const address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     log.info(`HTTP on http://${address}`, { allow: options.allow ?? 'loopback only', token: options.token !== null });
-    return new HttpServer(app, closing, address);
+    return new HttpServer(app, closing, ctx.media, address);
   }
 
   /**
@@ -144,6 +150,7 @@ export class HttpServer {
       clearTimeout(timer);
       this.#closing.abort(new CuemuxError('CLOSED', 'server is shutting down'));
       await drained;
+      this.#media.close();
     })();
     return this.#closed;
   }

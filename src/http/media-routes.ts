@@ -12,6 +12,7 @@
  * If-Range never matches then.
  */
 import { randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CuemuxError } from '../common/errors';
@@ -20,6 +21,7 @@ import { contentRange, firstAskedByte, ifRangeHolds, parseRange, unsatisfiedRang
 import { mediaContentType } from './content-types';
 import type { HttpContext } from './http-server';
 import { sendError } from './http-errors';
+import type { MediaUse } from './media-cache';
 import { mediaPathOf } from './request-path';
 
 /** Bytes read from the file per chunk: large enough for few reads, small enough to bound each response's memory. */
@@ -33,28 +35,31 @@ export function requestSignal(req: FastifyRequest, reply: FastifyReply, closing:
   return AbortSignal.any([gone.signal, closing]);
 }
 
-/** Open the media a request names (through the registry) and run `use` with it; released when `use`'s stream ends. */
+/**
+ * Open the media a request names (kept open between requests: ctx.media) and run `use` with it (and the file's
+ * status when the path's check found it, else null); its use ends when `use`'s body has been sent or closed.
+ */
 export async function withMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyReply, prefix: string,
-  use: (media: OpenMedia, signal: AbortSignal) => Promise<Readable | null>): Promise<FastifyReply> {
-  let media: OpenMedia;
+  use: (media: OpenMedia, signal: AbortSignal, stat: Stats | null) => Promise<Readable | Buffer | null>): Promise<FastifyReply> {
+  let m: MediaUse;
   try {
-    media = await ctx.registry.open(mediaPathOf(req.url, prefix));
+    m = await ctx.media.use(mediaPathOf(req.url, prefix));
   } catch (e) {
     return sendError(reply, e);
   }
   const signal = requestSignal(req, reply, ctx.closing);
-  let body: Readable | null;
+  let body: Readable | Buffer | null;
   try {
-    body = await use(media, signal);
+    body = await use(m.media, signal, m.stat);
   } catch (e) {
-    ctx.registry.release(media);
+    m.done();
     return sendError(reply, e);
   }
-  if (body === null) {
-    ctx.registry.release(media);
-    return reply.send();
+  if (body === null || Buffer.isBuffer(body)) {
+    m.done();
+    return body === null ? reply.send() : reply.send(body);
   }
-  body.once('close', () => ctx.registry.release(media));
+  body.once('close', m.done);
   return reply.send(body);
 }
 
@@ -92,24 +97,25 @@ async function* multipartBytes(media: OpenMedia, ranges: ByteRange[], parts: str
   yield Buffer.from(`\r\n--${boundary}--\r\n`);
 }
 
-/** Validators of `media` now (no ETag while it grows). */
-async function validatorsOf(media: OpenMedia): Promise<Validators & { size: number }> {
-  const st = await media.stat();
+/** Validators of `media` now (no ETag while it grows); `found` is its status when the request's path check just took it. */
+async function validatorsOf(media: OpenMedia, found: Stats | null): Promise<Validators & { size: number }> {
+  const st = found ?? await media.stat();
   const growing = media.growthState === 'growing';
   const etag = growing ? null : `"${st.ino.toString(16)}-${st.size.toString(16)}-${Math.floor(st.mtimeMs * 1000).toString(16)}"`;
   return { etag, lastModified: new Date(Math.floor(st.mtimeMs / 1000) * 1000).toUTCString(), size: growing ? await media.availableBytes() : st.size };
 }
 
 /** Answer one /media request on `media`: headers set on `reply`, and the body (null for HEAD or a refusal without one). */
-async function serveMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyReply, media: OpenMedia, signal: AbortSignal): Promise<Readable | null> {
+async function serveMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyReply, media: OpenMedia, signal: AbortSignal, found: Stats | null): Promise<Readable | Buffer | null> {
   const head = req.method === 'HEAD';
   const type = mediaContentType(media.path, media.info.formatName);
   const rangeHeader = typeof req.headers.range === 'string' ? req.headers.range : undefined;
   const g = media.growth;
   // A growing file: a range starting past the written end waits (bounded) for its first byte.
   const first = firstAskedByte(rangeHeader);
-  if (g !== null && g.state === 'growing' && first !== null && first >= g.writtenBytes) await g.waitForBytes(first + 1, ctx.growingWaitMs, signal);
-  const v = await validatorsOf(media);
+  const waited = g !== null && g.state === 'growing' && first !== null && first >= g.writtenBytes;
+  if (waited) await g.waitForBytes(first + 1, ctx.growingWaitMs, signal);
+  const v = await validatorsOf(media, waited ? null : found);
   const growing = media.growthState === 'growing';
   const complete = growing ? null : v.size;
   reply.header('accept-ranges', 'bytes').header('last-modified', v.lastModified).header('cache-control', 'no-cache');
@@ -131,7 +137,12 @@ async function serveMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyR
   if (ranges.length === 1) {
     const r = ranges[0];
     reply.header('content-type', type).header('content-range', contentRange(r, complete)).header('content-length', r.end - r.start + 1);
-    return head ? null : Readable.from(rangeBytes(media, r, signal), { objectMode: false });
+    if (head) return null;
+    // A range of one chunk is read, then sent as one buffer: no stream to set up before its first byte.
+    if (r.end - r.start < CHUNK_BYTES) {
+      for await (const b of rangeBytes(media, r, signal)) return b;
+    }
+    return Readable.from(rangeBytes(media, r, signal), { objectMode: false });
   }
   const boundary = `cuemux-${randomBytes(12).toString('hex')}`;
   const parts = ranges.map((r, i) => `${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${type}\r\nContent-Range: ${contentRange(r, complete)}\r\n\r\n`);
@@ -144,6 +155,6 @@ async function serveMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyR
 export function mediaRoutes(app: FastifyInstance, ctx: HttpContext): void {
   app.route({
     method: ['GET', 'HEAD'], url: '/media/*', exposeHeadRoute: false,
-    handler: (req, reply) => withMedia(ctx, req, reply, '/media/', (media, signal) => serveMedia(ctx, req, reply, media, signal)),
+    handler: (req, reply) => withMedia(ctx, req, reply, '/media/', (media, signal, found) => serveMedia(ctx, req, reply, media, signal, found)),
   });
 }

@@ -1,5 +1,5 @@
 /**
- * `GET /preview/<path>?start=S&end=E`: the media from S to E seconds (E omitted: to its end) as fragmented MP4,
+ * `GET|HEAD /preview/<path>?start=S&end=E`: the media from S to E seconds (E omitted: to its end) as fragmented MP4,
  * remuxed from the index's packets without re-encoding (src/ffmpeg/muxer.ts): each audio and video stream starts at
  * its keyframe at or before S (every audio packet is one) and ends before its first packet at or after E. Timestamps
  * are shifted so the earliest first packet decodes at 0; `X-Cuemux-Preview-Start` gives that shift in seconds (the
@@ -7,7 +7,8 @@
  *
  * A growing file's preview goes on as the file grows: once the packets indexed so far are sent, it waits (at most
  * --growing-wait-ms at a time) for the index to grow, and ends when the growing index says the file is complete.
- * A codec MP4 cannot carry is refused with 415 before any byte is sent.
+ * A codec MP4 cannot carry is refused with 415 before any byte is sent. `HEAD /preview/<path>?...` answers the same
+ * status and headers without muxing.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Readable } from 'node:stream';
@@ -74,9 +75,12 @@ async function pump(ctx: HttpContext, media: OpenMedia, streams: number[], start
   }
 }
 
-/** Start a preview of `media`: the fMP4 stream (headers set on the reply), its packets pumped in the background. */
+/**
+ * Start a preview of `media`: the fMP4 stream (headers set on the reply), its packets pumped in the background; for
+ * HEAD (`head`), the same checks and headers and no stream (null).
+ */
 async function startPreview(ctx: HttpContext, query: Record<string, unknown>, media: OpenMedia, setHeader: (k: string, v: string) => void,
-  signal: AbortSignal): Promise<Readable> {
+  signal: AbortSignal, head: boolean): Promise<Readable | null> {
   const start = seconds(query.start, 'start', media.path) ?? 0;
   const end = seconds(query.end, 'end', media.path);
   if (end !== undefined && end <= start) throw new CuemuxError('INVALID_ARGUMENT', `${media.path}: end (${end}) must be after start (${start})`, { path: media.path });
@@ -102,18 +106,25 @@ async function startPreview(ctx: HttpContext, query: Record<string, unknown>, me
     if (t !== null) t0 = Math.min(t0, index.toSeconds(e.stream, t));
   }
   if (t0 === Infinity) throw new CuemuxError('INVALID_ARGUMENT', `${media.path}: nothing to preview from ${start} s`, { path: media.path });
-  const shiftTicks = new Map(streams.map((s) => [s, index.toTicks(s, t0)]));
-  const fmp4 = await FragmentedMp4.open(chosen, media.path);
   setHeader('x-cuemux-preview-start', String(t0));
+  // HEAD too opens the muxer (its header is where FFmpeg refuses a codec MP4 cannot carry: 415), then closes it.
+  const fmp4 = await FragmentedMp4.open(chosen, media.path);
+  if (head) {
+    await fmp4.close();
+    return null;
+  }
+  const shiftTicks = new Map(streams.map((s) => [s, index.toTicks(s, t0)]));
   void pump(ctx, media, streams, start, end, (s) => shiftTicks.get(s) ?? 0, fmp4, signal);
   return fmp4.output;
 }
 
 /** The /preview routes. */
 export function previewRoutes(app: FastifyInstance, ctx: HttpContext): void {
-  app.get('/preview/*', { exposeHeadRoute: false }, (req, reply) => withMedia(ctx, req, reply, '/preview/', async (media, signal) => {
-    const body = await startPreview(ctx, req.query as Record<string, unknown>, media, (k, v) => { reply.header(k, v); }, signal);
+  // HEAD answers what GET would (status, content type, X-Cuemux-Preview-Start, or the error) without muxing packets;
+  // the length of a remuxed stream is not known before it is written, so neither answer has Content-Length.
+  app.route({ method: ['GET', 'HEAD'], url: '/preview/*', exposeHeadRoute: false, handler: (req, reply) => withMedia(ctx, req, reply, '/preview/', async (media, signal) => {
+    const body = await startPreview(ctx, req.query as Record<string, unknown>, media, (k, v) => { reply.header(k, v); }, signal, req.method === 'HEAD');
     reply.code(200).header('content-type', 'video/mp4').header('cache-control', 'no-store');
     return body;
-  }));
+  }) });
 }

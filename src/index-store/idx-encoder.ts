@@ -6,9 +6,10 @@ import { crc32 } from 'node:zlib';
 import { CuemuxError } from '../common/errors';
 import { META_STRIDE, Meta, NO_VALUE, PacketFlag, type CodecType, type PacketColumns, type StreamParams } from '../ffmpeg/types';
 import { ByteWriter } from './byte-io';
+import { SortedTable } from './growing-tables';
 import {
   BLOCK_ENTRIES, CODEC_TYPES, FLAG_PARTIAL, FORMAT_VERSION, HEADER_BYTES, MAGIC, PARAMS_MAGIC, SPARSE_STRIDE,
-  type PartialInfo, type SeekKind, type SourceIdentity, type SourceParams,
+  type IndexedStream, type ParsedIndex, type PartialInfo, type SeekKind, type SourceIdentity, type SourceParams,
 } from './idx-format';
 
 const LIMIT = 2 ** 52;
@@ -65,7 +66,29 @@ function codecTypeCode(t: CodecType): number {
   return Math.max(0, CODEC_TYPES.indexOf(t));
 }
 
-/** Accumulates packets (in file order) and produces the bytes of an index. */
+/** A stream's tables kept for {@link IndexEncoder.view}: keyframes (payload: entry number), frames, and the settled bound. */
+interface LiveStream {
+  keys: SortedTable;
+  frames: SortedTable;
+  /** The latest dts (pts for a stream without dts whose pts never went back): no later packet's pts is below it. */
+  settled: number;
+}
+
+/** What an index says of its source, besides its packets: the arguments of {@link IndexEncoder.finish} and {@link IndexEncoder.view}. */
+export interface IndexSource {
+  /** The media identity. */
+  identity: SourceIdentity;
+  /** Absolute media path. */
+  sourcePath: string;
+  /** FFmpeg demuxer name. */
+  formatName: string;
+  /** libavformat version (major<<16 | minor<<8 | micro). */
+  lavfVersion: number;
+  /** Codec parameters. */
+  params: SourceParams | null;
+}
+
+/** Accumulates packets (in file order) and produces the bytes of an index, or (live) views of it as it grows. */
 export class IndexEncoder {
   readonly #streams: StreamParams[];
   /**
@@ -77,7 +100,11 @@ export class IndexEncoder {
   #len = 0;
   /** Per stream: whether frame numbers are kept (video). */
   readonly #video: boolean[];
-  readonly #blockOffsets: number[] = [];
+  /** Where each block's entries start in #buf (#blockCount of them; grown by doubling, append-only). */
+  #blockOffsets = new Uint32Array(64);
+  #blockCount = 0;
+  /** Per stream, the sorted tables of {@link view}; null unless built with `live`. */
+  readonly #live: LiveStream[] | null;
   #count = 0;
   #late = 0;
   #noPos = 0;
@@ -90,8 +117,13 @@ export class IndexEncoder {
     keyPts: number[]; keyEntry: number[]; frames: number[];
   }>;
 
-  constructor(streams: StreamParams[]) {
+  /**
+   * `live`: also keep each stream's sorted keyframe and frame tables append-only, for {@link view} (a growing index);
+   * costs two table inserts per packet.
+   */
+  constructor(streams: StreamParams[], options: { live?: boolean } = {}) {
     this.#streams = streams;
+    this.#live = options.live === true ? streams.map(() => ({ keys: new SortedTable(), frames: new SortedTable(), settled: -Infinity })) : null;
     this.#video = streams.map((p) => p.codecType === 'video');
     this.#lastDts = streams.map(() => 0);
     this.#lastDur = streams.map(() => 0);
@@ -143,7 +175,12 @@ export class IndexEncoder {
     const b = this.#buf;
     let at = this.#len;
     if (n % BLOCK_ENTRIES === 0) {
-      this.#blockOffsets.push(at);
+      if (this.#blockCount + 1 >= this.#blockOffsets.length) {
+        const bigger = new Uint32Array(this.#blockOffsets.length * 2);
+        bigger.set(this.#blockOffsets.subarray(0, this.#blockCount));
+        this.#blockOffsets = bigger;
+      }
+      this.#blockOffsets[this.#blockCount++] = at;
       this.#prevEnd = 0;
       this.#lastDts.fill(0);
       this.#lastDur.fill(0);
@@ -194,7 +231,43 @@ export class IndexEncoder {
     // Frame numbers follow presentation order, known only from pts: a packet without pts (AVI B-frames, raw
     // streams) has no place in it.
     if (this.#video[stream] && hasPts && (f & PacketFlag.DISCARD) === 0) s.frames.push(pts);
+    const live = this.#live?.[stream];
+    if (live !== undefined) {
+      if (key && t !== null) live.keys.insert(t, n);
+      if (this.#video[stream] && hasPts && (f & PacketFlag.DISCARD) === 0) live.frames.insert(pts);
+      if (hasDts) live.settled = Math.max(live.settled, dts);
+      else if (hasPts && s.monotonic) live.settled = Math.max(live.settled, pts);
+    }
     this.#count++;
+  }
+
+  /**
+   * The index of the packets so far, as a ParsedIndex viewing this encoder's buffers (no copy, no encoding: O(streams)).
+   * Needs `live`. The view stays valid and unchanged as packets are added (every buffer is append-only; a grown one
+   * is a new buffer, the view keeps the old). Each stream's seek and frame tables hold their settled rows only (see
+   * growing-tables.ts): a frame or keyframe whose place later packets could still change appears in a later view.
+   */
+  view(source: IndexSource): ParsedIndex {
+    if (this.#live === null) throw new CuemuxError('INTERNAL', 'IndexEncoder.view needs an encoder built with live', { operation: 'index build' });
+    const live = this.#live;
+    const streams: IndexedStream[] = this.#streams.map((p, i) => {
+      const s = this.#st[i];
+      const keys = live[i].keys.publish(live[i].settled);
+      const frames = live[i].frames.publish(live[i].settled);
+      return {
+        index: p.index, codecType: p.codecType, codecName: p.codecName, timeBase: p.timeBase, startPts: p.startPts, durationPts: p.durationPts,
+        frameRate: p.frameRate, sampleRate: p.sampleRate, channels: p.channels, packetCount: s.packets, keyframeCount: s.keys,
+        longestGop: Math.max(s.longestGop, s.sinceKey), seekKind: keys.count === 0 ? 'none' : 'keys', seekCount: keys.count, seekPts: keys.values,
+        seekEntries: keys.payload, framePts: frames.values, frameCount: frames.count,
+      };
+    });
+    // The last block's end is where the entry bytes end (decodeBlock): its slot in the block table is not written yet.
+    const entryBytes = Buffer.from(this.#buf.buffer, this.#buf.byteOffset, this.#len);
+    return {
+      version: FORMAT_VERSION, lavfVersion: source.lavfVersion, createdMs: Date.now(), byteLength: this.#len, identity: source.identity,
+      sourcePath: source.sourcePath, formatName: source.formatName, partial: null, streams, packetCount: this.#count, blockEntries: BLOCK_ENTRIES,
+      blockOffsets: this.#blockOffsets.subarray(0, this.#blockCount + 1), entryBytes, checksum: 0, params: source.params,
+    };
   }
 
   /** Produce the complete index file (header, tables, entries, checksum). */
@@ -212,7 +285,7 @@ export class IndexEncoder {
     w.patchU32(H.streamCount, streams.length);
     w.patchU32(H.blockEntries, BLOCK_ENTRIES);
     w.patchU64(H.packetCount, this.#count);
-    w.patchU32(H.blockCount, this.#blockOffsets.length);
+    w.patchU32(H.blockCount, this.#blockCount);
     w.patchU64(H.created, Date.now());
 
     // Meta section.
@@ -287,7 +360,7 @@ export class IndexEncoder {
     if (this.#len > 0xffffffff) {
       throw new CuemuxError('INTERNAL', `entry section of ${this.#len} bytes exceeds the 4 GiB of the format`, { operation: 'index build' });
     }
-    for (const off of this.#blockOffsets) w.u32(off);
+    for (const off of this.#blockOffsets.subarray(0, this.#blockCount)) w.u32(off);
     w.u32(this.#len);
     w.align(8);
 

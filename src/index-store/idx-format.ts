@@ -470,7 +470,9 @@ export function decodeBlock(idx: ParsedIndex, b: number, into?: Float64Array): F
   const first = b * idx.blockEntries;
   const n = Math.min(idx.blockEntries, idx.packetCount - first);
   const out = into !== undefined && into.length >= n * ENTRY_STRIDE ? into : new Float64Array(idx.blockEntries * ENTRY_STRIDE);
-  const end = idx.blockOffsets[b + 1];
+  // The last block ends where the entry bytes end: a loaded index's table says the same (parseIndex checks it), and
+  // a growing index's live view (IndexEncoder.view) has not written that slot yet.
+  const end = first + n >= idx.packetCount ? idx.entryBytes.length : idx.blockOffsets[b + 1];
   const streams = idx.streams.length;
   if (scratchDts.length < streams) {
     scratchDts = new Float64Array(streams);

@@ -10,13 +10,15 @@ import type { FileHandle } from 'node:fs/promises';
 /** Most top-level boxes walked before giving up (a real file has a handful: ftyp, free, mdat, moov, ...). */
 const MAX_BOXES = 1024;
 
+/** Where the `moov` box is (its top-level box's offset and size), or why there is none yet (see notPlayableUntilComplete). */
+type MoovPlace = { pos: number; size: number } | { why: string } | null;
+
 /**
- * Why `file` cannot be read until it is complete: a sentence naming the reason, or null when it is not ISO BMFF or
- * its `moov` box comes before the end of what is written. Walks the top-level boxes by their sizes (a read of 16
- * bytes per box); a box whose size runs past the written end (or an `mdat` of size 0: "to the end of the file", what
- * a muxer writes before it knows the size) ends the walk without a `moov`.
+ * Walk `file`'s top-level boxes by their sizes (a read of 16 bytes per box) to its `moov`: null when it is not ISO
+ * BMFF; `why` when a box runs past the written end (or an `mdat` of size 0: "to the end of the file", what a muxer
+ * writes before it knows the size) before a `moov`.
  */
-export async function notPlayableUntilComplete(file: FileHandle): Promise<string | null> {
+async function findMoov(file: FileHandle): Promise<MoovPlace> {
   const size = (await file.stat()).size;
   const head = Buffer.alloc(16);
   let pos = 0;
@@ -25,18 +27,41 @@ export async function notPlayableUntilComplete(file: FileHandle): Promise<string
     if (bytesRead < 8) break;
     const type = head.toString('latin1', 4, 8);
     if (n === 0 && type !== 'ftyp') return null; // not ISO BMFF (or a QuickTime file without ftyp): FFmpeg decides
-    if (type === 'moov') return null;
     let boxSize = head.readUInt32BE(0);
     if (boxSize === 1) {
       if (bytesRead < 16) break;
       boxSize = Number(head.readBigUInt64BE(8));
     }
+    if (type === 'moov') return { pos, size: boxSize };
     if (boxSize === 0 || boxSize < 8 || pos + boxSize > size) {
-      return type === 'mdat'
-        ? `MP4 whose moov box (its sample tables) comes after the media data (${type} at byte ${pos} runs to the written end): written without faststart, it is not playable until complete`
-        : `MP4 with no moov box in its ${size} bytes so far (box "${type.replace(/[^\x20-\x7e]/g, '?')}" at byte ${pos} runs past the written end): not playable until complete`;
+      return {
+        why: type === 'mdat'
+          ? `MP4 whose moov box (its sample tables) comes after the media data (${type} at byte ${pos} runs to the written end): written without faststart, it is not playable until complete`
+          : `MP4 with no moov box in its ${size} bytes so far (box "${type.replace(/[^\x20-\x7e]/g, '?')}" at byte ${pos} runs past the written end): not playable until complete`,
+      };
     }
     pos += boxSize;
   }
-  return pos >= 8 ? `MP4 with no moov box in its ${size} bytes: not playable until complete` : null;
+  return pos >= 8 ? { why: `MP4 with no moov box in its ${size} bytes: not playable until complete` } : null;
+}
+
+/**
+ * Why `file` cannot be read until it is complete: a sentence naming the reason, or null when it is not ISO BMFF or
+ * its `moov` box comes before the end of what is written.
+ */
+export async function notPlayableUntilComplete(file: FileHandle): Promise<string | null> {
+  const moov = await findMoov(file);
+  return moov !== null && 'why' in moov ? moov.why : null;
+}
+
+/** Most bytes of a `moov` searched for its `mvex` (a fragmented MP4's `empty_moov` is a few KiB). */
+const MVEX_SEARCH_BYTES = 256 << 10;
+
+/** Whether `file` is a fragmented MP4: its `moov` (within its first MVEX_SEARCH_BYTES) holds an `mvex` box. */
+export async function fragmentedMp4(file: FileHandle): Promise<boolean> {
+  const moov = await findMoov(file);
+  if (moov === null || 'why' in moov) return false;
+  const b = Buffer.alloc(Math.min(moov.size, MVEX_SEARCH_BYTES));
+  const { bytesRead } = await file.read(b, 0, b.length, moov.pos);
+  return b.subarray(0, bytesRead).includes('mvex', 0, 'latin1');
 }
