@@ -20,7 +20,7 @@ export interface DutyBoundOptions {
 }
 
 /** Default window and busy time, in ms. */
-export const DEFAULT_DUTY: Required<DutyBoundOptions> = { windowMs: 10, busyMs: 5 };
+export const DEFAULT_DUTY: Required<DutyBoundOptions> = { windowMs: 2, busyMs: 1 };
 
 /** Busy-time accounting with a sleep past the bound (see the module's comment). */
 export class DutyBound {
