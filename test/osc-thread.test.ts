@@ -6,8 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import * as dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { OscThread } from '../src/server/osc-thread';
+import { OscPeer } from './support/osc';
 import { startServer, type TestServer } from './support/server';
 import { scratchDir } from './support/tmp';
 import { childrenKilledAfterEach, waitFor } from './support/wait';
@@ -69,5 +72,36 @@ describe('OSC thread: thump answered off the main loop, only while the main loop
     const atUnblock = lines(file).length;
     await waitFor('a thump answered ok after the block', () => lines(file).slice(atUnblock).includes('ok'), 30_000);
     child.stdin?.end();
+  });
+
+  it('a worker that dies is restarted on the same port: thump answered again, the restart counted, counters carried over', async function () {
+    const thread = await OscThread.start({
+      host: '127.0.0.1', port: 0, allow: ['127.0.0.1/32'], secret: null, connectIdleMs: 60_000, replyPort: null, routes: ['/cuemux/thump'], priority: 0,
+    });
+    const peer = await OscPeer.open();
+    try {
+      const port = thread.address.port;
+      assert.equal((await peer.request(port, '/cuemux/thump')).status, 'ok');
+      // A sender outside the allow-list: counted by the worker, and still counted after its restart.
+      const stranger = dgram.createSocket('udp4');
+      await new Promise<void>((resolve) => stranger.bind(0, '127.0.0.2', resolve));
+      stranger.send(Buffer.from('/cuemux/thump\0\0\0,\0\0\0'), port, '127.0.0.1', () => stranger.close());
+      await waitFor('the stranger dropped', () => thread.counters.notAllowed === 1, 30_000);
+      thread.crashForTest();
+      await waitFor('the dead worker counted as restarted', () => thread.restarts === 1, 30_000);
+      // Down meanwhile (its socket closed with it): the console retries, as one polling thump does, until answered.
+      const back = await waitFor('thump answered by the restarted worker', async () => {
+        const r = await peer.request(port, '/cuemux/thump', [], 500).catch(() => undefined);
+        return r?.status === 'ok' ? r : undefined;
+      }, 30_000);
+      assert.equal(back.status, 'ok');
+      assert.equal(thread.address.port, port);
+      assert.equal(thread.restarts, 1);
+      assert.equal(thread.counters.notAllowed, 1);
+    } finally {
+      peer.close();
+      await thread.close();
+      await thread.close();
+    }
   });
 });

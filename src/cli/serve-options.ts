@@ -79,6 +79,10 @@ export const SERVE_OPTIONS: readonly ServeOptionSpec[] = [
   setting('oscRateMessages', { name: 'osc-rate-messages', arg: 'N', group: SHOW, help: 'OSC messages per second per sender (over it datagrams are dropped)', number: COUNT }),
   setting('oscRateBytes', { name: 'osc-rate-bytes', arg: 'N', group: SHOW, help: 'OSC bytes per second per sender', number: BYTES }),
   setting('oscMaxScheduled', { name: 'osc-max-scheduled', arg: 'N', group: SHOW, help: 'timed (bundled) OSC messages waiting at once (24 h ahead at most)', number: COUNT }),
+  setting('oscPriority', {
+    name: 'osc-priority', arg: 'N', group: SHOW, number: { kind: 'integer', min: 0, max: 99 },
+    help: 'SCHED_FIFO priority of the OSC thread, so a console is answered at once on a busy machine (0: normal scheduling; not permitted: a warning, normal scheduling)',
+  }),
   setting('maxAdHocCues', { name: 'max-adhoc-cues', arg: 'N', group: SHOW, help: 'cues defined over OSC (not in the cue list) loaded at once', number: COUNT }),
   setting('maxPrefetchBytes', { name: 'max-prefetch-bytes', arg: 'N', group: SHOW, help: 'prefetched packets held by all armed cues (beyond, no prefetch)', number: BYTES }),
   setting('cueList', { name: 'cue-list', arg: 'FILE', group: SHOW, help: 'load this cue list at start and apply its edits as they are saved', default: 'none' }),

@@ -357,7 +357,7 @@ export class MediaServer {
         showHost.osc = await OscControl.start(show, {
           host: config.oscHost, port: config.oscPort, replyPort: config.oscReplyPort, allow: config.oscAllow,
           budgets: { messagesPerSecond: config.oscRateMessages, bytesPerSecond: config.oscRateBytes }, maxScheduled: config.oscMaxScheduled,
-          loadCueList: async (file) => showHost.loadCueList(await cueListFolders.check(file)), statusExtra: () => showHost.statusExtra(),
+          priority: config.oscPriority, loadCueList: async (file) => showHost.loadCueList(await cueListFolders.check(file)), statusExtra: () => showHost.statusExtra(),
           secret: oscSecret, connectIdleMs: config.oscConnectIdleMs, master: () => showHost.failover?.controlledBy() ?? null,
         });
         const a = showHost.osc.address;

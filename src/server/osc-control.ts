@@ -47,6 +47,8 @@ export interface OscControlOptions {
   budgets?: SenderBudgetOptions;
   /** Most timed messages waiting for their bundle time (default 1024). */
   maxScheduled?: number;
+  /** SCHED_FIFO priority of the OSC thread, 0..99 (0: normal scheduling; default 5, see osc-priority.ts). */
+  priority?: number;
   /**
    * Shared secret (QLab's passcode): a sender not on this machine must send `/cuemux/connect <secret>` before any
    * other command. Null or absent (default): senders the allow-list admits need nothing more.
@@ -139,7 +141,7 @@ export class OscControl {
     const endpoint = await OscThread.start({
       host: options.host, port: options.port, allow, budgets: options.budgets, maxScheduled: options.maxScheduled,
       secret: options.secret ?? null, connectIdleMs: options.connectIdleMs ?? DEFAULT_CONNECT_IDLE_MS,
-      replyPort: options.replyPort, routes: [...control.#routes.keys()],
+      replyPort: options.replyPort, routes: [...control.#routes.keys()], priority: options.priority,
     }).catch((e: unknown) => {
       if (isCuemuxError(e, 'INVALID_ARGUMENT')) throw e;
       throw new CuemuxError('RESOURCE_EXHAUSTED', `cannot open the OSC port ${options.host}:${options.port}: ${errorMessage(e)}; choose another --osc-port or "off"`);
@@ -292,6 +294,7 @@ export class OscControl {
         maxRepliesPerDatagram: MAX_REPLIES_PER_DATAGRAM, repliesNotSent: e.repliesNotSent,
         connections: this.#connections === null ? null
           : { count: e.connections, max: this.#connections.max, idleSeconds: this.#connections.idleMs / 1000 },
+        thread: { realtimePriority: e.priority.realtime, priorityProblem: e.priority.problem, restarts: e.restarts, busySleeps: e.dutySleeps },
       },
       budgets: { adHocCues: this.#show.adHocBudget, prefetch: this.#show.prefetchBudget },
       cues: [], cueCount: full.cues.length, page: from, next: null,

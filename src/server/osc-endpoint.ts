@@ -15,9 +15,10 @@ import * as dgram from 'node:dgram';
 import { CuemuxError, errorStack } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { RateLimitedLog } from '../common/rate-limited-log';
-import { unixNs } from '../common/time-source';
+import { monoNs, unixNs } from '../common/time-source';
 import { TypedEmitter, type Listener } from '../common/typed-emitter';
 import { decodeDatagram, encodeMessage, type DecodedMessage, type OscSendArg, type OscValue } from '../wire/osc-codec';
+import { DutyBound, type DutyBoundOptions } from './osc-duty';
 import { AllowList, LOOPBACK_ALLOW, SenderBudgets, type SenderBudgetOptions } from './osc-access';
 
 /** Requested UDP receive buffer of the OSC socket, in bytes (the kernel grants at most net.core.rmem_max). */
@@ -74,6 +75,11 @@ export interface OscEndpointOptions {
   allow?: readonly string[];
   /** Per-sender budgets (token buckets, one second of burst). Default 2000 messages/s and 1 MiB/s. */
   budgets?: SenderBudgetOptions;
+  /**
+   * Bound the socket handler's busy share (osc-duty.ts): past it the thread sleeps for the rest of the window. For a
+   * thread at real-time priority (the OSC thread); default none.
+   */
+  duty?: DutyBoundOptions;
 }
 
 /** What the endpoint dropped or refused so far (for status replies and tests). */
@@ -155,6 +161,8 @@ export class OscEndpoint {
   readonly #allow: AllowList;
   readonly #budgets: SenderBudgets;
   readonly #warnings = new RateLimitedLog();
+  /** The busy-share bound (null: none). */
+  readonly duty: DutyBound | null;
   #scheduledBytes = 0;
   /** What was dropped or refused so far. */
   readonly counters: OscEndpointCounters = { notAllowed: 0, overBudget: 0, overBudgetMessages: 0, scheduleRefused: 0 };
@@ -174,7 +182,9 @@ export class OscEndpoint {
     this.#allow = new AllowList(options.allow ?? LOOPBACK_ALLOW);
     this.#budgets = new SenderBudgets(options.budgets ?? DEFAULT_OSC_BUDGETS);
     this.#maxAheadNs = BigInt(Math.round(options.maxAheadMs ?? DEFAULT_MAX_AHEAD_MS)) * NS_PER_MS;
+    this.duty = options.duty === undefined ? null : new DutyBound(options.duty);
     socket.on('message', (datagram, rinfo) => {
+      const startNs = this.duty === null ? 0n : monoNs();
       try {
         this.#receive(datagram, { address: rinfo.address, port: rinfo.port });
       } catch (e) {
@@ -182,6 +192,7 @@ export class OscEndpoint {
         log.error(`internal error handling a datagram from ${rinfo.address}:${rinfo.port}: ${errorStack(e)}`);
       }
       this.#events.safeEmit('handled');
+      this.duty?.spent(startNs);
     });
     // UDP errors (e.g. ICMP unreachable reported on some platforms) concern one datagram: log, keep serving.
     socket.on('error', (e) => log.warn(`OSC socket error on ${this.address.host}:${this.address.port}: ${e.message}`));

@@ -21,6 +21,7 @@ import { monoNs } from '../common/time-source';
 import { isLoopbackAddress, OscConnections } from './osc-access';
 import { argString, replyAddress } from './osc-args';
 import { datagramOf, OscEndpoint, type DatagramInfo, type OscPeer, type OscRequest } from './osc-endpoint';
+import { raiseCallingThread } from './osc-priority';
 import { boundedAddress, boundedReply, errorReply, MAX_REPLIES_PER_DATAGRAM, type ReplyBody } from './osc-reply';
 import { SLOT, type FromWorker, type OscWorkerData, type ToWorker } from './osc-thread';
 
@@ -105,6 +106,11 @@ class OscWorker {
       case 'close':
         void this.#close();
         return;
+      case 'crash':
+        setImmediate(() => {
+          throw new Error('OSC thread crash asked by a test (crashForTest)');
+        });
+        return;
       default:
     }
   }
@@ -128,6 +134,10 @@ class OscWorker {
     Atomics.store(s, SLOT.scheduledBytes, BigInt(e.scheduledBytes));
     Atomics.store(s, SLOT.repliesNotSent, BigInt(this.#repliesNotSent));
     Atomics.store(s, SLOT.connections, BigInt(this.#connections?.count ?? 0));
+    if (e.duty !== null) {
+      Atomics.store(s, SLOT.dutySleeps, BigInt(e.duty.sleeps));
+      Atomics.store(s, SLOT.dutySleptUs, BigInt(Math.round(e.duty.sleptMs * 1000)));
+    }
   }
 
   #track(req: OscRequest): Tracked | undefined {
@@ -282,14 +292,17 @@ async function main(port: MessagePort, data: OscWorkerData): Promise<void> {
   });
   let endpoint: OscEndpoint;
   try {
-    endpoint = await OscEndpoint.open({ host: data.host, port: data.port, allow: data.allow, budgets: data.budgets, maxScheduled: data.maxScheduled });
+    // The busy-share bound always: at normal priority too it keeps a flood from taking this thread's core whole.
+    endpoint = await OscEndpoint.open({ host: data.host, port: data.port, allow: data.allow, budgets: data.budgets, maxScheduled: data.maxScheduled, duty: {} });
   } catch (e) {
     port.postMessage({ op: 'failed', code: isCuemuxError(e) ? e.code : 'INTERNAL', message: errorMessage(e) } satisfies FromWorker);
     port.unref();
     return;
   }
   new OscWorker(port, data, endpoint);
-  port.postMessage({ op: 'listening', port: endpoint.address.port } satisfies FromWorker);
+  // Raised after the bind (a bind failure needs no priority) and before the first datagram is read.
+  const priority = raiseCallingThread(data.priority);
+  port.postMessage({ op: 'listening', port: endpoint.address.port, priority } satisfies FromWorker);
 }
 
 if (parentPort !== null) void main(parentPort, workerData as OscWorkerData);

@@ -12,6 +12,7 @@ import { defaultCacheDir } from '../index-store/index-location';
 import { parseTimecodeRate } from '../show/timecode';
 import { DEFAULT_MAX_ADHOC_CUES, DEFAULT_MAX_PREFETCH_BYTES } from '../show/show';
 import { AllowList, isLoopbackHost, parseAllowList } from './osc-access';
+import { DEFAULT_OSC_PRIORITY } from './osc-priority';
 import { DEFAULT_OSC_BUDGETS } from './osc-endpoint';
 import { CLOCK_OFFSET_POLICIES, type ClockOffsetPolicy } from './clock-quality';
 
@@ -93,6 +94,11 @@ export interface ServerConfig {
   oscRateBytes: number;
   /** Most OSC messages waiting for their bundle time (default 1024). */
   oscMaxScheduled: number;
+  /**
+   * SCHED_FIFO priority of the OSC thread, 0..99 (default 5; 0: normal scheduling). Not permitted (no CAP_SYS_NICE,
+   * no LimitRTPRIO): a warning, and the thread runs at normal priority.
+   */
+  oscPriority: number;
   /** Most ad-hoc cues (defined over OSC, not in the cue list) loaded at once (default 64). */
   maxAdHocCues: number;
   /** Most bytes of prefetched packets held by all armed cues (default 268435456); beyond, a cue loads without one. */
@@ -200,6 +206,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ServerConfi
     oscRateMessages: DEFAULT_OSC_BUDGETS.messagesPerSecond,
     oscRateBytes: DEFAULT_OSC_BUDGETS.bytesPerSecond,
     oscMaxScheduled: 1024,
+    oscPriority: DEFAULT_OSC_PRIORITY,
     maxAdHocCues: DEFAULT_MAX_ADHOC_CUES,
     maxPrefetchBytes: DEFAULT_MAX_PREFETCH_BYTES,
     timecodeRate: '25',
@@ -250,7 +257,7 @@ export const ENV_NAMES: Record<keyof ServerConfig, string> = {
   defaultBatchBytes: 'CUEMUX_BATCH_BYTES', maxStreamMemory: 'CUEMUX_MAX_STREAM_MEMORY', idleCloseMs: 'CUEMUX_IDLE_CLOSE_MS', growingWaitMs: 'CUEMUX_GROWING_WAIT_MS', shutdownGraceMs: 'CUEMUX_SHUTDOWN_GRACE_MS',
   logLevel: 'CUEMUX_LOG_LEVEL', logFormat: 'CUEMUX_LOG_FORMAT', logFile: 'CUEMUX_LOG_FILE',
   oscHost: 'CUEMUX_OSC_HOST', oscPort: 'CUEMUX_OSC_PORT', oscReplyPort: 'CUEMUX_OSC_REPLY_PORT', oscAllow: 'CUEMUX_OSC_ALLOW',
-  oscRateMessages: 'CUEMUX_OSC_RATE_MESSAGES', oscRateBytes: 'CUEMUX_OSC_RATE_BYTES', oscMaxScheduled: 'CUEMUX_OSC_MAX_SCHEDULED',
+  oscRateMessages: 'CUEMUX_OSC_RATE_MESSAGES', oscRateBytes: 'CUEMUX_OSC_RATE_BYTES', oscMaxScheduled: 'CUEMUX_OSC_MAX_SCHEDULED', oscPriority: 'CUEMUX_OSC_PRIORITY',
   maxAdHocCues: 'CUEMUX_MAX_ADHOC_CUES', maxPrefetchBytes: 'CUEMUX_MAX_PREFETCH_BYTES', timecodeRate: 'CUEMUX_TIMECODE_RATE',
   leadSeconds: 'CUEMUX_LEAD_SECONDS', prefetchSeconds: 'CUEMUX_PREFETCH_SECONDS', cueList: 'CUEMUX_CUE_LIST',
   chaseJumpSeconds: 'CUEMUX_CHASE_JUMP_SECONDS', chaseLossMs: 'CUEMUX_CHASE_LOSS_MS', chaseLossPolicy: 'CUEMUX_CHASE_LOSS_POLICY',
@@ -302,6 +309,10 @@ export function mergeConfig(base: ServerConfig, layers: Array<{ where: string; v
         } catch (e) {
           throw bad(`is not a timecode rate (${errorMessage(e)})`);
         }
+      } else if (key === 'oscPriority') {
+        const n = Number(raw);
+        if (raw === '' || raw === null || !Number.isInteger(n) || n < 0 || n > 99) throw bad('must be a SCHED_FIFO priority, a whole number from 0 (normal scheduling) to 99');
+        out.oscPriority = n;
       } else if (key === 'maxClockOffsetMs') {
         const n = Number(raw);
         if (raw === '' || raw === null || !Number.isFinite(n) || n <= 0 || n > 60_000) throw bad('must be a number of ms above 0 and at most 60000');

@@ -37,6 +37,8 @@ export interface FaultRow {
   statusUnanswered: number;
   /** Anything else worth a line (e.g. the error clients saw). */
   note: string;
+  /** How the measuring console, the server's threads and the attack were scheduled (from /proc). */
+  scheduling?: string;
 }
 
 const num = (v: number | null, digits = 0): string => (v === null || Number.isNaN(v) ? '-' : v.toFixed(digits));

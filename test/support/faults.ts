@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { encode, bundleAt, type Arg } from './osc';
 import { scratchDir } from './tmp';
 import { faultTable, type FaultRow } from './fault-table';
+import { processScheduling, setFifo, threadScheduling, udpOwnerPid } from './scheduling';
 
 export { faultTable, stealMeter, type FaultRow } from './fault-table';
 
@@ -30,8 +31,11 @@ const rows: FaultRow[] = [];
 
 /** Record an attack's row (printed after the run; written to $CUEMUX_FAULT_REPORT as JSON for `npm run soak`). */
 export function recordFault(row: FaultRow): void {
-  rows.push(row);
+  rows.push({ ...row, scheduling: row.scheduling ?? lastScheduling ?? undefined });
 }
+
+/** What the last console opened found of the parties' scheduling (see {@link ThumpConsole.scheduling}). */
+let lastScheduling: string | null = null;
 
 /** The p-th percentile (nearest rank) of `xs`, NaN when empty. */
 export function percentile(xs: number[], p: number): number {
@@ -71,9 +75,19 @@ export async function rssBytes(pid: number): Promise<number> {
 /** The tests' one poll-until (test/support/wait.ts), re-exported for the fault tests. */
 export { waitFor } from './wait';
 
-/** The console's nice value: a console is another machine, so its own sends and receives run ahead of the attack's
- * processes on this one (it is the server's answer that is measured, not the console's scheduling). */
+/** The console's nice value when it cannot have {@link CONSOLE_PRIORITY}: a console is another machine, so its own sends
+ * and receives run ahead of the attack's processes on this one (it is the server's answer that is measured, not the
+ * console's scheduling). */
 export const CONSOLE_NICE = -10;
+
+/**
+ * SCHED_FIFO priority of the measuring console's main thread ($CUEMUX_FAULT_CONSOLE_PRIORITY, 0 for none; default 5,
+ * the server's OSC thread's). A real console sits on another machine and shares none of the server's CPUs; on a
+ * 2-vCPU VM at nice -10 the console itself waited behind the attack's processes (a client-cycle attack runs dozens of
+ * Node processes), so part of the "attack" round trip was the console's own scheduling. Idle and attack rows are
+ * measured by the same console at the same priority.
+ */
+export const CONSOLE_PRIORITY = Number(process.env.CUEMUX_FAULT_CONSOLE_PRIORITY ?? 5);
 
 /** The server's nice value in the fault suite: what docs/systemd/cuemux.service gives it (`Nice=-10`), so that a
  * local user's processes at the default priority cannot take show control's CPU. */
@@ -94,6 +108,8 @@ export class ThumpConsole {
   statusRtts: number[] = [];
   /** Status requests of the last probe stopped not answered within 5 s. */
   statusUnanswered = 0;
+  /** How the console, the server (the OSC port's owner) and the attack (this test process) were scheduled. */
+  scheduling = '';
 
   private constructor(child: ChildProcess) {
     this.#child = child;
@@ -103,11 +119,17 @@ export class ThumpConsole {
     const child = fork(path.join(__dirname, 'thump-console-process.js'), [String(port)], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const c = new ThumpConsole(child);
     await c.#reply('ready');
+    const pid = child.pid as number;
     try {
-      os.setPriority(child.pid as number, CONSOLE_NICE);
+      os.setPriority(pid, CONSOLE_NICE);
     } catch {
       // Not root and no CAP_SYS_NICE: the console runs at the test's priority (the table's note says the console's nice).
     }
+    const refused = CONSOLE_PRIORITY > 0 ? setFifo(pid, CONSOLE_PRIORITY) : null;
+    const server = await udpOwnerPid(port);
+    c.scheduling = `console ${await threadScheduling(pid)}${refused === null ? '' : ` (SCHED_FIFO ${CONSOLE_PRIORITY} refused: ${refused})`}; `
+      + `server ${server === null ? 'not found' : await processScheduling(server)}; attack (the test process) ${await threadScheduling(process.pid)}`;
+    lastScheduling = c.scheduling;
     return c;
   }
 
