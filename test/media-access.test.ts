@@ -126,6 +126,35 @@ describe('media access: the media root and per-client ownership', function () {
       }
     });
 
+    it('a file renamed over an open one is another media: a new OpenMedia reads the new file, the old reference still the old one', async function () {
+      const wav = await ensureMedia('wav');
+      const c1 = srv.client();
+      const c2 = srv.client();
+      await copyInto(wav, srv.root, 'replaced.wav');
+      const read = async (c: typeof c1, mediaId: string): Promise<Buffer> => {
+        const data: Buffer[] = [];
+        for await (const b of c.readPackets({ mediaId })) for (const p of b.packets) data.push(Buffer.from(p.data));
+        return Buffer.concat(data);
+      };
+      const before = await c1.openMedia('replaced.wav');
+      const old = await read(c1, before.mediaId);
+      assert.ok(old.length > 0 && !old.includes(MARKER), 'the first file: no marker');
+      // Saved the way editors and renderers save: written beside it, then renamed over it.
+      await markedCopy(wav, path.join(srv.root, 'replaced.wav.part'));
+      await fsp.rename(path.join(srv.root, 'replaced.wav.part'), path.join(srv.root, 'replaced.wav'));
+      const after = await c2.openMedia('replaced.wav');
+      try {
+        assert.notEqual(after.mediaId, before.mediaId, 'the new file is another media');
+        const fresh = await read(c2, after.mediaId);
+        assert.ok(fresh.includes(MARKER), 'OpenMedia after the rename serves the new file');
+        assert.equal(fresh.length, old.length);
+        assert.ok((await read(c1, before.mediaId)).equals(old), 'the reference taken before still reads the file it opened');
+      } finally {
+        await c1.closeMedia(before.mediaId);
+        await c2.closeMedia(after.mediaId);
+      }
+    });
+
     it('a folder swapped for a link to outside while OpenMedia and ReadPackets run: the outside file is never served', async function () {
       const c = srv.client();
       const root = await fsp.realpath(srv.root);

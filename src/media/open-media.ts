@@ -16,9 +16,22 @@ import { readUpTo } from '../index-store/index-builder';
 import type { MediaIndex } from '../index-store/media-index';
 import { DemuxReader, DirectReader, type PacketReader } from './packet-reader';
 
-/** A stable id for a media path: the same path always gets the same media_id. */
-export function mediaIdFor(realPath: string): string {
-  return createHash('sha256').update(realPath).digest('hex').slice(0, 16);
+/** Which file a media is: its device and inode numbers (from fstat of the one open handle). */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+/**
+ * A stable id for a media file: the same path naming the same file always gets the same media_id (also across server
+ * restarts). With `file`, a file put in the place of another (saved by renaming over it, as editors, renderers and
+ * `rsync` do) gets another id: a server that joined an open media by path alone kept serving the old file's bytes to
+ * every new OpenMedia and cue for as long as anything held the old one open.
+ */
+export function mediaIdFor(realPath: string, file: FileIdentity | null = null): string {
+  const h = createHash('sha256').update(realPath);
+  if (file !== null) h.update(`\0${file.dev}:${file.ino}`);
+  return h.digest('hex').slice(0, 16);
 }
 
 /** The type of a stream as clients and cue outputs name it: attachments and streams of unknown type count as data. */
@@ -77,8 +90,8 @@ export class OpenMedia {
   #demuxersOpening = 0;
   #demuxersOpened: (() => void) | null = null;
 
-  private constructor(path: string, index: MediaIndex, info: ContainerInfo, file: FileHandle, growth: GrowingIndex | null) {
-    this.id = mediaIdFor(path);
+  private constructor(path: string, index: MediaIndex, info: ContainerInfo, file: FileHandle, growth: GrowingIndex | null, identity: FileIdentity | null) {
+    this.id = mediaIdFor(path, identity);
     this.path = path;
     this.#index = index;
     this.growth = growth;
@@ -93,16 +106,17 @@ export class OpenMedia {
   /**
    * The media at `path` (real path, inside a media root), open as `file` (from MediaRoots.open: every read goes
    * through it, the path is never opened again), with its `index`, which carries the stream parameters and the
-   * direct-read verdict. Takes `file` over (closes it on close()); the caller closes it if this throws.
+   * direct-read verdict. Takes `file` over (closes it on close()); the caller closes it if this throws. `identity`
+   * (the file's device and inode, default none) goes into its id (see mediaIdFor).
    */
-  static open(path: string, index: MediaIndex, file: FileHandle, growth: GrowingIndex | null = null): OpenMedia {
+  static open(path: string, index: MediaIndex, file: FileHandle, growth: GrowingIndex | null = null, identity: FileIdentity | null = null): OpenMedia {
     const params = index.params;
     if (params === null) {
       // openIndex never returns such an index (it counts as stale); this guards the invariant.
       throw new CuemuxError('INDEX_STALE', `${index.indexPath}: index has no codec parameters; rebuild it`, { path });
     }
     // No FFmpeg open at all: the cold-open cost is a fingerprint and an index read.
-    return new OpenMedia(path, index, { ...params.container, path }, file, growth);
+    return new OpenMedia(path, index, { ...params.container, path }, file, growth, identity);
   }
 
   /** The packet index: while the file grows, the index of what is written so far (a new object as it grows). */

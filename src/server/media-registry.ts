@@ -10,7 +10,7 @@ import type { MediaIndex } from '../index-store/media-index';
 import { openIndex } from '../index-store/open-index';
 import type { FileHandle } from 'node:fs/promises';
 import type { MediaRoots } from './media-roots';
-import { OpenMedia, mediaIdFor } from '../media/open-media';
+import { OpenMedia, mediaIdFor, type FileIdentity } from '../media/open-media';
 
 const log = getLogger('media-registry');
 
@@ -66,7 +66,10 @@ export class MediaRegistry {
     const folder = opened.folder;
     try {
       if (this.#closed) throw new CuemuxError('CLOSED', 'server is shutting down');
-      const id = mediaIdFor(real);
+      // The path and the file it names now: a file renamed over an open one is another media (see mediaIdFor).
+      const st = await opened.file.stat();
+      const identity: FileIdentity = { dev: st.dev, ino: st.ino };
+      const id = mediaIdFor(real, identity);
       let media = this.#byId.get(id);
       if (media === undefined) {
         let pending = this.#opening.get(id);
@@ -80,7 +83,7 @@ export class MediaRegistry {
           pending = (async () => {
             let m: OpenMedia;
             try {
-              m = await this.#openFile(real, own, folder);
+              m = await this.#openFile(real, own, folder, identity);
             } catch (e) {
               await own.close().catch(() => undefined);
               throw e;
@@ -116,7 +119,7 @@ export class MediaRegistry {
    * when it is growing, with a GrowingIndex (the folder stays open until that completes: the final index is written
    * there); else with an index built now.
    */
-  async #openFile(real: string, file: FileHandle, folder: FileHandle): Promise<OpenMedia> {
+  async #openFile(real: string, file: FileHandle, folder: FileHandle, identity: FileIdentity): Promise<OpenMedia> {
     const options = { cacheDir: this.#options.cacheDir, file, folder: fdPath(folder) };
     let keepFolder = false;
     try {
@@ -145,9 +148,9 @@ export class MediaRegistry {
         const growth = await GrowingIndex.start(real, { ...options, waitMs });
         keepFolder = true;
         growth.done.catch(() => undefined).finally(() => folder.close().catch(() => undefined));
-        return OpenMedia.open(real, growth.index, file, growth);
+        return OpenMedia.open(real, growth.index, file, growth, identity);
       }
-      return OpenMedia.open(real, index, file);
+      return OpenMedia.open(real, index, file, null, identity);
     } finally {
       if (!keepFolder) await folder.close().catch(() => undefined);
     }

@@ -64,7 +64,8 @@ export interface OpenMediaRequest {
 export interface MediaInfo {
   /**
    * Opaque identifier of the open media, used by every other call. Stable while the media stays open; the same
-   * path opened again while it is open yields the same id. Do not parse it.
+   * path opened again while it is open yields the same id while it names the same file (device and inode). Do not
+   * parse it.
    */
   mediaId: string;
   /** Absolute, normalised path of the file the server opened. */
@@ -8706,7 +8707,8 @@ export type MediaServerService = typeof MediaServerService;
 export const MediaServerService = {
   /**
    * Opens a media file (or joins the already open instance of it) and describes its streams.
-   * Every player opening the same path gets the same media_id and shares one open file and one packet index.
+   * Every player opening the same path gets the same media_id and shares one open file and one packet index, as long
+   * as the path names the same file: a file saved over it (renamed into its place) is another media, with another id.
    * Returns once the file is open and its packet index is complete (the first open of a large file that has no
    * stored index may take a while; later opens are fast).
    */
@@ -8882,7 +8884,8 @@ export const MediaServerService = {
 export interface MediaServerServer extends UntypedServiceImplementation {
   /**
    * Opens a media file (or joins the already open instance of it) and describes its streams.
-   * Every player opening the same path gets the same media_id and shares one open file and one packet index.
+   * Every player opening the same path gets the same media_id and shares one open file and one packet index, as long
+   * as the path names the same file: a file saved over it (renamed into its place) is another media, with another id.
    * Returns once the file is open and its packet index is complete (the first open of a large file that has no
    * stored index may take a while; later opens are fast).
    */
@@ -8961,7 +8964,8 @@ export interface MediaServerServer extends UntypedServiceImplementation {
 export interface MediaServerClient extends Client {
   /**
    * Opens a media file (or joins the already open instance of it) and describes its streams.
-   * Every player opening the same path gets the same media_id and shares one open file and one packet index.
+   * Every player opening the same path gets the same media_id and shares one open file and one packet index, as long
+   * as the path names the same file: a file saved over it (renamed into its place) is another media, with another id.
    * Returns once the file is open and its packet index is complete (the first open of a large file that has no
    * stored index may take a while; later opens are fast).
    */
