@@ -33,7 +33,8 @@ export interface ClientErrorData {
 export type FromWorker =
   | { type: 'clock'; state: ClockState }
   | { type: 'loaded'; cue: CueLoaded }
-  | { type: 'started'; cue: CueStarted }
+  /** `receivedNs`: CLOCK_MONOTONIC ns the worker read it off the Follow stream. */
+  | { type: 'started'; cue: CueStarted; receivedNs: bigint }
   | { type: 'stopped'; cue: CueStopped }
   | { type: 'unloaded'; cueId: string }
   | {

@@ -82,7 +82,7 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   });
   follower.on('clock', (state) => post({ type: 'clock', state }));
   follower.on('loaded', (cue) => post({ type: 'loaded', cue }));
-  follower.on('started', (cue) => post({ type: 'started', cue }));
+  follower.on('started', (cue, receivedNs) => post({ type: 'started', cue, receivedNs }));
   follower.on('stopped', (cue) => post({ type: 'stopped', cue }));
   follower.on('unloaded', (cueId) => post({ type: 'unloaded', cueId }));
   follower.on('audio', (audio) => post({ type: 'audio', audio }));

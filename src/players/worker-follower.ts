@@ -108,7 +108,7 @@ export class WorkerFollower extends FollowerBase {
         this.safeEmit('clock', m.state);
         break;
       case 'loaded': this.safeEmit('loaded', m.cue); break;
-      case 'started': this.safeEmit('started', m.cue); break;
+      case 'started': this.safeEmit('started', m.cue, m.receivedNs); break;
       case 'stopped': this.safeEmit('stopped', m.cue); break;
       case 'unloaded': this.safeEmit('unloaded', m.cueId); break;
       case 'audio': this.safeEmit('audio', m.audio); break;
