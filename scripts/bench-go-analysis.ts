@@ -179,6 +179,33 @@ export interface VideoGo {
   pendingUntil: bigint;
   /** The player's decode-ahead at the first in-sync tick (its sync log's `queued`: pictures ready, that one's included); null when not logged. */
   queued: number | null;
+  /** The player's GO trace at that tick (its sync log, see VideoPlayer): ms before it each hop happened; null when not logged. */
+  trace: GoTrace | null;
+}
+
+/** When a GO reached a player, ms before its first in-sync tick (the sync log's go_*_ns and adopt_*_ns fields). */
+export interface GoTrace {
+  /** The follower (decode worker) read CueStarted. */
+  read: number;
+  /** The presenting thread got it. */
+  heard: number;
+  /** The same for the batch adopting the preroll (armed GOs). */
+  adoptRead: number | null;
+  adoptHeard: number | null;
+  /** Got at a tick's poll, not from the presenting thread's event loop. */
+  polled: boolean;
+}
+
+/** The GO trace of a sync-log line, or null. */
+function goTrace(extra: Tick['extra']): GoTrace | null {
+  const ms = (k: string): number | null => {
+    const v = extra?.[k];
+    return typeof v === 'number' ? v / 1e6 : null;
+  };
+  const read = ms('go_read_ns');
+  const heard = ms('go_heard_ns');
+  if (read === null || heard === null) return null;
+  return { read, heard, adoptRead: ms('adopt_read_ns'), adoptHeard: ms('adopt_heard_ns'), polled: extra?.go_polled === true };
 }
 
 /**
@@ -189,7 +216,7 @@ export function judgeVideoGo(show: Show, ticks: readonly Tick[], run: Win, sendM
   const segs = new Set(show.timeline.runOf(run).map((w) => w.seg));
   const ref = show.video.get(run.cue) as RefVideo;
   const inFrame = frameAt(ref, run.media);
-  const res: VideoGo = { ticks: null, ms: null, readyAfterMs: null, pre: [], preText: [], firstFrame: null, inPointFrame: `${ref.tag}#${inFrame}`, pendingUntil: limitMono, queued: null };
+  const res: VideoGo = { ticks: null, ms: null, readyAfterMs: null, pre: [], preText: [], firstFrame: null, inPointFrame: `${ref.tag}#${inFrame}`, pendingUntil: limitMono, queued: null, trace: null };
   let j = ticks.findIndex((t) => t.mono > sendMono);
   if (j < 0) return res;
   let prevMd5: string | null | undefined = j > 0 ? ticks[j - 1].md5 : undefined;
@@ -207,6 +234,7 @@ export function judgeVideoGo(show: Show, ticks: readonly Tick[], run: Win, sendM
       res.firstFrame = `${ref.tag}#${exp.frame}`;
       res.pendingUntil = t.mono;
       res.queued = typeof t.extra?.queued === 'number' ? t.extra.queued : null;
+      res.trace = goTrace(t.extra);
       return res;
     }
     if (top !== undefined && top.cue === run.cue && !segs.has(top.seg)) break; // another run of the cue: over

@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import {
   byPeriod, checkAudioLine, frameNames, judgeAudioGo, judgeTicks, judgeVideoGo, readAudioLines, ShowClock, Timeline,
-  type AudioGo, type AudioLine, type Show, type VideoGo, type Win, type WrongTick,
+  type AudioGo, type AudioLine, type GoTrace, type Show, type VideoGo, type Win, type WrongTick,
 } from './bench-go-analysis';
 import { readTicks, wavSamples, type Tick } from './bench/presented';
 import { frameAt, type RefAudio, type RefVideo } from './bench/reference';
@@ -250,6 +250,20 @@ export async function report(r: ReportInput): Promise<void> {
       return `${armed ? 'armed' : 'unarmed'} ${js.length} GOs: decode-ahead p50 ${f0(q.p50)}, min ${f0(q.n > 0 ? Math.min(...qs) : NaN)} pictures; out-of-sync ticks in the 0.5 s after it ${soon}`;
     });
     put(`  ${file === 'h264' ? 'H.264' : 'DNxHD'} at the first in-sync tick (player's sync log): ${parts.join('; ')}`);
+  }
+  // Where an armed GO's time went, hop by hop: the Follow client's CueStarted, and the player's GO trace at its first
+  // in-sync tick (sync log: when its decode worker read the GO and its presenting thread got it).
+  for (const fps of r.opts.fps) {
+    const js = judged.filter((j) => j.go.fps === fps && j.go.armed && j.run !== null && j.video?.ms != null && j.video.trace !== null);
+    const at = (f: (v: VideoGo, t: GoTrace) => number | null): string => triple(stats(js.map((j) => {
+      const v = j.video as VideoGo;
+      const x = f(v, v.trace as GoTrace);
+      return x === null ? null : (v.ms as number) - x;
+    })), f1);
+    const client = triple(stats(js.map((j) => Number((j.run as Win).mono - j.go.send) / 1e6)), f1);
+    put(`  Armed GOs at ${fps} ticks/s, ms after the datagram p50/p99/max (n ${js.length}): the Follow client read CueStarted ${client}; the player's decode worker read it ${at((_v, t) => t.read)}, ` +
+      `its presenting thread got it ${at((_v, t) => t.heard)}; the adoption: read ${at((_v, t) => t.adoptRead)}, got ${at((_v, t) => t.adoptHeard)}; first in-sync tick ${at(() => 0)}; ` +
+      `got at a tick's poll (not from the event loop): ${js.filter((j) => j.video?.trace?.polled === true).length}; adoption got ≥ 1 period before the tick: ${js.filter((j) => (j.video?.trace?.adoptHeard ?? 0) * fps >= 1e3).length}`);
   }
   put(`  Loop seams: ${seamWrong.loopSeams} seams, ${seamWrong.loopTicks} ticks within −2/+3 ticks of them, ${seamWrong.loop} wrong; auto-follow transitions: ${seamWrong.followSeams}, ${seamWrong.followTicks} ticks, ${seamWrong.follow} wrong; ` +
     `audio periods at those seams not in sync: ${seamWrong.audioBad} of ${seamWrong.audioPeriods}`);

@@ -19,6 +19,8 @@ import { Worker } from 'node:worker_threads';
 import { openDecoder, decoderConfigFromParams } from '../src/ffmpeg/decoder';
 import { openDemuxer } from '../src/ffmpeg/demuxer';
 import { decoderThreadsFor } from '../src/players/decoder-config';
+import { WorkerFollower } from '../src/players/worker-follower';
+import { waitFor } from './support/wait';
 import { ensureMedia, goClip1080, hevcMkv, makeMedia, openGopH264Mkv } from './support/media';
 import {
   assertNone, checkTicks, counts, d, describeTick, killAll, mediaStart, positionBeforeTick, readTicks, s, Show, spawnPlayer, stopPlayer,
@@ -114,6 +116,16 @@ parentPort.on('message', (m) => {
   }
   client.close();
 })().catch((e) => parentPort.postMessage({ type: 'error', error: String(e && e.stack || e) }));
+`;
+
+/** Sends one OSC `/cuemux/cue/go ,s CUE` datagram to the server from its own thread (the test's is blocked then). */
+const GO_SENDER = `
+const dgram = require('node:dgram');
+const { workerData } = require('node:worker_threads');
+const pad = (b) => Buffer.concat([b, Buffer.alloc(4 - (b.length % 4))]);
+const msg = Buffer.concat([pad(Buffer.from('/cuemux/cue/go')), pad(Buffer.from(',s')), pad(Buffer.from(workerData.cue))]);
+const sock = dgram.createSocket('udp4');
+sock.send(msg, workerData.port, '127.0.0.1', () => sock.close());
 `;
 
 describe('the picture at a GO (play-video against FFmpeg)', function () {
@@ -336,6 +348,42 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     }
     assertNone(problems, '--at-end');
     process.stdout.write(`      (${report.join('; ')})\n`);
+  });
+
+  it('a GO posted by the decode worker while the presenting thread waits without its event loop is given by the follower\'s poll', async function () {
+    // The presenting thread waits out the last 2 ms before each tick without its event loop; at the tick it polls the
+    // follower, so that a GO that reached the player before the tick is shown at it. Here the whole GO happens while
+    // this thread never returns to its event loop: CueStarted and the adoption can only come through poll().
+    const clip = await goClip1080();
+    show = await Show.start({ 'go.mp4': clip }, children, 'go-poll');
+    await show.osc('/cuemux/cue/load', [s('Q'), s('go.mp4'), d(IN), d(OUT)]);
+    await show.osc('/cuemux/clock/play');
+    const follower = new WorkerFollower([`unix:${show.socket}`], { output: 'video', kind: 'video', prepare: true });
+    const seen: string[] = [];
+    follower.on('prepared', (p) => seen.push(`prepared ${p.cueId}`));
+    follower.on('started', (c) => seen.push(`started ${c.cueId}`));
+    follower.on('adopted', (a) => seen.push(`adopted ${a.cueId}`));
+    const stop = new AbortController();
+    const running = follower.run(stop.signal);
+    try {
+      await waitFor('the cue prepared by the follower', () => seen.includes('prepared Q'), 30_000);
+      const before = seen.length;
+      const sender = new Worker(GO_SENDER, { eval: true, workerData: { port: show.oscPort, cue: 'Q' } });
+      const sleeper = new Int32Array(new SharedArrayBuffer(4));
+      const deadline = process.hrtime.bigint() + 20_000_000_000n;
+      let polls = 0;
+      while (!seen.slice(before).includes('adopted Q') && process.hrtime.bigint() < deadline) {
+        follower.poll();
+        polls++;
+        Atomics.wait(sleeper, 0, 0, 2);
+      }
+      await sender.terminate();
+      assert.deepEqual(seen.slice(before), ['started Q', 'adopted Q'], `what poll() gave in ${polls} polls`);
+      process.stdout.write(`      (CueStarted and the adoption given by poll() after ${polls} polls of 2 ms)\n`);
+    } finally {
+      stop.abort();
+      await running;
+    }
   });
 
   it('the GO of a prepared cue over a playing cue with large packets is not queued behind them when the player stalls', async function () {

@@ -2,6 +2,7 @@
  * The messages between a {@link WorkerFollower} (presenting thread) and its decode worker (`decode-worker.ts`).
  * Everything crosses by structured clone, except pictures, whose planes are in a shared slot (see frame-pool.ts).
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { DecodedVideoFrame } from '../ffmpeg/types';
 import type { ClockState, CueLoaded, CueStarted, CueStopped } from '../generated/cuemux/v1/media_server';
 import type { LogLevel } from '../common/logger';
@@ -19,6 +20,11 @@ export interface DecodeWorkerData {
   client?: MediaClientOptions;
   /** The presenter's PresentedPosition memory (presented-position.ts: its clock position, the packets skipped). */
   presented?: SharedArrayBuffer;
+  /**
+   * Where the worker posts its events ({@link FromWorker}): a port of its own, which the presenting thread can also
+   * read synchronously at a tick (WorkerFollower#poll), unlike the worker's parentPort. Transferred.
+   */
+  events: MessagePort;
 }
 
 /** A MediaClientError as it crosses threads. */
@@ -33,7 +39,8 @@ export interface ClientErrorData {
 export type FromWorker =
   | { type: 'clock'; state: ClockState }
   | { type: 'loaded'; cue: CueLoaded }
-  | { type: 'started'; cue: CueStarted }
+  /** `receivedNs`: CLOCK_MONOTONIC ns the worker read it off the Follow stream. */
+  | { type: 'started'; cue: CueStarted; receivedNs: bigint }
   | { type: 'stopped'; cue: CueStopped }
   | { type: 'unloaded'; cueId: string }
   | {

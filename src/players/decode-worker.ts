@@ -50,7 +50,7 @@ function clientErrorData(e: MediaClientError): ClientErrorData {
 }
 
 function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): void {
-  const post = (m: FromWorker): void => port.postMessage(m);
+  const post = (m: FromWorker): void => data.events.postMessage(m);
   setLogSink((level, name, message, meta) => {
     try {
       post({ type: 'log', level, name, message, meta });
@@ -82,7 +82,7 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   });
   follower.on('clock', (state) => post({ type: 'clock', state }));
   follower.on('loaded', (cue) => post({ type: 'loaded', cue }));
-  follower.on('started', (cue) => post({ type: 'started', cue }));
+  follower.on('started', (cue, receivedNs) => post({ type: 'started', cue, receivedNs }));
   follower.on('stopped', (cue) => post({ type: 'stopped', cue }));
   follower.on('unloaded', (cueId) => post({ type: 'unloaded', cueId }));
   follower.on('audio', (audio) => post({ type: 'audio', audio }));
@@ -117,6 +117,7 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
     post({ type: 'done', stats: stats(), clientError, error });
     // Not close(): the thread ends by itself once idle, after 'done' has left.
     port.unref();
+    data.events.unref();
   };
   follower.run(stop.signal).then(
     () => done(null, null),

@@ -66,8 +66,11 @@ export interface OutputFollowerEvents extends Record<string, unknown[]> {
   clock: [ClockState];
   /** A cue was loaded on this output. */
   loaded: [CueLoaded];
-  /** A cue segment was placed on the clock. */
-  started: [CueStarted];
+  /**
+   * A cue segment was placed on the clock; with the CLOCK_MONOTONIC instant (ns) the follower read it off the Follow
+   * stream (a worker's follower: in the worker), which a player's GO trace reports (see VideoPlayer).
+   */
+  started: [CueStarted, bigint];
   /** A cue stopped (nothing of it is presented from `clockSeconds` on). */
   stopped: [CueStopped];
   /** A cue was unloaded. */
@@ -104,6 +107,8 @@ export interface PrerollAdopted {
   segment: number;
   /** The generation of the segment's packets. */
   generation: bigint;
+  /** CLOCK_MONOTONIC instant (ns) the follower read the adopting batch off the Follow stream. */
+  receivedNs: bigint;
 }
 
 /**
@@ -113,6 +118,12 @@ export interface PrerollAdopted {
 export type FollowerSource = Pick<TypedEmitter<OutputFollowerEvents>, 'on' | 'off'> & {
   /** Where a video presenter publishes its clock position for the decoder (and reads the packets it skipped). */
   readonly presented?: PresentedPosition;
+  /**
+   * Emit now, synchronously, the events that have arrived from another thread and wait for this thread's event loop
+   * (a `WorkerFollower`'s decode worker); absent when events are emitted as they happen. A presenter calls it at each
+   * tick, so that a GO posted while its thread waited out the tick's last milliseconds is shown at that tick.
+   */
+  poll?(): void;
 };
 
 /** What every follower keeps and says: the clock and its counters (see `OutputFollower`, `WorkerFollower`). */

@@ -206,7 +206,7 @@ export class OutputFollower extends FollowerBase {
       starts.set(c.segment, c);
       for (const k of starts.keys()) if (starts.size > KEEP_STARTS) starts.delete(k);
     }
-    this.safeEmit('started', c);
+    this.safeEmit('started', c, process.hrtime.bigint());
   }
 
   #onPackets(b: FollowPackets): void {
@@ -284,7 +284,7 @@ export class OutputFollower extends FollowerBase {
       slot.preroll = 0;
       cue.slots.set(stream, slot);
     }
-    this.safeEmit('adopted', { cueId: b.cueId, preroll: b.preroll, segment: b.segment, generation: b.generation });
+    this.safeEmit('adopted', { cueId: b.cueId, preroll: b.preroll, segment: b.segment, generation: b.generation, receivedNs: process.hrtime.bigint() });
   }
 
   /** Resolves once the decoding queued so far for segments (not prerolls) is done. */

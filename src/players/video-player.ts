@@ -76,6 +76,22 @@ function free(items: Iterable<Queued>): void {
   for (const x of items) x.release();
 }
 
+/**
+ * When a GO's messages reached this player, CLOCK_MONOTONIC ns: the follower read CueStarted (`startedRead`; in the
+ * decode worker) and the presenting thread got it (`startedHeard`), the same for the batch adopting the preroll.
+ */
+interface GoTrace {
+  startedRead: bigint;
+  startedHeard: bigint;
+  /** Heard at a tick's poll (see FollowerSource.poll), not from the event loop. */
+  polled: boolean;
+  adoptedRead: bigint | null;
+  adoptedHeard: bigint | null;
+}
+
+/** GO traces kept for segments not shown yet (a cue under another may never be): the oldest go beyond this. */
+const MAX_GO_TRACES = 16;
+
 /** Queue key of a cue's segment. */
 const segmentKey = (cueId: string, segment: number): string => `${cueId}\0${segment}`;
 /** Queue key of a cue's preroll (one per cue: a new preroll replaces the old). */
@@ -93,6 +109,10 @@ export class VideoPlayer {
   /** Each cue's in-point (media s): a preroll keeps the pictures from the one covering it on. */
   readonly #inPoint = new Map<string, number>();
   #clock: ClockState | null = null;
+  /** GO traces by segment key, until the tick showing the segment's first picture logs them. */
+  readonly #goTraces = new Map<string, GoTrace>();
+  /** Set while a tick polls the follower. */
+  #polling = false;
   #ticker: TickScheduler | null = null;
   #onScreen: OnScreen | null = null;
   readonly #stats: VideoPlayerStats = { ticks: 0, frames: 0, late: 0, skipped: 0, skippedPackets: 0 };
@@ -104,7 +124,11 @@ export class VideoPlayer {
       if (this.#clock !== null && s.generation !== this.#clock.generation) this.#dropOlderThan(s.generation);
       this.#clock = s;
     });
-    follower.on('started', (s) => this.#timeline.started(s));
+    follower.on('started', (s, read) => {
+      this.#timeline.started(s);
+      this.#goTraces.set(segmentKey(s.cueId, s.segment), { startedRead: read, startedHeard: process.hrtime.bigint(), polled: this.#polling, adoptedRead: null, adoptedHeard: null });
+      for (const k of this.#goTraces.keys()) if (this.#goTraces.size > MAX_GO_TRACES) this.#goTraces.delete(k);
+    });
     follower.on('stopped', (s) => {
       this.#timeline.stopped(s);
       // A cue that ended or paused may be held (--at-end hold); one stopped or restarted is not.
@@ -116,6 +140,7 @@ export class VideoPlayer {
       this.#clearScreen(id);
       this.#streamOf.delete(id);
       this.#inPoint.delete(id);
+      for (const k of [...this.#goTraces.keys()]) if (k.startsWith(`${id}\0`)) this.#goTraces.delete(k);
     });
     follower.on('loaded', (c) => {
       // A cue may route several video streams to one output: a layer presents one, the first.
@@ -196,6 +221,12 @@ export class VideoPlayer {
 
   /** A segment adopted the cue's preroll: its pictures are that segment's from now on. */
   #adopted(a: PrerollAdopted): void {
+    const trace = this.#goTraces.get(segmentKey(a.cueId, a.segment));
+    if (trace !== undefined) {
+      trace.adoptedRead = a.receivedNs;
+      trace.adoptedHeard = process.hrtime.bigint();
+      trace.polled ||= this.#polling;
+    }
     const from = prerollKey(a.cueId);
     const q = this.#queues.get(from);
     this.#queues.delete(from);
@@ -280,8 +311,33 @@ export class VideoPlayer {
     }
   }
 
+  /**
+   * The sync-log fields of the first tick showing a segment's picture: how long before this tick (`now`, ns) its GO
+   * reached the player (`go_read_ns`: the follower read CueStarted; `go_heard_ns`: this thread got it; `adopt_read_ns`
+   * and `adopt_heard_ns`: the same for the preroll's adoption, armed GOs only; `go_polled`: got at a tick's poll).
+   * None after that tick, or when the segment's start was not seen.
+   */
+  #goFields(key: string, now: bigint): Record<string, number | boolean> {
+    const t = this.#goTraces.get(key);
+    if (t === undefined) return {};
+    this.#goTraces.delete(key);
+    const ago = (x: bigint): number => Number(now - x);
+    return {
+      go_read_ns: ago(t.startedRead), go_heard_ns: ago(t.startedHeard), go_polled: t.polled,
+      ...(t.adoptedRead !== null && t.adoptedHeard !== null ? { adopt_read_ns: ago(t.adoptedRead), adopt_heard_ns: ago(t.adoptedHeard) } : {}),
+    };
+  }
+
   /** Present the tick due at `tickNs` (CLOCK_MONOTONIC ns). */
   #tick(tickNs: bigint): void {
+    // What the decode worker posted while this thread waited out the tick (up to 2 ms of sleep and polling, when the
+    // event loop does not run) is taken now: a GO that reached the player before the tick is shown at it.
+    this.#polling = true;
+    try {
+      this.#follower.poll?.();
+    } finally {
+      this.#polling = false;
+    }
     const now = process.hrtime.bigint();
     const s = this.#clock;
     const c = s === null ? 0 : this.#o.clockAt(s, now);
@@ -328,6 +384,7 @@ export class VideoPlayer {
     // A sink's own figures (a window's presentation latency) join the line.
     let extra: Record<string, string | number | boolean | null> = {};
     for (const sink of this.#o.sinks) if (sink.syncFields !== undefined) extra = { ...extra, ...sink.syncFields() };
+    if (shown !== null && !late) extra = { ...extra, ...this.#goFields(segmentKey(shown.w.cueId, shown.w.segment), now) };
     this.#o.syncLog?.record(now, info.ptsSeconds, c, screen === null
       ? { cue: null, due, queued, skipped_packets: skippedPackets, late_ns: lateNs, ...extra }
       : {

@@ -6,7 +6,7 @@
  * The `decoded` event (raw frames, for checks) is not carried across: use an in-process OutputFollower for that.
  */
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import { getLogger } from '../common/logger';
 import { MediaClientError, type MediaClientOptions } from '../clients/media-client';
@@ -25,7 +25,11 @@ function clientError(d: ClientErrorData): MediaClientError {
 
 /** Follows an output and decodes its packets in a worker thread; one per player process. */
 export class WorkerFollower extends FollowerBase {
-  readonly #data: DecodeWorkerData;
+  readonly #data: Omit<DecodeWorkerData, 'events'>;
+  /** The port the worker's events arrive on (see DecodeWorkerData.events), while it runs. */
+  #events: MessagePort | null = null;
+  /** Handles one event from the worker, while it runs. */
+  #handle: ((m: FromWorker) => void) | null = null;
   #pool: FrameSlotPoolStats = { slots: 0, lent: 0, bytes: 0, allocations: 0 };
   #running = false;
 
@@ -52,7 +56,10 @@ export class WorkerFollower extends FollowerBase {
   run(signal: AbortSignal): Promise<void> {
     if (this.#running) return Promise.reject(new Error('WorkerFollower.run() was already called'));
     this.#running = true;
-    const worker = new Worker(path.join(__dirname, 'decode-worker.js'), { workerData: this.#data });
+    const channel = new MessageChannel();
+    const events = channel.port1;
+    const workerData: DecodeWorkerData = { ...this.#data, events: channel.port2 };
+    const worker = new Worker(path.join(__dirname, 'decode-worker.js'), { workerData, transferList: [channel.port2] });
     const send = (m: ToWorker): void => {
       try {
         worker.postMessage(m);
@@ -73,7 +80,7 @@ export class WorkerFollower extends FollowerBase {
       };
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
-      worker.on('message', (m: FromWorker) => {
+      const handle = (m: FromWorker): void => {
         if (m.type === 'done') {
           this.#takeStats(m.stats);
           outcome = { error: m.clientError !== null ? clientError(m.clientError) : m.error !== null ? new Error(`decode worker: ${m.error}`) : null };
@@ -81,11 +88,19 @@ export class WorkerFollower extends FollowerBase {
           return;
         }
         this.#onMessage(m, send);
-      });
+      };
+      this.#events = events;
+      this.#handle = handle;
+      events.on('message', handle);
       worker.on('error', (e) => {
         outcome ??= { error: new Error(`decode worker failed: ${e.stack ?? e.message}`) };
       });
       worker.on('exit', (code) => {
+        // Its port is not its parentPort: what it posted last may still wait there ('done' among it).
+        this.poll();
+        this.#events = null;
+        this.#handle = null;
+        events.close();
         signal.removeEventListener('abort', onAbort);
         if (killer !== null) clearTimeout(killer);
         const o = outcome ?? { error: signal.aborted ? null : new Error(`decode worker exited (code ${code}) before the follow ended`) };
@@ -93,6 +108,21 @@ export class WorkerFollower extends FollowerBase {
         else reject(o.error);
       });
     });
+  }
+
+  /**
+   * Emit now, synchronously, the events the worker has posted and this thread's event loop has not delivered yet
+   * (see FollowerSource.poll). The video presenter calls it at each tick.
+   *
+   * Why: the presenting thread waits out the last 2 ms before each tick without its event loop (a futex wait, then
+   * polling the clock), and presents; a GO's CueStarted and adoption posted then were seen after that tick, and the
+   * prepared picture was shown one tick later (bench:go, 60 ticks/s: see the README's bench:go figures).
+   */
+  poll(): void {
+    const port = this.#events;
+    const handle = this.#handle;
+    if (port === null || handle === null) return;
+    for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) handle(m.message as FromWorker);
   }
 
   #takeStats(s: WorkerStats): void {
@@ -108,7 +138,7 @@ export class WorkerFollower extends FollowerBase {
         this.safeEmit('clock', m.state);
         break;
       case 'loaded': this.safeEmit('loaded', m.cue); break;
-      case 'started': this.safeEmit('started', m.cue); break;
+      case 'started': this.safeEmit('started', m.cue, m.receivedNs); break;
       case 'stopped': this.safeEmit('stopped', m.cue); break;
       case 'unloaded': this.safeEmit('unloaded', m.cueId); break;
       case 'audio': this.safeEmit('audio', m.audio); break;
