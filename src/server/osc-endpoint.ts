@@ -134,11 +134,11 @@ export interface OscEndpointEvents {
 export type OscListener<A extends unknown[]> = Listener<A>;
 
 /**
- * Datagrams read but not yet handled at which the endpoint handles them at once instead of after this turn's reads. Not
- * reached in practice: libuv reads at most 32 datagrams per readable event and the queue is emptied every turn; a
- * bound all the same, so the queue's memory never depends on libuv's batch.
+ * Datagrams read but not yet handled at which the endpoint handles them all at once. libuv reads at most 32 datagrams
+ * per readable event, and the thread handles one per turn at real-time priority, faster than a sender on the same
+ * cores fills the socket: a bound all the same, so the queue's memory never depends on that.
  */
-const MAX_INBOX = 256;
+const MAX_INBOX = 64;
 
 const DEFAULT_MAX_SCHEDULED = 1024;
 const DEFAULT_MAX_SCHEDULED_BYTES = 4 << 20;
@@ -196,11 +196,11 @@ export class OscEndpoint {
     this.#budgets = new SenderBudgets(options.budgets ?? DEFAULT_OSC_BUDGETS);
     this.#maxAheadNs = BigInt(Math.round(options.maxAheadMs ?? DEFAULT_MAX_AHEAD_MS)) * NS_PER_MS;
     this.duty = options.duty === undefined ? null : new DutyBound(options.duty);
-    // Read now, handled after the read callbacks of this turn of the loop (setImmediate), cheapest sender first
+    // Read now, handled one per turn of the loop after its reads (setImmediate), cheapest sender first
     // (osc-fair-queue.ts): a console's datagram read with a flood's is not handled after the whole flood.
     socket.on('message', (datagram, rinfo) => {
       this.#inbox.push(rinfo.address, { datagram, from: { address: rinfo.address, port: rinfo.port } });
-      if (this.#inbox.size >= MAX_INBOX) this.#drain();
+      if (this.#inbox.size >= MAX_INBOX) this.#drain(true);
       else this.#drainSoon ??= setImmediate(() => this.#drain());
     });
     // UDP errors (e.g. ICMP unreachable reported on some platforms) concern one datagram: log, keep serving.
@@ -356,11 +356,16 @@ export class OscEndpoint {
       + `${suppressed > 0 ? ` (${suppressed} more over budget since the last warning)` : ''}`, { from: `${from.address}:${from.port}`, bytes, messages, suppressed }));
   }
 
-  /** Handle every datagram read so far, cheapest sender first, each one's busy time charged to its sender. */
-  #drain(): void {
+  /**
+   * Handle the next datagram read, of the cheapest sender, its busy time charged to it; the next one in the next turn
+   * of the loop (`all`: every one waiting, now). One per turn, because a reply is sent from process.nextTick (dgram's
+   * address lookup): handling a whole batch in one task held a console's reply until the batch was done, and a turn
+   * between datagrams also reads what arrived meanwhile (a console's thump) into the queue.
+   */
+  #drain(all = false): void {
     if (this.#drainSoon !== null) clearImmediate(this.#drainSoon);
     this.#drainSoon = null;
-    for (let next = this.#inbox.shift(); next !== undefined; next = this.#inbox.shift()) {
+    for (let next = this.#inbox.shift(); next !== undefined; next = all ? this.#inbox.shift() : undefined) {
       const { datagram, from } = next.item;
       const startNs = monoNs();
       try {
@@ -373,6 +378,7 @@ export class OscEndpoint {
       this.#inbox.charge(next.sender, Number(monoNs() - startNs));
       this.duty?.spent(startNs);
     }
+    if (this.#inbox.size > 0 && !this.#closed) this.#drainSoon = setImmediate(() => this.#drain());
   }
 
   #receive(datagram: Buffer, from: OscPeer): void {
