@@ -1,6 +1,8 @@
 /**
- * The OSC socket: one bound UDP socket speaking OSC for show control. It admits a datagram (sender allow-list, then
- * per-sender byte and message budgets, checked before and after decoding so a flood costs no decoding), decodes it
+ * The OSC socket: one bound UDP socket speaking OSC for show control. Datagrams read together are handled cheapest
+ * sender first (osc-fair-queue.ts: a console before a flood), each sender's in order. It admits a datagram (sender
+ * allow-list, then per-sender byte and message budgets, checked before and after decoding so a flood costs no
+ * decoding), decodes it
  * with the codec (src/wire/osc-codec.ts), and delivers each message as a 'request' event: bare messages at once,
  * bundled ones at their bundle's time, to the millisecond, from one queue and one timer. A datagram is accepted or
  * refused as a whole. Replies are sent from the same socket. What a request means is the router's job
@@ -19,6 +21,7 @@ import { monoNs, unixNs } from '../common/time-source';
 import { TypedEmitter, type Listener } from '../common/typed-emitter';
 import { decodeDatagram, encodeMessage, type DecodedMessage, type OscSendArg, type OscValue } from '../wire/osc-codec';
 import { DutyBound, type DutyBoundOptions } from './osc-duty';
+import { FairQueue } from './osc-fair-queue';
 import { AllowList, LOOPBACK_ALLOW, SenderBudgets, type SenderBudgetOptions } from './osc-access';
 
 /** Requested UDP receive buffer of the OSC socket, in bytes (the kernel grants at most net.core.rmem_max). */
@@ -130,6 +133,13 @@ export interface OscEndpointEvents {
 /** A listener; a returned promise that rejects is logged like a thrown exception (see {@link Listener}). */
 export type OscListener<A extends unknown[]> = Listener<A>;
 
+/**
+ * Datagrams read but not yet handled at which the endpoint handles them all at once. libuv reads at most 32 datagrams
+ * per readable event, and the thread handles one per turn at real-time priority, faster than a sender on the same
+ * cores fills the socket: a bound all the same, so the queue's memory never depends on that.
+ */
+const MAX_INBOX = 64;
+
 const DEFAULT_MAX_SCHEDULED = 1024;
 const DEFAULT_MAX_SCHEDULED_BYTES = 4 << 20;
 /** Default per-sender budgets: far above what a console sends (a busy one: tens of messages a second). */
@@ -171,6 +181,9 @@ export class OscEndpoint {
   #seq = 0;
   #datagramIds = 0;
   #timer: NodeJS.Timeout | null = null;
+  /** Datagrams read and not yet handled (see {@link MAX_INBOX}), and the pending call that handles them. */
+  readonly #inbox = new FairQueue<{ datagram: Buffer; from: OscPeer }>();
+  #drainSoon: NodeJS.Immediate | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
 
@@ -183,16 +196,12 @@ export class OscEndpoint {
     this.#budgets = new SenderBudgets(options.budgets ?? DEFAULT_OSC_BUDGETS);
     this.#maxAheadNs = BigInt(Math.round(options.maxAheadMs ?? DEFAULT_MAX_AHEAD_MS)) * NS_PER_MS;
     this.duty = options.duty === undefined ? null : new DutyBound(options.duty);
+    // Read now, handled one per turn of the loop after its reads (setImmediate), cheapest sender first
+    // (osc-fair-queue.ts): a console's datagram read with a flood's is not handled after the whole flood.
     socket.on('message', (datagram, rinfo) => {
-      const startNs = this.duty === null ? 0n : monoNs();
-      try {
-        this.#receive(datagram, { address: rinfo.address, port: rinfo.port });
-      } catch (e) {
-        // Only a bug of ours can land here; the socket keeps serving.
-        log.error(`internal error handling a datagram from ${rinfo.address}:${rinfo.port}: ${errorStack(e)}`);
-      }
-      this.#events.safeEmit('handled');
-      this.duty?.spent(startNs);
+      this.#inbox.push(rinfo.address, { datagram, from: { address: rinfo.address, port: rinfo.port } });
+      if (this.#inbox.size >= MAX_INBOX) this.#drain(true);
+      else this.#drainSoon ??= setImmediate(() => this.#drain());
     });
     // UDP errors (e.g. ICMP unreachable reported on some platforms) concern one datagram: log, keep serving.
     socket.on('error', (e) => log.warn(`OSC socket error on ${this.address.host}:${this.address.port}: ${e.message}`));
@@ -307,6 +316,9 @@ export class OscEndpoint {
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
       this.#closed = true;
+      if (this.#drainSoon !== null) clearImmediate(this.#drainSoon);
+      this.#drainSoon = null;
+      this.#inbox.clear();
       if (this.#timer) clearTimeout(this.#timer);
       this.#timer = null;
       if (this.#queue.length > 0) log.info(`OSC endpoint closing: ${this.#queue.length} scheduled messages dropped`);
@@ -342,6 +354,31 @@ export class OscEndpoint {
     this.#warnings.log(`budget ${from.address}`, (suppressed) => log.warn(`OSC datagram from ${from.address}:${from.port} dropped: over the sender's `
       + `${what === 'bytes' ? 'bytes per second (--osc-rate-bytes)' : 'messages per second (--osc-rate-messages)'} budget`
       + `${suppressed > 0 ? ` (${suppressed} more over budget since the last warning)` : ''}`, { from: `${from.address}:${from.port}`, bytes, messages, suppressed }));
+  }
+
+  /**
+   * Handle the next datagram read, of the cheapest sender, its busy time charged to it; the next one in the next turn
+   * of the loop (`all`: every one waiting, now). One per turn, because a reply is sent from process.nextTick (dgram's
+   * address lookup): handling a whole batch in one task held a console's reply until the batch was done, and a turn
+   * between datagrams also reads what arrived meanwhile (a console's thump) into the queue.
+   */
+  #drain(all = false): void {
+    if (this.#drainSoon !== null) clearImmediate(this.#drainSoon);
+    this.#drainSoon = null;
+    for (let next = this.#inbox.shift(); next !== undefined; next = all ? this.#inbox.shift() : undefined) {
+      const { datagram, from } = next.item;
+      const startNs = monoNs();
+      try {
+        this.#receive(datagram, from);
+      } catch (e) {
+        // Only a bug of ours can land here; the socket keeps serving.
+        log.error(`internal error handling a datagram from ${from.address}:${from.port}: ${errorStack(e)}`);
+      }
+      this.#events.safeEmit('handled');
+      this.#inbox.charge(next.sender, Number(monoNs() - startNs));
+      this.duty?.spent(startNs);
+    }
+    if (this.#inbox.size > 0 && !this.#closed) this.#drainSoon = setImmediate(() => this.#drain());
   }
 
   #receive(datagram: Buffer, from: OscPeer): void {

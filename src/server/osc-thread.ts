@@ -222,7 +222,10 @@ export class OscThread {
     const data: OscWorkerData = {
       ...options, shared, stallBoundMs: options.stallBoundMs ?? STALL_BOUND_MS, priority: options.priority ?? DEFAULT_OSC_PRIORITY,
     };
-    const started = await startWorker(data);
+    // The main thread beats while the worker starts: it runs (it awaits the worker), and the worker's warm-up thump
+    // (osc-worker.ts) must not be answered "stalled".
+    const beat = setInterval(() => Atomics.store(slots, SLOT.heartbeatMonoNs, monoNs()), HEARTBEAT_EVERY_MS);
+    const started = await startWorker(data).finally(() => clearInterval(beat));
     // A restarted worker binds the port this one got (the one consoles were told).
     const thread = new OscThread({ ...data, port: started.port }, slots, options.host, options.allow);
     thread.#adopt(started);

@@ -13,12 +13,14 @@
  * agrees with the main thread's within a few µs (measured between processes, the same method); the instant an action
  * refers to is still converted on the main thread, exactly as before.
  */
+import * as dgram from 'node:dgram';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { CuemuxError, errorMessage, errorStack, isCuemuxError } from '../common/errors';
 import { getLogger, setLogSink } from '../common/logger';
 import { RateLimitedLog } from '../common/rate-limited-log';
 import { monoNs } from '../common/time-source';
-import { isLoopbackAddress, OscConnections } from './osc-access';
+import { encodeMessage } from '../wire/osc-codec';
+import { AllowList, isLoopbackAddress, OscConnections } from './osc-access';
 import { argString, replyAddress } from './osc-args';
 import { datagramOf, OscEndpoint, type DatagramInfo, type OscPeer, type OscRequest } from './osc-endpoint';
 import { raiseCallingThread } from './osc-priority';
@@ -278,6 +280,41 @@ class OscWorker {
   }
 }
 
+/** Longest wait for the warm-up thump's reply, in ms (it takes well under 10 ms; a lost one only costs this). */
+const WARM_UP_TIMEOUT_MS = 500;
+
+/**
+ * One `/cuemux/thump` from this thread through the bound socket and back before the thread says it listens. A fresh
+ * thread compiles each function of the path (read, admit, decode, answer, encode, send) at its first use, on this
+ * thread: without this, a console's first thump after every server start paid for it (see the README's soak notes for
+ * the figures). Only to a loopback address the allow-list admits, and not with --osc-reply-port (the reply would go to
+ * that port, someone else's): then the first console's thump is the first use, as before.
+ */
+async function warmUp(endpoint: OscEndpoint, data: OscWorkerData): Promise<void> {
+  const host = endpoint.address.host;
+  const target = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  if (data.replyPort !== null || !isLoopbackAddress(target) || !new AllowList(data.allow).allows(target)) return;
+  const socket = dgram.createSocket(target.includes(':') ? 'udp6' : 'udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, target, () => resolve());
+    });
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, WARM_UP_TIMEOUT_MS);
+      socket.once('message', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.send(encodeMessage(THUMP, []), endpoint.address.port, target);
+    });
+  } catch (e) {
+    log.debug(`OSC thread warm-up thump not sent: ${errorMessage(e)}`);
+  } finally {
+    socket.close();
+  }
+}
+
 async function main(port: MessagePort, data: OscWorkerData): Promise<void> {
   // This thread's log records are written by the main thread's logger (the one the entry point configured); debug
   // records stay here (one per refused datagram under a flood would cross to the main thread).
@@ -302,6 +339,7 @@ async function main(port: MessagePort, data: OscWorkerData): Promise<void> {
   new OscWorker(port, data, endpoint);
   // Raised after the bind (a bind failure needs no priority) and before the first datagram is read.
   const priority = raiseCallingThread(data.priority);
+  await warmUp(endpoint, data);
   port.postMessage({ op: 'listening', port: endpoint.address.port, priority } satisfies FromWorker);
 }
 

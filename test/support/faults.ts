@@ -6,6 +6,7 @@
  * reported in the table, never checked.
  */
 import { execFile, fork, type ChildProcess } from 'node:child_process';
+import * as dgram from 'node:dgram';
 import * as os from 'node:os';
 import { closeSync, ftruncateSync, fstatSync, openSync, writeSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -469,4 +470,13 @@ export async function udpDrops(port: number): Promise<number> {
     if (f[1]?.endsWith(`:${hex}`)) return Number(f[f.length - 1]);
   }
   return 0;
+}
+
+/** A UDP port on 127.0.0.1 free a moment ago (bound to port 0, then released): for a server that must keep one port across restarts. */
+export async function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const port = s.address().port;
+  await new Promise<void>((resolve) => s.close(resolve));
+  return port;
 }
