@@ -11,7 +11,7 @@ import { getLogger } from '../common/logger';
 import type { IndexEntry } from '../index-store/media-index';
 import { cuePrerollFrame, followPacketsFrame, framedFollowEvent, framedMessage, type FollowPacketsFrame } from '../wire/packet-batch';
 import { FollowEvent, type FollowRequest, type FollowResume } from '../generated/cuemux/v1/media_server';
-import { AUDIO_PREROLL_OPTIONS, type CueRun, type CueSegment, type LoadedCue } from '../show/loaded-cue';
+import type { CueRun, CueSegment, LoadedCue } from '../show/loaded-cue';
 import type { CueEvent, Show } from '../show/show';
 import type { MediaRegistry } from './media-registry';
 import { callEnded, clockStateMessage, heartbeatMs } from './clock-watch';
@@ -21,6 +21,7 @@ import { framedSendActive } from '../wire/grpc-framed-send';
 import type { PacketReader } from '../media/packet-reader';
 import { mediaInfoOf } from './media-info';
 import type { ClockSnapshot } from '../show/show-clock';
+import { FeedPlan, type Planned } from './feed-plan';
 
 const log = getLogger('follow');
 
@@ -102,12 +103,6 @@ interface SentPreroll {
   started: boolean;
   /** Stops sending it (replaced, unloaded). */
   ctl: AbortController;
-}
-
-/** A packet to send: its entry and, when prefetched, its payload. */
-interface Planned {
-  e: IndexEntry;
-  data: Buffer | null;
 }
 
 /**
@@ -338,15 +333,18 @@ export class FollowSession {
         if (resume !== undefined && resume.segment === seg.segment && resume.generation === BigInt(generation) && (resume.showId === '' || resume.showId === this.#show.clock.showId)) {
           this.#resume.delete(cue.id);
           const n = Number(resume.nextEntry);
-          if (n >= media.index.packetCount) {
+          if (n < media.index.packetCount) {
+            const e = media.index.entry(n);
+            const t = e.dts ?? e.pts;
+            if (t !== null) {
+              from = Math.min(from, media.index.toSeconds(e.stream, t));
+              skipBelow = n;
+            }
+          } else if (cue.followsGrowth && media.growthState === 'growing') {
+            skipBelow = n; // the player had every packet indexed so far: the plan waits for the next
+          } else {
             flushAnnounce();
             continue;
-          }
-          const e = media.index.entry(n);
-          const t = e.dts ?? e.pts;
-          if (t !== null) {
-            from = Math.min(from, media.index.toSeconds(e.stream, t));
-            skipBelow = n;
           }
         }
         if (from >= seg.endMediaSeconds) {
@@ -371,8 +369,7 @@ export class FollowSession {
         const adopt = waiting !== undefined && !signal.aborted ? await this.#adoptable(cue, signal) : null;
         if (signal.aborted) return;
         let firstOfSegment = true;
-        const plan = this.#plan(cue, streams, from, seg.endMediaSeconds, skipBelow, adopt?.numbers);
-        let next = plan.next();
+        const plan = new FeedPlan(cue, streams, from, seg.endMediaSeconds, skipBelow, adopt?.numbers);
         const queuedBatch = Math.min(this.#batchBytes, QUEUED_BATCH_BYTES);
         let limit = k === first ? FIRST_BATCH_BYTES : queuedBatch;
         if (adopt !== null) {
@@ -383,15 +380,31 @@ export class FollowSession {
           // the last: the player drains).
           const before = announce;
           announce = null;
-          if (!(await this.#writePackets(cue.id, seg, generation, [], next.done === true, before, adopt.number, 'first', signal))) return;
+          if (!(await this.#writePackets(cue.id, seg, generation, [], plan.ended, before, adopt.number, 'first', signal))) return;
           this.#renewPreroll(cue, cue.def.loop ? 0 : PREROLL_RENEW_MS);
         }
         const clockOf = (e: IndexEntry): number => {
           const t = e.dts ?? e.pts;
           return t === null ? -Infinity : seg.clockSeconds + (media.index.toSeconds(e.stream, t) - seg.mediaSeconds);
         };
-        while (!next.done) {
-          const due = clockOf(next.value.e) - this.#lead;
+        for (let next = plan.peek(); ; next = plan.peek()) {
+          if (next === null) {
+            if (plan.ended) break;
+            // A cue on a growing file: every packet indexed so far is out; wait for the file to grow (or complete, or
+            // fail: thrown, so the player gets CueFeedFailed naming the file) and plan on from there.
+            flushAnnounce();
+            await plan.grow(signal);
+            if (signal.aborted) return;
+            if (plan.peek() === null && plan.ended) {
+              // Complete with nothing more for this segment: its last batch, empty, so the player drains.
+              const before = announce;
+              announce = null;
+              if (!(await this.#writePackets(cue.id, seg, generation, [], true, before, 0, firstOfSegment ? 'first' : 'queued', signal))) return;
+              break;
+            }
+            continue;
+          }
+          const due = clockOf(next.e) - this.#lead;
           if (clock.position() < due) {
             flushAnnounce();
             await clock.whenAt(due, signal);
@@ -400,10 +413,10 @@ export class FollowSession {
           const horizon = clock.position() + this.#lead;
           const chunk: Planned[] = [];
           let bytes = 0;
-          while (!next.done && (chunk.length === 0 || (bytes + next.value.e.size + PACKET_OVERHEAD <= limit && clockOf(next.value.e) <= horizon))) {
-            chunk.push(next.value);
-            bytes += next.value.e.size + PACKET_OVERHEAD;
-            next = plan.next();
+          for (let p = plan.peek(); p !== null && (chunk.length === 0 || (bytes + p.e.size + PACKET_OVERHEAD <= limit && clockOf(p.e) <= horizon)); p = plan.peek()) {
+            chunk.push(p);
+            bytes += p.e.size + PACKET_OVERHEAD;
+            plan.take();
           }
           const missing = chunk.filter((p) => p.data === null).map((p) => p.e);
           if (missing.length > 0) {
@@ -417,7 +430,7 @@ export class FollowSession {
           limit = queuedBatch;
           const before = announce;
           announce = null;
-          if (!(await this.#writePackets(cue.id, seg, generation, chunk, next.done === true, before, 0, firstOfSegment ? 'first' : 'queued', signal))) return;
+          if (!(await this.#writePackets(cue.id, seg, generation, chunk, plan.ended, before, 0, firstOfSegment ? 'first' : 'queued', signal))) return;
           if (firstOfSegment && adopt === null) this.#renewPreroll(cue, PREROLL_RENEW_MS);
           firstOfSegment = false;
           const last = chunk[chunk.length - 1].e;
@@ -439,26 +452,6 @@ export class FollowSession {
         this.#registry.endCall(media);
       }
     }
-  }
-
-  /** The packets of `streams` for media [from, end): from the prefetch when starting at the in-point, then the file. */
-  *#plan(cue: LoadedCue, streams: readonly number[], from: number, end: number, skipBelow: number, sent?: ReadonlySet<number>): Generator<Planned> {
-    const pre = cue.prefetch;
-    const wanted = new Set(streams);
-    if (skipBelow > 0) {
-      for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL_OPTIONS)) if (e.index >= skipBelow) yield { e, data: null };
-      return;
-    }
-    // A segment adopting a preroll starts at the in-point too: the preroll's packets (`sent`) are not sent again.
-    if (pre !== null && from === cue.inMedia) {
-      for (let i = 0; i < pre.entries.length; i++) {
-        const e = pre.entries[i];
-        if (wanted.has(e.stream) && sent?.has(e.index) !== true) yield { e, data: pre.data[i] };
-      }
-      for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL_OPTIONS)) if (!pre.numbers.has(e.index)) yield { e, data: null };
-      return;
-    }
-    for (const e of cue.media.index.packetsInRange(streams, from, end, AUDIO_PREROLL_OPTIONS)) yield { e, data: null };
   }
 
   /** Write framed messages without waiting for backpressure (events are rare and small). */

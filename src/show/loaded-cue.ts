@@ -62,8 +62,16 @@ export class LoadedCue {
   readonly outputs: ReadonlyMap<string, readonly number[]>;
   /** In-point on the media timeline (s): the media's start plus the cue's `in`. */
   readonly inMedia: number;
-  /** End on the media timeline (s): the out-point, else the end of the media. */
-  readonly endMedia: number;
+  /** End on the media timeline (s) as it was known at load. */
+  readonly #loadedEnd: number;
+  /** Out-point on the media timeline (s), or null (the end of the media). */
+  readonly #outMedia: number | null;
+  /**
+   * The cue was loaded on a file still being written and does not loop: its end follows the file (see endMedia). A
+   * loop's passes are placed on the clock by its length, which must be known when the first pass is announced, so
+   * a looping cue keeps the end known at load.
+   */
+  readonly followsGrowth: boolean;
   /** Prefetched packets at the in-point, or null. */
   prefetch: Prefetched | null = null;
   /** Armed, playing or paused. */
@@ -88,12 +96,36 @@ export class LoadedCue {
    */
   lastLoad = 0;
 
-  constructor(def: CueDefinition, media: OpenMedia, outputs: ReadonlyMap<string, readonly number[]>, inMedia: number, endMedia: number) {
+  /**
+   * `endMedia`: its end as known at load (the out-point, else the end of the media, clamped to the end indexed so far);
+   * `outMedia`: the out-point on the media timeline, or null.
+   */
+  constructor(def: CueDefinition, media: OpenMedia, outputs: ReadonlyMap<string, readonly number[]>, inMedia: number, endMedia: number, outMedia: number | null = null) {
     this.def = def;
     this.media = media;
     this.outputs = outputs;
     this.inMedia = inMedia;
-    this.endMedia = endMedia;
+    this.#loadedEnd = endMedia;
+    this.#outMedia = outMedia;
+    this.followsGrowth = !def.loop && media.growthState === 'growing';
+  }
+
+  /**
+   * End on the media timeline (s): the out-point, else the end of the media. A cue that follows a growing file
+   * (followsGrowth) has an open end while the file grows: its out-point even past the written end, else Infinity
+   * (on the wire: CueStarted.end_media_seconds = +inf); once the file is complete (or its growth failed) it is the
+   * out-point clamped to the media's end, as for any file.
+   */
+  get endMedia(): number {
+    if (!this.followsGrowth) return this.#loadedEnd;
+    if (this.media.growthState === 'growing') return this.#outMedia ?? Infinity;
+    const end = this.media.startSeconds + this.media.durationSeconds;
+    return this.#outMedia === null ? end : Math.min(end, this.#outMedia);
+  }
+
+  /** True while the cue's end is not known yet (it follows a growing file and has no out-point). */
+  get endOpen(): boolean {
+    return !Number.isFinite(this.endMedia);
   }
 
   /** The cue id. */
@@ -159,7 +191,7 @@ export class LoadedCue {
     return 1 + Math.floor((clock - firstEnd) / (this.endMedia - this.inMedia));
   }
 
-  /** Clock position (s) where a run of a non-looping cue ends; null for a loop. */
+  /** Clock position (s) where a run of a non-looping cue ends (Infinity while its end is open); null for a loop. */
   endClock(run: CueRun): number | null {
     return this.def.loop ? null : run.clockSeconds + (this.endMedia - run.mediaSeconds);
   }

@@ -259,11 +259,14 @@ export class Show extends TypedEmitter<ShowEvents> {
       const start = media.startSeconds;
       const end = start + media.durationSeconds;
       const inMedia = start + def.inSeconds;
-      const endMedia = def.outSeconds === null ? end : Math.min(end, start + def.outSeconds);
+      const outMedia = def.outSeconds === null ? null : start + def.outSeconds;
+      const endMedia = outMedia === null ? end : Math.min(end, outMedia);
+      // A growing file's in-point must lie in what is written (its out-point may lie beyond: the cue waits for it).
       if (!(inMedia < endMedia)) {
-        throw new CuemuxError('INVALID_ARGUMENT', `cue "${def.id}": in-point ${def.inSeconds} s is at or past the end of ${media.path} (${media.durationSeconds.toFixed(3)} s)`, { path: media.path });
+        const growing = media.growthState === 'growing' ? ' as written so far (it is still growing)' : '';
+        throw new CuemuxError('INVALID_ARGUMENT', `cue "${def.id}": in-point ${def.inSeconds} s is at or past the end of ${media.path}${growing} (${media.durationSeconds.toFixed(3)} s)`, { path: media.path });
       }
-      cue = new LoadedCue(def, media, outputs, inMedia, endMedia);
+      cue = new LoadedCue(def, media, outputs, inMedia, endMedia, outMedia);
       if (prefetch) cue.prefetch = await this.#prefetches.read(cue);
     } catch (e) {
       this.#media.release(media);
@@ -282,6 +285,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       throw new CuemuxError('WRONG_STATE', `cue "${def.id}" was unloaded while it was loading`);
     }
     this.#cues.set(def.id, cue);
+    this.#watchGrowth(cue);
     log.info('cue loaded', { cue: def.id, media: media.path, in: def.inSeconds, out: def.outSeconds, prefetchedPackets: cue.prefetch?.entries.length ?? 0 });
     this.safeEmit('cue', { type: 'loaded', cue });
     return cue;
@@ -510,7 +514,8 @@ export class Show extends TypedEmitter<ShowEvents> {
     if (this.#mirrored) return;
     const run = cue.run;
     const end = run ? cue.endClock(run) : null;
-    if (run === null || end === null) return;
+    // An open end (a growing file): planned once the file is complete (#watchGrowth).
+    if (run === null || end === null || !Number.isFinite(end)) return;
     const watch = new AbortController();
     cue.endWatch = watch;
     const live = (): boolean => !watch.signal.aborted && cue.run === run && cue.state === 'playing' && !this.#closed;
@@ -538,6 +543,25 @@ export class Show extends TypedEmitter<ShowEvents> {
         this.#problems.note(cue.id, 'end', e, 'error');
       }
     }, () => undefined);
+  }
+
+  /**
+   * A cue that follows a growing file (LoadedCue.followsGrowth) gets its end once the file is complete (or its growth
+   * failed: then the end of what was indexed): its end watch is planned again then, so it ends, and its auto-follow
+   * successor starts, as for any file. One settle handler per load (not per clock change, which re-plans end watches).
+   */
+  #watchGrowth(cue: LoadedCue): void {
+    const growth = cue.media.growth;
+    if (!cue.followsGrowth || growth === null) return;
+    const settled = (failure?: unknown): void => {
+      if (this.#closed || this.#cues.get(cue.id) !== cue) return;
+      // A file cut or replaced while it grew (its feeds report CueFeedFailed to the players): kept for status too.
+      if (failure !== undefined && cue.state !== 'armed') this.#problems.note(cue.id, 'end', failure, 'error');
+      if (cue.state !== 'playing') return;
+      log.info('growing media of a playing cue settled', { cue: cue.id, media: cue.media.path, growth: cue.media.growthState, endMedia: cue.endMedia });
+      this.#watchEnd(cue);
+    };
+    growth.done.then(() => settled(), settled);
   }
 
   /** The monotonic instant the clock reached (or reaches) `position`; now when it is not running forwards. */

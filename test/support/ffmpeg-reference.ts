@@ -335,6 +335,21 @@ export function groupByStream<T extends { stream: number }, V>(packets: readonly
 }
 
 /**
+ * Assert that `packets` (as a client received them, in file order) are every packet of the file `file` once: their
+ * count, each stream's payload MD5s (`ffmpeg -c copy -f framemd5`) and the file order with stream, pts, pos and key
+ * flag (`ffprobe -show_packets`). For media that grew while it was served: checked against the final file.
+ */
+export async function assertPacketsOfFile(packets: ReadonlyArray<{ streamIndex: number; pts?: bigint; pos?: bigint; key: boolean; data: Buffer }>, file: string): Promise<void> {
+  const reference = await framemd5Copy(file);
+  assert.equal(packets.length, reference.length, 'every packet exactly once');
+  assert.deepEqual(groupByStream(packets.map((p) => ({ stream: p.streamIndex, md5: md5(p.data) })), (x) => x.md5),
+    groupByStream(reference, (r) => r.md5), 'payload bytes (ffmpeg -c copy -f framemd5 of the final file)');
+  const probe = await ffprobePackets(file);
+  assert.deepEqual(packets.map((p) => [p.streamIndex, p.pts === undefined ? null : Number(p.pts), p.pos === undefined ? null : Number(p.pos), p.key]),
+    probe.map((p) => [p.stream, p.pts, p.pos, p.key]), 'file order and fields (ffprobe -show_packets of the final file)');
+}
+
+/**
  * Assert the claim a direct-readable index makes: each packet's bytes in `media` at pos + offsets[stream] are FFmpeg's
  * (`ffmpeg -c copy -f framemd5`, paired with `packets` per stream, in order).
  */

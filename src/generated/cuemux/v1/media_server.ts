@@ -1096,7 +1096,10 @@ export interface CueLoaded {
   streams: number[];
   /** The cue's in-point in media seconds (see the file conventions: the media's own timeline). */
   inSeconds: number;
-  /** The cue's out-point in media seconds (clamped to the end of the media); absent = the end of the media. */
+  /**
+   * The cue's out-point in media seconds (clamped to the end of the media; not clamped while the media is still
+   * growing, MediaInfo.growth): absent = the end of the media.
+   */
   outSeconds?:
     | number
     | undefined;
@@ -1128,7 +1131,10 @@ export interface CueStarted {
   mediaSeconds: number;
   /**
    * Media position (seconds) where this segment ends (the out-point or the end of the media): nothing at or after
-   * it is presented in this segment.
+   * it is presented in this segment. +Infinity while the end is not known yet: a cue without an out-point on a file
+   * that is still being written (MediaInfo.growth "growing") plays on as the file grows; once the file is complete
+   * its end is the media's end and the cue ends there with CueStopped "ended" (clock_seconds: where it ended), which
+   * also cuts a segment announced with an infinite end. Its FollowPackets.last comes once the file is complete.
    */
   endMediaSeconds: number;
 }

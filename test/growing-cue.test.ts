@@ -1,0 +1,159 @@
+/**
+ * A cue on a file that is still being written plays on as the file grows: a real server, a real writer (ffmpeg muxing
+ * a stream fed at more than its real rate, held at its pace until the test has seen what it needs while the file
+ * grows: support/growing-writers), the cue list and GO over OSC (real UDP), and a Follow client on the Unix socket.
+ * The cue's feed goes on past what was indexed when it loaded, its end is open (+Infinity) while the file grows, and
+ * once the file is complete the cue ends with CueStopped "ended" at the media's end and its auto-follow successor
+ * starts there; every packet it was sent equals ffprobe/framemd5 of the final file, once each.
+ *
+ * The clock runs at half speed until the file is complete (the writer stays ahead of it, and the end is reached only
+ * after the file is complete, so no packet is late), then at 8 times (the rest of the cue takes a moment): a rate
+ * change is no discontinuity, so the feed's packets stay one generation. The Follow lead is the largest (10 s of show
+ * time), so the feed sends what is indexed as soon as it is. Nothing here measures time.
+ */
+import assert from 'node:assert/strict';
+import { promises as fsp, statSync } from 'node:fs';
+import * as path from 'node:path';
+import { assertPacketsOfFile } from './support/ffmpeg-reference';
+import { makeMedia, minuteClip } from './support/media';
+import { ffmpegPipeWriter } from './support/growing-writers';
+import { startServer, type TestServer } from './support/server';
+import { OscPeer, type Arg, type Reply } from './support/osc';
+import { childrenKilledAfterEach, exitOf, waitFor } from './support/wait';
+import type { FollowEvent, FollowPackets, Packet } from '../src/generated/cuemux/v1/media_server';
+
+/** The server's --growing-wait-ms: longer than any pause of the paced writer (it flushes every packet). */
+const WAIT_MS = 1500;
+
+/** Seconds of the clip the writer muxes (fed at 1.5 times its rate until released). */
+const WRITE_SECONDS = 8;
+
+/** Matroska flushed often (a cluster every 100 ms), so the file grows in small steps. */
+const MKV_ARGS = ['-cluster_time_limit', '100', '-f', 'matroska'];
+
+type Ev = NonNullable<FollowEvent['event']>;
+type EvMap = { [E in Ev as E['$case']]: E['value'] };
+
+/** The events of one Follow call as they arrive. */
+class Recorder {
+  readonly events: Ev[] = [];
+  readonly #ctl = new AbortController();
+  readonly done: Promise<unknown>;
+
+  constructor(stream: (signal: AbortSignal) => AsyncGenerator<FollowEvent>) {
+    this.done = (async () => {
+      for await (const e of stream(this.#ctl.signal)) if (e.event !== undefined) this.events.push(e.event);
+    })().catch((e: unknown) => e);
+  }
+
+  /** Values of the events of kind `k` for cue `cueId`. */
+  of<K extends keyof EvMap>(k: K, cueId: string): Array<EvMap[K]> {
+    return this.events.filter((e) => e.$case === k && (e.value as { cueId?: string }).cueId === cueId).map((e) => e.value as EvMap[K]);
+  }
+
+  stop(): void {
+    this.#ctl.abort();
+  }
+}
+
+function ok(r: Reply): unknown {
+  assert.equal(r.status, 'ok', JSON.stringify(r));
+  return r.data;
+}
+
+const str = (value: string): Arg => ({ type: 's', value });
+
+describe('a cue on a growing file', function () {
+  this.timeout(120_000);
+  const children = childrenKilledAfterEach();
+  let srv: TestServer;
+  let peer: OscPeer;
+  let recorder: Recorder | null = null;
+  /** The clip the writer muxes (Matroska: ffmpeg reads it from a pipe), its bytes. */
+  let clip: string;
+  let clipBytes: Buffer;
+
+  before(async function () {
+    clip = await makeMedia('av-8s-160x120.mkv', ['-i', await minuteClip(), '-t', String(WRITE_SECONDS), '-c', 'copy']);
+    clipBytes = await fsp.readFile(clip);
+    srv = await startServer({ growingWaitMs: WAIT_MS });
+    peer = await OscPeer.open();
+  });
+  after(async function () {
+    recorder?.stop();
+    peer.close();
+    await srv.stop();
+  });
+
+  it('GO on a Matroska file being written: packets past what was indexed at load, an open end, then CueStopped "ended" at the media\'s end, auto-follow, and FFmpeg\'s packets of the final file once each', async function () {
+    const osc = (address: string, args: Arg[] = []): Promise<Reply> => peer.request(srv.oscPort, address, args);
+    const file = path.join(srv.root, 'late-render.mkv');
+    await fsp.copyFile(clip, path.join(srv.root, 'next.mkv'));
+    const list = path.join(srv.root, 'show.json');
+    await fsp.writeFile(list, JSON.stringify({
+      version: 1, cues: [
+        { id: 'G', media: 'late-render.mkv', outputs: { main: ['video', 'audio'] } },
+        { id: 'N', media: 'next.mkv', follow: true, outputs: { main: ['video'] } },
+      ],
+    }));
+    ok(await osc('/cuemux/cuelist/load', [str(list)]));
+    const paced = ffmpegPipeWriter(clipBytes, WRITE_SECONDS, file, MKV_ARGS, 1.5);
+    children.push(paced.process);
+    let writerExited = false;
+    const writerDone = exitOf(paced.process).then((r) => {
+      writerExited = true;
+      return r;
+    });
+    await waitFor('the first bytes of the file', () => (statSync(file, { throwIfNoEntry: false })?.size ?? 0) > 0);
+
+    const client = srv.client();
+    recorder = new Recorder((signal) => client.follow({ output: 'main', leadSeconds: 10 }, { signal }));
+    const r = recorder;
+    ok(await osc('/cuemux/cue/load', [str('G')]));
+    const loaded = srv.server.show.cue('G');
+    assert.ok(loaded !== undefined && loaded.media.growthState === 'growing', 'the cue loaded while its file grows');
+    // The written end at load: the latest decode time indexed (read after the load: if anything, later). Not the
+    // media's duration: FFmpeg's estimate of a growing Matroska file's is the whole clip's.
+    const media = loaded.media;
+    const atLoad = media.index;
+    const endAtLoad = Math.max(...atLoad.streams.map((s) => atLoad.toSeconds(s.index, atLoad.lastTime(s.index) ?? 0)));
+    ok(await osc('/cuemux/clock/rate', [{ type: 'd', value: 0.5 }]));
+    const go = ok(await osc('/cuemux/cue/go', [str('G')])) as { clockSeconds: number };
+
+    const packets = (): Packet[] => r.of('packets', 'G').flatMap((b) => b.packets);
+    const seconds = (p: Packet): number => media.index.toSeconds(p.streamIndex, Number(p.pts ?? p.dts ?? 0n));
+    await waitFor('a packet 1 s past the end written at load, the cue\'s end, or the writer\'s end',
+      () => packets().some((p) => seconds(p) > endAtLoad + 1) || r.of('stopped', 'G').length > 0 || writerExited);
+    assert.deepEqual(r.of('stopped', 'G'), [], `the cue ended at the end written when it was loaded (${endAtLoad.toFixed(3)} s)`);
+    assert.ok(!writerExited, `the packets past the end written at load (${endAtLoad} s) came while the file grew (${packets().length} packets, the last at ${packets().map(seconds).at(-1)} s)`);
+    const started = r.of('started', 'G');
+    assert.equal(started.length, 1);
+    assert.equal(started[0].endMediaSeconds, Infinity, 'CueStarted.end_media_seconds while the file grows');
+    assert.ok(r.of('packets', 'G').every((b) => !b.last), 'no last batch while the file grows');
+
+    paced.release();
+    assert.equal((await writerDone).code, 0, 'writer');
+    await waitFor('the file complete', () => media.growthState === 'complete');
+    assert.deepEqual(r.of('stopped', 'G'), [], 'the cue plays on until the clock reaches the media\'s end');
+    ok(await osc('/cuemux/clock/rate', [{ type: 'd', value: 8 }]));
+    await waitFor('the cue\'s end', () => r.of('stopped', 'G').length > 0);
+    await waitFor('CueStarted of the auto-follow successor', () => r.of('started', 'N').length > 0);
+
+    const stopped = r.of('stopped', 'G');
+    assert.equal(stopped.length, 1);
+    assert.equal(stopped[0].reason, 'ended');
+    const end = media.startSeconds + media.durationSeconds;
+    assert.ok(end > endAtLoad + 1);
+    assert.ok(Math.abs(stopped[0].mediaSeconds - end) < 1e-6, `ended at media ${stopped[0].mediaSeconds}, the media ends at ${end}`);
+    assert.ok(Math.abs(stopped[0].clockSeconds - (go.clockSeconds + end - started[0].mediaSeconds)) < 1e-6, 'ended where the media\'s end is on the clock');
+    assert.ok(Math.abs(r.of('started', 'N')[0].clockSeconds - stopped[0].clockSeconds) < 1e-6, 'the successor starts where the cue ended');
+
+    // One generation (a rate change is no discontinuity), one segment, the last batch before the end.
+    const batches: FollowPackets[] = r.of('packets', 'G');
+    assert.equal(new Set(batches.map((b) => `${b.segment}/${b.generation}`)).size, 1);
+    assert.ok(batches.at(-1)?.last === true, 'the segment\'s last batch, once the file is complete');
+    const at = (k: Ev['$case'], last = false): number => r.events.findIndex((e) => e.$case === k && (e.value as { cueId?: string }).cueId === 'G' && (!last || (e.$case === 'packets' && e.value.last)));
+    assert.ok(at('packets', true) < at('stopped'), 'the last batch comes before the cue ends');
+    await assertPacketsOfFile(packets(), file);
+  });
+});
