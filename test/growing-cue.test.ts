@@ -4,7 +4,8 @@
  * grows: support/growing-writers), the cue list and GO over OSC (real UDP), and a Follow client on the Unix socket.
  * The cue's feed goes on past what was indexed when it loaded, its end is open (+Infinity) while the file grows, and
  * once the file is complete the cue ends with CueStopped "ended" at the media's end and its auto-follow successor
- * starts there; every packet it was sent equals ffprobe/framemd5 of the final file, once each.
+ * starts there; every packet it was sent equals ffprobe/framemd5 of the final file, once each. A file cut while its
+ * cue plays ends the cue's feed with CueFeedFailed naming the file, and the cue at the end of what was indexed.
  *
  * The clock runs at half speed until the file is complete (the writer stays ahead of it, and the end is reached only
  * after the file is complete, so no packet is late), then at 8 times (the rest of the cue takes a moment): a rate
@@ -12,14 +13,14 @@
  * time), so the feed sends what is indexed as soon as it is. Nothing here measures time.
  */
 import assert from 'node:assert/strict';
-import { promises as fsp, statSync } from 'node:fs';
+import { promises as fsp, statSync, truncateSync } from 'node:fs';
 import * as path from 'node:path';
 import { assertPacketsOfFile } from './support/ffmpeg-reference';
 import { makeMedia, minuteClip } from './support/media';
-import { ffmpegPipeWriter } from './support/growing-writers';
+import { chunkWriter, ffmpegPipeWriter } from './support/growing-writers';
 import { startServer, type TestServer } from './support/server';
 import { OscPeer, type Arg, type Reply } from './support/osc';
-import { childrenKilledAfterEach, exitOf, waitFor } from './support/wait';
+import { childrenKilledAfterEach, exitOf, killChild, waitFor } from './support/wait';
 import type { FollowEvent, FollowPackets, Packet } from '../src/generated/cuemux/v1/media_server';
 
 /** The server's --growing-wait-ms: longer than any pause of the paced writer (it flushes every packet). */
@@ -155,5 +156,34 @@ describe('a cue on a growing file', function () {
     const at = (k: Ev['$case'], last = false): number => r.events.findIndex((e) => e.$case === k && (e.value as { cueId?: string }).cueId === 'G' && (!last || (e.$case === 'packets' && e.value.last)));
     assert.ok(at('packets', true) < at('stopped'), 'the last batch comes before the cue ends');
     await assertPacketsOfFile(packets(), file);
+  });
+
+  it('a file truncated while its cue plays on it: CueFeedFailed (MEDIA_DAMAGED) naming the file, and the cue ends at the end of what was indexed', async function () {
+    const osc = (address: string, args: Arg[] = []): Promise<Reply> => peer.request(srv.oscPort, address, args);
+    const file = path.join(srv.root, 'cut.mkv');
+    // A copier (a file copied from a laptop) stopped at half the file, then the file is cut to half of that.
+    const writer = chunkWriter(clip, file, 8 << 10, 50, Math.floor(clipBytes.length / 2)).process;
+    children.push(writer);
+    await waitFor('the first bytes of the file', () => (statSync(file, { throwIfNoEntry: false })?.size ?? 0) > 0);
+    recorder?.stop();
+    const client = srv.client();
+    recorder = new Recorder((signal) => client.follow({ output: 'main', leadSeconds: 10 }, { signal }));
+    const r = recorder;
+    ok(await osc('/cuemux/clock/rate', [{ type: 'd', value: 1 }]));
+    ok(await osc('/cuemux/cue/load', [str('T'), str(JSON.stringify({ media: 'cut.mkv', outputs: { main: ['video', 'audio'] } }))]));
+    ok(await osc('/cuemux/cue/go', [str('T')]));
+    await waitFor('packets while it grows', () => r.of('packets', 'T').flatMap((b) => b.packets).length > 50);
+    assert.equal(r.of('started', 'T')[0]?.endMediaSeconds, Infinity);
+    await killChild(writer);
+    truncateSync(file, Math.floor(statSync(file).size / 2));
+    const failed = (await waitFor('CueFeedFailed', () => r.of('failed', 'T')[0]));
+    assert.equal(failed.code, 'MEDIA_DAMAGED');
+    assert.match(failed.message, /cut\.mkv: truncated \(\d+ -> \d+ bytes\) while it was growing/);
+    const stopped = await waitFor('the cue\'s end', () => r.of('stopped', 'T')[0]);
+    assert.equal(stopped.reason, 'ended');
+    const media = srv.server.show.cue('T')?.media;
+    assert.equal(media?.growthState, 'failed');
+    assert.ok(Math.abs(stopped.mediaSeconds - (media.startSeconds + media.durationSeconds)) < 1e-6, 'ended at the end of what was indexed');
+    assert.ok(stopped.mediaSeconds < WRITE_SECONDS / 2, `ended at ${stopped.mediaSeconds} s: at most half the clip was written`);
   });
 });

@@ -132,7 +132,11 @@ export class OpenMedia {
     const g = this.growth;
     if (g === null) return this.#durationSeconds;
     const params = g.index.params;
-    return durationOf(params === null ? this.info : { ...params.container, path: this.path }, g.index);
+    const container = params === null ? this.info : { ...params.container, path: this.path };
+    // Until the file is complete its index says how far it is written: FFmpeg's container duration of a file still
+    // being written is not that (a Matroska file written by ffmpeg from a pipe said 8.02 s, the whole clip's, with
+    // under 1 s written), nor is it after its growth failed.
+    return durationOf(g.state === 'complete' ? container : { ...container, durationSeconds: null }, g.index);
   }
 
   /** `direct` (pread from the index) or `demux` (a demuxer per reader); a growing file's is `demux` until complete. */

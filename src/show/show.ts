@@ -261,12 +261,12 @@ export class Show extends TypedEmitter<ShowEvents> {
       const inMedia = start + def.inSeconds;
       const outMedia = def.outSeconds === null ? null : start + def.outSeconds;
       const endMedia = outMedia === null ? end : Math.min(end, outMedia);
-      // A growing file's in-point must lie in what is written (its out-point may lie beyond: the cue waits for it).
-      if (!(inMedia < endMedia)) {
-        const growing = media.growthState === 'growing' ? ' as written so far (it is still growing)' : '';
-        throw new CuemuxError('INVALID_ARGUMENT', `cue "${def.id}": in-point ${def.inSeconds} s is at or past the end of ${media.path}${growing} (${media.durationSeconds.toFixed(3)} s)`, { path: media.path });
-      }
       cue = new LoadedCue(def, media, outputs, inMedia, endMedia, outMedia);
+      // A cue that follows a growing file waits for its in-point as for any packet not written yet (its definition
+      // has its out-point after its in-point).
+      if (!cue.followsGrowth && !(inMedia < endMedia)) {
+        throw new CuemuxError('INVALID_ARGUMENT', `cue "${def.id}": in-point ${def.inSeconds} s is at or past the end of ${media.path} (${media.durationSeconds.toFixed(3)} s)`, { path: media.path });
+      }
       if (prefetch) cue.prefetch = await this.#prefetches.read(cue);
     } catch (e) {
       this.#media.release(media);
@@ -548,20 +548,23 @@ export class Show extends TypedEmitter<ShowEvents> {
   /**
    * A cue that follows a growing file (LoadedCue.followsGrowth) gets its end once the file is complete (or its growth
    * failed: then the end of what was indexed): its end watch is planned again then, so it ends, and its auto-follow
-   * successor starts, as for any file. One settle handler per load (not per clock change, which re-plans end watches).
+   * successor starts, as for any file. One watch per load (not per clock change, which re-plans end watches), woken by
+   * the index's changes (GrowingIndex.done settles only once FFmpeg's read blocked at the written end gives up, up to
+   * three times --growing-wait-ms after a failure), until the cue is unloaded.
    */
   #watchGrowth(cue: LoadedCue): void {
     const growth = cue.media.growth;
     if (!cue.followsGrowth || growth === null) return;
-    const settled = (failure?: unknown): void => {
-      if (this.#closed || this.#cues.get(cue.id) !== cue) return;
+    const loaded = (): boolean => !this.#closed && this.#cues.get(cue.id) === cue;
+    void (async () => {
+      while (growth.state === 'growing' && loaded()) await growth.waitForChange(growth.waitMs);
+      if (!loaded()) return;
       // A file cut or replaced while it grew (its feeds report CueFeedFailed to the players): kept for status too.
-      if (failure !== undefined && cue.state !== 'armed') this.#problems.note(cue.id, 'end', failure, 'error');
+      if (growth.error !== null && cue.state !== 'armed') this.#problems.note(cue.id, 'end', growth.error, 'error');
       if (cue.state !== 'playing') return;
       log.info('growing media of a playing cue settled', { cue: cue.id, media: cue.media.path, growth: cue.media.growthState, endMedia: cue.endMedia });
       this.#watchEnd(cue);
-    };
-    growth.done.then(() => settled(), settled);
+    })();
   }
 
   /** The monotonic instant the clock reached (or reaches) `position`; now when it is not running forwards. */
