@@ -22,6 +22,7 @@ import type { PacketReader } from '../media/packet-reader';
 import { mediaInfoOf } from './media-info';
 import type { ClockSnapshot } from '../show/show-clock';
 import { FeedPlan, type Planned } from './feed-plan';
+import { WriteTurns, type TurnKind } from './write-turns';
 
 const log = getLogger('follow');
 
@@ -46,23 +47,6 @@ const PACKET_OVERHEAD = 48;
  * 1 MiB batch costs milliseconds to serialise, send and parse before the player sees its keyframe.
  */
 const FIRST_BATCH_BYTES = 64 << 10;
-
-/**
- * Bytes of this call's packet messages handed to HTTP/2 and not yet written to the socket (their write callback not
- * called) below which a batch that is not a segment's first is written; at or above it, it waits its turn in this
- * session (feeds' and prerolls' batches in the order they came: a loop's next pass needs its preroll within a pass).
- * A segment's first message (the GO: CueStarted and the batch that adopts the preroll or carries the first packets)
- * is written at once, so it never queues behind more than this and one batch. Batches go out a few at a time, not
- * one per write callback: with 64 KiB here (one batch at a time) and prerolls after feeds, two quick bench:go runs
- * held 16 ticks at loop seams each (the last frame of a pass for the next pass's first two; 0 before), the next pass's
- * preroll most likely not in yet.
- *
- * Why: bench:go (quick, 60 ticks/s) traced each hop of armed GOs over a playing DNxHD cue: the server wrote the GO's
- * message 1-2 ms after the datagram, behind 0.38-1.3 MB of earlier batches still queued on the call (each feed and
- * preroll wrote a batch of up to 512 KiB before waiting), and the player's decode worker read it 44-320 ms later:
- * 3-58 ticks late. Feeds are paced by the lead window, so holding their batches here delays no picture.
- */
-const FLIGHT_BYTES = 256 << 10;
 
 /**
  * Largest batch of a message that is not a segment's first, in bytes (or the request's batch size when smaller; one
@@ -143,8 +127,8 @@ export class FollowSession {
   readonly #announced = new Map<string, number>();
   /** Where a reconnecting player goes on, per cue (used once, by the first feed of that cue that matches). */
   readonly #resume = new Map<string, FollowResume>();
-  /** Writers of batches waiting for their turn (see FLIGHT_BYTES), in arrival order. */
-  readonly #turns: Array<() => void> = [];
+  /** Writers of batches waiting for their turn (see FLIGHT_BYTES in write-turns.ts), in arrival order. */
+  readonly #turns: WriteTurns;
   /** The player prepares armed cues (FollowRequest.prepare). */
   readonly #prepare: boolean;
   /** Prerolls sent and not adopted, by cue id. */
@@ -161,6 +145,7 @@ export class FollowSession {
     this.#show = show;
     this.#registry = registry;
     this.#client = client;
+    this.#turns = new WriteTurns(() => client.bytesQueued);
     this.#output = call.request.output;
     this.#lead = lead;
     this.#batchBytes = batchBytes;
@@ -214,29 +199,8 @@ export class FollowSession {
       this.#show.off('prefetched', onPrefetched);
       for (const f of this.#feeds.values()) f.abort();
       this.#feeds.clear();
-      this.#wakeAll();
+      this.#turns.releaseAll();
     }
-  }
-
-  /** The call ended: every waiting writer goes on (and finds it ended). */
-  #wakeAll(): void {
-    for (const wake of this.#turns.splice(0)) wake();
-  }
-
-  /** Let the next waiting writer write when the bytes in flight are under FLIGHT_BYTES. */
-  #wakeNext(): void {
-    if (this.#client.bytesQueued >= FLIGHT_BYTES) return;
-    this.#turns.shift()?.();
-  }
-
-  /**
-   * Wait for the turn to write a batch of `kind` ('first': a segment's first message, written at once). A writer
-   * woken that does not write (the call ended) wakes no one: #wakeAll has woken them all.
-   */
-  async #turn(kind: 'first' | 'queued'): Promise<void> {
-    if (kind === 'first' || this.#stopped()) return;
-    if (this.#turns.length === 0 && this.#client.bytesQueued < FLIGHT_BYTES) return;
-    await new Promise<void>((resolve) => this.#turns.push(resolve));
   }
 
   #loaded(cue: LoadedCue): void {
@@ -462,9 +426,9 @@ export class FollowSession {
   /**
    * Write one FollowPackets (`last`: the segment's final batch; `preroll`: the preroll it continues, 0 = none), after
    * the framed messages `before` (in the same write when the framed-send hook is active), in its turn (`kind`, see
-   * FLIGHT_BYTES); false when the call ended or `signal` aborted first.
+   * write-turns.ts); false when the call ended or `signal` aborted first.
    */
-  async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[], last: boolean, before: Buffer | null, preroll: number, kind: 'first' | 'queued', signal: AbortSignal): Promise<boolean> {
+  async #writePackets(cueId: string, seg: CueSegment, generation: number, chunk: Planned[], last: boolean, before: Buffer | null, preroll: number, kind: TurnKind, signal: AbortSignal): Promise<boolean> {
     const together = before !== null && framedSendActive();
     if (before !== null && !together) this.#writeFramed(before);
     const frame = followPacketsFrame({ cueId, segment: seg.segment, generation, last, preroll }, chunk, together ? before : null);
@@ -472,13 +436,13 @@ export class FollowSession {
   }
 
   /**
-   * Write a laid-out batch of `messages` framed messages carrying `chunk`, in its turn (`kind`, see FLIGHT_BYTES);
+   * Write a laid-out batch of `messages` framed messages carrying `chunk`, in its turn (`kind`, see write-turns.ts);
    * false when the call ended or `signal` aborted while it waited (nothing written then).
    */
-  async #writeBatch(frame: FollowPacketsFrame, messages: number, chunk: readonly Planned[], kind: 'first' | 'queued', signal?: AbortSignal): Promise<boolean> {
-    await this.#turn(kind);
+  async #writeBatch(frame: FollowPacketsFrame, messages: number, chunk: readonly Planned[], kind: TurnKind, signal?: AbortSignal): Promise<boolean> {
+    if (!this.#stopped()) await this.#turns.take(kind);
     if (this.#stopped() || signal?.aborted === true) {
-      this.#wakeNext(); // its turn goes to the next writer
+      this.#turns.next(); // its turn goes to the next writer
       return false;
     }
     // A reused buffer (back to the spares at the write callback): fresh ones would wait for a full collection.
@@ -491,7 +455,7 @@ export class FollowSession {
     const ok = await writeWithBackpressure(this.#call, framedFollowEvent(message, messages), () => {
       giveSpareFrame(buf);
       client.bytesQueued -= bytes;
-      this.#wakeNext();
+      this.#turns.next();
     });
     if (!ok) return false;
     client.bytesSent += bytes;

@@ -123,11 +123,6 @@ export class LoadedCue {
     return this.#outMedia === null ? end : Math.min(end, this.#outMedia);
   }
 
-  /** True while the cue's end is not known yet (it follows a growing file and has no out-point). */
-  get endOpen(): boolean {
-    return !Number.isFinite(this.endMedia);
-  }
-
   /** The cue id. */
   get id(): string {
     return this.def.id;
