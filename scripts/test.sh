@@ -47,7 +47,7 @@ LANE_A=(
 )
 LANE_B=(
   hostile-input growing media-server operator-page corpus serve-process ffmpeg-adapter timecode index-concurrency
-  index-build-batches status-command stream-memory
+  index-build-batches status-command stream-memory video-presenter
 )
 MOCHA=(--no-config --timeout 120000 --slow 2000 --reporter spec --exit)
 if [ $# -gt 0 ]; then

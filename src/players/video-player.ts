@@ -92,6 +92,12 @@ interface GoTrace {
 /** GO traces kept for segments not shown yet (a cue under another may never be): the oldest go beyond this. */
 const MAX_GO_TRACES = 16;
 
+/**
+ * How long after a segment's start its first picture may wait for the next one to be decoded (see
+ * VideoPlayer#waitsForNext), clock s: past it, a decoder slower than the clock shows what it has.
+ */
+const CATCH_UP_WAIT_SECONDS = 0.5;
+
 /** Queue key of a cue's segment. */
 const segmentKey = (cueId: string, segment: number): string => `${cueId}\0${segment}`;
 /** Queue key of a cue's preroll (one per cue: a new preroll replaces the old). */
@@ -301,6 +307,25 @@ export class VideoPlayer {
     return c < end ? { q: cur, end } : null;
   }
 
+  /**
+   * Whether the top cue's picture for clock position `c` waits for the one after it: a GO's segment that adopted no
+   * preroll (an unarmed GO, a player that does not prepare) shows its first picture only once the next is decoded too,
+   * while its decoder catches up with a running clock. Why: with none decoded after it, the tick after may find its
+   * picture not decoded yet and hold the first (bench:go on 2819d15: an unarmed H.264 GO, 1 out-of-sync tick of 13,106,
+   * with the decoder 1 picture ahead at the first in-sync tick). Not for a segment on time (its first picture ready at
+   * its start), nor a cue already on screen, nor the segment's last picture, nor past {@link CATCH_UP_WAIT_SECONDS}
+   * after its start (a decoder slower than the clock would otherwise never show the cue).
+   */
+  #waitsForNext(w: SegmentWindow, x: Queued, c: number): boolean {
+    const key = segmentKey(w.cueId, w.segment);
+    const trace = this.#goTraces.get(key); // kept from CueStarted until the segment's first picture is shown
+    if (trace === undefined || trace.adoptedRead !== null || this.#onScreen?.p.cueId === w.cueId) return false;
+    const since = c - w.clockSeconds;
+    if (since < x.p.durationSeconds || since > CATCH_UP_WAIT_SECONDS) return false;
+    if ((this.#queues.get(key)?.length ?? 0) > 1) return false;
+    return x.p.mediaSeconds + x.p.durationSeconds < w.endMediaSeconds - 1e-6;
+  }
+
   /** Free the pictures of segments whose clock span is over (a locate back gets new ones, under a new generation). */
   #prune(c: number): void {
     for (const [k, q] of this.#queues) {
@@ -349,7 +374,8 @@ export class VideoPlayer {
       // Every active window is picked (which frees its past pictures), the top one with its frame is shown: a cue
       // under another keeps only its current picture, not a whole pass of decoded frames. Once the top cue is on
       // screen, its picture is held while its next frame decodes: a flash of the cue under it would be worse.
-      const r = this.#pick(w, c);
+      let r = this.#pick(w, c);
+      if (r !== null && w === active[0] && this.#waitsForNext(w, r.q, c)) r = null;
       if (r !== null && shown === null && (w === active[0] || this.#onScreen?.p.cueId !== active[0].cueId)) shown = { ...r, w };
     }
     const due = active.length > 0;

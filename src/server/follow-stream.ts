@@ -562,18 +562,25 @@ export class FollowSession {
   }
 
   /**
-   * `cues` in the order a player that has just connected prepares them (one at a time): the standby cue, then the cue
-   * loaded last (an operator loads a cue to GO it: bench:go saw fresh players' GOs of such a cue 3-9 ticks late, its
-   * preroll queued behind a dozen others), then those after the standby cue in the cue list (wrapping), then the others.
+   * `cues` in the order a player that has just connected prepares them (one at a time, about 0.4 s each for the
+   * bench:go H.264 cues while another cue plays): the standby cue; the cue loaded last (an operator loads a cue to GO
+   * it: bench:go saw fresh players' GOs of such a cue 3-9 ticks late, its preroll queued behind a dozen others); the
+   * other cues loaded since the last GO, in load order (a console's queue of GOs to come: on 2819d15 the second GO of
+   * a fresh player, of a cue loaded before the first GO's, was not prepared and 6 ticks late); then those after the
+   * standby cue in the cue list (wrapping), then the others.
    */
   #byNearness(cues: LoadedCue[]): LoadedCue[] {
     const list = this.#show.cueList.cues;
     const at = Math.max(0, list.findIndex((c) => c.id === this.#show.playhead));
     const last = cues.reduce<LoadedCue | null>((a, c) => (a === null || c.lastLoad > a.lastLoad ? c : a), null);
+    const sinceGo = this.#show.loadsAtLastGo;
     const rank = (cue: LoadedCue): number => {
       const i = list.findIndex((c) => c.id === cue.id);
       const near = i < 0 ? list.length : (i - at + list.length) % list.length;
-      return i >= 0 && near === 0 ? -2 : cue === last ? -1 : near;
+      if (i >= 0 && near === 0) return -3e15;
+      if (cue === last) return -2e15;
+      // Loads count up from 1, so these rank after the two above and before every cue-list rank (≥ 0).
+      return cue.lastLoad > sinceGo ? -1e15 + cue.lastLoad : near;
     };
     return [...cues].sort((a, b) => rank(a) - rank(b));
   }

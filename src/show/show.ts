@@ -148,6 +148,8 @@ export class Show extends TypedEmitter<ShowEvents> {
   readonly #cueList = new CueListCursor();
   /** Loads so far (LoadedCue.lastLoad). */
   #loads = 0;
+  /** {@link Show.loadsAtLastGo}. */
+  #loadsAtLastGo = 0;
   #mirrored: boolean;
   #closed = false;
 
@@ -188,6 +190,14 @@ export class Show extends TypedEmitter<ShowEvents> {
   }
 
   /** The id of the cue a GO without an id starts, or null. */
+  /**
+   * The loads counted (LoadedCue.lastLoad) when a cue last started: a cue whose `lastLoad` is greater was loaded since,
+   * which a console does to GO it next.
+   */
+  get loadsAtLastGo(): number {
+    return this.#loadsAtLastGo;
+  }
+
   get playhead(): string | null {
     return this.#cueList.playhead;
   }
@@ -375,6 +385,7 @@ export class Show extends TypedEmitter<ShowEvents> {
 
   #startCue(cue: LoadedCue, clockSeconds: number, mediaSeconds: number): void {
     const run = cue.start(clockSeconds, mediaSeconds);
+    this.#loadsAtLastGo = this.#loads;
     // The Follow feeds write the cue's first packets inside this emit; everything else waits until they are out.
     this.safeEmit('cue', { type: 'started', cue });
     log.info('cue started', { cue: cue.id, clockSeconds, mediaSeconds });
