@@ -51,6 +51,8 @@ export function report(r: ReportInput): string[] {
   const out: string[] = [];
   const periodNs = 1e9 / r.fps;
   const from = r.firstGo + 1_000_000_000n; // after the first cue's first second: every player has reached it
+  /** The peer's players' labels ("f1 peer"...): the machines bench-multi runs a peer pair on. */
+  const peers = [...new Set(r.logs.filter((l) => l.label.endsWith(' peer')).map((l) => l.label))];
   const of = (label: string, kind: 'video' | 'audio'): PlayerLogs => r.logs.find((l) => l.label === label && l.kind === kind) as PlayerLogs;
   out.push(`bench:multi${r.control ? ' CONTROL RUN (relays pass everything at once: no delay, no loss)' : ''}: ${r.cycles} cycles of the show (${r.duration} s), `
     + `players at ${r.fps} ticks/s (video) and 10 ms periods (audio, 48 kHz)${r.playersNice === null ? '' : `, every player thread held at nice ${r.playersNice}`}`);
@@ -74,7 +76,7 @@ export function report(r: ReportInput): string[] {
   const pendingOf = new Map(r.logs.map((l) => [`${l.label} ${l.kind}`, playerPending(r.show, l, r.commands, r.expected)]));
   /** A player's samples after `from` outside its pending spans (a command not yet presented is no offset). */
   const steady = (label: string, kind: 'video' | 'audio'): Sample[] => outside(of(label, kind).samples.filter((s) => s.mono >= from), pendingOf.get(`${label} ${kind}`) ?? []);
-  for (const label of ['b', 'f1', 'f2', 'f1 peer', 'f2 peer']) {
+  for (const label of ['b', 'f1', 'f2', ...peers]) {
     const cells: string[] = [];
     for (const kind of ['video', 'audio'] as const) {
       const o = offsetsAgainst(steady('m', kind), steady(label, kind));
@@ -97,7 +99,7 @@ export function report(r: ReportInput): string[] {
   let wrongFollowersSteady = 0;
   let wrongPartition = 0;
   const examples: string[] = [];
-  for (const label of ['m', 'b', 'f1', 'f2', 'f1 peer', 'f2 peer']) {
+  for (const label of ['m', 'b', 'f1', 'f2', ...peers]) {
     const v = of(label, 'video');
     const a = of(label, 'audio');
     const jv = judgeVideo(r.show, v, from, pendingOf.get(`${label} video`) ?? [], periodNs, r.partition, r.failover);
@@ -134,9 +136,9 @@ export function report(r: ReportInput): string[] {
     + `${wrongFailover} out-of-sync ticks and ${dryFailover} dry audio periods on the four machines`);
   void wrongFollowers;
   const audioP99 = Math.max(...['b', 'f1', 'f2'].map((l) => p99.get(`${l} audio`) ?? NaN));
-  const peerAudioP99 = Math.max(...['f1 peer', 'f2 peer'].map((l) => p99.get(`${l} audio`) ?? NaN));
+  const peerAudioP99 = Math.max(...peers.map((l) => p99.get(`${l} audio`) ?? NaN));
   const videoP99 = Math.max(...['b', 'f1', 'f2'].map((l) => p99.get(`${l} video`) ?? NaN));
-  const peerVideoP99 = Math.max(...['f1 peer', 'f2 peer'].map((l) => p99.get(`${l} video`) ?? NaN));
+  const peerVideoP99 = Math.max(...peers.map((l) => p99.get(`${l} video`) ?? NaN));
   out.push('', `Peer (the same players over TCP across the relay with the Ping offset, no local server): audio p99 ${ms(peerAudioP99)} ms vs followers ${ms(audioP99)} ms `
     + `(${(peerAudioP99 / audioP99).toFixed(1)}x), video p99 ${ms(peerVideoP99)} ms vs ${ms(videoP99)} ms`);
   out.push('', 'Targets:');
