@@ -120,6 +120,18 @@ export function report(r: ReportInput): string[] {
     }
   }
   if (examples.length > 0) out.push('First out-of-sync ticks (s after the first GO + 1 s):', ...examples.slice(0, 12));
+  // A wrong tick or a dry period is a starved player or a wrong one: the presenting thread on time with no frame
+  // decoded for the tick (held: the picture on screen stays) is the decoder or its data late; a presenting thread
+  // late by more than a tick, or audio periods missed (xruns: held up past the 20 ms write-ahead), is the CPU.
+  out.push('', 'Where the players\' time went: video ticks judged (after the first GO + 1 s, no command pending), the presenting thread\'s '
+    + 'lateness p50/p99/max (ms) and those with no frame decoded for them (held); audio, periods missed over the run (xruns):');
+  for (const label of ['m', 'b', 'f1', 'f2', ...peers]) {
+    const ticks = outside(of(label, 'video').ticks.filter((t) => t.mono >= from), pendingOf.get(`${label} video`) ?? []);
+    const late = ticks.map((t) => Number(t.mono - t.due) / 1e9);
+    const xruns = of(label, 'audio').xruns;
+    out.push(`  ${label.padEnd(8)} video late ${ms(pct(late, 50))}/${ms(pct(late, 99))}/${ms(Math.max(0, ...late))} ms, held ${ticks.filter((t) => t.extra?.held === true).length} of ${ticks.length} ticks; `
+      + `audio xruns ${Number.isNaN(xruns) ? 'not logged' : `${xruns} periods`}`);
+  }
   // The partition: f1's clock against the master's, from the cut to 5 s after the heal.
   let stepV = NaN;
   let stepA = NaN;

@@ -19,6 +19,8 @@ export interface SavedPlayer {
   kind: 'video' | 'audio';
   hash: string;
   sync: string;
+  /** Its stderr (the audio player's exit stats give its xruns); absent in records of older runs. */
+  log?: string;
 }
 
 /** The report's input without what is read from the logs (players, show) and with the CPU table as plain objects. */
@@ -56,7 +58,7 @@ export async function judgeRun(dir: string, ref?: Awaited<ReturnType<typeof read
   const expected = (s: Show, mono: bigint): string | null => expectedAt(s, s.clock.at(mono))?.md5 ?? null;
   const logs: PlayerLogs[] = [];
   for (const p of run.players) {
-    logs.push(p.kind === 'video' ? await readVideoPlayer(p.label, path.join(dir, p.hash), path.join(dir, p.sync)) : await readAudioPlayer(p.label, path.join(dir, p.sync)));
+    logs.push(p.kind === 'video' ? await readVideoPlayer(p.label, path.join(dir, p.hash), path.join(dir, p.sync)) : await readAudioPlayer(p.label, path.join(dir, p.sync), p.log === undefined ? undefined : path.join(dir, p.log)));
   }
   const cpu = new Map(Object.entries(run.cpu).map(([m, byProc]) => [m, new Map(Object.entries(byProc))]));
   return report({ ...run, cpu, logs, show, expected });

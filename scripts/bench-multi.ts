@@ -478,7 +478,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     cpu: Object.fromEntries([...cpu].map(([m, byProc]) => [m, Object.fromEntries(byProc)])),
     takeoverMsSetting: o.takeoverMs === null ? DEFAULT_TAKEOVER_MS : Number(o.takeoverMs), firstGo, endMono, commands, partition, failover, takeoverMs, relayStats, cycles,
     falseTakeovers: takeovers.map((t) => `${t.to} at ${(Number(t.mono - t0) / 1e9).toFixed(1)} s`),
-    players: players.map((p) => ({ label: p.label, kind: p.kind, hash: path.basename(p.files.hash), sync: path.basename(p.files.sync) })),
+    players: players.map((p) => ({ label: p.label, kind: p.kind, hash: path.basename(p.files.hash), sync: path.basename(p.files.sync), log: path.basename(p.files.log) })),
     cues: CUES.map((c) => c.id),
   }, follow.flatMap((f) => f.lines));
   return judgeRun(scratch, ref);

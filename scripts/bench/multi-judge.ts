@@ -4,6 +4,7 @@
  * master machine's players (the inter-machine offsets) and against FFmpeg's frames for the master's show clock (the
  * out-of-sync ticks; bench:go's judge, ../bench-go-analysis).
  */
+import { promises as fsp } from 'node:fs';
 import { judgeTicks, readAudioLines, type AudioLine, type Show } from '../bench-go-analysis';
 import { readTicks, type Tick } from './presented';
 import { readSyncLog } from '../../src/players/sync-log';
@@ -53,20 +54,24 @@ export interface PlayerLogs {
   audio: AudioLine[];
   /** Its presentations as samples: tick clock (video), period pts (audio, periods rendered in full). */
   samples: Sample[];
+  /** Audio: the periods its presenting thread was held up past the write-ahead for (xruns: the player's exit stats; NaN unknown). */
+  xruns: number;
 }
 
 /** Read a video player's hash sink and sync log. */
 export async function readVideoPlayer(label: string, hashFile: string, syncFile: string): Promise<PlayerLogs> {
   const ticks = await readTicks(hashFile, syncFile);
   const samples = (await readSyncLog(syncFile)).map((r) => ({ mono: r.monoNs, value: r.clockSeconds }));
-  return { label, kind: 'video', ticks, audio: [], samples };
+  return { label, kind: 'video', ticks, audio: [], samples, xruns: 0 };
 }
 
-/** Read an audio player's sync log. */
-export async function readAudioPlayer(label: string, syncFile: string): Promise<PlayerLogs> {
+/** Read an audio player's sync log, and its log's exit stats (`cuemux play-audio: {..."xruns":N...}`) when `logFile` is given. */
+export async function readAudioPlayer(label: string, syncFile: string, logFile?: string): Promise<PlayerLogs> {
   const audio = await readAudioLines(syncFile);
   const samples = audio.filter((l) => l.underrun === 0 && Number.isFinite(l.pts)).map((l) => ({ mono: l.mono, value: l.pts }));
-  return { label, kind: 'audio', ticks: [], audio, samples };
+  const log = logFile === undefined ? '' : await fsp.readFile(logFile, 'utf8').catch(() => '');
+  const xruns = Number(/"xruns":(\d+)/.exec(log)?.[1] ?? NaN);
+  return { label, kind: 'audio', ticks: [], audio, samples, xruns };
 }
 
 /** A span of the run, [from, to) in CLOCK_MONOTONIC ns. */
