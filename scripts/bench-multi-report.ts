@@ -27,6 +27,8 @@ export interface ReportInput {
   firstGo: bigint;
   endMono: bigint;
   commands: bigint[];
+  /** The instant the master applied each command (parallel to `commands`; see multi-judge's commandsApplied); default the commands'. */
+  applied?: bigint[];
   partition: Span | null;
   failover: Span | null;
   takeoverMs: number;
@@ -73,7 +75,7 @@ export function report(r: ReportInput): string[] {
   out.push(`${'player'.padEnd(16)}${'video p50'.padStart(11)}${'p99'.padStart(9)}${'max'.padStart(9)}${'audio p50'.padStart(11)}${'p99'.padStart(9)}${'max'.padStart(9)}`);
   const offs = new Map<string, Array<{ mono: bigint; offset: number }>>();
   const p99 = new Map<string, number>();
-  const pendingOf = new Map(r.logs.map((l) => [`${l.label} ${l.kind}`, playerPending(r.show, l, r.commands, r.expected)]));
+  const pendingOf = new Map(r.logs.map((l) => [`${l.label} ${l.kind}`, playerPending(r.show, l, r.commands, r.expected, r.applied ?? r.commands)]));
   /** A player's samples after `from` outside its pending spans (a command not yet presented is no offset). */
   const steady = (label: string, kind: 'video' | 'audio'): Sample[] => outside(of(label, kind).samples.filter((s) => s.mono >= from), pendingOf.get(`${label} ${kind}`) ?? []);
   for (const label of ['b', 'f1', 'f2', ...peers]) {
@@ -89,7 +91,7 @@ export function report(r: ReportInput): string[] {
     }
     out.push(`${label.padEnd(16)}${cells.join('')}`);
   }
-  out.push('', 'Out-of-sync video ticks (frame MD5 against FFmpeg\'s for the master\'s clock; a command up to the first in-sync tick not judged) and dry audio periods:');
+  out.push('', 'Out-of-sync video ticks (frame MD5 against FFmpeg\'s for the master\'s clock; a command up to the first in-sync tick once the master applied it not judged) and dry audio periods:');
   out.push(`${'player'.padEnd(16)}${'ticks'.padStart(8)}${'wrong'.padStart(7)}${'partition'.padStart(11)}${'failover'.padStart(10)}${'periods'.padStart(9)}${'dry'.padStart(6)}${'partition'.padStart(11)}${'failover'.padStart(10)}`);
   let wrongFollowers = 0;
   let wrongAll = 0;

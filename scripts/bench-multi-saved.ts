@@ -10,7 +10,7 @@ import { expectedAt, frameNames, ShowClock, Timeline, type Show } from './bench-
 import type { FollowLine } from './bench-go-procs';
 import { syncClip, videoFramemd5 } from './bench-media';
 import { report, type ReportInput } from './bench-multi-report';
-import { readAudioPlayer, readVideoPlayer, type PlayerLogs } from './bench/multi-judge';
+import { commandsApplied, readAudioPlayer, readVideoPlayer, type PlayerLogs } from './bench/multi-judge';
 import { readFramemd5 } from './bench/reference';
 
 /** A player of the run: its label, kind and log files (names inside the run's directory). */
@@ -61,5 +61,5 @@ export async function judgeRun(dir: string, ref?: Awaited<ReturnType<typeof read
     logs.push(p.kind === 'video' ? await readVideoPlayer(p.label, path.join(dir, p.hash), path.join(dir, p.sync)) : await readAudioPlayer(p.label, path.join(dir, p.sync), p.log === undefined ? undefined : path.join(dir, p.log)));
   }
   const cpu = new Map(Object.entries(run.cpu).map(([m, byProc]) => [m, new Map(Object.entries(byProc))]));
-  return report({ ...run, cpu, logs, show, expected });
+  return report({ ...run, cpu, logs, show, expected, applied: commandsApplied(run.commands, follow) });
 }
