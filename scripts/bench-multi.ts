@@ -7,8 +7,8 @@
  *   playing its own copy of the media. A play-video (hash sink) and a play-audio (WAV sink) with `--sync-log` on
  *   every machine: on the backup and the followers through their own server (a backup serves its players the mirror,
  *   as a follower does, and goes on serving them when it takes over), on the master through it and then the backup.
- * - Priorities as on a show machine: servers at nice -10 (docs/systemd/cuemux.service), players at their defaults
- *   (presenting thread SCHED_FIFO 10, as root), the relays (the network) at nice -15.
+ * - Priorities as on a show machine: servers at nice -10 (docs/systemd/cuemux.service), players started at nice 0
+ *   with their defaults (presenting thread SCHED_FIFO 10, as root), the relays (the network) at nice -15.
  * - The peer, in the same run: on f1 the same two players following the master over TCP across the relay (today's
  *   way: the packets cross the network and Ping estimates the wall-clock offset; no local server). One pair, not one
  *   per follower: see PEER_MACHINES.
@@ -92,6 +92,15 @@ interface Options {
 const DEFAULT_TAKEOVER_MS = 300;
 /** Nice value of the servers: docs/systemd/cuemux.service's Nice=-10, as on a show machine. */
 const SERVER_NICE = -10;
+/**
+ * Nice value the players start at, as a show machine's service manager starts them, not the benchmark's own (run at
+ * nice 10 on a shared machine, the players' threads that set no priority of their own inherited it: libuv's pool,
+ * where FFmpeg decodes, and V8's helpers, which the presenting thread's collections wait for). Measured, --quick at
+ * nice 10 on the shared VM: audio decoded ahead of the period p50 -0.26 to -0.76 s (late: 21-31 % of the periods
+ * in full, 509-588 xruns per audio player, 311 of 426 judged ticks of the master machine held) against 0.31-0.37 s
+ * ahead (64-71 %, 16-55 xruns, 56 of 710 held) with every player thread at nice -5 in a run under the same load.
+ */
+const PLAYER_START_NICE = 0;
 
 /** CPU time the whole machine has been busy (all CPUs, not idle nor waiting for I/O), s, from /proc/stat. */
 function machineBusySeconds(): number {
@@ -268,7 +277,9 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
       ? ['play-video', ...connect, '--fps', String(FPS), '--sink', `hash:${files.hash}`, '--sync-log', files.sync]
       // No WAV: the judge reads the sync log only, and a WAV file is 384 kB/s of writes per player (--wav keeps it).
       : ['play-audio', ...connect, '--sink', o.wav ? `wav:${files.wav}` : 'null', '--sync-log', files.sync];
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, '--log-level', 'info', ...args], { stdio: ['ignore', 'ignore', fd] });
+    // Started at nice 0 whatever the benchmark's own nice (PLAYER_START_NICE).
+    const child = spawn('nice', ['-n', String(PLAYER_START_NICE - os.getPriority()), 'ip', 'netns', 'exec', ns, process.execPath, CLI, '--log-level', 'info', ...args],
+      { stdio: ['ignore', 'ignore', fd] });
     closeSync(fd);
     children.push(child);
     procs.push({ machine: label.split(' ')[0], what: label.includes('peer') ? `peer ${kind}` : kind, pid: child.pid as number });
