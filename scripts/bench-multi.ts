@@ -27,8 +27,8 @@
  * delay, no loss), so the followers' offsets must be ~0 and the peers' only their Ping estimate's. Namespaces are
  * named m2-*, removed at the end (also on SIGINT/SIGTERM) and (a run that died) at the start.
  */
-import { closeSync, openSync, promises as fsp, readdirSync, readFileSync } from 'node:fs';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, promises as fsp } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,6 +39,7 @@ import { FollowClient } from './bench-go-procs';
 import { CLI, runBench, startBenchServer, type BenchServer } from './bench/harness';
 import { judgeRun, saveRun, showClip } from './bench-multi-saved';
 import { cpuSeconds, watchMachine } from './bench/machine';
+import { machineBusySeconds, reniceAll, until } from './bench-multi-procs';
 import { type Span } from './bench/multi-judge';
 import { makeStar, removeStaleNamespaces, type Star } from './bench/netns';
 import { OscInNamespace } from './bench/osc';
@@ -101,30 +102,6 @@ const SERVER_NICE = -10;
  * ahead (64-71 %, 16-55 xruns, 56 of 710 held) with every player thread at nice -5 in a run under the same load.
  */
 const PLAYER_START_NICE = 0;
-
-/** CPU time the whole machine has been busy (all CPUs, not idle nor waiting for I/O), s, from /proc/stat. */
-function machineBusySeconds(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
-  return (f.reduce((a, b) => a + b, 0) - f[3] - f[4]) / CLK_TCK;
-}
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-/** Set the nice value of every thread of process `pid` (Linux nice values are per thread; the threads it starts later inherit the main thread's). */
-function reniceAll(pid: number, nice: number): void {
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return; // it ended
-  }
-  for (const tid of tids) {
-    try {
-      os.setPriority(Number(tid), nice);
-    } catch {
-      // a thread that ended meanwhile
-    }
-  }
-}
 
 function options(): Options {
   const { values } = parseArgs({ options: { duration: { type: 'string' }, quick: { type: 'boolean' }, keep: { type: 'boolean' }, 'takeover-ms': { type: 'string' }, control: { type: 'boolean' }, 'players-nice': { type: 'string' }, wav: { type: 'boolean' }, judge: { type: 'string' } } });
@@ -493,16 +470,6 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     cues: CUES.map((c) => c.id),
   }, follow.flatMap((f) => f.lines));
   return judgeRun(scratch, ref);
-}
-
-/** Poll `check` every `everyMs` until it is true; throws naming `what` after `ms`. */
-async function until(what: string, msMax: number, check: () => Promise<boolean>, everyMs = 100): Promise<void> {
-  const end = Date.now() + msMax;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${msMax} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
 }
 
 runBench('bench:multi', main);
