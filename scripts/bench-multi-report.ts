@@ -21,6 +21,8 @@ export interface ReportInput {
   fps: number;
   /** Nice value the players' threads were held at (--players-nice), or null for their own. */
   playersNice: number | null;
+  /** The players' Follow lead (--lead), s, or null (absent in older run records) for the server's 0.5. */
+  lead?: number | null;
   logs: PlayerLogs[];
   show: Show;
   expected: (s: Show, mono: bigint) => string | null;
@@ -57,7 +59,8 @@ export function report(r: ReportInput): string[] {
   const peers = [...new Set(r.logs.filter((l) => l.label.endsWith(' peer')).map((l) => l.label))];
   const of = (label: string, kind: 'video' | 'audio'): PlayerLogs => r.logs.find((l) => l.label === label && l.kind === kind) as PlayerLogs;
   out.push(`bench:multi${r.control ? ' CONTROL RUN (relays pass everything at once: no delay, no loss)' : ''}: ${r.cycles} cycles of the show (${r.duration} s), `
-    + `players at ${r.fps} ticks/s (video) and 10 ms periods (audio, 48 kHz)${r.playersNice === null ? '' : `, every player thread held at nice ${r.playersNice}`}`);
+    + `players at ${r.fps} ticks/s (video) and 10 ms periods (audio, 48 kHz)${r.playersNice === null ? '' : `, every player thread held at nice ${r.playersNice}`}, `
+    + `Follow lead ${r.lead === null || r.lead === undefined ? 'the server\'s (0.5 s)' : `${r.lead} s`}`);
   const rs = r.relayStats;
   if (rs !== null) {
     out.push(`Relay (${r.control ? 'unshaped' : '0.2-2 ms one way with jitter, 1 % loss'}): ${rs.tcpConnections} TCP connections, ${rs.tcpChunks} shaped chunks, ${rs.tcpLost} lost (retransmitted 10 ms later); `
