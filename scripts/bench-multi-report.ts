@@ -21,12 +21,16 @@ export interface ReportInput {
   fps: number;
   /** Nice value the players' threads were held at (--players-nice), or null for their own. */
   playersNice: number | null;
+  /** The players' Follow lead (--lead), s, or null (absent in older run records) for the server's 0.5. */
+  lead?: number | null;
   logs: PlayerLogs[];
   show: Show;
   expected: (s: Show, mono: bigint) => string | null;
   firstGo: bigint;
   endMono: bigint;
   commands: bigint[];
+  /** The instant the master applied each command (parallel to `commands`; see multi-judge's commandsApplied); default the commands'. */
+  applied?: bigint[];
   partition: Span | null;
   failover: Span | null;
   takeoverMs: number;
@@ -51,9 +55,12 @@ export function report(r: ReportInput): string[] {
   const out: string[] = [];
   const periodNs = 1e9 / r.fps;
   const from = r.firstGo + 1_000_000_000n; // after the first cue's first second: every player has reached it
+  /** The peer's players' labels ("f1 peer"...): the machines bench-multi runs a peer pair on. */
+  const peers = [...new Set(r.logs.filter((l) => l.label.endsWith(' peer')).map((l) => l.label))];
   const of = (label: string, kind: 'video' | 'audio'): PlayerLogs => r.logs.find((l) => l.label === label && l.kind === kind) as PlayerLogs;
   out.push(`bench:multi${r.control ? ' CONTROL RUN (relays pass everything at once: no delay, no loss)' : ''}: ${r.cycles} cycles of the show (${r.duration} s), `
-    + `players at ${r.fps} ticks/s (video) and 10 ms periods (audio, 48 kHz)${r.playersNice === null ? '' : `, every player thread held at nice ${r.playersNice}`}`);
+    + `players at ${r.fps} ticks/s (video) and 10 ms periods (audio, 48 kHz)${r.playersNice === null ? '' : `, every player thread held at nice ${r.playersNice}`}, `
+    + `Follow lead ${r.lead === null || r.lead === undefined ? 'the server\'s (0.5 s)' : `${r.lead} s`}`);
   const rs = r.relayStats;
   if (rs !== null) {
     out.push(`Relay (${r.control ? 'unshaped' : '0.2-2 ms one way with jitter, 1 % loss'}): ${rs.tcpConnections} TCP connections, ${rs.tcpChunks} shaped chunks, ${rs.tcpLost} lost (retransmitted 10 ms later); `
@@ -71,10 +78,10 @@ export function report(r: ReportInput): string[] {
   out.push(`${'player'.padEnd(16)}${'video p50'.padStart(11)}${'p99'.padStart(9)}${'max'.padStart(9)}${'audio p50'.padStart(11)}${'p99'.padStart(9)}${'max'.padStart(9)}`);
   const offs = new Map<string, Array<{ mono: bigint; offset: number }>>();
   const p99 = new Map<string, number>();
-  const pendingOf = new Map(r.logs.map((l) => [`${l.label} ${l.kind}`, playerPending(r.show, l, r.commands, r.expected)]));
+  const pendingOf = new Map(r.logs.map((l) => [`${l.label} ${l.kind}`, playerPending(r.show, l, r.commands, r.expected, r.applied ?? r.commands)]));
   /** A player's samples after `from` outside its pending spans (a command not yet presented is no offset). */
   const steady = (label: string, kind: 'video' | 'audio'): Sample[] => outside(of(label, kind).samples.filter((s) => s.mono >= from), pendingOf.get(`${label} ${kind}`) ?? []);
-  for (const label of ['b', 'f1', 'f2', 'f1 peer', 'f2 peer']) {
+  for (const label of ['b', 'f1', 'f2', ...peers]) {
     const cells: string[] = [];
     for (const kind of ['video', 'audio'] as const) {
       const o = offsetsAgainst(steady('m', kind), steady(label, kind));
@@ -87,7 +94,7 @@ export function report(r: ReportInput): string[] {
     }
     out.push(`${label.padEnd(16)}${cells.join('')}`);
   }
-  out.push('', 'Out-of-sync video ticks (frame MD5 against FFmpeg\'s for the master\'s clock; a command up to the first in-sync tick not judged) and dry audio periods:');
+  out.push('', 'Out-of-sync video ticks (frame MD5 against FFmpeg\'s for the master\'s clock; a command up to the first in-sync tick once the master applied it not judged) and dry audio periods:');
   out.push(`${'player'.padEnd(16)}${'ticks'.padStart(8)}${'wrong'.padStart(7)}${'partition'.padStart(11)}${'failover'.padStart(10)}${'periods'.padStart(9)}${'dry'.padStart(6)}${'partition'.padStart(11)}${'failover'.padStart(10)}`);
   let wrongFollowers = 0;
   let wrongAll = 0;
@@ -97,7 +104,7 @@ export function report(r: ReportInput): string[] {
   let wrongFollowersSteady = 0;
   let wrongPartition = 0;
   const examples: string[] = [];
-  for (const label of ['m', 'b', 'f1', 'f2', 'f1 peer', 'f2 peer']) {
+  for (const label of ['m', 'b', 'f1', 'f2', ...peers]) {
     const v = of(label, 'video');
     const a = of(label, 'audio');
     const jv = judgeVideo(r.show, v, from, pendingOf.get(`${label} video`) ?? [], periodNs, r.partition, r.failover);
@@ -118,6 +125,18 @@ export function report(r: ReportInput): string[] {
     }
   }
   if (examples.length > 0) out.push('First out-of-sync ticks (s after the first GO + 1 s):', ...examples.slice(0, 12));
+  // A wrong tick or a dry period is a starved player or a wrong one: the presenting thread on time with no frame
+  // decoded for the tick (held: the picture on screen stays) is the decoder or its data late; a presenting thread
+  // late by more than a tick, or audio periods missed (xruns: held up past the 20 ms write-ahead), is the CPU.
+  out.push('', 'Where the players\' time went: video ticks judged (after the first GO + 1 s, no command pending), the presenting thread\'s '
+    + 'lateness p50/p99/max (ms) and those with no frame decoded for them (held); audio, periods missed over the run (xruns):');
+  for (const label of ['m', 'b', 'f1', 'f2', ...peers]) {
+    const ticks = outside(of(label, 'video').ticks.filter((t) => t.mono >= from), pendingOf.get(`${label} video`) ?? []);
+    const late = ticks.map((t) => Number(t.mono - t.due) / 1e9);
+    const xruns = of(label, 'audio').xruns;
+    out.push(`  ${label.padEnd(8)} video late ${ms(pct(late, 50))}/${ms(pct(late, 99))}/${ms(Math.max(0, ...late))} ms, held ${ticks.filter((t) => t.extra?.held === true).length} of ${ticks.length} ticks; `
+      + `audio xruns ${Number.isNaN(xruns) ? 'not logged' : `${xruns} periods`}`);
+  }
   // The partition: f1's clock against the master's, from the cut to 5 s after the heal.
   let stepV = NaN;
   let stepA = NaN;
@@ -134,9 +153,9 @@ export function report(r: ReportInput): string[] {
     + `${wrongFailover} out-of-sync ticks and ${dryFailover} dry audio periods on the four machines`);
   void wrongFollowers;
   const audioP99 = Math.max(...['b', 'f1', 'f2'].map((l) => p99.get(`${l} audio`) ?? NaN));
-  const peerAudioP99 = Math.max(...['f1 peer', 'f2 peer'].map((l) => p99.get(`${l} audio`) ?? NaN));
+  const peerAudioP99 = Math.max(...peers.map((l) => p99.get(`${l} audio`) ?? NaN));
   const videoP99 = Math.max(...['b', 'f1', 'f2'].map((l) => p99.get(`${l} video`) ?? NaN));
-  const peerVideoP99 = Math.max(...['f1 peer', 'f2 peer'].map((l) => p99.get(`${l} video`) ?? NaN));
+  const peerVideoP99 = Math.max(...peers.map((l) => p99.get(`${l} video`) ?? NaN));
   out.push('', `Peer (the same players over TCP across the relay with the Ping offset, no local server): audio p99 ${ms(peerAudioP99)} ms vs followers ${ms(audioP99)} ms `
     + `(${(peerAudioP99 / audioP99).toFixed(1)}x), video p99 ${ms(peerVideoP99)} ms vs ${ms(videoP99)} ms`);
   out.push('', 'Targets:');

@@ -4,9 +4,11 @@
  * master machine's players (the inter-machine offsets) and against FFmpeg's frames for the master's show clock (the
  * out-of-sync ticks; bench:go's judge, ../bench-go-analysis).
  */
+import { promises as fsp } from 'node:fs';
 import { judgeTicks, readAudioLines, type AudioLine, type Show } from '../bench-go-analysis';
 import { readTicks, type Tick } from './presented';
 import { readSyncLog } from '../../src/players/sync-log';
+import type { FollowLine } from '../bench-go-procs';
 
 /** A value a player presented at an instant: its clock (video ticks) or the media time on the show timeline (audio periods). */
 export interface Sample {
@@ -53,20 +55,24 @@ export interface PlayerLogs {
   audio: AudioLine[];
   /** Its presentations as samples: tick clock (video), period pts (audio, periods rendered in full). */
   samples: Sample[];
+  /** Audio: the periods its presenting thread was held up past the write-ahead for (xruns: the player's exit stats; NaN unknown). */
+  xruns: number;
 }
 
 /** Read a video player's hash sink and sync log. */
 export async function readVideoPlayer(label: string, hashFile: string, syncFile: string): Promise<PlayerLogs> {
   const ticks = await readTicks(hashFile, syncFile);
   const samples = (await readSyncLog(syncFile)).map((r) => ({ mono: r.monoNs, value: r.clockSeconds }));
-  return { label, kind: 'video', ticks, audio: [], samples };
+  return { label, kind: 'video', ticks, audio: [], samples, xruns: 0 };
 }
 
-/** Read an audio player's sync log. */
-export async function readAudioPlayer(label: string, syncFile: string): Promise<PlayerLogs> {
+/** Read an audio player's sync log, and its log's exit stats (`cuemux play-audio: {..."xruns":N...}`) when `logFile` is given. */
+export async function readAudioPlayer(label: string, syncFile: string, logFile?: string): Promise<PlayerLogs> {
   const audio = await readAudioLines(syncFile);
   const samples = audio.filter((l) => l.underrun === 0 && Number.isFinite(l.pts)).map((l) => ({ mono: l.mono, value: l.pts }));
-  return { label, kind: 'audio', ticks: [], audio, samples };
+  const log = logFile === undefined ? '' : await fsp.readFile(logFile, 'utf8').catch(() => '');
+  const xruns = Number(/"xruns":(\d+)/.exec(log)?.[1] ?? NaN);
+  return { label, kind: 'audio', ticks: [], audio, samples, xruns };
 }
 
 /** A span of the run, [from, to) in CLOCK_MONOTONIC ns. */
@@ -88,18 +94,58 @@ export interface VideoJudgement {
   examples: string[];
 }
 
-/** The span from each command instant to `player`'s first tick that shows FFmpeg's frame for the clock. */
-export function pendingSpans(show: Show, ticks: readonly Tick[], commands: readonly bigint[], expected: (show: Show, mono: bigint) => string | null): Array<[bigint, bigint]> {
+/**
+ * The instant the master applied each command: the first change of its show the judge's Follow client received
+ * after the command and before the next one (a new clock generation: a locate, a stop, a play; a cue started or
+ * stopped), or the command instant when it changed nothing seen there (a load, an unload).
+ *
+ * Why: a player's first in-sync sample after the command instant ended its pending span, but until the master
+ * applies the command the old picture is still the right one (a paused frame before a play, the frame before a
+ * locate): the span ended at once, and the ticks the player took to reach the new position were judged out of sync
+ * (a full run: m's clock still stopped 360 ms after a play while the master's ran; f1 5 s behind for a few ticks at
+ * a locate inside the partition window, read as a 4,985 ms "step"). A command's span now ends at the player's first
+ * in-sync sample once the master has applied it, as bench:go's judge counts from the GO the master applied.
+ */
+export function commandsApplied(commands: readonly bigint[], lines: readonly FollowLine[]): bigint[] {
+  const changes: bigint[] = [];
+  let gen: string | null = null;
+  for (const l of [...lines].sort((a, b) => (BigInt(a.mono) < BigInt(b.mono) ? -1 : 1))) {
+    if (l.e === 'clock') {
+      if (gen !== null && l.gen !== gen) changes.push(BigInt(l.mono));
+      gen = l.gen;
+    } else if (l.e === 'started' || l.e === 'stopped') {
+      changes.push(BigInt(l.mono));
+    }
+  }
+  const sorted = [...commands].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   return commands.map((s) => {
-    const t = ticks.find((x) => x.mono > s && x.md5 !== null && x.md5 === expected(show, x.mono));
+    const next = sorted.find((x) => x > s);
+    return changes.find((c) => c >= s && (next === undefined || c < next)) ?? s;
+  });
+}
+
+/**
+ * The span from each command instant to `player`'s first tick that shows FFmpeg's frame for the clock, at or after
+ * the instant the master applied the command (`applied`, parallel to `commands`; default the command instant).
+ */
+export function pendingSpans(show: Show, ticks: readonly Tick[], commands: readonly bigint[], expected: (show: Show, mono: bigint) => string | null,
+  applied: readonly bigint[] = commands): Array<[bigint, bigint]> {
+  return commands.map((s, i) => {
+    const from = applied[i] ?? s;
+    const t = ticks.find((x) => x.mono > s && x.mono >= from && x.md5 !== null && x.md5 === expected(show, x.mono));
     return [s, t?.mono ?? s] as [bigint, bigint];
   });
 }
 
-/** The spans from each command instant to the player's first sample after it that is in sync again: video, the first tick showing FFmpeg's frame for the clock; audio, the first period rendered in full. */
-export function playerPending(show: Show, p: PlayerLogs, commands: readonly bigint[], expected: (show: Show, mono: bigint) => string | null): Array<[bigint, bigint]> {
-  if (p.kind === 'video') return pendingSpans(show, p.ticks, commands, expected);
-  return commands.map((s) => [s, p.audio.find((l) => l.mono > s && l.underrun === 0)?.mono ?? s] as [bigint, bigint]);
+/**
+ * The spans from each command instant to the player's first sample in sync again once the master applied it
+ * (`applied`, see {@link commandsApplied}): video, the first tick showing FFmpeg's frame for the clock; audio, the
+ * first period rendered in full.
+ */
+export function playerPending(show: Show, p: PlayerLogs, commands: readonly bigint[], expected: (show: Show, mono: bigint) => string | null,
+  applied: readonly bigint[] = commands): Array<[bigint, bigint]> {
+  if (p.kind === 'video') return pendingSpans(show, p.ticks, commands, expected, applied);
+  return commands.map((s, i) => [s, p.audio.find((l) => l.mono > s && l.mono >= (applied[i] ?? s) && l.underrun === 0)?.mono ?? s] as [bigint, bigint]);
 }
 
 /** `xs` without those inside any of `spans` (open intervals). */

@@ -311,12 +311,15 @@ export class AudioPlayer {
           step = Math.min(perSample * (1 + o.maxSlew), Math.max(perSample * (1 - o.maxSlew), step));
           this.#stats.slewedPeriods++;
         }
+        // Decoded samples the voice held ahead of this period's read position (negative: behind it), logged to tell
+        // audio that arrived late (a starved decoder or feed) from audio that arrived but was misplaced.
+        const ahead = v.bufStart + v.bufLen - start;
         const missing = this.#render(v, out, i0, i1, start, step);
         const pts = w.clockSeconds + (v.firstSeconds + start / sr - w.mediaSeconds);
         firstPts ??= pts;
         played = true;
         o.syncLog?.record(atNs + BigInt(Math.round(i0 * sampleNs)), pts, c0 + i0 * adv, {
-          cue: v.cueId, segment: v.segment, media_seconds: v.firstSeconds + start / sr, samples: i1 - i0, underrun: missing, slew: step === 1 ? 0 : step / perSample - 1,
+          cue: v.cueId, segment: v.segment, media_seconds: v.firstSeconds + start / sr, samples: i1 - i0, underrun: missing, ahead: Math.round(ahead), slew: step === 1 ? 0 : step / perSample - 1,
           device_sample: n * P + i0,
           ...(deviceFrame === undefined ? {} : { device_frame: deviceFrame + i0, device_underrun_frames: o.device?.stats.underrunFrames ?? 0 }),
         });

@@ -1,0 +1,42 @@
+/**
+ * bench:multi's process helpers (./bench-multi): the machine's busy CPU time, the nice value of a process's every
+ * thread, and polling until a condition holds.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import * as os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** CPU time the whole machine has been busy (all CPUs, not idle nor waiting for I/O), s, from /proc/stat. */
+export function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3] - f[4]) / CLK_TCK;
+}
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** Set the nice value of every thread of process `pid` (Linux nice values are per thread; the threads it starts later inherit the main thread's). */
+export function reniceAll(pid: number, nice: number): void {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return; // it ended
+  }
+  for (const tid of tids) {
+    try {
+      os.setPriority(Number(tid), nice);
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+}
+
+/** Poll `check` every `everyMs` until it is true; throws naming `what` after `ms`. */
+export async function until(what: string, msMax: number, check: () => Promise<boolean>, everyMs = 100): Promise<void> {
+  const end = Date.now() + msMax;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > end) throw new Error(`timed out after ${msMax} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
