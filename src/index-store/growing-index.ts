@@ -253,12 +253,7 @@ export class GrowingIndex {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.#lastLook.size >= end) return true;
-      // The file itself, not only the last look: the index's demuxer reads past it (FFmpeg reads the file directly) and
-      // the next look waits for that demuxer's read, which at the written end blocks up to waitMs. Without this the
-      // last packets of a file whose writer had just finished waited that long (a play-video following a growing cue
-      // held its picture 1.4 s at the end; --growing-wait-ms 1500).
-      if ((await look(this.#file)).size >= end) return true;
-      if (this.#state !== 'growing' || signal?.aborted || Date.now() >= deadline) return false;
+      if (this.#state !== 'growing' || signal?.aborted || Date.now() >= deadline) return (await look(this.#file)).size >= end;
       await this.waitForChange(Math.max(1, deadline - Date.now()), signal);
     }
   }
