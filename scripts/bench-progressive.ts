@@ -1,22 +1,29 @@
 /**
  * `npm run bench:progressive` (issue 15, item 5): a file written at its real rate by a separate process (`ffmpeg -re
- * -c copy` to fragmented MP4, appended to as it goes) while a player reads its packets from `cuemux serve` (gRPC
- * ReadPackets from the start, following the growth as a player's cue does) and HTTP clients read it through /media
- * (byte ranges, `bytes A-B/*` while it grows) and /preview (fragmented MP4 from the start, following the growth).
+ * -c copy` to fragmented MP4, appended to as it goes) while a real `cuemux play-video` follows a cue on it (loaded on
+ * the file's first bytes, GO'd once the player has prepared it), a gRPC reader reads its packets (ReadPackets from the
+ * start, following the growth: the packet-level check) and HTTP clients read it through /media (byte ranges,
+ * `bytes A-B/*` while it grows) and /preview (fragmented MP4 from the start, following the growth).
  *
  * Measured from outside, against peers in the same run:
  *  - first byte (p50/p99) of /media ranges of the finished file against a plain Node static server (what `send`
- *    does: stat, then a read stream) in a process of its own, and of /preview (2 s from a random start) against
- *    `ffmpeg -ss S -i FILE -t 2 -c copy -f mp4 -movflags frag_keyframe+empty_moov pipe:1`;
- *  - how far the player and the HTTP reader stay behind the writer: for every packet (player) and range (HTTP), the
- *    time from the writer's file reaching its last byte (the file's size, sampled every 5 ms) to the reader having it,
- *    in seconds and in GOPs (2 s);
+ *    does: stat, then a read stream) in a process of its own, measured on their own (no preview in between), and of
+ *    /preview (2 s from a random start) against `ffmpeg -ss S -i FILE -t 2 -c copy -f mp4 -movflags
+ *    frag_keyframe+empty_moov pipe:1`;
+ *  - play-video: every tick in the cue against FFmpeg's framemd5 of the final file for the media time the server's
+ *    clock gives the tick's instant (wrong frames: black, held, another picture), and how far behind the writer it
+ *    plays (the media time the writer's file held at the tick's instant, by its size then and ffprobe's packet
+ *    positions, minus the media time shown: progressive-player.ts);
+ *  - how far the gRPC reader and the HTTP reader stay behind the writer: for every packet (reader) and range (HTTP),
+ *    the time from the writer's file reaching its last byte (the file's size, sampled every 5 ms) to the reader
+ *    having it, in seconds and in GOPs (2 s);
  *  - bytes the HTTP reader received against the final file size; the server's RSS sampled as the file grows;
- *  - wrong packets: the player's packets (file order, fields, bytes) against ffprobe and framemd5 of the final file,
- *    and the growing preview's packets against the final file's.
- * Targets: first byte <= the peers (p50 and p99), the player within one GOP of the writer, HTTP bytes <= 1.05x the
- * file, RSS flat (last quarter of the write within 16 MiB of the first), 0 wrong packets. `--quick`: 10 s written,
- * 30 requests each (default 24 s, 100).
+ *  - wrong packets: the gRPC reader's packets (file order, fields, bytes) against ffprobe and framemd5 of the final
+ *    file, and the growing preview's packets against the final file's.
+ * Targets: first byte <= the peers (p50 and p99), play-video within one GOP of the writer (and never ahead of it) with
+ * 0 wrong frames, the gRPC and HTTP readers within one GOP, HTTP bytes <= 1.05x the file, RSS flat (last quarter of
+ * the write within 16 MiB of the first), 0 wrong packets. `--quick`: 10 s written, 200 /media pairs, 30 previews
+ * (default 24 s, 500, 100).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
