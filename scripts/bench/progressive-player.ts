@@ -97,7 +97,7 @@ export interface PlayerFigures {
   kinds: { black: number; held: number; other: number };
   /** The first wrong ticks, for the report. */
   examples: string[];
-  /** For each judged tick, the writer's media time then minus the media time shown (s). */
+  /** For each judged tick, the writer's media time then minus the time of the frame shown (the clock's for black), s. */
   behind: number[];
   /** Ticks the player logged in all. */
   logged: number;
@@ -129,7 +129,9 @@ export async function judgeCuePlayer(p: CuePlayer, ref: RefVideo, clock: Clock, 
       const shown = t.md5 === null ? 'black' : ref.md5.indexOf(t.md5) >= 0 ? `frame ${ref.md5.indexOf(t.md5)}` : 'a picture not of the file';
       if (f.examples.length < 5) f.examples.push(`media ${m.toFixed(3)} s: showed ${shown}, FFmpeg's frame ${want}`);
     }
-    f.behind.push(writtenAt(t.mono) - m);
+    // Behind by what it showed (a held picture is further behind than the clock); black counts as the clock's time.
+    const shownAt = t.md5 === null ? -1 : ref.md5.indexOf(t.md5);
+    f.behind.push(writtenAt(t.mono) - (shownAt >= 0 ? ref.pts[shownAt] : m));
   }
   return f;
 }
