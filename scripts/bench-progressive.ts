@@ -1,22 +1,29 @@
 /**
  * `npm run bench:progressive` (issue 15, item 5): a file written at its real rate by a separate process (`ffmpeg -re
- * -c copy` to fragmented MP4, appended to as it goes) while a player reads its packets from `cuemux serve` (gRPC
- * ReadPackets from the start, following the growth as a player's cue does) and HTTP clients read it through /media
- * (byte ranges, `bytes A-B/*` while it grows) and /preview (fragmented MP4 from the start, following the growth).
+ * -c copy` to fragmented MP4, appended to as it goes) while a real `cuemux play-video` follows a cue on it (loaded on
+ * the file's first bytes, GO'd once the player has prepared it), a gRPC reader reads its packets (ReadPackets from the
+ * start, following the growth: the packet-level check) and HTTP clients read it through /media (byte ranges,
+ * `bytes A-B/*` while it grows) and /preview (fragmented MP4 from the start, following the growth).
  *
  * Measured from outside, against peers in the same run:
  *  - first byte (p50/p99) of /media ranges of the finished file against a plain Node static server (what `send`
- *    does: stat, then a read stream) in a process of its own, and of /preview (2 s from a random start) against
- *    `ffmpeg -ss S -i FILE -t 2 -c copy -f mp4 -movflags frag_keyframe+empty_moov pipe:1`;
- *  - how far the player and the HTTP reader stay behind the writer: for every packet (player) and range (HTTP), the
- *    time from the writer's file reaching its last byte (the file's size, sampled every 5 ms) to the reader having it,
- *    in seconds and in GOPs (2 s);
+ *    does: stat, then a read stream) in a process of its own, measured on their own (no preview in between), and of
+ *    /preview (2 s from a random start) against `ffmpeg -ss S -i FILE -t 2 -c copy -f mp4 -movflags
+ *    frag_keyframe+empty_moov pipe:1`;
+ *  - play-video: every tick in the cue against FFmpeg's framemd5 of the final file for the media time the server's
+ *    clock gives the tick's instant (wrong frames: black, held, another picture), and how far behind the writer it
+ *    plays (the media time the writer's file held at the tick's instant, by its size then and ffprobe's packet
+ *    positions, minus the media time shown: progressive-player.ts);
+ *  - how far the gRPC reader and the HTTP reader stay behind the writer: for every packet (reader) and range (HTTP),
+ *    the time from the writer's file reaching its last byte (the file's size, sampled every 5 ms) to the reader
+ *    having it, in seconds and in GOPs (2 s);
  *  - bytes the HTTP reader received against the final file size; the server's RSS sampled as the file grows;
- *  - wrong packets: the player's packets (file order, fields, bytes) against ffprobe and framemd5 of the final file,
- *    and the growing preview's packets against the final file's.
- * Targets: first byte <= the peers (p50 and p99), the player within one GOP of the writer, HTTP bytes <= 1.05x the
- * file, RSS flat (last quarter of the write within 16 MiB of the first), 0 wrong packets. `--quick`: 10 s written,
- * 30 requests each (default 24 s, 100).
+ *  - wrong packets: the gRPC reader's packets (file order, fields, bytes) against ffprobe and framemd5 of the final
+ *    file, and the growing preview's packets against the final file's.
+ * Targets: first byte <= the peers (p50 and p99), play-video within one GOP of the writer (and never ahead of it) with
+ * 0 wrong frames, the gRPC and HTTP readers within one GOP, HTTP bytes <= 1.05x the file, RSS flat (last quarter of
+ * the write within 16 MiB of the first), 0 wrong packets. `--quick`: 10 s written, 200 /media pairs, 30 previews
+ * (default 24 s, 500, 100).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -28,14 +35,19 @@ import { hd1080 } from './bench-media';
 import { REPO, runBench, startBenchServer, withScratch } from './bench/harness';
 import { httpGet } from './bench/http-client';
 import { watchMachine } from './bench/machine';
+import { Osc } from './bench/osc';
 import { packetMd5s, probePackets } from './bench/packet-reference';
+import { framemd5Of, judgeCuePlayer, preparedCue, startCuePlayer, writtenMediaSeconds } from './bench/progressive-player';
 import { passIf, pct } from './bench/stats';
+import { serverClock } from './bench/sync-show';
 
 const GOP_SECONDS = 2;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+/** CLOCK_MONOTONIC in ms (the clock of the players' logs and of the show clock's anchor). */
+const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-/** The writer's file size over time: when it first held `bytes` (ms, performance.now()). */
+/** The writer's file size over time (ms of CLOCK_MONOTONIC, nowMs). */
 class SizeLog {
   readonly #t: number[] = [];
   readonly #size: number[] = [];
@@ -56,6 +68,17 @@ class SizeLog {
     }
     return this.#t[lo];
   }
+  /** The file's size at instant `t` (the last size seen at or before it; 0 before the first). */
+  sizeAt(t: number): number {
+    let lo = 0;
+    let hi = this.#t.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#t[mid] <= t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo === 0 ? 0 : this.#size[lo - 1];
+  }
 }
 
 function rssBytes(pid: number): number {
@@ -66,11 +89,11 @@ function rssBytes(pid: number): number {
 /** First stdout byte of `ffmpeg ... pipe:1` (ms), its output read to the end. */
 function ffmpegFirstByte(file: string, start: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const t0 = performance.now();
+    const t0 = nowMs();
     let first = -1;
     const p = spawn('ffmpeg', ['-v', 'error', '-nostdin', '-ss', String(start), '-i', file, '-t', '2', '-map', '0', '-c', 'copy', '-f', 'mp4',
       '-movflags', 'frag_keyframe+empty_moov', 'pipe:1'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    p.stdout.on('data', () => { if (first < 0) first = performance.now() - t0; });
+    p.stdout.on('data', () => { if (first < 0) first = nowMs() - t0; });
     p.on('error', reject);
     p.on('close', (code) => (code === 0 && first >= 0 ? resolve(first) : reject(new Error(`ffmpeg exited ${String(code)}`))));
   });
@@ -85,12 +108,16 @@ function startStaticPeer(file: string): Promise<{ address: string; stop: () => v
   });
 }
 
+const progress = (what: string): void => { process.stderr.write(`bench:progressive: ${what}\n`); };
 const fmt = (xs: number[]): string => `p50 ${pct(xs, 50).toFixed(2)} ms, p99 ${pct(xs, 99).toFixed(2)} ms`;
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const seconds = quick ? 10 : 24;
-  const requests = quick ? 30 : 100;
+  // /media pairs cost ~3 ms each: enough of them for a stable p99 (the 99th of 100 was one request); previews cost
+  // ffmpeg's start (~0.1 s) each.
+  const mediaPairs = quick ? 200 : 500;
+  const previews = quick ? 30 : 100;
   const source = await hd1080();
   const machine = watchMachine();
   process.stdout.write(`bench:progressive${quick ? ' --quick' : ''}: ${seconds} s of ${path.basename(source)} (1080p25 H.264 12 Mb/s + AAC, GOP ${GOP_SECONDS} s) written at its real rate\n${machine.startLine}\n`);
@@ -98,9 +125,23 @@ async function main(): Promise<void> {
     const root = path.join(dir, 'media');
     await fsp.mkdir(root);
     const server = await startBenchServer(['--socket', path.join(dir, 's.sock'), '--media-root', root, '--cache-dir', path.join(dir, 'cache'),
-      '--osc-port', 'off', '--state-file', 'none', '--http', '127.0.0.1:0', '--growing-wait-ms', '2000']);
+      '--osc-port', '0', '--state-file', 'none', '--http', '127.0.0.1:0', '--growing-wait-ms', '2000',
+      // A cue on a growing file is prefetched (and its players prepared) once this much past its in-point is written:
+      // half a second (the default 1 s) GOes sooner after the first bytes; the preroll itself holds 0.25 s.
+      '--prefetch-seconds', '0.5']);
     const client = new MediaClient(`unix:${path.join(dir, 's.sock')}`);
+    const osc = await Osc.open(server.oscPort as number);
+    // The player: a real play-video following output "video", started before the file exists (as at a show).
+    const player = startCuePlayer(path.join(dir, 's.sock'), 'video', dir);
     try {
+      const alive = (): void => {
+        if (player.child.exitCode !== null || player.child.signalCode !== null) throw new Error(`play-video exited (${String(player.child.exitCode)}):\n${player.stderr().slice(-2000)}`);
+      };
+      while (!(await client.getStatus()).clients.some((c) => c.output === 'video')) {
+        alive();
+        await sleep(50);
+      }
+      await osc.request('/cuemux/clock/play');
       const http = server.http as string;
       const pid = server.child.pid as number;
       const file = path.join(root, 'live.mp4');
@@ -114,21 +155,36 @@ async function main(): Promise<void> {
       const sampler = (async () => {
         let n = 0;
         while (writing) {
-          if (existsSync(file)) sizes.add(performance.now(), statSync(file).size);
+          if (existsSync(file)) sizes.add(nowMs(), statSync(file).size);
           if (++n % 40 === 0) rss.push(rssBytes(pid));
           await sleep(5);
         }
-        sizes.add(performance.now(), statSync(file).size);
+        sizes.add(nowMs(), statSync(file).size);
       })();
       while (!existsSync(file) || statSync(file).size < 64 << 10) await sleep(5);
-      // The player: OpenMedia once the header is there, then every packet from the start, following the growth.
+      // The cue: loaded once the file's header is there, GO'd once play-video has prepared it (its preroll decoded).
+      const cueDef = JSON.stringify({ id: 'P', media: 'live.mp4', outputs: { video: ['video'] } });
+      while (!(await osc.request('/cuemux/cue/load', 'P', cueDef).then(() => true, () => false))) await sleep(50);
+      progress('cue loaded on the growing file');
+      const preparing = nowMs();
+      while (!preparedCue(player, 'P')) {
+        alive();
+        if (nowMs() - preparing > 30_000) throw new Error(`play-video did not prepare the cue within 30 s:\n${player.stderr().slice(-3000)}`);
+        await sleep(20);
+      }
+      const goAt = (await serverClock(client)).positionSeconds + 0.2;
+      await osc.request('/cuemux/cue/go', 'P', String(goAt));
+      progress(`GO at clock ${goAt.toFixed(3)} s`);
+      const clock = await serverClock(client);
+      const goWrittenBytes = statSync(file).size;
+      // The gRPC reader (the packet-level check): OpenMedia, then every packet from the start, following the growth.
       let info = null;
       while (info === null) info = await client.openMedia('live.mp4').catch(async () => { await sleep(50); return null; });
       const playerPackets: Packet[] = [];
       const playerLag: number[] = [];
-      const player = (async () => {
+      const reading = (async () => {
         for await (const b of client.readPackets({ mediaId: info.mediaId, startSeconds: -1e9 })) {
-          const now = performance.now();
+          const now = nowMs();
           for (const p of b.packets) {
             playerPackets.push(p);
             if (p.pos !== undefined) playerLag.push((now - sizes.when(Number(p.pos) + p.data.length)) / 1000);
@@ -154,7 +210,7 @@ async function main(): Promise<void> {
           else complete = Number(m?.[1]);
           httpBytes += r.body.length;
           httpChunks.push(r.body);
-          if (writing) httpLag.push((performance.now() - sizes.when(httpBytes)) / 1000);
+          if (writing) httpLag.push((nowMs() - sizes.when(httpBytes)) / 1000);
         }
       })();
       // The growing preview, from the start, kept to compare its packets with the final file's.
@@ -162,10 +218,20 @@ async function main(): Promise<void> {
       const preview = httpGet(http, '/preview/live.mp4?start=0').then(async (r) => { await fsp.writeFile(previewFile, r.body); return r; });
       await writerDone;
       await sampler;
-      await Promise.all([player, reader]);
+      await Promise.all([reading, reader]);
       const previewResult = await preview;
       if (previewResult.status !== 200) throw new Error(`/preview of the growing file answered ${previewResult.status}: ${previewResult.body.toString().slice(0, 300)}`);
       const finalSize = statSync(file).size;
+      // The cue ends once the clock passes the media's end (the file complete): then the player's logs are whole.
+      const probe = await probePackets(file);
+      const start = Math.min(...probe.map((q) => q.ptsSeconds ?? Infinity));
+      const end = Math.max(...probe.map((q) => q.ptsSeconds ?? -Infinity));
+      while ((await serverClock(client)).positionSeconds < goAt + end - start + 0.5) {
+        alive();
+        await sleep(100);
+      }
+      const playerExit = await player.stop();
+      progress(`the cue played to its end; first bytes against the peers (${mediaPairs} /media pairs, ${previews} previews)`);
       // --- first bytes on the finished file, against the peers ---
       const peer = await startStaticPeer(file);
       const mediaFirst: number[] = [];
@@ -173,22 +239,31 @@ async function main(): Promise<void> {
       const previewFirst: number[] = [];
       const ffmpegFirst: number[] = [];
       try {
-        for (let i = 0; i < requests; i++) {
+        // The /media pairs on their own, before any preview: a preview's end (its muxer and demuxer closed, its
+        // buffers collected) would otherwise land in the next /media request of our server and never in the peer's.
+        for (let i = 0; i < mediaPairs; i++) {
           const at = Math.floor(Math.random() * (finalSize - (64 << 10)));
           const range = { headers: { range: `bytes=${at}-${at + (64 << 10) - 1}` } };
           // Alternating which goes first: neither always meets a cold cache or a busy moment first.
           const pair = i % 2 === 0 ? [http, peer.address] : [peer.address, http];
           for (const a of pair) (a === http ? mediaFirst : peerFirst).push((await httpGet(a, '/media/live.mp4', range)).firstByteMs);
-          const start = Math.random() * (seconds - 3);
-          const ours = async (): Promise<void> => { previewFirst.push((await httpGet(http, `/preview/live.mp4?start=${start.toFixed(3)}&end=${(start + 2).toFixed(3)}`)).firstByteMs); };
-          const theirs = async (): Promise<void> => { ffmpegFirst.push(await ffmpegFirstByte(file, start)); };
+        }
+        for (let i = 0; i < previews; i++) {
+          const from = Math.random() * (seconds - 3);
+          const ours = async (): Promise<void> => { previewFirst.push((await httpGet(http, `/preview/live.mp4?start=${from.toFixed(3)}&end=${(from + 2).toFixed(3)}`)).firstByteMs); };
+          const theirs = async (): Promise<void> => { ffmpegFirst.push(await ffmpegFirstByte(file, from)); };
           if (i % 2 === 0) { await ours(); await theirs(); } else { await theirs(); await ours(); }
         }
       } finally {
         peer.stop();
       }
-      // --- wrong packets: the player's against ffprobe and framemd5 of the final file; the preview's against framemd5 ---
-      const probe = await probePackets(file);
+      // --- the player: its ticks against FFmpeg's decode of the final file, and behind the writer ---
+      const videoStream = info.streams.find((st) => st.codecType === 'video')?.index ?? 0;
+      const writtenAt = writtenMediaSeconds(probe, videoStream);
+      const ref = await framemd5Of(file, path.join(dir, 'final.framemd5'));
+      const shown = await judgeCuePlayer(player, ref, clock, goAt, start, end - start, (mono) => writtenAt(sizes.sizeAt(Number(mono) / 1e6)));
+      // --- wrong packets: the gRPC reader's against ffprobe and framemd5 of the final file; the preview's against framemd5 ---
+      progress('judging against FFmpeg');
       const refMd5 = await packetMd5s(file);
       let wrong = Math.abs(probe.length - playerPackets.length);
       for (let i = 0; i < Math.min(probe.length, playerPackets.length); i++) {
@@ -221,17 +296,24 @@ async function main(): Promise<void> {
           pct(mediaFirst, 50) <= pct(peerFirst, 50) && pct(mediaFirst, 99) <= pct(peerFirst, 99)],
         ['/preview first byte (2 s from a random start)', `${fmt(previewFirst)}; ffmpeg -c copy -f mp4 piped ${fmt(ffmpegFirst)}; ratio p50 ${(pct(previewFirst, 50) / pct(ffmpegFirst, 50)).toFixed(2)}, p99 ${(pct(previewFirst, 99) / pct(ffmpegFirst, 99)).toFixed(2)}`,
           pct(previewFirst, 50) <= pct(ffmpegFirst, 50) && pct(previewFirst, 99) <= pct(ffmpegFirst, 99)],
-        ['player behind the writer', `${lagLine(playerLag)} over ${playerLag.length} packets`, Math.max(...playerLag) <= GOP_SECONDS],
+        ['play-video (a cue GO\'d on the growing file) behind the writer', `${lagLine(shown.behind)} over ${shown.ticks} ticks in the cue; GO when ${(goWrittenBytes / 2 ** 20).toFixed(1)} MiB `
+          + `(${writtenAt(goWrittenBytes).toFixed(2)} s) were written`, shown.ticks > 0 && Math.max(...shown.behind) <= GOP_SECONDS && Math.min(...shown.behind) >= 0],
+        ['play-video wrong frames (hash sink vs FFmpeg\'s decode of the final file)', `${shown.wrong} of ${shown.ticks} ticks in the cue (${shown.kinds.black} black, ${shown.kinds.held} held, ${shown.kinds.other} another picture; `
+          + `${shown.logged} ticks logged; exit ${String(playerExit)})`
+          + `${shown.examples.length > 0 ? `; first: ${shown.examples.join('; ')}` : ''}`, shown.ticks > 0 && shown.wrong === 0 && playerExit === 0],
+        ['gRPC reader (ReadPackets) behind the writer', `${lagLine(playerLag)} over ${playerLag.length} packets`, Math.max(...playerLag) <= GOP_SECONDS],
         ['HTTP /media reader behind the writer', `${lagLine(httpLag)} over ${httpLag.length} ranges while it grew (${unknownLength} answered bytes A-B/*)`, httpLag.length > 0 && Math.max(...httpLag) <= GOP_SECONDS],
         ['HTTP bytes read / file size', `${(httpBytes / finalSize).toFixed(4)} (${httpBytes} / ${finalSize}); bytes equal the file: ${httpSame}`, httpBytes <= 1.05 * finalSize && httpSame],
         ['server RSS as the file grew', `first quarter ${(rssFirst / 2 ** 20).toFixed(1)} MiB, last quarter ${(rssLast / 2 ** 20).toFixed(1)} MiB, max ${(Math.max(...rss) / 2 ** 20).toFixed(1)} MiB (${rss.length} samples)`,
           rssLast - rssFirst <= 16 * 2 ** 20],
-        ['wrong packets (player vs ffprobe + framemd5 of the final file)', `${wrong} of ${probe.length}`, wrong === 0],
+        ['wrong packets (gRPC reader vs ffprobe + framemd5 of the final file)', `${wrong} of ${probe.length}`, wrong === 0],
         ['wrong packets (growing preview vs framemd5 of the final file)', `${previewWrong} (preview ${previewResult.body.length} bytes, first byte ${previewResult.firstByteMs.toFixed(1)} ms)`, previewWrong === 0],
       ];
       for (const [what, figures, ok] of rows) process.stdout.write(`${passIf(ok)}  ${what}: ${figures}\n`);
       process.stdout.write(`${machine.endLine()}\n`);
     } finally {
+      await player.stop();
+      osc.close();
       client.close();
       await server.stop();
     }

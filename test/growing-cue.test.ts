@@ -32,6 +32,12 @@ const WRITE_SECONDS = 8;
 /** Matroska flushed often (a cluster every 100 ms), so the file grows in small steps. */
 const MKV_ARGS = ['-cluster_time_limit', '100', '-f', 'matroska'];
 
+/**
+ * Fragmented MP4 as a live recorder or `ffmpeg -movflags frag_keyframe+empty_moov` writes it (a moov without samples
+ * first, then a moof+mdat fragment every 100 ms): the growing index follows it fragment by fragment.
+ */
+const FMP4_ARGS = ['-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-frag_duration', '100000', '-f', 'mp4'];
+
 type Ev = NonNullable<FollowEvent['event']>;
 type EvMap = { [E in Ev as E['$case']]: E['value'] };
 
@@ -86,19 +92,23 @@ describe('a cue on a growing file', function () {
     await srv.stop();
   });
 
-  it('GO on a Matroska file being written: packets past what was indexed at load, an open end, then CueStopped "ended" at the media\'s end, auto-follow, and FFmpeg\'s packets of the final file once each', async function () {
+  /**
+   * GO cue `cueId` on `name`, written by ffmpeg with `muxerArgs` as the cue plays; `next` auto-follows it. The checks of
+   * the two tests below (Matroska, fragmented MP4).
+   */
+  async function goOnGrowingFile(name: string, muxerArgs: readonly string[], cueId: string, next: string): Promise<void> {
     const osc = (address: string, args: Arg[] = []): Promise<Reply> => peer.request(srv.oscPort, address, args);
-    const file = path.join(srv.root, 'late-render.mkv');
+    const file = path.join(srv.root, name);
     await fsp.copyFile(clip, path.join(srv.root, 'next.mkv'));
     const list = path.join(srv.root, 'show.json');
     await fsp.writeFile(list, JSON.stringify({
       version: 1, cues: [
-        { id: 'G', media: 'late-render.mkv', outputs: { main: ['video', 'audio'] } },
-        { id: 'N', media: 'next.mkv', follow: true, outputs: { main: ['video'] } },
+        { id: cueId, media: name, outputs: { main: ['video', 'audio'] } },
+        { id: next, media: 'next.mkv', follow: true, outputs: { main: ['video'] } },
       ],
     }));
     ok(await osc('/cuemux/cuelist/load', [str(list)]));
-    const paced = ffmpegPipeWriter(clipBytes, WRITE_SECONDS, file, MKV_ARGS, 1.5);
+    const paced = ffmpegPipeWriter(clipBytes, WRITE_SECONDS, file, muxerArgs, 1.5);
     children.push(paced.process);
     let writerExited = false;
     const writerDone = exitOf(paced.process).then((r) => {
@@ -107,11 +117,12 @@ describe('a cue on a growing file', function () {
     });
     await waitFor('the first bytes of the file', () => (statSync(file, { throwIfNoEntry: false })?.size ?? 0) > 0);
 
+    recorder?.stop();
     const client = srv.client();
     recorder = new Recorder((signal) => client.follow({ output: 'main', leadSeconds: 10 }, { signal }));
     const r = recorder;
-    ok(await osc('/cuemux/cue/load', [str('G')]));
-    const loaded = srv.server.show.cue('G');
+    ok(await osc('/cuemux/cue/load', [str(cueId)]));
+    const loaded = srv.server.show.cue(cueId);
     assert.ok(loaded !== undefined && loaded.media.growthState === 'growing', 'the cue loaded while its file grows');
     // The written end at load: the latest decode time indexed (read after the load: if anything, later). Not the
     // media's duration: FFmpeg's estimate of a growing Matroska file's is the whole clip's.
@@ -119,43 +130,51 @@ describe('a cue on a growing file', function () {
     const atLoad = media.index;
     const endAtLoad = Math.max(...atLoad.streams.map((s) => atLoad.toSeconds(s.index, atLoad.lastTime(s.index) ?? 0)));
     ok(await osc('/cuemux/clock/rate', [{ type: 'd', value: 0.5 }]));
-    const go = ok(await osc('/cuemux/cue/go', [str('G')])) as { clockSeconds: number };
+    const go = ok(await osc('/cuemux/cue/go', [str(cueId)])) as { clockSeconds: number };
 
-    const packets = (): Packet[] => r.of('packets', 'G').flatMap((b) => b.packets);
+    const packets = (): Packet[] => r.of('packets', cueId).flatMap((b) => b.packets);
     const seconds = (p: Packet): number => media.index.toSeconds(p.streamIndex, Number(p.pts ?? p.dts ?? 0n));
     await waitFor('a packet 1 s past the end written at load, the cue\'s end, or the writer\'s end',
-      () => packets().some((p) => seconds(p) > endAtLoad + 1) || r.of('stopped', 'G').length > 0 || writerExited);
-    assert.deepEqual(r.of('stopped', 'G'), [], `the cue ended at the end written when it was loaded (${endAtLoad.toFixed(3)} s)`);
+      () => packets().some((p) => seconds(p) > endAtLoad + 1) || r.of('stopped', cueId).length > 0 || writerExited);
+    assert.deepEqual(r.of('stopped', cueId), [], `the cue ended at the end written when it was loaded (${endAtLoad.toFixed(3)} s)`);
     assert.ok(!writerExited, `the packets past the end written at load (${endAtLoad} s) came while the file grew (${packets().length} packets, the last at ${packets().map(seconds).at(-1)} s)`);
-    const started = r.of('started', 'G');
+    const started = r.of('started', cueId);
     assert.equal(started.length, 1);
     assert.equal(started[0].endMediaSeconds, Infinity, 'CueStarted.end_media_seconds while the file grows');
-    assert.ok(r.of('packets', 'G').every((b) => !b.last), 'no last batch while the file grows');
+    assert.ok(r.of('packets', cueId).every((b) => !b.last), 'no last batch while the file grows');
 
     paced.release();
     assert.equal((await writerDone).code, 0, 'writer');
     await waitFor('the file complete', () => media.growthState === 'complete');
-    assert.deepEqual(r.of('stopped', 'G'), [], 'the cue plays on until the clock reaches the media\'s end');
+    assert.deepEqual(r.of('stopped', cueId), [], 'the cue plays on until the clock reaches the media\'s end');
     ok(await osc('/cuemux/clock/rate', [{ type: 'd', value: 8 }]));
-    await waitFor('the cue\'s end', () => r.of('stopped', 'G').length > 0);
-    await waitFor('CueStarted of the auto-follow successor', () => r.of('started', 'N').length > 0);
+    await waitFor('the cue\'s end', () => r.of('stopped', cueId).length > 0);
+    await waitFor('CueStarted of the auto-follow successor', () => r.of('started', next).length > 0);
 
-    const stopped = r.of('stopped', 'G');
+    const stopped = r.of('stopped', cueId);
     assert.equal(stopped.length, 1);
     assert.equal(stopped[0].reason, 'ended');
     const end = media.startSeconds + media.durationSeconds;
     assert.ok(end > endAtLoad + 1);
     assert.ok(Math.abs(stopped[0].mediaSeconds - end) < 1e-6, `ended at media ${stopped[0].mediaSeconds}, the media ends at ${end}`);
     assert.ok(Math.abs(stopped[0].clockSeconds - (go.clockSeconds + end - started[0].mediaSeconds)) < 1e-6, 'ended where the media\'s end is on the clock');
-    assert.ok(Math.abs(r.of('started', 'N')[0].clockSeconds - stopped[0].clockSeconds) < 1e-6, 'the successor starts where the cue ended');
+    assert.ok(Math.abs(r.of('started', next)[0].clockSeconds - stopped[0].clockSeconds) < 1e-6, 'the successor starts where the cue ended');
 
     // One generation (a rate change is no discontinuity), one segment, the last batch before the end.
-    const batches: FollowPackets[] = r.of('packets', 'G');
+    const batches: FollowPackets[] = r.of('packets', cueId);
     assert.equal(new Set(batches.map((b) => `${b.segment}/${b.generation}`)).size, 1);
     assert.ok(batches.at(-1)?.last === true, 'the segment\'s last batch, once the file is complete');
-    const at = (k: Ev['$case'], last = false): number => r.events.findIndex((e) => e.$case === k && (e.value as { cueId?: string }).cueId === 'G' && (!last || (e.$case === 'packets' && e.value.last)));
+    const at = (k: Ev['$case'], last = false): number => r.events.findIndex((e) => e.$case === k && (e.value as { cueId?: string }).cueId === cueId && (!last || (e.$case === 'packets' && e.value.last)));
     assert.ok(at('packets', true) < at('stopped'), 'the last batch comes before the cue ends');
     await assertPacketsOfFile(packets(), file);
+  }
+
+  it('GO on a Matroska file being written: packets past what was indexed at load, an open end, then CueStopped "ended" at the media\'s end, auto-follow, and FFmpeg\'s packets of the final file once each', async function () {
+    await goOnGrowingFile('late-render.mkv', MKV_ARGS, 'G', 'N');
+  });
+
+  it('the same on a fragmented MP4 being written (-movflags frag_keyframe+empty_moov): followed fragment by fragment to CueStopped "ended", FFmpeg\'s packets once each', async function () {
+    await goOnGrowingFile('late-render.mp4', FMP4_ARGS, 'GF', 'NF');
   });
 
   it('a file truncated while its cue plays on it: CueFeedFailed (MEDIA_DAMAGED) naming the file, and the cue ends at the end of what was indexed', async function () {

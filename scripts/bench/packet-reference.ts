@@ -12,6 +12,8 @@ export interface RefPacket {
   stream: number;
   /** Presentation time, ticks. */
   pts: number | null;
+  /** Presentation time, seconds (ffprobe's pts_time). */
+  ptsSeconds: number | null;
   /** Byte offset in the file. */
   pos: number | null;
   /** Bytes. */
@@ -26,12 +28,12 @@ function run(cmd: string, args: string[]): Promise<string> {
 
 const orNull = (v: string | undefined): number | null => (v === undefined || v === '' || v === 'N/A' ? null : Number(v));
 
-/** Every packet of `file` in file order, from `ffprobe -show_entries packet=stream_index,pts,pos,size -of csv`. */
+/** Every packet of `file` in file order, from `ffprobe -show_entries packet=stream_index,pts,pts_time,pos,size -of csv`. */
 export async function probePackets(file: string): Promise<RefPacket[]> {
-  const out = await run('ffprobe', ['-v', 'error', '-show_entries', 'packet=stream_index,pts,pos,size', '-of', 'csv=p=0:nk=0', file]);
+  const out = await run('ffprobe', ['-v', 'error', '-show_entries', 'packet=stream_index,pts,pts_time,pos,size', '-of', 'csv=p=0:nk=0', file]);
   return out.split('\n').filter((l) => l !== '').map((line) => {
     const f = new Map(line.split(',').map((kv) => kv.split('=') as [string, string]));
-    return { stream: Number(f.get('stream_index')), pts: orNull(f.get('pts')), pos: orNull(f.get('pos')), size: Number(f.get('size')) };
+    return { stream: Number(f.get('stream_index')), pts: orNull(f.get('pts')), ptsSeconds: orNull(f.get('pts_time')), pos: orNull(f.get('pos')), size: Number(f.get('size')) };
   });
 }
 

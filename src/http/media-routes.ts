@@ -27,12 +27,25 @@ import { mediaPathOf } from './request-path';
 /** Bytes read from the file per chunk: large enough for few reads, small enough to bound each response's memory. */
 export const CHUNK_BYTES = 256 << 10;
 
-/** A request's lifetime: aborted when the client goes away or the listener's grace is over. */
+/**
+ * A request's lifetime: aborted when the client goes away before its response was sent whole, or when the listener's
+ * grace is over. Built for every request, so it is lean: a listener on `closing` rather than AbortSignal.any, and
+ * nothing at the end of a response sent whole (the abort, its CuemuxError and its stack cost ~0.15 ms a request in
+ * bench:progressive's profile, about a tenth of a 64 KiB range's first byte).
+ */
 export function requestSignal(req: FastifyRequest, reply: FastifyReply, closing: AbortSignal): AbortSignal {
   const gone = new AbortController();
-  // 'close' on the response: the client disconnected (or the response ended; aborting then is harmless).
-  reply.raw.once('close', () => gone.abort(new CuemuxError('CLOSED', `${req.url}: client went away`)));
-  return AbortSignal.any([gone.signal, closing]);
+  if (closing.aborted) {
+    gone.abort(closing.reason);
+    return gone.signal;
+  }
+  const onClosing = (): void => gone.abort(closing.reason);
+  closing.addEventListener('abort', onClosing, { once: true });
+  reply.raw.once('close', () => {
+    closing.removeEventListener('abort', onClosing);
+    if (!reply.raw.writableFinished) gone.abort(new CuemuxError('CLOSED', `${req.url}: client went away`));
+  });
+  return gone.signal;
 }
 
 /**

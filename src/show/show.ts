@@ -277,7 +277,8 @@ export class Show extends TypedEmitter<ShowEvents> {
       if (!cue.followsGrowth && !(inMedia < endMedia)) {
         throw new CuemuxError('INVALID_ARGUMENT', `cue "${def.id}": in-point ${def.inSeconds} s is at or past the end of ${media.path} (${media.durationSeconds.toFixed(3)} s)`, { path: media.path });
       }
-      if (prefetch) cue.prefetch = await this.#prefetches.read(cue);
+      // A growing file's in-point not written yet: prefetched once it is (#watchGrowth), not cut short now.
+      if (prefetch && this.#prefetchWritten(cue)) cue.prefetch = await this.#prefetches.read(cue);
     } catch (e) {
       this.#media.release(media);
       throw e;
@@ -568,7 +569,14 @@ export class Show extends TypedEmitter<ShowEvents> {
     if (!cue.followsGrowth || growth === null) return;
     const loaded = (): boolean => !this.#closed && this.#cues.get(cue.id) === cue;
     void (async () => {
-      while (growth.state === 'growing' && loaded()) await growth.waitForChange(growth.waitMs);
+      while (growth.state === 'growing' && loaded()) {
+        await growth.waitForChange(growth.waitMs);
+        // Loaded before its in-point's prefetch was written (content landing late, loaded at once): without this its
+        // players never got a preroll, so they never prepared it and its GO started unprepared.
+        if (cue.prefetch === null && cue.state === 'armed' && loaded() && this.#prefetchWritten(cue)) {
+          await this.#prefetchLater(cue).catch((e: unknown) => this.#problems.note(cue.id, 'prefetch', e, 'warn'));
+        }
+      }
       if (!loaded()) return;
       // A file cut or replaced while it grew (its feeds report CueFeedFailed to the players): kept for status too.
       if (growth.error !== null && cue.state !== 'armed') this.#problems.note(cue.id, 'end', growth.error, 'error');
@@ -576,6 +584,20 @@ export class Show extends TypedEmitter<ShowEvents> {
       log.info('growing media of a playing cue settled', { cue: cue.id, media: cue.media.path, growth: cue.media.growthState, endMedia: cue.endMedia });
       this.#watchEnd(cue);
     })();
+  }
+
+  /**
+   * Whether the packets a prefetch of `cue` reads are all there: always for a complete file; for a growing one, once
+   * the index holds every stream of the cue up to the prefetch's end (a prefetch read earlier would be cut short).
+   */
+  #prefetchWritten(cue: LoadedCue): boolean {
+    if (cue.media.growthState !== 'growing' || this.#prefetches.seconds === 0) return true;
+    const index = cue.media.index;
+    const until = Math.min(cue.endMedia, cue.inMedia + this.#prefetches.seconds);
+    return cue.allStreams.every((s) => {
+      const t = index.lastTime(s);
+      return t !== null && index.toSeconds(s, t) >= until;
+    });
   }
 
   /** The monotonic instant the clock reached (or reaches) `position`; now when it is not running forwards. */
