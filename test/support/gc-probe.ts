@@ -24,6 +24,9 @@ if (isMainThread && file !== undefined && file !== '') {
       gc();
       const m = process.memoryUsage();
       seq++;
+      // A heap snapshot per probe into the folder CUEMUX_GC_PROBE_SNAPSHOTS names, to find what a leak is made of.
+      const snapshots = process.env.CUEMUX_GC_PROBE_SNAPSHOTS;
+      if (snapshots !== undefined && snapshots !== '') v8.writeHeapSnapshot(`${snapshots}/probe-${process.pid}-${seq}.heapsnapshot`);
       writeFileSync(file, `${JSON.stringify({ seq, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
     });
   });
