@@ -179,7 +179,7 @@ describe('faults: ulimit -n 64', function () {
         note: `clients refused with: ${seen}; after they went, ${droppedAfter} first attempt(s) of a new client failed${droppedAfter > 0 ? ` (${droppedWhy})` : ''} before one was served; the server's log lines about it: ${s.stderr().split('\n').filter((l) => /EMFILE|too many open files/i.test(l)).length}; ${thumps.counts()}`,
       });
       assert.ok(fdsAfter <= fdsBefore, `fds ${fdsBefore} -> ${fdsAfter}`);
-      assert.equal(thumps.unanswered, 0, 'show control answered throughout');
+      assert.equal(thumps.unanswered, 0, `show control answered throughout: ${thumps.counts()}`);
     } finally {
       await console_.stop();
       console_.close();

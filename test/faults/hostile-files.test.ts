@@ -211,7 +211,7 @@ describe('faults: hostile cue lists, state files and .idx files', function () {
         note: `seed ${seed}; through the server: ${lists} cue lists (${listErrors} refused naming the file), ${starts} server starts over mutated state files `
           + `(${stateWarnings} warnings, each naming it), ${idxInputs} .idx (${corrupt} corrupt, rebuilt); in process: ${parsed} cue lists, ${parsedStates} states, ${parsedIdx} .idx; ${thumps.counts()}`,
       });
-      assert.equal(thumps.unanswered, 0);
+      assert.equal(thumps.unanswered, 0, `show control answered throughout: ${thumps.counts()}`);
     } finally {
       await console_.stop();
       console_.close();

@@ -110,6 +110,8 @@ export class ThumpConsole {
   statusRtts: number[] = [];
   /** Status requests of the last probe stopped not answered within 5 s. */
   statusUnanswered = 0;
+  /** What each unanswered thump of the last probe stopped got (an error reply, or no reply within 5 s). */
+  unansweredWhy: string[] = [];
   /** How the console, the server (the OSC port's owner) and the attack (this test process) were scheduled. */
   scheduling = '';
 
@@ -169,13 +171,14 @@ export class ThumpConsole {
   /** Stop the running probe; resolves with its round trips (and sets `rtts` and `unanswered`). */
   async stop(): Promise<number[]> {
     if (!this.#child.connected) return this.rtts;
-    const reply = this.#reply<{ rtts: number[]; unanswered: number; statusRtts: number[]; statusUnanswered: number }>('stopped');
+    const reply = this.#reply<{ rtts: number[]; unanswered: number; statusRtts: number[]; statusUnanswered: number; why: string[] }>('stopped');
     this.#child.send({ op: 'stop' });
     const r = await reply;
     this.rtts = r.rtts;
     this.unanswered = r.unanswered;
     this.statusRtts = r.statusRtts;
     this.statusUnanswered = r.statusUnanswered;
+    this.unansweredWhy = r.why;
     return r.rtts;
   }
 
@@ -577,6 +580,8 @@ export class PairedThumps {
   readonly attackStatus: number[] = [];
   unanswered = 0;
   statusUnanswered = 0;
+  /** What each unanswered attack thump got. */
+  readonly unansweredWhy: string[] = [];
   readonly #console: ThumpConsole;
   readonly #everyMs: number;
 
@@ -613,6 +618,7 @@ export class PairedThumps {
     this.attackStatus.push(...this.#console.statusRtts);
     this.unanswered += this.#console.unanswered;
     this.statusUnanswered += this.#console.statusUnanswered;
+    this.unansweredWhy.push(...this.#console.unansweredWhy);
   }
 
   /** The table's round-trip fields. */
@@ -625,6 +631,7 @@ export class PairedThumps {
 
   /** Sample counts, for the note. */
   counts(): string {
-    return `${this.idle.length} idle and ${this.attack.length} attack thumps`;
+    const why = this.unansweredWhy.length === 0 ? '' : ` (unanswered: ${this.unansweredWhy.join('; ')})`;
+    return `${this.idle.length} idle and ${this.attack.length} attack thumps${why}`;
   }
 }
