@@ -11,7 +11,8 @@ import * as grpc from '@grpc/grpc-js';
 import { ensureMedia, type CorpusName } from '../support/media';
 import { spawnServer } from '../support/server';
 import { atRest, scratchDir } from '../support/tmp';
-import { fdCount, fdTargets, PairedThumps, recordFault, Rng, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { fdCount, fdTargets, recordFault, Rng, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { PairedThumps } from '../support/fault-measures';
 import { MediaClient, MediaClientError } from '../../src/clients/media-client';
 import { childrenKilledAfterEach } from '../support/wait';
 

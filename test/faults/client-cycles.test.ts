@@ -1,7 +1,7 @@
 /**
  * Fault suite, attack 6: client processes that connect, OpenMedia, start a ReadPackets and are killed with SIGKILL
  * mid-stream, again and again (64 in `npm test`, 1,000 under `npm run soak`), four at a time, in two equal halves. The
- * server's open descriptors (/proc/PID/fd) and what is alive after a full GC (faults.ts LeakProbe) are measured at the
+ * server's open descriptors (/proc/PID/fd) and what is alive after a full GC (fault-measures.ts LeakProbe) are measured at the
  * start, the middle and the end: no descriptor is left behind, the second half adds no live memory (within
  * LEAK_BOUND_MB), and RSS stays within a stated bound in all.
  */
@@ -13,7 +13,8 @@ import * as path from 'node:path';
 import { minuteClip } from '../support/media';
 import { spawnServer } from '../support/server';
 import { copyInto, scratchDir } from '../support/tmp';
-import { fdCount, fdTargets, LEAK_BOUND_MB, LeakProbe, PairedThumps, recordFault, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { fdCount, fdTargets, recordFault, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { LEAK_BOUND_MB, LeakProbe, PairedThumps } from '../support/fault-measures';
 import { MediaClient } from '../../src/clients/media-client';
 import { childrenKilledAfterEach } from '../support/wait';
 

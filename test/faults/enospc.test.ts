@@ -14,7 +14,8 @@ import { OscPeer } from '../support/osc';
 import { spawnServer } from '../support/server';
 import { scratchDir } from '../support/tmp';
 import { spawnPlayer } from '../support/show-check';
-import { fillDisk, mountTmpfs, PairedThumps, recordFault, scaled, ThumpConsole, unmountAll, waitFor, SERVER_NICE } from '../support/faults';
+import { fillDisk, mountTmpfs, recordFault, scaled, ThumpConsole, unmountAll, waitFor, SERVER_NICE } from '../support/faults';
+import { PairedThumps } from '../support/fault-measures';
 import { MediaClient } from '../../src/clients/media-client';
 
 describe('faults: a full disk (ENOSPC)', function () {

@@ -13,7 +13,8 @@ import * as grpc from '@grpc/grpc-js';
 import { ensureMedia } from '../support/media';
 import { spawnServer } from '../support/server';
 import { scratchDir } from '../support/tmp';
-import { fdCount, fdTargets, PairedThumps, recordFault, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { fdCount, fdTargets, recordFault, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { PairedThumps } from '../support/fault-measures';
 import { MediaClient } from '../../src/clients/media-client';
 
 /** The compiled client, for the child process (this file runs from dist/test/faults). */

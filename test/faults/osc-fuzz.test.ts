@@ -3,7 +3,7 @@
  * type tags, huge sizes, nested bundles, odd timetags; random bytes) at a real `cuemux serve`'s OSC port, from a
  * sender of its own (127.0.0.2), while a console on 127.0.0.1 sends /cuemux/thump. The server stays up, its RSS
  * stays bounded, after a warm-up (a fifth of the datagrams) the second of two equal halves adds no live memory after a
- * full GC (faults.ts LeakProbe), and every thump is answered. ~5,000 datagrams
+ * full GC (fault-measures.ts LeakProbe), and every thump is answered. ~5,000 datagrams
  * in `npm test`, 100,000 under `npm run soak`.
  */
 import assert from 'node:assert/strict';
@@ -15,7 +15,8 @@ import { encode } from '../support/osc';
 import { spawnServer } from '../support/server';
 import { copyInto, scratchDir } from '../support/tmp';
 import { childrenKilledAfterEach } from '../support/wait';
-import { LEAK_BOUND_MB, LeakProbe, PairedThumps, udpDrops, oscFuzzDatagram, percentile, recordFault, Rng, scaled, ThumpConsole, validOscMessages, type OscFuzzKind, SERVER_NICE } from '../support/faults';
+import { udpDrops, oscFuzzDatagram, percentile, recordFault, Rng, scaled, ThumpConsole, validOscMessages, type OscFuzzKind, SERVER_NICE } from '../support/faults';
+import { LEAK_BOUND_MB, LeakProbe, PairedThumps } from '../support/fault-measures';
 
 describe('faults: OSC fuzzing', function () {
   this.timeout(scaled(120_000, 1_800_000));

@@ -19,7 +19,7 @@ export interface FaultRow {
   fdsLeaked: number | null;
   /**
    * Live memory leaked, MB: what the second of two equal halves of the attack added to the server's V8 heap and
-   * external memory after a full GC (faults.ts LeakProbe; null: not measured).
+   * external memory after a full GC (fault-measures.ts LeakProbe; null: not measured).
    */
   leakedMb: number | null;
   /** Packets lost / duplicated against FFmpeg's reference (null: not applicable). */
