@@ -11,7 +11,8 @@ import * as grpc from '@grpc/grpc-js';
 import { ensureMedia, type CorpusName } from '../support/media';
 import { spawnServer } from '../support/server';
 import { atRest, scratchDir } from '../support/tmp';
-import { fdCount, fdTargets, percentile, recordFault, Rng, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { fdCount, fdTargets, recordFault, Rng, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { PairedThumps } from '../support/fault-measures';
 import { MediaClient, MediaClientError } from '../../src/clients/media-client';
 import { childrenKilledAfterEach } from '../support/wait';
 
@@ -59,9 +60,10 @@ describe('faults: truncated and garbage media', function () {
       const mediaClosed = async (): Promise<true | undefined> => ((await fdTargets(pid)).some((t) => t.includes(root)) ? undefined : true);
       await waitFor('the good file closed', mediaClosed);
       const fdsBefore = await fdCount(pid);
-      const idle = await console_.sample(scaled(50, 200));
-      const idleStatus = console_.statusRtts;
-      console_.start(20);
+      // Idle before and after the attack, at the attack's pacing (PairedThumps).
+      const thumps = new PairedThumps(console_);
+      await thumps.idlePhase(scaled(25, 100));
+      thumps.startAttack();
       for (let k = 0; k < total; k++) {
         const source = rng.pick(sources);
         const good = originals.get(source) as Buffer;
@@ -110,18 +112,17 @@ describe('faults: truncated and garbage media', function () {
         assert.equal(s.child.exitCode, null, `${what}: the server exited: ${s.stderr().slice(-3000)}`);
         await nextClient();
       }
-      const during = await console_.stop();
-      const duringStatus = console_.statusRtts;
+      await thumps.stopAttack();
+      await thumps.idlePhase(scaled(25, 100));
       await waitFor('every media file closed', mediaClosed, 30_000).catch(() => undefined);
       const fdsAfter = await fdCount(pid);
       assert.doesNotMatch(s.stderr(), /uncaught|unhandled|FATAL|Segmentation/i);
       const summary = [...outcomes].map(([k, n]) => `${k} ${n}`).join(', ');
       process.stdout.write(`      ${total} damaged files: ${summary}; fds ${fdsBefore} -> ${fdsAfter}\n`);
       recordFault({
-        attack: '3. truncated and garbage media', inputs: total, faults: total, served, restarts: 0, fdsLeaked: fdsAfter - fdsBefore, rssLeakedMb: null,
-        lost: null, duplicated: null, thumpIdleP99Ms: percentile(idle, 99), thumpAttackP99Ms: percentile(during, 99), thumpUnanswered: console_.unanswered,
-        statusIdleP99Ms: percentile(idleStatus, 99), statusAttackP99Ms: percentile(duringStatus, 99), statusUnanswered: console_.statusUnanswered,
-        note: `seed ${seed}; ${summary}`,
+        attack: '3. truncated and garbage media', inputs: total, faults: total, served, restarts: 0, fdsLeaked: fdsAfter - fdsBefore, leakedMb: null,
+        lost: null, duplicated: null, ...thumps.fields(),
+        note: `seed ${seed}; ${summary}; ${thumps.counts()}`,
       });
       assert.ok(fdsAfter <= fdsBefore, `fds ${fdsBefore} -> ${fdsAfter}`);
     } finally {

@@ -1,8 +1,9 @@
 /**
  * Fault suite, attack 6: client processes that connect, OpenMedia, start a ReadPackets and are killed with SIGKILL
- * mid-stream, again and again (~100 in `npm test`, 1,000 under `npm run soak`), four at a time. The server's open
- * descriptors (/proc/PID/fd) and RSS are measured before and after: no descriptor is left behind, and RSS comes back
- * within a stated bound.
+ * mid-stream, again and again (64 in `npm test`, 1,000 under `npm run soak`), four at a time, in two equal halves. The
+ * server's open descriptors (/proc/PID/fd) and what is alive after a full GC (fault-measures.ts LeakProbe) are measured at the
+ * start, the middle and the end: no descriptor is left behind, the second half adds no live memory (within
+ * LEAK_BOUND_MB), and RSS stays within a stated bound in all.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -12,7 +13,8 @@ import * as path from 'node:path';
 import { minuteClip } from '../support/media';
 import { spawnServer } from '../support/server';
 import { copyInto, scratchDir } from '../support/tmp';
-import { fdCount, fdTargets, percentile, recordFault, rssBytes, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { fdCount, fdTargets, recordFault, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { LEAK_BOUND_MB, LeakProbe, PairedThumps } from '../support/fault-measures';
 import { MediaClient } from '../../src/clients/media-client';
 import { childrenKilledAfterEach } from '../support/wait';
 
@@ -47,8 +49,9 @@ describe('faults: client processes killed with SIGKILL mid-stream', function () 
     await fsp.chmod(run, 0o700);
     const socket = path.join(run, 's.sock');
     // As `npm start` runs it (README "Memory"): glibc gives large buffers back at once, a small young generation.
+    const leaks = await LeakProbe.create();
     const s = await spawnServer(['--socket', socket, '--media-root', root, '--state-file', 'none', '--idle-close-ms', '0'], {
-      MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '65536', NODE_OPTIONS: '--max-semi-space-size=1',
+      MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '65536', ...leaks.env('--max-semi-space-size=1'),
     }, { nice: SERVER_NICE });
     children.push(s.child);
     const pid = s.child.pid as number;
@@ -79,48 +82,55 @@ describe('faults: client processes killed with SIGKILL mid-stream', function () 
     };
     const mediaClosed = async (): Promise<true | undefined> => ((await fdTargets(pid)).some((t) => t.includes(root)) ? undefined : true);
 
-    // Warm up (index built, code paths run), then the baseline with no client.
+    // Warm up (index built, code paths run).
     for (let i = 0; i < 4; i++) await cycle();
     await waitFor('the warm-up clients gone', mediaClosed);
-    const idle = await console_.sample(scaled(50, 200));
-    const idleStatus = console_.statusRtts;
+    /** Every killed client's connection noticed and its media released (the file closes at once: idle close 0). */
+    const released = (fdsBefore: number): Promise<unknown> => waitFor('every client connection and media file released',
+      async () => ((await mediaClosed()) && (await fdCount(pid)) <= fdsBefore ? true : undefined), 60_000).catch(() => undefined);
     const fdsBefore = await fdCount(pid);
-    const rssBefore = await rssBytes(pid);
-    console_.start(20);
+    // Two equal halves of BLOCKS attack phases, each followed by an idle phase (PairedThumps); the server's live memory
+    // after a GC at the start, the middle and the end, every client of the half gone (LeakProbe).
+    const blocks = scaled(1, 5);
+    const idlePerBlock = scaled(25, 50);
+    const thumps = new PairedThumps(console_);
+    await leaks.measure(pid);
     let served = 0;
     let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < cycles) {
+    const worker = async (until: number): Promise<void> => {
+      while (next < until) {
         next++;
         if (await cycle()) served++;
         assert.equal(s.child.exitCode, null, `the server exited after ${next} cycles: ${s.stderr().slice(-3000)}`);
       }
     };
-    await Promise.all([worker(), worker(), worker(), worker()]);
-    const during = await console_.stop();
-    const duringStatus = console_.statusRtts;
+    for (let half = 0; half < 2; half++) {
+      for (let b = 0; b < blocks; b++) {
+        const until = Math.round((cycles * (half * blocks + b + 1)) / (2 * blocks));
+        await thumps.attackPhase(() => Promise.all([worker(until), worker(until), worker(until), worker(until)]));
+        await thumps.idlePhase(idlePerBlock);
+      }
+      await released(fdsBefore);
+      await leaks.measure(pid);
+    }
     console_.close();
-    // Every killed client's connection is noticed and its media released (the file closes at once: idle close 0).
-    await waitFor('every client connection and media file released', async () => ((await mediaClosed()) && (await fdCount(pid)) <= fdsBefore ? true : undefined), 60_000)
-      .catch(() => undefined);
     const fdsAfter = await fdCount(pid);
-    const rssAfter = await rssBytes(pid);
     // GetStatus from a new client: nothing is held for the dead ones.
     const c = new MediaClient(socket);
     const st = await c.getStatus({ timeout: 10_000 });
     c.close();
-    const grownMb = (rssAfter - rssBefore) / 2 ** 20;
-    process.stdout.write(`      ${cycles} cycles (${served} read before the kill): fds ${fdsBefore} -> ${fdsAfter}, RSS ${(rssBefore / 2 ** 20).toFixed(1)} -> ` +
-      `${(rssAfter / 2 ** 20).toFixed(1)} MB; status: ${st.media.length} media open, ${st.clients.length} clients\n`);
+    const h = leaks.halves();
+    process.stdout.write(`      ${cycles} cycles (${served} read before the kill): fds ${fdsBefore} -> ${fdsAfter}; ${leaks.note()}; ` +
+      `status: ${st.media.length} media open, ${st.clients.length} clients; ${thumps.counts()}\n`);
     recordFault({
-      attack: '6. client kill -9 cycles', inputs: cycles, faults: cycles, served, restarts: 0, fdsLeaked: fdsAfter - fdsBefore, rssLeakedMb: grownMb,
-      lost: null, duplicated: null, thumpIdleP99Ms: percentile(idle, 99), thumpAttackP99Ms: percentile(during, 99), thumpUnanswered: console_.unanswered,
-        statusIdleP99Ms: percentile(idleStatus, 99), statusAttackP99Ms: percentile(duringStatus, 99), statusUnanswered: console_.statusUnanswered,
-      note: `RSS bound ${RSS_BOUND_MB} MB; 4 clients at a time`,
+      attack: '6. client kill -9 cycles', inputs: cycles, faults: cycles, served, restarts: 0, fdsLeaked: fdsAfter - fdsBefore, leakedMb: h.live[1],
+      lost: null, duplicated: null, ...thumps.fields(),
+      note: `4 clients at a time; ${leaks.note()}; RSS bound ${RSS_BOUND_MB} MB in all; ${thumps.counts()}`,
     });
     assert.ok(fdsAfter <= fdsBefore, `fds ${fdsBefore} -> ${fdsAfter}: ${(await fdTargets(pid)).join(', ')}`);
     assert.equal(st.media.length, 0, 'no media held for killed clients');
     assert.equal(st.clients.length, 0, 'no call left for killed clients');
-    assert.ok(grownMb < RSS_BOUND_MB, `RSS grew by ${grownMb.toFixed(1)} MB`);
+    assert.ok(h.rss[0] + h.rss[1] < RSS_BOUND_MB, `RSS grew by ${(h.rss[0] + h.rss[1]).toFixed(1)} MB`);
+    assert.ok(h.live[1] < LEAK_BOUND_MB, `live memory grew by ${h.live[1].toFixed(2)} MB in the second half (${leaks.note()})`);
   });
 });

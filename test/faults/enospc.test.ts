@@ -14,7 +14,8 @@ import { OscPeer } from '../support/osc';
 import { spawnServer } from '../support/server';
 import { scratchDir } from '../support/tmp';
 import { spawnPlayer } from '../support/show-check';
-import { fillDisk, mountTmpfs, percentile, recordFault, scaled, ThumpConsole, unmountAll, waitFor, SERVER_NICE } from '../support/faults';
+import { fillDisk, mountTmpfs, recordFault, scaled, ThumpConsole, unmountAll, waitFor, SERVER_NICE } from '../support/faults';
+import { PairedThumps } from '../support/fault-measures';
 import { MediaClient } from '../../src/clients/media-client';
 
 describe('faults: a full disk (ENOSPC)', function () {
@@ -54,8 +55,9 @@ describe('faults: a full disk (ENOSPC)', function () {
     let faults = 0;
     try {
       await waitFor('the first state saved', async () => ((await fsp.stat(stateFile).catch(() => null))?.isFile() ? true : undefined));
-      const idle = await console_.sample(scaled(50, 200));
-      const idleStatus = console_.statusRtts;
+      // Idle before and after the attack, at the attack's pacing (PairedThumps).
+      const thumps = new PairedThumps(console_);
+      await thumps.idlePhase(scaled(25, 100));
       // A player following the audio output, its sync log on the disk about to be full, its samples on another disk.
       const wav = path.join(out, 'audio.wav');
       const player = spawnPlayer(['play-audio', '--socket', socket, '--output', 'audio', '--sync-log', syncLog, '--sink', `wav:${wav}`, '--rt-priority', '0', '--nice', '0']);
@@ -65,7 +67,7 @@ describe('faults: a full disk (ENOSPC)', function () {
       // The disk is full: not a page left.
       fillDisk(disk, 0);
       faults++;
-      console_.start(20);
+      thumps.startAttack();
 
       // 1. Index writes: beside the media and in the cache folder both fail; the index is served from memory.
       for (const n of names.slice(0, 2)) {
@@ -101,17 +103,16 @@ describe('faults: a full disk (ENOSPC)', function () {
       await client.closeMedia(info.mediaId);
       served++;
       await waitFor('the next index written beside its media', async () => ((await fsp.stat(path.join(media, `${names[2]}.idx`)).catch(() => null)) ? true : undefined));
-      const during = await console_.stop();
-      const duringStatus = console_.statusRtts;
+      await thumps.stopAttack();
+      await thumps.idlePhase(scaled(25, 100));
       assert.equal(s.child.exitCode, null, s.stderr().slice(-3000));
       assert.doesNotMatch(s.stderr(), /uncaught|unhandled|FATAL|Segmentation/i);
       const notSaved = s.stderr().split('\n').filter((l) => /show state not saved/.test(l)).length;
       process.stdout.write(`      full disk: 2 indexes served from memory, state not saved (${notSaved} warnings), the player's sync log off; all recovered\n`);
       recordFault({
-        attack: '5. ENOSPC (index, state, sync log)', inputs: 3, faults, served, restarts: 0, fdsLeaked: null, rssLeakedMb: null, lost: null, duplicated: null,
-        thumpIdleP99Ms: percentile(idle, 99), thumpAttackP99Ms: percentile(during, 99), thumpUnanswered: console_.unanswered,
-        statusIdleP99Ms: percentile(idleStatus, 99), statusAttackP99Ms: percentile(duringStatus, 99), statusUnanswered: console_.statusUnanswered,
-        note: `${notSaved} "show state not saved" warnings while the disk was full (one per save attempt)`,
+        attack: '5. ENOSPC (index, state, sync log)', inputs: 3, faults, served, restarts: 0, fdsLeaked: null, leakedMb: null, lost: null, duplicated: null,
+        ...thumps.fields(),
+        note: `${notSaved} "show state not saved" warnings while the disk was full (one per save attempt); ${thumps.counts()}`,
       });
       player.child.kill('SIGTERM');
       await player.exited;

@@ -13,7 +13,8 @@ import * as grpc from '@grpc/grpc-js';
 import { ensureMedia } from '../support/media';
 import { spawnServer } from '../support/server';
 import { scratchDir } from '../support/tmp';
-import { fdCount, fdTargets, percentile, recordFault, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { fdCount, fdTargets, recordFault, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { PairedThumps } from '../support/fault-measures';
 import { MediaClient } from '../../src/clients/media-client';
 
 /** The compiled client, for the child process (this file runs from dist/test/faults). */
@@ -89,9 +90,10 @@ describe('faults: ulimit -n 64', function () {
     const mediaClosed = async (): Promise<true | undefined> => ((await fdTargets(pid)).some((t) => t.includes(root)) ? undefined : true);
     await waitFor('the indexing connection closed', mediaClosed);
     const fdsBefore = await fdCount(pid);
-    const idle = await console_.sample(scaled(50, 200));
-    const idleStatus = console_.statusRtts;
-    console_.start(20);
+    // Idle before and after the attack, at the attack's pacing (PairedThumps).
+    const thumps = new PairedThumps(console_);
+    await thumps.idlePhase(scaled(25, 100));
+    thumps.startAttack();
     const errors = new Map<string, number>();
     let served = 0;
     let refused = 0;
@@ -165,21 +167,20 @@ describe('faults: ulimit -n 64', function () {
         }, 60_000, 100);
         for (const x of clients.splice(0)) x.close();
       }
-      const during = await console_.stop();
-      const duringStatus = console_.statusRtts;
+      await thumps.stopAttack();
+      await thumps.idlePhase(scaled(25, 100));
       await waitFor('the last client went', async () => ((await fdCount(pid)) <= fdsBefore ? true : undefined), 60_000).catch(() => undefined);
       const fdsAfter = await fdCount(pid);
       const seen = [...errors].map(([k, n]) => `${n}× ${k}`).join('; ');
       process.stdout.write(`      ${inputs} clients in ${rounds} round(s): ${served} calls served, ${refused} refused (${seen}); fds ${fdsBefore} -> ${fdsAfter}\n`);
       assert.doesNotMatch(s.stderr(), /uncaught|unhandled|FATAL|Segmentation/i);
       recordFault({
-        attack: '4. ulimit -n 64', inputs, faults: refused, served, restarts: 0, fdsLeaked: fdsAfter - fdsBefore, rssLeakedMb: null, lost: null, duplicated: null,
-        thumpIdleP99Ms: percentile(idle, 99), thumpAttackP99Ms: percentile(during, 99), thumpUnanswered: console_.unanswered,
-        statusIdleP99Ms: percentile(idleStatus, 99), statusAttackP99Ms: percentile(duringStatus, 99), statusUnanswered: console_.statusUnanswered,
-        note: `clients refused with: ${seen}; after they went, ${droppedAfter} first attempt(s) of a new client failed${droppedAfter > 0 ? ` (${droppedWhy})` : ''} before one was served; the server's log lines about it: ${s.stderr().split('\n').filter((l) => /EMFILE|too many open files/i.test(l)).length}`,
+        attack: '4. ulimit -n 64', inputs, faults: refused, served, restarts: 0, fdsLeaked: fdsAfter - fdsBefore, leakedMb: null, lost: null, duplicated: null,
+        ...thumps.fields(),
+        note: `clients refused with: ${seen}; after they went, ${droppedAfter} first attempt(s) of a new client failed${droppedAfter > 0 ? ` (${droppedWhy})` : ''} before one was served; the server's log lines about it: ${s.stderr().split('\n').filter((l) => /EMFILE|too many open files/i.test(l)).length}; ${thumps.counts()}`,
       });
       assert.ok(fdsAfter <= fdsBefore, `fds ${fdsBefore} -> ${fdsAfter}`);
-      assert.equal(console_.unanswered, 0, 'show control answered throughout');
+      assert.equal(thumps.unanswered, 0, `show control answered throughout: ${thumps.counts()}`);
     } finally {
       await console_.stop();
       console_.close();

@@ -14,7 +14,8 @@ import { ensureMedia, minuteClip } from '../support/media';
 import { OscPeer } from '../support/osc';
 import { spawnServer } from '../support/server';
 import { copyInto, scratchDir } from '../support/tmp';
-import { mutateBytes, mutateJsonText, percentile, recordFault, Rng, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { mutateBytes, mutateJsonText, recordFault, Rng, scaled, ThumpConsole, waitFor, SERVER_NICE } from '../support/faults';
+import { PairedThumps } from '../support/fault-measures';
 import { MediaClient, MediaClientError } from '../../src/clients/media-client';
 import { isCuemuxError, errorStack } from '../../src/common/errors';
 import { unixNs } from '../../src/common/time-source';
@@ -62,9 +63,10 @@ describe('faults: hostile cue lists, state files and .idx files', function () {
     let faults = 0;
     let served = 0;
     try {
-      const idle = await console_.sample(scaled(50, 200));
-      const idleStatus = console_.statusRtts;
-      console_.start(20);
+      // Idle before and after the attack, at the attack's pacing (PairedThumps).
+      const thumps = new PairedThumps(console_);
+      await thumps.idlePhase(scaled(25, 100));
+      thumps.startAttack();
 
       // 1. Cue lists, loaded over OSC: the reply is ok, or an error naming the file.
       const lists = scaled(60, 1000);
@@ -198,20 +200,19 @@ describe('faults: hostile cue lists, state files and .idx files', function () {
         }
       }
 
-      const during = await console_.stop();
-      const duringStatus = console_.statusRtts;
+      await thumps.stopAttack();
+      await thumps.idlePhase(scaled(25, 100));
       assert.equal(s.child.exitCode, null, s.stderr().slice(-3000));
       assert.doesNotMatch(s.stderr(), /uncaught|unhandled|FATAL|Segmentation/i);
       process.stdout.write(`      ${lists} cue lists (${listErrors} refused), ${starts} state files (${stateWarnings} warnings), ${idxInputs} .idx (${corrupt} corrupt) ` +
         `through the server; ${parsed} + ${parsedStates} + ${parsedIdx} through the parsers\n`);
       recordFault({
-        attack: '2. cue lists, state files, .idx', inputs, faults, served, restarts: 0, fdsLeaked: null, rssLeakedMb: null, lost: null, duplicated: null,
-        thumpIdleP99Ms: percentile(idle, 99), thumpAttackP99Ms: percentile(during, 99), thumpUnanswered: console_.unanswered,
-        statusIdleP99Ms: percentile(idleStatus, 99), statusAttackP99Ms: percentile(duringStatus, 99), statusUnanswered: console_.statusUnanswered,
+        attack: '2. cue lists, state files, .idx', inputs, faults, served, restarts: 0, fdsLeaked: null, leakedMb: null, lost: null, duplicated: null,
+        ...thumps.fields(),
         note: `seed ${seed}; through the server: ${lists} cue lists (${listErrors} refused naming the file), ${starts} server starts over mutated state files `
-          + `(${stateWarnings} warnings, each naming it), ${idxInputs} .idx (${corrupt} corrupt, rebuilt); in process: ${parsed} cue lists, ${parsedStates} states, ${parsedIdx} .idx`,
+          + `(${stateWarnings} warnings, each naming it), ${idxInputs} .idx (${corrupt} corrupt, rebuilt); in process: ${parsed} cue lists, ${parsedStates} states, ${parsedIdx} .idx; ${thumps.counts()}`,
       });
-      assert.equal(console_.unanswered, 0);
+      assert.equal(thumps.unanswered, 0, `show control answered throughout: ${thumps.counts()}`);
     } finally {
       await console_.stop();
       console_.close();

@@ -15,10 +15,13 @@ export interface FaultRow {
   served: number;
   /** Server restarts (kills followed by a new server on the same socket). */
   restarts: number;
-  /** Server fds after the attack minus before (null: not measured). */
+  /** Server fds after the attack minus before (with halves: what the second half added; null: not measured). */
   fdsLeaked: number | null;
-  /** Server RSS after minus before, MB (null: not measured). */
-  rssLeakedMb: number | null;
+  /**
+   * Live memory leaked, MB: what the second of two equal halves of the attack added to the server's V8 heap and
+   * external memory after a full GC (fault-measures.ts LeakProbe; null: not measured).
+   */
+  leakedMb: number | null;
   /** Packets lost / duplicated against FFmpeg's reference (null: not applicable). */
   lost: number | null;
   duplicated: number | null;
@@ -46,7 +49,7 @@ const ratioOf = (idle: number | null, attack: number | null): number | null => (
 
 /** The table, one line per attack, in Markdown. */
 export function faultTable(list: readonly FaultRow[]): string {
-  const head = ['attack', 'inputs tried', 'faults injected', 'requests served', 'server restarts', 'fds leaked', 'RSS leaked (MB)',
+  const head = ['attack', 'inputs tried', 'faults injected', 'requests served', 'server restarts', 'fds leaked', 'memory leaked (MB, 2nd half, after GC)',
     'packets lost', 'packets duplicated', 'thump p99 idle / attack (ms)', 'ratio (target ≤ 2)', 'status p99 idle / attack (ms)', 'status ratio'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of [...list].sort((a, b) => a.attack.localeCompare(b.attack, 'en', { numeric: true }))) {
@@ -54,7 +57,7 @@ export function faultTable(list: readonly FaultRow[]): string {
     const statusRatio = ratioOf(r.statusIdleP99Ms, r.statusAttackP99Ms);
     const unanswered = r.thumpUnanswered > 0 ? ` (${r.thumpUnanswered} unanswered)` : '';
     const statusUnanswered = r.statusUnanswered > 0 ? ` (${r.statusUnanswered} unanswered)` : '';
-    lines.push(`| ${[r.attack, String(r.inputs), String(r.faults), String(r.served), String(r.restarts), num(r.fdsLeaked), num(r.rssLeakedMb, 1),
+    lines.push(`| ${[r.attack, String(r.inputs), String(r.faults), String(r.served), String(r.restarts), num(r.fdsLeaked), num(r.leakedMb, 2),
       num(r.lost), num(r.duplicated), `${num(r.thumpIdleP99Ms, 2)} / ${num(r.thumpAttackP99Ms, 2)}${unanswered}`,
       ratio === null ? '-' : `${ratio.toFixed(2)}×`, `${num(r.statusIdleP99Ms, 2)} / ${num(r.statusAttackP99Ms, 2)}${statusUnanswered}`,
       statusRatio === null ? '-' : `${statusRatio.toFixed(2)}×`].join(' | ')} |`);

@@ -109,6 +109,8 @@ export class ThumpConsole {
   statusRtts: number[] = [];
   /** Status requests of the last probe stopped not answered within 5 s. */
   statusUnanswered = 0;
+  /** What each unanswered thump of the last probe stopped got (an error reply, or no reply within 5 s). */
+  unansweredWhy: string[] = [];
   /** How the console, the server (the OSC port's owner) and the attack (this test process) were scheduled. */
   scheduling = '';
 
@@ -168,13 +170,14 @@ export class ThumpConsole {
   /** Stop the running probe; resolves with its round trips (and sets `rtts` and `unanswered`). */
   async stop(): Promise<number[]> {
     if (!this.#child.connected) return this.rtts;
-    const reply = this.#reply<{ rtts: number[]; unanswered: number; statusRtts: number[]; statusUnanswered: number }>('stopped');
+    const reply = this.#reply<{ rtts: number[]; unanswered: number; statusRtts: number[]; statusUnanswered: number; why: string[] }>('stopped');
     this.#child.send({ op: 'stop' });
     const r = await reply;
     this.rtts = r.rtts;
     this.unanswered = r.unanswered;
     this.statusRtts = r.statusRtts;
     this.statusUnanswered = r.statusUnanswered;
+    this.unansweredWhy = r.why;
     return r.rtts;
   }
 
@@ -480,3 +483,4 @@ export async function freeUdpPort(): Promise<number> {
   await new Promise<void>((resolve) => s.close(resolve));
   return port;
 }
+

@@ -7,7 +7,7 @@
  * `/cuemux/status` (a show query: it runs on the server's main thread, like every show command). A reply that is an
  * error (thump: "show control stalled") counts as unanswered, as a console would take it.
  * Messages from the parent: {op:'sample', n, everyMs} → {op:'sample', rtts, statusRtts}; {op:'start', everyMs};
- * {op:'stop'} → {op:'stopped', rtts, unanswered, statusRtts, statusUnanswered}.
+ * {op:'stop'} → {op:'stopped', rtts, unanswered, statusRtts, statusUnanswered, why} (why: what each unanswered thump got).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OscPeer } from './osc';
@@ -18,13 +18,18 @@ async function main(): Promise<void> {
   const port = Number(process.argv[2]);
   const peer = await OscPeer.open();
 
+  /** Why thumps went unanswered (an error reply's message, or the timeout), for the table's note. */
+  const why: string[] = [];
   const one = async (address: string): Promise<number | null> => {
     peer.clear();
     const t0 = process.hrtime.bigint();
     try {
       const reply = await peer.request(port, address, [], 5000);
-      return reply.status === 'ok' ? Number(process.hrtime.bigint() - t0) / 1e6 : null;
-    } catch {
+      if (reply.status === 'ok') return Number(process.hrtime.bigint() - t0) / 1e6;
+      if (address === '/cuemux/thump') why.push(JSON.stringify(reply).slice(0, 300));
+      return null;
+    } catch (e) {
+      if (address === '/cuemux/thump') why.push(`no reply within 5 s (${String(e).slice(0, 200)})`);
       return null;
     }
   };
@@ -57,6 +62,7 @@ async function main(): Promise<void> {
       statusRtts.length = 0;
       unanswered = 0;
       statusUnanswered = 0;
+      why.length = 0;
       running = (async () => {
         while (!stop) {
           const r = await one('/cuemux/thump');
@@ -70,7 +76,7 @@ async function main(): Promise<void> {
       })();
     } else {
       stop = true;
-      void (running ?? Promise.resolve()).then(() => send({ op: 'stopped', rtts, unanswered, statusRtts, statusUnanswered }));
+      void (running ?? Promise.resolve()).then(() => send({ op: 'stopped', rtts, unanswered, statusRtts, statusUnanswered, why }));
     }
   });
   process.on('disconnect', () => {
