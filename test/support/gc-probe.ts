@@ -2,7 +2,8 @@
  * A test-only preload for `cuemux serve` children of the fault suite (never part of the server): with
  * `NODE_OPTIONS=--require .../gc-probe.js` and `CUEMUX_GC_PROBE=FILE`, SIGUSR2 makes the server's main thread run
  * two full garbage collections and write what is left alive to FILE as one JSON line
- * (`{ seq, rss, heapUsed, external, arrayBuffers }`, bytes; `seq` counts the probes). A leak is memory that stays
+ * (`{ seq, rss, heapUsed, code, external, arrayBuffers }`, bytes; `code`: V8's code spaces, part of `heapUsed`;
+ * `seq` counts the probes). A leak is memory that stays
  * alive and grows with the work: measured after a GC, a heap that grew once and has garbage to collect is not one.
  * Two collections: the first runs finalizers and weak callbacks that free more on the second.
  * Only the main thread's V8 heap is collected (the OSC thread is a second isolate; its memory is in `rss`).
@@ -27,7 +28,9 @@ if (isMainThread && file !== undefined && file !== '') {
       // A heap snapshot per probe into the folder CUEMUX_GC_PROBE_SNAPSHOTS names, to find what a leak is made of.
       const snapshots = process.env.CUEMUX_GC_PROBE_SNAPSHOTS;
       if (snapshots !== undefined && snapshots !== '') v8.writeHeapSnapshot(`${snapshots}/probe-${process.pid}-${seq}.heapsnapshot`);
-      writeFileSync(file, `${JSON.stringify({ seq, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
+      // V8's compiled code (code spaces) grows and shrinks as functions are optimised and deoptimised: not data kept.
+      const code = v8.getHeapSpaceStatistics().filter((sp) => sp.space_name.includes('code')).reduce((a, sp) => a + sp.space_used_size, 0);
+      writeFileSync(file, `${JSON.stringify({ seq, rss: m.rss, heapUsed: m.heapUsed, code, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
     });
   });
 }
