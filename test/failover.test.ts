@@ -310,11 +310,15 @@ describe('failover: a main and its backup in two network namespaces', function (
     assert.equal(stale.status, 'error', `the stale master refuses show control: ${JSON.stringify(stale)}`);
     assert.ok(stale.error?.includes(x.mainTcp), `the refusal names the new master ${x.mainTcp}: ${JSON.stringify(stale)}`);
     assert.deepEqual(await Promise.all([roleOf(x.m), roleOf(x.b)]).then((rs) => rs.map((y) => `${y?.role} ${y?.term}`)), ['master 2', 'backup 2'], 'one master, the newer term');
+    let seen = '';
     await waitFor('both players and the follower following the master of term 2', async () => {
       const st = await x.m.getStatus();
+      seen = JSON.stringify(st.clients.map((y) => `${y.output} ${y.peer}`));
       return ['audio', 'video'].every((o) => st.clients.some((y) => y.output === o))
         && st.clients.filter((y) => y.output === '(follower server)').length === 2; // the follower and the new backup
-    }, 30_000, 50);
+    }, 30_000, 50).catch((e: unknown) => {
+      throw new Error(`${String(e)}; the new master's clients at the last look: ${seen}; the old main's log: ${x.backup.stderr().slice(-2500)}`);
+    });
     const c = await clockOf(x.m);
     assert.equal(c.generation, x.last.generation, 'the clock is still the main\'s timeline');
     // One more second of the clock with the players on the new master.
