@@ -65,9 +65,9 @@ const PREFETCH_SLACK_SECONDS = 0.1;
 export const PREROLL_AHEAD_SECONDS = 0.25;
 
 /**
- * How long after a cue's segment starts (or the cue stops) its next preroll is sent, in ms: after the GO's first
- * batches, which must not queue behind it, and early enough for a GO that restarts the cue. A loop's next pass needs
- * it sooner (a pass may be shorter than this): a looping cue's is sent as soon as its pass adopted the last one.
+ * How long after an unprepared cue's segment starts (or a cue stops) its next preroll is sent, in ms: not while the
+ * player's decoder catches up with the clock after an unarmed GO, and early enough for a GO that restarts the cue. A
+ * segment that adopted a preroll (an armed GO, a loop's next pass) has its next one sent at once (see #feed).
  */
 const PREROLL_RENEW_MS = 1000;
 
@@ -345,7 +345,10 @@ export class FollowSession {
           const before = announce;
           announce = null;
           if (!(await this.#writePackets(cue.id, seg, generation, [], plan.ended, before, adopt.number, 'first', signal))) return;
-          this.#renewPreroll(cue, cue.def.loop ? 0 : PREROLL_RENEW_MS);
+          // The next preroll at once, as for a loop's next pass: decoded while this GO's cue starts, not a second later
+          // when the next GO may come (bench:go on ddceb56: a renewed DNxHD preroll sent 70 ms before the next GO's
+          // datagram kept the player's decode worker from reading that GO for 21 ms: 3 ticks at 60 ticks/s).
+          this.#renewPreroll(cue, 0);
         }
         const clockOf = (e: IndexEntry): number => {
           const t = e.dts ?? e.pts;
