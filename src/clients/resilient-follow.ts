@@ -10,6 +10,7 @@
  * show id, segments and generations, so the player resumes there exactly as on a restarted server.
  */
 import * as grpc from '@grpc/grpc-js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FollowEvent, FollowResume, MediaInfo } from '../generated/cuemux/v1/media_server';
 import { MediaClientError, type CallOptions, type MediaClient } from './media-client';
 import { findMaster, isNotMaster, nextServer } from './server-choice';
@@ -48,6 +49,14 @@ interface CueSeen {
   adopted: { segment: number; generation: bigint; entries: ReadonlySet<bigint> } | null;
 }
 
+/**
+ * With several servers, how often a follow asks them their roles, in ms: a player that reached a backup (a backup
+ * serves its own machine's players the mirrored show) while the master did not answer (its channel still backing off
+ * after a partition healed: the failover test's players stayed on the stood-down master) moves to the master once it
+ * answers. One GetRole per server per period: nothing on a LAN.
+ */
+const MASTER_CHECK_MS = 1000;
+
 /** The status codes after which a new Follow may succeed (RESOURCE_EXHAUSTED: the server is at its client limit). */
 const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.INTERNAL, grpc.status.UNKNOWN, grpc.status.RESOURCE_EXHAUSTED]);
 
@@ -74,8 +83,26 @@ export async function* resilientFollow(client: MediaClient | readonly MediaClien
     let clocks = 0;
     const announced = new Set<string>();
     let anew = false;
+    // With several servers: this call ends when another one answers as the master with a higher term (see MASTER_CHECK_MS).
+    const call = new AbortController();
+    const stopCall = (): void => call.abort();
+    callOptions.signal?.addEventListener('abort', stopCall, { once: true });
+    const move: { to: number | null } = { to: null };
+    if (clients.length > 1) {
+      void (async () => {
+        while (!call.signal.aborted) {
+          await sleep(MASTER_CHECK_MS, undefined, { signal: call.signal }).catch(() => undefined);
+          if (call.signal.aborted) return;
+          const m = await findMaster(clients, { signal: call.signal }).catch(() => null);
+          if (m !== null && m !== current && !call.signal.aborted) {
+            move.to = m;
+            call.abort();
+          }
+        }
+      })();
+    }
     try {
-      for await (const e of clients[current].follow({ output: options.output, leadSeconds: options.leadSeconds, resume, prepare: options.prepare }, callOptions)) {
+      for await (const e of clients[current].follow({ output: options.output, leadSeconds: options.leadSeconds, resume, prepare: options.prepare }, { signal: call.signal })) {
         const other = e.event?.$case === 'clock' && clocks === 0 && generation !== null
           // Another show (a clean restart, or another server): its cues and segments are new. A server that tells its
           // show id says so exactly; one from before show ids says so by a lower generation.
@@ -112,33 +139,47 @@ export async function* resilientFollow(client: MediaClient | readonly MediaClien
         }
       }
       if (anew) continue;
-      return; // the server ended the stream normally (it never does today): stop following
+      if (move.to === null) return; // the server ended the stream normally (it never does today): stop following
     } catch (e) {
       if (callOptions.signal?.aborted) return;
-      // A backup refuses until it takes over: it is the master a moment later, or names the one to go to.
-      if (!(e instanceof MediaClientError) || !(RETRYABLE.has(e.code) || isNotMaster(e))) throw e;
-      attempt++;
-      options.onReconnect?.(e, attempt);
-      // With several servers the next try asks each its role first (cheap on a LAN): no backoff beyond the first, so a
-      // player finds a backup that has just taken over within its lead window (bench: held ticks after a failover).
-      const delay = e.code === grpc.status.RESOURCE_EXHAUSTED ? max : clients.length > 1 ? initial : Math.min(max, initial * 2 ** (attempt - 1));
-      await new Promise<void>((resolve) => {
-        // The listener goes with the wait: a player waiting hours for its server must not pile one up per attempt.
-        const onAbort = (): void => {
-          clearTimeout(t);
-          resolve();
-        };
-        const t = setTimeout(() => {
-          callOptions.signal?.removeEventListener('abort', onAbort);
-          resolve();
-        }, delay);
-        callOptions.signal?.addEventListener('abort', onAbort, { once: true });
-      });
-      if (callOptions.signal?.aborted) return;
-      const next = await nextServer(clients, current, callOptions.signal);
-      if (next !== current) options.onServer?.(next);
-      current = next;
+      if (move.to === null) {
+        // A backup refuses until it takes over: it is the master a moment later, or names the one to go to.
+        if (!(e instanceof MediaClientError) || !(RETRYABLE.has(e.code) || isNotMaster(e))) throw e;
+        attempt++;
+        options.onReconnect?.(e, attempt);
+        // With several servers the next try asks each its role first (cheap on a LAN): no backoff beyond the first, so
+        // a player finds a backup that has just taken over within its lead window (bench: held ticks after a failover).
+        const delay = e.code === grpc.status.RESOURCE_EXHAUSTED ? max : clients.length > 1 ? initial : Math.min(max, initial * 2 ** (attempt - 1));
+        await new Promise<void>((resolve) => {
+          // The listener goes with the wait: a player waiting hours for its server must not pile one up per attempt.
+          const onAbort = (): void => {
+            clearTimeout(t);
+            resolve();
+          };
+          const t = setTimeout(() => {
+            callOptions.signal?.removeEventListener('abort', onAbort);
+            resolve();
+          }, delay);
+          callOptions.signal?.addEventListener('abort', onAbort, { once: true });
+        });
+        if (callOptions.signal?.aborted) return;
+        const next = await nextServer(clients, current, callOptions.signal);
+        if (next !== current) options.onServer?.(next);
+        current = next;
+        continue;
+      }
+    } finally {
+      callOptions.signal?.removeEventListener('abort', stopCall);
+      call.abort();
     }
+    const to = move.to;
+    if (to === null) return;
+    // Another server is the master: go on there, in a new call resumed as after a reconnect (prerolls are per call).
+    options.onReconnect?.(new MediaClientError('Follow', Object.assign(new Error('moved'), {
+      code: grpc.status.CANCELLED, details: `server ${to} of the list answers as the master: following it`, metadata: new grpc.Metadata(),
+    })), 1);
+    current = to;
+    options.onServer?.(current);
   }
 }
 
