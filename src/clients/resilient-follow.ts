@@ -13,7 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FollowEvent, FollowResume, MediaInfo } from '../generated/cuemux/v1/media_server';
 import { MediaClientError, type CallOptions, type MediaClient } from './media-client';
-import { findMaster, isNotMaster, nextServer } from './server-choice';
+import { findMaster, isNotMaster, nextServer, surveyRoles } from './server-choice';
 
 /** Options of {@link resilientFollow}. */
 export interface ResilientFollowOptions {
@@ -87,14 +87,24 @@ export async function* resilientFollow(client: MediaClient | readonly MediaClien
     const call = new AbortController();
     const stopCall = (): void => call.abort();
     callOptions.signal?.addEventListener('abort', stopCall, { once: true });
+    // Aborted while the last server was chosen (the listener above is then never called).
+    if (callOptions.signal?.aborted) {
+      callOptions.signal.removeEventListener('abort', stopCall);
+      return;
+    }
     const move: { to: number | null } = { to: null };
     if (clients.length > 1) {
       void (async () => {
         while (!call.signal.aborted) {
           await sleep(MASTER_CHECK_MS, undefined, { signal: call.signal }).catch(() => undefined);
           if (call.signal.aborted) return;
-          const m = await findMaster(clients, { signal: call.signal }).catch(() => null);
-          if (m !== null && m !== current && !call.signal.aborted) {
+          const { master: m, roles } = await surveyRoles(clients, { signal: call.signal }).catch(() => ({ master: null, roles: [] }));
+          // Only away from a server that answered, and not as the master of as high a term (one that did not answer
+          // in time may be the master whose GetRole was slow; if it is gone, its stream ends and the reconnect moves).
+          const here = roles[current];
+          const there = m === null ? null : roles[m];
+          const leave = here !== null && here !== undefined && there !== null && there !== undefined && (here.role !== 'master' || here.term < there.term);
+          if (m !== null && m !== current && leave && !call.signal.aborted) {
             move.to = m;
             call.abort();
           }
@@ -176,7 +186,7 @@ export async function* resilientFollow(client: MediaClient | readonly MediaClien
     if (to === null) return;
     // Another server is the master: go on there, in a new call resumed as after a reconnect (prerolls are per call).
     options.onReconnect?.(new MediaClientError('Follow', Object.assign(new Error('moved'), {
-      code: grpc.status.CANCELLED, details: `server ${to} of the list answers as the master: following it`, metadata: new grpc.Metadata(),
+      code: grpc.status.UNAVAILABLE, details: `not the master: server ${to} of the list answers as the master with a newer term, following it`, metadata: new grpc.Metadata(),
     })), 1);
     current = to;
     options.onServer?.(current);

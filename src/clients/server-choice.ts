@@ -21,6 +21,14 @@ export function isNotMaster(e: unknown): boolean {
  * within `timeoutMs` (default {@link ROLE_TIMEOUT_MS}) — e.g. while a backup is taking over.
  */
 export async function findMaster(clients: readonly MediaClient[], options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<number | null> {
+  return (await surveyRoles(clients, options)).master;
+}
+
+/**
+ * Every server's role (null where none came within `timeoutMs`, default {@link ROLE_TIMEOUT_MS}), and the index of the
+ * master with the highest term as {@link findMaster} gives it.
+ */
+export async function surveyRoles(clients: readonly MediaClient[], options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<{ master: number | null; roles: Array<ServerRole | null> }> {
   const roles = await Promise.all(clients.map((c) => c.getRole({ timeout: options.timeoutMs ?? ROLE_TIMEOUT_MS, signal: options.signal })
     .catch((): ServerRole | null => null)));
   let best: number | null = null;
@@ -28,7 +36,7 @@ export async function findMaster(clients: readonly MediaClient[], options: { tim
     if (r?.role !== 'master') return;
     if (best === null || r.term > (roles[best] as ServerRole).term) best = i;
   });
-  return best;
+  return { master: best, roles };
 }
 
 /**

@@ -13,6 +13,7 @@
  * Access: loopback clients always; others only from --http-allow with the bearer token (http-access.ts), checked in
  * an onRequest hook before any route runs, so a route added later cannot forget it.
  */
+import { setMaxListeners } from 'node:events';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { CuemuxError, errorMessage } from '../common/errors';
@@ -88,6 +89,8 @@ export class HttpServer {
   static async start(base: Omit<HttpContext, 'closing' | 'log' | 'media'>, options: HttpServerOptions): Promise<HttpServer> {
     const access = new HttpAccess(options);
     const closing = new AbortController();
+    // Every request in flight listens to it (media-routes.ts): no "possible leak" warning past Node's default of 10.
+    setMaxListeners(0, closing.signal);
     const ctx: HttpContext = { ...base, closing: closing.signal, log, media: new MediaCache(base.registry, base.mediaRoots) };
     const app = Fastify({
       logger: false,

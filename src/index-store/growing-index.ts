@@ -259,7 +259,8 @@ export class GrowingIndex {
       // the next look waits for that demuxer's read, which at the written end blocks up to waitMs. Without this a
       // packet already indexed could wait that long for its bytes (bench:progressive: play-video held one picture for
       // 57 ticks, 2.3 s, at --growing-wait-ms 2000). What it finds is what writtenBytes says next (HTTP ranges).
-      this.#readerLook = Math.max(this.#readerLook, (await look(this.#file)).size);
+      const size = (await look(this.#file)).size;
+      this.#readerLook = Math.max(this.#readerLook, size); // after the await: a slower look never lowers it
       if (this.#readerLook >= end) return true;
       if (this.#state !== 'growing' || signal?.aborted || Date.now() >= deadline) return false;
       await this.waitForChange(Math.max(1, deadline - Date.now()), signal);

@@ -312,9 +312,11 @@ export class VideoPlayer {
    * preroll (an unarmed GO, a player that does not prepare) shows its first picture only once the next is decoded too,
    * while its decoder catches up with a running clock. Why: with none decoded after it, the tick after may find its
    * picture not decoded yet and hold the first (bench:go on 2819d15: an unarmed H.264 GO, 1 out-of-sync tick of 13,106,
-   * with the decoder 1 picture ahead at the first in-sync tick). Not for a segment on time (its first picture ready at
+   * with the decoder 1 picture ahead at the first in-sync tick). The tick that waits shows black (or the cue under
+   * it) though it has the picture for the clock: a late first picture rather than a held one after it. Not for a segment on time (its first picture ready at
    * its start), nor a cue already on screen, nor the segment's last picture, nor past {@link CATCH_UP_WAIT_SECONDS}
-   * after its start (a decoder slower than the clock would otherwise never show the cue).
+   * after its start on the clock or after the GO reached the player (a decoder slower than the clock, or a clock
+   * stopped, would otherwise never show the cue).
    */
   #waitsForNext(w: SegmentWindow, x: Queued, c: number): boolean {
     const key = segmentKey(w.cueId, w.segment);
@@ -322,6 +324,8 @@ export class VideoPlayer {
     if (trace === undefined || trace.adoptedRead !== null || this.#onScreen?.p.cueId === w.cueId) return false;
     const since = c - w.clockSeconds;
     if (since < x.p.durationSeconds || since > CATCH_UP_WAIT_SECONDS) return false;
+    // A clock stopped right after the GO does not move `since`: bounded by the time since the GO reached the player too.
+    if (process.hrtime.bigint() - trace.startedHeard > BigInt(CATCH_UP_WAIT_SECONDS * 1e9)) return false;
     if ((this.#queues.get(key)?.length ?? 0) > 1) return false;
     return x.p.mediaSeconds + x.p.durationSeconds < w.endMediaSeconds - 1e-6;
   }

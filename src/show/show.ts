@@ -189,15 +189,16 @@ export class Show extends TypedEmitter<ShowEvents> {
     return this.#cueList.list;
   }
 
-  /** The id of the cue a GO without an id starts, or null. */
   /**
-   * The loads counted (LoadedCue.lastLoad) when a cue last started: a cue whose `lastLoad` is greater was loaded since,
-   * which a console does to GO it next.
+   * The loads counted (LoadedCue.lastLoad) when a cue last started (a GO or resume; on a follower or backup, a start
+   * it mirrored; after a restart, a cue restored playing): a cue whose `lastLoad` is greater was loaded since, which a
+   * console does to GO it next.
    */
   get loadsAtLastGo(): number {
     return this.#loadsAtLastGo;
   }
 
+  /** The id of the cue a GO without an id starts, or null. */
   get playhead(): string | null {
     return this.#cueList.playhead;
   }
@@ -361,7 +362,8 @@ export class Show extends TypedEmitter<ShowEvents> {
 
   /** Prefetch the in-point of a cue loaded without it (once; not after its unload), and say so ('prefetched'). */
   async #prefetchLater(cue: LoadedCue): Promise<void> {
-    if (cue.prefetch !== null || this.#refetching.has(cue) || this.#closed) return;
+    // A growing file's in-point not written yet: the growth watch prefetches it once it is (not cut short now).
+    if (cue.prefetch !== null || this.#refetching.has(cue) || this.#closed || !this.#prefetchWritten(cue)) return;
     this.#refetching.add(cue);
     try {
       const pre = await this.#prefetches.read(cue);
@@ -410,6 +412,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     cue.restore(state, run, numbering, pausedMedia);
     if (state === 'playing') {
       log.info('cue restored', { cue: cue.id, clockSeconds: run.clockSeconds, mediaSeconds: run.mediaSeconds });
+      this.#loadsAtLastGo = this.#loads;
       this.safeEmit('cue', { type: 'started', cue });
       this.#watchEnd(cue);
     }
@@ -693,6 +696,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     cue.restore('playing', run, numbering, null);
     this.#problems.clear(cue.id);
     log.info('cue started (mirrored)', { cue: cue.id, clockSeconds: run.clockSeconds, mediaSeconds: run.mediaSeconds });
+    this.#loadsAtLastGo = this.#loads;
     this.safeEmit('cue', { type: 'started', cue });
     return cue;
   }
