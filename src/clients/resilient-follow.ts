@@ -160,18 +160,8 @@ export async function* resilientFollow(client: MediaClient | readonly MediaClien
         // With several servers the next try asks each its role first (cheap on a LAN): no backoff beyond the first, so
         // a player finds a backup that has just taken over within its lead window (bench: held ticks after a failover).
         const delay = e.code === grpc.status.RESOURCE_EXHAUSTED ? max : clients.length > 1 ? initial : Math.min(max, initial * 2 ** (attempt - 1));
-        await new Promise<void>((resolve) => {
-          // The listener goes with the wait: a player waiting hours for its server must not pile one up per attempt.
-          const onAbort = (): void => {
-            clearTimeout(t);
-            resolve();
-          };
-          const t = setTimeout(() => {
-            callOptions.signal?.removeEventListener('abort', onAbort);
-            resolve();
-          }, delay);
-          callOptions.signal?.addEventListener('abort', onAbort, { once: true });
-        });
+        // timers/promises removes its abort listener with the wait: a player waiting hours must not pile one up.
+        await sleep(delay, undefined, { signal: callOptions.signal }).catch(() => undefined);
         if (callOptions.signal?.aborted) return;
         const next = await nextServer(clients, current, callOptions.signal);
         if (next !== current) options.onServer?.(next);

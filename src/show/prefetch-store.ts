@@ -43,6 +43,20 @@ export class PrefetchStore {
   }
 
   /**
+   * Whether the packets a prefetch of `cue` reads are all there: always for a complete file; for a growing one, once
+   * the index holds every stream of the cue up to the prefetch's end (a prefetch read earlier would be cut short).
+   */
+  written(cue: LoadedCue): boolean {
+    if (cue.media.growthState !== 'growing' || this.seconds === 0) return true;
+    const index = cue.media.index;
+    const until = Math.min(cue.endMedia, cue.inMedia + this.seconds);
+    return cue.allStreams.every((s) => {
+      const t = index.lastTime(s);
+      return t !== null && index.toSeconds(s, t) >= until;
+    });
+  }
+
+  /**
    * Read `cue`'s in-point (its packets from the in-point for {@link seconds}, audio from its pre-roll), or null when
    * prefetching is off, there is nothing to read, or the budget would be passed (logged, rate-limited). The bytes are
    * reserved before the read, so loads in flight together cannot pass the budget; a failed read gives them back.

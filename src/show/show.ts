@@ -279,7 +279,7 @@ export class Show extends TypedEmitter<ShowEvents> {
         throw new CuemuxError('INVALID_ARGUMENT', `cue "${def.id}": in-point ${def.inSeconds} s is at or past the end of ${media.path} (${media.durationSeconds.toFixed(3)} s)`, { path: media.path });
       }
       // A growing file's in-point not written yet: prefetched once it is (#watchGrowth), not cut short now.
-      if (prefetch && this.#prefetchWritten(cue)) cue.prefetch = await this.#prefetches.read(cue);
+      if (prefetch && this.#prefetches.written(cue)) cue.prefetch = await this.#prefetches.read(cue);
     } catch (e) {
       this.#media.release(media);
       throw e;
@@ -363,7 +363,7 @@ export class Show extends TypedEmitter<ShowEvents> {
   /** Prefetch the in-point of a cue loaded without it (once; not after its unload), and say so ('prefetched'). */
   async #prefetchLater(cue: LoadedCue): Promise<void> {
     // A growing file's in-point not written yet: the growth watch prefetches it once it is (not cut short now).
-    if (cue.prefetch !== null || this.#refetching.has(cue) || this.#closed || !this.#prefetchWritten(cue)) return;
+    if (cue.prefetch !== null || this.#refetching.has(cue) || this.#closed || !this.#prefetches.written(cue)) return;
     this.#refetching.add(cue);
     try {
       const pre = await this.#prefetches.read(cue);
@@ -576,7 +576,7 @@ export class Show extends TypedEmitter<ShowEvents> {
         await growth.waitForChange(growth.waitMs);
         // Loaded before its in-point's prefetch was written (content landing late, loaded at once): without this its
         // players never got a preroll, so they never prepared it and its GO started unprepared.
-        if (cue.prefetch === null && cue.state === 'armed' && loaded() && this.#prefetchWritten(cue)) {
+        if (cue.prefetch === null && cue.state === 'armed' && loaded()) {
           await this.#prefetchLater(cue).catch((e: unknown) => this.#problems.note(cue.id, 'prefetch', e, 'warn'));
         }
       }
@@ -587,20 +587,6 @@ export class Show extends TypedEmitter<ShowEvents> {
       log.info('growing media of a playing cue settled', { cue: cue.id, media: cue.media.path, growth: cue.media.growthState, endMedia: cue.endMedia });
       this.#watchEnd(cue);
     })();
-  }
-
-  /**
-   * Whether the packets a prefetch of `cue` reads are all there: always for a complete file; for a growing one, once
-   * the index holds every stream of the cue up to the prefetch's end (a prefetch read earlier would be cut short).
-   */
-  #prefetchWritten(cue: LoadedCue): boolean {
-    if (cue.media.growthState !== 'growing' || this.#prefetches.seconds === 0) return true;
-    const index = cue.media.index;
-    const until = Math.min(cue.endMedia, cue.inMedia + this.#prefetches.seconds);
-    return cue.allStreams.every((s) => {
-      const t = index.lastTime(s);
-      return t !== null && index.toSeconds(s, t) >= until;
-    });
   }
 
   /** The monotonic instant the clock reached (or reaches) `position`; now when it is not running forwards. */
