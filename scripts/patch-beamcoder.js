@@ -7,6 +7,9 @@
  *  - packet.cc getPacketData wraps the whole AVBufferRef instead of [packet->data, packet->data + size): wrong
  *    bytes for MKV (payload 4 bytes in) and MPEG-TS (buffer longer than the packet). Fixed at the root.
  *  - demux.cc gains readBatch(): many av_read_frame calls in one thread-pool job (native/beamcoder/cuemux_batch.cc).
+ *  - The module gains cuemuxCopyPicture() and cuemuxReleaseFrame() (native/beamcoder/cuemux_frame.cc): a picture
+ *    copied out without a Buffer per plane and its frame given back at once, so decoded pictures stop driving V8's
+ *    external-memory mark-compacts (a player's decode worker paused 3-22 ms every 60-200 ms for them).
  *  - DEBUG printf()s go to stderr so that stdout stays clean for `cuemux index dump`/--json.
  *  - Two memory-safety bugs behind crashes on failed opens: rejectStatus() read the carrier after freeing it, and
  *    every async entry point raced the worker thread on c->status (see below).
@@ -20,6 +23,7 @@ const { spawnSync } = require('node:child_process');
 const root = path.resolve(__dirname, '..');
 const bc = path.join(root, 'node_modules', 'beamcoder');
 const addonSrc = path.join(root, 'native', 'beamcoder', 'cuemux_batch.cc');
+const frameSrc = path.join(root, 'native', 'beamcoder', 'cuemux_frame.cc');
 const marker = path.join(bc, '.cuemux-patch');
 const built = path.join(bc, 'build', 'Release', 'beamcoder.node');
 
@@ -31,7 +35,8 @@ const version = JSON.parse(fs.readFileSync(path.join(bc, 'package.json'), 'utf8'
 if (version !== '0.7.1') die(`this patch is written for beamcoder 0.7.1, found ${version}.`);
 
 const addon = fs.readFileSync(addonSrc, 'utf8');
-const patchHash = crypto.createHash('sha256').update(fs.readFileSync(__filename)).update(addon).digest('hex');
+const frameAddon = fs.readFileSync(frameSrc, 'utf8');
+const patchHash = crypto.createHash('sha256').update(fs.readFileSync(__filename)).update(addon).update(frameAddon).digest('hex');
 if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === patchHash && fs.existsSync(built)) {
   log('beamcoder already patched and built.');
   process.exit(0);
@@ -49,7 +54,20 @@ function edit(file, from, to) {
 }
 
 fs.writeFileSync(path.join(bc, 'src', 'cuemux_batch.cc'), addon);
-edit('binding.gyp', '"src/codec.cc", "src/hwcontext.cc" ]', '"src/codec.cc", "src/hwcontext.cc", "src/cuemux_batch.cc" ]');
+fs.writeFileSync(path.join(bc, 'src', 'cuemux_frame.cc'), frameAddon);
+{
+  // Our sources join beamcoder's (a tree patched by an older version of this script lists cuemux_batch.cc only).
+  const gyp = path.join(bc, 'binding.gyp');
+  const text = fs.readFileSync(gyp, 'utf8').replace(/\r\n/g, '\n');
+  const fixed = text.replace(/"src\/codec\.cc", "src\/hwcontext\.cc"(, "src\/cuemux_batch\.cc")?(, "src\/cuemux_frame\.cc")? \]/,
+    '"src/codec.cc", "src/hwcontext.cc", "src/cuemux_batch.cc", "src/cuemux_frame.cc" ]');
+  if (!fixed.includes('"src/cuemux_batch.cc", "src/cuemux_frame.cc" ]')) die('binding.gyp: expected its list of sources ending "src/hwcontext.cc" ].');
+  fs.writeFileSync(gyp, fixed);
+}
+edit('src/beamcoder.cc', 'napi_value Init(napi_env env, napi_value exports) {\n',
+  'void cuemuxFrameInit(napi_env env, napi_value exports);\n\nnapi_value Init(napi_env env, napi_value exports) {\n');
+edit('src/beamcoder.cc', '  } while (codec != nullptr);\n  return exports;\n',
+  '  } while (codec != nullptr);\n  cuemuxFrameInit(env, exports);\n  return exports;\n');
 edit('src/packet.cc',
   `    hintRef = av_buffer_ref(p->packet->buf);
     status = napi_create_external_buffer(env, hintRef->size, hintRef->data,`,

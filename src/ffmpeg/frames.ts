@@ -3,7 +3,7 @@
  * they hash like `-f framemd5`) and audio as interleaved samples, bit for bit. Pure layout arithmetic over FFmpeg's
  * format descriptors; no native calls beyond reading the frame.
  */
-import { pixelFormat, sampleFormat, type NativeFrame } from './native';
+import { copyPicture, pixelFormat, releaseFrame, sampleFormat, type NativeFrame } from './native';
 import { subjectError } from './native-error';
 import type { DecodedAudioFrame, DecodedVideoFrame } from './types';
 
@@ -37,16 +37,8 @@ function planeLayout(format: string, width: number, height: number): { planes: A
   return { planes, palette: d.flags.PAL };
 }
 
-/**
- * A decoded picture as tightly packed planes (rawvideo's layout), a view of FFmpeg's buffer where rows are already
- * packed. `name` names the stream in errors.
- */
-export function videoFrame(f: NativeFrame, name: string): DecodedVideoFrame {
-  const format = String(f.format);
-  const width = Number(f.width);
-  const height = Number(f.height);
-  const layout = planeLayout(format, width, height);
-  if (layout === null) throw subjectError({ name }, 'INTERNAL', `decoded pixel format ${format} is not supported`, 'decode');
+/** The packed planes of a picture read out of FFmpeg's frame (views where FFmpeg's rows are already packed). */
+function packedPlanes(f: NativeFrame, format: string, layout: PictureLayout, name: string): Buffer[] {
   const data = f.data; // a new array of views per access: read once
   const linesize = f.linesize;
   const planes = layout.planes.map(({ rowBytes, rows }, p) => {
@@ -66,19 +58,91 @@ export function videoFrame(f: NativeFrame, name: string): DecodedVideoFrame {
     if (data[1] === undefined || data[1].length < 1024) throw subjectError({ name }, 'INTERNAL', `decoded ${format} frame has no palette`, 'decode');
     planes.push(Buffer.from(data[1].subarray(0, 1024)));
   }
-  const sar = f.sample_aspect_ratio as [number, number] | undefined;
-  return {
-    kind: 'video',
-    pts: typeof f.pts === 'number' ? f.pts : null,
-    bestEffortPts: typeof f.best_effort_timestamp === 'number' ? f.best_effort_timestamp : null,
-    duration: Number(f.pkt_duration ?? 0),
-    width,
-    height,
-    format,
-    planes,
-    keyFrame: f.key_frame === true,
-    sampleAspectRatio: Array.isArray(sar) && sar[1] > 0 ? { num: sar[0], den: sar[1] } : { num: 0, den: 1 },
-  };
+  return planes;
+}
+
+type PictureLayout = NonNullable<ReturnType<typeof planeLayout>>;
+
+/**
+ * A decoded picture of a beamcoder frame. Its planes are read out of FFmpeg's frame when first asked for; a consumer
+ * that only copies the picture somewhere (a player's decode worker into its pool) uses copyTo() and release()
+ * instead, and no JavaScript Buffer is ever made of the frame's memory.
+ */
+class BeamcoderPicture implements DecodedVideoFrame {
+  readonly kind = 'video' as const;
+  readonly pts: number | null;
+  readonly bestEffortPts: number | null;
+  readonly duration: number;
+  readonly width: number;
+  readonly height: number;
+  readonly format: string;
+  readonly keyFrame: boolean;
+  readonly sampleAspectRatio: { num: number; den: number };
+  readonly planeLengths: number[];
+  readonly byteLength: number;
+  #frame: NativeFrame | null;
+  #planes: Buffer[] | null = null;
+  readonly #layout: PictureLayout;
+  readonly #name: string;
+
+  constructor(f: NativeFrame, name: string) {
+    const format = String(f.format);
+    const width = Number(f.width);
+    const height = Number(f.height);
+    const layout = planeLayout(format, width, height);
+    if (layout === null) throw subjectError({ name }, 'INTERNAL', `decoded pixel format ${format} is not supported`, 'decode');
+    const sar = f.sample_aspect_ratio as [number, number] | undefined;
+    this.pts = typeof f.pts === 'number' ? f.pts : null;
+    this.bestEffortPts = typeof f.best_effort_timestamp === 'number' ? f.best_effort_timestamp : null;
+    this.duration = Number(f.pkt_duration ?? 0);
+    this.width = width;
+    this.height = height;
+    this.format = format;
+    this.keyFrame = f.key_frame === true;
+    this.sampleAspectRatio = Array.isArray(sar) && sar[1] > 0 ? { num: sar[0], den: sar[1] } : { num: 0, den: 1 };
+    this.planeLengths = [...layout.planes.map((p) => p.rowBytes * p.rows), ...(layout.palette ? [1024] : [])];
+    this.byteLength = this.planeLengths.reduce((a, b) => a + b, 0);
+    this.#frame = f;
+    this.#layout = layout;
+    this.#name = name;
+  }
+
+  get planes(): Buffer[] {
+    if (this.#planes !== null) return this.#planes;
+    if (this.#frame === null) throw subjectError({ name: this.#name }, 'WRONG_STATE', 'the picture was released before its planes were read', 'decode');
+    this.#planes = packedPlanes(this.#frame, this.format, this.#layout, this.#name);
+    return this.#planes;
+  }
+
+  copyTo(dest: Uint8Array): number {
+    if (dest.length < this.byteLength) throw subjectError({ name: this.#name }, 'INVALID_ARGUMENT', `copyTo: ${dest.length} bytes for a ${this.byteLength}-byte picture`, 'decode');
+    if (this.#planes === null && this.#frame !== null) {
+      const n = copyPicture(this.#frame, dest);
+      // FFmpeg's layout (av_image_copy_to_buffer, align 1) and ours (rawvideo's) must agree byte for byte.
+      if (n !== this.byteLength) throw subjectError({ name: this.#name }, 'INTERNAL', `${this.format} picture: FFmpeg copied ${n} bytes, ${this.byteLength} expected`, 'decode');
+      return n;
+    }
+    let at = 0;
+    for (const p of this.planes) {
+      dest.set(p, at);
+      at += p.length;
+    }
+    return at;
+  }
+
+  release(): void {
+    const f = this.#frame;
+    this.#frame = null;
+    if (f !== null) releaseFrame(f);
+  }
+}
+
+/**
+ * A decoded picture as tightly packed planes (rawvideo's layout), read from FFmpeg's frame on first use (see
+ * BeamcoderPicture). `name` names the stream in errors.
+ */
+export function videoFrame(f: NativeFrame, name: string): DecodedVideoFrame {
+  return new BeamcoderPicture(f, name);
 }
 
 /** Interleave `channels` planes of `samples` samples of `bps` bytes into one buffer (L R L R ...). */

@@ -197,6 +197,10 @@ export interface NativeBinding {
   avVersionInfo(): unknown;
   /** Set FFmpeg's log level (`quiet`, `error`, `info`, ...). */
   logging(level: string): void;
+  /** cuemux's patch (native/beamcoder/cuemux_frame.cc): the picture packed into `dest`, bytes written. */
+  cuemuxCopyPicture(frame: NativeFrame, dest: Uint8Array): number;
+  /** cuemux's patch: av_frame_unref now and V8's external-memory count taken back (the frame object stays, empty). */
+  cuemuxReleaseFrame(frame: NativeFrame): void;
 }
 
 let binding: NativeBinding | undefined;
@@ -225,6 +229,9 @@ export function native(): NativeBinding {
   }
   if (typeof loaded?.demuxer !== 'function') {
     throw new CuemuxError('INTERNAL', `${addon} is not a beamcoder build`, { operation: 'load ffmpeg' });
+  }
+  if (typeof loaded.cuemuxCopyPicture !== 'function') {
+    throw new CuemuxError('INTERNAL', `${addon} was built without cuemux's patch: run \`node scripts/patch-beamcoder.js\` (or \`npm ci\`)`, { operation: 'load ffmpeg' });
   }
   const bc = loaded as NativeBinding;
   bc.logging(process.env.CUEMUX_FFMPEG_LOG ?? 'quiet');
@@ -256,6 +263,23 @@ function recordedVersions(): RecordedVersions | null {
     recorded = null;
   }
   return recorded;
+}
+
+/**
+ * Copy a decoded picture into `dest` in rawvideo's packed layout (FFmpeg's av_image_copy_to_buffer, align 1), without
+ * making a Buffer of the frame's memory. Returns the bytes written; throws when `dest` is too small or the frame holds
+ * no picture.
+ */
+export function copyPicture(frame: NativeFrame, dest: Uint8Array): number {
+  return native().cuemuxCopyPicture(frame, dest);
+}
+
+/**
+ * Give a decoded frame's buffers back to FFmpeg now (av_frame_unref) and take its memory off V8's external-memory
+ * count, instead of at the garbage collection that finalizes the frame object. Why: see native/beamcoder/cuemux_frame.cc.
+ */
+export function releaseFrame(frame: NativeFrame): void {
+  native().cuemuxReleaseFrame(frame);
 }
 
 /**

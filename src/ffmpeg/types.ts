@@ -279,6 +279,20 @@ export interface DecodedVideoFrame {
   keyFrame: boolean;
   /** Sample (pixel) aspect ratio; 0/1 when unknown. */
   sampleAspectRatio: Rational;
+  /** Bytes of each plane as `planes` has them (known without reading them); a decoder's pictures have it. */
+  readonly planeLengths?: readonly number[];
+  /** Bytes of the whole packed picture (the planes concatenated); a decoder's pictures have it. */
+  readonly byteLength?: number;
+  /**
+   * Copy the packed picture (the planes concatenated) into `dest` (at least `byteLength` bytes); returns the bytes
+   * written. A decoder's pictures have it: FFmpeg copies from its own frame, and no Buffer is made per plane.
+   */
+  copyTo?(dest: Uint8Array): number;
+  /**
+   * Give the frame's memory back to FFmpeg now rather than at a garbage collection (a decoder's pictures have it).
+   * Afterwards `planes` throws unless it was read before; call it once nothing will read the picture again.
+   */
+  release?(): void;
 }
 
 /** One decoded block of audio. */
