@@ -62,4 +62,6 @@ export interface Options {
   prepare: string | null;
   seed: number;
   keep: string | null;
+  /** Node flags for the play-video processes (diagnostics; default none). */
+  videoNodeFlags: string[];
 }

@@ -23,7 +23,8 @@
  * Options: --gos N (GOs per phase, default 105), --restarts N (fresh players per phase, default 6), --fps 50,60,
  * --prepare on|off (passed to the players), --seed N, --keep DIR (copy the logs and what the judge needs there),
  * --judge DIR (judge a kept run again, e.g. after changing this judge), --quick (30 GOs, 2 restarts, one phase at
- * 60: a smoke run).
+ * 60: a smoke run), --video-node-flags "FLAGS" (Node flags for the play-video processes, to diagnose them, e.g.
+ * "--cpu-prof --cpu-prof-dir=DIR" or "--trace-gc": their stdout then goes to pN-video.out beside their logs).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
@@ -209,6 +210,7 @@ function parseOptions(argv: string[]): Options {
     prepare: opt('--prepare') ?? null,
     seed: Number(opt('--seed') ?? 20261206),
     keep: opt('--keep') ?? null,
+    videoNodeFlags: (opt('--video-node-flags') ?? '').split(' ').filter((f) => f !== ''),
   };
   if (!(o.gos >= 4 && o.restarts >= 1 && o.restarts <= o.gos && o.fps.every((f) => f > 0))) throw new Error(`bad options: ${argv.join(' ')}`);
   return o;
@@ -339,17 +341,19 @@ async function main(scratch: string): Promise<void> {
     const tag = `p${allPlayers.length + 1}-${fps}`;
     const f = (n: string): string => path.join(logs, `${tag}-${n}`);
     const files = { vhash: f('video-hash.jsonl'), vsync: f('video-sync.jsonl'), vlog: f('video.log'), async: f('audio-sync.jsonl'), awav: f('audio.wav'), alog: f('audio.log') };
-    const spawnPlayer = (args: string[], logFile: string): ChildProcess => {
+    const spawnPlayer = (args: string[], logFile: string, nodeFlags: string[] = []): ChildProcess => {
       const fd = openSync(logFile, 'w');
+      const out = nodeFlags.length > 0 ? openSync(logFile.replace(/\.log$/, '.out'), 'w') : 'ignore';
       // Info lines (JSON): the player says when it has a cue prepared, which the report sets beside each GO.
-      const c = spawn(process.execPath, [CLI, '--log-level', 'info', '--log-format', 'json', ...args], { stdio: ['ignore', 'ignore', fd] });
+      const c = spawn(process.execPath, [...nodeFlags, CLI, '--log-level', 'info', '--log-format', 'json', ...args], { stdio: ['ignore', out, fd] });
       closeSync(fd);
+      if (typeof out === 'number') closeSync(out);
       track(c.pid);
       c.once('exit', () => live.delete(c.pid as number));
       return c;
     };
     await waitOutputs(1, 0);
-    const video = spawnPlayer(['play-video', '--socket', socket, '--output', 'video', '--fps', String(fps), '--sink', `hash:${files.vhash}`, '--sync-log', files.vsync, ...playerExtra], files.vlog);
+    const video = spawnPlayer(['play-video', '--socket', socket, '--output', 'video', '--fps', String(fps), '--sink', `hash:${files.vhash}`, '--sync-log', files.vsync, ...playerExtra], files.vlog, opts.videoNodeFlags);
     const audio = spawnPlayer(['play-audio', '--socket', socket, '--output', 'audio', '--sink', `wav:${files.awav}`, '--sync-log', files.async, ...playerExtra], files.alog);
     const exited = Promise.all([video, audio].map((c) => new Promise((r) => c.once('exit', r))));
     const p: Players = { tag, fps, video, audio, exited, files, startMono: monoNs(), endMono: 0n, cpu: { video: 0, audio: 0 } };
