@@ -15,6 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { openDecoder, decoderConfigFromParams } from '../src/ffmpeg/decoder';
@@ -356,6 +357,60 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     }
     assertNone(problems, '--at-end');
     process.stdout.write(`      (${report.join('; ')})\n`);
+  });
+
+  it('a clock stopped and played again keeps its generation: every video tick after each resume is FFmpeg\'s frame, and the sound goes on from the first period it can', async function () {
+    const clip = await goClip1080();
+    const [ref, start] = await Promise.all([VideoReference.of(clip), mediaStart(clip)]);
+    show = await Show.start({ 'go.mp4': clip }, children, 'resume');
+    const cue = { in: 1.0, out: 5.5 };
+    await show.osc('/cuemux/cue/load', [s('Q'), s('go.mp4'), d(cue.in), d(cue.out)]);
+    await show.osc('/cuemux/clock/play');
+    const v = videoPlayer(show, 'resume');
+    const audioSync = show.file('resume-audio-sync.jsonl');
+    const a = spawnPlayer(['play-audio', '--socket', show.socket, '--output', 'audio', '--sink', 'null', '--sync-log', audioSync]);
+    children.push(v.p.child, a.child);
+    await show.followers(['video', 'audio'], [v.p, a]);
+    await tickInstant(v.sync);
+    await waitPrepared(v.p, ['Q']);
+    const go = await show.oscTimed('/cuemux/cue/go', [s('Q')]);
+    const at = (go.data as { clockSeconds: number }).clockSeconds;
+    const generation = (await show.clockState()).generation;
+    const resumes: Array<{ position: number; sentNs: bigint }> = [];
+    for (let k = 0; k < 3; k++) {
+      await show.clockPast(at + 1 + 1.2 * k);
+      const stopped = await show.osc('/cuemux/clock/stop') as { positionSeconds: number };
+      await new Promise((r) => setTimeout(r, 400)); // paused: the players hold the frame and go silent
+      const play = await show.oscTimed('/cuemux/clock/play');
+      resumes.push({ position: stopped.positionSeconds, sentNs: play.sentNs });
+    }
+    assert.equal((await show.clockState()).generation, generation, 'stop and play are no discontinuity');
+    await show.clockPast(at + (cue.out - cue.in) + 0.2);
+    await Promise.all([stopPlayer(v.p, 'play-video'), stopPlayer(a, 'play-audio')]);
+    // Video: a stopped clock holds its position, so FFmpeg's frame for each tick's clock is the one to show throughout.
+    const ticks = await readTicks(v.hash, v.sync);
+    const checked = checkTicks(ticks, [{ label: 'Q', clock: at, media: start + cue.in, endMedia: start + cue.out, ref }]);
+    const firstOk = checked.findIndex((c) => c.verdict === 'ok');
+    assert.ok(firstOk >= 0, 'no tick of Q in sync'); // (how soon after the GO: the tests above)
+    const bad = checked.slice(firstOk).filter((c) => c.verdict !== 'ok');
+    const n = counts(checked.slice(firstOk));
+    assertNone(bad.slice(0, 20).map((c) => describeTick(c, resumes[0].sentNs)), `${bad.length} ticks out of sync after the first in-sync one (${n.held} held, ${n.black} black, ${n.wrong} wrong)`);
+    // Audio: after each resume the cue sounds from the first period rendered once the play arrived (the periods already
+    // written ahead, at most 2 of 10 ms, were rendered for the stopped clock: silence), with no sample missing.
+    const lines = (await fsp.readFile(audioSync, 'utf8')).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { mono_ns: string; cue: string | null; clock_seconds: number; underrun: number; device_sample: number });
+    const q = lines.filter((l) => l.cue === 'Q');
+    assert.ok(q.length > 0, 'the audio player logged periods of Q');
+    const periodNs = 1e9 * 480 / 48000;
+    for (const r of resumes) {
+      const first = q.find((l) => l.clock_seconds > r.position + 1e-6);
+      assert.ok(first !== undefined, `a period of Q after the resume at ${r.position}`);
+      // The device period the play datagram was sent in, counted from a logged period's sample index.
+      const periodsAfter = (Number(BigInt(first.mono_ns) - r.sentNs) / periodNs);
+      assert.ok(periodsAfter <= 3 + 1e-9, `resume at clock ${r.position.toFixed(3)}: the first period of Q came ${periodsAfter.toFixed(1)} periods after the play (write-ahead 2)`);
+      const missing = q.filter((l) => BigInt(l.mono_ns) > r.sentNs && l.clock_seconds < r.position + 0.5).reduce((t, l) => t + l.underrun, 0);
+      assert.equal(missing, 0, `resume at clock ${r.position.toFixed(3)}: samples missing in the first 0.5 s`);
+    }
+    process.stdout.write(`      (${n.ok} ticks in sync after the first, 3 resumes; audio from the first period each time)\n`);
   });
 
   it('a GO posted by the decode worker while the presenting thread waits without its event loop is given by the follower\'s poll', async function () {

@@ -311,16 +311,16 @@ describe('ShowClock', function () {
     assert.throws(() => new ShowClock({ timecodeRate: 'fast' }), invalidArgument);
   });
 
-  it('play, stop and locate each bump the generation by exactly one with one discontinuous change', function () {
+  it('play and stop re-anchor the clock in the same generation (continuous); each locate bumps it by exactly one', function () {
     const clock = newClock();
     const ev = record(clock);
     const t0 = monoNs();
 
     clock.play(t0);
     assert.equal(ev.length, 1);
-    assert.equal(ev[0].discontinuity, true);
+    assert.equal(ev[0].discontinuity, false, 'a play goes on from where the clock stood');
     assert.equal(ev[0].s, clock.snapshot, 'the event carries the new snapshot');
-    assert.equal(clock.snapshot.generation, 2);
+    assert.equal(clock.snapshot.generation, 1);
     assert.equal(clock.snapshot.state, 'playing');
     assert.equal(clock.snapshot.source, 'internal');
     assert.equal(clock.snapshot.anchorMonoNs, t0);
@@ -330,25 +330,33 @@ describe('ShowClock', function () {
 
     clock.stop(t0 + ms(1500));
     assert.equal(ev.length, 2);
-    assert.equal(ev[1].discontinuity, true);
-    assert.equal(clock.snapshot.generation, 3);
+    assert.equal(ev[1].discontinuity, false, 'a stop freezes the position it reached');
+    assert.equal(clock.snapshot.generation, 1);
     assert.equal(clock.snapshot.state, 'stopped');
     assert.equal(clock.snapshot.positionSeconds, 1.5);
     assert.equal(clock.snapshot.anchorMonoNs, t0 + ms(1500));
 
-    clock.locate(7, t0 + 2n * SEC);
-    assert.equal(ev.length, 3);
-    assert.equal(ev[2].discontinuity, true);
-    assert.equal(clock.snapshot.generation, 4);
-    assert.equal(clock.snapshot.state, 'stopped', 'locate keeps the stopped state');
+    clock.play(t0 + 5n * SEC);
+    assert.equal(ev[2].discontinuity, false);
+    assert.equal(clock.snapshot.generation, 1);
+    assert.equal(clock.position(t0 + 6n * SEC), 2.5, 'resumed from the stopped position');
+
+    clock.locate(7, t0 + 6n * SEC);
+    assert.equal(ev.length, 4);
+    assert.equal(ev[3].discontinuity, true);
+    assert.equal(clock.snapshot.generation, 2);
+    assert.equal(clock.snapshot.state, 'playing', 'locate keeps the playing state');
     assert.equal(clock.snapshot.positionSeconds, 7);
 
+    clock.stop(t0 + 7n * SEC);
+    clock.locate(7, t0 + 8n * SEC);
+    assert.equal(clock.snapshot.state, 'stopped', 'locate keeps the stopped state');
+    assert.equal(clock.snapshot.generation, 3);
     // A locate to the very same position is still a locate (a new timeline).
-    clock.locate(7, t0 + 3n * SEC);
-    assert.equal(ev.length, 4);
-    assert.equal(clock.snapshot.generation, 5);
+    clock.locate(7, t0 + 9n * SEC);
+    assert.equal(clock.snapshot.generation, 4);
 
-    assert.deepEqual(ev.map((e) => e.s.generation), [2, 3, 4, 5]);
+    assert.deepEqual(ev.map((e) => [e.s.generation, e.discontinuity]), [[1, false], [1, false], [1, false], [2, true], [2, false], [3, true], [4, true]]);
   });
 
   it('play on a playing clock and stop on a stopped clock are no-ops', function () {
@@ -390,7 +398,7 @@ describe('ShowClock', function () {
     clock.play(t0);
     clock.locate(10, t0 + SEC);
     assert.equal(clock.snapshot.state, 'playing');
-    assert.equal(clock.snapshot.generation, 3);
+    assert.equal(clock.snapshot.generation, 2);
     assert.equal(clock.position(t0 + SEC), 10);
     assert.equal(clock.position(t0 + 3n * SEC), 12);
 
@@ -409,7 +417,7 @@ describe('ShowClock', function () {
     assert.equal(ev.length, 1);
     assert.equal(ev[0].discontinuity, false);
     const s = clock.snapshot;
-    assert.equal(s.generation, 2, 'same timeline');
+    assert.equal(s.generation, 1, 'same timeline');
     assert.equal(s.rate, 2);
     assert.equal(s.state, 'playing');
     assert.equal(s.anchorMonoNs, t0 + SEC);
@@ -426,7 +434,7 @@ describe('ShowClock', function () {
 
     clock.setRate(0.5, t0 + 6n * SEC);
     assert.equal(ev.length, 2, 'same rate: no change');
-    assert.equal(clock.snapshot.generation, 2);
+    assert.equal(clock.snapshot.generation, 1);
   });
 
   it('setRate while stopped keeps the position and applies on play; rate 0 or below is refused', function () {
@@ -443,7 +451,7 @@ describe('ShowClock', function () {
     assert.throws(() => clock.setRate(0, t0 + 3n * SEC), invalidArgument);
     assert.throws(() => clock.setRate(-1, t0 + 3n * SEC), invalidArgument);
     assert.equal(clock.snapshot.rate, 4);
-    assert.equal(clock.snapshot.generation, 3);
+    assert.equal(clock.snapshot.generation, 2);
   });
 
   it('setTimecodeRate changes the labels but not the position', function () {
@@ -480,7 +488,7 @@ describe('ShowClock', function () {
     const probe = t0 + 30n * SEC;
     const expected = clock.position(probe);
     clock.setTimecodeRate('24');
-    assert.equal(clock.snapshot.generation, 2);
+    assert.equal(clock.snapshot.generation, 1);
     assert.equal(clock.snapshot.state, 'playing');
     assert.ok(Math.abs(clock.position(probe) - expected) < 1e-9, `${clock.position(probe)} vs ${expected}`);
   });
@@ -553,7 +561,7 @@ describe('ShowClock', function () {
     // stop() on an externally stopped clock is not a no-op: it hands the clock back to the internal master.
     clock.stop(t0 + 2n * SEC);
     assert.equal(clock.snapshot.source, 'internal');
-    assert.equal(clock.snapshot.generation, 4);
+    assert.equal(clock.snapshot.generation, 3);
     assert.equal(clock.snapshot.positionSeconds, 101.5);
 
     clock.chase(200, 1, t0 + 3n * SEC, true);
@@ -567,8 +575,8 @@ describe('ShowClock', function () {
     assert.equal(clock.snapshot.state, 'playing');
     assert.equal(clock.snapshot.source, 'internal');
     assert.equal(clock.snapshot.positionSeconds, 301);
-    assert.equal(clock.snapshot.generation, 8);
-    assert.ok(ev.every((e, i) => i === 1 || e.discontinuity));
+    assert.equal(clock.snapshot.generation, 6);
+    assert.deepEqual(ev.map((e) => e.discontinuity), [true, false, true, false, true, true, true, false], 'a chased correction, the stop and the play keep the timeline');
   });
 
   it('a listener that throws does not break the clock or the other listeners', function () {
@@ -812,7 +820,7 @@ describe('TimecodeChaser', function () {
     chaser.feed(3600, t0 + SEC);
     assert.equal(clock.snapshot.state, 'chasing');
     assert.equal(clock.snapshot.source, 'external');
-    assert.equal(clock.snapshot.generation, 3);
+    assert.equal(clock.snapshot.generation, 2);
     assert.equal(clock.position(t0 + 2n * SEC), 3601);
   });
 

@@ -609,7 +609,7 @@ class Player {
     d.drained = true;
   }
 
-  // Discard whatever the decoder holds (a new generation, a stop): the next packet is a keyframe.
+  // Discard whatever the decoder holds (a new generation): the next packet is a keyframe.
   void flush(Decoder& d) {
     if (!d.fed) return;
     avcodec_flush_buffers(d.ctx);

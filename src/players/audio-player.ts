@@ -123,9 +123,17 @@ export class AudioPlayer {
       throw new RangeError(`a write-ahead of ${Number(this.#o.writeAheadNs) / 1e6} ms does not fit the device's buffer of ${d.bufferFrames} frames`);
     }
     follower.on('clock', (s) => {
+      const before = this.#clock;
       this.#clock = s;
       // A preroll holds no clock time: a discontinuity leaves it.
       for (const [k, v] of this.#voices) if (v.preroll === 0 && v.generation < s.generation) this.#voices.delete(k);
+      // A stop or a resume keeps the generation (the position goes on from where it stood), and the voices with their
+      // samples: each is placed again, to the sample, at its next period. The periods written ahead of a stop played
+      // on past it: without this the error at the resume (up to the write-ahead and a period, 30 ms) would count as
+      // a relocation, or be slewed away over seconds.
+      if (before !== null && before.generation === s.generation && clockRunning(before) !== clockRunning(s)) {
+        for (const v of this.#voices.values()) v.pos = null;
+      }
     });
     follower.on('loaded', (c) => {
       // Loaded again (re-armed): its old preroll is gone.
@@ -245,9 +253,11 @@ export class AudioPlayer {
     const n = a.samples.length / ch;
     // Voice sample index of the block's first sample: blocks of one voice are contiguous.
     const blockStart = v.bufStart + v.bufLen;
-    // Keep what is still to be read, and one sample before it for interpolation. After an underrun the read
-    // position may be past what arrived: the late samples are skipped, sync comes first.
-    const keepFrom = Math.min(blockStart + n, Math.max(v.bufStart, v.pos === null ? v.bufStart : Math.floor(v.pos) - 1));
+    // Keep what is still to be read, and what was read in the last write-ahead and two periods before it (a resume
+    // reads again from where the clock stopped, which the periods written ahead of the stop had passed). After an
+    // underrun the read position may be past what arrived: the late samples are skipped, sync comes first.
+    const behind = Math.ceil((Number(this.#o.writeAheadNs) * this.#o.sampleRate) / 1e9) + 2 * this.#o.periodFrames;
+    const keepFrom = Math.min(blockStart + n, Math.max(v.bufStart, v.pos === null ? v.bufStart : Math.floor(v.pos) - behind));
     const oldKeep = Math.max(0, blockStart - keepFrom);
     const newSkip = Math.max(0, keepFrom - blockStart);
     const total = oldKeep + n - newSkip;

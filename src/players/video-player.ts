@@ -110,6 +110,13 @@ export class VideoPlayer {
   readonly #timeline = new CueTimeline();
   /** Decoded pictures by cue and segment (or preroll), in presentation order. */
   readonly #queues = new Map<string, Queued[]>();
+  /**
+   * By queue key: the picture just before the queue's first, kept while the queue is (see #pick). Why: a clock
+   * stopped by a command that took a few ms to reach the server stands where the server anchored it, up to a tick
+   * before the instant this player had reached, so the picture for it may be the one before the picture on screen;
+   * a stop is no discontinuity, so nothing is decoded again for it.
+   */
+  readonly #behind = new Map<string, Queued>();
   /** The video stream each cue presents. */
   readonly #streamOf = new Map<string, number>();
   /** Each cue's in-point (media s): a preroll keeps the pictures from the one covering it on. */
@@ -187,6 +194,8 @@ export class VideoPlayer {
     this.#ticker?.stop();
     for (const q of this.#queues.values()) free(q);
     this.#queues.clear();
+    free(this.#behind.values());
+    this.#behind.clear();
     this.#setScreen(null);
   }
 
@@ -211,7 +220,11 @@ export class VideoPlayer {
     const key = segmentKey(p.cueId, p.segment);
     const q = this.#queues.get(key);
     // A new generation of the same segment replaces what was queued for the old one.
-    if (q !== undefined && q.length > 0 && q[0].p.generation !== p.generation) free(q.splice(0));
+    if (q !== undefined && q.length > 0 && q[0].p.generation !== p.generation) {
+      free(q.splice(0));
+      this.#behind.get(key)?.release();
+      this.#behind.delete(key);
+    }
     this.#insert(key, p);
   }
 
@@ -249,12 +262,13 @@ export class VideoPlayer {
       kept.push(x);
     }
     const key = segmentKey(a.cueId, a.segment);
-    const old = this.#queues.get(key);
-    if (old !== undefined) free(old);
+    this.#dropQueue(key);
     this.#queues.set(key, kept);
   }
 
   #dropQueue(key: string): void {
+    this.#behind.get(key)?.release();
+    this.#behind.delete(key);
     const q = this.#queues.get(key);
     if (q === undefined) return;
     free(q);
@@ -287,7 +301,8 @@ export class VideoPlayer {
 
   /** The picture covering clock position `c` in window `w`, or null when it is not decoded (yet). */
   #pick(w: SegmentWindow, c: number): { q: Queued; end: number } | null {
-    const q = this.#queues.get(segmentKey(w.cueId, w.segment));
+    const key = segmentKey(w.cueId, w.segment);
+    const q = this.#queues.get(key);
     if (q === undefined || q.length === 0) return null;
     // The last picture due at or before c (the one covering the segment's first instant included).
     let best = -1;
@@ -297,9 +312,19 @@ export class VideoPlayer {
       if (clockOf(w, m) <= c + 1e-9) best = i;
       else break;
     }
-    if (best < 0) return null;
-    // Everything before the chosen picture is in the past: free it.
-    if (best > 0) free(q.splice(0, best));
+    if (best < 0) {
+      // Before the first queued picture: the one before it, when kept and it covers c (a clock stopped just behind).
+      const b = this.#behind.get(key);
+      const end = Math.min(clockOf(w, q[0].p.mediaSeconds), w.endClockSeconds);
+      return b !== undefined && clockOf(w, b.p.mediaSeconds) <= c + 1e-9 && c < end ? { q: b, end } : null;
+    }
+    // Everything before the chosen picture is in the past: free it, but for the last (kept behind the queue).
+    if (best > 0) {
+      const past = q.splice(0, best);
+      this.#behind.get(key)?.release();
+      this.#behind.set(key, past.pop() as Queued);
+      free(past);
+    }
     const cur = q[0];
     const next = q.length > 1 ? q[1] : null;
     const end = Math.min(next !== null ? clockOf(w, next.p.mediaSeconds) : clockOf(w, cur.p.mediaSeconds) + cur.p.durationSeconds, w.endClockSeconds);

@@ -869,10 +869,11 @@ export interface WatchClockRequest {
  */
 export interface ClockState {
   /**
-   * Number of the clock's current timeline: it grows on every discontinuity (play, stop, locate, a jump of the
-   * chased timecode, a loss of it). A rate change or a small correction while chasing re-anchors the clock without a
-   * new generation (the position stays continuous). Packets of Follow carry the generation they were planned for:
-   * a player drops those of an older generation.
+   * Number of the clock's current timeline: it grows on every discontinuity (a locate, a jump of the chased timecode,
+   * a loss of it). Play, stop, a rate change or a small correction while chasing re-anchor the clock without a new
+   * generation (the position stays continuous): what a player decoded for the position stays valid, so a resume
+   * shows and sounds at once. Packets of Follow carry the generation they were planned for: a player drops those of
+   * an older generation.
    */
   generation: bigint;
   /**
