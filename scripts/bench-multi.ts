@@ -39,7 +39,7 @@ import { FollowClient } from './bench-go-procs';
 import { CLI, runBench, startBenchServer, type BenchServer } from './bench/harness';
 import { judgeRun, saveRun, showClip } from './bench-multi-saved';
 import { cpuSeconds, watchMachine } from './bench/machine';
-import { machineBusySeconds, reniceAll, until } from './bench-multi-procs';
+import { machineBusySeconds, reniceAll, sampleMachineBusy, until } from './bench-multi-procs';
 import { type Span } from './bench/multi-judge';
 import { makeStar, removeStaleNamespaces, type Star } from './bench/netns';
 import { OscInNamespace } from './bench/osc';
@@ -217,6 +217,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   };
   const runStart = monoNs();
   const busyStart = machineBusySeconds();
+  const cpuTimeline = sampleMachineBusy(100);
   relays.forEach((r, i) => procs.push({ machine: MACHINES[i], what: 'relay', pid: r.pid }));
   // The servers, each on its machine, its log in a file.
   const sock = (m: Machine): string => path.join(scratch, `${m}.sock`);
@@ -360,8 +361,10 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     }
   };
   const commands: bigint[] = [];
+  const commandNames: string[] = [];
   const send = async (address: string, ...args: string[]): Promise<Record<string, unknown>> => {
     commands.push(monoNs());
+    commandNames.push(address.replace('/cuemux/', ''));
     let r = await control.request(address, ...args);
     // Roles that flap (a loaded machine) can move the master again meanwhile: a few tries, each after a look.
     for (let k = 0; k < 5 && r.status !== 'ok' && /send show control to the master/.test(String(r.error)); k++) {
@@ -460,6 +463,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   stopHolding();
   const wallS = Number(monoNs() - runStart) / 1e9;
   const machineBusyS = machineBusySeconds() - busyStart;
+  cpuTimeline.stop();
   for (const p of [...procs]) takeCpu(p.pid);
   for (const p of players) p.child.kill('SIGTERM');
   await Promise.all(players.map((p) => (p.child.exitCode !== null ? Promise.resolve() : new Promise((r) => p.child.once('exit', r)))));
@@ -475,7 +479,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     takeoverMsSetting: o.takeoverMs === null ? DEFAULT_TAKEOVER_MS : Number(o.takeoverMs), firstGo, endMono, commands, partition, failover, takeoverMs, relayStats, cycles,
     falseTakeovers: takeovers.map((t) => `${t.to} at ${(Number(t.mono - t0) / 1e9).toFixed(1)} s`),
     players: players.map((p) => ({ label: p.label, kind: p.kind, hash: path.basename(p.files.hash), sync: path.basename(p.files.sync), log: path.basename(p.files.log) })),
-    cues: CUES.map((c) => c.id),
+    cues: CUES.map((c) => c.id), commandNames, cpuTimeline: cpuTimeline.samples,
   }, follow.flatMap((f) => f.lines));
   return judgeRun(scratch, ref);
 }
