@@ -52,7 +52,12 @@ export interface ReportInput {
   commandNames?: string[];
   /** The machine's CPU use over the run, every 100 ms (absent in older run records). */
   cpuTimeline?: CpuSample[];
+  /** The master's audio feed's lead at each segment batch (./bench-multi-feed; empty when the run kept none). */
+  feed?: Array<{ mono: bigint; lead: number }>;
 }
+
+/** A feed batch arriving with less than this left before its data plays (s) is late for the players: half the server's 0.5 s lead. */
+const FEED_SHORT_S = 0.25;
 
 /** How long after the heal of the partition and after the takeover their spans run (bench-multi's), ns. */
 const SETTLE_NS = 5_000_000_000n;
@@ -201,12 +206,16 @@ function byCommand(r: ReportInput, wrongAt: readonly bigint[], dryAt: readonly b
   const dry = countByCommand(dryAt, r.commands, names);
   const cpu = r.cpuTimeline ?? [];
   const runBusy = cpu.length === 0 ? NaN : busyIn(cpu, r.firstGo, r.endMono);
+  const feed = (r.feed ?? []).filter((f) => f.mono >= r.firstGo);
+  const short = countByCommand(feed.filter((f) => f.lead < FEED_SHORT_S).map((f) => f.mono), r.commands, names);
   const out = ['', `Wrong ticks and dry periods of the four machines by the show command before them; the machine's CPU use in the second after each (mean of the kind), `
-    + `against the run's (${Number.isNaN(runBusy) ? 'no CPU timeline' : `${(100 * runBusy).toFixed(0)} %`}):`];
+    + `against the run's (${Number.isNaN(runBusy) ? 'no CPU timeline' : `${(100 * runBusy).toFixed(0)} %`}); the master's audio feed's batches that arrived less than `
+    + `${FEED_SHORT_S} s before their data plays (${feed.length === 0 ? 'no feed log' : `of ${feed.length}; lead p1 ${pct(feed.map((f) => f.lead), 1).toFixed(3)} s, min ${Math.min(...feed.map((f) => f.lead)).toFixed(3)} s`}):`];
   for (const name of [...new Set(names)]) {
     const after = r.commands.filter((_c, i) => names[i] === name).map((c) => busyIn(cpu, c, c + 1_000_000_000n)).filter((b) => !Number.isNaN(b));
     const busy = after.length === 0 ? '-' : `${(100 * after.reduce((a, b) => a + b, 0) / after.length).toFixed(0)} % (max ${(100 * Math.max(...after)).toFixed(0)} %)`;
-    out.push(`  ${name.padEnd(12)} x${String(names.filter((n) => n === name).length).padEnd(4)} ticks ${String(ticks.get(name) ?? 0).padStart(5)}  dry ${String(dry.get(name) ?? 0).padStart(6)}  CPU ${busy}`);
+    out.push(`  ${name.padEnd(12)} x${String(names.filter((n) => n === name).length).padEnd(4)} ticks ${String(ticks.get(name) ?? 0).padStart(5)}  dry ${String(dry.get(name) ?? 0).padStart(6)}  CPU ${busy}`
+      + `${feed.length === 0 ? '' : `  feed short ${short.get(name) ?? 0}`}`);
   }
   return out;
 }

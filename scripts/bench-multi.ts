@@ -36,8 +36,9 @@ import { parseArgs } from 'node:util';
 import { MediaClient } from '../src/clients/media-client';
 import { monoNs } from '../src/common/time-source';
 import { FollowClient } from './bench-go-procs';
+import { FeedLog } from './bench-multi-feed';
 import { CLI, runBench, startBenchServer, type BenchServer } from './bench/harness';
-import { judgeRun, saveRun, showClip } from './bench-multi-saved';
+import { FEED_FILE, judgeRun, saveRun, showClip } from './bench-multi-saved';
 import { cpuSeconds, watchMachine } from './bench/machine';
 import { machineBusySeconds, reniceAll, sampleMachineBusy, until } from './bench-multi-procs';
 import { type Span } from './bench/multi-judge';
@@ -139,7 +140,7 @@ async function main(): Promise<void> {
   const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), 'bench-multi-'));
   const children: ChildProcess[] = [];
   const clients: MediaClient[] = [];
-  const followers: FollowClient[] = [];
+  const followers: Array<FollowClient | FeedLog> = [];
   const oscs: OscInNamespace[] = [];
   let star: Star | null = null;
   let relays: Relay[] = [];
@@ -169,7 +170,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function runShow(o: Options, star: Star, scratch: string, children: ChildProcess[], clients: MediaClient[], followers: FollowClient[],
+async function runShow(o: Options, star: Star, scratch: string, children: ChildProcess[], clients: MediaClient[], followers: Array<FollowClient | FeedLog>,
   oscs: OscInNamespace[], setRelays: (r: Relay[]) => void): Promise<string[]> {
   const at = (m: Machine): { ns: string; ip: string; serviceIp: string } => star.machines.get(m) as { ns: string; ip: string; serviceIp: string };
   /** Machine `m`'s server, as every machine reaches it (its service address: through the relay from the others). */
@@ -318,6 +319,9 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   // The judge's show clock and cues: a Follow client on the master (from the root namespace, on its Unix socket).
   const follow: FollowClient[] = [await FollowClient.start(sock('m'), 'video')];
   followers.push(...follow);
+  // The master's audio feed, as its audio players get it (the judge's feed lead; ./bench-multi-feed says why).
+  const feed = await FeedLog.start(sock('m'), 'audio', path.join(scratch, FEED_FILE), PLAYER_START_NICE);
+  followers.push(feed);
   let control = OscInNamespace.start(at('m').ns, master.oscPort as number);
   oscs.push(control);
   /** Which of m and b is master now (the newer term), or null while neither says so. */
