@@ -1,11 +1,12 @@
 /**
- * bench:multi's process helpers (./bench-multi): the machine's busy CPU time, the nice value of a process's every
+ * bench:multi's process helpers (./bench-multi): the machine's busy CPU time (and a timeline of it), the nice value of a process's every
  * thread, and polling until a condition holds.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { monoNs } from '../src/common/time-source';
 
 /** CPU time the whole machine has been busy (all CPUs, not idle nor waiting for I/O), s, from /proc/stat. */
 export function machineBusySeconds(): number {
@@ -13,6 +14,23 @@ export function machineBusySeconds(): number {
   return (f.reduce((a, b) => a + b, 0) - f[3] - f[4]) / CLK_TCK;
 }
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/**
+ * Sample the machine's CPU use every `everyMs` until stopped: each sample the share of all CPUs busy since the one
+ * before (/proc/stat counts in 10 ms ticks: a 100 ms sample of 2 CPUs is exact to 5 %). The run's mean hides the
+ * instants when every player acts on the same command at once.
+ */
+export function sampleMachineBusy(everyMs: number): { samples: Array<{ mono: bigint; busy: number }>; stop(): void } {
+  const samples: Array<{ mono: bigint; busy: number }> = [];
+  const cpus = os.cpus().length;
+  let last = { mono: monoNs(), busy: machineBusySeconds() };
+  const timer = setInterval(() => {
+    const now = { mono: monoNs(), busy: machineBusySeconds() };
+    samples.push({ mono: now.mono, busy: (now.busy - last.busy) / (cpus * (Number(now.mono - last.mono) / 1e9)) });
+    last = now;
+  }, everyMs);
+  return { samples, stop: () => clearInterval(timer) };
+}
 
 /** Set the nice value of every thread of process `pid` (Linux nice values are per thread; the threads it starts later inherit the main thread's). */
 export function reniceAll(pid: number, nice: number): void {

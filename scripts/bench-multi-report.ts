@@ -4,7 +4,7 @@
  */
 import * as os from 'node:os';
 import type { Show } from './bench-go-analysis';
-import { judgeAudio, judgeVideo, maxStep, offsetsAgainst, outside, playerPending, type PlayerLogs, type Sample, type Span } from './bench/multi-judge';
+import { busyIn, countByCommand, endAtNextCommand, judgeAudio, judgeVideo, maxStep, offsetsAgainst, outside, playerPending, type CpuSample, type PlayerLogs, type Sample, type Span } from './bench/multi-judge';
 import type { RelayStats } from './bench/relay';
 import { ms, passIf, pct } from './bench/stats';
 
@@ -48,7 +48,19 @@ export interface ReportInput {
   takeoverMsSetting: number;
   /** Times the backup found its silent master answering GetRole and did not take over (its log). */
   spared: number;
+  /** What each command was (its OSC address without /cuemux/, parallel to `commands`); absent in older run records. */
+  commandNames?: string[];
+  /** The machine's CPU use over the run, every 100 ms (absent in older run records). */
+  cpuTimeline?: CpuSample[];
+  /** The master's audio feed's lead at each segment batch (./bench-multi-feed; empty when the run kept none). */
+  feed?: Array<{ mono: bigint; lead: number }>;
 }
+
+/** A feed batch arriving with less than this left before its data plays (s) is late for the players: half the server's 0.5 s lead. */
+const FEED_SHORT_S = 0.25;
+
+/** How long after the heal of the partition and after the takeover their spans run (bench-multi's), ns. */
+const SETTLE_NS = 5_000_000_000n;
 
 /** The report's lines. */
 export function report(r: ReportInput): string[] {
@@ -104,15 +116,23 @@ export function report(r: ReportInput): string[] {
   let wrongFollowersSteady = 0;
   let wrongPartition = 0;
   const examples: string[] = [];
+  // The partition's and the failover's wrong ticks and dry periods: up to the show's next command after the heal or
+  // the takeover (multi-judge's endAtNextCommand says why); the partition's steps are still looked for over all of it.
+  const partitionSpan = endAtNextCommand(r.partition, (r.partition?.to ?? 0n) - SETTLE_NS, r.commands);
+  const failoverSpan = endAtNextCommand(r.failover, (r.failover?.to ?? 0n) - SETTLE_NS, r.commands);
+  const wrongAt: bigint[] = [];
+  const dryAt: bigint[] = [];
   for (const label of ['m', 'b', 'f1', 'f2', ...peers]) {
     const v = of(label, 'video');
     const a = of(label, 'audio');
-    const jv = judgeVideo(r.show, v, from, pendingOf.get(`${label} video`) ?? [], periodNs, r.partition, r.failover);
-    const ja = judgeAudio(a, from, pendingOf.get(`${label} audio`) ?? [], r.partition, r.failover);
+    const jv = judgeVideo(r.show, v, from, pendingOf.get(`${label} video`) ?? [], periodNs, partitionSpan, failoverSpan);
+    const ja = judgeAudio(a, from, pendingOf.get(`${label} audio`) ?? [], partitionSpan, failoverSpan);
     out.push(`${label.padEnd(16)}${String(jv.judged).padStart(8)}${String(jv.wrong).padStart(7)}${String(jv.inPartition).padStart(11)}${String(jv.inFailover).padStart(10)}`
       + `${String(ja.periods).padStart(9)}${String(ja.dry).padStart(6)}${String(ja.inPartition).padStart(11)}${String(ja.inFailover).padStart(10)}`);
     for (const e of jv.examples) examples.push(`  ${label}: ${e}`);
     if (!label.includes('peer')) {
+      wrongAt.push(...jv.wrongAt);
+      dryAt.push(...ja.dryAt);
       wrongAll += jv.wrong;
       wrongFailover += jv.inFailover;
       dryFailover += ja.inFailover;
@@ -125,6 +145,7 @@ export function report(r: ReportInput): string[] {
     }
   }
   if (examples.length > 0) out.push('First out-of-sync ticks (s after the first GO + 1 s):', ...examples.slice(0, 12));
+  out.push(...byCommand(r, wrongAt, dryAt));
   // A wrong tick or a dry period is a starved player or a wrong one: the presenting thread on time with no frame
   // decoded for the tick (held: the picture on screen stays) is the decoder or its data late; a presenting thread
   // late by more than a tick, or audio periods missed (xruns: held up past the 20 ms write-ahead), is the CPU.
@@ -149,7 +170,8 @@ export function report(r: ReportInput): string[] {
   out.push(`Takeovers nobody caused (heartbeats held past --takeover-ms by the load): ${r.falseTakeovers.length === 0 ? 'none' : r.falseTakeovers.join(', ')}; `
     + `the backup's largest gap between its master's states before the SIGKILL: ${Number.isFinite(r.backupGapMs) ? `${r.backupGapMs} ms` : 'not logged'} `
     + `(heartbeat every ${Math.round(r.takeoverMsSetting / 3)} ms, --takeover-ms ${r.takeoverMsSetting}); silent past --takeover-ms but answering GetRole, so not taken over: ${r.spared} time(s)`);
-  out.push(`Failover: the backup answered as master ${r.takeoverMs.toFixed(0)} ms after the SIGKILL (GetRole every 20 ms); in the 5 s after that: `
+  out.push(`Failover: the backup answered as master ${r.takeoverMs.toFixed(0)} ms after the SIGKILL (GetRole every 20 ms); from the SIGKILL to 5 s after that `
+    + `or the show's next command, whichever first (${failoverSpan === null ? '-' : `${(Number(failoverSpan.to - failoverSpan.from) / 1e9).toFixed(2)} s`}): `
     + `${wrongFailover} out-of-sync ticks and ${dryFailover} dry audio periods on the four machines`);
   void wrongFollowers;
   const audioP99 = Math.max(...['b', 'f1', 'f2'].map((l) => p99.get(`${l} audio`) ?? NaN));
@@ -170,3 +192,30 @@ export function report(r: ReportInput): string[] {
   return out;
 }
 
+
+/**
+ * Where the wrong ticks and dry periods of the four machines fall: by the kind of show command before them, with the
+ * machine's CPU use in the second after each kind of command against the run's (the CPU timeline of the run record).
+ * Why: the run's mean CPU use (137 % of 200 % in a full run) said nothing of the instants every player of every
+ * "machine" acts on the same command at once.
+ */
+function byCommand(r: ReportInput, wrongAt: readonly bigint[], dryAt: readonly bigint[]): string[] {
+  if (r.commandNames === undefined) return ['', 'Wrong ticks and dry periods by the command before them: not in this run record (commands not named)'];
+  const names = r.commandNames;
+  const ticks = countByCommand(wrongAt, r.commands, names);
+  const dry = countByCommand(dryAt, r.commands, names);
+  const cpu = r.cpuTimeline ?? [];
+  const runBusy = cpu.length === 0 ? NaN : busyIn(cpu, r.firstGo, r.endMono);
+  const feed = (r.feed ?? []).filter((f) => f.mono >= r.firstGo);
+  const short = countByCommand(feed.filter((f) => f.lead < FEED_SHORT_S).map((f) => f.mono), r.commands, names);
+  const out = ['', `Wrong ticks and dry periods of the four machines by the show command before them; the machine's CPU use in the second after each (mean of the kind), `
+    + `against the run's (${Number.isNaN(runBusy) ? 'no CPU timeline' : `${(100 * runBusy).toFixed(0)} %`}); the master's audio feed's batches that arrived less than `
+    + `${FEED_SHORT_S} s before their data plays (${feed.length === 0 ? 'no feed log' : `of ${feed.length}; lead p1 ${pct(feed.map((f) => f.lead), 1).toFixed(3)} s, min ${Math.min(...feed.map((f) => f.lead)).toFixed(3)} s`}):`];
+  for (const name of [...new Set(names)]) {
+    const after = r.commands.filter((_c, i) => names[i] === name).map((c) => busyIn(cpu, c, c + 1_000_000_000n)).filter((b) => !Number.isNaN(b));
+    const busy = after.length === 0 ? '-' : `${(100 * after.reduce((a, b) => a + b, 0) / after.length).toFixed(0)} % (max ${(100 * Math.max(...after)).toFixed(0)} %)`;
+    out.push(`  ${name.padEnd(12)} x${String(names.filter((n) => n === name).length).padEnd(4)} ticks ${String(ticks.get(name) ?? 0).padStart(5)}  dry ${String(dry.get(name) ?? 0).padStart(6)}  CPU ${busy}`
+      + `${feed.length === 0 ? '' : `  feed short ${short.get(name) ?? 0}`}`);
+  }
+  return out;
+}

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { expectedAt, frameNames, ShowClock, Timeline, type Show } from './bench-go-analysis';
 import type { FollowLine } from './bench-go-procs';
 import { syncClip, videoFramemd5 } from './bench-media';
+import { feedLeads, readFeed } from './bench-multi-feed';
 import { report, type ReportInput } from './bench-multi-report';
 import { commandsApplied, readAudioPlayer, readVideoPlayer, type PlayerLogs } from './bench/multi-judge';
 import { readFramemd5 } from './bench/reference';
@@ -24,7 +25,7 @@ export interface SavedPlayer {
 }
 
 /** The report's input without what is read from the logs (players, show) and with the CPU table as plain objects. */
-export type SavedRun = Omit<ReportInput, 'logs' | 'show' | 'expected' | 'cpu'> & {
+export type SavedRun = Omit<ReportInput, 'logs' | 'show' | 'expected' | 'cpu' | 'feed'> & {
   cpu: Record<string, Record<string, number>>;
   players: SavedPlayer[];
   /** The cues' ids (every one a cue of the same clip). */
@@ -33,6 +34,8 @@ export type SavedRun = Omit<ReportInput, 'logs' | 'show' | 'expected' | 'cpu'> &
 
 const RUN_FILE = 'run.json';
 const FOLLOW_FILE = 'follow.jsonl';
+/** The master's audio feed (./bench-multi-feed), absent in older kept runs. */
+export const FEED_FILE = 'feed-audio.jsonl';
 
 /** The show's clip (320x180 H.264 + AAC, 120 s; cached after the first run) and FFmpeg's frame MD5s of it. */
 export async function showClip(): Promise<{ clip: string; ref: Awaited<ReturnType<typeof readFramemd5>> }> {
@@ -61,5 +64,6 @@ export async function judgeRun(dir: string, ref?: Awaited<ReturnType<typeof read
     logs.push(p.kind === 'video' ? await readVideoPlayer(p.label, path.join(dir, p.hash), path.join(dir, p.sync)) : await readAudioPlayer(p.label, path.join(dir, p.sync), p.log === undefined ? undefined : path.join(dir, p.log)));
   }
   const cpu = new Map(Object.entries(run.cpu).map(([m, byProc]) => [m, new Map(Object.entries(byProc))]));
-  return report({ ...run, cpu, logs, show, expected, applied: commandsApplied(run.commands, follow) });
+  const feed = feedLeads(await readFeed(path.join(dir, FEED_FILE)));
+  return report({ ...run, cpu, logs, show, expected, applied: commandsApplied(run.commands, follow), feed });
 }

@@ -36,10 +36,11 @@ import { parseArgs } from 'node:util';
 import { MediaClient } from '../src/clients/media-client';
 import { monoNs } from '../src/common/time-source';
 import { FollowClient } from './bench-go-procs';
+import { FeedLog } from './bench-multi-feed';
 import { CLI, runBench, startBenchServer, type BenchServer } from './bench/harness';
-import { judgeRun, saveRun, showClip } from './bench-multi-saved';
+import { FEED_FILE, judgeRun, saveRun, showClip } from './bench-multi-saved';
 import { cpuSeconds, watchMachine } from './bench/machine';
-import { machineBusySeconds, reniceAll, until } from './bench-multi-procs';
+import { machineBusySeconds, reniceAll, sampleMachineBusy, until } from './bench-multi-procs';
 import { type Span } from './bench/multi-judge';
 import { makeStar, removeStaleNamespaces, type Star } from './bench/netns';
 import { OscInNamespace } from './bench/osc';
@@ -139,7 +140,7 @@ async function main(): Promise<void> {
   const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), 'bench-multi-'));
   const children: ChildProcess[] = [];
   const clients: MediaClient[] = [];
-  const followers: FollowClient[] = [];
+  const followers: Array<FollowClient | FeedLog> = [];
   const oscs: OscInNamespace[] = [];
   let star: Star | null = null;
   let relays: Relay[] = [];
@@ -169,7 +170,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function runShow(o: Options, star: Star, scratch: string, children: ChildProcess[], clients: MediaClient[], followers: FollowClient[],
+async function runShow(o: Options, star: Star, scratch: string, children: ChildProcess[], clients: MediaClient[], followers: Array<FollowClient | FeedLog>,
   oscs: OscInNamespace[], setRelays: (r: Relay[]) => void): Promise<string[]> {
   const at = (m: Machine): { ns: string; ip: string; serviceIp: string } => star.machines.get(m) as { ns: string; ip: string; serviceIp: string };
   /** Machine `m`'s server, as every machine reaches it (its service address: through the relay from the others). */
@@ -217,6 +218,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   };
   const runStart = monoNs();
   const busyStart = machineBusySeconds();
+  const cpuTimeline = sampleMachineBusy(100);
   relays.forEach((r, i) => procs.push({ machine: MACHINES[i], what: 'relay', pid: r.pid }));
   // The servers, each on its machine, its log in a file.
   const sock = (m: Machine): string => path.join(scratch, `${m}.sock`);
@@ -317,6 +319,9 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   // The judge's show clock and cues: a Follow client on the master (from the root namespace, on its Unix socket).
   const follow: FollowClient[] = [await FollowClient.start(sock('m'), 'video')];
   followers.push(...follow);
+  // The master's audio feed, as its audio players get it (the judge's feed lead; ./bench-multi-feed says why).
+  const feed = await FeedLog.start(sock('m'), 'audio', path.join(scratch, FEED_FILE), PLAYER_START_NICE);
+  followers.push(feed);
   let control = OscInNamespace.start(at('m').ns, master.oscPort as number);
   oscs.push(control);
   /** Which of m and b is master now (the newer term), or null while neither says so. */
@@ -360,8 +365,10 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     }
   };
   const commands: bigint[] = [];
+  const commandNames: string[] = [];
   const send = async (address: string, ...args: string[]): Promise<Record<string, unknown>> => {
     commands.push(monoNs());
+    commandNames.push(address.replace('/cuemux/', ''));
     let r = await control.request(address, ...args);
     // Roles that flap (a loaded machine) can move the master again meanwhile: a few tries, each after a look.
     for (let k = 0; k < 5 && r.status !== 'ok' && /send show control to the master/.test(String(r.error)); k++) {
@@ -460,6 +467,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   stopHolding();
   const wallS = Number(monoNs() - runStart) / 1e9;
   const machineBusyS = machineBusySeconds() - busyStart;
+  cpuTimeline.stop();
   for (const p of [...procs]) takeCpu(p.pid);
   for (const p of players) p.child.kill('SIGTERM');
   await Promise.all(players.map((p) => (p.child.exitCode !== null ? Promise.resolve() : new Promise((r) => p.child.once('exit', r)))));
@@ -475,7 +483,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     takeoverMsSetting: o.takeoverMs === null ? DEFAULT_TAKEOVER_MS : Number(o.takeoverMs), firstGo, endMono, commands, partition, failover, takeoverMs, relayStats, cycles,
     falseTakeovers: takeovers.map((t) => `${t.to} at ${(Number(t.mono - t0) / 1e9).toFixed(1)} s`),
     players: players.map((p) => ({ label: p.label, kind: p.kind, hash: path.basename(p.files.hash), sync: path.basename(p.files.sync), log: path.basename(p.files.log) })),
-    cues: CUES.map((c) => c.id),
+    cues: CUES.map((c) => c.id), commandNames, cpuTimeline: cpuTimeline.samples,
   }, follow.flatMap((f) => f.lines));
   return judgeRun(scratch, ref);
 }
