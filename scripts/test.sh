@@ -41,7 +41,7 @@ lint_pid=$!
 #    inputs of test/faults/hostile-files when it ran in a lane on this loaded VM). A new test file lands in phase 2
 #    unless it is added to a lane.
 LANE_A=(
-  grpc-security cli cli-help ffmpeg-decode index-exactness http-media readme-promises-cli http-preview media-access
+  grpc-security cli cli-help ffmpeg-decode ffmpeg-picture-copy index-exactness http-media readme-promises-cli http-preview media-access
   other-languages index-store osc-codec index-freshness systemd-units rational frame-pool packet-reader
   packet-batch-wire readme-promises-server
 )
