@@ -5,8 +5,9 @@
  * datagram — on a player started just before, for a GO "now" and for a locate onto a cue placed ahead on the clock —
  * and from then on every tick shows FFmpeg's frame for the clock. After a cue's end, `--at-end hold` keeps its last
  * frame and the default shows black. A player that connects prepares the cue loaded last first, then those loaded
- * since the last GO. A prepared intra-only cue's decoder gives each picture with its own packet (none of its preroll
- * left in the decoder at the GO).
+ * since the last GO, then those armed and not started since. A prepared intra-only cue's decoder gives each picture
+ * with its own packet (none of its preroll left in the decoder at the GO). A clock stopped and played again keeps
+ * what the players decoded.
  * An unarmed GO of an intra-only cue whose first pictures are already due skips them (not decoded) and is in sync
  * from its first shown frame; an inter-coded cue skips none.
  *
@@ -191,18 +192,21 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     process.stdout.write(`      (${summary})\n`);
   });
 
-  it('a player started with several cues armed prepares the cue loaded last first, then those loaded since the last GO, then the others', async function () {
+  it('a player started with several cues armed prepares the cue loaded last first, then those loaded since the last GO, then those armed and not started since, then the others', async function () {
     const clip = await goClip1080();
     show = await Show.start({ 'go.mp4': clip }, children, 'prep-order');
-    const ids = ['A', 'B', 'C', 'D'];
+    const ids = ['A', 'B', 'C', 'D', 'E'];
     const load = async (id: string): Promise<void> => {
       const k = ids.indexOf(id);
       await show?.osc('/cuemux/cue/load', [s(id), s('go.mp4'), d(IN + 0.4 * k), d(OUT + 0.4 * k)]);
     };
     for (const id of ids) await load(id);
-    await show.osc('/cuemux/cue/go', [s('D')]);
-    await show.osc('/cuemux/cue/stop', [s('D')]);
-    // Loaded again since the GO, C then B: a console's next GOs (no cue list here, so no standby cue).
+    for (const id of ['A', 'D']) {
+      await show.osc('/cuemux/cue/go', [s(id)]);
+      await show.osc('/cuemux/cue/stop', [s(id)]);
+    }
+    // Loaded again since the last GO, C then B: a console's next GOs (no cue list here, so no standby cue). E was
+    // loaded before both GOs and is still to be GOne; A and D were GOne since their loads.
     await load('C');
     await load('B');
     const v = videoPlayer(show, 'order');
@@ -212,7 +216,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     await stopPlayer(v.p, 'play-video');
     // Prerolls are prepared one at a time, in the order the server sent them.
     const order = v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1]);
-    assert.deepEqual(order.slice(0, ids.length), ['B', 'C', 'A', 'D'], v.p.stderr().slice(-3000));
+    assert.deepEqual(order.slice(0, ids.length), ['B', 'C', 'E', 'A', 'D'], v.p.stderr().slice(-3000));
   });
 
   it('a prepared intra-only cue (ProRes) is decoded with one picture per packet: none held back by frame threads', async function () {

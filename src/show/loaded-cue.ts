@@ -95,6 +95,11 @@ export class LoadedCue {
    * operator is likely to GO next, and a player that has just connected prepares it early (follow-stream.ts).
    */
   lastLoad = 0;
+  /**
+   * The show's load count when it last started (0: never): a cue whose {@link lastLoad} is greater was loaded (or
+   * re-armed) and not started since, i.e. it is armed for a GO still to come (follow-stream.ts prepares those early).
+   */
+  lastStartLoads = 0;
 
   /**
    * `endMedia`: its end as known at load (the out-point, else the end of the media, clamped to the end indexed so far);

@@ -389,6 +389,7 @@ export class Show extends TypedEmitter<ShowEvents> {
   #startCue(cue: LoadedCue, clockSeconds: number, mediaSeconds: number): void {
     const run = cue.start(clockSeconds, mediaSeconds);
     this.#loadsAtLastGo = this.#loads;
+    cue.lastStartLoads = this.#loads;
     // The Follow feeds write the cue's first packets inside this emit; everything else waits until they are out.
     this.safeEmit('cue', { type: 'started', cue });
     log.info('cue started', { cue: cue.id, clockSeconds, mediaSeconds });
@@ -413,6 +414,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     if (state === 'playing') {
       log.info('cue restored', { cue: cue.id, clockSeconds: run.clockSeconds, mediaSeconds: run.mediaSeconds });
       this.#loadsAtLastGo = this.#loads;
+      cue.lastStartLoads = this.#loads;
       this.safeEmit('cue', { type: 'started', cue });
       this.#watchEnd(cue);
     }
@@ -683,6 +685,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     this.#problems.clear(cue.id);
     log.info('cue started (mirrored)', { cue: cue.id, clockSeconds: run.clockSeconds, mediaSeconds: run.mediaSeconds });
     this.#loadsAtLastGo = this.#loads;
+    cue.lastStartLoads = this.#loads;
     this.safeEmit('cue', { type: 'started', cue });
     return cue;
   }
