@@ -100,15 +100,18 @@ export class HttpServer {
       forceCloseConnections: 'idle',
       return503OnClosing: true,
     });
-    app.addHook('onRequest', async (req, reply) => {
+    // A callback hook, not an async one: no promise per request on the path of every /media range.
+    app.addHook('onRequest', (req, reply, done) => {
       try {
         const query = req.query as Record<string, unknown> | undefined;
         const token = typeof query?.access_token === 'string' ? query.access_token : undefined;
         access.check(req.socket.remoteAddress, req.headers.authorization, token);
       } catch (e) {
         log.debug('HTTP request refused', { peer: req.socket.remoteAddress, url: req.url, error: errorMessage(e) });
-        return sendError(reply, e);
+        sendError(reply, e);
+        return;
       }
+      done();
     });
     app.setErrorHandler((e, _req, reply) => {
       // fastify's own refusals (a malformed URL, a body over its limit) carry a statusCode; ours are CuemuxErrors.

@@ -110,12 +110,30 @@ async function* multipartBytes(media: OpenMedia, ranges: ByteRange[], parts: str
   yield Buffer.from(`\r\n--${boundary}--\r\n`);
 }
 
+/** The ETag and Last-Modified of a file's status, kept per media for the next request of the same status. */
+interface Stamps {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  etag: string;
+  lastModified: string;
+}
+const stampsOf = new WeakMap<OpenMedia, Stamps>();
+
 /** Validators of `media` now (no ETag while it grows); `found` is its status when the request's path check just took it. */
 async function validatorsOf(media: OpenMedia, found: Stats | null): Promise<Validators & { size: number }> {
   const st = found ?? await media.stat();
   const growing = media.growthState === 'growing';
-  const etag = growing ? null : `"${st.ino.toString(16)}-${st.size.toString(16)}-${Math.floor(st.mtimeMs * 1000).toString(16)}"`;
-  return { etag, lastModified: new Date(Math.floor(st.mtimeMs / 1000) * 1000).toUTCString(), size: growing ? await media.availableBytes() : st.size };
+  // Built once per status, not per request: a player asks for range after range of a file that does not change.
+  let s = stampsOf.get(media);
+  if (s === undefined || s.ino !== st.ino || s.size !== st.size || s.mtimeMs !== st.mtimeMs) {
+    s = {
+      ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, etag: `"${st.ino.toString(16)}-${st.size.toString(16)}-${Math.floor(st.mtimeMs * 1000).toString(16)}"`,
+      lastModified: new Date(Math.floor(st.mtimeMs / 1000) * 1000).toUTCString(),
+    };
+    stampsOf.set(media, s);
+  }
+  return { etag: growing ? null : s.etag, lastModified: s.lastModified, size: growing ? await media.availableBytes() : st.size };
 }
 
 /** Answer one /media request on `media`: headers set on `reply`, and the body (null for HEAD or a refusal without one). */

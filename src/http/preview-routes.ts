@@ -38,6 +38,10 @@ async function pump(ctx: HttpContext, media: OpenMedia, streams: number[], start
   try {
     let next = 0;
     for (;;) {
+      // The state before the index: once complete, media.index is the final one. A pass over a growing index that
+      // completes meanwhile is followed by one over the final index, which may hold packets the growing one had not
+      // yet (the end mark completes a file while its growing index trails the writer: previews lost their last 1.2 s).
+      const final = media.growthState !== 'growing';
       const index = media.index;
       let batch: IndexEntry[] = [];
       let bytes = 0;
@@ -60,7 +64,8 @@ async function pump(ctx: HttpContext, media: OpenMedia, streams: number[], start
       }
       await flush();
       const g = media.growth;
-      if (g === null || g.state !== 'growing' || signal.aborted) break;
+      if (final || g === null || signal.aborted) break;
+      if (g.state !== 'growing') continue;
       // Wait for more packets, --growing-wait-ms at a time, while the file is growing: the growing index, not this
       // loop, decides when it is complete (still for --growing-wait-ms). Ending here after one still wait cut
       // previews short when the index was published late (bench:progressive under a load of 35 on 2 cores).

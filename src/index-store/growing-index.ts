@@ -11,8 +11,11 @@
  * the file had when the read began). If the file then grows again, a new demuxer reads on, skipping (and checking) the packets already
  * indexed. (FFmpeg 5.1's MP4 demuxer ends at the size the file had when it opened unless told to ignore its index:
  * it is opened with `fflags +ignidx` (openDemuxer's ignoreIndex) and then reads fragment after fragment as they are written; a new
- * demuxer per fragment, each reading the whole file again, grew the server's RSS by ~2 MiB/s.) Once the file has not changed for `waitMs`, the index is completed by a normal build, which must agree with
- * every packet already indexed, and published (see openIndex).
+ * demuxer per fragment, each reading the whole file again, grew the server's RSS by ~2 MiB/s.) The file is finished once its end mark is there
+ * (media-end.ts: a fragmented MP4's `mfra`, a Matroska Segment's size; found at two looks in a row), or, for a container
+ * without one, once it has not changed for `waitMs`; a pause of a writer whose container has an end mark is not its end
+ * (ABANDONED_MS). The index is then completed by a normal build, which must agree with every packet already indexed,
+ * and published (see openIndex).
  *
  * Growth is never taken for corruption; a file truncated or replaced while growing is: every LOOK_MS the open file
  * is checked (size never shrinking, the path still naming the same inode, the bytes of the first packet and of the
@@ -27,28 +30,20 @@ import { openDemuxer } from '../ffmpeg/demuxer';
 import { libavformatVersion } from '../ffmpeg/native';
 import { META_STRIDE, Meta, type Demuxer, type PacketColumns } from '../ffmpeg/types';
 import { fdPath, fingerprint } from './fingerprint';
+import { lastWhole, truncatedAt } from './short-reads';
 import { IndexEncoder } from './idx-encoder';
 import type { SourceIdentity } from './idx-format';
 import { readUpTo, type BuildProgress } from './index-builder';
 import { MediaIndex } from './media-index';
+import { endMark, type EndMark } from './media-end';
 import { fragmentedMp4, notPlayableUntilComplete } from './mp4-layout';
+import { DEFAULT_GROWING_WAIT_MS, LOOK_MS, look, watchGrowth, type Look } from './growth-watch';
 import { openIndex } from './open-index';
 
 const log = getLogger('growing-index');
 
-/**
- * Default of `--growing-wait-ms`: a file counts as complete once it has not changed for this long, and a reader at
- * its written end waits for it to grow. 5 s outlasts ffmpeg's Matroska writer between two flushes of its 32 KiB
- * output buffer at 64 kbit/s, and a file copy's pauses; the price is that a file modified less than this long ago is
- * watched that long before it is indexed as complete.
- */
-export const DEFAULT_GROWING_WAIT_MS = 5000;
+export { DEFAULT_GROWING_WAIT_MS, recentlyModified, watchGrowth } from './growth-watch';
 
-/** FFmpeg's MP4/QuickTime demuxer's name (see GrowingIndex's #wholeLast). */
-const MP4_FORMAT = /(^|,)mp4(,|$)/;
-
-/** How often a growing file is looked at (size, inode, indexed bytes), in ms. */
-const LOOK_MS = 100;
 
 /**
  * Packets per read while the demuxer is near the written end: one, so each packet is indexed as soon as it is whole.
@@ -60,6 +55,13 @@ const NEAR_BATCH = 1;
 const FAR_BATCH = 4096;
 /** Bytes behind the written end beyond which the demuxer counts as far behind. */
 const FAR_BYTES = 4 << 20;
+/**
+ * How long a file whose container marks its end (see media-end.ts) but whose mark is not there must be still before
+ * it is taken as finished as it stands (its writer died), in ms: at least this, and at least 12 x waitMs. A writer's
+ * pause (a render stuck on a heavy frame, a copy stalled on the network) is not its end: a cue on it waits, as at any
+ * written end, instead of ending early; only a writer gone for a minute is given up on.
+ */
+const ABANDONED_MS = 60_000;
 /** Where a media file stands: still being written, complete, or unplayable until it is complete. */
 export type GrowthState = 'growing' | 'complete' | 'not-playable' | 'failed';
 
@@ -79,53 +81,6 @@ export interface GrowingOptions {
   onProgress?: (p: BuildProgress & { state: GrowthState }) => void;
 }
 
-/** What a look at the file found. */
-interface Look {
-  size: number;
-  mtimeMs: number;
-}
-
-async function look(file: FileHandle | string): Promise<Look> {
-  const st = typeof file === 'string' ? await fsp.stat(file) : await file.stat();
-  return { size: st.size, mtimeMs: st.mtimeMs };
-}
-
-function abortable(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
-/**
- * Whether `file` is being written: true as soon as its size or modification time changes between two looks LOOK_MS
- * apart, false once it has been still for `waitMs` (counted from its modification time: a file untouched for that
- * long answers at once). No OS offers a portable, reliable "open for writing by someone" test (Linux leases need
- * the file's owner and miss writers on other NFS clients), and writers' partial markers (`NAME.part`) are
- * conventions of single tools, so growth is what is measured.
- */
-export async function watchGrowth(file: FileHandle | string, waitMs = DEFAULT_GROWING_WAIT_MS, signal?: AbortSignal, maxWatchMs = Infinity): Promise<boolean> {
-  const first = await look(file);
-  const until = Date.now() + maxWatchMs;
-  for (;;) {
-    if (signal?.aborted) return false;
-    const now = await look(file);
-    if (now.size !== first.size || now.mtimeMs !== first.mtimeMs) return true;
-    if (Date.now() - now.mtimeMs >= waitMs || Date.now() >= until) return false;
-    await abortable(Math.min(LOOK_MS, waitMs), signal);
-  }
-}
-
-/** Whether `file` was modified less than `waitMs` ago (it may still be being written). */
-export async function recentlyModified(file: FileHandle | string, waitMs = DEFAULT_GROWING_WAIT_MS): Promise<boolean> {
-  return Date.now() - (await look(file)).mtimeMs < waitMs;
-}
-
 /** A packet's bytes, remembered to see whether they change: where, how many, and their hash. */
 interface Anchor {
   pos: number;
@@ -137,7 +92,7 @@ interface Anchor {
 export class GrowingIndex {
   /** Absolute media path. */
   readonly media: string;
-  /** How long the file must be still to count as complete, in ms. */
+  /** How long the file must be still to count as complete when its container has no end mark, in ms. */
   readonly waitMs: number;
   /** Resolves with the final index once the file is complete; rejects with the error that ended the following. */
   readonly done: Promise<MediaIndex>;
@@ -158,9 +113,19 @@ export class GrowingIndex {
   #anchors: Anchor[] = [];
   #stop = new AbortController();
   #timer: NodeJS.Timeout | null = null;
+  /** A fragmented MP4 (its end mark is an `mfra`; it is read with ignoreIndex). */
+  readonly #fragmented: boolean;
+  /** The look at which the end mark was last read, and what it said. */
+  #endLook: Look | null = null;
+  #mark: EndMark = 'unmarked';
+  /** Resolves once the end mark was found twice, with no change to the file between (see #lookAtEnd). */
+  #ended: Promise<void>;
+  #endedNow: () => void = () => undefined;
 
-  private constructor(media: string, file: FileHandle, ownFile: boolean, demuxer: Demuxer, identity: SourceIdentity, first: Look, options: GrowingOptions) {
+  private constructor(media: string, file: FileHandle, ownFile: boolean, demuxer: Demuxer, identity: SourceIdentity, first: Look, fragmented: boolean, options: GrowingOptions) {
     this.media = media;
+    this.#fragmented = fragmented;
+    this.#ended = new Promise((resolve) => { this.#endedNow = resolve; });
     this.waitMs = options.waitMs ?? DEFAULT_GROWING_WAIT_MS;
     this.#file = file;
     this.#ownFile = ownFile;
@@ -191,15 +156,16 @@ export class GrowingIndex {
         const identity = await fingerprint(file, media);
         const first = await look(file);
         let demuxer: Demuxer;
+        const fragmented = await fragmentedMp4(file);
         try {
-          demuxer = await openDemuxer(media, { source: fdPath(file), followMs: waitMs, ignoreIndex: await fragmentedMp4(file) });
+          demuxer = await openDemuxer(media, { source: fdPath(file), followMs: waitMs, ignoreIndex: fragmented });
         } catch (e) {
           // Too little written yet for FFmpeg to recognise the container or find its streams (an empty file, the
           // first bytes of a header): try again once it has grown, fail as any file would once it is still.
           if (isCuemuxError(e, 'NOT_MEDIA', 'MEDIA_DAMAGED') && !options.signal?.aborted && await watchGrowth(file, waitMs, options.signal)) continue;
           throw e;
         }
-        return new GrowingIndex(media, file, options.file === undefined, demuxer, identity, first, options);
+        return new GrowingIndex(media, file, options.file === undefined, demuxer, identity, first, fragmented, options);
       }
     } catch (e) {
       if (options.file === undefined) await file.close();
@@ -342,7 +308,23 @@ export class GrowingIndex {
     }
     this.#lastLook = now;
     if (grew) this.#wake(); // byte readers (waitForBytes) go on
+    await this.#lookAtEnd(now);
     return now;
+  }
+
+  /**
+   * Read the file's end mark when the file changed since it was last read; the end counts as reached once the mark
+   * says `ended` at two looks with no change between (a Matroska muxer rewrites its header after its Cues: the second
+   * look, LOOK_MS later, lets it finish).
+   */
+  async #lookAtEnd(now: Look): Promise<void> {
+    const last = this.#endLook;
+    if (last !== null && last.size === now.size && last.mtimeMs === now.mtimeMs) {
+      if (this.#mark === 'ended') this.#endedNow();
+      return;
+    }
+    this.#endLook = now;
+    this.#mark = await endMark(this.#file, now.size, this.#fragmented);
   }
 
   /** Remember the bytes of the first packet and of the last one of `cols` (the anchors checked at every look). */
@@ -370,6 +352,34 @@ export class GrowingIndex {
     this.#timer = setTimeout(tick, LOOK_MS);
   }
 
+  /**
+   * After the demuxer stopped: true when the file grows again before its end, false once it is finished: its end mark
+   * is there, or it has been still for waitMs with no end mark to look for, or for ABANDONED_MS (12 x waitMs if longer)
+   * without the end mark its container has (its writer died; logged).
+   */
+  async #grewBeforeEnd(): Promise<boolean> {
+    for (;;) {
+      const unfinished = this.#mark === 'unfinished';
+      const still = unfinished ? Math.max(ABANDONED_MS, 12 * this.waitMs) : this.waitMs;
+      const watching = new AbortController();
+      const stop = (): void => watching.abort();
+      this.#stop.signal.addEventListener('abort', stop, { once: true });
+      try {
+        const how = await Promise.race([watchGrowth(this.#file, still, watching.signal).then((grew) => (grew ? 'grew' : 'still')), this.#ended.then(() => 'ended')]);
+        if (how === 'grew') return true;
+        if (how === 'ended' || this.#stop.signal.aborted || this.#mark !== 'unfinished') return false;
+        if (unfinished) {
+          log.warn('growing media still without the end mark its container has: taken as finished as it stands', { media: this.media, stillMs: still });
+          return false;
+        }
+        // Its mark was read as 'unfinished' only during the wait: wait on, for ABANDONED_MS.
+      } finally {
+        watching.abort();
+        this.#stop.signal.removeEventListener('abort', stop);
+      }
+    }
+  }
+
   #throwIfEnded(): void {
     if (this.#error !== null) throw this.#error;
   }
@@ -390,8 +400,10 @@ export class GrowingIndex {
       // whole batch lost every packet of a far-behind read (FAR_BATCH): a new demuxer (fragmented MP4 ends at the size
       // it saw at open) starts far behind, read the whole file in one batch, and dropped it, again and again, so a
       // 1080p fragmented MP4 written in real time stopped being indexed after ~2 s until its writer stopped.
-      const ended = read.stopped !== null || read.eof;
-      const cols = ended && !this.#wholeLast(read, floor) ? { ...read, count: Math.max(0, read.count - 1) } : read;
+      const cut = truncatedAt(read, sizeAtOpen);
+      const ended = read.stopped !== null || read.eof || cut < read.count;
+      const whole = cut < read.count ? { ...read, count: cut } : read;
+      const cols = (read.stopped !== null || read.eof) && cut === read.count && !lastWhole(read, floor, this.#demuxerInfo.formatName) ? { ...read, count: Math.max(0, read.count - 1) } : whole;
       if (cols.count === 0) return;
       const o = (cols.count - 1) * META_STRIDE;
       if (cols.meta[o + Meta.POS] >= 0) endPos = cols.meta[o + Meta.POS] + cols.meta[o + Meta.SIZE];
@@ -406,21 +418,6 @@ export class GrowingIndex {
       this.#publish();
       if (ended) return;
     }
-  }
-
-  /**
-   * Whether the last packet of `read` (a batch in which the demuxer stopped) is known whole: in MP4 (a packet is its
-   * `size` bytes at `pos`, and a short read happens only at the end of the file) a packet that ends before `floor`, a
-   * size the file had before the read began, was not cut by it. Kept, it is indexed now instead of once the file has
-   * been still for waitMs (the last packet of a file just written waited the whole --growing-wait-ms: bench:progressive's
-   * player was 2.17 s behind the writer with 2000). MPEG-TS is not: a PES flushed at the stop spans more bytes than its
-   * size.
-   */
-  #wholeLast(read: PacketColumns, floor: number): boolean {
-    if (read.count === 0 || !MP4_FORMAT.test(this.#demuxerInfo.formatName)) return false;
-    const o = (read.count - 1) * META_STRIDE;
-    const pos = read.meta[o + Meta.POS];
-    return pos >= 0 && pos + read.meta[o + Meta.SIZE] < floor;
   }
 
   /**
@@ -458,20 +455,28 @@ export class GrowingIndex {
         let sizeAtOpen = this.#lastLook.size;
         if (demuxer === null) {
           sizeAtOpen = (await look(this.#file)).size;
-          demuxer = await openDemuxer(this.media, { source: fdPath(this.#file), followMs: this.waitMs, ignoreIndex: await fragmentedMp4(this.#file) });
+          demuxer = await openDemuxer(this.media, { source: fdPath(this.#file), followMs: this.waitMs, ignoreIndex: this.#fragmented });
           this.#demuxer = demuxer;
         }
-        try {
-          await this.#readOn(demuxer, skip, sizeAtOpen);
-        } finally {
-          this.#demuxer = null;
-          await demuxer.close();
-          demuxer = null;
+        const reading = this.#readOn(demuxer, skip, sizeAtOpen);
+        const ended = await Promise.race([reading.then(() => false), this.#ended.then(() => true)]);
+        const stopped = demuxer;
+        this.#demuxer = null;
+        demuxer = null;
+        if (ended) {
+          // The end mark is there: complete now. The demuxer may be blocked at the written end for up to waitMs; it
+          // is closed once that read returns (its packets are no longer published), not waited for.
+          reading.catch(() => undefined).finally(() => { stopped.close().catch(() => undefined); });
+          const final = await this.#complete();
+          if (final !== null) return final;
+          await reading.catch(() => undefined); // it changed during the build: one demuxer at a time adds packets
+          continue;
         }
+        await stopped.close();
         this.#publish();
         // The demuxer stopped: no byte for waitMs, or (fragmented MP4) the size it saw at open. Read on if the file
-        // grows again; complete it once it has been still for waitMs.
-        if (await watchGrowth(this.#file, this.waitMs, this.#stop.signal)) continue;
+        // grows again; complete it once its end mark is there.
+        if (await this.#grewBeforeEnd()) continue;
         this.#throwIfEnded();
         const final = await this.#complete();
         if (final !== null) return final;
@@ -497,7 +502,12 @@ export class GrowingIndex {
     try {
       final = await openIndex(this.media, { file: this.#file, folder: this.#options.folder, cacheDir: this.#options.cacheDir, force: true, signal: this.#stop.signal });
     } catch (e) {
-      if (isCuemuxError(e, 'INDEX_STALE') && this.#error === null) return null; // it changed during the build
+      if (isCuemuxError(e, 'INDEX_STALE') && this.#error === null) {
+        // It changed during the build: its end is looked for again.
+        this.#endLook = null;
+        this.#ended = new Promise((resolve) => { this.#endedNow = resolve; });
+        return null;
+      }
       throw e;
     }
     this.#throwIfEnded();

@@ -1,14 +1,14 @@
 /**
  * The fault suite's measures of a server under attack (test/faults/*): its leaks, as what the second of two equal
- * halves of the work leaves alive after a full GC ({@link LeakProbe}, through test/support/gc-probe.ts), and a
+ * halves of the work leaves alive after a full GC ({@link LeakProbe}, through scripts/bench/gc-probe.ts), and a
  * console's round trips idle and under attack in alternating phases of the same run ({@link PairedThumps}).
  */
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { fdCount, percentile, waitFor, type FaultRow, type ThumpConsole } from './faults';
+import { gcProbeEnv, liveBytes, probeAfterGc } from '../../scripts/bench/gc-probe';
+import { fdCount, percentile, type FaultRow, type ThumpConsole } from './faults';
 import { scratchDir } from './tmp';
 
-/** What is alive in a server after a full GC (test/support/gc-probe.ts), and its fds, at one point of an attack. */
+/** What is alive in a server after a full GC (scripts/bench/gc-probe.ts), and its fds, at one point of an attack. */
 export interface MemoryPoint {
   /** Resident set size after the GC, MB. */
   rssMb: number;
@@ -45,18 +45,12 @@ export class LeakProbe {
 
   /** The server's environment for the probe: the preload, and where it writes. */
   env(nodeOptions = ''): Record<string, string> {
-    return { CUEMUX_GC_PROBE: this.#file, NODE_OPTIONS: `${nodeOptions} --require ${path.join(__dirname, 'gc-probe.js')}`.trim() };
+    return gcProbeEnv(this.#file, nodeOptions);
   }
 
   /** Collect the garbage of server `pid` (SIGUSR2), then record and return what is left alive. */
   async measure(pid: number): Promise<MemoryPoint> {
-    const seq = ++this.#seq;
-    process.kill(pid, 'SIGUSR2');
-    const m = await waitFor(`server ${pid}'s GC probe ${seq}`, async () => {
-      const text = await fsp.readFile(this.#file, 'utf8').catch(() => '');
-      const r = text === '' ? null : JSON.parse(text) as { seq: number; rss: number; heapUsed: number; code: number; external: number };
-      return r !== null && r.seq === seq ? r : undefined;
-    }, 30_000);
+    const m = await probeAfterGc(pid, this.#file, ++this.#seq);
     // A leaked fd stays open; one the server has open for a moment (a cue's file being opened) does not: the fewest
     // of five reads 50 ms apart.
     let fds = Infinity;
@@ -64,7 +58,7 @@ export class LeakProbe {
       if (i > 0) await new Promise((r) => setTimeout(r, 50));
       fds = Math.min(fds, await fdCount(pid));
     }
-    const point = { rssMb: m.rss / 2 ** 20, liveMb: (m.heapUsed - m.code + m.external) / 2 ** 20, fds };
+    const point = { rssMb: m.rss / 2 ** 20, liveMb: liveBytes(m) / 2 ** 20, fds };
     this.points.push(point);
     return point;
   }

@@ -1,5 +1,6 @@
 /**
- * A test-only preload for `cuemux serve` children of the fault suite (never part of the server): with
+ * A measuring preload for `cuemux serve` children of the fault suite and of bench:progressive (never part of the
+ * server; here, not in test/, so a benchmark may use it): with
  * `NODE_OPTIONS=--require .../gc-probe.js` and `CUEMUX_GC_PROBE=FILE`, SIGUSR2 makes the server's main thread run
  * two full garbage collections and write what is left alive to FILE as one JSON line
  * (`{ seq, rss, heapUsed, code, external, arrayBuffers }`, bytes; `code`: V8's code spaces, part of `heapUsed`;
@@ -8,7 +9,8 @@
  * Two collections: the first runs finalizers and weak callbacks that free more on the second.
  * Only the main thread's V8 heap is collected (the OSC thread is a second isolate; its memory is in `rss`).
  */
-import { writeFileSync } from 'node:fs';
+import { promises as fsp, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { isMainThread } from 'node:worker_threads';
@@ -33,4 +35,40 @@ if (isMainThread && file !== undefined && file !== '') {
       writeFileSync(file, `${JSON.stringify({ seq, rss: m.rss, heapUsed: m.heapUsed, code, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
     });
   });
+}
+
+/** One probe's record (bytes; see the module comment). */
+export interface GcProbeRecord {
+  seq: number;
+  rss: number;
+  heapUsed: number;
+  code: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+/** The environment that gives a server the probe writing to `file` (`nodeOptions` kept). */
+export function gcProbeEnv(file: string, nodeOptions = ''): Record<string, string> {
+  return { CUEMUX_GC_PROBE: file, NODE_OPTIONS: `${nodeOptions} --require ${path.join(__dirname, 'gc-probe.js')}`.trim() };
+}
+
+/**
+ * Make server `pid` (started with {@link gcProbeEnv}(`file`)) collect its garbage and return probe number `seq`'s
+ * record (probes are numbered 1, 2, ... in the order they are asked for); rejects after `timeoutMs` without it.
+ */
+export async function probeAfterGc(pid: number, file: string, seq: number, timeoutMs = 30_000): Promise<GcProbeRecord> {
+  process.kill(pid, 'SIGUSR2');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await fsp.readFile(file, 'utf8').catch(() => '');
+    const r = text === '' ? null : JSON.parse(text) as GcProbeRecord;
+    if (r !== null && r.seq === seq) return r;
+    if (Date.now() > deadline) throw new Error(`server ${pid}'s GC probe ${seq} did not answer within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Live memory of a record: V8 heap used plus external memory (Buffers), less V8's compiled code, in bytes. */
+export function liveBytes(r: GcProbeRecord): number {
+  return r.heapUsed - r.code + r.external;
 }
