@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { promises as fsp, statSync, truncateSync } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { assertPacketsOfFile, ffprobePackets } from './support/ffmpeg-reference';
 import { makeMedia, minuteClip } from './support/media';
 import { chunkWriter, ffmpegPipeWriter } from './support/growing-writers';
@@ -61,6 +63,12 @@ async function rejectsWithStatus(p: Promise<unknown>, code: grpc.status, mention
     assert.match(e.details, mention);
     return true;
   });
+}
+
+/** ffprobe's JSON for `args`. */
+async function execJson(args: string[]): Promise<{ format: { duration: string; start_time: string }; packets: Array<{ pts_time: string; duration_time: string }> }> {
+  const { stdout } = await promisify(execFile)('ffprobe', args);
+  return JSON.parse(stdout) as { format: { duration: string; start_time: string }; packets: Array<{ pts_time: string; duration_time: string }> };
 }
 
 describe('growing media', function () {
@@ -163,6 +171,22 @@ describe('growing media', function () {
     const packets = await collect(c, { mediaId: info.mediaId, startSeconds: -1e9 });
     await assertPacketsOfFile(packets, abs);
     assert.equal((await fsp.readFile(abs)).equals(await fsp.readFile(mp4)), true, 'the copy is whole');
+  });
+
+  it('a fragmented MP4 with B-frames lasts until its last picture ends, past FFmpeg\'s container duration', async function () {
+    const file = 'frag-bframes.mp4';
+    // Cut by -t while copied (as bench:progressive's writer does): FFmpeg's duration is then the last packet's dts plus
+    // its duration, before the end of the last picture (B-frames are shown after later-decoded ones).
+    const mkvB = await makeMedia('bframes-3s.mkv', ['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25:duration=3', '-f', 'lavfi', '-i', 'sine=duration=3',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-bf', '2', '-g', '25', '-c:a', 'aac']);
+    await fsp.copyFile(await makeMedia('frag-bframes-cut.mp4', ['-i', mkvB, '-t', '1.5', '-map', '0', '-c', 'copy',
+      '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-frag_duration', '200000', '-f', 'mp4']), path.join(srv.root, file));
+    const probe = await execJson(['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time,duration_time:format=duration,start_time', '-of', 'json', path.join(srv.root, file)]);
+    const start = Number(probe.format.start_time);
+    const lastEnd = Math.max(...probe.packets.map((k) => Number(k.pts_time) + Number(k.duration_time))) - start;
+    assert.ok(Number(probe.format.duration) < lastEnd - 0.01, `FFmpeg's duration ${probe.format.duration} s ends before the last picture's ${lastEnd} s (else this test shows nothing)`);
+    const info = await srv.client().openMedia(file);
+    assert.ok(Math.abs(info.durationSeconds - lastEnd) < 1e-6, `duration ${info.durationSeconds} s, the last picture ends at ${lastEnd} s`);
   });
 
   it('OpenMedia.readAt on a growing file waits for bytes not yet written (cancellable), then returns the file\'s bytes', async function () {
