@@ -156,7 +156,10 @@ export class GrowingIndex {
         const identity = await fingerprint(file, media);
         const first = await look(file);
         let demuxer: Demuxer;
-        const fragmented = await fragmentedMp4(file);
+        const known = await fragmentedMp4(file);
+        // Its moov still being written: wait for it (still with a partial moov: followed as not fragmented, as before).
+        if (known === null && !options.signal?.aborted && await watchGrowth(file, waitMs, options.signal)) continue;
+        const fragmented = known === true;
         try {
           demuxer = await openDemuxer(media, { source: fdPath(file), followMs: waitMs, ignoreIndex: fragmented });
         } catch (e) {
@@ -357,8 +360,16 @@ export class GrowingIndex {
    * is there, or it has been still for waitMs with no end mark to look for, or for ABANDONED_MS (12 x waitMs if longer)
    * without the end mark its container has (its writer died; logged).
    */
-  async #grewBeforeEnd(): Promise<boolean> {
+  async #grewBeforeEnd(readSize: number): Promise<boolean> {
     for (;;) {
+      // Bytes the stopped demuxer never read (a fragmented MP4's ends at the size it saw at open): read on now, not
+      // after the file grows again (a writer that pauses there would leave them unindexed for the whole pause).
+      const now = await look(this.#file);
+      if (now.size > readSize) return true;
+      // The end mark as the file stands now, not as the last look found it: that look may not have run yet (its file
+      // reads queue in the thread pool behind FFmpeg's reads blocked at the written end), and the mark's default
+      // ('unmarked') would take a writer's pause for the end (a flake of test/growing-end in a long mocha run).
+      if (this.#mark !== 'unfinished' && await endMark(this.#file, now.size, this.#fragmented) === 'unfinished') this.#mark = 'unfinished';
       const unfinished = this.#mark === 'unfinished';
       const still = unfinished ? Math.max(ABANDONED_MS, 12 * this.waitMs) : this.waitMs;
       const watching = new AbortController();
@@ -476,7 +487,7 @@ export class GrowingIndex {
         this.#publish();
         // The demuxer stopped: no byte for waitMs, or (fragmented MP4) the size it saw at open. Read on if the file
         // grows again; complete it once its end mark is there.
-        if (await this.#grewBeforeEnd()) continue;
+        if (await this.#grewBeforeEnd(this.#fragmented ? sizeAtOpen : Number.POSITIVE_INFINITY)) continue;
         this.#throwIfEnded();
         const final = await this.#complete();
         if (final !== null) return final;

@@ -57,10 +57,15 @@ export async function notPlayableUntilComplete(file: FileHandle): Promise<string
 /** Most bytes of a `moov` searched for its `mvex` (a fragmented MP4's `empty_moov` is a few KiB). */
 const MVEX_SEARCH_BYTES = 256 << 10;
 
-/** Whether `file` is a fragmented MP4: its `moov` (within its first MVEX_SEARCH_BYTES) holds an `mvex` box. */
-export async function fragmentedMp4(file: FileHandle): Promise<boolean> {
+/**
+ * Whether `file` is a fragmented MP4: its `moov` (within its first MVEX_SEARCH_BYTES) holds an `mvex` box. Null while
+ * its `moov` is not all written yet: not known (ffmpeg writes `mvex` after the tracks, so a partial `moov` would read
+ * as not fragmented, and the file would be followed as one without an end mark).
+ */
+export async function fragmentedMp4(file: FileHandle): Promise<boolean | null> {
   const moov = await findMoov(file);
   if (moov === null || 'why' in moov) return false;
+  if (moov.pos + moov.size > (await file.stat()).size) return null;
   const b = Buffer.alloc(Math.min(moov.size, MVEX_SEARCH_BYTES));
   const { bytesRead } = await file.read(b, 0, b.length, moov.pos);
   return b.subarray(0, bytesRead).includes('mvex', 0, 'latin1');
