@@ -13,6 +13,7 @@ import { setLogSink, type LogLevel, type LogSink } from '../src/common/logger';
 import { monoNs, monoToUnixNs, unixNs, unixToMonoNs } from '../src/common/time-source';
 import {
   instantOf,
+  LATE_STOP_SECONDS,
   isRunning,
   positionAt,
   ShowClock,
@@ -357,6 +358,25 @@ describe('ShowClock', function () {
     assert.equal(clock.snapshot.generation, 4);
 
     assert.deepEqual(ev.map((e) => [e.s.generation, e.discontinuity]), [[1, false], [1, false], [1, false], [2, true], [2, false], [3, true], [4, true]]);
+  });
+
+  it('a stop frozen further back than LATE_STOP_SECONDS (a late bundle) is a discontinuity; a play taken from a still chased source runs at rate 1', function () {
+    const clock = newClock();
+    const ev = record(clock);
+    clock.play(monoNs() - 10n * SEC);
+    clock.stop(monoNs() - ms(500));
+    assert.equal(ev[1].discontinuity, true, 'the players went on 0.5 s past the position it freezes');
+    assert.equal(clock.snapshot.generation, 2);
+    clock.play();
+    clock.stop(monoNs() - ms(Math.floor(LATE_STOP_SECONDS * 1000 / 2)));
+    assert.equal(ev[3].discontinuity, false, 'a few ms back: the players keep what they have');
+
+    const chased = newClock();
+    const t0 = monoNs();
+    chased.chase(10, 0, t0, true); // a paused source: frozen at rate 0
+    chased.play(t0 + SEC);
+    assert.equal(chased.snapshot.rate, 1);
+    assert.equal(chased.position(t0 + 2n * SEC), 11);
   });
 
   it('play on a playing clock and stop on a stopped clock are no-ops', function () {

@@ -114,7 +114,8 @@ export class VideoPlayer {
    * By queue key: the picture just before the queue's first, kept while the queue is (see #pick). Why: a clock
    * stopped by a command that took a few ms to reach the server stands where the server anchored it, up to a tick
    * before the instant this player had reached, so the picture for it may be the one before the picture on screen;
-   * a stop is no discontinuity, so nothing is decoded again for it.
+   * a stop is no discontinuity, so nothing is decoded again for it. Each segment on the clock so holds one pool slot
+   * more than its queue (not counted in `queuedPictures`). A stop frozen further back is a discontinuity (ShowClock).
    */
   readonly #behind = new Map<string, Queued>();
   /** The video stream each cue presents. */

@@ -82,6 +82,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Highest accepted |rate| (show seconds per real second). */
 const MAX_RATE = 16;
 
+/**
+ * How far in the past a stop may freeze the clock without a discontinuity, s: under a 60 fps picture (the video
+ * player keeps the one before its queue) and under the audio player's write-ahead and two periods (the samples it keeps
+ * behind its read position).
+ */
+export const LATE_STOP_SECONDS = 0.015;
+
 /** The show clock. */
 export class ShowClock extends TypedEmitter<ShowClockEvents> {
   #s: ClockSnapshot;
@@ -124,13 +131,21 @@ export class ShowClock extends TypedEmitter<ShowClockEvents> {
    */
   play(at: bigint = monoNs()): void {
     if (this.#s.state === 'playing') return;
-    this.#set({ state: 'playing', source: 'internal', positionSeconds: this.position(at) }, at, false);
+    // Taken from a chased source, the clock runs at normal speed: not at the chase's last estimate (a paused source
+    // froze it at rate 0, and the clock would never move).
+    const rate = this.#s.source === 'external' || !(this.#s.rate > 0) ? 1 : this.#s.rate;
+    this.#set({ state: 'playing', source: 'internal', rate, positionSeconds: this.position(at) }, at, false);
   }
 
-  /** Stop (freeze the position reached at `at`, default now). Not a discontinuity, as {@link play}. */
+  /**
+   * Stop (freeze the position reached at `at`, default now). Not a discontinuity, as {@link play}, unless `at` lies
+   * more than {@link LATE_STOP_SECONDS} in the past (a late bundle's timetag): the players had gone on past the
+   * position it freezes, further back than the picture and samples they keep behind them.
+   */
   stop(at: bigint = monoNs()): void {
     if (this.#s.state === 'stopped' && this.#s.source === 'internal') return;
-    this.#set({ state: 'stopped', source: 'internal', positionSeconds: this.position(at) }, at, false);
+    const late = this.position() - this.position(at);
+    this.#set({ state: 'stopped', source: 'internal', positionSeconds: this.position(at) }, at, late > LATE_STOP_SECONDS);
   }
 
   /** Jump to `seconds`, keeping the state (a playing clock goes on playing from there). */
