@@ -17,6 +17,8 @@
 #include "frame.h"
 extern "C" {
 #include <libavutil/imgutils.h>
+#include <libavutil/pixdesc.h>
+#include <libavutil/macros.h>
 }
 
 static napi_value throwError(napi_env env, const char* message) {
@@ -61,6 +63,18 @@ napi_value cuemuxCopyPicture(napi_env env, napi_callback_info info) {
     return throwError(env, "cuemuxCopyPicture: dest must be a Uint8Array");
   }
   const AVPixelFormat format = (AVPixelFormat) fr->format;
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
+  if (desc == nullptr || (desc->flags & AV_PIX_FMT_FLAG_HWACCEL)) return throwError(env, "cuemuxCopyPicture: not a picture format in memory");
+  // Every plane there with rows as long as the layout needs, and a palette's 1024 bytes: checked, not read past.
+  int planes = 0;
+  for (int c = 0; c < desc->nb_components; c++) planes = FFMAX(planes, desc->comp[c].plane + 1);
+  for (int p = 0; p < planes; p++) {
+    const int rowBytes = av_image_get_linesize(format, fr->width, p);
+    if (fr->data[p] == nullptr || rowBytes < 0 || fr->linesize[p] < rowBytes) return throwError(env, "cuemuxCopyPicture: a plane of the frame is missing or shorter than its layout");
+  }
+  if ((desc->flags & AV_PIX_FMT_FLAG_PAL) && (fr->data[1] == nullptr || (fr->buf[1] != nullptr && fr->buf[1]->size < 1024))) {
+    return throwError(env, "cuemuxCopyPicture: the frame has no palette");
+  }
   const int size = av_image_get_buffer_size(format, fr->width, fr->height, 1);
   if (size < 0) return throwError(env, "cuemuxCopyPicture: FFmpeg cannot lay out this picture format");
   if ((size_t) size > length) return throwError(env, "cuemuxCopyPicture: dest is smaller than the picture");
