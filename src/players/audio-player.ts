@@ -110,10 +110,16 @@ export class AudioPlayer {
   /** Device frame of the next period to render (real device), null before the first cycle. */
   #nextFrame: number | null = null;
   #stopped = false;
+  /**
+   * Samples a voice keeps behind its read position: the write-ahead and two periods (a resume reads again from where
+   * the clock stopped, which the periods written ahead of the stop had passed).
+   */
+  readonly #keptBehind: number;
   readonly #stats: AudioPlayerStats = { periods: 0, playing: 0, underrunSamples: 0, relocations: 0, slewedPeriods: 0, xruns: 0, deviceUnderrunFrames: 0 };
 
   constructor(follower: FollowerSource, options: AudioPlayerOptions) {
     this.#o = { devicePpm: 0, writeAheadNs: 20_000_000n, relocateSeconds: 0.02, maxSlew: 0.005, ...options, device: options.device ?? null };
+    this.#keptBehind = Math.ceil((Number(this.#o.writeAheadNs) * this.#o.sampleRate) / 1e9) + 2 * this.#o.periodFrames;
     if (!Number.isInteger(this.#o.devicePpm) || Math.abs(this.#o.devicePpm) > 10_000) throw new RangeError(`device ppm must be an integer within ±10000, got ${this.#o.devicePpm}`);
     const d = this.#o.device?.description;
     if (d !== undefined && (d.sampleRate !== this.#o.sampleRate || d.periodFrames !== this.#o.periodFrames || d.channels !== this.#o.channels || this.#o.devicePpm !== 0)) {
@@ -253,11 +259,9 @@ export class AudioPlayer {
     const n = a.samples.length / ch;
     // Voice sample index of the block's first sample: blocks of one voice are contiguous.
     const blockStart = v.bufStart + v.bufLen;
-    // Keep what is still to be read, and what was read in the last write-ahead and two periods before it (a resume
-    // reads again from where the clock stopped, which the periods written ahead of the stop had passed). After an
-    // underrun the read position may be past what arrived: the late samples are skipped, sync comes first.
-    const behind = Math.ceil((Number(this.#o.writeAheadNs) * this.#o.sampleRate) / 1e9) + 2 * this.#o.periodFrames;
-    const keepFrom = Math.min(blockStart + n, Math.max(v.bufStart, v.pos === null ? v.bufStart : Math.floor(v.pos) - behind));
+    // Keep what is still to be read, and #keptBehind samples before it. After an underrun the read position may be
+    // past what arrived: the late samples are skipped, sync comes first.
+    const keepFrom = Math.min(blockStart + n, Math.max(v.bufStart, v.pos === null ? v.bufStart : Math.floor(v.pos) - this.#keptBehind));
     const oldKeep = Math.max(0, blockStart - keepFrom);
     const newSkip = Math.max(0, keepFrom - blockStart);
     const total = oldKeep + n - newSkip;

@@ -103,7 +103,7 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
     const { frame, ...timed } = p;
     const meta = pictureMeta(frame);
     if (frame.copyTo !== undefined && frame.planeLengths !== undefined && frame.byteLength !== undefined) {
-      // FFmpeg copies its frame into the slot: no Buffer is made of the frame's memory (see releaseDecoded below).
+      // FFmpeg copies its frame into the slot: no Buffer is made of the frame's memory (released on 'decoded', below).
       const slot = pool.acquire(frame.byteLength);
       frame.copyTo(new Uint8Array(slot.buffer));
       post({ type: 'picture', timed, frame: meta, slot: slot.id, buffer: slot.buffer, planes: [...frame.planeLengths] });

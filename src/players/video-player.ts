@@ -221,11 +221,7 @@ export class VideoPlayer {
     const key = segmentKey(p.cueId, p.segment);
     const q = this.#queues.get(key);
     // A new generation of the same segment replaces what was queued for the old one.
-    if (q !== undefined && q.length > 0 && q[0].p.generation !== p.generation) {
-      free(q.splice(0));
-      this.#behind.get(key)?.release();
-      this.#behind.delete(key);
-    }
+    if (q !== undefined && q.length > 0 && q[0].p.generation !== p.generation) this.#dropQueue(key);
     this.#insert(key, p);
   }
 
@@ -268,8 +264,7 @@ export class VideoPlayer {
   }
 
   #dropQueue(key: string): void {
-    this.#behind.get(key)?.release();
-    this.#behind.delete(key);
+    this.#keepBehind(key, null);
     const q = this.#queues.get(key);
     if (q === undefined) return;
     free(q);
@@ -300,6 +295,13 @@ export class VideoPlayer {
     if (this.#onScreen?.p.cueId === cueId) this.#setScreen(null);
   }
 
+  /** Keep `x` as the picture behind queue `key` (see #behind), or none; the one kept before is let go. */
+  #keepBehind(key: string, x: Queued | null): void {
+    this.#behind.get(key)?.release();
+    if (x === null) this.#behind.delete(key);
+    else this.#behind.set(key, x);
+  }
+
   /** The picture covering clock position `c` in window `w`, or null when it is not decoded (yet). */
   #pick(w: SegmentWindow, c: number): { q: Queued; end: number } | null {
     const key = segmentKey(w.cueId, w.segment);
@@ -322,8 +324,7 @@ export class VideoPlayer {
     // Everything before the chosen picture is in the past: free it, but for the last (kept behind the queue).
     if (best > 0) {
       const past = q.splice(0, best);
-      this.#behind.get(key)?.release();
-      this.#behind.set(key, past.pop() as Queued);
+      this.#keepBehind(key, past.pop() as Queued);
       free(past);
     }
     const cur = q[0];

@@ -144,8 +144,8 @@ export class ShowClock extends TypedEmitter<ShowClockEvents> {
    */
   stop(at: bigint = monoNs()): void {
     if (this.#s.state === 'stopped' && this.#s.source === 'internal') return;
-    const late = this.position() - this.position(at);
-    this.#set({ state: 'stopped', source: 'internal', positionSeconds: this.position(at) }, at, late > LATE_STOP_SECONDS);
+    const frozen = this.position(at);
+    this.#set({ state: 'stopped', source: 'internal', positionSeconds: frozen }, at, this.position() - frozen > LATE_STOP_SECONDS);
   }
 
   /** Jump to `seconds`, keeping the state (a playing clock goes on playing from there). */

@@ -386,10 +386,15 @@ export class Show extends TypedEmitter<ShowEvents> {
     if (s.state === 'stopped' && s.source === 'internal' && this.#goStartsClock) this.clock.play(at);
   }
 
-  #startCue(cue: LoadedCue, clockSeconds: number, mediaSeconds: number): void {
-    const run = cue.start(clockSeconds, mediaSeconds);
+  /** `cue` started (a GO, a resume, a restore or a mirrored start): the loads counted then (loadsAtLastGo, lastStartLoads). */
+  #countStart(cue: LoadedCue): void {
     this.#loadsAtLastGo = this.#loads;
     cue.lastStartLoads = this.#loads;
+  }
+
+  #startCue(cue: LoadedCue, clockSeconds: number, mediaSeconds: number): void {
+    const run = cue.start(clockSeconds, mediaSeconds);
+    this.#countStart(cue);
     // The Follow feeds write the cue's first packets inside this emit; everything else waits until they are out.
     this.safeEmit('cue', { type: 'started', cue });
     log.info('cue started', { cue: cue.id, clockSeconds, mediaSeconds });
@@ -413,8 +418,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     cue.restore(state, run, numbering, pausedMedia);
     if (state === 'playing') {
       log.info('cue restored', { cue: cue.id, clockSeconds: run.clockSeconds, mediaSeconds: run.mediaSeconds });
-      this.#loadsAtLastGo = this.#loads;
-      cue.lastStartLoads = this.#loads;
+      this.#countStart(cue);
       this.safeEmit('cue', { type: 'started', cue });
       this.#watchEnd(cue);
     }
@@ -684,8 +688,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     cue.restore('playing', run, numbering, null);
     this.#problems.clear(cue.id);
     log.info('cue started (mirrored)', { cue: cue.id, clockSeconds: run.clockSeconds, mediaSeconds: run.mediaSeconds });
-    this.#loadsAtLastGo = this.#loads;
-    cue.lastStartLoads = this.#loads;
+    this.#countStart(cue);
     this.safeEmit('cue', { type: 'started', cue });
     return cue;
   }
