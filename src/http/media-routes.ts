@@ -28,42 +28,83 @@ import { mediaPathOf } from './request-path';
 export const CHUNK_BYTES = 256 << 10;
 
 /**
- * A request's lifetime: aborted when the client goes away before its response was sent whole, or when the listener's
- * grace is over. Built for every request, so it is lean: a listener on `closing` rather than AbortSignal.any, and
- * nothing at the end of a response sent whole (the abort, its CuemuxError and its stack cost ~0.15 ms a request in
- * bench:progressive's profile, about a tenth of a 64 KiB range's first byte).
+ * A request's lifetime: its signal is aborted when the client goes away before its response was sent whole, or when
+ * the listener's grace is over. Made on first use of `signal`: a range read in one piece from a complete file never
+ * waits and needs none (the AbortController and its listeners on `closing` and on the response were ~9 % of the
+ * server's CPU profile of 64 KiB ranges, the largest cost of ours after the file's stat and read). A listener on
+ * `closing` rather than AbortSignal.any, and nothing at the end of a response sent whole (the abort, its CuemuxError
+ * and its stack cost ~0.15 ms a request in bench:progressive's profile).
  */
-export function requestSignal(req: FastifyRequest, reply: FastifyReply, closing: AbortSignal): AbortSignal {
-  const gone = new AbortController();
-  if (closing.aborted) {
-    gone.abort(closing.reason);
+export class RequestLife {
+  readonly #req: FastifyRequest;
+  readonly #reply: FastifyReply;
+  readonly #closing: AbortSignal;
+  #signal: AbortSignal | null = null;
+
+  constructor(req: FastifyRequest, reply: FastifyReply, closing: AbortSignal) {
+    this.#req = req;
+    this.#reply = reply;
+    this.#closing = closing;
+  }
+
+  /** Aborted when the client goes away before the response was sent whole, or the listener's grace is over. */
+  get signal(): AbortSignal {
+    if (this.#signal !== null) return this.#signal;
+    const gone = new AbortController();
+    this.#signal = gone.signal;
+    const res = this.#reply.raw;
+    const away = (): CuemuxError => new CuemuxError('CLOSED', `${this.#req.url}: client went away`);
+    if (this.#closing.aborted) gone.abort(this.#closing.reason);
+    else if (res.destroyed && !res.writableFinished) gone.abort(away());
+    else {
+      const onClosing = (): void => gone.abort(this.#closing.reason);
+      this.#closing.addEventListener('abort', onClosing, { once: true });
+      res.once('close', () => {
+        this.#closing.removeEventListener('abort', onClosing);
+        if (!res.writableFinished) gone.abort(away());
+      });
+    }
     return gone.signal;
   }
-  const onClosing = (): void => gone.abort(closing.reason);
-  closing.addEventListener('abort', onClosing, { once: true });
-  reply.raw.once('close', () => {
-    closing.removeEventListener('abort', onClosing);
-    if (!reply.raw.writableFinished) gone.abort(new CuemuxError('CLOSED', `${req.url}: client went away`));
-  });
-  return gone.signal;
 }
+
+/**
+ * Buffers of CHUNK_BYTES for ranges sent in one piece, taken back when their response has closed (its bytes handed
+ * to the kernel, or the connection gone: no write holds them then). Why: the server runs with glibc's mmap threshold
+ * at 64 KiB (scripts/start.sh), so a fresh 64 KiB Buffer a request was an mmap, 16 page faults and a munmap: ~5 % of
+ * a 64 KiB range's first byte against a static server (microbenchmark of two fastify servers, one with that setting).
+ */
+class ChunkPool {
+  /** Free buffers kept at most: a few ranges in flight at once, ~1 MiB. */
+  static readonly KEPT = 4;
+  readonly #free: Buffer[] = [];
+
+  /** A buffer for `res`'s body, returned to the pool when `res` closes. */
+  take(res: FastifyReply['raw']): Buffer {
+    const b = this.#free.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
+    res.once('close', () => {
+      if (this.#free.length < ChunkPool.KEPT) this.#free.push(b);
+    });
+    return b;
+  }
+}
+const chunks = new ChunkPool();
 
 /**
  * Open the media a request names (kept open between requests: ctx.media) and run `use` with it (and the file's
  * status when the path's check found it, else null); its use ends when `use`'s body has been sent or closed.
  */
 export async function withMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyReply, prefix: string,
-  use: (media: OpenMedia, signal: AbortSignal, stat: Stats | null) => Promise<Readable | Buffer | null>): Promise<FastifyReply> {
+  use: (media: OpenMedia, life: RequestLife, stat: Stats | null) => Promise<Readable | Buffer | null>): Promise<FastifyReply> {
   let m: MediaUse;
   try {
     m = await ctx.media.use(mediaPathOf(req.url, prefix));
   } catch (e) {
     return sendError(reply, e);
   }
-  const signal = requestSignal(req, reply, ctx.closing);
   let body: Readable | Buffer | null;
   try {
-    body = await use(m.media, signal, m.stat);
+    body = await use(m.media, new RequestLife(req, reply, ctx.closing), m.stat);
   } catch (e) {
     m.done();
     return sendError(reply, e);
@@ -76,11 +117,16 @@ export async function withMedia(ctx: HttpContext, req: FastifyRequest, reply: Fa
   return reply.send(body);
 }
 
+/** The error of a file that ended at `pos` while a range of it was being sent. */
+function truncated(media: OpenMedia, pos: number): CuemuxError {
+  return new CuemuxError('MEDIA_DAMAGED', `${media.path}: the file ended at ${pos} bytes while it was being sent (truncated?)`, { path: media.path });
+}
+
 /** The bytes `start`..`end` (inclusive) of `media`, chunk by chunk. */
 async function* rangeBytes(media: OpenMedia, r: ByteRange, signal: AbortSignal): AsyncGenerator<Buffer> {
   for (let pos = r.start; pos <= r.end;) {
     const b = await media.readAt(pos, Math.min(CHUNK_BYTES, r.end + 1 - pos), { timeoutMs: 0, signal });
-    if (b.length === 0) throw new CuemuxError('MEDIA_DAMAGED', `${media.path}: the file ended at ${pos} bytes while it was being sent (truncated?)`, { path: media.path });
+    if (b.length === 0) throw truncated(media, pos);
     pos += b.length;
     yield b;
   }
@@ -137,7 +183,7 @@ async function validatorsOf(media: OpenMedia, found: Stats | null): Promise<Vali
 }
 
 /** Answer one /media request on `media`: headers set on `reply`, and the body (null for HEAD or a refusal without one). */
-async function serveMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyReply, media: OpenMedia, signal: AbortSignal, found: Stats | null): Promise<Readable | Buffer | null> {
+async function serveMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyReply, media: OpenMedia, life: RequestLife, found: Stats | null): Promise<Readable | Buffer | null> {
   const head = req.method === 'HEAD';
   const type = mediaContentType(media.path, media.info.formatName);
   const rangeHeader = typeof req.headers.range === 'string' ? req.headers.range : undefined;
@@ -145,7 +191,7 @@ async function serveMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyR
   // A growing file: a range starting past the written end waits (bounded) for its first byte.
   const first = firstAskedByte(rangeHeader);
   const waited = g !== null && g.state === 'growing' && first !== null && first >= g.writtenBytes;
-  if (waited) await g.waitForBytes(first + 1, ctx.growingWaitMs, signal);
+  if (waited) await g.waitForBytes(first + 1, ctx.growingWaitMs, life.signal);
   const v = await validatorsOf(media, waited ? null : found);
   const growing = media.growthState === 'growing';
   const complete = growing ? null : v.size;
@@ -159,9 +205,9 @@ async function serveMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyR
   }
   if (asked.kind === 'whole') {
     reply.code(200).header('content-type', type);
-    if (growing) return head ? null : Readable.from(followBytes(media, ctx.growingWaitMs, signal), { objectMode: false });
+    if (growing) return head ? null : Readable.from(followBytes(media, ctx.growingWaitMs, life.signal), { objectMode: false });
     reply.header('content-length', v.size);
-    return head ? null : Readable.from(rangeBytes(media, { start: 0, end: v.size - 1 }, signal), { objectMode: false });
+    return head ? null : Readable.from(rangeBytes(media, { start: 0, end: v.size - 1 }, life.signal), { objectMode: false });
   }
   reply.code(206);
   const ranges = asked.ranges;
@@ -169,23 +215,27 @@ async function serveMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyR
     const r = ranges[0];
     reply.header('content-type', type).header('content-range', contentRange(r, complete)).header('content-length', r.end - r.start + 1);
     if (head) return null;
-    // A range of one chunk is read, then sent as one buffer: no stream to set up before its first byte.
-    if (r.end - r.start < CHUNK_BYTES) {
-      for await (const b of rangeBytes(media, r, signal)) return b;
+    // A range of one chunk is read (at once: it is written, waited for above if the file grows) into a pooled buffer,
+    // then sent as one: no stream to set up before its first byte.
+    const length = r.end + 1 - r.start;
+    if (length <= CHUNK_BYTES) {
+      const b = await media.readAt(r.start, length, { timeoutMs: 0, into: chunks.take(reply.raw) });
+      if (b.length < length) throw truncated(media, r.start + b.length);
+      return b;
     }
-    return Readable.from(rangeBytes(media, r, signal), { objectMode: false });
+    return Readable.from(rangeBytes(media, r, life.signal), { objectMode: false });
   }
   const boundary = `cuemux-${randomBytes(12).toString('hex')}`;
   const parts = ranges.map((r, i) => `${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${type}\r\nContent-Range: ${contentRange(r, complete)}\r\n\r\n`);
   const length = parts.reduce((n, p, i) => n + Buffer.byteLength(p) + ranges[i].end - ranges[i].start + 1, 0) + Buffer.byteLength(`\r\n--${boundary}--\r\n`);
   reply.header('content-type', `multipart/byteranges; boundary=${boundary}`).header('content-length', length);
-  return head ? null : Readable.from(multipartBytes(media, ranges, parts, boundary, signal), { objectMode: false });
+  return head ? null : Readable.from(multipartBytes(media, ranges, parts, boundary, life.signal), { objectMode: false });
 }
 
 /** The /media routes. */
 export function mediaRoutes(app: FastifyInstance, ctx: HttpContext): void {
   app.route({
     method: ['GET', 'HEAD'], url: '/media/*', exposeHeadRoute: false,
-    handler: (req, reply) => withMedia(ctx, req, reply, '/media/', (media, signal, found) => serveMedia(ctx, req, reply, media, signal, found)),
+    handler: (req, reply) => withMedia(ctx, req, reply, '/media/', (media, life, found) => serveMedia(ctx, req, reply, media, life, found)),
   });
 }

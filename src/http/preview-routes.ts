@@ -127,8 +127,8 @@ async function startPreview(ctx: HttpContext, query: Record<string, unknown>, me
 export function previewRoutes(app: FastifyInstance, ctx: HttpContext): void {
   // HEAD answers what GET would (status, content type, X-Cuemux-Preview-Start, or the error) without muxing packets;
   // the length of a remuxed stream is not known before it is written, so neither answer has Content-Length.
-  app.route({ method: ['GET', 'HEAD'], url: '/preview/*', exposeHeadRoute: false, handler: (req, reply) => withMedia(ctx, req, reply, '/preview/', async (media, signal) => {
-    const body = await startPreview(ctx, req.query as Record<string, unknown>, media, (k, v) => { reply.header(k, v); }, signal, req.method === 'HEAD');
+  app.route({ method: ['GET', 'HEAD'], url: '/preview/*', exposeHeadRoute: false, handler: (req, reply) => withMedia(ctx, req, reply, '/preview/', async (media, life) => {
+    const body = await startPreview(ctx, req.query as Record<string, unknown>, media, (k, v) => { reply.header(k, v); }, life.signal, req.method === 'HEAD');
     reply.code(200).header('content-type', 'video/mp4').header('cache-control', 'no-store');
     return body;
   }) });

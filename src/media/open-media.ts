@@ -178,12 +178,13 @@ export class OpenMedia {
    * Up to `length` bytes of the file at `offset` (fewer only where a complete file ends). Bytes a growing file does not
    * hold yet are waited for, at most `timeoutMs` (default: its growing-wait-ms) and until `signal` aborts; then what is
    * there is returned. For byte-range readers of the file (HTTP), which, like every read, go through the one handle.
+   * With `into` (at least `length` bytes), the bytes are read into it and the result views it.
    */
-  async readAt(offset: number, length: number, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Buffer> {
+  async readAt(offset: number, length: number, options: { timeoutMs?: number; signal?: AbortSignal; into?: Buffer } = {}): Promise<Buffer> {
     if (this.#closed) throw new CuemuxError('CLOSED', `${this.path}: media closed`, { path: this.path });
     const g = this.growth;
     if (g !== null) await g.waitForBytes(offset + length, options.timeoutMs ?? g.waitMs, options.signal);
-    const bytes = await readUpTo(this.#file, offset, length);
+    const bytes = await readUpTo(this.#file, offset, length, options.into === undefined ? undefined : { buf: options.into });
     this.bytesRead += bytes.length;
     return bytes;
   }
