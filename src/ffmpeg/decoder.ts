@@ -349,6 +349,11 @@ function decoderByName(decoderName: string, cp: NativeCodecParameters): NativeDe
   return dec;
 }
 
+/** Decoder parameters (as JSON) a probe has opened in this process: they are not probed again. */
+const openedParameters = new Set<string>();
+/** Parameters remembered at most (the oldest forgotten first): a show's few dozen streams. */
+const OPENED_PARAMETERS_KEPT = 256;
+
 /**
  * Open a decoder for one audio or video stream. `name` (e.g. `"/show/act1.mov stream 1"`) is put in every error.
  * Errors: INVALID_ARGUMENT for an unknown codec, a subtitle/data codec, a bad time base or channel layout, or
@@ -396,14 +401,21 @@ export async function openDecoder(config: DecoderConfig, name: string, options: 
     throw subjectError({ name }, 'INVALID_ARGUMENT', `threads must be an integer 0..64, got ${threads}`, 'open decoder');
   }
   // beamcoder opens the codec on the first packet and decode() loses the error if that fails; flush() reports it.
-  // A throwaway decoder with the same parameters is opened (and drained, being empty) to check them now.
-  const probe = context();
-  probe.thread_count = 1;
-  probe.pkt_timebase = [config.timeBase.num, config.timeBase.den];
-  try {
-    await probe.flush();
-  } catch (e) {
-    throw cannotOpen(name, config.codecName, e, 'open decoder');
+  // A throwaway decoder with the same parameters is opened (and drained, being empty) to check them now, once per
+  // parameters: the check took 2-8 ms (a thread-pool hop and an avcodec_open2) of every decoder a player opens at an
+  // unarmed GO, before its first packet was decoded (bench:go's decode worker, traced).
+  const key = JSON.stringify({ ...config, extradata: config.extradata?.toString('base64') ?? null, exact: exact?.decoder ?? null });
+  if (!openedParameters.has(key)) {
+    const probe = context();
+    probe.thread_count = 1;
+    probe.pkt_timebase = [config.timeBase.num, config.timeBase.den];
+    try {
+      await probe.flush();
+    } catch (e) {
+      throw cannotOpen(name, config.codecName, e, 'open decoder');
+    }
+    if (openedParameters.size >= OPENED_PARAMETERS_KEPT) openedParameters.delete(openedParameters.values().next().value as string);
+    openedParameters.add(key);
   }
   // Before the first packet opens the codec: FFmpeg reads these at avcodec_open2.
   dec.thread_count = threads;

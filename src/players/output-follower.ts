@@ -70,10 +70,24 @@ const KEEP_STARTS = 8;
 
 /**
  * Frame durations past the presented clock position by which a catching-up intra-only picture must end not to be
- * skipped: one for its decoding and hand-off (4-7 ms of CPU for 1080p DNxHD and ProRes, more on a busy machine),
- * one for the presenter's next tick.
+ * skipped, at most: one for its decoding and hand-off, one for the presenter's next tick. The margin is the smaller
+ * of this and {@link DECODE_HANDOFF_SECONDS} plus the presenter's tick (OutputFollowerOptions.tickSeconds).
  */
 const SKIP_MARGIN_FRAMES = 2;
+
+/**
+ * Time to decode an intra-only picture and hand it to the presenter, in seconds: 4-7 ms of CPU for 1080p DNxHD and
+ * ProRes, and FFmpeg's frame threads give it out with the next packets (sent in the same burst at a GO).
+ *
+ * Why not two frame durations: at a GO "now" the in-point picture ends one frame after the GO's instant, so a margin
+ * of two frames always skipped it, and the next one too. The first picture shown was the third, two frames (80 ms at
+ * 25 fps) after the datagram: bench:go's unarmed 1080p25 DNxHD GOs were 77-92 ms (p50 per cue) against 42-49 ms for
+ * a player opening the file itself and decoding the in-point frame (session 12's quiet runs).
+ */
+const DECODE_HANDOFF_SECONDS = 0.008;
+
+/** The presenter's tick when the options do not say, in seconds (50 ticks/s). */
+const DEFAULT_TICK_SECONDS = 0.02;
 
 /**
  * Frame durations past the clock at which a catching-up decoder is ahead and skipping ends (the sync log's queued 3).
@@ -381,8 +395,8 @@ export class OutputFollower extends FollowerBase {
 
   /**
    * Whether a skippable slot skips packet `p` (not decoded). While it catches up: when its picture ends before the
-   * clock position the presenter will be at {@link SKIP_MARGIN_FRAMES} frame durations from now (it could not be
-   * decoded and handed on before its time). Catching up ends for good once a picture given ends {@link AHEAD_FRAMES}
+   * clock position the presenter will be at once it could be decoded and handed on (the margin: {@link
+   * SKIP_MARGIN_FRAMES}, {@link DECODE_HANDOFF_SECONDS}). Catching up ends for good once a picture given ends {@link AHEAD_FRAMES}
    * frame durations or more after the clock (see #caughtUp: a skip by the margin could then cause a held tick); from
    * then on only a picture whose whole span has passed is skipped (the presenter never shows it: no held tick, and
    * the decoder, stalled by a busy machine, catches up sooner).
@@ -397,7 +411,7 @@ export class OutputFollower extends FollowerBase {
     const dur = Number(p.duration) * tb;
     if (now === null || p.pts === undefined || !(dur > 0)) return false;
     const end = start.clockSeconds + (Number(p.pts) * tb + dur - start.mediaSeconds);
-    return end <= now + (slot.catchingUp ? SKIP_MARGIN_FRAMES * dur : 0);
+    return end <= now + (slot.catchingUp ? Math.min(SKIP_MARGIN_FRAMES * dur, DECODE_HANDOFF_SECONDS + (this.#options.tickSeconds ?? DEFAULT_TICK_SECONDS)) : 0);
   }
 
   /**
