@@ -13,6 +13,7 @@ import type { ClockState, CueLoaded, CuePreroll, CueStarted, FollowPackets, Pack
 import type { MediaClient } from '../clients/media-client';
 import { resilientFollow } from '../clients/resilient-follow';
 import { decoderConfigFromStreamInfo, decoderThreadsFor, isIntraOnlyVideo } from './decoder-config';
+import { IntraSkip } from './intra-skip';
 import { endsBefore, FollowerBase, type OutputFollowerOptions } from './follower';
 import { errorMessage } from '../common/errors';
 
@@ -39,13 +40,8 @@ interface Slot {
   dropped: boolean;
   /** Set once the segment's last packets were seen: a later batch of the same slot would be a server bug. */
   drained: boolean;
-  /** A segment's intra-only video opened at its GO (no preroll): its packets may be skipped (see OutputFollower#skips). */
-  skippable: boolean;
-  /**
-   * Set while a skippable slot's decoding is not yet ahead of the clock: packets whose pictures would be decoded after
-   * their time are skipped; afterwards only those whose whole span has passed.
-   */
-  catchingUp: boolean;
+  /** A segment's intra-only video opened at its GO (no preroll): its skipping while it catches up; null otherwise. */
+  skip: IntraSkip | null;
 }
 
 /** A cue this output knows of. */
@@ -68,35 +64,8 @@ interface CueTrack {
 /** Segments whose first media instant a cue keeps (a loop adds one a pass). */
 const KEEP_STARTS = 8;
 
-/**
- * Frame durations past the presented clock position by which a catching-up intra-only picture must end not to be
- * skipped, at most: one for its decoding and hand-off, one for the presenter's next tick. The margin is the smaller
- * of this and {@link DECODE_HANDOFF_SECONDS} plus the presenter's tick (OutputFollowerOptions.tickSeconds).
- */
-const SKIP_MARGIN_FRAMES = 2;
-
-/**
- * Time to decode an intra-only picture and hand it to the presenter, in seconds: 4-7 ms of CPU for 1080p DNxHD and
- * ProRes, and FFmpeg's frame threads give it out with the next packets (sent in the same burst at a GO).
- *
- * Why not two frame durations: at a GO "now" the in-point picture ends one frame after the GO's instant, so a margin
- * of two frames always skipped it, and the next one too. The first picture shown was the third, two frames (80 ms at
- * 25 fps) after the datagram: bench:go's unarmed 1080p25 DNxHD GOs were 77-92 ms (p50 per cue) against 42-49 ms for
- * a player opening the file itself and decoding the in-point frame (session 12's quiet runs).
- */
-const DECODE_HANDOFF_SECONDS = 0.008;
-
 /** The presenter's tick when the options do not say, in seconds (50 ticks/s). */
 const DEFAULT_TICK_SECONDS = 0.02;
-
-/**
- * Frame durations past the clock at which a catching-up decoder is ahead and skipping ends (the sync log's queued 3).
- * The presenter does not wait for 2 pictures before an unarmed segment's first: after the skips its first picture is
- * already due 1-2 frames later, so waiting would add a frame to every unarmed GO (its target: no slower than a player
- * opening the file itself), and the holds measured after it (quick bench:go, DNxHD) were stalls of 0.3-0.5 s of a
- * busy machine, which one picture more would not have covered.
- */
-const AHEAD_FRAMES = 3;
 
 /** A preroll being prepared. */
 interface Prepared {
@@ -348,7 +317,8 @@ export class OutputFollower extends FollowerBase {
   #open(cue: CueTrack, stream: number, info: StreamInfo, segment: number, generation: bigint, preroll: number, after: Promise<void> = Promise.resolve()): Slot {
     const slot: Slot = {
       segment, generation, preroll, stream, info, chain: after, decoder: null, resampler: null,
-      audioOrigin: null, audioOut: 0, dropped: false, drained: false, skippable: preroll === 0 && isIntraOnlyVideo(info), catchingUp: true,
+      audioOrigin: null, audioOut: 0, dropped: false, drained: false,
+      skip: preroll === 0 && isIntraOnlyVideo(info) ? new IntraSkip(this.#options.tickSeconds ?? DEFAULT_TICK_SECONDS) : null,
     };
     this.#enqueue(slot, async () => {
       slot.decoder = await openDecoder(decoderConfigFromStreamInfo(info), `${cue.loaded.media?.path ?? cue.loaded.cueId} stream ${stream}`,
@@ -381,7 +351,7 @@ export class OutputFollower extends FollowerBase {
   async #decode(cue: CueTrack, slot: Slot, p: Packet, start?: number | CueStarted): Promise<void> {
     if (slot.decoder === null) return; // the decoder did not open (logged)
     const tb = slot.info.timeBaseNum / slot.info.timeBaseDen;
-    if (slot.skippable && typeof start === 'object' && this.#skips(slot, p, tb, start)) {
+    if (slot.skip !== null && typeof start === 'object' && this.#skips(slot.skip, p, tb, start)) {
       this.presented.countSkipped();
       return;
     }
@@ -393,37 +363,13 @@ export class OutputFollower extends FollowerBase {
     await this.#emitFrames(cue, slot, frames);
   }
 
-  /**
-   * Whether a skippable slot skips packet `p` (not decoded). While it catches up: when its picture ends before the
-   * clock position the presenter will be at once it could be decoded and handed on (the margin: {@link
-   * SKIP_MARGIN_FRAMES}, {@link DECODE_HANDOFF_SECONDS}). Catching up ends for good once a picture given ends {@link AHEAD_FRAMES}
-   * frame durations or more after the clock (see #caughtUp: a skip by the margin could then cause a held tick); from
-   * then on only a picture whose whole span has passed is skipped (the presenter never shows it: no held tick, and
-   * the decoder, stalled by a busy machine, catches up sooner).
-   *
-   * Why: after an unarmed GO of a 1080p25 DNxHD cue (4 ms of CPU a picture) the decoder spent its first tenths of a
-   * second on pictures already due, and its first in-sync picture came with 1-3 pictures decoded (bench:go): under
-   * load the next one was late and the previous picture held. Only intra-only video: a skipped reference picture of
-   * an inter codec would damage the pictures that follow. Never a preroll's (it is decoded before its time).
-   */
-  #skips(slot: Slot, p: Packet, tb: number, start: CueStarted): boolean {
-    const now = this.presented.clockAt(process.hrtime.bigint(), this.lastClock);
+  /** Whether `skip`'s segment leaves packet `p` out (see IntraSkip.skips). */
+  #skips(skip: IntraSkip, p: Packet, tb: number, start: CueStarted): boolean {
+    const nowNs = process.hrtime.bigint();
+    const now = this.presented.clockAt(nowNs, this.lastClock);
     const dur = Number(p.duration) * tb;
     if (now === null || p.pts === undefined || !(dur > 0)) return false;
-    const end = start.clockSeconds + (Number(p.pts) * tb + dur - start.mediaSeconds);
-    return end <= now + (slot.catchingUp ? Math.min(SKIP_MARGIN_FRAMES * dur, DECODE_HANDOFF_SECONDS + (this.#options.tickSeconds ?? DEFAULT_TICK_SECONDS)) : 0);
-  }
-
-  /**
-   * A skippable slot's decoder gave a picture ending at clock `end`: once one ends {@link AHEAD_FRAMES} durations or
-   * more after the clock, it is ahead and catching up ends. Judged on pictures given, not packets sent: FFmpeg's frame
-   * threads take a GO's burst of packets at once and give each picture 2 packets later (quick bench:go under load
-   * 10, judged on packets sent: an unarmed DNxHD GO skipped 2 packets, judged itself ahead, and showed its first
-   * picture 8 frames after the in-point with 1 decoded, then held it 0.5 s).
-   */
-  #caughtUp(slot: Slot, end: number, dur: number): void {
-    const now = this.presented.clockAt(process.hrtime.bigint(), this.lastClock);
-    if (now !== null && end >= now + AHEAD_FRAMES * dur) slot.catchingUp = false;
+    return skip.skips(Number(p.pts), start.clockSeconds + (Number(p.pts) * tb + dur - start.mediaSeconds), dur, now, nowNs);
   }
 
   async #drain(cue: CueTrack, slot: Slot): Promise<void> {
@@ -450,11 +396,18 @@ export class OutputFollower extends FollowerBase {
         // A preroll's pictures before the in-point (up to a GOP from its keyframe) are not handed on: in a worker,
         // each would be copied into a pool slot and posted only to be dropped by the presenter.
         if (slot.preroll !== 0 && endsBefore(place, cue.loaded.inSeconds)) continue;
-        const st = slot.skippable && slot.catchingUp ? cue.starts.get(slot.segment) : undefined;
-        if (st !== undefined) this.#caughtUp(slot, st.clockSeconds + (place.mediaSeconds + place.durationSeconds - st.mediaSeconds), place.durationSeconds);
         this.safeEmit('picture', {
           cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, preroll: slot.preroll, stream: slot.stream, frame, ...place,
         });
+        // Told after the picture was handed on (in a worker: copied to its pool slot and posted): the hand-off learnt
+        // is the whole of it.
+        const skip = slot.skip;
+        const st = skip?.catchingUp === true ? cue.starts.get(slot.segment) : undefined;
+        if (skip !== null && st !== undefined) {
+          const nowNs = process.hrtime.bigint();
+          skip.given(frame.pts, st.clockSeconds + (place.mediaSeconds + place.durationSeconds - st.mediaSeconds), place.durationSeconds,
+            this.presented.clockAt(nowNs, this.lastClock), nowNs);
+        }
       } else {
         await this.#convert(cue, slot, frame, ts === null ? null : ts * tb);
       }
