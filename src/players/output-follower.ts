@@ -430,12 +430,13 @@ export class OutputFollower extends FollowerBase {
   #emitAudio(cue: CueTrack, slot: Slot, samples: Float32Array): void {
     const r = slot.resampler;
     if (r === null || samples.length === 0) return;
-    const ch = r.output.channels;
+    // Counted before the emit: a listener may move the block's buffer to another thread (the decode worker does).
+    const frames = samples.length / r.output.channels;
     this.safeEmit('audio', {
       cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, preroll: slot.preroll, stream: slot.stream, samples,
       mediaSeconds: (slot.audioOrigin ?? 0) + slot.audioOut / r.output.sampleRate,
     });
-    slot.audioOut += samples.length / ch;
+    slot.audioOut += frames;
   }
 
   async #close(slot: Slot): Promise<void> {
