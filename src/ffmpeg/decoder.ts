@@ -349,7 +349,7 @@ function decoderByName(decoderName: string, cp: NativeCodecParameters): NativeDe
   return dec;
 }
 
-/** Decoder parameters (as JSON) a probe has opened in this process: they are not probed again. */
+/** Decoder parameters (as JSON) a probe has opened in this JavaScript thread: they are not probed again. */
 const openedParameters = new Set<string>();
 /** Parameters remembered at most (the oldest forgotten first): a show's few dozen streams. */
 const OPENED_PARAMETERS_KEPT = 256;
@@ -402,9 +402,10 @@ export async function openDecoder(config: DecoderConfig, name: string, options: 
   }
   // beamcoder opens the codec on the first packet and decode() loses the error if that fails; flush() reports it.
   // A throwaway decoder with the same parameters is opened (and drained, being empty) to check them now, once per
-  // parameters: the check took 2-8 ms (a thread-pool hop and an avcodec_open2) of every decoder a player opens at an
+  // parameters in this thread (the decode worker has its own): the check took 2-8 ms (a thread-pool hop and an avcodec_open2) of every decoder a player opens at an
   // unarmed GO, before its first packet was decoded (bench:go's decode worker, traced).
-  const key = JSON.stringify({ ...config, extradata: config.extradata?.toString('base64') ?? null, exact: exact?.decoder ?? null });
+  const key = JSON.stringify({ ...config, extradata: config.extradata?.toString('base64') ?? null, exact: exact ?? null },
+    (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
   if (!openedParameters.has(key)) {
     const probe = context();
     probe.thread_count = 1;

@@ -55,8 +55,10 @@ export class RequestLife {
     const res = this.#reply.raw;
     const away = (): CuemuxError => new CuemuxError('CLOSED', `${this.#req.url}: client went away`);
     if (this.#closing.aborted) gone.abort(this.#closing.reason);
-    else if (res.destroyed && !res.writableFinished) gone.abort(away());
-    else {
+    else if (res.destroyed) {
+      // Closed already: gone before it was sent whole, or sent whole (then nothing will abort it, and no listener waits).
+      if (!res.writableFinished) gone.abort(away());
+    } else {
       const onClosing = (): void => gone.abort(this.#closing.reason);
       this.#closing.addEventListener('abort', onClosing, { once: true });
       res.once('close', () => {
@@ -70,22 +72,32 @@ export class RequestLife {
 
 /**
  * Buffers of CHUNK_BYTES for ranges sent in one piece, taken back when their response has closed (its bytes handed
- * to the kernel, or the connection gone: no write holds them then). Why: the server runs with glibc's mmap threshold
- * at 64 KiB (scripts/start.sh), so a fresh 64 KiB Buffer a request was an mmap, 16 page faults and a munmap: ~5 % of
- * a 64 KiB range's first byte against a static server (microbenchmark of two fastify servers, one with that setting).
+ * to the kernel, or the connection gone: no write holds them then) and never before the read into them has ended.
+ * Why: the server runs with glibc's mmap threshold at 64 KiB (scripts/start.sh), so a fresh 64 KiB Buffer a request
+ * was an mmap, 16 page faults and a munmap: ~5 % of a 64 KiB range's first byte against a static server
+ * (microbenchmark of two fastify servers, one with that setting).
  */
 class ChunkPool {
   /** Free buffers kept at most: a few ranges in flight at once, ~1 MiB. */
   static readonly KEPT = 4;
   readonly #free: Buffer[] = [];
 
-  /** A buffer for `res`'s body, returned to the pool when `res` closes. */
-  take(res: FastifyReply['raw']): Buffer {
-    const b = this.#free.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
+  /** A buffer (CHUNK_BYTES): give it back with {@link ChunkPool.backWhenClosed} once nothing reads into it. */
+  take(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
+  }
+
+  /**
+   * `b` back to the pool once `res` has closed. Called after the read into it has ended, never at take(): a client
+   * gone during a slow read closes its response while the read still writes into the buffer, and a buffer given back
+   * then was another request's body (the review's probe: a stalled read, its client gone, the next range got its
+   * bytes). A response closed already leaves it to the collector.
+   */
+  backWhenClosed(b: Buffer, res: FastifyReply['raw']): void {
+    if (res.destroyed) return;
     res.once('close', () => {
       if (this.#free.length < ChunkPool.KEPT) this.#free.push(b);
     });
-    return b;
   }
 }
 const chunks = new ChunkPool();
@@ -219,7 +231,13 @@ async function serveMedia(ctx: HttpContext, req: FastifyRequest, reply: FastifyR
     // then sent as one: no stream to set up before its first byte.
     const length = r.end + 1 - r.start;
     if (length <= CHUNK_BYTES) {
-      const b = await media.readAt(r.start, length, { timeoutMs: 0, into: chunks.take(reply.raw) });
+      const into = chunks.take();
+      let b: Buffer;
+      try {
+        b = await media.readAt(r.start, length, { timeoutMs: 0, into });
+      } finally {
+        chunks.backWhenClosed(into, reply.raw);
+      }
       if (b.length < length) throw truncated(media, r.start + b.length);
       return b;
     }
