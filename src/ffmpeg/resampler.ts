@@ -7,11 +7,16 @@
  * graph is therefore `atrim=end_pts=END,aresample=R`: input frames carry a running sample count as pts, and flush()
  * sends a 1-sample frame at pts END, which atrim drops and answers with end-of-stream, exactly as ffmpeg closing the
  * input does. The graph has no close(): it is freed when the beamcoder object is garbage-collected.
+ *
+ * The graph takes the decoder's own sample format (planar too, as ffmpeg feeds it), so a decoder's frame is filtered as
+ * it is (FFmpeg takes its own reference to it), with no copy in JavaScript; other frames' interleaved `data` is
+ * copied into a new FFmpeg frame. Both give the same bytes: swresample converts planar and packed input alike.
  */
 import type { CuemuxError } from '../common/errors';
 import { native, sampleFormat, type NativeFilterer, type NativeFrame } from './native';
 import { nativeMessage, subjectError } from './native-error';
 import { NativeLane } from './native-lane';
+import { nativeAudioFrame, transposeSamples } from './frames';
 import type { AudioFormat, AudioResampler, DecodedAudioFrame, ResamplerOutput } from './types';
 
 /** atrim's end pts in the resampler graph; input pts count samples from 0 and never reach it. */
@@ -28,7 +33,10 @@ class BeamcoderResampler implements AudioResampler {
   readonly input: Readonly<AudioFormat>;
   readonly output: Readonly<Required<ResamplerOutput>>;
   #filt: NativeFilterer | null;
+  /** The packed form of the input format (what convert() accepts frames in, as their interleaved `data`). */
   readonly #packed: string;
+  readonly #planar: boolean;
+  readonly #bps: number;
   readonly #lane: NativeLane;
   #next = 0;
   #flushed = false;
@@ -37,6 +45,9 @@ class BeamcoderResampler implements AudioResampler {
     this.#filt = filt;
     this.input = input;
     this.#packed = packed;
+    const desc = sampleFormat(input.format);
+    this.#planar = desc?.is_planar ?? false;
+    this.#bps = desc?.bytes_per_sample ?? 0;
     this.output = output;
     this.name = name;
     // A filter failure on well-formed frames (checked before they enter the lane) is a fault of ours or FFmpeg's.
@@ -47,36 +58,41 @@ class BeamcoderResampler implements AudioResampler {
     return this.#lane.closed;
   }
 
-  /** An FFmpeg-owned frame holding `samples` interleaved samples (zeros when `data` is null) at pts `pts`. */
+  /** An FFmpeg-owned frame in the graph's input format holding `samples` interleaved samples (zeros when `data` is null) at pts `pts`. */
   #frame(samples: number, data: Buffer | null, pts: number): NativeFrame {
     const f = native().frame({
       nb_samples: samples,
-      format: this.#packed,
+      format: this.input.format,
       sample_rate: this.input.sampleRate,
       channels: this.input.channels,
       channel_layout: this.input.channelLayout,
       pts,
     }).alloc();
-    const dst = f.data[0];
-    if (data !== null) data.copy(dst);
-    else dst.fill(0);
+    const planes = f.data; // a new array of views per access: read once
+    if (data === null) for (const p of planes) p.fill(0);
+    else if (this.#planar) transposeSamples(planes.slice(0, this.input.channels), data, this.input.channels, samples, this.#bps, false);
+    else data.copy(planes[0]);
     return f;
   }
 
-  /** Push `frame` through the graph; what came out, as float32 samples. */
+  /** Push `frame` through the graph; what came out, as float32 samples in an ArrayBuffer of their own (transferable). */
   async #filter(frame: NativeFrame): Promise<Float32Array> {
     if (this.#filt === null) throw subjectError({ name: this.name }, 'CLOSED', 'closed', 'resample');
     const r = await this.#filt.filter([frame]);
     const frames = r[0]?.frames ?? [];
-    const chunks = frames.map((f) => {
+    // Usually one frame out per frame in: read each frame's data once (beamcoder makes new views at every read).
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (const f of frames) {
       const n = Number(f.nb_samples) * Number(f.channels) * 4;
-      return n > 0 ? f.data[0].subarray(0, n) : Buffer.alloc(0);
-    });
-    const total = chunks.reduce((s, c) => s + c.length, 0);
+      if (n <= 0) continue;
+      chunks.push(f.data[0].subarray(0, n));
+      total += n;
+    }
     const out = new Float32Array(total / 4);
     // Byte copy (not through float values, which could alter NaN payloads).
-    let at = 0;
     const bytes = new Uint8Array(out.buffer);
+    let at = 0;
     for (const c of chunks) {
       bytes.set(c, at);
       at += c.length;
@@ -93,8 +109,11 @@ class BeamcoderResampler implements AudioResampler {
         `frame is ${frame.sampleRate} Hz ${frame.channels} ch ${layout} ${frame.format}, the resampler was opened for ` +
         `${want.sampleRate} Hz ${want.channels} ch ${want.channelLayout} ${want.format}`, 'resample'));
     }
-    const bytes = frame.samples * frame.channels * (sampleFormat(this.#packed)?.bytes_per_sample ?? 0);
-    if (frame.data.length < bytes) {
+    // A decoder's frame in the graph's format goes in as it is (its `data` is never read, so never made); its layout
+    // must be the graph's by name (a frame with none would be refused by FFmpeg's buffer source as a change of layout).
+    const own = frame.format === want.format && frame.channelLayout === want.channelLayout ? nativeAudioFrame(frame) : undefined;
+    const bytes = frame.samples * frame.channels * this.#bps;
+    if (own === undefined && frame.data.length < bytes) {
       return Promise.reject(subjectError({ name: this.name }, 'INVALID_ARGUMENT', `frame data holds ${frame.data.length} bytes, ${bytes} expected`, 'resample'));
     }
     return this.#lane.run('resample', async () => {
@@ -102,7 +121,10 @@ class BeamcoderResampler implements AudioResampler {
       if (frame.samples === 0) return new Float32Array(0);
       const pts = this.#next;
       this.#next += frame.samples;
-      return this.#filter(this.#frame(frame.samples, frame.data, pts));
+      if (own === undefined) return this.#filter(this.#frame(frame.samples, frame.data, pts));
+      // The decoded frame's pts becomes the running sample count (its own was read when it was decoded).
+      own.pts = pts;
+      return this.#filter(own);
     });
   }
 
@@ -165,7 +187,7 @@ export async function openAudioResampler(input: AudioFormat, output: ResamplerOu
   try {
     filt = await bc.filterer({
       filterType: 'audio',
-      inputParams: [{ timeBase: [1, inRate], sampleRate: inRate, sampleFormat: desc.packed, channelLayout: inLayout }],
+      inputParams: [{ timeBase: [1, inRate], sampleRate: inRate, sampleFormat: input.format, channelLayout: inLayout }],
       outputParams: [{ sampleRate: outRate, sampleFormat: 'flt', channelLayout: outLayout }],
       filterSpec: `atrim=end_pts=${RESAMPLER_END_PTS},aresample=${outRate}`,
     });
