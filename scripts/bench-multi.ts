@@ -23,7 +23,7 @@
  * backup is master, out-of-sync ticks and dry audio on every machine), with PASS/MISS per target, load and steal.
  *
  * `node dist/scripts/bench-multi.js [--duration S (300)] [--quick (40 s)] [--takeover-ms MS (the server's 300)] [--keep (the logs)]
- * [--control] [--players-nice N] [--wav] [--lead S] [--audio-node-flags "FLAGS"] [--video-node-flags "FLAGS"]` (Node flags of the
+ * [--control] [--players-nice N] [--wav] [--lead S] [--audio-node-flags="FLAGS"] [--video-node-flags="FLAGS"]` (Node flags of the
  * players, e.g. `--cpu-prof --cpu-prof-dir=DIR` or `--trace-gc`: see Options.nodeFlags) (root: network namespaces); `--judge DIR` judges a run kept with --keep again. `--control` checks the judge: the relays pass everything at once (no
  * delay, no loss), so the followers' offsets must be ~0 and the peers' only their Ping estimate's. Namespaces are
  * named m2-*, removed at the end (also on SIGINT/SIGTERM) and (a run that died) at the start.
