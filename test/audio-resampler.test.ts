@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { rejectsWith } from './support/check';
 import { ensureCorpus } from './support/media';
 import { openDecoder, decoderConfigFromParams } from '../src/ffmpeg/decoder';
 import { openDemuxer } from '../src/ffmpeg/demuxer';
@@ -50,7 +51,8 @@ describe('Audio resampler: decoder frames as FFmpeg gave them, other frames by t
     corpus = await ensureCorpus();
   });
 
-  for (const [name, format] of [['m4a-aac', 'fltp'], ['flac', 's16']] as const) {
+  // 44.1 kHz fltp and s16 through FFmpeg's graph; 48 kHz fltp copied, no graph (float at the output's rate and layout).
+  for (const [name, format] of [['m4a-aac', 'fltp'], ['flac', 's16'], ['mp4-h264-aac', 'fltp']] as const) {
     it(`${name} (${format}): FFmpeg's bytes both ways`, async function () {
       const file = corpus[name];
       const ffmpeg = await promisify(execFile)('ffmpeg', ['-v', 'error', '-nostdin', '-i', file, '-map', '0:a:0', '-af', 'aresample=48000', '-f', 'f32le', '-'],
@@ -72,4 +74,21 @@ describe('Audio resampler: decoder frames as FFmpeg gave them, other frames by t
       }
     });
   }
+
+  it('float at the output rate (no graph): the same errors as through FFmpeg\'s graph', async function () {
+    const rs = await openAudioResampler({ sampleRate: 48000, channels: 2, channelLayout: '', format: 'fltp' }, {}, 'cue 8 audio');
+    const frame: DecodedAudioFrame = {
+      kind: 'audio', pts: 0, bestEffortPts: 0, sampleRate: 44100, channels: 2, channelLayout: 'stereo', format: 'fltp', dataFormat: 'flt', samples: 4, data: Buffer.alloc(32),
+    };
+    await rejectsWith(rs.convert(frame), 'INVALID_ARGUMENT', /cue 8 audio: frame is 44100 Hz/);
+    await rejectsWith(rs.convert({ ...frame, sampleRate: 48000, data: Buffer.alloc(16) }), 'INVALID_ARGUMENT', /holds 16 bytes, 32 expected/);
+    const data = Buffer.alloc(32);
+    data.writeUInt32LE(0x7fc00001, 4); // a NaN with a payload: copied bit for bit
+    const out = await rs.convert({ ...frame, sampleRate: 48000, data });
+    assert.ok(Buffer.from(out.buffer).equals(data));
+    assert.equal((await rs.flush()).length, 0);
+    await rejectsWith(rs.convert({ ...frame, sampleRate: 48000 }), 'WRONG_STATE', /after flush/);
+    await Promise.all([rs.close(), rs.close()]);
+    await rejectsWith(rs.convert({ ...frame, sampleRate: 48000 }), 'CLOSED', /after close/);
+  });
 });
