@@ -41,7 +41,7 @@ import { FeedLog } from './bench-multi-feed';
 import { CLI, runBench, startBenchServer, type BenchServer } from './bench/harness';
 import { FEED_FILE, judgeRun, saveRun, showClip } from './bench-multi-saved';
 import { cpuSeconds, watchMachine } from './bench/machine';
-import { machineBusySeconds, reniceAll, sampleMachineBusy, until } from './bench-multi-procs';
+import { machineBusySeconds, recordProcessCpu, reniceAll, sampleMachineBusy, until } from './bench-multi-procs';
 import { type Span } from './bench/multi-judge';
 import { makeStar, removeStaleNamespaces, type Star } from './bench/netns';
 import { OscInNamespace } from './bench/osc';
@@ -105,6 +105,8 @@ interface Options {
 
 /** The server's --takeover-ms default (src/cli/serve-options.ts). */
 const DEFAULT_TAKEOVER_MS = 300;
+/** A kept run's CPU time of every process every 100 ms (recordProcessCpu), in its directory. */
+const PROC_CPU_FILE = 'proc-cpu.jsonl';
 /** Nice value of the servers: docs/systemd/cuemux.service's Nice=-10, as on a show machine. */
 const SERVER_NICE = -10;
 /**
@@ -230,6 +232,9 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   const busyStart = machineBusySeconds();
   const cpuTimeline = sampleMachineBusy(100);
   relays.forEach((r, i) => procs.push({ machine: MACHINES[i], what: 'relay', pid: r.pid }));
+  // Kept runs: every process's CPU time every 100 ms, the master machine's players thread by thread (PROC_CPU_FILE).
+  const procCpu = o.keep ? recordProcessCpu(path.join(scratch, PROC_CPU_FILE), 100,
+    () => procs.map((p) => ({ label: `${p.machine} ${p.what}`, pid: p.pid, threads: p.machine === 'm' && p.what !== 'relay' }))) : null;
   // The servers, each on its machine, its log in a file.
   const sock = (m: Machine): string => path.join(scratch, `${m}.sock`);
   const logOf = (name: string): number => openSync(path.join(scratch, name), 'w');
@@ -481,6 +486,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   const wallS = Number(monoNs() - runStart) / 1e9;
   const machineBusyS = machineBusySeconds() - busyStart;
   cpuTimeline.stop();
+  procCpu?.stop();
   for (const p of [...procs]) takeCpu(p.pid);
   for (const p of players) p.child.kill('SIGTERM');
   await Promise.all(players.map((p) => (p.child.exitCode !== null ? Promise.resolve() : new Promise((r) => p.child.once('exit', r)))));
