@@ -233,13 +233,29 @@ class BeamcoderAudio implements DecodedAudioFrame {
   }
 
   #interleaved(): Buffer {
+    const out = Buffer.allocUnsafeSlow(this.channels * this.samples * this.#bps); // every byte written below
+    this.copyTo(out);
+    return out;
+  }
+
+  /**
+   * Write the samples interleaved into `dest` (at least `channels * samples * bytes per sample` long) straight from
+   * FFmpeg's frame, or from `data` once it was read.
+   */
+  copyTo(dest: Uint8Array): void {
     const { channels, samples, format } = this;
     const name = this.#name;
     const bytes = channels * samples * this.#bps;
+    if (dest.length < bytes) throw subjectError({ name }, 'INTERNAL', `copyTo: ${dest.length} bytes for ${bytes} bytes of samples`, 'decode');
+    if (this.#data !== null) {
+      dest.set(this.#data.subarray(0, bytes));
+      return;
+    }
     const data = this.#native.data; // a new array of views per access: read once
     if (!this.#planar) {
       if (bytes > 0 && (data[0] === undefined || data[0].length < bytes)) throw subjectError({ name }, 'INTERNAL', `decoded ${format} frame is short`, 'decode');
-      return bytes > 0 ? Buffer.from(data[0].subarray(0, bytes)) : Buffer.alloc(0);
+      if (bytes > 0) dest.set(data[0].subarray(0, bytes));
+      return;
     }
     if (channels > MAX_PLANES) {
       throw subjectError({ name }, 'INTERNAL', `${channels} planar channels: beamcoder exposes only ${MAX_PLANES} planes`, 'decode');
@@ -248,9 +264,7 @@ class BeamcoderAudio implements DecodedAudioFrame {
     if (data.length < channels || data.slice(0, channels).some((b) => b.length < per)) {
       throw subjectError({ name }, 'INTERNAL', `decoded ${format} frame has fewer planes than its ${channels} channels`, 'decode');
     }
-    const out = Buffer.alloc(bytes);
-    transposeSamples(data.slice(0, channels), out, channels, samples, this.#bps, true);
-    return out;
+    transposeSamples(data.slice(0, channels), dest, channels, samples, this.#bps, true);
   }
 }
 
@@ -260,6 +274,15 @@ class BeamcoderAudio implements DecodedAudioFrame {
  */
 export function audioFrame(f: NativeFrame, name: string): DecodedAudioFrame {
   return new BeamcoderAudio(f, name);
+}
+
+/**
+ * Write `frame`'s first `bytes` bytes of interleaved samples into `dest`: a decoder's frame straight from FFmpeg's
+ * planes (no Buffer of them made), any other frame from its `data`.
+ */
+export function copyInterleaved(frame: DecodedAudioFrame, dest: Uint8Array, bytes: number): void {
+  if (frame instanceof BeamcoderAudio) frame.copyTo(dest);
+  else dest.set(frame.data.subarray(0, bytes));
 }
 
 /** FFmpeg's frame behind a decoded audio frame that came from a decoder, or undefined for any other frame. */

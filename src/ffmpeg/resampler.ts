@@ -22,7 +22,7 @@ import type { CuemuxError } from '../common/errors';
 import { native, sampleFormat, type NativeFilterer, type NativeFrame } from './native';
 import { nativeMessage, subjectError } from './native-error';
 import { NativeLane } from './native-lane';
-import { nativeAudioFrame, transposeSamples } from './frames';
+import { copyInterleaved, nativeAudioFrame, transposeSamples } from './frames';
 import type { AudioFormat, AudioResampler, DecodedAudioFrame, ResamplerOutput } from './types';
 
 /** atrim's end pts in the resampler graph; input pts count samples from 0 and never reach it. */
@@ -33,10 +33,10 @@ function defaultLayout(channels: number): string {
   return String(native().frame({ channels }).channel_layout);
 }
 
-/** The first `bytes` bytes of `data` as float32 samples in an ArrayBuffer of their own (byte copy: NaN payloads kept). */
-function copyOf(data: Buffer, bytes: number): Float32Array {
+/** `frame`'s first `bytes` bytes of interleaved samples as float32 in an ArrayBuffer of their own (bytes copied: NaN payloads kept). */
+function copyOf(frame: DecodedAudioFrame, bytes: number): Float32Array {
   const out = new Float32Array(bytes / 4);
-  new Uint8Array(out.buffer).set(data.subarray(0, bytes));
+  copyInterleaved(frame, new Uint8Array(out.buffer), bytes);
   return out;
 }
 
@@ -126,17 +126,19 @@ class BeamcoderResampler implements AudioResampler {
         `frame is ${frame.sampleRate} Hz ${frame.channels} ch ${layout} ${frame.format}, the resampler was opened for ` +
         `${want.sampleRate} Hz ${want.channels} ch ${want.channelLayout} ${want.format}`, 'resample'));
     }
-    // A decoder's frame in the graph's format goes in as it is (its `data` is never read, so never made); its layout
+    // A decoder's frame in the graph's format goes in as it is (its `data` is never made); its layout
     // must be the graph's by name (a frame with none would be refused by FFmpeg's buffer source as a change of layout).
-    const own = !this.#copy && frame.format === want.format && frame.channelLayout === want.channelLayout ? nativeAudioFrame(frame) : undefined;
+    const native = nativeAudioFrame(frame);
+    const own = !this.#copy && frame.format === want.format && frame.channelLayout === want.channelLayout ? native : undefined;
     const bytes = frame.samples * frame.channels * this.#bps;
-    if (own === undefined && frame.data.length < bytes) {
+    // A decoder's frame is checked against FFmpeg's planes where they are read (frames.ts), not through `data`.
+    if (native === undefined && frame.data.length < bytes) {
       return Promise.reject(subjectError({ name: this.name }, 'INVALID_ARGUMENT', `frame data holds ${frame.data.length} bytes, ${bytes} expected`, 'resample'));
     }
     return this.#lane.run('resample', async () => {
       if (this.#flushed) throw subjectError({ name: this.name }, 'WRONG_STATE', 'convert after flush (end of stream): open a new resampler', 'resample');
       if (frame.samples === 0) return new Float32Array(0);
-      if (this.#copy) return copyOf(frame.data, bytes);
+      if (this.#copy) return copyOf(frame, bytes);
       const pts = this.#next;
       this.#next += frame.samples;
       if (own === undefined) return this.#filter(this.#frame(frame.samples, frame.data, pts));
