@@ -96,9 +96,9 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   follower.on('unloaded', (cueId) => post({ type: 'unloaded', cueId }));
   // The block's samples are the resampler's own ArrayBuffer (resampler.ts): moved, not copied twice (serialised, then
   // deserialised). Most of postMessage's cost is per message, though: 9 % of this thread's busy samples with the move
-  // (play-audio, one 48 kHz AAC cue), 13 % with copies in bench:multi. Moved in a microtask, after the follower has
-  // read the block's length (it counts samples after emitting; FINDINGS-players.md 1), and before its next emit
-  // (each follows an await). A block that cannot be moved is copied.
+  // (play-audio, one 48 kHz AAC cue), 13 % with copies in bench:multi. Moved in a microtask: after the follower's
+  // emit has returned, whatever it reads of the block then (FINDINGS-players.md 1), and before its next emit (each
+  // follows an await). A block that cannot be moved is copied.
   follower.on('audio', (audio) => queueMicrotask(() => {
     const m: FromWorker = { type: 'audio', audio };
     try {
