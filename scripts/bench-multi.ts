@@ -23,7 +23,8 @@
  * backup is master, out-of-sync ticks and dry audio on every machine), with PASS/MISS per target, load and steal.
  *
  * `node dist/scripts/bench-multi.js [--duration S (300)] [--quick (40 s)] [--takeover-ms MS (the server's 300)] [--keep (the logs)]
- * [--control] [--players-nice N] [--wav] [--lead S]` (root: network namespaces); `--judge DIR` judges a run kept with --keep again. `--control` checks the judge: the relays pass everything at once (no
+ * [--control] [--players-nice N] [--wav] [--lead S] [--audio-node-flags="FLAGS"] [--video-node-flags="FLAGS"]` (Node flags of the
+ * players, e.g. `--cpu-prof --cpu-prof-dir=DIR` or `--trace-gc`: see Options.nodeFlags) (root: network namespaces); `--judge DIR` judges a run kept with --keep again. `--control` checks the judge: the relays pass everything at once (no
  * delay, no loss), so the followers' offsets must be ~0 and the peers' only their Ping estimate's. Namespaces are
  * named m2-*, removed at the end (also on SIGINT/SIGTERM) and (a run that died) at the start.
  */
@@ -40,7 +41,7 @@ import { FeedLog } from './bench-multi-feed';
 import { CLI, runBench, startBenchServer, type BenchServer } from './bench/harness';
 import { FEED_FILE, judgeRun, saveRun, showClip } from './bench-multi-saved';
 import { cpuSeconds, watchMachine } from './bench/machine';
-import { machineBusySeconds, reniceAll, sampleMachineBusy, until } from './bench-multi-procs';
+import { machineBusySeconds, recordProcessCpu, reniceAll, sampleMachineBusy, until } from './bench-multi-procs';
 import { type Span } from './bench/multi-judge';
 import { makeStar, removeStaleNamespaces, type Star } from './bench/netns';
 import { OscInNamespace } from './bench/osc';
@@ -94,10 +95,18 @@ interface Options {
   wav: boolean;
   /** Judge the run kept in this directory (--keep) again instead of playing a show, or null. */
   judge: string | null;
+  /**
+   * Node flags of every play-audio / play-video process (default none), to diagnose them without editing dist, e.g.
+   * `--cpu-prof --cpu-prof-dir=DIR` or `--trace-gc`; a player started with flags writes its stdout (where --trace-gc
+   * prints) next to its log, as `<label>-<kind>.out`.
+   */
+  nodeFlags: Record<'video' | 'audio', string[]>;
 }
 
 /** The server's --takeover-ms default (src/cli/serve-options.ts). */
 const DEFAULT_TAKEOVER_MS = 300;
+/** A kept run's CPU time of every process every 100 ms (recordProcessCpu), in its directory. */
+const PROC_CPU_FILE = 'proc-cpu.jsonl';
 /** Nice value of the servers: docs/systemd/cuemux.service's Nice=-10, as on a show machine. */
 const SERVER_NICE = -10;
 /**
@@ -111,12 +120,15 @@ const SERVER_NICE = -10;
 const PLAYER_START_NICE = 0;
 
 function options(): Options {
-  const { values } = parseArgs({ options: { duration: { type: 'string' }, quick: { type: 'boolean' }, keep: { type: 'boolean' }, 'takeover-ms': { type: 'string' }, control: { type: 'boolean' }, 'players-nice': { type: 'string' }, wav: { type: 'boolean' }, judge: { type: 'string' }, lead: { type: 'string' } } });
+  const { values } = parseArgs({ options: { duration: { type: 'string' }, quick: { type: 'boolean' }, keep: { type: 'boolean' }, 'takeover-ms': { type: 'string' }, control: { type: 'boolean' }, 'players-nice': { type: 'string' }, wav: { type: 'boolean' }, judge: { type: 'string' }, lead: { type: 'string' },
+    'audio-node-flags': { type: 'string' }, 'video-node-flags': { type: 'string' } } });
+  const flags = (v: string | undefined): string[] => (v ?? '').split(' ').filter((f) => f !== '');
   const duration = values.duration !== undefined ? Number(values.duration) : values.quick === true ? 40 : 300;
   if (!(duration >= 2 * CYCLE_S + 4)) throw new Error(`--duration must be at least ${2 * CYCLE_S + 4} s (two cycles of the show)`);
   return { duration, keep: values.keep === true, takeoverMs: values['takeover-ms'] ?? null, control: values.control === true,
     playersNice: values['players-nice'] === undefined ? null : Number(values['players-nice']), wav: values.wav === true, judge: values.judge ?? null,
-    lead: values.lead === undefined ? null : Number(values.lead) };
+    lead: values.lead === undefined ? null : Number(values.lead),
+    nodeFlags: { audio: flags(values['audio-node-flags']), video: flags(values['video-node-flags']) } };
 }
 
 /** A player process of the run and its files. */
@@ -220,6 +232,9 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   const busyStart = machineBusySeconds();
   const cpuTimeline = sampleMachineBusy(100);
   relays.forEach((r, i) => procs.push({ machine: MACHINES[i], what: 'relay', pid: r.pid }));
+  // Kept runs: every process's CPU time every 100 ms, the master machine's players thread by thread (PROC_CPU_FILE).
+  const procCpu = o.keep ? recordProcessCpu(path.join(scratch, PROC_CPU_FILE), 100,
+    () => procs.map((p) => ({ label: `${p.machine} ${p.what}`, pid: p.pid, threads: p.machine === 'm' && p.what !== 'relay' }))) : null;
   // The servers, each on its machine, its log in a file.
   const sock = (m: Machine): string => path.join(scratch, `${m}.sock`);
   const logOf = (name: string): number => openSync(path.join(scratch, name), 'w');
@@ -259,15 +274,18 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
     const base = path.join(scratch, `${label.replace(' ', '-')}-${kind}`);
     const files = { hash: `${base}-hash.jsonl`, sync: `${base}-sync.jsonl`, wav: `${base}.wav`, log: `${base}.log` };
     const fd = openSync(files.log, 'w');
+    const nodeFlags = o.nodeFlags[kind];
+    const out = nodeFlags.length > 0 ? openSync(`${base}.out`, 'w') : 'ignore';
     const lead = o.lead === null ? [] : ['--lead', String(o.lead)];
     const args = kind === 'video'
       ? ['play-video', ...connect, ...lead, '--fps', String(FPS), '--sink', `hash:${files.hash}`, '--sync-log', files.sync]
       // No WAV: the judge reads the sync log only, and a WAV file is 384 kB/s of writes per player (--wav keeps it).
       : ['play-audio', ...connect, ...lead, '--sink', o.wav ? `wav:${files.wav}` : 'null', '--sync-log', files.sync];
     // Started at nice 0 whatever the benchmark's own nice (PLAYER_START_NICE).
-    const child = spawn('nice', ['-n', String(PLAYER_START_NICE - os.getPriority()), 'ip', 'netns', 'exec', ns, process.execPath, CLI, '--log-level', 'info', ...args],
-      { stdio: ['ignore', 'ignore', fd] });
+    const child = spawn('nice', ['-n', String(PLAYER_START_NICE - os.getPriority()), 'ip', 'netns', 'exec', ns, process.execPath, ...nodeFlags, CLI, '--log-level', 'info', ...args],
+      { stdio: ['ignore', out, fd] });
     closeSync(fd);
+    if (typeof out === 'number') closeSync(out);
     children.push(child);
     procs.push({ machine: label.split(' ')[0], what: label.includes('peer') ? `peer ${kind}` : kind, pid: child.pid as number });
     players.push({ label, kind, child, files });
@@ -468,6 +486,7 @@ async function runShow(o: Options, star: Star, scratch: string, children: ChildP
   const wallS = Number(monoNs() - runStart) / 1e9;
   const machineBusyS = machineBusySeconds() - busyStart;
   cpuTimeline.stop();
+  procCpu?.stop();
   for (const p of [...procs]) takeCpu(p.pid);
   for (const p of players) p.child.kill('SIGTERM');
   await Promise.all(players.map((p) => (p.child.exitCode !== null ? Promise.resolve() : new Promise((r) => p.child.once('exit', r)))));

@@ -145,64 +145,147 @@ export function videoFrame(f: NativeFrame, name: string): DecodedVideoFrame {
   return new BeamcoderPicture(f, name);
 }
 
-/** Interleave `channels` planes of `samples` samples of `bps` bytes into one buffer (L R L R ...). */
-function interleave(planes: Buffer[], channels: number, samples: number, bps: number): Buffer {
-  const out = Buffer.alloc(channels * samples * bps);
-  // Copy 1/2/4-byte units through integer views (never floats: NaN payloads must survive bit for bit).
+/**
+ * Copy `samples` samples of `channels` channels of `bps` bytes between planes (one per channel) and one interleaved
+ * buffer (L R L R ...): into `packed` when `toPacked`, out of it otherwise. Copies 1/2/4-byte units through integer
+ * views (never floats: NaN payloads must survive bit for bit), byte by byte where a buffer is not aligned to them.
+ */
+export function transposeSamples(planes: Uint8Array[], packed: Uint8Array, channels: number, samples: number, bps: number, toPacked: boolean): void {
   const unit = bps === 8 ? 4 : bps;
   const per = bps / unit; // units per sample
-  const aligned = (b: Buffer): boolean => b.byteOffset % unit === 0;
-  const view = (b: Buffer, len: number): Uint8Array | Uint16Array | Uint32Array =>
+  const aligned = (b: Uint8Array): boolean => b.byteOffset % unit === 0;
+  const view = (b: Uint8Array, len: number): Uint8Array | Uint16Array | Uint32Array =>
     unit === 4 ? new Uint32Array(b.buffer, b.byteOffset, len) : unit === 2 ? new Uint16Array(b.buffer, b.byteOffset, len) : new Uint8Array(b.buffer, b.byteOffset, len);
-  if ((unit === 1 || unit === 2 || unit === 4) && aligned(out) && planes.every(aligned)) {
-    const dst = view(out, channels * samples * per);
+  if ((unit === 1 || unit === 2 || unit === 4) && aligned(packed) && planes.every(aligned)) {
+    const all = view(packed, channels * samples * per);
     for (let c = 0; c < channels; c++) {
-      const src = view(planes[c], samples * per);
+      const one = view(planes[c], samples * per);
       for (let s = 0, o = c * per; s < samples * per; s += per, o += channels * per) {
-        for (let k = 0; k < per; k++) dst[o + k] = src[s + k];
+        for (let k = 0; k < per; k++) {
+          if (toPacked) all[o + k] = one[s + k];
+          else one[s + k] = all[o + k];
+        }
       }
     }
-    return out;
+    return;
   }
   for (let c = 0; c < channels; c++) {
-    for (let s = 0; s < samples; s++) planes[c].copy(out, (s * channels + c) * bps, s * bps, (s + 1) * bps);
+    for (let s = 0; s < samples; s++) {
+      const o = (s * channels + c) * bps;
+      if (toPacked) packed.set(planes[c].subarray(s * bps, (s + 1) * bps), o);
+      else planes[c].set(packed.subarray(o, o + bps), s * bps);
+    }
   }
-  return out;
 }
 
-/** Decoded audio as one interleaved buffer (planar formats are interleaved), a copy of FFmpeg's. */
-export function audioFrame(f: NativeFrame, name: string): DecodedAudioFrame {
-  const format = String(f.format);
-  const desc = sampleFormat(format);
-  if (desc === undefined) throw subjectError({ name }, 'INTERNAL', `decoded sample format ${format} is not supported`, 'decode');
-  const channels = Number(f.channels);
-  const samples = Number(f.nb_samples ?? 0);
-  const bytes = channels * samples * desc.bytes_per_sample;
-  const data = f.data; // a new array of views per access: read once
-  let out: Buffer;
-  if (!desc.is_planar) {
-    if (bytes > 0 && (data[0] === undefined || data[0].length < bytes)) throw subjectError({ name }, 'INTERNAL', `decoded ${format} frame is short`, 'decode');
-    out = bytes > 0 ? Buffer.from(data[0].subarray(0, bytes)) : Buffer.alloc(0);
-  } else {
+/**
+ * Decoded audio of a beamcoder frame. Its interleaved samples (`data`) are read out of FFmpeg's frame when first
+ * asked for: the players' resampler filters FFmpeg's frame as it is ({@link nativeAudioFrame}) and never asks.
+ * Why: in bench:multi's audio players, interleaving each frame into a new Buffer here and copying it into a new
+ * FFmpeg frame for the resampler took 10 % of the decode worker's busy samples after a GO (session 12's profile).
+ */
+class BeamcoderAudio implements DecodedAudioFrame {
+  readonly kind = 'audio' as const;
+  readonly pts: number | null;
+  readonly bestEffortPts: number | null;
+  readonly sampleRate: number;
+  readonly channels: number;
+  readonly channelLayout: string;
+  readonly format: string;
+  readonly dataFormat: string;
+  readonly samples: number;
+  readonly #native: NativeFrame;
+  #data: Buffer | null = null;
+  readonly #planar: boolean;
+  readonly #bps: number;
+  readonly #name: string;
+
+  constructor(f: NativeFrame, name: string) {
+    const format = String(f.format);
+    const desc = sampleFormat(format);
+    if (desc === undefined) throw subjectError({ name }, 'INTERNAL', `decoded sample format ${format} is not supported`, 'decode');
+    this.pts = typeof f.pts === 'number' ? f.pts : null;
+    this.bestEffortPts = typeof f.best_effort_timestamp === 'number' ? f.best_effort_timestamp : null;
+    this.sampleRate = Number(f.sample_rate);
+    this.channels = Number(f.channels);
+    this.channelLayout = String(f.channel_layout);
+    this.format = format;
+    this.dataFormat = desc.packed;
+    this.samples = Number(f.nb_samples ?? 0);
+    this.#native = f;
+    this.#planar = desc.is_planar;
+    this.#bps = desc.bytes_per_sample;
+    this.#name = name;
+  }
+
+  /** FFmpeg's frame behind `frame` if it is one of these, else undefined. */
+  static nativeOf(frame: DecodedAudioFrame): NativeFrame | undefined {
+    return frame instanceof BeamcoderAudio ? frame.#native : undefined;
+  }
+
+  /**
+   * The samples interleaved, a copy of FFmpeg's made at the first read (a frame FFmpeg gave short throws INTERNAL
+   * then, not when decoded).
+   */
+  get data(): Buffer {
+    this.#data ??= this.#interleaved();
+    return this.#data;
+  }
+
+  #interleaved(): Buffer {
+    const out = Buffer.allocUnsafeSlow(this.channels * this.samples * this.#bps); // every byte written below
+    this.copyTo(out);
+    return out;
+  }
+
+  /**
+   * Write the samples interleaved into `dest` (at least `channels * samples * bytes per sample` long) straight from
+   * FFmpeg's frame, or from `data` once it was read.
+   */
+  copyTo(dest: Uint8Array): void {
+    const { channels, samples, format } = this;
+    const name = this.#name;
+    const bytes = channels * samples * this.#bps;
+    if (dest.length < bytes) throw subjectError({ name }, 'INTERNAL', `copyTo: ${dest.length} bytes for ${bytes} bytes of samples`, 'decode');
+    if (this.#data !== null) {
+      dest.set(this.#data.subarray(0, bytes));
+      return;
+    }
+    const data = this.#native.data; // a new array of views per access: read once
+    if (!this.#planar) {
+      if (bytes > 0 && (data[0] === undefined || data[0].length < bytes)) throw subjectError({ name }, 'INTERNAL', `decoded ${format} frame is short`, 'decode');
+      if (bytes > 0) dest.set(data[0].subarray(0, bytes));
+      return;
+    }
     if (channels > MAX_PLANES) {
       throw subjectError({ name }, 'INTERNAL', `${channels} planar channels: beamcoder exposes only ${MAX_PLANES} planes`, 'decode');
     }
-    const per = samples * desc.bytes_per_sample;
+    const per = samples * this.#bps;
     if (data.length < channels || data.slice(0, channels).some((b) => b.length < per)) {
       throw subjectError({ name }, 'INTERNAL', `decoded ${format} frame has fewer planes than its ${channels} channels`, 'decode');
     }
-    out = interleave(data, channels, samples, desc.bytes_per_sample);
+    transposeSamples(data.slice(0, channels), dest, channels, samples, this.#bps, true);
   }
-  return {
-    kind: 'audio',
-    pts: typeof f.pts === 'number' ? f.pts : null,
-    bestEffortPts: typeof f.best_effort_timestamp === 'number' ? f.best_effort_timestamp : null,
-    sampleRate: Number(f.sample_rate),
-    channels,
-    channelLayout: String(f.channel_layout),
-    format,
-    dataFormat: desc.packed,
-    samples,
-    data: out,
-  };
+}
+
+/**
+ * Decoded audio of a beamcoder frame: interleaved (planar formats too) when its `data` is read, a copy of FFmpeg's.
+ * `name` names the stream in errors.
+ */
+export function audioFrame(f: NativeFrame, name: string): DecodedAudioFrame {
+  return new BeamcoderAudio(f, name);
+}
+
+/**
+ * Write `frame`'s first `bytes` bytes of interleaved samples into `dest`: a decoder's frame straight from FFmpeg's
+ * planes (no Buffer of them made), any other frame from its `data`.
+ */
+export function copyInterleaved(frame: DecodedAudioFrame, dest: Uint8Array, bytes: number): void {
+  if (frame instanceof BeamcoderAudio) frame.copyTo(dest);
+  else dest.set(frame.data.subarray(0, bytes));
+}
+
+/** FFmpeg's frame behind a decoded audio frame that came from a decoder, or undefined for any other frame. */
+export function nativeAudioFrame(frame: DecodedAudioFrame): NativeFrame | undefined {
+  return BeamcoderAudio.nativeOf(frame);
 }

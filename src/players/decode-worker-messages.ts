@@ -1,6 +1,7 @@
 /**
  * The messages between a {@link WorkerFollower} (presenting thread) and its decode worker (`decode-worker.ts`).
- * Everything crosses by structured clone, except pictures, whose planes are in a shared slot (see frame-pool.ts).
+ * Everything crosses by structured clone, except pictures, whose planes are in a shared slot (see frame-pool.ts), and
+ * audio blocks, whose samples are transferred.
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { DecodedVideoFrame } from '../ffmpeg/types';
@@ -53,6 +54,7 @@ export type FromWorker =
     /** Plane lengths in bytes, back to back in the slot. */
     planes: number[];
   }
+  /** The block's samples' ArrayBuffer is transferred (moved, not copied): the worker keeps no view of it. */
   | { type: 'audio'; audio: TimedAudio }
   | { type: 'adopted'; adopted: PrerollAdopted }
   | { type: 'prepared'; cueId: string; preroll: number }
