@@ -99,17 +99,16 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   follower.on('unloaded', (cueId) => post({ type: 'unloaded', cueId }));
   // The block's samples are the resampler's own ArrayBuffer (resampler.ts): moved, not copied twice (serialised, then
   // deserialised). Most of postMessage's cost is per message, though: 9 % of this thread's busy samples with the move
-  // (play-audio, one 48 kHz AAC cue), 13 % with copies in bench:multi. Moved in a microtask: after the follower's
-  // emit has returned, whatever it reads of the block then (FINDINGS-players.md 1), and before its next emit (each
-  // follows an await). A block that cannot be moved is copied.
-  follower.on('audio', (audio) => queueMicrotask(() => {
+  // (play-audio, one 48 kHz AAC cue), 13 % with copies in bench:multi. Moved at once: the follower reads nothing of a
+  // block after emitting it (OutputFollower#emitAudio counts its frames first). A block that cannot be moved is copied.
+  follower.on('audio', (audio) => {
     const m: FromWorker = { type: 'audio', audio };
     try {
       data.events.postMessage(m, audio.samples.buffer instanceof ArrayBuffer ? [audio.samples.buffer] : []);
     } catch {
       post(m);
     }
-  }));
+  });
   follower.on('adopted', (adopted) => post({ type: 'adopted', adopted }));
   follower.on('ready', () => post({ type: 'ready' }));
   follower.on('prepared', (p) => post({ type: 'prepared', ...p }));
