@@ -122,6 +122,23 @@ describe('VideoPlayer presenting rules (a clock held still)', function () {
     await assertShows(seen, 80);
   });
 
+  it('a picture left out between two decoded ones (skipped by the decoder) is not covered by the one before it', async function () {
+    const { source, seen, clock } = start();
+    go(source, 10);
+    // Pictures at 80 and 160 ms; the one at 120 was never decoded (a catching-up intra-only segment left it out).
+    source.safeEmit('picture', picture(80));
+    source.safeEmit('picture', picture(160));
+    clock.at = 0.1;
+    await assertShows(seen, 80);
+    // In the 120 ms picture's span: 80's has passed, so it is not shown as if it were 120 (the screen keeps it, counted held).
+    clock.at = 0.13;
+    await ticks(seen, 2);
+    const gap = await ticks(seen, 3);
+    assert.deepEqual(gap.map((t) => [t.pts, t.held]), [[80, true], [80, true], [80, true]], 'the picture kept on screen, as a held tick, not shown as in sync');
+    clock.at = 0.17;
+    await assertShows(seen, 160);
+  });
+
   it('past the catch-up limit a picture is shown without one after it (a decoder slower than the clock)', async function () {
     const { source, seen, clock } = start();
     go(source, 10);

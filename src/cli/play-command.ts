@@ -170,7 +170,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     // Decoding runs in a worker thread: its allocations and collections never pause the thread that presents.
     const follower = new WorkerFollower(targets, {
       output, kind, leadSeconds: lead, decoderThreads: kind === 'video' ? threads : 1, audioOutput: { sampleRate, channels },
-      prepare: prepare === 'on', ...(kind === 'video' ? { tickSeconds: fps.den / fps.num } : {}),
+      prepare: prepare === 'on',
     }, clientOptions);
     follower.on('reconnect', (e, attempt) => {
       if (attempt === 1 || attempt % 20 === 0) log.warn(`no server at ${target} (${e.details || e.message}): retrying`, { attempt });

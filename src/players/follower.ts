@@ -201,9 +201,4 @@ export interface OutputFollowerOptions {
   audioOutput?: ResamplerOutput;
   /** Prepare armed cues from their prerolls (FollowRequest.prepare; default false). */
   prepare?: boolean;
-  /**
-   * The presenter's tick, in seconds (a video player's 1/fps; default 0.02): how soon a picture handed on is shown, for
-   * the decoder's skipping of intra-only pictures whose time will have passed.
-   */
-  tickSeconds?: number;
 }

@@ -10,34 +10,18 @@
  */
 
 /**
- * Frame durations past the presented clock position by which a catching-up picture must end not to be skipped, at
- * most: one for its decoding and hand-off, one for the presenter's next tick. The margin is the smaller of this and
- * the hand-off time ({@link DECODE_HANDOFF_SECONDS}, or longer as learnt) plus the presenter's tick.
+ * Frame durations past the presented clock position by which a catching-up picture must end not to be skipped: one
+ * for its decoding and hand-off (4-7 ms of CPU for 1080p DNxHD and ProRes, more on a busy machine, and FFmpeg's frame
+ * threads give a picture out two packets later), one for the presenter's next tick.
+ *
+ * At a GO "now" this leaves out the in-point picture and the next (the first shown is the third, 80 ms after the
+ * datagram at 25 fps), and that was measured as the better choice. Session 13 tried a margin of a quiet machine's
+ * hand-off (8 ms) plus a tick, learnt upwards from the segment's own pictures: the in-point picture was shown (unarmed
+ * DNxHD GOs 16-56 ms instead of 77-92 ms, p50 per cue), but the pictures after it were then late: bench:go's first quiet
+ * run held 3 ticks 59-153 ms after unarmed DNxHD GOs, and quick runs 2-7 ticks, with one decoder thread or FFmpeg's
+ * (its target: no out-of-sync tick after the first in-sync one). Two frames gave none in session 12's quiet runs.
  */
 const SKIP_MARGIN_FRAMES = 2;
-
-/**
- * Time to decode an intra-only picture and hand it to the presenter on a quiet machine, in seconds: 4-7 ms of CPU
- * for 1080p DNxHD and ProRes, and FFmpeg's frame threads give it out with the next packets (sent in the same burst at
- * a GO).
- *
- * Why not two frame durations: at a GO "now" the in-point picture ends one frame after the GO's instant, so a margin
- * of two frames always skipped it, and the next one too. The first picture shown was the third, two frames (80 ms at
- * 25 fps) after the datagram: bench:go's unarmed 1080p25 DNxHD GOs were 77-92 ms (p50 per cue) against 42-49 ms for
- * a player opening the file itself and decoding the in-point frame (session 12's quiet runs).
- */
-const DECODE_HANDOFF_SECONDS = 0.008;
-
-/**
- * How the learnt hand-off time fades per picture: the margin follows what decoding takes now. Why learnt: on a loaded
- * machine a picture took 30-60 ms from packet to hand-off (bench:go's decode worker, traced, with other work taking
- * 40 % of the machine), and deciding on a quiet machine's 8 ms decoded pictures that came after their time: ticks
- * held behind them.
- */
-const HANDOFF_FADE = 0.8;
-
-/** Packets whose decision instant is kept at most (a GO's burst is a few dozen). */
-const DECIDED_KEPT = 64;
 
 /**
  * Frame durations past the clock at which a catching-up decoder is ahead and skipping ends (the sync log's queued 3).
@@ -50,18 +34,8 @@ const AHEAD_FRAMES = 3;
 
 /** The skipping of one catching-up intra-only segment's stream; see the module comment. */
 export class IntraSkip {
-  readonly #tickSeconds: number;
   /** Set while decoding is not yet ahead of the clock; afterwards only pictures whose whole span has passed are skipped. */
   #catchingUp = true;
-  /** When each packet decoded while catching up was decided on (CLOCK_MONOTONIC ns), by pts. */
-  readonly #decided = new Map<number, bigint>();
-  /** The longest recent time from deciding to decode a packet to its picture given, fading, in seconds; 0 until known. */
-  #handoffSeconds = 0;
-
-  /** `tickSeconds`: the presenter's tick, in seconds (how soon a picture given is shown). */
-  constructor(tickSeconds: number) {
-    this.#tickSeconds = tickSeconds;
-  }
 
   /** Still catching up with the clock. */
   get catchingUp(): boolean {
@@ -69,38 +43,25 @@ export class IntraSkip {
   }
 
   /**
-   * Whether the packet of the picture `pts` (decoder ticks) ending at clock `end` (s), `duration` s long, is skipped,
-   * the presenter being at clock `now` (s) at CLOCK_MONOTONIC `nowNs`. While catching up: when the picture ends before
-   * the clock position the presenter will be at once it could be decoded and handed on; afterwards only when its whole
-   * span has passed (the presenter never shows it: no held tick, and a decoder stalled by a busy machine catches up
-   * sooner). A packet not skipped while catching up is remembered, to learn the hand-off time from its picture.
+   * Whether the packet of the picture ending at clock `end` (s), `duration` s long, is skipped, the presenter being at
+   * clock `now` (s). While catching up: when the picture ends before the clock position the presenter will be at
+   * {@link SKIP_MARGIN_FRAMES} frame durations from now (it could not be decoded and handed on before its time);
+   * afterwards only when its whole span has passed (the presenter never shows it: no held tick, and a decoder stalled
+   * by a busy machine catches up sooner).
    */
-  skips(pts: number, end: number, duration: number, now: number, nowNs: bigint): boolean {
-    if (!this.#catchingUp) return end <= now;
-    const handoff = Math.max(DECODE_HANDOFF_SECONDS, this.#handoffSeconds);
-    if (end <= now + Math.min(SKIP_MARGIN_FRAMES * duration, handoff + this.#tickSeconds)) return true;
-    if (this.#decided.size < DECIDED_KEPT) this.#decided.set(pts, nowNs);
-    return false;
+  skips(end: number, duration: number, now: number): boolean {
+    return end <= now + (this.#catchingUp ? SKIP_MARGIN_FRAMES * duration : 0);
   }
 
   /**
-   * The decoder gave the picture `pts` (null: unknown) ending at clock `end` (s), `duration` s long, at CLOCK_MONOTONIC
-   * `nowNs`, the presenter being at clock `now` (null: not known yet). Its hand-off time is learnt; once a picture ends
-   * {@link AHEAD_FRAMES} durations or more after the clock, catching up ends. Judged on pictures given, not packets
-   * sent: FFmpeg's frame threads take a GO's burst of packets at once and give each picture 2 packets later (quick
-   * bench:go under load 10, judged on packets sent: an unarmed DNxHD GO skipped 2 packets, judged itself ahead, and
-   * showed its first picture 8 frames after the in-point with 1 decoded, then held it 0.5 s).
+   * The decoder gave a picture ending at clock `end` (s), `duration` s long, the presenter being at clock `now` (null:
+   * not known yet): once one ends {@link AHEAD_FRAMES} durations or more after the clock, catching up ends. Judged on
+   * pictures given, not packets sent: FFmpeg's frame threads take a GO's burst of packets at once and give each
+   * picture 2 packets later (quick bench:go under load 10, judged on packets sent: an unarmed DNxHD GO skipped 2
+   * packets, judged itself ahead, and showed its first picture 8 frames after the in-point with 1 decoded, then held it
+   * 0.5 s).
    */
-  given(pts: number | null, end: number, duration: number, now: number | null, nowNs: bigint): void {
-    if (!this.#catchingUp) return;
-    const decided = pts === null ? undefined : this.#decided.get(pts);
-    if (decided !== undefined) {
-      this.#decided.delete(pts as number);
-      this.#handoffSeconds = Math.max(Number(nowNs - decided) / 1e9, this.#handoffSeconds * HANDOFF_FADE);
-    }
-    if (now !== null && end >= now + AHEAD_FRAMES * duration) {
-      this.#catchingUp = false;
-      this.#decided.clear();
-    }
+  given(end: number, duration: number, now: number | null): void {
+    if (now !== null && end >= now + AHEAD_FRAMES * duration) this.#catchingUp = false;
   }
 }

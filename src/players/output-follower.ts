@@ -64,9 +64,6 @@ interface CueTrack {
 /** Segments whose first media instant a cue keeps (a loop adds one a pass). */
 const KEEP_STARTS = 8;
 
-/** The presenter's tick when the options do not say, in seconds (50 ticks/s). */
-const DEFAULT_TICK_SECONDS = 0.02;
-
 /** A preroll being prepared. */
 interface Prepared {
   preroll: number;
@@ -318,7 +315,7 @@ export class OutputFollower extends FollowerBase {
     const slot: Slot = {
       segment, generation, preroll, stream, info, chain: after, decoder: null, resampler: null,
       audioOrigin: null, audioOut: 0, dropped: false, drained: false,
-      skip: preroll === 0 && isIntraOnlyVideo(info) ? new IntraSkip(this.#options.tickSeconds ?? DEFAULT_TICK_SECONDS) : null,
+      skip: preroll === 0 && isIntraOnlyVideo(info) ? new IntraSkip() : null,
     };
     this.#enqueue(slot, async () => {
       slot.decoder = await openDecoder(decoderConfigFromStreamInfo(info), `${cue.loaded.media?.path ?? cue.loaded.cueId} stream ${stream}`,
@@ -365,11 +362,10 @@ export class OutputFollower extends FollowerBase {
 
   /** Whether `skip`'s segment leaves packet `p` out (see IntraSkip.skips). */
   #skips(skip: IntraSkip, p: Packet, tb: number, start: CueStarted): boolean {
-    const nowNs = process.hrtime.bigint();
-    const now = this.presented.clockAt(nowNs, this.lastClock);
+    const now = this.presented.clockAt(process.hrtime.bigint(), this.lastClock);
     const dur = Number(p.duration) * tb;
     if (now === null || p.pts === undefined || !(dur > 0)) return false;
-    return skip.skips(Number(p.pts), start.clockSeconds + (Number(p.pts) * tb + dur - start.mediaSeconds), dur, now, nowNs);
+    return skip.skips(start.clockSeconds + (Number(p.pts) * tb + dur - start.mediaSeconds), dur, now);
   }
 
   async #drain(cue: CueTrack, slot: Slot): Promise<void> {
@@ -399,14 +395,11 @@ export class OutputFollower extends FollowerBase {
         this.safeEmit('picture', {
           cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, preroll: slot.preroll, stream: slot.stream, frame, ...place,
         });
-        // Told after the picture was handed on (in a worker: copied to its pool slot and posted): the hand-off learnt
-        // is the whole of it.
         const skip = slot.skip;
         const st = skip?.catchingUp === true ? cue.starts.get(slot.segment) : undefined;
         if (skip !== null && st !== undefined) {
-          const nowNs = process.hrtime.bigint();
-          skip.given(frame.pts, st.clockSeconds + (place.mediaSeconds + place.durationSeconds - st.mediaSeconds), place.durationSeconds,
-            this.presented.clockAt(nowNs, this.lastClock), nowNs);
+          skip.given(st.clockSeconds + (place.mediaSeconds + place.durationSeconds - st.mediaSeconds), place.durationSeconds,
+            this.presented.clockAt(process.hrtime.bigint(), this.lastClock));
         }
       } else {
         await this.#convert(cue, slot, frame, ts === null ? null : ts * tb);

@@ -329,7 +329,14 @@ export class VideoPlayer {
     }
     const cur = q[0];
     const next = q.length > 1 ? q[1] : null;
-    const end = Math.min(next !== null ? clockOf(w, next.p.mediaSeconds) : clockOf(w, cur.p.mediaSeconds) + cur.p.durationSeconds, w.endClockSeconds);
+    // A picture ends where the next begins, or with its own duration when the next is more than half a frame later:
+    // a picture left out between them (a catching-up intra-only segment skips one whose time would have passed by the
+    // time it is decoded, intra-skip.ts) is not covered by the one before it. bench:go --quick showed dnxhd#77 at a tick
+    // for #78, whose packet the decoder had skipped. Smaller gaps (rounding, a variable frame rate's durations) stay
+    // covered.
+    const own = clockOf(w, cur.p.mediaSeconds) + cur.p.durationSeconds;
+    const nextStart = next === null ? own : clockOf(w, next.p.mediaSeconds);
+    const end = Math.min(nextStart - own > cur.p.durationSeconds / 2 ? own : nextStart, w.endClockSeconds);
     // A picture whose span has passed is never shown: the one for c is still being decoded.
     return c < end ? { q: cur, end } : null;
   }
