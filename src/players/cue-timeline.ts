@@ -23,8 +23,8 @@ export interface SegmentWindow {
   order: number;
 }
 
-/** Clock position (s) at which media time `mediaSeconds` of `w` is presented. */
-export function clockOf(w: SegmentWindow, mediaSeconds: number): number {
+/** Clock position (s) at which media time `mediaSeconds` of `w` (a segment's window, or its CueStarted) is presented. */
+export function clockOf(w: Pick<SegmentWindow, 'clockSeconds' | 'mediaSeconds'>, mediaSeconds: number): number {
   return w.clockSeconds + (mediaSeconds - w.mediaSeconds);
 }
 

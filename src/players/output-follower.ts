@@ -13,6 +13,7 @@ import type { ClockState, CueLoaded, CuePreroll, CueStarted, FollowPackets, Pack
 import type { MediaClient } from '../clients/media-client';
 import { resilientFollow } from '../clients/resilient-follow';
 import { decoderConfigFromStreamInfo, decoderThreadsFor, isIntraOnlyVideo } from './decoder-config';
+import { clockOf } from './cue-timeline';
 import { IntraSkip } from './intra-skip';
 import { endsBefore, FollowerBase, type OutputFollowerOptions } from './follower';
 import { errorMessage } from '../common/errors';
@@ -362,10 +363,15 @@ export class OutputFollower extends FollowerBase {
 
   /** Whether `skip`'s segment leaves packet `p` out (see IntraSkip.skips). */
   #skips(skip: IntraSkip, p: Packet, tb: number, start: CueStarted): boolean {
-    const now = this.presented.clockAt(process.hrtime.bigint(), this.lastClock);
+    const now = this.#presentedNow();
     const dur = Number(p.duration) * tb;
     if (now === null || p.pts === undefined || !(dur > 0)) return false;
-    return skip.skips(start.clockSeconds + (Number(p.pts) * tb + dur - start.mediaSeconds), dur, now);
+    return skip.skips(clockOf(start, Number(p.pts) * tb + dur), dur, now);
+  }
+
+  /** The clock position the presenting thread is at now (null before it knows the clock). */
+  #presentedNow(): number | null {
+    return this.presented.clockAt(process.hrtime.bigint(), this.lastClock);
   }
 
   async #drain(cue: CueTrack, slot: Slot): Promise<void> {
@@ -397,10 +403,7 @@ export class OutputFollower extends FollowerBase {
         });
         const skip = slot.skip;
         const st = skip?.catchingUp === true ? cue.starts.get(slot.segment) : undefined;
-        if (skip !== null && st !== undefined) {
-          skip.given(st.clockSeconds + (place.mediaSeconds + place.durationSeconds - st.mediaSeconds), place.durationSeconds,
-            this.presented.clockAt(process.hrtime.bigint(), this.lastClock));
-        }
+        if (skip !== null && st !== undefined) skip.given(clockOf(st, place.mediaSeconds + place.durationSeconds), place.durationSeconds, this.#presentedNow());
       } else {
         await this.#convert(cue, slot, frame, ts === null ? null : ts * tb);
       }
