@@ -7,7 +7,7 @@
  * fails) fails the run, naming the Debian package to install (exit 3, after building the others); at `npm ci`
  * (postinstall) it is skipped with the same message and exit 0 instead: everything but that output works, and
  * scripts/setup.sh installs the package and runs this again.
- *   node scripts/build-addons.js [jack|sdl|alsa|pipewire ...]   (default: all)
+ *   node scripts/build-addons.js [jack|sdl|alsa|pipewire|sched ...]   (default: all)
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -19,6 +19,8 @@ const ADDONS = {
   jack: { pkg: 'jack', deb: 'libjack-jackd2-dev', symbol: 'JackClient', what: 'the JACK addon', needs: 'play-audio --device jack' },
   sdl: { pkg: 'sdl2', deb: 'libsdl2-dev', symbol: 'SdlWindow', what: 'the SDL window addon', needs: 'play-video --window' },
   alsa: { pkg: 'alsa', deb: 'libasound2-dev', symbol: 'AlsaPcm', what: 'the ALSA addon', needs: 'play-audio --device alsa:NAME' },
+  // No library: Node's headers and libc only.
+  sched: { pkg: null, deb: '', symbol: 'RtGuard', what: 'the real-time guard addon', needs: 'the presenting thread\'s real-time guard (play-audio, play-video)' },
   // The JACK addon's source linked to PipeWire's libjack (rpath): a JACK client of a PipeWire graph, without pw-jack.
   pipewire: {
     pkg: 'jack', deb: 'libjack-jackd2-dev pipewire-jack', symbol: 'JackClient', what: 'the PipeWire (JACK API) addon', needs: 'play-audio --device pipewire',
@@ -56,7 +58,7 @@ function build(name) {
     return;
   }
   const libDirs = ['/usr/lib', '/usr/lib64', ...(fs.existsSync('/usr/lib') ? fs.readdirSync('/usr/lib').map((d) => path.join('/usr/lib', d)) : [])];
-  if (spawnSync('pkg-config', ['--exists', a.pkg]).status !== 0 || (a.lib !== undefined && !libDirs.some((d) => fs.existsSync(path.join(d, a.lib))))) {
+  if ((a.pkg !== null && spawnSync('pkg-config', ['--exists', a.pkg]).status !== 0) || (a.lib !== undefined && !libDirs.some((d) => fs.existsSync(path.join(d, a.lib))))) {
     log(`${postinstall ? '' : 'ERROR: '}${a.pkg} headers${a.lib === undefined ? '' : ` or ${a.lib}`} not found: install the Debian package(s) ${a.deb} (scripts/setup.sh does); until then ${a.needs} is unavailable.`);
     missing.push(a.deb);
     return;

@@ -17,6 +17,7 @@ import { AudioPlayer } from '../players/audio-player';
 import { SyncLog } from '../players/sync-log';
 import { openVideoSink, type VideoSink } from '../players/video-sinks';
 import { DEFAULT_WINDOW, openVideoWindow } from '../players/video-window';
+import { RtGuard } from '../players/rt-guard';
 import { raisePresentingThread } from '../players/thread-priority';
 import { VideoPlayer } from '../players/video-player';
 import { WorkerFollower } from '../players/worker-follower';
@@ -127,6 +128,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
   if (windowScale !== 'linear' && windowScale !== 'nearest') throw usageError(spec, `--window-scale must be linear or nearest, got "${windowScale}"`);
   let window: ReturnType<typeof openVideoWindow> | null = null;
   let stopPlaying: (() => void) | null = null;
+  let guard: RtGuard | null = null;
   const specs = sinkSpecs.length > 0 ? sinkSpecs : ['null'];
   const audioSinks: AudioSink[] = [];
   const videoSinks: VideoSink[] = [];
@@ -167,6 +169,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     if (priority.problems.length > 0) {
       log.warn(`the presenting thread runs at ${priority.realtime > 0 ? `SCHED_FIFO ${priority.realtime}` : `nice ${priority.nice}`}, not what was asked (${priority.problems.join('; ')}): ticks may be late when decoding loads the machine; run as root or with CAP_SYS_NICE, or pass --rt-priority 0 --nice 0 to silence this`);
     }
+    guard = priority.realtime > 0 ? RtGuard.start(priority.realtime) : null;
     // Decoding runs in a worker thread: its allocations and collections never pause the thread that presents.
     const follower = new WorkerFollower(targets, {
       output, kind, leadSeconds: lead, decoderThreads: kind === 'video' ? threads : 1, audioOutput: { sampleRate, channels },
@@ -209,15 +212,17 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     } finally {
       player.stop();
       device?.close(); // now: frames it takes from here on are not underruns of the show
+      guard?.close();
       if (timer !== null) clearTimeout(timer);
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
-      io.err(`cuemux play-${kind}: ${JSON.stringify({ ...player.stats, packets: follower.packetsReceived, decodeFailures: follower.decodeFailures, ...(device === null ? {} : { device: device.stats }), ...(window === null ? {} : { window: window.stats }) })}\n`);
+      io.err(`cuemux play-${kind}: ${JSON.stringify({ ...player.stats, packets: follower.packetsReceived, decodeFailures: follower.decodeFailures, ...(device === null ? {} : { device: device.stats }), ...(window === null ? {} : { window: window.stats }), ...(guard === null ? {} : { rtGuard: guard.stats }) })}\n`);
     }
     return ExitCode.OK;
   } finally {
     for (const c of clients) c.close();
     device?.close();
+    guard?.close();
     await Promise.all([...audioSinks.map((s) => s.close()), ...videoSinks.map((s) => s.close()), syncLog?.close()]);
   }
 }
