@@ -307,7 +307,11 @@ export class GrowingIndex {
     if (byPath === null) throw damaged('removed or renamed');
     if (byPath.ino !== fd.ino || byPath.dev !== fd.dev) throw damaged('replaced by another file (inode changed)');
     for (const a of this.#anchors) {
-      if (await this.#hash(a.pos, a.size) !== a.hash) throw damaged(`overwritten (the bytes of a packet at byte ${a.pos} changed)`);
+      if (await this.#hash(a.pos, a.size) === a.hash) continue;
+      // Cut between the look above and this read (a packet past the end reads short): say so, not "overwritten".
+      const after = await this.#file.stat();
+      if (after.size < a.pos + a.size) throw damaged(`truncated (${this.#lastLook.size} -> ${after.size} bytes)`);
+      throw damaged(`overwritten (the bytes of a packet at byte ${a.pos} changed)`);
     }
     this.#lastLook = now;
     if (grew) this.#wake(); // byte readers (waitForBytes) go on
