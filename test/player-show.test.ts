@@ -27,13 +27,13 @@ const SCHED_OTHER = 0;
 const SCHED_FIFO = 1;
 
 /** The scheduling policy of every thread of process `pid` (field 41 of /proc/PID/task/TID/stat), by thread id. */
-async function threadPolicies(pid: number): Promise<Map<number, number>> {
-  const out = new Map<number, number>();
+async function threadPolicies(pid: number): Promise<Map<number, { policy: number; name: string }>> {
+  const out = new Map<number, { policy: number; name: string }>();
   for (const tid of await fsp.readdir(`/proc/${pid}/task`)) {
     const stat = await fsp.readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => null);
     if (stat === null) continue; // the thread ended meanwhile
     // Fields after the command name (which may hold spaces) start at field 3.
-    out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3]));
+    out.set(Number(tid), { policy: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3]), name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) });
   }
   return out;
 }
@@ -91,10 +91,13 @@ describe('a show with separate processes (server, audio player, video player)', 
       }, 60_000, 50);
       // The presenting (main) thread alone runs real-time; the decode worker, libuv's pool and FFmpeg's threads do not.
       const policies = await threadPolicies(early.child.pid as number);
-      const others = [...policies].filter(([tid]) => tid !== early.child.pid).map(([, p]) => p);
+      // And its guard (src/players/rt-guard.ts: it must run above it), where the presenting thread is real-time (root here).
+      const guards = [...policies].filter(([, t]) => t.name === 'cuemux-rtguard');
+      if (process.getuid?.() === 0) assert.deepEqual(guards.map(([, t]) => t.policy), [SCHED_FIFO], 'one real-time guard thread, at SCHED_FIFO');
+      const others = [...policies].filter(([tid, t]) => tid !== early.child.pid && t.name !== 'cuemux-rtguard').map(([, t]) => t.policy);
       assert.ok(others.length >= 5, `${others.length} other threads`);
       assert.ok(others.every((p) => p === SCHED_OTHER), `other threads' policies ${others.join(',')}`);
-      if (process.getuid?.() === 0) assert.equal(policies.get(early.child.pid as number), SCHED_FIFO);
+      if (process.getuid?.() === 0) assert.equal(policies.get(early.child.pid as number)?.policy, SCHED_FIFO);
       else assert.match(early.stderr(), /the presenting thread runs at nice/);
     } finally {
       client.close();

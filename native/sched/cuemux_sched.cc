@@ -89,6 +89,8 @@ struct Guard {
   }
 
   void run() {
+    // Named, so that top, ps -L and the tests tell it from the presenting thread's other threads.
+    pthread_setname_np(pthread_self(), "cuemux-rtguard");
     sched_param sp{};
     sp.sched_priority = priority < 99 ? priority + 1 : 99;
     guardPriority.store(pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0 ? sp.sched_priority : 0);

@@ -295,6 +295,14 @@ export interface DevicePlayerStats {
   xruns: number;
   slewedPeriods: number;
   device: { underrunFrames: number; xruns: number; latencyFrames: { min: number; max: number } };
+  /** The presenting thread's real-time guard (absent when the player ran without SCHED_FIFO). */
+  rtGuard?: { demotions: number; demotedMs: number; longestDemotedMs: number };
+}
+
+/** What the player's real-time guard did, for a test's output: "real-time guard: 0 demotions". */
+export function guardReport(stats: DevicePlayerStats): string {
+  const g = stats.rtGuard;
+  return g === undefined ? 'no real-time guard' : `real-time guard: ${g.demotions} demotions${g.demotions > 0 ? ` (${g.demotedMs.toFixed(1)} ms, longest ${g.longestDemotedMs.toFixed(1)} ms)` : ''}`;
 }
 
 /** What a stopped player said: its device line at start (kind `kind`), its status line at exit, its cue-J sync log. */
@@ -314,7 +322,7 @@ export function consumedReport(r: ConsumedResult, cycles: number, stats: DeviceP
   return `${r.compared} cue samples consumed over ${cycles} cycles; offset (samples) histogram {${r.histogram}}; `
     + `${r.compared - r.interpolated - r.silentInCue} bit-exact, ${r.interpolated} in ${stats.slewedPeriods} slewed periods; `
     + `${r.silentInCue} silent (device underruns ${stats.device.underrunFrames} frames, player xruns ${stats.xruns}, device xruns ${stats.device.xruns}); `
-    + `first sample off by ${String(r.firstFrameOff)}; ${more}`;
+    + `first sample off by ${String(r.firstFrameOff)}; ${guardReport(stats)}; ${more}`;
 }
 
 /**
