@@ -7,12 +7,16 @@
 // priority, which two real-time threads on two cores left no CPU: one second of nothing else on the machine (no
 // decoding, no server), until the kernel's real-time throttling (95 % of each second) let the workers in.
 //
-// What it does: what rtkit's canary does for a desktop, for one thread and at a 40 ms horizon instead of the kernel's
-// one second. Every 5 ms (CLOCK_MONOTONIC, absolute sleeps) the guard reads the presenting thread's schedstat (/proc:
-// time on a CPU, time waiting runnable). When the thread ran at least `busyPercent` of the last `windowMs`, it is put
-// back to SCHED_OTHER (its nice value applies), so the threads it waits on run; once it wanted a CPU less than half of
-// the last 10 ms (it sleeps between ticks again) it gets its SCHED_FIFO priority back. A presenting thread uses a few
-// per cent of a core when healthy (it sleeps until each tick), so only a loop or a long pause crosses the line.
+// What it does: what rtkit's canary does for a desktop, for one thread and at a 100 ms horizon instead of the kernel's
+// one second. Every 25 ms (CLOCK_MONOTONIC, absolute sleeps) the guard reads the presenting thread's CPU time
+// (pthread_getcpuclockid). When the thread ran at least `busyPercent` of the last `windowMs`, it is put back to
+// SCHED_OTHER (its nice value applies), so the threads it waits on run; once it wanted a CPU (/proc schedstat: time on
+// one and time waiting runnable) less than half of a check's 25 ms, it sleeps between ticks again and gets its
+// SCHED_FIFO priority back. Why so coarse: each check is a wake-up, and a wake-up costs on this VM. Measured in
+// bench:multi (ten players on two cores, 46 s): checks every 5 ms (through /proc) took 46-50 CPU ticks per guard, the
+// machine 14 % more CPU than without guards; every 10 ms (the CPU clock), 20-27 ticks per guard. A presenting thread
+// uses a few per cent of a core when healthy (it sleeps until each tick), so only a loop or a long pause crosses the
+// line.
 //
 // The guard thread itself runs at SCHED_FIFO one above the presenting thread (when allowed): it must run while that
 // thread hogs a core.
@@ -62,11 +66,12 @@ bool schedstat(int fd, int64_t* runNs, int64_t* waitNs) {
 
 struct Guard {
   pid_t tid = 0;
-  int statFd = -1;  // /proc/self/task/TID/schedstat
+  clockid_t cpuClock{};  // the thread's CPU-time clock: read at every check (a vDSO-free syscall, ~1 µs)
+  int statFd = -1;       // /proc/self/task/TID/schedstat: read only while the thread is put back
   int priority = 0;
-  int64_t windowNs = 40000000;
+  int64_t windowNs = 100000000;
   double busy = 0.9;
-  int64_t checkNs = 5000000;
+  int64_t checkNs = 25000000;
   std::thread thread;
   std::atomic<bool> stop{false};
   bool closed = false;
@@ -95,8 +100,11 @@ struct Guard {
     sp.sched_priority = priority < 99 ? priority + 1 : 99;
     guardPriority.store(pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0 ? sp.sched_priority : 0);
     const size_t slots = size_t(windowNs / checkNs) + 1;
-    // Per check: the instant, the CPU time the thread used, and that plus its time waiting runnable (its demand).
-    std::vector<int64_t> wall(slots), cpu(slots), demand(slots);
+    // Per check: the instant and the CPU time the thread used; while it is put back, also that plus its time waiting
+    // runnable (its demand: a thread at normal priority on a full machine waits as much as it runs).
+    std::vector<int64_t> wall(slots), cpu(slots);
+    int64_t lastDemand = -1;
+    int64_t lastDemandAt = 0;
     size_t n = 0;  // samples taken
     timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
@@ -108,12 +116,12 @@ struct Guard {
       }
       clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr);
       const int64_t now = monoNs();
-      int64_t used = 0, waited = 0;
-      if (!schedstat(statFd, &used, &waited)) break;  // the thread is gone
+      timespec c;
+      if (clock_gettime(cpuClock, &c) != 0) break;  // the thread is gone
+      const int64_t used = int64_t(c.tv_sec) * 1000000000LL + c.tv_nsec;
       const size_t i = n % slots;
       wall[i] = now;
       cpu[i] = used;
-      demand[i] = used + waited;
       n++;
       const int64_t since = demotedSinceNs.load();
       if (since == 0) {
@@ -123,18 +131,23 @@ struct Guard {
         if (dw > 0 && double(used - cpu[oldest]) >= busy * double(dw) && setPolicy(false)) {
           demotedSinceNs.store(now);
           demotions.fetch_add(1);
+          lastDemand = -1;
         }
-      } else if (n >= 3) {
-        // Back once it wanted a CPU (ran or waited for one) less than half of the last two checks (10 ms): it sleeps
-        // between ticks again. Its share of a CPU alone would say so too early on a busy machine.
-        const size_t back = (n - 3) % slots;
-        const int64_t dw = now - wall[back];
-        if (dw > 0 && double(used + waited - demand[back]) < 0.5 * double(dw) && setPolicy(true)) {
+      } else {
+        // Back once it wanted a CPU (ran or waited for one) less than half of a check's 25 ms: it sleeps between ticks
+        // again. Its share of a CPU alone would say so too early on a busy machine.
+        int64_t ran = 0, waited = 0;
+        if (!schedstat(statFd, &ran, &waited)) break;
+        const int64_t demand = ran + waited;
+        if (lastDemand >= 0 && now > lastDemandAt && double(demand - lastDemand) < 0.5 * double(now - lastDemandAt) && setPolicy(true)) {
           const int64_t d = now - since;
           demotedNs.fetch_add(d);
           if (d > longestDemotedNs.load()) longestDemotedNs.store(d);
           demotedSinceNs.store(0);
+          n = 0;  // a fresh window: the time put back is not held against it
         }
+        lastDemand = demand;
+        lastDemandAt = now;
       }
     }
   }
@@ -170,9 +183,9 @@ napi_value New(napi_env env, napi_callback_info info) {
   g->priority = prio;
   double d = 0;
   if (cuemux::getProp(env, argv[0], "windowMs", &v) && napi_get_value_double(env, v, &d) == napi_ok) {
-    if (!(d >= 10 && d <= 1000)) {
+    if (!(d >= 50 && d <= 1000)) {
       delete g;
-      napi_throw_range_error(env, nullptr, "RtGuard: windowMs must be 10..1000");
+      napi_throw_range_error(env, nullptr, "RtGuard: windowMs must be 50..1000 (two checks at least)");
       return nullptr;
     }
     g->windowNs = int64_t(d * 1e6);
@@ -186,6 +199,11 @@ napi_value New(napi_env env, napi_callback_info info) {
     g->busy = d / 100;
   }
   g->tid = pid_t(syscall(SYS_gettid));
+  if (pthread_getcpuclockid(pthread_self(), &g->cpuClock) != 0) {
+    delete g;
+    napi_throw_error(env, nullptr, "RtGuard: no CPU-time clock for this thread");
+    return nullptr;
+  }
   const std::string stat = "/proc/self/task/" + std::to_string(g->tid) + "/schedstat";
   g->statFd = open(stat.c_str(), O_RDONLY | O_CLOEXEC);
   if (g->statFd < 0) {

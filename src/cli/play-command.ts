@@ -169,7 +169,6 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     if (priority.problems.length > 0) {
       log.warn(`the presenting thread runs at ${priority.realtime > 0 ? `SCHED_FIFO ${priority.realtime}` : `nice ${priority.nice}`}, not what was asked (${priority.problems.join('; ')}): ticks may be late when decoding loads the machine; run as root or with CAP_SYS_NICE, or pass --rt-priority 0 --nice 0 to silence this`);
     }
-    guard = priority.realtime > 0 ? RtGuard.start(priority.realtime) : null;
     // Decoding runs in a worker thread: its allocations and collections never pause the thread that presents.
     const follower = new WorkerFollower(targets, {
       output, kind, leadSeconds: lead, decoderThreads: kind === 'video' ? threads : 1, audioOutput: { sampleRate, channels },
@@ -203,6 +202,8 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
         output, target, ...(kind === 'video' ? { fps: `${fps.num}/${fps.den}`, atEnd } : { sampleRate, channels, periodMs: (periodFrames * 1000) / sampleRate, device: device === null ? 'none' : `${device.description.kind}:${device.description.name}` }),
         schedFifo: priority.realtime, nice: priority.nice, sinks: specs, prepare,
       });
+      // Guarded from here on (its start-up would count as a loop); CUEMUX_RT_GUARD=off runs without (to compare runs).
+      guard = priority.realtime > 0 && process.env.CUEMUX_RT_GUARD !== 'off' ? RtGuard.start(priority.realtime) : null;
       player.start();
       await running;
     } catch (e) {

@@ -8,10 +8,11 @@
  * priority), which those two threads left no CPU: one second with no decoding and no server on the machine, until the
  * kernel's real-time throttling (95 % of each second) let the workers in.
  *
- * The guard (a thread one priority above) puts the presenting thread back to normal scheduling once it has run 90 % of
- * the last 40 ms, and raises it again once it wants a CPU less than half of 10 ms (it sleeps between ticks again): the
- * loop becomes a 40 ms hold-up instead of a second's. A healthy presenting thread sleeps until each tick and uses a few
- * per cent of a core, so only such a loop, or a long pause of its own, crosses that line.
+ * The guard (a thread one priority above, checking every 25 ms) puts the presenting thread back to normal scheduling
+ * once it has run 90 % of the last 100 ms, and raises it again once it wants a CPU less than half of 25 ms (it sleeps
+ * between ticks again): the loop becomes a hold-up of 100-125 ms instead of a second's. A healthy presenting thread
+ * sleeps until each tick and uses a few per cent of a core, so only such a loop, or a long pause of its own (a start-up,
+ * a full garbage collection), crosses that line. Started once the player presents, so its start-up does not count.
  */
 import * as path from 'node:path';
 import { errorMessage } from '../common/errors';
@@ -51,7 +52,7 @@ interface NativeRtGuard {
 interface NativeRtGuardOptions {
   /** The calling thread's SCHED_FIFO priority. */
   priority: number;
-  /** The horizon of "busy", ms (default 40). */
+  /** The horizon of "busy", ms (default 100; 50..1000). */
   windowMs?: number;
   /** Share of the horizon the thread must have run to be put back, per cent (default 90). */
   busyPercent?: number;
@@ -71,7 +72,7 @@ export class RtGuard {
   }
 
   /**
-   * Guard the calling thread (the presenting thread: call it on the main thread after raising it), which runs at
+   * Guard the calling thread (the presenting thread: call it on the main thread once it presents), which runs at
    * SCHED_FIFO `priority`. Null, with a warning saying why, when the addon is not built or refuses.
    */
   static start(priority: number): RtGuard | null {
