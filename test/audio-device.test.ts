@@ -76,6 +76,25 @@ describe('audio devices: specs and the device clock', function () {
     const [lateE] = fit(true);
     assert.ok(lateE >= 0 && lateE <= 90_000, `late-only fit ${lateE} ns late with early readings`);
   });
+
+  it('a late-only device clock is not tilted by a start whose readings were late by milliseconds (a player starting)', function () {
+    // The first 240 periods' readings late by 4 ms falling to none (the player's start loading the machine), then by a
+    // wake-up of 50-250 µs; a GO 400 periods (2.1 s) after the device started. A least-squares slope through them is
+    // low, and its line early at the GO's frames by milliseconds (a CI run: the cue's first sample 219 samples early).
+    const truth = (k: number): number => 9_000_000_000 + k * PERIOD * 1e9 / RATE;
+    const late = new DeviceClock(RATE, 512, true);
+    let x = 777;
+    for (let k = 0; k < 400; k++) {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      const start = k < 240 ? 4_000_000 * (1 - k / 240) : 0;
+      late.add(k * PERIOD, BigInt(Math.round(truth(k) + start + 50_000 + (x % 200_000))), 20_000_000);
+    }
+    for (const k of [400, 450, 900]) {
+      const off = Number(late.monoNs(k * PERIOD)) - truth(k);
+      // Late by about the wake-ups' 10th percentile (70 µs), give or take the slope's error over the extrapolation.
+      assert.ok(off >= -50_000 && off <= 150_000, `at period ${k}, the line is ${off} ns late (negative: early)`);
+    }
+  });
 });
 
 describe('play-audio --device jack (a real JACK server, dummy driver)', function () {

@@ -8,8 +8,8 @@
  * so far) leaves the device at T. Those pairs, fitted by a {@link DeviceClock}, map every device frame to the instant
  * it leaves: the output latency is in D (ALSA's own figure for the device: its buffer plus what the driver adds).
  * The pairs are read after the thread wakes, so each is late by that wake-up (55-180 µs measured here with
- * SCHED_FIFO, through the jack plugin, median 117 µs): the fitted line is moved onto the least delayed readings
- * (their 10th percentile: a device catching up after a stall reads early).
+ * SCHED_FIFO, through the jack plugin, median 117 µs), and by milliseconds while the player starts: the line
+ * follows the least delayed of the recent readings (DeviceClock's late-only fit).
  *
  * Through alsa-lib's `jack` plugin (libasound2-plugins) the pointer moves a whole JACK period when the plugin copies
  * that period at the start of a JACK cycle, and D ends at the JACK graph: ALSA then reports each frame leaving one

@@ -151,8 +151,8 @@ export class DeviceClock {
   /**
    * `nominalRate`: frames per second until two cycles are known; `window`: cycles fitted. `lateOnly`: the instants
    * are readings that are late (a thread's wake-up after the device moved, as ALSA's status timestamps are), but
-   * for a few: the line is then moved down onto the 10th percentile of the readings, the least delayed but for
-   * outliers (default false: the instants jitter both ways, as JACK's DLL estimates do).
+   * for a few: the line then follows the least delayed of the recent readings, see #fitLowerEnvelope (default false:
+   * the instants jitter both ways, as JACK's DLL estimates do, and a least-squares line goes through them).
    */
   constructor(readonly nominalRate: number, window = 128, lateOnly = false) {
     this.#window = window;
@@ -204,6 +204,10 @@ export class DeviceClock {
     }
     mf /= n;
     mt /= n;
+    if (this.#lateOnly) {
+      this.#fitLowerEnvelope();
+      return jump;
+    }
     if (n >= 8) {
       let sff = 0;
       let sft = 0;
@@ -217,19 +221,84 @@ export class DeviceClock {
       if (sff > 0 && Math.abs(s * this.nominalRate / 1e9 - 1) < 0.01) this.#slope = s;
     }
     this.#intercept = mt - this.#slope * mf;
-    if (this.#lateOnly && n >= 8) {
-      // The 10th percentile of the residuals, not the least: a device that catches up after a stall (a JACK server's
-      // dummy driver runs its late cycles back to back) gives a few readings earlier than its schedule.
-      const residuals = this.#frames.map((f, i) => this.#times[i] - (this.#intercept + this.#slope * f)).sort((x, y) => x - y);
-      this.#intercept += residuals[Math.floor(n / 10)];
-    }
     return jump;
+  }
+
+  /**
+   * The line of late-only readings. Their lateness is not steady: a player starting up (or a loaded machine) reads its
+   * device late by milliseconds for a second or two, then by its wake-up alone. A least-squares slope through such a
+   * window is tilted, and the line it gives is off by milliseconds where the player schedules (a CI run: 4.7 ms early
+   * at a GO 2 s after the start; simulated with a 4 ms start falling to 0 over 240 periods: 2.0 ms early). So: the
+   * slope through the least delayed reading of each eighth of the window (its 10th percentile), the eighths above the
+   * line through them left out twice (a quarter each time), taken only when the rest lie on it within 100 µs and held
+   * within ±300 ppm of the nominal rate (a sound card's crystal is within ±100 ppm by its datasheet), else the nominal
+   * rate; the line then goes through the 10th percentile of the newest quarter's readings (at least 16), so what the
+   * machine did seconds ago does not place it, and a wrong slope costs its error times the half second from there to
+   * the frames being written (30 µs at 100 ppm). The 10th percentile, not the least: a device catching up after a
+   * stall (a JACK server's dummy driver runs its late cycles back to back) gives a few readings earlier than its
+   * schedule.
+   */
+  #fitLowerEnvelope(): void {
+    const n = this.#frames.length;
+    const nominal = 1e9 / this.nominalRate;
+    const q10 = (values: number[]): number => values.sort((x, y) => x - y)[Math.floor(values.length / 10)];
+    let slope = nominal;
+    if (n >= 16) {
+      // Each eighth's least delayed reading (10th percentile of its residuals to the nominal line).
+      let points: { f: number; t: number }[] = [];
+      for (let k = 0; k < 8; k++) {
+        const from = Math.floor((k * n) / 8);
+        const to = Math.floor(((k + 1) * n) / 8);
+        const byResidual = this.#frames.slice(from, to).map((f, i) => ({ f, t: this.#times[from + i], r: this.#times[from + i] - nominal * f })).sort((a, b) => a.r - b.r);
+        points.push(byResidual[Math.floor(byResidual.length / 10)]);
+      }
+      for (let round = 0; round < 2; round++) {
+        const line = leastSquares(points);
+        points = points.map((p) => ({ p, r: p.t - (line.intercept + line.slope * p.f) })).sort((a, b) => a.r - b.r)
+          .slice(0, Math.ceil(points.length * 0.75)).map((x) => x.p);
+      }
+      // Taken only when those readings lie on a line (within a wake-up's spread): else they are still the start's.
+      const line = leastSquares(points);
+      const spread = Math.max(...points.map((p) => Math.abs(p.t - (line.intercept + line.slope * p.f))));
+      if (spread <= ON_LINE_NS) slope = Math.min(nominal * (1 + CRYSTAL_PPM / 1e6), Math.max(nominal * (1 - CRYSTAL_PPM / 1e6), line.slope));
+    }
+    this.#slope = slope;
+    const newest = Math.min(n, Math.max(16, Math.floor(n / 4)));
+    const residuals: number[] = [];
+    for (let i = n - newest; i < n; i++) residuals.push(this.#times[i] - slope * this.#frames[i]);
+    this.#intercept = q10(residuals);
   }
 
   /** CLOCK_MONOTONIC instant of device frame `frame`'s start, ns. */
   monoNs(frame: number): bigint {
     return this.#anchorNs + BigInt(Math.round(this.#intercept + this.#slope * (frame - this.#anchorFrame)));
   }
+}
+
+/** How far a late-only device clock's slope may be from the nominal rate, ppm (see DeviceClock#fitLowerEnvelope). */
+const CRYSTAL_PPM = 300;
+/** How near its line the least delayed readings of a late-only device clock must be for its slope to be taken, ns. */
+const ON_LINE_NS = 100_000;
+
+/** The least-squares line t = intercept + slope × f through `points` (at least two distinct f). */
+function leastSquares(points: readonly { f: number; t: number }[]): { slope: number; intercept: number } {
+  const n = points.length;
+  let mf = 0;
+  let mt = 0;
+  for (const p of points) {
+    mf += p.f;
+    mt += p.t;
+  }
+  mf /= n;
+  mt /= n;
+  let sff = 0;
+  let sft = 0;
+  for (const p of points) {
+    sff += (p.f - mf) ** 2;
+    sft += (p.f - mf) * (p.t - mt);
+  }
+  const slope = sff > 0 ? sft / sff : 0;
+  return { slope, intercept: mt - slope * mf };
 }
 
 /** Options of openAudioDevice (open-audio-device.ts). */
