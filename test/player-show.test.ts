@@ -90,6 +90,8 @@ describe('a show with separate processes (server, audio player, video player)', 
         return (await client.getStatus()).clients.some((c) => c.output === 'video');
       }, 60_000, 50);
       // The presenting (main) thread alone runs real-time; the decode worker, libuv's pool and FFmpeg's threads do not.
+      // (Read once it said it follows: its guard starts just before.)
+      await waitFor('the early player saying it follows', () => early.stderr().includes('cuemux play-video: following output'), 60_000, 50);
       const policies = await threadPolicies(early.child.pid as number);
       // And its guard (src/players/rt-guard.ts: it must run above it), where the presenting thread is real-time (root here).
       const guards = [...policies].filter(([, t]) => t.name === 'cuemux-rtguard');

@@ -195,6 +195,8 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     const running = follower.run(stop.signal);
     try {
       await Promise.race([ready, running]);
+      // Guarded from here on (its start-up would count as a loop); CUEMUX_RT_GUARD=off runs without (to compare runs).
+      guard = priority.realtime > 0 && process.env.CUEMUX_RT_GUARD !== 'off' ? RtGuard.start(priority.realtime) : null;
       io.err(`cuemux play-${kind}: following output "${output}" at ${target}\n`);
       // Said before the first tick, and for a second reason: winston loads its formats lazily, on a first line. Left to
       // the first cue's "loaded" line, that loading held the presenting thread 12-34 ms (video) and up to 120 ms (audio).
@@ -202,8 +204,6 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
         output, target, ...(kind === 'video' ? { fps: `${fps.num}/${fps.den}`, atEnd } : { sampleRate, channels, periodMs: (periodFrames * 1000) / sampleRate, device: device === null ? 'none' : `${device.description.kind}:${device.description.name}` }),
         schedFifo: priority.realtime, nice: priority.nice, sinks: specs, prepare,
       });
-      // Guarded from here on (its start-up would count as a loop); CUEMUX_RT_GUARD=off runs without (to compare runs).
-      guard = priority.realtime > 0 && process.env.CUEMUX_RT_GUARD !== 'off' ? RtGuard.start(priority.realtime) : null;
       player.start();
       await running;
     } catch (e) {
