@@ -380,7 +380,13 @@ export async function report(r: ReportInput): Promise<void> {
       const line = statsLine.get(p)?.[kind] ?? '';
       const json = line.slice(line.indexOf('{'));
       if (!json.startsWith('{')) continue;
-      for (const [k, v] of Object.entries(JSON.parse(json) as Record<string, unknown>)) if (typeof v === 'number') total.set(k, (total.get(k) ?? 0) + v);
+      for (const [k, v] of Object.entries(JSON.parse(json) as Record<string, unknown>)) {
+        if (typeof v === 'number') total.set(k, (total.get(k) ?? 0) + v);
+        // The real-time guard's counters (rt-guard.ts): how often, and how long, a presenting thread was put back.
+        if (k === 'rtGuard' && typeof v === 'object' && v !== null) {
+          for (const [gk, gv] of Object.entries(v as Record<string, unknown>)) if (typeof gv === 'number' && (gk === 'demotions' || gk === 'demotedMs')) total.set(`rtGuard.${gk}`, (total.get(`rtGuard.${gk}`) ?? 0) + gv);
+        }
+      }
     }
     return [...total].map(([k, v]) => `${k} ${v}`).join(', ');
   };

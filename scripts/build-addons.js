@@ -20,7 +20,7 @@ const ADDONS = {
   sdl: { pkg: 'sdl2', deb: 'libsdl2-dev', symbol: 'SdlWindow', what: 'the SDL window addon', needs: 'play-video --window' },
   alsa: { pkg: 'alsa', deb: 'libasound2-dev', symbol: 'AlsaPcm', what: 'the ALSA addon', needs: 'play-audio --device alsa:NAME' },
   // No library: Node's headers and libc only.
-  sched: { pkg: null, deb: '', symbol: 'RtGuard', what: 'the real-time guard addon', needs: 'the presenting thread\'s real-time guard (play-audio, play-video)' },
+  sched: { pkg: null, deb: '', symbol: 'setScheduling', what: 'the scheduling addon', needs: 'the presenting thread\'s real-time guard (play-audio, play-video)' },
   // The JACK addon's source linked to PipeWire's libjack (rpath): a JACK client of a PipeWire graph, without pw-jack.
   pipewire: {
     pkg: 'jack', deb: 'libjack-jackd2-dev pipewire-jack', symbol: 'JackClient', what: 'the PipeWire (JACK API) addon', needs: 'play-audio --device pipewire',

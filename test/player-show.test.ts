@@ -90,13 +90,10 @@ describe('a show with separate processes (server, audio player, video player)', 
         return (await client.getStatus()).clients.some((c) => c.output === 'video');
       }, 60_000, 50);
       // The presenting (main) thread alone runs real-time; the decode worker, libuv's pool and FFmpeg's threads do not.
-      // (Read once it said it follows: its guard starts just before.)
+      // (Read once it said it follows.)
       await waitFor('the early player saying it follows', () => early.stderr().includes('cuemux play-video: following output'), 60_000, 50);
       const policies = await threadPolicies(early.child.pid as number);
-      // And its guard (src/players/rt-guard.ts: it must run above it), where the presenting thread is real-time (root here).
-      const guards = [...policies].filter(([, t]) => t.name === 'cuemux-rtguard');
-      if (process.getuid?.() === 0) assert.deepEqual(guards.map(([, t]) => t.policy), [SCHED_FIFO], 'one real-time guard thread, at SCHED_FIFO');
-      const others = [...policies].filter(([tid, t]) => tid !== early.child.pid && t.name !== 'cuemux-rtguard').map(([, t]) => t.policy);
+      const others = [...policies].filter(([tid]) => tid !== early.child.pid).map(([, t]) => t.policy);
       assert.ok(others.length >= 5, `${others.length} other threads`);
       assert.ok(others.every((p) => p === SCHED_OTHER), `other threads' policies ${others.join(',')}`);
       if (process.getuid?.() === 0) assert.equal(policies.get(early.child.pid as number)?.policy, SCHED_FIFO);

@@ -1,20 +1,25 @@
 /**
- * The real-time guard of a player's presenting thread (native/sched, built at `npm ci` from Node's headers and libc
- * alone). The presenting thread runs at SCHED_FIFO (thread-priority.ts); a JS thread at that priority can wait on work
- * that only normal-priority threads do, and then nothing at normal priority runs on its core.
+ * The real-time guard of a player's presenting thread. The presenting thread runs at SCHED_FIFO (thread-priority.ts);
+ * a JS thread at that priority can wait on work that only normal-priority threads do, and then nothing at normal
+ * priority runs on its core.
  *
- * Measured with perf in bench:multi on 2 vCPUs: after a full GC, V8's cppgc sweeper on two players' presenting threads
- * reposted its incremental sweep task in a loop, waiting for its concurrent sweeper (Node's platform workers, normal
- * priority), which those two threads left no CPU: one second with no decoding and no server on the machine, until the
- * kernel's real-time throttling (95 % of each second) let the workers in.
+ * Measured with perf in bench:multi on 2 vCPUs (session 13): after a full GC, V8's cppgc sweeper on two players'
+ * presenting threads reposted its incremental sweep task in a loop (a foreground task through the event loop, again
+ * and again), waiting for its concurrent sweeper (Node's platform workers, normal priority), which those two threads
+ * left no CPU: one second with no decoding and no server on the machine, until the kernel's real-time throttling (95 %
+ * of each second) let the workers in.
  *
- * The guard (a thread one priority above, checking every 25 ms) puts the presenting thread back to normal scheduling
- * once it has run 90 % of the last 100 ms, and raises it again once it wants a CPU less than half of 25 ms (it sleeps
- * between ticks again): the loop becomes a hold-up of 100-125 ms instead of a second's. A healthy presenting thread
- * sleeps until each tick and uses a few per cent of a core, so only such a loop, or a long pause of its own (a start-up,
- * a full garbage collection), crosses that line. Started once the player presents, so its start-up does not count.
+ * Such a loop goes through the event loop, which then never waits for I/O: the guard reads the thread's event-loop
+ * utilisation (Node's own account of the time its loop did not wait) every 25 ms, from a timer of that loop, and puts
+ * the thread back to normal scheduling once it was at least 90 % over the last 100 ms; once under 50 % over a check's
+ * 25 ms (it waits between ticks again), SCHED_FIFO again. A healthy presenting thread waits for its next tick most of
+ * the time (its 2 ms precise wait before a tick counts as busy: 12 % at 60 ticks a second), so only such a loop, or a
+ * long pause of its own (a full collection), crosses the line. It costs a look at two counters per check on a thread
+ * that is awake anyway, and a system call when it acts (native/sched). Started once the player presents, so its
+ * start-up does not count.
  */
 import * as path from 'node:path';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { errorMessage } from '../common/errors';
 import { getLogger } from '../common/logger';
 import { loadAddon } from './audio-device';
@@ -24,12 +29,19 @@ const log = getLogger('player');
 /** The addon's path: built by scripts/build-addons.js sched. */
 export const SCHED_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'sched', 'build', 'Release', 'cuemux_sched.node');
 
+/** How often the guard looks, ms. */
+const CHECK_MS = 25;
+/** Checks over which "busy" is judged (4: 100 ms). */
+const WINDOW_CHECKS = 4;
+/** Busy share over the window that puts the thread back to normal scheduling. */
+const BUSY = 0.9;
+/** Busy share over one check under which it gets SCHED_FIFO again. */
+const IDLE = 0.5;
+
 /** What the guard did; a snapshot. */
 export interface RtGuardStats {
   /** The guarded thread's SCHED_FIFO priority. */
   priority: number;
-  /** The guard thread's own SCHED_FIFO priority, 0 when it was refused one (it may then not run when it must). */
-  guardPriority: number;
   /** Times the presenting thread was put back to normal scheduling. */
   demotions: number;
   /** Time it spent there in all, ms. */
@@ -42,79 +54,102 @@ export interface RtGuardStats {
   error: string;
 }
 
-/** The addon's guard (native/sched/cuemux_sched.cc). */
-interface NativeRtGuard {
-  stats(): RtGuardStats & { tid: number };
-  close(): void;
-}
-
-/** Options of the addon's guard. */
-interface NativeRtGuardOptions {
-  /** The calling thread's SCHED_FIFO priority. */
-  priority: number;
-  /** The horizon of "busy", ms (default 100; 50..1000). */
-  windowMs?: number;
-  /** Share of the horizon the thread must have run to be put back, per cent (default 90). */
-  busyPercent?: number;
-}
+type SetScheduling = (realtime: boolean, priority: number) => string;
 
 /** Guards the calling thread; see the module comment. */
 export class RtGuard {
-  readonly #native: NativeRtGuard;
+  readonly #setScheduling: SetScheduling;
+  readonly #priority: number;
   readonly #timer: NodeJS.Timeout;
-  #told = 0;
+  /** The utilisation counters at each of the last checks (oldest first), WINDOW_CHECKS + 1 of them at most. */
+  readonly #marks: EventLoopUtilization[] = [];
+  #demotions = 0;
+  #demotedMs = 0;
+  #longestMs = 0;
+  #demotedSince: number | null = null;
+  #error = '';
   #closed = false;
 
-  private constructor(native: NativeRtGuard) {
-    this.#native = native;
-    // Said at the first demotion and at every 100th, with the totals: a demotion never passes without a trace.
-    this.#timer = setInterval(() => this.#tell(), 1000).unref();
+  private constructor(setScheduling: SetScheduling, priority: number) {
+    this.#setScheduling = setScheduling;
+    this.#priority = priority;
+    this.#marks.push(performance.eventLoopUtilization());
+    this.#timer = setInterval(() => this.#check(), CHECK_MS).unref();
   }
 
   /**
    * Guard the calling thread (the presenting thread: call it on the main thread once it presents), which runs at
-   * SCHED_FIFO `priority`. Null, with a warning saying why, when the addon is not built or refuses.
+   * SCHED_FIFO `priority`. Null, with a warning saying why, when the addon is not built.
    */
   static start(priority: number): RtGuard | null {
     try {
-      const { RtGuard: Native } = loadAddon<{ RtGuard: new (o: NativeRtGuardOptions) => NativeRtGuard }>(SCHED_ADDON, 'the real-time guard addon', 'no package: Node\'s headers');
-      const guard = new RtGuard(new Native({ priority }));
-      if (guard.stats.guardPriority === 0) {
-        log.warn('the real-time guard of the presenting thread runs without SCHED_FIFO: it cannot step in while that thread holds a core');
-      }
-      return guard;
+      const { setScheduling } = loadAddon<{ setScheduling: SetScheduling }>(SCHED_ADDON, 'the scheduling addon', 'no package: Node\'s headers');
+      return new RtGuard(setScheduling, priority);
     } catch (e) {
       log.warn(`the presenting thread runs at SCHED_FIFO without its guard (${errorMessage(e)}): should it ever loop, nothing else at normal priority runs on its core until the kernel's real-time throttling`);
       return null;
     }
   }
 
-  /** A snapshot (the last one taken once closed). */
+  /** A snapshot. */
   get stats(): RtGuardStats {
-    const s = this.#native.stats();
-    return { priority: s.priority, guardPriority: s.guardPriority, demotions: s.demotions, demotedMs: s.demotedMs, longestDemotedMs: s.longestDemotedMs, demotedNow: s.demotedNow, error: s.error };
+    const now = this.#demotedSince === null ? 0 : performance.now() - this.#demotedSince;
+    return {
+      priority: this.#priority, demotions: this.#demotions, demotedMs: Math.round((this.#demotedMs + now) * 10) / 10,
+      longestDemotedMs: Math.round(Math.max(this.#longestMs, now) * 10) / 10, demotedNow: this.#demotedSince !== null, error: this.#error,
+    };
   }
 
-  #tell(): void {
-    const s = this.stats;
-    if (s.error !== '') log.warn(`the real-time guard could not change the presenting thread's scheduling: ${s.error}`);
-    for (let k = this.#told + 1; k <= s.demotions; k++) {
-      if (k === 1 || k % 100 === 0) {
-        log.warn('the presenting thread ran without a break at SCHED_FIFO (a loop waiting on normal-priority threads, e.g. V8\'s garbage collector): it ran at normal priority until it slept again', {
-          demotions: s.demotions, demotedMs: Math.round(s.demotedMs * 10) / 10, longestDemotedMs: Math.round(s.longestDemotedMs * 10) / 10,
-        });
-        break;
-      }
+  #check(): void {
+    const now = performance.eventLoopUtilization();
+    this.#marks.push(now);
+    if (this.#marks.length > WINDOW_CHECKS + 1) this.#marks.shift();
+    if (this.#demotedSince === null) {
+      if (this.#marks.length === WINDOW_CHECKS + 1 && performance.eventLoopUtilization(now, this.#marks[0]).utilization >= BUSY) this.#demote();
+    } else if (performance.eventLoopUtilization(now, this.#marks[this.#marks.length - 2]).utilization < IDLE) {
+      this.#raise();
     }
-    this.#told = s.demotions;
   }
 
-  /** Stop guarding (the thread keeps, or gets back, its SCHED_FIFO priority). Idempotent. */
+  #demote(): void {
+    const why = this.#setScheduling(false, 0);
+    if (why !== '') {
+      this.#fail(why);
+      return;
+    }
+    this.#demotedSince = performance.now();
+    this.#demotions++;
+    // Said at the first and every 100th, with the totals: a demotion never passes without a trace.
+    if (this.#demotions === 1 || this.#demotions % 100 === 0) {
+      log.warn('the presenting thread\'s event loop ran without waiting for 100 ms at SCHED_FIFO (a loop waiting on normal-priority threads, e.g. V8\'s garbage collector, or a long pause): it runs at normal priority until it waits again', {
+        demotions: this.#demotions, demotedMs: this.stats.demotedMs,
+      });
+    }
+  }
+
+  #raise(): void {
+    const why = this.#setScheduling(true, this.#priority);
+    if (why !== '') {
+      this.#fail(why);
+      return;
+    }
+    const spell = performance.now() - (this.#demotedSince ?? performance.now());
+    this.#demotedMs += spell;
+    this.#longestMs = Math.max(this.#longestMs, spell);
+    this.#demotedSince = null;
+    this.#marks.splice(0, this.#marks.length - 1); // a fresh window: the time put back does not count against it
+  }
+
+  #fail(why: string): void {
+    if (this.#error === '') log.warn(`the real-time guard could not change the presenting thread's scheduling: ${why}`);
+    this.#error = why;
+  }
+
+  /** Stop guarding; the thread gets its SCHED_FIFO priority back if it was put back. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    this.#tell();
-    this.#native.close();
+    if (this.#demotedSince !== null) this.#raise();
   }
 }
