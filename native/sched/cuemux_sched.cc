@@ -10,6 +10,8 @@
 // the players had a third more audio xruns than without it, while it never had to act.
 #include <node_api.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -30,15 +32,20 @@ napi_value SetScheduling(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   bool realtime = false;
-  int32_t priority = 0;
-  if (argc < 2 || napi_get_value_bool(env, argv[0], &realtime) != napi_ok || napi_get_value_int32(env, argv[1], &priority) != napi_ok
+  double priority = 0;
+  if (argc < 2 || napi_get_value_bool(env, argv[0], &realtime) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "setScheduling(realtime, priority): realtime must be a boolean");
+    return nullptr;
+  }
+  if (napi_get_value_double(env, argv[1], &priority) != napi_ok || priority != static_cast<int>(priority)
       || (realtime && (priority < 1 || priority > 99))) {
-    napi_throw_range_error(env, nullptr, "setScheduling(realtime, priority): priority 1..99 when realtime");
+    napi_throw_range_error(env, nullptr, "setScheduling(realtime, priority): priority must be an integer, 1..99 when realtime");
     return nullptr;
   }
   sched_param sp{};
-  sp.sched_priority = realtime ? priority : 0;
-  const int rc = sched_setscheduler(0, (realtime ? SCHED_FIFO : SCHED_OTHER) | SCHED_RESET_ON_FORK, &sp);
+  sp.sched_priority = realtime ? static_cast<int>(priority) : 0;
+  // The system call itself: the calling thread's (tid 0), and musl's sched_setscheduler() is ENOSYS by design.
+  const long rc = syscall(SYS_sched_setscheduler, 0, (realtime ? SCHED_FIFO : SCHED_OTHER) | SCHED_RESET_ON_FORK, &sp);
   napi_value out;
   const std::string why = rc == 0 ? "" : std::string(strerror(errno));
   CHECK(napi_create_string_utf8(env, why.c_str(), why.size(), &out));

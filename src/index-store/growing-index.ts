@@ -310,7 +310,7 @@ export class GrowingIndex {
       if (await this.#hash(a.pos, a.size) === a.hash) continue;
       // Cut between the look above and this read (a packet past the end reads short): say so, not "overwritten".
       const after = await this.#file.stat();
-      if (after.size < a.pos + a.size) throw damaged(`truncated (${this.#lastLook.size} -> ${after.size} bytes)`);
+      if (after.size < a.pos + a.size) throw damaged(`truncated (${Math.max(this.#lastLook.size, now.size)} -> ${after.size} bytes)`);
       throw damaged(`overwritten (the bytes of a packet at byte ${a.pos} changed)`);
     }
     this.#lastLook = now;

@@ -11,12 +11,13 @@
  *
  * Such a loop goes through the event loop, which then never waits for I/O: the guard reads the thread's event-loop
  * utilisation (Node's own account of the time its loop did not wait) every 25 ms, from a timer of that loop, and puts
- * the thread back to normal scheduling once it was at least 90 % over the last 100 ms; once under 50 % over a check's
- * 25 ms (it waits between ticks again), SCHED_FIFO again. A healthy presenting thread waits for its next tick most of
- * the time (its 2 ms precise wait before a tick counts as busy: 12 % at 60 ticks a second), so only such a loop, or a
- * long pause of its own (a full collection), crosses the line. It costs a look at two counters per check on a thread
- * that is awake anyway, and a system call when it acts (native/sched). Started once the player presents, so its
- * start-up does not count.
+ * the thread back to normal scheduling once it was at least 90 % over its last four checks (100 ms, more when the
+ * timer is late); once under 50 % over a check (it waits between ticks again), SCHED_FIFO again. A healthy presenting
+ * thread waits for its next tick most of the time (its 2 ms precise wait before a tick counts as busy: 12 % at 60
+ * ticks a second), so only such a loop crosses the line. What it cannot catch: a thread held inside one long task (a
+ * synchronous loop, one long pause), since its own timer runs only between tasks. It costs a look at two counters per
+ * check on a thread that is awake anyway, and a system call when it acts (native/sched). Started once the player
+ * presents, so its start-up does not count; once closed (the player stops presenting) it leaves the thread as it is.
  */
 import * as path from 'node:path';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
@@ -48,7 +49,7 @@ export interface RtGuardStats {
   demotedMs: number;
   /** The longest of those spells, ms. */
   longestDemotedMs: number;
-  /** True while it is there now. */
+  /** True while it is there now (false once closed). */
   demotedNow: boolean;
   /** Why the last change of its scheduling failed ("" when none did). */
   error: string;
@@ -117,6 +118,7 @@ export class RtGuard {
       this.#fail(why);
       return;
     }
+    this.#error = '';
     this.#demotedSince = performance.now();
     this.#demotions++;
     // Said at the first and every 100th, with the totals: a demotion never passes without a trace.
@@ -129,27 +131,42 @@ export class RtGuard {
 
   #raise(): void {
     const why = this.#setScheduling(true, this.#priority);
+    this.#endSpell();
     if (why !== '') {
+      // Not allowed any more (RLIMIT_RTPRIO or the cgroup's real-time budget changed): the guard stops, and the
+      // thread stays at normal scheduling (a retry every 25 ms would change nothing).
       this.#fail(why);
+      log.warn('the presenting thread stays at normal scheduling: ticks may be late when decoding loads the machine');
+      this.close();
       return;
     }
-    const spell = performance.now() - (this.#demotedSince ?? performance.now());
-    this.#demotedMs += spell;
-    this.#longestMs = Math.max(this.#longestMs, spell);
-    this.#demotedSince = null;
+    this.#error = '';
     this.#marks.splice(0, this.#marks.length - 1); // a fresh window: the time put back does not count against it
   }
 
+  /** The end of a spell at normal scheduling: counted. */
+  #endSpell(): void {
+    if (this.#demotedSince === null) return;
+    const spell = performance.now() - this.#demotedSince;
+    this.#demotedMs += spell;
+    this.#longestMs = Math.max(this.#longestMs, spell);
+    this.#demotedSince = null;
+  }
+
+  /** Said once per distinct failure. */
   #fail(why: string): void {
-    if (this.#error === '') log.warn(`the real-time guard could not change the presenting thread's scheduling: ${why}`);
+    if (this.#error !== why) log.warn(`the real-time guard could not change the presenting thread's scheduling: ${why}`);
     this.#error = why;
   }
 
-  /** Stop guarding; the thread gets its SCHED_FIFO priority back if it was put back. Idempotent. */
+  /**
+   * Stop guarding; the thread keeps the scheduling it has (the player no longer presents: what it does next, at normal
+   * scheduling if it was put back, needs no real-time priority). Idempotent.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    if (this.#demotedSince !== null) this.#raise();
+    this.#endSpell();
   }
 }
