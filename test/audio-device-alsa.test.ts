@@ -17,7 +17,7 @@ import { type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { assertConsumed, checkConsumed, chirpCueShow, consumedReport, goChirpCue, guardReport, JackdServer, playerReport } from './support/audio-device-check';
+import { assertConsumed, checkConsumed, chirpCueShow, consumedReport, goChirpCue, guardReport, JackdServer, playerReport, timelineMoves } from './support/audio-device-check';
 import { startRecorder, type Recording } from './support/jack-recorder';
 import { killAll, Show, spawnPlayer, stopPlayer, waitPrepared } from './support/show-check';
 import { ALSA_ADDON } from '../src/players/audio-device-alsa';
@@ -115,8 +115,7 @@ describe('play-audio --device alsa (alsa-lib\'s jack plugin on a real JACK serve
     const frameNs = 1e9 / RATE;
     // JACK's timeline must be continuous over the cue (from 0.5 s before it): ALSA's frames are JACK's plus a constant only then (the plugin
     // hides the server's xruns from ALSA, so a starved jackd moves JACK's frames under the device without it knowing).
-    const cueNs = went.clock.anchorMonotonicNs + BigInt(Math.round(((went.position - went.clock.positionSeconds) / went.clock.rate - 0.5) * 1e9));
-    const moved = recording.cycles.filter((cy, i) => i > 0 && cy.monoNs > cueNs && cy.frame !== recording.cycles[i - 1].frame + recording.cycles[i - 1].frames).length;
+    const moved = timelineMoves(recording, went);
     if (moved > 0) {
       process.stdout.write(`      (skipped: the JACK server's timeline moved ${moved} times during the run (${serverXruns} server xruns: this machine starved jackd), so the recorder's frames no longer map to ALSA's; the player's ${guardReport(stats)})\n`);
       this.skip();

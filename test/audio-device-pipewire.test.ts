@@ -12,7 +12,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { assertConsumed, checkConsumed, chirpCueShow, consumedReport, goChirpCue, guardReport, playerReport } from './support/audio-device-check';
+import { assertConsumed, checkConsumed, chirpCueShow, consumedReport, goChirpCue, guardReport, playerReport, timelineMoves } from './support/audio-device-check';
 import type { Recording } from './support/jack-recorder';
 import type { SavedRecording } from './support/pipewire-recorder';
 import { killAll, Show, spawnPlayer, stopPlayer, waitPrepared } from './support/show-check';
@@ -112,8 +112,7 @@ describe('play-audio --device pipewire (a real PipeWire daemon, headless, its JA
     // recorder's cycle times no longer say when they left. Seen here in 2 of 13 runs: PipeWire's Dummy-Driver graph gave
     // a cycle the frame time of the one before (counted by a probe in the player's addon), and the recording held that
     // period twice (offsets -256 and -512 samples).
-    const cueNs = went.clock.anchorMonotonicNs + BigInt(Math.round(((went.position - went.clock.positionSeconds) / went.clock.rate - 0.5) * 1e9));
-    const moved = recording.cycles.filter((cy, i) => i > 0 && cy.monoNs > cueNs && cy.frame !== recording.cycles[i - 1].frame + recording.cycles[i - 1].frames).length;
+    const moved = timelineMoves(recording, went);
     if (moved > 0) {
       process.stdout.write(`      (skipped: the graph's frame counter repeated or skipped ${moved} times during the cue (PipeWire's Dummy-Driver), so the recorder's cycle times no longer say when the player's frames left; the player's ${guardReport(stats)})\n`);
       this.skip();

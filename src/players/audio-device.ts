@@ -208,27 +208,10 @@ export class DeviceClock {
       }
       return jump;
     }
-    let mf = 0;
-    let mt = 0;
-    for (let i = 0; i < n; i++) {
-      mf += this.#frames[i];
-      mt += this.#times[i];
-    }
-    mf /= n;
-    mt /= n;
-    if (n >= 8) {
-      let sff = 0;
-      let sft = 0;
-      for (let i = 0; i < n; i++) {
-        const df = this.#frames[i] - mf;
-        sff += df * df;
-        sft += df * (this.#times[i] - mt);
-      }
-      // A device crystal is within a few hundred ppm; a wild fit (a suspended machine) keeps the last slope.
-      const s = sft / sff;
-      if (sff > 0 && Math.abs(s * this.nominalRate / 1e9 - 1) < 0.01) this.#slope = s;
-    }
-    this.#intercept = mt - this.#slope * mf;
+    const line = leastSquares(this.#frames, this.#times);
+    // A device crystal is within a few hundred ppm; a wild fit (a suspended machine) keeps the last slope.
+    if (n >= 8 && Math.abs(line.slope * this.nominalRate / 1e9 - 1) < 0.01) this.#slope = line.slope;
+    this.#intercept = line.meanT - this.#slope * line.meanF;
     return jump;
   }
 
@@ -260,13 +243,18 @@ export class DeviceClock {
         const byResidual = this.#frames.slice(from, to).map((f, i) => ({ f, t: this.#times[from + i], r: this.#times[from + i] - nominal * f })).sort((a, b) => a.r - b.r);
         points.push(byResidual[Math.floor(byResidual.length / 10)]);
       }
+      const fit = (ps: readonly { f: number; t: number }[]): { slope: number; intercept: number } => {
+        const l = leastSquares(ps.map((p) => p.f), ps.map((p) => p.t));
+        const sl = Number.isNaN(l.slope) ? 0 : l.slope;
+        return { slope: sl, intercept: l.meanT - sl * l.meanF };
+      };
       for (let round = 0; round < 2; round++) {
-        const line = leastSquares(points);
+        const line = fit(points);
         points = points.map((p) => ({ p, r: p.t - (line.intercept + line.slope * p.f) })).sort((a, b) => a.r - b.r)
           .slice(0, Math.ceil(points.length * 0.75)).map((x) => x.p);
       }
       // Taken only when those readings lie on a line (within a wake-up's spread): else they are still the start's.
-      const line = leastSquares(points);
+      const line = fit(points);
       const spread = Math.max(...points.map((p) => Math.abs(p.t - (line.intercept + line.slope * p.f))));
       if (spread <= ON_LINE_NS) slope = Math.min(nominal * (1 + CRYSTAL_PPM / 1e6), Math.max(nominal * (1 - CRYSTAL_PPM / 1e6), line.slope));
     }
@@ -288,25 +276,25 @@ const CRYSTAL_PPM = 300;
 /** How near its line the least delayed readings of a late-only device clock must be for its slope to be taken, ns. */
 const ON_LINE_NS = 100_000;
 
-/** The least-squares line t = intercept + slope × f through `points` (at least two distinct f). */
-function leastSquares(points: readonly { f: number; t: number }[]): { slope: number; intercept: number } {
-  const n = points.length;
-  let mf = 0;
-  let mt = 0;
-  for (const p of points) {
-    mf += p.f;
-    mt += p.t;
+/** The least-squares slope of t over f, and the means it goes through (slope NaN when every f is the same). */
+function leastSquares(fs: readonly number[], ts: readonly number[]): { slope: number; meanF: number; meanT: number } {
+  const n = fs.length;
+  let meanF = 0;
+  let meanT = 0;
+  for (let i = 0; i < n; i++) {
+    meanF += fs[i];
+    meanT += ts[i];
   }
-  mf /= n;
-  mt /= n;
+  meanF /= n;
+  meanT /= n;
   let sff = 0;
   let sft = 0;
-  for (const p of points) {
-    sff += (p.f - mf) ** 2;
-    sft += (p.f - mf) * (p.t - mt);
+  for (let i = 0; i < n; i++) {
+    const df = fs[i] - meanF;
+    sff += df * df;
+    sft += df * (ts[i] - meanT);
   }
-  const slope = sff > 0 ? sft / sff : 0;
-  return { slope, intercept: mt - slope * mf };
+  return { slope: sff > 0 ? sft / sff : Number.NaN, meanF, meanT };
 }
 
 /** Options of openAudioDevice (open-audio-device.ts). */

@@ -289,6 +289,15 @@ export async function goChirpCue(c: ChirpCueShow): Promise<{ clock: ClockState; 
   return { clock, position };
 }
 
+/**
+ * Cycles of the recording, from 0.5 s before the cue's GO on, whose frame is not the one after the cycle before (the
+ * device's timeline repeated or skipped frames): where there are any, its frames no longer map to its cycle times.
+ */
+export function timelineMoves(recording: Recording, went: { clock: ClockState; position: number }): number {
+  const cueNs = went.clock.anchorMonotonicNs + BigInt(Math.round(((went.position - went.clock.positionSeconds) / went.clock.rate - 0.5) * 1e9));
+  return recording.cycles.filter((cy, i) => i > 0 && cy.monoNs > cueNs && cy.frame !== recording.cycles[i - 1].frame + recording.cycles[i - 1].frames).length;
+}
+
 /** The player's status line at exit, as far as these tests read it. */
 export interface DevicePlayerStats {
   deviceUnderrunFrames: number;
