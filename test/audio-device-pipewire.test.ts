@@ -100,7 +100,7 @@ describe('play-audio --device pipewire (a real PipeWire daemon, headless, its JA
     const saved = JSON.parse(fs.readFileSync(`${out}.json`, 'utf8')) as SavedRecording;
     const bytes = fs.readFileSync(`${out}.f32`);
     const recording: Recording = {
-      cycles: saved.cycles.map((y) => ({ ...y, monoNs: BigInt(y.monoNs) })), firstIndex: saved.firstIndex,
+      cycles: saved.cycles.map((y) => ({ ...y, monoNs: BigInt(y.monoNs), wokeNs: BigInt(y.wokeNs) })), firstIndex: saved.firstIndex,
       samples: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4),
     };
     const { said, stats, lines } = await playerReport<{ sampleRate: number; periodFrames: number; latencyFrames: { min: number; max: number }; client: string }>(p, 'pipewire', c.sync);

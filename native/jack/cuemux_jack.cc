@@ -34,7 +34,7 @@ using cuemux::setNumber;
 using cuemux::toString;
 
 constexpr uint32_t kCycleQueue = 1024;  // records; JS drains them at every wake-up
-constexpr int kCycleFields = 8;
+constexpr int kCycleFields = 9;
 
 struct Cycle {
   int64_t frame;        // the cycle's first frame (64-bit, extended from jack_nframes_t)
@@ -45,6 +45,7 @@ struct Cycle {
   uint32_t underrun;    // output frames played as silence because JS had not written them
   int64_t captureIndex; // index (in captured frames) of the cycle's first input frame, -1 when dropped/none
   int64_t monoOffsetNs; // CLOCK_MONOTONIC − JACK time at this cycle (jack2's clock is CLOCK_MONOTONIC_RAW: they drift)
+  int64_t wokeNs;       // CLOCK_MONOTONIC when this client's process callback began (usecs is the DLL's estimate)
 };
 
 struct Client {
@@ -86,6 +87,7 @@ struct Client {
 };
 
 int onProcess(jack_nframes_t n, void* arg) {
+  const int64_t woke = monoNs();
   Client* c = static_cast<Client*>(arg);
   jack_nframes_t cf = 0;
   jack_time_t cu = 0, nu = 0;
@@ -143,7 +145,7 @@ int onProcess(jack_nframes_t n, void* arg) {
   c->cycleCount.fetch_add(1, std::memory_order_relaxed);
   const uint64_t h = c->cycHead.load(std::memory_order_relaxed);
   if (h - c->cycTail.load(std::memory_order_acquire) < kCycleQueue) {
-    c->cycles[h % kCycleQueue] = Cycle{F, cu, nu, pu, n, under, capIndex, monoOffset};
+    c->cycles[h % kCycleQueue] = Cycle{F, cu, nu, pu, n, under, capIndex, monoOffset, woke};
     c->cycHead.store(h + 1, std::memory_order_release);
   } else {
     c->cycDropped.fetch_add(1, std::memory_order_relaxed);
@@ -385,7 +387,7 @@ napi_value Drain(napi_env env, napi_callback_info info) {
   const uint64_t h = c->cycHead.load(std::memory_order_acquire);
   napi_value arr = cuemux::float64Records(env, size_t(h - t), kCycleFields, [&](size_t i, double* row) {
     const Cycle& y = c->cycles[(t + i) % kCycleQueue];
-    const double fields[kCycleFields] = {double(y.frame), double(y.usecs), double(y.nextUsecs), double(y.periodUsecs), double(y.nframes), double(y.underrun), double(y.captureIndex), double(y.monoOffsetNs)};
+    const double fields[kCycleFields] = {double(y.frame), double(y.usecs), double(y.nextUsecs), double(y.periodUsecs), double(y.nframes), double(y.underrun), double(y.captureIndex), double(y.monoOffsetNs), double(y.wokeNs)};
     std::memcpy(row, fields, sizeof fields);
   });
   if (arr == nullptr) return nullptr;  // a pending JS error

@@ -20,7 +20,7 @@ import { AudioDeviceBase, type DeviceCounters } from './audio-device-base';
 const log = getLogger('play-audio');
 
 /** Fields of one cycle record of {@link JackClient.drain}. */
-export const CYCLE_FIELDS = 8;
+export const CYCLE_FIELDS = 9;
 
 /** The addon's client (native/jack/cuemux_jack.cc). */
 export interface JackClient {
@@ -30,7 +30,7 @@ export interface JackClient {
   latency(port?: string, mode?: 'playback' | 'capture'): { min: number; max: number };
   info(): { name: string; sampleRate: number; bufferSize: number; ringFrames: number; monoOffsetNs: number; outputs: string[]; inputs: string[] };
   write(frame: number, samples: Float32Array): number;
-  /** Cycle records, {@link CYCLE_FIELDS} numbers each: frame, usecs, nextUsecs, periodUsecs, nframes, underrunFrames, captureIndex, monoOffsetNs. */
+  /** Cycle records, {@link CYCLE_FIELDS} numbers each: frame, usecs, nextUsecs, periodUsecs, nframes, underrunFrames, captureIndex, monoOffsetNs, wokeNs (CLOCK_MONOTONIC when the client's process callback began; usecs is JACK's DLL estimate of the cycle's start). */
   drain(): Float64Array;
   readCapture(): { index: number; samples: Float32Array };
   stats(): { cycles: number; underrunFrames: number; underrunCycles: number; xruns: number; droppedCycleRecords: number; droppedCaptureFrames: number; readFrame: number; writeEnd: number; shutdown: boolean };

@@ -49,6 +49,11 @@ export class JackdServer {
     return up === 'up' ? null : `jackd cannot start here (${up}): ${this.#log.trim().split('\n').slice(-3).join(' | ')}`;
   }
 
+  /** jackd's last `lines` lines of output that say something went wrong (xruns, late clients), joined with " | ". */
+  complaints(lines = 4): string {
+    return this.#log.split('\n').filter((l) => /xrun|error|late|not finished|timeout/i.test(l)).slice(-lines).join(' | ');
+  }
+
   /** Stop it and restore JACK_DEFAULT_SERVER. Idempotent. */
   async stop(): Promise<void> {
     if (this.#savedEnv === undefined) delete process.env.JACK_DEFAULT_SERVER;
@@ -296,6 +301,40 @@ export async function goChirpCue(c: ChirpCueShow): Promise<{ clock: ClockState; 
 export function timelineMoves(recording: Recording, went: { clock: ClockState; position: number }): number {
   const cueNs = went.clock.anchorMonotonicNs + BigInt(Math.round(((went.position - went.clock.positionSeconds) / went.clock.rate - 0.5) * 1e9));
   return recording.cycles.filter((cy, i) => i > 0 && cy.monoNs > cueNs && cy.frame !== recording.cycles[i - 1].frame + recording.cycles[i - 1].frames).length;
+}
+
+/**
+ * The recording with each cycle's start on the dummy driver's schedule rather than JACK's estimate of it. jackd's
+ * dummy driver (JackTimedDriver) sleeps to anchor + n periods on JACK's clock and wakes late by the machine's
+ * scheduling; JACK's cycle time (jack_get_cycle_times) is a DLL following those late wake-ups (JackFrameTimer: the
+ * average, settling over seconds after a disturbance: a CI run had it 1.2 ms after the schedule at the median and 2.5
+ * ms at the start of the cue). A cycle never runs before its schedule, so the schedule is the line at the nominal rate
+ * (the driver counts periods of its clock) through the earliest of the recorder's wake-ups, on JACK's clock, from 0.5
+ * s before the cue (`went`, as timelineMoves) to the end; the earliest wake-up of each half is reported, and a
+ * difference between them (the driver re-anchored after a late wake, or JACK's clock is not the nominal rate) returns
+ * `moved` so the caller can skip.
+ */
+export function onDriverSchedule(recording: Recording, rate: number, went: { clock: ClockState; position: number }): { recording: Recording; report: string; moved: boolean } {
+  const frameNs = 1e9 / rate;
+  const cueNs = went.clock.anchorMonotonicNs + BigInt(Math.round(((went.position - went.clock.positionSeconds) / went.clock.rate - 0.5) * 1e9));
+  const from = recording.cycles.findIndex((cy) => cy.monoNs > cueNs);
+  const used = from < 0 ? [] : recording.cycles.slice(from);
+  if (used.length < 2) return { recording, report: 'too few cycles to place the driver\'s schedule', moved: true };
+  const f0 = used[0].frame;
+  // Wake-up on JACK's clock less the frames' nominal time: the schedule's anchor plus this cycle's lateness.
+  const late = (cy: Recording['cycles'][number]): number => Number(cy.wokeNs) - cy.monoOffsetNs - (cy.frame - f0) * frameNs;
+  const half = Math.floor(used.length / 2);
+  const floor1 = Math.min(...used.slice(0, half).map(late));
+  const floor2 = Math.min(...used.slice(half).map(late));
+  const anchor = Math.min(floor1, floor2);
+  const cycles = recording.cycles.map((cy) => ({ ...cy, monoNs: BigInt(Math.round(anchor + (cy.frame - f0) * frameNs + cy.monoOffsetNs)) }));
+  const dll = used.map((cy, i) => Number(cy.monoNs - cycles[from + i].monoNs) / 1000).sort((a, b) => a - b);
+  const wake = used.map((cy) => late(cy) - anchor).sort((a, b) => a - b);
+  const q = (d: number[], x: number): string => (d[Math.min(d.length - 1, Math.floor(x * d.length))] / (d === wake ? 1000 : 1)).toFixed(0);
+  const moved = Math.abs(floor2 - floor1) > 200_000;
+  const report = `the driver's schedule from the recorder's earliest wake-ups (halves differ by ${((floor2 - floor1) / 1000).toFixed(0)} µs); `
+    + `recorder's wake-up after it: median ${q(wake, 0.5)} µs, p90 ${q(wake, 0.9)}, max ${q(wake, 1)}; JACK's cycle time (DLL) − schedule: min ${q(dll, 0)} µs, median ${q(dll, 0.5)}, max ${q(dll, 1)}`;
+  return { recording: { ...recording, cycles }, report, moved };
 }
 
 /** The player's status line at exit, as far as these tests read it. */

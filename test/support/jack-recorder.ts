@@ -7,7 +7,17 @@ import { CYCLE_FIELDS, jackAddon, type JackClient, type JackFlavour } from '../.
 
 /** What the recorder took: per cycle its first frame, start instant and where its frames are in `samples`. */
 export interface Recording {
-  cycles: { frame: number; monoNs: bigint; frames: number; captureIndex: number }[];
+  cycles: {
+    frame: number;
+    /** The cycle's start as JACK's DLL estimates it (jack_get_cycle_times), CLOCK_MONOTONIC ns. */
+    monoNs: bigint;
+    /** When the recorder's process callback began, CLOCK_MONOTONIC ns (the cycle as it ran, after the driver woke). */
+    wokeNs: bigint;
+    /** CLOCK_MONOTONIC − JACK's clock at the cycle, ns (jackd's clock is CLOCK_MONOTONIC_RAW). */
+    monoOffsetNs: number;
+    frames: number;
+    captureIndex: number;
+  }[];
   samples: Float32Array;
   firstIndex: number;
 }
@@ -25,7 +35,7 @@ export function startRecorder(sources: string[], name = 'cuemux-test-recorder', 
   const drain = (): void => {
     const c = client.drain();
     for (let i = 0; i + CYCLE_FIELDS <= c.length; i += CYCLE_FIELDS) {
-      cycles.push({ frame: c[i], monoNs: BigInt(Math.round(c[i + 1] * 1000 + c[i + 7])), frames: c[i + 4], captureIndex: c[i + 6] });
+      cycles.push({ frame: c[i], monoNs: BigInt(Math.round(c[i + 1] * 1000 + c[i + 7])), wokeNs: BigInt(c[i + 8]), monoOffsetNs: c[i + 7], frames: c[i + 4], captureIndex: c[i + 6] });
     }
     const r = client.readCapture();
     if (firstIndex < 0) firstIndex = r.index;

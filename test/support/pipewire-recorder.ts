@@ -10,7 +10,7 @@ import { jackAddon } from '../../src/players/audio-device-jack';
 
 /** What OUT.json holds (bigint instants as strings). */
 export interface SavedRecording {
-  cycles: { frame: number; monoNs: string; frames: number; captureIndex: number }[];
+  cycles: { frame: number; monoNs: string; wokeNs: string; monoOffsetNs: number; frames: number; captureIndex: number }[];
   firstIndex: number;
 }
 
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => {
     const r = rec.stop();
     rec.client.close();
-    const saved: SavedRecording = { cycles: r.cycles.map((c) => ({ ...c, monoNs: String(c.monoNs) })), firstIndex: r.firstIndex };
+    const saved: SavedRecording = { cycles: r.cycles.map((c) => ({ ...c, monoNs: String(c.monoNs), wokeNs: String(c.wokeNs) })), firstIndex: r.firstIndex };
     fs.writeFileSync(`${out}.json`, JSON.stringify(saved));
     fs.writeFileSync(`${out}.f32`, Buffer.from(r.samples.buffer, r.samples.byteOffset, r.samples.byteLength));
     process.exit(0);
