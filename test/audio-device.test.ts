@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { assertConsumed, checkConsumed, chirpCueShow, consumedReport, goChirpCue, JackdServer, playerReport } from './support/audio-device-check';
+import { assertConsumed, checkConsumed, chirpCueShow, consumedReport, goChirpCue, JackdServer, playerReport, withoutXrunCycles } from './support/audio-device-check';
 import { startRecorder, type Recording } from './support/jack-recorder';
 import { killAll, Show, spawnPlayer, stopPlayer, waitPrepared } from './support/show-check';
 import { waitFor } from './support/wait';
@@ -218,14 +218,17 @@ describe('play-audio --device jack (a real JACK server, dummy driver)', function
 
     // Each consumed frame: its departure (cycle start + offset in the cycle, on JACK's own cycle times; + latency).
     const frameNs = 1e9 / RATE;
+    // Cycles at a server xrun (this VM starves jackd now and then) are left unjudged: the device itself glitched there.
+    const judged = withoutXrunCycles(recording, RATE);
+    assert.ok(judged.leftOut <= recording.cycles.length / 10, `${judged.xrunCycles} JACK timeline breaks (${judged.leftOut} of ${recording.cycles.length} cycles): this machine starved jackd`);
     const r = checkConsumed({
-      recording, ref: c.ref, channels: CHANNELS, rate: RATE, period: PERIOD, clock: went.clock, goPosition: went.position, inIdx: c.inIdx, outIdx: c.outIdx,
+      recording: judged.recording, ref: c.ref, channels: CHANNELS, rate: RATE, period: PERIOD, clock: went.clock, goPosition: went.position, inIdx: c.inIdx, outIdx: c.outIdx,
       departureAfterCycleNs: playbackLatency.max * frameNs, lines, jackFrame: (f) => f, // the recorder counts JACK's frames too
     });
 
     // The player's sync log maps device frames to departures too: both sides agree.
     // (Each line's device frame through the recorder's cycle that took the frame its latency later.)
-    const byFrame = new Map(recording.cycles.map((cy) => [cy.frame, cy]));
+    const byFrame = new Map(judged.recording.cycles.filter((cy) => cy.captureIndex >= 0).map((cy) => [cy.frame, cy]));
     const mapDiffUs = lines.flatMap((l) => {
       const f = Number(l.extra.device_frame) + playbackLatency.max;
       const cy = byFrame.get(f - ((f - recording.cycles[0].frame) % PERIOD));
@@ -234,7 +237,7 @@ describe('play-audio --device jack (a real JACK server, dummy driver)', function
     const maxMapDiffUs = Math.max(...mapDiffUs.map(Math.abs));
 
     const report = consumedReport(r, recording.cycles.length, stats, `${p.stderr().split('\n').filter((l) => l.includes('JACK timeline moved')).length} device timeline jumps; `
-      + `latency ${playbackLatency.max} frames; sync log vs JACK cycle times: max ${maxMapDiffUs.toFixed(1)} µs`);
+      + `latency ${playbackLatency.max} frames; sync log vs JACK cycle times: max ${maxMapDiffUs.toFixed(1)} µs; JACK timeline breaks ${judged.xrunCycles} (${judged.leftOut} cycles around them not judged)`);
     process.stdout.write(`      (${report})\n`);
     assertConsumed(r, c, stats, PERIOD, 1, report);
     assert.ok(lines.length > 0 && maxMapDiffUs < PERIOD * frameNs / 1000, `the player's departures differ from JACK's cycle times by up to ${maxMapDiffUs} µs`);

@@ -304,6 +304,28 @@ export function timelineMoves(recording: Recording, went: { clock: ClockState; p
 }
 
 /**
+ * The recording with the cycles at a JACK server's xrun left unjudged (their captureIndex -1): a cycle whose first
+ * frame or start does not follow the one before (the frame counter moved, or JACK's cycle time jumped by more than a
+ * quarter period, as jackd's ResetFrameTime does at an xrun), and `margin` cycles either side. At such a cycle the
+ * device itself glitched: JACK's cycle time restarts from the late wake-up and the frames it took are not on a
+ * timeline anyone could have scheduled for. Returns how many cycles were left out.
+ */
+export function withoutXrunCycles(recording: Recording, rate: number, margin = 2): { recording: Recording; leftOut: number; xrunCycles: number } {
+  const frameNs = 1e9 / rate;
+  const cy = recording.cycles;
+  const out = new Set<number>();
+  let xrunCycles = 0;
+  for (let i = 1; i < cy.length; i++) {
+    const expectNs = cy[i - 1].frames * frameNs;
+    const moved = cy[i].frame !== cy[i - 1].frame + cy[i - 1].frames || Math.abs(Number(cy[i].monoNs - cy[i - 1].monoNs) - expectNs) > expectNs / 4;
+    if (!moved) continue;
+    xrunCycles++;
+    for (let j = Math.max(0, i - 1 - margin); j <= Math.min(cy.length - 1, i + margin); j++) out.add(j);
+  }
+  return { recording: { ...recording, cycles: cy.map((c, i) => (out.has(i) ? { ...c, captureIndex: -1 } : c)) }, leftOut: out.size, xrunCycles };
+}
+
+/**
  * The recording with each cycle's start on the dummy driver's schedule rather than JACK's estimate of it. jackd's
  * dummy driver (JackTimedDriver) sleeps to anchor + n periods on JACK's clock and wakes late by the machine's
  * scheduling; JACK's cycle time (jack_get_cycle_times) is a DLL following those late wake-ups (JackFrameTimer: the

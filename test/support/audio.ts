@@ -23,17 +23,35 @@ export { wavSamples } from '../../scripts/bench/presented';
 /**
  * Check that each rendered period of a player's sync log (`device_sample`, `media_seconds`, `samples`; periods with
  * missing samples skipped) holds in `out` (the device output, `channels` interleaved) exactly the samples of `ref`
- * (FFmpeg's decode, whose first sample is at media time `firstSeconds`). Returns the samples checked per channel.
+ * (FFmpeg's decode, whose first sample is at media time `firstSeconds`). A period the player read at a slewed rate
+ * (`slew` ≠ 0: it is drawing the device back to the clock, e.g. after a failover's new master) is interpolated between
+ * FFmpeg's samples: each of its samples must lie between FFmpeg's two around its read position (one sample of slack
+ * each side for the rounding of `media_seconds`). Returns the samples checked per channel.
  */
 export function checkRenderedPeriods(rendered: SyncRecord[], out: Float32Array, ref: Float32Array, firstSeconds: number, channels: number): number {
   let checked = 0;
   for (const r of rendered) {
     if (Number(r.extra.underrun) > 0) continue;
     const at = Number(r.extra.device_sample) * channels;
-    const from = Math.round((Number(r.extra.media_seconds) - firstSeconds) * 48000) * channels;
     const count = Number(r.extra.samples);
-    for (let i = 0; i < count * channels; i++) {
-      if (out[at + i] !== ref[from + i]) assert.fail(`sample ${i} of the period at device sample ${Number(r.extra.device_sample)}: ${out[at + i]} != FFmpeg's ${ref[from + i]}`);
+    const slew = Number(r.extra.slew ?? 0);
+    if (slew === 0) {
+      const from = Math.round((Number(r.extra.media_seconds) - firstSeconds) * 48000) * channels;
+      for (let i = 0; i < count * channels; i++) {
+        if (out[at + i] !== ref[from + i]) assert.fail(`sample ${i} of the period at device sample ${Number(r.extra.device_sample)}: ${out[at + i]} != FFmpeg's ${ref[from + i]}`);
+      }
+    } else {
+      const start = (Number(r.extra.media_seconds) - firstSeconds) * 48000;
+      for (let i = 0; i < count; i++) {
+        const k = Math.floor(start + i * (1 + slew));
+        for (let ch = 0; ch < channels; ch++) {
+          const around = [k - 1, k, k + 1, k + 2].map((j) => ref[j * channels + ch]);
+          const v = out[at + i * channels + ch];
+          if (!(v >= Math.min(...around) - 1e-6 && v <= Math.max(...around) + 1e-6)) {
+            assert.fail(`sample ${i} (channel ${ch}) of the period at device sample ${Number(r.extra.device_sample)}, read at slew ${slew}: ${v} is not between FFmpeg's samples around it (${around.join(', ')})`);
+          }
+        }
+      }
     }
     checked += count;
   }
