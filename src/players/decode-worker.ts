@@ -3,11 +3,13 @@
  * output with an {@link OutputFollower}, decodes there, and posts every event to the presenting thread, pictures
  * through a {@link FrameSlotPool}. Its own log lines are posted too, so the player's one log gets them.
  */
+import * as fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import * as os from 'node:os';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
-import { setLogSink } from '../common/logger';
+import { getLogger, setLogSink } from '../common/logger';
 import { MediaClient, MediaClientError } from '../clients/media-client';
 import type { ClientErrorData, DecodeWorkerData, FromWorker, ToWorker, WorkerStats } from './decode-worker-messages';
 import { copyPlanes, FrameSlotPool } from './frame-pool';
@@ -94,7 +96,12 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   });
   follower.on('clock', (state) => post({ type: 'clock', state }));
   follower.on('loaded', (cue) => post({ type: 'loaded', cue }));
-  follower.on('started', (cue, receivedNs) => post({ type: 'started', cue, receivedNs }));
+  const trace = process.env.CUEMUX_TRACE_WORKER === '1' ? workerTrace() : null;
+  const log = getLogger('decode-worker');
+  follower.on('started', (cue, receivedNs) => {
+    post({ type: 'started', cue, receivedNs });
+    if (trace !== null) log.info('GO read by the decode worker', { cue: cue.cueId, segment: cue.segment, ...trace() });
+  });
   follower.on('stopped', (cue) => post({ type: 'stopped', cue }));
   follower.on('unloaded', (cueId) => post({ type: 'unloaded', cueId }));
   // The block's samples are the resampler's own ArrayBuffer (resampler.ts): moved, not copied twice (serialised, then
@@ -170,3 +177,26 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
 }
 
 if (parentPort !== null) main(parentPort, workerData as DecodeWorkerData);
+
+/**
+ * Diagnosis only (CUEMUX_TRACE_WORKER=1): every 20 ms this thread's scheduler statistics (/proc/thread-self/schedstat:
+ * ns on a CPU, ns runnable but waiting for one) and its event loop's utilisation; the returned function says what the
+ * last ~200 ms held, to tell a GO read late because this thread was busy from one read late because it waited for a CPU.
+ */
+function workerTrace(): () => Record<string, number> {
+  const samples: { at: number; cpu: number; wait: number; elu: ReturnType<typeof performance.eventLoopUtilization> }[] = [];
+  const sample = (): void => {
+    const [cpu, wait] = fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
+    samples.push({ at: performance.now(), cpu, wait, elu: performance.eventLoopUtilization() });
+    if (samples.length > 11) samples.shift();
+  };
+  sample();
+  setInterval(sample, 20).unref();
+  return () => {
+    sample();
+    const a = samples[0];
+    const b = samples[samples.length - 1];
+    const elu = performance.eventLoopUtilization(b.elu, a.elu);
+    return { spanMs: b.at - a.at, cpuMs: (b.cpu - a.cpu) / 1e6, runqueueMs: (b.wait - a.wait) / 1e6, loopBusy: elu.utilization };
+  };
+}
