@@ -26,14 +26,15 @@ import { readSyncLog } from '../src/players/sync-log';
 const SCHED_OTHER = 0;
 const SCHED_FIFO = 1;
 
-/** The scheduling policy of every thread of process `pid` (field 41 of /proc/PID/task/TID/stat), by thread id. */
-async function threadPolicies(pid: number): Promise<Map<number, number>> {
-  const out = new Map<number, number>();
+/** The scheduling policy and real-time priority of every thread of process `pid` (fields 41 and 40 of /proc/PID/task/TID/stat), by thread id. */
+async function threadPolicies(pid: number): Promise<Map<number, { policy: number; priority: number }>> {
+  const out = new Map<number, { policy: number; priority: number }>();
   for (const tid of await fsp.readdir(`/proc/${pid}/task`)) {
     const stat = await fsp.readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => null);
     if (stat === null) continue; // the thread ended meanwhile
     // Fields after the command name (which may hold spaces) start at field 3.
-    out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3]));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(Number(tid), { policy: Number(fields[41 - 3]), priority: Number(fields[40 - 3]) });
   }
   return out;
 }
@@ -89,15 +90,20 @@ describe('a show with separate processes (server, audio player, video player)', 
         if (early.child.exitCode !== null) assert.fail(`the player exited (${early.child.exitCode}):\n${early.stderr().slice(-2000)}`);
         return (await client.getStatus()).clients.some((c) => c.output === 'video');
       }, 60_000, 50);
-      // The presenting (main) thread alone runs real-time; the decode worker, libuv's pool and FFmpeg's threads do not.
-      // (Read once it said it follows.)
+      // The presenting (main) thread runs real-time at --rt-priority (10) and the decode worker's thread below it
+      // (5); libuv's pool and FFmpeg's threads do not. (Read once it said it follows.)
       await waitFor('the early player saying it follows', () => early.stderr().includes('cuemux play-video: following output'), 60_000, 50);
       const policies = await threadPolicies(early.child.pid as number);
       const others = [...policies].filter(([tid]) => tid !== early.child.pid).map(([, p]) => p);
+      const show = (ps: { policy: number; priority: number }[]): string => ps.map((p) => `${p.policy}/${p.priority}`).join(',');
       assert.ok(others.length >= 5, `${others.length} other threads`);
-      assert.ok(others.every((p) => p === SCHED_OTHER), `other threads' policies ${others.join(',')}`);
-      if (process.getuid?.() === 0) assert.equal(policies.get(early.child.pid as number), SCHED_FIFO);
-      else assert.match(early.stderr(), /the presenting thread runs at nice/);
+      if (process.getuid?.() === 0) {
+        assert.deepEqual(policies.get(early.child.pid as number), { policy: SCHED_FIFO, priority: 10 });
+        assert.deepEqual(others.filter((p) => p.policy !== SCHED_OTHER), [{ policy: SCHED_FIFO, priority: 5 }], `other threads' policies/priorities ${show(others)}`);
+      } else {
+        assert.ok(others.every((p) => p.policy === SCHED_OTHER), `other threads' policies/priorities ${show(others)}`);
+        assert.match(early.stderr(), /the presenting thread runs at nice/);
+      }
     } finally {
       client.close();
     }

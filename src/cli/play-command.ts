@@ -170,10 +170,17 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       log.warn(`the presenting thread runs at ${priority.realtime > 0 ? `SCHED_FIFO ${priority.realtime}` : `nice ${priority.nice}`}, not what was asked (${priority.problems.join('; ')}): ticks may be late when decoding loads the machine; run as root or with CAP_SYS_NICE, or pass --rt-priority 0 --nice 0 to silence this`);
     }
     // Decoding runs in a worker thread: its allocations and collections never pause the thread that presents.
+    // The decode worker reads the GO off the server: real-time too, below the presenting thread (decode-worker.ts says
+    // what it measured), unless the presenting thread runs at normal scheduling (a worker above it would delay ticks).
+    const asked = num('worker-rt-priority');
+    const workerPriority = priority.realtime <= 1 ? 0 : Math.min(priority.realtime - 1, asked ?? Math.max(1, priority.realtime - 5));
+    if (asked !== undefined && asked > 0 && workerPriority !== asked) {
+      log.warn(`--worker-rt-priority ${asked}: the decode worker runs at ${workerPriority > 0 ? `SCHED_FIFO ${workerPriority}` : 'normal scheduling'}, below the presenting thread's (${priority.realtime > 0 ? `SCHED_FIFO ${priority.realtime}` : 'normal scheduling'})`);
+    }
     const follower = new WorkerFollower(targets, {
       output, kind, leadSeconds: lead, decoderThreads: kind === 'video' ? threads : 1, audioOutput: { sampleRate, channels },
       prepare: prepare === 'on',
-    }, clientOptions);
+    }, clientOptions, workerPriority);
     follower.on('reconnect', (e, attempt) => {
       if (attempt === 1 || attempt % 20 === 0) log.warn(`no server at ${target} (${e.details || e.message}): retrying`, { attempt });
     });
@@ -202,7 +209,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       // the first cue's "loaded" line, that loading held the presenting thread 12-34 ms (video) and up to 120 ms (audio).
       log.info(`play-${kind} presenting`, {
         output, target, ...(kind === 'video' ? { fps: `${fps.num}/${fps.den}`, atEnd } : { sampleRate, channels, periodMs: (periodFrames * 1000) / sampleRate, device: device === null ? 'none' : `${device.description.kind}:${device.description.name}` }),
-        schedFifo: priority.realtime, nice: priority.nice, sinks: specs, prepare,
+        schedFifo: priority.realtime, workerSchedFifo: workerPriority, nice: priority.nice, sinks: specs, prepare,
       });
       player.start();
       await running;
@@ -217,7 +224,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       if (timer !== null) clearTimeout(timer);
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
-      io.err(`cuemux play-${kind}: ${JSON.stringify({ ...player.stats, packets: follower.packetsReceived, decodeFailures: follower.decodeFailures, ...(device === null ? {} : { device: device.stats }), ...(window === null ? {} : { window: window.stats }), ...(guard === null ? {} : { rtGuard: guard.stats }) })}\n`);
+      io.err(`cuemux play-${kind}: ${JSON.stringify({ ...player.stats, packets: follower.packetsReceived, decodeFailures: follower.decodeFailures, ...(device === null ? {} : { device: device.stats }), ...(window === null ? {} : { window: window.stats }), ...(guard === null ? {} : { rtGuard: guard.stats }), ...(follower.workerGuardStats === null ? {} : { workerRtGuard: follower.workerGuardStats }) })}\n`);
     }
     return ExitCode.OK;
   } finally {

@@ -23,6 +23,11 @@ function common(kind: 'audio' | 'video', unit: string): OptionSpec[] {
         + 'else the player says so and uses --nice); decoding runs in another thread at normal priority',
     },
     {
+      name: 'worker-rt-priority', arg: 'N', number: { kind: 'integer', min: 0, max: 98 }, default: 'the presenting thread\'s priority − 5 (at least 1), 0 when it runs at normal scheduling',
+      help: 'SCHED_FIFO priority of the decode worker\'s thread (it reads the GO off the server and hands it on; FFmpeg\'s decoding threads stay '
+        + 'at normal priority), below the presenting thread\'s; 0 for nice -5 instead',
+    },
+    {
       name: 'nice', arg: 'N', number: { kind: 'integer', min: -20, max: 19 }, default: '-10',
       help: 'nice value of the presenting thread (same privileges), which applies when real-time scheduling is off or refused',
     },

@@ -9,6 +9,7 @@ import type { ClockState, CueLoaded, CueStarted, CueStopped } from '../generated
 import type { LogLevel } from '../common/logger';
 import type { MediaClientOptions } from '../clients/media-client';
 import type { FrameSlotPoolStats } from './frame-pool';
+import type { RtGuardStats } from './rt-guard';
 import type { OutputFollowerOptions, PrerollAdopted, TimedAudio, TimedPicture } from './follower';
 
 /** What the worker is started with (`workerData`). */
@@ -26,6 +27,11 @@ export interface DecodeWorkerData {
    * read synchronously at a tick (WorkerFollower#poll), unlike the worker's parentPort. Transferred.
    */
   events: MessagePort;
+  /**
+   * SCHED_FIFO priority of the worker's own thread, under a real-time guard (rt-guard.ts); 0 or absent: normal
+   * scheduling at nice -5 (when allowed).
+   */
+  realtimePriority?: number;
 }
 
 /** A MediaClientError as it crosses threads. */
@@ -71,6 +77,8 @@ export interface WorkerStats {
   packets: number;
   decodeFailures: number;
   pool: FrameSlotPoolStats;
+  /** The worker thread's real-time guard, when it runs at SCHED_FIFO. */
+  rtGuard?: RtGuardStats;
 }
 
 /** Presenting thread → worker. */

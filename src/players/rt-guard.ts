@@ -61,6 +61,8 @@ type SetScheduling = (realtime: boolean, priority: number) => string;
 export class RtGuard {
   readonly #setScheduling: SetScheduling;
   readonly #priority: number;
+  /** The guarded thread, in messages: "presenting thread" or "decode worker". */
+  readonly #thread: string;
   readonly #timer: NodeJS.Timeout;
   /** The utilisation counters at each of the last checks (oldest first), WINDOW_CHECKS + 1 of them at most. */
   readonly #marks: EventLoopUtilization[] = [];
@@ -71,23 +73,25 @@ export class RtGuard {
   #error = '';
   #closed = false;
 
-  private constructor(setScheduling: SetScheduling, priority: number) {
+  private constructor(setScheduling: SetScheduling, priority: number, thread: string) {
     this.#setScheduling = setScheduling;
     this.#priority = priority;
+    this.#thread = thread;
     this.#marks.push(performance.eventLoopUtilization());
     this.#timer = setInterval(() => this.#check(), CHECK_MS).unref();
   }
 
   /**
-   * Guard the calling thread (the presenting thread: call it on the main thread once it presents), which runs at
-   * SCHED_FIFO `priority`. Null, with a warning saying why, when the addon is not built.
+   * Guard the calling thread, which runs at SCHED_FIFO `priority`: the presenting thread (call it on the main thread
+   * once it presents) or the decode worker's (`thread` names it in messages; default "presenting thread"). Null, with
+   * a warning saying why, when the addon is not built.
    */
-  static start(priority: number): RtGuard | null {
+  static start(priority: number, thread = 'presenting thread'): RtGuard | null {
     try {
       const { setScheduling } = loadAddon<{ setScheduling: SetScheduling }>(SCHED_ADDON, 'the scheduling addon', 'no package: Node\'s headers');
-      return new RtGuard(setScheduling, priority);
+      return new RtGuard(setScheduling, priority, thread);
     } catch (e) {
-      log.warn(`the presenting thread runs at SCHED_FIFO without its guard (${errorMessage(e)}): should it ever loop, nothing else at normal priority runs on its core until the kernel's real-time throttling`);
+      log.warn(`the ${thread} runs at SCHED_FIFO without its guard (${errorMessage(e)}): should it ever loop, nothing else at normal priority runs on its core until the kernel's real-time throttling`);
       return null;
     }
   }
@@ -123,7 +127,7 @@ export class RtGuard {
     this.#demotions++;
     // Said at the first and every 100th, with the totals: a demotion never passes without a trace.
     if (this.#demotions === 1 || this.#demotions % 100 === 0) {
-      log.warn('the presenting thread\'s event loop ran without waiting for 100 ms at SCHED_FIFO (a loop waiting on normal-priority threads, e.g. V8\'s garbage collector, or a long pause): it runs at normal priority until it waits again', {
+      log.warn(`the ${this.#thread}'s event loop ran without waiting for 100 ms at SCHED_FIFO (a loop waiting on normal-priority threads, e.g. V8\'s garbage collector, or a long pause): it runs at normal priority until it waits again`, {
         demotions: this.#demotions, demotedMs: this.stats.demotedMs,
       });
     }
@@ -136,7 +140,7 @@ export class RtGuard {
       // Not allowed any more (RLIMIT_RTPRIO or the cgroup's real-time budget changed): the guard stops, and the
       // thread stays at normal scheduling (a retry every 25 ms would change nothing).
       this.#fail(why);
-      log.warn('the presenting thread stays at normal scheduling: ticks may be late when decoding loads the machine');
+      log.warn(`the ${this.#thread} stays at normal scheduling${this.#thread === 'presenting thread' ? ': ticks may be late when decoding loads the machine' : ''}`);
       this.close();
       return;
     }
@@ -155,7 +159,7 @@ export class RtGuard {
 
   /** Said once per distinct failure. */
   #fail(why: string): void {
-    if (this.#error !== why) log.warn(`the real-time guard could not change the presenting thread's scheduling: ${why}`);
+    if (this.#error !== why) log.warn(`the real-time guard could not change the ${this.#thread}'s scheduling: ${why}`);
     this.#error = why;
   }
 

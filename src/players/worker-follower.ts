@@ -13,6 +13,7 @@ import { MediaClientError, type MediaClientOptions } from '../clients/media-clie
 import type { ClientErrorData, DecodeWorkerData, FromWorker, ToWorker, WorkerStats } from './decode-worker-messages';
 import { sharedPicture, type FrameSlotPoolStats } from './frame-pool';
 import { FollowerBase, type OutputFollowerOptions } from './follower';
+import type { RtGuardStats } from './rt-guard';
 
 /** How long a stopped worker may take to finish before it is terminated, ms. */
 const STOP_GRACE_MS = 3000;
@@ -32,15 +33,22 @@ export class WorkerFollower extends FollowerBase {
   #handle: ((m: FromWorker) => void) | null = null;
   #pool: FrameSlotPoolStats = { slots: 0, lent: 0, bytes: 0, allocations: 0 };
   #running = false;
+  #workerGuard: RtGuardStats | null = null;
 
   /**
    * @param target the server, as MediaClient takes it (`unix:PATH` or `HOST:PORT`), or several (a main and its backup:
    *   the follower follows whichever is master, moving when that changes); the worker connects on its own.
    * @param client the worker's MediaClient options (TLS and token for a server over TCP; default none).
+   * @param realtimePriority SCHED_FIFO priority of the worker's thread (0: normal scheduling at nice -5; default 0).
    */
-  constructor(target: string | readonly string[], options: OutputFollowerOptions, client: MediaClientOptions = {}) {
+  constructor(target: string | readonly string[], options: OutputFollowerOptions, client: MediaClientOptions = {}, realtimePriority = 0) {
     super();
-    this.#data = { targets: typeof target === 'string' ? [target] : [...target], options, client, presented: this.presented.buffer };
+    this.#data = { targets: typeof target === 'string' ? [target] : [...target], options, client, presented: this.presented.buffer, realtimePriority };
+  }
+
+  /** The worker thread's real-time guard as last reported (null: the worker runs at normal scheduling). */
+  get workerGuardStats(): RtGuardStats | null {
+    return this.#workerGuard;
   }
 
   /** The worker's picture pool (updated every second, and at the end: then `lent` counts pictures never given back). */
@@ -126,6 +134,7 @@ export class WorkerFollower extends FollowerBase {
   }
 
   #takeStats(s: WorkerStats): void {
+    this.#workerGuard = s.rtGuard ?? null;
     this.packets = s.packets;
     this.failures = s.decodeFailures;
     this.#pool = s.pool;
