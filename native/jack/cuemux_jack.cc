@@ -377,8 +377,8 @@ napi_value Write(napi_env env, napi_callback_info info) {
   return cuemux::writeFromJs(env, c->ring, argv[0], argv[1]);
 }
 
-// drain(): Float64Array of the cycle records since the last call, 8 numbers each:
-// frame, usecs, nextUsecs, periodUsecs, nframes, underrunFrames, captureIndex, monoOffsetNs.
+// drain(): Float64Array of the cycle records since the last call, kCycleFields (9) numbers each:
+// frame, usecs, nextUsecs, periodUsecs, nframes, underrunFrames, captureIndex, monoOffsetNs, wokeNs.
 napi_value Drain(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   Client* c = unwrap(env, info, &argc, nullptr);

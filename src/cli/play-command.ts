@@ -164,7 +164,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     const syncLogFile = str('sync-log');
     if (syncLogFile !== undefined) syncLog = await SyncLog.open(syncLogFile);
     // After the sinks (their files opened libuv's pool threads at normal priority) and before the decode worker
-    // (it sets its own thread back to normal): only the presenting thread is raised.
+    // (it sets its own thread: SCHED_FIFO below this one, or nice -5): threads created later start at normal priority.
     const priority = raisePresentingThread(rtPriority, nice);
     if (priority.problems.length > 0) {
       log.warn(`the presenting thread runs at ${priority.realtime > 0 ? `SCHED_FIFO ${priority.realtime}` : `nice ${priority.nice}`}, not what was asked (${priority.problems.join('; ')}): ticks may be late when decoding loads the machine; run as root or with CAP_SYS_NICE, or pass --rt-priority 0 --nice 0 to silence this`);
@@ -175,7 +175,9 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     const asked = num('worker-rt-priority');
     const workerPriority = priority.realtime <= 1 ? 0 : Math.min(priority.realtime - 1, asked ?? Math.max(1, priority.realtime - 5));
     if (asked !== undefined && asked > 0 && workerPriority !== asked) {
-      log.warn(`--worker-rt-priority ${asked}: the decode worker runs at ${workerPriority > 0 ? `SCHED_FIFO ${workerPriority}` : 'normal scheduling'}, below the presenting thread's (${priority.realtime > 0 ? `SCHED_FIFO ${priority.realtime}` : 'normal scheduling'})`);
+      log.warn(priority.realtime <= 1
+        ? `--worker-rt-priority ${asked}: the decode worker runs at normal scheduling, as the presenting thread does (a worker above it would delay its ticks)`
+        : `--worker-rt-priority ${asked}: the decode worker runs at SCHED_FIFO ${workerPriority}, below the presenting thread's ${priority.realtime}`);
     }
     const follower = new WorkerFollower(targets, {
       output, kind, leadSeconds: lead, decoderThreads: kind === 'video' ? threads : 1, audioOutput: { sampleRate, channels },
@@ -209,7 +211,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
       // the first cue's "loaded" line, that loading held the presenting thread 12-34 ms (video) and up to 120 ms (audio).
       log.info(`play-${kind} presenting`, {
         output, target, ...(kind === 'video' ? { fps: `${fps.num}/${fps.den}`, atEnd } : { sampleRate, channels, periodMs: (periodFrames * 1000) / sampleRate, device: device === null ? 'none' : `${device.description.kind}:${device.description.name}` }),
-        schedFifo: priority.realtime, workerSchedFifo: workerPriority, nice: priority.nice, sinks: specs, prepare,
+        schedFifo: priority.realtime, workerSchedFifoAsked: workerPriority, nice: priority.nice, sinks: specs, prepare,
       });
       player.start();
       await running;

@@ -20,7 +20,7 @@ function common(kind: 'audio' | 'video', unit: string): OptionSpec[] {
     {
       name: 'rt-priority', arg: 'N', number: { kind: 'integer', min: 0, max: 99 }, default: '10',
       help: 'SCHED_FIFO priority of the presenting thread, 0 for normal scheduling (needs root, CAP_SYS_NICE or an RLIMIT_RTPRIO, '
-        + 'else the player says so and uses --nice); decoding runs in another thread at normal priority',
+        + 'else the player says so and uses --nice); the decode worker runs below it (--worker-rt-priority), FFmpeg\'s decoding threads at normal priority',
     },
     {
       name: 'worker-rt-priority', arg: 'N', number: { kind: 'integer', min: 0, max: 98 }, default: 'the presenting thread\'s priority − 5 (at least 1), 0 when it runs at normal scheduling',

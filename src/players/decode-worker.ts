@@ -94,8 +94,11 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   // CUEMUX_TRACE_WORKER=1), and the worker read CueStarted p99 80 ms after the datagram; at SCHED_FIFO 5, the same
   // run: p50 0.9, p90 3.0 ms, read p99 17.9 ms. Guarded as the presenting thread is (a loop that does not wait is put
   // back to normal scheduling); threads it creates start at normal scheduling (SCHED_RESET_ON_FORK).
+  // Raised once FFmpeg is loaded (at 'ready', below): loading it is a long stretch without waiting, which the guard
+  // would take for a loop. If the presenting thread's own guard puts it back to normal scheduling (it is looping), this
+  // thread stays above it for that spell: it waits on the server and the decoders, so it cannot hold a core for long.
   const fifo = data.realtimePriority ?? 0;
-  const guard = fifo > 0 ? workerRealtime(fifo) : null;
+  let guard: RtGuard | null = null;
   const clients = data.targets.map((t) => new MediaClient(t, data.client));
   const follower = new OutputFollower(clients.length === 1 ? clients[0] : clients, data.options, data.presented);
   const pool = new FrameSlotPool();
@@ -127,7 +130,10 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
     }
   });
   follower.on('adopted', (adopted) => post({ type: 'adopted', adopted }));
-  follower.on('ready', () => post({ type: 'ready' }));
+  follower.on('ready', () => {
+    if (fifo > 0 && guard === null) guard = workerRealtime(fifo);
+    post({ type: 'ready' });
+  });
   follower.on('prepared', (p) => post({ type: 'prepared', ...p }));
   follower.on('reconnect', (e, attempt) => post({ type: 'reconnect', error: clientErrorData(e), attempt }));
   follower.on('picture', (p) => {
@@ -196,15 +202,23 @@ if (parentPort !== null) main(parentPort, workerData as DecodeWorkerData);
  */
 function workerTrace(): () => Record<string, number> {
   const samples: { at: number; cpu: number; wait: number; elu: ReturnType<typeof performance.eventLoopUtilization> }[] = [];
+  // A diagnostic never ends playback: a kernel without schedstat (or any read error) turns it off.
+  let off = false;
   const sample = (): void => {
-    const [cpu, wait] = fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
-    samples.push({ at: performance.now(), cpu, wait, elu: performance.eventLoopUtilization() });
-    if (samples.length > 11) samples.shift();
+    if (off) return;
+    try {
+      const [cpu, wait] = fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
+      samples.push({ at: performance.now(), cpu, wait, elu: performance.eventLoopUtilization() });
+      if (samples.length > 11) samples.shift();
+    } catch {
+      off = true;
+    }
   };
   sample();
   setInterval(sample, 20).unref();
-  return () => {
+  return (): Record<string, number> => {
     sample();
+    if (off || samples.length === 0) return { unavailable: 1 };
     const a = samples[0];
     const b = samples[samples.length - 1];
     const elu = performance.eventLoopUtilization(b.elu, a.elu);

@@ -1,5 +1,6 @@
 /**
- * The real-time guard of a player's presenting thread. The presenting thread runs at SCHED_FIFO (thread-priority.ts);
+ * The real-time guard of a player's presenting thread (and of its decode worker's thread, which runs at SCHED_FIFO
+ * below it: decode-worker.ts). The presenting thread runs at SCHED_FIFO (thread-priority.ts);
  * a JS thread at that priority can wait on work that only normal-priority threads do, and then nothing at normal
  * priority runs on its core.
  *
@@ -43,7 +44,7 @@ const IDLE = 0.5;
 export interface RtGuardStats {
   /** The guarded thread's SCHED_FIFO priority. */
   priority: number;
-  /** Times the presenting thread was put back to normal scheduling. */
+  /** Times the guarded thread was put back to normal scheduling. */
   demotions: number;
   /** Time it spent there in all, ms. */
   demotedMs: number;

@@ -51,7 +51,7 @@ export class JackdServer {
 
   /** jackd's last `lines` lines of output that say something went wrong (xruns, late clients), joined with " | ". */
   complaints(lines = 4): string {
-    return this.#log.split('\n').filter((l) => /xrun|error|late|not finished|timeout/i.test(l)).slice(-lines).join(' | ');
+    return this.#log.split('\n').filter((l) => /xrun|error|\blate\b|not finished|timeout/i.test(l)).slice(-lines).join(' | ');
   }
 
   /** Stop it and restore JACK_DEFAULT_SERVER. Idempotent. */
@@ -332,8 +332,10 @@ export function withoutXrunCycles(recording: Recording, rate: number, margin = 2
  * average, settling over seconds after a disturbance: a CI run had it 1.2 ms after the schedule at the median and 2.5
  * ms at the start of the cue). A cycle never runs before its schedule, so the schedule is the line at the nominal rate
  * (the driver counts periods of its clock) through the earliest of the recorder's wake-ups, on JACK's clock, from 0.5
- * s before the cue (`went`, as timelineMoves) to the end; the earliest wake-up of each half is reported, and a
- * difference between them (the driver re-anchored after a late wake, or JACK's clock is not the nominal rate) returns
+ * s before the cue (`went`, as timelineMoves) to the end. That line is late by the least of the recorder's own delay
+ * (it runs after the driver and the clients before it in the graph: tens of µs), well inside the 1 ms judged. The
+ * earliest wake-up of each half is reported; a difference between them, or a lasting step up of the earliest wake-ups
+ * (the driver re-anchored after a wake-up later than a period, or JACK's clock is not the nominal rate), returns
  * `moved` so the caller can skip.
  */
 export function onDriverSchedule(recording: Recording, rate: number, went: { clock: ClockState; position: number }): { recording: Recording; report: string; moved: boolean } {
@@ -349,12 +351,20 @@ export function onDriverSchedule(recording: Recording, rate: number, went: { clo
   const floor1 = Math.min(...used.slice(0, half).map(late));
   const floor2 = Math.min(...used.slice(half).map(late));
   const anchor = Math.min(floor1, floor2);
+  // A re-anchored driver (after a wake-up later than a period) moves every later cycle's schedule: a lasting step up
+  // of the earliest wake-ups, seen as the least of all chunks (~0.25 s each) from some chunk on above the least of
+  // those before it (a single chunk whose wake-ups were all late is not a step: a later one comes back down).
+  const chunk = Math.max(1, Math.round(0.25e9 / (used[0].frames * frameNs)));
+  const floors: number[] = [];
+  for (let i = 0; i < used.length; i += chunk) floors.push(Math.min(...used.slice(i, i + chunk).map(late)));
+  let step = 0;
+  for (let k = 1; k < floors.length; k++) step = Math.max(step, Math.min(...floors.slice(k)) - Math.min(...floors.slice(0, k)));
   const cycles = recording.cycles.map((cy) => ({ ...cy, monoNs: BigInt(Math.round(anchor + (cy.frame - f0) * frameNs + cy.monoOffsetNs)) }));
   const dll = used.map((cy, i) => Number(cy.monoNs - cycles[from + i].monoNs) / 1000).sort((a, b) => a - b);
   const wake = used.map((cy) => late(cy) - anchor).sort((a, b) => a - b);
   const q = (d: number[], x: number): string => (d[Math.min(d.length - 1, Math.floor(x * d.length))] / (d === wake ? 1000 : 1)).toFixed(0);
-  const moved = Math.abs(floor2 - floor1) > 200_000;
-  const report = `the driver's schedule from the recorder's earliest wake-ups (halves differ by ${((floor2 - floor1) / 1000).toFixed(0)} µs); `
+  const moved = Math.abs(floor2 - floor1) > 200_000 || step > 200_000;
+  const report = `the driver's schedule from the recorder's earliest wake-ups (halves differ by ${((floor2 - floor1) / 1000).toFixed(0)} µs, lasting step ${(step / 1000).toFixed(0)} µs); `
     + `recorder's wake-up after it: median ${q(wake, 0.5)} µs, p90 ${q(wake, 0.9)}, max ${q(wake, 1)}; JACK's cycle time (DLL) − schedule: min ${q(dll, 0)} µs, median ${q(dll, 0.5)}, max ${q(dll, 1)}`;
   return { recording: { ...recording, cycles }, report, moved };
 }
