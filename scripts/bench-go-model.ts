@@ -60,6 +60,8 @@ export interface Options {
   restarts: number;
   fps: number[];
   prepare: string | null;
+  /** --worker-rt-priority passed to the players (null: their default). */
+  workerRtPriority: string | null;
   seed: number;
   keep: string | null;
   /** Node flags for the play-video processes (diagnostics; default none). */

@@ -21,7 +21,7 @@
  * processes on the machine took meanwhile; the targets come last, each with PASS or MISS.
  *
  * Options: --gos N (GOs per phase, default 105), --restarts N (fresh players per phase, default 6), --fps 50,60,
- * --prepare on|off (passed to the players), --seed N, --keep DIR (copy the logs and what the judge needs there),
+ * --prepare on|off and --worker-rt-priority N (passed to the players, to compare runs), --seed N, --keep DIR (copy the logs and what the judge needs there),
  * --judge DIR (judge a kept run again, e.g. after changing this judge), --quick (30 GOs, 2 restarts, one phase at
  * 60: a smoke run), --video-node-flags "FLAGS" (Node flags for the play-video processes, to diagnose them, e.g.
  * "--cpu-prof --cpu-prof-dir=DIR" or "--trace-gc": their stdout then goes to pN-video.out beside their logs).
@@ -208,6 +208,7 @@ function parseOptions(argv: string[]): Options {
     restarts: Number(opt('--restarts') ?? (quick ? 2 : 6)),
     fps: (opt('--fps') ?? (quick ? '60' : '50,60')).split(',').map(Number),
     prepare: opt('--prepare') ?? null,
+    workerRtPriority: opt('--worker-rt-priority') ?? null,
     seed: Number(opt('--seed') ?? 20261206),
     keep: opt('--keep') ?? null,
     videoNodeFlags: (opt('--video-node-flags') ?? '').split(' ').filter((f) => f !== ''),
@@ -301,6 +302,7 @@ async function main(scratch: string): Promise<void> {
   track(peer.pid);
   const help = run(process.execPath, [CLI, 'play-video', '--help']);
   const playerExtra = opts.prepare !== null && help.includes('--prepare') ? ['--prepare', opts.prepare] : [];
+  if (opts.workerRtPriority !== null) playerExtra.push('--worker-rt-priority', opts.workerRtPriority);
   if (opts.prepare !== null && playerExtra.length === 0) say(`the players have no --prepare option: "--prepare ${opts.prepare}" ignored`);
 
   const socket = path.join(scratch, 'cuemux.sock');
