@@ -90,8 +90,8 @@ describe('a show with separate processes (server, audio player, video player)', 
         if (early.child.exitCode !== null) assert.fail(`the player exited (${early.child.exitCode}):\n${early.stderr().slice(-2000)}`);
         return (await client.getStatus()).clients.some((c) => c.output === 'video');
       }, 60_000, 50);
-      // The presenting (main) thread runs real-time at --rt-priority (10) and the decode worker's thread below it
-      // (5); libuv's pool and FFmpeg's threads do not. (Read once it said it follows.)
+      // The presenting (main) thread alone runs real-time, at --rt-priority (10); the decode worker (without
+      // --worker-rt-priority), libuv's pool and FFmpeg's threads do not. (Read once it said it follows.)
       await waitFor('the early player saying it follows', () => early.stderr().includes('cuemux play-video: following output'), 60_000, 50);
       const policies = await threadPolicies(early.child.pid as number);
       const others = [...policies].filter(([tid]) => tid !== early.child.pid).map(([, p]) => p);
@@ -99,10 +99,25 @@ describe('a show with separate processes (server, audio player, video player)', 
       assert.ok(others.length >= 5, `${others.length} other threads`);
       if (process.getuid?.() === 0) {
         assert.deepEqual(policies.get(early.child.pid as number), { policy: SCHED_FIFO, priority: 10 });
-        assert.deepEqual(others.filter((p) => p.policy !== SCHED_OTHER), [{ policy: SCHED_FIFO, priority: 5 }], `other threads' policies/priorities ${show(others)}`);
+        assert.deepEqual(others.filter((p) => p.policy !== SCHED_OTHER), [], `other threads' policies/priorities ${show(others)}`);
       } else {
         assert.ok(others.every((p) => p.policy === SCHED_OTHER), `other threads' policies/priorities ${show(others)}`);
         assert.match(early.stderr(), /the presenting thread runs at nice/);
+      }
+      if (process.getuid?.() === 0) {
+        // --worker-rt-priority 5: the decode worker's thread (one thread) at SCHED_FIFO 5, below the presenting one;
+        // asked at or above the presenting thread's, it is kept below it and the player says so.
+        for (const [asked, got] of [[5, 5], [12, 9]] as const) {
+          const p = spawnPlayer(['play-video', '--socket', socket, '--output', 'video', '--sink', 'null', '--worker-rt-priority', String(asked)]);
+          children.push(p.child);
+          await waitFor(`the player with --worker-rt-priority ${asked} saying it follows`, () => p.stderr().includes('cuemux play-video: following output'), 60_000, 50);
+          const threads = await threadPolicies(p.child.pid as number);
+          const raised = [...threads].filter(([tid]) => tid !== p.child.pid).map(([, q]) => q).filter((q) => q.policy !== SCHED_OTHER);
+          assert.deepEqual(raised, [{ policy: SCHED_FIFO, priority: got }], `--worker-rt-priority ${asked}: ${show(raised)}`);
+          if (asked !== got) assert.match(p.stderr(), /--worker-rt-priority 12: the decode worker runs at SCHED_FIFO 9, below the presenting thread's 10/);
+          p.child.kill('SIGTERM');
+          assert.equal(await p.exited, 0, p.stderr());
+        }
       }
     } finally {
       client.close();

@@ -164,17 +164,18 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     const syncLogFile = str('sync-log');
     if (syncLogFile !== undefined) syncLog = await SyncLog.open(syncLogFile);
     // After the sinks (their files opened libuv's pool threads at normal priority) and before the decode worker
-    // (it sets its own thread: SCHED_FIFO below this one, or nice -5): threads created later start at normal priority.
+    // (it sets its own thread: nice -5, or SCHED_FIFO below this one when asked): threads created later start at normal priority.
     const priority = raisePresentingThread(rtPriority, nice);
     if (priority.problems.length > 0) {
       log.warn(`the presenting thread runs at ${priority.realtime > 0 ? `SCHED_FIFO ${priority.realtime}` : `nice ${priority.nice}`}, not what was asked (${priority.problems.join('; ')}): ticks may be late when decoding loads the machine; run as root or with CAP_SYS_NICE, or pass --rt-priority 0 --nice 0 to silence this`);
     }
     // Decoding runs in a worker thread: its allocations and collections never pause the thread that presents.
-    // The decode worker reads the GO off the server: real-time too, below the presenting thread (decode-worker.ts says
-    // what it measured), unless the presenting thread runs at normal scheduling (a worker above it would delay ticks).
-    const asked = num('worker-rt-priority');
-    const workerPriority = priority.realtime <= 1 ? 0 : Math.min(priority.realtime - 1, asked ?? Math.max(1, priority.realtime - 5));
-    if (asked !== undefined && asked > 0 && workerPriority !== asked) {
+    // The decode worker reads the GO off the server. Real-time only when asked (decode-worker.ts has the A/B: GOs read
+    // sooner, but more display slots skipped and audio xruns), and always below the presenting thread: never when that
+    // one runs at normal scheduling (a worker above it would delay its ticks).
+    const asked = num('worker-rt-priority') ?? 0;
+    const workerPriority = priority.realtime <= 1 ? 0 : Math.min(priority.realtime - 1, asked);
+    if (asked > 0 && workerPriority !== asked) {
       log.warn(priority.realtime <= 1
         ? `--worker-rt-priority ${asked}: the decode worker runs at normal scheduling, as the presenting thread does (a worker above it would delay its ticks)`
         : `--worker-rt-priority ${asked}: the decode worker runs at SCHED_FIFO ${workerPriority}, below the presenting thread's ${priority.realtime}`);

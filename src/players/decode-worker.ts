@@ -88,12 +88,15 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
       // Lowering to 0 from a negative value needs no privilege; from a positive one it does: keep it then.
     }
   }
-  // This thread reads the GO off the server and hands it on. At nice -5 it still waited for a CPU behind FFmpeg's
+  // This thread reads the GO off the server and hands it on. At nice -5 it still waits for a CPU behind FFmpeg's
   // decoding threads and the machine's other work: bench:go --quick (60 ticks/s), the 200 ms before each GO's
   // CueStarted read held p50 14.3 ms, p90 92.5 ms, max 123 ms runnable but not running (/proc/thread-self/schedstat,
-  // CUEMUX_TRACE_WORKER=1), and the worker read CueStarted p99 80 ms after the datagram; at SCHED_FIFO 5, the same
-  // run: p50 0.9, p90 3.0 ms, read p99 17.9 ms. Guarded as the presenting thread is (a loop that does not wait is put
-  // back to normal scheduling); threads it creates start at normal scheduling (SCHED_RESET_ON_FORK).
+  // CUEMUX_TRACE_WORKER=1), and the worker read CueStarted p99 80 ms after the datagram; at SCHED_FIFO 5 (the
+  // --worker-rt-priority option), the same kind of run: p50 0.9, p90 3.0 ms, read p99 17.9 ms. Not the default: in
+  // full bench:go runs back to back (session 15) FIFO 5 left 1 and 3 prepared armed GOs over 2 ticks against 8 at
+  // nice -5, but the players skipped 22 and 33 display slots against 2 and had 39 and 77 audio xruns against 4 (the
+  // presenting threads wait on normal-priority work a real-time worker starves, as V8's helper threads). Guarded as
+  // the presenting thread is; threads it creates start at normal scheduling (SCHED_RESET_ON_FORK).
   // Raised once FFmpeg is loaded (at 'ready', below): loading it is a long stretch without waiting, which the guard
   // would take for a loop. If the presenting thread's own guard puts it back to normal scheduling (it is looping), this
   // thread stays above it for that spell: it waits on the server and the decoders, so it cannot hold a core for long.

@@ -1,6 +1,6 @@
 /**
- * The real-time guard of a player's presenting thread (and of its decode worker's thread, which runs at SCHED_FIFO
- * below it: decode-worker.ts). The presenting thread runs at SCHED_FIFO (thread-priority.ts);
+ * The real-time guard of a player's presenting thread (and of its decode worker's thread when --worker-rt-priority
+ * raises it: decode-worker.ts). The presenting thread runs at SCHED_FIFO (thread-priority.ts);
  * a JS thread at that priority can wait on work that only normal-priority threads do, and then nothing at normal
  * priority runs on its core.
  *

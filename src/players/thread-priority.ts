@@ -7,8 +7,8 @@
  * tick within 0.15 ms at p99. That is what audio servers do too (JACK, PipeWire: SCHED_FIFO for the period thread).
  *
  * The presenting thread is raised with SCHED_RESET_ON_FORK, so threads it creates later (libuv's pool, FFmpeg's
- * decoding threads) start at normal priority; the decode worker then sets its own thread (SCHED_FIFO below this one:
- * decode-worker.ts). Node has no call for sched_setscheduler, so util-linux's
+ * decoding threads) start at normal priority; the decode worker then sets its own thread (nice -5, or SCHED_FIFO below this
+ * one with --worker-rt-priority: decode-worker.ts). Node has no call for sched_setscheduler, so util-linux's
  * `chrt` (in every Debian) does it for this thread id (the main thread's id is the process id). The thread sleeps
  * between ticks and polls for at most `spinNs` before each: a bounded share of one core, and the kernel's real-time
  * throttling (95 % by default) is a backstop.
