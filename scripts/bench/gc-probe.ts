@@ -9,7 +9,7 @@
  * Two collections: the first runs finalizers and weak callbacks that free more on the second.
  * Only the main thread's V8 heap is collected (the OSC thread is a second isolate; its memory is in `rss`).
  */
-import { promises as fsp, writeFileSync } from 'node:fs';
+import { promises as fsp, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
@@ -32,7 +32,9 @@ if (isMainThread && file !== undefined && file !== '') {
       if (snapshots !== undefined && snapshots !== '') v8.writeHeapSnapshot(`${snapshots}/probe-${process.pid}-${seq}.heapsnapshot`);
       // V8's compiled code (code spaces) grows and shrinks as functions are optimised and deoptimised: not data kept.
       const code = v8.getHeapSpaceStatistics().filter((sp) => sp.space_name.includes('code')).reduce((a, sp) => a + sp.space_used_size, 0);
-      writeFileSync(file, `${JSON.stringify({ seq, rss: m.rss, heapUsed: m.heapUsed, code, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
+      // Written whole, then renamed over the file: the bench reads it while the next probe may be writing.
+      writeFileSync(`${file}.tmp`, `${JSON.stringify({ seq, rss: m.rss, heapUsed: m.heapUsed, code, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
+      renameSync(`${file}.tmp`, file);
     });
   });
 }
@@ -61,7 +63,13 @@ export async function probeAfterGc(pid: number, file: string, seq: number, timeo
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const text = await fsp.readFile(file, 'utf8').catch(() => '');
-    const r = text === '' ? null : JSON.parse(text) as GcProbeRecord;
+    // A line cut short (a server of an older build writing in place) is read again at the next turn.
+    let r: GcProbeRecord | null = null;
+    try {
+      r = text === '' ? null : JSON.parse(text) as GcProbeRecord;
+    } catch {
+      r = null;
+    }
     if (r !== null && r.seq === seq) return r;
     if (Date.now() > deadline) throw new Error(`server ${pid}'s GC probe ${seq} did not answer within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));
