@@ -206,6 +206,10 @@ async function main(): Promise<void> {
         }
         sizes.add(nowMs(), statSync(file).size);
       })();
+      // Awaited only after the cue has played: a failure before then must not be an unhandled rejection, which ended
+      // the process without its finally blocks and left the server and the player running (session 15: a probe read
+      // half-written). Marked handled here; the awaits below still throw it.
+      for (const p of [probes, sampler]) p.catch(() => undefined);
       while (!existsSync(file) || statSync(file).size < 64 << 10) await sleep(5);
       // The cue: loaded once the file's header is there, GO'd once play-video has prepared it (its preroll decoded).
       const cueDef = JSON.stringify({ id: 'P', media: 'live.mp4', outputs: { video: ['video'] } });
