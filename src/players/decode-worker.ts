@@ -9,16 +9,15 @@ import * as os from 'node:os';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
-import { getLogger, setLogSink } from '../common/logger';
+import { getLogger, setLogSink, type Logger } from '../common/logger';
 import { MediaClient, MediaClientError } from '../clients/media-client';
 import type { ClientErrorData, DecodeWorkerData, FromWorker, ToWorker, WorkerStats } from './decode-worker-messages';
 import { copyPlanes, FrameSlotPool } from './frame-pool';
 import type { DecodedVideoFrame } from '../ffmpeg/types';
 import { OutputFollower } from './output-follower';
 import { totalLength } from './pipe-output';
-import { errorMessage, errorStack } from '../common/errors';
-import { loadAddon } from './audio-device';
-import { RtGuard, SCHED_ADDON } from './rt-guard';
+import { errorStack } from '../common/errors';
+import { RtGuard } from './rt-guard';
 
 /** Nice value of the decode worker's own thread when allowed (root, CAP_SYS_NICE): above the decoders' 0. */
 const WORKER_NICE = -5;
@@ -134,7 +133,7 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   });
   follower.on('adopted', (adopted) => post({ type: 'adopted', adopted }));
   follower.on('ready', () => {
-    if (fifo > 0 && guard === null) guard = workerRealtime(fifo);
+    if (fifo > 0 && guard === null) guard = workerRealtime(fifo, log);
     post({ type: 'ready' });
   });
   follower.on('prepared', (p) => post({ type: 'prepared', ...p }));
@@ -230,15 +229,8 @@ function workerTrace(): () => Record<string, number> {
 }
 
 /** This thread at SCHED_FIFO `priority` with its guard, or null (at nice -5 as set before) with a warning saying why. */
-function workerRealtime(priority: number): RtGuard | null {
-  const log = getLogger('decode-worker');
-  try {
-    const { setScheduling } = loadAddon<{ setScheduling: (realtime: boolean, priority: number) => string }>(SCHED_ADDON, 'the scheduling addon', 'no package: Node\'s headers');
-    const error = setScheduling(true, priority);
-    if (error !== '') throw new Error(error);
-    return RtGuard.start(priority, 'decode worker');
-  } catch (e) {
-    log.warn(`the decode worker runs at normal scheduling, not SCHED_FIFO ${priority} (${errorMessage(e)}): a GO may wait for a CPU behind decoding`);
-    return null;
-  }
+function workerRealtime(priority: number, log: Logger): RtGuard | null {
+  const { guard, error } = RtGuard.raise(priority, 'decode worker');
+  if (guard === null) log.warn(`the decode worker runs at normal scheduling, not SCHED_FIFO ${priority} (${error}): a GO may wait for a CPU behind decoding`);
+  return guard;
 }

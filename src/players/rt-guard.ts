@@ -97,6 +97,20 @@ export class RtGuard {
     }
   }
 
+  /**
+   * Raise the calling thread to SCHED_FIFO `priority` and guard it (`thread` names it in messages). Null, with why,
+   * when the addon is not built or the raise is refused (the thread's scheduling is then unchanged).
+   */
+  static raise(priority: number, thread: string): { guard: RtGuard | null; error: string } {
+    try {
+      const { setScheduling } = loadAddon<{ setScheduling: SetScheduling }>(SCHED_ADDON, 'the scheduling addon', 'no package: Node\'s headers');
+      const error = setScheduling(true, priority);
+      return error === '' ? { guard: new RtGuard(setScheduling, priority, thread), error } : { guard: null, error };
+    } catch (e) {
+      return { guard: null, error: errorMessage(e) };
+    }
+  }
+
   /** A snapshot. */
   get stats(): RtGuardStats {
     const now = this.#demotedSince === null ? 0 : performance.now() - this.#demotedSince;

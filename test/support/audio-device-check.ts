@@ -294,12 +294,17 @@ export async function goChirpCue(c: ChirpCueShow): Promise<{ clock: ClockState; 
   return { clock, position };
 }
 
+/** CLOCK_MONOTONIC ns half a second before the cue GO'd at `went` started: where the recorder's cycles are judged from. */
+function halfSecondBeforeCue(went: { clock: ClockState; position: number }): bigint {
+  return went.clock.anchorMonotonicNs + BigInt(Math.round(((went.position - went.clock.positionSeconds) / went.clock.rate - 0.5) * 1e9));
+}
+
 /**
  * Cycles of the recording, from 0.5 s before the cue's GO on, whose frame is not the one after the cycle before (the
  * device's timeline repeated or skipped frames): where there are any, its frames no longer map to its cycle times.
  */
 export function timelineMoves(recording: Recording, went: { clock: ClockState; position: number }): number {
-  const cueNs = went.clock.anchorMonotonicNs + BigInt(Math.round(((went.position - went.clock.positionSeconds) / went.clock.rate - 0.5) * 1e9));
+  const cueNs = halfSecondBeforeCue(went);
   return recording.cycles.filter((cy, i) => i > 0 && cy.monoNs > cueNs && cy.frame !== recording.cycles[i - 1].frame + recording.cycles[i - 1].frames).length;
 }
 
@@ -340,7 +345,7 @@ export function withoutXrunCycles(recording: Recording, rate: number, margin = 2
  */
 export function onDriverSchedule(recording: Recording, rate: number, went: { clock: ClockState; position: number }): { recording: Recording; report: string; moved: boolean } {
   const frameNs = 1e9 / rate;
-  const cueNs = went.clock.anchorMonotonicNs + BigInt(Math.round(((went.position - went.clock.positionSeconds) / went.clock.rate - 0.5) * 1e9));
+  const cueNs = halfSecondBeforeCue(went);
   const from = recording.cycles.findIndex((cy) => cy.monoNs > cueNs);
   const used = from < 0 ? [] : recording.cycles.slice(from);
   if (used.length < 2) return { recording, report: 'too few cycles to place the driver\'s schedule', moved: true };
