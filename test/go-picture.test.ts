@@ -219,6 +219,31 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     assert.deepEqual(order.slice(0, ids.length), ['B', 'C', 'E', 'A', 'D'], v.p.stderr().slice(-3000));
   });
 
+  it('a cue loaded again after a player connected is prepared next, not after the prerolls still waiting (CueRearmed)', async function () {
+    const clip = await goClip1080();
+    show = await Show.start({ 'go.mp4': clip }, children, 'prep-rearm');
+    const ids = ['A', 'B', 'C', 'D', 'E'];
+    for (const [k, id] of ids.entries()) await show.osc('/cuemux/cue/load', [s(id), s('go.mp4'), d(IN + 0.4 * k), d(OUT + 0.4 * k)]);
+    const v = videoPlayer(show, 'rearm');
+    children.push(v.p.child);
+    await show.followers(['video'], [v.p]);
+    // The player is stopped while D is loaded again, so the CueRearmed reaches it with every preroll before D's still
+    // waiting (the server sent them the cue loaded last first, then in load order: E, A, B, C, D), whatever this
+    // machine's speed.
+    v.p.child.kill('SIGSTOP');
+    try {
+      await show.osc('/cuemux/cue/load', [s('D'), s('go.mp4'), d(IN + 0.4 * 3), d(OUT + 0.4 * 3)]);
+    } finally {
+      v.p.child.kill('SIGCONT');
+    }
+    await waitPrepared(v.p, ids);
+    await stopPlayer(v.p, 'play-video');
+    const order = v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1]);
+    // D is prepared beside the preroll being prepared when the event came (E's), before the three still waiting.
+    assert.ok(order.indexOf('D') <= 1, `prepared in the order ${order.join(', ')}: D should be first or second\n${v.p.stderr().slice(-3000)}`);
+    process.stdout.write(`      (prepared in the order ${order.join(', ')})\n`);
+  });
+
   it('a prepared intra-only cue (ProRes) is decoded with one picture per packet: none held back by frame threads', async function () {
     const file = await ensureMedia('mov-prores-pcm');
     const dmx = await openDemuxer(file);

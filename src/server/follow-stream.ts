@@ -87,6 +87,8 @@ interface SentPreroll {
   started: boolean;
   /** Stops sending it (replaced, unloaded). */
   ctl: AbortController;
+  /** Writes it (once its turn comes) and settles {@link sent}. */
+  write: () => Promise<void>;
 }
 
 /**
@@ -137,8 +139,13 @@ export class FollowSession {
   #nextPreroll = 1;
   /** Timers sending a cue's next preroll, by cue id. */
   readonly #renewals = new Map<string, NodeJS.Timeout>();
-  /** Prerolls are written one after another, the first asked for first (a player prepares them in that order). */
-  #prerollQueue: Promise<unknown> = Promise.resolve();
+  /**
+   * Prerolls waiting to be written, the next first: they are written one after another, the first asked for first (a
+   * player prepares them in that order), except that a re-armed cue's goes to the front (see onRearmed in run).
+   */
+  readonly #prerollWaiting: SentPreroll[] = [];
+  /** A preroll is being written. */
+  #prerollWriting = false;
 
   constructor(call: ServerWritableStream<FollowRequest, FollowEvent>, show: Show, registry: MediaRegistry, client: ClientRecord, lead: number, batchBytes: number) {
     this.#call = call;
@@ -173,9 +180,18 @@ export class FollowSession {
     const onPrefetched = (cue: LoadedCue): void => {
       if (cue.outputs.has(this.#output) && !this.#prerolls.has(cue.id)) this.#sendPreroll(cue);
     };
+    // A cue loaded again (its GO is likely next): its preroll goes before those waiting, here and at the player.
+    const onRearmed = (cue: LoadedCue): void => {
+      const p = this.#prerolls.get(cue.id);
+      if (p === undefined || p.cue !== cue) return;
+      const at = this.#prerollWaiting.indexOf(p);
+      if (at > 0) this.#prerollWaiting.unshift(...this.#prerollWaiting.splice(at, 1));
+      this.#event({ $case: 'rearmed', value: { cueId: cue.id, preroll: p.number } });
+    };
     this.#show.clock.on('change', onClock);
     this.#show.on('cue', onCue);
     this.#show.on('prefetched', onPrefetched);
+    this.#show.on('rearmed', onRearmed);
     const heartbeat = setInterval(() => this.#event({ $case: 'clock', value: clockStateMessage(this.#show.clock.snapshot, this.#show.clock.showId) }), heartbeatMs(undefined));
     heartbeat.unref();
     try {
@@ -197,6 +213,7 @@ export class FollowSession {
       this.#show.clock.off('change', onClock);
       this.#show.off('cue', onCue);
       this.#show.off('prefetched', onPrefetched);
+      this.#show.off('rearmed', onRearmed);
       for (const f of this.#feeds.values()) f.abort();
       this.#feeds.clear();
       this.#turns.releaseAll();
@@ -496,16 +513,35 @@ export class FollowSession {
     if (planned.length === 0 || firstSeconds === Infinity) return;
     const ctl = new AbortController();
     const number = this.#nextPreroll++;
-    const entry: SentPreroll = { cue, number, numbers: new Set(planned.map((p) => p.e.index)), firstSeconds, sent: Promise.resolve(false), started: false, ctl };
-    entry.sent = this.#prerollQueue.then(() => {
-      entry.started = true;
-      return this.#writePreroll(cue.id, number, planned, ctl.signal);
-    }).catch((e: unknown) => {
-      log.warn('sending a preroll failed', { cue: cue.id, output: this.#output, error: errorMessage(e) });
-      return false;
-    });
-    this.#prerollQueue = entry.sent;
+    let settle: (ok: boolean) => void = () => undefined;
+    const sent = new Promise<boolean>((resolve) => { settle = resolve; });
+    const write = async (): Promise<void> => {
+      let ok = false;
+      try {
+        ok = await this.#writePreroll(cue.id, number, planned, ctl.signal);
+      } catch (e) {
+        log.warn('sending a preroll failed', { cue: cue.id, output: this.#output, error: errorMessage(e) });
+      }
+      settle(ok);
+    };
+    const entry: SentPreroll = { cue, number, numbers: new Set(planned.map((p) => p.e.index)), firstSeconds, sent, started: false, ctl, write };
     this.#prerolls.set(cue.id, entry);
+    this.#prerollWaiting.push(entry);
+    void this.#writePrerolls();
+  }
+
+  /** Write the waiting prerolls one after another, until none waits (one writer at a time). */
+  async #writePrerolls(): Promise<void> {
+    if (this.#prerollWriting) return;
+    this.#prerollWriting = true;
+    try {
+      for (let p = this.#prerollWaiting.shift(); p !== undefined; p = this.#prerollWaiting.shift()) {
+        p.started = true;
+        await p.write();
+      }
+    } finally {
+      this.#prerollWriting = false;
+    }
   }
 
   async #writePreroll(cueId: string, preroll: number, planned: readonly Planned[], signal: AbortSignal): Promise<boolean> {

@@ -63,6 +63,8 @@ export interface ShowEvents extends Record<string, unknown[]> {
   cuelist: [list: CueList, playhead: string | null];
   /** A loaded cue got its in-point prefetched after it was loaded (it was loaded by an unarmed GO): players may prepare it now. */
   prefetched: [cue: LoadedCue];
+  /** A loaded cue was loaded again with the same definition (its GO is likely next): players may prepare it first. */
+  rearmed: [cue: LoadedCue];
 }
 
 /** Show settings. */
@@ -221,6 +223,7 @@ export class Show extends TypedEmitter<ShowEvents> {
         // Loaded by an unarmed GO: arming it now reads its in-point, so its next GO is prepared.
         if (options.prefetch ?? true) await this.#prefetchLater(existing);
         existing.lastLoad = ++this.#loads;
+        if (this.#cues.get(id) === existing) this.safeEmit('rearmed', existing);
         return existing;
       }
       if (existing.state !== 'armed') {

@@ -1020,7 +1020,30 @@ export interface FollowEvent {
     | //
     /** Packets that prepare a cue before it is placed on the clock (only when FollowRequest.prepare): see CuePreroll. */
     { $case: "preroll"; value: CuePreroll }
+    | //
+    /** A loaded cue was armed again, so its GO is likely next (only when FollowRequest.prepare): see CueRearmed. */
+    { $case: "rearmed"; value: CueRearmed }
     | undefined;
+}
+
+/**
+ * A cue that was already loaded was loaded (armed) again with the same definition: an operator's or a console's
+ * /cuemux/cue/load of it, or the show arming it as the next cue of the list. Its GO is likely the next one. Sent only
+ * when FollowRequest.prepare is set, and only while the cue has a preroll on this call that no segment adopted yet
+ * (sent, or still queued on the server: the server then writes it before the other prerolls waiting, and this event
+ * may arrive before it).
+ *
+ * What the player does: a player that prepares prerolls one at a time (to keep its CPU for the cues on the clock)
+ * prepares this one next, before the prerolls still waiting, or at once when it arrives later. A player that decodes
+ * every preroll at once on arrival (the C++ example) may ignore it. Measured (bench:go, a player that had just
+ * connected to a server with 11 cues loaded): it prepared them one after another over 5 s, and GOs of cues the console
+ * loaded again after the connect found them still waiting (14-31 ticks to the first in-sync picture).
+ */
+export interface CueRearmed {
+  /** The cue id. */
+  cueId: string;
+  /** The preroll (CuePreroll.preroll) that prepares it on this call. */
+  preroll: number;
 }
 
 /**
@@ -7564,6 +7587,9 @@ export const FollowEvent: MessageFns<FollowEvent> = {
       case "preroll":
         CuePreroll.encode(message.event.value, writer.uint32(66).fork()).join();
         break;
+      case "rearmed":
+        CueRearmed.encode(message.event.value, writer.uint32(74).fork()).join();
+        break;
     }
     return writer;
   },
@@ -7645,6 +7671,14 @@ export const FollowEvent: MessageFns<FollowEvent> = {
             message.event = { $case: "preroll", value: CuePreroll.decode(reader, reader.uint32()) };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.event = { $case: "rearmed", value: CueRearmed.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -7675,6 +7709,8 @@ export const FollowEvent: MessageFns<FollowEvent> = {
         ? { $case: "failed", value: CueFeedFailed.fromJSON(object.failed) }
         : isSet(object.preroll)
         ? { $case: "preroll", value: CuePreroll.fromJSON(object.preroll) }
+        : isSet(object.rearmed)
+        ? { $case: "rearmed", value: CueRearmed.fromJSON(object.rearmed) }
         : undefined,
     };
   },
@@ -7697,6 +7733,8 @@ export const FollowEvent: MessageFns<FollowEvent> = {
       obj.failed = CueFeedFailed.toJSON(message.event.value);
     } else if (message.event?.$case === "preroll") {
       obj.preroll = CuePreroll.toJSON(message.event.value);
+    } else if (message.event?.$case === "rearmed") {
+      obj.rearmed = CueRearmed.toJSON(message.event.value);
     }
     return obj;
   },
@@ -7755,7 +7793,102 @@ export const FollowEvent: MessageFns<FollowEvent> = {
         }
         break;
       }
+      case "rearmed": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "rearmed", value: CueRearmed.fromPartial(object.event.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseCueRearmed(): CueRearmed {
+  return { cueId: "", preroll: 0 };
+}
+
+export const CueRearmed: MessageFns<CueRearmed> = {
+  encode(message: CueRearmed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cueId !== "") {
+      writer.uint32(10).string(message.cueId);
+    }
+    if (message.preroll !== 0) {
+      writer.uint32(16).uint32(message.preroll);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CueRearmed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCueRearmed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cueId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.preroll = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CueRearmed {
+    return {
+      cueId: isSet(object.cueId)
+        ? globalThis.String(object.cueId)
+        : isSet(object.cue_id)
+        ? globalThis.String(object.cue_id)
+        : "",
+      preroll: isSet(object.preroll) ? globalThis.Number(object.preroll) : 0,
+    };
+  },
+
+  toJSON(message: CueRearmed): unknown {
+    const obj: any = {};
+    if (message.cueId !== "") {
+      obj.cueId = message.cueId;
+    }
+    if (message.preroll !== 0) {
+      obj.preroll = Math.round(message.preroll);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CueRearmed>, I>>(base?: I): CueRearmed {
+    return CueRearmed.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CueRearmed>, I>>(object: I): CueRearmed {
+    const message = createBaseCueRearmed();
+    message.cueId = object.cueId ?? "";
+    message.preroll = object.preroll ?? 0;
     return message;
   },
 };
