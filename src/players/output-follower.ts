@@ -15,6 +15,7 @@ import { resilientFollow } from '../clients/resilient-follow';
 import { decoderConfigFromStreamInfo, decoderThreadsFor, isIntraOnlyVideo } from './decoder-config';
 import { clockOf } from './cue-timeline';
 import { IntraSkip } from './intra-skip';
+import { PrepQueue, type PrepTurn } from './prep-queue';
 import { endsBefore, FollowerBase, type OutputFollowerOptions } from './follower';
 import { errorMessage } from '../common/errors';
 
@@ -70,12 +71,8 @@ interface Prepared {
   preroll: number;
   /** Its decoders, by stream. */
   slots: Map<number, Slot>;
-  /** Resolves the preroll's turn: called once its packets are decoded, or when it is dropped. */
-  done: () => void;
-  /** Its decoding starts after the preroll before it, or at once when a segment adopts it (it is due then). */
-  after: Promise<void>;
-  /** Lets it start at once (adopted). */
-  now: () => void;
+  /** Its turn: its decoding starts when the turn does (see PrepQueue); finished once its packets are decoded or it is dropped. */
+  turn: PrepTurn;
 }
 
 /** Follows an output and decodes its packets. One per player process. */
@@ -84,10 +81,10 @@ export class OutputFollower extends FollowerBase {
   readonly #options: OutputFollowerOptions;
   readonly #cues = new Map<string, CueTrack>();
   /**
-   * Resolves once the prerolls begun so far are decoded (or dropped): prerolls are prepared one at a time, in the
-   * order the server sends them (the standby cue first), so the next GO's cue is not ready last of all.
+   * Prerolls are prepared one at a time, in the order the server sends them (the standby cue first), so the next GO's
+   * cue is not ready last of all; one adopted by a GO or re-armed starts at once.
    */
-  #prepGate: Promise<void> = Promise.resolve();
+  readonly #prepQueue = new PrepQueue();
   /**
    * Prerolls named by a CueRearmed before they arrived, by cue id: prepared at once when they come, not after the
    * prerolls waiting (the server writes a re-armed cue's preroll first, and says so before it).
@@ -219,13 +216,8 @@ export class OutputFollower extends FollowerBase {
     if (cue.prepared?.preroll !== p.preroll) {
       // A new preroll replaces the cue's earlier one.
       this.#dropPrepared(cue);
-      let done = (): void => undefined;
-      const turn = new Promise<void>((resolve) => { done = resolve; });
-      let now = (): void => undefined;
-      const adopted = new Promise<void>((resolve) => { now = resolve; });
-      cue.prepared = { preroll: p.preroll, slots: new Map(), done, after: Promise.race([this.#prepGate, adopted]), now };
-      this.#prepGate = turn;
-      if (this.#firstPrerolls.get(p.cueId) === p.preroll) now();
+      cue.prepared = { preroll: p.preroll, slots: new Map(), turn: this.#prepQueue.add() };
+      if (this.#firstPrerolls.get(p.cueId) === p.preroll) this.#prepQueue.startNow(cue.prepared.turn);
       this.#firstPrerolls.delete(p.cueId);
     }
     const prepared = cue.prepared;
@@ -234,7 +226,7 @@ export class OutputFollower extends FollowerBase {
       if (slot === undefined) {
         const info = cue.streams.get(pk.streamIndex);
         if (info === undefined) continue;
-        slot = this.#open(cue, pk.streamIndex, info, 0, 0n, p.preroll, prepared.after);
+        slot = this.#open(cue, pk.streamIndex, info, 0, 0n, p.preroll, prepared.turn.ready);
         prepared.slots.set(pk.streamIndex, slot);
       }
       const s = slot;
@@ -249,7 +241,7 @@ export class OutputFollower extends FollowerBase {
       // Said once every packet of it is decoded: the in-point is ready (an operator's display, and tests, wait on it).
       const chains = [...prepared.slots.values()].map((s) => s.chain);
       void Promise.all(chains).then(() => {
-        prepared.done();
+        this.#prepQueue.finish(prepared.turn);
         if (this.#cues.get(p.cueId) === cue && [...prepared.slots.values()].every((s) => !s.dropped)) this.safeEmit('prepared', { cueId: p.cueId, preroll: p.preroll });
       });
     }
@@ -263,7 +255,7 @@ export class OutputFollower extends FollowerBase {
   #onRearmed(r: CueRearmed): void {
     const cue = this.#cues.get(r.cueId);
     if (cue === undefined) return;
-    if (cue.prepared?.preroll === r.preroll) cue.prepared.now();
+    if (cue.prepared?.preroll === r.preroll) this.#prepQueue.startNow(cue.prepared.turn);
     else this.#firstPrerolls.set(r.cueId, r.preroll);
   }
 
@@ -278,7 +270,7 @@ export class OutputFollower extends FollowerBase {
       return;
     }
     cue.prepared = null;
-    prepared.now(); // on the clock now: not after the prerolls queued before it
+    this.#prepQueue.startNow(prepared.turn); // on the clock now: not after the prerolls queued before it
     for (const [stream, slot] of prepared.slots) {
       const cur = cue.slots.get(stream);
       if (cur !== undefined) this.#retire(cue, cur, b.generation);
@@ -485,7 +477,7 @@ export class OutputFollower extends FollowerBase {
   #dropPrepared(cue: CueTrack): void {
     if (cue.prepared === null) return;
     for (const slot of cue.prepared.slots.values()) this.#drop(slot);
-    cue.prepared.done();
+    this.#prepQueue.finish(cue.prepared.turn);
     cue.prepared = null;
   }
 }
