@@ -89,6 +89,14 @@ export class FragmentedMp4 {
   static async open(streams: readonly StreamParams[], subject: string): Promise<FragmentedMp4> {
     const bc = native();
     const mux = bc.muxer({ format_name: 'mp4' });
+    // av_write_frame, not beamcoder's default av_interleaved_write_frame: the latter takes each packet's reference and
+    // drops it on a thread-pool thread after a later write, where beamcoder's release of a buffer made in JavaScript
+    // (packetBufferFree) calls napi_delete_reference off the main thread. Measured with gdb on a 1,439-packet file: 10
+    // releases on pool threads; a server that made previews aborted once in `malloc_consolidate(): unaligned fastbin
+    // chunk` and once crashed at exit walking Node-API's reference list. av_write_frame takes a reference of its own
+    // and drops it before returning, so the last release is the packet object's, on the main thread. The packets come
+    // in file order, which the mov muxer needs no interleaving for (it buffers each track's samples per fragment).
+    mux.interleaved = false;
     const from = streams.map((s) => s.timeBase);
     for (const s of streams) {
       const out = mux.newStream({ name: s.codecName, time_base: [s.timeBase.num, s.timeBase.den], interleaved: false });

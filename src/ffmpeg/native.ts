@@ -158,7 +158,14 @@ export interface NativeMuxer extends NativeFields {
   openIO(options: { url: string }): Promise<unknown>;
   /** avformat_write_header with the muxer's private options (e.g. `movflags`). */
   writeHeader(options: { options: Record<string, string> }): Promise<unknown>;
-  /** av_write_frame (not interleaved: packets come in file order). */
+  /**
+   * Which FFmpeg call writeFrame makes: true (beamcoder's default) av_interleaved_write_frame, false av_write_frame.
+   * Set it false: av_interleaved_write_frame takes the packet's reference and drops it later on a thread-pool thread,
+   * and beamcoder's release of a JavaScript-made packet buffer (packetBufferFree) then calls napi_delete_reference
+   * off the main thread (see muxer.ts).
+   */
+  interleaved: boolean;
+  /** av_write_frame or av_interleaved_write_frame, by {@link interleaved}, on a thread-pool thread. */
   writeFrame(packet: NativePacket): Promise<unknown>;
   /** av_write_trailer, then the output is closed. */
   writeTrailer(): Promise<unknown>;
