@@ -244,6 +244,28 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     process.stdout.write(`      (prepared in the order ${order.join(', ')})\n`);
   });
 
+  it('an intra-only cue\'s preroll is not held back by long-GOP prerolls queued before it (a lane of its own)', async function () {
+    const [clip, prores] = await Promise.all([goClip1080(), ensureMedia('mov-prores-pcm')]);
+    show = await Show.start({ 'go.mp4': clip, 'pr.mov': prores }, children, 'prep-lanes');
+    // P first, then a GO of another cue: P is armed for a GO still to come, sent after the H.264 cues loaded since.
+    await show.osc('/cuemux/cue/load', [s('P'), s('pr.mov'), d(1.02), d(2.02)]);
+    await show.osc('/cuemux/cue/load', [s('X'), s('go.mp4'), d(IN), d(OUT)]);
+    await show.osc('/cuemux/cue/go', [s('X')]);
+    await show.osc('/cuemux/cue/stop', [s('X')]);
+    const hs = ['H1', 'H2', 'H3'];
+    for (const [k, id] of hs.entries()) await show.osc('/cuemux/cue/load', [s(id), s('go.mp4'), d(IN + 0.4 * k), d(OUT + 0.4 * k)]);
+    const v = videoPlayer(show, 'lanes');
+    children.push(v.p.child);
+    await show.followers(['video'], [v.p]);
+    await waitPrepared(v.p, ['P', ...hs]);
+    await stopPlayer(v.p, 'play-video');
+    const order = v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1]);
+    // The server sends H3 (loaded last), H1, H2 (loaded since the last GO), then P: in one lane P would be fourth. In
+    // its own, P (a few ProRes pictures) starts on arrival, while H3 decodes its GOP and H1 waits for it.
+    assert.ok(order.indexOf('P') >= 0 && order.indexOf('P') < order.indexOf('H1'), `prepared in the order ${order.join(', ')}: P should come before H1\n${v.p.stderr().slice(-3000)}`);
+    process.stdout.write(`      (prepared in the order ${order.join(', ')})\n`);
+  });
+
   it('a prepared intra-only cue (ProRes) is decoded with one picture per packet: none held back by frame threads', async function () {
     const file = await ensureMedia('mov-prores-pcm');
     const dmx = await openDemuxer(file);

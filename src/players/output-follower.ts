@@ -71,6 +71,8 @@ interface Prepared {
   preroll: number;
   /** Its decoders, by stream. */
   slots: Map<number, Slot>;
+  /** The lane it waits in (see OutputFollower.#prepQueues). */
+  queue: PrepQueue;
   /** Its turn: its decoding starts when the turn does (see PrepQueue); finished once its packets are decoded or it is dropped. */
   turn: PrepTurn;
 }
@@ -81,10 +83,15 @@ export class OutputFollower extends FollowerBase {
   readonly #options: OutputFollowerOptions;
   readonly #cues = new Map<string, CueTrack>();
   /**
-   * Prerolls are prepared one at a time, in the order the server sends them (the standby cue first), so the next GO's
-   * cue is not ready last of all; one adopted by a GO or re-armed starts at once.
+   * Prerolls are prepared one at a time per lane, in the order the server sends them (the standby cue first), so the
+   * next GO's cue is not ready last of all; one adopted by a GO or re-armed starts at once. Two lanes: a preroll of
+   * pictures that each decode on their own (intra-only video; audio) costs only its length, 0.25 s of media (7
+   * pictures of 1080p25 DNxHD: about 28 ms of CPU here), while a long-GOP one decodes from its keyframe (up to a GOP:
+   * 50 pictures of 1080p H.264, which took 4 s beside a catching-up cue on bench:go): one of those no longer holds
+   * the cheap ones back (bench:go on b1970a4: a fresh player's DNxHD cues, queued behind an H.264 one, unprepared at
+   * their GOs 1.4 and 2.5 s after it connected, 27 and 11 ticks late).
    */
-  readonly #prepQueue = new PrepQueue();
+  readonly #prepQueues = { short: new PrepQueue(), long: new PrepQueue() };
   /**
    * Prerolls named by a CueRearmed before they arrived, by cue id: prepared at once when they come, not after the
    * prerolls waiting (the server writes a re-armed cue's preroll first, and says so before it).
@@ -216,8 +223,9 @@ export class OutputFollower extends FollowerBase {
     if (cue.prepared?.preroll !== p.preroll) {
       // A new preroll replaces the cue's earlier one.
       this.#dropPrepared(cue);
-      cue.prepared = { preroll: p.preroll, slots: new Map(), turn: this.#prepQueue.add() };
-      if (this.#firstPrerolls.get(p.cueId) === p.preroll) this.#prepQueue.startNow(cue.prepared.turn);
+      const queue = [...cue.streams.values()].every((s) => s.codecType === 'audio' || isIntraOnlyVideo(s)) ? this.#prepQueues.short : this.#prepQueues.long;
+      cue.prepared = { preroll: p.preroll, slots: new Map(), queue, turn: queue.add() };
+      if (this.#firstPrerolls.get(p.cueId) === p.preroll) queue.startNow(cue.prepared.turn);
       this.#firstPrerolls.delete(p.cueId);
     }
     const prepared = cue.prepared;
@@ -241,7 +249,7 @@ export class OutputFollower extends FollowerBase {
       // Said once every packet of it is decoded: the in-point is ready (an operator's display, and tests, wait on it).
       const chains = [...prepared.slots.values()].map((s) => s.chain);
       void Promise.all(chains).then(() => {
-        this.#prepQueue.finish(prepared.turn);
+        prepared.queue.finish(prepared.turn);
         if (this.#cues.get(p.cueId) === cue && [...prepared.slots.values()].every((s) => !s.dropped)) this.safeEmit('prepared', { cueId: p.cueId, preroll: p.preroll });
       });
     }
@@ -255,7 +263,7 @@ export class OutputFollower extends FollowerBase {
   #onRearmed(r: CueRearmed): void {
     const cue = this.#cues.get(r.cueId);
     if (cue === undefined) return;
-    if (cue.prepared?.preroll === r.preroll) this.#prepQueue.startNow(cue.prepared.turn);
+    if (cue.prepared?.preroll === r.preroll) cue.prepared.queue.startNow(cue.prepared.turn);
     else this.#firstPrerolls.set(r.cueId, r.preroll);
   }
 
@@ -270,7 +278,7 @@ export class OutputFollower extends FollowerBase {
       return;
     }
     cue.prepared = null;
-    this.#prepQueue.startNow(prepared.turn); // on the clock now: not after the prerolls queued before it
+    prepared.queue.startNow(prepared.turn); // on the clock now: not after the prerolls queued before it
     for (const [stream, slot] of prepared.slots) {
       const cur = cue.slots.get(stream);
       if (cur !== undefined) this.#retire(cue, cur, b.generation);
@@ -477,7 +485,7 @@ export class OutputFollower extends FollowerBase {
   #dropPrepared(cue: CueTrack): void {
     if (cue.prepared === null) return;
     for (const slot of cue.prepared.slots.values()) this.#drop(slot);
-    this.#prepQueue.finish(cue.prepared.turn);
+    cue.prepared.queue.finish(cue.prepared.turn);
     cue.prepared = null;
   }
 }

@@ -5,7 +5,8 @@
  * (a GO adopted it) or likely next (CueRearmed) starts at once, beside the one in progress; its end starts no other,
  * so the queue behind still goes one at a time, in its order. (A chain of promises, each preroll waiting for the one
  * before, did not: bench:go saw a preroll started at its GO release the next in the chain as soon as it was done,
- * beside the head still in progress, three prerolls at once on a player that had just connected.)
+ * beside the head still in progress, three prerolls at once on a player that had just connected.) A player may keep
+ * several queues, e.g. one per cost class (output-follower.ts).
  */
 
 /** One preroll's place in a {@link PrepQueue}. */
