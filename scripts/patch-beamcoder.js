@@ -10,6 +10,12 @@
  *  - The module gains cuemuxCopyPicture() and cuemuxReleaseFrame() (native/beamcoder/cuemux_frame.cc): a picture
  *    copied out without a Buffer per plane and its frame given back at once, so decoded pictures stop driving V8's
  *    external-memory mark-compacts (a player's decode worker paused 3-22 ms every 60-200 ms for them).
+ *  - The AVBuffers made around JavaScript Buffers (packet and frame data set from JavaScript) no longer delete their
+ *    napi_ref on whichever thread FFmpeg drops the last reference: packetBufferFree and frameBufferFree call
+ *    cuemuxDeleteRef() (native/beamcoder/cuemux_release.cc), which queues the deletion to the environment's
+ *    JavaScript thread from any other. Measured with gdb: 274 of 274 packet releases on thread-pool threads when
+ *    av_interleaved_write_frame's queue held the last reference (test/native-release.test.ts), 10 of 1,439 when the
+ *    preview muxer still interleaved; behind a `malloc_consolidate()` abort and a SIGSEGV in Node-API's teardown.
  *  - DEBUG printf()s go to stderr so that stdout stays clean for `cuemux index dump`/--json.
  *  - Two memory-safety bugs behind crashes on failed opens: rejectStatus() read the carrier after freeing it, and
  *    every async entry point raced the worker thread on c->status (see below).
@@ -24,6 +30,7 @@ const root = path.resolve(__dirname, '..');
 const bc = path.join(root, 'node_modules', 'beamcoder');
 const addonSrc = path.join(root, 'native', 'beamcoder', 'cuemux_batch.cc');
 const frameSrc = path.join(root, 'native', 'beamcoder', 'cuemux_frame.cc');
+const releaseSrc = path.join(root, 'native', 'beamcoder', 'cuemux_release.cc');
 const marker = path.join(bc, '.cuemux-patch');
 const built = path.join(bc, 'build', 'Release', 'beamcoder.node');
 
@@ -36,38 +43,67 @@ if (version !== '0.7.1') die(`this patch is written for beamcoder 0.7.1, found $
 
 const addon = fs.readFileSync(addonSrc, 'utf8');
 const frameAddon = fs.readFileSync(frameSrc, 'utf8');
-const patchHash = crypto.createHash('sha256').update(fs.readFileSync(__filename)).update(addon).update(frameAddon).digest('hex');
+const releaseAddon = fs.readFileSync(releaseSrc, 'utf8');
+const patchHash = crypto.createHash('sha256').update(fs.readFileSync(__filename)).update(addon).update(frameAddon)
+  .update(releaseAddon).digest('hex');
 if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === patchHash && fs.existsSync(built)) {
   log('beamcoder already patched and built.');
   process.exit(0);
 }
 
-/** Replace exactly one occurrence of `from` (or find `to` already there). */
+/** Replace exactly one occurrence of `from`, a string or a RegExp (or find `to` already there). */
 function edit(file, from, to) {
   const p = path.join(bc, file);
   // beamcoder's sources have CRLF line ends: compare and write with LF.
   const text = fs.readFileSync(p, 'utf8').replace(/\r\n/g, '\n');
   if (text.includes(to)) return;
-  const at = text.indexOf(from);
-  if (at < 0 || text.indexOf(from, at + 1) >= 0) die(`${file}: expected exactly one "${from.slice(0, 60)}".`);
-  fs.writeFileSync(p, text.replace(from, to));
+  const found = typeof from === 'string' ? text.split(from).length - 1 : (text.match(new RegExp(from.source, 'g')) ?? []).length;
+  if (found !== 1) die(`${file}: expected exactly one "${String(from).slice(0, 60)}", found ${found}.`);
+  fs.writeFileSync(p, text.replace(from, () => to));
 }
 
 fs.writeFileSync(path.join(bc, 'src', 'cuemux_batch.cc'), addon);
 fs.writeFileSync(path.join(bc, 'src', 'cuemux_frame.cc'), frameAddon);
+fs.writeFileSync(path.join(bc, 'src', 'cuemux_release.cc'), releaseAddon);
 {
-  // Our sources join beamcoder's (a tree patched by an older version of this script lists cuemux_batch.cc only).
+  // Our sources join beamcoder's (a tree patched by an older version of this script lists fewer of them).
   const gyp = path.join(bc, 'binding.gyp');
   const text = fs.readFileSync(gyp, 'utf8').replace(/\r\n/g, '\n');
-  const fixed = text.replace(/"src\/codec\.cc", "src\/hwcontext\.cc"(, "src\/cuemux_batch\.cc")?(, "src\/cuemux_frame\.cc")? \]/,
-    '"src/codec.cc", "src/hwcontext.cc", "src/cuemux_batch.cc", "src/cuemux_frame.cc" ]');
-  if (!fixed.includes('"src/cuemux_batch.cc", "src/cuemux_frame.cc" ]')) die('binding.gyp: expected its list of sources ending "src/hwcontext.cc" ].');
+  const ours = '"src/cuemux_batch.cc", "src/cuemux_frame.cc", "src/cuemux_release.cc" ]';
+  const fixed = text.replace(/"src\/codec\.cc", "src\/hwcontext\.cc"(, "src\/cuemux_batch\.cc")?(, "src\/cuemux_frame\.cc")?(, "src\/cuemux_release\.cc")? \]/,
+    `"src/codec.cc", "src/hwcontext.cc", ${ours}`);
+  if (!fixed.includes(ours)) die('binding.gyp: expected its list of sources ending "src/hwcontext.cc" ].');
   fs.writeFileSync(gyp, fixed);
 }
 edit('src/beamcoder.cc', 'napi_value Init(napi_env env, napi_value exports) {\n',
   'void cuemuxFrameInit(napi_env env, napi_value exports);\n\nnapi_value Init(napi_env env, napi_value exports) {\n');
+// (Each edit's result stays in the text after those that follow, so that none applies twice.)
+edit('src/beamcoder.cc', 'void cuemuxFrameInit(napi_env env, napi_value exports);\n',
+  'bool cuemuxReleaseInit(napi_env env, napi_value exports);\nvoid cuemuxFrameInit(napi_env env, napi_value exports);\n');
 edit('src/beamcoder.cc', '  } while (codec != nullptr);\n  return exports;\n',
   '  } while (codec != nullptr);\n  cuemuxFrameInit(env, exports);\n  return exports;\n');
+// First in Init: the environment is registered before anything of it can make a buffer (a failure throws from require).
+edit('src/beamcoder.cc', 'napi_value Init(napi_env env, napi_value exports) {\n',
+  'napi_value Init(napi_env env, napi_value exports) {\n  if (!cuemuxReleaseInit(env, exports)) return nullptr;\n');
+// FFmpeg calls these when the last reference to a buffer wrapping a JavaScript Buffer goes, on whichever thread drops
+// it (see native/beamcoder/cuemux_release.cc): Node-API only through cuemuxDeleteRef. Whole functions, matched in
+// beamcoder's text and in that of a tree patched before (its DEBUG printf already fprintf).
+edit('src/packet.cc', /void packetBufferFree\(void\* opaque, uint8_t\* data\) \{\n[^}]*\n\}\n/,
+  `void cuemuxDeleteRef(napi_env env, napi_ref ref); // cuemux_release.cc
+void packetBufferFree(void* opaque, uint8_t* data) {
+  avBufRef* avr = (avBufRef*) opaque;
+  cuemuxDeleteRef(avr->env, avr->ref); // cuemux: often on a thread-pool thread (a muxer's interleaving queue)
+  delete avr;
+}
+`);
+edit('src/frame.cc', /void frameBufferFree\(void\* opaque, uint8_t\* data\) \{\n[^}]*\n\}\n/,
+  `void cuemuxDeleteRef(napi_env env, napi_ref ref); // cuemux_release.cc
+void frameBufferFree(void* opaque, uint8_t* data) {
+  avBufRef* avr = (avBufRef*) opaque;
+  cuemuxDeleteRef(avr->env, avr->ref); // cuemux: often on a thread-pool or FFmpeg frame thread
+  delete avr;
+}
+`);
 edit('src/packet.cc',
   `    hintRef = av_buffer_ref(p->packet->buf);
     status = napi_create_external_buffer(env, hintRef->size, hintRef->data,`,

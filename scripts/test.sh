@@ -43,7 +43,7 @@ lint_pid=$!
 LANE_A=(
   grpc-security cli cli-help ffmpeg-decode ffmpeg-picture-copy index-exactness http-media readme-promises-cli http-preview media-access
   other-languages index-store osc-codec index-freshness systemd-units rational frame-pool packet-reader
-  packet-batch-wire readme-promises-server intra-skip
+  packet-batch-wire readme-promises-server intra-skip native-release prep-queue
 )
 LANE_B=(
   hostile-input growing media-server operator-page corpus serve-process ffmpeg-adapter timecode index-concurrency

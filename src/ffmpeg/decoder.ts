@@ -9,7 +9,8 @@
  * - When FFmpeg drops the last reference to such a buffer, beamcoder deletes a napi reference from whatever thread
  *   does it; a frame-threaded decoder drops its copy on a thread-pool thread. Each decoder therefore keeps its last
  *   HOLD_PACKETS packet objects alive, so FFmpeg has always let go first and the final release happens on the main
- *   thread (garbage collection).
+ *   thread (garbage collection). (cuemux's patch now queues an off-thread deletion to the main thread
+ *   (native/beamcoder/cuemux_release.cc); holding the packets still spares that hop.)
  * - decode() with a packet whose data is set but size is 0 makes avcodec_send_packet return EINVAL, which beamcoder
  *   takes for "decoder not open", reopens, and retries forever on a pool thread: empty packets are refused here.
  * - decode() never reports FFmpeg's errors: decodeComplete overwrites the worker's status with that of deleting the

@@ -96,6 +96,8 @@ export class FragmentedMp4 {
     // chunk` and once crashed at exit walking Node-API's reference list. av_write_frame takes a reference of its own
     // and drops it before returning, so the last release is the packet object's, on the main thread. The packets come
     // in file order, which the mov muxer needs no interleaving for (it buffers each track's samples per fragment).
+    // (The beamcoder patch now also makes such a release safe, by queuing the deletion to the main thread:
+    // test/native-release.test.ts checks that this muxer needs none, and that an interleaving one does.)
     mux.interleaved = false;
     const from = streams.map((s) => s.timeBase);
     for (const s of streams) {

@@ -161,8 +161,9 @@ export interface NativeMuxer extends NativeFields {
   /**
    * Which FFmpeg call writeFrame makes: true (beamcoder's default) av_interleaved_write_frame, false av_write_frame.
    * Set it false: av_interleaved_write_frame takes the packet's reference and drops it later on a thread-pool thread,
-   * and beamcoder's release of a JavaScript-made packet buffer (packetBufferFree) then calls napi_delete_reference
-   * off the main thread (see muxer.ts).
+   * where beamcoder's release of a JavaScript-made packet buffer (packetBufferFree) called napi_delete_reference off
+   * the main thread (see muxer.ts). cuemux's patch now queues that deletion to the main thread instead (counted by
+   * {@link NativeBinding.cuemuxReleaseStats}); av_write_frame needs no such hop.
    */
   interleaved: boolean;
   /** av_write_frame or av_interleaved_write_frame, by {@link interleaved}, on a thread-pool thread. */
@@ -208,6 +209,18 @@ export interface NativeBinding {
   cuemuxCopyPicture(frame: NativeFrame, dest: Uint8Array): number;
   /** cuemux's patch: av_frame_unref now and V8's external-memory count taken back (the frame object stays, empty). */
   cuemuxReleaseFrame(frame: NativeFrame): void;
+  /**
+   * cuemux's patch (native/beamcoder/cuemux_release.cc): how FFmpeg's releases of JavaScript Buffers (packet and frame
+   * data set from JavaScript; each release ends one Node-API reference) were handled, as counts of releases since the
+   * addon was loaded, over every thread and worker of the process.
+   * `deferred`: released on a thread other than the Buffer's environment's JavaScript thread (a thread-pool thread
+   * running a mux, decode or encode call, or one of FFmpeg's own threads), where Node-API may not be called: the
+   * reference was queued to that JavaScript thread and deleted there (beamcoder deleted it on the spot).
+   * `dropped`: released once the environment's teardown had begun (its cleanup hook has run), on any thread: the
+   * reference is left undeleted (a few dozen bytes each, not freed) rather than touch an environment going away;
+   * e.g. the packets a worker still holds when it ends.
+   */
+  cuemuxReleaseStats(): { deferred: number; dropped: number };
 }
 
 let binding: NativeBinding | undefined;
@@ -237,7 +250,7 @@ export function native(): NativeBinding {
   if (typeof loaded?.demuxer !== 'function') {
     throw new CuemuxError('INTERNAL', `${addon} is not a beamcoder build`, { operation: 'load ffmpeg' });
   }
-  if (typeof loaded.cuemuxCopyPicture !== 'function') {
+  if (typeof loaded.cuemuxCopyPicture !== 'function' || typeof loaded.cuemuxReleaseStats !== 'function') {
     throw new CuemuxError('INTERNAL', `${addon} was built without cuemux's patch: run \`node scripts/patch-beamcoder.js\` (or \`npm ci\`)`, { operation: 'load ffmpeg' });
   }
   const bc = loaded as NativeBinding;
