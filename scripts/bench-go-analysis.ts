@@ -258,6 +258,42 @@ export function judgeVideoGo(show: Show, ticks: readonly Tick[], run: Win, sendM
   return res;
 }
 
+/** A `play-video --first-pictures` line: a segment's first picture, when it reached the presenting thread. */
+export interface FirstPictureLine {
+  mono: bigint;
+  cue: string;
+  segment: number;
+  /** Its media time, s. */
+  pts: number;
+  md5: string;
+}
+
+/** The lines of a `--first-pictures` file (none when it is missing: a run made before the option). */
+export async function readFirstPictures(file: string): Promise<FirstPictureLine[]> {
+  const records = await readSyncLog(file).catch(() => []);
+  return records.map((r) => ({ mono: r.monoNs, cue: String(r.extra.cue), segment: Number(r.extra.segment), pts: r.ptsSeconds ?? NaN, md5: String(r.extra.md5) }));
+}
+
+/** When an unprepared GO's first picture was decoded and ready to show, checked against FFmpeg. */
+export interface FirstPicture {
+  /** Datagram → the picture reached the presenting thread, ms. */
+  ms: number;
+  /** Which frame it is (tag#n) by its media time, and whether that is the in-point's frame. */
+  frame: string;
+  inPoint: boolean;
+  /** Its MD5 is FFmpeg's for that frame. */
+  correct: boolean;
+}
+
+/** GO `run`'s first picture on a player (its `--first-pictures` lines), from datagram `sendMono` until `limitMono`. */
+export function judgeFirstPicture(show: Show, lines: readonly FirstPictureLine[], run: Win, sendMono: bigint, limitMono: bigint): FirstPicture | null {
+  const l = lines.find((x) => x.cue === run.cue && x.segment === run.seg && x.mono > sendMono && x.mono < limitMono);
+  const ref = show.video.get(run.cue);
+  if (l === undefined || ref === undefined) return null;
+  const n = frameAt(ref, l.pts);
+  return { ms: Number(l.mono - sendMono) / 1e6, frame: `${ref.tag}#${n}`, inPoint: n === frameAt(ref, run.media), correct: n >= 0 && ref.md5[n] === l.md5 };
+}
+
 /** A tick that showed the wrong picture outside any GO's pending span. */
 export interface WrongTick {
   mono: bigint;

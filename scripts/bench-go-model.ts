@@ -26,7 +26,7 @@ export interface CueDef {
 export interface PlayerRun {
   tag: string;
   fps: number;
-  files: { vhash: string; vsync: string; vlog: string; async: string; awav: string; alog: string };
+  files: { vhash: string; vsync: string; vlog: string; async: string; awav: string; alog: string; vfirst?: string };
   startMono: bigint;
   endMono: bigint;
   /** CPU time of each process, s (read as they are stopped). */

@@ -5,8 +5,8 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import {
-  byPeriod, checkAudioLine, frameNames, judgeAudioGo, judgeTicks, judgeVideoGo, readAudioLines, ShowClock, Timeline,
-  type AudioGo, type AudioLine, type GoTrace, type Show, type VideoGo, type Win, type WrongTick,
+  byPeriod, checkAudioLine, frameNames, judgeAudioGo, judgeFirstPicture, judgeTicks, judgeVideoGo, readAudioLines, readFirstPictures, ShowClock, Timeline,
+  type AudioGo, type AudioLine, type FirstPicture, type FirstPictureLine, type GoTrace, type Show, type VideoGo, type Win, type WrongTick,
 } from './bench-go-analysis';
 import { readTicks, wavSamples, type Tick } from './bench/presented';
 import { frameAt, type RefAudio, type RefVideo } from './bench/reference';
@@ -19,6 +19,8 @@ interface Judged {
   go: Go;
   run: Win | null;
   video: VideoGo | null;
+  /** When its first picture was decoded and ready (`--first-pictures`; GOs that adopted no preroll), null: not logged. */
+  first: FirstPicture | null;
   audio: AudioGo | null;
   /** Datagram → first packet at the Follow client, ms. */
   peerA: number | null;
@@ -113,11 +115,13 @@ export async function report(r: ReportInput): Promise<void> {
     frameNames: frameNames([r.refV.h264, r.refV.dnxhd]),
   };
   const ticksOf = new Map<PlayerRun, Tick[]>();
+  const firstOf = new Map<PlayerRun, FirstPictureLine[]>();
   const audioOf = new Map<PlayerRun, { lines: AudioLine[]; periods: Map<number, AudioLine[]>; wav: Float32Array | null }>();
   const statsLine = new Map<PlayerRun, { video: string; audio: string }>();
   const prepOf = new Map<PlayerRun, { video: PlayerEvent[]; audio: PlayerEvent[] }>();
   for (const p of r.players) {
     ticksOf.set(p, await readTicks(p.files.vhash, p.files.vsync));
+    firstOf.set(p, p.files.vfirst === undefined ? [] : await readFirstPictures(p.files.vfirst));
     const lines = await readAudioLines(p.files.async);
     audioOf.set(p, { lines, periods: byPeriod(lines, PERIOD_FRAMES), wav: await wavSamples(p.files.awav).catch(() => null) });
     prepOf.set(p, { video: await preparedLog(p.files.vlog, r.wallMinusMono), audio: await preparedLog(p.files.alog, r.wallMinusMono) });
@@ -132,6 +136,7 @@ export async function report(r: ReportInput): Promise<void> {
     const limit = k + 1 < gos.length && gos[k + 1].players === go.players ? gos[k + 1].send : go.players.endMono;
     const period = 1e9 / go.players.fps;
     const video = run === null ? null : judgeVideoGo(show, ticksOf.get(go.players) as Tick[], run, go.send, limit, period);
+    const first = run === null ? null : judgeFirstPicture(show, firstOf.get(go.players) ?? [], run, go.send, limit);
     const a = audioOf.get(go.players);
     const audio = run === null || a === undefined ? null : judgeAudioGo(show, a.lines, a.periods, run, go.send, limit, a.wav, PERIOD_FRAMES, SAMPLE_RATE);
     const pk = run === null ? undefined : r.follow.find((l) => l.e === 'packets' && l.cue === go.cue && l.seg === run.seg && BigInt(l.mono) >= go.send);
@@ -141,7 +146,7 @@ export async function report(r: ReportInput): Promise<void> {
     const pb = go.peerVideo?.ms;
     const pbTick = pb === undefined ? undefined : (ticksOf.get(go.players) ?? []).find((t) => t.mono >= go.send + BigInt(Math.round(pb * 1e6)));
     return {
-      go, run, video, audio, peerA: pk === undefined ? null : Number(BigInt(pk.mono) - go.send) / 1e6,
+      go, run, video, first, audio, peerA: pk === undefined ? null : Number(BigInt(pk.mono) - go.send) / 1e6,
       peerBTick: pbTick === undefined ? null : Number(pbTick.mono - go.send) / 1e6,
       preparedMs: { video: preparedBefore(prep?.video ?? [], go.cue, go.send, since), audio: preparedBefore(prep?.audio ?? [], go.cue, go.send, since) },
     };
@@ -421,18 +426,29 @@ export async function report(r: ReportInput): Promise<void> {
   const un = judged.filter((j) => !j.go.armed);
   const up = stats(un.map((j) => j.video?.ms ?? null));
   const low = stats(un.map((j) => j.video?.readyAfterMs ?? null));
-  // The issue's target: ours as seen from outside (the first tick showing the in-point frame; it was ready between the
-  // tick before and that one) against peer (b)'s open-seek-decode time. Both on the same display ticks (peer (b)'s
-  // time put on this player's ticks, as a player opening the file itself would show it) is printed beside it, for
-  // information only: it gives peer (b) the same rounding up to a tick as ours, and judges nothing.
+  // The issue's target: datagram → the in-point frame decoded and ready, against peer (b)'s open-seek-decode to the
+  // same frame. The first in-sync tick cannot say when that was: the clock moves on while an unarmed GO's in-point is
+  // decoded, so that tick shows a later frame (a catch-up of several more pictures that peer (b) does not decode).
+  // The player's --first-pictures line says when the segment's first picture reached its presenting thread, ready to
+  // be shown, with its MD5, checked here against FFmpeg's frame for its media time; that is the in-point's frame, or,
+  // for an intra-only cue catching up, the first picture it did not skip (one decode, as peer (b)'s one). A GO with no
+  // such line counts at its first in-sync tick. The first in-sync tick (and peer (b) on the same ticks) is printed
+  // beside it as information.
+  const readyMs = (j: Judged): number | null => j.first?.ms ?? j.video?.ms ?? null;
+  const ur = stats(un.map(readyMs));
+  const firsts = un.filter((j) => j.first !== null);
+  const firstWrong = firsts.filter((j) => j.first?.correct !== true);
+  const firstInPoint = firsts.filter((j) => j.first?.inPoint === true).length;
   const pb = stats(un.map((j) => j.go.peerVideo?.ms ?? null).filter((x) => x !== null));
   const pt = stats(un.map((j) => j.peerBTick).filter((x) => x !== null));
-  target('unarmed GOs: datagram → in-point frame ready, p50 ≤ peer (b)\'s (the same cues)',
-    `p50 ${f1(up.p50)} ms at the first in-sync tick (${f1(low.p50)} ms at the tick before) vs peer (b) ${f1(pb.p50)} ms: ${ratio(up.p50, pb.p50)}` +
-    ` (on the same ticks, information: peer (b) ${f1(pt.p50)} ms, ${ratio(up.p50, pt.p50)})`, up.p50 <= pb.p50);
-  target('unarmed GOs: datagram → in-point frame ready, p99 ≤ peer (b)\'s (the same cues)',
-    `p99 ${f1(up.p99)} ms (${f1(low.p99)} ms at the tick before) vs peer (b) ${f1(pb.p99)} ms: ${ratio(up.p99, pb.p99)}` +
-    ` (on the same ticks, information: peer (b) ${f1(pt.p99)} ms, ${ratio(up.p99, pt.p99)})`, up.p99 <= pb.p99);
+  put(`Unarmed GOs' first pictures (--first-pictures): ${firsts.length} of ${un.length} logged (${firstInPoint} the in-point's frame, the others the first a catching-up intra-only cue did not skip); ` +
+    `MD5 not FFmpeg's: ${firstWrong.length}${firstWrong.length > 0 ? ` (${firstWrong.slice(0, 3).map((j) => `GO ${j.go.i} ${j.first?.frame ?? ''}`).join(', ')})` : ''}; ` +
+    `ready ms p50/p99 ${f1(stats(firsts.map((j) => j.first?.ms ?? null)).p50)}/${f1(stats(firsts.map((j) => j.first?.ms ?? null)).p99)}; ` +
+    `first in-sync tick ms p50/p99 ${f1(up.p50)}/${f1(up.p99)} (${f1(low.p50)}/${f1(low.p99)} at the tick before; peer (b) on the same ticks ${f1(pt.p50)}/${f1(pt.p99)}, ${ratio(up.p50, pt.p50)} at p50)`);
+  target('unarmed GOs: datagram → in-point frame decoded and ready, p50 ≤ peer (b)\'s (the same cues)',
+    `p50 ${f1(ur.p50)} ms vs peer (b) ${f1(pb.p50)} ms: ${ratio(ur.p50, pb.p50)}`, ur.p50 <= pb.p50 && firstWrong.length === 0);
+  target('unarmed GOs: datagram → in-point frame decoded and ready, p99 ≤ peer (b)\'s (the same cues)',
+    `p99 ${f1(ur.p99)} ms vs peer (b) ${f1(pb.p99)} ms: ${ratio(ur.p99, pb.p99)}`, ur.p99 <= pb.p99 && firstWrong.length === 0);
   const unWrong = un.filter((j) => (j.video?.pre ?? []).some((k) => k.startsWith('wrong'))).length;
   target('unarmed GOs in sync from their first shown frame', `${unWrong} of ${un.length} showed a frame out of sync first`, unWrong === 0);
   target('wrong ticks at loop seams', `${seamWrong.loop} of ${seamWrong.loopTicks} ticks at ${seamWrong.loopSeams} seams`, seamWrong.loop === 0 && seamWrong.loopSeams > 0);

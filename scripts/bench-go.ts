@@ -342,7 +342,7 @@ async function main(scratch: string): Promise<void> {
   const startPlayers = async (fps: number): Promise<Players> => {
     const tag = `p${allPlayers.length + 1}-${fps}`;
     const f = (n: string): string => path.join(logs, `${tag}-${n}`);
-    const files = { vhash: f('video-hash.jsonl'), vsync: f('video-sync.jsonl'), vlog: f('video.log'), async: f('audio-sync.jsonl'), awav: f('audio.wav'), alog: f('audio.log') };
+    const files = { vhash: f('video-hash.jsonl'), vsync: f('video-sync.jsonl'), vlog: f('video.log'), async: f('audio-sync.jsonl'), awav: f('audio.wav'), alog: f('audio.log'), vfirst: f('video-first.jsonl') };
     const spawnPlayer = (args: string[], logFile: string, nodeFlags: string[] = []): ChildProcess => {
       const fd = openSync(logFile, 'w');
       const out = nodeFlags.length > 0 ? openSync(logFile.replace(/\.log$/, '.out'), 'w') : 'ignore';
@@ -355,7 +355,7 @@ async function main(scratch: string): Promise<void> {
       return c;
     };
     await waitOutputs(1, 0);
-    const video = spawnPlayer(['play-video', '--socket', socket, '--output', 'video', '--fps', String(fps), '--sink', `hash:${files.vhash}`, '--sync-log', files.vsync, ...playerExtra], files.vlog, opts.videoNodeFlags);
+    const video = spawnPlayer(['play-video', '--socket', socket, '--output', 'video', '--fps', String(fps), '--sink', `hash:${files.vhash}`, '--sync-log', files.vsync, '--first-pictures', files.vfirst, ...playerExtra], files.vlog, opts.videoNodeFlags);
     const audio = spawnPlayer(['play-audio', '--socket', socket, '--output', 'audio', '--sink', `wav:${files.awav}`, '--sync-log', files.async, ...playerExtra], files.alog);
     const exited = Promise.all([video, audio].map((c) => new Promise((r) => c.once('exit', r))));
     const p: Players = { tag, fps, video, audio, exited, files, startMono: monoNs(), endMono: 0n, cpu: { video: 0, audio: 0 } };

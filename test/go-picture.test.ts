@@ -22,6 +22,7 @@ import { Worker } from 'node:worker_threads';
 import { openDecoder, decoderConfigFromParams } from '../src/ffmpeg/decoder';
 import { openDemuxer } from '../src/ffmpeg/demuxer';
 import { decoderThreadsFor } from '../src/players/decoder-config';
+import { readSyncLog } from '../src/players/sync-log';
 import { WorkerFollower } from '../src/players/worker-follower';
 import { waitFor } from './support/wait';
 import { ensureMedia, goClip1080, hevcMkv, makeMedia, openGopH264Mkv } from './support/media';
@@ -301,7 +302,8 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     show = await Show.start({ 'p.mov': prores, 'h.mp4': h264 }, children, 'go-late');
     await show.osc('/cuemux/clock/play');
     // --prepare off: nothing is decoded before a GO, as for a GO before the player could prepare its cue.
-    const v = videoPlayer(show, 'late', ['--prepare', 'off']);
+    const firstFile = show.file('late-first.jsonl');
+    const v = videoPlayer(show, 'late', ['--prepare', 'off', '--first-pictures', firstFile]);
     children.push(v.p.child);
     await show.followers(['video'], [v.p]);
     await tickInstant(v.sync);
@@ -332,6 +334,23 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     // Inter-coded video is never skipped: a skipped reference picture would damage the pictures after it.
     const skippedH = skippedBy(spanH) - skippedP;
     assert.equal(skippedH, 0, 'H.264 packets skipped');
+    // --first-pictures: each segment's first picture, FFmpeg's frame for its media time, ready after the datagram and
+    // no later than the first tick showing the cue in sync; here a later frame than the in-point's for both (the GO
+    // placed in the past: the server feeds H.264 from the keyframe before the clock, and ProRes skipped those due).
+    const firsts = await readSyncLog(firstFile);
+    const firstOf = (label: string, sentNs: bigint, span: Span, ref: VideoReference): RefFrame => {
+      const l = firsts.filter((r) => r.extra.cue === label);
+      assert.equal(l.length, 1, `${label}: first-picture lines ${JSON.stringify(firsts.map((r) => r.extra))}`);
+      const f = ref.at(l[0].ptsSeconds as number);
+      assert.ok(f !== undefined && f.md5 === l[0].extra.md5, `${label}: the first picture (pts ${String(l[0].ptsSeconds)}) is ${ref.nameOf(String(l[0].extra.md5))}, not FFmpeg's ${f?.n ?? '?'}`);
+      const shown = checkTicks(ticks, [span]).find((c) => c.verdict === 'ok');
+      assert.ok(l[0].monoNs > sentNs && shown !== undefined && l[0].monoNs <= shown.tick.monoNs, `${label}: first picture ready +${Number(l[0].monoNs - sentNs) / 1e6} ms, the first in-sync tick +${shown === undefined ? '?' : Number(shown.tick.monoNs - sentNs) / 1e6} ms`);
+      return f;
+    };
+    const firstH = firstOf('H', H.sentNs, spanH, refH);
+    assert.ok(firstH.n > (refH.at(startH + cue.in)?.n ?? Infinity), `H.264: the first picture ready is frame ${firstH.n}, not after the in-point's`);
+    const firstP = firstOf('P', P.sentNs, spanP, refP);
+    assert.ok(firstP.n > (refP.at(startP + cue.in)?.n ?? Infinity), `ProRes: the first picture ready is frame ${firstP.n}, not after the in-point's (the ones due were skipped)`);
     process.stdout.write(`      (ProRes: ${skippedP} packets skipped, the first in-sync tick +${(Number(checked[firstOk].tick.monoNs - P.sentNs) / 1e6).toFixed(1)} ms after the datagram, then ${n.ok} ticks in sync; H.264: 0 skipped)\n`);
   });
 

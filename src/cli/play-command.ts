@@ -15,6 +15,7 @@ import { parseDeviceSpec, type AudioDevice } from '../players/audio-device';
 import { openAudioDevice } from '../players/open-audio-device';
 import { AudioPlayer } from '../players/audio-player';
 import { SyncLog } from '../players/sync-log';
+import { FirstPictureLog } from '../players/first-picture-log';
 import { openVideoSink, type VideoSink } from '../players/video-sinks';
 import { DEFAULT_WINDOW, openVideoWindow } from '../players/video-window';
 import { RtGuard } from '../players/rt-guard';
@@ -133,6 +134,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
   const audioSinks: AudioSink[] = [];
   const videoSinks: VideoSink[] = [];
   let syncLog: SyncLog | null = null;
+  let firstPictures: FirstPictureLog | null = null;
   let device: AudioDevice | null = null;
   const clients = targets.map((t) => new MediaClient(t, clientOptions));
   try {
@@ -163,6 +165,8 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     }
     const syncLogFile = str('sync-log');
     if (syncLogFile !== undefined) syncLog = await SyncLog.open(syncLogFile);
+    const firstPicturesFile = kind === 'video' ? str('first-pictures') : undefined;
+    if (firstPicturesFile !== undefined) firstPictures = await FirstPictureLog.open(firstPicturesFile);
     // After the sinks (their files opened libuv's pool threads at normal priority) and before the decode worker
     // (it sets its own thread: nice -5, or SCHED_FIFO below this one when asked): threads created later start at normal priority.
     const priority = raisePresentingThread(rtPriority, nice);
@@ -193,7 +197,7 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     const clockAt = clockMapping(clients, targets[0], stop.signal);
     const player = kind === 'audio'
       ? new AudioPlayer(follower, { sampleRate, channels, periodFrames, sinks: audioSinks, syncLog, device, devicePpm: ppm, writeAheadNs: BigInt(Math.round(writeAheadMs * 1e6)), clockAt })
-      : new VideoPlayer(follower, { fps, sinks: videoSinks, syncLog, spinNs: BigInt(Math.round(spinMs * 1e6)), clockAt, atEnd });
+      : new VideoPlayer(follower, { fps, sinks: videoSinks, syncLog, spinNs: BigInt(Math.round(spinMs * 1e6)), clockAt, atEnd, firstPictures });
     const onSignal = (): void => stop.abort();
     stopPlaying = onSignal;
     process.once('SIGTERM', onSignal);
@@ -234,6 +238,6 @@ export async function runPlayCommand(io: CliIo, kind: 'audio' | 'video', args: s
     for (const c of clients) c.close();
     device?.close();
     guard?.close();
-    await Promise.all([...audioSinks.map((s) => s.close()), ...videoSinks.map((s) => s.close()), syncLog?.close()]);
+    await Promise.all([...audioSinks.map((s) => s.close()), ...videoSinks.map((s) => s.close()), syncLog?.close(), firstPictures?.close()]);
   }
 }

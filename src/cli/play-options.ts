@@ -98,6 +98,11 @@ export const PLAY_VIDEO: CommandSpec = {
       number: { kind: 'number', min: 0, max: 20, unit: 'ms' }, default: '2',
     },
     { name: 'threads', arg: 'N', help: "decoder threads (0: FFmpeg's choice, and one thread for a preroll of light intra-only video)", number: { kind: 'integer', min: 0, max: 64 }, default: '0' },
+    {
+      name: 'first-pictures', arg: 'FILE',
+      help: 'write one JSON line per segment started without a preroll (an unarmed GO, a locate): when its first picture was decoded and '
+        + 'ready to show, {mono_ns, pts_seconds, clock_seconds, cue, segment, generation, md5, width, height}',
+    },
     { name: 'at-end', arg: 'black|hold', help: "after a cue's end: black, or hold its last frame until another cue plays or it is stopped", default: 'black' },
   ],
 };

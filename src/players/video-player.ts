@@ -7,6 +7,7 @@ import { getLogger } from '../common/logger';
 import type { ClockState } from '../generated/cuemux/v1/media_server';
 import type { ClockAt } from '../clients/clock-position';
 import { clockOf, CueTimeline, type SegmentWindow } from './cue-timeline';
+import type { FirstPictureLog } from './first-picture-log';
 import { endsBefore, type FollowerSource, type PrerollAdopted, type TimedPicture } from './follower';
 import type { SyncLog } from './sync-log';
 import { TickScheduler } from './tick-scheduler';
@@ -31,6 +32,11 @@ export interface VideoPlayerOptions {
    * it is stopped or unloaded (as QLab and PVP do). Default `black`.
    */
   atEnd?: 'black' | 'hold';
+  /**
+   * Logs the first picture of each segment that started without a preroll (`--first-pictures`), when it reached this
+   * thread; absent or null: none.
+   */
+  firstPictures?: FirstPictureLog | null;
 }
 
 /** Counters of a {@link VideoPlayer}. */
@@ -87,6 +93,8 @@ interface GoTrace {
   polled: boolean;
   adoptedRead: bigint | null;
   adoptedHeard: bigint | null;
+  /** The segment's first picture was logged (or needs not be: it adopted a preroll). */
+  firstNoted: boolean;
 }
 
 /** GO traces kept for segments not shown yet (a cue under another may never be): the oldest go beyond this. */
@@ -140,7 +148,7 @@ export class VideoPlayer {
     });
     follower.on('started', (s, read) => {
       this.#timeline.started(s);
-      this.#goTraces.set(segmentKey(s.cueId, s.segment), { startedRead: read, startedHeard: process.hrtime.bigint(), polled: this.#polling, adoptedRead: null, adoptedHeard: null });
+      this.#goTraces.set(segmentKey(s.cueId, s.segment), { startedRead: read, startedHeard: process.hrtime.bigint(), polled: this.#polling, adoptedRead: null, adoptedHeard: null, firstNoted: false });
       for (const k of this.#goTraces.keys()) if (this.#goTraces.size > MAX_GO_TRACES) this.#goTraces.delete(k);
     });
     follower.on('stopped', (s) => {
@@ -219,6 +227,14 @@ export class VideoPlayer {
     // Decoder pre-roll (wholly before the segment's first media instant) is never shown: not kept.
     if (endsBefore(p, w.mediaSeconds)) return;
     const key = segmentKey(p.cueId, p.segment);
+    const trace = this.#goTraces.get(key);
+    if (trace !== undefined && !trace.firstNoted && trace.adoptedRead === null) {
+      trace.firstNoted = true;
+      this.#o.firstPictures?.note(p.frame, {
+        monoNs: process.hrtime.bigint(), cueId: p.cueId, segment: p.segment, generation: p.generation,
+        mediaSeconds: p.mediaSeconds, clockSeconds: clockOf(w, p.mediaSeconds),
+      });
+    }
     const q = this.#queues.get(key);
     // A new generation of the same segment replaces what was queued for the old one.
     if (q !== undefined && q.length > 0 && q[0].p.generation !== p.generation) this.#dropQueue(key);
