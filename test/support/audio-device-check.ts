@@ -313,21 +313,33 @@ export function timelineMoves(recording: Recording, went: { clock: ClockState; p
  * frame or start does not follow the one before (the frame counter moved, or JACK's cycle time jumped by more than a
  * quarter period, as jackd's ResetFrameTime does at an xrun), and `margin` cycles either side. At such a cycle the
  * device itself glitched: JACK's cycle time restarts from the late wake-up and the frames it took are not on a
- * timeline anyone could have scheduled for. Returns how many cycles were left out.
+ * timeline anyone could have scheduled for. `playerBreaks`: JACK frames at which the player itself saw the timeline move
+ * (its "JACK timeline moved" log lines, see {@link playerTimelineBreaks}): the cycle holding each is treated alike (a
+ * CI run under load: the player saw 18 moves where the recorder saw 5 breaks, and two cycles beside unseen ones held
+ * samples from neither side of the move). Returns how many cycles were left out.
  */
-export function withoutXrunCycles(recording: Recording, rate: number, margin = 2): { recording: Recording; leftOut: number; xrunCycles: number } {
+export function withoutXrunCycles(recording: Recording, rate: number, margin = 2, playerBreaks: readonly number[] = []): { recording: Recording; leftOut: number; xrunCycles: number } {
   const frameNs = 1e9 / rate;
   const cy = recording.cycles;
   const out = new Set<number>();
   let xrunCycles = 0;
   for (let i = 1; i < cy.length; i++) {
     const expectNs = cy[i - 1].frames * frameNs;
-    const moved = cy[i].frame !== cy[i - 1].frame + cy[i - 1].frames || Math.abs(Number(cy[i].monoNs - cy[i - 1].monoNs) - expectNs) > expectNs / 4;
+    const seen = playerBreaks.some((f) => f >= cy[i].frame && f < cy[i].frame + cy[i].frames);
+    const moved = seen || cy[i].frame !== cy[i - 1].frame + cy[i - 1].frames || Math.abs(Number(cy[i].monoNs - cy[i - 1].monoNs) - expectNs) > expectNs / 4;
     if (!moved) continue;
     xrunCycles++;
     for (let j = Math.max(0, i - 1 - margin); j <= Math.min(cy.length - 1, i + margin); j++) out.add(j);
   }
   return { recording: { ...recording, cycles: cy.map((c, i) => (out.has(i) ? { ...c, captureIndex: -1 } : c)) }, leftOut: out.size, xrunCycles };
+}
+
+/** The JACK frames of a player's "JACK timeline moved" log lines (audio-device-jack.ts), from its stderr. */
+export function playerTimelineBreaks(stderr: string): number[] {
+  return stderr.split('\n').filter((l) => l.includes('JACK timeline moved')).flatMap((l) => {
+    const m = /"frame":(\d+)/.exec(l);
+    return m === null ? [] : [Number(m[1])];
+  });
 }
 
 /**
