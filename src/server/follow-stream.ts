@@ -22,6 +22,7 @@ import type { PacketReader } from '../media/packet-reader';
 import { mediaInfoOf } from './media-info';
 import type { ClockSnapshot } from '../show/show-clock';
 import { FeedPlan, type Planned } from './feed-plan';
+import { PrerollWrites } from './preroll-writes';
 import { WriteTurns, type TurnKind } from './write-turns';
 
 const log = getLogger('follow');
@@ -87,8 +88,6 @@ interface SentPreroll {
   started: boolean;
   /** Stops sending it (replaced, unloaded). */
   ctl: AbortController;
-  /** Writes it (once its turn comes) and settles {@link sent}. */
-  write: () => Promise<void>;
 }
 
 /**
@@ -139,13 +138,8 @@ export class FollowSession {
   #nextPreroll = 1;
   /** Timers sending a cue's next preroll, by cue id. */
   readonly #renewals = new Map<string, NodeJS.Timeout>();
-  /**
-   * Prerolls waiting to be written, the next first: they are written one after another, the first asked for first (a
-   * player prepares them in that order), except that a re-armed cue's goes to the front (see onRearmed in run).
-   */
-  readonly #prerollWaiting: SentPreroll[] = [];
-  /** A preroll is being written. */
-  #prerollWriting = false;
+  /** Prerolls are written one after another, a re-armed cue's first (see onRearmed in run). */
+  readonly #prerollWrites = new PrerollWrites<SentPreroll>();
 
   constructor(call: ServerWritableStream<FollowRequest, FollowEvent>, show: Show, registry: MediaRegistry, client: ClientRecord, lead: number, batchBytes: number) {
     this.#call = call;
@@ -184,8 +178,7 @@ export class FollowSession {
     const onRearmed = (cue: LoadedCue): void => {
       const p = this.#prerolls.get(cue.id);
       if (p === undefined || p.cue !== cue) return;
-      const at = this.#prerollWaiting.indexOf(p);
-      if (at > 0) this.#prerollWaiting.unshift(...this.#prerollWaiting.splice(at, 1));
+      this.#prerollWrites.first(p);
       this.#event({ $case: 'rearmed', value: { cueId: cue.id, preroll: p.number } });
     };
     this.#show.clock.on('change', onClock);
@@ -513,35 +506,10 @@ export class FollowSession {
     if (planned.length === 0 || firstSeconds === Infinity) return;
     const ctl = new AbortController();
     const number = this.#nextPreroll++;
-    let settle: (ok: boolean) => void = () => undefined;
-    const sent = new Promise<boolean>((resolve) => { settle = resolve; });
-    const write = async (): Promise<void> => {
-      let ok = false;
-      try {
-        ok = await this.#writePreroll(cue.id, number, planned, ctl.signal);
-      } catch (e) {
-        log.warn('sending a preroll failed', { cue: cue.id, output: this.#output, error: errorMessage(e) });
-      }
-      settle(ok);
-    };
-    const entry: SentPreroll = { cue, number, numbers: new Set(planned.map((p) => p.e.index)), firstSeconds, sent, started: false, ctl, write };
+    const entry: SentPreroll = { cue, number, numbers: new Set(planned.map((p) => p.e.index)), firstSeconds, sent: Promise.resolve(false), started: false, ctl };
+    entry.sent = this.#prerollWrites.add(entry, () => this.#writePreroll(cue.id, number, planned, ctl.signal),
+      (e) => log.warn('sending a preroll failed', { cue: cue.id, output: this.#output, error: errorMessage(e) }));
     this.#prerolls.set(cue.id, entry);
-    this.#prerollWaiting.push(entry);
-    void this.#writePrerolls();
-  }
-
-  /** Write the waiting prerolls one after another, until none waits (one writer at a time). */
-  async #writePrerolls(): Promise<void> {
-    if (this.#prerollWriting) return;
-    this.#prerollWriting = true;
-    try {
-      for (let p = this.#prerollWaiting.shift(); p !== undefined; p = this.#prerollWaiting.shift()) {
-        p.started = true;
-        await p.write();
-      }
-    } finally {
-      this.#prerollWriting = false;
-    }
   }
 
   async #writePreroll(cueId: string, preroll: number, planned: readonly Planned[], signal: AbortSignal): Promise<boolean> {
@@ -629,5 +597,4 @@ export class FollowSession {
     };
     return [...cues].sort((a, b) => rank(a) - rank(b));
   }
-
 }
