@@ -19,7 +19,7 @@ import { type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { assertConsumed, checkConsumed, chirpCueShow, consumedReport, goChirpCue, guardReport, JackdServer, onDriverSchedule, playerReport, timelineMoves } from './support/audio-device-check';
+import { assertConsumed, checkConsumed, chirpCueShow, consumedReport, goChirpCue, guardReport, JackdServer, onDriverSchedule, playerReport, timelineMoves, withoutCycles } from './support/audio-device-check';
 import { startRecorder, type Recording } from './support/jack-recorder';
 import { killAll, Show, spawnPlayer, stopPlayer, waitPrepared } from './support/show-check';
 import { ALSA_ADDON } from '../src/players/audio-device-alsa';
@@ -141,8 +141,11 @@ describe('play-audio --device alsa (alsa-lib\'s jack plugin on a real JACK serve
     }
     assert.ok(shift !== null, 'the recorder saw the cue\'s first samples');
     const jackShift = shift;
+    // Cycles where the graph overran its period are left unjudged: the device glitched there (withoutCycles says how).
+    const judged = withoutCycles(scheduled.recording, scheduled.overran);
+    assert.ok(judged.leftOut <= recording.cycles.length / 10, `${scheduled.overran.length} cycles where JACK's graph overran its period (${judged.leftOut} of ${recording.cycles.length} cycles): this machine starved jackd`);
     const r = checkConsumed({
-      recording: scheduled.recording, ref: c.ref, channels: CHANNELS, rate: RATE, period: PERIOD, clock: went.clock, goPosition: went.position, inIdx: c.inIdx, outIdx: c.outIdx,
+      recording: judged.recording, ref: c.ref, channels: CHANNELS, rate: RATE, period: PERIOD, clock: went.clock, goPosition: went.position, inIdx: c.inIdx, outIdx: c.outIdx,
       departureAfterCycleNs: -PERIOD * frameNs, lines, jackFrame: (f) => f + jackShift,
     });
     // The player's departures (sync log) against the driver's schedule for the same frame, less one period.
@@ -153,9 +156,13 @@ describe('play-audio --device alsa (alsa-lib\'s jack plugin on a real JACK serve
       return cy === undefined ? [] : [Number(l.monoNs - cy.monoNs - BigInt(Math.round((f - cy.frame - PERIOD) * frameNs))) / 1000];
     }).sort((a, b) => a - b);
     const pct = (q: number): number => mapDiffUs[Math.min(mapDiffUs.length - 1, Math.floor(q * mapDiffUs.length))];
-    const report = consumedReport(r, recording.cycles.length, stats, `ALSA delay ${stats.device.latencyFrames.min}-${stats.device.latencyFrames.max} frames; JACK server xruns ${serverXruns}; `
+    const report = consumedReport(r, recording.cycles.length, stats, `ALSA delay ${stats.device.latencyFrames.min}-${stats.device.latencyFrames.max} frames; JACK server xruns ${serverXruns}, graph overran ${scheduled.overran.length} cycles (${judged.leftOut} around them not judged); `
       + `sync log − (the cycle's schedule − 1 period): min ${pct(0).toFixed(1)} µs, median ${pct(0.5).toFixed(1)} µs, max ${pct(1).toFixed(1)} µs; ${scheduled.report}`);
     process.stdout.write(`      (${report})\n`);
+    if (r.firstFrameOff === null && judged.leftOut > 0) {
+      process.stdout.write(`      (skipped: JACK's graph overran its period at the cue's first cycle (${judged.leftOut} cycles left unjudged): this machine starved jackd)\n`);
+      this.skip();
+    }
     // The issue's departure target: 1 ms (48 samples); here the error is the thread's wake-up (the least of them).
     const far = [...r.offsets].filter(([o]) => !Number.isNaN(o) && Math.abs(o) > RATE / 1000).reduce((n, [, k]) => n + k, 0);
     assert.equal(far, 0, `samples more than 1 ms from the departure ALSA reported: ${report}`);
