@@ -101,10 +101,19 @@ interface GoTrace {
 const MAX_GO_TRACES = 16;
 
 /**
- * How long after a segment's start its first picture may wait for the next one to be decoded (see
- * VideoPlayer#waitsForNext), clock s: past it, a decoder slower than the clock shows what it has.
+ * How long after a segment's start its first picture may wait for the decoder's lead (see VideoPlayer#waitsForLead),
+ * clock s: past it, a decoder slower than the clock shows what it has.
  */
 const CATCH_UP_WAIT_SECONDS = 0.5;
+
+/**
+ * The decoded lead a segment that adopted no preroll waits for before its first picture is shown (see
+ * VideoPlayer#waitsForLead), clock s: its pictures decoded through this far past the tick. Why 0.25: in six full
+ * bench:go runs (session 16) such segments were shown with 1-3 pictures decoded ahead (one was the rule then), and
+ * the decoder of an intra-only 1080p cue, just started on a machine busy with the GO, then stalled for up to 200 ms
+ * (no picture decoded; bench:go run 6, cue D1: 8 held ticks): 3-23 out-of-sync ticks a run, the most of any kind.
+ */
+const CATCH_UP_LEAD_SECONDS = 0.25;
 
 /** Queue key of a cue's segment. */
 const segmentKey = (cueId: string, segment: number): string => `${cueId}\0${segment}`;
@@ -358,17 +367,18 @@ export class VideoPlayer {
   }
 
   /**
-   * Whether the top cue's picture for clock position `c` waits for the one after it: a GO's segment that adopted no
-   * preroll (an unarmed GO, a player that does not prepare) shows its first picture only once the next is decoded too,
-   * while its decoder catches up with a running clock. Why: with none decoded after it, the tick after may find its
-   * picture not decoded yet and hold the first (bench:go on 2819d15: an unarmed H.264 GO, 1 out-of-sync tick of 13,106,
-   * with the decoder 1 picture ahead at the first in-sync tick). The tick that waits shows black (or the cue under
-   * it) though it has the picture for the clock: a late first picture rather than a held one after it. Not for a segment on time (its first picture ready at
-   * its start), nor a cue already on screen, nor the segment's last picture, nor past {@link CATCH_UP_WAIT_SECONDS}
-   * after its start on the clock or after the GO reached the player (a decoder slower than the clock, or a clock
-   * stopped, would otherwise never show the cue).
+   * Whether the top cue's picture for clock position `c` waits for more to be decoded: a GO's segment that adopted no
+   * preroll (an unarmed GO, a player that does not prepare) shows its first picture only once its pictures are decoded
+   * through {@link CATCH_UP_LEAD_SECONDS} past `c` (or to the segment's end), while its decoder catches up with a
+   * running clock. Why: with little decoded after it, a decoder that stalls a moment (just started, on a machine busy
+   * with the GO) leaves the ticks after it holding a picture whose time has passed (bench:go on 2819d15: an unarmed
+   * H.264 GO, 1 out-of-sync tick of 13,106, the decoder 1 picture ahead at the first in-sync tick). The tick that
+   * waits shows black (or the cue under it) though it has the picture for the clock: a late first picture rather than
+   * held ones after it. Not for a segment on time (its first picture ready at its start), nor a cue already on
+   * screen, nor past {@link CATCH_UP_WAIT_SECONDS} after its start on the clock or after the GO reached the player (a
+   * decoder slower than the clock, or a clock stopped, would otherwise never show the cue).
    */
-  #waitsForNext(w: SegmentWindow, x: Queued, c: number): boolean {
+  #waitsForLead(w: SegmentWindow, x: Queued, c: number): boolean {
     const key = segmentKey(w.cueId, w.segment);
     const trace = this.#goTraces.get(key); // kept from CueStarted until the segment's first picture is shown
     if (trace === undefined || trace.adoptedRead !== null || this.#onScreen?.p.cueId === w.cueId) return false;
@@ -376,8 +386,10 @@ export class VideoPlayer {
     if (since < x.p.durationSeconds || since > CATCH_UP_WAIT_SECONDS) return false;
     // A clock stopped right after the GO does not move `since`: bounded by the time since the GO reached the player too.
     if (process.hrtime.bigint() - trace.startedHeard > BigInt(CATCH_UP_WAIT_SECONDS * 1e9)) return false;
-    if ((this.#queues.get(key)?.length ?? 0) > 1) return false;
-    return x.p.mediaSeconds + x.p.durationSeconds < w.endMediaSeconds - 1e-6;
+    const q = this.#queues.get(key);
+    const last = q === undefined || q.length === 0 ? x : q[q.length - 1];
+    const decodedTo = clockOf(w, last.p.mediaSeconds) + last.p.durationSeconds;
+    return decodedTo < Math.min(c + CATCH_UP_LEAD_SECONDS, w.endClockSeconds) - 1e-6;
   }
 
   /** Free the pictures of segments whose clock span is over (a locate back gets new ones, under a new generation). */
@@ -429,7 +441,7 @@ export class VideoPlayer {
       // under another keeps only its current picture, not a whole pass of decoded frames. Once the top cue is on
       // screen, its picture is held while its next frame decodes: a flash of the cue under it would be worse.
       let r = this.#pick(w, c);
-      if (r !== null && w === active[0] && this.#waitsForNext(w, r.q, c)) r = null;
+      if (r !== null && w === active[0] && this.#waitsForLead(w, r.q, c)) r = null;
       if (r !== null && shown === null && (w === active[0] || this.#onScreen?.p.cueId !== active[0].cueId)) shown = { ...r, w };
     }
     const due = active.length > 0;
