@@ -7,7 +7,8 @@
  *
  * Measured from outside, against peers in the same run:
  *  - first byte (p50/p99) of /media ranges of the finished file against a plain Node static server (what `send`
- *    does: stat, then a read stream) in a process of its own, measured on their own (no preview in between), and of
+ *    does: stat, then a read stream) in a process of its own, measured on their own (no preview in between) from a
+ *    client process of their own (scripts/bench/range-pairs.ts), and of
  *    /preview (2 s from a random start) against `ffmpeg -ss S -i FILE -t 2 -c copy -f mp4 -movflags
  *    frag_keyframe+empty_moov pipe:1`;
  *  - play-video: every tick in the cue against FFmpeg's framemd5 of the final file for the media time the server's
@@ -120,6 +121,20 @@ function startStaticPeer(file: string): Promise<{ address: string; stop: () => v
   });
 }
 
+/** Run scripts/bench/range-pairs.ts in a process of its own: first-byte ms of `pairs` range pairs on `a` and `b`. */
+function rangePairsProcess(a: string, b: string, urlPath: string, size: number, pairs: number): Promise<{ a: number[]; b: number[] }> {
+  const child = spawn(process.execPath, [path.join(REPO, 'dist', 'scripts', 'bench', 'range-pairs.js'), a, b, urlPath, String(size), String(pairs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`range-pairs exited with ${String(code)}`));
+      else resolve(JSON.parse(out) as { a: number[]; b: number[] });
+    });
+  });
+}
+
 const progress = (what: string): void => { process.stderr.write(`bench:progressive: ${what}\n`); };
 const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 const fmt = (xs: number[]): string => `p50 ${pct(xs, 50).toFixed(2)} ms, p99 ${pct(xs, 99).toFixed(2)} ms`;
@@ -127,7 +142,7 @@ const fmt = (xs: number[]): string => `p50 ${pct(xs, 50).toFixed(2)} ms, p99 ${p
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const seconds = quick ? 10 : 24;
-  // /media pairs cost ~3 ms each: enough of them for a stable p99. The 99th of 500 is the 5th slowest, and this VM's
+  // /media pairs cost ~3 ms each (from a client process of their own since session 17: range-pairs.ts): enough of them for a stable p99. The 99th of 500 is the 5th slowest, and this VM's
   // hiccups hit whichever request is in flight: over three quiet runs of session 14 it swung 4.9-11.5 ms for ours and
   // 5.5-10.3 ms for the peer (ratios 1.79, 0.47, 1.29). With 2000 pairs (session 15, an idle server on a finished
   // file) the 20th slowest: ours 6.6 ms against the peer's 8.1, and over 8 ms 6 of ours against 20 of its.
@@ -291,13 +306,10 @@ async function main(): Promise<void> {
       try {
         // The /media pairs on their own, before any preview: a preview's end (its muxer and demuxer closed, its
         // buffers collected) would otherwise land in the next /media request of our server and never in the peer's.
-        for (let i = 0; i < mediaPairs; i++) {
-          const at = Math.floor(Math.random() * (finalSize - (64 << 10)));
-          const range = { headers: { range: `bytes=${at}-${at + (64 << 10) - 1}` } };
-          // Alternating which goes first: neither always meets a cold cache or a busy moment first.
-          const pair = i % 2 === 0 ? [http, peer.address] : [peer.address, http];
-          for (const a of pair) (a === http ? mediaFirst : peerFirst).push((await httpGet(a, '/media/live.mp4', range)).firstByteMs);
-        }
+        // From a client process of its own (range-pairs.ts says why).
+        const pairs = await rangePairsProcess(http, peer.address, '/media/live.mp4', finalSize, mediaPairs);
+        mediaFirst.push(...pairs.a);
+        peerFirst.push(...pairs.b);
         for (let i = 0; i < previews; i++) {
           const from = Math.random() * (seconds - 3);
           const ours = async (): Promise<void> => { previewFirst.push((await httpGet(http, `/preview/live.mp4?start=${from.toFixed(3)}&end=${(from + 2).toFixed(3)}`)).firstByteMs); };
