@@ -193,21 +193,21 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     process.stdout.write(`      (${summary})\n`);
   });
 
-  it('a player started with several cues armed prepares the cue loaded last first, then those loaded since the last GO, then those armed and not started since, then the others', async function () {
+  it('a player started with several cues armed prepares the cue loaded last first, then those loaded since the last GO, then those armed and not started since (the latest armed first), then the others', async function () {
     const clip = await goClip1080();
     show = await Show.start({ 'go.mp4': clip }, children, 'prep-order');
-    const ids = ['A', 'B', 'C', 'D', 'E'];
+    const ids = ['A', 'B', 'C', 'D', 'E', 'F'];
     const load = async (id: string): Promise<void> => {
       const k = ids.indexOf(id);
-      await show?.osc('/cuemux/cue/load', [s(id), s('go.mp4'), d(IN + 0.4 * k), d(OUT + 0.4 * k)]);
+      await show?.osc('/cuemux/cue/load', [s(id), s('go.mp4'), d(IN + 0.3 * k), d(OUT + 0.3 * k)]);
     };
     for (const id of ids) await load(id);
     for (const id of ['A', 'D']) {
       await show.osc('/cuemux/cue/go', [s(id)]);
       await show.osc('/cuemux/cue/stop', [s(id)]);
     }
-    // Loaded again since the last GO, C then B: a console's next GOs (no cue list here, so no standby cue). E was
-    // loaded before both GOs and is still to be GOne; A and D were GOne since their loads.
+    // Loaded again since the last GO, C then B: a console's next GOs (no cue list here, so no standby cue). E and F
+    // were loaded before both GOs and are still to be GOne, F the later; A and D were GOne since their loads.
     await load('C');
     await load('B');
     const v = videoPlayer(show, 'order');
@@ -217,7 +217,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     await stopPlayer(v.p, 'play-video');
     // Prerolls are prepared one at a time, in the order the server sent them.
     const order = v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1]);
-    assert.deepEqual(order.slice(0, ids.length), ['B', 'C', 'E', 'A', 'D'], v.p.stderr().slice(-3000));
+    assert.deepEqual(order.slice(0, ids.length), ['B', 'C', 'F', 'E', 'A', 'D'], v.p.stderr().slice(-3000));
   });
 
   it('a cue loaded again after a player connected is prepared next, not after the prerolls still waiting (CueRearmed)', async function () {

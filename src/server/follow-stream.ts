@@ -574,7 +574,7 @@ export class FollowSession {
    * it: bench:go saw fresh players' GOs of such a cue 3-9 ticks late, its preroll queued behind a dozen others); the
    * other cues loaded since the last GO, in load order (a console's queue of GOs to come: on 2819d15 the second GO of
    * a fresh player, of a cue loaded before the first GO's, was not prepared and 6 ticks late); the cues loaded before
-   * the last GO and not started since, in load order (armed for GOs still to come); then those after the standby cue
+   * the last GO and not started since, the latest armed first (armed for GOs still to come); then those after the standby cue
    * in the cue list (wrapping), then the others.
    */
   #byNearness(cues: LoadedCue[]): LoadedCue[] {
@@ -588,12 +588,14 @@ export class FollowSession {
       if (i >= 0 && near === 0) return -3e15;
       if (cue === last) return -3e15 + 1;
       // Then the cues loaded since the last GO (a console's next GOs), in load order; then the others loaded (or
-      // re-armed) and not started since, in load order: armed for GOs still to come too (a console that loads two
-      // GOs ahead loaded the next-but-one before the last GO: bench:go --quick, a fresh player prepared such a cue
-      // 9th of 10, after its GO). Loads count up from 1, so these rank after the two above and before every
-      // cue-list rank (≥ 0).
+      // re-armed) and not started since, the latest armed first: armed for GOs still to come too (a console that
+      // loads two GOs ahead loaded the next-but-one before the last GO: bench:go --quick, a fresh player prepared such
+      // a cue 9th of 10, after its GO), and a cue armed long ago and never GOne is the least likely of them (bench:go
+      // on b089998, in load order: a fresh player prepared a cue armed 6 s before it connected after two armed at the
+      // start of the run, and its GO 2.1 s after the connect found it not prepared, 13-17 ticks late in two runs).
+      // Loads count up from 1, so these rank after the two above and before every cue-list rank (≥ 0).
       if (cue.lastLoad > sinceGo) return -2e15 + cue.lastLoad;
-      return cue.lastLoad > cue.lastStartLoads ? -1e15 + cue.lastLoad : near;
+      return cue.lastLoad > cue.lastStartLoads ? -1e15 - cue.lastLoad : near;
     };
     return [...cues].sort((a, b) => rank(a) - rank(b));
   }
