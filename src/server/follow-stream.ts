@@ -376,7 +376,7 @@ export class FollowSession {
               // Complete with nothing more for this segment: its last batch, empty, so the player drains.
               const before = announce;
               announce = null;
-              if (!(await this.#writePackets(cue.id, seg, generation, [], true, before, 0, firstOfSegment ? 'first' : 'queued', signal))) return;
+              if (!(await this.#writePackets(cue.id, seg, generation, [], true, before, 0, firstOfSegment ? 'first' : 'live', signal))) return;
               break;
             }
             continue;
@@ -407,7 +407,7 @@ export class FollowSession {
           limit = queuedBatch;
           const before = announce;
           announce = null;
-          if (!(await this.#writePackets(cue.id, seg, generation, chunk, plan.ended, before, 0, firstOfSegment ? 'first' : 'queued', signal))) return;
+          if (!(await this.#writePackets(cue.id, seg, generation, chunk, plan.ended, before, 0, firstOfSegment ? 'first' : 'live', signal))) return;
           if (firstOfSegment && adopt === null) this.#renewPreroll(cue, PREROLL_RENEW_MS);
           firstOfSegment = false;
           const last = chunk[chunk.length - 1].e;
@@ -521,7 +521,9 @@ export class FollowSession {
         chunk.push(planned[i++]);
       }
       if (signal.aborted || this.#stopped()) return false;
-      if (!(await this.#writeBatch(cuePrerollFrame({ cueId, preroll, last: i === planned.length }, chunk), 1, chunk, 'queued', signal))) return false;
+      // A playing cue's preroll (its next pass: a loop's) is as urgent as its feed; any other waits for the feeds.
+      const kind = this.#show.cues.some((c) => c.id === cueId && c.state === 'playing') ? 'live' : 'preroll';
+      if (!(await this.#writeBatch(cuePrerollFrame({ cueId, preroll, last: i === planned.length }, chunk), 1, chunk, kind, signal))) return false;
     }
     return !signal.aborted;
   }
