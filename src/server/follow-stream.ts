@@ -572,7 +572,7 @@ export class FollowSession {
 
   /**
    * `cues` in the order a player that has just connected prepares them (one at a time, about 0.4 s each for the
-   * bench:go H.264 cues while another cue plays): the standby cue; the cue loaded last (an operator loads a cue to GO
+   * bench:go H.264 cues while another cue plays): the standby cue; the cue loaded last and not started since (an operator loads a cue to GO
    * it: bench:go saw fresh players' GOs of such a cue 3-9 ticks late, its preroll queued behind a dozen others); the
    * other cues loaded since the last GO, in load order (a console's queue of GOs to come: on 2819d15 the second GO of
    * a fresh player, of a cue loaded before the first GO's, was not prepared and 6 ticks late); the cues loaded before
@@ -582,7 +582,10 @@ export class FollowSession {
   #byNearness(cues: LoadedCue[]): LoadedCue[] {
     const list = this.#show.cueList.cues;
     const at = Math.max(0, list.findIndex((c) => c.id === this.#show.playhead));
-    const last = cues.reduce<LoadedCue | null>((a, c) => (a === null || c.lastLoad > a.lastLoad ? c : a), null);
+    // Among the cues not started since their last load: a cue loaded by its own (unarmed) GO is not the one an
+    // operator loaded to GO next (bench:go on 0eba91a: a fresh player prepared such a cue, still playing, before the
+    // cue armed for the next GO, which was then not prepared at its GO, 20 ticks late).
+    const last = cues.reduce<LoadedCue | null>((a, c) => (c.lastLoad > c.lastStartLoads && (a === null || c.lastLoad > a.lastLoad) ? c : a), null);
     const sinceGo = this.#show.loadsAtLastGo;
     const rank = (cue: LoadedCue): number => {
       const i = list.findIndex((c) => c.id === cue.id);
