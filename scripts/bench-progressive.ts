@@ -47,8 +47,7 @@ import { serverClock } from './bench/sync-show';
 const GOP_SECONDS = 2;
 /**
  * "No buffering of media: flat as the file grows", measured: the server's live memory (V8 heap used + external, less
- * compiled code and the spare message buffers kept for reuse, at most 4 MiB by design, after two full GCs:
- * scripts/bench/gc-probe.ts says why) at 3/4 of the write against 1/4, at most this much
+ * compiled code, after two full GCs: scripts/bench/gc-probe.ts) at 3/4 of the write against 1/4, at most this much
  * more. Buffering media would grow with what is written: 9 s of this 12 Mb/s file between the two probes is ~13 MiB,
  * one 2 s GOP ~3 MiB; what does grow with it by design (the index of 1,700 packets, ~60 kB) is far below. RSS is not
  * the measure: it held 159 MiB in the first quarter and 177 MiB in the last of a quiet run with nothing kept
@@ -368,7 +367,7 @@ async function main(): Promise<void> {
         ['HTTP /media reader behind the writer', `${lagLine(httpLag)} over ${httpLag.length} ranges while it grew (${unknownLength} answered bytes A-B/*)`, httpLag.length > 0 && Math.max(...httpLag) <= GOP_SECONDS],
         ['HTTP bytes read / file size', `${(httpBytes / finalSize).toFixed(4)} (${httpBytes} / ${finalSize}); bytes equal the file: ${httpSame}`, httpBytes <= 1.05 * finalSize && httpSame],
         ['server memory as the file grew (no media buffered)', `live after a full GC at 1/4 of the write ${mib(live[0] === undefined ? NaN : liveBytes(live[0]))} MiB, at 3/4 `
-          + `${mib(live[1] === undefined ? NaN : liveBytes(live[1]))} MiB (least of three probes each; heap less code / external / of it spare message buffers, left out: ${live.map((r) => `${mib(r.heapUsed - r.code)} / ${mib(r.external)} / ${mib(r.spareFrames ?? 0)}`).join(' then ')}) (target: at most ${mib(LIVE_GROWTH_BYTES)} MiB more); RSS first quarter ${mib(rssFirst)} MiB, `
+          + `${mib(live[1] === undefined ? NaN : liveBytes(live[1]))} MiB (least of three probes each; heap less code / external / of it spare message buffers: ${live.map((r) => `${mib(r.heapUsed - r.code)} / ${mib(r.external)} / ${mib(r.spareFrames ?? 0)}`).join(' then ')}) (target: at most ${mib(LIVE_GROWTH_BYTES)} MiB more); RSS first quarter ${mib(rssFirst)} MiB, `
           + `last quarter ${mib(rssLast)} MiB, max ${mib(Math.max(...rss))} MiB (${rss.length} samples)`,
           live.length === 2 && liveBytes(live[1]) - liveBytes(live[0]) <= LIVE_GROWTH_BYTES],
         ['wrong packets (gRPC reader vs ffprobe + framemd5 of the final file)', `${wrong} of ${probe.length}`, wrong === 0],

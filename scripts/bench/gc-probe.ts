@@ -90,12 +90,11 @@ export async function probeAfterGc(pid: number, file: string, seq: number, timeo
 }
 
 /**
- * Live memory of a record: V8 heap used plus external memory (Buffers), less V8's compiled code and the server's
- * spare message buffers, in bytes. Why the spares: kept for reuse by design (at most 4 MiB), they held what the calls
- * had just given back at the instant of the probe (bench:progressive's live memory missed its 2 MiB bound once in
- * six runs of session 16 and once in four of session 17, both times external 14.3 then 16.9 MiB at 1/4 and 3/4 of the
- * write with the heap flat: about four spare buffers of a Follow call's batch).
+ * Live memory of a record: V8 heap used plus external memory (Buffers), less V8's compiled code, in bytes. The
+ * server's spare message buffers (`spareFrames`) stay in: bench:progressive found them 2.0 MiB at every probe of three
+ * runs (session 17), not what made its live memory swing (external 14.3 then 17.7 MiB at 1/4 and 3/4 of the write
+ * in one of them, the spares 2.0 MiB at both).
  */
 export function liveBytes(r: GcProbeRecord): number {
-  return r.heapUsed - r.code + r.external - (r.spareFrames ?? 0);
+  return r.heapUsed - r.code + r.external;
 }

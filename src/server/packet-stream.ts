@@ -113,8 +113,7 @@ export function takeSpareFrame(size: number, usual: number): Buffer {
 
 /**
  * Bytes of idle message buffers kept for reuse now (at most 4 MiB, SPARE_FRAME_BYTES): memory the server holds by
- * design whatever it serves, which a measure of what it keeps alive (bench:progressive, the fault suite's leak
- * checks) leaves out.
+ * design whatever it serves (the GC probe of bench:progressive and the fault suite reports it beside live memory).
  */
 export function spareFrameBytes(): number {
   return spareBytes;
