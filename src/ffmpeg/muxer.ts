@@ -146,7 +146,7 @@ export class FragmentedMp4 {
   /** Run `op` after the previous native call (calls on one muxer must not overlap). */
   #serial<T>(op: () => Promise<T>): Promise<T> {
     const run = this.#busy.then(op, op);
-    this.#busy = run.catch(() => undefined);
+    this.#busy = run.then(() => undefined, () => undefined); // the order, not the last result (native-lane.ts says why)
     return run;
   }
 

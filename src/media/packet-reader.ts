@@ -237,7 +237,11 @@ export class DemuxReader implements PacketReader {
       this.#at = 0;
       this.#counter.add(cols.data?.length ?? 0);
     }
-    return packetAt(this.#cols, this.#at++);
+    const p = packetAt(this.#cols, this.#at++);
+    // Its last packet taken, the read (up to 4 MiB) is let go: kept, it stayed alive while the reader waited (for a
+    // growing file's next bytes, or the next call) though nothing more would come from it.
+    if (this.#at >= this.#cols.count) this.#cols = null;
+    return p;
   }
 
   /** Scan forward at most `limit` packets for `e`; its bytes, or null. */
@@ -297,7 +301,8 @@ export class DemuxReader implements PacketReader {
 
   read(entries: IndexEntry[]): Promise<Buffer[]> {
     const p = this.#busy.then(() => this.#read(entries));
-    this.#busy = p.catch(() => undefined);
+    // Order only: `p.catch(...)` would hold the packets read (views into a read of up to 4 MiB) until the next read.
+    this.#busy = p.then(() => undefined, () => undefined);
     return p;
   }
 
