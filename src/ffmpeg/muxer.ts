@@ -23,6 +23,7 @@ import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { CuemuxError, errorMessage } from '../common/errors';
+import { CallOrder } from '../common/call-order';
 import type { Rational } from '../common/rational';
 import { codecParameters, decoderConfigFromParams } from './decoder';
 import { native, type NativeMuxer } from './native';
@@ -67,7 +68,7 @@ export class FragmentedMp4 {
   readonly #from: Rational[];
   readonly #to: Rational[];
   readonly #subject: string;
-  #busy: Promise<unknown> = Promise.resolve();
+  readonly #order = new CallOrder();
   #closed = false;
 
   private constructor(mux: NativeMuxer, pipe: net.Socket, out: PassThrough, from: Rational[], to: Rational[], subject: string) {
@@ -145,9 +146,7 @@ export class FragmentedMp4 {
 
   /** Run `op` after the previous native call (calls on one muxer must not overlap). */
   #serial<T>(op: () => Promise<T>): Promise<T> {
-    const run = this.#busy.then(op, op);
-    this.#busy = run.then(() => undefined, () => undefined); // the order, not the last result (native-lane.ts says why)
-    return run;
+    return this.#order.run(op);
   }
 
   /** Mux one packet (in decoding order per stream); waits first while the output's reader is behind. */
@@ -186,7 +185,7 @@ export class FragmentedMp4 {
     this.#closed = true;
     this.#pipe.destroy();
     this.#out.destroy();
-    await this.#busy;
+    await this.#order.idle();
     try { this.#mux.forceClose(); } catch { /* closed by the trailer */ }
   }
 }

@@ -7,14 +7,12 @@
  * the close fail with CLOSED instead of touching the released object.
  */
 import { CuemuxError, type ErrorCode } from '../common/errors';
+import { CallOrder } from '../common/call-order';
 import { subjectError, translateNativeError, type NativeSubject } from './native-error';
-
-/** Drops a settled call's result or error. */
-const settled = (): void => undefined;
 
 /** A queue of native calls on one native object, with its lifetime (see the module comment). */
 export class NativeLane {
-  #tail: Promise<unknown> = Promise.resolve();
+  readonly #order = new CallOrder();
   #closed = false;
 
   /**
@@ -44,12 +42,7 @@ export class NativeLane {
         throw e instanceof CuemuxError ? e : translateNativeError(e, this.subject, operation, this.fallback);
       }
     };
-    const next = this.#tail.then(guarded, guarded);
-    // The tail keeps the order, not the result: `next.catch(...)` would resolve with `op`'s result and hold it until the
-    // next call (bench:progressive's heap snapshots: a demuxer's last 4 MiB read, pinned while its reader waited for
-    // the file to grow).
-    this.#tail = next.then(settled, settled);
-    return next;
+    return this.#order.run(guarded);
   }
 
   /**
@@ -59,7 +52,7 @@ export class NativeLane {
    */
   async close(release: () => void): Promise<void> {
     if (this.#closed) return;
-    await this.#tail;
+    await this.#order.idle();
     if (this.#closed) return;
     this.#closed = true;
     release();

@@ -9,6 +9,7 @@
 import { readvSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { CuemuxError } from '../common/errors';
+import { CallOrder } from '../common/call-order';
 import { openDemuxer, packetAt } from '../ffmpeg/demuxer';
 import type { Demuxer, PacketColumns } from '../ffmpeg/types';
 import type { IndexEntry, MediaIndex } from '../index-store/media-index';
@@ -215,7 +216,7 @@ export class DemuxReader implements PacketReader {
   #cols: PacketColumns | null = null;
   #at = 0;
   #closed = false;
-  #busy: Promise<unknown> = Promise.resolve();
+  readonly #order = new CallOrder();
 
   /**
    * `open` opens a fresh demuxer on the media (default: by the index's media path; the server passes one that
@@ -300,16 +301,13 @@ export class DemuxReader implements PacketReader {
   }
 
   read(entries: IndexEntry[]): Promise<Buffer[]> {
-    const p = this.#busy.then(() => this.#read(entries));
-    // Order only: `p.catch(...)` would hold the packets read (views into a read of up to 4 MiB) until the next read.
-    this.#busy = p.then(() => undefined, () => undefined);
-    return p;
+    return this.#order.run(() => this.#read(entries));
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#busy; // never close the demuxer under a read in progress
+    await this.#order.idle(); // never close the demuxer under a read in progress
     const d = this.#demuxer;
     this.#demuxer = null;
     await d?.close();
