@@ -22,6 +22,7 @@ import type { PacketReader } from '../media/packet-reader';
 import { mediaInfoOf } from './media-info';
 import type { ClockSnapshot } from '../show/show-clock';
 import { FeedPlan, type Planned } from './feed-plan';
+import { prerollOrder } from './preroll-order';
 import { PrerollWrites } from './preroll-writes';
 import { WriteTurns, type TurnKind } from './write-turns';
 
@@ -195,7 +196,7 @@ export class FollowSession {
         if (cue.state === 'playing') this.#startFeed(cue);
       }
       // After the feeds of playing cues (a reconnecting player needs those first); the likely next GOs first.
-      for (const cue of this.#byNearness(loaded)) this.#sendPreroll(cue);
+      for (const cue of prerollOrder(this.#show, loaded)) this.#sendPreroll(cue);
       await callEnded(this.#call);
     } finally {
       clearInterval(heartbeat);
@@ -522,7 +523,7 @@ export class FollowSession {
       }
       if (signal.aborted || this.#stopped()) return false;
       // A playing cue's preroll (its next pass: a loop's) is as urgent as its feed; any other waits for the feeds.
-      const kind = this.#show.cues.some((c) => c.id === cueId && c.state === 'playing') ? 'live' : 'preroll';
+      const kind = this.#show.cue(cueId)?.state === 'playing' ? 'live' : 'preroll';
       if (!(await this.#writeBatch(cuePrerollFrame({ cueId, preroll, last: i === planned.length }, chunk), 1, chunk, kind, signal))) return false;
     }
     return !signal.aborted;
@@ -568,40 +569,5 @@ export class FollowSession {
       if (this.#show.cues.includes(cue) && !this.#prerolls.has(cue.id)) this.#sendPreroll(cue);
     }, delayMs);
     this.#renewals.set(cue.id, t);
-  }
-
-  /**
-   * `cues` in the order a player that has just connected prepares them (one at a time, about 0.4 s each for the
-   * bench:go H.264 cues while another cue plays): the standby cue; the cue loaded last and not started since (an operator loads a cue to GO
-   * it: bench:go saw fresh players' GOs of such a cue 3-9 ticks late, its preroll queued behind a dozen others); the
-   * other cues loaded since the last GO, in load order (a console's queue of GOs to come: on 2819d15 the second GO of
-   * a fresh player, of a cue loaded before the first GO's, was not prepared and 6 ticks late); the cues loaded before
-   * the last GO and not started since, the latest armed first (armed for GOs still to come); then those after the standby cue
-   * in the cue list (wrapping), then the others.
-   */
-  #byNearness(cues: LoadedCue[]): LoadedCue[] {
-    const list = this.#show.cueList.cues;
-    const at = Math.max(0, list.findIndex((c) => c.id === this.#show.playhead));
-    // Among the cues not started since their last load: a cue loaded by its own (unarmed) GO is not the one an
-    // operator loaded to GO next (bench:go on 0eba91a: a fresh player prepared such a cue, still playing, before the
-    // cue armed for the next GO, which was then not prepared at its GO, 20 ticks late).
-    const last = cues.reduce<LoadedCue | null>((a, c) => (c.lastLoad > c.lastStartLoads && (a === null || c.lastLoad > a.lastLoad) ? c : a), null);
-    const sinceGo = this.#show.loadsAtLastGo;
-    const rank = (cue: LoadedCue): number => {
-      const i = list.findIndex((c) => c.id === cue.id);
-      const near = i < 0 ? list.length : (i - at + list.length) % list.length;
-      if (i >= 0 && near === 0) return -3e15;
-      if (cue === last) return -3e15 + 1;
-      // Then the cues loaded since the last GO (a console's next GOs), in load order; then the others loaded (or
-      // re-armed) and not started since, the latest armed first: armed for GOs still to come too (a console that
-      // loads two GOs ahead loaded the next-but-one before the last GO: bench:go --quick, a fresh player prepared such
-      // a cue 9th of 10, after its GO), and a cue armed long ago and never GOne is the least likely of them (bench:go
-      // on b089998, in load order: a fresh player prepared a cue armed 6 s before it connected after two armed at the
-      // start of the run, and its GO 2.1 s after the connect found it not prepared, 13-17 ticks late in two runs).
-      // Loads count up from 1, so these rank after the two above and before every cue-list rank (≥ 0).
-      if (cue.lastLoad > sinceGo) return -2e15 + cue.lastLoad;
-      return cue.lastLoad > cue.lastStartLoads ? -1e15 - cue.lastLoad : near;
-    };
-    return [...cues].sort((a, b) => rank(a) - rank(b));
   }
 }
