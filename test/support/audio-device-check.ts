@@ -321,7 +321,7 @@ export function timelineMoves(recording: Recording, went: { clock: ClockState; p
 export function withoutXrunCycles(recording: Recording, rate: number, margin = 2, playerBreaks: readonly number[] = []): { recording: Recording; leftOut: number; xrunCycles: number } {
   const frameNs = 1e9 / rate;
   const cy = recording.cycles;
-  const out = new Set<number>();
+  const at: number[] = [];
   let xrunCycles = 0;
   for (let i = 1; i < cy.length; i++) {
     const expectNs = cy[i - 1].frames * frameNs;
@@ -329,9 +329,9 @@ export function withoutXrunCycles(recording: Recording, rate: number, margin = 2
     const moved = seen || cy[i].frame !== cy[i - 1].frame + cy[i - 1].frames || Math.abs(Number(cy[i].monoNs - cy[i - 1].monoNs) - expectNs) > expectNs / 4;
     if (!moved) continue;
     xrunCycles++;
-    for (let j = Math.max(0, i - 1 - margin); j <= Math.min(cy.length - 1, i + margin); j++) out.add(j);
+    at.push(i - 1, i); // the cycles either side of the break, and `margin` beyond
   }
-  return { recording: { ...recording, cycles: cy.map((c, i) => (out.has(i) ? { ...c, captureIndex: -1 } : c)) }, leftOut: out.size, xrunCycles };
+  return { ...withoutCycles(recording, at, margin), xrunCycles };
 }
 
 /** The JACK frames of a player's "JACK timeline moved" log lines (audio-device-jack.ts), from its stderr. */
@@ -392,7 +392,8 @@ export function onDriverSchedule(recording: Recording, rate: number, went: { clo
 
 /**
  * The recording with the cycles at `indices`, and `margin` cycles either side, left unjudged (captureIndex -1): for
- * cycles where the graph overran its period (see {@link onDriverSchedule}). A CI run (JACK server xruns 3, the
+ * JACK timeline breaks ({@link withoutXrunCycles}) and cycles where the graph overran its period (see
+ * {@link onDriverSchedule}). A CI run (JACK server xruns 3, the
  * recorder woken 8.2 ms after a 5.3 ms period's schedule once) had one cycle through alsa-lib's jack plugin whose samples
  * were neither FFmpeg's nor between two of them, with the player's periods all on time (0 player or device xruns).
  */
