@@ -193,7 +193,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     process.stdout.write(`      (${summary})\n`);
   });
 
-  it('a player started with several cues armed prepares the cue loaded last (not GOne since) first, then those loaded since the last GO, then those armed and not started since (the latest armed first), then the others', async function () {
+  it('a player started with several cues armed prepares those armed and not started since (the latest armed first) before the others', async function () {
     const clip = await goClip1080();
     show = await Show.start({ 'go.mp4': clip }, children, 'prep-order');
     const ids = ['A', 'B', 'C', 'D', 'E', 'F'];
@@ -206,9 +206,10 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
       await show.osc('/cuemux/cue/go', [s(id)]);
       await show.osc('/cuemux/cue/stop', [s(id)]);
     }
-    // Loaded again since the last GO, C then B: a console's next GOs (no cue list here, so no standby cue). E and F
+    // Loaded again after those GOs, C then B: a console's next GOs (no cue list here, so no standby cue). E and F
     // were loaded before both GOs and are still to be GOne, F the later; A and D were GOne since their loads. Then A
-    // is loaded and GOne at once (the latest load, but of a cue playing, not one armed for a GO to come).
+    // is loaded and GOne at once (the latest load, but of a cue playing, not one armed for a GO to come), so no cue
+    // is loaded since the last GO.
     await load('C');
     await load('B');
     await load('A');
@@ -220,10 +221,42 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     await stopPlayer(v.p, 'play-video');
     // Prerolls are prepared one at a time, in the order the server sent them.
     const order = v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1]);
-    // B loaded last (and not started since), then C, F, E: armed before the last GO (A's) and not started since, the
-    // latest armed first; then A and D, started since their loads (in the show's order).
+    // B, C, F, E: armed before the last GO (A's) and not started since, the latest armed first; then A and D,
+    // started since their loads (in the show's order).
     assert.deepEqual(order.slice(0, 4), ['B', 'C', 'F', 'E'], v.p.stderr().slice(-3000));
     assert.deepEqual(order.slice(4, ids.length).sort(), ['A', 'D'], v.p.stderr().slice(-3000));
+  });
+
+  it('a player that connects prepares a standby cue left from before the last GO after the cues loaded since, and one stood by since the last GO first', async function () {
+    const clip = await goClip1080();
+    show = await Show.start({ 'go.mp4': clip }, children, 'prep-standby');
+    const list = path.join(show.root, 'show.json');
+    await fsp.writeFile(list, JSON.stringify({ version: 1, cues: [{ id: 'S', media: 'go.mp4', in: IN, out: OUT }, { id: 'T', media: 'go.mp4', in: IN + 0.3, out: OUT + 0.3 }] }));
+    await show.osc('/cuemux/cuelist/load', [s(list)]);
+    await show.osc('/cuemux/cue/load', [s('S')]);
+    await show.osc('/cuemux/cue/load', [s('T')]);
+    // A GO by id leaves the playhead (the standby cue) on S; C1 and C2 are loaded after it, for the GOs to come.
+    await show.osc('/cuemux/cue/load', [s('X'), s('go.mp4'), d(IN + 0.6), d(OUT + 0.6)]);
+    await show.osc('/cuemux/cue/go', [s('X')]);
+    await show.osc('/cuemux/cue/stop', [s('X')]);
+    await show.osc('/cuemux/cue/load', [s('C1'), s('go.mp4'), d(IN + 0.9), d(OUT + 0.9)]);
+    await show.osc('/cuemux/cue/load', [s('C2'), s('go.mp4'), d(IN + 1.2), d(OUT + 1.2)]);
+    const orderOf = async (name: string): Promise<string[]> => {
+      const v = videoPlayer(show as Show, name);
+      children.push(v.p.child);
+      await (show as Show).followers(['video'], [v.p]);
+      await waitPrepared(v.p, ['S', 'T', 'C1', 'C2']);
+      await stopPlayer(v.p, 'play-video');
+      // All H.264, so one lane: prepared one at a time, in the order the server sent them.
+      return v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1] ?? '?');
+    };
+    const stale = await orderOf('standby-stale');
+    assert.deepEqual(stale.slice(0, 3), ['C1', 'C2', 'S'], `prepared in the order ${stale.join(', ')}`);
+    // Stood by now, after the last GO: the next GO without an id starts T.
+    await show.osc('/cuemux/cue/standby', [s('T')]);
+    const chosen = await orderOf('standby-chosen');
+    assert.deepEqual(chosen.slice(0, 3), ['T', 'C1', 'C2'], `prepared in the order ${chosen.join(', ')}`);
+    process.stdout.write(`      (prepared in the order ${stale.join(', ')}, then after the standby command ${chosen.join(', ')})\n`);
   });
 
   it('a cue loaded again after a player connected is prepared next, not after the prerolls still waiting (CueRearmed)', async function () {
@@ -235,7 +268,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     children.push(v.p.child);
     await show.followers(['video'], [v.p]);
     // The player is stopped while D is loaded again, so the CueRearmed reaches it with every preroll before D's still
-    // waiting (the server sent them the cue loaded last first, then in load order: E, A, B, C, D), whatever this
+    // waiting (the server sent them in load order, all loaded since the last GO: A, B, C, D, E), whatever this
     // machine's speed.
     v.p.child.kill('SIGSTOP');
     try {
@@ -246,7 +279,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     await waitPrepared(v.p, ids);
     await stopPlayer(v.p, 'play-video');
     const order = v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1]);
-    // D is prepared beside the preroll being prepared when the event came (E's), before the three still waiting.
+    // D is prepared beside the preroll being prepared when the event came (A's), before the three still waiting.
     assert.ok(order.indexOf('D') <= 1, `prepared in the order ${order.join(', ')}: D should be first or second\n${v.p.stderr().slice(-3000)}`);
     process.stdout.write(`      (prepared in the order ${order.join(', ')})\n`);
   });
@@ -267,9 +300,9 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     await waitPrepared(v.p, ['P', ...hs]);
     await stopPlayer(v.p, 'play-video');
     const order = v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1]);
-    // The server sends H3 (loaded last), H1, H2 (loaded since the last GO), then P: in one lane P would be fourth. In
-    // its own, P (a few ProRes pictures) starts on arrival, while H3 decodes its GOP and H1 waits for it.
-    assert.ok(order.indexOf('P') >= 0 && order.indexOf('P') < order.indexOf('H1'), `prepared in the order ${order.join(', ')}: P should come before H1\n${v.p.stderr().slice(-3000)}`);
+    // The server sends H1, H2, H3 (loaded since the last GO, in load order), then P: in one lane P would be fourth. In
+    // its own, P (a few ProRes pictures) starts on arrival, while H1 decodes its GOP and H2 waits for it.
+    assert.ok(order.indexOf('P') >= 0 && order.indexOf('P') < order.indexOf('H2'), `prepared in the order ${order.join(', ')}: P should come before H2\n${v.p.stderr().slice(-3000)}`);
     process.stdout.write(`      (prepared in the order ${order.join(', ')})\n`);
   });
 

@@ -85,7 +85,7 @@ export class OutputFollower extends FollowerBase {
   readonly #options: OutputFollowerOptions;
   readonly #cues = new Map<string, CueTrack>();
   /**
-   * Prerolls are prepared one at a time per lane, in the order the server sends them (the standby cue first), so the
+   * Prerolls are prepared one at a time per lane, in the order the server sends them (likely next GO first: src/server/preroll-order.ts), so the
    * next GO's cue is not ready last of all; one adopted by a GO or re-armed starts at once. Two lanes: a preroll of
    * pictures that each decode on their own (intra-only video; audio) costs only its length, 0.25 s of media (7
    * pictures of 1080p25 DNxHD: about 28 ms of CPU here), while a long-GOP one decodes from its keyframe (up to a GOP:

@@ -152,6 +152,10 @@ export class Show extends TypedEmitter<ShowEvents> {
   #loads = 0;
   /** {@link Show.loadsAtLastGo}. */
   #loadsAtLastGo = 0;
+  /** {@link Show.loadsAtStandby}. */
+  #loadsAtStandby = 0;
+  /** The standby cue last announced ('cuelist'), to tell when it changes. */
+  #announcedStandby: string | null = null;
   #mirrored: boolean;
   #closed = false;
 
@@ -198,6 +202,25 @@ export class Show extends TypedEmitter<ShowEvents> {
    */
   get loadsAtLastGo(): number {
     return this.#loadsAtLastGo;
+  }
+
+  /**
+   * The loads counted (LoadedCue.lastLoad) when the standby cue last changed (a GO that moved the playhead, a standby
+   * command, a new cue list): at or after {@link loadsAtLastGo}, the standby cue was chosen for the next GO; before
+   * it, a show GOing cues by id has left it where it was, and the cues loaded since are the likelier next GOs.
+   */
+  get loadsAtStandby(): number {
+    return this.#loadsAtStandby;
+  }
+
+  /** Announce the cue list (and note when its standby cue changed, see loadsAtStandby). */
+  #emitCueList(list: CueList = this.#cueList.list): void {
+    const playhead = this.playhead;
+    if (playhead !== this.#announcedStandby) {
+      this.#announcedStandby = playhead;
+      this.#loadsAtStandby = this.#loads;
+    }
+    this.safeEmit('cuelist', list, playhead);
   }
 
   /** The id of the cue a GO without an id starts, or null. */
@@ -611,7 +634,7 @@ export class Show extends TypedEmitter<ShowEvents> {
   #advancePlayhead(id: string): void {
     const ids = this.#cueList.advancePast(id);
     if (ids === null) return;
-    this.safeEmit('cuelist', this.#cueList.list, this.playhead);
+    this.#emitCueList();
     if (!this.#armNext) return;
     // Arm the auto-follow chain after this cue and the standby cue, so neither waits on a disk read; a moment after
     // this GO, whose own first packets (read from the file when it was not armed) must not queue behind the index
@@ -630,7 +653,7 @@ export class Show extends TypedEmitter<ShowEvents> {
   /** Move the playhead to cue `id` (the next GO without an id starts it). */
   standBy(id: string): void {
     this.#cueList.standBy(id);
-    this.safeEmit('cuelist', this.#cueList.list, this.playhead);
+    this.#emitCueList();
   }
 
   /**
@@ -653,7 +676,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       }
     }
     log.info('cue list in effect', { path: list.path, cues: list.cues.length, playhead: this.playhead });
-    this.safeEmit('cuelist', list, this.playhead);
+    this.#emitCueList(list);
   }
 
   /**
@@ -723,7 +746,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       if (next !== undefined && this.#cues.get(next.id)?.state === 'playing') c.chainedNext = next.id;
       this.#watchEnd(c);
     }
-    this.safeEmit('cuelist', this.#cueList.list, this.playhead);
+    this.#emitCueList();
   }
 
   /** True while this show mirrors a master's (a follower's or a backup's). */
@@ -733,7 +756,7 @@ export class Show extends TypedEmitter<ShowEvents> {
 
   /** Follower servers: the master's cue list (its file, cue ids and standby cue), for status. */
   mirrorCueList(path: string, ids: readonly string[], playhead: string | null): void {
-    if (this.#cueList.mirror(path, ids, playhead)) this.safeEmit('cuelist', this.#cueList.list, playhead);
+    if (this.#cueList.mirror(path, ids, playhead)) this.#emitCueList();
   }
 
   /** Keep a problem with cue `id` for status and log it (a follower's media that is not the master's). */
