@@ -227,7 +227,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     assert.deepEqual(order.slice(4, ids.length).sort(), ['A', 'D'], v.p.stderr().slice(-3000));
   });
 
-  it('a player that connects prepares a standby cue left from before the last GO after the cues loaded since, and one stood by since the last GO first', async function () {
+  it('a player that connects prepares a standby cue left from before the last GO after the cues loaded since and those armed after it, and one stood by since the last GO first', async function () {
     const clip = await goClip1080();
     show = await Show.start({ 'go.mp4': clip }, children, 'prep-standby');
     const list = path.join(show.root, 'show.json');
@@ -250,8 +250,10 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
       // All H.264, so one lane: prepared one at a time, in the order the server sent them.
       return v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1] ?? '?');
     };
+    // C1 and C2 loaded since the last GO (in load order), then T and S, armed before it, the latest armed first: S,
+    // the standby cue since the cue list came, was loaded before T.
     const stale = await orderOf('standby-stale');
-    assert.deepEqual(stale.slice(0, 3), ['C1', 'C2', 'S'], `prepared in the order ${stale.join(', ')}`);
+    assert.deepEqual(stale.slice(0, 4), ['C1', 'C2', 'T', 'S'], `prepared in the order ${stale.join(', ')}`);
     // Stood by now, after the last GO: the next GO without an id starts T.
     await show.osc('/cuemux/cue/standby', [s('T')]);
     const chosen = await orderOf('standby-chosen');

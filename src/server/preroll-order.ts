@@ -12,11 +12,12 @@ import type { Show } from '../show/show';
  * 2. the cues loaded since the last GO, in load order (a console's GOs to come, the next first; an operator loads a
  *    cue to GO it: bench:go saw fresh players' GOs of such a cue 3-9 ticks late, its preroll queued behind a dozen
  *    others; on 2819d15 the second GO of a fresh player, of a cue loaded before the first GO's, was not prepared);
- * 3. the standby cue left from before the last GO (a show GOing cues by id leaves the playhead where it was:
- *    bench:go on 2eeeb64, first there, a cue list's 40-picture LOOP went before the cue loaded for the next GO in
- *    a fresh player's long lane, and 2 of 3 such GOs were not prepared, 5 and 13 ticks late);
- * 4. the cues loaded before the last GO and not started since, the latest armed first (armed for GOs still to come);
- * 5. then those after the standby cue in the cue list (wrapping), then the others.
+ * 3. the cues loaded before the last GO and not started since, and a standby cue left from before the last GO, the
+ *    latest armed first (armed for GOs still to come; a standby cue counts as armed when it became the standby or
+ *    was loaded, the later): a show GOing cues by id leaves the playhead where it was (bench:go on 2eeeb64 and
+ *    082673a, where it still went before those: a cue list's 40-picture LOOP, standby since the start, went before
+ *    the cue loaded for a fresh player's next GO in its long lane, which was not prepared at its GO, 13 ticks late);
+ * 4. then those after the standby cue in the cue list (wrapping), then the others.
  */
 export function prerollOrder(show: Pick<Show, 'cueList' | 'playhead' | 'loadsAtLastGo' | 'loadsAtStandby'>, cues: readonly LoadedCue[]): LoadedCue[] {
   const list = show.cueList.cues;
@@ -34,7 +35,8 @@ export function prerollOrder(show: Pick<Show, 'cueList' | 'playhead' | 'loadsAtL
     const armed = cue.lastLoad > cue.lastStartLoads;
     // Loads count up from 1, so these rank in load order before every rank below.
     if (armed && cue.lastLoad > sinceGo) return -3e15 + cue.lastLoad;
-    if (standby) return -2e15;
+    // Half a load later than the load counted when it became the standby: before a cue loaded just before that.
+    if (standby) return -1e15 - Math.max(show.loadsAtStandby + 0.5, armed ? cue.lastLoad : 0);
     // A cue armed long ago and never GOne is the least likely of these (bench:go on b089998, in load order: a fresh
     // player prepared a cue armed 6 s before it connected after two armed at the start of the run, and its GO 2.1 s
     // after the connect found it not prepared, 13-17 ticks late in two runs); a console that loads two GOs ahead
