@@ -227,17 +227,21 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     assert.deepEqual(order.slice(4, ids.length).sort(), ['A', 'D'], v.p.stderr().slice(-3000));
   });
 
-  it('a player that connects prepares a standby cue left from before the last GO after the cues loaded since and those armed after it, and one stood by since the last GO first', async function () {
+  it('a player that connects prepares the standby cue first only when it was chosen since the last GO (a standby command), not when a GO naming a cue moved the playhead', async function () {
     const clip = await goClip1080();
     show = await Show.start({ 'go.mp4': clip }, children, 'prep-standby');
     const list = path.join(show.root, 'show.json');
-    await fsp.writeFile(list, JSON.stringify({ version: 1, cues: [{ id: 'S', media: 'go.mp4', in: IN, out: OUT }, { id: 'T', media: 'go.mp4', in: IN + 0.3, out: OUT + 0.3 }] }));
+    await fsp.writeFile(list, JSON.stringify({ version: 1, cues: [
+      { id: 'X', media: 'go.mp4', in: IN + 0.6, out: OUT + 0.6 }, { id: 'S', media: 'go.mp4', in: IN, out: OUT }, { id: 'T', media: 'go.mp4', in: IN + 0.3, out: OUT + 0.3 },
+    ] }));
     await show.osc('/cuemux/cuelist/load', [s(list)]);
     await show.osc('/cuemux/cue/load', [s('S')]);
     await show.osc('/cuemux/cue/load', [s('T')]);
-    // A GO by id leaves the playhead (the standby cue) on S; C1 and C2 are loaded after it, for the GOs to come.
-    await show.osc('/cuemux/cue/load', [s('X'), s('go.mp4'), d(IN + 0.6), d(OUT + 0.6)]);
-    await show.osc('/cuemux/cue/go', [s('X')]);
+    await show.osc('/cuemux/cue/load', [s('X')]);
+    // A GO that names X moves the playhead past it, to S: a place in the list, not a choice of the next GO. C1 and
+    // C2 are loaded after it, for the GOs to come.
+    const go = await show.osc('/cuemux/cue/go', [s('X')]) as { standby: string };
+    assert.equal(go.standby, 'S');
     await show.osc('/cuemux/cue/stop', [s('X')]);
     await show.osc('/cuemux/cue/load', [s('C1'), s('go.mp4'), d(IN + 0.9), d(OUT + 0.9)]);
     await show.osc('/cuemux/cue/load', [s('C2'), s('go.mp4'), d(IN + 1.2), d(OUT + 1.2)]);
@@ -251,7 +255,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
       return v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1] ?? '?');
     };
     // C1 and C2 loaded since the last GO (in load order), then T and S, armed before it, the latest armed first: S,
-    // the standby cue since the cue list came, was loaded before T.
+    // the standby cue by the GO that named X, was chosen with the cue list and loaded before T.
     const stale = await orderOf('standby-stale');
     assert.deepEqual(stale.slice(0, 4), ['C1', 'C2', 'T', 'S'], `prepared in the order ${stale.join(', ')}`);
     // Stood by now, after the last GO: the next GO without an id starts T.

@@ -7,16 +7,17 @@ import type { Show } from '../show/show';
 /**
  * `cues` (the loaded cues of a Follow call's output) in the order a player that has just connected prepares them (one
  * at a time per lane, about 0.4 s each for the bench:go H.264 cues while another cue plays):
- * 1. the standby cue, when it was chosen at or after the last GO (a GO from the cue list moved the playhead there, or
- *    an operator stood it by);
+ * 1. the standby cue, when it was chosen at or after the last GO (a GO without a cue id moved the playhead there, an
+ *    operator stood it by, a cue list came: Show.loadsAtStandby);
  * 2. the cues loaded since the last GO, in load order (a console's GOs to come, the next first; an operator loads a
  *    cue to GO it: bench:go saw fresh players' GOs of such a cue 3-9 ticks late, its preroll queued behind a dozen
  *    others; on 2819d15 the second GO of a fresh player, of a cue loaded before the first GO's, was not prepared);
  * 3. the cues loaded before the last GO and not started since, and a standby cue left from before the last GO, the
- *    latest armed first (armed for GOs still to come; a standby cue counts as armed when it became the standby or
- *    was loaded, the later): a show GOing cues by id leaves the playhead where it was (bench:go on 2eeeb64 and
- *    082673a, where it still went before those: a cue list's 40-picture LOOP, standby since the start, went before
- *    the cue loaded for a fresh player's next GO in its long lane, which was not prepared at its GO, 13 ticks late);
+ *    latest armed first (armed for GOs still to come; a standby cue counts as armed when it was last chosen or loaded,
+ *    the later): a console GOing cues by id moves the playhead only as a side effect (bench:go on 2eeeb64, 082673a
+ *    and 48e931f, where it still went first: a cue list's 40-picture LOOP, the list's next after the cue GOne by
+ *    id, went before the cue loaded for a fresh player's next GO in its long lane, not prepared at its GO, 13-20
+ *    ticks late);
  * 4. then those after the standby cue in the cue list (wrapping), then the others.
  */
 export function prerollOrder(show: Pick<Show, 'cueList' | 'playhead' | 'loadsAtLastGo' | 'loadsAtStandby'>, cues: readonly LoadedCue[]): LoadedCue[] {

@@ -205,20 +205,25 @@ export class Show extends TypedEmitter<ShowEvents> {
   }
 
   /**
-   * The loads counted (LoadedCue.lastLoad) when the standby cue last changed (a GO that moved the playhead, a standby
-   * command, a new cue list): at or after {@link loadsAtLastGo}, the standby cue was chosen for the next GO; before
-   * it, a show GOing cues by id has left it where it was, and the cues loaded since are the likelier next GOs.
+   * The loads counted (LoadedCue.lastLoad) when a standby cue was last chosen: a GO without a cue id (which moves the
+   * playhead to the next cue), a standby command, a new cue list. At or after {@link loadsAtLastGo}, it is the next
+   * GO's cue; before it, a console that GOes cues by id (whose GOs move the playhead too, past the cue each names) has
+   * left it as a place in the list, and the cues it loaded are the likelier next GOs (bench:go, whose GOs name their
+   * cues: the list's standby cue prepared before the cue loaded for a fresh player's next GO, 13-20 ticks late).
    */
   get loadsAtStandby(): number {
     return this.#loadsAtStandby;
   }
 
-  /** Announce the cue list (and note when its standby cue changed, see loadsAtStandby). */
-  #emitCueList(list: CueList = this.#cueList.list): void {
+  /**
+   * Announce the cue list; `chosen`: a change of its standby cue was a choice of the next GO (see loadsAtStandby), not
+   * the side effect of a GO that named its cue.
+   */
+  #emitCueList(list: CueList = this.#cueList.list, chosen = true): void {
     const playhead = this.playhead;
     if (playhead !== this.#announcedStandby) {
       this.#announcedStandby = playhead;
-      this.#loadsAtStandby = this.#loads;
+      if (chosen) this.#loadsAtStandby = this.#loads;
     }
     this.safeEmit('cuelist', list, playhead);
   }
@@ -374,7 +379,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     const clockSeconds = options.clockSeconds ?? this.clock.position(at);
     this.#startCue(cue, clockSeconds, cue.inMedia);
     this.#problems.clear(cueId);
-    this.#advancePlayhead(cueId);
+    this.#advancePlayhead(cueId, id === undefined);
     if (cue.prefetch === null && this.#armNext) {
       // An unarmed GO: its in-point is read once the GO's own first packets are out, so the next GO of the cue (a
       // restart, or after it ends) is prepared like any armed one.
@@ -630,11 +635,14 @@ export class Show extends TypedEmitter<ShowEvents> {
     return at < now ? at : now;
   }
 
-  /** After GO on `id`: the playhead moves to the next cue that does not auto-follow; arm what comes next. */
-  #advancePlayhead(id: string): void {
+  /**
+   * After GO on `id`: the playhead moves to the next cue that does not auto-follow; arm what comes next. `fromStandby`:
+   * the GO started the standby cue (it named none), so the new standby is the one chosen for the next GO.
+   */
+  #advancePlayhead(id: string, fromStandby: boolean): void {
     const ids = this.#cueList.advancePast(id);
     if (ids === null) return;
-    this.#emitCueList();
+    this.#emitCueList(this.#cueList.list, fromStandby);
     if (!this.#armNext) return;
     // Arm the auto-follow chain after this cue and the standby cue, so neither waits on a disk read; a moment after
     // this GO, whose own first packets (read from the file when it was not armed) must not queue behind the index
