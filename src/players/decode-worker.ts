@@ -18,12 +18,20 @@ import { OutputFollower } from './output-follower';
 import { totalLength } from './pipe-output';
 import { errorStack } from '../common/errors';
 import { RtGuard } from './rt-guard';
+import { SlotAllocator } from './slot-allocator';
 
 /** Nice value of the decode worker's own thread when allowed (root, CAP_SYS_NICE): above the decoders' 0. */
 const WORKER_NICE = -5;
 
 /** Bytes of pictures decoded between two scavenges at least: under one 1080p 4:2:0 picture (3,110,400 bytes), so 1080p keeps a scavenge a picture. */
 const SCAVENGE_BYTES = 3_000_000;
+
+/**
+ * Size of the spare slots made at warm start, bytes: a 1080p 4:2:2 8-bit picture (1920 × 1080 × 2, rounded up to
+ * 64 KiB), which 1080p H.264 (4:2:0) and DNxHD/ProRes 8-bit pictures fit; larger pictures get spares of their own
+ * size once the first is decoded.
+ */
+const WARM_SLOT_BYTES = 1920 * 1080 * 2;
 
 /** How often packet and failure counts are posted, ms. */
 const STATS_MS = 1000;
@@ -103,7 +111,10 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   let guard: RtGuard | null = null;
   const clients = data.targets.map((t) => new MediaClient(t, data.client));
   const follower = new OutputFollower(clients.length === 1 ? clients[0] : clients, data.options, data.presented);
-  const pool = new FrameSlotPool();
+  // The pool's new slots come ready from a thread of its own (slot-allocator.ts): mapping a slot's memory here held
+  // this thread, which reads each GO, for ~9 ms a 1080p picture.
+  const allocator = new SlotAllocator((buffers) => pool.supply(buffers));
+  const pool = new FrameSlotPool({ request: (bytes, count) => allocator.request(bytes, count) });
   const stop = new AbortController();
   port.on('message', (m: ToWorker) => {
     if (m.type === 'release') pool.release(m.slot);
@@ -133,6 +144,8 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   });
   follower.on('adopted', (adopted) => post({ type: 'adopted', adopted }));
   follower.on('ready', () => {
+    // Warm start: spares for the first pictures, before the first cue's come (their size is a guess: see WARM_SLOT_BYTES).
+    pool.warm(WARM_SLOT_BYTES);
     if (fifo > 0 && guard === null) guard = workerRealtime(fifo, log);
     post({ type: 'ready' });
   });
@@ -185,6 +198,7 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
     for (const c of clients) c.close();
     post({ type: 'done', stats: stats(), clientError, error });
     guard?.close();
+    void allocator.close();
     // Not close(): the thread ends by itself once idle, after 'done' has left.
     port.unref();
     data.events.unref();

@@ -43,7 +43,33 @@ export interface FrameSlotPoolStats {
   bytes: number;
   /** Slots allocated since the start (a steady show allocates none after its first seconds). */
   allocations: number;
+  /**
+   * Of those, slots allocated by the pool's own thread because no spare was ready (its first picture then waits for
+   * the kernel to map and zero the memory: see {@link FrameSlotPoolOptions.request}).
+   */
+  allocatedHere: number;
+  /** Spare buffers ready (allocated and mapped by another thread, not slots yet). */
+  spares: number;
 }
+
+/** Options of a {@link FrameSlotPool}. */
+export interface FrameSlotPoolOptions {
+  /** Most free slots kept (default 48, 2 s of 24 fps pictures); a free slot beyond these is let go (after a burst, e.g. two cues at 4K). */
+  maxFree?: number;
+  /**
+   * Ask for `count` spare buffers of `bytes` each, to come through {@link FrameSlotPool.supply} (made by another
+   * thread: slot-allocator.ts). Called when the pool grows: a new slot is then a spare, not memory allocated and first
+   * touched on the decoding thread, which took 8.9 ms for a 1080p picture's 3 MB on this VM against 0.1 ms to copy
+   * into a slot used before (p50 of 30; page faults and the kernel's zeroing), and 32 % of a decode worker's CPU in a
+   * bench:go --quick profile, up to 205 ms a second while a player that had just started prepared its cues.
+   */
+  request?: (bytes: number, count: number) => void;
+  /** Spare buffers the pool keeps ready while it grows (default 8). */
+  spares?: number;
+}
+
+/** Spares are asked for in sizes rounded up to this many bytes, so that pictures of one stream share them. */
+const SPARE_ROUND_BYTES = 64 << 10;
 
 /** The worker's side: SharedArrayBuffer slots, lent out and given back, allocated only when none free fits. */
 export class FrameSlotPool {
@@ -52,13 +78,60 @@ export class FrameSlotPool {
   /** Slots holding memory (lent or free): the others are null, ids to use again. */
   #held = 0;
   #allocations = 0;
+  #allocatedHere = 0;
+  /** Buffers supplied and not made slots yet, and how many more were asked for. */
+  readonly #spares: SharedArrayBuffer[] = [];
+  /** Spares asked for and not supplied yet, by size. */
+  readonly #asked = new Map<number, number>();
+  readonly #request: ((bytes: number, count: number) => void) | null;
+  readonly #spareTarget: number;
 
   /** Most free slots kept; a free slot beyond these is let go (after a burst, e.g. two cues at 4K). */
   readonly maxFree: number;
 
-  /** @param maxFree most free slots kept (default 48, 2 s of 24 fps pictures). */
-  constructor(maxFree = 48) {
-    this.maxFree = maxFree;
+  constructor(options: FrameSlotPoolOptions = {}) {
+    this.maxFree = options.maxFree ?? 48;
+    this.#request = options.request ?? null;
+    this.#spareTarget = options.spares ?? 8;
+  }
+
+  /** Spare buffers asked for with {@link FrameSlotPoolOptions.request}, to make slots of when the pool grows. */
+  supply(buffers: readonly SharedArrayBuffer[]): void {
+    for (const b of buffers) {
+      const n = this.#asked.get(b.byteLength) ?? 0;
+      if (n > 1) this.#asked.set(b.byteLength, n - 1);
+      else this.#asked.delete(b.byteLength);
+    }
+    this.#spares.push(...buffers);
+    // Beyond twice the target (a show whose pictures got larger), the smallest go.
+    this.#spares.sort((a, b) => b.byteLength - a.byteLength);
+    this.#spares.length = Math.min(this.#spares.length, 2 * this.#spareTarget);
+  }
+
+  /** Ask for spares of `bytes` (rounded up to 64 KiB) now, before any picture (a player's warm start). */
+  warm(bytes: number): void {
+    this.#topUp(bytes);
+  }
+
+  /** Ask for spares of `bytes` (rounded up) while fewer than the target that fit are ready or asked for. */
+  #topUp(bytes: number): void {
+    if (this.#request === null) return;
+    const size = Math.ceil(bytes / SPARE_ROUND_BYTES) * SPARE_ROUND_BYTES;
+    let have = this.#spares.filter((b) => b.byteLength >= bytes).length;
+    for (const [asked, n] of this.#asked) if (asked >= bytes) have += n;
+    if (have >= this.#spareTarget) return;
+    this.#asked.set(size, (this.#asked.get(size) ?? 0) + this.#spareTarget - have);
+    this.#request(size, this.#spareTarget - have);
+  }
+
+  /** The smallest spare of at least `bytes`, taken out of the spares; null when none fits. */
+  #takeSpare(bytes: number): SharedArrayBuffer | null {
+    let best = -1;
+    for (let i = 0; i < this.#spares.length; i++) {
+      const b = this.#spares[i];
+      if (b.byteLength >= bytes && (best < 0 || b.byteLength < this.#spares[best].byteLength)) best = i;
+    }
+    return best < 0 ? null : this.#spares.splice(best, 1)[0];
   }
 
   /** Lend a slot of at least `bytes` bytes: the smallest free one that fits, else a new one. */
@@ -80,8 +153,14 @@ export class FrameSlotPool {
       // A free slot too small for this picture (the show changed resolution) is replaced rather than kept.
       best = tooSmall >= 0 ? tooSmall : this.#slots.length;
       if (best === this.#slots.length || this.#slots[best] === null) this.#held++;
-      this.#slots[best] = new SharedArrayBuffer(bytes);
+      let memory = this.#takeSpare(bytes);
+      if (memory === null) {
+        memory = new SharedArrayBuffer(bytes);
+        this.#allocatedHere++;
+      }
+      this.#slots[best] = memory;
       this.#allocations++;
+      this.#topUp(bytes);
     }
     this.#lent.add(best);
     return { id: best, buffer: this.#slots[best] as SharedArrayBuffer };
@@ -91,6 +170,9 @@ export class FrameSlotPool {
   release(id: number): void {
     if (!this.#lent.delete(id)) return;
     if (this.#held - this.#lent.size > this.maxFree) {
+      // Mapped memory: kept as a spare while the pool keeps fewer than its target, so it need not be mapped again.
+      const memory = this.#slots[id];
+      if (memory !== null && this.#request !== null && this.#spares.length < this.#spareTarget) this.#spares.push(memory);
       this.#slots[id] = null;
       this.#held--;
     }
@@ -105,7 +187,7 @@ export class FrameSlotPool {
       slots++;
       bytes += s.byteLength;
     }
-    return { slots, lent: this.#lent.size, bytes, allocations: this.#allocations };
+    return { slots, lent: this.#lent.size, bytes, allocations: this.#allocations, allocatedHere: this.#allocatedHere, spares: this.#spares.length };
   }
 }
 

@@ -9,10 +9,9 @@
  * on the presenting thread), or a backlog of {@link MAX_PENDING} pictures, is hashed at once, as before.
  */
 import { createHash } from 'node:crypto';
-import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { getLogger } from '../common/logger';
-import { errorMessage } from '../common/errors';
+import { startHelperThread } from './helper-thread';
 
 const log = getLogger('player-sink');
 
@@ -113,23 +112,10 @@ export class PictureDigests {
 
   #hasher(): Worker | null {
     if (this.#failed) return null;
-    if (this.#worker !== null) return this.#worker;
-    try {
-      // Started from the presenting thread, it gets normal scheduling (real-time priority is reset on thread creation,
-      // see thread-priority.ts): it competes with the decoders as an equal, and never preempts them.
-      const w = new Worker(path.join(__dirname, 'picture-hasher.js'));
-      w.unref();
-      w.on('message', (m: HashDone) => this.#done(m.id, m.md5));
-      w.on('error', (e) => this.#fail(errorMessage(e)));
-      w.on('exit', (code) => {
-        if (this.#worker === w) this.#fail(`exited with code ${code}`);
-      });
-      this.#worker = w;
-      return w;
-    } catch (e) {
-      this.#fail(errorMessage(e));
-      return null;
-    }
+    // Started from the presenting thread, it gets normal scheduling (real-time priority is reset on thread creation,
+    // see thread-priority.ts): it competes with the decoders as an equal, and never preempts them.
+    this.#worker ??= startHelperThread<HashDone>('picture-hasher.js', (m) => this.#done(m.id, m.md5), (why) => this.#fail(why), (w) => this.#worker === w);
+    return this.#worker;
   }
 
   #done(id: number, md5: string): void {

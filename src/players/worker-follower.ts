@@ -31,7 +31,7 @@ export class WorkerFollower extends FollowerBase {
   #events: MessagePort | null = null;
   /** Handles one event from the worker, while it runs. */
   #handle: ((m: FromWorker) => void) | null = null;
-  #pool: FrameSlotPoolStats = { slots: 0, lent: 0, bytes: 0, allocations: 0 };
+  #pool: FrameSlotPoolStats = { slots: 0, lent: 0, bytes: 0, allocations: 0, allocatedHere: 0, spares: 0 };
   #running = false;
   #workerGuard: RtGuardStats | null = null;
 
