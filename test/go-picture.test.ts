@@ -193,7 +193,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     process.stdout.write(`      (${summary})\n`);
   });
 
-  it('a player started with several cues armed prepares those armed and not started since (the latest armed first) before the others', async function () {
+  it('a player started with several cues armed prepares those loaded since the third last GO first (in load order), then the others armed and not started since (the latest armed first), then the others', async function () {
     const clip = await goClip1080();
     show = await Show.start({ 'go.mp4': clip }, children, 'prep-order');
     const ids = ['A', 'B', 'C', 'D', 'E', 'F'];
@@ -221,9 +221,10 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     await stopPlayer(v.p, 'play-video');
     // Prerolls are prepared one at a time, in the order the server sent them.
     const order = v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1]);
-    // B, C, F, E: armed before the last GO (A's) and not started since, the latest armed first; then A and D,
-    // started since their loads (in the show's order).
-    assert.deepEqual(order.slice(0, 4), ['B', 'C', 'F', 'E'], v.p.stderr().slice(-3000));
+    // C, B: loaded since the third last GO (A's first), in load order, the order a console loaded its next GOs; F, E:
+    // armed before and not started since, the latest armed first; then A and D, started since their loads (in the
+    // show's order).
+    assert.deepEqual(order.slice(0, 4), ['C', 'B', 'F', 'E'], v.p.stderr().slice(-3000));
     assert.deepEqual(order.slice(4, ids.length).sort(), ['A', 'D'], v.p.stderr().slice(-3000));
   });
 
@@ -238,11 +239,13 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     await show.osc('/cuemux/cue/load', [s('S')]);
     await show.osc('/cuemux/cue/load', [s('T')]);
     await show.osc('/cuemux/cue/load', [s('X')]);
-    // A GO that names X moves the playhead past it, to S: a place in the list, not a choice of the next GO. C1 and
-    // C2 are loaded after it, for the GOs to come.
-    const go = await show.osc('/cuemux/cue/go', [s('X')]) as { standby: string };
-    assert.equal(go.standby, 'S');
-    await show.osc('/cuemux/cue/stop', [s('X')]);
+    // A GO that names X moves the playhead past it, to S: a place in the list, not a choice of the next GO. Three of
+    // them, then C1 and C2 are loaded, for the GOs to come.
+    for (let k = 0; k < 3; k++) {
+      const go = await show.osc('/cuemux/cue/go', [s('X')]) as { standby: string };
+      assert.equal(go.standby, 'S');
+      await show.osc('/cuemux/cue/stop', [s('X')]);
+    }
     await show.osc('/cuemux/cue/load', [s('C1'), s('go.mp4'), d(IN + 0.9), d(OUT + 0.9)]);
     await show.osc('/cuemux/cue/load', [s('C2'), s('go.mp4'), d(IN + 1.2), d(OUT + 1.2)]);
     const orderOf = async (name: string): Promise<string[]> => {
@@ -293,11 +296,13 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
   it('an intra-only cue\'s preroll is not held back by long-GOP prerolls queued before it (a lane of its own)', async function () {
     const [clip, prores] = await Promise.all([goClip1080(), ensureMedia('mov-prores-pcm')]);
     show = await Show.start({ 'go.mp4': clip, 'pr.mov': prores }, children, 'prep-lanes');
-    // P first, then a GO of another cue: P is armed for a GO still to come, sent after the H.264 cues loaded since.
+    // P first, then three GOs of another cue: P is armed for a GO still to come, sent after the H.264 cues loaded since.
     await show.osc('/cuemux/cue/load', [s('P'), s('pr.mov'), d(1.02), d(2.02)]);
     await show.osc('/cuemux/cue/load', [s('X'), s('go.mp4'), d(IN), d(OUT)]);
-    await show.osc('/cuemux/cue/go', [s('X')]);
-    await show.osc('/cuemux/cue/stop', [s('X')]);
+    for (let k = 0; k < 3; k++) {
+      await show.osc('/cuemux/cue/go', [s('X')]);
+      await show.osc('/cuemux/cue/stop', [s('X')]);
+    }
     const hs = ['H1', 'H2', 'H3'];
     for (const [k, id] of hs.entries()) await show.osc('/cuemux/cue/load', [s(id), s('go.mp4'), d(IN + 0.4 * k), d(OUT + 0.4 * k)]);
     const v = videoPlayer(show, 'lanes');
@@ -306,7 +311,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     await waitPrepared(v.p, ['P', ...hs]);
     await stopPlayer(v.p, 'play-video');
     const order = v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1]);
-    // The server sends H1, H2, H3 (loaded since the last GO, in load order), then P: in one lane P would be fourth. In
+    // The server sends H1, H2, H3 (loaded since the third last GO, in load order), then P: in one lane P would be fourth. In
     // its own, P (a few ProRes pictures) starts on arrival, while H1 decodes its GOP and H2 waits for it.
     assert.ok(order.indexOf('P') >= 0 && order.indexOf('P') < order.indexOf('H2'), `prepared in the order ${order.join(', ')}: P should come before H2\n${v.p.stderr().slice(-3000)}`);
     process.stdout.write(`      (prepared in the order ${order.join(', ')})\n`);

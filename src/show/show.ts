@@ -31,6 +31,12 @@ const ARM_NEXT_DELAY_MS = 25;
  */
 const REFETCH_DELAY_MS = 500;
 
+/**
+ * Starts whose loads {@link Show.loadsAtStartAgo} keeps: a cue loaded since the third last start is one a console
+ * loaded ahead for its next GOs (bench:go's loads each cue two GOs ahead), see src/server/preroll-order.ts.
+ */
+export const RECENT_STARTS = 3;
+
 export { DEFAULT_MAX_PREFETCH_BYTES } from './prefetch-store';
 /** Default most ad-hoc cues loaded at once. */
 export const DEFAULT_MAX_ADHOC_CUES = 64;
@@ -152,6 +158,8 @@ export class Show extends TypedEmitter<ShowEvents> {
   #loads = 0;
   /** {@link Show.loadsAtLastGo}. */
   #loadsAtLastGo = 0;
+  /** The loads counted at the last starts, the latest last (at most RECENT_STARTS: {@link Show.loadsAtStartAgo}). */
+  readonly #startLoads: number[] = [];
   /** {@link Show.loadsAtStandby}. */
   #loadsAtStandby = 0;
   /** The standby cue last announced ('cuelist'), to tell when it changes. */
@@ -202,6 +210,14 @@ export class Show extends TypedEmitter<ShowEvents> {
    */
   get loadsAtLastGo(): number {
     return this.#loadsAtLastGo;
+  }
+
+  /**
+   * The loads counted (LoadedCue.lastLoad) at the start `n` starts before the last (0: the last, as
+   * {@link loadsAtLastGo}; up to RECENT_STARTS - 1), or 0 when there were not that many.
+   */
+  loadsAtStartAgo(n: number): number {
+    return this.#startLoads[this.#startLoads.length - 1 - n] ?? 0;
   }
 
   /**
@@ -421,6 +437,8 @@ export class Show extends TypedEmitter<ShowEvents> {
   #countStart(cue: LoadedCue): void {
     this.#loadsAtLastGo = this.#loads;
     cue.lastStartLoads = this.#loads;
+    this.#startLoads.push(this.#loads);
+    if (this.#startLoads.length > RECENT_STARTS) this.#startLoads.shift();
   }
 
   #startCue(cue: LoadedCue, clockSeconds: number, mediaSeconds: number): void {
