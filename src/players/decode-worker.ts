@@ -145,7 +145,8 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   follower.on('adopted', (adopted) => post({ type: 'adopted', adopted }));
   follower.on('ready', () => {
     // Warm start: spares for the first pictures, before the first cue's come (their size is a guess: see WARM_SLOT_BYTES).
-    pool.warm(WARM_SLOT_BYTES);
+    // An audio player has no pictures (its blocks are moved, not pooled): none for it.
+    if (data.options.kind === 'video') pool.warm(WARM_SLOT_BYTES);
     if (fifo > 0 && guard === null) guard = workerRealtime(fifo, log);
     post({ type: 'ready' });
   });
