@@ -27,8 +27,8 @@ const WORKER_NICE = -5;
 const SCAVENGE_BYTES = 3_000_000;
 
 /**
- * Size of the spare slots made at warm start, bytes: a 1080p 4:2:2 8-bit picture (1920 × 1080 × 2, rounded up to
- * 64 KiB), which 1080p H.264 (4:2:0) and DNxHD/ProRes 8-bit pictures fit; larger pictures get spares of their own
+ * Size of the spare slots made at warm start, bytes: a 1080p 4:2:2 8-bit picture (1920 × 1080 × 2; the pool rounds
+ * spares up to 64 KiB), which 1080p H.264 (4:2:0) and DNxHD/ProRes 8-bit pictures fit; larger pictures get spares of their own
  * size once the first is decoded.
  */
 const WARM_SLOT_BYTES = 1920 * 1080 * 2;
