@@ -2,13 +2,14 @@
  * The order in which a Follow call that opens sends the prerolls of the cues already armed: the likely next GO first.
  */
 import type { LoadedCue } from '../show/loaded-cue';
-import { RECENT_STARTS, type Show } from '../show/show';
+import { RECENT_STARTS } from '../show/arming-record';
+import type { Show } from '../show/show';
 
 /**
  * `cues` (the loaded cues of a Follow call's output) in the order a player that has just connected prepares them (one
  * at a time per lane, about 0.4 s each for the bench:go H.264 cues while another cue plays):
  * 1. the standby cue, when it was chosen at or after the last GO (a GO without a cue id moved the playhead there, an
- *    operator stood it by, a cue list came: Show.loadsAtStandby);
+ *    operator stood it by, a cue list came: ArmingRecord.loadsAtStandby);
  * 2. the cues loaded since the third last GO and not started since, in load order: a console's GOs to come, loaded
  *    ahead in the order it will GO them, and an operator's cue loaded to GO it (bench:go saw fresh players' GOs of
  *    such a cue 3-9 ticks late, its preroll queued behind a dozen others). Since the last GO only, a cue loaded two
@@ -21,11 +22,12 @@ import { RECENT_STARTS, type Show } from '../show/show';
  *    before the cue loaded for a fresh player's next GO in its long lane, not prepared at its GO, 13-20 ticks late);
  * 4. then those after the standby cue in the cue list (wrapping), then the others.
  */
-export function prerollOrder(show: Pick<Show, 'cueList' | 'playhead' | 'loadsAtLastGo' | 'loadsAtStandby' | 'loadsAtStartAgo'>, cues: readonly LoadedCue[]): LoadedCue[] {
+export function prerollOrder(show: Pick<Show, 'cueList' | 'playhead' | 'arming'>, cues: readonly LoadedCue[]): LoadedCue[] {
   const list = show.cueList.cues;
   const at = Math.max(0, list.findIndex((c) => c.id === show.playhead));
-  const recent = show.loadsAtStartAgo(RECENT_STARTS - 1);
-  const standbyChosen = show.loadsAtStandby >= show.loadsAtLastGo;
+  const { arming } = show;
+  const recent = arming.loadsAtStartAgo(RECENT_STARTS - 1);
+  const standbyChosen = arming.loadsAtStandby >= arming.loadsAtLastGo;
   const rank = (cue: LoadedCue): number => {
     const i = list.findIndex((c) => c.id === cue.id);
     const near = i < 0 ? list.length : (i - at + list.length) % list.length;
@@ -38,7 +40,7 @@ export function prerollOrder(show: Pick<Show, 'cueList' | 'playhead' | 'loadsAtL
     // Loads count up from 1, so these rank in load order before every rank below.
     if (armed && cue.lastLoad > recent) return -3e15 + cue.lastLoad;
     // Half a load later than the load counted when it became the standby: before a cue loaded just before that.
-    if (standby) return -1e15 - Math.max(show.loadsAtStandby + 0.5, armed ? cue.lastLoad : 0);
+    if (standby) return -1e15 - Math.max(arming.loadsAtStandby + 0.5, armed ? cue.lastLoad : 0);
     // A cue armed long ago and never GOne is the least likely of these (bench:go on b089998, in load order: a fresh
     // player prepared a cue armed 6 s before it connected after two armed at the start of the run, and its GO 2.1 s
     // after the connect found it not prepared, 13-17 ticks late in two runs).

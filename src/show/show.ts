@@ -14,6 +14,7 @@ import { LoadedCue, type CueRun } from './loaded-cue';
 import { ShowClock, positionAt, snapshotTimecode, type ShowClockOptions } from './show-clock';
 import { TimecodeChaser, type ChaseOptions } from './timecode-chase';
 import { DEFAULT_MAX_PREFETCH_BYTES, PrefetchStore } from './prefetch-store';
+import { ArmingRecord } from './arming-record';
 import { CueListCursor, type CueList } from './cue-list-cursor';
 import { CueProblems, type CueProblem } from './cue-problems';
 
@@ -30,12 +31,6 @@ const ARM_NEXT_DELAY_MS = 25;
  * (a lead window of packets), which must not queue behind it.
  */
 const REFETCH_DELAY_MS = 500;
-
-/**
- * Starts whose loads {@link Show.loadsAtStartAgo} keeps: a cue loaded since the third last start is one a console
- * loaded ahead for its next GOs (bench:go's loads each cue two GOs ahead), see src/server/preroll-order.ts.
- */
-export const RECENT_STARTS = 3;
 
 export { DEFAULT_MAX_PREFETCH_BYTES } from './prefetch-store';
 /** Default most ad-hoc cues loaded at once. */
@@ -154,16 +149,8 @@ export class Show extends TypedEmitter<ShowEvents> {
   /** The last problem of each cue, in the order they happened (a cue that loads or starts again is cleared). */
   readonly #problems = new CueProblems();
   readonly #cueList = new CueListCursor();
-  /** Loads so far (LoadedCue.lastLoad). */
-  #loads = 0;
-  /** {@link Show.loadsAtLastGo}. */
-  #loadsAtLastGo = 0;
-  /** The loads counted at the last starts, the latest last (at most RECENT_STARTS: {@link Show.loadsAtStartAgo}). */
-  readonly #startLoads: number[] = [];
-  /** {@link Show.loadsAtStandby}. */
-  #loadsAtStandby = 0;
-  /** The standby cue last announced ('cuelist'), to tell when it changes. */
-  #announcedStandby: string | null = null;
+  /** When cues were loaded, started and stood by, in loads (LoadedCue.lastLoad): what orders a new call's prerolls. */
+  readonly arming = new ArmingRecord();
   #mirrored: boolean;
   #closed = false;
 
@@ -204,44 +191,12 @@ export class Show extends TypedEmitter<ShowEvents> {
   }
 
   /**
-   * The loads counted (LoadedCue.lastLoad) when a cue last started (a GO or resume; on a follower or backup, a start
-   * it mirrored; after a restart, a cue restored playing): a cue whose `lastLoad` is greater was loaded since, which a
-   * console does to GO it next.
-   */
-  get loadsAtLastGo(): number {
-    return this.#loadsAtLastGo;
-  }
-
-  /**
-   * The loads counted (LoadedCue.lastLoad) at the start `n` starts before the last (0: the last, as
-   * {@link loadsAtLastGo}; up to RECENT_STARTS - 1), or 0 when there were not that many.
-   */
-  loadsAtStartAgo(n: number): number {
-    return this.#startLoads[this.#startLoads.length - 1 - n] ?? 0;
-  }
-
-  /**
-   * The loads counted (LoadedCue.lastLoad) when a standby cue was last chosen: a GO without a cue id (which moves the
-   * playhead to the next cue), a standby command, a new cue list. At or after {@link loadsAtLastGo}, it is the next
-   * GO's cue; before it, a console that GOes cues by id (whose GOs move the playhead too, past the cue each names) has
-   * left it as a place in the list, and the cues it loaded are the likelier next GOs (bench:go, whose GOs name their
-   * cues: the list's standby cue prepared before the cue loaded for a fresh player's next GO, 13-20 ticks late).
-   */
-  get loadsAtStandby(): number {
-    return this.#loadsAtStandby;
-  }
-
-  /**
-   * Announce the cue list; `chosen`: a change of its standby cue was a choice of the next GO (see loadsAtStandby), not
-   * the side effect of a GO that named its cue.
+   * Announce the cue list; `chosen`: a change of its standby cue was a choice of the next GO (ArmingRecord.standby),
+   * not the side effect of a GO that named its cue.
    */
   #emitCueList(list: CueList = this.#cueList.list, chosen = true): void {
-    const playhead = this.playhead;
-    if (playhead !== this.#announcedStandby) {
-      this.#announcedStandby = playhead;
-      if (chosen) this.#loadsAtStandby = this.#loads;
-    }
-    this.safeEmit('cuelist', list, playhead);
+    this.arming.standby(this.playhead, chosen);
+    this.safeEmit('cuelist', list, this.playhead);
   }
 
   /** The id of the cue a GO without an id starts, or null. */
@@ -266,7 +221,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       if (sameCue(existing.def, d)) {
         // Loaded by an unarmed GO: arming it now reads its in-point, so its next GO is prepared.
         if (options.prefetch ?? true) await this.#prefetchLater(existing);
-        existing.lastLoad = ++this.#loads;
+        existing.lastLoad = this.arming.loaded();
         if (this.#cues.get(id) === existing) this.safeEmit('rearmed', existing);
         return existing;
       }
@@ -292,7 +247,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       else this.#adHoc.add(id);
     }
     const cue = await pending;
-    cue.lastLoad = ++this.#loads;
+    cue.lastLoad = this.arming.loaded();
     this.#problems.clear(id);
     // A cue list edit saved while this cue was loading: arm the new definition instead.
     if (cue.state === 'armed' && this.#cues.get(id) === cue && this.#stale(cue)) {
@@ -433,12 +388,9 @@ export class Show extends TypedEmitter<ShowEvents> {
     if (s.state === 'stopped' && s.source === 'internal' && this.#goStartsClock) this.clock.play(at);
   }
 
-  /** `cue` started (a GO, a resume, a restore or a mirrored start): the loads counted then (loadsAtLastGo, lastStartLoads). */
+  /** `cue` started (a GO, a resume, a restore or a mirrored start): the loads counted then (ArmingRecord.started, lastStartLoads). */
   #countStart(cue: LoadedCue): void {
-    this.#loadsAtLastGo = this.#loads;
-    cue.lastStartLoads = this.#loads;
-    this.#startLoads.push(this.#loads);
-    if (this.#startLoads.length > RECENT_STARTS) this.#startLoads.shift();
+    cue.lastStartLoads = this.arming.started();
   }
 
   #startCue(cue: LoadedCue, clockSeconds: number, mediaSeconds: number): void {
