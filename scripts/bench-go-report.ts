@@ -266,7 +266,7 @@ export async function report(r: ReportInput): Promise<void> {
     put(`  ${file === 'h264' ? 'H.264' : 'DNxHD'} at the first in-sync tick (player's sync log): ${parts.join('; ')}`);
   }
   // Where an armed GO's time went, hop by hop: the Follow client's CueStarted, and the player's GO trace at its first
-  // in-sync tick (sync log: when its decode worker read the GO and its presenting thread got it).
+  // in-sync tick (sync log: when its follow thread read the GO and its presenting thread got it).
   for (const fps of r.opts.fps) {
     const js = judged.filter((j) => j.go.fps === fps && j.go.armed && j.run !== null && j.video?.ms != null && j.video.trace !== null);
     const at = (f: (v: VideoGo, t: GoTrace) => number | null): string => triple(stats(js.map((j) => {
@@ -275,7 +275,7 @@ export async function report(r: ReportInput): Promise<void> {
       return x === null ? null : (v.ms as number) - x;
     })), f1);
     const client = triple(stats(js.map((j) => Number((j.run as Win).mono - j.go.send) / 1e6)), f1);
-    put(`  Armed GOs at ${fps} ticks/s, ms after the datagram p50/p99/max (n ${js.length}): the Follow client read CueStarted ${client}; the player's decode worker read it ${at((_v, t) => t.read)}, ` +
+    put(`  Armed GOs at ${fps} ticks/s, ms after the datagram p50/p99/max (n ${js.length}): the Follow client read CueStarted ${client}; the player's follow thread read it ${at((_v, t) => t.read)}, ` +
       `its presenting thread got it ${at((_v, t) => t.heard)}; the adoption: read ${at((_v, t) => t.adoptRead)}, got ${at((_v, t) => t.adoptHeard)}; first in-sync tick ${at(() => 0)}; ` +
       `got at a tick's poll (not from the event loop): ${js.filter((j) => j.video?.trace?.polled === true).length}; adoption got ≥ 1 period before the tick: ${js.filter((j) => (j.video?.trace?.adoptHeard ?? 0) * fps >= 1e3).length}`);
   }

@@ -533,7 +533,7 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     process.stdout.write(`      (${n.ok} ticks in sync after the first, 3 resumes; audio from the first period each time)\n`);
   });
 
-  it('a GO posted by the decode worker while the presenting thread waits without its event loop is given by the follower\'s poll', async function () {
+  it('a GO read by the follow thread while the presenting thread waits without its event loop is given by the follower\'s poll', async function () {
     // The presenting thread waits out the last 2 ms before each tick without its event loop; at the tick it polls the
     // follower, so that a GO that reached the player before the tick is shown at it. Here the whole GO happens while
     // this thread never returns to its event loop: CueStarted and the adoption can only come through poll().

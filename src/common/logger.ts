@@ -25,6 +25,28 @@ export function setLogSink(next: LogSink): LogSink {
   return previous;
 }
 
+/** A log record as it crosses to another thread. */
+export interface LogRecord {
+  level: LogLevel;
+  name: string;
+  message: string;
+  meta?: Record<string, unknown>;
+}
+
+/**
+ * A sink for a worker thread whose records another thread writes: each goes to `post`, its `meta` as text when it
+ * cannot be cloned (a function, a native handle), bigints as decimal strings.
+ */
+export function postingSink(post: (r: LogRecord) => void): LogSink {
+  return (level, name, message, meta) => {
+    try {
+      post({ level, name, message, meta });
+    } catch {
+      post({ level, name, message, meta: { meta: JSON.stringify(meta, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)) } });
+    }
+  };
+}
+
 /** A logger bound to a component name, e.g. `index-store`. */
 export interface Logger {
   /** Log at error level. */

@@ -1,7 +1,9 @@
 /**
- * The decode worker's entry point (run by {@link WorkerFollower} with `new Worker`, never imported): it follows the
- * output with an {@link OutputFollower}, decodes there, and posts every event to the presenting thread, pictures
- * through a {@link FrameSlotPool}. Its own log lines are posted too, so the player's one log gets them.
+ * The decode worker's entry point (run by {@link WorkerFollower} with `new Worker`, never imported): an
+ * {@link OutputFollower} on the follow thread's relay of the Follow stream (follow-relay.ts) decodes there, and posts
+ * what it decodes to the presenting thread, pictures through a {@link FrameSlotPool}; the show's events (clock, cues,
+ * the GO) reach the presenting thread from the follow thread, not from here. Its own log lines are posted too, so the
+ * player's one log gets them.
  */
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -9,9 +11,10 @@ import * as os from 'node:os';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
-import { getLogger, setLogSink, type Logger } from '../common/logger';
-import { MediaClient, MediaClientError } from '../clients/media-client';
+import { getLogger, postingSink, setLogSink, type Logger } from '../common/logger';
+import { MediaClientError } from '../clients/media-client';
 import type { ClientErrorData, DecodeWorkerData, FromWorker, ToWorker, WorkerStats } from './decode-worker-messages';
+import { clientErrorData, relayedFollow } from './follow-relay';
 import { copyPlanes, FrameSlotPool } from './frame-pool';
 import type { DecodedVideoFrame } from '../ffmpeg/types';
 import { OutputFollower } from './output-follower';
@@ -68,25 +71,14 @@ function pictureMeta(f: DecodedVideoFrame): Omit<DecodedVideoFrame, 'planes'> {
   };
 }
 
-function clientErrorData(e: MediaClientError): ClientErrorData {
-  return { method: e.method, code: e.code, details: e.details, errorCode: e.errorCode };
-}
-
 function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): void {
   const post = (m: FromWorker): void => data.events.postMessage(m);
-  setLogSink((level, name, message, meta) => {
-    try {
-      post({ type: 'log', level, name, message, meta });
-    } catch {
-      // meta that cannot be cloned (a function, a native handle): send it as text
-      post({ type: 'log', level, name, message, meta: { meta: JSON.stringify(meta, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)) } });
-    }
-  });
+  setLogSink(postingSink((r) => post({ type: 'log', ...r })));
   try {
     // On Linux a thread's nice value is its own, inherited from its creator: the presenting thread raised itself
     // before starting us (without real-time scheduling's reset-on-fork, its nice value would be ours). This thread
-    // receives the GO (CueStarted, the adopting batch) and hands it on: a little above FFmpeg's decoding threads (which
-    // libuv's pool creates, at nice 0), so a GO does not wait for a decoder's time slice.
+    // feeds FFmpeg and hands its pictures on: a little above FFmpeg's decoding threads (which libuv's pool creates, at
+    // nice 0), so a new cue's first packets do not wait for a decoder's time slice.
     os.setPriority(WORKER_NICE);
   } catch {
     try {
@@ -95,7 +87,8 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
       // Lowering to 0 from a negative value needs no privilege; from a positive one it does: keep it then.
     }
   }
-  // This thread reads the GO off the server and hands it on. At nice -5 it still waits for a CPU behind FFmpeg's
+  // This thread read the GO off the server and handed it on before the follow thread did (follow-relay.ts); it still
+  // feeds a new cue's first packets to FFmpeg. At nice -5 it waited for a CPU behind FFmpeg's
   // decoding threads and the machine's other work: bench:go --quick (60 ticks/s), the 200 ms before each GO's
   // CueStarted read held p50 14.3 ms, p90 92.5 ms, max 123 ms runnable but not running (/proc/thread-self/schedstat,
   // CUEMUX_TRACE_WORKER=1), and the worker read CueStarted p99 80 ms after the datagram; at SCHED_FIFO 5 (the
@@ -109,10 +102,9 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   // thread stays above it for that spell: it waits on the server and the decoders, so it cannot hold a core for long.
   const fifo = data.realtimePriority ?? 0;
   let guard: RtGuard | null = null;
-  const clients = data.targets.map((t) => new MediaClient(t, data.client));
-  const follower = new OutputFollower(clients.length === 1 ? clients[0] : clients, data.options, data.presented);
+  const follower = new OutputFollower(relayedFollow(data.follow), data.options, data.presented);
   // The pool's new slots come ready from a thread of its own (slot-allocator.ts): mapping a slot's memory here held
-  // this thread, which reads each GO, for ~9 ms a 1080p picture.
+  // this thread, which feeds the decoders, for ~9 ms a 1080p picture.
   const allocator = new SlotAllocator((buffers) => pool.supply(buffers));
   const pool = new FrameSlotPool({ request: (bytes, count) => allocator.request(bytes, count) });
   const stop = new AbortController();
@@ -120,29 +112,24 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
     if (m.type === 'release') pool.release(m.slot);
     else stop.abort();
   });
-  follower.on('clock', (state) => post({ type: 'clock', state }));
-  follower.on('loaded', (cue) => post({ type: 'loaded', cue }));
   const trace = process.env.CUEMUX_TRACE_WORKER === '1' ? workerTrace() : null;
   const log = getLogger('decode-worker');
-  follower.on('started', (cue, receivedNs) => {
-    post({ type: 'started', cue, receivedNs });
-    if (trace !== null) log.info('GO read by the decode worker', { cue: cue.cueId, segment: cue.segment, ...trace() });
-  });
-  follower.on('stopped', (cue) => post({ type: 'stopped', cue }));
-  follower.on('unloaded', (cueId) => post({ type: 'unloaded', cueId }));
+  if (trace !== null) follower.on('started', (cue) => log.info('GO read by the decode worker', { cue: cue.cueId, segment: cue.segment, ...trace() }));
   // The block's samples are the resampler's own ArrayBuffer (resampler.ts): moved, not copied twice (serialised, then
   // deserialised). Most of postMessage's cost is per message, though: 9 % of this thread's busy samples with the move
   // (play-audio, one 48 kHz AAC cue), 13 % with copies in bench:multi. Moved at once: the follower reads nothing of a
   // block after emitting it (OutputFollower#emitAudio counts its frames first). A block that cannot be moved is copied.
+  // Follow calls before this one (see FromWorker's `call`).
+  let call = 0;
+  follower.on('reconnect', () => call++);
   follower.on('audio', (audio) => {
-    const m: FromWorker = { type: 'audio', audio };
+    const m: FromWorker = { type: 'audio', audio, call };
     try {
       data.events.postMessage(m, audio.samples.buffer instanceof ArrayBuffer ? [audio.samples.buffer] : []);
     } catch {
       post(m);
     }
   });
-  follower.on('adopted', (adopted) => post({ type: 'adopted', adopted }));
   follower.on('ready', () => {
     // Warm start: spares for the first pictures, before the first cue's come (their size is a guess: see WARM_SLOT_BYTES).
     // An audio player has no pictures (its blocks are moved, not pooled): none for it.
@@ -151,7 +138,6 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
     post({ type: 'ready' });
   });
   follower.on('prepared', (p) => post({ type: 'prepared', ...p }));
-  follower.on('reconnect', (e, attempt) => post({ type: 'reconnect', error: clientErrorData(e), attempt }));
   follower.on('picture', (p) => {
     const { frame, ...timed } = p;
     const meta = pictureMeta(frame);
@@ -159,12 +145,12 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
       // FFmpeg copies its frame into the slot: no Buffer is made of the frame's memory (released on 'decoded', below).
       const slot = pool.acquire(frame.byteLength);
       frame.copyTo(new Uint8Array(slot.buffer));
-      post({ type: 'picture', timed, frame: meta, slot: slot.id, buffer: slot.buffer, planes: [...frame.planeLengths] });
+      post({ type: 'picture', timed, frame: meta, slot: slot.id, buffer: slot.buffer, planes: [...frame.planeLengths], call });
       return;
     }
     const slot = pool.acquire(totalLength(frame.planes));
     const lengths = copyPlanes(frame.planes, slot.buffer);
-    post({ type: 'picture', timed, frame: meta, slot: slot.id, buffer: slot.buffer, planes: lengths });
+    post({ type: 'picture', timed, frame: meta, slot: slot.id, buffer: slot.buffer, planes: lengths, call });
   });
   const scavenge = minorCollector();
   /** Pictures decoded since the last release, released then (each handed on, if it was, synchronously when decoded). */
@@ -196,13 +182,13 @@ function main(port: NonNullable<typeof parentPort>, data: DecodeWorkerData): voi
   const ticker = setInterval(() => post({ type: 'stats', stats: stats() }), STATS_MS);
   const done = (clientError: ClientErrorData | null, error: string | null): void => {
     clearInterval(ticker);
-    for (const c of clients) c.close();
     post({ type: 'done', stats: stats(), clientError, error });
     guard?.close();
     void allocator.close();
     // Not close(): the thread ends by itself once idle, after 'done' has left.
     port.unref();
     data.events.unref();
+    data.follow.unref();
   };
   follower.run(stop.signal).then(
     () => done(null, null),

@@ -17,6 +17,7 @@ import { clockOf } from './cue-timeline';
 import { IntraSkip } from './intra-skip';
 import { PrepQueue, type PrepTurn } from './prep-queue';
 import { endsBefore, FollowerBase, type OutputFollowerOptions } from './follower';
+import type { FollowEventSource } from './follow-relay';
 import { errorMessage } from '../common/errors';
 
 const log = getLogger('player');
@@ -81,7 +82,7 @@ interface Prepared {
 
 /** Follows an output and decodes its packets. One per player process. */
 export class OutputFollower extends FollowerBase {
-  readonly #client: MediaClient | readonly MediaClient[];
+  readonly #source: FollowEventSource;
   readonly #options: OutputFollowerOptions;
   readonly #cues = new Map<string, CueTrack>();
   /**
@@ -101,12 +102,13 @@ export class OutputFollower extends FollowerBase {
   readonly #firstPrerolls = new Map<string, number>();
 
   /**
-   * `client`: the server, or several (a main and its backup: the one that is master is followed, see resilientFollow).
+   * `client`: the server, or several (a main and its backup: the one that is master is followed, see resilientFollow),
+   * or where the Follow stream's events come from (a decode worker's: the follow thread's relay, follow-relay.ts).
    * `presented`: a presenting thread's {@link FollowerBase.presented} memory, when this follower runs in its worker.
    */
-  constructor(client: MediaClient | readonly MediaClient[], options: OutputFollowerOptions, presented?: SharedArrayBuffer) {
+  constructor(client: MediaClient | readonly MediaClient[] | FollowEventSource, options: OutputFollowerOptions, presented?: SharedArrayBuffer) {
     super(presented);
-    this.#client = client;
+    this.#source = typeof client === 'function' ? client : (o, signal) => resilientFollow(client, o, { signal });
     this.#options = options;
   }
 
@@ -117,7 +119,7 @@ export class OutputFollower extends FollowerBase {
     loadFfmpeg();
     this.safeEmit('ready');
     try {
-      const events = resilientFollow(this.#client, {
+      const events = this.#source({
         output: o.output, leadSeconds: o.leadSeconds, prepare: o.prepare ?? false,
         onReconnect: (e, attempt) => {
           // Preroll numbers belong to a call: the next call numbers its own from 1.
@@ -125,7 +127,7 @@ export class OutputFollower extends FollowerBase {
           this.#firstPrerolls.clear();
           this.safeEmit('reconnect', e, attempt);
         },
-      }, { signal });
+      }, signal);
       for await (const e of events) {
         const ev = e.event;
         switch (ev?.$case) {
