@@ -268,6 +268,32 @@ describe('the picture at a GO (play-video against FFmpeg)', function () {
     process.stdout.write(`      (prepared in the order ${stale.join(', ')}, then after the standby command ${chosen.join(', ')})\n`);
   });
 
+  it('a player that connects prepares a cue a console loaded after a GO by id before the list\'s next cue, which the show pre-armed after that GO', async function () {
+    const clip = await goClip1080();
+    show = await Show.start({ 'go.mp4': clip }, children, 'prep-prearm');
+    const list = path.join(show.root, 'show.json');
+    await fsp.writeFile(list, JSON.stringify({ version: 1, cues: [
+      { id: 'X', media: 'go.mp4', in: IN + 0.6, out: OUT + 0.6 }, { id: 'N', media: 'go.mp4', in: IN, out: OUT },
+    ] }));
+    await show.osc('/cuemux/cuelist/load', [s(list)]);
+    const go = await show.osc('/cuemux/cue/go', [s('X')]) as { standby: string };
+    assert.equal(go.standby, 'N');
+    // The show arms the list's next cue a moment after the GO (its own guess); then the console loads C, its next GO.
+    const loaded = async (): Promise<string[]> => ((await (show as Show).osc('/cuemux/status') as { cues?: { id: string }[] }).cues ?? []).map((c) => c.id);
+    await waitFor('N pre-armed by the show', async () => (await loaded()).includes('N'), 10_000);
+    await show.osc('/cuemux/cue/stop', [s('X')]);
+    await show.osc('/cuemux/cue/load', [s('C'), s('go.mp4'), d(IN + 0.9), d(OUT + 0.9)]);
+    const v = videoPlayer(show, 'prearm');
+    children.push(v.p.child);
+    await show.followers(['video'], [v.p]);
+    await waitPrepared(v.p, ['C', 'N', 'X']);
+    await stopPlayer(v.p, 'play-video');
+    // All H.264, so one lane: prepared one at a time, in the order the server sent them.
+    const order = v.p.stderr().split('\n').filter((l) => l.includes('"cue prepared"')).map((l) => /"cue":"(\w+)"/.exec(l)?.[1] ?? '?');
+    assert.deepEqual(order.slice(0, 2), ['C', 'N'], `prepared in the order ${order.join(', ')}`);
+    process.stdout.write(`      (prepared in the order ${order.join(', ')})\n`);
+  });
+
   it('a cue loaded again after a player connected is prepared next, not after the prerolls still waiting (CueRearmed)', async function () {
     const clip = await goClip1080();
     show = await Show.start({ 'go.mp4': clip }, children, 'prep-rearm');

@@ -14,7 +14,10 @@ import type { Show } from '../show/show';
  *    ahead in the order it will GO them, and an operator's cue loaded to GO it (bench:go saw fresh players' GOs of
  *    such a cue 3-9 ticks late, its preroll queued behind a dozen others). Since the last GO only, a cue loaded two
  *    GOs ahead came after the one loaded for the GO after it; the latest first, a console's next-but-one came first
- *    (bench:go on 1ea8929: its next GO not prepared, 16 ticks late);
+ *    (bench:go on 1ea8929: its next GO not prepared, 16 ticks late). Not the show's own pre-arm of the list's next
+ *    cue after a GO (LoadedCue.preArmed): after a GO by id, a guess at the next GO that no command made (bench:go on
+ *    b1389f2: the list's next cue, pre-armed 75 ms after a GO, went before the cue a console loaded 185 ms later for
+ *    a fresh player's next GO, which was not prepared at its GO, 18 ticks late);
  * 3. the cues loaded before that and not started since, and a standby cue left from before the last GO, the latest
  *    armed first (armed for GOs still to come; a standby cue counts as armed when it was last chosen or loaded, the
  *    later): a console GOing cues by id moves the playhead only as a side effect (bench:go on 2eeeb64, 082673a and
@@ -38,7 +41,7 @@ export function prerollOrder(show: Pick<Show, 'cueList' | 'playhead' | 'arming'>
     // cue armed for the next GO, which was then not prepared at its GO, 20 ticks late).
     const armed = cue.lastLoad > cue.lastStartLoads;
     // Loads count up from 1, so these rank in load order before every rank below.
-    if (armed && cue.lastLoad > recent) return -3e15 + cue.lastLoad;
+    if (armed && !cue.preArmed && cue.lastLoad > recent) return -3e15 + cue.lastLoad;
     // Half a load later than the load counted when it became the standby: before a cue loaded just before that.
     if (standby) return -1e15 - Math.max(arming.loadsAtStandby + 0.5, armed ? cue.lastLoad : 0);
     // A cue armed long ago and never GOne is the least likely of these (bench:go on b089998, in load order: a fresh

@@ -100,6 +100,11 @@ export class LoadedCue {
    * re-armed) and not started since, i.e. it is armed for a GO still to come (follow-stream.ts prepares those early).
    */
   lastStartLoads = 0;
+  /**
+   * Its last load was the show's own pre-arm of the cue list's next cues after a GO, not a command: a console that
+   * GOes cues by id did not load it for a GO to come (src/server/preroll-order.ts).
+   */
+  preArmed = false;
 
   /**
    * `endMedia`: its end as known at load (the out-point, else the end of the media, clamped to the end indexed so far);

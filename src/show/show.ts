@@ -211,9 +211,11 @@ export class Show extends TypedEmitter<ShowEvents> {
   /**
    * Load (arm) cue `id`: open its media and index, resolve its outputs, prefetch its in-point. With `def` the cue is
    * defined ad hoc; without, it comes from the cue list. Loading a loaded cue with the same definition is a no-op;
-   * a different definition replaces it unless it is playing.
+   * a different definition replaces it unless it is playing. `options.prefetch` (default true): read the in-point's
+   * packets now; `options.preArm` (default false): the show's own pre-arm of the list's next cues, not a command
+   * (LoadedCue.preArmed).
    */
-  async load(id: string, def?: CueDefinition, options: { prefetch?: boolean } = {}): Promise<LoadedCue> {
+  async load(id: string, def?: CueDefinition, options: { prefetch?: boolean; preArm?: boolean } = {}): Promise<LoadedCue> {
     this.#checkOpen();
     const d = def ?? this.#cueList.definition(id);
     const existing = this.#cues.get(id);
@@ -222,6 +224,7 @@ export class Show extends TypedEmitter<ShowEvents> {
         // Loaded by an unarmed GO: arming it now reads its in-point, so its next GO is prepared.
         if (options.prefetch ?? true) await this.#prefetchLater(existing);
         existing.lastLoad = this.arming.loaded();
+        existing.preArmed = options.preArm === true;
         if (this.#cues.get(id) === existing) this.safeEmit('rearmed', existing);
         return existing;
       }
@@ -248,6 +251,7 @@ export class Show extends TypedEmitter<ShowEvents> {
     }
     const cue = await pending;
     cue.lastLoad = this.arming.loaded();
+    cue.preArmed = options.preArm === true;
     this.#problems.clear(id);
     // A cue list edit saved while this cue was loading: arm the new definition instead.
     if (cue.state === 'armed' && this.#cues.get(id) === cue && this.#stale(cue)) {
@@ -622,7 +626,7 @@ export class Show extends TypedEmitter<ShowEvents> {
       // Those still in the list (an edit may have come meanwhile) and not loaded by now.
       for (const id of ids) {
         if (this.#cues.has(id) || this.#cueList.listed(id) === undefined) continue;
-        this.load(id).catch((e: unknown) => this.#problems.note(id, 'pre-arm', e, 'warn'));
+        this.load(id, undefined, { preArm: true }).catch((e: unknown) => this.#problems.note(id, 'pre-arm', e, 'warn'));
       }
     }, ARM_NEXT_DELAY_MS);
     timer.unref();
