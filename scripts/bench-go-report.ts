@@ -8,6 +8,7 @@ import {
   byPeriod, checkAudioLine, frameNames, judgeAudioGo, judgeFirstPicture, judgeTicks, judgeVideoGo, readAudioLines, readFirstPictures, ShowClock, Timeline,
   type AudioGo, type AudioLine, type FirstPicture, type FirstPictureLine, type GoTrace, type Show, type VideoGo, type Win, type WrongTick,
 } from './bench-go-analysis';
+import { SERVER_NICE } from './bench/harness';
 import { readTicks, wavSamples, type Tick } from './bench/presented';
 import { frameAt, type RefAudio, type RefVideo } from './bench/reference';
 import type { FollowLine } from './bench-go-procs';
@@ -212,7 +213,7 @@ export async function report(r: ReportInput): Promise<void> {
   put('');
   put(`bench:go — tree ${r.tree}; ${os.cpus().length} vCPUs; whole run ${r.wall.toFixed(0)} s; steal time (CPU time the hypervisor gave to other guests) ${r.stealPct.toFixed(1)}%`);
   put(r.cpuText);
-  put(`Processes: cuemux serve; play-video (--fps ${r.opts.fps.join(' then ')}; presenting thread SCHED_FIFO 10 as by default, its decode worker ${r.opts.workerRtPriority === null ? 'at nice −5 as by default' : `--worker-rt-priority ${r.opts.workerRtPriority}`}, FFmpeg's decoding threads at normal priority) and play-audio, both restarted ` +
+  put(`Processes: cuemux serve (every thread at nice ${String(SERVER_NICE).replace('-', '−')}, as docs/systemd/cuemux.service); play-video (--fps ${r.opts.fps.join(' then ')}; presenting thread SCHED_FIFO 10 as by default, its decode worker ${r.opts.workerRtPriority === null ? 'at nice −5 as by default' : `--worker-rt-priority ${r.opts.workerRtPriority}`}, FFmpeg's decoding threads at normal priority) and play-audio, both restarted ` +
     `${r.opts.restarts}× per phase${r.opts.prepare !== null ? `, --prepare ${r.opts.prepare}` : ''}; peer (a) a Follow client process; peer (b) a process of its own at normal priority (nice 0, as the players' decoders), not decoding the non-reference pictures before the in-point, as the players do not.`);
   put('Page cache: every media file read once before the run and nothing dropped: the server and peer (b) read from memory alike. Peer (b) was asked 0.5 s after each GO, between GOs, while the players played.');
   put('Cues (H.264: 1080p25, 3 B-frames, open GOPs, a keyframe every 2 s, 12 Mb/s, AAC; DNxHD 36: 1080p25 intra, PCM):');

@@ -32,23 +32,6 @@ export function sampleMachineBusy(everyMs: number): { samples: Array<{ mono: big
   return { samples, stop: () => clearInterval(timer) };
 }
 
-/** Set the nice value of every thread of process `pid` (Linux nice values are per thread; the threads it starts later inherit the main thread's). */
-export function reniceAll(pid: number, nice: number): void {
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return; // it ended
-  }
-  for (const tid of tids) {
-    try {
-      os.setPriority(Number(tid), nice);
-    } catch {
-      // a thread that ended meanwhile
-    }
-  }
-}
-
 /** Poll `check` every `everyMs` until it is true; throws naming `what` after `ms`. */
 export async function until(what: string, msMax: number, check: () => Promise<boolean>, everyMs = 100): Promise<void> {
   const end = Date.now() + msMax;

@@ -38,10 +38,10 @@ import { MediaClient } from '../src/clients/media-client';
 import { monoNs } from '../src/common/time-source';
 import { FollowClient } from './bench-go-procs';
 import { FeedLog } from './bench-multi-feed';
-import { CLI, runBench, startBenchServer, type BenchServer } from './bench/harness';
+import { CLI, reniceAll, runBench, SERVER_NICE, startBenchServer, type BenchServer } from './bench/harness';
 import { FEED_FILE, judgeRun, saveRun, showClip } from './bench-multi-saved';
 import { cpuSeconds, watchMachine } from './bench/machine';
-import { machineBusySeconds, recordProcessCpu, reniceAll, sampleMachineBusy, until } from './bench-multi-procs';
+import { machineBusySeconds, recordProcessCpu, sampleMachineBusy, until } from './bench-multi-procs';
 import { type Span } from './bench/multi-judge';
 import { makeStar, removeStaleNamespaces, type Star } from './bench/netns';
 import { OscInNamespace } from './bench/osc';
@@ -107,8 +107,6 @@ interface Options {
 const DEFAULT_TAKEOVER_MS = 300;
 /** A kept run's CPU time of every process every 100 ms (recordProcessCpu), in its directory. */
 const PROC_CPU_FILE = 'proc-cpu.jsonl';
-/** Nice value of the servers: docs/systemd/cuemux.service's Nice=-10, as on a show machine. */
-const SERVER_NICE = -10;
 /**
  * Nice value the players start at, as a show machine's service manager starts them, not the benchmark's own (run at
  * nice 10 on a shared machine, the players' threads that set no priority of their own inherited it: libuv's pool,

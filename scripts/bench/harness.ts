@@ -8,7 +8,7 @@
  * names a file that receives its stdout (where `--trace-gc` writes).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, promises as fsp } from 'node:fs';
+import { appendFileSync, promises as fsp, readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { errorStack } from '../../src/common/errors';
@@ -40,6 +40,26 @@ export interface BenchServerPlace {
   stderrFd?: number;
   /** Its --log-level (default warn). */
   logLevel?: string;
+}
+
+/** Nice value of a benchmark's servers: docs/systemd/cuemux.service's Nice=-10, as on a show machine. */
+export const SERVER_NICE = -10;
+
+/** Set the nice value of every thread of process `pid` (Linux nice values are per thread; the threads it starts later inherit the main thread's). */
+export function reniceAll(pid: number, nice: number): void {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return; // it ended
+  }
+  for (const tid of tids) {
+    try {
+      os.setPriority(Number(tid), nice);
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
 }
 
 /** Start `cuemux serve <args>` (with `--log-level warn`) and resolve once it is serving. */
