@@ -15,6 +15,7 @@ import { resilientFollow } from '../clients/resilient-follow';
 import { decoderConfigFromStreamInfo, decoderThreadsFor, isIntraOnlyVideo } from './decoder-config';
 import { clockOf } from './cue-timeline';
 import { IntraSkip } from './intra-skip';
+import { LiveLead } from './live-lead';
 import { PrepQueue, type PrepTurn } from './prep-queue';
 import { endsBefore, FollowerBase, type OutputFollowerOptions } from './follower';
 import type { FollowEventSource } from './follow-relay';
@@ -67,6 +68,16 @@ interface CueTrack {
 /** Segments whose first media instant a cue keeps (a loop adds one a pass). */
 const KEEP_STARTS = 8;
 
+/**
+ * A preroll's packet waits while a playing cue's decoder has packets waiting and its pictures cover less than this
+ * past the clock (s): the lead a segment started at an unarmed GO waits for before its first picture too (see
+ * VideoPlayer's CATCH_UP_LEAD_SECONDS). See live-lead.ts.
+ */
+const LIVE_LEAD_SECONDS = 0.25;
+
+/** Longest a preroll's packet waits for the playing cues' decoders, ms: one slower than the clock does not stop prerolls. */
+const LIVE_WAIT_MS = 1000;
+
 /** A preroll being prepared. */
 interface Prepared {
   preroll: number;
@@ -100,6 +111,8 @@ export class OutputFollower extends FollowerBase {
    * prerolls waiting (the server writes a re-armed cue's preroll first, and says so before it).
    */
   readonly #firstPrerolls = new Map<string, number>();
+  /** The playing cues' video decoders: how far ahead they are, and whether one needs the CPU first. */
+  readonly #lead = new LiveLead();
 
   /**
    * `client`: the server, or several (a main and its backup: the one that is master is followed, see resilientFollow),
@@ -252,6 +265,8 @@ export class OutputFollower extends FollowerBase {
           await this.#liveIdle();
           prepared.waited = true;
         }
+        // And never while a playing cue's decoder has packets waiting and is not ahead (a GO's catch-up): live-lead.ts.
+        if (s.preroll !== 0) await this.#lead.untilAhead(() => this.#presentedNow(), LIVE_LEAD_SECONDS, LIVE_WAIT_MS);
         await this.#decode(cue, s, pk, cue.loaded.inSeconds);
       });
     }
@@ -362,14 +377,19 @@ export class OutputFollower extends FollowerBase {
 
   /** Run `op` after the slot's earlier operations; a failure is logged and the slot goes on with the next packet. */
   #enqueue(slot: Slot, op: () => Promise<void>): void {
+    // A playing cue's video decoding: prerolls wait while it is behind (see #lead).
+    const live = slot.preroll === 0 && slot.info.codecType === 'video';
+    if (live) this.#lead.queued(slot);
     slot.chain = slot.chain.then(async () => {
-      if (slot.dropped) return;
       try {
+        if (slot.dropped) return;
         await op();
       } catch (e) {
         // A damaged file fails packet after packet: say so once, then every hundredth time.
         if (this.failures++ % 100 !== 0) return;
         log.warn('decoding failed', { failures: this.failures, output: this.#options.output, stream: slot.stream, segment: slot.segment, error: errorMessage(e) });
+      } finally {
+        if (live) this.#lead.done(slot);
       }
     });
   }
@@ -433,9 +453,11 @@ export class OutputFollower extends FollowerBase {
         this.safeEmit('picture', {
           cueId: cue.loaded.cueId, segment: slot.segment, generation: slot.generation, preroll: slot.preroll, stream: slot.stream, frame, ...place,
         });
-        const skip = slot.skip;
-        const st = skip?.catchingUp === true ? cue.starts.get(slot.segment) : undefined;
-        if (skip !== null && st !== undefined) skip.given(clockOf(st, place.mediaSeconds + place.durationSeconds), place.durationSeconds, this.#presentedNow());
+        const st = slot.preroll === 0 ? cue.starts.get(slot.segment) : undefined;
+        if (st === undefined) continue;
+        const coveredTo = clockOf(st, place.mediaSeconds + place.durationSeconds);
+        this.#lead.gave(slot, coveredTo);
+        if (slot.skip?.catchingUp === true) slot.skip.given(coveredTo, place.durationSeconds, this.#presentedNow());
       } else {
         await this.#convert(cue, slot, frame, ts === null ? null : ts * tb);
       }
@@ -468,6 +490,7 @@ export class OutputFollower extends FollowerBase {
   }
 
   async #close(slot: Slot): Promise<void> {
+    this.#lead.forget(slot);
     const d = slot.decoder;
     const r = slot.resampler;
     slot.decoder = null;
@@ -478,6 +501,7 @@ export class OutputFollower extends FollowerBase {
   /** Stop a slot: pending work is skipped, nothing more is emitted, its codecs are released. */
   #drop(slot: Slot): void {
     slot.dropped = true;
+    this.#lead.forget(slot);
     slot.chain = slot.chain.then(() => this.#close(slot)).catch(() => undefined);
   }
 
