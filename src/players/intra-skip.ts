@@ -1,12 +1,12 @@
 /**
- * Which pictures an intra-only video segment opened at its GO (no preroll) leaves out while its decoder catches up
- * with a running clock: one {@link IntraSkip} per such segment's stream, asked before each packet is decoded and told
+ * Which pictures an intra-only video segment opened at its GO (no preroll), or adopted from a preroll (which leaves out
+ * none when it was decoded in time), leaves out while its decoder catches up with a running clock: one {@link IntraSkip} per such segment's stream, asked before each packet is decoded and told
  * of each picture given.
  *
  * Why: after an unarmed GO of a 1080p25 DNxHD cue (4 ms of CPU a picture) the decoder spent its first tenths of a
  * second on pictures already due, and its first in-sync picture came with 1-3 pictures decoded (bench:go): under load
  * the next one was late and the previous picture held. Only intra-only video: a skipped reference picture of an inter
- * codec would damage the pictures that follow. Never a preroll's (it is decoded before its time).
+ * codec would damage the pictures that follow. Never a preroll's packets (decoded before their time).
  */
 
 /**

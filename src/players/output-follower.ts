@@ -4,6 +4,7 @@
  * one decoder per stream and segment pass, so a presenter (audio or video) only has to pick what is due at each
  * instant. Decoding happens as soon as packets arrive, i.e. up to the lead window ahead of the clock.
  */
+import { performance } from 'node:perf_hooks';
 import { getLogger } from '../common/logger';
 import { openDecoder } from '../ffmpeg/decoder';
 import { loadFfmpeg } from '../ffmpeg/native';
@@ -44,7 +45,7 @@ interface Slot {
   dropped: boolean;
   /** Set once the segment's last packets were seen: a later batch of the same slot would be a server bug. */
   drained: boolean;
-  /** A segment's intra-only video opened at its GO (no preroll): its skipping while it catches up; null otherwise. */
+  /** A segment's intra-only video (opened at its GO, or adopted from a preroll): its skipping while it catches up; null otherwise. */
   skip: IntraSkip | null;
 }
 
@@ -75,8 +76,13 @@ const KEEP_STARTS = 8;
  */
 const LIVE_LEAD_SECONDS = 0.25;
 
-/** Longest a preroll's packet waits for the playing cues' decoders, ms: one slower than the clock does not stop prerolls. */
-const LIVE_WAIT_MS = 1000;
+/**
+ * Longest a preroll waits in all for the playing cues' decoders, ms: about a GO's catch-up; then it goes on beside
+ * them. Why a budget a preroll and not a wait a packet: with 1 s a packet, a decoder that stayed a little under
+ * {@link LIVE_LEAD_SECONDS} ahead on a loaded machine (bench:go under --trace-gc) kept a fresh player's prerolls
+ * crawling for 2.5 s, and three armed GOs found their cues not prepared (one never in sync).
+ */
+const LIVE_WAIT_MS = 500;
 
 /** A preroll being prepared. */
 interface Prepared {
@@ -89,6 +95,8 @@ interface Prepared {
   turn: PrepTurn;
   /** It has waited once for the cues on the clock (see #onPreroll). */
   waited: boolean;
+  /** What is left of its wait for the playing cues' decoders to get ahead (ms, see LIVE_WAIT_MS). */
+  liveWaitMs: number;
 }
 
 /** Follows an output and decodes its packets. One per player process. */
@@ -241,7 +249,7 @@ export class OutputFollower extends FollowerBase {
       // A new preroll replaces the cue's earlier one.
       this.#dropPrepared(cue);
       const queue = [...cue.streams.values()].every((s) => s.codecType === 'audio' || isIntraOnlyVideo(s)) ? this.#prepQueues.short : this.#prepQueues.long;
-      cue.prepared = { preroll: p.preroll, slots: new Map(), queue, turn: queue.add(), waited: false };
+      cue.prepared = { preroll: p.preroll, slots: new Map(), queue, turn: queue.add(), waited: false, liveWaitMs: LIVE_WAIT_MS };
       if (this.#firstPrerolls.get(p.cueId) === p.preroll) queue.startNow(cue.prepared.turn);
       this.#firstPrerolls.delete(p.cueId);
     }
@@ -266,7 +274,11 @@ export class OutputFollower extends FollowerBase {
           prepared.waited = true;
         }
         // And never while a playing cue's decoder has packets waiting and is not ahead (a GO's catch-up): live-lead.ts.
-        if (s.preroll !== 0) await this.#lead.untilAhead(() => this.#presentedNow(), LIVE_LEAD_SECONDS, LIVE_WAIT_MS);
+        if (s.preroll !== 0 && prepared.liveWaitMs > 0) {
+          const from = performance.now();
+          await this.#lead.untilAhead(() => this.#presentedNow(), LIVE_LEAD_SECONDS, prepared.liveWaitMs);
+          prepared.liveWaitMs -= performance.now() - from;
+        }
         await this.#decode(cue, s, pk, cue.loaded.inSeconds);
       });
     }
@@ -310,6 +322,10 @@ export class OutputFollower extends FollowerBase {
       slot.segment = b.segment;
       slot.generation = b.generation;
       slot.preroll = 0;
+      // An intra-only cue adopted before its preroll was decoded (a GO early after its load) catches up as an unarmed
+      // one does, leaving out the pictures whose time has passed; on time, it leaves out none (bench:go under
+      // --trace-gc: a DNxHD cue adopted unprepared decoded every picture late and was never in sync).
+      if (slot.skip === null && isIntraOnlyVideo(slot.info)) slot.skip = new IntraSkip();
       cue.slots.set(stream, slot);
     }
     this.safeEmit('adopted', { cueId: b.cueId, preroll: b.preroll, segment: b.segment, generation: b.generation, receivedNs: process.hrtime.bigint() });
