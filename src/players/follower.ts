@@ -68,7 +68,7 @@ export interface OutputFollowerEvents extends Record<string, unknown[]> {
   loaded: [CueLoaded];
   /**
    * A cue segment was placed on the clock; with the CLOCK_MONOTONIC instant (ns) the follower read it off the Follow
-   * stream (a worker's follower: in the worker), which a player's GO trace reports (see VideoPlayer).
+   * stream (a WorkerFollower: on its follow thread), which a player's GO trace reports (see VideoPlayer).
    */
   started: [CueStarted, bigint];
   /** A cue stopped (nothing of it is presented from `clockSeconds` on). */
@@ -120,8 +120,9 @@ export type FollowerSource = Pick<TypedEmitter<OutputFollowerEvents>, 'on' | 'of
   readonly presented?: PresentedPosition;
   /**
    * Emit now, synchronously, the events that have arrived from another thread and wait for this thread's event loop
-   * (a `WorkerFollower`'s decode worker); absent when events are emitted as they happen. A presenter calls it at each
-   * tick, so that a GO posted while its thread waited out the tick's last milliseconds is shown at that tick.
+   * (a `WorkerFollower`'s follow thread and decode worker); absent when events are emitted as they happen. A presenter
+   * calls it at each tick, so that a GO posted while its thread waited out the tick's last milliseconds is shown at
+   * that tick.
    */
   poll?(): void;
 };

@@ -84,7 +84,7 @@ function free(items: Iterable<Queued>): void {
 
 /**
  * When a GO's messages reached this player, CLOCK_MONOTONIC ns: the follower read CueStarted (`startedRead`; in the
- * decode worker) and the presenting thread got it (`startedHeard`), the same for the batch adopting the preroll.
+ * follow thread) and the presenting thread got it (`startedHeard`), the same for the batch adopting the preroll.
  */
 interface GoTrace {
   startedRead: bigint;
@@ -421,8 +421,9 @@ export class VideoPlayer {
 
   /** Present the tick due at `tickNs` (CLOCK_MONOTONIC ns). */
   #tick(tickNs: bigint): void {
-    // What the decode worker posted while this thread waited out the tick (up to 2 ms of sleep and polling, when the
-    // event loop does not run) is taken now: a GO that reached the player before the tick is shown at it.
+    // What the follow thread and the decode worker posted while this thread waited out the tick (up to 2 ms of sleep
+    // and polling, when the event loop does not run) is taken now: a GO that reached the player before the tick is
+    // shown at it.
     this.#polling = true;
     try {
       this.#follower.poll?.();
