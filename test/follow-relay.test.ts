@@ -110,6 +110,21 @@ describe('follow relay (the player\'s follow thread)', function () {
     assert.match(end.clientError.details, /no such output!/);
   });
 
+  it('ends when stopped before the decode side asked it to follow (a decode worker that failed to start), telling the decode side', async function () {
+    const relay = new MessageChannel();
+    const toPresenter = new MessageChannel();
+    // No server is needed: the thread never follows. A socket path that does not exist proves it never connects.
+    const data: FollowThreadData = { targets: ['unix:/nonexistent/cuemux.sock'], decoder: relay.port1, presenter: toPresenter.port2 };
+    const thread = new Worker(FOLLOW_THREAD, { workerData: data, transferList: [relay.port1, toPresenter.port2] });
+    const ended = new Promise<FromFollowThreadToDecoder>((resolve) => relay.port2.once('message', resolve));
+    await new Promise((resolve) => thread.once('online', resolve));
+    thread.postMessage({ type: 'stop' } satisfies ToFollowThread);
+    assert.deepEqual(await ended, { type: 'end', clientError: null, error: null });
+    assert.equal(await new Promise((resolve) => thread.once('exit', resolve)), 0, 'the thread ended by itself');
+    relay.port2.close();
+    toPresenter.port1.close();
+  });
+
   it('labels a preroll\'s late pictures with the segment that adopted it, only that preroll\'s, until the cue is unloaded or the call ends', function () {
     const a = new PrerollAdoptions();
     const late = (cueId: string, preroll: number): { cueId: string; segment: number; generation: bigint; preroll: number } => ({ cueId, segment: 0, generation: 0n, preroll });

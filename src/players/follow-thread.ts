@@ -29,8 +29,12 @@ function main(port: NonNullable<typeof parentPort>, data: FollowThreadData): voi
     // Not allowed: this thread stays at the nice value it inherited (the presenting thread's, or 0).
   }
   const stop = new AbortController();
+  let started = false;
   port.on('message', (m: ToFollowThread) => {
-    if (m.type === 'stop') stop.abort();
+    if (m.type !== 'stop') return;
+    stop.abort();
+    // Stopped before the decode worker asked to follow (it failed to start): nothing runs that would end this thread.
+    if (!started) end(null, null);
   });
   const clients = data.targets.map((t) => new MediaClient(t, data.client));
   const end = (clientError: MediaClientError | null, error: string | null): void => {
@@ -46,6 +50,8 @@ function main(port: NonNullable<typeof parentPort>, data: FollowThreadData): voi
   };
   // Follow once the decode worker asks (FFmpeg loaded: a player is ready before it follows).
   data.decoder.once('message', (start: ToFollowThreadFromDecoder) => {
+    if (stop.signal.aborted) return;
+    started = true;
     relay(clients, start, stop.signal, toDecoder, toPresenter).then(() => end(null, null), (e: unknown) => {
       if (e instanceof MediaClientError) end(e, null);
       else end(null, errorStack(e));
