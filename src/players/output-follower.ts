@@ -45,7 +45,7 @@ interface Slot {
   dropped: boolean;
   /** Set once the segment's last packets were seen: a later batch of the same slot would be a server bug. */
   drained: boolean;
-  /** A segment's intra-only video (opened at its GO, or adopted from a preroll): its skipping while it catches up; null otherwise. */
+  /** Intra-only video: its skipping while a segment's decoding catches up (see #open); null otherwise. */
   skip: IntraSkip | null;
 }
 
@@ -322,10 +322,6 @@ export class OutputFollower extends FollowerBase {
       slot.segment = b.segment;
       slot.generation = b.generation;
       slot.preroll = 0;
-      // An intra-only cue adopted before its preroll was decoded (a GO early after its load) catches up as an unarmed
-      // one does, leaving out the pictures whose time has passed; on time, it leaves out none (bench:go under
-      // --trace-gc: a DNxHD cue adopted unprepared decoded every picture late and was never in sync).
-      if (slot.skip === null && isIntraOnlyVideo(slot.info)) slot.skip = new IntraSkip();
       cue.slots.set(stream, slot);
     }
     this.safeEmit('adopted', { cueId: b.cueId, preroll: b.preroll, segment: b.segment, generation: b.generation, receivedNs: process.hrtime.bigint() });
@@ -379,7 +375,11 @@ export class OutputFollower extends FollowerBase {
     const slot: Slot = {
       segment, generation, preroll, stream, info, chain: after, decoder: null, resampler: null,
       audioOrigin: null, audioOut: 0, dropped: false, drained: false,
-      skip: preroll === 0 && isIntraOnlyVideo(info) ? new IntraSkip() : null,
+      // A preroll's slot has one too, for the segment that adopts it: its own packets are never skipped (#decode asks
+      // only for a segment's), and a cue adopted before its preroll was decoded (a GO early after its load) catches up
+      // as an unarmed one does; on time, it leaves out none (bench:go under --trace-gc: a DNxHD cue adopted unprepared
+      // decoded every picture late and was never in sync).
+      skip: isIntraOnlyVideo(info) ? new IntraSkip() : null,
     };
     this.#enqueue(slot, async () => {
       slot.decoder = await openDecoder(decoderConfigFromStreamInfo(info), `${cue.loaded.media?.path ?? cue.loaded.cueId} stream ${stream}`,
